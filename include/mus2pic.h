@@ -1,0 +1,366 @@
+/*
+ * mus2pic.h — the one public API of libmus2pic.
+ *
+ * A song goes in, poster art comes out:
+ *
+ *   source (URL | file) -> fetch -> decode -> features -> band/song -> genre -> prompt
+ *   prompt -> tokenize -> text encoder -> UNet x steps (LCM) -> VAE -> images
+ *
+ * Conventions (after SQLite and whisper.cpp):
+ *   - Every function that can fail returns an int: 0 (M2P_OK) or a negative M2P_E* code.
+ *     The human-readable message of the last failure on the calling thread is m2p_errmsg().
+ *   - Handles are opaque; each has exactly one create and one free function.
+ *   - Params structs are filled by *_default_params() and then edited by the caller.
+ *   - The library never calls exit() and never prints unless asked to (m2p_log_set_level).
+ *
+ * Threading: a model handle may be shared by threads for reading, but m2p_generate() on one
+ * model must not run concurrently with itself (it uses every core anyway). Analysis functions
+ * are reentrant.
+ */
+#ifndef MUS2PIC_H
+#define MUS2PIC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define M2P_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Errors and logging                                                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+enum {
+    M2P_OK = 0,
+    M2P_EINVAL = -1,       /* a parameter is out of range; the message names it */
+    M2P_ENOMEM = -2,       /* allocation failed or the request would not fit in memory */
+    M2P_EIO = -3,          /* a file could not be read or written */
+    M2P_EFORMAT = -4,      /* a file is malformed: bad safetensors header, bad JSON, not audio */
+    M2P_ENOTFOUND = -5,    /* a model, file, tensor or row does not exist */
+    M2P_ECANCELED = -6,    /* a callback asked to stop */
+    M2P_EUNSUPPORTED = -7, /* valid input this version cannot handle (e.g. an SDXL model) */
+    M2P_ENETWORK = -8,     /* a download or remote API call failed */
+    M2P_ETIMEOUT = -9,     /* a subprocess or request took too long */
+    M2P_EDECODE = -10,     /* audio could not be decoded */
+    M2P_ETOOBIG = -11,     /* input over a configured limit (download size, body size, ...) */
+    M2P_EINTERNAL = -12,   /* a bug: an invariant did not hold */
+    M2P_EBUSY = -13,       /* a queue is full; try again later */
+};
+
+/* A static description of an error code ("invalid argument", ...). */
+const char *m2p_strerror(int code);
+/* The message of the last failure on this thread ("" when none). Valid until the next call. */
+const char *m2p_errmsg(void);
+
+enum { M2P_LOG_ERROR = 0, M2P_LOG_WARN = 1, M2P_LOG_INFO = 2, M2P_LOG_DEBUG = 3 };
+/* Messages at or below level go to stderr (default: M2P_LOG_WARN). */
+void m2p_log_set_level(int level);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Image engine                                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct m2p_model m2p_model;
+
+enum { M2P_DTYPE_F32 = 0, M2P_DTYPE_BF16 = 1 };
+
+typedef struct m2p_model_params {
+    int n_threads;      /* compute threads; 0 = all cores */
+    int compute_dtype;  /* M2P_DTYPE_F32 (default) or M2P_DTYPE_BF16 where the CPU has it */
+    int load_vae;       /* 1 (default): load the full VAE decoder */
+    const char *taesd;  /* optional folder with TAESD decoder weights (fast decoder, previews) */
+} m2p_model_params;
+
+m2p_model_params m2p_model_default_params(void);
+
+/* Resolve a model reference to a diffusers folder: an existing folder, a hub id
+ * ("SimianLuo/LCM_Dreamshaper_v7", looked up in $HF_HOME/hub or ~/.cache/huggingface/hub,
+ * then ./models), or a registry name ("lcm"). Writes the folder path into out. */
+int m2p_model_resolve(const char *ref, char *out, size_t out_len);
+
+/* diffusers folder -> validated, strictly checked weights (mmap'd safetensors).
+ * On failure the message names the file and the tensor. */
+int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **out);
+void m2p_model_free(m2p_model *model);
+/* The folder the model was loaded from. */
+const char *m2p_model_path(const m2p_model *model);
+/* Approximate bytes the loaded model holds in memory (weights in compute dtype). */
+size_t m2p_model_memory(const m2p_model *model);
+
+/* Write a description of a model folder: parts, dtypes, parameter counts, skipped tensors. */
+int m2p_model_inspect(const char *ref, FILE *out);
+
+#define M2P_CLIP_MAX_TOKENS 77
+/* CLIP BPE: text -> 77 ids (BOS, tokens truncated to 75, EOS, padding). Never fails on bad
+ * UTF-8 (invalid bytes are dropped). n_untruncated (optional) gets the count before
+ * truncation, BOS and EOS included. */
+int m2p_tokenize(const m2p_model *model, const char *text, int32_t ids[M2P_CLIP_MAX_TOKENS],
+                 int *n_untruncated);
+
+/* What a step callback is told. */
+enum {
+    M2P_STAGE_ENCODE = 0, /* encoding the prompt */
+    M2P_STAGE_STEP = 1,   /* a UNet step finished */
+    M2P_STAGE_DECODE = 2, /* decoding latents to pixels */
+};
+enum { M2P_PREVIEW_NONE = 0, M2P_PREVIEW_LATENT_RGB = 1, M2P_PREVIEW_TAESD = 2 };
+
+typedef struct m2p_step_info {
+    int stage;              /* M2P_STAGE_* */
+    int variation_first;    /* 0-based index of the first variation this report covers */
+    int variation_count;    /* the variations advance together (one batch) */
+    int step;               /* 1-based step that just finished (STAGE_STEP), else 0 */
+    int steps;              /* total steps */
+    double elapsed_s;       /* seconds since m2p_generate started */
+    /* Optional preview for each variation in the batch: variation_count RGB8 images,
+     * preview_w x preview_h each, packed one after another. NULL when previews are off. */
+    const uint8_t *preview_rgb;
+    int preview_w, preview_h;
+} m2p_step_info;
+
+/* Return nonzero to cancel the generation (m2p_generate then returns M2P_ECANCELED). */
+typedef int (*m2p_step_callback)(const m2p_step_info *info, void *user_data);
+
+typedef struct m2p_gen_params {
+    const char *prompt;
+    const char *negative_prompt; /* accepted; LCM models ignore it, as diffusers does */
+    int steps;                   /* 1..50; 0 = the model's default (8 for LCM) */
+    float guidance;              /* LCM w-embedding scale; default 8.5 */
+    int width, height;           /* multiples of 8, 64..2048; default 512 */
+    uint64_t seed;               /* variation i uses seed + i (Philox4x32-10 stream) */
+    int variations;              /* 1..8 */
+    int preview;                 /* M2P_PREVIEW_* (default NONE) */
+    int use_taesd;               /* decode final images with TAESD instead of the full VAE */
+    /* Reproduce another tool's run: optional, owned by the caller. */
+    const float *latents;        /* [variations,4,H/8,W/8] initial latents, or NULL */
+    const float *noise;          /* [steps-1,variations,4,H/8,W/8] noise between steps, or NULL */
+    int want_raw;                /* fill m2p_image.raw with the float image */
+    m2p_step_callback callback;
+    void *user_data;
+} m2p_gen_params;
+
+m2p_gen_params m2p_gen_default_params(void);
+
+typedef struct m2p_image {
+    int width, height;
+    uint8_t *rgb;   /* width*height*3, row-major RGB */
+    float *raw;     /* NULL unless want_raw: 3*height*width floats, CHW, in [0,1] */
+    uint64_t seed;  /* the seed that reproduces this image alone */
+    double seconds; /* this variation's share of the generation time */
+} m2p_image;
+
+/* prompt -> tokenize -> text encoder -> UNet x steps (LCM, all variations as one batch)
+ * -> VAE decoder -> images. out must hold params->variations images; free each with
+ * m2p_image_free. Not thread safe for the same model. */
+int m2p_generate(m2p_model *model, const m2p_gen_params *params, m2p_image *out);
+void m2p_image_free(m2p_image *img);
+
+/* Write an RGB8 image as PNG (to a temporary name, then renamed: never a partial file). */
+int m2p_png_write(const char *path, const uint8_t *rgb, int width, int height);
+/* Encode an RGB8 image as PNG in memory; *out is malloc'd. */
+int m2p_png_encode(const uint8_t *rgb, int width, int height, uint8_t **out, size_t *out_len);
+
+/* The registry of known models (the original's six): name -> hub id, default steps. */
+typedef struct m2p_registry_entry {
+    const char *name;          /* "lcm" */
+    const char *hub_id;        /* "SimianLuo/LCM_Dreamshaper_v7" */
+    const char *title;         /* "LCM (Latent Consistency Model)" */
+    const char *description;
+    const char *expected_time, *memory, *quality, *speed;
+    int default_steps;
+    int supported;             /* 1 when this version can run it */
+} m2p_registry_entry;
+
+/* The entries, count in *n. Static storage. */
+const m2p_registry_entry *m2p_registry(int *n);
+const m2p_registry_entry *m2p_registry_find(const char *name_or_hub_id);
+
+/* Download progress: bytes done and total (-1 when unknown) of the current file. */
+typedef void (*m2p_fetch_progress)(const char *file, int64_t done, int64_t total, void *user_data);
+/* Download a model (registry name or hub id) into the Hugging Face cache layout, resuming a
+ * partial download and checking sha256 where the hub gives one. HF_ENDPOINT and HF_TOKEN are
+ * honoured. Writes the snapshot folder into out. */
+int m2p_model_fetch(const char *name_or_hub_id, m2p_fetch_progress progress, void *user_data,
+                    char *out, size_t out_len);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Music analysis                                                                             */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Where audio comes from. */
+typedef struct m2p_fetch_params {
+    const char *cache_dir;     /* default: $XDG_CACHE_HOME/mus2pic/audio or ./data/cache */
+    int64_t cache_limit;       /* bytes; default 2 GiB; least recently used goes first */
+    const char *ytdlp;         /* program; default $MUS2PIC_YTDLP or "yt-dlp" on PATH */
+    int timeout_s;             /* default 300 */
+    int64_t max_bytes;         /* default 200 MiB */
+    /* progress: percent 0..100 (-1 unknown) while downloading */
+    void (*progress)(double percent, void *user_data);
+    void *user_data;
+} m2p_fetch_params;
+
+m2p_fetch_params m2p_fetch_default_params(void);
+
+/* What we know about a source before analysing its audio. Strings are "" when unknown. */
+typedef struct m2p_source_info {
+    char id[128];        /* video id, or "sha256:<hex>" for files and direct URLs */
+    char title[512];
+    char uploader[256];
+    char artist[256];
+    char track[256];
+    char meta_genre[128]; /* the container's genre tag */
+    char tags_json[4096]; /* yt-dlp tags as a JSON array of strings */
+    char categories_json[1024];
+    double duration;      /* seconds, 0 when unknown */
+    int from_cache;       /* 1 when nothing was downloaded */
+} m2p_source_info;
+
+/* source (URL or local path) -> a local audio file path in the cache + info. */
+int m2p_fetch(const char *source, const m2p_fetch_params *params, m2p_source_info *info,
+              char *path_out, size_t path_len);
+
+/* Is this a URL we will hand to yt-dlp / fetch directly? Rejects non-http(s) schemes and
+ * anything starting with '-'. Writes the reason into why on rejection. */
+int m2p_url_check(const char *url, char *why, size_t why_len);
+
+#define M2P_N_MFCC 13
+
+/* The original's features, same names and scales, plus what it lacked. */
+typedef struct m2p_features {
+    double tempo;                 /* BPM, a real estimate (no doubling) */
+    double raw_energy, energy;
+    double brightness;            /* mean spectral centroid, Hz */
+    double spectral_rolloff, spectral_bandwidth, spectral_contrast, zero_crossing_rate;
+    double chroma_std;
+    double mfcc_mean[M2P_N_MFCC], mfcc_std[M2P_N_MFCC];
+    double rhythm_stability, attack_sharpness;
+    double harmonicity, hp_ratio;
+    double mode_confidence;
+    int is_major_key;
+    int key_tonic;                /* pitch class 0..11 (C=0), -1 undetermined */
+    double spectral_flux;
+    double onset_density, onset_density_raw;
+    double dynamic_range, dynamic_range_db;
+    double pitch_register;
+    double valence_scientific, arousal_scientific;
+    double duration_analyzed;     /* seconds */
+    /* beat times in seconds */
+    double *beats;
+    int n_beats;
+    /* energy envelope (RMS, 0..1) short enough to plot, one value per envelope_hop_s */
+    float *envelope;
+    int n_envelope;
+    double envelope_hop_s;
+    int undetermined;             /* 1 for silence or too little audio: values are defaults */
+} m2p_features;
+
+enum { M2P_DURATION_FULL = 0 };
+
+typedef struct m2p_analysis_params {
+    double offset_s;    /* default 5 */
+    double duration_s;  /* default 60; M2P_DURATION_FULL (0) = to the end */
+    void (*progress)(const char *stage, double fraction, void *user_data);
+    void *user_data;
+} m2p_analysis_params;
+
+m2p_analysis_params m2p_analysis_default_params(void);
+
+/* Decoded audio: mono float at 22,050 Hz. */
+typedef struct m2p_audio {
+    float *samples;
+    int64_t n;
+    int sample_rate;          /* 22050 */
+    char meta_artist[256], meta_title[256], meta_genre[128];
+    double source_duration;   /* seconds in the file, 0 if unknown */
+} m2p_audio;
+
+#define M2P_SAMPLE_RATE 22050
+/* Any file FFmpeg reads -> mono float 22,050 Hz from offset_s for duration_s (0 = to end). */
+int m2p_audio_decode(const char *path, double offset_s, double duration_s, m2p_audio *out);
+void m2p_audio_free(m2p_audio *a);
+
+/* samples -> features. Silence or too little audio gives undetermined = 1, not an error. */
+int m2p_features_compute(const float *samples, int64_t n, int sample_rate, m2p_features *out);
+void m2p_features_free(m2p_features *f);
+/* The tonic's name ("C", "C#", ... "B"), or "" when undetermined. */
+const char *m2p_key_name(int pitch_class);
+
+/* Band and song from source info (the spec's band_song rules). */
+int m2p_band_song(const m2p_source_info *info, char *band, size_t band_len, char *song,
+                  size_t song_len);
+
+/* Raw genre text -> one of the normalised genres ("abstract" when nothing matches). */
+const char *m2p_genre_normalize(const char *raw);
+
+typedef struct m2p_genre_params {
+    const char *musicbrainz_url;  /* default https://musicbrainz.org (or $MUS2PIC_MUSICBRAINZ_URL) */
+    const char *spotify_auth_url; /* default https://accounts.spotify.com/api/token */
+    const char *spotify_api_url;  /* default https://api.spotify.com/v1 */
+    int offline;                  /* 1: no network sources */
+} m2p_genre_params;
+
+m2p_genre_params m2p_genre_default_params(void);
+
+struct m2p_store;
+/* First source that answers: metadata, youtube, spotify, musicbrainz, inferred, default.
+ * genre_raw gets the raw genre text, source the source's name. store (optional) caches answers. */
+int m2p_genre_find(const m2p_source_info *info, const char *band, const m2p_features *features,
+                   const m2p_genre_params *params, struct m2p_store *store, char *genre_raw,
+                   size_t genre_len, char *source, size_t source_len);
+
+enum { M2P_PROMPT_V1 = 1, M2P_PROMPT_V3 = 3, M2P_PROMPT_V4 = 4, M2P_PROMPT_LLM = 100 };
+
+/* Features as the prompt rules read them: a name -> number map. See src/music/prompt.h for the
+ * builder on a feature map; this entry point takes the struct. Writes malloc'd strings. */
+int m2p_prompt_build(int version, const m2p_features *f, const char *band, const char *song,
+                     const char *raw_genre, char **prompt, char **negative_prompt);
+
+typedef struct m2p_llm_params {
+    const char *base_url;  /* default $MUS2PIC_LLM_URL or https://api.openai.com/v1 */
+    const char *model;     /* default $MUS2PIC_LLM_MODEL or gpt-4o-mini */
+    const char *api_key;   /* default $OPENAI_API_KEY */
+    double temperature;    /* 0..1, default 0.7 */
+    const char *additional_context;
+    int timeout_s;         /* default 30 */
+} m2p_llm_params;
+
+m2p_llm_params m2p_llm_default_params(void);
+int m2p_prompt_llm(const m2p_llm_params *p, const char *song, const char *artist,
+                   const char *genre, char **prompt, int *tokens_used);
+
+/* The whole analysis: source -> fetch -> decode -> features -> band/song -> genre -> prompts. */
+typedef struct m2p_analysis {
+    m2p_source_info info;
+    m2p_features features;
+    char band[256], song[256];
+    char genre_raw[256], genre[64], genre_source[32];
+    char *prompt_v1, *prompt_v3, *prompt_v4;
+    char *negative_v1, *negative_v3, *negative_v4;
+} m2p_analysis;
+
+int m2p_analyze(const char *source, const m2p_fetch_params *fetch,
+                const m2p_analysis_params *params, const m2p_genre_params *genre,
+                struct m2p_store *store, m2p_analysis *out);
+void m2p_analysis_free(m2p_analysis *a);
+/* The analysis as a JSON object (malloc'd string): every feature, band, song, genre,
+ * genre_source, key, mode, beats, envelope, prompts. */
+char *m2p_analysis_to_json(const m2p_analysis *a);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Store: SQLite (default). The schema is one list of migrations in src/store/migrations.c.   */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct m2p_store m2p_store;
+/* Open (creating) data_dir/mus2pic.db in WAL mode and run the migrations. */
+int m2p_store_open(const char *data_dir, m2p_store **out);
+void m2p_store_close(m2p_store *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MUS2PIC_H */

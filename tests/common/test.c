@@ -1,0 +1,62 @@
+/*
+ * test.c — fixture paths, temporary folders and array comparison for the C tests.
+ */
+#define _GNU_SOURCE
+#include "test.h"
+
+#include <ftw.h>
+#include <unistd.h>
+
+int test_failures = 0;
+
+const char *test_env(const char *name, const char *fallback)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : fallback;
+}
+
+const char *test_fixture(const char *rel)
+{
+    static char bufs[8][4096];
+    static int next = 0;
+    char *b = bufs[next++ & 7];
+    snprintf(b, 4096, "%s/%s", test_env("M2P_FIXTURES", "../shared/fixtures"), rel);
+    return b;
+}
+
+char *test_tmpdir(const char *tag)
+{
+    char tmpl[256];
+    snprintf(tmpl, sizeof tmpl, "%s/m2p-%s-XXXXXX", test_env("TMPDIR", "/tmp"), tag);
+    char *d = mkdtemp(tmpl);
+    return d ? strdup(d) : NULL;
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    return remove(p);
+}
+
+void test_rmtree(const char *path)
+{
+    if (path)
+        nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+double test_max_abs_diff(const float *got, const float *want, size_t n, const char *what)
+{
+    double worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]);
+        if (d > worst || d != d) {
+            worst = d != d ? INFINITY : d;
+            at = i;
+        }
+    }
+    if (n)
+        fprintf(stderr, "%s: max abs diff %.3g at %zu (got %.7g want %.7g)\n", what ? what : "",
+                worst, at, got[at], want[at]);
+    return worst;
+}

@@ -1,0 +1,73 @@
+/*
+ * test.h — tiny assertion helpers shared by the C tests, and access to the fixtures.
+ *
+ * A test is a main() that calls CHECK*(); each failing check prints file:line and the values,
+ * and the test's exit status is the number of failures (ctest reads nonzero as failed).
+ */
+#ifndef M2P_TEST_H
+#define M2P_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern int test_failures;
+
+#define CHECK(cond)                                                                        \
+    do {                                                                                   \
+        if (!(cond)) {                                                                     \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);       \
+            test_failures++;                                                               \
+        }                                                                                  \
+    } while (0)
+
+#define CHECK_INT(a, b)                                                                    \
+    do {                                                                                   \
+        long long va_ = (long long)(a), vb_ = (long long)(b);                              \
+        if (va_ != vb_) {                                                                  \
+            fprintf(stderr, "%s:%d: %s == %lld, expected %s == %lld\n", __FILE__, __LINE__, \
+                    #a, va_, #b, vb_);                                                     \
+            test_failures++;                                                               \
+        }                                                                                  \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                                    \
+    do {                                                                                   \
+        const char *sa_ = (a), *sb_ = (b);                                                 \
+        if (!sa_ || !sb_ || strcmp(sa_, sb_) != 0) {                                       \
+            fprintf(stderr, "%s:%d: %s == \"%s\"\n    expected \"%s\"\n", __FILE__,         \
+                    __LINE__, #a, sa_ ? sa_ : "(null)", sb_ ? sb_ : "(null)");             \
+            test_failures++;                                                               \
+        }                                                                                  \
+    } while (0)
+
+#define CHECK_NEAR(a, b, tol)                                                              \
+    do {                                                                                   \
+        double va_ = (a), vb_ = (b);                                                       \
+        if (!(fabs(va_ - vb_) <= (tol))) {                                                 \
+            fprintf(stderr, "%s:%d: %s == %.9g, expected %.9g (tol %g)\n", __FILE__,       \
+                    __LINE__, #a, va_, vb_, (double)(tol));                                \
+            test_failures++;                                                               \
+        }                                                                                  \
+    } while (0)
+
+/* The shared fixtures folder ($M2P_FIXTURES); path joins "<fixtures>/<rel>" into a static
+ * rotating buffer. */
+const char *test_fixture(const char *rel);
+/* Environment variable or a default. */
+const char *test_env(const char *name, const char *fallback);
+/* A fresh empty temporary directory (removed by the caller with test_rmtree). */
+char *test_tmpdir(const char *tag);
+void test_rmtree(const char *path);
+/* Compare float arrays; prints the worst element and returns its abs error. */
+double test_max_abs_diff(const float *got, const float *want, size_t n, const char *what);
+
+#define TEST_DONE()                                                                        \
+    do {                                                                                   \
+        if (test_failures)                                                                 \
+            fprintf(stderr, "%d check(s) failed\n", test_failures);                        \
+        return test_failures ? 1 : 0;                                                      \
+    } while (0)
+
+#endif
