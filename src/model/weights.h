@@ -1,0 +1,33 @@
+/*
+ * weights.h — one model part's weights (e.g. unet/): finds its safetensors file in a diffusers
+ * folder (diffusion_pytorch_model.safetensors or model.safetensors, or the *.fp16 variants),
+ * and hands tensors out by name with a strict shape check. Tensors never asked for are the
+ * "skipped" ones (the VAE encoder, ...), listed by weights_foreach_unused().
+ */
+#ifndef M2P_MODEL_WEIGHTS_H
+#define M2P_MODEL_WEIGHTS_H
+
+#include "model/safetensors.h"
+
+typedef struct weights weights;
+
+/* part_dir: e.g. "<model>/unet". */
+int weights_open(const char *part_dir, weights **out);
+void weights_close(weights *w);
+const char *weights_path(const weights *w);
+
+/* Tensor `name` as float32 with exactly the given shape. *out points into the mapping (F32)
+ * or into *owned (converted; the caller frees *owned when done). Errors name file and tensor:
+ * "unet/diffusion_pytorch_model.safetensors: tensor 'conv_in.weight' has shape [16,4,3,3],
+ * expected [32,4,3,3]". Marks the tensor used. */
+int weights_get(weights *w, const char *name, int ndim, const int64_t *shape, const float **out,
+                float **owned);
+/* 1 if the tensor exists (for optional tensors / alternative names). */
+int weights_has(weights *w, const char *name);
+void weights_foreach_unused(weights *w, void (*fn)(const st_tensor *t, void *ud), void *ud);
+/* Per dtype parameter counts etc. for `inspect`. */
+st_file *weights_file(weights *w);
+/* Drop the mapping's resident pages once everything has been copied out (keeps RSS low). */
+void weights_release(weights *w);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * components.h — the four networks of an SD 1.x / LCM pipeline, each loaded from its diffusers
+ * part folder with every size read from its config.json. Inputs and outputs at this boundary
+ * are NCHW / [B, L, C] float32 like diffusers, so the golden tensors compare directly.
+ *
+ * Debug taps: when a component's `tap` is set, it is called with each named intermediate the
+ * fixtures record (e.g. "down_blocks.0", "mid_block", "conv_norm_out"), NCHW, so tests can
+ * localise a mismatch.
+ */
+#ifndef M2P_SD_COMPONENTS_H
+#define M2P_SD_COMPONENTS_H
+
+#include "model/weights.h"
+#include "mus2pic.h"
+
+typedef void (*sd_tap)(const char *name, const float *data, int ndim, const int64_t *shape,
+                       void *ud);
+
+/* --- CLIP text encoder (transformers CLIPTextModel) ------------------------------------- */
+typedef struct clip_text clip_text;
+int clip_text_load(const char *dir, const m2p_model_params *p, clip_text **out);
+/* ids [B, L] (L <= max_position) -> last_hidden_state [B, L, hidden]. */
+int clip_text_forward(clip_text *m, const int32_t *ids, int B, int L, float *out);
+int clip_text_hidden(const clip_text *m);
+void clip_text_set_tap(clip_text *m, sd_tap tap, void *ud);
+weights *clip_text_weights(clip_text *m);
+void clip_text_free(clip_text *m);
+
+/* --- UNet2DConditionModel (SD 1.x, with LCM's time_cond_proj_dim) ----------------------- */
+typedef struct unet unet;
+int unet_load(const char *dir, const m2p_model_params *p, unet **out);
+/* sample [B, in_ch, h, w], timestep t (same for the batch), timestep_cond [B, cond_dim] or NULL
+ * when the config has no time_cond_proj_dim, ctx [B, ctx_len, cross_attention_dim]
+ * -> out [B, out_ch, h, w]. */
+int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
+                 const float *timestep_cond, const float *ctx, int ctx_len, float *out);
+int unet_in_channels(const unet *m);
+int unet_cond_dim(const unet *m);        /* time_cond_proj_dim, 0 if none */
+int unet_cross_dim(const unet *m);
+int unet_sample_size(const unet *m);
+/* Bytes of scratch memory a forward pass at this size needs (for "too large for memory"). */
+size_t unet_scratch_bytes(const unet *m, int B, int h, int w, int ctx_len);
+void unet_set_tap(unet *m, sd_tap tap, void *ud);
+weights *unet_weights(unet *m);
+void unet_free(unet *m);
+
+/* --- AutoencoderKL decoder (post_quant_conv + decoder) ---------------------------------- */
+typedef struct vae vae;
+int vae_load(const char *dir, const m2p_model_params *p, vae **out);
+float vae_scaling_factor(const vae *m);
+int vae_latent_channels(const vae *m);
+/* z [B, latent_ch, h, w] ALREADY divided by the scaling factor -> image [B, 3, 8h, 8w] raw
+ * decoder output (about [-1, 1], not clamped). */
+int vae_decode(vae *m, const float *z, int B, int h, int w, float *out);
+size_t vae_scratch_bytes(const vae *m, int B, int h, int w);
+void vae_set_tap(vae *m, sd_tap tap, void *ud);
+weights *vae_weights(vae *m);
+void vae_free(vae *m);
+
+/* --- TAESD decoder (AutoencoderTiny) ---------------------------------------------------- */
+typedef struct taesd taesd;
+int taesd_load(const char *dir, const m2p_model_params *p, taesd **out);
+/* raw UNet-space latents [B, 4, h, w] -> image [B, 3, 8h, 8w] in [-1, 1] (not clamped). */
+int taesd_decode(taesd *m, const float *z, int B, int h, int w, float *out);
+void taesd_set_tap(taesd *m, sd_tap tap, void *ud);
+void taesd_free(taesd *m);
+
+#endif

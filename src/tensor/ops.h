@@ -1,0 +1,74 @@
+/*
+ * ops.h — the compute ops of the image engine (CPU: oneDNN for conv and matmul, our own
+ * vectorised kernels for the rest).
+ *
+ * Layout: activations are float32 NHWC, x[((b*H + y)*W + x)*C + c]. A sequence [B, L, C] is
+ * the same thing with H*W = L, so a UNet feature map is already the token matrix a transformer
+ * block needs. Conversions to/from NCHW happen only at the engine's boundaries.
+ * Weights come in PyTorch layouts (conv [out,in,kh,kw], linear [out,in]) as float32; the
+ * create functions copy/reorder them into their own memory (compute dtype f32 or bf16), so the
+ * source may be freed after create returns.
+ * Threading: ops use the process-wide compute threads (op_set_threads). Results do not depend
+ * on the thread count beyond float reassociation inside oneDNN.
+ */
+#ifndef M2P_TENSOR_OPS_H
+#define M2P_TENSOR_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void op_set_threads(int n);
+int op_get_threads(void);
+
+typedef struct op_conv op_conv;
+/* k x k conv, stride, zero padding pad. bias may be NULL. dtype: M2P_DTYPE_F32 / _BF16. */
+int op_conv_create(op_conv **out, const float *w, const float *bias, int cin, int cout, int k,
+                   int stride, int pad, int dtype);
+/* x [B,H,W,cin] -> y [B,Ho,Wo,cout]. If residual != NULL (shape of y), y = conv(x) + residual
+ * (residual may equal y). */
+int op_conv_forward(op_conv *c, const float *x, int B, int H, int W, float *y,
+                    const float *residual);
+void op_conv_out_hw(const op_conv *c, int H, int W, int *Ho, int *Wo);
+void op_conv_free(op_conv *c);
+
+typedef struct op_linear op_linear;
+/* w [out,in], bias [out] or NULL. */
+int op_linear_create(op_linear **out, const float *w, const float *bias, int in, int out,
+                     int dtype);
+/* x [rows,in] -> y [rows,out] (+ residual [rows,out] when not NULL; may equal y). */
+int op_linear_forward(op_linear *l, const float *x, int rows, float *y, const float *residual);
+void op_linear_free(op_linear *l);
+
+/* GroupNorm over NHWC x [B, HW, C] with `groups` groups; optional fused SiLU. y may equal x. */
+void op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps,
+                  const float *gamma, const float *beta, int silu, float *y);
+/* LayerNorm over the last dim of x [rows, C]. y may equal x. */
+void op_layernorm(const float *x, int rows, int C, float eps, const float *gamma,
+                  const float *beta, float *y);
+
+/* Multi-head attention, tiled (flash-style online softmax): never builds Lq x Lk for all heads.
+ * q [B, Lq, *] with row stride q_stride floats, head h at columns h*dh..; k, v [B, Lk, *] with
+ * row stride kv_stride; out [B, Lq, heads*dh] contiguous. softmax(scale * q k^T) v;
+ * causal: key j > query i is masked (CLIP). */
+int op_attention(const float *q, int q_stride, const float *k, const float *v, int kv_stride,
+                 int B, int Lq, int Lk, int heads, int dh, float scale, int causal, float *out);
+
+/* x [rows, 2D] = [h | gate] -> y [rows, D] = h * gelu_erf(gate) (diffusers GEGLU). */
+void op_geglu(const float *x, int rows, int D, float *y);
+void op_silu(float *x, size_t n);
+void op_gelu(float *x, size_t n);       /* exact (erf) */
+void op_quick_gelu(float *x, size_t n); /* x * sigmoid(1.702 x) (CLIP) */
+void op_relu(float *x, size_t n);
+void op_tanh_scale(float *x, size_t n, float s); /* x = tanh(x/s)*s (TAESD input clamp) */
+void op_add(float *y, const float *x, size_t n); /* y += x */
+void op_scale(float *y, float s, size_t n);
+/* Per-channel add over NHWC: y[b,p,c] += v[b*C + c] (time embedding into a feature map). */
+void op_add_channel_bias(float *y, const float *v, int B, int HW, int C);
+/* Nearest x2 upsample, NHWC. */
+void op_upsample2x(const float *x, int B, int H, int W, int C, float *y);
+/* NHWC channel concat: a [B,HW,Ca], b [B,HW,Cb] -> y [B,HW,Ca+Cb]. */
+void op_concat_channels(const float *a, int Ca, const float *b, int Cb, int B, int HW, float *y);
+void op_nchw_to_nhwc(const float *x, int B, int C, int H, int W, float *y);
+void op_nhwc_to_nchw(const float *x, int B, int H, int W, int C, float *y);
+
+#endif
