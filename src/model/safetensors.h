@@ -56,5 +56,11 @@ typedef struct st_out_tensor {
 } st_out_tensor;
 /* Writes to path.tmp then renames: never a partial file under path. */
 int st_write(const char *path, const st_out_tensor *tensors, int n);
+/* Streaming variant for big files (tools/make-random-model): the data of tensor i is produced by
+ * fill(i, buf, nbytes, ud) into a scratch buffer just before it is written, so only one tensor
+ * is in memory at a time (tensors[i].data is ignored). fill returns 0 or an M2P_E* code. */
+typedef int (*st_fill_fn)(int i, void *buf, size_t nbytes, void *ud);
+int st_write_stream(const char *path, const st_out_tensor *tensors, int n, st_fill_fn fill,
+                    void *ud);
 
 #endif

@@ -1,0 +1,197 @@
+/*
+ * weights.c — one diffusers part folder's safetensors file, handed out tensor by tensor.
+ *
+ * The file is found by the names diffusers / transformers save_pretrained use
+ * (diffusion_pytorch_model.safetensors, model.safetensors, or their .fp16 variants as
+ * downloaded with variant="fp16"). weights_get is strict: the tensor must exist, be a float
+ * type and have exactly the shape the config implies; the error names file, tensor and shapes.
+ * Converted tensors (F16/BF16/F64) drop their source pages right away so the mapping does not
+ * add to the peak RSS while a part is being built.
+ */
+#define _GNU_SOURCE
+#include "model/weights.h"
+
+#include "core/error.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct weights {
+    st_file *f;
+    char *path;    /* full path of the file */
+    char *display; /* "<part>/<file>" for messages */
+};
+
+/* Preference order: full precision first (what from_pretrained loads without a variant). */
+static const char *const candidates[] = {
+    "diffusion_pytorch_model.safetensors",
+    "model.safetensors",
+    "diffusion_pytorch_model.fp16.safetensors",
+    "model.fp16.safetensors",
+};
+
+static int is_file(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int weights_open(const char *part_dir, weights **out)
+{
+    *out = NULL;
+    if (!is_dir(part_dir))
+        return m2p_error(M2P_ENOTFOUND, "%s: model part folder is missing", part_dir);
+    char path[PATH_MAX];
+    const char *found = NULL;
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", part_dir, candidates[i]);
+        if (is_file(path)) {
+            found = candidates[i];
+            break;
+        }
+    }
+    if (!found) {
+        char idx[PATH_MAX];
+        snprintf(idx, sizeof idx, "%s/diffusion_pytorch_model.safetensors.index.json", part_dir);
+        snprintf(path, sizeof path, "%s/model.safetensors.index.json", part_dir);
+        if (is_file(idx) || is_file(path))
+            return m2p_error(M2P_EUNSUPPORTED,
+                             "%s: sharded safetensors (*.index.json) are not supported", part_dir);
+        return m2p_error(M2P_ENOTFOUND,
+                         "%s: no weights file (diffusion_pytorch_model.safetensors, "
+                         "model.safetensors or their .fp16 variants)",
+                         part_dir);
+    }
+    weights *w = calloc(1, sizeof *w);
+    if (!w)
+        return m2p_error(M2P_ENOMEM, "out of memory");
+    w->path = strdup(path);
+    /* display name: last component of part_dir + "/" + file name */
+    size_t dl = strlen(part_dir);
+    while (dl > 1 && part_dir[dl - 1] == '/')
+        dl--;
+    size_t ds = dl;
+    while (ds > 0 && part_dir[ds - 1] != '/')
+        ds--;
+    size_t need = (dl - ds) + 1 + strlen(found) + 1;
+    w->display = malloc(need);
+    if (!w->path || !w->display) {
+        weights_close(w);
+        return m2p_error(M2P_ENOMEM, "out of memory");
+    }
+    snprintf(w->display, need, "%.*s/%s", (int)(dl - ds), part_dir + ds, found);
+    int rc = st_open(w->path, &w->f);
+    if (rc) {
+        weights_close(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+void weights_close(weights *w)
+{
+    if (!w)
+        return;
+    st_close(w->f);
+    free(w->path);
+    free(w->display);
+    free(w);
+}
+
+const char *weights_path(const weights *w)
+{
+    return w->path;
+}
+
+st_file *weights_file(weights *w)
+{
+    return w->f;
+}
+
+int weights_has(weights *w, const char *name)
+{
+    return st_find(w->f, name) != NULL;
+}
+
+static void fmt_shape(char *buf, size_t n, int ndim, const int64_t *shape)
+{
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, n - o, "[");
+    for (int i = 0; i < ndim && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? "," : "", (long long)shape[i]);
+    if (o < n)
+        snprintf(buf + o, n - o, "]");
+}
+
+/* Give the pages strictly inside [p, p+n) back to the page cache (the process no longer
+ * needs them once converted). */
+static void drop_pages(const void *p, size_t n)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t b = ((uintptr_t)p + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+    uintptr_t e = ((uintptr_t)p + n) & ~((uintptr_t)pg - 1);
+    if (e > b)
+        madvise((void *)b, e - b, MADV_DONTNEED);
+}
+
+int weights_get(weights *w, const char *name, int ndim, const int64_t *shape, const float **out,
+                float **owned)
+{
+    *out = NULL;
+    *owned = NULL;
+    st_tensor *t = st_find(w->f, name);
+    if (!t)
+        return m2p_error(M2P_ENOTFOUND, "%s: tensor '%s' is missing", w->display, name);
+    int same = t->ndim == ndim;
+    for (int i = 0; same && i < ndim; i++)
+        same = t->shape[i] == shape[i];
+    if (!same) {
+        char got[256], want[256];
+        fmt_shape(got, sizeof got, t->ndim, t->shape);
+        fmt_shape(want, sizeof want, ndim, shape);
+        return m2p_error(M2P_EFORMAT, "%s: tensor '%s' has shape %s, expected %s", w->display, name,
+                         got, want);
+    }
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16 && t->dtype != ST_F64)
+        return m2p_error(M2P_EFORMAT, "%s: tensor '%s' has dtype %s, expected a float type",
+                         w->display, name, st_dtype_name(t->dtype));
+    t->used = 1;
+    if (t->dtype == ST_F32 && ((uintptr_t)t->data & 3) == 0) {
+        *out = t->data;
+        return 0;
+    }
+    float *buf = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
+    if (!buf)
+        return m2p_error(M2P_ENOMEM, "%s: out of memory converting tensor '%s'", w->display, name);
+    st_to_f32(t, buf);
+    if (t->dtype != ST_F32)
+        drop_pages(t->data, t->nbytes);
+    *out = buf;
+    *owned = buf;
+    return 0;
+}
+
+void weights_foreach_unused(weights *w, void (*fn)(const st_tensor *t, void *ud), void *ud)
+{
+    for (int i = 0; i < w->f->n; i++)
+        if (!w->f->tensors[i].used)
+            fn(&w->f->tensors[i], ud);
+}
+
+void weights_release(weights *w)
+{
+    if (w && w->f && w->f->map)
+        madvise(w->f->map, w->f->size, MADV_DONTNEED);
+}
