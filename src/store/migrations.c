@@ -25,6 +25,23 @@ static const store_migration list[] = {
      " created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL DEFAULT 0,"
      " PRIMARY KEY (ns, key)) WITHOUT ROWID;"
      "CREATE INDEX cache_expires ON cache (expires_ms) WHERE expires_ms > 0;"},
+    /* 2: the web app's job queue, results (PNG bytes + metadata) and batches (jobs_store.c).
+     * kind: 0 analyze, 1 generate; state: queued|running|done|failed|canceled. */
+    {"jobs, results, batches: the web app's persistent queue and gallery",
+     "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind INTEGER NOT NULL,"
+     " state TEXT NOT NULL, params TEXT NOT NULL, result TEXT, error TEXT,"
+     " attempts INTEGER NOT NULL DEFAULT 0, batch_id INTEGER, batch_index INTEGER NOT NULL"
+     " DEFAULT 0, parent_id INTEGER, created_ms INTEGER NOT NULL, started_ms INTEGER,"
+     " finished_ms INTEGER);"
+     "CREATE INDEX jobs_queue ON jobs (state, kind, id);"
+     "CREATE INDEX jobs_batch ON jobs (batch_id, batch_index) WHERE batch_id IS NOT NULL;"
+     "CREATE TABLE results (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER NOT NULL,"
+     " variation INTEGER NOT NULL, seed INTEGER NOT NULL, width INTEGER NOT NULL,"
+     " height INTEGER NOT NULL, seconds REAL NOT NULL, png BLOB NOT NULL, meta TEXT NOT NULL,"
+     " created_ms INTEGER NOT NULL);"
+     "CREATE INDEX results_job ON results (job_id, variation);"
+     "CREATE TABLE batches (id INTEGER PRIMARY KEY AUTOINCREMENT, params TEXT NOT NULL,"
+     " created_ms INTEGER NOT NULL);"},
     /* Append new migrations here (one line each). */
 };
 

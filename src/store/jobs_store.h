@@ -1,0 +1,90 @@
+/*
+ * jobs_store.h — the web app's persistent rows: jobs (the queue), results (PNG bytes and their
+ * metadata) and batches, in the SQLite store (tables made by src/store/migrations.c).
+ *
+ * A job moves queued -> running -> done | failed | canceled. Claiming is one UPDATE inside a
+ * transaction, so two workers never run the same job; a restart finds jobs left "running" and
+ * retries them once (attempts < max) or fails them with a reason. Results are written in the same
+ * transaction that marks a generation done, so a finished image is never lost and never orphaned.
+ * All strings given in are copied; strings handed out are malloc'd and owned by the caller.
+ */
+#ifndef M2P_STORE_JOBS_STORE_H
+#define M2P_STORE_JOBS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+enum { STORE_JOB_ANALYZE = 0, STORE_JOB_GENERATE = 1 };
+
+typedef struct store_job {
+    int64_t id;
+    int kind;            /* STORE_JOB_* */
+    char state[12];      /* queued | running | done | failed | canceled */
+    char *params;        /* JSON object as submitted (validated) */
+    char *result;        /* JSON, NULL until done */
+    char *error;         /* message, NULL unless failed/canceled */
+    int attempts;        /* times it was claimed */
+    int64_t batch_id;    /* 0 when not part of a batch */
+    int batch_index;     /* position of its URL in the batch */
+    int64_t parent_id;   /* the analysis job a batch generation came from, else 0 */
+    int64_t created_ms, started_ms, finished_ms;
+} store_job;
+
+void store_job_clear(store_job *j);
+const char *store_job_kind_name(int kind);
+
+/* Insert a queued job. M2P_EBUSY when max_queued (> 0) jobs are already queued. */
+int store_job_create(m2p_store *s, int kind, const char *params, int64_t batch_id,
+                     int batch_index, int64_t parent_id, int max_queued, int64_t *id);
+/* Oldest queued job of this kind -> running (attempts + 1). M2P_ENOTFOUND when none. */
+int store_job_claim(m2p_store *s, int kind, store_job *out);
+int store_job_get(m2p_store *s, int64_t id, store_job *out);
+/* running -> done with its result JSON. */
+int store_job_finish(m2p_store *s, int64_t id, const char *result);
+/* -> failed (or canceled when canceled = 1) with a message, unless already finished. */
+int store_job_fail(m2p_store *s, int64_t id, const char *error, int canceled);
+/* Delete a job and its results. M2P_ENOTFOUND when absent. */
+int store_job_delete(m2p_store *s, int64_t id);
+/* Number of jobs in a state (NULL = all) and kind (-1 = all). */
+int store_job_count(m2p_store *s, const char *state, int kind, int64_t *n);
+/* After a crash: jobs still "running" go back to queued when attempts < max_attempts, else to
+ * failed with a reason. Counts go to *requeued / *failed (either may be NULL). */
+int store_jobs_recover(m2p_store *s, int max_attempts, int *requeued, int *failed);
+/* The jobs of a batch, by batch_index then id. *out is malloc'd (store_job_clear each). */
+int store_jobs_of_batch(m2p_store *s, int64_t batch_id, store_job **out, int *n);
+
+/* One image of a finished generation. */
+typedef struct store_result {
+    int variation; /* 0-based */
+    uint64_t seed;
+    int width, height;
+    double seconds;
+    const uint8_t *png;
+    size_t png_len;
+} store_result;
+
+/* Write n results and mark the job done with result JSON built by make_result from the new
+ * result ids, all in one transaction. */
+int store_job_finish_with_results(m2p_store *s, int64_t job_id, const char *meta,
+                                  const store_result *r, int n,
+                                  char *(*make_result)(const int64_t *ids, int n, void *ud),
+                                  void *ud);
+/* The PNG of one result (malloc'd). M2P_ENOTFOUND when absent. */
+int store_result_png(m2p_store *s, int64_t id, uint8_t **png, size_t *len);
+int store_result_delete(m2p_store *s, int64_t id);
+/* Gallery page, newest first: a JSON array (malloc'd) of results with id, job_id, variation,
+ * seed, width, height, seconds, created_ms and the job's meta (prompt, parameters, features,
+ * source). *total gets the number of results. */
+int store_gallery(m2p_store *s, int offset, int limit, char **json, int64_t *total);
+/* The result ids of a job, in variation order (*ids malloc'd). */
+int store_results_of_job(m2p_store *s, int64_t job_id, int64_t **ids, int *n);
+
+int store_batch_create(m2p_store *s, const char *params, int64_t *id);
+/* params JSON (malloc'd) and creation time. M2P_ENOTFOUND when absent. */
+int store_batch_get(m2p_store *s, int64_t id, char **params, int64_t *created_ms);
+/* Newest first: ids (malloc'd). */
+int store_batches_list(m2p_store *s, int offset, int limit, int64_t **ids, int *n);
+
+#endif
