@@ -33,7 +33,7 @@ void op_conv_free(op_conv *c);
 
 typedef struct op_linear op_linear;
 /* w [out,in], bias [out] or NULL. */
-int op_linear_create(op_linear **out, const float *w, const float *bias, int in, int out,
+int op_linear_create(op_linear **out, const float *w, const float *bias, int in, int n_out,
                      int dtype);
 /* x [rows,in] -> y [rows,out] (+ residual [rows,out] when not NULL; may equal y). */
 int op_linear_forward(op_linear *l, const float *x, int rows, float *y, const float *residual);

@@ -1,0 +1,695 @@
+/*
+ * dnnl_ops.c — convolution and linear layers through oneDNN (v2.x C API), and the compute
+ * thread count.
+ *
+ * Activations stay float32 NHWC / [rows, in] in the caller's buffers. Weights arrive in PyTorch
+ * layouts (oihw, [out, in]) and are reordered once, at create, into the layout and data type
+ * (f32 or bf16) the oneDNN primitive prefers ("format any"). Primitives depend on the input
+ * size, so each op keeps a small cache of them keyed by size; identical primitives across ops
+ * are also shared by oneDNN's own primitive cache. With bf16 weights the input is converted to
+ * bf16 in a per-thread scratch buffer (oneDNN reorder) and accumulation stays in f32.
+ * A residual add uses oneDNN's sum post-op: y is preloaded with the residual (if it is not
+ * already there) and the primitive accumulates into it.
+ */
+#define _GNU_SOURCE
+#include "tensor/ops.h"
+
+#include "core/error.h"
+#include "mus2pic.h"
+
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------- */
+/* Engine, stream, threads, scratch                                                         */
+/* ---------------------------------------------------------------------------------------- */
+
+static dnnl_engine_t g_engine;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static dnnl_status_t g_engine_status = dnnl_success;
+static int g_threads = 0; /* 0: not set (OpenMP default) */
+
+static void engine_init(void)
+{
+    g_engine_status = dnnl_engine_create(&g_engine, dnnl_cpu, 0);
+}
+
+static dnnl_engine_t engine(void)
+{
+    pthread_once(&g_once, engine_init);
+    return g_engine_status == dnnl_success ? g_engine : NULL;
+}
+
+/* One stream per calling thread (a CPU stream is cheap; oneDNN streams are not meant to be
+ * shared between threads that execute concurrently). */
+static _Thread_local dnnl_stream_t t_stream;
+
+static dnnl_stream_t stream(void)
+{
+    if (!t_stream && engine())
+        dnnl_stream_create(&t_stream, engine(), dnnl_stream_default_flags);
+    return t_stream;
+}
+
+void op_set_threads(int n)
+{
+    if (n < 1)
+        n = omp_get_num_procs();
+    g_threads = n;
+    omp_set_num_threads(n);
+}
+
+int op_get_threads(void)
+{
+    return g_threads > 0 ? g_threads : omp_get_max_threads();
+}
+
+/* OpenMP's thread count is per calling thread: make the caller's match the process setting
+ * (server workers are plain pthreads that start with the default). */
+void ops_sync_threads(void)
+{
+    if (g_threads > 0 && omp_get_max_threads() != g_threads)
+        omp_set_num_threads(g_threads);
+}
+
+/* Per-thread scratch for the bf16 copy of an input. */
+static _Thread_local void *t_scratch;
+static _Thread_local size_t t_scratch_size;
+
+static void *scratch(size_t n)
+{
+    if (n > t_scratch_size) {
+        free(t_scratch);
+        t_scratch = aligned_alloc(64, (n + 63) & ~(size_t)63);
+        t_scratch_size = t_scratch ? n : 0;
+    }
+    return t_scratch;
+}
+
+#define DNNL_TRY(call, what)                                                                       \
+    do {                                                                                           \
+        dnnl_status_t st_ = (call);                                                                \
+        if (st_ != dnnl_success) {                                                                 \
+            rc = m2p_error(M2P_EINTERNAL, "oneDNN: %s failed (status %d)", what, (int)st_);        \
+            goto fail;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+static int exec(dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args)
+{
+    dnnl_stream_t s = stream();
+    if (!s)
+        return m2p_error(M2P_EINTERNAL, "oneDNN: no CPU stream");
+    dnnl_status_t st = dnnl_primitive_execute(p, s, nargs, args);
+    if (st == dnnl_success)
+        st = dnnl_stream_wait(s);
+    if (st != dnnl_success)
+        return m2p_error(M2P_EINTERNAL, "oneDNN: execute failed (status %d)", (int)st);
+    return 0;
+}
+
+/* Reorder src (memory desc + pointer) into dst (desc + pointer), one-off. */
+static int reorder_once(const dnnl_memory_desc_t *smd, const void *src,
+                        const dnnl_memory_desc_t *dmd, void *dst)
+{
+    int rc = 0;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t p = NULL;
+    dnnl_memory_t sm = NULL, dm = NULL;
+    DNNL_TRY(dnnl_reorder_primitive_desc_create(&pd, smd, engine(), dmd, engine(), NULL),
+             "reorder desc");
+    DNNL_TRY(dnnl_primitive_create(&p, pd), "reorder create");
+    DNNL_TRY(dnnl_memory_create(&sm, smd, engine(), (void *)src), "memory");
+    DNNL_TRY(dnnl_memory_create(&dm, dmd, engine(), dst), "memory");
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, sm}, {DNNL_ARG_TO, dm}};
+    rc = exec(p, 2, args);
+fail:
+    if (sm)
+        dnnl_memory_destroy(sm);
+    if (dm)
+        dnnl_memory_destroy(dm);
+    if (p)
+        dnnl_primitive_destroy(p);
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    return rc;
+}
+
+/* f32 -> bf16 conversion of an activation (same plain layout): a cached reorder primitive. */
+typedef struct {
+    int64_t n;
+    dnnl_primitive_t p;
+    dnnl_memory_t src, dst;
+} cvt_entry;
+
+static void cvt_free(cvt_entry *c)
+{
+    if (c->p)
+        dnnl_primitive_destroy(c->p);
+    if (c->src)
+        dnnl_memory_destroy(c->src);
+    if (c->dst)
+        dnnl_memory_destroy(c->dst);
+    memset(c, 0, sizeof *c);
+}
+
+static int cvt_init(cvt_entry *c, const dnnl_memory_desc_t *f32md, const dnnl_memory_desc_t *bfmd)
+{
+    int rc = 0;
+    dnnl_primitive_desc_t pd = NULL;
+    DNNL_TRY(dnnl_reorder_primitive_desc_create(&pd, f32md, engine(), bfmd, engine(), NULL),
+             "bf16 reorder desc");
+    DNNL_TRY(dnnl_primitive_create(&c->p, pd), "bf16 reorder");
+    DNNL_TRY(dnnl_memory_create(&c->src, f32md, engine(), DNNL_MEMORY_NONE), "memory");
+    DNNL_TRY(dnnl_memory_create(&c->dst, bfmd, engine(), DNNL_MEMORY_NONE), "memory");
+fail:
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    return rc;
+}
+
+static int cvt_run(cvt_entry *c, const float *x, void *out)
+{
+    dnnl_memory_set_data_handle(c->src, (void *)x);
+    dnnl_memory_set_data_handle(c->dst, out);
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, c->src}, {DNNL_ARG_TO, c->dst}};
+    return exec(c->p, 2, args);
+}
+
+static dnnl_data_type_t wdt(int dtype)
+{
+    return dtype == M2P_DTYPE_BF16 ? dnnl_bf16 : dnnl_f32;
+}
+
+static int make_attr(int sum, dnnl_primitive_attr_t *attr)
+{
+    *attr = NULL;
+    if (!sum)
+        return 0;
+    dnnl_post_ops_t po = NULL;
+    if (dnnl_primitive_attr_create(attr) != dnnl_success ||
+        dnnl_post_ops_create(&po) != dnnl_success ||
+        dnnl_post_ops_append_sum(po, 1.0f) != dnnl_success ||
+        dnnl_primitive_attr_set_post_ops(*attr, po) != dnnl_success) {
+        if (po)
+            dnnl_post_ops_destroy(po);
+        if (*attr)
+            dnnl_primitive_attr_destroy(*attr);
+        *attr = NULL;
+        return m2p_error(M2P_EINTERNAL, "oneDNN: post-op attribute failed");
+    }
+    dnnl_post_ops_destroy(po);
+    return 0;
+}
+
+/* A weights buffer in the layout some primitive wants. */
+typedef struct {
+    dnnl_memory_desc_t md;
+    void *data;
+    dnnl_memory_t mem;
+} wbuf;
+
+static void wbuf_free(wbuf *w)
+{
+    if (w->mem)
+        dnnl_memory_destroy(w->mem);
+    free(w->data);
+    memset(w, 0, sizeof *w);
+}
+
+static int wbuf_make(wbuf *w, const dnnl_memory_desc_t *md, const dnnl_memory_desc_t *srcmd,
+                     const void *src)
+{
+    w->md = *md;
+    size_t sz = dnnl_memory_desc_get_size(md);
+    w->data = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+    if (!w->data)
+        return m2p_error(M2P_ENOMEM, "out of memory for weights (%zu bytes)", sz);
+    int rc = reorder_once(srcmd, src, md, w->data);
+    if (rc)
+        return rc;
+    if (dnnl_memory_create(&w->mem, md, engine(), w->data) != dnnl_success)
+        return m2p_error(M2P_EINTERNAL, "oneDNN: weights memory failed");
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Convolution                                                                              */
+/* ---------------------------------------------------------------------------------------- */
+
+#define CONV_CACHE 6
+
+typedef struct {
+    int B, H, W, sum; /* key */
+    unsigned long last;
+    dnnl_primitive_t prim;
+    dnnl_memory_t src, dst;
+    wbuf own_w; /* only when this size wants another weights layout */
+    cvt_entry cvt;
+    size_t src_bf16_bytes;
+} conv_entry;
+
+struct op_conv {
+    int cin, cout, k, stride, pad, dtype;
+    wbuf w;             /* weights in the layout chosen at create */
+    dnnl_memory_t bias; /* f32 [cout], or NULL */
+    float *bias_data;
+    conv_entry cache[CONV_CACHE];
+    unsigned long tick;
+};
+
+void op_conv_out_hw(const op_conv *c, int H, int W, int *Ho, int *Wo)
+{
+    *Ho = (H + 2 * c->pad - c->k) / c->stride + 1;
+    *Wo = (W + 2 * c->pad - c->k) / c->stride + 1;
+}
+
+static int conv_desc(const op_conv *c, int B, int H, int W, const dnnl_memory_desc_t *wmd_in,
+                     dnnl_convolution_desc_t *cd)
+{
+    int Ho, Wo;
+    op_conv_out_hw(c, H, W, &Ho, &Wo);
+    dnnl_dims_t sd = {B, c->cin, H, W}, dd = {B, c->cout, Ho, Wo},
+                wd = {c->cout, c->cin, c->k, c->k}, bd = {c->cout};
+    dnnl_memory_desc_t smd, dmd, wmd, bmd;
+    if (dnnl_memory_desc_init_by_tag(&smd, 4, sd, wdt(c->dtype), dnnl_nhwc) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&dmd, 4, dd, dnnl_f32, dnnl_nhwc) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_a) != dnnl_success)
+        return m2p_error(M2P_EINTERNAL, "oneDNN: conv memory desc failed");
+    if (wmd_in)
+        wmd = *wmd_in;
+    else if (dnnl_memory_desc_init_by_tag(&wmd, 4, wd, wdt(c->dtype), dnnl_format_tag_any) !=
+             dnnl_success)
+        return m2p_error(M2P_EINTERNAL, "oneDNN: conv memory desc failed");
+    dnnl_dims_t strides = {c->stride, c->stride}, pl = {c->pad, c->pad};
+    /* padding_r so that the output size is exactly Ho, Wo */
+    dnnl_dims_t pr = {(Ho - 1) * c->stride + c->k - H - c->pad,
+                      (Wo - 1) * c->stride + c->k - W - c->pad};
+    if (dnnl_convolution_forward_desc_init(cd, dnnl_forward_inference, dnnl_convolution_direct,
+                                           &smd, &wmd, c->bias ? &bmd : NULL, &dmd, strides, pl,
+                                           pr) != dnnl_success)
+        return m2p_error(M2P_EINTERNAL, "oneDNN: conv desc failed (%d->%d k%d s%d p%d, %dx%d)",
+                         c->cin, c->cout, c->k, c->stride, c->pad, H, W);
+    return 0;
+}
+
+int op_conv_create(op_conv **out, const float *w, const float *bias, int cin, int cout, int k,
+                   int stride, int pad, int dtype)
+{
+    *out = NULL;
+    if (cin <= 0 || cout <= 0 || k <= 0 || stride <= 0 || pad < 0)
+        return m2p_error(M2P_EINVAL, "conv: bad geometry %d->%d k%d s%d p%d", cin, cout, k, stride,
+                         pad);
+    if (!engine())
+        return m2p_error(M2P_EINTERNAL, "oneDNN: no CPU engine");
+    op_conv *c = calloc(1, sizeof *c);
+    if (!c)
+        return m2p_error(M2P_ENOMEM, "out of memory");
+    c->cin = cin;
+    c->cout = cout;
+    c->k = k;
+    c->stride = stride;
+    c->pad = pad;
+    c->dtype = dtype == M2P_DTYPE_BF16 ? M2P_DTYPE_BF16 : M2P_DTYPE_F32;
+    int rc = 0;
+    dnnl_primitive_desc_t pd = NULL;
+    if (bias) {
+        c->bias_data = malloc((size_t)cout * sizeof(float));
+        dnnl_dims_t bd = {cout};
+        dnnl_memory_desc_t bmd;
+        if (!c->bias_data) {
+            rc = m2p_error(M2P_ENOMEM, "out of memory");
+            goto fail;
+        }
+        memcpy(c->bias_data, bias, (size_t)cout * sizeof(float));
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_a), "bias desc");
+        DNNL_TRY(dnnl_memory_create(&c->bias, &bmd, engine(), c->bias_data), "bias memory");
+    }
+    /* The weights layout a typical size wants (oneDNN's choice for direct convs does not
+     * depend on the spatial size in practice; other sizes check and reorder if it does). */
+    {
+        int rep = 32 * stride;
+        dnnl_convolution_desc_t cd;
+        rc = conv_desc(c, 1, rep, rep, NULL, &cd);
+        if (rc)
+            goto fail;
+        DNNL_TRY(dnnl_primitive_desc_create(&pd, &cd, NULL, engine(), NULL), "conv primitive desc");
+        const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        dnnl_dims_t wd = {cout, cin, k, k};
+        dnnl_memory_desc_t src;
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&src, 4, wd, dnnl_f32, dnnl_oihw), "weights desc");
+        rc = wbuf_make(&c->w, wmd, &src, w);
+        if (rc)
+            goto fail;
+    }
+    dnnl_primitive_desc_destroy(pd);
+    *out = c;
+    return 0;
+fail:
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    op_conv_free(c);
+    return rc;
+}
+
+static void conv_entry_free(conv_entry *e)
+{
+    if (e->prim)
+        dnnl_primitive_destroy(e->prim);
+    if (e->src)
+        dnnl_memory_destroy(e->src);
+    if (e->dst)
+        dnnl_memory_destroy(e->dst);
+    wbuf_free(&e->own_w);
+    cvt_free(&e->cvt);
+    memset(e, 0, sizeof *e);
+}
+
+static int conv_entry_init(op_conv *c, conv_entry *e, int B, int H, int W, int sum)
+{
+    int rc = 0;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    e->B = B;
+    e->H = H;
+    e->W = W;
+    e->sum = sum;
+    dnnl_convolution_desc_t cd;
+    rc = conv_desc(c, B, H, W, NULL, &cd);
+    if (rc)
+        goto fail;
+    rc = make_attr(sum, &attr);
+    if (rc)
+        goto fail;
+    DNNL_TRY(dnnl_primitive_desc_create(&pd, &cd, attr, engine(), NULL), "conv primitive desc");
+    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    if (!dnnl_memory_desc_equal(wmd, &c->w.md)) {
+        M2P_LOGD("conv %d->%d k%d at %dx%d wants another weights layout; reordering", c->cin,
+                 c->cout, c->k, H, W);
+        rc = wbuf_make(&e->own_w, wmd, &c->w.md, c->w.data);
+        if (rc)
+            goto fail;
+    }
+    DNNL_TRY(dnnl_primitive_create(&e->prim, pd), "conv primitive");
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *dmd = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    DNNL_TRY(dnnl_memory_create(&e->src, smd, engine(), DNNL_MEMORY_NONE), "memory");
+    DNNL_TRY(dnnl_memory_create(&e->dst, dmd, engine(), DNNL_MEMORY_NONE), "memory");
+    if (c->dtype == M2P_DTYPE_BF16) {
+        dnnl_dims_t sd = {B, c->cin, H, W};
+        dnnl_memory_desc_t f32md;
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&f32md, 4, sd, dnnl_f32, dnnl_nhwc), "desc");
+        rc = cvt_init(&e->cvt, &f32md, smd);
+        if (rc)
+            goto fail;
+        e->src_bf16_bytes = dnnl_memory_desc_get_size(smd);
+    }
+fail:
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    if (rc)
+        conv_entry_free(e);
+    return rc;
+}
+
+int op_conv_forward(op_conv *c, const float *x, int B, int H, int W, float *y,
+                    const float *residual)
+{
+    ops_sync_threads();
+    int Ho, Wo;
+    op_conv_out_hw(c, H, W, &Ho, &Wo);
+    if (B <= 0 || Ho <= 0 || Wo <= 0)
+        return m2p_error(M2P_EINVAL, "conv: bad input size %dx%dx%d", B, H, W);
+    int sum = residual != NULL;
+    conv_entry *e = NULL, *victim = &c->cache[0];
+    for (int i = 0; i < CONV_CACHE; i++) {
+        conv_entry *ce = &c->cache[i];
+        if (ce->prim && ce->B == B && ce->H == H && ce->W == W && ce->sum == sum) {
+            e = ce;
+            break;
+        }
+        if (!ce->prim || (victim->prim && ce->last < victim->last))
+            victim = ce;
+    }
+    if (!e) {
+        conv_entry_free(victim);
+        int rc = conv_entry_init(c, victim, B, H, W, sum);
+        if (rc)
+            return rc;
+        e = victim;
+    }
+    e->last = ++c->tick;
+    if (residual && residual != y)
+        memcpy(y, residual, (size_t)B * Ho * Wo * c->cout * sizeof(float));
+    const void *src = x;
+    if (c->dtype == M2P_DTYPE_BF16) {
+        void *buf = scratch(e->src_bf16_bytes);
+        if (!buf)
+            return m2p_error(M2P_ENOMEM, "out of memory for a bf16 input copy");
+        int rc = cvt_run(&e->cvt, x, buf);
+        if (rc)
+            return rc;
+        src = buf;
+    }
+    dnnl_memory_set_data_handle(e->src, (void *)src);
+    dnnl_memory_set_data_handle(e->dst, y);
+    dnnl_exec_arg_t args[4] = {
+        {DNNL_ARG_SRC, e->src},
+        {DNNL_ARG_WEIGHTS, e->own_w.mem ? e->own_w.mem : c->w.mem},
+        {DNNL_ARG_DST, e->dst},
+        {DNNL_ARG_BIAS, c->bias},
+    };
+    return exec(e->prim, c->bias ? 4 : 3, args);
+}
+
+void op_conv_free(op_conv *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < CONV_CACHE; i++)
+        conv_entry_free(&c->cache[i]);
+    wbuf_free(&c->w);
+    if (c->bias)
+        dnnl_memory_destroy(c->bias);
+    free(c->bias_data);
+    free(c);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Linear (matmul)                                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+#define LIN_CACHE 6
+
+typedef struct {
+    int rows, sum;
+    unsigned long last;
+    dnnl_primitive_t prim;
+    dnnl_memory_t src, dst;
+    wbuf own_w;
+    cvt_entry cvt;
+    size_t src_bf16_bytes;
+} lin_entry;
+
+struct op_linear {
+    int in, out, dtype;
+    wbuf w;
+    dnnl_memory_t bias;
+    float *bias_data;
+    lin_entry cache[LIN_CACHE];
+    unsigned long tick;
+};
+
+static int lin_desc(const op_linear *l, int rows, dnnl_matmul_desc_t *md)
+{
+    dnnl_dims_t sd = {rows, l->in}, wd = {l->in, l->out}, dd = {rows, l->out}, bd = {1, l->out};
+    dnnl_memory_desc_t smd, wmd, dmd, bmd;
+    if (dnnl_memory_desc_init_by_tag(&smd, 2, sd, wdt(l->dtype), dnnl_ab) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&wmd, 2, wd, wdt(l->dtype), dnnl_format_tag_any) !=
+            dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab) != dnnl_success)
+        return m2p_error(M2P_EINTERNAL, "oneDNN: matmul memory desc failed");
+    if (dnnl_matmul_desc_init(md, &smd, &wmd, l->bias ? &bmd : NULL, &dmd) != dnnl_success)
+        return m2p_error(M2P_EINTERNAL, "oneDNN: matmul desc failed (%d x %d -> %d)", rows, l->in,
+                         l->out);
+    return 0;
+}
+
+int op_linear_create(op_linear **out, const float *w, const float *bias, int in, int outn,
+                     int dtype)
+{
+    *out = NULL;
+    if (in <= 0 || outn <= 0)
+        return m2p_error(M2P_EINVAL, "linear: bad size %d -> %d", in, outn);
+    if (!engine())
+        return m2p_error(M2P_EINTERNAL, "oneDNN: no CPU engine");
+    op_linear *l = calloc(1, sizeof *l);
+    if (!l)
+        return m2p_error(M2P_ENOMEM, "out of memory");
+    l->in = in;
+    l->out = outn;
+    l->dtype = dtype == M2P_DTYPE_BF16 ? M2P_DTYPE_BF16 : M2P_DTYPE_F32;
+    int rc = 0;
+    dnnl_primitive_desc_t pd = NULL;
+    if (bias) {
+        l->bias_data = malloc((size_t)outn * sizeof(float));
+        if (!l->bias_data) {
+            rc = m2p_error(M2P_ENOMEM, "out of memory");
+            goto fail;
+        }
+        memcpy(l->bias_data, bias, (size_t)outn * sizeof(float));
+        dnnl_dims_t bd = {1, outn};
+        dnnl_memory_desc_t bmd;
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab), "bias desc");
+        DNNL_TRY(dnnl_memory_create(&l->bias, &bmd, engine(), l->bias_data), "bias memory");
+    }
+    {
+        dnnl_matmul_desc_t md;
+        rc = lin_desc(l, 1024, &md);
+        if (rc)
+            goto fail;
+        DNNL_TRY(dnnl_primitive_desc_create(&pd, &md, NULL, engine(), NULL), "matmul desc");
+        const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        /* PyTorch [out, in] row-major is the transposed ("ba") layout of a [in, out] matrix. */
+        dnnl_dims_t wd = {in, outn};
+        dnnl_memory_desc_t src;
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&src, 2, wd, dnnl_f32, dnnl_ba), "weights desc");
+        rc = wbuf_make(&l->w, wmd, &src, w);
+        if (rc)
+            goto fail;
+    }
+    dnnl_primitive_desc_destroy(pd);
+    *out = l;
+    return 0;
+fail:
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    op_linear_free(l);
+    return rc;
+}
+
+static void lin_entry_free(lin_entry *e)
+{
+    if (e->prim)
+        dnnl_primitive_destroy(e->prim);
+    if (e->src)
+        dnnl_memory_destroy(e->src);
+    if (e->dst)
+        dnnl_memory_destroy(e->dst);
+    wbuf_free(&e->own_w);
+    cvt_free(&e->cvt);
+    memset(e, 0, sizeof *e);
+}
+
+static int lin_entry_init(op_linear *l, lin_entry *e, int rows, int sum)
+{
+    int rc = 0;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    e->rows = rows;
+    e->sum = sum;
+    dnnl_matmul_desc_t md;
+    rc = lin_desc(l, rows, &md);
+    if (rc)
+        goto fail;
+    rc = make_attr(sum, &attr);
+    if (rc)
+        goto fail;
+    DNNL_TRY(dnnl_primitive_desc_create(&pd, &md, attr, engine(), NULL), "matmul desc");
+    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    if (!dnnl_memory_desc_equal(wmd, &l->w.md)) {
+        M2P_LOGD("linear %d->%d at %d rows wants another weights layout; reordering", l->in, l->out,
+                 rows);
+        rc = wbuf_make(&e->own_w, wmd, &l->w.md, l->w.data);
+        if (rc)
+            goto fail;
+    }
+    DNNL_TRY(dnnl_primitive_create(&e->prim, pd), "matmul primitive");
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *dmd = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    DNNL_TRY(dnnl_memory_create(&e->src, smd, engine(), DNNL_MEMORY_NONE), "memory");
+    DNNL_TRY(dnnl_memory_create(&e->dst, dmd, engine(), DNNL_MEMORY_NONE), "memory");
+    if (l->dtype == M2P_DTYPE_BF16) {
+        dnnl_dims_t sd = {rows, l->in};
+        dnnl_memory_desc_t f32md;
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&f32md, 2, sd, dnnl_f32, dnnl_ab), "desc");
+        rc = cvt_init(&e->cvt, &f32md, smd);
+        if (rc)
+            goto fail;
+        e->src_bf16_bytes = dnnl_memory_desc_get_size(smd);
+    }
+fail:
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    if (rc)
+        lin_entry_free(e);
+    return rc;
+}
+
+int op_linear_forward(op_linear *l, const float *x, int rows, float *y, const float *residual)
+{
+    ops_sync_threads();
+    if (rows <= 0)
+        return m2p_error(M2P_EINVAL, "linear: %d rows", rows);
+    int sum = residual != NULL;
+    lin_entry *e = NULL, *victim = &l->cache[0];
+    for (int i = 0; i < LIN_CACHE; i++) {
+        lin_entry *ce = &l->cache[i];
+        if (ce->prim && ce->rows == rows && ce->sum == sum) {
+            e = ce;
+            break;
+        }
+        if (!ce->prim || (victim->prim && ce->last < victim->last))
+            victim = ce;
+    }
+    if (!e) {
+        lin_entry_free(victim);
+        int rc = lin_entry_init(l, victim, rows, sum);
+        if (rc)
+            return rc;
+        e = victim;
+    }
+    e->last = ++l->tick;
+    if (residual && residual != y)
+        memcpy(y, residual, (size_t)rows * l->out * sizeof(float));
+    const void *src = x;
+    if (l->dtype == M2P_DTYPE_BF16) {
+        void *buf = scratch(e->src_bf16_bytes);
+        if (!buf)
+            return m2p_error(M2P_ENOMEM, "out of memory for a bf16 input copy");
+        int rc = cvt_run(&e->cvt, x, buf);
+        if (rc)
+            return rc;
+        src = buf;
+    }
+    dnnl_memory_set_data_handle(e->src, (void *)src);
+    dnnl_memory_set_data_handle(e->dst, y);
+    dnnl_exec_arg_t args[4] = {
+        {DNNL_ARG_SRC, e->src},
+        {DNNL_ARG_WEIGHTS, e->own_w.mem ? e->own_w.mem : l->w.mem},
+        {DNNL_ARG_DST, e->dst},
+        {DNNL_ARG_BIAS, l->bias},
+    };
+    return exec(e->prim, l->bias ? 4 : 3, args);
+}
+
+void op_linear_free(op_linear *l)
+{
+    if (!l)
+        return;
+    for (int i = 0; i < LIN_CACHE; i++)
+        lin_entry_free(&l->cache[i]);
+    wbuf_free(&l->w);
+    if (l->bias)
+        dnnl_memory_destroy(l->bias);
+    free(l->bias_data);
+    free(l);
+}

@@ -1,0 +1,406 @@
+/*
+ * kernels.c — the ops oneDNN does not provide, vectorised and OpenMP-parallel: GroupNorm (with
+ * fused SiLU) and LayerNorm over NHWC / [rows, C], GEGLU and the activations, element-wise
+ * helpers and layout changes (upsample, concat, NCHW <-> NHWC).
+ *
+ * Norm statistics are two-pass (mean, then the mean of squared deviations) with partial sums
+ * in float over short runs and double across them, so large means do not cancel precision.
+ * GELU uses the exact erf form as diffusers' GEGLU does (F.gelu default); quick_gelu is CLIP's
+ * x * sigmoid(1.702 x).
+ */
+#include "tensor/cpu/cpu.h"
+#include "tensor/ops.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Element counts below this run on one thread (thread start-up costs more). */
+#define PAR_MIN 32768
+
+/* ---------------------------------------------------------------------------------------- */
+/* GroupNorm                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Per-channel sums of x (and of (x - mean[c])^2 when mean != NULL) over rows [r0, r1). */
+static void channel_sums(const float *x, int C, int r0, int r1, const float *mean, double *acc)
+{
+    enum { RUN = 64 };
+    float part[4096];
+    float *p = C <= 4096 ? part : malloc((size_t)C * sizeof(float));
+    for (int r = r0; r < r1; r += RUN) {
+        int re = r + RUN < r1 ? r + RUN : r1;
+        memset(p, 0, (size_t)C * sizeof(float));
+        for (int i = r; i < re; i++) {
+            const float *row = x + (size_t)i * C;
+            if (mean) {
+#pragma omp simd
+                for (int c = 0; c < C; c++) {
+                    float d = row[c] - mean[c];
+                    p[c] += d * d;
+                }
+            } else {
+#pragma omp simd
+                for (int c = 0; c < C; c++)
+                    p[c] += row[c];
+            }
+        }
+        for (int c = 0; c < C; c++)
+            acc[c] += p[c];
+    }
+    if (p != part)
+        free(p);
+}
+
+/* Sums over all HW rows of one image, split across threads. */
+static void image_channel_sums(const float *x, int HW, int C, const float *mean, double *out)
+{
+    int nt = (size_t)HW * C >= PAR_MIN ? omp_get_max_threads() : 1;
+    if (nt > HW)
+        nt = HW;
+    double *acc = calloc((size_t)nt * C, sizeof(double));
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+        int r0 = (int)((long)HW * t / n), r1 = (int)((long)HW * (t + 1) / n);
+        channel_sums(x, C, r0, r1, mean, acc + (size_t)t * C);
+    }
+    for (int c = 0; c < C; c++) {
+        double s = 0;
+        for (int t = 0; t < nt; t++)
+            s += acc[(size_t)t * C + c];
+        out[c] = s;
+    }
+    free(acc);
+}
+
+void op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps, const float *gamma,
+                  const float *beta, int silu, float *y)
+{
+    ops_sync_threads();
+    int cg = C / groups;
+    double *sum = malloc((size_t)C * sizeof(double));
+    float *mean_c = malloc((size_t)C * sizeof(float));
+    float *a = malloc((size_t)C * sizeof(float)), *b = malloc((size_t)C * sizeof(float));
+    double n = (double)HW * cg;
+    for (int bi = 0; bi < B; bi++) {
+        const float *xb = x + (size_t)bi * HW * C;
+        float *yb = y + (size_t)bi * HW * C;
+        image_channel_sums(xb, HW, C, NULL, sum);
+        for (int g = 0; g < groups; g++) {
+            double s = 0;
+            for (int c = g * cg; c < (g + 1) * cg; c++)
+                s += sum[c];
+            float m = (float)(s / n);
+            for (int c = g * cg; c < (g + 1) * cg; c++)
+                mean_c[c] = m;
+        }
+        image_channel_sums(xb, HW, C, mean_c, sum);
+        for (int g = 0; g < groups; g++) {
+            double s = 0;
+            for (int c = g * cg; c < (g + 1) * cg; c++)
+                s += sum[c];
+            float rstd = (float)(1.0 / sqrt(s / n + (double)eps));
+            for (int c = g * cg; c < (g + 1) * cg; c++) {
+                float gm = gamma ? gamma[c] : 1.0f, bt = beta ? beta[c] : 0.0f;
+                a[c] = rstd * gm;
+                b[c] = bt - mean_c[c] * a[c];
+            }
+        }
+        int nt = (size_t)HW * C >= PAR_MIN ? omp_get_max_threads() : 1;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+        for (int r = 0; r < HW; r++) {
+            const float *xr = xb + (size_t)r * C;
+            float *yr = yb + (size_t)r * C;
+            int c = 0;
+#if M2P_AVX512
+            if (silu) {
+                for (; c + 16 <= C; c += 16) {
+                    __m512 v = _mm512_fmadd_ps(_mm512_loadu_ps(xr + c), _mm512_loadu_ps(a + c),
+                                               _mm512_loadu_ps(b + c));
+                    __m512 e = v_exp(_mm512_sub_ps(_mm512_setzero_ps(), v));
+                    _mm512_storeu_ps(yr + c,
+                                     _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
+                }
+            } else {
+                for (; c + 16 <= C; c += 16)
+                    _mm512_storeu_ps(yr + c, _mm512_fmadd_ps(_mm512_loadu_ps(xr + c),
+                                                             _mm512_loadu_ps(a + c),
+                                                             _mm512_loadu_ps(b + c)));
+            }
+#endif
+            for (; c < C; c++) {
+                float v = xr[c] * a[c] + b[c];
+                yr[c] = silu ? v / (1.0f + expf(-v)) : v;
+            }
+        }
+    }
+    free(sum);
+    free(mean_c);
+    free(a);
+    free(b);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* LayerNorm                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+void op_layernorm(const float *x, int rows, int C, float eps, const float *gamma, const float *beta,
+                  float *y)
+{
+    ops_sync_threads();
+    int nt = (size_t)rows * C >= PAR_MIN ? omp_get_max_threads() : 1;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * C;
+        float *yr = y + (size_t)r * C;
+        double s = 0;
+        float ps = 0;
+        for (int c = 0; c < C; c++) {
+            ps += xr[c];
+            if ((c & 63) == 63) {
+                s += ps;
+                ps = 0;
+            }
+        }
+        s += ps;
+        float m = (float)(s / C);
+        double v = 0;
+        float pv = 0;
+        for (int c = 0; c < C; c++) {
+            float d = xr[c] - m;
+            pv += d * d;
+            if ((c & 63) == 63) {
+                v += pv;
+                pv = 0;
+            }
+        }
+        v += pv;
+        float rstd = (float)(1.0 / sqrt(v / C + (double)eps));
+#pragma omp simd
+        for (int c = 0; c < C; c++) {
+            float t = (xr[c] - m) * rstd;
+            yr[c] = t * (gamma ? gamma[c] : 1.0f) + (beta ? beta[c] : 0.0f);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Activations                                                                              */
+/* ---------------------------------------------------------------------------------------- */
+
+static inline float gelu1(float v)
+{
+    return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+}
+
+#if M2P_AVX512
+static inline __m512 v_gelu(__m512 v)
+{
+    __m512 e = v_erf(_mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f)));
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v),
+                         _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+/* x / (1 + exp(-k x)) */
+static inline __m512 v_xsigmoid(__m512 v, float k)
+{
+    __m512 e = v_exp(_mm512_mul_ps(v, _mm512_set1_ps(-k)));
+    return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+#endif
+
+void op_geglu(const float *x, int rows, int D, float *y)
+{
+    ops_sync_threads();
+    int nt = (size_t)rows * D >= PAR_MIN ? omp_get_max_threads() : 1;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int r = 0; r < rows; r++) {
+        const float *h = x + (size_t)r * 2 * D, *g = h + D;
+        float *yr = y + (size_t)r * D;
+        int c = 0;
+#if M2P_AVX512
+        for (; c + 16 <= D; c += 16)
+            _mm512_storeu_ps(yr + c,
+                             _mm512_mul_ps(_mm512_loadu_ps(h + c), v_gelu(_mm512_loadu_ps(g + c))));
+#endif
+        for (; c < D; c++)
+            yr[c] = h[c] * gelu1(g[c]);
+    }
+}
+
+/* Applies f element-wise in parallel; VEC is the vector body for 16 floats at p. */
+#if M2P_AVX512
+#define ELEMENTWISE(n, x, VEC, SCALAR)                                                             \
+    do {                                                                                           \
+        size_t n16_ = (n) / 16;                                                                    \
+        int nt_ = (n) >= PAR_MIN ? omp_get_max_threads() : 1;                                      \
+        _Pragma(                                                                                   \
+            "omp parallel for num_threads(nt_) schedule(static) if (nt_ > 1)") for (size_t i_ = 0; \
+                                                                                    i_ < n16_;     \
+                                                                                    i_++)          \
+        {                                                                                          \
+            float *p = (x) + i_ * 16;                                                              \
+            __m512 v = _mm512_loadu_ps(p);                                                         \
+            _mm512_storeu_ps(p, VEC);                                                              \
+        }                                                                                          \
+        for (size_t i_ = n16_ * 16; i_ < (n); i_++) {                                              \
+            float v = (x)[i_];                                                                     \
+            (x)[i_] = SCALAR;                                                                      \
+        }                                                                                          \
+    } while (0)
+#else
+#define ELEMENTWISE(n, x, VEC, SCALAR)                                                             \
+    do {                                                                                           \
+        int nt_ = (n) >= PAR_MIN ? omp_get_max_threads() : 1;                                      \
+        _Pragma(                                                                                   \
+            "omp parallel for num_threads(nt_) schedule(static) if (nt_ > 1)") for (size_t i_ = 0; \
+                                                                                    i_ < (n);      \
+                                                                                    i_++)          \
+        {                                                                                          \
+            float v = (x)[i_];                                                                     \
+            (x)[i_] = SCALAR;                                                                      \
+        }                                                                                          \
+    } while (0)
+#endif
+
+void op_silu(float *x, size_t n)
+{
+    ops_sync_threads();
+    ELEMENTWISE(n, x, v_xsigmoid(v, 1.0f), v / (1.0f + expf(-v)));
+}
+
+void op_gelu(float *x, size_t n)
+{
+    ops_sync_threads();
+    ELEMENTWISE(n, x, v_gelu(v), gelu1(v));
+}
+
+void op_quick_gelu(float *x, size_t n)
+{
+    ops_sync_threads();
+    ELEMENTWISE(n, x, v_xsigmoid(v, 1.702f), v / (1.0f + expf(-1.702f * v)));
+}
+
+void op_relu(float *x, size_t n)
+{
+    ops_sync_threads();
+    ELEMENTWISE(n, x, _mm512_max_ps(v, _mm512_setzero_ps()), v > 0.0f ? v : 0.0f);
+}
+
+void op_tanh_scale(float *x, size_t n, float s)
+{
+    ops_sync_threads();
+    int nt = n >= PAR_MIN ? omp_get_max_threads() : 1;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (size_t i = 0; i < n; i++)
+        x[i] = tanhf(x[i] / s) * s;
+}
+
+void op_add(float *y, const float *x, size_t n)
+{
+    ops_sync_threads();
+    int nt = n >= PAR_MIN ? omp_get_max_threads() : 1;
+#pragma omp parallel for simd num_threads(nt) schedule(static) if (nt > 1)
+    for (size_t i = 0; i < n; i++)
+        y[i] += x[i];
+}
+
+void op_scale(float *y, float s, size_t n)
+{
+    ops_sync_threads();
+    int nt = n >= PAR_MIN ? omp_get_max_threads() : 1;
+#pragma omp parallel for simd num_threads(nt) schedule(static) if (nt > 1)
+    for (size_t i = 0; i < n; i++)
+        y[i] *= s;
+}
+
+void op_add_channel_bias(float *y, const float *v, int B, int HW, int C)
+{
+    ops_sync_threads();
+    int nt = (size_t)B * HW * C >= PAR_MIN ? omp_get_max_threads() : 1;
+    for (int b = 0; b < B; b++) {
+        const float *vb = v + (size_t)b * C;
+        float *yb = y + (size_t)b * HW * C;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+        for (int p = 0; p < HW; p++) {
+            float *yr = yb + (size_t)p * C;
+#pragma omp simd
+            for (int c = 0; c < C; c++)
+                yr[c] += vb[c];
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Layout                                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+void op_upsample2x(const float *x, int B, int H, int W, int C, float *y)
+{
+    ops_sync_threads();
+    int nt = (size_t)B * H * W * C * 4 >= PAR_MIN ? omp_get_max_threads() : 1;
+#pragma omp parallel for collapse(2) num_threads(nt) schedule(static) if (nt > 1)
+    for (int b = 0; b < B; b++)
+        for (int oy = 0; oy < 2 * H; oy++) {
+            const float *xr = x + ((size_t)b * H + oy / 2) * W * C;
+            float *yr = y + ((size_t)b * 2 * H + oy) * 2 * W * C;
+            for (int ox = 0; ox < 2 * W; ox++)
+                memcpy(yr + (size_t)ox * C, xr + (size_t)(ox / 2) * C, (size_t)C * sizeof(float));
+        }
+}
+
+void op_concat_channels(const float *a, int Ca, const float *b, int Cb, int B, int HW, float *y)
+{
+    ops_sync_threads();
+    size_t rows = (size_t)B * HW;
+    int C = Ca + Cb;
+    int nt = rows * C >= PAR_MIN ? omp_get_max_threads() : 1;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (size_t r = 0; r < rows; r++) {
+        memcpy(y + r * C, a + r * Ca, (size_t)Ca * sizeof(float));
+        memcpy(y + r * C + Ca, b + r * Cb, (size_t)Cb * sizeof(float));
+    }
+}
+
+void op_nchw_to_nhwc(const float *x, int B, int C, int H, int W, float *y)
+{
+    ops_sync_threads();
+    size_t HW = (size_t)H * W;
+    int nt = (size_t)B * C * HW >= PAR_MIN ? omp_get_max_threads() : 1;
+    for (int b = 0; b < B; b++) {
+        const float *xb = x + (size_t)b * C * HW;
+        float *yb = y + (size_t)b * C * HW;
+        /* tiles of 16 pixels x 16 channels keep both sides in cache */
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+        for (size_t p0 = 0; p0 < HW; p0 += 16)
+            for (int c0 = 0; c0 < C; c0 += 16) {
+                size_t pe = p0 + 16 < HW ? p0 + 16 : HW;
+                int ce = c0 + 16 < C ? c0 + 16 : C;
+                for (size_t p = p0; p < pe; p++)
+                    for (int c = c0; c < ce; c++)
+                        yb[p * C + c] = xb[(size_t)c * HW + p];
+            }
+    }
+}
+
+void op_nhwc_to_nchw(const float *x, int B, int H, int W, int C, float *y)
+{
+    ops_sync_threads();
+    size_t HW = (size_t)H * W;
+    int nt = (size_t)B * C * HW >= PAR_MIN ? omp_get_max_threads() : 1;
+    for (int b = 0; b < B; b++) {
+        const float *xb = x + (size_t)b * C * HW;
+        float *yb = y + (size_t)b * C * HW;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+        for (int c0 = 0; c0 < C; c0 += 16)
+            for (size_t p0 = 0; p0 < HW; p0 += 16) {
+                size_t pe = p0 + 16 < HW ? p0 + 16 : HW;
+                int ce = c0 + 16 < C ? c0 + 16 : C;
+                for (int c = c0; c < ce; c++)
+                    for (size_t p = p0; p < pe; p++)
+                        yb[(size_t)c * HW + p] = xb[p * C + c];
+            }
+    }
+}
