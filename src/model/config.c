@@ -41,8 +41,8 @@ int config_open(const char *path, m2p_config **out)
     json_error_t jerr;
     json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        int rc = m2p_error(M2P_EFORMAT, "%s: invalid JSON at line %d: %s", file, jerr.line,
-                           jerr.text);
+        int rc =
+            m2p_error(M2P_EFORMAT, "%s: invalid JSON at line %d: %s", file, jerr.line, jerr.text);
         free(file);
         return rc;
     }
@@ -195,8 +195,8 @@ int config_int_array(const m2p_config *c, const char *key, int *out, int max, in
         return bad_type(c, key, "an array of integers");
     size_t len = json_array_size(v);
     if (len == 0 || len > (size_t)max)
-        return m2p_error(M2P_EFORMAT, "%s: '%s' has %zu entries, expected 1 to %d", c->path,
-                         key, len, max);
+        return m2p_error(M2P_EFORMAT, "%s: '%s' has %zu entries, expected 1 to %d", c->path, key,
+                         len, max);
     for (size_t i = 0; i < len; i++) {
         int rc = as_int(c, key, json_array_get(v, i), &out[i]);
         if (rc)
@@ -215,8 +215,8 @@ int config_string_array(const m2p_config *c, const char *key, const char **out, 
         return bad_type(c, key, "an array of strings");
     size_t len = json_array_size(v);
     if (len == 0 || len > (size_t)max)
-        return m2p_error(M2P_EFORMAT, "%s: '%s' has %zu entries, expected 1 to %d", c->path,
-                         key, len, max);
+        return m2p_error(M2P_EFORMAT, "%s: '%s' has %zu entries, expected 1 to %d", c->path, key,
+                         len, max);
     for (size_t i = 0; i < len; i++) {
         json_t *s = json_array_get(v, i);
         if (!json_is_string(s))
@@ -248,7 +248,7 @@ int config_int_per_block(const m2p_config *c, const char *key, int n, int def, i
         }
         return 0;
     }
-    int x;
+    int x = 0;
     int rc = as_int(c, key, v, &x);
     if (rc)
         return rc;

@@ -1,0 +1,256 @@
+/*
+ * clip_text.c — the CLIP text encoder (transformers CLIPTextModel, modeling_clip.py):
+ * token + position embeddings, num_hidden_layers pre-LayerNorm encoder layers (causal
+ * multi-head self-attention with q/k/v fused into one matmul, then an MLP with quick_gelu or
+ * gelu), final_layer_norm. Output is last_hidden_state [B, L, hidden]; every size comes from
+ * text_encoder/config.json. Taps: "embeddings", "encoder.layers.N".
+ */
+#include "core/error.h"
+#include "model/config.h"
+#include "sd/components.h"
+#include "sd/nn.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct clip_layer {
+    nn_norm ln1, ln2;
+    op_linear *qkv, *out, *fc1, *fc2;
+} clip_layer;
+
+struct clip_text {
+    int hidden, layers, heads, inter, vocab, max_pos;
+    float eps;
+    int act_quick;  /* 1: quick_gelu, 0: gelu (erf) */
+    float *tok_emb; /* [vocab, hidden] */
+    float *pos_emb; /* [max_pos, hidden] */
+    clip_layer *layer;
+    nn_norm final_ln;
+    weights *w;
+    nn_arena arena;
+    sd_tap tap;
+    void *tap_ud;
+};
+
+static int load_table(weights *w, const char *name, int rows, int cols, float **out)
+{
+    int64_t shape[2] = {rows, cols};
+    const float *p;
+    float *owned = NULL;
+    int rc = weights_get(w, name, 2, shape, &p, &owned);
+    if (rc)
+        return rc;
+    if (owned) {
+        *out = owned;
+        return 0;
+    }
+    *out = malloc((size_t)rows * cols * sizeof(float));
+    if (!*out)
+        return m2p_error(M2P_ENOMEM, "out of memory loading '%s'", name);
+    memcpy(*out, p, (size_t)rows * cols * sizeof(float));
+    return 0;
+}
+
+static int read_config(clip_text *m, const char *dir)
+{
+    m2p_config *c;
+    int rc = config_open(dir, &c);
+    if (rc)
+        return rc;
+    const char *act = NULL;
+    if ((rc = config_int(c, "hidden_size", &m->hidden)) ||
+        (rc = config_int(c, "num_hidden_layers", &m->layers)) ||
+        (rc = config_int(c, "num_attention_heads", &m->heads)) ||
+        (rc = config_int(c, "intermediate_size", &m->inter)) ||
+        (rc = config_int(c, "vocab_size", &m->vocab)) ||
+        (rc = config_opt_int(c, "max_position_embeddings", 77, &m->max_pos)) ||
+        (rc = config_opt_float(c, "layer_norm_eps", 1e-5f, &m->eps)) ||
+        (rc = config_opt_string(c, "hidden_act", "quick_gelu", &act)))
+        goto out;
+    if (strcmp(act, "quick_gelu") == 0)
+        m->act_quick = 1;
+    else if (strcmp(act, "gelu") == 0)
+        m->act_quick = 0;
+    else {
+        rc = m2p_error(M2P_EUNSUPPORTED, "%s: hidden_act '%s' is not supported", config_path(c),
+                       act);
+        goto out;
+    }
+    if (m->hidden <= 0 || m->layers <= 0 || m->heads <= 0 || m->inter <= 0 || m->vocab <= 0 ||
+        m->max_pos <= 0 || m->hidden % m->heads) {
+        rc = m2p_error(M2P_EFORMAT,
+                       "%s: inconsistent sizes (hidden_size %d, num_attention_heads %d, "
+                       "layers %d, intermediate_size %d)",
+                       config_path(c), m->hidden, m->heads, m->layers, m->inter);
+        goto out;
+    }
+out:
+    config_free(c);
+    return rc;
+}
+
+int clip_text_load(const char *dir, const m2p_model_params *p, clip_text **out)
+{
+    *out = NULL;
+    int dtype = p ? p->compute_dtype : M2P_DTYPE_F32;
+    clip_text *m = calloc(1, sizeof *m);
+    if (!m)
+        return m2p_error(M2P_ENOMEM, "out of memory loading the text encoder");
+    int rc = read_config(m, dir);
+    if (rc)
+        goto fail;
+    if ((rc = weights_open(dir, &m->w)))
+        goto fail;
+    /* transformers saves CLIPTextModel as "text_model.*"; accept a bare export too. */
+    const char *pre =
+        weights_has(m->w, "text_model.embeddings.token_embedding.weight") ? "text_model." : "";
+    char nm[256], base[200];
+    int C = m->hidden;
+    snprintf(nm, sizeof nm, "%sembeddings.token_embedding.weight", pre);
+    if ((rc = load_table(m->w, nm, m->vocab, C, &m->tok_emb)))
+        goto fail;
+    snprintf(nm, sizeof nm, "%sembeddings.position_embedding.weight", pre);
+    if ((rc = load_table(m->w, nm, m->max_pos, C, &m->pos_emb)))
+        goto fail;
+    m->layer = calloc((size_t)m->layers, sizeof *m->layer);
+    if (!m->layer) {
+        rc = m2p_error(M2P_ENOMEM, "out of memory loading the text encoder");
+        goto fail;
+    }
+    for (int i = 0; i < m->layers; i++) {
+        clip_layer *L = &m->layer[i];
+        snprintf(base, sizeof base, "%sencoder.layers.%d", pre, i);
+        char q[256], k[256], v[256];
+        snprintf(q, sizeof q, "%s.self_attn.q_proj", base);
+        snprintf(k, sizeof k, "%s.self_attn.k_proj", base);
+        snprintf(v, sizeof v, "%s.self_attn.v_proj", base);
+        const char *qkv[3] = {q, k, v};
+        int outs[3] = {C, C, C};
+        if ((rc = nn_load_norm(m->w, nn_name(nm, sizeof nm, base, "layer_norm1"), C, &L->ln1)) ||
+            (rc = nn_load_linear_cat(m->w, qkv, 3, C, outs, 1, 0, dtype, &L->qkv)) ||
+            (rc = nn_load_linear(m->w, nn_name(nm, sizeof nm, base, "self_attn.out_proj"), C, C, 1,
+                                 0, dtype, &L->out)) ||
+            (rc = nn_load_norm(m->w, nn_name(nm, sizeof nm, base, "layer_norm2"), C, &L->ln2)) ||
+            (rc = nn_load_linear(m->w, nn_name(nm, sizeof nm, base, "mlp.fc1"), C, m->inter, 1, 0,
+                                 dtype, &L->fc1)) ||
+            (rc = nn_load_linear(m->w, nn_name(nm, sizeof nm, base, "mlp.fc2"), m->inter, C, 1, 0,
+                                 dtype, &L->fc2)))
+            goto fail;
+    }
+    snprintf(nm, sizeof nm, "%sfinal_layer_norm", pre);
+    if ((rc = nn_load_norm(m->w, nm, C, &m->final_ln)))
+        goto fail;
+    weights_release(m->w);
+    *out = m;
+    return 0;
+fail:
+    clip_text_free(m);
+    return m2p_error_wrap(rc, "loading text encoder");
+}
+
+int clip_text_forward(clip_text *m, const int32_t *ids, int B, int L, float *out)
+{
+    if (B <= 0 || L <= 0 || L > m->max_pos)
+        return m2p_error(M2P_EINVAL, "text encoder: %d x %d tokens (at most %d per prompt)", B, L,
+                         m->max_pos);
+    for (int i = 0; i < B * L; i++)
+        if (ids[i] < 0 || ids[i] >= m->vocab)
+            return m2p_error(M2P_EINVAL, "text encoder: token id %d outside the vocabulary (%d)",
+                             ids[i], m->vocab);
+    const int C = m->hidden, rows = B * L, dh = C / m->heads;
+    size_t need = NN_ALIGN_FLOATS((size_t)rows * C) * 2 + NN_ALIGN_FLOATS((size_t)rows * 3 * C) +
+                  NN_ALIGN_FLOATS((size_t)rows * m->inter);
+    int rc = nn_arena_reserve(&m->arena, need);
+    if (rc)
+        return rc;
+    float *x = out; /* the residual stream lives in the output */
+    float *n = nn_arena_alloc(&m->arena, (size_t)rows * C);
+    float *att = nn_arena_alloc(&m->arena, (size_t)rows * C);
+    float *qkv = nn_arena_alloc(&m->arena, (size_t)rows * 3 * C);
+    float *f = nn_arena_alloc(&m->arena, (size_t)rows * m->inter);
+    if (!n || !att || !qkv || !f)
+        return m2p_error(M2P_EINTERNAL, "text encoder: scratch plan too small");
+
+    /* CLIPTextEmbeddings: token_embedding(ids) + position_embedding(arange(L)) */
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < L; t++) {
+            const float *te = m->tok_emb + (size_t)ids[b * L + t] * C;
+            const float *pe = m->pos_emb + (size_t)t * C;
+            float *o = x + ((size_t)b * L + t) * C;
+            for (int c = 0; c < C; c++)
+                o[c] = te[c] + pe[c];
+        }
+    int64_t shape[3] = {B, L, C};
+    nn_tap_raw(m->tap, m->tap_ud, "embeddings", x, 3, shape);
+
+    const float scale = 1.0f / sqrtf((float)dh);
+    for (int i = 0; i < m->layers; i++) {
+        clip_layer *Ly = &m->layer[i];
+        op_layernorm(x, rows, C, m->eps, Ly->ln1.gamma, Ly->ln1.beta, n);
+        if ((rc = op_linear_forward(Ly->qkv, n, rows, qkv, NULL)))
+            return rc;
+        if ((rc = op_attention(qkv, 3 * C, qkv + C, qkv + 2 * C, 3 * C, B, L, L, m->heads, dh,
+                               scale, 1, att)))
+            return rc;
+        if ((rc = op_linear_forward(Ly->out, att, rows, x, x)))
+            return rc;
+        op_layernorm(x, rows, C, m->eps, Ly->ln2.gamma, Ly->ln2.beta, n);
+        if ((rc = op_linear_forward(Ly->fc1, n, rows, f, NULL)))
+            return rc;
+        if (m->act_quick)
+            op_quick_gelu(f, (size_t)rows * m->inter);
+        else
+            op_gelu(f, (size_t)rows * m->inter);
+        if ((rc = op_linear_forward(Ly->fc2, f, rows, x, x)))
+            return rc;
+        if (m->tap) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "encoder.layers.%d", i);
+            nn_tap_raw(m->tap, m->tap_ud, nm, x, 3, shape);
+        }
+    }
+    op_layernorm(x, rows, C, m->eps, m->final_ln.gamma, m->final_ln.beta, x);
+    return 0;
+}
+
+int clip_text_hidden(const clip_text *m)
+{
+    return m->hidden;
+}
+
+void clip_text_set_tap(clip_text *m, sd_tap tap, void *ud)
+{
+    m->tap = tap;
+    m->tap_ud = ud;
+}
+
+weights *clip_text_weights(clip_text *m)
+{
+    return m->w;
+}
+
+void clip_text_free(clip_text *m)
+{
+    if (!m)
+        return;
+    if (m->layer) {
+        for (int i = 0; i < m->layers; i++) {
+            clip_layer *L = &m->layer[i];
+            nn_norm_free(&L->ln1);
+            nn_norm_free(&L->ln2);
+            op_linear_free(L->qkv);
+            op_linear_free(L->out);
+            op_linear_free(L->fc1);
+            op_linear_free(L->fc2);
+        }
+        free(m->layer);
+    }
+    nn_norm_free(&m->final_ln);
+    free(m->tok_emb);
+    free(m->pos_emb);
+    nn_arena_free(&m->arena);
+    weights_close(m->w);
+    free(m);
+}

@@ -1,0 +1,302 @@
+/*
+ * nn.c — shared building blocks of the SD networks: strict loading of conv / linear / norm
+ * weights into ops objects (copied once, so the safetensors mapping can be released), diffusers'
+ * ResnetBlock2D (resnet.py: GroupNorm+SiLU, conv, time-embedding add, GroupNorm+SiLU, conv,
+ * 1x1 conv_shortcut, output_scale_factor), PyTorch-style nearest resize, a grow-only scratch
+ * arena and the NHWC -> NCHW debug taps.
+ */
+#include "sd/nn.h"
+
+#include "core/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *nn_name(char *buf, size_t n, const char *a, const char *b)
+{
+    snprintf(buf, n, "%s.%s", a, b);
+    return buf;
+}
+
+/* weights_get + copy into a fresh malloc'd array. */
+static int get_copy(weights *w, const char *name, int ndim, const int64_t *shape, float **out)
+{
+    const float *p;
+    float *owned = NULL;
+    int rc = weights_get(w, name, ndim, shape, &p, &owned);
+    if (rc)
+        return rc;
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= (size_t)shape[i];
+    if (owned) {
+        *out = owned;
+        return 0;
+    }
+    float *c = malloc(n * sizeof *c);
+    if (!c)
+        return m2p_error(M2P_ENOMEM, "out of memory copying tensor '%s'", name);
+    memcpy(c, p, n * sizeof *c);
+    *out = c;
+    return 0;
+}
+
+int nn_load_norm(weights *w, const char *prefix, int C, nn_norm *out)
+{
+    char nm[256];
+    int64_t shape[1] = {C};
+    memset(out, 0, sizeof *out);
+    out->C = C;
+    int rc = get_copy(w, nn_name(nm, sizeof nm, prefix, "weight"), 1, shape, &out->gamma);
+    if (!rc)
+        rc = get_copy(w, nn_name(nm, sizeof nm, prefix, "bias"), 1, shape, &out->beta);
+    if (rc)
+        nn_norm_free(out);
+    return rc;
+}
+
+void nn_norm_free(nn_norm *n)
+{
+    free(n->gamma);
+    free(n->beta);
+    n->gamma = n->beta = NULL;
+}
+
+int nn_load_conv(weights *w, const char *prefix, int cin, int cout, int k, int stride, int pad,
+                 int bias, int dtype, op_conv **out)
+{
+    char nm[256];
+    *out = NULL;
+    int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
+    const float *wp, *bp = NULL;
+    float *wo = NULL, *bo = NULL;
+    int rc = weights_get(w, nn_name(nm, sizeof nm, prefix, "weight"), 4, ws, &wp, &wo);
+    if (rc)
+        return rc;
+    if (bias) {
+        rc = weights_get(w, nn_name(nm, sizeof nm, prefix, "bias"), 1, bs, &bp, &bo);
+        if (rc) {
+            free(wo);
+            return rc;
+        }
+    }
+    rc = op_conv_create(out, wp, bp, cin, cout, k, stride, pad, dtype);
+    free(wo);
+    free(bo);
+    if (rc)
+        return m2p_error_wrap(rc, "%s", prefix);
+    return 0;
+}
+
+int nn_load_linear_cat(weights *w, const char *const *prefixes, int n, int in, const int *outs,
+                       int bias, int conv1x1, int dtype, op_linear **out)
+{
+    char nm[256];
+    *out = NULL;
+    int total = 0;
+    for (int i = 0; i < n; i++)
+        total += outs[i];
+    const float *wp[8], *bp[8];
+    float *wo[8] = {0}, *bo[8] = {0};
+    float *wcat = NULL, *bcat = NULL;
+    int rc = 0;
+    if (n < 1 || n > 8)
+        return m2p_error(M2P_EINTERNAL, "nn_load_linear_cat: %d parts", n);
+    for (int i = 0; i < n && !rc; i++) {
+        int64_t ws[4] = {outs[i], in, 1, 1}, bs[1] = {outs[i]};
+        rc = weights_get(w, nn_name(nm, sizeof nm, prefixes[i], "weight"), conv1x1 ? 4 : 2, ws,
+                         &wp[i], &wo[i]);
+        if (!rc && bias)
+            rc = weights_get(w, nn_name(nm, sizeof nm, prefixes[i], "bias"), 1, bs, &bp[i], &bo[i]);
+    }
+    if (rc)
+        goto done;
+    const float *W = wp[0], *Bv = bias ? bp[0] : NULL;
+    if (n > 1) {
+        wcat = malloc((size_t)total * (size_t)in * sizeof *wcat);
+        bcat = bias ? malloc((size_t)total * sizeof *bcat) : NULL;
+        if (!wcat || (bias && !bcat)) {
+            rc = m2p_error(M2P_ENOMEM, "out of memory loading %s", prefixes[0]);
+            goto done;
+        }
+        size_t row = 0;
+        for (int i = 0; i < n; i++) {
+            memcpy(wcat + row * (size_t)in, wp[i], (size_t)outs[i] * (size_t)in * sizeof *wcat);
+            if (bias)
+                memcpy(bcat + row, bp[i], (size_t)outs[i] * sizeof *bcat);
+            row += (size_t)outs[i];
+        }
+        W = wcat;
+        Bv = bcat;
+    }
+    rc = op_linear_create(out, W, Bv, in, total, dtype);
+    if (rc)
+        rc = m2p_error_wrap(rc, "%s", prefixes[0]);
+done:
+    for (int i = 0; i < n; i++) {
+        free(wo[i]);
+        free(bo[i]);
+    }
+    free(wcat);
+    free(bcat);
+    return rc;
+}
+
+int nn_load_linear(weights *w, const char *prefix, int in, int out, int bias, int conv1x1,
+                   int dtype, op_linear **res)
+{
+    const char *p[1] = {prefix};
+    int o[1] = {out};
+    return nn_load_linear_cat(w, p, 1, in, o, bias, conv1x1, dtype, res);
+}
+
+/* ---- ResnetBlock2D ----------------------------------------------------------------------- */
+
+int nn_resnet_load(weights *w, const char *prefix, int cin, int cout, int temb_ch, int groups,
+                   float eps, float out_scale, int dtype, nn_resnet *r)
+{
+    char nm[256];
+    memset(r, 0, sizeof *r);
+    r->cin = cin;
+    r->cout = cout;
+    r->groups = groups;
+    r->temb_ch = temb_ch;
+    r->eps = eps;
+    r->out_scale = out_scale;
+    if (cin % groups || cout % groups)
+        return m2p_error(M2P_EFORMAT, "%s: channels %d/%d not divisible by %d groups", prefix, cin,
+                         cout, groups);
+    int rc = nn_load_norm(w, nn_name(nm, sizeof nm, prefix, "norm1"), cin, &r->norm1);
+    if (!rc)
+        rc = nn_load_conv(w, nn_name(nm, sizeof nm, prefix, "conv1"), cin, cout, 3, 1, 1, 1, dtype,
+                          &r->conv1);
+    if (!rc && temb_ch > 0)
+        rc = nn_load_linear(w, nn_name(nm, sizeof nm, prefix, "time_emb_proj"), temb_ch, cout, 1, 0,
+                            dtype, &r->temb_proj);
+    if (!rc)
+        rc = nn_load_norm(w, nn_name(nm, sizeof nm, prefix, "norm2"), cout, &r->norm2);
+    if (!rc)
+        rc = nn_load_conv(w, nn_name(nm, sizeof nm, prefix, "conv2"), cout, cout, 3, 1, 1, 1, dtype,
+                          &r->conv2);
+    if (!rc && cin != cout)
+        rc = nn_load_conv(w, nn_name(nm, sizeof nm, prefix, "conv_shortcut"), cin, cout, 1, 1, 0, 1,
+                          dtype, &r->shortcut);
+    if (rc)
+        nn_resnet_free(r);
+    return rc;
+}
+
+void nn_resnet_free(nn_resnet *r)
+{
+    nn_norm_free(&r->norm1);
+    nn_norm_free(&r->norm2);
+    op_conv_free(r->conv1);
+    op_conv_free(r->conv2);
+    op_conv_free(r->shortcut);
+    op_linear_free(r->temb_proj);
+    r->conv1 = r->conv2 = r->shortcut = NULL;
+    r->temb_proj = NULL;
+}
+
+int nn_resnet_forward(nn_resnet *r, const float *x, int B, int H, int W, const float *temb_act,
+                      float *out, float *t1, float *t2, float *tb)
+{
+    int HW = H * W, rc;
+    op_groupnorm(x, B, HW, r->cin, r->groups, r->eps, r->norm1.gamma, r->norm1.beta, 1, t1);
+    if ((rc = op_conv_forward(r->conv1, t1, B, H, W, t2, NULL)))
+        return rc;
+    if (r->temb_proj && temb_act) {
+        if ((rc = op_linear_forward(r->temb_proj, temb_act, B, tb, NULL)))
+            return rc;
+        op_add_channel_bias(t2, tb, B, HW, r->cout);
+    }
+    op_groupnorm(t2, B, HW, r->cout, r->groups, r->eps, r->norm2.gamma, r->norm2.beta, 1, t2);
+    const float *res = x;
+    if (r->shortcut) {
+        if ((rc = op_conv_forward(r->shortcut, x, B, H, W, out, NULL)))
+            return rc;
+        res = out;
+    }
+    if ((rc = op_conv_forward(r->conv2, t2, B, H, W, out, res)))
+        return rc;
+    if (r->out_scale != 1.0f)
+        op_scale(out, 1.0f / r->out_scale, (size_t)B * HW * r->cout);
+    return 0;
+}
+
+void nn_resize_nearest(const float *x, int B, int H, int W, int C, int Ho, int Wo, float *y)
+{
+    float sh = (float)H / (float)Ho, sw = (float)W / (float)Wo;
+    for (int b = 0; b < B; b++)
+        for (int oy = 0; oy < Ho; oy++) {
+            int iy = (int)((float)oy * sh);
+            if (iy > H - 1)
+                iy = H - 1;
+            for (int ox = 0; ox < Wo; ox++) {
+                int ix = (int)((float)ox * sw);
+                if (ix > W - 1)
+                    ix = W - 1;
+                memcpy(y + (((size_t)b * Ho + oy) * Wo + ox) * C,
+                       x + (((size_t)b * H + iy) * W + ix) * C, (size_t)C * sizeof *y);
+            }
+        }
+}
+
+/* ---- arena ------------------------------------------------------------------------------- */
+
+int nn_arena_reserve(nn_arena *a, size_t floats)
+{
+    a->used = 0;
+    if (floats <= a->cap)
+        return 0;
+    free(a->base);
+    a->base = NULL;
+    a->cap = 0;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, floats * sizeof(float)) != 0)
+        return m2p_error(M2P_ENOMEM, "out of memory: %zu MiB of scratch",
+                         floats * sizeof(float) >> 20);
+    a->base = p;
+    a->cap = floats;
+    return 0;
+}
+
+float *nn_arena_alloc(nn_arena *a, size_t floats)
+{
+    size_t n = NN_ALIGN_FLOATS(floats);
+    if (a->used + n > a->cap)
+        return NULL; /* the caller's plan was wrong: a bug, checked by the caller */
+    float *p = a->base + a->used;
+    a->used += n;
+    return p;
+}
+
+void nn_arena_free(nn_arena *a)
+{
+    free(a->base);
+    a->base = NULL;
+    a->cap = a->used = 0;
+}
+
+/* ---- taps -------------------------------------------------------------------------------- */
+
+void nn_tap_nhwc(sd_tap tap, void *ud, const char *name, const float *x, int B, int H, int W, int C)
+{
+    if (!tap)
+        return;
+    float *t = malloc((size_t)B * H * W * C * sizeof *t);
+    if (!t)
+        return; /* debug aid only: skip the tap rather than fail the forward */
+    op_nhwc_to_nchw(x, B, H, W, C, t);
+    int64_t shape[4] = {B, C, H, W};
+    tap(name, t, 4, shape, ud);
+    free(t);
+}
+
+void nn_tap_raw(sd_tap tap, void *ud, const char *name, const float *x, int ndim,
+                const int64_t *shape)
+{
+    if (tap)
+        tap(name, x, ndim, shape, ud);
+}

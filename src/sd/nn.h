@@ -1,0 +1,80 @@
+/*
+ * nn.h — building blocks shared by the SD networks (clip_text, unet, vae, taesd): strict weight
+ * loading into ops objects, norm parameters, diffusers' ResnetBlock2D, nearest resize, a
+ * reusable float arena and the NCHW debug taps. Activations are NHWC float32 (see ops.h).
+ */
+#ifndef M2P_SD_NN_H
+#define M2P_SD_NN_H
+
+#include "model/weights.h"
+#include "sd/components.h"
+#include "tensor/ops.h"
+
+#include <stddef.h>
+
+/* ---- loading ----------------------------------------------------------------------------- */
+/* Copies "<prefix>.weight" / "<prefix>.bias" [C] (owned float arrays). */
+typedef struct nn_norm {
+    float *gamma, *beta;
+    int C;
+} nn_norm;
+int nn_load_norm(weights *w, const char *prefix, int C, nn_norm *out);
+void nn_norm_free(nn_norm *n);
+
+/* "<prefix>.weight" [cout, cin, k, k] (+ "<prefix>.bias" [cout] when bias). */
+int nn_load_conv(weights *w, const char *prefix, int cin, int cout, int k, int stride, int pad,
+                 int bias, int dtype, op_conv **out);
+/* "<prefix>.weight" [out, in] (or [out, in, 1, 1] when conv1x1) (+ bias [out]). */
+int nn_load_linear(weights *w, const char *prefix, int in, int nout, int bias, int conv1x1,
+                   int dtype, op_linear **out);
+/* Several linears over the same input fused into one (rows stacked in order: q|k|v), so one
+ * matmul produces [rows, sum(outs)]. Each prefix is "<name>" with ".weight" (+ ".bias"). */
+int nn_load_linear_cat(weights *w, const char *const *prefixes, int n, int in, const int *outs,
+                       int bias, int conv1x1, int dtype, op_linear **out);
+
+/* ---- ResnetBlock2D (diffusers resnet.py) ------------------------------------------------ */
+/* out = (conv_shortcut(x) | x) + conv2(silu(norm2(conv1(silu(norm1(x))) + temb_proj(temb))))
+ * divided by output_scale_factor. */
+typedef struct nn_resnet {
+    int cin, cout, groups, temb_ch;
+    float eps, out_scale;
+    nn_norm norm1, norm2;
+    op_conv *conv1, *conv2, *shortcut; /* shortcut NULL when cin == cout */
+    op_linear *temb_proj;              /* NULL without a time embedding */
+} nn_resnet;
+int nn_resnet_load(weights *w, const char *prefix, int cin, int cout, int temb_ch, int groups,
+                   float eps, float out_scale, int dtype, nn_resnet *r);
+void nn_resnet_free(nn_resnet *r);
+/* x [B,H,W,cin] -> out [B,H,W,cout]. out may equal x when cin == cout, and may equal t1
+ * (never t2). temb_act [B, temb_ch]
+ * is SiLU(temb) (or NULL without temb). Scratch: t1 >= B*H*W*cin, t2 >= B*H*W*cout,
+ * tb >= B*cout floats. */
+int nn_resnet_forward(nn_resnet *r, const float *x, int B, int H, int W, const float *temb_act,
+                      float *out, float *t1, float *t2, float *tb);
+
+/* Nearest resize NHWC (PyTorch 'nearest': src = min(floor(dst * in/out), in-1)). */
+void nn_resize_nearest(const float *x, int B, int H, int W, int C, int Ho, int Wo, float *y);
+
+/* ---- scratch ----------------------------------------------------------------------------- */
+/* Grows only; allocations are 64-byte aligned bumps, reset per forward. */
+typedef struct nn_arena {
+    float *base;
+    size_t cap, used; /* floats */
+} nn_arena;
+#define NN_ALIGN_FLOATS(n) (((n) + 15) & ~(size_t)15)
+int nn_arena_reserve(nn_arena *a, size_t floats);
+float *nn_arena_alloc(nn_arena *a, size_t floats);
+void nn_arena_free(nn_arena *a);
+
+/* ---- taps -------------------------------------------------------------------------------- */
+/* NHWC feature map -> NCHW copy -> tap(name, [B,C,H,W]). No-op when tap is NULL. */
+void nn_tap_nhwc(sd_tap tap, void *ud, const char *name, const float *x, int B, int H, int W,
+                 int C);
+/* Tensor already in its boundary layout ([B,L,C] or [B,C]). */
+void nn_tap_raw(sd_tap tap, void *ud, const char *name, const float *x, int ndim,
+                const int64_t *shape);
+
+/* "<a>.<b>" into buf (names of nested weights). */
+const char *nn_name(char *buf, size_t n, const char *a, const char *b);
+
+#endif

@@ -1,0 +1,327 @@
+/*
+ * vae.c — the AutoencoderKL decode path (diffusers autoencoder_kl.py + vae.py Decoder):
+ * post_quant_conv (1x1), decoder.conv_in, UNetMidBlock2D (resnet, single-head spatial
+ * self-attention with GroupNorm, resnet), UpDecoderBlock2D x N (layers_per_block+1 resnets,
+ * nearest x2 + 3x3 conv except the last), conv_norm_out + SiLU, conv_out. Every GroupNorm here
+ * uses eps 1e-6 (diffusers Decoder). The encoder and quant_conv are never loaded (skipped).
+ * Sizes come from vae/config.json. Attention weights may use to_q/to_k/to_v/to_out.0 or the
+ * older query/key/value/proj_attn names. Taps: "post_quant_conv", "decoder.conv_in",
+ * "decoder.mid_block", "decoder.up_blocks.N", "decoder.conv_norm_out".
+ */
+#include "core/error.h"
+#include "model/config.h"
+#include "sd/components.h"
+#include "sd/nn.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VAE_MAX_BLOCKS 8
+#define VAE_EPS 1e-6f /* diffusers Decoder: resnet_eps / GroupNorm eps 1e-6 */
+
+typedef struct vae_up {
+    int n_res, cin, cout, upsample;
+    nn_resnet *res;
+    op_conv *up_conv;
+} vae_up;
+
+struct vae {
+    int latent_ch, out_ch, groups, n_up, top_ch, bottom_ch, mid_attn;
+    float scaling;
+    op_conv *post_quant, *conv_in, *conv_out;
+    nn_resnet mid_res[2];
+    nn_norm attn_norm;
+    op_linear *attn_qkv, *attn_out;
+    vae_up up[VAE_MAX_BLOCKS];
+    nn_norm norm_out;
+    weights *w;
+    nn_arena arena;
+    sd_tap tap;
+    void *tap_ud;
+};
+
+/* The attention's q/k/v/out linears, under either naming, as [C,C] or [C,C,1,1]. */
+static int load_attention(vae *m, int dtype)
+{
+    const char *base = "decoder.mid_block.attentions.0";
+    int C = m->top_ch;
+    char q[160], k[160], v[160], o[160], nm[200];
+    int old = !weights_has(m->w, "decoder.mid_block.attentions.0.to_q.weight") &&
+              weights_has(m->w, "decoder.mid_block.attentions.0.query.weight");
+    snprintf(q, sizeof q, "%s.%s", base, old ? "query" : "to_q");
+    snprintf(k, sizeof k, "%s.%s", base, old ? "key" : "to_k");
+    snprintf(v, sizeof v, "%s.%s", base, old ? "value" : "to_v");
+    snprintf(o, sizeof o, "%s.%s", base, old ? "proj_attn" : "to_out.0");
+    snprintf(nm, sizeof nm, "%s.weight", q);
+    st_tensor *t = st_find(weights_file(m->w), nm);
+    int conv1x1 = t && t->ndim == 4;
+    const char *qkv[3] = {q, k, v};
+    int outs[3] = {C, C, C};
+    int rc = nn_load_norm(m->w, nn_name(nm, sizeof nm, base, "group_norm"), C, &m->attn_norm);
+    if (!rc)
+        rc = nn_load_linear_cat(m->w, qkv, 3, C, outs, 1, conv1x1, dtype, &m->attn_qkv);
+    if (!rc)
+        rc = nn_load_linear(m->w, o, C, C, 1, conv1x1, dtype, &m->attn_out);
+    return rc;
+}
+
+int vae_load(const char *dir, const m2p_model_params *p, vae **out)
+{
+    *out = NULL;
+    int dtype = p ? p->compute_dtype : M2P_DTYPE_F32;
+    vae *m = calloc(1, sizeof *m);
+    if (!m)
+        return m2p_error(M2P_ENOMEM, "out of memory loading the VAE");
+    m2p_config *c = NULL;
+    int boc[VAE_MAX_BLOCKS], nb = 0, lpb = 0, nt = 0, post_quant = 1;
+    const char *types[VAE_MAX_BLOCKS];
+    char nm[256], pre[128];
+    int rc = config_open(dir, &c);
+    if (rc)
+        goto fail;
+    if ((rc = config_int_array(c, "block_out_channels", boc, VAE_MAX_BLOCKS, &nb)) ||
+        (rc = config_opt_int(c, "layers_per_block", 2, &lpb)) ||
+        (rc = config_opt_int(c, "norm_num_groups", 32, &m->groups)) ||
+        (rc = config_opt_int(c, "latent_channels", 4, &m->latent_ch)) ||
+        (rc = config_opt_int(c, "out_channels", 3, &m->out_ch)) ||
+        (rc = config_opt_float(c, "scaling_factor", 0.18215f, &m->scaling)) ||
+        (rc = config_opt_bool(c, "mid_block_add_attention", 1, &m->mid_attn)) ||
+        (rc = config_opt_bool(c, "use_post_quant_conv", 1, &post_quant)))
+        goto fail;
+    if (config_has(c, "up_block_types")) {
+        if ((rc = config_string_array(c, "up_block_types", types, VAE_MAX_BLOCKS, &nt)))
+            goto fail;
+        if (nt != nb) {
+            rc = m2p_error(M2P_EFORMAT, "%s: %d up_block_types for %d block_out_channels",
+                           config_path(c), nt, nb);
+            goto fail;
+        }
+        for (int i = 0; i < nt; i++)
+            if (strcmp(types[i], "UpDecoderBlock2D") != 0) {
+                rc = m2p_error(M2P_EUNSUPPORTED, "%s: up block type '%s' is not supported",
+                               config_path(c), types[i]);
+                goto fail;
+            }
+    }
+    const char *act = "silu";
+    if ((rc = config_opt_string(c, "act_fn", "silu", &act)))
+        goto fail;
+    if (strcmp(act, "silu") != 0) {
+        rc = m2p_error(M2P_EUNSUPPORTED, "%s: act_fn '%s' is not supported", config_path(c), act);
+        goto fail;
+    }
+    if (lpb < 1 || m->groups < 1 || m->latent_ch < 1 || m->out_ch < 1 || m->scaling <= 0) {
+        rc = m2p_error(M2P_EFORMAT, "%s: invalid sizes", config_path(c));
+        goto fail;
+    }
+    if ((rc = weights_open(dir, &m->w)))
+        goto fail;
+    m->top_ch = boc[nb - 1];
+    m->bottom_ch = boc[0];
+    m->n_up = nb;
+    int L = m->latent_ch, G = m->groups, C = m->top_ch;
+    if (post_quant &&
+        (rc = nn_load_conv(m->w, "post_quant_conv", L, L, 1, 1, 0, 1, dtype, &m->post_quant)))
+        goto fail;
+    if ((rc = nn_load_conv(m->w, "decoder.conv_in", L, C, 3, 1, 1, 1, dtype, &m->conv_in)) ||
+        (rc = nn_resnet_load(m->w, "decoder.mid_block.resnets.0", C, C, 0, G, VAE_EPS, 1.0f, dtype,
+                             &m->mid_res[0])) ||
+        (m->mid_attn && (rc = load_attention(m, dtype))) ||
+        (rc = nn_resnet_load(m->w, "decoder.mid_block.resnets.1", C, C, 0, G, VAE_EPS, 1.0f, dtype,
+                             &m->mid_res[1])))
+        goto fail;
+    /* Decoder: reversed_block_out_channels; up block i maps prev_output_channel -> rev[i] */
+    int prev = C;
+    for (int i = 0; i < nb; i++) {
+        vae_up *u = &m->up[i];
+        u->cin = prev;
+        u->cout = boc[nb - 1 - i];
+        u->upsample = i != nb - 1;
+        u->n_res = lpb + 1;
+        u->res = calloc((size_t)u->n_res, sizeof *u->res);
+        if (!u->res) {
+            rc = m2p_error(M2P_ENOMEM, "out of memory loading the VAE");
+            goto fail;
+        }
+        for (int j = 0; j < u->n_res; j++) {
+            snprintf(pre, sizeof pre, "decoder.up_blocks.%d.resnets.%d", i, j);
+            if ((rc = nn_resnet_load(m->w, pre, j == 0 ? u->cin : u->cout, u->cout, 0, G, VAE_EPS,
+                                     1.0f, dtype, &u->res[j])))
+                goto fail;
+        }
+        if (u->upsample) {
+            snprintf(pre, sizeof pre, "decoder.up_blocks.%d.upsamplers.0.conv", i);
+            if ((rc = nn_load_conv(m->w, pre, u->cout, u->cout, 3, 1, 1, 1, dtype, &u->up_conv)))
+                goto fail;
+        }
+        prev = u->cout;
+    }
+    if ((rc = nn_load_norm(m->w, "decoder.conv_norm_out", m->bottom_ch, &m->norm_out)) ||
+        (rc = nn_load_conv(m->w, "decoder.conv_out", m->bottom_ch, m->out_ch, 3, 1, 1, 1, dtype,
+                           &m->conv_out)))
+        goto fail;
+    (void)nm;
+    config_free(c);
+    weights_release(m->w);
+    *out = m;
+    return 0;
+fail:
+    config_free(c);
+    vae_free(m);
+    return m2p_error_wrap(rc, "loading VAE");
+}
+
+/* Largest feature map (floats) the decode touches, for B x h x w latents. */
+static size_t plan(const vae *m, int B, int h, int w)
+{
+    size_t HW = (size_t)h * w, mx = HW * (size_t)m->top_ch * (m->mid_attn ? 4 : 1);
+    for (int i = 0; i < m->n_up; i++) {
+        const vae_up *u = &m->up[i];
+        size_t c = (size_t)(u->cin > u->cout ? u->cin : u->cout);
+        if (HW * c > mx)
+            mx = HW * c;
+        if (u->upsample)
+            HW *= 4;
+        if (HW * (size_t)u->cout > mx)
+            mx = HW * (size_t)u->cout;
+    }
+    if (HW * (size_t)m->bottom_ch > mx)
+        mx = HW * (size_t)m->bottom_ch;
+    return mx * (size_t)B;
+}
+
+size_t vae_scratch_bytes(const vae *m, int B, int h, int w)
+{
+    return 3 * NN_ALIGN_FLOATS(plan(m, B, h, w)) * sizeof(float);
+}
+
+int vae_decode(vae *m, const float *z, int B, int h, int w, float *out)
+{
+    if (B <= 0 || h <= 0 || w <= 0)
+        return m2p_error(M2P_EINVAL, "VAE: bad latent size %d x %d x %d", B, h, w);
+    size_t mx = plan(m, B, h, w);
+    int rc = nn_arena_reserve(&m->arena, 3 * NN_ALIGN_FLOATS(mx));
+    if (rc)
+        return rc;
+    float *x = nn_arena_alloc(&m->arena, mx), *t1 = nn_arena_alloc(&m->arena, mx),
+          *t2 = nn_arena_alloc(&m->arena, mx), *tmp;
+    if (!x || !t1 || !t2)
+        return m2p_error(M2P_EINTERNAL, "VAE: scratch plan too small");
+    int H = h, W = w, C = m->latent_ch;
+    op_nchw_to_nhwc(z, B, C, H, W, t1);
+    if (m->post_quant) {
+        if ((rc = op_conv_forward(m->post_quant, t1, B, H, W, x, NULL)))
+            return rc;
+        tmp = x, x = t1, t1 = tmp;
+    }
+    nn_tap_nhwc(m->tap, m->tap_ud, "post_quant_conv", t1, B, H, W, C);
+    C = m->top_ch;
+    if ((rc = op_conv_forward(m->conv_in, t1, B, H, W, x, NULL)))
+        return rc;
+    nn_tap_nhwc(m->tap, m->tap_ud, "decoder.conv_in", x, B, H, W, C);
+
+    /* mid block: resnet (in place), attention, resnet */
+    if ((rc = nn_resnet_forward(&m->mid_res[0], x, B, H, W, NULL, x, t1, t2, NULL)))
+        return rc;
+    if (m->mid_attn) {
+        /* Attention (_from_deprecated_attn_block): GroupNorm, single head over C, residual */
+        size_t rows = (size_t)B * H * W;
+        op_groupnorm(x, B, H * W, C, m->groups, VAE_EPS, m->attn_norm.gamma, m->attn_norm.beta, 0,
+                     t2);
+        if ((rc = op_linear_forward(m->attn_qkv, t2, (int)rows, t1, NULL)))
+            return rc;
+        if ((rc = op_attention(t1, 3 * C, t1 + C, t1 + 2 * C, 3 * C, B, H * W, H * W, 1, C,
+                               1.0f / sqrtf((float)C), 0, t2)))
+            return rc;
+        if ((rc = op_linear_forward(m->attn_out, t2, (int)rows, x, x)))
+            return rc;
+    }
+    if ((rc = nn_resnet_forward(&m->mid_res[1], x, B, H, W, NULL, x, t1, t2, NULL)))
+        return rc;
+    nn_tap_nhwc(m->tap, m->tap_ud, "decoder.mid_block", x, B, H, W, C);
+
+    for (int i = 0; i < m->n_up; i++) {
+        vae_up *u = &m->up[i];
+        for (int j = 0; j < u->n_res; j++) {
+            nn_resnet *r = &u->res[j];
+            if (r->cin == r->cout) {
+                rc = nn_resnet_forward(r, x, B, H, W, NULL, x, t1, t2, NULL);
+            } else {
+                rc = nn_resnet_forward(r, x, B, H, W, NULL, t1, t1, t2, NULL);
+                tmp = x, x = t1, t1 = tmp;
+            }
+            if (rc)
+                return rc;
+            C = r->cout;
+        }
+        if (u->upsample) {
+            op_upsample2x(x, B, H, W, C, t1);
+            H *= 2;
+            W *= 2;
+            if ((rc = op_conv_forward(u->up_conv, t1, B, H, W, x, NULL)))
+                return rc;
+        }
+        if (m->tap) {
+            char nm[48];
+            snprintf(nm, sizeof nm, "decoder.up_blocks.%d", i);
+            nn_tap_nhwc(m->tap, m->tap_ud, nm, x, B, H, W, C);
+        }
+    }
+    op_groupnorm(x, B, H * W, C, m->groups, VAE_EPS, m->norm_out.gamma, m->norm_out.beta, 0, t1);
+    nn_tap_nhwc(m->tap, m->tap_ud, "decoder.conv_norm_out", t1, B, H, W, C);
+    op_silu(t1, (size_t)B * H * W * C);
+    if ((rc = op_conv_forward(m->conv_out, t1, B, H, W, t2, NULL)))
+        return rc;
+    op_nhwc_to_nchw(t2, B, H, W, m->out_ch, out);
+    return 0;
+}
+
+float vae_scaling_factor(const vae *m)
+{
+    return m->scaling;
+}
+
+int vae_latent_channels(const vae *m)
+{
+    return m->latent_ch;
+}
+
+void vae_set_tap(vae *m, sd_tap tap, void *ud)
+{
+    m->tap = tap;
+    m->tap_ud = ud;
+}
+
+weights *vae_weights(vae *m)
+{
+    return m->w;
+}
+
+void vae_free(vae *m)
+{
+    if (!m)
+        return;
+    op_conv_free(m->post_quant);
+    op_conv_free(m->conv_in);
+    op_conv_free(m->conv_out);
+    nn_resnet_free(&m->mid_res[0]);
+    nn_resnet_free(&m->mid_res[1]);
+    nn_norm_free(&m->attn_norm);
+    op_linear_free(m->attn_qkv);
+    op_linear_free(m->attn_out);
+    for (int i = 0; i < VAE_MAX_BLOCKS; i++) {
+        vae_up *u = &m->up[i];
+        if (u->res) {
+            for (int j = 0; j < u->n_res; j++)
+                nn_resnet_free(&u->res[j]);
+            free(u->res);
+        }
+        op_conv_free(u->up_conv);
+    }
+    nn_norm_free(&m->norm_out);
+    nn_arena_free(&m->arena);
+    weights_close(m->w);
+    free(m);
+}
