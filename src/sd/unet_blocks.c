@@ -1,0 +1,174 @@
+/*
+ * unet_blocks.c — Transformer2DModel for SD 1.x UNets (diffusers transformer_2d.py, continuous
+ * input): GroupNorm (eps 1e-6), proj_in, BasicTransformerBlock x depth (LayerNorm -> self-
+ * attention -> +, LayerNorm -> cross-attention over the text context -> +, LayerNorm -> GEGLU
+ * feed-forward -> +; LayerNorm eps 1e-5, attention scale head_dim^-0.5), proj_out, residual.
+ * Residual adds are fused into the output linears; q/k/v of self-attention are one matmul.
+ */
+#include "sd/unet_blocks.h"
+
+#include "core/error.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TR_GN_EPS 1e-6f /* Transformer2DModel: GroupNorm(eps=1e-6) */
+#define TR_LN_EPS 1e-5f /* BasicTransformerBlock: norm_eps default 1e-5 */
+#define TR_FF_MULT 4    /* FeedForward(mult=4) */
+
+static int load_block(weights *w, const char *pre, unet_transformer *t, int dtype, unet_tblock *b)
+{
+    char nm[256], q[256], k[256], v[256];
+    int I = t->inner;
+    int rc = nn_load_norm(w, nn_name(nm, sizeof nm, pre, "norm1"), I, &b->norm1);
+    if (rc)
+        return rc;
+    snprintf(q, sizeof q, "%s.attn1.to_q", pre);
+    snprintf(k, sizeof k, "%s.attn1.to_k", pre);
+    snprintf(v, sizeof v, "%s.attn1.to_v", pre);
+    const char *qkv[3] = {q, k, v};
+    int outs[3] = {I, I, I};
+    if ((rc = nn_load_linear_cat(w, qkv, 3, I, outs, 0, 0, dtype, &b->qkv)) ||
+        (rc = nn_load_linear(w, nn_name(nm, sizeof nm, pre, "attn1.to_out.0"), I, I, 1, 0, dtype,
+                             &b->out1)) ||
+        (rc = nn_load_norm(w, nn_name(nm, sizeof nm, pre, "norm2"), I, &b->norm2)) ||
+        (rc = nn_load_linear(w, nn_name(nm, sizeof nm, pre, "attn2.to_q"), I, I, 0, 0, dtype,
+                             &b->q2)))
+        return rc;
+    snprintf(k, sizeof k, "%s.attn2.to_k", pre);
+    snprintf(v, sizeof v, "%s.attn2.to_v", pre);
+    const char *kv[2] = {k, v};
+    if ((rc = nn_load_linear_cat(w, kv, 2, t->ctx_dim, outs, 0, 0, dtype, &b->kv2)) ||
+        (rc = nn_load_linear(w, nn_name(nm, sizeof nm, pre, "attn2.to_out.0"), I, I, 1, 0, dtype,
+                             &b->out2)) ||
+        (rc = nn_load_norm(w, nn_name(nm, sizeof nm, pre, "norm3"), I, &b->norm3)) ||
+        (rc = nn_load_linear(w, nn_name(nm, sizeof nm, pre, "ff.net.0.proj"), I, 2 * t->ff, 1, 0,
+                             dtype, &b->ff1)) ||
+        (rc = nn_load_linear(w, nn_name(nm, sizeof nm, pre, "ff.net.2"), t->ff, I, 1, 0, dtype,
+                             &b->ff2)))
+        return rc;
+    return 0;
+}
+
+int unet_transformer_load(weights *w, const char *prefix, int C, int heads, int depth, int ctx_dim,
+                          int groups, int linear_proj, int dtype, unet_transformer *t)
+{
+    char nm[256];
+    memset(t, 0, sizeof *t);
+    if (heads <= 0 || C % heads || C % groups || depth <= 0)
+        return m2p_error(M2P_EFORMAT, "%s: %d channels do not split into %d heads / %d groups",
+                         prefix, C, heads, groups);
+    t->C = C;
+    t->heads = heads;
+    t->dh = C / heads; /* Transformer2DModel(num_heads, in_channels // num_heads) */
+    t->inner = heads * t->dh;
+    t->depth = depth;
+    t->groups = groups;
+    t->ctx_dim = ctx_dim;
+    t->ff = t->inner * TR_FF_MULT;
+    int rc = nn_load_norm(w, nn_name(nm, sizeof nm, prefix, "norm"), C, &t->norm);
+    if (!rc)
+        rc = nn_load_linear(w, nn_name(nm, sizeof nm, prefix, "proj_in"), C, t->inner, 1,
+                            !linear_proj, dtype, &t->proj_in);
+    if (!rc)
+        rc = nn_load_linear(w, nn_name(nm, sizeof nm, prefix, "proj_out"), t->inner, C, 1,
+                            !linear_proj, dtype, &t->proj_out);
+    if (!rc && !(t->blk = calloc((size_t)depth, sizeof *t->blk)))
+        rc = m2p_error(M2P_ENOMEM, "out of memory loading %s", prefix);
+    for (int d = 0; !rc && d < depth; d++) {
+        char pre[160];
+        snprintf(pre, sizeof pre, "%s.transformer_blocks.%d", prefix, d);
+        rc = load_block(w, pre, t, dtype, &t->blk[d]);
+    }
+    if (rc)
+        unet_transformer_free(t);
+    return rc;
+}
+
+void unet_transformer_free(unet_transformer *t)
+{
+    nn_norm_free(&t->norm);
+    op_linear_free(t->proj_in);
+    op_linear_free(t->proj_out);
+    if (t->blk) {
+        for (int d = 0; d < t->depth; d++) {
+            unet_tblock *b = &t->blk[d];
+            nn_norm_free(&b->norm1);
+            nn_norm_free(&b->norm2);
+            nn_norm_free(&b->norm3);
+            op_linear_free(b->qkv);
+            op_linear_free(b->out1);
+            op_linear_free(b->q2);
+            op_linear_free(b->kv2);
+            op_linear_free(b->out2);
+            op_linear_free(b->ff1);
+            op_linear_free(b->ff2);
+        }
+        free(t->blk);
+    }
+    memset(t, 0, sizeof *t);
+}
+
+/* Scratch layout: n [rows, max(C, inner)] | h [rows, inner] | u [rows, max(4 inner, 3 ff)]
+ * (qkv + attention out, or GEGLU in + out) | kv [ctx_rows, 2 inner]. */
+static size_t max3(size_t a, size_t b, size_t c)
+{
+    size_t m = a > b ? a : b;
+    return m > c ? m : c;
+}
+
+size_t unet_transformer_scratch(const unet_transformer *t, size_t rows, size_t ctx_rows)
+{
+    size_t I = (size_t)t->inner;
+    return NN_ALIGN_FLOATS(rows * ((size_t)t->C > I ? (size_t)t->C : I)) +
+           NN_ALIGN_FLOATS(rows * I) + NN_ALIGN_FLOATS(rows * max3(4 * I, 3 * (size_t)t->ff, 0)) +
+           NN_ALIGN_FLOATS(ctx_rows * 2 * I);
+}
+
+int unet_transformer_forward(unet_transformer *t, float *x, int B, int HW, const float *ctx,
+                             int ctx_len, float *scratch)
+{
+    const int I = t->inner, rows = B * HW, crow = B * ctx_len;
+    const size_t R = (size_t)rows;
+    float *n = scratch;
+    float *h = n + NN_ALIGN_FLOATS(R * (size_t)(t->C > I ? t->C : I));
+    float *u = h + NN_ALIGN_FLOATS(R * I);
+    float *kv = u + NN_ALIGN_FLOATS(R * max3(4 * (size_t)I, 3 * (size_t)t->ff, 0));
+    const float scale = 1.0f / sqrtf((float)t->dh);
+    int rc;
+
+    op_groupnorm(x, B, HW, t->C, t->groups, TR_GN_EPS, t->norm.gamma, t->norm.beta, 0, n);
+    if ((rc = op_linear_forward(t->proj_in, n, rows, h, NULL)))
+        return rc;
+    for (int d = 0; d < t->depth; d++) {
+        unet_tblock *b = &t->blk[d];
+        float *att = u + R * 3 * I;
+        /* self-attention */
+        op_layernorm(h, rows, I, TR_LN_EPS, b->norm1.gamma, b->norm1.beta, n);
+        if ((rc = op_linear_forward(b->qkv, n, rows, u, NULL)) ||
+            (rc = op_attention(u, 3 * I, u + I, u + 2 * I, 3 * I, B, HW, HW, t->heads, t->dh, scale,
+                               0, att)) ||
+            (rc = op_linear_forward(b->out1, att, rows, h, h)))
+            return rc;
+        /* cross-attention over the text context */
+        op_layernorm(h, rows, I, TR_LN_EPS, b->norm2.gamma, b->norm2.beta, n);
+        att = u + R * I;
+        if ((rc = op_linear_forward(b->q2, n, rows, u, NULL)) ||
+            (rc = op_linear_forward(b->kv2, ctx, crow, kv, NULL)) ||
+            (rc = op_attention(u, I, kv, kv + I, 2 * I, B, HW, ctx_len, t->heads, t->dh, scale, 0,
+                               att)) ||
+            (rc = op_linear_forward(b->out2, att, rows, h, h)))
+            return rc;
+        /* GEGLU feed-forward */
+        op_layernorm(h, rows, I, TR_LN_EPS, b->norm3.gamma, b->norm3.beta, n);
+        float *g = u + R * 2 * t->ff;
+        if ((rc = op_linear_forward(b->ff1, n, rows, u, NULL)))
+            return rc;
+        op_geglu(u, rows, t->ff, g);
+        if ((rc = op_linear_forward(b->ff2, g, rows, h, h)))
+            return rc;
+    }
+    return op_linear_forward(t->proj_out, h, rows, x, x);
+}

@@ -1,0 +1,36 @@
+/*
+ * unet_blocks.h — the UNet's Transformer2DModel (continuous input, diffusers
+ * transformer_2d.py) with its BasicTransformerBlocks (attention.py), on NHWC feature maps:
+ * a [B, H, W, C] map is directly the [B, HW, C] token matrix.
+ */
+#ifndef M2P_SD_UNET_BLOCKS_H
+#define M2P_SD_UNET_BLOCKS_H
+
+#include "sd/nn.h"
+
+typedef struct unet_tblock {
+    nn_norm norm1, norm2, norm3;
+    op_linear *qkv, *out1;      /* attn1: to_q|to_k|to_v fused, to_out.0 */
+    op_linear *q2, *kv2, *out2; /* attn2: to_q, to_k|to_v over the context, to_out.0 */
+    op_linear *ff1, *ff2;       /* ff.net.0.proj (GEGLU, -> 2*ff), ff.net.2 */
+} unet_tblock;
+
+typedef struct unet_transformer {
+    int C, inner, heads, dh, depth, groups, ctx_dim, ff;
+    nn_norm norm;
+    op_linear *proj_in, *proj_out; /* 1x1 convs or linears: the same matmul in NHWC */
+    unet_tblock *blk;
+} unet_transformer;
+
+/* prefix e.g. "down_blocks.0.attentions.1"; proj_in/out are linears when linear_proj, else
+ * 1x1 convs ([out, in, 1, 1]). */
+int unet_transformer_load(weights *w, const char *prefix, int C, int heads, int depth, int ctx_dim,
+                          int groups, int linear_proj, int dtype, unet_transformer *t);
+void unet_transformer_free(unet_transformer *t);
+/* Floats of scratch a forward over `rows` = B*HW tokens with B*ctx_len context rows needs. */
+size_t unet_transformer_scratch(const unet_transformer *t, size_t rows, size_t ctx_rows);
+/* x [B, HW, C] -> x + transformer(x) in place. ctx [B, ctx_len, ctx_dim]. */
+int unet_transformer_forward(unet_transformer *t, float *x, int B, int HW, const float *ctx,
+                             int ctx_len, float *scratch);
+
+#endif

@@ -1,0 +1,183 @@
+/*
+ * test_unet.c — UNet2DConditionModel against diffusers' golden values
+ * (sd-tiny/golden/unet.safetensors): noise_pred at t=999 and t=259 with LCM's timestep_cond,
+ * every per-block intermediate through the taps, a batch of 2, proj_in/proj_out stored as
+ * linears (use_linear_projection true), an odd latent size, and loading errors that name the
+ * tensor and the file.
+ */
+#include "sd/components.h"
+#include "sd_golden.h"
+
+static const char *KEY = "unet.safetensors";
+static const char *ST = "diffusion_pytorch_model.safetensors";
+
+typedef struct inputs {
+    float *sample, *ctx, *cond;
+    int64_t ss[4], cs[3];
+} inputs;
+
+static void check_t(unet *m, st_file *g, json_t *man, const inputs *in, int t, int B, int with_taps)
+{
+    char name[64], prefix[64];
+    snprintf(name, sizeof name, "noise_pred_t%d", t);
+    snprintf(prefix, sizeof prefix, "t%d.intermediate.", t);
+    float *want = gold_get(g, name, NULL, NULL);
+    if (!want)
+        return;
+    size_t n = (size_t)(in->ss[1] * in->ss[2] * in->ss[3]), nc = (size_t)(in->cs[1] * in->cs[2]);
+    float *x = malloc(n * B * sizeof *x), *ctx = malloc(nc * B * sizeof *ctx);
+    float *cond = malloc(256 * (size_t)B * sizeof *cond), *got = malloc(n * B * sizeof *got);
+    for (int b = 0; b < B; b++) {
+        memcpy(x + n * b, in->sample, n * sizeof *x);
+        memcpy(ctx + nc * b, in->ctx, nc * sizeof *ctx);
+        memcpy(cond + 256 * b, in->cond, 256 * sizeof *cond);
+    }
+    gold_taps taps = {g, man, KEY, prefix, 0, 0};
+    unet_set_tap(m, with_taps ? gold_tap : NULL, &taps);
+    int rc = unet_forward(m, x, B, (int)in->ss[2], (int)in->ss[3], (float)t, cond, ctx,
+                          (int)in->cs[1], got);
+    if (rc)
+        fprintf(stderr, "%s\n", m2p_errmsg());
+    CHECK_INT(rc, 0);
+    double tol = gold_tol(man, KEY, name);
+    for (int b = 0; b < B; b++)
+        CHECK(test_max_abs_diff(got + n * b, want, n, name) <= tol);
+    if (with_taps) {
+        /* time_proj, time_embedding, conv_in, 4 down blocks, mid, 4 up blocks, conv_norm_out */
+        CHECK_INT(taps.compared, 13);
+        fprintf(stderr, "t=%d taps: worst err/tol %.3f\n", t, taps.worst_ratio);
+    }
+    unet_set_tap(m, NULL, NULL);
+    free(x);
+    free(ctx);
+    free(cond);
+    free(got);
+    free(want);
+}
+
+static void test_golden(const char *dir, const inputs *in, st_file *g, json_t *man, int full)
+{
+    unet *m = NULL;
+    int rc = unet_load(dir, NULL, &m);
+    if (rc)
+        fprintf(stderr, "%s\n", m2p_errmsg());
+    CHECK_INT(rc, 0);
+    if (!m)
+        return;
+    CHECK_INT(unet_in_channels(m), 4);
+    CHECK_INT(unet_cond_dim(m), 256);
+    CHECK_INT(unet_cross_dim(m), 32);
+    CHECK_INT(unet_sample_size(m), 8);
+    check_t(m, g, man, in, 999, 1, full);
+    check_t(m, g, man, in, 259, 1, full);
+    if (full) {
+        check_t(m, g, man, in, 259, 2, 0);
+        size_t s1 = unet_scratch_bytes(m, 1, 8, 8, 77), s2 = unet_scratch_bytes(m, 2, 8, 8, 77);
+        CHECK(s1 > 0 && s2 > s1);
+        CHECK(unet_scratch_bytes(m, 1, 64, 64, 77) > 32 * s1);
+        /* timestep_cond is required by an LCM UNet */
+        float out[256];
+        CHECK_INT(unet_forward(m, in->sample, 1, 8, 8, 999, NULL, in->ctx, 77, out), M2P_EINVAL);
+        /* an odd latent size goes 9 -> 5 -> 3 -> 2 and back up through nearest resizes */
+        float *x = malloc(4 * 9 * 9 * sizeof *x), *y = malloc(4 * 9 * 9 * sizeof *y);
+        for (int i = 0; i < 4 * 81; i++)
+            x[i] = in->sample[i % 256];
+        CHECK_INT(unet_forward(m, x, 1, 9, 9, 499, in->cond, in->ctx, 77, y), 0);
+        int finite = 1;
+        for (int i = 0; i < 4 * 81; i++)
+            finite &= isfinite(y[i]);
+        CHECK(finite);
+        free(x);
+        free(y);
+    }
+    unet_free(m);
+}
+
+/* The same weights with proj_in/proj_out stored as linears [out, in] and
+ * use_linear_projection true must give the same result. */
+static void test_linear_projection(const inputs *in, st_file *g, json_t *man)
+{
+    const char *src = test_fixture("sd-tiny/model/unet");
+    char *d = test_tmpdir("unet-linproj");
+    char p[1024];
+    snprintf(p, sizeof p, "%s/config.json", src);
+    json_error_t e;
+    json_t *cfg = json_load_file(p, 0, &e);
+    CHECK(cfg != NULL);
+    if (!cfg)
+        goto out;
+    json_object_set_new(cfg, "use_linear_projection", json_true());
+    snprintf(p, sizeof p, "%s/config.json", d);
+    CHECK_INT(json_dump_file(cfg, p, 0), 0);
+    json_decref(cfg);
+    snprintf(p, sizeof p, "%s/%s", src, ST);
+    st_file *f = NULL;
+    CHECK_INT(st_open(p, &f), 0);
+    if (!f)
+        goto out;
+    st_out_tensor *ts = calloc((size_t)f->n, sizeof *ts);
+    int changed = 0;
+    for (int i = 0; i < f->n; i++) {
+        st_tensor *t = &f->tensors[i];
+        ts[i] = (st_out_tensor){t->name, t->dtype, t->ndim, {0}, t->data};
+        memcpy(ts[i].shape, t->shape, sizeof ts[i].shape);
+        if (t->ndim == 4 &&
+            (strstr(t->name, ".proj_in.weight") || strstr(t->name, ".proj_out.weight"))) {
+            ts[i].ndim = 2;
+            changed++;
+        }
+    }
+    CHECK_INT(changed, 32); /* 6 down + 1 mid + 9 up transformers, proj_in and proj_out */
+    snprintf(p, sizeof p, "%s/%s", d, ST);
+    CHECK_INT(st_write(p, ts, f->n), 0);
+    free(ts);
+    st_close(f);
+    test_golden(d, in, g, man, 0);
+out:
+    test_rmtree(d);
+    free(d);
+}
+
+static void test_bad_folders(void)
+{
+    const char *src = test_fixture("sd-tiny/model/unet");
+    char *d1 = test_tmpdir("unet-missing"), *d2 = test_tmpdir("unet-shape");
+    unet *m = NULL;
+    const char *t1 = "up_blocks.1.attentions.2.transformer_blocks.0.attn2.to_k.weight";
+    CHECK_INT(make_broken_part(src, d1, ST, t1, NULL), 0);
+    CHECK(unet_load(d1, NULL, &m) < 0);
+    CHECK(m == NULL);
+    CHECK(err_mentions(t1, ST));
+    const char *t2 = "time_embedding.cond_proj.weight";
+    CHECK_INT(make_broken_part(src, d2, ST, NULL, t2), 0);
+    CHECK(unet_load(d2, NULL, &m) < 0);
+    CHECK(err_mentions(t2, ST));
+    test_rmtree(d1);
+    test_rmtree(d2);
+    free(d1);
+    free(d2);
+}
+
+int main(void)
+{
+    st_file *g = NULL;
+    CHECK_INT(st_open(test_fixture("sd-tiny/golden/unet.safetensors"), &g), 0);
+    json_t *man = gold_manifest("sd-tiny/golden/manifest.json");
+    inputs in = {0};
+    if (g) {
+        in.sample = gold_get(g, "sample", in.ss, NULL);
+        in.ctx = gold_get(g, "encoder_hidden_states", in.cs, NULL);
+        in.cond = gold_get(g, "timestep_cond", NULL, NULL);
+    }
+    if (in.sample && in.ctx && in.cond && man) {
+        test_golden(test_fixture("sd-tiny/model/unet"), &in, g, man, 1);
+        test_linear_projection(&in, g, man);
+    }
+    test_bad_folders();
+    free(in.sample);
+    free(in.ctx);
+    free(in.cond);
+    st_close(g);
+    json_decref(man);
+    TEST_DONE();
+}
