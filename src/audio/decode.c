@@ -1,0 +1,331 @@
+/*
+ * decode.c — any audio file FFmpeg reads -> mono float at 22,050 Hz (m2p_audio_decode).
+ *
+ * libavformat demuxes, libavcodec decodes, libswresample converts to float, mixes every channel
+ * with equal weight (the mean of the channels, as librosa.to_mono) and resamples. Offsets are
+ * counted in input samples (round(offset * rate), as librosa.load with offset=), so a short
+ * offset is sample exact; offsets over 60 s seek first and trim by timestamp. Decoding stops
+ * once the window is full, so a 3-hour file costs only the window. A full-length decode is
+ * capped at M2P_DECODE_MAX_S (30 min): longer audio is cut there with a warning.
+ * Container tags artist/title/genre are copied into meta_*. Every FFmpeg object is freed on
+ * every path (one cleanup label).
+ */
+#include "core/error.h"
+
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/channel_layout.h>
+#include <libavutil/opt.h>
+#include <libswresample/swresample.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define M2P_DECODE_MAX_S (30.0 * 60.0) /* documented cap for a full-length decode */
+#define SEEK_OVER_S 60.0               /* offsets over this seek instead of decoding through */
+
+typedef struct sample_buf {
+    float *data;
+    int64_t n, cap, want; /* want: stop after this many output samples (-1 = no limit) */
+} sample_buf;
+
+static int buf_reserve(sample_buf *b, int64_t extra)
+{
+    if (b->n + extra <= b->cap)
+        return 0;
+    int64_t cap = b->cap ? b->cap : 1 << 16;
+    while (cap < b->n + extra)
+        cap *= 2;
+    if (b->want >= 0 && cap > b->want + 8192 && b->n + extra <= b->want + 8192)
+        cap = b->want + 8192;
+    float *d = realloc(b->data, (size_t)cap * sizeof *d);
+    if (!d)
+        return m2p_error(M2P_ENOMEM, "decode: out of memory for %lld samples", (long long)cap);
+    b->data = d;
+    b->cap = cap;
+    return 0;
+}
+
+static void copy_tag(AVDictionary *md, const char *key, char *dst, size_t len)
+{
+    if (dst[0] || !md)
+        return;
+    AVDictionaryEntry *e = av_dict_get(md, key, NULL, 0);
+    if (e && e->value) {
+        snprintf(dst, len, "%s", e->value);
+    }
+}
+
+/* Resample what swr holds (in may be NULL to flush) into buf. */
+static int convert(SwrContext *swr, const uint8_t **in, int in_n, sample_buf *b)
+{
+    int out_max = swr_get_out_samples(swr, in_n);
+    if (out_max < 0)
+        return m2p_error(M2P_EDECODE, "decode: resampler failed");
+    if (out_max == 0)
+        return 0;
+    int rc = buf_reserve(b, out_max);
+    if (rc)
+        return rc;
+    uint8_t *out = (uint8_t *)(b->data + b->n);
+    int got = swr_convert(swr, &out, out_max, in, in_n);
+    if (got < 0)
+        return m2p_error(M2P_EDECODE, "decode: resampler failed (%s)", av_err2str(got));
+    b->n += got;
+    return 0;
+}
+
+int m2p_audio_decode(const char *path, double offset_s, double duration_s, m2p_audio *out)
+{
+    if (!out)
+        return m2p_error(M2P_EINVAL, "decode: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!path || !*path)
+        return m2p_error(M2P_EINVAL, "decode: no path given");
+    if (!(offset_s >= 0) || !(duration_s >= 0) || !isfinite(offset_s) || !isfinite(duration_s))
+        return m2p_error(M2P_EINVAL, "decode: offset %g and duration %g must be >= 0", offset_s,
+                         duration_s);
+
+    AVFormatContext *fmt = NULL;
+    AVCodecContext *dec = NULL;
+    SwrContext *swr = NULL;
+    AVPacket *pkt = NULL;
+    AVFrame *frame = NULL;
+    double *matrix = NULL;
+    sample_buf buf = {0};
+    int rc = 0, err;
+
+    double max_s = duration_s > 0 ? duration_s : M2P_DECODE_MAX_S;
+    if (max_s > M2P_DECODE_MAX_S)
+        max_s = M2P_DECODE_MAX_S;
+    buf.want = (int64_t)llround(max_s * M2P_SAMPLE_RATE);
+
+    if ((err = avformat_open_input(&fmt, path, NULL, NULL)) < 0) {
+        rc = m2p_error(err == AVERROR(ENOENT) ? M2P_ENOTFOUND : M2P_EDECODE,
+                       "decode: cannot open '%s' as media: %s", path, av_err2str(err));
+        goto done;
+    }
+    if ((err = avformat_find_stream_info(fmt, NULL)) < 0) {
+        rc = m2p_error(M2P_EDECODE, "decode: '%s': cannot read stream info: %s", path,
+                       av_err2str(err));
+        goto done;
+    }
+    const AVCodec *codec = NULL;
+    int si = av_find_best_stream(fmt, AVMEDIA_TYPE_AUDIO, -1, -1, &codec, 0);
+    if (si < 0 || !codec) {
+        rc = m2p_error(M2P_EDECODE, "decode: '%s' has no audio stream%s", path,
+                       si == AVERROR_DECODER_NOT_FOUND ? " FFmpeg can decode" : "");
+        goto done;
+    }
+    AVStream *st = fmt->streams[si];
+    copy_tag(fmt->metadata, "artist", out->meta_artist, sizeof out->meta_artist);
+    copy_tag(fmt->metadata, "title", out->meta_title, sizeof out->meta_title);
+    copy_tag(fmt->metadata, "genre", out->meta_genre, sizeof out->meta_genre);
+    copy_tag(st->metadata, "artist", out->meta_artist, sizeof out->meta_artist);
+    copy_tag(st->metadata, "title", out->meta_title, sizeof out->meta_title);
+    copy_tag(st->metadata, "genre", out->meta_genre, sizeof out->meta_genre);
+    if (fmt->duration > 0 && fmt->duration != AV_NOPTS_VALUE)
+        out->source_duration = fmt->duration / (double)AV_TIME_BASE;
+    else if (st->duration > 0 && st->duration != AV_NOPTS_VALUE)
+        out->source_duration = st->duration * av_q2d(st->time_base);
+
+    if (!(dec = avcodec_alloc_context3(codec)) ||
+        avcodec_parameters_to_context(dec, st->codecpar) < 0) {
+        rc = m2p_error(M2P_ENOMEM, "decode: cannot set up the %s decoder", codec->name);
+        goto done;
+    }
+    dec->pkt_timebase = st->time_base;
+    if ((err = avcodec_open2(dec, codec, NULL)) < 0) {
+        rc = m2p_error(M2P_EDECODE, "decode: cannot open the %s decoder: %s", codec->name,
+                       av_err2str(err));
+        goto done;
+    }
+    int in_rate = dec->sample_rate;
+    int nch = dec->ch_layout.nb_channels;
+    if (in_rate <= 0 || nch <= 0) {
+        rc = m2p_error(M2P_EDECODE, "decode: '%s': audio stream without sample rate or channels",
+                       path);
+        goto done;
+    }
+
+    /* Seek for long offsets; short ones decode through and count samples (exact). */
+    int by_pts = 0;
+    if (offset_s > SEEK_OVER_S) {
+        int64_t ts = (int64_t)((offset_s - 1.0) * AV_TIME_BASE);
+        if (av_seek_frame(fmt, -1, ts, AVSEEK_FLAG_BACKWARD) >= 0) {
+            by_pts = 1;
+            avcodec_flush_buffers(dec);
+        }
+    }
+    int64_t skip = llround(offset_s * in_rate); /* input samples still to drop */
+
+    pkt = av_packet_alloc();
+    frame = av_frame_alloc();
+    if (!pkt || !frame) {
+        rc = m2p_error(M2P_ENOMEM, "decode: out of memory");
+        goto done;
+    }
+
+    int swr_ready = 0;
+    int eof = 0, errors = 0, frames_ok = 0;
+    AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
+    while (!eof && buf.n < buf.want) {
+        err = av_read_frame(fmt, pkt);
+        if (err < 0) {
+            eof = 1;
+            avcodec_send_packet(dec, NULL); /* drain */
+        } else if (pkt->stream_index != si) {
+            av_packet_unref(pkt);
+            continue;
+        } else {
+            err = avcodec_send_packet(dec, pkt);
+            av_packet_unref(pkt);
+            if (err < 0 && err != AVERROR(EAGAIN)) {
+                errors++;
+                if (errors > 50 && frames_ok == 0) {
+                    rc = m2p_error(M2P_EDECODE, "decode: '%s': the %s stream does not decode: %s",
+                                   path, codec->name, av_err2str(err));
+                    goto done;
+                }
+                continue;
+            }
+        }
+        while ((err = avcodec_receive_frame(dec, frame)) >= 0) {
+            frames_ok++;
+            int nin = frame->nb_samples, first = 0;
+            if (by_pts) {
+                int64_t pts = frame->best_effort_timestamp;
+                if (pts != AV_NOPTS_VALUE) {
+                    double t = pts * av_q2d(st->time_base);
+                    if (st->start_time != AV_NOPTS_VALUE)
+                        t -= st->start_time * av_q2d(st->time_base);
+                    int64_t drop = llround((offset_s - t) * frame->sample_rate);
+                    first = drop <= 0 ? 0 : drop >= nin ? nin : (int)drop;
+                }
+                by_pts = first >= nin; /* keep trimming until the window starts */
+                skip = 0;
+            } else if (skip > 0) {
+                int64_t d = skip < nin ? skip : nin;
+                first = (int)d;
+                skip -= d;
+            }
+            if (first >= nin) {
+                av_frame_unref(frame);
+                continue;
+            }
+            if (!swr_ready) {
+                /* Equal-weight mix of all channels (librosa.to_mono), then resample. */
+                int fch = frame->ch_layout.nb_channels > 0 ? frame->ch_layout.nb_channels : nch;
+                if ((err = swr_alloc_set_opts2(&swr, &mono, AV_SAMPLE_FMT_FLT, M2P_SAMPLE_RATE,
+                                               &frame->ch_layout, frame->format,
+                                               frame->sample_rate, 0, NULL)) < 0 ||
+                    !swr) {
+                    rc = m2p_error(M2P_EDECODE, "decode: cannot set up the resampler: %s",
+                                   av_err2str(err));
+                    goto done;
+                }
+                matrix = malloc((size_t)fch * sizeof *matrix);
+                if (!matrix) {
+                    rc = m2p_error(M2P_ENOMEM, "decode: out of memory");
+                    goto done;
+                }
+                for (int c = 0; c < fch; c++)
+                    matrix[c] = 1.0 / fch;
+                av_opt_set_int(swr, "filter_size", 32, 0);
+                av_opt_set_int(swr, "phase_shift", 10, 0);
+                av_opt_set_double(swr, "cutoff", 0.97, 0);
+                if (swr_set_matrix(swr, matrix, fch) < 0 || (err = swr_init(swr)) < 0) {
+                    rc = m2p_error(M2P_EDECODE, "decode: cannot start the resampler (%d channels,"
+                                   " %d Hz)", fch, frame->sample_rate);
+                    goto done;
+                }
+                swr_ready = 1;
+            }
+            int bps = av_get_bytes_per_sample(frame->format);
+            int planar = av_sample_fmt_is_planar(frame->format);
+            const uint8_t *in[64];
+            int np = planar ? frame->ch_layout.nb_channels : 1;
+            if (np > 64)
+                np = 64;
+            for (int p = 0; p < np; p++)
+                in[p] = frame->extended_data[p] +
+                        (size_t)first * bps * (planar ? 1 : frame->ch_layout.nb_channels);
+            rc = convert(swr, in, nin - first, &buf);
+            av_frame_unref(frame);
+            if (rc)
+                goto done;
+        }
+        if (err != AVERROR(EAGAIN) && err != AVERROR_EOF && err < 0) {
+            errors++;
+        }
+        if (err == AVERROR_EOF)
+            eof = 1;
+    }
+    if (swr_ready && buf.n < buf.want) {
+        rc = convert(swr, NULL, 0, &buf);
+        if (rc)
+            goto done;
+    }
+    if (buf.n > buf.want)
+        buf.n = buf.want;
+
+    if (frames_ok == 0) {
+        rc = m2p_error(M2P_EDECODE, "decode: '%s': no audio could be decoded%s", path,
+                       errors ? " (the stream is damaged or truncated)" : "");
+        goto done;
+    }
+    double got_s = (double)buf.n / M2P_SAMPLE_RATE;
+    if (buf.n == 0) {
+        if (out->source_duration > 0 && offset_s >= out->source_duration)
+            rc = m2p_error(M2P_EINVAL, "decode: offset %.1f s is past the end (%.1f s)", offset_s,
+                           out->source_duration);
+        else
+            rc = m2p_error(M2P_EDECODE, "decode: '%s': no audio samples after %.1f s", path,
+                           offset_s);
+        goto done;
+    }
+    /* Truncated file: the container promised more than the stream held. */
+    if (out->source_duration > 0) {
+        double expect_end = out->source_duration;
+        if (offset_s + max_s < expect_end)
+            expect_end = offset_s + max_s;
+        double got_end = offset_s + got_s;
+        double slack = 0.5 + 0.02 * expect_end;
+        if (got_end + slack < expect_end) {
+            rc = m2p_error(M2P_EDECODE,
+                           "decode: '%s' is truncated or damaged: the container says %.1f s, "
+                           "only %.1f s decode",
+                           path, out->source_duration, got_end);
+            goto done;
+        }
+    }
+    if (duration_s <= 0 && buf.n >= buf.want && !eof)
+        M2P_LOGW("decode: '%s' is longer than %.0f min; analysing the first %.0f min only", path,
+                 M2P_DECODE_MAX_S / 60, M2P_DECODE_MAX_S / 60);
+
+    out->samples = buf.data;
+    out->n = buf.n;
+    out->sample_rate = M2P_SAMPLE_RATE;
+    buf.data = NULL;
+
+done:
+    free(buf.data);
+    free(matrix);
+    av_frame_free(&frame);
+    av_packet_free(&pkt);
+    swr_free(&swr);
+    avcodec_free_context(&dec);
+    avformat_close_input(&fmt);
+    if (rc)
+        memset(out, 0, sizeof *out);
+    return rc;
+}
+
+void m2p_audio_free(m2p_audio *a)
+{
+    if (!a)
+        return;
+    free(a->samples);
+    a->samples = NULL;
+    a->n = 0;
+}

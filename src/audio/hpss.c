@@ -1,0 +1,181 @@
+/*
+ * hpss.c — harmonic/percussive separation by median filtering, streamed frame by frame.
+ *
+ * Follows librosa.decompose.hpss (Fitzgerald 2010, "Harmonic/percussive separation using
+ * median filtering"): kernel 31, harmonic = median over time, percussive = median over
+ * frequency (scipy.ndimage.median_filter, mode 'reflect'), soft masks with power 2 and
+ * margin 1. Instead of inverting the STFT we keep only what the features need: the energy
+ * of the masked spectrum per frame (by Parseval proportional to the frame's signal energy).
+ * Medians use sorted windows that slide by one element (O(shift) per step), and only the
+ * last 32 frames are held, so memory does not grow with the song.
+ */
+#include "audio/hpss.h"
+
+#include <float.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define K 31
+#define HALF 15
+#define RING 32
+
+struct hpss {
+    int nb;
+    int64_t T, pushed, done;
+    double *eh, *ep;
+    float *ring;   /* RING x nb magnitudes, frame t at slot t % RING */
+    float *tsort;  /* nb x K sorted time windows */
+    float *harm;   /* nb: time medians of the current centre frame */
+    float fwin[K]; /* sorted frequency window */
+    int64_t tsort_center; /* centre of the windows in tsort, -2 when not valid */
+};
+
+hpss *hpss_new(int nb, int64_t n_frames, double *eh, double *ep)
+{
+    hpss *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    h->nb = nb;
+    h->T = n_frames;
+    h->eh = eh;
+    h->ep = ep;
+    h->ring = malloc(sizeof(float) * RING * (size_t)nb);
+    h->tsort = malloc(sizeof(float) * K * (size_t)nb);
+    h->harm = malloc(sizeof(float) * (size_t)nb);
+    h->tsort_center = -2;
+    if (!h->ring || !h->tsort || !h->harm) {
+        hpss_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void hpss_free(hpss *h)
+{
+    if (!h)
+        return;
+    free(h->ring);
+    free(h->tsort);
+    free(h->harm);
+    free(h);
+}
+
+/* scipy.ndimage 'reflect' (d c b a | a b c d | d c b a) into [0, n). */
+static int64_t reflect(int64_t i, int64_t n)
+{
+    if (n == 1)
+        return 0;
+    for (;;) {
+        if (i < 0)
+            i = -i - 1;
+        else if (i >= n)
+            i = 2 * n - 1 - i;
+        else
+            return i;
+    }
+}
+
+static void sort_small(float *v, int n)
+{
+    for (int i = 1; i < n; i++) {
+        float x = v[i];
+        int j = i - 1;
+        while (j >= 0 && v[j] > x) {
+            v[j + 1] = v[j];
+            j--;
+        }
+        v[j + 1] = x;
+    }
+}
+
+/* Replace one occurrence of old by nw in the sorted window w[K], keeping it sorted. */
+static void replace_sorted(float *w, float old, float nw)
+{
+    int lo = 0, hi = K - 1;
+    while (lo < hi) { /* first index with w[i] >= old */
+        int mid = (lo + hi) / 2;
+        if (w[mid] < old)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    int i = lo;
+    if (nw > old) {
+        while (i + 1 < K && w[i + 1] < nw) {
+            w[i] = w[i + 1];
+            i++;
+        }
+    } else {
+        while (i > 0 && w[i - 1] > nw) {
+            w[i] = w[i - 1];
+            i--;
+        }
+    }
+    w[i] = nw;
+}
+
+static const float *frame_at(const hpss *h, int64_t t) { return h->ring + (t % RING) * h->nb; }
+
+static void process_center(hpss *h, int64_t c)
+{
+    const int nb = h->nb;
+    const int64_t T = h->T;
+    /* Harmonic: median over time for every bin. */
+    int inside = c - HALF >= 0 && c + HALF < T;
+    if (inside && h->tsort_center == c - 1) {
+        const float *old = frame_at(h, c - HALF - 1), *nw = frame_at(h, c + HALF);
+        for (int k = 0; k < nb; k++)
+            replace_sorted(h->tsort + (size_t)k * K, old[k], nw[k]);
+    } else {
+        for (int j = 0; j < K; j++) {
+            const float *f = frame_at(h, reflect(c - HALF + j, T));
+            for (int k = 0; k < nb; k++)
+                h->tsort[(size_t)k * K + j] = f[k];
+        }
+        for (int k = 0; k < nb; k++)
+            sort_small(h->tsort + (size_t)k * K, K);
+    }
+    h->tsort_center = inside ? c : -2;
+    for (int k = 0; k < nb; k++)
+        h->harm[k] = h->tsort[(size_t)k * K + HALF];
+
+    /* Percussive: median over frequency within this frame, then the soft masks. */
+    const float *s = frame_at(h, c);
+    double eh = 0, ep = 0;
+    int valid = 0;
+    for (int k = 0; k < nb; k++) {
+        if (valid && k - HALF - 1 >= 0 && k + HALF < nb) {
+            replace_sorted(h->fwin, s[k - HALF - 1], s[k + HALF]);
+        } else {
+            for (int j = 0; j < K; j++)
+                h->fwin[j] = s[reflect(k - HALF + j, nb)];
+            sort_small(h->fwin, K);
+            valid = k - HALF >= 0 && k + HALF < nb;
+        }
+        double H = h->harm[k], P = h->fwin[HALF], x = s[k];
+        double z = H > P ? H : P;
+        if (z < FLT_MIN)
+            continue; /* librosa.util.softmask: both references ~0 -> mask 0 */
+        double h2 = (H / z) * (H / z), p2 = (P / z) * (P / z);
+        double mh = h2 / (h2 + p2), mp = p2 / (h2 + p2);
+        eh += (x * mh) * (x * mh);
+        ep += (x * mp) * (x * mp);
+    }
+    h->eh[c] = eh;
+    h->ep[c] = ep;
+}
+
+void hpss_push(hpss *h, const float *mag)
+{
+    memcpy(h->ring + (h->pushed % RING) * h->nb, mag, sizeof(float) * (size_t)h->nb);
+    h->pushed++;
+    /* Centre c needs frames up to c + HALF. */
+    while (h->done < h->T && h->done + HALF < h->pushed)
+        process_center(h, h->done++);
+}
+
+void hpss_finish(hpss *h)
+{
+    while (h->done < h->pushed)
+        process_center(h, h->done++);
+}

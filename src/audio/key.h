@@ -1,0 +1,30 @@
+/*
+ * key.h — tuning, chroma and key/mode (internal).
+ */
+#ifndef M2P_AUDIO_KEY_H
+#define M2P_AUDIO_KEY_H
+
+#include <stddef.h>
+
+/* Tuning estimation (librosa.estimate_tuning on a power spectrogram): collect the spectral
+ * peaks of some frames, then take the most common deviation from equal temperament. */
+typedef struct key_tuning {
+    float *freq, *mag;
+    size_t n, cap;
+    int failed;
+} key_tuning;
+void key_tuning_add_frame(key_tuning *kt, const float *power, int nbins, int sr, int nfft);
+double key_tuning_estimate(key_tuning *kt); /* semitone fraction in [-0.5, 0.5) */
+void key_tuning_free(key_tuning *kt);
+
+typedef struct key_result {
+    int tonic;              /* 0..11, C = 0 */
+    int major;              /* 1 major, 0 minor */
+    double mode_confidence; /* the original's (best major r - best minor r + 1) / 2 */
+    double strength;        /* correlation of the chosen key */
+} key_result;
+
+/* Key from a mean chroma vector (C..B). Returns -1 in tonic when the chroma is flat. */
+key_result key_estimate(const double chroma[12]);
+
+#endif

@@ -1,0 +1,363 @@
+/*
+ * tempo.c — onset strength, global tempo, beat tracking and onset picking.
+ *
+ * Follows librosa 0.10: onset.onset_strength (spectral flux of a 128-band log-power mel
+ * spectrogram, mean over bands), feature.tempo (autocorrelation tempogram over 8 s Hann
+ * windows, averaged, weighted by a log-normal prior: start_bpm 120, std 1 octave, max 320 BPM),
+ * beat.beat_track (Ellis 2007, "Beat tracking by dynamic programming", tightness 100) and
+ * onset.onset_detect's peak picking. One addition to librosa: the prior can favour the slower
+ * of two metrical levels when every other pulse is as strong as the pulse itself (a click or
+ * a steady fast beat), so the faster level is kept; see octave_check().
+ */
+#include "audio/tempo.h"
+
+#include "audio/dsp.h"
+
+#include <float.h>
+#include <stdio.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void tempo_onset_env(const float *mel_db, int T, int nm, float *env)
+{
+    /* onset_env[t] = mean_m max(0, S[t-2] - S[t-3]) with zeros for t < 3 (librosa pads by
+     * lag + n_fft / (2 hop) = 3 frames and keeps the first T). */
+    const int pad = 1 + DSP_NFFT / (2 * DSP_HOP);
+    for (int t = 0; t < T; t++) {
+        int j = t - pad; /* diff index: S[j+1] - S[j] */
+        if (j < 0 || j + 1 >= T) {
+            env[t] = 0;
+            continue;
+        }
+        const float *a = mel_db + (size_t)j * nm, *b = a + nm;
+        double s = 0;
+        for (int m = 0; m < nm; m++) {
+            float d = b[m] - a[m];
+            s += d > 0 ? d : 0;
+        }
+        env[t] = (float)(s / nm);
+    }
+}
+
+/* Mean over frames of the autocorrelation tempogram (librosa.feature.tempogram: window
+ * win frames, centred with a linear ramp to 0, Hann-weighted, each frame normalised by its
+ * lag-0 value). tg gets win values. Returns 0, or -1 on no memory. */
+static int mean_tempogram(const float *env, int T, int win, double *tg)
+{
+    int nfft = 1;
+    while (nfft < 2 * win)
+        nfft *= 2;
+    dsp_fft *fft = dsp_fft_get(nfft);
+    float *x = dsp_alloc((size_t)nfft), *X = dsp_alloc((size_t)nfft + 2);
+    float *p = dsp_alloc((size_t)nfft), *ac = dsp_alloc((size_t)nfft + 2);
+    float *w = malloc(sizeof(float) * (size_t)win);
+    int half = win / 2;
+    float *pad = malloc(sizeof(float) * ((size_t)T + 2 * (size_t)half));
+    int rc = -1;
+    if (!fft || !x || !X || !p || !ac || !w || !pad)
+        goto done;
+    dsp_hann(w, win);
+    /* np.pad(mode='linear_ramp', end_values=0) */
+    for (int i = 0; i < half; i++) {
+        pad[i] = env[0] * (float)i / half;
+        pad[half + T + half - 1 - i] = env[T - 1] * (float)i / half;
+    }
+    memcpy(pad + half, env, sizeof(float) * (size_t)T);
+    for (int i = 0; i < win; i++)
+        tg[i] = 0;
+    for (int t = 0; t < T; t++) {
+        const float *f = pad + t;
+        double e = 0;
+        for (int i = 0; i < win; i++) {
+            x[i] = f[i] * w[i];
+            e += (double)x[i] * x[i];
+        }
+        if (e <= 0)
+            continue; /* an all-zero frame stays zero (librosa.util.normalize threshold) */
+        for (int i = win; i < nfft; i++)
+            x[i] = 0;
+        dsp_fft_run(fft, x, X);
+        /* The power spectrum is real and even: its forward transform is nfft * autocorr. */
+        for (int k = 0; k <= nfft / 2; k++) {
+            float v = X[2 * k] * X[2 * k] + X[2 * k + 1] * X[2 * k + 1];
+            p[k] = v;
+            if (k > 0 && k < nfft / 2)
+                p[nfft - k] = v;
+        }
+        dsp_fft_run(fft, p, ac);
+        double a0 = ac[0];
+        if (a0 <= 0)
+            continue;
+        for (int i = 0; i < win; i++)
+            tg[i] += ac[2 * i] / a0;
+    }
+    for (int i = 0; i < win; i++)
+        tg[i] /= T;
+    rc = 0;
+done:
+    dsp_free(x);
+    dsp_free(X);
+    dsp_free(p);
+    dsp_free(ac);
+    free(w);
+    free(pad);
+    return rc;
+}
+
+/* Tempogram value at a fractional lag: the larger of the two neighbours' peak (a pulse
+ * between two integer lags shows in both). */
+static double tg_at(const double *tg, int win, double lag)
+{
+    int a = (int)floor(lag);
+    if (a < 1 || a + 1 >= win)
+        return 0;
+    double best = tg[a] > tg[a + 1] ? tg[a] : tg[a + 1];
+    if (a - 1 >= 1 && fabs(lag - a) < 0.25 && tg[a - 1] > best)
+        best = tg[a - 1];
+    if (a + 2 < win && fabs(lag - a - 1) < 0.25 && tg[a + 2] > best)
+        best = tg[a + 2];
+    return best;
+}
+
+/* Parabolic interpolation of a tempogram peak at integer lag i (sub-frame period). */
+static double refine_peak(const double *tg, int win, int i)
+{
+    if (i < 2 || i + 1 >= win)
+        return i;
+    double a = tg[i - 1], b = tg[i], c = tg[i + 1], den = a - 2 * b + c;
+    if (!(den < 0) || b < a || b < c)
+        return i;
+    double d = 0.5 * (a - c) / den;
+    return i + (d > 0.5 ? 0.5 : d < -0.5 ? -0.5 : d);
+}
+
+double tempo_estimate(const float *env, int T, double fps, double *prior_bpm)
+{
+    if (prior_bpm)
+        *prior_bpm = 0;
+    if (T < 4)
+        return 0;
+    int any = 0;
+    for (int t = 0; t < T; t++)
+        any |= env[t] > 0;
+    if (!any)
+        return 0;
+    /* ac_size 8 s -> frames (librosa.time_to_frames floors). */
+    int win = (int)floor(8.0 * fps);
+    double *tg = malloc(sizeof(double) * (size_t)win);
+    if (!tg || mean_tempogram(env, T, win, tg) < 0) {
+        free(tg);
+        return 0;
+    }
+    const double start_bpm = 120.0, std_bpm = 1.0, max_tempo = 320.0;
+    int best = -1;
+    double best_score = -INFINITY;
+    for (int i = 1; i < win; i++) {
+        double bpm = 60.0 * fps / i;
+        if (bpm >= max_tempo)
+            continue;
+        double lp = (log2(bpm) - log2(start_bpm)) / std_bpm;
+        double score = log1p(1e6 * tg[i]) - 0.5 * lp * lp;
+        if (score > best_score) {
+            best_score = score;
+            best = i;
+        }
+    }
+    if (best <= 0) {
+        free(tg);
+        return 0;
+    }
+    if (prior_bpm)
+        *prior_bpm = 60.0 * fps / best;
+    double lag = refine_peak(tg, win, best);
+    /* Octave check: a regular pulse's tempogram decays with the lag (the Hann window), so
+     * when the half-period is at least as strong as the period, nothing in the music marks
+     * the slower level as the beat; the prior alone chose it. Keep the faster level if it
+     * stays in the common tempo range. */
+    const double max_doubled = 240.0;
+    double half = tg_at(tg, win, lag / 2.0), full = tg_at(tg, win, lag);
+    if (getenv("M2P_TEMPO_DEBUG"))
+        fprintf(stderr, "bpm %.2f tg(L/2) %.3f tg(L) %.3f ratio %.3f\n", 60 * fps / lag, half,
+                full, half / full);
+    if (full > 0 && half >= full && 2.0 * 60.0 * fps / lag <= max_doubled) {
+        int c = (int)floor(lag / 2.0), bi = c;
+        for (int i = c - 1; i <= c + 2; i++)
+            if (i >= 1 && i + 1 < win && tg[i] > tg[bi])
+                bi = i;
+        lag = refine_peak(tg, win, bi);
+    }
+    double bpm = 60.0 * fps / lag;
+    free(tg);
+    return bpm;
+}
+
+int tempo_beats(const float *env, int T, double fps, double bpm, int *beats)
+{
+    if (T < 2 || !(bpm > 0))
+        return 0;
+    int period = (int)lround(60.0 * fps / bpm);
+    if (period < 1)
+        period = 1;
+    double mean = 0, var = 0;
+    for (int t = 0; t < T; t++)
+        mean += env[t];
+    mean /= T;
+    for (int t = 0; t < T; t++)
+        var += (env[t] - mean) * (env[t] - mean);
+    double sd = sqrt(var / (T - 1));
+    if (!(sd > 0))
+        return 0;
+    int wl = 2 * period + 1;
+    double *win = malloc(sizeof(double) * (size_t)wl);
+    double *local = malloc(sizeof(double) * (size_t)T);
+    double *cum = malloc(sizeof(double) * (size_t)T);
+    int *back = malloc(sizeof(int) * (size_t)T);
+    int *tmp = malloc(sizeof(int) * (size_t)T);
+    int n = -1;
+    if (!win || !local || !cum || !back || !tmp)
+        goto done;
+    for (int i = 0; i < wl; i++) {
+        double z = (i - period) * 32.0 / period;
+        win[i] = exp(-0.5 * z * z);
+    }
+    /* localscore = convolve(onsets / std, gaussian window, 'same') */
+    double lmax = -INFINITY;
+    for (int t = 0; t < T; t++) {
+        double s = 0;
+        for (int i = 0; i < wl; i++) {
+            int j = t + period - i;
+            if (j >= 0 && j < T)
+                s += win[i] * env[j] / sd;
+        }
+        local[t] = s;
+        if (s > lmax)
+            lmax = s;
+    }
+    /* Dynamic programming: predecessors between 2 periods and half a period back. */
+    const double tightness = 100.0;
+    double thresh = 0.01 * lmax;
+    int lo_off = -2 * period, hi_off = -(int)lround(period / 2.0);
+    int first = 1;
+    for (int i = 0; i < T; i++) {
+        double best = -INFINITY;
+        int bl = -1;
+        for (int off = lo_off; off <= hi_off; off++) {
+            double lg = log(-(double)off / period);
+            double sc = -tightness * lg * lg;
+            int loc = i + off;
+            if (loc >= 0)
+                sc += cum[loc];
+            if (sc > best) {
+                best = sc;
+                bl = loc;
+            }
+        }
+        cum[i] = local[i] + best;
+        if (first && local[i] < thresh) {
+            back[i] = -1;
+        } else {
+            back[i] = bl;
+            first = 0;
+        }
+    }
+    /* Last beat: the last local maximum of cumscore above half the median of maxima. */
+    int nmax = 0;
+    double *mx = malloc(sizeof(double) * (size_t)T);
+    if (!mx)
+        goto done;
+    for (int t = 0; t < T; t++) {
+        double prev = t > 0 ? cum[t - 1] : cum[t];
+        double next = t + 1 < T ? cum[t + 1] : cum[t];
+        if (cum[t] > prev && cum[t] >= next)
+            mx[nmax++] = cum[t];
+    }
+    double med = nmax ? dsp_percentile(mx, nmax, 50) : 0;
+    free(mx);
+    int last = T - 1;
+    for (int t = T - 1; t >= 0; t--) {
+        double prev = t > 0 ? cum[t - 1] : cum[t];
+        double next = t + 1 < T ? cum[t + 1] : cum[t];
+        int is_max = cum[t] > prev && cum[t] >= next;
+        if ((is_max ? cum[t] : 0.0) * 2 > med) {
+            last = t;
+            break;
+        }
+    }
+    int nb = 0;
+    for (int b = last; b >= 0 && nb < T; b = back[b])
+        tmp[nb++] = b;
+    for (int i = 0; i < nb; i++)
+        beats[i] = tmp[nb - 1 - i];
+    /* Trim weak beats at both ends (librosa __trim_beats: Hann(5)-smoothed local score). */
+    double *sm = malloc(sizeof(double) * (size_t)(nb ? nb : 1));
+    if (!sm)
+        goto done;
+    static const double h5[5] = {0, 0.5, 1, 0.5, 0};
+    double ms = 0;
+    for (int i = 0; i < nb; i++) {
+        double s = 0;
+        for (int k = 0; k < 5; k++) {
+            int j = i + 2 - k;
+            if (j >= 0 && j < nb)
+                s += h5[k] * local[beats[j]];
+        }
+        sm[i] = s;
+        ms += s * s;
+    }
+    double th = nb ? 0.5 * sqrt(ms / nb) : 0;
+    int vmin = -1, vmax = -1;
+    for (int i = 0; i < nb; i++)
+        if (sm[i] > th) {
+            if (vmin < 0)
+                vmin = i;
+            vmax = i;
+        }
+    free(sm);
+    n = 0;
+    if (vmin >= 0)
+        for (int i = vmin; i < vmax; i++)
+            beats[n++] = beats[i];
+done:
+    free(win);
+    free(local);
+    free(cum);
+    free(back);
+    free(tmp);
+    return n;
+}
+
+int tempo_onset_count(const float *env, int T)
+{
+    if (T < 2)
+        return 0;
+    float mn = env[0], mx = env[0];
+    for (int t = 1; t < T; t++) {
+        if (env[t] < mn)
+            mn = env[t];
+        if (env[t] > mx)
+            mx = env[t];
+    }
+    if (!(mx > mn))
+        return 0;
+    const int pre_avg = 4, post_avg = 5, wait = 1;
+    const double delta = 0.07;
+    int count = 0, last = -1000000;
+    for (int i = 0; i < T; i++) {
+        double x = (env[i] - mn) / (mx - mn);
+        double prev = i > 0 ? (env[i - 1] - mn) / (mx - mn) : 0;
+        if (x <= 0 || x < prev)
+            continue;
+        int a = i - pre_avg < 0 ? 0 : i - pre_avg, b = i + post_avg > T ? T : i + post_avg;
+        double s = 0;
+        for (int j = a; j < b; j++)
+            s += (env[j] - mn) / (mx - mn);
+        if (x < s / (b - a) + delta)
+            continue;
+        if (i > last + wait) {
+            count++;
+            last = i;
+        }
+    }
+    return count;
+}
