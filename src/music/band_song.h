@@ -1,0 +1,25 @@
+/*
+ * band_song.h — band and song from a video's metadata (prompt-rules.json "band_song").
+ */
+#ifndef M2P_MUSIC_BAND_SONG_H
+#define M2P_MUSIC_BAND_SONG_H
+
+#include "mus2pic.h"
+
+/* The yt-dlp info fields the rules read; NULL = absent (the rules' defaults apply:
+ * title "Unknown", uploader "Unknown Artist", description ""). */
+typedef struct band_song_input {
+    const char *title, *uploader, *artist, *creator, *track, *description;
+} band_song_input;
+
+/* The rules' steps (metadata, title patterns, description, 「」, fallback, clean-ups), minus the
+ * clean-up defects (see band_song.c). *band and *song are malloc'd ("" when none). */
+int band_song_extract(const band_song_input *in, char **band, char **song);
+
+/* m2p_band_song with the per-video cache: when info->id is set and store is not NULL, a cached
+ * pair (both non-empty) is used, and a found pair with both non-empty is stored (namespace
+ * "band_song", key = video id). from_cache (optional) says which happened. */
+int band_song_find(m2p_store *store, const m2p_source_info *info, char *band, size_t band_len,
+                   char *song, size_t song_len, int *from_cache);
+
+#endif
