@@ -138,6 +138,7 @@ int clip_text_load(const char *dir, const m2p_model_params *p, clip_text **out)
             (rc = nn_load_linear(m->w, nn_name(nm, sizeof nm, base, "mlp.fc2"), m->inter, C, 1, 0,
                                  dtype, &L->fc2)))
             goto fail;
+        weights_release(m->w); /* copied out: keep peak RSS near one copy of the weights */
     }
     snprintf(nm, sizeof nm, "%sfinal_layer_norm", pre);
     if ((rc = nn_load_norm(m->w, nm, C, &m->final_ln)))

@@ -248,6 +248,7 @@ static int load_block(unet *m, const ucfg *u, int dtype, int is_up, int i, int c
                                             &b->attn[j])))
                 return rc;
         }
+        weights_release(m->w); /* copied out: keep peak RSS near one copy of the weights */
     }
     if (b->resample) {
         snprintf(pre, sizeof pre, "%s.%d.%s.0.conv", kind, i,

@@ -157,6 +157,7 @@ int vae_load(const char *dir, const m2p_model_params *p, vae **out)
                 goto fail;
         }
         prev = u->cout;
+        weights_release(m->w); /* copied out: keep peak RSS near one copy of the weights */
     }
     if ((rc = nn_load_norm(m->w, "decoder.conv_norm_out", m->bottom_ch, &m->norm_out)) ||
         (rc = nn_load_conv(m->w, "decoder.conv_out", m->bottom_ch, m->out_ch, 3, 1, 1, 1, dtype,
