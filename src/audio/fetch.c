@@ -484,7 +484,12 @@ int m2p_fetch(const char *source, const m2p_fetch_params *params, m2p_source_inf
     path_out[0] = '\0';
     if (!*source)
         return m2p_error(M2P_EINVAL, "the source is empty: give a URL or a file");
-    int is_url = strstr(source, "://") != NULL || source[0] == '-';
+    if (source[0] == '-' && !strstr(source, "://"))
+        return m2p_error(M2P_EINVAL,
+                         "'%s' starts with '-' and would be read as an option; for a file of "
+                         "that name write ./%s",
+                         source, source);
+    int is_url = strstr(source, "://") != NULL;
     if (!is_url)
         return fetch_file(source, info, path_out, path_len);
     char why[256];

@@ -1,0 +1,313 @@
+/*
+ * analyze.c — the whole analysis of one song, and its JSON form.
+ *
+ *   source -> m2p_fetch -> m2p_audio_decode(offset, duration) -> m2p_features_compute
+ *          -> band/song (yt-dlp info; container tags fill gaps; cached by id in the store,
+ *             namespace "band_song") -> m2p_genre_find -> m2p_prompt_build (V1, V3, V4)
+ *
+ * Progress goes to params->progress by stage: "downloading" (fraction of the download, -1 when
+ * unknown), "decoding", "analysing", "genre", "prompts". The JSON uses the original analyser's
+ * feature names so its prompt rules and the web page read it unchanged.
+ */
+#define _GNU_SOURCE
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "mus2pic.h"
+#include "store/store.h"
+
+#define BAND_SONG_NS "band_song"
+
+typedef struct stage_ctx {
+    const m2p_analysis_params *ap;
+} stage_ctx;
+
+static void stage(const m2p_analysis_params *ap, const char *name, double fraction)
+{
+    if (ap && ap->progress)
+        ap->progress(name, fraction, ap->user_data);
+}
+
+static void on_download(double percent, void *ud)
+{
+    stage_ctx *c = ud;
+    stage(c->ap, "downloading", percent < 0 ? -1 : percent / 100.0);
+}
+
+static void copy_str(char *dst, size_t len, const char *src)
+{
+    snprintf(dst, len, "%s", src ? src : "");
+}
+
+/* band/song from the store when this id was seen before, else from the rules (then stored). */
+static int band_song(m2p_store *store, m2p_analysis *a)
+{
+    const char *id = a->info.id;
+    if (store && id[0]) {
+        char *v = NULL;
+        if (store_cache_get(store, BAND_SONG_NS, id, &v) == 0) {
+            json_t *o = json_loads(v, 0, NULL);
+            free(v);
+            const char *b = json_string_value(json_object_get(o, "band"));
+            const char *s = json_string_value(json_object_get(o, "song"));
+            int ok = b && s;
+            if (ok) {
+                copy_str(a->band, sizeof a->band, b);
+                copy_str(a->song, sizeof a->song, s);
+            }
+            json_decref(o);
+            if (ok)
+                return 0;
+        }
+    }
+    int rc = m2p_band_song(&a->info, a->band, sizeof a->band, a->song, sizeof a->song);
+    if (rc)
+        return rc;
+    if (store && id[0]) {
+        json_t *o = json_pack("{s:s, s:s}", "band", a->band, "song", a->song);
+        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        if (text && store_cache_put(store, BAND_SONG_NS, id, text, 0) != 0)
+            M2P_LOGW("band/song cache: %s", m2p_errmsg()); /* the analysis still stands */
+        free(text);
+        json_decref(o);
+    }
+    return 0;
+}
+
+int m2p_analyze(const char *source, const m2p_fetch_params *fetch,
+                const m2p_analysis_params *params, const m2p_genre_params *genre,
+                struct m2p_store *store, m2p_analysis *out)
+{
+    if (!out)
+        return m2p_error(M2P_EINVAL, "analyze: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!source || !*source)
+        return m2p_error(M2P_EINVAL, "analyze: no source (give a URL or a file)");
+    m2p_analysis_params ap = params ? *params : m2p_analysis_default_params();
+    if (!(ap.offset_s >= 0) || !isfinite(ap.offset_s) || !(ap.duration_s >= 0) ||
+        !isfinite(ap.duration_s))
+        return m2p_error(M2P_EINVAL, "analyze: offset %g s and duration %g s must be >= 0",
+                         ap.offset_s, ap.duration_s);
+    m2p_fetch_params fp = fetch ? *fetch : m2p_fetch_default_params();
+    stage_ctx sc = {.ap = &ap};
+    if (!fp.progress && ap.progress) {
+        fp.progress = on_download;
+        fp.user_data = &sc;
+    }
+
+    char path[4096];
+    stage(&ap, "downloading", 0);
+    int rc = m2p_fetch(source, &fp, &out->info, path, sizeof path);
+    if (rc)
+        return rc;
+    stage(&ap, "downloading", 1);
+
+    stage(&ap, "decoding", 0);
+    m2p_audio audio;
+    memset(&audio, 0, sizeof audio);
+    rc = m2p_audio_decode(path, ap.offset_s, ap.duration_s, &audio);
+    if (rc == M2P_EINVAL && ap.offset_s > 0) {
+        /* Shorter than the offset (a 3-second clip with the default 5 s skip): analyse it
+         * from the start rather than fail. */
+        M2P_LOGI("analyze: %s is shorter than the %.1f s offset; analysing from 0 s", source,
+                 ap.offset_s);
+        rc = m2p_audio_decode(path, 0, ap.duration_s, &audio);
+    }
+    if (rc) {
+        m2p_error_wrap(rc, "%s", source);
+        goto fail;
+    }
+    stage(&ap, "decoding", 1);
+
+    /* container tags fill what yt-dlp did not say; for files they are all we have */
+    m2p_source_info *in = &out->info;
+    if (!in->artist[0] && audio.meta_artist[0])
+        copy_str(in->artist, sizeof in->artist, audio.meta_artist);
+    if (!in->track[0] && audio.meta_title[0])
+        copy_str(in->track, sizeof in->track, audio.meta_title);
+    if (!strncmp(in->id, "sha256:", 7) && audio.meta_title[0])
+        copy_str(in->title, sizeof in->title, audio.meta_title);
+    copy_str(in->meta_genre, sizeof in->meta_genre, audio.meta_genre);
+    if (in->duration <= 0 && audio.source_duration > 0)
+        in->duration = audio.source_duration;
+
+    stage(&ap, "analysing", 0);
+    rc = m2p_features_compute(audio.samples, audio.n, audio.sample_rate, &out->features);
+    m2p_audio_free(&audio);
+    if (rc) {
+        m2p_error_wrap(rc, "analysing %s", source);
+        goto fail;
+    }
+    stage(&ap, "analysing", 1);
+
+    rc = band_song(store, out);
+    if (rc)
+        goto fail;
+
+    stage(&ap, "genre", 0);
+    rc = m2p_genre_find(&out->info, out->band, &out->features, genre, store, out->genre_raw,
+                        sizeof out->genre_raw, out->genre_source, sizeof out->genre_source);
+    if (rc)
+        goto fail;
+    copy_str(out->genre, sizeof out->genre, m2p_genre_normalize(out->genre_raw));
+    stage(&ap, "genre", 1);
+
+    stage(&ap, "prompts", 0);
+    const int versions[3] = {M2P_PROMPT_V1, M2P_PROMPT_V3, M2P_PROMPT_V4};
+    char **prompts[3] = {&out->prompt_v1, &out->prompt_v3, &out->prompt_v4};
+    char **negs[3] = {&out->negative_v1, &out->negative_v3, &out->negative_v4};
+    for (int i = 0; i < 3; i++) {
+        rc = m2p_prompt_build(versions[i], &out->features, out->band, out->song, out->genre_raw,
+                              prompts[i], negs[i]);
+        if (rc) {
+            m2p_error_wrap(rc, "prompt v%d", versions[i]);
+            goto fail;
+        }
+    }
+    stage(&ap, "prompts", 1);
+    return 0;
+fail:
+    m2p_analysis_free(out);
+    return rc;
+}
+
+void m2p_analysis_free(m2p_analysis *a)
+{
+    if (!a)
+        return;
+    m2p_features_free(&a->features);
+    free(a->prompt_v1);
+    free(a->prompt_v3);
+    free(a->prompt_v4);
+    free(a->negative_v1);
+    free(a->negative_v3);
+    free(a->negative_v4);
+    a->prompt_v1 = a->prompt_v3 = a->prompt_v4 = NULL;
+    a->negative_v1 = a->negative_v3 = a->negative_v4 = NULL;
+}
+
+/* JSON has no NaN or infinity: such a value is written as null. */
+static json_t *num(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+static json_t *string_array(const char *text)
+{
+    json_t *a = json_loads(text && *text ? text : "[]", 0, NULL);
+    if (json_is_array(a))
+        return a;
+    json_decref(a);
+    return json_array();
+}
+
+static json_t *prompt_pair(const char *p, const char *n)
+{
+    return json_pack("{s:s, s:s}", "prompt", p ? p : "", "negative_prompt", n ? n : "");
+}
+
+static json_t *features_json(const m2p_features *f)
+{
+    json_t *o = json_object();
+    struct {
+        const char *name;
+        double v;
+    } scalars[] = {
+        {"tempo", f->tempo},
+        {"raw_energy", f->raw_energy},
+        {"energy", f->energy},
+        {"brightness", f->brightness},
+        {"spectral_rolloff", f->spectral_rolloff},
+        {"spectral_bandwidth", f->spectral_bandwidth},
+        {"spectral_contrast", f->spectral_contrast},
+        {"zero_crossing_rate", f->zero_crossing_rate},
+        {"chroma_std", f->chroma_std},
+        {"rhythm_stability", f->rhythm_stability},
+        {"attack_sharpness", f->attack_sharpness},
+        {"harmonicity", f->harmonicity},
+        {"hp_ratio", f->hp_ratio},
+        {"mode_confidence", f->mode_confidence},
+        {"spectral_flux", f->spectral_flux},
+        {"onset_density", f->onset_density},
+        {"onset_density_raw", f->onset_density_raw},
+        {"dynamic_range", f->dynamic_range},
+        {"dynamic_range_db", f->dynamic_range_db},
+        {"pitch_register", f->pitch_register},
+        {"valence_scientific", f->valence_scientific},
+        {"arousal_scientific", f->arousal_scientific},
+        {"duration_analyzed", f->duration_analyzed},
+        {"envelope_hop_s", f->envelope_hop_s},
+    };
+    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++)
+        json_object_set_new(o, scalars[i].name, num(scalars[i].v));
+    json_t *mm = json_array(), *ms = json_array();
+    for (int i = 0; i < M2P_N_MFCC; i++) {
+        json_array_append_new(mm, num(f->mfcc_mean[i]));
+        json_array_append_new(ms, num(f->mfcc_std[i]));
+    }
+    json_object_set_new(o, "mfcc_mean", mm);
+    json_object_set_new(o, "mfcc_std", ms);
+    json_object_set_new(o, "is_major_key", json_boolean(f->is_major_key));
+    const char *key = f->key_tonic >= 0 ? m2p_key_name(f->key_tonic) : "";
+    json_object_set_new(o, "key", key && *key ? json_string(key) : json_null());
+    json_object_set_new(o, "key_pitch_class", json_integer(f->key_tonic));
+    json_object_set_new(o, "mode",
+                        f->key_tonic >= 0 ? json_string(f->is_major_key ? "major" : "minor")
+                                          : json_null());
+    json_t *beats = json_array();
+    for (int i = 0; i < f->n_beats && f->beats; i++)
+        json_array_append_new(beats, num(round(f->beats[i] * 1000.0) / 1000.0));
+    json_object_set_new(o, "beats", beats);
+    json_t *env = json_array();
+    for (int i = 0; i < f->n_envelope && f->envelope; i++)
+        json_array_append_new(env, num(round((double)f->envelope[i] * 10000.0) / 10000.0));
+    json_object_set_new(o, "envelope", env);
+    json_object_set_new(o, "undetermined", json_boolean(f->undetermined));
+    return o;
+}
+
+char *m2p_analysis_to_json(const m2p_analysis *a)
+{
+    if (!a)
+        return NULL;
+    const m2p_source_info *in = &a->info;
+    json_t *src = json_object();
+    json_object_set_new(src, "id", json_string(in->id));
+    json_object_set_new(src, "title", json_string(in->title));
+    json_object_set_new(src, "uploader", json_string(in->uploader));
+    json_object_set_new(src, "artist", json_string(in->artist));
+    json_object_set_new(src, "track", json_string(in->track));
+    json_object_set_new(src, "meta_genre", json_string(in->meta_genre));
+    json_object_set_new(src, "tags", string_array(in->tags_json));
+    json_object_set_new(src, "categories", string_array(in->categories_json));
+    json_object_set_new(src, "duration", num(in->duration));
+    json_object_set_new(src, "from_cache", json_boolean(in->from_cache));
+
+    const m2p_features *f = &a->features;
+    json_t *o = json_object();
+    json_object_set_new(o, "band", json_string(a->band));
+    json_object_set_new(o, "song", json_string(a->song));
+    json_object_set_new(o, "genre", json_string(a->genre));
+    json_object_set_new(o, "genre_raw", json_string(a->genre_raw));
+    json_object_set_new(o, "genre_source", json_string(a->genre_source));
+    /* the headline numbers at the top as well, for readers that want only those */
+    const char *key = f->key_tonic >= 0 ? m2p_key_name(f->key_tonic) : "";
+    json_object_set_new(o, "tempo", num(f->tempo));
+    json_object_set_new(o, "key", key && *key ? json_string(key) : json_null());
+    json_object_set_new(o, "mode",
+                        f->key_tonic >= 0 ? json_string(f->is_major_key ? "major" : "minor")
+                                          : json_null());
+    json_object_set_new(o, "features", features_json(f));
+    json_object_set_new(o, "source", src);
+    json_t *pr = json_object();
+    json_object_set_new(pr, "v1", prompt_pair(a->prompt_v1, a->negative_v1));
+    json_object_set_new(pr, "v3", prompt_pair(a->prompt_v3, a->negative_v3));
+    json_object_set_new(pr, "v4", prompt_pair(a->prompt_v4, a->negative_v4));
+    json_object_set_new(o, "prompts", pr);
+    char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    json_decref(o);
+    return s;
+}
