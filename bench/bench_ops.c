@@ -1,0 +1,229 @@
+/*
+ * bench_ops.c — GFLOP/s of the engine's ops at Stable Diffusion 1.5 sizes (512^2 image, 64^2
+ * latent): oneDNN 3x3 / 1x1 convs of the UNet and the VAE decoder, the linear layers of a
+ * transformer block, tiled attention, GroupNorm+SiLU and GEGLU, in f32 and bf16.
+ *
+ *   ./build/bench_ops [--threads N] [--dtype f32|bf16|both] [--filter SUBSTR] [--reps N]
+ *
+ * Each case runs once to warm up (primitive creation), then the best of --reps runs is kept.
+ */
+#define _GNU_SOURCE
+#include "core/error.h"
+#include "mus2pic.h"
+#include "tensor/ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int reps = 3;
+static const char *filter;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static float *rnd(size_t n, float s)
+{
+    float *p = malloc(n * sizeof(float));
+    uint32_t x = 12345;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1664525u + 1013904223u;
+        p[i] = ((x >> 8) * (1.0f / 16777216.0f) - 0.5f) * s;
+    }
+    return p;
+}
+
+static int skip(const char *name)
+{
+    return filter && !strstr(name, filter);
+}
+
+static void report(const char *name, const char *dt, double flops, double t)
+{
+    printf("%-44s %-5s %9.2f ms %8.1f GFLOP/s\n", name, dt, t * 1e3, flops / t * 1e-9);
+    fflush(stdout);
+}
+
+static void bench_conv(int cin, int cout, int k, int s, int H, int B, int dtype, const char *tag)
+{
+    char name[128];
+    snprintf(name, sizeof name, "conv%dx%d %4d->%-4d %3dx%-3d B%d %s", k, k, cin, cout, H, H, B,
+             tag);
+    if (skip(name))
+        return;
+    float *w = rnd((size_t)cout * cin * k * k, 0.1f), *b = rnd(cout, 0.1f);
+    op_conv *c;
+    if (op_conv_create(&c, w, b, cin, cout, k, s, k / 2, dtype)) {
+        fprintf(stderr, "%s: %s\n", name, m2p_errmsg());
+        exit(1);
+    }
+    int Ho, Wo;
+    op_conv_out_hw(c, H, H, &Ho, &Wo);
+    float *x = rnd((size_t)B * H * H * cin, 1), *y = rnd((size_t)B * Ho * Wo * cout, 1);
+    op_conv_forward(c, x, B, H, H, y, NULL);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        op_conv_forward(c, x, B, H, H, y, NULL);
+        double t = now() - t0;
+        best = t < best ? t : best;
+    }
+    report(name, dtype ? "bf16" : "f32", 2.0 * B * Ho * Wo * cout * cin * k * k, best);
+    op_conv_free(c);
+    free(w);
+    free(b);
+    free(x);
+    free(y);
+}
+
+static void bench_linear(int rows, int in, int out, int dtype, const char *tag)
+{
+    char name[128];
+    snprintf(name, sizeof name, "linear %5d x %4d -> %-4d %s", rows, in, out, tag);
+    if (skip(name))
+        return;
+    float *w = rnd((size_t)out * in, 0.1f), *b = rnd(out, 0.1f);
+    op_linear *l;
+    if (op_linear_create(&l, w, b, in, out, dtype)) {
+        fprintf(stderr, "%s: %s\n", name, m2p_errmsg());
+        exit(1);
+    }
+    float *x = rnd((size_t)rows * in, 1), *y = rnd((size_t)rows * out, 1);
+    op_linear_forward(l, x, rows, y, NULL);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        op_linear_forward(l, x, rows, y, NULL);
+        double t = now() - t0;
+        best = t < best ? t : best;
+    }
+    report(name, dtype ? "bf16" : "f32", 2.0 * rows * in * out, best);
+    op_linear_free(l);
+    free(w);
+    free(b);
+    free(x);
+    free(y);
+}
+
+static void bench_attention(int B, int Lq, int Lk, int heads, int dh, const char *tag)
+{
+    char name[128];
+    snprintf(name, sizeof name, "attention B%d %4dx%-4d %dx%d %s", B, Lq, Lk, heads, dh, tag);
+    if (skip(name))
+        return;
+    int C = heads * dh;
+    float *q = rnd((size_t)B * Lq * C, 1), *k = rnd((size_t)B * Lk * C, 1),
+          *v = rnd((size_t)B * Lk * C, 1), *o = rnd((size_t)B * Lq * C, 1);
+    float sc = 1.0f / sqrtf((float)dh);
+    op_attention(q, C, k, v, C, B, Lq, Lk, heads, dh, sc, 0, o);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        op_attention(q, C, k, v, C, B, Lq, Lk, heads, dh, sc, 0, o);
+        double t = now() - t0;
+        best = t < best ? t : best;
+    }
+    report(name, "f32", 4.0 * B * heads * (double)Lq * Lk * dh, best);
+    free(q);
+    free(k);
+    free(v);
+    free(o);
+}
+
+static void bench_misc(int HW, int C)
+{
+    char name[128];
+    snprintf(name, sizeof name, "groupnorm+silu %dx%d", HW, C);
+    if (!skip(name)) {
+        float *x = rnd((size_t)HW * C, 1), *g = rnd(C, 1), *b = rnd(C, 1);
+        op_groupnorm(x, 1, HW, C, 32, 1e-5f, g, b, 1, x);
+        double best = 1e30;
+        for (int r = 0; r < reps; r++) {
+            double t0 = now();
+            op_groupnorm(x, 1, HW, C, 32, 1e-5f, g, b, 1, x);
+            double t = now() - t0;
+            best = t < best ? t : best;
+        }
+        printf("%-44s %-5s %9.2f ms %8.2f GB/s\n", name, "f32", best * 1e3,
+               3.0 * HW * C * 4 / best * 1e-9);
+        free(x);
+        free(g);
+        free(b);
+    }
+    snprintf(name, sizeof name, "geglu %dx%d", HW, 4 * C);
+    if (!skip(name)) {
+        float *x = rnd((size_t)HW * 8 * C, 1), *y = rnd((size_t)HW * 4 * C, 1);
+        op_geglu(x, HW, 4 * C, y);
+        double best = 1e30;
+        for (int r = 0; r < reps; r++) {
+            double t0 = now();
+            op_geglu(x, HW, 4 * C, y);
+            double t = now() - t0;
+            best = t < best ? t : best;
+        }
+        printf("%-44s %-5s %9.2f ms %8.2f GB/s\n", name, "f32", best * 1e3,
+               12.0 * HW * C * 4 / best * 1e-9);
+        free(x);
+        free(y);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int threads = 0, dts[2] = {1, 1};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--filter") && i + 1 < argc)
+            filter = argv[++i];
+        else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) {
+            const char *d = argv[++i];
+            dts[0] = !strcmp(d, "f32") || !strcmp(d, "both");
+            dts[1] = !strcmp(d, "bf16") || !strcmp(d, "both");
+        } else {
+            fprintf(stderr, "usage: bench_ops [--threads N] [--dtype f32|bf16|both] [--filter S] "
+                            "[--reps N]\n");
+            return 2;
+        }
+    }
+    op_set_threads(threads);
+    printf("bench_ops: %d threads, best of %d\n", op_get_threads(), reps);
+    for (int dt = 0; dt < 2; dt++) {
+        if (!dts[dt])
+            continue;
+        bench_conv(320, 320, 3, 1, 64, 1, dt, "unet L0");
+        bench_conv(640, 640, 3, 1, 32, 1, dt, "unet L1");
+        bench_conv(1280, 1280, 3, 1, 16, 1, dt, "unet L2");
+        bench_conv(1280, 1280, 3, 1, 8, 1, dt, "unet L3");
+        bench_conv(2560, 1280, 3, 1, 8, 1, dt, "unet up0");
+        bench_conv(320, 320, 3, 2, 64, 1, dt, "unet down");
+        bench_conv(320, 320, 3, 1, 64, 4, dt, "unet L0 B4");
+        bench_conv(320, 320, 1, 1, 64, 1, dt, "unet proj_in");
+        bench_conv(512, 512, 3, 1, 64, 1, dt, "vae mid");
+        bench_conv(512, 512, 3, 1, 128, 1, dt, "vae up1");
+        bench_conv(256, 256, 3, 1, 256, 1, dt, "vae up2");
+        bench_conv(128, 128, 3, 1, 512, 1, dt, "vae up3");
+        bench_linear(4096, 320, 320, dt, "unet q/o");
+        bench_linear(4096, 320, 2560, dt, "unet ff in");
+        bench_linear(4096, 1280, 320, dt, "unet ff out");
+        bench_linear(1024, 640, 5120, dt, "unet L1 ff in");
+        bench_linear(77, 768, 320, dt, "unet k/v ctx");
+        bench_linear(77, 768, 3072, dt, "clip mlp");
+    }
+    bench_attention(1, 4096, 4096, 8, 40, "unet L0 self");
+    bench_attention(1, 4096, 77, 8, 40, "unet L0 cross");
+    bench_attention(1, 1024, 1024, 8, 80, "unet L1 self");
+    bench_attention(1, 256, 256, 8, 160, "unet L2 self");
+    bench_attention(1, 4096, 4096, 1, 512, "vae mid");
+    bench_attention(1, 77, 77, 12, 64, "clip");
+    bench_misc(4096, 320);
+    return 0;
+}
