@@ -37,5 +37,7 @@ int genre_musicbrainz(const char *band, const m2p_genre_params *p, m2p_store *st
                       json_t **genres);
 /* MusicBrainz asks for at most one request a second; the original waited 1.1 s. */
 #define GENRE_MUSICBRAINZ_INTERVAL_S 1.1
+/* Tests only: change the spacing (seconds); returns the previous value. */
+double genre_musicbrainz_set_interval(double seconds);
 
 #endif

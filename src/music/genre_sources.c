@@ -277,6 +277,16 @@ out:
 
 static pthread_mutex_t g_mb_lock = PTHREAD_MUTEX_INITIALIZER;
 static double g_mb_last = -1e9;
+static double g_mb_interval = GENRE_MUSICBRAINZ_INTERVAL_S;
+
+double genre_musicbrainz_set_interval(double seconds)
+{
+    pthread_mutex_lock(&g_mb_lock);
+    double old = g_mb_interval;
+    g_mb_interval = seconds;
+    pthread_mutex_unlock(&g_mb_lock);
+    return old;
+}
 
 static double now_s(void)
 {
@@ -290,7 +300,7 @@ static double now_s(void)
 static int mb_get(const char *url, json_t **out)
 {
     pthread_mutex_lock(&g_mb_lock);
-    double wait = g_mb_last + GENRE_MUSICBRAINZ_INTERVAL_S - now_s();
+    double wait = g_mb_last + g_mb_interval - now_s();
     if (wait > 0) {
         struct timespec ts = {(time_t)wait, (long)((wait - floor(wait)) * 1e9)};
         while (nanosleep(&ts, &ts) != 0)
