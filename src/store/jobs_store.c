@@ -8,12 +8,18 @@
  */
 #include "store/jobs_store.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/error.h"
+
+/* One SQLite connection is shared by the HTTP threads and the workers, and a transaction belongs
+ * to the connection, not the thread: without this lock another thread's statement could land
+ * inside our BEGIN ... COMMIT (or its BEGIN fail). Other modules use their own m2p_store handle. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int64_t now_ms(void)
 {
@@ -48,8 +54,8 @@ void store_job_clear(store_job *j)
     memset(j, 0, sizeof *j);
 }
 
-#define JOB_COLUMNS                                                                          \
-    "id, kind, state, params, result, error, attempts, batch_id, batch_index, parent_id,"    \
+#define JOB_COLUMNS                                                                                \
+    "id, kind, state, params, result, error, attempts, batch_id, batch_index, parent_id,"          \
     " created_ms, started_ms, finished_ms"
 
 static void job_from_row(sqlite3_stmt *st, store_job *j)
@@ -91,22 +97,23 @@ static int commit(m2p_store *s)
     return 0;
 }
 
-int store_job_create(m2p_store *s, int kind, const char *params, int64_t batch_id,
-                     int batch_index, int64_t parent_id, int max_queued, int64_t *id)
+static int store_job_create_locked(m2p_store *s, int kind, const char *params, int64_t batch_id,
+                                   int batch_index, int64_t parent_id, int max_queued, int64_t *id)
 {
     int rc = begin(s);
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
     if (max_queued > 0) {
-        if (sqlite3_prepare_v2(s->db, "SELECT COUNT(*) FROM jobs WHERE state = 'queued'", -1,
-                               &st, NULL) != SQLITE_OK)
+        if (sqlite3_prepare_v2(s->db, "SELECT COUNT(*) FROM jobs WHERE state = 'queued'", -1, &st,
+                               NULL) != SQLITE_OK)
             return rollback(s, db_fail(s, "counting queued jobs"));
         int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
         sqlite3_finalize(st);
         if (n >= max_queued)
-            return rollback(s, m2p_error(M2P_EBUSY, "the queue is full (%d jobs waiting); try "
-                                                    "again later",
+            return rollback(s, m2p_error(M2P_EBUSY,
+                                         "the queue is full (%d jobs waiting); try "
+                                         "again later",
                                          max_queued));
     }
     if (sqlite3_prepare_v2(s->db,
@@ -134,7 +141,9 @@ int store_job_create(m2p_store *s, int kind, const char *params, int64_t batch_i
     return commit(s);
 }
 
-int store_job_claim(m2p_store *s, int kind, store_job *out)
+static int store_job_get_locked(m2p_store *s, int64_t id, store_job *out);
+
+static int store_job_claim_locked(m2p_store *s, int kind, store_job *out)
 {
     int rc = begin(s);
     if (rc)
@@ -165,14 +174,14 @@ int store_job_claim(m2p_store *s, int kind, store_job *out)
         return rollback(s, db_fail(s, "claiming a job"));
     if ((rc = commit(s)))
         return rc;
-    return store_job_get(s, id, out);
+    return store_job_get_locked(s, id, out);
 }
 
-int store_job_get(m2p_store *s, int64_t id, store_job *out)
+static int store_job_get_locked(m2p_store *s, int64_t id, store_job *out)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", -1, &st,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", -1, &st, NULL) !=
+        SQLITE_OK)
         return db_fail(s, "reading a job");
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
@@ -207,12 +216,12 @@ static int finish_stmt(m2p_store *s, int64_t id, const char *result)
     return 0;
 }
 
-int store_job_finish(m2p_store *s, int64_t id, const char *result)
+static int store_job_finish_locked(m2p_store *s, int64_t id, const char *result)
 {
     return finish_stmt(s, id, result);
 }
 
-int store_job_fail(m2p_store *s, int64_t id, const char *error, int canceled)
+static int store_job_fail_locked(m2p_store *s, int64_t id, const char *error, int canceled)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db,
@@ -244,7 +253,7 @@ static int exec_id(m2p_store *s, const char *sql, int64_t id, const char *what)
     return rc == SQLITE_DONE ? 0 : db_fail(s, what);
 }
 
-int store_job_delete(m2p_store *s, int64_t id)
+static int store_job_delete_locked(m2p_store *s, int64_t id)
 {
     int rc = begin(s);
     if (rc)
@@ -258,7 +267,7 @@ int store_job_delete(m2p_store *s, int64_t id)
     return commit(s);
 }
 
-int store_job_count(m2p_store *s, const char *state, int kind, int64_t *n)
+static int store_job_count_locked(m2p_store *s, const char *state, int kind, int64_t *n)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db,
@@ -277,7 +286,7 @@ int store_job_count(m2p_store *s, const char *state, int kind, int64_t *n)
     return rc == SQLITE_ROW ? 0 : db_fail(s, "counting jobs");
 }
 
-int store_jobs_recover(m2p_store *s, int max_attempts, int *requeued, int *failed)
+static int store_jobs_recover_locked(m2p_store *s, int max_attempts, int *requeued, int *failed)
 {
     int rc = begin(s);
     if (rc)
@@ -315,7 +324,7 @@ int store_jobs_recover(m2p_store *s, int max_attempts, int *requeued, int *faile
     return 0;
 }
 
-int store_jobs_of_batch(m2p_store *s, int64_t batch_id, store_job **out, int *n)
+static int store_jobs_of_batch_locked(m2p_store *s, int64_t batch_id, store_job **out, int *n)
 {
     *out = NULL;
     *n = 0;
@@ -349,10 +358,9 @@ int store_jobs_of_batch(m2p_store *s, int64_t batch_id, store_job **out, int *n)
     return rc == SQLITE_DONE ? 0 : db_fail(s, "reading a batch");
 }
 
-int store_job_finish_with_results(m2p_store *s, int64_t job_id, const char *meta,
-                                  const store_result *r, int n,
-                                  char *(*make_result)(const int64_t *ids, int n, void *ud),
-                                  void *ud)
+static int store_job_finish_with_results_locked(
+    m2p_store *s, int64_t job_id, const char *meta, const store_result *r, int n,
+    char *(*make_result)(const int64_t *ids, int n, void *ud), void *ud)
 {
     int64_t ids[16];
     if (n < 0 || n > 16)
@@ -393,7 +401,7 @@ int store_job_finish_with_results(m2p_store *s, int64_t job_id, const char *meta
     return commit(s);
 }
 
-int store_result_png(m2p_store *s, int64_t id, uint8_t **png, size_t *len)
+static int store_result_png_locked(m2p_store *s, int64_t id, uint8_t **png, size_t *len)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, "SELECT png FROM results WHERE id = ?", -1, &st, NULL) !=
@@ -421,7 +429,7 @@ int store_result_png(m2p_store *s, int64_t id, uint8_t **png, size_t *len)
     return 0;
 }
 
-int store_result_delete(m2p_store *s, int64_t id)
+static int store_result_delete_locked(m2p_store *s, int64_t id)
 {
     int rc = exec_id(s, "DELETE FROM results WHERE id = ?", id, "deleting an image");
     if (rc)
@@ -460,7 +468,7 @@ static int sb_str(sbuf *b, const char *s)
     return sb_add(b, s, strlen(s));
 }
 
-int store_gallery(m2p_store *s, int offset, int limit, char **json, int64_t *total)
+static int store_gallery_locked(m2p_store *s, int offset, int limit, char **json, int64_t *total)
 {
     *json = NULL;
     sqlite3_stmt *st = NULL;
@@ -487,8 +495,8 @@ int store_gallery(m2p_store *s, int offset, int limit, char **json, int64_t *tot
                  "\"url\":\"/api/images/%lld.png\",\"meta\":",
                  first ? "" : ",", id, (long long)sqlite3_column_int64(st, 1),
                  sqlite3_column_int(st, 2), (unsigned long long)sqlite3_column_int64(st, 3),
-                 sqlite3_column_int(st, 4), sqlite3_column_int(st, 5),
-                 sqlite3_column_double(st, 6), (long long)sqlite3_column_int64(st, 7), id);
+                 sqlite3_column_int(st, 4), sqlite3_column_int(st, 5), sqlite3_column_double(st, 6),
+                 (long long)sqlite3_column_int64(st, 7), id);
         const char *meta = (const char *)sqlite3_column_text(st, 8);
         bad = sb_str(&b, head) || sb_str(&b, meta && *meta ? meta : "{}") || sb_str(&b, "}");
         first = 0;
@@ -537,17 +545,17 @@ static int ids_query(m2p_store *s, const char *sql, int64_t a, int use_b, int b,
     return rc == SQLITE_DONE ? 0 : db_fail(s, what);
 }
 
-int store_results_of_job(m2p_store *s, int64_t job_id, int64_t **ids, int *n)
+static int store_results_of_job_locked(m2p_store *s, int64_t job_id, int64_t **ids, int *n)
 {
-    return ids_query(s, "SELECT id FROM results WHERE job_id = ? ORDER BY variation, id", job_id,
-                     0, 0, 0, ids, n, "reading a job's images");
+    return ids_query(s, "SELECT id FROM results WHERE job_id = ? ORDER BY variation, id", job_id, 0,
+                     0, 0, ids, n, "reading a job's images");
 }
 
-int store_batch_create(m2p_store *s, const char *params, int64_t *id)
+static int store_batch_create_locked(m2p_store *s, const char *params, int64_t *id)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "INSERT INTO batches (params, created_ms) VALUES (?, ?)", -1,
-                           &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO batches (params, created_ms) VALUES (?, ?)", -1, &st,
+                           NULL) != SQLITE_OK)
         return db_fail(s, "creating a batch");
     sqlite3_bind_text(st, 1, params, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, now_ms());
@@ -559,7 +567,7 @@ int store_batch_create(m2p_store *s, const char *params, int64_t *id)
     return 0;
 }
 
-int store_batch_get(m2p_store *s, int64_t id, char **params, int64_t *created_ms)
+static int store_batch_get_locked(m2p_store *s, int64_t id, char **params, int64_t *created_ms)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, "SELECT params, created_ms FROM batches WHERE id = ?", -1, &st,
@@ -580,8 +588,150 @@ int store_batch_get(m2p_store *s, int64_t id, char **params, int64_t *created_ms
     return *params ? 0 : m2p_error(M2P_ENOMEM, "store: out of memory reading a batch");
 }
 
-int store_batches_list(m2p_store *s, int offset, int limit, int64_t **ids, int *n)
+static int store_batches_list_locked(m2p_store *s, int offset, int limit, int64_t **ids, int *n)
 {
     return ids_query(s, "SELECT id FROM batches ORDER BY id DESC LIMIT ? OFFSET ?", 0, 1, limit,
                      offset, ids, n, "listing batches");
+}
+
+/* Public entry points: each holds the lock for its whole run (see the top of the file). */
+int store_job_create(m2p_store *s, int kind, const char *params, int64_t batch_id, int batch_index,
+                     int64_t parent_id, int max_queued, int64_t *id)
+{
+    pthread_mutex_lock(&lock);
+    int rc =
+        store_job_create_locked(s, kind, params, batch_id, batch_index, parent_id, max_queued, id);
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+int store_job_claim(m2p_store *s, int kind, store_job *out)
+{
+    pthread_mutex_lock(&lock);
+    int rc = store_job_claim_locked(s, kind, out);
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+int store_job_get(m2p_store *s, int64_t id, store_job *out)
+{
+    pthread_mutex_lock(&lock);
+    int rc = store_job_get_locked(s, id, out);
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+int store_job_finish(m2p_store *s, int64_t id, const char *result)
+{
+    pthread_mutex_lock(&lock);
+    int rc = store_job_finish_locked(s, id, result);
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+int store_job_fail(m2p_store *s, int64_t id, const char *error, int canceled)
+{
+    pthread_mutex_lock(&lock);
+    int rc = store_job_fail_locked(s, id, error, canceled);
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+int store_job_delete(m2p_store *s, int64_t id)
+{
+    pthread_mutex_lock(&lock);
+    int rc = store_job_delete_locked(s, id);
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+int store_job_count(m2p_store *s, const char *state, int kind, int64_t *n)
+{
+    pthread_mutex_lock(&lock);
+    int rc = store_job_count_locked(s, state, kind, n);
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+int store_jobs_recover(m2p_store *s, int max_attempts, int *requeued, int *failed)
+{
+    pthread_mutex_lock(&lock);
+    int rc = store_jobs_recover_locked(s, max_attempts, requeued, failed);
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+int store_jobs_of_batch(m2p_store *s, int64_t batch_id, store_job **out, int *n)
+{
+    pthread_mutex_lock(&lock);
+    int rc = store_jobs_of_batch_locked(s, batch_id, out, n);
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+int store_job_finish_with_results(m2p_store *s, int64_t job_id, const char *meta,
+                                  const store_result *r, int n,
+                                  char *(*make_result)(const int64_t *ids, int n, void *ud),
+                                  void *ud)
+{
+    pthread_mutex_lock(&lock);
+    int rc = store_job_finish_with_results_locked(s, job_id, meta, r, n, make_result, ud);
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+int store_result_png(m2p_store *s, int64_t id, uint8_t **png, size_t *len)
+{
+    pthread_mutex_lock(&lock);
+    int rc = store_result_png_locked(s, id, png, len);
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+int store_result_delete(m2p_store *s, int64_t id)
+{
+    pthread_mutex_lock(&lock);
+    int rc = store_result_delete_locked(s, id);
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+int store_gallery(m2p_store *s, int offset, int limit, char **json, int64_t *total)
+{
+    pthread_mutex_lock(&lock);
+    int rc = store_gallery_locked(s, offset, limit, json, total);
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+int store_results_of_job(m2p_store *s, int64_t job_id, int64_t **ids, int *n)
+{
+    pthread_mutex_lock(&lock);
+    int rc = store_results_of_job_locked(s, job_id, ids, n);
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+int store_batch_create(m2p_store *s, const char *params, int64_t *id)
+{
+    pthread_mutex_lock(&lock);
+    int rc = store_batch_create_locked(s, params, id);
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+int store_batch_get(m2p_store *s, int64_t id, char **params, int64_t *created_ms)
+{
+    pthread_mutex_lock(&lock);
+    int rc = store_batch_get_locked(s, id, params, created_ms);
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+int store_batches_list(m2p_store *s, int offset, int limit, int64_t **ids, int *n)
+{
+    pthread_mutex_lock(&lock);
+    int rc = store_batches_list_locked(s, offset, limit, ids, n);
+    pthread_mutex_unlock(&lock);
+    return rc;
 }

@@ -20,15 +20,15 @@ enum { STORE_JOB_ANALYZE = 0, STORE_JOB_GENERATE = 1 };
 
 typedef struct store_job {
     int64_t id;
-    int kind;            /* STORE_JOB_* */
-    char state[12];      /* queued | running | done | failed | canceled */
-    char *params;        /* JSON object as submitted (validated) */
-    char *result;        /* JSON, NULL until done */
-    char *error;         /* message, NULL unless failed/canceled */
-    int attempts;        /* times it was claimed */
-    int64_t batch_id;    /* 0 when not part of a batch */
-    int batch_index;     /* position of its URL in the batch */
-    int64_t parent_id;   /* the analysis job a batch generation came from, else 0 */
+    int kind;          /* STORE_JOB_* */
+    char state[12];    /* queued | running | done | failed | canceled */
+    char *params;      /* JSON object as submitted (validated) */
+    char *result;      /* JSON, NULL until done */
+    char *error;       /* message, NULL unless failed/canceled */
+    int attempts;      /* times it was claimed */
+    int64_t batch_id;  /* 0 when not part of a batch */
+    int batch_index;   /* position of its URL in the batch */
+    int64_t parent_id; /* the analysis job a batch generation came from, else 0 */
     int64_t created_ms, started_ms, finished_ms;
 } store_job;
 
@@ -36,8 +36,8 @@ void store_job_clear(store_job *j);
 const char *store_job_kind_name(int kind);
 
 /* Insert a queued job. M2P_EBUSY when max_queued (> 0) jobs are already queued. */
-int store_job_create(m2p_store *s, int kind, const char *params, int64_t batch_id,
-                     int batch_index, int64_t parent_id, int max_queued, int64_t *id);
+int store_job_create(m2p_store *s, int kind, const char *params, int64_t batch_id, int batch_index,
+                     int64_t parent_id, int max_queued, int64_t *id);
 /* Oldest queued job of this kind -> running (attempts + 1). M2P_ENOTFOUND when none. */
 int store_job_claim(m2p_store *s, int kind, store_job *out);
 int store_job_get(m2p_store *s, int64_t id, store_job *out);

@@ -1,0 +1,151 @@
+/*
+ * cmd_serve.c — `mus2pic serve`: parses the options, starts the web app (src/server) and runs
+ * until SIGINT or SIGTERM, then stops it cleanly (running jobs are recovered on the next start).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "mus2pic.h"
+#include "server/server.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: mus2pic serve [options]\n\n"
+               "  --host H              address to bind (default 127.0.0.1; others need a token)\n"
+               "  --port P              port (default 9090)\n"
+               "  --data DIR            database, uploads and audio cache (default ./data)\n"
+               "  --model NAME=DIR      a model folder under a name (repeatable); MUS2PIC_MODEL\n"
+               "                        names one when no --model is given\n"
+               "  --token T             access token for /api and /ws (or MUS2PIC_TOKEN)\n"
+               "  --threads N           HTTP worker threads (default: max WebSockets + 64)\n"
+               "  --max-ws N            concurrent WebSocket clients (default 256)\n"
+               "  --max-variations 4|8  variations per generation (default 4)\n"
+               "  --workers N           analysis workers (default 2)\n"
+               "  --max-queue N         queued jobs accepted (default 200)\n"
+               "  --max-upload-mb N     audio upload limit (default 100)\n"
+               "  --web DIR             the page's folder (default: the source tree's web/)\n"
+               "  --offline             no network genre lookups (MusicBrainz, Spotify)\n"
+               "  -v, --verbose         log requests and jobs\n");
+}
+
+static int int_arg(const char *opt, const char *v, int lo, int hi, int *out)
+{
+    char *end = NULL;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || !*v || *end || x < lo || x > hi) {
+        fprintf(stderr, "mus2pic serve: %s needs an integer from %d to %d\n", opt, lo, hi);
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    server_config cfg = server_default_config();
+    char *specs[SERVER_MAX_MODELS] = {0};
+    int upload_mb = 100;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int used = 1, bad = 0;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--host") && v) {
+            cfg.host = v;
+        } else if (!strcmp(a, "--port")) {
+            bad = int_arg(a, v, 0, 65535, &cfg.port);
+        } else if (!strcmp(a, "--data") && v) {
+            cfg.data_dir = v;
+        } else if (!strcmp(a, "--web") && v) {
+            cfg.web_dir = v;
+        } else if (!strcmp(a, "--token") && v) {
+            cfg.token = v;
+        } else if (!strcmp(a, "--threads")) {
+            bad = int_arg(a, v, 4, 4096, &cfg.threads);
+        } else if (!strcmp(a, "--max-ws")) {
+            bad = int_arg(a, v, 1, 4000, &cfg.max_ws);
+        } else if (!strcmp(a, "--workers")) {
+            bad = int_arg(a, v, 1, 15, &cfg.analysis_workers);
+        } else if (!strcmp(a, "--max-queue")) {
+            bad = int_arg(a, v, 1, 100000, &cfg.max_queued);
+        } else if (!strcmp(a, "--max-upload-mb")) {
+            bad = int_arg(a, v, 1, 4096, &upload_mb);
+        } else if (!strcmp(a, "--max-variations")) {
+            bad = int_arg(a, v, 4, 8, &cfg.max_variations);
+            if (!bad && cfg.max_variations != 4 && cfg.max_variations != 8) {
+                fprintf(stderr, "mus2pic serve: --max-variations is 4 or 8\n");
+                bad = 1;
+            }
+        } else if (!strcmp(a, "--model") && v) {
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || !eq[1]) {
+                fprintf(stderr, "mus2pic serve: --model takes NAME=DIR (e.g. lcm=./models/lcm)\n");
+                bad = 1;
+            } else if (cfg.n_models == SERVER_MAX_MODELS) {
+                fprintf(stderr, "mus2pic serve: at most %d --model options\n", SERVER_MAX_MODELS);
+                bad = 1;
+            } else {
+                char *name = strndup(v, (size_t)(eq - v));
+                specs[cfg.n_models] = name;
+                cfg.model_names[cfg.n_models] = name;
+                cfg.model_refs[cfg.n_models] = eq + 1;
+                cfg.n_models++;
+            }
+        } else if (!strcmp(a, "--offline")) {
+            cfg.genre_offline = 1;
+            used = 0;
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            m2p_log_set_level(M2P_LOG_INFO);
+            used = 0;
+        } else {
+            fprintf(stderr, "mus2pic serve: unknown or incomplete option '%s'\n\n", a);
+            usage(stderr);
+            bad = 1;
+        }
+        if (bad) {
+            for (int k = 0; k < cfg.n_models; k++)
+                free(specs[k]);
+            return 2;
+        }
+        i += used;
+    }
+    cfg.max_upload = (size_t)upload_mb << 20;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    server *s = NULL;
+    int rc = server_start(&cfg, &s);
+    for (int k = 0; k < cfg.n_models; k++)
+        free(specs[k]);
+    if (rc) {
+        fprintf(stderr, "mus2pic serve: %s\n", m2p_errmsg());
+        return 1;
+    }
+    printf("mus2pic %s: serving http://%s:%d (data in %s)\n", M2P_VERSION,
+           strcmp(cfg.host, "127.0.0.1") ? cfg.host : "localhost", server_port(s), cfg.data_dir);
+    fflush(stdout);
+    while (!stop_flag)
+        sleep(1); /* a signal ends the sleep early */
+    fprintf(stderr, "mus2pic serve: stopping\n");
+    server_stop(s);
+    return 0;
+}

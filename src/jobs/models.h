@@ -1,0 +1,41 @@
+/*
+ * models.h — the server's models: names configured with --model NAME=DIR (or MUS2PIC_MODEL) and
+ * the registry's names, loaded lazily on first use and kept in an LRU cache with a memory budget.
+ *
+ * Only the generation worker loads (one at a time), but any thread may ask what is installed or
+ * loaded, so the table is guarded by a lock.
+ */
+#ifndef M2P_JOBS_MODELS_H
+#define M2P_JOBS_MODELS_H
+
+#include <stddef.h>
+
+#include "mus2pic.h"
+
+typedef struct model_cache model_cache;
+
+/* budget_bytes: loaded models beyond it are evicted, least recently used first (0 = no limit). */
+model_cache *model_cache_new(size_t budget_bytes);
+void model_cache_free(model_cache *mc);
+
+/* Configure name -> folder (or hub id). The first configured model is the default. */
+int model_cache_add(model_cache *mc, const char *name, const char *ref);
+/* The default model's name: MUS2PIC_MODEL's, the first configured, or the first installed
+ * registry entry; "" when none is installed. */
+void model_cache_default(model_cache *mc, char *out, size_t len);
+/* Is name configured or a registry name whose model is on disk? Writes its folder. */
+int model_cache_installed(model_cache *mc, const char *name, char *path, size_t len);
+/* Is name known at all (configured or in the registry)? */
+int model_cache_known(model_cache *mc, const char *name);
+/* Load (once) and return the model; it stays loaded until evicted by a later get. */
+int model_cache_get(model_cache *mc, const char *name, m2p_model **out);
+/* Is the model already loaded (no load cost)? */
+int model_cache_is_loaded(model_cache *mc, const char *name);
+/* Configured names not in the registry: count, and the i-th name and folder. */
+int model_cache_n_extra(model_cache *mc);
+int model_cache_extra(model_cache *mc, int i, char *name, size_t name_len, char *ref,
+                      size_t ref_len);
+/* The loaded models as a JSON array of {name, path, memory_bytes} (malloc'd). */
+char *model_cache_loaded_json(model_cache *mc);
+
+#endif

@@ -1,0 +1,60 @@
+/*
+ * queue.h — the persistent job queue and its worker pool.
+ *
+ * Every long operation (download + analysis, generation) is a row in the jobs table; workers
+ * claim rows, run them and write the outcome back, publishing progress on the bus as they go.
+ * Analysis runs on cfg.analysis_workers threads; generation on one thread (the engine already
+ * uses every core). On start, jobs left "running" by a crash are retried once or failed with a
+ * reason (store_jobs_recover), and queued ones simply run.
+ */
+#ifndef M2P_JOBS_QUEUE_H
+#define M2P_JOBS_QUEUE_H
+
+#include <stdint.h>
+
+#include "jobs/models.h"
+#include "jobs/progress.h"
+#include "store/jobs_store.h"
+
+typedef struct jobs_config {
+    const char *data_dir; /* uploads/ and cache/ live here */
+    int analysis_workers; /* default 2 */
+    int max_queued;       /* queued jobs accepted at once; default 200 */
+    int max_attempts;     /* a job interrupted by a crash runs at most this often; 2 */
+    int preview;          /* M2P_PREVIEW_* for step previews; default LATENT_RGB */
+    int genre_offline;    /* 1: no network genre sources (tests) */
+} jobs_config;
+
+jobs_config jobs_default_config(void);
+
+typedef struct jobs jobs;
+
+int jobs_start(const jobs_config *cfg, m2p_store *store, progress_bus *bus, model_cache *models,
+               jobs **out);
+/* Stops the workers after their current job (which stays "running" and is recovered on the
+ * next start) and frees the queue. */
+void jobs_stop(jobs *q);
+
+/* Queue a job (params: a validated JSON object). M2P_EBUSY when the queue is full. */
+int jobs_submit(jobs *q, int kind, const char *params, int64_t batch_id, int batch_index,
+                int64_t parent_id, int64_t *id);
+/* Cancel: a queued job at once (*now = 1), a running generation at its next step (*now = 0).
+ * M2P_ENOTFOUND when absent; M2P_EINVAL when it already finished. */
+int jobs_cancel(jobs *q, int64_t id, int *now);
+/* Delete a job and its images (a running one is canceled first). */
+int jobs_delete(jobs *q, int64_t id);
+/* Wait until the job is done, failed or canceled (or timeout_ms passes: M2P_ETIMEOUT). */
+int jobs_wait(jobs *q, int64_t id, int timeout_ms, store_job *out);
+
+/* A job as the API shows it: {id, kind, state, params, result, error, ...} (malloc'd JSON). */
+char *jobs_job_json(const store_job *j);
+/* The event that tells a client the job's current state from the database ({type:"state"}). */
+char *jobs_state_event(const store_job *j);
+
+/* Counts for /api/health. */
+typedef struct jobs_stats {
+    int64_t queued, running, done, failed;
+} jobs_stats;
+void jobs_get_stats(jobs *q, jobs_stats *out);
+
+#endif

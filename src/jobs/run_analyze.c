@@ -1,0 +1,218 @@
+/*
+ * run_analyze.c — one analysis job: source (URL or uploaded file) -> m2p_analyze (fetch, decode,
+ * features, band/song, genre, prompts) -> the analysis JSON as the job's result.
+ *
+ * Download percentages and the analyser's stages become bus events. When the request named the
+ * band or song (the page's "verify" step), the chosen prompt is rebuilt with those names. A job
+ * of a batch then queues its generation with the batch's parameters and the chosen prompt.
+ * An uploaded file is removed once its job has finished (it is in the audio cache by then).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "jobs/queue_internal.h"
+
+typedef struct an_ctx {
+    jobs *q;
+    int64_t job;
+    int last_percent;
+    char last_stage[32];
+} an_ctx;
+
+static void on_download(double percent, void *ud)
+{
+    an_ctx *c = ud;
+    int p = percent < 0 ? -1 : (int)floor(percent);
+    if (p == c->last_percent)
+        return;
+    c->last_percent = p;
+    jobs_publish_stage(c->q, c->job, "download", p < 0 ? -1 : (double)p);
+}
+
+/* The analyser's stages: "downloading" (fraction), "decoding", "analysing", "genre",
+ * "prompts". The download becomes the "download" event with a whole percentage. */
+static void on_stage(const char *stage, double fraction, void *ud)
+{
+    an_ctx *c = ud;
+    if (!stage)
+        return;
+    if (!strcmp(stage, "downloading")) {
+        on_download(fraction < 0 ? -1 : fraction * 100, ud);
+        return;
+    }
+    if (!strcmp(stage, c->last_stage))
+        return;
+    snprintf(c->last_stage, sizeof c->last_stage, "%s", stage);
+    jobs_publish_stage(c->q, c->job, stage, -1);
+}
+
+static const char *str(json_t *o, const char *k, const char *def)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_string(v) && json_string_length(v) ? json_string_value(v) : def;
+}
+
+/* The features a gallery entry keeps: the scalar ones (no envelope, beats or MFCC arrays). */
+static json_t *features_summary(json_t *features)
+{
+    json_t *out = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(features, k, v)
+    {
+        if (!json_is_array(v) && !json_is_object(v))
+            json_object_set(out, k, v);
+    }
+    return out;
+}
+
+/* Queue the generation of a batch item from its finished analysis. */
+static void queue_batch_generation(jobs *q, const store_job *job, json_t *params, json_t *result)
+{
+    json_t *gen = json_deep_copy(json_object_get(params, "generate"));
+    if (!json_is_object(gen)) {
+        json_decref(gen);
+        gen = json_object();
+    }
+    json_object_set(gen, "prompt", json_object_get(result, "prompt"));
+    json_object_set(gen, "negative_prompt", json_object_get(result, "negative_prompt"));
+    json_t *f = json_object_get(result, "features");
+    if (json_is_object(f))
+        json_object_set_new(gen, "features", features_summary(f));
+    json_object_set_new(gen, "source",
+                        json_pack("{s:s?, s:O?, s:O?, s:O?}", "url", str(params, "source", NULL),
+                                  "band", json_object_get(result, "band"), "song",
+                                  json_object_get(result, "song"), "genre",
+                                  json_object_get(result, "genre")));
+    if (!json_object_get(gen, "seed")) {
+        /* One seed per item, chosen now so a retry after a restart draws the same image. */
+        uint64_t seed =
+            ((uint64_t)time(NULL) * 2654435761u + (uint64_t)job->id * 40503u) & 0xffffffffu;
+        json_object_set_new(gen, "seed", json_integer((json_int_t)seed));
+    }
+    char *s = json_dumps(gen, JSON_COMPACT);
+    json_decref(gen);
+    int64_t id = 0;
+    /* A batch's generations were admitted with the batch; they never hit the queue limit. */
+    int rc = s ? store_job_create(q->store, STORE_JOB_GENERATE, s, job->batch_id, job->batch_index,
+                                  job->id, 0, &id)
+               : M2P_ENOMEM;
+    free(s);
+    if (rc) {
+        M2P_LOGW("batch %lld: cannot queue the generation of item %d: %s", (long long)job->batch_id,
+                 job->batch_index, m2p_errmsg());
+        return;
+    }
+    jobs_publish_stage(q, id, "queued", -1);
+    pthread_mutex_lock(&q->lock);
+    pthread_cond_signal(&q->work[1]);
+    pthread_mutex_unlock(&q->lock);
+}
+
+/* Rebuild the chosen prompt (with the band/song the user confirmed) into result. */
+static int choose_prompt(const m2p_analysis *a, int version, const char *band, const char *song,
+                         json_t *result)
+{
+    char *prompt = NULL, *neg = NULL;
+    int rc = m2p_prompt_build(version, &a->features, band, song, a->genre_raw, &prompt, &neg);
+    if (rc)
+        return rc;
+    json_object_set_new(result, "prompt", json_string(prompt));
+    json_object_set_new(result, "negative_prompt", json_string(neg ? neg : ""));
+    json_object_set_new(result, "prompt_version", json_integer(version));
+    free(prompt);
+    free(neg);
+    return 0;
+}
+
+void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
+{
+    json_t *p = json_loads(job->params, 0, NULL);
+    if (!json_is_object(p)) {
+        json_decref(p);
+        jobs_fail(q, job->id, "the job's parameters are not a JSON object", 0);
+        return;
+    }
+    const char *source = str(p, "source", "");
+    int upload = json_is_true(json_object_get(p, "upload"));
+    json_t *dv = json_object_get(p, "duration");
+    double duration = json_is_number(dv) ? json_number_value(dv) : 60;
+    json_t *vv = json_object_get(p, "prompt_version");
+    int version = json_is_integer(vv) ? (int)json_integer_value(vv) : M2P_PROMPT_V4;
+
+    an_ctx c = {.q = q, .job = job->id, .last_percent = -2};
+    char cache_dir[1200];
+    snprintf(cache_dir, sizeof cache_dir, "%s/cache/audio", q->data_dir);
+    m2p_fetch_params fp = m2p_fetch_default_params();
+    fp.cache_dir = cache_dir;
+    fp.progress = on_download;
+    fp.user_data = &c;
+    m2p_analysis_params ap = m2p_analysis_default_params();
+    ap.duration_s = duration;
+    ap.progress = on_stage;
+    ap.user_data = &c;
+    m2p_genre_params gp = m2p_genre_default_params();
+    if (q->cfg.genre_offline)
+        gp.offline = 1;
+
+    jobs_publish_stage(q, job->id, upload ? "decoding" : "download", upload ? -1 : 0);
+    m2p_analysis a;
+    memset(&a, 0, sizeof a);
+    int rc = m2p_analyze(source, &fp, &ap, &gp, q->cache, &a);
+    char msg[1024] = "";
+    json_t *result = NULL;
+    if (rc) {
+        snprintf(msg, sizeof msg, "%s", m2p_errmsg());
+    } else if (slot->cancel) {
+        snprintf(msg, sizeof msg, "canceled by request");
+    } else {
+        char *js = m2p_analysis_to_json(&a);
+        result = js ? json_loads(js, 0, NULL) : NULL;
+        free(js);
+        if (!json_is_object(result)) {
+            snprintf(msg, sizeof msg, "the analysis could not be written as JSON");
+        } else {
+            const char *band = str(p, "band", a.band), *song = str(p, "song", a.song);
+            json_object_set_new(result, "band", json_string(band));
+            json_object_set_new(result, "song", json_string(song));
+            if (choose_prompt(&a, version, band, song, result))
+                snprintf(msg, sizeof msg, "building the prompt: %s", m2p_errmsg());
+        }
+    }
+    m2p_analysis_free(&a);
+    if (upload && source[0])
+        unlink(source);
+
+    if (msg[0]) {
+        json_decref(result);
+        json_decref(p);
+        jobs_fail(q, job->id, msg, slot->cancel);
+        return;
+    }
+    char *rs = json_dumps(result, JSON_COMPACT);
+    rc = rs ? store_job_finish(q->store, job->id, rs) : M2P_ENOMEM;
+    free(rs);
+    if (rc) {
+        snprintf(msg, sizeof msg, "%s", m2p_errmsg());
+        json_decref(result);
+        json_decref(p);
+        jobs_fail(q, job->id, msg, 0);
+        return;
+    }
+    if (job->batch_id)
+        queue_batch_generation(q, job, p, result);
+
+    json_t *e = json_pack("{s:s, s:I, s:s, s:O}", "type", "done", "job", (json_int_t)job->id,
+                          "kind", "analyze", "result", result);
+    jobs_publish(q, job->id, PROGRESS_DONE, -1, e, NULL, 0);
+    json_decref(result);
+    json_decref(p);
+    pthread_mutex_lock(&q->lock);
+    pthread_cond_broadcast(&q->done);
+    pthread_mutex_unlock(&q->lock);
+}

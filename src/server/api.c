@@ -1,0 +1,680 @@
+/*
+ * api.c — this server's REST routes under /api: health, models, analyze (URL or multipart
+ * upload), generate, jobs (status, cancel, delete), images, gallery and batches.
+ *
+ * Every route that starts work only validates and queues a job (src/jobs); the answer is the
+ * job id, and progress comes over /ws/progress or GET /api/jobs/{id}. Images are served from the
+ * database by result id.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "server/server_internal.h"
+
+static long rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void get_health(server *s, struct mg_connection *c)
+{
+    jobs_stats js;
+    jobs_get_stats(s->q, &js);
+    progress_stats ps;
+    progress_get_stats(s->bus, &ps);
+    char def[128];
+    model_cache_default(s->models, def, sizeof def);
+    char *loaded = model_cache_loaded_json(s->models);
+    json_t *lj = loaded ? json_loads(loaded, 0, NULL) : NULL;
+    free(loaded);
+    pthread_mutex_lock(&s->lock);
+    int n_ws = s->n_ws;
+    pthread_mutex_unlock(&s->lock);
+    json_t *o =
+        json_pack("{s:b, s:s, s:s, s:o, s:s?, s:{s:I, s:I, s:I, s:I}, s:i, s:{s:I, s:I, s:I, s:i},"
+                  " s:I, s:i}",
+                  "success", 1, "status", "ok", "version", M2P_VERSION, "models_loaded",
+                  lj ? lj : json_array(), "default_model", def[0] ? def : NULL, "jobs", "queued",
+                  (json_int_t)js.queued, "running", (json_int_t)js.running, "done",
+                  (json_int_t)js.done, "failed", (json_int_t)js.failed, "websockets", n_ws,
+                  "progress", "published", (json_int_t)ps.published, "delivered",
+                  (json_int_t)ps.delivered, "dropped", (json_int_t)ps.dropped, "queued", ps.queued,
+                  "rss_kb", (json_int_t)rss_kb(), "threads", s->cfg.threads);
+    http_json(c, 200, o);
+}
+
+/* The original's shape: models is an object keyed by name; plus installed and loaded. */
+static void get_models(server *s, struct mg_connection *c)
+{
+    int n = 0;
+    const m2p_registry_entry *r = m2p_registry(&n);
+    json_t *models = json_object();
+    char path[1024], def[128];
+    model_cache_default(s->models, def, sizeof def);
+    for (int i = 0; i < n; i++) {
+        int inst = model_cache_installed(s->models, r[i].name, path, sizeof path);
+        json_object_set_new(
+            models, r[i].name,
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:b, s:b, s:b, s:s?}", "name",
+                      r[i].title ? r[i].title : r[i].name, "description",
+                      r[i].description ? r[i].description : "", "expected_time",
+                      r[i].expected_time ? r[i].expected_time : "", "memory",
+                      r[i].memory ? r[i].memory : "", "quality", r[i].quality ? r[i].quality : "",
+                      "speed", r[i].speed ? r[i].speed : "", "hub_id",
+                      r[i].hub_id ? r[i].hub_id : "", "default_steps", r[i].default_steps,
+                      "supported", r[i].supported, "installed", inst, "loaded",
+                      model_cache_is_loaded(s->models, r[i].name), "path", inst ? path : NULL));
+    }
+    int ne = model_cache_n_extra(s->models);
+    for (int i = 0; i < ne; i++) {
+        char name[64], ref[1024];
+        if (model_cache_extra(s->models, i, name, sizeof name, ref, sizeof ref))
+            continue;
+        int inst = model_cache_installed(s->models, name, path, sizeof path);
+        json_object_set_new(
+            models, name,
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:b, s:b, s:b, s:s?}", "name", name,
+                      "description", "A local diffusers folder given with --model", "expected_time",
+                      "", "memory", "", "quality", "", "speed", "", "default_steps", 8, "supported",
+                      1, "installed", inst, "loaded", model_cache_is_loaded(s->models, name),
+                      "path", inst ? path : NULL));
+    }
+    json_t *o = json_pack("{s:b, s:o, s:s?, s:i}", "success", 1, "models", models, "default_model",
+                          def[0] ? def : NULL, "max_variations", s->cfg.max_variations);
+    if (o && !def[0])
+        json_object_set_new(o, "hint",
+                            json_string("No model is installed. Download one with `mus2pic "
+                                        "models fetch lcm` (about 4 GB), then reload."));
+    http_json(c, 200, o);
+}
+
+int api_submit_analysis(server *s, const char *source, int upload, double duration, int version,
+                        const char *band, const char *song, int64_t *id, api_error *err)
+{
+    json_t *p = json_pack("{s:s, s:b, s:f, s:i}", "source", source, "upload", upload, "duration",
+                          duration, "prompt_version", version);
+    if (p && band && *band)
+        json_object_set_new(p, "band", json_string(band));
+    if (p && song && *song)
+        json_object_set_new(p, "song", json_string(song));
+    char *ps = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    json_decref(p);
+    int rc = ps ? jobs_submit(s->q, STORE_JOB_ANALYZE, ps, 0, 0, 0, id) : M2P_ENOMEM;
+    free(ps);
+    if (rc) {
+        err->status = http_status_of(rc);
+        err->field[0] = 0;
+        snprintf(err->message, sizeof err->message, "%s", m2p_errmsg());
+    }
+    return rc;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static void post_analyze_json(server *s, struct mg_connection *c)
+{
+    json_t *b = http_read_json(s, c);
+    if (!b)
+        return;
+    api_error e = {0};
+    double duration;
+    int version;
+    int64_t id;
+    if (validate_url(json_object_get(b, "url"), "url", &e) ||
+        validate_duration(json_object_get(b, "duration"), &duration, &e) ||
+        validate_prompt_version(json_object_get(b, "prompt_version"), &version, &e) ||
+        validate_opt_string(b, "band", 256, &e) || validate_opt_string(b, "song", 256, &e) ||
+        api_submit_analysis(s, jstr(b, "url"), 0, duration, version, jstr(b, "band"),
+                            jstr(b, "song"), &id, &e)) {
+        json_decref(b);
+        http_api_error(c, &e);
+        return;
+    }
+    json_decref(b);
+    http_json(
+        c, 202,
+        json_pack("{s:b, s:I, s:s}", "success", 1, "job_id", (json_int_t)id, "state", "queued"));
+}
+
+/* ---- multipart upload ---- */
+
+typedef struct upload {
+    server *s;
+    char path[1200];
+    FILE *f;
+    size_t size;
+    int too_big, have_file;
+    char duration[16], version[16], band[257], song[257];
+    char *field; /* the form field being received into a buffer */
+    size_t field_cap, field_len;
+} upload;
+
+static int form_found(const char *key, const char *filename, char *path, size_t pathlen, void *ud)
+{
+    upload *u = ud;
+    (void)path;
+    (void)pathlen;
+    u->field = NULL;
+    if (filename && *filename && (!strcmp(key, "file") || !strcmp(key, "audio"))) {
+        if (u->have_file)
+            return MG_FORM_FIELD_STORAGE_SKIP;
+        /* Keep a short alphanumeric extension: it helps FFmpeg guess the container. */
+        const char *dot = strrchr(filename, '.');
+        char ext[12] = "";
+        if (dot && strlen(dot) <= 8) {
+            size_t k = 0;
+            for (const char *p = dot + 1; *p && k < sizeof ext - 2; p++)
+                if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                    (*p >= '0' && *p <= '9'))
+                    ext[k++] = *p;
+            ext[k] = 0;
+        }
+        uint64_t r = 0;
+        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+            r = (uint64_t)(uintptr_t)u ^ (uint64_t)time(NULL);
+        snprintf(u->path, sizeof u->path, "%s/uploads/up-%016llx%s%s", u->s->data_dir,
+                 (unsigned long long)r, ext[0] ? "." : "", ext);
+        int fd = open(u->path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        u->f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+        if (!u->f) {
+            if (fd >= 0)
+                close(fd);
+            u->path[0] = 0;
+            return MG_FORM_FIELD_STORAGE_ABORT;
+        }
+        u->have_file = 1;
+        return MG_FORM_FIELD_STORAGE_GET;
+    }
+    if (!strcmp(key, "duration")) {
+        u->field = u->duration;
+        u->field_cap = sizeof u->duration;
+    } else if (!strcmp(key, "prompt_version")) {
+        u->field = u->version;
+        u->field_cap = sizeof u->version;
+    } else if (!strcmp(key, "band")) {
+        u->field = u->band;
+        u->field_cap = sizeof u->band;
+    } else if (!strcmp(key, "song")) {
+        u->field = u->song;
+        u->field_cap = sizeof u->song;
+    } else {
+        return MG_FORM_FIELD_STORAGE_SKIP;
+    }
+    u->field_len = 0;
+    u->field[0] = 0;
+    return MG_FORM_FIELD_STORAGE_GET;
+}
+
+static int form_get(const char *key, const char *value, size_t len, void *ud)
+{
+    upload *u = ud;
+    if (u->f && (!strcmp(key, "file") || !strcmp(key, "audio")) && !u->field) {
+        u->size += len;
+        if (u->size > u->s->cfg.max_upload) {
+            u->too_big = 1;
+            return MG_FORM_FIELD_HANDLE_ABORT;
+        }
+        if (len && fwrite(value, 1, len, u->f) != len)
+            return MG_FORM_FIELD_HANDLE_ABORT;
+        return MG_FORM_FIELD_HANDLE_GET;
+    }
+    if (u->field) {
+        size_t room = u->field_cap - 1 - u->field_len;
+        size_t k = len < room ? len : room;
+        memcpy(u->field + u->field_len, value, k);
+        u->field_len += k;
+        u->field[u->field_len] = 0;
+    }
+    return MG_FORM_FIELD_HANDLE_GET;
+}
+
+void api_analyze_upload(server *s, struct mg_connection *c)
+{
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    /* The multipart overhead is small: a body far over the upload limit is refused unread. */
+    if (ri->content_length > (long long)(s->cfg.max_upload + 64 * 1024)) {
+        http_error(c, 413, "file", "the upload has %lld bytes; the limit is %zu",
+                   ri->content_length, s->cfg.max_upload);
+        return;
+    }
+    upload u;
+    memset(&u, 0, sizeof u);
+    u.s = s;
+    struct mg_form_data_handler h = {form_found, form_get, NULL, &u};
+    int n = mg_handle_form_request(c, &h);
+    int write_failed = u.f && (fflush(u.f) != 0 || ferror(u.f));
+    if (u.f)
+        fclose(u.f);
+    api_error e = {0};
+    double duration = 60;
+    int version = M2P_PROMPT_V4;
+    int64_t id = 0;
+    if (u.too_big) {
+        e.status = 413;
+        snprintf(e.field, sizeof e.field, "file");
+        snprintf(e.message, sizeof e.message, "the upload is over the limit of %zu bytes",
+                 s->cfg.max_upload);
+    } else if (n < 0 || write_failed) {
+        e.status = 400;
+        snprintf(e.field, sizeof e.field, "file");
+        snprintf(e.message, sizeof e.message, "the upload could not be read or stored");
+    } else if (!u.have_file || u.size == 0) {
+        e.status = 400;
+        snprintf(e.field, sizeof e.field, "file");
+        snprintf(e.message, sizeof e.message,
+                 "send the audio as a non-empty multipart field named \"file\"");
+    } else {
+        json_t *dv = u.duration[0] ? json_string(u.duration) : NULL;
+        json_t *vv = u.version[0] ? json_string(u.version) : NULL;
+        if (!validate_duration(dv, &duration, &e) && !validate_prompt_version(vv, &version, &e))
+            api_submit_analysis(s, u.path, 1, duration, version, u.band, u.song, &id, &e);
+        json_decref(dv);
+        json_decref(vv);
+    }
+    if (e.message[0]) {
+        if (u.path[0])
+            unlink(u.path);
+        http_api_error(c, &e);
+        return;
+    }
+    http_json(c, 202,
+              json_pack("{s:b, s:I, s:s, s:I}", "success", 1, "job_id", (json_int_t)id, "state",
+                        "queued", "bytes", (json_int_t)u.size));
+}
+
+static void post_generate(server *s, struct mg_connection *c)
+{
+    json_t *b = http_read_json(s, c);
+    if (!b)
+        return;
+    api_error e;
+    json_t *p = validate_generate(s, b, 1, &e);
+    json_decref(b);
+    if (!p) {
+        http_api_error(c, &e);
+        return;
+    }
+    char *ps = json_dumps(p, JSON_COMPACT);
+    int64_t id = 0;
+    int rc = ps ? jobs_submit(s->q, STORE_JOB_GENERATE, ps, 0, 0, 0, &id) : M2P_ENOMEM;
+    free(ps);
+    if (rc) {
+        json_decref(p);
+        http_error(c, http_status_of(rc), NULL, "%s", m2p_errmsg());
+        return;
+    }
+    http_json(c, 202,
+              json_pack("{s:b, s:I, s:s, s:O, s:O}", "success", 1, "job_id", (json_int_t)id,
+                        "state", "queued", "seed", json_object_get(p, "seed"), "params", p));
+    json_decref(p);
+}
+
+/* "/api/jobs/123/cancel" -> 123 and the rest ("/cancel"); 0 when not a positive id. */
+static int64_t parse_id(const char *p, const char **rest)
+{
+    char *end = NULL;
+    if (*p < '1' || *p > '9')
+        return 0;
+    errno = 0;
+    long long v = strtoll(p, &end, 10);
+    if (errno || v <= 0)
+        return 0;
+    *rest = end;
+    return v;
+}
+
+static void job_route(server *s, struct mg_connection *c, const char *method, const char *p)
+{
+    const char *rest = "";
+    int64_t id = parse_id(p, &rest);
+    if (!id) {
+        http_error(c, 404, "id", "job ids are positive integers");
+        return;
+    }
+    if (!strcmp(method, "GET") && !*rest) {
+        store_job j;
+        int rc = store_job_get(s->store, id, &j);
+        if (rc) {
+            http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
+            return;
+        }
+        char *js = jobs_job_json(&j);
+        store_job_clear(&j);
+        json_t *o = js ? json_loads(js, 0, NULL) : NULL;
+        free(js);
+        if (o)
+            json_object_set_new(o, "success", json_true());
+        http_json(c, 200, o);
+    } else if (!strcmp(method, "DELETE") && !*rest) {
+        int rc = jobs_delete(s->q, id);
+        if (rc) {
+            http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
+            return;
+        }
+        http_json(c, 200,
+                  json_pack("{s:b, s:I, s:b}", "success", 1, "id", (json_int_t)id, "deleted", 1));
+    } else if (!strcmp(method, "POST") && !strcmp(rest, "/cancel")) {
+        int now = 0;
+        int rc = jobs_cancel(s->q, id, &now);
+        if (rc) {
+            http_error(c, rc == M2P_EINVAL ? 409 : http_status_of(rc), "id", "%s", m2p_errmsg());
+            return;
+        }
+        http_json(c, now ? 200 : 202,
+                  json_pack("{s:b, s:I, s:s}", "success", 1, "id", (json_int_t)id, "state",
+                            now ? "canceled" : "canceling"));
+    } else {
+        http_error(c, 405, NULL, "%s /api/jobs/%lld%s is not a route", method, (long long)id, rest);
+    }
+}
+
+static void image_route(server *s, struct mg_connection *c, const char *method, const char *p)
+{
+    const char *rest = "";
+    int64_t id = parse_id(p, &rest);
+    if (!id || (*rest && strcmp(rest, ".png"))) {
+        http_error(c, 404, "id", "image URLs are /api/images/{id}.png");
+        return;
+    }
+    if (!strcmp(method, "GET")) {
+        uint8_t *png = NULL;
+        size_t len = 0;
+        int rc = store_result_png(s->store, id, &png, &len);
+        if (rc) {
+            http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
+            return;
+        }
+        char hdr[160];
+        snprintf(hdr, sizeof hdr, "Content-Disposition: inline; filename=\"mus2pic-%lld.png\"\r\n",
+                 (long long)id);
+        http_send(c, 200, "image/png", png, len, hdr);
+        free(png);
+    } else if (!strcmp(method, "DELETE")) {
+        int rc = store_result_delete(s->store, id);
+        if (rc) {
+            http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
+            return;
+        }
+        http_json(c, 200,
+                  json_pack("{s:b, s:I, s:b}", "success", 1, "id", (json_int_t)id, "deleted", 1));
+    } else {
+        http_error(c, 405, NULL, "%s is not allowed on images", method);
+    }
+}
+
+static void get_gallery(server *s, struct mg_connection *c)
+{
+    long page, per;
+    if (http_query_int(c, "page", 1, 1000000, 1, &page) ||
+        http_query_int(c, "per_page", 1, 100, 24, &per))
+        return;
+    char *items = NULL;
+    int64_t total = 0;
+    int rc = store_gallery(s->store, (int)((page - 1) * per), (int)per, &items, &total);
+    if (rc) {
+        http_error(c, 500, NULL, "%s", m2p_errmsg());
+        return;
+    }
+    json_t *arr = json_loads(items, 0, NULL);
+    free(items);
+    http_json(c, 200,
+              json_pack("{s:b, s:i, s:i, s:I, s:o}", "success", 1, "page", (int)page, "per_page",
+                        (int)per, "total", (json_int_t)total, "items", arr ? arr : json_array()));
+}
+
+/* ---- batches ---- */
+
+#define MAX_BATCH_URLS 50
+
+static void post_batch(server *s, struct mg_connection *c)
+{
+    json_t *b = http_read_json(s, c);
+    if (!b)
+        return;
+    api_error e = {0};
+    json_t *urls = json_object_get(b, "urls");
+    double duration;
+    int version;
+    json_t *gen = NULL;
+    if (!json_is_array(urls) || json_array_size(urls) == 0 ||
+        json_array_size(urls) > MAX_BATCH_URLS) {
+        e.status = 400;
+        snprintf(e.field, sizeof e.field, "urls");
+        snprintf(e.message, sizeof e.message, "urls must be an array of 1 to %d URLs",
+                 MAX_BATCH_URLS);
+        goto bad;
+    }
+    for (size_t i = 0; i < json_array_size(urls); i++) {
+        char field[32];
+        snprintf(field, sizeof field, "urls[%zu]", i);
+        if (validate_url(json_array_get(urls, i), field, &e))
+            goto bad;
+    }
+    if (validate_duration(json_object_get(b, "duration"), &duration, &e) ||
+        validate_prompt_version(json_object_get(b, "prompt_version"), &version, &e))
+        goto bad;
+    if (!(gen = validate_generate(s, b, 0, &e)))
+        goto bad;
+    /* Each item gets its own seed when its analysis finishes, unless one was given. */
+    if (!json_object_get(b, "seed"))
+        json_object_del(gen, "seed");
+    json_object_del(gen, "prompt");
+    int64_t queued = 0;
+    store_job_count(s->store, "queued", -1, &queued);
+    if (queued + (int64_t)json_array_size(urls) > s->cfg.max_queued) {
+        json_decref(gen);
+        json_decref(b);
+        http_error(c, 503, NULL, "the queue has room for %lld more jobs; this batch needs %zu",
+                   (long long)(s->cfg.max_queued - queued), json_array_size(urls));
+        return;
+    }
+    json_t *bp = json_pack("{s:O, s:f, s:i, s:O}", "urls", urls, "duration", duration,
+                           "prompt_version", version, "generate", gen);
+    char *bps = bp ? json_dumps(bp, JSON_COMPACT) : NULL;
+    json_decref(bp);
+    int64_t bid = 0;
+    int rc = bps ? store_batch_create(s->store, bps, &bid) : M2P_ENOMEM;
+    free(bps);
+    json_t *ids = json_array();
+    for (size_t i = 0; !rc && i < json_array_size(urls); i++) {
+        json_t *p =
+            json_pack("{s:O, s:b, s:f, s:i, s:O}", "source", json_array_get(urls, i), "upload", 0,
+                      "duration", duration, "prompt_version", version, "generate", gen);
+        char *ps = p ? json_dumps(p, JSON_COMPACT) : NULL;
+        json_decref(p);
+        int64_t id = 0;
+        rc = ps ? jobs_submit(s->q, STORE_JOB_ANALYZE, ps, bid, (int)i, 0, &id) : M2P_ENOMEM;
+        free(ps);
+        if (!rc)
+            json_array_append_new(ids, json_integer(id));
+    }
+    json_decref(gen);
+    json_decref(b);
+    if (rc) {
+        json_decref(ids);
+        http_error(c, http_status_of(rc), NULL, "%s", m2p_errmsg());
+        return;
+    }
+    http_json(c, 202,
+              json_pack("{s:b, s:I, s:o}", "success", 1, "batch_id", (json_int_t)bid,
+                        "analysis_jobs", ids));
+    return;
+bad:
+    json_decref(gen);
+    json_decref(b);
+    http_api_error(c, &e);
+}
+
+static json_t *loads_or_null(const char *s)
+{
+    json_t *v = s ? json_loads(s, 0, NULL) : NULL;
+    return v ? v : json_null();
+}
+
+static int terminal(const char *st)
+{
+    return !strcmp(st, "done") || !strcmp(st, "failed") || !strcmp(st, "canceled");
+}
+
+/* A batch with its items: each URL's analysis job and generation job. */
+static json_t *batch_object(server *s, int64_t id, int with_items)
+{
+    char *params = NULL;
+    int64_t created = 0;
+    if (store_batch_get(s->store, id, &params, &created))
+        return NULL;
+    json_t *bp = loads_or_null(params);
+    free(params);
+    json_t *urls = json_object_get(bp, "urls");
+    size_t n = json_array_size(urls);
+    json_t *items = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(items, json_pack("{s:i, s:O, s:n, s:n}", "index", (int)i, "url",
+                                               json_array_get(urls, i), "analysis", "generation"));
+    store_job *jobs = NULL;
+    int nj = 0;
+    store_jobs_of_batch(s->store, id, &jobs, &nj);
+    int done = 0, failed = 0, active = 0;
+    for (int k = 0; k < nj; k++) {
+        store_job *j = &jobs[k];
+        json_t *it = json_array_get(items, (size_t)j->batch_index);
+        if (it) {
+            json_t *jo = json_pack("{s:I, s:s, s:s?}", "id", (json_int_t)j->id, "state", j->state,
+                                   "error", j->error);
+            json_t *r = loads_or_null(j->result);
+            if (j->kind == STORE_JOB_ANALYZE) {
+                json_object_set(jo, "band", json_object_get(r, "band"));
+                json_object_set(jo, "song", json_object_get(r, "song"));
+                json_object_set(jo, "genre", json_object_get(r, "genre"));
+                json_object_set(jo, "prompt", json_object_get(r, "prompt"));
+                json_object_set_new(it, "analysis", jo);
+            } else {
+                json_object_set(jo, "images", json_object_get(r, "images"));
+                json_object_set(jo, "seed", json_object_get(r, "seed"));
+                json_object_set_new(it, "generation", jo);
+            }
+            json_decref(r);
+        }
+        /* An item is finished when its generation is, or its analysis did not succeed. */
+        if (j->kind == STORE_JOB_GENERATE) {
+            if (!strcmp(j->state, "done"))
+                done++;
+            else if (terminal(j->state))
+                failed++;
+            else
+                active++;
+        } else if (terminal(j->state) && strcmp(j->state, "done")) {
+            failed++;
+        }
+        store_job_clear(j);
+    }
+    free(jobs);
+    int finished = done + failed;
+    json_t *o = json_pack("{s:I, s:I, s:s, s:i, s:i, s:i, s:i}", "id", (json_int_t)id, "created_ms",
+                          (json_int_t)created, "state", finished >= (int)n ? "finished" : "running",
+                          "total", (int)n, "done", done, "failed", failed, "active", active);
+    json_object_set(o, "params", json_object_get(bp, "generate"));
+    json_object_set(o, "duration", json_object_get(bp, "duration"));
+    if (with_items)
+        json_object_set_new(o, "items", items);
+    else
+        json_decref(items);
+    json_decref(bp);
+    return o;
+}
+
+static void batch_route(server *s, struct mg_connection *c, const char *method, const char *p)
+{
+    if (!*p) {
+        if (!strcmp(method, "POST")) {
+            post_batch(s, c);
+            return;
+        }
+        if (!strcmp(method, "GET")) {
+            long page, per;
+            if (http_query_int(c, "page", 1, 1000000, 1, &page) ||
+                http_query_int(c, "per_page", 1, 100, 20, &per))
+                return;
+            int64_t *ids = NULL;
+            int n = 0;
+            if (store_batches_list(s->store, (int)((page - 1) * per), (int)per, &ids, &n)) {
+                http_error(c, 500, NULL, "%s", m2p_errmsg());
+                return;
+            }
+            json_t *arr = json_array();
+            for (int i = 0; i < n; i++) {
+                json_t *o = batch_object(s, ids[i], 0);
+                if (o)
+                    json_array_append_new(arr, o);
+            }
+            free(ids);
+            http_json(c, 200, json_pack("{s:b, s:o}", "success", 1, "batches", arr));
+            return;
+        }
+        http_error(c, 405, NULL, "use GET or POST on /api/batches");
+        return;
+    }
+    const char *rest = "";
+    int64_t id = *p == '/' ? parse_id(p + 1, &rest) : 0;
+    if (!id || *rest || strcmp(method, "GET")) {
+        http_error(c, 404, "id", "batch routes are GET /api/batches/{id}");
+        return;
+    }
+    json_t *o = batch_object(s, id, 1);
+    if (!o) {
+        http_error(c, 404, "id", "batch %lld does not exist", (long long)id);
+        return;
+    }
+    json_object_set_new(o, "success", json_true());
+    http_json(c, 200, o);
+}
+
+int api_handle(server *s, struct mg_connection *c, const char *method, const char *path)
+{
+    int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+    if (!strcmp(path, "/api/health") && get) {
+        get_health(s, c);
+    } else if (!strcmp(path, "/api/models") && get) {
+        get_models(s, c);
+    } else if (!strcmp(path, "/api/openapi.json") && get) {
+        const char *doc = openapi_document();
+        http_send(c, 200, "application/json", doc, strlen(doc), NULL);
+    } else if (!strcmp(path, "/api/analyze") && post) {
+        const char *ct = mg_get_header(c, "Content-Type");
+        if (ct && !strncasecmp(ct, "multipart/form-data", 19))
+            api_analyze_upload(s, c);
+        else
+            post_analyze_json(s, c);
+    } else if (!strcmp(path, "/api/generate") && post) {
+        post_generate(s, c);
+    } else if (!strncmp(path, "/api/jobs/", 10)) {
+        job_route(s, c, method, path + 10);
+    } else if (!strncmp(path, "/api/images/", 12)) {
+        image_route(s, c, method, path + 12);
+    } else if (!strcmp(path, "/api/gallery") && get) {
+        get_gallery(s, c);
+    } else if (!strncmp(path, "/api/batches", 12) && (path[12] == 0 || path[12] == '/')) {
+        batch_route(s, c, method, path + 12);
+    } else {
+        return 0;
+    }
+    return 1;
+}

@@ -1,0 +1,198 @@
+/*
+ * server.c — starts and stops the web app: the store (SQLite in --data), the progress bus, the
+ * model cache, the job workers, and CivetWeb with the /api router, the WebSocket and the page
+ * (web/ served as static files).
+ *
+ * Sizing: CivetWeb runs each connection on one of num_threads workers and a WebSocket holds
+ * its worker for as long as it is open, so num_threads = max_ws + 64 leaves 64 threads for
+ * HTTP requests while max_ws clients watch. Binding anything but loopback needs a token.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "server/server_internal.h"
+
+#ifndef M2P_WEB_DIR
+#define M2P_WEB_DIR "web"
+#endif
+
+server_config server_default_config(void)
+{
+    server_config c;
+    memset(&c, 0, sizeof c);
+    c.host = "127.0.0.1";
+    c.port = 9090;
+    c.data_dir = "data";
+    c.web_dir = M2P_WEB_DIR;
+    c.max_ws = 256;
+    c.max_variations = 4;
+    c.analysis_workers = 2;
+    c.max_queued = 200;
+    c.max_body = 1 << 20;
+    c.max_upload = 100u << 20;
+    c.model_budget = (size_t)12 << 30;
+    return c;
+}
+
+static int is_loopback(const char *host)
+{
+    return !strcmp(host, "127.0.0.1") || !strcmp(host, "localhost") || !strcmp(host, "::1") ||
+           !strncmp(host, "127.", 4);
+}
+
+static int api_router(struct mg_connection *c, void *cbdata)
+{
+    server *s = cbdata;
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    const char *path = ri->local_uri ? ri->local_uri : "";
+    const char *method = ri->request_method;
+    if (!http_authorized(s, c)) {
+        static const char body[] = "{\"success\":false,\"error\":\"a valid access token is "
+                                   "required\",\"detail\":\"a valid access token is required\"}";
+        http_send(c, 401, "application/json", body, sizeof body - 1,
+                  "WWW-Authenticate: Bearer\r\n");
+        return 401;
+    }
+    if (api_handle(s, c, method, path) || api_original_handle(s, c, method, path))
+        return 200;
+    http_error(c, 404, NULL, "%s %s is not part of the API; see /api/openapi.json", method, path);
+    return 404;
+}
+
+static int log_message(const struct mg_connection *conn, const char *message)
+{
+    M2P_LOGI("civetweb: %s", message);
+    return 1;
+}
+
+int server_start(const server_config *cfg, server **out)
+{
+    *out = NULL;
+    server *s = calloc(1, sizeof *s);
+    if (!s)
+        return m2p_error(M2P_ENOMEM, "out of memory");
+    s->cfg = *cfg;
+    snprintf(s->host, sizeof s->host, "%s", cfg->host ? cfg->host : "127.0.0.1");
+    snprintf(s->data_dir, sizeof s->data_dir, "%s", cfg->data_dir ? cfg->data_dir : "data");
+    snprintf(s->web_dir, sizeof s->web_dir, "%s", cfg->web_dir ? cfg->web_dir : M2P_WEB_DIR);
+    const char *tok = cfg->token ? cfg->token : getenv("MUS2PIC_TOKEN");
+    snprintf(s->token, sizeof s->token, "%s", tok ? tok : "");
+    s->cfg.host = s->host;
+    s->cfg.data_dir = s->data_dir;
+    s->cfg.web_dir = s->web_dir;
+    s->cfg.token = NULL;
+    if (s->cfg.max_ws < 1)
+        s->cfg.max_ws = 1;
+    if (s->cfg.threads <= 0)
+        s->cfg.threads = s->cfg.max_ws + 64;
+    if (s->cfg.max_variations != 8)
+        s->cfg.max_variations = 4;
+    pthread_mutex_init(&s->lock, NULL);
+
+    int rc = 0;
+    if (!is_loopback(s->host) && !s->token[0]) {
+        rc = m2p_error(M2P_EINVAL,
+                       "binding %s (not loopback) needs an access token: --token T or "
+                       "MUS2PIC_TOKEN",
+                       s->host);
+        goto fail;
+    }
+    if (strchr(s->host, ',') || strchr(s->host, ' ')) {
+        rc = m2p_error(M2P_EINVAL, "--host '%s' is not a host name or address", s->host);
+        goto fail;
+    }
+    if ((rc = m2p_store_open(s->data_dir, &s->store)))
+        goto fail;
+    s->bus = progress_bus_new(4096);
+    s->models = model_cache_new(s->cfg.model_budget);
+    if (!s->bus || !s->models) {
+        rc = m2p_error(M2P_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < cfg->n_models; i++)
+        if ((rc = model_cache_add(s->models, cfg->model_names[i], cfg->model_refs[i])))
+            goto fail;
+    const char *env_model = getenv("MUS2PIC_MODEL");
+    if (env_model && *env_model && cfg->n_models == 0) {
+        const m2p_registry_entry *r = m2p_registry_find(env_model);
+        if ((rc = model_cache_add(s->models, r ? r->name : "lcm", env_model)))
+            goto fail;
+    }
+    jobs_config jc = jobs_default_config();
+    jc.data_dir = s->data_dir;
+    jc.analysis_workers = s->cfg.analysis_workers;
+    jc.max_queued = s->cfg.max_queued;
+    jc.genre_offline = s->cfg.genre_offline;
+    if ((rc = jobs_start(&jc, s->store, s->bus, s->models, &s->q)))
+        goto fail;
+
+    char ports[320], threads[16], maxreq[16];
+    snprintf(ports, sizeof ports, "%s:%d", s->host, cfg->port);
+    snprintf(threads, sizeof threads, "%d", s->cfg.threads);
+    snprintf(maxreq, sizeof maxreq, "%d", 16384);
+    const char *options[] = {"listening_ports",
+                             ports,
+                             "num_threads",
+                             threads,
+                             "document_root",
+                             s->web_dir,
+                             "enable_directory_listing",
+                             "no",
+                             "max_request_size",
+                             maxreq,
+                             "request_timeout_ms",
+                             "30000",
+                             "websocket_timeout_ms",
+                             "3600000",
+                             "enable_websocket_ping_pong",
+                             "yes",
+                             "enable_keep_alive",
+                             "yes",
+                             "additional_header",
+                             "X-Content-Type-Options: nosniff\r\nContent-Security-Policy: "
+                             "default-src 'self'; img-src 'self' data: blob:; connect-src "
+                             "'self' ws: wss:; style-src 'self'; script-src 'self'",
+                             NULL};
+    struct mg_callbacks cb;
+    memset(&cb, 0, sizeof cb);
+    cb.log_message = log_message;
+    mg_init_library(0);
+    s->ctx = mg_start(&cb, s, options);
+    if (!s->ctx) {
+        rc = m2p_error(M2P_EIO, "cannot listen on %s (in use, or not an address of this host?)",
+                       ports);
+        goto fail;
+    }
+    struct mg_server_port sp[4];
+    int np = mg_get_server_ports(s->ctx, 4, sp);
+    s->port = np > 0 ? sp[0].port : cfg->port;
+    mg_set_request_handler(s->ctx, "/api", api_router, s);
+    ws_register(s);
+    *out = s;
+    return 0;
+fail:
+    server_stop(s);
+    return rc;
+}
+
+int server_port(const server *s)
+{
+    return s->port;
+}
+
+void server_stop(server *s)
+{
+    if (!s)
+        return;
+    if (s->ctx)
+        mg_stop(s->ctx); /* closes the WebSockets first: no bus writes after this */
+    jobs_stop(s->q);
+    progress_bus_free(s->bus);
+    model_cache_free(s->models);
+    m2p_store_close(s->store);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}

@@ -1,0 +1,42 @@
+/*
+ * server.h — the web app: CivetWeb serving the JSON API (/api), the WebSocket progress channel
+ * (/ws/progress) and the page (web/), over the persistent job queue (src/jobs).
+ */
+#ifndef M2P_SERVER_SERVER_H
+#define M2P_SERVER_SERVER_H
+
+#include <stddef.h>
+
+#define SERVER_MAX_MODELS 16
+
+typedef struct server_config {
+    const char *host;     /* default 127.0.0.1; anything else needs a token */
+    int port;             /* default 9090 */
+    const char *data_dir; /* default ./data (SQLite, uploads, audio cache) */
+    const char *web_dir;  /* default M2P_WEB_DIR (the source tree's web/) */
+    const char *token;    /* access token; NULL = $MUS2PIC_TOKEN */
+    int threads;          /* CivetWeb worker threads; 0 = max_ws + 64 */
+    int max_ws;           /* concurrent WebSocket clients; default 256 */
+    int max_variations;   /* 4 (default) or 8 */
+    int analysis_workers; /* default 2 */
+    int max_queued;       /* default 200 */
+    size_t max_body;      /* JSON body bytes; default 1 MiB */
+    size_t max_upload;    /* uploaded audio bytes; default 100 MiB */
+    int genre_offline;    /* 1: no network genre lookups */
+    size_t model_budget;  /* bytes of loaded models kept; default 12 GiB */
+    int n_models;
+    const char *model_names[SERVER_MAX_MODELS];
+    const char *model_refs[SERVER_MAX_MODELS];
+} server_config;
+
+server_config server_default_config(void);
+
+typedef struct server server;
+
+/* Open the store, start the workers and the HTTP server. */
+int server_start(const server_config *cfg, server **out);
+/* The port actually bound. */
+int server_port(const server *s);
+void server_stop(server *s);
+
+#endif

@@ -1,0 +1,81 @@
+/*
+ * server_internal.h — what the server's files share: the server struct, response helpers,
+ * request validation and the route handlers of api.c, api_original.c, ws.c and openapi.c.
+ */
+#ifndef M2P_SERVER_INTERNAL_H
+#define M2P_SERVER_INTERNAL_H
+
+#include <civetweb.h>
+#include <jansson.h>
+#include <pthread.h>
+
+#include "jobs/queue.h"
+#include "server/server.h"
+
+struct server {
+    server_config cfg;
+    char host[256], data_dir[1024], web_dir[1024], token[256];
+    struct mg_context *ctx;
+    m2p_store *store;
+    progress_bus *bus;
+    model_cache *models;
+    jobs *q;
+    pthread_mutex_t lock;
+    int n_ws; /* open WebSocket clients (lock) */
+    int port;
+};
+
+/* ---- responses (http.c) ---- */
+void http_send(struct mg_connection *c, int status, const char *type, const void *body, size_t len,
+               const char *extra_headers);
+/* Sends json (stolen). */
+void http_json(struct mg_connection *c, int status, json_t *json);
+/* {success:false, error, detail, field?} with status. */
+void http_error(struct mg_connection *c, int status, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Status for an M2P_E* code (EINVAL 400, ENOTFOUND 404, EBUSY 503, ETOOBIG 413, ...). */
+int http_status_of(int code);
+
+/* Read a JSON object body (limit s->cfg.max_body). On failure the error is sent and NULL
+ * returned. */
+json_t *http_read_json(server *s, struct mg_connection *c);
+/* Integer query parameter, or def; returns 0 or -1 (error sent) when not an integer in range. */
+int http_query_int(struct mg_connection *c, const char *name, long lo, long hi, long def,
+                   long *out);
+/* Does the request carry the token (Bearer header or ?token=)? Always 1 without a token. */
+int http_authorized(server *s, const struct mg_connection *c);
+
+/* ---- validation (validate.c) ---- */
+typedef struct api_error {
+    int status;
+    char field[64];
+    char message[512];
+} api_error;
+
+/* A generation request -> normalised params (new reference) with prompt, negative_prompt, model,
+ * steps, guidance, width, height, variations, seed, and the optional features/source.
+ * need_prompt 0 accepts a missing prompt (batches fill it in). */
+json_t *validate_generate(server *s, json_t *body, int need_prompt, api_error *err);
+/* duration 30 | 60 | "full" | null | <= 0 -> seconds (0 = full). */
+int validate_duration(json_t *v, double *out, api_error *err);
+/* prompt_version "v1"|"v3"|"v4"|1|3|4 (default v4). */
+int validate_prompt_version(json_t *v, int *out, api_error *err);
+/* url: a string that m2p_url_check accepts. */
+int validate_url(json_t *v, const char *field, api_error *err);
+/* Optional string of at most max bytes. */
+int validate_opt_string(json_t *body, const char *key, size_t max, api_error *err);
+void http_api_error(struct mg_connection *c, const api_error *e);
+
+/* ---- routes ---- */
+int api_handle(server *s, struct mg_connection *c, const char *method, const char *path);
+int api_original_handle(server *s, struct mg_connection *c, const char *method, const char *path);
+/* POST /api/analyze with multipart/form-data (file upload). */
+void api_analyze_upload(server *s, struct mg_connection *c);
+/* Submit an analysis job of source (URL or saved upload). */
+int api_submit_analysis(server *s, const char *source, int upload, double duration, int version,
+                        const char *band, const char *song, int64_t *id, api_error *err);
+/* The OpenAPI document (static string). */
+const char *openapi_document(void);
+void ws_register(server *s);
+
+#endif
