@@ -18,11 +18,18 @@
 #include <libavutil/opt.h>
 #include <libswresample/swresample.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define M2P_DECODE_MAX_S (30.0 * 60.0) /* documented cap for a full-length decode */
 #define SEEK_OVER_S 60.0               /* offsets over this seek instead of decoding through */
+
+/* FFmpeg would print warnings about damaged input to stderr; the library reports errors
+ * through m2p_errmsg() instead and never prints unasked. */
+static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
+static void quiet_ffmpeg(void) { av_log_set_level(AV_LOG_QUIET); }
 
 typedef struct sample_buf {
     float *data;
@@ -86,6 +93,7 @@ int m2p_audio_decode(const char *path, double offset_s, double duration_s, m2p_a
         return m2p_error(M2P_EINVAL, "decode: offset %g and duration %g must be >= 0", offset_s,
                          duration_s);
 
+    pthread_once(&quiet_once, quiet_ffmpeg);
     AVFormatContext *fmt = NULL;
     AVCodecContext *dec = NULL;
     SwrContext *swr = NULL;
@@ -100,9 +108,17 @@ int m2p_audio_decode(const char *path, double offset_s, double duration_s, m2p_a
         max_s = M2P_DECODE_MAX_S;
     buf.want = (int64_t)llround(max_s * M2P_SAMPLE_RATE);
 
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0) {
+        rc = m2p_error(M2P_EDECODE, "decode: '%s' is an empty file", path);
+        goto done;
+    }
     if ((err = avformat_open_input(&fmt, path, NULL, NULL)) < 0) {
-        rc = m2p_error(err == AVERROR(ENOENT) ? M2P_ENOTFOUND : M2P_EDECODE,
-                       "decode: cannot open '%s' as media: %s", path, av_err2str(err));
+        if (err == AVERROR(ENOENT))
+            rc = m2p_error(M2P_ENOTFOUND, "decode: '%s' does not exist", path);
+        else
+            rc = m2p_error(M2P_EDECODE, "decode: '%s' is not an audio file FFmpeg can read (%s)",
+                           path, av_err2str(err));
         goto done;
     }
     if ((err = avformat_find_stream_info(fmt, NULL)) < 0) {
@@ -167,7 +183,7 @@ int m2p_audio_decode(const char *path, double offset_s, double duration_s, m2p_a
     }
 
     int swr_ready = 0;
-    int eof = 0, errors = 0, frames_ok = 0;
+    int eof = 0, errors = 0, frames_ok = 0, last_bad = 0;
     AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
     while (!eof && buf.n < buf.want) {
         err = av_read_frame(fmt, pkt);
@@ -178,10 +194,13 @@ int m2p_audio_decode(const char *path, double offset_s, double duration_s, m2p_a
             av_packet_unref(pkt);
             continue;
         } else {
+            /* A damaged last packet means the file was cut short (checked at the end). */
+            last_bad = (pkt->flags & AV_PKT_FLAG_CORRUPT) != 0;
             err = avcodec_send_packet(dec, pkt);
             av_packet_unref(pkt);
             if (err < 0 && err != AVERROR(EAGAIN)) {
                 errors++;
+                last_bad = 1;
                 if (errors > 50 && frames_ok == 0) {
                     rc = m2p_error(M2P_EDECODE, "decode: '%s': the %s stream does not decode: %s",
                                    path, codec->name, av_err2str(err));
@@ -282,6 +301,12 @@ int m2p_audio_decode(const char *path, double offset_s, double duration_s, m2p_a
         else
             rc = m2p_error(M2P_EDECODE, "decode: '%s': no audio samples after %.1f s", path,
                            offset_s);
+        goto done;
+    }
+    if (eof && last_bad && buf.n < buf.want) {
+        rc = m2p_error(M2P_EDECODE,
+                       "decode: '%s' is truncated or damaged: its last packet is incomplete "
+                       "(%.1f s decoded)", path, offset_s + got_s);
         goto done;
     }
     /* Truncated file: the container promised more than the stream held. */

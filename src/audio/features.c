@@ -248,8 +248,6 @@ int m2p_features_compute(const float *x, int64_t n, int sr, m2p_features *out)
         key_tuning_add_frame(&w.kt, w.power, DSP_NBINS, sr, DSP_NFFT);
     }
     double tuning = key_tuning_estimate(&w.kt);
-    if (getenv("M2P_TEMPO_DEBUG"))
-        fprintf(stderr, "tuning %.2f\n", tuning);
     if (dsp_chromabank_init(w.chroma_w, sr, tuning) < 0) {
         rc = m2p_error(M2P_ENOMEM, "features: out of memory");
         goto done;

@@ -14,7 +14,6 @@
 #include "audio/dsp.h"
 
 #include <float.h>
-#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,9 +176,6 @@ double tempo_estimate(const float *env, int T, double fps, double *prior_bpm)
      * stays in the common tempo range. */
     const double max_doubled = 240.0;
     double half = tg_at(tg, win, lag / 2.0), full = tg_at(tg, win, lag);
-    if (getenv("M2P_TEMPO_DEBUG"))
-        fprintf(stderr, "bpm %.2f tg(L/2) %.3f tg(L) %.3f ratio %.3f\n", 60 * fps / lag, half,
-                full, half / full);
     if (full > 0 && half >= full && 2.0 * 60.0 * fps / lag <= max_doubled) {
         int c = (int)floor(lag / 2.0), bi = c;
         for (int i = c - 1; i <= c + 2; i++)

@@ -1,0 +1,179 @@
+/*
+ * test_audio_badinput.c — bad audio gets a clear error or undetermined features, never a
+ * crash: non-audio bytes, an empty file, truncated files, silence, a 1-second clip, and a
+ * 3-hour file analysed with a 60 s window (must be quick and small).
+ */
+#include "mus2pic.h"
+#include "test.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+static char *tmp;
+
+static const char *path_of(const char *name)
+{
+    static char bufs[4][1024];
+    static int next;
+    char *b = bufs[next++ & 3];
+    snprintf(b, 1024, "%s/%s", tmp, name);
+    return b;
+}
+
+static int sh(const char *fmt, const char *a)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, fmt, a, a, a);
+    return system(cmd);
+}
+
+static void expect_decode_error(const char *name, const char *what)
+{
+    m2p_audio a;
+    int rc = m2p_audio_decode(path_of(name), 0, 60, &a);
+    if (rc != M2P_EDECODE)
+        fprintf(stderr, "%s: rc %d (%s)\n", what, rc, m2p_errmsg());
+    CHECK_INT(rc, M2P_EDECODE);
+    if (rc == 0)
+        m2p_audio_free(&a);
+    CHECK(strlen(m2p_errmsg()) > 10);
+    CHECK(a.samples == NULL && a.n == 0);
+    fprintf(stderr, "%s -> %s\n", what, m2p_errmsg());
+}
+
+static void check_no_nan(const m2p_features *f)
+{
+    const double v[] = {f->tempo, f->raw_energy, f->energy, f->brightness, f->spectral_rolloff,
+                        f->spectral_bandwidth, f->spectral_contrast, f->zero_crossing_rate,
+                        f->chroma_std, f->rhythm_stability, f->attack_sharpness,
+                        f->harmonicity, f->hp_ratio, f->mode_confidence, f->spectral_flux,
+                        f->onset_density, f->onset_density_raw, f->dynamic_range,
+                        f->dynamic_range_db, f->pitch_register, f->valence_scientific,
+                        f->arousal_scientific, f->duration_analyzed};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        CHECK(isfinite(v[i]));
+    for (int i = 0; i < M2P_N_MFCC; i++)
+        CHECK(isfinite(f->mfcc_mean[i]) && isfinite(f->mfcc_std[i]));
+    for (int i = 0; i < f->n_envelope; i++)
+        CHECK(f->envelope[i] >= 0 && f->envelope[i] <= 1);
+}
+
+int main(void)
+{
+    tmp = test_tmpdir("badaudio");
+    if (!tmp)
+        return 1;
+
+    /* Not audio, empty, truncated. */
+    FILE *fp = fopen(path_of("text.mp3"), "w");
+    for (int i = 0; i < 2000; i++)
+        fprintf(fp, "this is not audio %d\n", i);
+    fclose(fp);
+    expect_decode_error("text.mp3", "text");
+    fp = fopen(path_of("empty.wav"), "w");
+    fclose(fp);
+    expect_decode_error("empty.wav", "empty");
+    CHECK_INT(sh("sox -n -r 22050 -c 1 -b 16 %s/full.wav synth 10 sine 440 vol 0.5", tmp), 0);
+    CHECK_INT(sh("head -c 100000 %s/full.wav > %s/trunc.wav", tmp), 0);
+    expect_decode_error("trunc.wav", "truncated wav");
+    CHECK_INT(sh("ffmpeg -v error -y -i %s/full.wav %s/full.flac", tmp), 0);
+    CHECK_INT(sh("head -c 30000 %s/full.flac > %s/trunc.flac", tmp), 0);
+    expect_decode_error("trunc.flac", "truncated flac");
+    CHECK_INT(sh("head -c 40 %s/full.flac > %s/head.flac", tmp), 0);
+    expect_decode_error("head.flac", "header only");
+
+    /* Silence: undetermined, defaults, no NaN. */
+    {
+        float *z = calloc(22050 * 10, sizeof *z);
+        m2p_features f;
+        CHECK_INT(m2p_features_compute(z, 22050 * 10, 22050, &f), 0);
+        CHECK_INT(f.undetermined, 1);
+        CHECK_NEAR(f.tempo, 0, 0);
+        CHECK_INT(f.key_tonic, -1);
+        CHECK_STR(m2p_key_name(f.key_tonic), "");
+        CHECK_NEAR(f.mode_confidence, 0.5, 0);
+        CHECK_NEAR(f.energy, 0, 0);
+        CHECK_NEAR(f.duration_analyzed, 10, 1e-9);
+        check_no_nan(&f);
+        CHECK(f.n_envelope > 0 && f.n_envelope <= 400);
+        m2p_features_free(&f);
+        /* empty input too */
+        CHECK_INT(m2p_features_compute(z, 0, 22050, &f), 0);
+        CHECK_INT(f.undetermined, 1);
+        check_no_nan(&f);
+        m2p_features_free(&f);
+        /* NaN samples are treated as zeros */
+        z[100] = NAN;
+        z[200] = INFINITY;
+        for (int i = 1000; i < 22050 * 10; i++)
+            z[i] = 0.3f * sinf(2 * 3.14159265f * 440 * i / 22050);
+        CHECK_INT(m2p_features_compute(z, 22050 * 10, 22050, &f), 0);
+        check_no_nan(&f);
+        CHECK_INT(f.undetermined, 0);
+        m2p_features_free(&f);
+        CHECK_INT(m2p_features_compute(z, 22050, 100, &f), M2P_EINVAL);
+        free(z);
+    }
+
+    /* Silence through the decoder; a 1-second clip; half a second. */
+    CHECK_INT(sh("sox -n -r 44100 -c 2 %s/silence.wav trim 0 8", tmp), 0);
+    CHECK_INT(sh("sox -n -r 44100 -c 2 %s/clip1.wav synth 1 pluck C4 vol 0.5", tmp), 0);
+    CHECK_INT(sh("sox -n -r 44100 -c 2 %s/clip05.wav synth 0.5 pluck C4 vol 0.5", tmp), 0);
+    const char *clips[] = {"silence.wav", "clip1.wav", "clip05.wav"};
+    const int undet[] = {1, 0, 1};
+    for (int i = 0; i < 3; i++) {
+        m2p_audio a;
+        m2p_features f;
+        int rc = m2p_audio_decode(path_of(clips[i]), 0, 60, &a);
+        CHECK_INT(rc, 0);
+        if (rc)
+            continue;
+        CHECK_INT(m2p_features_compute(a.samples, a.n, a.sample_rate, &f), 0);
+        CHECK_INT(f.undetermined, undet[i]);
+        check_no_nan(&f);
+        m2p_features_free(&f);
+        m2p_audio_free(&a);
+    }
+
+    /* A 3-hour file: a 60 s window from 5 s must be quick (decoding stops after the window). */
+    CHECK_INT(sh("ffmpeg -v error -y -f lavfi -i 'sine=frequency=220:sample_rate=8000' -t 10800 "
+                 "-c:a flac -compression_level 0 %s/long.flac",
+                 tmp), 0);
+    {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        m2p_audio a;
+        int rc = m2p_audio_decode(path_of("long.flac"), 5, 60, &a);
+        CHECK_INT(rc, 0);
+        if (!rc) {
+            CHECK_INT(a.n, 60 * 22050);
+            CHECK_NEAR(a.source_duration, 10800, 5);
+            m2p_features f;
+            CHECK_INT(m2p_features_compute(a.samples, a.n, a.sample_rate, &f), 0);
+            CHECK_NEAR(f.duration_analyzed, 60, 1e-9);
+            check_no_nan(&f);
+            m2p_features_free(&f);
+            m2p_audio_free(&a);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double s = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+        fprintf(stderr, "3-hour file, 60 s window: %.2f s\n", s);
+        CHECK(s < 20.0);
+        /* a long offset seeks instead of decoding through */
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        rc = m2p_audio_decode(path_of("long.flac"), 7200, 10, &a);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        CHECK_INT(rc, 0);
+        if (!rc) {
+            CHECK_INT(a.n, 10 * 22050);
+            m2p_audio_free(&a);
+        }
+        s = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+        fprintf(stderr, "3-hour file, 10 s at 2 h: %.2f s\n", s);
+        CHECK(s < 5.0);
+    }
+
+    test_rmtree(tmp);
+    free(tmp);
+    TEST_DONE();
+}
