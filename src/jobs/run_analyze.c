@@ -185,8 +185,17 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
         }
     }
     m2p_analysis_free(&a);
-    if (upload && source[0])
+    if (upload && source[0]) {
+        /* data/uploads/up-XXXX/<name>: the file, then its private folder */
         unlink(source);
+        char dir[1200];
+        snprintf(dir, sizeof dir, "%s", source);
+        char *slash = strrchr(dir, '/');
+        if (slash && strstr(dir, "/uploads/up-")) {
+            *slash = 0;
+            rmdir(dir);
+        }
+    }
 
     if (msg[0]) {
         json_decref(result);

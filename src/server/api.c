@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -154,54 +155,65 @@ static void post_analyze_json(server *s, struct mg_connection *c)
         json_pack("{s:b, s:I, s:s}", "success", 1, "job_id", (json_int_t)id, "state", "queued"));
 }
 
-/* ---- multipart upload ---- */
+/* ---- multipart upload ----
+ * The file is stored by CivetWeb into data/uploads/up-<random>/<the sanitised original name>
+ * (the name becomes the song's title when the file has no tags). The size limit is enforced on
+ * Content-Length before anything is read, so a request without one is refused (411). */
 
 typedef struct upload {
     server *s;
-    char path[1200];
-    FILE *f;
-    size_t size;
-    int too_big, have_file;
+    char dir[1200], path[1500];
+    long long size;
+    int have_file, stored;
     char duration[16], version[16], band[257], song[257];
     char *field; /* the form field being received into a buffer */
     size_t field_cap, field_len;
 } upload;
 
+static void sanitize_name(const char *in, char *out, size_t len)
+{
+    const char *base = strrchr(in, '/');
+    base = base ? base + 1 : in;
+    const char *bs = strrchr(base, '\\');
+    base = bs ? bs + 1 : base;
+    size_t k = 0;
+    for (const unsigned char *p = (const unsigned char *)base; *p && k + 1 < len; p++) {
+        unsigned char ch = *p;
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '.' || ch == '-' || ch == '_' || ch == ' ' || ch == '(' || ch == ')' ||
+                 ch >= 0x80;
+        out[k++] = ok ? (char)ch : '_';
+    }
+    out[k] = 0;
+    if (!k || out[0] == '.' || out[0] == '-')
+        snprintf(out, len, "upload%s",
+                 strrchr(base, '.') && strlen(strrchr(base, '.')) < 8 ? strrchr(base, '.') : "");
+}
+
 static int form_found(const char *key, const char *filename, char *path, size_t pathlen, void *ud)
 {
     upload *u = ud;
-    (void)path;
-    (void)pathlen;
     u->field = NULL;
     if (filename && *filename && (!strcmp(key, "file") || !strcmp(key, "audio"))) {
         if (u->have_file)
             return MG_FORM_FIELD_STORAGE_SKIP;
-        /* Keep a short alphanumeric extension: it helps FFmpeg guess the container. */
-        const char *dot = strrchr(filename, '.');
-        char ext[12] = "";
-        if (dot && strlen(dot) <= 8) {
-            size_t k = 0;
-            for (const char *p = dot + 1; *p && k < sizeof ext - 2; p++)
-                if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                    (*p >= '0' && *p <= '9'))
-                    ext[k++] = *p;
-            ext[k] = 0;
-        }
         uint64_t r = 0;
         if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
             r = (uint64_t)(uintptr_t)u ^ (uint64_t)time(NULL);
-        snprintf(u->path, sizeof u->path, "%s/uploads/up-%016llx%s%s", u->s->data_dir,
-                 (unsigned long long)r, ext[0] ? "." : "", ext);
-        int fd = open(u->path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-        u->f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-        if (!u->f) {
-            if (fd >= 0)
-                close(fd);
-            u->path[0] = 0;
+        snprintf(u->dir, sizeof u->dir, "%s/uploads/up-%016llx", u->s->data_dir,
+                 (unsigned long long)r);
+        if (mkdir(u->dir, 0700) != 0) {
+            u->dir[0] = 0;
             return MG_FORM_FIELD_STORAGE_ABORT;
         }
+        char name[200];
+        sanitize_name(filename, name, sizeof name);
+        snprintf(u->path, sizeof u->path, "%s/%s", u->dir, name);
+        if (strlen(u->path) >= pathlen)
+            return MG_FORM_FIELD_STORAGE_ABORT;
+        snprintf(path, pathlen, "%s", u->path);
         u->have_file = 1;
-        return MG_FORM_FIELD_STORAGE_GET;
+        return MG_FORM_FIELD_STORAGE_STORE;
     }
     if (!strcmp(key, "duration")) {
         u->field = u->duration;
@@ -226,16 +238,6 @@ static int form_found(const char *key, const char *filename, char *path, size_t 
 static int form_get(const char *key, const char *value, size_t len, void *ud)
 {
     upload *u = ud;
-    if (u->f && (!strcmp(key, "file") || !strcmp(key, "audio")) && !u->field) {
-        u->size += len;
-        if (u->size > u->s->cfg.max_upload) {
-            u->too_big = 1;
-            return MG_FORM_FIELD_HANDLE_ABORT;
-        }
-        if (len && fwrite(value, 1, len, u->f) != len)
-            return MG_FORM_FIELD_HANDLE_ABORT;
-        return MG_FORM_FIELD_HANDLE_GET;
-    }
     if (u->field) {
         size_t room = u->field_cap - 1 - u->field_len;
         size_t k = len < room ? len : room;
@@ -246,10 +248,31 @@ static int form_get(const char *key, const char *value, size_t len, void *ud)
     return MG_FORM_FIELD_HANDLE_GET;
 }
 
+static int form_stored(const char *path, long long size, void *ud)
+{
+    upload *u = ud;
+    u->stored = 1;
+    u->size = size;
+    return MG_FORM_FIELD_HANDLE_NEXT;
+}
+
+static void remove_upload(upload *u)
+{
+    if (u->path[0])
+        unlink(u->path);
+    if (u->dir[0])
+        rmdir(u->dir);
+}
+
 void api_analyze_upload(server *s, struct mg_connection *c)
 {
     const struct mg_request_info *ri = mg_get_request_info(c);
-    /* The multipart overhead is small: a body far over the upload limit is refused unread. */
+    if (ri->content_length < 0) {
+        http_error(c, 411, "file", "an upload needs a Content-Length (limit %zu bytes)",
+                   s->cfg.max_upload);
+        return;
+    }
+    /* The multipart overhead is small: a body over the upload limit is refused unread. */
     if (ri->content_length > (long long)(s->cfg.max_upload + 64 * 1024)) {
         http_error(c, 413, "file", "the upload has %lld bytes; the limit is %zu",
                    ri->content_length, s->cfg.max_upload);
@@ -258,29 +281,26 @@ void api_analyze_upload(server *s, struct mg_connection *c)
     upload u;
     memset(&u, 0, sizeof u);
     u.s = s;
-    struct mg_form_data_handler h = {form_found, form_get, NULL, &u};
+    struct mg_form_data_handler h = {form_found, form_get, form_stored, &u};
     int n = mg_handle_form_request(c, &h);
-    int write_failed = u.f && (fflush(u.f) != 0 || ferror(u.f));
-    if (u.f)
-        fclose(u.f);
     api_error e = {0};
     double duration = 60;
     int version = M2P_PROMPT_V4;
     int64_t id = 0;
-    if (u.too_big) {
-        e.status = 413;
-        snprintf(e.field, sizeof e.field, "file");
-        snprintf(e.message, sizeof e.message, "the upload is over the limit of %zu bytes",
-                 s->cfg.max_upload);
-    } else if (n < 0 || write_failed) {
+    if (n < 0 || (u.have_file && !u.stored)) {
         e.status = 400;
         snprintf(e.field, sizeof e.field, "file");
         snprintf(e.message, sizeof e.message, "the upload could not be read or stored");
-    } else if (!u.have_file || u.size == 0) {
+    } else if (!u.have_file || u.size <= 0) {
         e.status = 400;
         snprintf(e.field, sizeof e.field, "file");
         snprintf(e.message, sizeof e.message,
                  "send the audio as a non-empty multipart field named \"file\"");
+    } else if (u.size > (long long)s->cfg.max_upload) {
+        e.status = 413;
+        snprintf(e.field, sizeof e.field, "file");
+        snprintf(e.message, sizeof e.message, "the upload is over the limit of %zu bytes",
+                 s->cfg.max_upload);
     } else {
         json_t *dv = u.duration[0] ? json_string(u.duration) : NULL;
         json_t *vv = u.version[0] ? json_string(u.version) : NULL;
@@ -290,8 +310,7 @@ void api_analyze_upload(server *s, struct mg_connection *c)
         json_decref(vv);
     }
     if (e.message[0]) {
-        if (u.path[0])
-            unlink(u.path);
+        remove_upload(&u);
         http_api_error(c, &e);
         return;
     }
