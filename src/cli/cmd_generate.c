@@ -1,0 +1,380 @@
+/*
+ * cmd_generate.c — `mus2pic generate`: prompt -> PNG images with the LCM pipeline.
+ * Parses and checks every option before loading anything (usage errors exit 2, runtime errors
+ * exit 1), shows a progress bar on a terminal (a line per step with -v otherwise), and writes
+ * FILE.png, or FILE-1.png ... FILE-N.png for N variations, each atomically; when any write fails
+ * the ones already written are removed, so a failed run leaves no output. Ctrl-C cancels.
+ * --latents / --noise / --raw-out exchange float32 safetensors with other tools (diffusers).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "cli/progress.h"
+#include "model/safetensors.h"
+#include "mus2pic.h"
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: mus2pic generate --model DIR|NAME|HUB_ID --prompt TEXT --out FILE.png [options]\n"
+            "\n"
+            "  --model M            model folder, hub id (SimianLuo/LCM_Dreamshaper_v7) or name (lcm)\n"
+            "  --prompt TEXT        what to draw\n"
+            "  --negative-prompt T  accepted; LCM models ignore it (no classifier-free guidance)\n"
+            "  --steps N            1..50 (default: the model's, 8 for lcm)\n"
+            "  --guidance G         LCM guidance (w-embedding) scale (default 8.5)\n"
+            "  --width W --height H multiples of 8 in 64..2048 (default 512)\n"
+            "  --seed N             variation i uses seed N+i (default: random, printed)\n"
+            "  --variations N       1..8 images, one batch (FILE-1.png ... FILE-N.png)\n"
+            "  --threads N          compute threads (default: all cores)\n"
+            "  --taesd DIR          decode with the TAESD tiny decoder from DIR (fast, no VAE)\n"
+            "  --latents F          initial latents: safetensors tensor 'latents' f32 [N,4,H/8,W/8]\n"
+            "  --noise F            noise between steps: tensor 'noise' f32 [steps-1,N,4,H/8,W/8]\n"
+            "  --raw-out F          also write tensor 'image' f32 [N,3,H,W] in [0,1]\n"
+            "  --out FILE.png       output image\n"
+            "  -v, --verbose        a progress line per step when not on a terminal\n");
+}
+
+static int parse_int(const char *opt, const char *s, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end) {
+        fprintf(stderr, "mus2pic generate: %s '%s' is not an integer\n", opt, s);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        fprintf(stderr, "mus2pic generate: %s %ld is out of range %ld..%ld\n", opt, v, lo, hi);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* "dir/out.png" -> "dir/out-3.png" */
+static void numbered(const char *out, int i, char *buf, size_t len)
+{
+    const char *slash = strrchr(out, '/');
+    const char *dot = strrchr(out, '.');
+    if (!dot || (slash && dot < slash) || dot == out || (slash && dot == slash + 1))
+        snprintf(buf, len, "%s-%d", out, i);
+    else
+        snprintf(buf, len, "%.*s-%d%s", (int)(dot - out), out, i, dot);
+}
+
+typedef struct {
+    progress *bar;
+    int steps;
+} cb_ctx;
+
+static int on_step(const m2p_step_info *info, void *ud)
+{
+    cb_ctx *c = ud;
+    char detail[64];
+    if (info->stage == M2P_STAGE_STEP) {
+        snprintf(detail, sizeof detail, "step %d/%d", info->step, info->steps);
+        progress_update(c->bar, info->step, info->steps + 1, detail);
+    } else if (info->stage == M2P_STAGE_DECODE) {
+        progress_update(c->bar, info->steps, info->steps + 1, "decoding");
+    } else {
+        progress_update(c->bar, 0, info->steps + 1, "encoding prompt");
+    }
+    return interrupted;
+}
+
+/* A float32 tensor with exactly the given shape from a safetensors file (copied). */
+static int read_tensor(const char *opt, const char *path, const char *name, int ndim,
+                       const int64_t *shape, float **out)
+{
+    st_file *f = NULL;
+    if (st_open(path, &f)) {
+        fprintf(stderr, "mus2pic generate: %s: %s\n", opt, m2p_errmsg());
+        return -1;
+    }
+    st_tensor *t = st_find(f, name);
+    int ok = t && t->dtype == ST_F32 && t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++)
+        ok = t->shape[i] == shape[i];
+    if (!ok) {
+        char want[128] = "", *p = want;
+        for (int i = 0; i < ndim; i++)
+            p += snprintf(p, sizeof want - (size_t)(p - want), "%s%lld", i ? "," : "",
+                          (long long)shape[i]);
+        fprintf(stderr, "mus2pic generate: %s %s: needs a float32 tensor '%s' of shape [%s]\n",
+                opt, path, name, want);
+        st_close(f);
+        return -1;
+    }
+    *out = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
+    if (*out)
+        memcpy(*out, t->data, (size_t)t->numel * sizeof(float));
+    st_close(f);
+    return *out ? 0 : -1;
+}
+
+static int folder_of_exists(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return 1;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (!dir[0])
+        return 1;
+    struct stat st;
+    return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int cmd_generate(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},   {"prompt", required_argument, 0, 'p'},
+        {"negative-prompt", required_argument, 0, 'n'},
+        {"steps", required_argument, 0, 's'},   {"guidance", required_argument, 0, 'g'},
+        {"width", required_argument, 0, 'W'},   {"height", required_argument, 0, 'H'},
+        {"seed", required_argument, 0, 'S'},    {"variations", required_argument, 0, 'V'},
+        {"threads", required_argument, 0, 't'}, {"taesd", required_argument, 0, 'T'},
+        {"latents", required_argument, 0, 'L'}, {"noise", required_argument, 0, 'N'},
+        {"raw-out", required_argument, 0, 'R'}, {"out", required_argument, 0, 'o'},
+        {"verbose", no_argument, 0, 'v'},       {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *model = NULL, *out = NULL, *taesd = NULL, *latents_f = NULL, *noise_f = NULL,
+               *raw_f = NULL;
+    m2p_gen_params p = m2p_gen_default_params();
+    p.prompt = NULL;
+    int threads = 0, verbose = 0, have_seed = 0;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'p': p.prompt = optarg; break;
+        case 'n': p.negative_prompt = optarg; break;
+        case 's':
+            if (parse_int("--steps", optarg, 1, 50, &p.steps))
+                return 2;
+            break;
+        case 'g': {
+            char *end;
+            errno = 0;
+            double g = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !isfinite(g) || fabs(g) > 1000) {
+                fprintf(stderr, "mus2pic generate: --guidance '%s' must be a number in -1000..1000\n",
+                        optarg);
+                return 2;
+            }
+            p.guidance = (float)g;
+            break;
+        }
+        case 'W':
+            if (parse_int("--width", optarg, 64, 2048, &p.width))
+                return 2;
+            break;
+        case 'H':
+            if (parse_int("--height", optarg, 64, 2048, &p.height))
+                return 2;
+            break;
+        case 'S': {
+            char *end;
+            errno = 0;
+            if (optarg[0] == '-' || !optarg[0]) {
+                fprintf(stderr, "mus2pic generate: --seed '%s' must be a non-negative integer\n",
+                        optarg);
+                return 2;
+            }
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (errno || *end) {
+                fprintf(stderr, "mus2pic generate: --seed '%s' must be a non-negative integer\n",
+                        optarg);
+                return 2;
+            }
+            p.seed = v;
+            have_seed = 1;
+            break;
+        }
+        case 'V':
+            if (parse_int("--variations", optarg, 1, 8, &p.variations))
+                return 2;
+            break;
+        case 't':
+            if (parse_int("--threads", optarg, 1, 1024, &threads))
+                return 2;
+            break;
+        case 'T': taesd = optarg; break;
+        case 'L': latents_f = optarg; break;
+        case 'N': noise_f = optarg; break;
+        case 'R': raw_f = optarg; break;
+        case 'o': out = optarg; break;
+        case 'v': verbose = 1; break;
+        case 'h': usage(stdout); return 0;
+        case ':':
+            fprintf(stderr, "mus2pic generate: %s needs a value\n", argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "mus2pic generate: unknown option '%s'\n\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "mus2pic generate: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!model || !p.prompt || !out) {
+        fprintf(stderr, "mus2pic generate: %s is required\n\n",
+                !model ? "--model" : !p.prompt ? "--prompt" : "--out");
+        usage(stderr);
+        return 2;
+    }
+    if (p.width % 8 || p.height % 8) {
+        fprintf(stderr, "mus2pic generate: --%s %d must be a multiple of 8\n",
+                p.width % 8 ? "width" : "height", p.width % 8 ? p.width : p.height);
+        return 2;
+    }
+    if (!folder_of_exists(out) || (raw_f && !folder_of_exists(raw_f))) {
+        fprintf(stderr, "mus2pic generate: the folder of '%s' does not exist\n",
+                !folder_of_exists(out) ? out : raw_f);
+        return 2;
+    }
+    const m2p_registry_entry *reg = m2p_registry_find(model);
+    int steps = p.steps ? p.steps : (reg ? reg->default_steps : 8);
+    p.steps = steps;
+    const int N = p.variations, h = p.height / 8, w = p.width / 8;
+    float *lat = NULL, *noise = NULL;
+    int rc = 2;
+    if (latents_f) {
+        const int64_t shape[4] = {N, 4, h, w};
+        if (read_tensor("--latents", latents_f, "latents", 4, shape, &lat))
+            goto out_free;
+        p.latents = lat;
+    }
+    if (noise_f) {
+        const int64_t shape[5] = {steps - 1, N, 4, h, w};
+        if (read_tensor("--noise", noise_f, "noise", 5, shape, &noise))
+            goto out_free;
+        p.noise = noise;
+    }
+    if (!have_seed) {
+        FILE *r = fopen("/dev/urandom", "rb");
+        uint32_t s = 0;
+        if (!r || fread(&s, sizeof s, 1, r) != 1)
+            s = (uint32_t)getpid() ^ (uint32_t)time(NULL);
+        if (r)
+            fclose(r);
+        p.seed = s;
+    }
+    if (p.negative_prompt && *p.negative_prompt)
+        fprintf(stderr, "note: LCM models ignore the negative prompt (no classifier-free "
+                        "guidance), as diffusers does\n");
+    fprintf(stderr, "seed: %llu\n", (unsigned long long)p.seed);
+
+    rc = 1;
+    m2p_model_params mp = m2p_model_default_params();
+    mp.n_threads = threads;
+    if (taesd) {
+        mp.taesd = taesd;
+        mp.load_vae = 0;
+        p.use_taesd = 1;
+    }
+    m2p_model *m = NULL;
+    if (m2p_model_load(model, &mp, &m)) {
+        fprintf(stderr, "mus2pic generate: %s\n", m2p_errmsg());
+        goto out_free;
+    }
+    m2p_image *imgs = calloc((size_t)N, sizeof *imgs);
+    if (!imgs) {
+        m2p_model_free(m);
+        goto out_free;
+    }
+    cb_ctx cb = {progress_start(stderr, "generate", steps + 1, PROGRESS_COUNT, verbose), steps};
+    p.callback = on_step;
+    p.user_data = &cb;
+    p.want_raw = raw_f != NULL;
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, &old);
+    int g = m2p_generate(m, &p, imgs);
+    sigaction(SIGINT, &old, NULL);
+    if (g == 0)
+        progress_update(cb.bar, steps + 1, steps + 1, "done");
+    progress_finish(cb.bar);
+    if (g) {
+        fprintf(stderr, "mus2pic generate: %s\n", m2p_errmsg());
+        rc = g == M2P_EINVAL ? 2 : g == M2P_ECANCELED ? 130 : 1;
+        goto out_model;
+    }
+    /* write every file, or none */
+    char (*names)[4200] = calloc((size_t)N, sizeof *names);
+    int written = 0, failed = 0;
+    for (int i = 0; names && i < N && !failed; i++) {
+        if (N == 1)
+            snprintf(names[i], sizeof names[i], "%s", out);
+        else
+            numbered(out, i + 1, names[i], sizeof names[i]);
+        if (m2p_png_write(names[i], imgs[i].rgb, imgs[i].width, imgs[i].height)) {
+            fprintf(stderr, "mus2pic generate: %s\n", m2p_errmsg());
+            failed = 1;
+        } else {
+            written++;
+        }
+    }
+    if (!names)
+        failed = 1;
+    if (!failed && raw_f) {
+        size_t per = (size_t)3 * p.width * p.height;
+        float *all = malloc((size_t)N * per * sizeof(float));
+        if (!all) {
+            failed = 1;
+        } else {
+            for (int i = 0; i < N; i++)
+                memcpy(all + i * per, imgs[i].raw, per * sizeof(float));
+            st_out_tensor t = {"image", ST_F32, 4, {N, 3, p.height, p.width}, all};
+            if (st_write(raw_f, &t, 1)) {
+                fprintf(stderr, "mus2pic generate: %s\n", m2p_errmsg());
+                failed = 1;
+            }
+            free(all);
+        }
+    }
+    if (failed) {
+        for (int i = 0; i < written; i++)
+            unlink(names[i]);
+    } else {
+        for (int i = 0; i < N; i++)
+            printf("%s  seed %llu  %dx%d  %.1fs\n", names[i], (unsigned long long)imgs[i].seed,
+                   imgs[i].width, imgs[i].height, imgs[i].seconds);
+        if (raw_f)
+            printf("%s  raw float image [%d,3,%d,%d]\n", raw_f, N, p.height, p.width);
+        rc = 0;
+    }
+    free(names);
+out_model:
+    for (int i = 0; i < N; i++)
+        m2p_image_free(&imgs[i]);
+    free(imgs);
+    m2p_model_free(m);
+out_free:
+    free(lat);
+    free(noise);
+    return rc;
+}
