@@ -27,6 +27,13 @@
 #define ENVELOPE_MAX_POINTS 400
 #define TUNING_FRAMES 1000 /* frames sampled for the tuning estimate */
 #define SILENCE_PEAK 1e-4  /* peak amplitude under -80 dBFS counts as silence */
+/* HPSS median filtering is the costly part. Up to HPSS_FULL_FRAMES (30 s) it runs on every
+ * frame, as librosa; longer audio is sampled in HPSS_SEGMENTS evenly spaced segments of
+ * HPSS_SEG_FRAMES (5 s each, separated with the filter's edge rule), and the harmonic and
+ * percussive shares are measured on those 20 s. */
+#define HPSS_FULL_FRAMES 1292
+#define HPSS_SEGMENTS 4
+#define HPSS_SEG_FRAMES 215
 
 m2p_analysis_params m2p_analysis_default_params(void)
 {
@@ -217,12 +224,11 @@ int m2p_features_compute(const float *x, int64_t n, int sr, m2p_features *out)
     w.tmp = malloc(sizeof(double) * (size_t)T);
     w.beats = malloc(sizeof(int) * (size_t)T);
     w.sc = malloc(sizeof *w.sc);
-    w.hp = hpss_new(DSP_NBINS, T, w.eh, w.ep);
     dsp_fft *fft = dsp_fft_get(DSP_NFFT);
     if (!w.frame || !w.spec || !wtmp || !w.mag || !w.prev || !w.power || !w.win ||
         !w.chroma_w || !w.rms || !w.zcr || !w.cen || !w.bw || !w.roll || !w.peak ||
         !w.valley || !w.mel || !w.env || !w.eh || !w.ep || !w.ex || !w.tmp || !w.beats ||
-        !w.sc || !w.hp || !fft || dsp_melbank_init(&w.mb, sr) < 0) {
+        !w.sc || !fft || dsp_melbank_init(&w.mb, sr) < 0) {
         rc = m2p_error(M2P_ENOMEM, "features: out of memory for %lld frames", (long long)T);
         goto done;
     }
@@ -252,6 +258,15 @@ int m2p_features_compute(const float *x, int64_t n, int sr, m2p_features *out)
         rc = m2p_error(M2P_ENOMEM, "features: out of memory");
         goto done;
     }
+
+    /* HPSS segments: [seg_a[i], seg_a[i] + seg_n) */
+    int nseg = T <= HPSS_FULL_FRAMES ? 1 : HPSS_SEGMENTS;
+    int64_t seg_n = T <= HPSS_FULL_FRAMES ? T : HPSS_SEG_FRAMES, seg_a[HPSS_SEGMENTS];
+    for (int i = 0; i < nseg; i++) {
+        int64_t a = nseg == 1 ? 0 : (int64_t)((i + 0.5) * (double)T / nseg) - seg_n / 2;
+        seg_a[i] = a < 0 ? 0 : a + seg_n > T ? T - seg_n : a;
+    }
+    int seg = 0;
 
     /* Pass 2: every frame. */
     double flux_sum = 0, csum[12] = {0}, csum2 = 0, csum1 = 0;
@@ -305,9 +320,23 @@ int m2p_features_compute(const float *x, int64_t n, int sr, m2p_features *out)
             csum1 += v;
             csum2 += v * v;
         }
-        hpss_push(w.hp, w.mag);
+        if (seg < nseg && t == seg_a[seg]) {
+            w.hp = hpss_new(DSP_NBINS, seg_n, w.eh + t, w.ep + t);
+            if (!w.hp) {
+                rc = m2p_error(M2P_ENOMEM, "features: out of memory");
+                goto done;
+            }
+        }
+        if (w.hp) {
+            hpss_push(w.hp, w.mag);
+            if (t + 1 == seg_a[seg] + seg_n) {
+                hpss_finish(w.hp);
+                hpss_free(w.hp);
+                w.hp = NULL;
+                seg++;
+            }
+        }
     }
-    hpss_finish(w.hp);
 
     /* Energy, spectral shape. */
     out->raw_energy = mean_f(w.rms, (int)T);
@@ -396,17 +425,21 @@ int m2p_features_compute(const float *x, int64_t n, int sr, m2p_features *out)
     }
     out->onset_density_raw = tempo_onset_count(w.env, (int)T) / out->duration_analyzed;
 
-    /* Harmonic / percussive: per-frame RMS split by the masked spectral energy. */
+    /* Harmonic / percussive: per-frame RMS split by the masked spectral energy (Parseval),
+     * on the HPSS frames; mean(RMS_h) is scaled from those frames to the whole. */
     {
-        double hs = 0, ps = 0;
-        for (int64_t t = 0; t < T; t++) {
-            if (w.ex[t] <= 0)
-                continue;
-            hs += w.rms[t] * sqrt(w.eh[t] / w.ex[t]);
-            ps += w.rms[t] * sqrt(w.ep[t] / w.ex[t]);
-        }
-        hs /= (double)T;
-        ps /= (double)T;
+        double hs = 0, ps = 0, xs = 0;
+        for (int i = 0; i < nseg; i++)
+            for (int64_t t = seg_a[i]; t < seg_a[i] + seg_n; t++) {
+                xs += w.rms[t];
+                if (w.ex[t] <= 0)
+                    continue;
+                hs += w.rms[t] * sqrt(w.eh[t] / w.ex[t]);
+                ps += w.rms[t] * sqrt(w.ep[t] / w.ex[t]);
+            }
+        double scale = xs > 0 ? out->raw_energy / xs : 0;
+        hs *= scale;
+        ps *= scale;
         out->harmonicity = clip01(hs / (out->raw_energy + 1e-6));
         out->hp_ratio = clip01(hs / (ps + 1e-6) / 3.0);
     }

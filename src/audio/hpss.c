@@ -153,13 +153,12 @@ static void process_center(hpss *h, int64_t c)
             valid = k - HALF >= 0 && k + HALF < nb;
         }
         double H = h->harm[k], P = h->fwin[HALF], x = s[k];
-        double z = H > P ? H : P;
-        if (z < FLT_MIN)
+        double h2 = H * H, p2 = P * P, d = h2 + p2;
+        if (d < (double)FLT_MIN * FLT_MIN)
             continue; /* librosa.util.softmask: both references ~0 -> mask 0 */
-        double h2 = (H / z) * (H / z), p2 = (P / z) * (P / z);
-        double mh = h2 / (h2 + p2), mp = p2 / (h2 + p2);
-        eh += (x * mh) * (x * mh);
-        ep += (x * mp) * (x * mp);
+        double inv = x / d; /* masked values: x * h2 / d and x * p2 / d */
+        eh += (h2 * inv) * (h2 * inv);
+        ep += (p2 * inv) * (p2 * inv);
     }
     h->eh[c] = eh;
     h->ep[c] = ep;
