@@ -1,0 +1,370 @@
+/*
+ * harness.h — helpers for the server tests (included by each tests/server/test_*.c):
+ * start `$M2P_BIN serve` on a free port as a subprocess with the tiny fixture model, talk HTTP
+ * to it with CivetWeb's client (mg_connect_client + mg_get_response), and watch its WebSocket
+ * with mg_connect_websocket_client, collecting every message as JSON.
+ */
+#ifndef M2P_TEST_SERVER_HARNESS_H
+#define M2P_TEST_SERVER_HARNESS_H
+
+#include <civetweb.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test.h"
+
+static __attribute__((unused)) double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static __attribute__((unused)) void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static __attribute__((unused)) int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* ---- HTTP ---- */
+
+typedef struct resp {
+    int status;
+    char *body;
+    size_t len;
+    char ctype[128];
+} resp;
+
+static __attribute__((unused)) void resp_free(resp *r)
+{
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+/* One request; returns 0 when a response came back (r->status set). */
+static __attribute__((unused)) int http_req(int port, const char *method, const char *path,
+                                            const char *ctype, const void *body, size_t len,
+                                            const char *headers, resp *r)
+{
+    memset(r, 0, sizeof *r);
+    char ebuf[256] = "";
+    struct mg_connection *c = mg_connect_client("127.0.0.1", port, 0, ebuf, sizeof ebuf);
+    if (!c)
+        return -1;
+    mg_printf(c, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s", method, path,
+              headers ? headers : "");
+    if (body)
+        mg_printf(c, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+                  ctype ? ctype : "application/json", len);
+    mg_printf(c, "\r\n");
+    if (body && len)
+        mg_write(c, body, len);
+    if (mg_get_response(c, ebuf, sizeof ebuf, 120000) < 0) {
+        mg_close_connection(c);
+        return -1;
+    }
+    const struct mg_response_info *ri = mg_get_response_info(c);
+    r->status = ri->status_code;
+    for (int i = 0; i < ri->num_headers; i++)
+        if (!strcasecmp(ri->http_headers[i].name, "Content-Type"))
+            snprintf(r->ctype, sizeof r->ctype, "%s", ri->http_headers[i].value);
+    size_t cap = 4096;
+    r->body = malloc(cap + 1);
+    int n;
+    while (r->body && (n = mg_read(c, r->body + r->len, cap - r->len)) > 0) {
+        r->len += (size_t)n;
+        if (r->len == cap) {
+            cap *= 2;
+            r->body = realloc(r->body, cap + 1);
+        }
+    }
+    if (r->body)
+        r->body[r->len] = 0;
+    mg_close_connection(c);
+    return 0;
+}
+
+/* A JSON request (body may be NULL); returns the parsed answer (or NULL) and sets *status. */
+static __attribute__((unused)) json_t *api(int port, const char *method, const char *path,
+                                           const char *body, int *status)
+{
+    resp r;
+    int rc =
+        http_req(port, method, path, "application/json", body, body ? strlen(body) : 0, NULL, &r);
+    if (status)
+        *status = rc ? -1 : r.status;
+    json_t *j = rc || !r.body ? NULL : json_loadb(r.body, r.len, 0, NULL);
+    resp_free(&r);
+    return j;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+static __attribute__((unused)) long long jint(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_integer(v) ? json_integer_value(v) : -1;
+}
+
+/* Poll GET /api/jobs/{id} until it is done, failed or canceled. */
+static __attribute__((unused)) json_t *wait_job(int port, long long id, double timeout_s)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/api/jobs/%lld", id);
+    double end = now_s() + timeout_s;
+    while (now_s() < end) {
+        int st;
+        json_t *j = api(port, "GET", path, NULL, &st);
+        const char *s = jstr(j, "state");
+        if (!strcmp(s, "done") || !strcmp(s, "failed") || !strcmp(s, "canceled"))
+            return j;
+        json_decref(j);
+        sleep_ms(100);
+    }
+    return NULL;
+}
+
+/* ---- the server subprocess ---- */
+
+typedef struct srv {
+    pid_t pid;
+    int port;
+    char data[512];
+    char log[600];
+} srv;
+
+/* Start `mus2pic serve` with the tiny model; extra: NULL-terminated extra arguments. Waits until
+ * /api/health answers (or the process exits: returns -1). */
+static __attribute__((unused)) int srv_start(srv *s, const char *data, const char *const *extra)
+{
+    memset(s, 0, sizeof s[0]);
+    s->port = free_port();
+    snprintf(s->data, sizeof s->data, "%s", data);
+    snprintf(s->log, sizeof s->log, "%s.log", data);
+    const char *bin = test_env("M2P_BIN", "./mus2pic");
+    char port[16], model[700];
+    snprintf(port, sizeof port, "%d", s->port);
+    snprintf(model, sizeof model, "lcm=%s", test_fixture("sd-tiny/model"));
+    const char *argv[40] = {bin,  "serve",   "--port", port,       "--data",
+                            data, "--model", model,    "--offline"};
+    int n = 9;
+    for (int i = 0; extra && extra[i] && n < 38; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    s->pid = fork();
+    if (s->pid == 0) {
+        FILE *f = freopen(s->log, "a", stdout);
+        (void)f;
+        dup2(1, 2);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    double end = now_s() + 30;
+    while (now_s() < end) {
+        int status;
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return -1;
+        }
+        int st = 0;
+        json_t *h = api(s->port, "GET", "/api/health", NULL, &st);
+        json_decref(h);
+        if (st > 0)
+            return 0;
+        sleep_ms(50);
+    }
+    return -1;
+}
+
+/* Send sig and reap; returns the exit status (or 128 + signal). */
+static __attribute__((unused)) int srv_stop(srv *s, int sig)
+{
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, sig);
+    int status = 0;
+    waitpid(s->pid, &status, 0);
+    s->pid = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static __attribute__((unused)) void srv_dump_log(const srv *s)
+{
+    FILE *f = fopen(s->log, "r");
+    if (!f)
+        return;
+    char line[1024];
+    fprintf(stderr, "---- server log %s ----\n", s->log);
+    while (fgets(line, sizeof line, f))
+        fputs(line, stderr);
+    fclose(f);
+}
+
+/* ---- WebSocket client ---- */
+
+typedef struct wsc {
+    struct mg_connection *c;
+    pthread_mutex_t m;
+    pthread_cond_t cv;
+    json_t *msgs; /* every message received, parsed (strings kept raw when not JSON) */
+    int closed;
+    size_t bytes;
+} wsc;
+
+static __attribute__((unused)) int wsc_on_data(struct mg_connection *c, int bits, char *data,
+                                               size_t len, void *ud)
+{
+    wsc *w = ud;
+    int op = bits & 0xf;
+    if (op == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE) {
+        pthread_mutex_lock(&w->m);
+        w->closed = 1;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->m);
+        return 0;
+    }
+    if (op != MG_WEBSOCKET_OPCODE_TEXT)
+        return 1;
+    json_t *j = json_loadb(data, len, 0, NULL);
+    if (!j)
+        j = json_stringn(data, len);
+    pthread_mutex_lock(&w->m);
+    json_array_append_new(w->msgs, j);
+    w->bytes += len;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->m);
+    return 1;
+}
+
+static __attribute__((unused)) void wsc_on_close(const struct mg_connection *c, void *ud)
+{
+    wsc *w = ud;
+    pthread_mutex_lock(&w->m);
+    w->closed = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->m);
+}
+
+static __attribute__((unused)) wsc *wsc_open(int port, const char *path)
+{
+    wsc *w = calloc(1, sizeof *w);
+    pthread_mutex_init(&w->m, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->msgs = json_array();
+    char ebuf[256] = "";
+    w->c = mg_connect_websocket_client("127.0.0.1", port, 0, ebuf, sizeof ebuf, path, NULL,
+                                       wsc_on_data, wsc_on_close, w);
+    if (!w->c) {
+        fprintf(stderr, "websocket connect %s: %s\n", path, ebuf);
+        json_decref(w->msgs);
+        pthread_mutex_destroy(&w->m);
+        pthread_cond_destroy(&w->cv);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+static __attribute__((unused)) int wsc_send(wsc *w, const char *text)
+{
+    return mg_websocket_client_write(w->c, MG_WEBSOCKET_OPCODE_TEXT, text, strlen(text));
+}
+
+/* Wait for the first message at index >= *from whose type is type (and job is job when > 0);
+ * returns a new reference and moves *from past it, or NULL on timeout. */
+static __attribute__((unused)) json_t *wsc_wait(wsc *w, size_t *from, const char *type,
+                                                long long job, double timeout_s)
+{
+    double end = now_s() + timeout_s;
+    pthread_mutex_lock(&w->m);
+    for (;;) {
+        for (size_t i = *from; i < json_array_size(w->msgs); i++) {
+            json_t *m = json_array_get(w->msgs, i);
+            if (!strcmp(jstr(m, "type"), type) && (job <= 0 || jint(m, "job") == job)) {
+                *from = i + 1;
+                json_incref(m);
+                pthread_mutex_unlock(&w->m);
+                return m;
+            }
+        }
+        if (w->closed || now_s() > end)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&w->cv, &w->m, &ts);
+    }
+    pthread_mutex_unlock(&w->m);
+    return NULL;
+}
+
+/* Wait until the server closed the connection. */
+static __attribute__((unused)) int wsc_wait_closed(wsc *w, double timeout_s)
+{
+    double end = now_s() + timeout_s;
+    pthread_mutex_lock(&w->m);
+    while (!w->closed && now_s() < end) {
+        pthread_mutex_unlock(&w->m);
+        sleep_ms(20);
+        pthread_mutex_lock(&w->m);
+    }
+    int closed = w->closed;
+    pthread_mutex_unlock(&w->m);
+    return closed;
+}
+
+/* A snapshot copy of the messages so far. */
+static __attribute__((unused)) json_t *wsc_messages(wsc *w)
+{
+    pthread_mutex_lock(&w->m);
+    json_t *copy = json_copy(w->msgs);
+    pthread_mutex_unlock(&w->m);
+    return copy;
+}
+
+static __attribute__((unused)) void wsc_close(wsc *w)
+{
+    if (!w)
+        return;
+    mg_close_connection(w->c);
+    json_decref(w->msgs);
+    pthread_mutex_destroy(&w->m);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+}
+
+#endif
