@@ -82,7 +82,11 @@ static int convert(SwrContext *swr, const uint8_t **in, int in_n, sample_buf *b)
     return 0;
 }
 
-int m2p_audio_decode(const char *path, double offset_s, double duration_s, m2p_audio *out)
+/* allow_seek 0: decode from the start and count samples (the fallback when a demuxer's seek
+ * lands nowhere, as FFmpeg's ADPCM WAV seeking does in long files). *seeked tells whether a
+ * seek was used. */
+static int decode_impl(const char *path, double offset_s, double duration_s, m2p_audio *out,
+                       int allow_seek, int *seeked)
 {
     if (!out)
         return m2p_error(M2P_EINVAL, "decode: out is NULL");
@@ -166,10 +170,11 @@ int m2p_audio_decode(const char *path, double offset_s, double duration_s, m2p_a
 
     /* Seek for long offsets; short ones decode through and count samples (exact). */
     int by_pts = 0;
-    if (offset_s > SEEK_OVER_S) {
+    if (allow_seek && offset_s > SEEK_OVER_S) {
         int64_t ts = (int64_t)((offset_s - 1.0) * AV_TIME_BASE);
         if (av_seek_frame(fmt, -1, ts, AVSEEK_FLAG_BACKWARD) >= 0) {
             by_pts = 1;
+            *seeked = 1;
             avcodec_flush_buffers(dec);
         }
     }
@@ -343,6 +348,15 @@ done:
     avformat_close_input(&fmt);
     if (rc)
         memset(out, 0, sizeof *out);
+    return rc;
+}
+
+int m2p_audio_decode(const char *path, double offset_s, double duration_s, m2p_audio *out)
+{
+    int seeked = 0;
+    int rc = decode_impl(path, offset_s, duration_s, out, 1, &seeked);
+    if (rc == M2P_EDECODE && seeked)
+        rc = decode_impl(path, offset_s, duration_s, out, 0, &seeked);
     return rc;
 }
 
