@@ -29,7 +29,10 @@
 /* FFmpeg would print warnings about damaged input to stderr; the library reports errors
  * through m2p_errmsg() instead and never prints unasked. */
 static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
-static void quiet_ffmpeg(void) { av_log_set_level(AV_LOG_QUIET); }
+static void quiet_ffmpeg(void)
+{
+    av_log_set_level(AV_LOG_QUIET);
+}
 
 typedef struct sample_buf {
     float *data;
@@ -241,8 +244,8 @@ static int decode_impl(const char *path, double offset_s, double duration_s, m2p
                 /* Equal-weight mix of all channels (librosa.to_mono), then resample. */
                 int fch = frame->ch_layout.nb_channels > 0 ? frame->ch_layout.nb_channels : nch;
                 if ((err = swr_alloc_set_opts2(&swr, &mono, AV_SAMPLE_FMT_FLT, M2P_SAMPLE_RATE,
-                                               &frame->ch_layout, frame->format,
-                                               frame->sample_rate, 0, NULL)) < 0 ||
+                                               &frame->ch_layout, frame->format, frame->sample_rate,
+                                               0, NULL)) < 0 ||
                     !swr) {
                     rc = m2p_error(M2P_EDECODE, "decode: cannot set up the resampler: %s",
                                    av_err2str(err));
@@ -259,8 +262,10 @@ static int decode_impl(const char *path, double offset_s, double duration_s, m2p
                 av_opt_set_int(swr, "phase_shift", 10, 0);
                 av_opt_set_double(swr, "cutoff", 0.97, 0);
                 if (swr_set_matrix(swr, matrix, fch) < 0 || (err = swr_init(swr)) < 0) {
-                    rc = m2p_error(M2P_EDECODE, "decode: cannot start the resampler (%d channels,"
-                                   " %d Hz)", fch, frame->sample_rate);
+                    rc = m2p_error(M2P_EDECODE,
+                                   "decode: cannot start the resampler (%d channels,"
+                                   " %d Hz)",
+                                   fch, frame->sample_rate);
                     goto done;
                 }
                 swr_ready = 1;
@@ -311,7 +316,8 @@ static int decode_impl(const char *path, double offset_s, double duration_s, m2p
     if (eof && last_bad && buf.n < buf.want) {
         rc = m2p_error(M2P_EDECODE,
                        "decode: '%s' is truncated or damaged: its last packet is incomplete "
-                       "(%.1f s decoded)", path, offset_s + got_s);
+                       "(%.1f s decoded)",
+                       path, offset_s + got_s);
         goto done;
     }
     /* Truncated file: the container promised more than the stream held. */

@@ -44,7 +44,10 @@ int dsp_chromabank_init(float *wts, int sr, double tuning);
 
 /* Helpers. */
 double dsp_percentile(double *v, int n, double q); /* numpy linear interpolation; sorts v */
-double dsp_median_f(float *v, int n);               /* partially reorders v */
-static inline double dsp_clip01(double x) { return x < 0 ? 0 : x > 1 ? 1 : (x == x ? x : 0); }
+double dsp_median_f(float *v, int n);              /* partially reorders v */
+static inline double dsp_clip01(double x)
+{
+    return x < 0 ? 0 : x > 1 ? 1 : (x == x ? x : 0);
+}
 
 #endif

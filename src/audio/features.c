@@ -19,8 +19,8 @@
 #include "core/error.h"
 
 #include <float.h>
-#include <stdio.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,7 +61,10 @@ void m2p_features_free(m2p_features *f)
     f->n_beats = f->n_envelope = 0;
 }
 
-static double clip01(double x) { return dsp_clip01(x); }
+static double clip01(double x)
+{
+    return dsp_clip01(x);
+}
 
 /* The original's derived values from the primary ones. */
 static void derive(m2p_features *f)
@@ -197,7 +200,8 @@ int m2p_features_compute(const float *x, int64_t n, int sr, m2p_features *out)
             peak = fabs(x[i]);
     int64_t T = 1 + n / DSP_HOP;
     if (T > INT32_MAX / DSP_NMELS)
-        return m2p_error(M2P_ETOOBIG, "features: %.0f s of audio is too long", out->duration_analyzed);
+        return m2p_error(M2P_ETOOBIG, "features: %.0f s of audio is too long",
+                         out->duration_analyzed);
 
     work w = {0};
     int rc = 0;
@@ -225,10 +229,10 @@ int m2p_features_compute(const float *x, int64_t n, int sr, m2p_features *out)
     w.beats = malloc(sizeof(int) * (size_t)T);
     w.sc = malloc(sizeof *w.sc);
     dsp_fft *fft = dsp_fft_get(DSP_NFFT);
-    if (!w.frame || !w.spec || !wtmp || !w.mag || !w.prev || !w.power || !w.win ||
-        !w.chroma_w || !w.rms || !w.zcr || !w.cen || !w.bw || !w.roll || !w.peak ||
-        !w.valley || !w.mel || !w.env || !w.eh || !w.ep || !w.ex || !w.tmp || !w.beats ||
-        !w.sc || !fft || dsp_melbank_init(&w.mb, sr) < 0) {
+    if (!w.frame || !w.spec || !wtmp || !w.mag || !w.prev || !w.power || !w.win || !w.chroma_w ||
+        !w.rms || !w.zcr || !w.cen || !w.bw || !w.roll || !w.peak || !w.valley || !w.mel ||
+        !w.env || !w.eh || !w.ep || !w.ex || !w.tmp || !w.beats || !w.sc || !fft ||
+        dsp_melbank_init(&w.mb, sr) < 0) {
         rc = m2p_error(M2P_ENOMEM, "features: out of memory for %lld frames", (long long)T);
         goto done;
     }
@@ -393,7 +397,8 @@ int m2p_features_compute(const float *x, int64_t n, int sr, m2p_features *out)
         }
         for (int k = 0; k < M2P_N_MFCC; k++) {
             out->mfcc_mean[k] = s1[k] / (double)T;
-            out->mfcc_std[k] = sqrt(fmax(0.0, s2[k] / (double)T - out->mfcc_mean[k] * out->mfcc_mean[k]));
+            out->mfcc_std[k] =
+                sqrt(fmax(0.0, s2[k] / (double)T - out->mfcc_mean[k] * out->mfcc_mean[k]));
         }
     }
 

@@ -23,10 +23,10 @@ struct hpss {
     int nb;
     int64_t T, pushed, done;
     double *eh, *ep;
-    float *ring;   /* RING x nb magnitudes, frame t at slot t % RING */
-    float *tsort;  /* nb x K sorted time windows */
-    float *harm;   /* nb: time medians of the current centre frame */
-    float fwin[K]; /* sorted frequency window */
+    float *ring;          /* RING x nb magnitudes, frame t at slot t % RING */
+    float *tsort;         /* nb x K sorted time windows */
+    float *harm;          /* nb: time medians of the current centre frame */
+    float fwin[K];        /* sorted frequency window */
     int64_t tsort_center; /* centre of the windows in tsort, -2 when not valid */
 };
 
@@ -114,7 +114,10 @@ static void replace_sorted(float *w, float old, float nw)
     w[i] = nw;
 }
 
-static const float *frame_at(const hpss *h, int64_t t) { return h->ring + (t % RING) * h->nb; }
+static const float *frame_at(const hpss *h, int64_t t)
+{
+    return h->ring + (t % RING) * h->nb;
+}
 
 static void process_center(hpss *h, int64_t c)
 {
@@ -155,7 +158,7 @@ static void process_center(hpss *h, int64_t c)
         double H = h->harm[k], P = h->fwin[HALF], x = s[k];
         double h2 = H * H, p2 = P * P, d = h2 + p2;
         if (d < (double)FLT_MIN * FLT_MIN)
-            continue; /* librosa.util.softmask: both references ~0 -> mask 0 */
+            continue;       /* librosa.util.softmask: both references ~0 -> mask 0 */
         double inv = x / d; /* masked values: x * h2 / d and x * p2 / d */
         eh += (h2 * inv) * (h2 * inv);
         ep += (p2 * inv) * (p2 * inv);

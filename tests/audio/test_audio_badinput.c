@@ -43,13 +43,29 @@ static void expect_decode_error(const char *name, const char *what)
 
 static void check_no_nan(const m2p_features *f)
 {
-    const double v[] = {f->tempo, f->raw_energy, f->energy, f->brightness, f->spectral_rolloff,
-                        f->spectral_bandwidth, f->spectral_contrast, f->zero_crossing_rate,
-                        f->chroma_std, f->rhythm_stability, f->attack_sharpness,
-                        f->harmonicity, f->hp_ratio, f->mode_confidence, f->spectral_flux,
-                        f->onset_density, f->onset_density_raw, f->dynamic_range,
-                        f->dynamic_range_db, f->pitch_register, f->valence_scientific,
-                        f->arousal_scientific, f->duration_analyzed};
+    const double v[] = {f->tempo,
+                        f->raw_energy,
+                        f->energy,
+                        f->brightness,
+                        f->spectral_rolloff,
+                        f->spectral_bandwidth,
+                        f->spectral_contrast,
+                        f->zero_crossing_rate,
+                        f->chroma_std,
+                        f->rhythm_stability,
+                        f->attack_sharpness,
+                        f->harmonicity,
+                        f->hp_ratio,
+                        f->mode_confidence,
+                        f->spectral_flux,
+                        f->onset_density,
+                        f->onset_density_raw,
+                        f->dynamic_range,
+                        f->dynamic_range_db,
+                        f->pitch_register,
+                        f->valence_scientific,
+                        f->arousal_scientific,
+                        f->duration_analyzed};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
         CHECK(isfinite(v[i]));
     for (int i = 0; i < M2P_N_MFCC; i++)
@@ -138,7 +154,8 @@ int main(void)
     /* A 3-hour file: a 60 s window from 5 s must be quick (decoding stops after the window). */
     CHECK_INT(sh("ffmpeg -v error -y -f lavfi -i 'sine=frequency=220:sample_rate=8000' -t 10800 "
                  "-c:a flac -compression_level 0 %s/long.flac",
-                 tmp), 0);
+                 tmp),
+              0);
     {
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);

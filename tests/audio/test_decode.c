@@ -67,11 +67,17 @@ int main(void)
     /* Same tone through four codecs, with tags. */
     CHECK_INT(sh("sox -n -r 44100 -c 2 -b 16 %s/tone.wav synth 3 sine 440 vol 0.5%s", tmp, ""), 0);
     CHECK_INT(sh("ffmpeg -v error -y -i %s/tone.wav -metadata artist='Test Artist' -metadata "
-                 "title='Test Title' -metadata genre='Shoegaze' %s/tone.flac", tmp, tmp), 0);
+                 "title='Test Title' -metadata genre='Shoegaze' %s/tone.flac",
+                 tmp, tmp),
+              0);
     CHECK_INT(sh("ffmpeg -v error -y -i %s/tone.wav -c:a libvorbis -metadata artist='Test "
-                 "Artist' -metadata genre='Shoegaze' %s/tone.ogg", tmp, tmp), 0);
+                 "Artist' -metadata genre='Shoegaze' %s/tone.ogg",
+                 tmp, tmp),
+              0);
     CHECK_INT(sh("ffmpeg -v error -y -i %s/tone.wav -c:a libmp3lame -b:a 128k -metadata "
-                 "artist='Test Artist' -metadata genre='Shoegaze' %s/tone.mp3", tmp, tmp), 0);
+                 "artist='Test Artist' -metadata genre='Shoegaze' %s/tone.mp3",
+                 tmp, tmp),
+              0);
     check_tone("tone.wav", 3.0, 0.5, 0.01);
     check_tone("tone.flac", 3.0, 0.5, 0.01);
     check_tone("tone.ogg", 3.0, 0.5, 0.02);
@@ -100,16 +106,20 @@ int main(void)
     /* 8 kHz mono and 192 kHz with 8 channels (7.1). */
     CHECK_INT(sh("sox -n -r 8000 -c 1 -b 16 %s/tone8k.wav synth 2 sine 440 vol 0.5%s", tmp, ""), 0);
     check_tone("tone8k.wav", 2.0, 0.5, 0.01);
-    CHECK_INT(sh("sox -n -r 192000 -c 8 -b 24 %s/tone192k8.wav synth 2 sine 440 vol 0.5%s", tmp,
-                 ""), 0);
+    CHECK_INT(
+        sh("sox -n -r 192000 -c 8 -b 24 %s/tone192k8.wav synth 2 sine 440 vol 0.5%s", tmp, ""), 0);
     check_tone("tone192k8.wav", 2.0, 0.5, 0.01);
     CHECK_INT(sh("ffmpeg -v error -y -i %s/tone192k8.wav -c:a flac -ch_layout 7.1 "
-                 "%s/tone71.flac", tmp, tmp), 0);
+                 "%s/tone71.flac",
+                 tmp, tmp),
+              0);
     check_tone("tone71.flac", 2.0, 0.5, 0.01);
 
     /* Offset and duration are sample exact: a ramp 0..1 over 4 s at 22,050 Hz. */
     CHECK_INT(sh("sox -n -r 22050 -c 1 -e float -b 32 %s/ramp.wav synth 4 sawtooth 0.25 vol 1 "
-                 "%s", tmp, ""), 0);
+                 "%s",
+                 tmp, ""),
+              0);
     {
         m2p_audio a, b;
         if (m2p_audio_decode(path_of("ramp.wav"), 0, 0, &a) == 0 &&

@@ -57,7 +57,7 @@ int main(void)
     CHECK_NEAR(f.raw_energy, 0.5 / sqrt(2.0), 0.01);
     CHECK_NEAR(f.energy, 1.0, 1e-9); /* clip((0.354 - 0.01) / 0.29) */
     CHECK_NEAR(f.pitch_register, (f.brightness - 500) / 4500, 1e-9);
-    CHECK(f.harmonicity > 0.9);   /* steady tone: harmonic */
+    CHECK(f.harmonicity > 0.9); /* steady tone: harmonic */
     CHECK(f.hp_ratio > 0.9);
     CHECK(f.spectral_flux < 0.05);
     CHECK(f.dynamic_range_db < 1.0);

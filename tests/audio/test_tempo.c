@@ -14,7 +14,10 @@
 
 #define SR 22050
 
-static int within(double got, double want, double tol) { return fabs(got / want - 1) <= tol; }
+static int within(double got, double want, double tol)
+{
+    return fabs(got / want - 1) <= tol;
+}
 
 static void clicks(double bpm)
 {
@@ -44,8 +47,7 @@ static void clicks(double bpm)
     m2p_features_free(&f);
 }
 
-static void tune(const char *tmp, const char *name, double bpm, int tonic, int major,
-                 int waltz)
+static void tune(const char *tmp, const char *name, double bpm, int tonic, int major, int waltz)
 {
     char mid[1024], wav[1024], cmd[4096];
     snprintf(mid, sizeof mid, "%s", test_fixture("audio/tunes/"));
