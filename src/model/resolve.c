@@ -97,7 +97,7 @@ int hub_repo_dir(const char *repo_id, char *out, size_t len)
 
 static int snapshot_ok(const char *dir)
 {
-    char p[4200];
+    char p[4800];
     snprintf(p, sizeof p, "%s/model_index.json", dir);
     return is_file(p);
 }
@@ -130,12 +130,12 @@ int hub_find_snapshot(const char *repo_id, char *out, size_t len)
     if (!d)
         return m2p_error(M2P_ENOTFOUND, "%s is not in the Hugging Face cache (%s)", repo_id, repo);
     struct dirent *e;
-    char best[4400] = "";
+    char best[4700] = "";
     struct timespec best_t = {0, 0};
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        char snap[4400];
+        char snap[4700];
         snprintf(snap, sizeof snap, "%s/%s", path, e->d_name);
         struct stat st;
         if (!snapshot_ok(snap) || stat(snap, &st) != 0)
