@@ -357,6 +357,35 @@ int main(void)
     CHECK_INT(s8.last_step, 8);
     m2p_image_free(&a);
 
+    /* TAESD: final decode and previews through the tiny decoder */
+    m2p_model_params tp = m2p_model_default_params();
+    tp.taesd = test_fixture("taesd/model");
+    m2p_model *mt = NULL;
+    CHECK_INT(m2p_model_load(model_dir, &tp, &mt), 0);
+    if (mt) {
+        m2p_gen_params tq = q;
+        cb_state ts = {0};
+        tq.use_taesd = 1;
+        tq.preview = M2P_PREVIEW_TAESD;
+        tq.callback = on_step;
+        tq.user_data = &ts;
+        tq.steps = 2;
+        m2p_image ti, vi;
+        CHECK_INT(gen(mt, &tq, &ti), 0);
+        CHECK_INT(ts.previews, 2);
+        CHECK_INT(ts.pw, 64);
+        CHECK_INT(ts.ph, 72);
+        tq.use_taesd = 0;
+        tq.preview = M2P_PREVIEW_NONE;
+        tq.callback = NULL;
+        CHECK_INT(gen(mt, &tq, &vi), 0);
+        /* same latents, other decoder: a different picture of the same size */
+        CHECK(ti.rgb && vi.rgb && memcmp(ti.rgb, vi.rgb, 64 * 72 * 3) != 0);
+        m2p_image_free(&ti);
+        m2p_image_free(&vi);
+        m2p_model_free(mt);
+    }
+
     /* too large for memory: a clear ENOMEM before any work */
     setenv("M2P_MEMORY_LIMIT", "1000000", 1);
     bad = q;
