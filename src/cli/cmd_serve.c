@@ -2,6 +2,7 @@
  * cmd_serve.c — `mus2pic serve`: parses the options, starts the web app (src/server) and runs
  * until SIGINT or SIGTERM, then stops it cleanly (running jobs are recovered on the next start).
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,14 +12,6 @@
 #include "cli/commands.h"
 #include "mus2pic.h"
 #include "server/server.h"
-
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
 
 static void usage(FILE *f)
 {
@@ -125,11 +118,13 @@ int cmd_serve(int argc, char **argv)
     }
     cfg.max_upload = (size_t)upload_mb << 20;
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    /* SIGINT/SIGTERM are blocked here, so every thread the server starts inherits the mask and
+     * only sigwait below receives them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     server *s = NULL;
@@ -143,8 +138,8 @@ int cmd_serve(int argc, char **argv)
     printf("mus2pic %s: serving http://%s:%d (data in %s)\n", M2P_VERSION,
            strcmp(cfg.host, "127.0.0.1") ? cfg.host : "localhost", server_port(s), cfg.data_dir);
     fflush(stdout);
-    while (!stop_flag)
-        sleep(1); /* a signal ends the sleep early */
+    int sig = 0;
+    sigwait(&set, &sig);
     fprintf(stderr, "mus2pic serve: stopping\n");
     server_stop(s);
     return 0;

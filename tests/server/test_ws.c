@@ -1,0 +1,375 @@
+/*
+ * test_ws.c — WebSocket /ws/progress of `mus2pic serve`: the event sequence of a generation
+ * (state, encoding, step s/t per variation with elapsed, ETA and a PNG preview, decoding, done
+ * with image URLs and the seed), a late client getting the current state, several clients on
+ * one job, the original's {type:"generate"} messages and progress numbers, hostile frames, the
+ * client cap and the token.
+ */
+#include "harness.h"
+
+static long long submit(int port, const char *body)
+{
+    int st;
+    json_t *j = api(port, "POST", "/api/generate", body, &st);
+    CHECK_INT(st, 202);
+    long long id = jint(j, "job_id");
+    json_decref(j);
+    return id;
+}
+
+static void subscribe(wsc *w, long long id)
+{
+    char msg[96];
+    snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"jobs\":[%lld]}", id);
+    CHECK(wsc_send(w, msg) > 0);
+}
+
+static void check_sequence(int port)
+{
+    /* A slow job holds the generation worker so the watched job is still queued when the client
+     * subscribes; then the slow one is canceled and the watched one runs. */
+    long long blocker = submit(port, "{\"prompt\":\"block\",\"steps\":50,\"variations\":4,"
+                                     "\"width\":256,\"height\":256}");
+    long long id = submit(port, "{\"prompt\":\"watched\",\"steps\":3,\"variations\":2,"
+                                "\"width\":64,\"height\":64,\"seed\":5}");
+    wsc *a = wsc_open(port, "/ws/progress");
+    CHECK(a != NULL);
+    if (!a)
+        return;
+    size_t at = 0;
+    json_t *hello = wsc_wait(a, &at, "hello", 0, 5);
+    CHECK(hello != NULL);
+    json_decref(hello);
+    subscribe(a, id);
+    json_t *st = wsc_wait(a, &at, "state", id, 5);
+    CHECK(st != NULL);
+    CHECK_STR(jstr(json_object_get(st, "state"), "state"), "queued");
+    json_decref(st);
+    char path[64];
+    snprintf(path, sizeof path, "/api/jobs/%lld/cancel", blocker);
+    int code;
+    json_decref(api(port, "POST", path, NULL, &code));
+    CHECK(code == 200 || code == 202);
+
+    json_t *done = wsc_wait(a, &at, "done", id, 60);
+    CHECK(done != NULL);
+    json_t *imgs = json_object_get(done, "images");
+    CHECK_INT(json_array_size(imgs), 2);
+    CHECK_INT(jint(done, "seed"), 5);
+    CHECK(strncmp(jstr(json_array_get(imgs, 0), "url"), "/api/images/", 12) == 0);
+    json_decref(done);
+
+    /* every event of the job, in order */
+    json_t *msgs = wsc_messages(a);
+    int encoding = -1, decoding = -1, done_at = -1, steps[2][4] = {{0}}, n_steps = 0;
+    int last_step[2] = {0, 0}, ordered = 1, previews = 0;
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m)
+    {
+        if (jint(m, "job") != id)
+            continue;
+        const char *t = jstr(m, "type");
+        if (!strcmp(t, "stage") && !strcmp(jstr(m, "stage"), "encoding") && encoding < 0)
+            encoding = (int)i;
+        if (!strcmp(t, "stage") && !strcmp(jstr(m, "stage"), "decoding_image"))
+            decoding = (int)i;
+        if (!strcmp(t, "done"))
+            done_at = (int)i;
+        if (!strcmp(t, "step")) {
+            long long v = jint(m, "variation"), s = jint(m, "step");
+            CHECK_INT(jint(m, "steps"), 3);
+            CHECK_INT(jint(m, "variations"), 2);
+            CHECK(json_is_number(json_object_get(m, "elapsed")));
+            CHECK(json_is_number(json_object_get(m, "eta")));
+            if (v >= 1 && v <= 2 && s >= 1 && s <= 3) {
+                steps[v - 1][s]++;
+                ordered &= s > last_step[v - 1];
+                last_step[v - 1] = (int)s;
+            }
+            previews += !strncmp(jstr(m, "preview"), "data:image/png;base64,", 22);
+            n_steps++;
+            if (encoding < 0 || (int)i < encoding)
+                ordered = 0;
+        }
+    }
+    CHECK(encoding >= 0);
+    CHECK(decoding > encoding);
+    CHECK(done_at > decoding);
+    CHECK_INT(n_steps, 6);
+    for (int v = 0; v < 2; v++)
+        for (int s = 1; s <= 3; s++)
+            CHECK_INT(steps[v][s], 1);
+    CHECK(ordered);
+    CHECK_INT(previews, 6);
+    json_decref(msgs);
+
+    /* a client that comes back later gets the current state at once */
+    wsc *b = wsc_open(port, "/ws/progress");
+    size_t bt = 0;
+    subscribe(b, id);
+    json_t *bs = wsc_wait(b, &bt, "state", id, 5);
+    CHECK_STR(jstr(json_object_get(bs, "state"), "state"), "done");
+    json_decref(bs);
+    json_t *bd = wsc_wait(b, &bt, "done", id, 5);
+    CHECK(bd != NULL);
+    CHECK_INT(json_array_size(json_object_get(bd, "images")), 2);
+    json_decref(bd);
+
+    /* several clients on one job; one client on several jobs */
+    long long id2 = submit(port, "{\"prompt\":\"many\",\"steps\":2,\"width\":64,\"height\":64}");
+    char msg[128];
+    snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"jobs\":[%lld,%lld]}", id, id2);
+    wsc *c = wsc_open(port, "/ws/progress");
+    size_t ct = 0;
+    CHECK(wsc_send(c, msg) > 0);
+    subscribe(b, id2);
+    json_t *d1 = wsc_wait(b, &bt, "done", id2, 30);
+    json_t *d2 = wsc_wait(c, &ct, "done", id2, 30);
+    CHECK(d1 != NULL && d2 != NULL);
+    json_decref(d1);
+    json_decref(d2);
+    ct = 0;
+    json_t *d3 = wsc_wait(c, &ct, "done", id, 5);
+    CHECK(d3 != NULL);
+    json_decref(d3);
+
+    /* a job that does not exist */
+    subscribe(c, 987654);
+    json_t *e = wsc_wait(c, &ct, "error", 987654, 5);
+    CHECK(e != NULL && strstr(jstr(e, "message"), "987654") != NULL);
+    json_decref(e);
+    wsc_close(a);
+    wsc_close(b);
+    wsc_close(c);
+}
+
+static void check_original(int port)
+{
+    wsc *w = wsc_open(port, "/ws/progress");
+    CHECK(w != NULL);
+    if (!w)
+        return;
+    CHECK(wsc_send(w, "{\"type\":\"generate\",\"prompt\":\"orig\",\"negative_prompt\":\"\","
+                      "\"num_steps\":2,\"num_variations\":2,\"model\":\"lcm\",\"width\":64,"
+                      "\"height\":64}") > 0);
+    size_t at = 0;
+    json_t *complete = wsc_wait(w, &at, "complete", 0, 60);
+    CHECK(complete != NULL);
+    CHECK_INT(jint(complete, "count"), 2);
+    CHECK_INT(jint(complete, "progress"), 100);
+    CHECK_INT(json_array_size(json_object_get(complete, "images")), 2);
+    CHECK_INT(json_array_size(json_object_get(complete, "generation_times")), 2);
+    CHECK(json_number_value(json_object_get(complete, "total_time")) > 0);
+    json_decref(complete);
+    json_t *msgs = wsc_messages(w);
+    int n_progress = 0, n_time = 0, bad_progress = 0, time_before_complete = 1;
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m)
+    {
+        const char *t = jstr(m, "type");
+        if (!strcmp(t, "progress")) {
+            n_progress++;
+            double v = (double)jint(m, "variation"), k = (double)jint(m, "step");
+            double n = (double)jint(m, "total_variations"), s = (double)jint(m, "total_steps");
+            double want = ((v - 1) / n + k / (s * n)) * 100;
+            if (want > 99)
+                want = 99;
+            if (fabs(json_number_value(json_object_get(m, "progress")) - want) > 1e-6)
+                bad_progress++;
+        }
+        if (!strcmp(t, "generation_time")) {
+            n_time++;
+            CHECK(json_number_value(json_object_get(m, "time")) > 0);
+        }
+        if (!strcmp(t, "complete"))
+            time_before_complete &= n_time == 2;
+    }
+    CHECK_INT(n_progress, 4); /* 2 steps x 2 variations */
+    CHECK_INT(n_time, 2);
+    CHECK_INT(bad_progress, 0);
+    CHECK(time_before_complete);
+    json_decref(msgs);
+
+    /* validation errors come back as the original's error message, naming the field */
+    CHECK(wsc_send(w, "{\"type\":\"generate\",\"prompt\":\"x\",\"num_variations\":9}") > 0);
+    json_t *e = wsc_wait(w, &at, "error", 0, 5);
+    CHECK_STR(jstr(e, "field"), "num_variations");
+    json_decref(e);
+    wsc_close(w);
+}
+
+/* Raw TCP: a handshake, then one frame header of our making. */
+static int raw_ws(int port, const unsigned char *frame, size_t len, double wait_s)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    const char *hs = "GET /ws/progress HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n";
+    if (write(fd, hs, strlen(hs)) < 0 || write(fd, frame, len) < 0) {
+        close(fd);
+        return -1;
+    }
+    /* read until the server closes (or wait_s) */
+    struct timeval tv = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[4096];
+    int closed = 0;
+    double end = now_s() + wait_s;
+    while (now_s() < end) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+            closed = 1;
+            break;
+        }
+    }
+    close(fd);
+    return closed;
+}
+
+static void check_hostile(int port)
+{
+    wsc *w = wsc_open(port, "/ws/progress");
+    size_t at = 0;
+    CHECK(wsc_send(w, "{not json") > 0);
+    json_t *e = wsc_wait(w, &at, "error", 0, 5);
+    CHECK(e != NULL);
+    json_decref(e);
+    CHECK(wsc_send(w, "{\"type\":\"dance\"}") > 0);
+    e = wsc_wait(w, &at, "error", 0, 5);
+    CHECK_STR(jstr(e, "field"), "type");
+    json_decref(e);
+    CHECK(wsc_send(w, "{\"type\":\"subscribe\",\"jobs\":\"all\"}") > 0);
+    e = wsc_wait(w, &at, "error", 0, 5);
+    CHECK_STR(jstr(e, "field"), "jobs");
+    json_decref(e);
+    CHECK(wsc_send(w, "{\"type\":\"ping\"}") > 0);
+    json_t *p = wsc_wait(w, &at, "pong", 0, 5);
+    CHECK(p != NULL);
+    json_decref(p);
+    /* a binary frame closes the connection */
+    CHECK(mg_websocket_client_write(w->c, MG_WEBSOCKET_OPCODE_BINARY, "\x01\x02", 2) > 0);
+    CHECK(wsc_wait_closed(w, 5));
+    wsc_close(w);
+
+    /* a message over 64 KiB closes the connection */
+    w = wsc_open(port, "/ws/progress");
+    size_t big = 70 * 1024;
+    char *s = malloc(big + 1);
+    memset(s, 'a', big);
+    s[big] = 0;
+    CHECK(wsc_send(w, s) > 0);
+    free(s);
+    CHECK(wsc_wait_closed(w, 5));
+    wsc_close(w);
+
+    /* frames with absurd lengths, unmasked frames, reserved opcodes: each connection ends */
+    static const unsigned char huge[] = {0x81, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff,
+                                         0xff, 0xff, 0xff, 1,    2,    3,    4};
+    static const unsigned char unmasked[] = {0x81, 0x05, 'h', 'e', 'l', 'l', 'o'};
+    static const unsigned char reserved[] = {0x83, 0x80, 1, 2, 3, 4};
+    CHECK_INT(raw_ws(port, huge, sizeof huge, 5), 1);
+    CHECK(raw_ws(port, unmasked, sizeof unmasked, 1) >= 0);
+    CHECK(raw_ws(port, reserved, sizeof reserved, 1) >= 0);
+
+    /* and the server keeps serving */
+    int st;
+    json_t *h = api(port, "GET", "/api/health", NULL, &st);
+    CHECK_INT(st, 200);
+    json_decref(h);
+    w = wsc_open(port, "/ws/progress");
+    at = 0;
+    CHECK(w != NULL);
+    if (w) {
+        CHECK(wsc_send(w, "{\"type\":\"ping\"}") > 0);
+        p = wsc_wait(w, &at, "pong", 0, 5);
+        CHECK(p != NULL);
+        json_decref(p);
+        wsc_close(w);
+    }
+}
+
+static void check_cap_and_token(const char *root)
+{
+    char data[600];
+    snprintf(data, sizeof data, "%s/cap", root);
+    mkdir(data, 0755);
+    srv s;
+    const char *extra[] = {"--max-ws", "2", "--token", "tok", NULL};
+    if (srv_start(&s, data, extra)) {
+        CHECK(!"the capped server did not start");
+        return;
+    }
+    char ebuf[128];
+    struct mg_connection *no = mg_connect_websocket_client(
+        "127.0.0.1", s.port, 0, ebuf, sizeof ebuf, "/ws/progress", NULL, NULL, NULL, NULL);
+    CHECK(no == NULL);
+    if (no)
+        mg_close_connection(no);
+    wsc *a = wsc_open(s.port, "/ws/progress?token=tok");
+    wsc *b = wsc_open(s.port, "/ws/progress?token=tok");
+    CHECK(a != NULL && b != NULL);
+    struct mg_connection *third =
+        mg_connect_websocket_client("127.0.0.1", s.port, 0, ebuf, sizeof ebuf,
+                                    "/ws/progress?token=tok", NULL, NULL, NULL, NULL);
+    CHECK(third == NULL);
+    if (third)
+        mg_close_connection(third);
+    int st;
+    json_t *h = api(s.port, "GET", "/api/health?token=tok", NULL, &st);
+    CHECK_INT(jint(h, "websockets"), 2);
+    json_decref(h);
+    wsc_close(a);
+    /* a place frees up once a client leaves */
+    double end = now_s() + 5;
+    wsc *c = NULL;
+    while (!c && now_s() < end) {
+        sleep_ms(100);
+        c = wsc_open(s.port, "/ws/progress?token=tok");
+    }
+    CHECK(c != NULL);
+    wsc_close(b);
+    wsc_close(c);
+    CHECK_INT(srv_stop(&s, SIGTERM), 0);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    mg_init_library(0);
+    char *t = test_tmpdir("server-ws");
+    char data[600];
+    snprintf(data, sizeof data, "%s/data", t);
+    mkdir(data, 0755);
+    srv s;
+    if (srv_start(&s, data, NULL)) {
+        srv_dump_log(&s);
+        CHECK(!"the server did not start");
+        TEST_DONE();
+    }
+    double t0 = now_s();
+    check_sequence(s.port);
+    fprintf(stderr, "sequence: %.1f s\n", now_s() - t0);
+    check_original(s.port);
+    fprintf(stderr, "original: %.1f s\n", now_s() - t0);
+    check_hostile(s.port);
+    fprintf(stderr, "hostile: %.1f s\n", now_s() - t0);
+    CHECK_INT(srv_stop(&s, SIGTERM), 0);
+    check_cap_and_token(t);
+    fprintf(stderr, "cap and token: %.1f s\n", now_s() - t0);
+    if (test_failures)
+        srv_dump_log(&s);
+    test_rmtree(t);
+    free(t);
+    mg_exit_library();
+    TEST_DONE();
+}
