@@ -32,24 +32,25 @@ static void on_sigint(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: mus2pic generate --model DIR|NAME|HUB_ID --prompt TEXT --out FILE.png [options]\n"
-            "\n"
-            "  --model M            model folder, hub id (SimianLuo/LCM_Dreamshaper_v7) or name (lcm)\n"
-            "  --prompt TEXT        what to draw\n"
-            "  --negative-prompt T  accepted; LCM models ignore it (no classifier-free guidance)\n"
-            "  --steps N            1..50 (default: the model's, 8 for lcm)\n"
-            "  --guidance G         LCM guidance (w-embedding) scale (default 8.5)\n"
-            "  --width W --height H multiples of 8 in 64..2048 (default 512)\n"
-            "  --seed N             variation i uses seed N+i (default: random, printed)\n"
-            "  --variations N       1..8 images, one batch (FILE-1.png ... FILE-N.png)\n"
-            "  --threads N          compute threads (default: all cores)\n"
-            "  --taesd DIR          decode with the TAESD tiny decoder from DIR (fast, no VAE)\n"
-            "  --latents F          initial latents: safetensors tensor 'latents' f32 [N,4,H/8,W/8]\n"
-            "  --noise F            noise between steps: tensor 'noise' f32 [steps-1,N,4,H/8,W/8]\n"
-            "  --raw-out F          also write tensor 'image' f32 [N,3,H,W] in [0,1]\n"
-            "  --out FILE.png       output image\n"
-            "  -v, --verbose        a progress line per step when not on a terminal\n");
+    fprintf(
+        f,
+        "usage: mus2pic generate --model DIR|NAME|HUB_ID --prompt TEXT --out FILE.png [options]\n"
+        "\n"
+        "  --model M            model folder, hub id (SimianLuo/LCM_Dreamshaper_v7) or name (lcm)\n"
+        "  --prompt TEXT        what to draw\n"
+        "  --negative-prompt T  accepted; LCM models ignore it (no classifier-free guidance)\n"
+        "  --steps N            1..50 (default: the model's, 8 for lcm)\n"
+        "  --guidance G         LCM guidance (w-embedding) scale (default 8.5)\n"
+        "  --width W --height H multiples of 8 in 64..2048 (default 512)\n"
+        "  --seed N             variation i uses seed N+i (default: random, printed)\n"
+        "  --variations N       1..8 images, one batch (FILE-1.png ... FILE-N.png)\n"
+        "  --threads N          compute threads (default: all cores)\n"
+        "  --taesd DIR          decode with the TAESD tiny decoder from DIR (fast, no VAE)\n"
+        "  --latents F          initial latents: safetensors tensor 'latents' f32 [N,4,H/8,W/8]\n"
+        "  --noise F            noise between steps: tensor 'noise' f32 [steps-1,N,4,H/8,W/8]\n"
+        "  --raw-out F          also write tensor 'image' f32 [N,3,H,W] in [0,1]\n"
+        "  --out FILE.png       output image\n"
+        "  -v, --verbose        a progress line per step when not on a terminal\n");
 }
 
 static int parse_int(const char *opt, const char *s, long lo, long hi, int *out)
@@ -118,8 +119,8 @@ static int read_tensor(const char *opt, const char *path, const char *name, int 
         for (int i = 0; i < ndim; i++)
             p += snprintf(p, sizeof want - (size_t)(p - want), "%s%lld", i ? "," : "",
                           (long long)shape[i]);
-        fprintf(stderr, "mus2pic generate: %s %s: needs a float32 tensor '%s' of shape [%s]\n",
-                opt, path, name, want);
+        fprintf(stderr, "mus2pic generate: %s %s: needs a float32 tensor '%s' of shape [%s]\n", opt,
+                path, name, want);
         st_close(f);
         return -1;
     }
@@ -146,15 +147,23 @@ static int folder_of_exists(const char *path)
 int cmd_generate(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},   {"prompt", required_argument, 0, 'p'},
+        {"model", required_argument, 0, 'm'},
+        {"prompt", required_argument, 0, 'p'},
         {"negative-prompt", required_argument, 0, 'n'},
-        {"steps", required_argument, 0, 's'},   {"guidance", required_argument, 0, 'g'},
-        {"width", required_argument, 0, 'W'},   {"height", required_argument, 0, 'H'},
-        {"seed", required_argument, 0, 'S'},    {"variations", required_argument, 0, 'V'},
-        {"threads", required_argument, 0, 't'}, {"taesd", required_argument, 0, 'T'},
-        {"latents", required_argument, 0, 'L'}, {"noise", required_argument, 0, 'N'},
-        {"raw-out", required_argument, 0, 'R'}, {"out", required_argument, 0, 'o'},
-        {"verbose", no_argument, 0, 'v'},       {"help", no_argument, 0, 'h'},
+        {"steps", required_argument, 0, 's'},
+        {"guidance", required_argument, 0, 'g'},
+        {"width", required_argument, 0, 'W'},
+        {"height", required_argument, 0, 'H'},
+        {"seed", required_argument, 0, 'S'},
+        {"variations", required_argument, 0, 'V'},
+        {"threads", required_argument, 0, 't'},
+        {"taesd", required_argument, 0, 'T'},
+        {"latents", required_argument, 0, 'L'},
+        {"noise", required_argument, 0, 'N'},
+        {"raw-out", required_argument, 0, 'R'},
+        {"out", required_argument, 0, 'o'},
+        {"verbose", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *model = NULL, *out = NULL, *taesd = NULL, *latents_f = NULL, *noise_f = NULL,
@@ -167,9 +176,15 @@ int cmd_generate(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model = optarg; break;
-        case 'p': p.prompt = optarg; break;
-        case 'n': p.negative_prompt = optarg; break;
+        case 'm':
+            model = optarg;
+            break;
+        case 'p':
+            p.prompt = optarg;
+            break;
+        case 'n':
+            p.negative_prompt = optarg;
+            break;
         case 's':
             if (parse_int("--steps", optarg, 1, 50, &p.steps))
                 return 2;
@@ -179,7 +194,8 @@ int cmd_generate(int argc, char **argv)
             errno = 0;
             double g = strtod(optarg, &end);
             if (errno || end == optarg || *end || !isfinite(g) || fabs(g) > 1000) {
-                fprintf(stderr, "mus2pic generate: --guidance '%s' must be a number in -1000..1000\n",
+                fprintf(stderr,
+                        "mus2pic generate: --guidance '%s' must be a number in -1000..1000\n",
                         optarg);
                 return 2;
             }
@@ -220,13 +236,27 @@ int cmd_generate(int argc, char **argv)
             if (parse_int("--threads", optarg, 1, 1024, &threads))
                 return 2;
             break;
-        case 'T': taesd = optarg; break;
-        case 'L': latents_f = optarg; break;
-        case 'N': noise_f = optarg; break;
-        case 'R': raw_f = optarg; break;
-        case 'o': out = optarg; break;
-        case 'v': verbose = 1; break;
-        case 'h': usage(stdout); return 0;
+        case 'T':
+            taesd = optarg;
+            break;
+        case 'L':
+            latents_f = optarg;
+            break;
+        case 'N':
+            noise_f = optarg;
+            break;
+        case 'R':
+            raw_f = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'v':
+            verbose = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
         case ':':
             fprintf(stderr, "mus2pic generate: %s needs a value\n", argv[optind - 1]);
             return 2;
@@ -242,7 +272,9 @@ int cmd_generate(int argc, char **argv)
     }
     if (!model || !p.prompt || !out) {
         fprintf(stderr, "mus2pic generate: %s is required\n\n",
-                !model ? "--model" : !p.prompt ? "--prompt" : "--out");
+                !model      ? "--model"
+                : !p.prompt ? "--prompt"
+                            : "--out");
         usage(stderr);
         return 2;
     }
@@ -324,7 +356,7 @@ int cmd_generate(int argc, char **argv)
         goto out_model;
     }
     /* write every file, or none */
-    char (*names)[4200] = calloc((size_t)N, sizeof *names);
+    char(*names)[4200] = calloc((size_t)N, sizeof *names);
     int written = 0, failed = 0;
     for (int i = 0; names && i < N && !failed; i++) {
         if (N == 1)

@@ -13,9 +13,10 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: mus2pic models list\n"
-               "       mus2pic models fetch NAME|HUB_ID   (e.g. lcm, SimianLuo/LCM_Dreamshaper_v7)\n"
-               "fetch honours HF_ENDPOINT, HF_TOKEN and HF_HOME / HF_HUB_CACHE.\n");
+    fprintf(f,
+            "usage: mus2pic models list\n"
+            "       mus2pic models fetch NAME|HUB_ID   (e.g. lcm, SimianLuo/LCM_Dreamshaper_v7)\n"
+            "fetch honours HF_ENDPOINT, HF_TOKEN and HF_HOME / HF_HUB_CACHE.\n");
 }
 
 static int list(void)

@@ -27,13 +27,21 @@ int cmd_tokenize(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model = optarg; break;
-        case 'c': count = 1; break;
+        case 'm':
+            model = optarg;
+            break;
+        case 'c':
+            count = 1;
+            break;
         case 'h':
             printf("usage: mus2pic tokenize --model DIR|NAME|HUB_ID [--count] TEXT\n");
             return 0;
-        case ':': fprintf(stderr, "mus2pic tokenize: %s needs a value\n", argv[optind - 1]); return 2;
-        default: fprintf(stderr, "mus2pic tokenize: unknown option '%s'\n", argv[optind - 1]); return 2;
+        case ':':
+            fprintf(stderr, "mus2pic tokenize: %s needs a value\n", argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "mus2pic tokenize: unknown option '%s'\n", argv[optind - 1]);
+            return 2;
         }
     }
     if (!model || optind != argc - 1) {

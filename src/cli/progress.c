@@ -62,7 +62,10 @@ progress *progress_start(FILE *out, const char *label, int64_t total, int unit, 
     return p;
 }
 
-int progress_is_tty(const progress *p) { return p && !p->quiet && p->tty; }
+int progress_is_tty(const progress *p)
+{
+    return p && !p->quiet && p->tty;
+}
 
 void progress_label(progress *p, const char *label)
 {
@@ -126,8 +129,8 @@ void progress_update(progress *p, int64_t done, int64_t total, const char *detai
     }
     p->last_pct = pct;
     p->last_draw = t;
-    fprintf(p->out, "%s: %s%s%s (%.1fs)\n", p->label, nums, detail ? " " : "",
-            detail ? detail : "", t - p->t0);
+    fprintf(p->out, "%s: %s%s%s (%.1fs)\n", p->label, nums, detail ? " " : "", detail ? detail : "",
+            t - p->t0);
     fflush(p->out);
 }
 

@@ -42,7 +42,10 @@ static void mem_write(png_structp png, png_bytep src, png_size_t n)
     b->len += n;
 }
 
-static void mem_flush(png_structp png) { (void)png; }
+static void mem_flush(png_structp png)
+{
+    (void)png;
+}
 
 static void png_warn_silent(png_structp png, png_const_charp msg)
 {

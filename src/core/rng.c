@@ -42,7 +42,10 @@ void m2p_rng_init(m2p_rng *r, uint64_t seed)
     r->pos = 4;
 }
 
-static double unit(uint32_t x) { return ((double)x + 0.5) * (1.0 / 4294967296.0); }
+static double unit(uint32_t x)
+{
+    return ((double)x + 0.5) * (1.0 / 4294967296.0);
+}
 
 static void refill(m2p_rng *r)
 {

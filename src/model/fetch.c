@@ -32,10 +32,10 @@
 #define API_MAX_BYTES (16 << 20)
 
 typedef struct {
-    char path[512];   /* repo-relative */
-    char blob[80];    /* blob id: lfs sha256, else git blob id */
-    char sha256[65];  /* "" when the hub gives none */
-    int64_t size;     /* -1 unknown */
+    char path[512];  /* repo-relative */
+    char blob[80];   /* blob id: lfs sha256, else git blob id */
+    char sha256[65]; /* "" when the hub gives none */
+    int64_t size;    /* -1 unknown */
 } fetch_file;
 
 typedef struct {
@@ -292,8 +292,7 @@ static int download_blob(const fetch_ctx *c, const fetch_file *f, const char *bl
                 return rc; /* will not get better by retrying; keep the partial file */
             continue;
         }
-        rc = m2p_error(M2P_ENETWORK, "%s: %s", url,
-                       wr ? "write failed" : curl_easy_strerror(cc));
+        rc = m2p_error(M2P_ENETWORK, "%s: %s", url, wr ? "write failed" : curl_easy_strerror(cc));
         if (wr)
             return rc;
     }
@@ -302,8 +301,8 @@ static int download_blob(const fetch_ctx *c, const fetch_file *f, const char *bl
     int64_t got = file_size(part);
     if (f->size >= 0 && got != f->size) {
         unlink(part);
-        return m2p_error(M2P_ENETWORK, "%s: got %lld bytes, expected %lld", f->path,
-                         (long long)got, (long long)f->size);
+        return m2p_error(M2P_ENETWORK, "%s: got %lld bytes, expected %lld", f->path, (long long)got,
+                         (long long)f->size);
     }
     if (f->sha256[0]) {
         char hex[65];
@@ -396,7 +395,8 @@ static int add_file(json_t *s, fetch_file *files, int *n, int max)
     const char *blob = json_string_value(json_object_get(s, "blobId"));
     if (f->sha256[0])
         snprintf(f->blob, sizeof f->blob, "%s", f->sha256);
-    else if (blob && strlen(blob) < sizeof f->blob && strspn(blob, "0123456789abcdef") == strlen(blob))
+    else if (blob && strlen(blob) < sizeof f->blob &&
+             strspn(blob, "0123456789abcdef") == strlen(blob))
         snprintf(f->blob, sizeof f->blob, "%s", blob);
     return 0;
 }

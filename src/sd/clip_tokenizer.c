@@ -28,7 +28,7 @@
 /* ---------------------------------------------------------------------------------------- */
 
 typedef struct {
-    char *str;     /* owned */
+    char *str; /* owned */
     int len;
     int32_t vocab; /* vocabulary id, or the unknown id when the string is not in vocab.json */
 } clip_sym;
@@ -392,9 +392,18 @@ const char *clip_token_str(const clip_tokenizer *t, int32_t id)
 {
     return id >= 0 && id < t->n_ids ? t->id_str[id] : NULL;
 }
-int32_t clip_bos_id(const clip_tokenizer *t) { return t->bos; }
-int32_t clip_eos_id(const clip_tokenizer *t) { return t->eos; }
-int32_t clip_pad_id(const clip_tokenizer *t) { return t->pad; }
+int32_t clip_bos_id(const clip_tokenizer *t)
+{
+    return t->bos;
+}
+int32_t clip_eos_id(const clip_tokenizer *t)
+{
+    return t->eos;
+}
+int32_t clip_pad_id(const clip_tokenizer *t)
+{
+    return t->pad;
+}
 
 /* ---------------------------------------------------------------------------------------- */
 /* Code point buffers                                                                        */
@@ -497,8 +506,10 @@ static int is_control(int32_t c)
     case UTF8PROC_CATEGORY_CC:
     case UTF8PROC_CATEGORY_CF:
     case UTF8PROC_CATEGORY_CS:
-    case UTF8PROC_CATEGORY_CO: return 1;
-    default: return 0;
+    case UTF8PROC_CATEGORY_CO:
+        return 1;
+    default:
+        return 0;
     }
 }
 
@@ -528,8 +539,8 @@ static int is_cjk(int32_t c)
 static int is_cased(int32_t c)
 {
     utf8proc_category_t k = utf8proc_category(c);
-    return k == UTF8PROC_CATEGORY_LU || k == UTF8PROC_CATEGORY_LL ||
-           k == UTF8PROC_CATEGORY_LT || utf8proc_tolower(c) != c || utf8proc_toupper(c) != c;
+    return k == UTF8PROC_CATEGORY_LU || k == UTF8PROC_CATEGORY_LL || k == UTF8PROC_CATEGORY_LT ||
+           utf8proc_tolower(c) != c || utf8proc_toupper(c) != c;
 }
 
 static int is_case_ignorable(int32_t c)
@@ -539,13 +550,15 @@ static int is_case_ignorable(int32_t c)
     case UTF8PROC_CATEGORY_ME:
     case UTF8PROC_CATEGORY_CF:
     case UTF8PROC_CATEGORY_LM:
-    case UTF8PROC_CATEGORY_SK: return 1;
-    default: break;
+    case UTF8PROC_CATEGORY_SK:
+        return 1;
+    default:
+        break;
     }
     /* Word_Break MidLetter, MidNumLet, Single_Quote */
     return c == 0x27 || c == 0x2E || c == 0x3A || c == 0xB7 || c == 0x387 || c == 0x5F4 ||
-           c == 0x2018 || c == 0x2019 || c == 0x2024 || c == 0x2027 || c == 0xFE13 ||
-           c == 0xFE52 || c == 0xFE55 || c == 0xFF07 || c == 0xFF0E || c == 0xFF1A;
+           c == 0x2018 || c == 0x2019 || c == 0x2024 || c == 0x2027 || c == 0xFE13 || c == 0xFE52 ||
+           c == 0xFE55 || c == 0xFF07 || c == 0xFF0E || c == 0xFF1A;
 }
 
 /* Python's str.lower() on one whitespace-free word: full mapping for U+0130 and the
@@ -704,7 +717,10 @@ static int is_re_space(int32_t c)
            c == 0x205F || c == 0x3000;
 }
 
-static int32_t ascii_lower(int32_t c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+static int32_t ascii_lower(int32_t c)
+{
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
 
 /* Case-insensitive match of an ASCII literal at v[i]. */
 static int match_lit(const int32_t *v, size_t n, size_t i, const char *lit)

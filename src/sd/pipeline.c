@@ -53,8 +53,8 @@ static double now_s(void)
 
 m2p_model_params m2p_model_default_params(void)
 {
-    return (m2p_model_params){.n_threads = 0, .compute_dtype = M2P_DTYPE_F32, .load_vae = 1,
-                              .taesd = NULL};
+    return (m2p_model_params){
+        .n_threads = 0, .compute_dtype = M2P_DTYPE_F32, .load_vae = 1, .taesd = NULL};
 }
 
 m2p_gen_params m2p_gen_default_params(void)
@@ -212,18 +212,36 @@ void m2p_model_free(m2p_model *m)
     free(m);
 }
 
-const char *m2p_model_path(const m2p_model *m) { return m ? m->path : NULL; }
-size_t m2p_model_memory(const m2p_model *m) { return m ? m->memory : 0; }
+const char *m2p_model_path(const m2p_model *m)
+{
+    return m ? m->path : NULL;
+}
+size_t m2p_model_memory(const m2p_model *m)
+{
+    return m ? m->memory : 0;
+}
 
 void pipeline_set_tap(m2p_model *m, sd_tap tap, void *ud)
 {
     m->tap = tap;
     m->tap_ud = ud;
 }
-const clip_tokenizer *pipeline_tokenizer(const m2p_model *m) { return m->tok; }
-unet *pipeline_unet(m2p_model *m) { return m->unet; }
-vae *pipeline_vae(m2p_model *m) { return m->vae; }
-taesd *pipeline_taesd(m2p_model *m) { return m->taesd; }
+const clip_tokenizer *pipeline_tokenizer(const m2p_model *m)
+{
+    return m->tok;
+}
+unet *pipeline_unet(m2p_model *m)
+{
+    return m->unet;
+}
+vae *pipeline_vae(m2p_model *m)
+{
+    return m->vae;
+}
+taesd *pipeline_taesd(m2p_model *m)
+{
+    return m->taesd;
+}
 
 int m2p_tokenize(const m2p_model *model, const char *text, int32_t ids[M2P_CLIP_MAX_TOKENS],
                  int *n_untruncated)
@@ -279,13 +297,11 @@ static int validate(const m2p_model *m, const m2p_gen_params *p, int *steps)
         return m2p_error(M2P_EINVAL, "steps %d: this model's LCM schedule allows at most %d",
                          *steps, m->sched.original_inference_steps);
     if (p->variations < 1 || p->variations > MAX_VARIATIONS)
-        return m2p_error(M2P_EINVAL, "variations %d: must be 1..%d", p->variations,
-                         MAX_VARIATIONS);
+        return m2p_error(M2P_EINVAL, "variations %d: must be 1..%d", p->variations, MAX_VARIATIONS);
     if (p->width < 64 || p->width > 2048 || p->width % 8)
         return m2p_error(M2P_EINVAL, "width %d: must be a multiple of 8 in 64..2048", p->width);
     if (p->height < 64 || p->height > 2048 || p->height % 8)
-        return m2p_error(M2P_EINVAL, "height %d: must be a multiple of 8 in 64..2048",
-                         p->height);
+        return m2p_error(M2P_EINVAL, "height %d: must be a multiple of 8 in 64..2048", p->height);
     if (!isfinite(p->guidance))
         return m2p_error(M2P_EINVAL, "guidance: must be a finite number");
     if (p->preview < M2P_PREVIEW_NONE || p->preview > M2P_PREVIEW_TAESD)
@@ -357,8 +373,8 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
 
     /* Refuse what would not fit: UNet scratch for the batch, decoder scratch for one image,
      * and our own buffers. */
-    size_t own = ((size_t)N * L * hidden + 4 * N * nl + 2 * npix) * sizeof(float) +
-                 (size_t)N * npix;
+    size_t own =
+        ((size_t)N * L * hidden + 4 * N * nl + 2 * npix) * sizeof(float) + (size_t)N * npix;
     size_t dec = p->use_taesd ? 16 * npix * sizeof(float) : vae_scratch_bytes(m->vae, 1, h, w);
     size_t un = unet_scratch_bytes(m->unet, N, h, w, L);
     size_t need = own + (un > dec ? un : dec);
@@ -387,8 +403,8 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
         b.preview = malloc((size_t)N * npix);
     for (int i = 0; i < N; i++)
         memset(&out[i], 0, sizeof out[i]);
-    if (!b.ctx || (cond_dim > 0 && !b.cond) || !b.lat || !b.pred || !b.den || !b.noise ||
-        !b.img || !b.z || !b.rng || (p->preview && !b.preview)) {
+    if (!b.ctx || (cond_dim > 0 && !b.cond) || !b.lat || !b.pred || !b.den || !b.noise || !b.img ||
+        !b.z || !b.rng || (p->preview && !b.preview)) {
         bufs_free(&b);
         return m2p_error(M2P_ENOMEM, "generate: out of memory");
     }

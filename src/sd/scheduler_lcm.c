@@ -6,10 +6,10 @@
  *   c_skip = sd^2 / ((s t)^2 + sd^2), c_out = s t / sqrt((s t)^2 + sd^2), sd = 0.5, s = 10
  *     (the consistency boundary condition, paper eq. 4 with timestep_scaling);
  *   x0 = (x - sqrt(1 - a_t) eps) / sqrt(a_t); denoised = c_out x0 + c_skip x;
- *   x_prev = sqrt(a_prev) denoised + sqrt(1 - a_prev) z, except on the last step (x_prev = denoised).
- * Every scalar is float32 with torch's operation order (betas by torch.linspace's vectorised
- * kernel, cumprod accumulated in double as torch's CPU kernel does), so results match bit for
- * bit or within an ulp.
+ *   x_prev = sqrt(a_prev) denoised + sqrt(1 - a_prev) z, except on the last step (x_prev =
+ * denoised). Every scalar is float32 with torch's operation order (betas by torch.linspace's
+ * vectorised kernel, cumprod accumulated in double as torch's CPU kernel does), so results match
+ * bit for bit or within an ulp.
  */
 #include "sd/scheduler_lcm.h"
 
@@ -143,8 +143,8 @@ int lcm_config_load(const char *path, lcm_config *c)
         else if (!strcmp(sched, "linear"))
             c->scaled_linear = 0;
         else {
-            rc = m2p_error(M2P_EUNSUPPORTED, "%s: beta_schedule '%s' is not supported", path,
-                           sched);
+            rc =
+                m2p_error(M2P_EUNSUPPORTED, "%s: beta_schedule '%s' is not supported", path, sched);
             goto out;
         }
     }
@@ -200,8 +200,8 @@ int lcm_init(lcm_scheduler *s, const lcm_config *c)
     }
     if (c->scaled_linear) {
         /* betas = linspace(beta_start**0.5, beta_end**0.5, T, float32) ** 2 (sqrt in double) */
-        torch_linspace_f32((float)sqrt((double)c->beta_start), (float)sqrt((double)c->beta_end),
-                           T, betas);
+        torch_linspace_f32((float)sqrt((double)c->beta_start), (float)sqrt((double)c->beta_end), T,
+                           betas);
         for (int i = 0; i < T; i++)
             betas[i] = betas[i] * betas[i];
     } else {
@@ -265,9 +265,8 @@ void lcm_scalings(const lcm_scheduler *s, int64_t t, float *c_skip, float *c_out
     *c_out = st / sqrtf(d);
 }
 
-int lcm_step(const lcm_scheduler *s, int step_index, const float *model_output,
-             const float *sample, const float *noise, size_t n, float *denoised,
-             float *prev_sample)
+int lcm_step(const lcm_scheduler *s, int step_index, const float *model_output, const float *sample,
+             const float *noise, size_t n, float *denoised, float *prev_sample)
 {
     if (step_index < 0 || step_index >= s->n_steps)
         return m2p_error(M2P_EINVAL, "scheduler: step %d outside 0..%d", step_index,

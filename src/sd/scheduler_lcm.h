@@ -47,9 +47,8 @@ void lcm_scalings(const lcm_scheduler *s, int64_t t, float *c_skip, float *c_out
 /* One step over n values: the step_index-th timestep of the schedule. noise is used (and must be
  * given) on every step but the last; on the last step prev_sample = denoised. prev_sample may
  * alias sample. */
-int lcm_step(const lcm_scheduler *s, int step_index, const float *model_output,
-             const float *sample, const float *noise, size_t n, float *denoised,
-             float *prev_sample);
+int lcm_step(const lcm_scheduler *s, int step_index, const float *model_output, const float *sample,
+             const float *noise, size_t n, float *denoised, float *prev_sample);
 
 /* LatentConsistencyModelPipeline.get_guidance_scale_embedding(w = guidance - 1, dim), in float32
  * like diffusers: w*1000 times exp(-ln(10000) i / (half-1)), then [sin | cos] (zero pad for odd

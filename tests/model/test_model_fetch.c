@@ -34,7 +34,8 @@ static const struct {
     {"tokenizer/tokenizer_config.json", "tokenizer/tokenizer_config.json", 0},
     {"tokenizer/vocab.json", "tokenizer/vocab.json", 0},
     {"unet/config.json", "unet/config.json", 0},
-    {"unet/diffusion_pytorch_model.fp16.safetensors", "unet/diffusion_pytorch_model.safetensors", 1},
+    {"unet/diffusion_pytorch_model.fp16.safetensors", "unet/diffusion_pytorch_model.safetensors",
+     1},
     {"unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.safetensors", 1},
     {"vae/config.json", "vae/config.json", 0},
     {"vae/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors", 1},
@@ -224,8 +225,8 @@ int main(void)
     CHECK(strstr(m2p_errmsg(), "sha256") != NULL);
     CHECK(strstr(m2p_errmsg(), "vae/diffusion_pytorch_model.safetensors") != NULL);
     CHECK_INT(m2p_model_resolve(REPO, out, sizeof out), M2P_ENOTFOUND);
-    snprintf(p, sizeof p, "%s/hub/models--test-org--tiny-lcm/snapshots/%s/model_index.json",
-             home, COMMIT);
+    snprintf(p, sizeof p, "%s/hub/models--test-org--tiny-lcm/snapshots/%s/model_index.json", home,
+             COMMIT);
     CHECK(access(p, F_OK) != 0);
     s.bad_sha = 0;
     test_rmtree(home); /* start clean, so every needed file is requested below */
@@ -241,7 +242,8 @@ int main(void)
     CHECK_STR(s.token_seen, "Bearer hf_testtoken");
     /* only what the engine needs; fp16 preferred */
     for (int i = 0; i < NFILES; i++) {
-        int want = strcmp(files[i].path, "README.md") && strcmp(files[i].path, "text_encoder/model.safetensors") &&
+        int want = strcmp(files[i].path, "README.md") &&
+                   strcmp(files[i].path, "text_encoder/model.safetensors") &&
                    strcmp(files[i].path, "unet/diffusion_pytorch_model.safetensors");
         if (!want)
             CHECK_INT(s.requests[i], 0);

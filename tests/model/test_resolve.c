@@ -117,8 +117,7 @@ int main(void)
     char cwd[1024];
     CHECK(getcwd(cwd, sizeof cwd) != NULL);
     CHECK_INT(chdir(root), 0);
-    CHECK_INT(m2p_model_resolve("CompVis/stable-diffusion-v1-4", out, sizeof out),
-              M2P_ENOTFOUND);
+    CHECK_INT(m2p_model_resolve("CompVis/stable-diffusion-v1-4", out, sizeof out), M2P_ENOTFOUND);
     mkdirs("models/stable-diffusion-v1-4");
     CHECK_INT(m2p_model_resolve("sd14", out, sizeof out), 0);
     CHECK_STR(out, "models/stable-diffusion-v1-4");

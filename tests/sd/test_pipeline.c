@@ -27,7 +27,7 @@ static double tol_for(const char *name)
         const char *name;
         double tol;
     } t[] = {
-        {"prompt_embeds", 2e-5},   {"timestep_cond", 1e-6},    {"latents_in", 0},
+        {"prompt_embeds", 2e-5},    {"timestep_cond", 1e-6},  {"latents_in", 0},
         {"step0.noise_pred", 2e-5}, {"step0.denoised", 2e-4}, {"step0.latents", 5e-5},
         {"step1.noise_pred", 1e-5}, {"step1.denoised", 2e-4}, {"step1.latents", 2e-4},
         {"step2.noise_pred", 1e-5}, {"step2.denoised", 5e-4}, {"step2.latents", 2e-4},
@@ -426,8 +426,7 @@ int main(void)
     snprintf(path, sizeof path, "%s/vae/config.json", dir);
     copy_file(test_fixture("sd-tiny/model/vae/config.json"), path, -1);
     snprintf(path, sizeof path, "%s/vae/diffusion_pytorch_model.safetensors", dir);
-    copy_file(test_fixture("sd-tiny/model/vae/diffusion_pytorch_model.safetensors"), path,
-              900000);
+    copy_file(test_fixture("sd-tiny/model/vae/diffusion_pytorch_model.safetensors"), path, 900000);
     CHECK(m2p_model_load(dir, NULL, &x) < 0);
     printf("truncated vae: %s\n", m2p_errmsg());
     CHECK(strstr(m2p_errmsg(), "diffusion_pytorch_model.safetensors") != NULL);

@@ -136,7 +136,8 @@ int main(void)
     st_close(sf);
 
     /* guidance embedding vs the recorded timestep_cond (guidance 8.5, dim 256) */
-    const char *files[] = {"sd-tiny/golden/unet.safetensors", "sd-tiny/golden/pipeline.safetensors"};
+    const char *files[] = {"sd-tiny/golden/unet.safetensors",
+                           "sd-tiny/golden/pipeline.safetensors"};
     for (int f = 0; f < 2; f++) {
         st_file *uf = NULL;
         CHECK_INT(st_open(test_fixture(files[f]), &uf), 0);

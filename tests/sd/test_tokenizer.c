@@ -77,8 +77,9 @@ int main(void)
      * an overlong encoding, a surrogate, bytes over U+10FFFF. */
     int32_t a[77], b[77];
     int na, nb;
-    CHECK_INT(clip_tokenize(tok, "a \x80photo\xC0\xAF of \xED\xA0\x80"
-                                 "a\xF5\x80 cat\xE2\x82",
+    CHECK_INT(clip_tokenize(tok,
+                            "a \x80photo\xC0\xAF of \xED\xA0\x80"
+                            "a\xF5\x80 cat\xE2\x82",
                             a, 77, &na),
               0);
     CHECK_INT(clip_tokenize(tok, "a photo of a cat", b, 77, &nb), 0);
@@ -94,7 +95,10 @@ int main(void)
 
     /* Normalisation: control/format chars dropped, whitespace collapsed, CJK spaced, lower case. */
     char *norm;
-    CHECK_INT(clip_normalize("  A\tB\x01\xE2\x80\x8B" "C\xE6\x9D\xB1X  ", &norm), 0);
+    CHECK_INT(clip_normalize("  A\tB\x01\xE2\x80\x8B"
+                             "C\xE6\x9D\xB1X  ",
+                             &norm),
+              0);
     CHECK_STR(norm, "a bc \xE6\x9D\xB1 x");
     free(norm);
     CHECK_INT(clip_normalize("\xCE\x9F\xCE\x94\xCE\x9F\xCE\xA3", &norm), 0); /* ΟΔΟΣ -> οδος */
