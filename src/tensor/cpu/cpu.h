@@ -7,9 +7,14 @@
 #define M2P_TENSOR_CPU_H
 
 #include <math.h>
+#include <stddef.h>
 
 /* Make the calling thread's OpenMP thread count match op_set_threads(). */
 void ops_sync_threads(void);
+
+/* 64-byte aligned memory for free(); blocks of 4 MiB and more are 2 MiB aligned and asked to
+ * be backed by transparent huge pages (a 4 GB model otherwise costs a million page faults). */
+void *ops_big_alloc(size_t n);
 
 #if defined(__AVX512F__)
 #include <immintrin.h>

@@ -22,6 +22,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#include "tensor/cpu/cpu.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Engine, stream, threads, scratch                                                         */
@@ -75,6 +78,19 @@ void ops_sync_threads(void)
         omp_set_num_threads(g_threads);
 }
 
+void *ops_big_alloc(size_t n)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (n < 2 * huge)
+        return aligned_alloc(64, (n + 63) & ~(size_t)63);
+    void *p = NULL;
+    if (posix_memalign(&p, huge, n) != 0)
+        return NULL;
+    if (!getenv("M2P_NO_THP"))
+        madvise(p, n & ~(huge - 1), MADV_HUGEPAGE);
+    return p;
+}
+
 /* Per-thread scratch for the bf16 copy of an input. */
 static _Thread_local void *t_scratch;
 static _Thread_local size_t t_scratch_size;
@@ -83,7 +99,7 @@ static void *scratch(size_t n)
 {
     if (n > t_scratch_size) {
         free(t_scratch);
-        t_scratch = aligned_alloc(64, (n + 63) & ~(size_t)63);
+        t_scratch = ops_big_alloc(n);
         t_scratch_size = t_scratch ? n : 0;
     }
     return t_scratch;
@@ -225,7 +241,7 @@ static int wbuf_make(wbuf *w, const dnnl_memory_desc_t *md, const dnnl_memory_de
 {
     w->md = *md;
     size_t sz = dnnl_memory_desc_get_size(md);
-    w->data = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+    w->data = ops_big_alloc(sz);
     if (!w->data)
         return m2p_error(M2P_ENOMEM, "out of memory for weights (%zu bytes)", sz);
     int rc = reorder_once(srcmd, src, md, w->data);

@@ -1,0 +1,259 @@
+/*
+ * bench_engine.c — the image engine's speed and memory on a full-size model (e.g. the folder
+ * tools/make-random-model writes): model load (first and warm), a whole 4-step image through
+ * m2p_generate, peak RSS, then per component: text encoder, one UNet step at batch 1 and 4,
+ * VAE decode and TAESD decode, for each image size asked for.
+ *
+ *   ./build/bench_engine --model DIR [--sizes 512,256] [--threads N] [--dtype f32|bf16]
+ *                        [--taesd DIR] [--reps N] [--no-batch4] [--no-components]
+ *
+ * Peak RSS is read (getrusage) right after the whole-image runs, before the components are
+ * timed, so it is the RSS of load + generate as the CLI does them. Component times are the
+ * best of --reps runs after one warm-up run (oneDNN primitive creation).
+ */
+#define _GNU_SOURCE
+#include "core/error.h"
+#include "mus2pic.h"
+#include "sd/components.h"
+#include "sd/pipeline.h"
+#include "tensor/ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double peak_rss_gib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / (1024.0 * 1024.0);
+}
+
+static float *randn(size_t n, uint32_t seed)
+{
+    float *p = malloc(n * sizeof(float));
+    uint32_t x = seed * 2654435761u + 1;
+    for (size_t i = 0; i < n; i += 2) {
+        x = x * 1664525u + 1013904223u;
+        double u1 = ((x >> 8) + 1.0) / 16777217.0;
+        x = x * 1664525u + 1013904223u;
+        double u2 = (x >> 8) / 16777216.0;
+        double r = sqrt(-2 * log(u1));
+        p[i] = (float)(r * cos(2 * M_PI * u2));
+        if (i + 1 < n)
+            p[i + 1] = (float)(r * sin(2 * M_PI * u2));
+    }
+    return p;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_engine: %s: %s\n", what, m2p_errmsg());
+    exit(1);
+}
+
+static void line(const char *what, int size, double s)
+{
+    if (size)
+        printf("| %-34s | %4d² | %9.3f s |\n", what, size, s);
+    else
+        printf("| %-34s | %5s | %9.3f s |\n", what, "", s);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    const char *model = NULL, *taesd_dir = NULL;
+    int threads = 0, dtype = M2P_DTYPE_F32, reps = 2, batch4 = 1, components = 1;
+    int sizes[4] = {512, 256}, nsizes = 2;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--model") && i + 1 < argc)
+            model = argv[++i];
+        else if (!strcmp(argv[i], "--taesd") && i + 1 < argc)
+            taesd_dir = argv[++i];
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-batch4"))
+            batch4 = 0;
+        else if (!strcmp(argv[i], "--no-components"))
+            components = 0;
+        else if (!strcmp(argv[i], "--dtype") && i + 1 < argc)
+            dtype = !strcmp(argv[++i], "bf16") ? M2P_DTYPE_BF16 : M2P_DTYPE_F32;
+        else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
+            nsizes = 0;
+            for (char *s = argv[++i]; *s && nsizes < 4;) {
+                int v = (int)strtol(s, &s, 10);
+                if (v <= 0)
+                    break; /* "--sizes none": load only */
+                sizes[nsizes++] = v;
+                if (*s == ',')
+                    s++;
+            }
+        } else {
+            fprintf(stderr, "usage: bench_engine --model DIR [--sizes 512,256] [--threads N] "
+                            "[--dtype f32|bf16] [--taesd DIR] [--reps N] [--no-batch4] "
+                            "[--no-components]\n");
+            return 2;
+        }
+    }
+    if (!model) {
+        fprintf(stderr, "bench_engine: --model DIR is required (see tools/make-random-model)\n");
+        return 2;
+    }
+    char deftaesd[4096];
+    if (!taesd_dir) {
+        const char *fx = getenv("M2P_FIXTURES");
+        snprintf(deftaesd, sizeof deftaesd, "%s/taesd/model",
+                 fx && *fx ? fx : "../shared/fixtures");
+        taesd_dir = deftaesd;
+    }
+    m2p_model_params mp = m2p_model_default_params();
+    mp.n_threads = threads;
+    mp.compute_dtype = dtype;
+    mp.taesd = taesd_dir;
+    op_set_threads(threads);
+    printf("bench_engine: model %s, %d threads, compute %s\n\n", model, op_get_threads(),
+           dtype == M2P_DTYPE_BF16 ? "bf16" : "f32");
+    printf("| %-34s | %5s | %11s |\n", "what", "size", "time");
+    printf("|%s|%s|%s|\n", "------------------------------------", "-------", "-------------");
+
+    /* load: first (page cache as it is), then warm */
+    m2p_model *m = NULL;
+    double t0 = now();
+    if (m2p_model_load(model, &mp, &m))
+        die("load");
+    line("model load (first)", 0, now() - t0);
+    m2p_model_free(m);
+    t0 = now();
+    if (m2p_model_load(model, &mp, &m))
+        die("load");
+    line("model load (warm page cache)", 0, now() - t0);
+
+    /* whole images */
+    for (int si = 0; si < nsizes; si++) {
+        m2p_gen_params gp = m2p_gen_default_params();
+        gp.prompt = "a poster of a rock band on stage, dramatic light";
+        gp.steps = 4;
+        gp.width = gp.height = sizes[si];
+        gp.seed = 42;
+        gp.variations = 1;
+        /* the first run at a size also creates its oneDNN primitives, as the CLI's only run */
+        for (int r = 0; r < 2; r++) {
+            m2p_image img;
+            t0 = now();
+            if (m2p_generate(m, &gp, &img))
+                die("generate");
+            line(r ? "4-step image, again" : "4-step image (first at this size)", sizes[si],
+                 now() - t0);
+            m2p_image_free(&img);
+        }
+    }
+    printf("| %-34s | %5s | %9.2f GiB |\n", "peak RSS (load + images)", "", peak_rss_gib());
+    if (!components) {
+        m2p_model_free(m);
+        return 0;
+    }
+
+    /* components */
+    unet *u = pipeline_unet(m);
+    vae *v = pipeline_vae(m);
+    taesd *td = pipeline_taesd(m);
+    char tdir[4096];
+    snprintf(tdir, sizeof tdir, "%s/text_encoder", model);
+    char resolved[4096];
+    if (m2p_model_resolve(model, resolved, sizeof resolved) == 0)
+        snprintf(tdir, sizeof tdir, "%s/text_encoder", resolved);
+    clip_text *ct = NULL;
+    if (clip_text_load(tdir, &mp, &ct))
+        die("text encoder load");
+    {
+        int32_t ids[77];
+        for (int i = 0; i < 77; i++)
+            ids[i] = i == 0 ? 49406 : i < 20 ? 320 + i * 7 : 49407;
+        float *out = malloc((size_t)77 * clip_text_hidden(ct) * sizeof(float));
+        double best = 1e30;
+        for (int r = 0; r <= reps; r++) {
+            t0 = now();
+            if (clip_text_forward(ct, ids, 1, 77, out))
+                die("text encoder");
+            double t = now() - t0;
+            if (r && t < best)
+                best = t;
+        }
+        line("text encoder (77 tokens)", 0, best);
+        free(out);
+    }
+    clip_text_free(ct);
+
+    int cross = unet_cross_dim(u), cond_dim = unet_cond_dim(u), inch = unet_in_channels(u);
+    for (int si = 0; si < nsizes; si++) {
+        int h = sizes[si] / 8, w = sizes[si] / 8;
+        for (int B = 1; B <= 4; B += 3) {
+            if (B == 4 && !batch4)
+                continue;
+            float *lat = randn((size_t)B * inch * h * w, 1),
+                  *ctx = randn((size_t)B * 77 * cross, 2),
+                  *cond = cond_dim ? randn((size_t)B * cond_dim, 3) : NULL,
+                  *pred = malloc((size_t)B * inch * h * w * sizeof(float));
+            double best = 1e30;
+            for (int r = 0; r <= reps; r++) {
+                t0 = now();
+                if (unet_forward(u, lat, B, h, w, 759.0f, cond, ctx, 77, pred))
+                    die("unet");
+                double t = now() - t0;
+                if (r && t < best)
+                    best = t;
+            }
+            char what[64];
+            snprintf(what, sizeof what, "UNet step, batch %d", B);
+            line(what, sizes[si], best);
+            free(lat);
+            free(ctx);
+            free(cond);
+            free(pred);
+        }
+        float *z = randn((size_t)4 * h * w, 4);
+        float *img = malloc((size_t)3 * 64 * h * w * sizeof(float));
+        if (v) {
+            double best = 1e30;
+            for (int r = 0; r <= reps; r++) {
+                t0 = now();
+                if (vae_decode(v, z, 1, h, w, img))
+                    die("vae");
+                double t = now() - t0;
+                if (r && t < best)
+                    best = t;
+            }
+            line("VAE decode", sizes[si], best);
+        }
+        if (td) {
+            double best = 1e30;
+            for (int r = 0; r <= reps; r++) {
+                t0 = now();
+                if (taesd_decode(td, z, 1, h, w, img))
+                    die("taesd");
+                double t = now() - t0;
+                if (r && t < best)
+                    best = t;
+            }
+            line("TAESD decode", sizes[si], best);
+        }
+        free(z);
+        free(img);
+    }
+    printf("| %-34s | %5s | %9.2f GiB |\n", "peak RSS (incl. components)", "", peak_rss_gib());
+    m2p_model_free(m);
+    return 0;
+}
