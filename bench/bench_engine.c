@@ -170,7 +170,7 @@ int main(int argc, char **argv)
     unet *u = pipeline_unet(m);
     vae *v = pipeline_vae(m);
     taesd *td = pipeline_taesd(m);
-    char tdir[4096];
+    char tdir[8192];
     snprintf(tdir, sizeof tdir, "%s/text_encoder", model);
     char resolved[4096];
     if (m2p_model_resolve(model, resolved, sizeof resolved) == 0)
