@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# test_e2e.sh — browser test of the page (ctest label e2e): starts `mus2pic serve` with the tiny
+# fixture model and a fake yt-dlp on a free port, then runs flow.js (playwright-core + Debian's
+# chromium). scripts/test installs the npm package (npm install in tests/e2e) and chromium.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+: "${M2P_BIN:?M2P_BIN is set by ctest}" "${M2P_FIXTURES:?M2P_FIXTURES is set by ctest}"
+
+command -v node >/dev/null || { echo "node is missing (scripts/install-deps --test installs it)"; exit 1; }
+chromium="${CHROMIUM:-/usr/bin/chromium}"
+[ -x "$chromium" ] || { echo "$chromium is missing (scripts/install-deps --test installs it)"; exit 1; }
+[ -d "$here/node_modules/playwright-core" ] ||
+  { echo "playwright-core is missing: run (cd tests/e2e && npm install)"; exit 1; }
+
+tmp="$(mktemp -d)"
+pid=""
+cleanup() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# A fake yt-dlp for the batch page: copies the fixture and writes an info JSON.
+cat > "$tmp/yt-dlp" <<'EOF'
+#!/bin/sh
+info='{"id": "fakeid12345", "title": "Admiral Bob - Choice", "uploader": "someone", "tags": [], "duration": 25.0}'
+tmpl=''; prev=''
+for a in "$@"; do if [ "$prev" = '-o' ]; then tmpl="$a"; fi; prev="$a"; done
+base="${tmpl%.*}"
+echo '[download]  50.0% of 134.30KiB'
+cp "$FAKE_AUDIO" "$base.ogg"
+echo "$info" > "$base.info.json"
+echo '[download] 100.0% of 134.30KiB'
+EOF
+chmod +x "$tmp/yt-dlp"
+
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+  echo $((20000 + RANDOM % 20000)))"
+mkdir -p "$tmp/data"
+MUS2PIC_YTDLP="$tmp/yt-dlp" FAKE_AUDIO="$M2P_FIXTURES/audio/librosa/choice.ogg" \
+  "$M2P_BIN" serve --port "$port" --data "$tmp/data" --offline \
+  --model "lcm=$M2P_FIXTURES/sd-tiny/model" >"$tmp/server.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+  sleep 0.1
+done
+
+status=0
+M2P_URL="http://127.0.0.1:$port" M2P_AUDIO="$M2P_FIXTURES/audio/librosa/choice.ogg" \
+  CHROMIUM="$chromium" timeout 300 node "$here/flow.js" || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "---- server log ----"
+  cat "$tmp/server.log"
+fi
+exit "$status"
