@@ -1,0 +1,136 @@
+/*
+ * test_restart.c — kill -9 during a generation, then start the server again on the same data:
+ * the interrupted job is retried and completes, a job queued behind it runs, earlier results are
+ * byte-for-byte intact; a job interrupted a second time is failed with a reason, not run again.
+ */
+#include "harness.h"
+
+#define SLOW                                                                                       \
+    "{\"prompt\":\"slow\",\"steps\":30,\"variations\":4,\"width\":128,\"height\":128,\"seed\":9}"
+
+static long long submit(int port, const char *body)
+{
+    int st;
+    json_t *j = api(port, "POST", "/api/generate", body, &st);
+    CHECK_INT(st, 202);
+    long long id = jint(j, "job_id");
+    json_decref(j);
+    return id;
+}
+
+/* Wait (over the WebSocket) until job has finished a step of its current run. */
+static int wait_step(int port, long long id)
+{
+    wsc *w = wsc_open(port, "/ws/progress");
+    if (!w)
+        return -1;
+    char msg[96];
+    snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"jobs\":[%lld]}", id);
+    wsc_send(w, msg);
+    size_t at = 0;
+    json_t *s = wsc_wait(w, &at, "step", id, 60);
+    int ok = s != NULL;
+    json_decref(s);
+    wsc_close(w);
+    return ok ? 0 : -1;
+}
+
+static char *png_of(int port, long long image_id, size_t *len)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/api/images/%lld.png", image_id);
+    resp r;
+    if (http_req(port, "GET", path, NULL, NULL, 0, NULL, &r) || r.status != 200) {
+        resp_free(&r);
+        return NULL;
+    }
+    *len = r.len;
+    return r.body;
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    mg_init_library(0);
+    char *t = test_tmpdir("server-restart");
+    char data[600];
+    snprintf(data, sizeof data, "%s/data", t);
+    mkdir(data, 0755);
+    srv s;
+    CHECK_INT(srv_start(&s, data, NULL), 0);
+
+    /* an earlier result */
+    long long first = submit(s.port, "{\"prompt\":\"kept\",\"steps\":2,\"width\":64,\"height\":64,"
+                                     "\"seed\":3}");
+    json_t *j = wait_job(s.port, first, 60);
+    CHECK_STR(jstr(j, "state"), "done");
+    long long img =
+        jint(json_array_get(json_object_get(json_object_get(j, "result"), "images"), 0), "id");
+    json_decref(j);
+    size_t len0 = 0;
+    char *png0 = png_of(s.port, img, &len0);
+    CHECK(png0 != NULL);
+
+    /* a slow generation and a job queued behind it; kill -9 in the middle of a step loop */
+    long long slow = submit(s.port, SLOW);
+    long long behind = submit(s.port, "{\"prompt\":\"behind\",\"steps\":2,\"width\":64,"
+                                      "\"height\":64}");
+    CHECK_INT(wait_step(s.port, slow), 0);
+    CHECK_INT(srv_stop(&s, SIGKILL), 128 + SIGKILL);
+
+    /* restart: the slow job runs again (second attempt) and completes; the other one too */
+    CHECK_INT(srv_start(&s, data, NULL), 0);
+    j = wait_job(s.port, slow, 120);
+    CHECK_STR(jstr(j, "state"), "done");
+    CHECK_INT(jint(j, "attempts"), 2);
+    json_t *imgs = json_object_get(json_object_get(j, "result"), "images");
+    CHECK_INT(json_array_size(imgs), 4);
+    CHECK_INT(jint(json_array_get(imgs, 3), "seed"), 12);
+    json_decref(j);
+    j = wait_job(s.port, behind, 60);
+    CHECK_STR(jstr(j, "state"), "done");
+    json_decref(j);
+    size_t len1 = 0;
+    char *png1 = png_of(s.port, img, &len1);
+    CHECK(png0 && png1 && len0 == len1 && !memcmp(png0, png1, len0));
+    free(png1);
+
+    /* a job killed on both of its attempts is failed with a reason */
+    long long twice = submit(s.port, SLOW);
+    CHECK_INT(wait_step(s.port, twice), 0);
+    CHECK_INT(srv_stop(&s, SIGKILL), 128 + SIGKILL);
+    CHECK_INT(srv_start(&s, data, NULL), 0);
+    CHECK_INT(wait_step(s.port, twice), 0);
+    CHECK_INT(srv_stop(&s, SIGKILL), 128 + SIGKILL);
+    CHECK_INT(srv_start(&s, data, NULL), 0);
+    char path[64];
+    snprintf(path, sizeof path, "/api/jobs/%lld", twice);
+    int st;
+    j = api(s.port, "GET", path, NULL, &st);
+    CHECK_STR(jstr(j, "state"), "failed");
+    CHECK_INT(jint(j, "attempts"), 2);
+    CHECK(strstr(jstr(j, "error"), "server stopped") != NULL);
+    json_decref(j);
+
+    /* earlier results are all still there, and the server works */
+    png1 = png_of(s.port, img, &len1);
+    CHECK(png0 && png1 && len0 == len1 && !memcmp(png0, png1, len0));
+    free(png1);
+    json_t *g = api(s.port, "GET", "/api/gallery?per_page=100", NULL, &st);
+    CHECK_INT(jint(g, "total"), 1 + 4 + 1);
+    json_decref(g);
+    long long after =
+        submit(s.port, "{\"prompt\":\"after\",\"steps\":2,\"width\":64,\"height\":64}");
+    j = wait_job(s.port, after, 60);
+    CHECK_STR(jstr(j, "state"), "done");
+    json_decref(j);
+
+    CHECK_INT(srv_stop(&s, SIGTERM), 0);
+    if (test_failures)
+        srv_dump_log(&s);
+    free(png0);
+    test_rmtree(t);
+    free(t);
+    mg_exit_library();
+    TEST_DONE();
+}
