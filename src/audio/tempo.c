@@ -7,7 +7,8 @@
  * beat.beat_track (Ellis 2007, "Beat tracking by dynamic programming", tightness 100) and
  * onset.onset_detect's peak picking. One addition to librosa: the prior can favour the slower
  * of two metrical levels when every other pulse is as strong as the pulse itself (a click or
- * a steady fast beat), so the faster level is kept; see octave_check().
+ * a steady fast beat), so the faster level is kept (see tempo_estimate). tempo_librosa and
+ * tempo_onset_strength reproduce librosa.feature.tempo / onset.onset_strength step by step.
  */
 #include "audio/tempo.h"
 
@@ -39,10 +40,63 @@ void tempo_onset_env(const float *mel_db, int T, int nm, float *env)
     }
 }
 
-/* Mean over frames of the autocorrelation tempogram (librosa.feature.tempogram: window
- * win frames, centred with a linear ramp to 0, Hann-weighted, each frame normalised by its
- * lag-0 value). tg gets win values. Returns 0, or -1 on no memory. */
-static int mean_tempogram(const float *env, int T, int win, double *tg)
+int tempo_onset_strength(const float *x, int64_t n, int sr, float *env)
+{
+    if (n < 0 || (n > 0 && !x))
+        return -1;
+    int T = (int)(1 + n / DSP_HOP);
+    dsp_fft *fft = dsp_fft_get(DSP_NFFT);
+    float *fr = dsp_alloc(DSP_NFFT), *sp = dsp_alloc(DSP_NFFT + 2);
+    float *win = malloc(sizeof(float) * DSP_NFFT), *pw = malloc(sizeof(float) * DSP_NBINS);
+    float *mel = malloc(sizeof(float) * (size_t)T * DSP_NMELS);
+    dsp_melbank mb = {0};
+    int rc = -1;
+    if (!fft || !fr || !sp || !win || !pw || !mel || dsp_melbank_init(&mb, sr) < 0)
+        goto done;
+    dsp_hann(win, DSP_NFFT);
+    /* librosa.stft(center=True, pad_mode='constant'): frame t is centred on sample t * hop,
+     * zeros outside the signal (librosa >= 0.10; 'reflect' before, which only changes the
+     * first and last two frames). */
+    for (int t = 0; t < T; t++) {
+        int64_t s0 = (int64_t)t * DSP_HOP - DSP_NFFT / 2;
+        for (int i = 0; i < DSP_NFFT; i++) {
+            int64_t j = s0 + i;
+            float v = j >= 0 && j < n ? x[j] : 0.0f;
+            fr[i] = (isfinite(v) ? v : 0.0f) * win[i];
+        }
+        dsp_fft_run(fft, fr, sp);
+        for (int k = 0; k < DSP_NBINS; k++)
+            pw[k] = sp[2 * k] * sp[2 * k] + sp[2 * k + 1] * sp[2 * k + 1];
+        dsp_melbank_apply(&mb, pw, mel + (size_t)t * DSP_NMELS);
+    }
+    /* power_to_db(ref=1, amin=1e-10, top_db=80) over the whole spectrogram */
+    float mx = -INFINITY;
+    size_t nm = (size_t)T * DSP_NMELS;
+    for (size_t i = 0; i < nm; i++) {
+        mel[i] = 10.0f * log10f(mel[i] > 1e-10f ? mel[i] : 1e-10f);
+        mx = fmaxf(mx, mel[i]);
+    }
+    for (size_t i = 0; i < nm; i++)
+        mel[i] = fmaxf(mel[i], mx - 80.0f);
+    tempo_onset_env(mel, T, DSP_NMELS, env);
+    rc = 0;
+done:
+    dsp_melbank_free(&mb);
+    dsp_free(fr);
+    dsp_free(sp);
+    free(win);
+    free(pw);
+    free(mel);
+    return rc;
+}
+
+/* The autocorrelation tempogram (librosa.feature.tempogram: window win frames, centred with
+ * np.pad(mode='linear_ramp', end_values=0), periodic Hann weighting, autocorrelation up to win
+ * lags, each frame normalised by its largest value, norm=inf). Calls visit(ctx, t, ac) for each
+ * frame t with its win normalised lags; an all-zero frame is passed as zeros (util.normalize
+ * leaves it unscaled). Returns 0, or -1 on no memory. */
+typedef void (*tg_visit)(void *ctx, int t, const double *ac, int win);
+static int tempogram(const float *env, int T, int win, tg_visit visit, void *ctx)
 {
     int nfft = 1;
     while (nfft < 2 * win)
@@ -51,20 +105,21 @@ static int mean_tempogram(const float *env, int T, int win, double *tg)
     float *x = dsp_alloc((size_t)nfft), *X = dsp_alloc((size_t)nfft + 2);
     float *p = dsp_alloc((size_t)nfft), *ac = dsp_alloc((size_t)nfft + 2);
     float *w = malloc(sizeof(float) * (size_t)win);
+    double *row = malloc(sizeof(double) * (size_t)win);
     int half = win / 2;
-    float *pad = malloc(sizeof(float) * ((size_t)T + 2 * (size_t)half));
+    float *pad = malloc(sizeof(float) * ((size_t)T + 2 * (size_t)half + (size_t)win));
     int rc = -1;
-    if (!fft || !x || !X || !p || !ac || !w || !pad)
+    if (!fft || !x || !X || !p || !ac || !w || !row || !pad)
         goto done;
     dsp_hann(w, win);
-    /* np.pad(mode='linear_ramp', end_values=0) */
+    /* np.pad(mode='linear_ramp', end_values=0): linspace(0, edge, half, endpoint=False) */
+    size_t plen = (size_t)T + 2 * (size_t)half + (size_t)win;
+    memset(pad, 0, sizeof(float) * plen);
     for (int i = 0; i < half; i++) {
         pad[i] = env[0] * (float)i / half;
         pad[half + T + half - 1 - i] = env[T - 1] * (float)i / half;
     }
     memcpy(pad + half, env, sizeof(float) * (size_t)T);
-    for (int i = 0; i < win; i++)
-        tg[i] = 0;
     for (int t = 0; t < T; t++) {
         const float *f = pad + t;
         double e = 0;
@@ -72,27 +127,30 @@ static int mean_tempogram(const float *env, int T, int win, double *tg)
             x[i] = f[i] * w[i];
             e += (double)x[i] * x[i];
         }
-        if (e <= 0)
-            continue; /* an all-zero frame stays zero (librosa.util.normalize threshold) */
-        for (int i = win; i < nfft; i++)
-            x[i] = 0;
-        dsp_fft_run(fft, x, X);
-        /* The power spectrum is real and even: its forward transform is nfft * autocorr. */
-        for (int k = 0; k <= nfft / 2; k++) {
-            float v = X[2 * k] * X[2 * k] + X[2 * k + 1] * X[2 * k + 1];
-            p[k] = v;
-            if (k > 0 && k < nfft / 2)
-                p[nfft - k] = v;
-        }
-        dsp_fft_run(fft, p, ac);
-        double a0 = ac[0];
-        if (a0 <= 0)
-            continue;
         for (int i = 0; i < win; i++)
-            tg[i] += ac[2 * i] / a0;
+            row[i] = 0;
+        if (e > 0) {
+            for (int i = win; i < nfft; i++)
+                x[i] = 0;
+            dsp_fft_run(fft, x, X);
+            /* The power spectrum is real and even: its forward transform is nfft * autocorr
+             * (no wrap-around: nfft >= 2 win). */
+            for (int k = 0; k <= nfft / 2; k++) {
+                float v = X[2 * k] * X[2 * k] + X[2 * k + 1] * X[2 * k + 1];
+                p[k] = v;
+                if (k > 0 && k < nfft / 2)
+                    p[nfft - k] = v;
+            }
+            dsp_fft_run(fft, p, ac);
+            double mx = 0;
+            for (int i = 0; i < win; i++)
+                mx = fmax(mx, fabs(ac[2 * i]));
+            if (mx > 0)
+                for (int i = 0; i < win; i++)
+                    row[i] = ac[2 * i] / mx;
+        }
+        visit(ctx, t, row, win);
     }
-    for (int i = 0; i < win; i++)
-        tg[i] /= T;
     rc = 0;
 done:
     dsp_free(x);
@@ -100,8 +158,100 @@ done:
     dsp_free(p);
     dsp_free(ac);
     free(w);
+    free(row);
     free(pad);
     return rc;
+}
+
+/* librosa.feature.tempo's choice of lag for one tempogram column: argmax over lags of
+ * log1p(1e6 tg) + log prior, lags of max_tempo (320 BPM) and above excluded. The default
+ * prior is -0.5 ((log2 bpm - log2 120) / 1)^2; uniform is scipy.stats.uniform(30, 300), whose
+ * logpdf is a constant on [30, 330] BPM and -inf outside. Returns the lag, or 0. */
+static int librosa_pick(const double *tg, int win, double fps, int uniform)
+{
+    const double start_bpm = 120.0, std_bpm = 1.0, max_tempo = 320.0;
+    int best = 0;
+    double best_score = -INFINITY;
+    for (int i = 1; i < win; i++) {
+        double bpm = 60.0 * fps / i;
+        if (bpm >= max_tempo)
+            continue;
+        double lp;
+        if (uniform) {
+            if (bpm < 30.0 || bpm > 330.0)
+                continue;
+            lp = 0;
+        } else {
+            double z = (log2(bpm) - log2(start_bpm)) / std_bpm;
+            lp = -0.5 * z * z;
+        }
+        double score = log1p(1e6 * tg[i]) + lp;
+        if (score > best_score) {
+            best_score = score;
+            best = i;
+        }
+    }
+    return best;
+}
+
+typedef struct tg_acc {
+    double *mean;   /* sum of the columns */
+    double *frames; /* per-frame BPM, or NULL */
+    double fps;
+    int uniform;
+} tg_acc;
+
+static void tg_accumulate(void *ctx, int t, const double *ac, int win)
+{
+    tg_acc *a = ctx;
+    for (int i = 0; i < win; i++)
+        a->mean[i] += ac[i];
+    if (a->frames) {
+        int lag = librosa_pick(ac, win, a->fps, a->uniform);
+        a->frames[t] = lag > 0 ? 60.0 * a->fps / lag : 0;
+    }
+}
+
+/* The mean tempogram into tg (win values); per-frame estimates into frames when not NULL. */
+static int mean_tempogram(const float *env, int T, int win, double fps, int uniform, double *frames,
+                          double *tg)
+{
+    for (int i = 0; i < win; i++)
+        tg[i] = 0;
+    tg_acc a = {tg, frames, fps, uniform};
+    if (tempogram(env, T, win, tg_accumulate, &a) < 0)
+        return -1;
+    for (int i = 0; i < win; i++)
+        tg[i] /= T;
+    return 0;
+}
+
+static int envelope_flat(const float *env, int T)
+{
+    for (int t = 0; t < T; t++)
+        if (env[t] > 0)
+            return 0;
+    return 1;
+}
+
+double tempo_librosa(const float *env, int T, double fps, int uniform_prior, double *frames)
+{
+    if (T < 4 || envelope_flat(env, T)) {
+        if (frames)
+            for (int t = 0; t < T; t++)
+                frames[t] = 0;
+        return 0;
+    }
+    /* ac_size 8 s -> frames (librosa.time_to_frames floors). */
+    int win = (int)floor(8.0 * fps);
+    double *tg = malloc(sizeof(double) * (size_t)win);
+    if (!tg || mean_tempogram(env, T, win, fps, uniform_prior, frames, tg) < 0) {
+        free(tg);
+        return 0;
+    }
+    int lag = librosa_pick(tg, win, fps, uniform_prior);
+    free(tg);
+    return lag > 0 ? 60.0 * fps / lag : 0;
 }
 
 /* Tempogram value at a fractional lag: the larger of the two neighbours' peak (a pulse
@@ -135,34 +285,15 @@ double tempo_estimate(const float *env, int T, double fps, double *prior_bpm)
 {
     if (prior_bpm)
         *prior_bpm = 0;
-    if (T < 4)
+    if (T < 4 || envelope_flat(env, T))
         return 0;
-    int any = 0;
-    for (int t = 0; t < T; t++)
-        any |= env[t] > 0;
-    if (!any)
-        return 0;
-    /* ac_size 8 s -> frames (librosa.time_to_frames floors). */
     int win = (int)floor(8.0 * fps);
     double *tg = malloc(sizeof(double) * (size_t)win);
-    if (!tg || mean_tempogram(env, T, win, tg) < 0) {
+    if (!tg || mean_tempogram(env, T, win, fps, 0, NULL, tg) < 0) {
         free(tg);
         return 0;
     }
-    const double start_bpm = 120.0, std_bpm = 1.0, max_tempo = 320.0;
-    int best = -1;
-    double best_score = -INFINITY;
-    for (int i = 1; i < win; i++) {
-        double bpm = 60.0 * fps / i;
-        if (bpm >= max_tempo)
-            continue;
-        double lp = (log2(bpm) - log2(start_bpm)) / std_bpm;
-        double score = log1p(1e6 * tg[i]) - 0.5 * lp * lp;
-        if (score > best_score) {
-            best_score = score;
-            best = i;
-        }
-    }
+    int best = librosa_pick(tg, win, fps, 0);
     if (best <= 0) {
         free(tg);
         return 0;

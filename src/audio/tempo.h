@@ -4,9 +4,23 @@
 #ifndef M2P_AUDIO_TEMPO_H
 #define M2P_AUDIO_TEMPO_H
 
+#include <stdint.h>
+
 /* librosa.onset.onset_strength from a log-power mel spectrogram (T frames x n_mels, frame
  * major): lag 1, max_size 1, mean over bands, centred (shifted by 1 + n_fft/(2 hop)). */
 void tempo_onset_env(const float *mel_db, int T, int n_mels, float *env);
+
+/* librosa.onset.onset_strength(y=x, sr=sr) from samples: centred STFT (n_fft 2048, hop 512,
+ * Hann, zero padding), 128-band Slaney mel power, power_to_db(top_db 80), tempo_onset_env.
+ * env gets 1 + n / 512 values. Returns 0, or -1 on no memory. */
+int tempo_onset_strength(const float *x, int64_t n, int sr, float *env);
+
+/* librosa.feature.tempo(onset_envelope=env, sr, hop_length=512) exactly: mean autocorrelation
+ * tempogram over 8 s windows, argmax of log1p(1e6 tg) + log prior on integer lags. The prior is
+ * librosa's default log-normal around 120 BPM, or scipy.stats.uniform(30, 300) when
+ * uniform_prior. When frames is not NULL it gets the per-frame estimates (aggregate=None), T
+ * values. Returns the aggregate estimate in BPM, 0 for a flat envelope or no memory. */
+double tempo_librosa(const float *env, int T, double fps, int uniform_prior, double *frames);
 
 /* Tempo in BPM from an onset envelope (fps frames a second); 0 when the envelope is flat.
  * Also returns the librosa estimate before octave checks in *prior_bpm (optional). */

@@ -4,8 +4,23 @@
  *  - the four MIDI tunes of ../shared/fixtures/audio/tunes rendered with fluidsynth and the
  *    TimGM6mb SoundFont (tempo within 4 %, tonic and mode as in tunes.tsv; the README flags
  *    the 3/4 waltz as possibly locking onto the bar, so x3 and 1/3 also count there);
- *  - librosa's documented beat_track on the first 10 s of choice (135.999 BPM, 20 beats).
+ *  - librosa's documented beat_track on the first 10 s of choice (135.999 BPM, 20 beats);
+ *  - librosa.feature.tempo on nutcracker, reproduced step by step (tempo_onset_strength,
+ *    tempo_librosa), against a published run of librosa on the whole file.
+ *
+ * nutcracker: librosa's tempo docstring (0.8 to main) prints 143.555 BPM for the first 30 s,
+ * 161.499 with a uniform prior and per-frame 89.103 ... 123.047. librosa itself does not give
+ * these on this file: a published run of librosa 0.8/0.9 on the whole nutcracker example
+ * (blog.paperspace.com/audio-analysis-processing-maching-learning, "Beat and Tempo":
+ * librosa.beat.tempo(onset_envelope=onset_strength(x, sr)) -> array([107.66601562]); aggregate=None
+ * -> [112.34714674, 112.34714674, ..., 107.66601562]) matches our implementation to the lag. Our
+ * first-30-s values (112.347 for all three calls) agree with that run's first frame. The
+ * docstring's 143.555 and 161.499 are the very numbers the 0.7 docstring printed per frame for
+ * its previous example file (Vibe Ace), so they were likely not re-run on nutcracker. The test
+ * asserts librosa's actual output; the docstring values are printed for the record (see
+ * BENCHMARKS.md).
  */
+#include "audio/tempo.h"
 #include "mus2pic.h"
 #include "test.h"
 
@@ -80,8 +95,56 @@ static void tune(const char *tmp, const char *name, double bpm, int tonic, int m
     m2p_audio_free(&a);
 }
 
+/* librosa.feature.tempo on nutcracker (whole file and first 30 s), by the librosa method. */
+static void nutcracker(void)
+{
+    const double fps = 22050.0 / 512;
+    m2p_audio a;
+    int rc = m2p_audio_decode(test_fixture("audio/librosa/nutcracker.ogg"), 0, 0, &a);
+    CHECK_INT(rc, 0);
+    if (rc)
+        return;
+    CHECK_INT(a.sample_rate, 22050);
+    int T = (int)(1 + a.n / 512);
+    float *env = malloc(sizeof(float) * (size_t)T);
+    double *frames = malloc(sizeof(double) * (size_t)T);
+    CHECK_INT(tempo_onset_strength(a.samples, a.n, a.sample_rate, env), 0);
+    /* whole file: 107.666 (lag 24), per frame 112.347 (lag 23) first, 107.666 last */
+    double bpm = tempo_librosa(env, T, fps, 0, frames);
+    CHECK_NEAR(bpm, 60 * fps / 24, 1e-6);
+    CHECK_NEAR(frames[0], 60 * fps / 23, 1e-6);
+    CHECK_NEAR(frames[1], 60 * fps / 23, 1e-6);
+    CHECK_NEAR(frames[T - 1], 60 * fps / 24, 1e-6);
+    CHECK_NEAR(frames[T - 2], 60 * fps / 24, 1e-6);
+    fprintf(stderr, "nutcracker whole: librosa tempo %.3f, frames %.3f ... %.3f\n", bpm, frames[0],
+            frames[T - 1]);
+
+    /* first 30 s (the docstring's excerpt) */
+    int64_t n30 = 30 * 22050;
+    int T30 = (int)(1 + n30 / 512);
+    CHECK_INT(tempo_onset_strength(a.samples, n30, a.sample_rate, env), 0);
+    double b30 = tempo_librosa(env, T30, fps, 0, frames);
+    double u30 = tempo_librosa(env, T30, fps, 1, NULL);
+    fprintf(stderr,
+            "nutcracker 30 s: librosa tempo %.3f (docstring 143.555), uniform prior %.3f "
+            "(161.499), frames %.3f (89.103) ... %.3f (123.047)\n",
+            b30, u30, frames[0], frames[T30 - 1]);
+    CHECK(within(b30, 112.347, 0.04));          /* the same pulse as the whole file */
+    CHECK_NEAR(frames[0], 60 * fps / 23, 1e-6); /* = the published whole-file first frame */
+    /* our reported tempo stays on that pulse */
+    m2p_features f;
+    CHECK_INT(m2p_features_compute(a.samples, n30, a.sample_rate, &f), 0);
+    CHECK(within(f.tempo, b30, 0.04));
+    m2p_features_free(&f);
+    free(env);
+    free(frames);
+    m2p_audio_free(&a);
+}
+
 int main(void)
 {
+    nutcracker();
+
     const double bpms[] = {60, 72, 90, 100, 120, 137, 150, 174, 200};
     for (size_t i = 0; i < sizeof bpms / sizeof bpms[0]; i++)
         clicks(bpms[i]);
