@@ -3,10 +3,35 @@
  *
  * Tuning follows librosa.estimate_tuning (piptrack peaks with parabolic interpolation between
  * 150 and 4000 Hz above 0.1 of the frame maximum, keep peaks at or above the median
- * magnitude, histogram of deviations in 0.01-semitone bins). The key is the best Pearson
- * correlation of the mean chroma with a key profile in all 12 rotations (Krumhansl 1990,
- * "Cognitive Foundations of Musical Pitch"; the profiles and mode_confidence formula are the
- * original app's, see ORIGINAL.md).
+ * magnitude, histogram of deviations in 0.01-semitone bins).
+ *
+ * Key: the Pearson correlation of the mean chroma (chroma_stft, each frame scaled to max 1)
+ * with a 12-value key profile in all 12 rotations, for major and minor (Krumhansl 1990,
+ * "Cognitive Foundations of Musical Pitch").
+ *  - is_major_key and mode_confidence are exactly the original app's (ORIGINAL.md): the
+ *    Krumhansl-Kessler profiles, is_major_key = best major r > best minor r (ties major),
+ *    mode_confidence = (best major r - best minor r + 1) / 2. The prompt rules read both
+ *    (PROMPTS.md, V3 key override, valence), so they keep the original's scale.
+ *  - The tonic we report uses the Albrecht-Shanahan profiles (Albrecht & Shanahan 2013, "The
+ *    use of large corpora to train a new type of key-finding algorithm", Music Perception 31:
+ *    major and minor pitch-class distributions of a 982-piece corpus), searched among the keys
+ *    of the original's mode so that the pair (tonic, is_major_key) stays one key. The best key
+ *    in either mode is kept too (key_tonic, key_major) for a caller that reports its own mode.
+ *
+ * Evidence (mean chroma_stft; /tmp tools in the c2 session, numbers in BENCHMARKS.md):
+ *  - the four rendered MIDI tunes (C major, E minor, Bb major, F# minor) and brahms: KK,
+ *    Temperley (2007, Kostka-Payne) and Albrecht-Shanahan all find the key. KK's margin
+ *    between F# minor and F# major on tune 04 is 0.017 (0.739 vs 0.722); Temperley's 0.20,
+ *    A-S's 0.11.
+ *  - 72 synthetic clips (12 keys x I-IV-V7-I, I-V-vi-IV, i-iv-V7-i, i-VI-III-VII,
+ *    i-iv-VII-i, I-ii-IV-V; 8-harmonic tones, bass, random diatonic melody): key right
+ *    KK 53, Temperley 54, A-S 58; mode right 55 / 59 / 60. i-VI-III-VII has the relative
+ *    major's pitch set and fails for every profile (no mean-chroma method can tell).
+ *  - brahms.ogg (US Army Strings) is G minor for every profile and every chroma variant tried
+ *    (tuning 0, estimated +0.02 semitone, unnormalised frames, spectral-peak chroma): D, G, A,
+ *    Bb and C lead, C# (the dominant of F# minor) is among the weakest. The dance is in F#
+ *    minor in Brahms' piano duet, but the orchestral arrangement (Schmeling) is in G minor,
+ *    as this recording plays; so G minor is right and the file title names the original key.
  */
 #include "audio/key.h"
 
@@ -107,6 +132,11 @@ static const double KK_MAJOR[12] = {6.35, 2.23, 3.48, 2.33, 4.38, 4.09,
                                     2.52, 5.19, 2.39, 3.66, 2.29, 2.88};
 static const double KK_MINOR[12] = {6.33, 2.68, 3.52, 5.38, 2.60, 3.53,
                                     2.54, 4.75, 3.98, 2.69, 3.34, 3.17};
+/* Albrecht & Shanahan (2013), Table 1. */
+static const double AS_MAJOR[12] = {0.238, 0.006, 0.111, 0.006, 0.137, 0.094,
+                                    0.016, 0.214, 0.009, 0.080, 0.008, 0.081};
+static const double AS_MINOR[12] = {0.220, 0.006, 0.104, 0.123, 0.019, 0.103,
+                                    0.012, 0.214, 0.062, 0.022, 0.061, 0.052};
 
 static double pearson(const double *x, const double *prof, int rot)
 {
@@ -127,9 +157,29 @@ static double pearson(const double *x, const double *prof, int rot)
     return sxx > 0 && syy > 0 ? sxy / sqrt(sxx * syy) : 0;
 }
 
+/* The best rotation of one profile: returns r, tonic in *k. */
+static double best_rotation(const double *chroma, const double *prof, int *k)
+{
+    double best = -2;
+    *k = 0;
+    for (int i = 0; i < 12; i++) {
+        double r = pearson(chroma, prof, i);
+        if (r > best) {
+            best = r;
+            *k = i;
+        }
+    }
+    return best;
+}
+
 key_result key_estimate(const double chroma[12])
 {
-    key_result r = {.tonic = -1, .major = 1, .mode_confidence = 0.5, .strength = 0};
+    key_result r = {.tonic = -1,
+                    .major = 1,
+                    .mode_confidence = 0.5,
+                    .strength = 0,
+                    .key_tonic = -1,
+                    .key_major = 1};
     double mn = chroma[0], mx = chroma[0];
     for (int i = 1; i < 12; i++) {
         mn = fmin(mn, chroma[i]);
@@ -137,22 +187,19 @@ key_result key_estimate(const double chroma[12])
     }
     if (!(mx - mn > 1e-9 * (mx > 0 ? mx : 1)))
         return r;
-    double bmaj = -2, bmin = -2;
-    int tmaj = 0, tmin = 0;
-    for (int k = 0; k < 12; k++) {
-        double a = pearson(chroma, KK_MAJOR, k), b = pearson(chroma, KK_MINOR, k);
-        if (a > bmaj) {
-            bmaj = a;
-            tmaj = k;
-        }
-        if (b > bmin) {
-            bmin = b;
-            tmin = k;
-        }
-    }
+    /* The original's mode and confidence (Krumhansl-Kessler). */
+    int tmaj, tmin;
+    double bmaj = best_rotation(chroma, KK_MAJOR, &tmaj);
+    double bmin = best_rotation(chroma, KK_MINOR, &tmin);
     r.major = bmaj >= bmin;
-    r.tonic = r.major ? tmaj : tmin;
-    r.strength = r.major ? bmaj : bmin;
     r.mode_confidence = (bmaj - bmin + 1) / 2;
+    /* The tonic (Albrecht-Shanahan), in the original's mode and free. */
+    int amaj, amin;
+    double rmaj = best_rotation(chroma, AS_MAJOR, &amaj);
+    double rmin = best_rotation(chroma, AS_MINOR, &amin);
+    r.tonic = r.major ? amaj : amin;
+    r.strength = r.major ? rmaj : rmin;
+    r.key_major = rmaj >= rmin;
+    r.key_tonic = r.key_major ? amaj : amin;
     return r;
 }

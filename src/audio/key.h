@@ -18,13 +18,16 @@ double key_tuning_estimate(key_tuning *kt); /* semitone fraction in [-0.5, 0.5) 
 void key_tuning_free(key_tuning *kt);
 
 typedef struct key_result {
-    int tonic;              /* 0..11, C = 0 */
-    int major;              /* 1 major, 0 minor */
-    double mode_confidence; /* the original's (best major r - best minor r + 1) / 2 */
-    double strength;        /* correlation of the chosen key */
+    int tonic;              /* 0..11, C = 0: the best key (Albrecht-Shanahan) in mode major */
+    int major;              /* the original's is_major_key (Krumhansl-Kessler), 1 major */
+    double mode_confidence; /* the original's (best major r - best minor r + 1) / 2 (KK) */
+    double strength;        /* A-S correlation of (tonic, major) */
+    int key_tonic;          /* the best A-S key over both modes: tonic ... */
+    int key_major;          /* ... and its mode (1 major) */
 } key_result;
 
-/* Key from a mean chroma vector (C..B). Returns -1 in tonic when the chroma is flat. */
+/* Key from a mean chroma vector (C..B); see key.c for the method and its evidence. Returns
+ * -1 in tonic and key_tonic when the chroma is flat. */
 key_result key_estimate(const double chroma[12]);
 
 #endif
