@@ -269,6 +269,23 @@ static double tg_at(const double *tg, int win, double lag)
     return best;
 }
 
+/* The periodic Hann window's normalised autocorrelation at a (fractional) lag: how much a
+ * tempogram peak at that lag is attenuated by the window alone. */
+static double hann_taper(int win, double lag)
+{
+    double e = 0, s = 0;
+    int l0 = (int)floor(lag);
+    double fr = lag - l0;
+    for (int i = 0; i < win; i++) {
+        double wi = 0.5 - 0.5 * cos(2.0 * M_PI * i / win);
+        e += wi * wi;
+        double a = i + l0 < win ? 0.5 - 0.5 * cos(2.0 * M_PI * (i + l0) / win) : 0;
+        double b = i + l0 + 1 < win ? 0.5 - 0.5 * cos(2.0 * M_PI * (i + l0 + 1) / win) : 0;
+        s += wi * ((1 - fr) * a + fr * b);
+    }
+    return e > 0 ? s / e : 0;
+}
+
 /* Parabolic interpolation of a tempogram peak at integer lag i (sub-frame period). */
 static double refine_peak(const double *tg, int win, int i)
 {
@@ -301,13 +318,19 @@ double tempo_estimate(const float *env, int T, double fps, double *prior_bpm)
     if (prior_bpm)
         *prior_bpm = 60.0 * fps / best;
     double lag = refine_peak(tg, win, best);
-    /* Octave check: a regular pulse's tempogram decays with the lag (the Hann window), so
-     * when the half-period is at least as strong as the period, nothing in the music marks
-     * the slower level as the beat; the prior alone chose it. Keep the faster level if it
-     * stays in the common tempo range. */
-    const double max_doubled = 240.0;
+    /* Octave check: in a tempogram a pulse train's peaks shrink with the lag only through the
+     * Hann window's own autocorrelation (taper). With beats of strength B and off-beats of
+     * strength H, the peak at the period is (B^2 + H^2) taper(L) and at the half period
+     * 2 B H taper(L/2): once the taper is divided out, the half period is as strong as the
+     * period only when H = B, i.e. nothing in the music marks the slower level as the beat
+     * and the prior alone chose it (a click track, a steady fast pulse). Then keep the faster
+     * level, if it stays within the tempo range music is written in (the issue's 60-200 BPM,
+     * plus the 4 % tolerance): above it a doubled estimate is more often an octave error. */
+    const double max_doubled = 208.0, equal = 0.99;
     double half = tg_at(tg, win, lag / 2.0), full = tg_at(tg, win, lag);
-    if (full > 0 && half >= full && 2.0 * 60.0 * fps / lag <= max_doubled) {
+    double th = hann_taper(win, lag / 2.0), tf = hann_taper(win, lag);
+    if (full > 0 && tf > 0 && half / th >= equal * full / tf &&
+        2.0 * 60.0 * fps / lag <= max_doubled) {
         int c = (int)floor(lag / 2.0), bi = c;
         for (int i = c - 1; i <= c + 2; i++)
             if (i >= 1 && i + 1 < win && tg[i] > tg[bi])
