@@ -6,6 +6,7 @@
  *
  *   ./build/bench_engine --model DIR [--sizes 512,256] [--threads N] [--dtype f32|bf16]
  *                        [--taesd DIR] [--reps N] [--no-batch4] [--no-components]
+ *                        [--no-images] [--only-unet]
  *
  * Peak RSS is read (getrusage) right after the whole-image runs, before the components are
  * timed, so it is the RSS of load + generate as the CLI does them. Component times are the
@@ -30,6 +31,16 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* CPU seconds of the process (user + system): cpu / wall near the thread count means the
+ * machine was not shared during a measurement; much lower means other load took cores. */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec * 1e-6;
 }
 
 static double peak_rss_gib(void)
@@ -62,19 +73,22 @@ static void die(const char *what)
     exit(1);
 }
 
-static void line(const char *what, int size, double s)
+/* s: wall seconds, cpu: CPU seconds of the same run */
+static void line(const char *what, int size, double s, double cpu)
 {
+    double cores = s > 0 ? cpu / s : 0;
+    char sz[16] = "";
     if (size)
-        printf("| %-34s | %4d² | %9.3f s |\n", what, size, s);
-    else
-        printf("| %-34s | %5s | %9.3f s |\n", what, "", s);
+        snprintf(sz, sizeof sz, "%4d²", size);
+    printf("| %-34s | %5s | %9.3f s | %5.2f |\n", what, sz, s, cores);
     fflush(stdout);
 }
 
 int main(int argc, char **argv)
 {
     const char *model = NULL, *taesd_dir = NULL;
-    int threads = 0, dtype = M2P_DTYPE_F32, reps = 2, batch4 = 1, components = 1;
+    int threads = 0, dtype = M2P_DTYPE_F32, reps = 2, batch4 = 1, components = 1, images = 1;
+    int only_unet = 0;
     int sizes[4] = {512, 256}, nsizes = 2;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc)
@@ -89,6 +103,10 @@ int main(int argc, char **argv)
             batch4 = 0;
         else if (!strcmp(argv[i], "--no-components"))
             components = 0;
+        else if (!strcmp(argv[i], "--no-images"))
+            images = 0;
+        else if (!strcmp(argv[i], "--only-unet"))
+            only_unet = 1;
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc)
             dtype = !strcmp(argv[++i], "bf16") ? M2P_DTYPE_BF16 : M2P_DTYPE_F32;
         else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
@@ -126,23 +144,25 @@ int main(int argc, char **argv)
     op_set_threads(threads);
     printf("bench_engine: model %s, %d threads, compute %s\n\n", model, op_get_threads(),
            dtype == M2P_DTYPE_BF16 ? "bf16" : "f32");
-    printf("| %-34s | %5s | %11s |\n", "what", "size", "time");
-    printf("|%s|%s|%s|\n", "------------------------------------", "-------", "-------------");
+    printf("| %-34s | %5s | %11s | %5s |\n", "what", "size", "time", "cores");
+    printf("|%s|%s|%s|%s|\n", "------------------------------------", "-------", "-------------",
+           "-------");
 
     /* load: first (page cache as it is), then warm */
     m2p_model *m = NULL;
-    double t0 = now();
+    double t0 = now(), c0 = cpu_s();
     if (m2p_model_load(model, &mp, &m))
         die("load");
-    line("model load (first)", 0, now() - t0);
+    line("model load (first)", 0, now() - t0, cpu_s() - c0);
     m2p_model_free(m);
     t0 = now();
+    c0 = cpu_s();
     if (m2p_model_load(model, &mp, &m))
         die("load");
-    line("model load (warm page cache)", 0, now() - t0);
+    line("model load (warm page cache)", 0, now() - t0, cpu_s() - c0);
 
     /* whole images */
-    for (int si = 0; si < nsizes; si++) {
+    for (int si = 0; si < nsizes && images; si++) {
         m2p_gen_params gp = m2p_gen_default_params();
         gp.prompt = "a poster of a rock band on stage, dramatic light";
         gp.steps = 4;
@@ -153,14 +173,16 @@ int main(int argc, char **argv)
         for (int r = 0; r < 2; r++) {
             m2p_image img;
             t0 = now();
+            c0 = cpu_s();
             if (m2p_generate(m, &gp, &img))
                 die("generate");
             line(r ? "4-step image, again" : "4-step image (first at this size)", sizes[si],
-                 now() - t0);
+                 now() - t0, cpu_s() - c0);
             m2p_image_free(&img);
         }
     }
-    printf("| %-34s | %5s | %9.2f GiB |\n", "peak RSS (load + images)", "", peak_rss_gib());
+    printf("| %-34s | %5s | %9.2f GiB | %5s |\n", "peak RSS (load + images)", "", peak_rss_gib(),
+           "");
     if (!components) {
         m2p_model_free(m);
         return 0;
@@ -176,23 +198,26 @@ int main(int argc, char **argv)
     if (m2p_model_resolve(model, resolved, sizeof resolved) == 0)
         snprintf(tdir, sizeof tdir, "%s/text_encoder", resolved);
     clip_text *ct = NULL;
-    if (clip_text_load(tdir, &mp, &ct))
+    if (!only_unet && clip_text_load(tdir, &mp, &ct))
         die("text encoder load");
-    {
+    if (ct) {
         int32_t ids[77];
         for (int i = 0; i < 77; i++)
             ids[i] = i == 0 ? 49406 : i < 20 ? 320 + i * 7 : 49407;
         float *out = malloc((size_t)77 * clip_text_hidden(ct) * sizeof(float));
-        double best = 1e30;
+        double best = 1e30, bestc = 0;
         for (int r = 0; r <= reps; r++) {
             t0 = now();
+            c0 = cpu_s();
             if (clip_text_forward(ct, ids, 1, 77, out))
                 die("text encoder");
-            double t = now() - t0;
-            if (r && t < best)
+            double t = now() - t0, tc = cpu_s() - c0;
+            if ((r || !reps) && t < best) {
                 best = t;
+                bestc = tc;
+            }
         }
-        line("text encoder (77 tokens)", 0, best);
+        line("text encoder (77 tokens)", 0, best, bestc);
         free(out);
     }
     clip_text_free(ct);
@@ -207,18 +232,21 @@ int main(int argc, char **argv)
                   *ctx = randn((size_t)B * 77 * cross, 2),
                   *cond = cond_dim ? randn((size_t)B * cond_dim, 3) : NULL,
                   *pred = malloc((size_t)B * inch * h * w * sizeof(float));
-            double best = 1e30;
+            double best = 1e30, bestc = 0;
             for (int r = 0; r <= reps; r++) {
                 t0 = now();
+                c0 = cpu_s();
                 if (unet_forward(u, lat, B, h, w, 759.0f, cond, ctx, 77, pred))
                     die("unet");
-                double t = now() - t0;
-                if (r && t < best)
+                double t = now() - t0, tc = cpu_s() - c0;
+                if ((r || !reps) && t < best) {
                     best = t;
+                    bestc = tc;
+                }
             }
             char what[64];
             snprintf(what, sizeof what, "UNet step, batch %d", B);
-            line(what, sizes[si], best);
+            line(what, sizes[si], best, bestc);
             free(lat);
             free(ctx);
             free(cond);
@@ -226,34 +254,41 @@ int main(int argc, char **argv)
         }
         float *z = randn((size_t)4 * h * w, 4);
         float *img = malloc((size_t)3 * 64 * h * w * sizeof(float));
-        if (v) {
-            double best = 1e30;
+        if (v && !only_unet) {
+            double best = 1e30, bestc = 0;
             for (int r = 0; r <= reps; r++) {
                 t0 = now();
+                c0 = cpu_s();
                 if (vae_decode(v, z, 1, h, w, img))
                     die("vae");
-                double t = now() - t0;
-                if (r && t < best)
+                double t = now() - t0, tc = cpu_s() - c0;
+                if ((r || !reps) && t < best) {
                     best = t;
+                    bestc = tc;
+                }
             }
-            line("VAE decode", sizes[si], best);
+            line("VAE decode", sizes[si], best, bestc);
         }
-        if (td) {
-            double best = 1e30;
+        if (td && !only_unet) {
+            double best = 1e30, bestc = 0;
             for (int r = 0; r <= reps; r++) {
                 t0 = now();
+                c0 = cpu_s();
                 if (taesd_decode(td, z, 1, h, w, img))
                     die("taesd");
-                double t = now() - t0;
-                if (r && t < best)
+                double t = now() - t0, tc = cpu_s() - c0;
+                if ((r || !reps) && t < best) {
                     best = t;
+                    bestc = tc;
+                }
             }
-            line("TAESD decode", sizes[si], best);
+            line("TAESD decode", sizes[si], best, bestc);
         }
         free(z);
         free(img);
     }
-    printf("| %-34s | %5s | %9.2f GiB |\n", "peak RSS (incl. components)", "", peak_rss_gib());
+    printf("| %-34s | %5s | %9.2f GiB | %5s |\n", "peak RSS (incl. components)", "", peak_rss_gib(),
+           "");
     m2p_model_free(m);
     return 0;
 }
