@@ -62,6 +62,10 @@ static void pack_kt(const attn_args *a)
 
 #if M2P_AVX512
 
+/* Keep a loaded vector in a register: GCC otherwise folds the load into every FMA that uses
+ * it, and the kernels become load-bound. */
+#define REG(v) __asm__("" : "+v"(v))
+
 /* S[4 rows][64 cols] = Qs[4 rows] . Kt[:, j0..j0+64] */
 static inline void scores_4x64(const float *qs, int dh, const float *kt, int Lkp, float *s)
 {
@@ -84,6 +88,66 @@ static inline void scores_4x64(const float *qs, int dh, const float *kt, int Lkp
     for (int r = 0; r < 4; r++)
         for (int c = 0; c < 4; c++)
             _mm512_store_ps(s + r * KB + c * 16, acc[r][c]);
+}
+
+/* 2^x for a vector, x <= 0 in practice (x >= -127 keeps the result a normal float or tiny):
+ * Cephes exp2f's degree-6 polynomial on [-1/2, 1/2] (about 1 ulp) and scalef. Cheaper than
+ * v_exp because the scores are already in log2 units (q is pre-scaled by log2 e). */
+static inline __m512 v_exp2(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(-127.0f));
+    __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_sub_ps(x, n);
+    __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.339887440266574e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.618437357674640e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.550332471162809e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.402264791363012e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.931472028550421e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* A full block (64 valid keys, no mask): scores for 4 rows kept in registers, then the online
+ * softmax update right away: P = 2^(S - m_new) stored to p, m, l and alpha updated. */
+static inline void scores_softmax_4x64(const float *qs, int dh, const float *kt, int Lkp, float *p,
+                                       float *m, float *l, float *alpha)
+{
+    __m512 acc[4][4];
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    for (int d = 0; d < dh; d++) {
+        const float *kr = kt + (size_t)d * Lkp;
+        __m512 k0 = _mm512_load_ps(kr), k1 = _mm512_load_ps(kr + 16), k2 = _mm512_load_ps(kr + 32),
+               k3 = _mm512_load_ps(kr + 48);
+        REG(k0);
+        REG(k1);
+        REG(k2);
+        REG(k3);
+        for (int r = 0; r < 4; r++) {
+            __m512 qv = _mm512_set1_ps(qs[(size_t)r * dh + d]);
+            acc[r][0] = _mm512_fmadd_ps(qv, k0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(qv, k1, acc[r][1]);
+            acc[r][2] = _mm512_fmadd_ps(qv, k2, acc[r][2]);
+            acc[r][3] = _mm512_fmadd_ps(qv, k3, acc[r][3]);
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        __m512 mx =
+            _mm512_max_ps(_mm512_max_ps(acc[r][0], acc[r][1]), _mm512_max_ps(acc[r][2], acc[r][3]));
+        float bm = _mm512_reduce_max_ps(mx);
+        float mnew = bm > m[r] ? bm : m[r];
+        alpha[r] = m[r] == -INFINITY ? 0.0f : exp2f(m[r] - mnew);
+        __m512 vm = _mm512_set1_ps(mnew), sum = _mm512_setzero_ps();
+        for (int c = 0; c < 4; c++) {
+            __m512 e = v_exp2(_mm512_sub_ps(acc[r][c], vm));
+            _mm512_store_ps(p + r * KB + c * 16, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        l[r] = l[r] * alpha[r] + _mm512_reduce_add_ps(sum);
+        m[r] = mnew;
+    }
 }
 
 /* O[4 rows][d0 .. d0 + 16*NV) = O * alpha + P[4 rows][0..nk) V[0..nk)[d0..]; the last vector
@@ -181,12 +245,12 @@ static void softmax_block(float *s, int rows, int nk, const int *limit, float *m
             memset(sr, 0, KB * sizeof(float));
             continue;
         }
-        alpha[r] = m[r] == -INFINITY ? 0.0f : expf(m[r] - mnew);
+        alpha[r] = m[r] == -INFINITY ? 0.0f : exp2f(m[r] - mnew);
         __m512 vm = _mm512_set1_ps(mnew), sum = _mm512_setzero_ps();
         for (int c = 0; c < KB; c += 16) {
             int w = lim - c;
             __mmask16 mk = w >= 16 ? 0xffff : w <= 0 ? 0 : (__mmask16)((1u << w) - 1u);
-            __m512 e = _mm512_maskz_mov_ps(mk, v_exp(_mm512_sub_ps(_mm512_load_ps(sr + c), vm)));
+            __m512 e = _mm512_maskz_mov_ps(mk, v_exp2(_mm512_sub_ps(_mm512_load_ps(sr + c), vm)));
             _mm512_store_ps(sr + c, e);
             sum = _mm512_add_ps(sum, e);
         }
@@ -204,8 +268,9 @@ static void attend_block(const attn_args *a, attn_scratch *w, int b, int h, int 
         float *dst = w->qs + (size_t)r * dh;
         if (r < nq) {
             const float *src = a->q + ((size_t)b * a->Lq + i0 + r) * a->q_stride + (size_t)h * dh;
+            const float sc = a->scale * 1.44269504088896341f; /* scores in log2 units */
             for (int d = 0; d < dh; d++)
-                dst[d] = src[d] * a->scale;
+                dst[d] = src[d] * sc;
         } else {
             memset(dst, 0, (size_t)dh * sizeof(float));
         }
@@ -222,12 +287,18 @@ static void attend_block(const attn_args *a, attn_scratch *w, int b, int h, int 
     float alpha[QB];
     for (int j0 = 0; j0 < kend; j0 += KB) {
         int nk = kend - j0 < KB ? kend - j0 : KB;
-        for (int r = 0; r < rows; r += 4)
-            scores_4x64(w->qs + (size_t)r * dh, dh, kt + j0, a->Lkp, w->s + r * KB);
-        if (a->causal)
-            for (int r = 0; r < rows; r++)
-                limit[r] = i0 + r + 1 - j0;
-        softmax_block(w->s, rows, nk, a->causal ? limit : NULL, w->m, w->l, alpha);
+        if (nk == KB && (!a->causal || j0 + KB <= i0 + 1)) { /* no masked key in the block */
+            for (int r = 0; r < rows; r += 4)
+                scores_softmax_4x64(w->qs + (size_t)r * dh, dh, kt + j0, a->Lkp, w->s + r * KB,
+                                    w->m + r, w->l + r, alpha + r);
+        } else {
+            for (int r = 0; r < rows; r += 4)
+                scores_4x64(w->qs + (size_t)r * dh, dh, kt + j0, a->Lkp, w->s + r * KB);
+            if (a->causal)
+                for (int r = 0; r < rows; r++)
+                    limit[r] = i0 + r + 1 - j0;
+            softmax_block(w->s, rows, nk, a->causal ? limit : NULL, w->m, w->l, alpha);
+        }
         for (int r = 0; r < rows; r += 4)
             pv_rows4(w->s + r * KB, vb + (size_t)j0 * a->kv_stride, (size_t)a->kv_stride, nk,
                      w->o + (size_t)r * dhp, dh, dhp, alpha + r);
