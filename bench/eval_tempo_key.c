@@ -115,7 +115,7 @@ static void chromas(const float *x, int64_t n, double out[NCV][12])
                 key_tuning_add_frame(&kt, pw, DSP_NBINS, SR, DSP_NFFT);
                 continue;
             }
-            double c0[12] = {0}, c1[12] = {0}, c2[12] = {0}, m0 = 0, s1 = 0, m2 = 0, fmx = 0;
+            double c0[12] = {0}, c1[12] = {0}, m0 = 0, s1 = 0;
             for (int c = 0; c < 12; c++) {
                 for (int k = 0; k < DSP_NBINS; k++) {
                     c0[c] += cw[c * DSP_NBINS + k] * pw[k];
@@ -124,26 +124,10 @@ static void chromas(const float *x, int64_t n, double out[NCV][12])
                 m0 = fmax(m0, c0[c]);
                 s1 += c1[c];
             }
-            for (int k = 1; k + 1 < DSP_NBINS; k++)
-                fmx = fmax(fmx, mg[k]);
-            for (int k = 2; k + 1 < DSP_NBINS; k++) {
-                double f = (double)k * SR / DSP_NFFT;
-                if (f < 55 || f > 2000 || mg[k] < 0.02 * fmx || mg[k] < mg[k - 1] ||
-                    mg[k] < mg[k + 1])
-                    continue;
-                double a = mg[k - 1], b = mg[k], cc = mg[k + 1], den = a - 2 * b + cc;
-                double d = den < 0 ? 0.5 * (a - cc) / den : 0;
-                double fp = (k + d) * SR / DSP_NFFT;
-                double midi = 69 + 12 * log2(fp / 440.0) - tuning;
-                int pc = ((int)lround(midi) % 12 + 12) % 12;
-                c2[pc] += b;
-            }
-            for (int c = 0; c < 12; c++)
-                m2 = fmax(m2, c2[c]);
+            key_peak_chroma(mg, DSP_NBINS, SR, DSP_NFFT, tuning, out[2]);
             for (int c = 0; c < 12; c++) {
                 out[0][c] += m0 > FLT_MIN ? c0[c] / m0 : c0[c];
                 out[1][c] += s1 > 0 ? c1[c] / s1 : 0;
-                out[2][c] += m2 > 0 ? c2[c] / m2 : 0;
             }
         }
     }

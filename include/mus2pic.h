@@ -242,6 +242,7 @@ typedef struct m2p_features {
     double mode_confidence;
     int is_major_key;
     int key_tonic;                /* pitch class 0..11 (C=0), -1 undetermined */
+    int key_major;                /* the reported key's mode (1 major), with key_tonic */
     double spectral_flux;
     double onset_density, onset_density_raw;
     double dynamic_range, dynamic_range_db;

@@ -27,6 +27,7 @@
 #define ENVELOPE_MAX_POINTS 400
 #define TUNING_FRAMES 1000 /* frames sampled for the tuning estimate */
 #define SILENCE_PEAK 1e-4  /* peak amplitude under -80 dBFS counts as silence */
+#define KEY_REPORT_PROFILES KEY_PROF_TEMPERLEY /* chosen by bench/eval_tempo_key */
 /* HPSS median filtering is the costly part. Up to HPSS_FULL_FRAMES (30 s) it runs on every
  * frame, as librosa; longer audio is sampled in HPSS_SEGMENTS evenly spaced segments of
  * HPSS_SEG_FRAMES (5 s each, separated with the filter's edge rule), and the harmonic and
@@ -84,6 +85,7 @@ static void set_defaults(m2p_features *f)
 {
     f->tempo = 0;
     f->key_tonic = -1;
+    f->key_major = 1;
     f->is_major_key = 1;
     f->mode_confidence = 0.5;
     f->rhythm_stability = 0.5;
@@ -102,6 +104,17 @@ static void power_to_db(float *x, size_t n)
     for (size_t i = 0; i < n; i++)
         if (x[i] < mx - 80.0f)
             x[i] = mx - 80.0f;
+}
+
+/* 1 when a chroma sum is not flat (a key can be read from it). */
+static int chroma_varies(const double *c)
+{
+    double mn = c[0], mx = c[0];
+    for (int i = 1; i < 12; i++) {
+        mn = fmin(mn, c[i]);
+        mx = fmax(mx, c[i]);
+    }
+    return mx - mn > 1e-9 * (mx > 0 ? mx : 1);
 }
 
 static double mean_f(const float *v, int n)
@@ -273,7 +286,7 @@ int m2p_features_compute(const float *x, int64_t n, int sr, m2p_features *out)
     int seg = 0;
 
     /* Pass 2: every frame. */
-    double flux_sum = 0, csum[12] = {0}, csum2 = 0, csum1 = 0;
+    double flux_sum = 0, csum[12] = {0}, csum2 = 0, csum1 = 0, psum[12] = {0};
     for (int64_t t = 0; t < T; t++) {
         load_frame(x, n, t, w.frame, &v0, &v1);
         double e = 0;
@@ -306,6 +319,7 @@ int m2p_features_compute(const float *x, int64_t n, int sr, m2p_features *out)
             flux_sum += sqrt(d);
         }
         memcpy(w.prev, w.mag, sizeof(float) * DSP_NBINS);
+        key_peak_chroma(w.mag, DSP_NBINS, sr, DSP_NFFT, tuning, psum);
         dsp_melbank_apply(&w.mb, w.power, w.mel + t * DSP_NMELS);
         /* chroma_stft: filterbank, then each frame scaled to max 1 */
         double ch[12], cmax = 0;
@@ -372,8 +386,13 @@ int m2p_features_compute(const float *x, int64_t n, int sr, m2p_features *out)
     for (int c = 0; c < 12; c++)
         cmean[c] = csum[c] / (double)T;
     key_result kr = key_estimate(cmean);
-    out->key_tonic = kr.tonic;
     out->is_major_key = kr.major;
+    /* The reported key: KEY_REPORT_PROFILES on the spectral-peak chroma (bench/eval_tempo_key,
+     * BENCHMARKS.md); the A-S key of the STFT chroma when no frame had a peak. */
+    out->key_tonic = kr.key_tonic;
+    out->key_major = kr.key_major;
+    if (kr.key_tonic >= 0 && chroma_varies(psum))
+        key_best(psum, KEY_REPORT_PROFILES, &out->key_tonic, &out->key_major);
     out->mode_confidence = kr.mode_confidence;
 
     /* MFCC: DCT-II (orthonormal) of the log-power mel spectrum, first 13. */

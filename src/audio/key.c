@@ -203,3 +203,59 @@ key_result key_estimate(const double chroma[12])
     r.key_tonic = r.key_major ? amaj : amin;
     return r;
 }
+
+/* Temperley (2007, "Music and Probability"), Kostka-Payne corpus profiles. */
+static const double TP_MAJOR[12] = {0.748, 0.060, 0.488, 0.082, 0.670, 0.460,
+                                    0.096, 0.715, 0.104, 0.366, 0.057, 0.400};
+static const double TP_MINOR[12] = {0.712, 0.084, 0.474, 0.618, 0.049, 0.460,
+                                    0.105, 0.747, 0.404, 0.067, 0.133, 0.330};
+
+double key_best(const double chroma[12], int profiles, int *tonic, int *major)
+{
+    const double *maj[3] = {KK_MAJOR, TP_MAJOR, AS_MAJOR}, *min[3] = {KK_MINOR, TP_MINOR, AS_MINOR};
+    double best = -INFINITY;
+    *tonic = -1;
+    *major = 1;
+    for (int m = 0; m < 2; m++)
+        for (int k = 0; k < 12; k++) {
+            double s = 0;
+            for (int p = 0; p < 3; p++)
+                if (profiles == KEY_PROF_COMBINED || profiles == p)
+                    s += pearson(chroma, m ? min[p] : maj[p], k);
+            if (s > best) {
+                best = s;
+                *tonic = k;
+                *major = !m;
+            }
+        }
+    return best;
+}
+
+int key_peak_chroma(const float *mag, int nbins, int sr, int nfft, double tuning, double acc[12])
+{
+    double c[12] = {0}, fmx = 0, cmx = 0;
+    for (int k = 1; k + 1 < nbins; k++)
+        fmx = fmax(fmx, mag[k]);
+    if (!(fmx > 0))
+        return 0;
+    for (int k = 2; k + 1 < nbins; k++) {
+        double f = (double)k * sr / nfft;
+        if (f < KEY_PEAK_FMIN)
+            continue;
+        if (f > KEY_PEAK_FMAX)
+            break;
+        double a = mag[k - 1], b = mag[k], d = mag[k + 1];
+        if (b < KEY_PEAK_REL * fmx || b < a || b < d)
+            continue;
+        double den = a - 2 * b + d, off = den < 0 ? 0.5 * (a - d) / den : 0;
+        double midi = 69.0 + 12.0 * log2((k + off) * sr / nfft / 440.0) - tuning;
+        c[((int)lround(midi) % 12 + 12) % 12] += b;
+    }
+    for (int i = 0; i < 12; i++)
+        cmx = fmax(cmx, c[i]);
+    if (!(cmx > 0))
+        return 0;
+    for (int i = 0; i < 12; i++)
+        acc[i] += c[i] / cmx;
+    return 1;
+}

@@ -30,4 +30,19 @@ typedef struct key_result {
  * -1 in tonic and key_tonic when the chroma is flat. */
 key_result key_estimate(const double chroma[12]);
 
+/* The best key of one profile set (KEY_PROF_*; COMBINED sums the three correlations) over
+ * both modes: returns the score, tonic and mode in *tonic, *major. */
+enum { KEY_PROF_KK = 0, KEY_PROF_TEMPERLEY = 1, KEY_PROF_AS = 2, KEY_PROF_COMBINED = 3 };
+double key_best(const double chroma[12], int profiles, int *tonic, int *major);
+
+/* Spectral-peak chroma of one magnitude frame (a log-frequency chroma): the local maxima of
+ * the spectrum between KEY_PEAK_FMIN and KEY_PEAK_FMAX Hz above KEY_PEAK_REL of the frame's
+ * largest bin, each at its parabolically interpolated frequency (less the tuning), add their
+ * magnitude to their pitch class; the frame's vector, scaled to max 1, is added to acc.
+ * Returns 1, or 0 for a frame with no peak. */
+#define KEY_PEAK_FMIN 55.0
+#define KEY_PEAK_FMAX 2000.0
+#define KEY_PEAK_REL 0.02
+int key_peak_chroma(const float *mag, int nbins, int sr, int nfft, double tuning, double acc[12]);
+
 #endif

@@ -14,6 +14,7 @@
 
 #include "audio/dsp.h"
 
+#include <aubio/aubio.h>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -510,4 +511,55 @@ int tempo_onset_count(const float *env, int T)
         }
     }
     return count;
+}
+
+double tempo_aubio(const float *x, int64_t n, int sr, const char *method, double *confidence)
+{
+    const uint_t win = 1024, hop = 256;
+    if (confidence)
+        *confidence = 0;
+    if (n < (int64_t)win || !x)
+        return 0;
+    aubio_tempo_t *o = new_aubio_tempo(method ? method : "default", win, hop, (uint_t)sr);
+    fvec_t *in = new_fvec(hop), *out = new_fvec(1);
+    double bpm = 0;
+    if (o && in && out) {
+        for (int64_t s = 0; s + (int64_t)hop <= n; s += hop) {
+            for (uint_t i = 0; i < hop; i++) {
+                float v = x[s + i];
+                in->data[i] = isfinite(v) ? v : 0.0f;
+            }
+            aubio_tempo_do(o, in, out);
+        }
+        bpm = aubio_tempo_get_bpm(o);
+        if (confidence)
+            *confidence = aubio_tempo_get_confidence(o);
+    }
+    if (o)
+        del_aubio_tempo(o);
+    if (in)
+        del_fvec(in);
+    if (out)
+        del_fvec(out);
+    return bpm > 0 && isfinite(bpm) ? bpm : 0;
+}
+
+double tempo_refine(const float *env, int T, double fps, double bpm, double range)
+{
+    if (T < 4 || !(bpm > 0) || envelope_flat(env, T))
+        return bpm;
+    int win = (int)floor(8.0 * fps);
+    double *tg = malloc(sizeof(double) * (size_t)win);
+    if (!tg || mean_tempogram(env, T, win, fps, 0, NULL, tg) < 0) {
+        free(tg);
+        return bpm;
+    }
+    double lag = 60.0 * fps / bpm;
+    int a = (int)floor(lag * (1 - range)), b = (int)ceil(lag * (1 + range)), best = -1;
+    for (int i = a < 2 ? 2 : a; i <= b && i + 1 < win; i++)
+        if (tg[i] >= tg[i - 1] && tg[i] >= tg[i + 1] && (best < 0 || tg[i] > tg[best]))
+            best = i;
+    double out = best > 0 ? 60.0 * fps / refine_peak(tg, win, best) : bpm;
+    free(tg);
+    return out;
 }

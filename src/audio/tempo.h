@@ -33,4 +33,12 @@ int tempo_beats(const float *env, int T, double fps, double bpm, int *beats);
 /* librosa.onset.onset_detect's peak picking on the normalised envelope; returns the count. */
 int tempo_onset_count(const float *env, int T);
 
+/* aubio_tempo (method "default", "specflux", ...; window 1024, hop 256) over the samples: its
+ * final BPM (and confidence), 0 when it found none. */
+double tempo_aubio(const float *x, int64_t n, int sr, const char *method, double *confidence);
+
+/* The mean autocorrelation tempogram's peak (parabolic, sub-frame) within +-range of bpm;
+ * bpm itself when there is no local maximum there. */
+double tempo_refine(const float *env, int T, double fps, double bpm, double range);
+
 #endif

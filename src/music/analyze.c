@@ -255,7 +255,7 @@ static json_t *features_json(const m2p_features *f)
     json_object_set_new(o, "key", key && *key ? json_string(key) : json_null());
     json_object_set_new(o, "key_pitch_class", json_integer(f->key_tonic));
     json_object_set_new(o, "mode",
-                        f->key_tonic >= 0 ? json_string(f->is_major_key ? "major" : "minor")
+                        f->key_tonic >= 0 ? json_string(f->key_major ? "major" : "minor")
                                           : json_null());
     json_t *beats = json_array();
     for (int i = 0; i < f->n_beats && f->beats; i++)
@@ -298,7 +298,7 @@ char *m2p_analysis_to_json(const m2p_analysis *a)
     json_object_set_new(o, "tempo", num(f->tempo));
     json_object_set_new(o, "key", key && *key ? json_string(key) : json_null());
     json_object_set_new(o, "mode",
-                        f->key_tonic >= 0 ? json_string(f->is_major_key ? "major" : "minor")
+                        f->key_tonic >= 0 ? json_string(f->key_major ? "major" : "minor")
                                           : json_null());
     json_object_set_new(o, "features", features_json(f));
     json_object_set_new(o, "source", src);
