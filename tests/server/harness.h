@@ -159,8 +159,8 @@ static __attribute__((unused)) json_t *wait_job(int port, long long id, double t
 typedef struct srv {
     pid_t pid;
     int port;
-    char data[512];
-    char log[600];
+    char data[1024];
+    char log[1100];
 } srv;
 
 /* Start `mus2pic serve` with the tiny model; extra: NULL-terminated extra arguments. Waits until
@@ -360,6 +360,12 @@ static __attribute__((unused)) void wsc_close(wsc *w)
 {
     if (!w)
         return;
+    /* CivetWeb's client reader thread only notices a local close after its receive timeout
+     * (seconds); asking the server to close first ends it at once. */
+    if (!w->closed) {
+        mg_websocket_client_write(w->c, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, "", 0);
+        wsc_wait_closed(w, 3);
+    }
     mg_close_connection(w->c);
     json_decref(w->msgs);
     pthread_mutex_destroy(&w->m);
