@@ -3,6 +3,8 @@
  *  - key_estimate on pitch-class weightings of the tonic triad and scale in all 24 keys;
  *  - is_major_key / mode_confidence stay the original's Krumhansl-Kessler values (computed
  *    here independently);
+ *  - key_best (the reported key) finds all 24 keys for every profile set, and key_peak_chroma
+ *    puts a C major triad on C, E and G (at tuning 0 and +0.3 semitone);
  *  - a flat chroma gives no key;
  *  - brahms.ogg (Hungarian Dance No. 5, US Army Strings) is G minor: the orchestral
  *    arrangement's key (Schmeling's orchestration; the piano-duet original and the file's
@@ -63,7 +65,37 @@ int main(void)
             }
             CHECK_NEAR(r.mode_confidence, (bmaj - bmin + 1) / 2, 1e-12);
             CHECK_INT(r.major, bmaj >= bmin);
+            for (int p = 0; p < 4; p++) {
+                int t, m;
+                key_best(ch, p, &t, &m);
+                CHECK_INT(t, k);
+                CHECK_INT(m, !mode);
+            }
         }
+    /* key_peak_chroma: a C major triad (C4 E4 G4, bins of a 2048-point FFT at 22,050 Hz, each
+     * peak spread over 3 bins) at tuning 0 and at +0.3 semitone with the tones raised alike. */
+    for (int tu = 0; tu < 2; tu++) {
+        float mag[1025] = {0};
+        static const double hz[3] = {261.63, 329.63, 392.0};
+        double tuning = tu ? 0.3 : 0;
+        for (int i = 0; i < 3; i++) {
+            double b = hz[i] * pow(2, tuning / 12) * 2048 / 22050;
+            int k = (int)lround(b);
+            mag[k] = 1.0f - 0.1f * i;
+            mag[k - 1] = mag[k + 1] = 0.3f;
+        }
+        double acc[12] = {0};
+        CHECK_INT(key_peak_chroma(mag, 1025, 22050, 2048, tuning, acc), 1);
+        CHECK_NEAR(acc[0], 1.0, 1e-9);
+        CHECK_NEAR(acc[4], 0.9, 1e-6);
+        CHECK_NEAR(acc[7], 0.8, 1e-6);
+        CHECK_NEAR(acc[1] + acc[2] + acc[3] + acc[5] + acc[6] + acc[8] + acc[9] + acc[10] + acc[11], 0, 1e-12);
+    }
+    {
+        float silent[1025] = {0};
+        double acc[12] = {0};
+        CHECK_INT(key_peak_chroma(silent, 1025, 22050, 2048, 0, acc), 0);
+    }
     double flat[12];
     for (int i = 0; i < 12; i++)
         flat[i] = 0.3;
@@ -83,6 +115,7 @@ int main(void)
                 f.tempo);
         CHECK_STR(m2p_key_name(f.key_tonic), "G");
         CHECK_INT(f.is_major_key, 0);
+        CHECK_INT(f.key_major, 0);
         CHECK(f.mode_confidence < 0.5);
         m2p_features_free(&f);
         m2p_audio_free(&a);
