@@ -376,42 +376,39 @@ int op_attention(const float *q, int q_stride, const float *k, const float *v, i
     attn_args a = {q,      k,     v,   q_stride, kv_stride,
                    B,      Lq,    Lk,  heads,    dh,
                    causal, scale, out, NULL,     (Lk + KB - 1) / KB * KB};
-    a.kt = aligned_alloc(64, (size_t)B * heads * dh * a.Lkp * sizeof(float));
+    a.kt = ops_big_alloc((size_t)B * heads * dh * a.Lkp * sizeof(float));
     if (!a.kt)
         return m2p_error(M2P_ENOMEM, "attention: out of memory");
     pack_kt(&a);
     int nqb = (Lq + QB - 1) / QB;
     int ntasks = B * heads * nqb;
     int dhp = (dh + 15) & ~15;
-    int failed = 0;
-#pragma omp parallel
+    /* All scratch from the calling thread in one block: allocating in the OpenMP workers
+     * would spread it over glibc's per-thread arenas, which keep freed memory resident. */
+    int nthr = omp_get_max_threads();
+    size_t per = (size_t)QB * dhp * 2 + (size_t)QB * KB + 2 * QB + 16; /* floats, 64B multiple */
+    per = (per + 15) & ~(size_t)15;
+    float *pool = aligned_alloc(64, (size_t)nthr * per * sizeof(float));
+    if (!pool) {
+        free(a.kt);
+        return m2p_error(M2P_ENOMEM, "attention: out of memory");
+    }
+#pragma omp parallel num_threads(nthr)
     {
+        float *base = pool + (size_t)omp_get_thread_num() * per;
         attn_scratch w;
-        w.qs = aligned_alloc(64, (size_t)QB * dhp * sizeof(float) + 64);
-        w.s = aligned_alloc(64, (size_t)QB * KB * sizeof(float));
-        w.o = aligned_alloc(64, (size_t)QB * dhp * sizeof(float));
-        w.m = malloc(QB * sizeof(float));
-        w.l = malloc(QB * sizeof(float));
-        int ok = w.qs && w.s && w.o && w.m && w.l;
-        if (!ok) {
-#pragma omp atomic write
-            failed = 1;
-        }
+        w.qs = base;
+        w.o = w.qs + (size_t)QB * dhp;
+        w.s = w.o + (size_t)QB * dhp;
+        w.m = w.s + (size_t)QB * KB;
+        w.l = w.m + QB;
 #pragma omp for schedule(dynamic, 1)
         for (int t = 0; t < ntasks; t++) {
-            if (!ok)
-                continue;
             int qb = t % nqb, bh = t / nqb;
             attend_block(&a, &w, bh / heads, bh % heads, qb * QB);
         }
-        free(w.qs);
-        free(w.s);
-        free(w.o);
-        free(w.m);
-        free(w.l);
     }
+    free(pool);
     free(a.kt);
-    if (failed)
-        return m2p_error(M2P_ENOMEM, "attention: out of memory");
     return 0;
 }
