@@ -311,7 +311,7 @@ int main(int argc, char **argv)
         printf("%-34s %7s", "item", "label");
         for (int m = 0; m < NT; m++)
             printf(" %12s", TNAMES[m]);
-        printf("  key(label) final stft-max/A-S\n");
+        printf("  key: label final\n");
         for (int i = 0; i < ni; i++) {
             item *it = &its[i];
             printf("%-34s %7.1f", it->name, it->bpm);

@@ -3,7 +3,8 @@
  *
  * One streaming pass over centred STFT frames (librosa defaults: n_fft 2048, hop 512, periodic
  * Hann, zero padding) computes per frame: RMS, zero crossings, spectral centroid / bandwidth /
- * roll-off / contrast, flux, a 128-band mel power spectrum, chroma, and the harmonic and
+ * roll-off / contrast, flux, a 128-band mel power spectrum, chroma (chroma_stft for the original's
+ * mode; a spectral-peak chroma for the reported key, key.c), and the harmonic and
  * percussive energies (hpss.c). Only small per-frame rows are kept (the 128 mel bands are the
  * largest: 13 MB for 10 minutes); no full spectrogram is held. A first, sparse pass estimates
  * the tuning for the chroma filterbank (librosa.feature.chroma_stft does the same).

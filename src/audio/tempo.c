@@ -7,7 +7,10 @@
  * beat.beat_track (Ellis 2007, "Beat tracking by dynamic programming", tightness 100) and
  * onset.onset_detect's peak picking. One addition to librosa: the prior can favour the slower
  * of two metrical levels when every other pulse is as strong as the pulse itself (a click or
- * a steady fast beat), so the faster level is kept (see tempo_estimate). tempo_librosa and
+ * a steady fast beat), so the faster level is kept (see tempo_estimate). tempo_aubio wraps
+ * aubio_tempo and tempo_refine moves a tempo to the nearest tempogram peak (used by
+ * bench/eval_tempo_key to compare aubio with this method; the librosa method measured better,
+ * BENCHMARKS.md). tempo_librosa and
  * tempo_onset_strength reproduce librosa.feature.tempo / onset.onset_strength step by step.
  */
 #include "audio/tempo.h"
