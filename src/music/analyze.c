@@ -251,6 +251,7 @@ static json_t *features_json(const m2p_features *f)
     json_object_set_new(o, "mfcc_mean", mm);
     json_object_set_new(o, "mfcc_std", ms);
     json_object_set_new(o, "is_major_key", json_boolean(f->is_major_key));
+    json_object_set_new(o, "key_major", json_boolean(f->key_major));
     const char *key = f->key_tonic >= 0 ? m2p_key_name(f->key_tonic) : "";
     json_object_set_new(o, "key", key && *key ? json_string(key) : json_null());
     json_object_set_new(o, "key_pitch_class", json_integer(f->key_tonic));

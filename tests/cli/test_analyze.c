@@ -234,7 +234,7 @@ static void test_fixture_json(void)
     const char *mode = json_string_value(json_object_get(j, "mode"));
     CHECK(mode && (!strcmp(mode, "major") || !strcmp(mode, "minor")));
     CHECK_INT(!strcmp(mode ? mode : "", "major"),
-              json_is_true(json_object_get(json_object_get(j, "features"), "is_major_key")));
+              json_is_true(json_object_get(json_object_get(j, "features"), "key_major")));
     json_t *beats = json_object_get(json_object_get(j, "features"), "beats");
     CHECK(json_array_size(beats) > 10);
     for (size_t i = 1; i < json_array_size(beats); i++)
