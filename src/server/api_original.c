@@ -196,6 +196,10 @@ static void generate_prompt_llm(struct mg_connection *c, json_t *b)
         http_error(c, 400, "song_title", "song_title is required");
         return;
     }
+    if (!jstr(b, "artist") || !*jstr(b, "artist")) {
+        http_error(c, 400, "artist", "artist is required");
+        return;
+    }
     m2p_llm_params p = m2p_llm_default_params();
     json_t *t = json_object_get(b, "temperature");
     if (t && !json_is_null(t)) {
@@ -213,8 +217,11 @@ static void generate_prompt_llm(struct mg_connection *c, json_t *b)
     int rc = m2p_prompt_llm(&p, jstr(b, "song_title"), jstr(b, "artist") ? jstr(b, "artist") : "",
                             jstr(b, "genre"), &prompt, &tokens);
     if (rc) {
-        http_error(c, rc == M2P_EINVAL ? 400 : 502, rc == M2P_EINVAL ? "api_key" : NULL, "%s",
-                   m2p_errmsg());
+        /* EINVAL here is the key: missing, or refused by the endpoint (the rest was checked) */
+        const char *why = m2p_errmsg();
+        http_error(c, rc == M2P_EINVAL ? 400 : 502,
+                   rc == M2P_EINVAL && strstr(why, "key") ? "api_key" : NULL, "%s", why);
+
         return;
     }
     /* gpt-4o-mini list prices (USD per token: 0.15/M in, 0.60/M out); the original reported

@@ -6,6 +6,7 @@
  * the access token.
  */
 #include "harness.h"
+#include "httpd.h"
 
 static char fake[600], tmp_root[512];
 
@@ -456,6 +457,46 @@ static void check_analysis(int port)
     json_decref(m);
 }
 
+/* The fake OpenAI-compatible endpoint: checks the key, answers one prompt. */
+static int fake_llm(struct mg_connection *c, void *ud)
+{
+    char body[8192];
+    test_httpd_body(c, body, sizeof body);
+    const char *auth = mg_get_header(c, "Authorization");
+    if (!auth || strcmp(auth, "Bearer good-key") != 0) {
+        const char *e = "{\"error\":{\"message\":\"Incorrect API key provided\"}}";
+        return test_httpd_reply(c, 401, "application/json", e, strlen(e));
+    }
+    int ok = strstr(body, "Choice") && strstr(body, "Admiral Bob");
+    const char *a = ok ? "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":"
+                         "\"a neon skyline poster\"}}],\"usage\":{\"total_tokens\":42}}"
+                       : "{\"choices\":[{\"message\":{\"content\":\"the song was not in the "
+                         "request\"}}],\"usage\":{\"total_tokens\":1}}";
+    return test_httpd_reply(c, 200, "application/json", a, strlen(a));
+}
+
+static void check_llm(int port)
+{
+    int st;
+    json_t *m = api(port, "POST", "/api/generate-prompt-llm",
+                    "{\"song_title\":\"Choice\",\"artist\":\"Admiral Bob\",\"api_key\":"
+                    "\"good-key\",\"temperature\":0.5}",
+                    &st);
+    CHECK_INT(st, 200);
+    CHECK(strncmp(jstr(m, "prompt"), "a neon skyline poster", 21) == 0);
+    CHECK_INT(jint(m, "tokens_used"), 42);
+    CHECK(json_number_value(json_object_get(m, "estimated_cost")) > 0);
+    json_decref(m);
+    m = api(port, "POST", "/api/generate-prompt-llm",
+            "{\"song_title\":\"Choice\",\"artist\":\"Admiral Bob\",\"api_key\":\"bad\"}", &st);
+    CHECK_INT(st, 400);
+    CHECK_STR(jstr(m, "field"), "api_key");
+    json_decref(m);
+    expect_400(port, "/api/generate-prompt-llm",
+               "{\"song_title\":\"Choice\",\"artist\":\"A\",\"temperature\":2}", "temperature");
+    expect_400(port, "/api/generate-prompt-llm", "{\"song_title\":\"Choice\"}", "artist");
+}
+
 static void check_batch(int port)
 {
     int st;
@@ -592,6 +633,12 @@ int main(void)
     char *t = test_tmpdir("server-api");
     snprintf(tmp_root, sizeof tmp_root, "%s", t);
     write_fake();
+    test_httpd *llm = test_httpd_start();
+    test_httpd_route(llm, "/v1/chat/completions", fake_llm, NULL);
+    char llm_url[256];
+    snprintf(llm_url, sizeof llm_url, "%s/v1", test_httpd_url(llm));
+    setenv("MUS2PIC_LLM_URL", llm_url, 1);
+    unsetenv("OPENAI_API_KEY");
     char data[600];
     snprintf(data, sizeof data, "%s/data", tmp_root);
     mkdir(data, 0755);
@@ -607,7 +654,9 @@ int main(void)
     check_cancel(s.port);
     check_analysis(s.port);
     check_batch(s.port);
+    check_llm(s.port);
     CHECK_INT(srv_stop(&s, SIGTERM), 0);
+    test_httpd_stop(llm);
     check_limits();
     if (test_failures)
         srv_dump_log(&s);
