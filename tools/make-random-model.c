@@ -274,7 +274,7 @@ static void transformer(tlist *l, const char *prefix, int64_t c, int64_t cross, 
     else
         conv(l, cat("%s.proj_in", p), c, c, 1);
     for (int t = 0; t < layers; t++) {
-        char tb[512];
+        char tb[560];
         snprintf(tb, sizeof tb, "%s.transformer_blocks.%d", p, t);
         norm(l, cat("%s.norm1", tb), c);
         linear(l, cat("%s.attn1.to_q", tb), c, c, 0);
@@ -763,10 +763,14 @@ int main(int argc, char **argv)
     static const char *tokfiles[] = {"vocab.json", "merges.txt", "tokenizer_config.json",
                                      "special_tokens_map.json"};
     for (int i = 0; i < 4 && !rc; i++) {
-        char s[4096], d[4096];
-        snprintf(s, sizeof s, "%s/%s", tok, tokfiles[i]);
-        snprintf(d, sizeof d, "%s/tokenizer/%s", out, tokfiles[i]);
-        rc = copy_file(s, d);
+        char *s = NULL, *d = NULL;
+        if (asprintf(&s, "%s/%s", tok, tokfiles[i]) < 0 ||
+            asprintf(&d, "%s/tokenizer/%s", out, tokfiles[i]) < 0)
+            rc = m2p_error(M2P_ENOMEM, "out of memory");
+        else
+            rc = copy_file(s, d);
+        free(s);
+        free(d);
     }
     tlist lt = {0}, lu = {0}, lv = {0};
     if (!rc)

@@ -8,6 +8,7 @@
 #include "tensor/ops.h"
 #include "test.h"
 
+#include <pthread.h>
 #include <stdint.h>
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -423,6 +424,42 @@ static void test_layout(void)
     free(z);
 }
 
+/* Ops from another thread (as the server's workers call them): same results; the thread's
+ * stream and scratch are released when it exits (the ASan build checks for leaks). */
+typedef struct {
+    op_conv *c;
+    const float *x;
+    float *y;
+    int rc;
+} thread_job;
+
+static void *thread_main(void *p)
+{
+    thread_job *j = p;
+    j->rc = op_conv_forward(j->c, j->x, 1, 6, 5, j->y, NULL);
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    for (int dt = 0; dt < 2; dt++) {
+        float *w = rand_buf(8 * 5 * 9, 0.3f, 0), *x = rand_buf(6 * 5 * 5, 1, 0);
+        float y0[6 * 5 * 8], y1[6 * 5 * 8];
+        op_conv *c;
+        CHECK_INT(op_conv_create(&c, w, NULL, 5, 8, 3, 1, 1, dt), 0);
+        CHECK_INT(op_conv_forward(c, x, 1, 6, 5, y0, NULL), 0);
+        thread_job j = {c, x, y1, -1};
+        pthread_t th;
+        CHECK_INT(pthread_create(&th, NULL, thread_main, &j), 0);
+        pthread_join(th, NULL);
+        CHECK_INT(j.rc, 0);
+        CHECK(test_max_abs_diff(y1, y0, 6 * 5 * 8, "conv from another thread") == 0);
+        op_conv_free(c);
+        free(w);
+        free(x);
+    }
+}
+
 int main(void)
 {
     op_set_threads(2);
@@ -432,5 +469,6 @@ int main(void)
     test_norms();
     test_activations();
     test_layout();
+    test_threads();
     TEST_DONE();
 }

@@ -35,9 +35,14 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static dnnl_status_t g_engine_status = dnnl_success;
 static int g_threads = 0; /* 0: not set (OpenMP default) */
 
+/* Per-thread state (stream, bf16 scratch) is released when its thread exits. */
+static pthread_key_t g_key;
+static void thread_state_free(void *p);
+
 static void engine_init(void)
 {
     g_engine_status = dnnl_engine_create(&g_engine, dnnl_cpu, 0);
+    pthread_key_create(&g_key, thread_state_free);
 }
 
 static dnnl_engine_t engine(void)
@@ -50,10 +55,26 @@ static dnnl_engine_t engine(void)
  * shared between threads that execute concurrently). */
 static _Thread_local dnnl_stream_t t_stream;
 
+static _Thread_local void *t_scratch;
+static _Thread_local size_t t_scratch_size;
+
+static void thread_state_free(void *p)
+{
+    (void)p;
+    if (t_stream)
+        dnnl_stream_destroy(t_stream);
+    t_stream = NULL;
+    free(t_scratch);
+    t_scratch = NULL;
+    t_scratch_size = 0;
+}
+
 static dnnl_stream_t stream(void)
 {
-    if (!t_stream && engine())
+    if (!t_stream && engine()) {
         dnnl_stream_create(&t_stream, engine(), dnnl_stream_default_flags);
+        pthread_setspecific(g_key, (void *)1); /* non-NULL: run the destructor at exit */
+    }
     return t_stream;
 }
 
@@ -91,10 +112,7 @@ void *ops_big_alloc(size_t n)
     return p;
 }
 
-/* Per-thread scratch for the bf16 copy of an input. */
-static _Thread_local void *t_scratch;
-static _Thread_local size_t t_scratch_size;
-
+/* Per-thread scratch for the bf16 copy of an input (t_scratch above). */
 static void *scratch(size_t n)
 {
     if (n > t_scratch_size) {
