@@ -8,12 +8,14 @@
  */
 #include "jobs/queue_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/error.h"
 
@@ -152,6 +154,50 @@ static int mkdir_p(const char *dir)
     return 0;
 }
 
+/* Remove upload folders (data/uploads/up-*) that no queued job reads any more: left by a job
+ * that failed after a crash, or by a crash between storing an upload and queueing its job. */
+static void sweep_uploads(jobs *q)
+{
+    store_job *queued = NULL;
+    int n = 0;
+    if (store_jobs_in_state(q->store, "queued", &queued, &n))
+        return;
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/uploads", q->data_dir);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, "up-", 3) != 0)
+            continue;
+        char sub[1500];
+        snprintf(sub, sizeof sub, "%s/%s/", dir, e->d_name);
+        int used = 0;
+        for (int i = 0; i < n && !used; i++)
+            used = queued[i].params && strstr(queued[i].params, e->d_name) != NULL;
+        if (used)
+            continue;
+        DIR *sd = opendir(sub);
+        struct dirent *f;
+        while (sd && (f = readdir(sd))) {
+            if (!strcmp(f->d_name, ".") || !strcmp(f->d_name, ".."))
+                continue;
+            char file[1800];
+            snprintf(file, sizeof file, "%s%s", sub, f->d_name);
+            unlink(file);
+        }
+        if (sd)
+            closedir(sd);
+        sub[strlen(sub) - 1] = 0;
+        if (rmdir(sub) == 0)
+            M2P_LOGI("jobs: removed the unused upload %s", sub);
+    }
+    if (d)
+        closedir(d);
+    for (int i = 0; i < n; i++)
+        store_job_clear(&queued[i]);
+    free(queued);
+}
+
 int jobs_start(const jobs_config *cfg, m2p_store *store, progress_bus *bus, model_cache *models,
                jobs **out)
 {
@@ -189,6 +235,7 @@ int jobs_start(const jobs_config *cfg, m2p_store *store, progress_bus *bus, mode
     if (requeued || failed)
         M2P_LOGW("jobs: after a restart, %d interrupted job(s) queued again, %d failed", requeued,
                  failed);
+    sweep_uploads(q);
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->work[0], NULL);
     pthread_cond_init(&q->work[1], NULL);

@@ -324,17 +324,9 @@ static int store_jobs_recover_locked(m2p_store *s, int max_attempts, int *requeu
     return 0;
 }
 
-static int store_jobs_of_batch_locked(m2p_store *s, int64_t batch_id, store_job **out, int *n)
+/* Rows of a prepared statement -> jobs (st finalized). */
+static int jobs_from_stmt(m2p_store *s, sqlite3_stmt *st, store_job **out, int *n)
 {
-    *out = NULL;
-    *n = 0;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT " JOB_COLUMNS " FROM jobs WHERE batch_id = ?"
-                           " ORDER BY batch_index, id",
-                           -1, &st, NULL) != SQLITE_OK)
-        return db_fail(s, "reading a batch");
-    sqlite3_bind_int64(st, 1, batch_id);
     int cap = 0, rc;
     store_job *v = NULL;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -347,7 +339,7 @@ static int store_jobs_of_batch_locked(m2p_store *s, int64_t batch_id, store_job 
                 free(v);
                 sqlite3_finalize(st);
                 *n = 0;
-                return m2p_error(M2P_ENOMEM, "store: out of memory reading a batch");
+                return m2p_error(M2P_ENOMEM, "store: out of memory reading jobs");
             }
             v = nv;
         }
@@ -355,7 +347,33 @@ static int store_jobs_of_batch_locked(m2p_store *s, int64_t batch_id, store_job 
     }
     sqlite3_finalize(st);
     *out = v;
-    return rc == SQLITE_DONE ? 0 : db_fail(s, "reading a batch");
+    return rc == SQLITE_DONE ? 0 : db_fail(s, "reading jobs");
+}
+
+static int store_jobs_of_batch_locked(m2p_store *s, int64_t batch_id, store_job **out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT " JOB_COLUMNS " FROM jobs WHERE batch_id = ?"
+                           " ORDER BY batch_index, id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(s, "reading a batch");
+    sqlite3_bind_int64(st, 1, batch_id);
+    return jobs_from_stmt(s, st, out, n);
+}
+
+static int store_jobs_in_state_locked(m2p_store *s, const char *state, store_job **out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE state = ? ORDER BY id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(s, "listing jobs");
+    sqlite3_bind_text(st, 1, state, -1, SQLITE_TRANSIENT);
+    return jobs_from_stmt(s, st, out, n);
 }
 
 static int store_job_finish_with_results_locked(
@@ -657,6 +675,14 @@ int store_jobs_recover(m2p_store *s, int max_attempts, int *requeued, int *faile
 {
     pthread_mutex_lock(&lock);
     int rc = store_jobs_recover_locked(s, max_attempts, requeued, failed);
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+int store_jobs_in_state(m2p_store *s, const char *state, store_job **out, int *n)
+{
+    pthread_mutex_lock(&lock);
+    int rc = store_jobs_in_state_locked(s, state, out, n);
     pthread_mutex_unlock(&lock);
     return rc;
 }

@@ -52,6 +52,8 @@ int store_job_count(m2p_store *s, const char *state, int kind, int64_t *n);
 /* After a crash: jobs still "running" go back to queued when attempts < max_attempts, else to
  * failed with a reason. Counts go to *requeued / *failed (either may be NULL). */
 int store_jobs_recover(m2p_store *s, int max_attempts, int *requeued, int *failed);
+/* The jobs in state (e.g. "queued"), oldest first. *out is malloc'd (store_job_clear each). */
+int store_jobs_in_state(m2p_store *s, const char *state, store_job **out, int *n);
 /* The jobs of a batch, by batch_index then id. *out is malloc'd (store_job_clear each). */
 int store_jobs_of_batch(m2p_store *s, int64_t batch_id, store_job **out, int *n);
 

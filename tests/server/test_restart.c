@@ -78,8 +78,21 @@ int main(void)
     CHECK_INT(wait_step(s.port, slow), 0);
     CHECK_INT(srv_stop(&s, SIGKILL), 128 + SIGKILL);
 
+    /* an upload no job reads any more (as a crash between storing and queueing leaves it) */
+    char orphan[700], orphan_file[800];
+    snprintf(orphan, sizeof orphan, "%s/uploads/up-00000000deadbeef", data);
+    snprintf(orphan_file, sizeof orphan_file, "%s/song.ogg", orphan);
+    CHECK_INT(mkdir(orphan, 0700), 0);
+    FILE *of = fopen(orphan_file, "w");
+    if (of) {
+        fputs("not really audio", of);
+        fclose(of);
+    }
+
     /* restart: the slow job runs again (second attempt) and completes; the other one too */
     CHECK_INT(srv_start(&s, data, NULL), 0);
+    struct stat sb;
+    CHECK(stat(orphan, &sb) != 0); /* removed at start */
     j = wait_job(s.port, slow, 120);
     CHECK_STR(jstr(j, "state"), "done");
     CHECK_INT(jint(j, "attempts"), 2);
