@@ -154,6 +154,41 @@ static __attribute__((unused)) json_t *wait_job(int port, long long id, double t
     return NULL;
 }
 
+/* ---- a fake yt-dlp ----
+ * A download copies $FAKE_AUDIO (the choice.ogg fixture) and writes an info JSON after
+ * printing download percentages (sleeping $FAKE_SLEEP seconds first, 0 by default);
+ * --dump-single-json prints the info. The title gives band and song ("Admiral Bob - Choice").
+ * write_fake_ytdlp(dir) writes it to dir/yt-dlp and points MUS2PIC_YTDLP at it. */
+static const char *fake_ytdlp_script =
+    "#!/bin/sh\n"
+    "info='{\"id\": \"fakeid12345\", \"title\": \"Admiral Bob - Choice\", \"uploader\": "
+    "\"someone\", \"tags\": [], \"categories\": [\"Music\"], \"duration\": 25.0}'\n"
+    "for a in \"$@\"; do if [ \"$a\" = --dump-single-json ]; then echo \"$info\"; exit 0; fi; "
+    "done\n"
+    "tmpl=''; prev=''\n"
+    "for a in \"$@\"; do if [ \"$prev\" = '-o' ]; then tmpl=\"$a\"; fi; prev=\"$a\"; done\n"
+    "base=\"${tmpl%.*}\"\n"
+    "sleep \"${FAKE_SLEEP:-0}\"\n"
+    "echo '[download]  10.0% of 134.30KiB'\n"
+    "echo '[download]  60.0% of 134.30KiB'\n"
+    "cp \"$FAKE_AUDIO\" \"$base.ogg\"\n"
+    "echo \"$info\" > \"$base.info.json\"\n"
+    "echo '[download] 100.0% of 134.30KiB'\n";
+
+static __attribute__((unused)) void write_fake_ytdlp(const char *dir)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/yt-dlp", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return;
+    fputs(fake_ytdlp_script, f);
+    fclose(f);
+    chmod(path, 0755);
+    setenv("MUS2PIC_YTDLP", path, 1);
+    setenv("FAKE_AUDIO", test_fixture("audio/librosa/choice.ogg"), 1);
+}
+
 /* ---- the server subprocess ---- */
 
 typedef struct srv {

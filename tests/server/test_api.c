@@ -8,35 +8,7 @@
 #include "harness.h"
 #include "httpd.h"
 
-static char fake[600], tmp_root[512];
-
-/* A fake yt-dlp: a download copies the fixture and writes an info JSON; --dump-single-json
- * prints the info. The title decides band and song ("Admiral Bob - Choice"). */
-static const char *fake_script =
-    "#!/bin/sh\n"
-    "info='{\"id\": \"fakeid12345\", \"title\": \"Admiral Bob - Choice\", \"uploader\": "
-    "\"someone\", \"tags\": [], \"categories\": [\"Music\"], \"duration\": 25.0}'\n"
-    "for a in \"$@\"; do if [ \"$a\" = --dump-single-json ]; then echo \"$info\"; exit 0; fi; "
-    "done\n"
-    "tmpl=''; prev=''\n"
-    "for a in \"$@\"; do if [ \"$prev\" = '-o' ]; then tmpl=\"$a\"; fi; prev=\"$a\"; done\n"
-    "base=\"${tmpl%.*}\"\n"
-    "echo '[download]  10.0% of 134.30KiB'\n"
-    "echo '[download]  60.0% of 134.30KiB'\n"
-    "cp \"$FAKE_AUDIO\" \"$base.ogg\"\n"
-    "echo \"$info\" > \"$base.info.json\"\n"
-    "echo '[download] 100.0% of 134.30KiB'\n";
-
-static void write_fake(void)
-{
-    snprintf(fake, sizeof fake, "%s/yt-dlp", tmp_root);
-    FILE *f = fopen(fake, "w");
-    fputs(fake_script, f);
-    fclose(f);
-    chmod(fake, 0755);
-    setenv("MUS2PIC_YTDLP", fake, 1);
-    setenv("FAKE_AUDIO", test_fixture("audio/librosa/choice.ogg"), 1);
-}
+static char tmp_root[512];
 
 /* POST body to path and check a 400 naming field. */
 static void expect_400(int port, const char *path, const char *body, const char *field)
@@ -632,7 +604,7 @@ int main(void)
     mg_init_library(0);
     char *t = test_tmpdir("server-api");
     snprintf(tmp_root, sizeof tmp_root, "%s", t);
-    write_fake();
+    write_fake_ytdlp(tmp_root);
     test_httpd *llm = test_httpd_start();
     test_httpd_route(llm, "/v1/chat/completions", fake_llm, NULL);
     char llm_url[256];

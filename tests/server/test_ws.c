@@ -144,6 +144,51 @@ static void check_sequence(int port)
     wsc_close(c);
 }
 
+/* An analysis over the WebSocket: download percentages, decoding, analysing, done. */
+static void check_analysis_events(int port)
+{
+    int st;
+    json_t *q =
+        api(port, "POST", "/api/analyze",
+            "{\"url\":\"https://www.youtube.com/watch?v=fakeid12345\",\"duration\":30}", &st);
+    CHECK_INT(st, 202);
+    long long id = jint(q, "job_id");
+    json_decref(q);
+    wsc *w = wsc_open(port, "/ws/progress");
+    if (!w)
+        return;
+    subscribe(w, id); /* the fake yt-dlp waits a second before it "downloads" */
+    size_t at = 0;
+    json_t *done = wsc_wait(w, &at, "done", id, 60);
+    CHECK(done != NULL);
+    CHECK_STR(jstr(done, "kind"), "analyze");
+    CHECK_STR(jstr(json_object_get(done, "result"), "band"), "Admiral Bob");
+    json_decref(done);
+    json_t *msgs = wsc_messages(w);
+    int pct60 = 0, decoding = 0, analysing = 0, order_ok = 1, seen_analysing = 0;
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m)
+    {
+        if (strcmp(jstr(m, "type"), "stage") || jint(m, "job") != id)
+            continue;
+        const char *stage = jstr(m, "stage");
+        if (!strcmp(stage, "download")) {
+            pct60 |= fabs(json_number_value(json_object_get(m, "percent")) - 60) < 1e-9;
+            order_ok &= !seen_analysing;
+        }
+        decoding |= !strcmp(stage, "decoding");
+        if (!strcmp(stage, "analysing"))
+            analysing = seen_analysing = 1;
+    }
+    CHECK(pct60);
+    CHECK(decoding);
+    CHECK(analysing);
+    CHECK(order_ok);
+    json_decref(msgs);
+    wsc_close(w);
+}
+
 static void check_original(int port)
 {
     wsc *w = wsc_open(port, "/ws/progress");
@@ -350,6 +395,8 @@ int main(void)
     char data[600];
     snprintf(data, sizeof data, "%s/data", t);
     mkdir(data, 0755);
+    write_fake_ytdlp(t);
+    setenv("FAKE_SLEEP", "1", 1);
     srv s;
     if (srv_start(&s, data, NULL)) {
         srv_dump_log(&s);
@@ -359,6 +406,8 @@ int main(void)
     double t0 = now_s();
     check_sequence(s.port);
     fprintf(stderr, "sequence: %.1f s\n", now_s() - t0);
+    check_analysis_events(s.port);
+    fprintf(stderr, "analysis: %.1f s\n", now_s() - t0);
     check_original(s.port);
     fprintf(stderr, "original: %.1f s\n", now_s() - t0);
     check_hostile(s.port);
