@@ -23,6 +23,7 @@ static void usage(FILE *f)
                "                        names one when no --model is given\n"
                "  --token T             access token for /api and /ws (or MUS2PIC_TOKEN)\n"
                "  --threads N           HTTP worker threads (default: max WebSockets + 64)\n"
+               "  --compute-threads N   threads the image engine uses (default: every core)\n"
                "  --max-ws N            concurrent WebSocket clients (default 256)\n"
                "  --max-variations 4|8  variations per generation (default 4)\n"
                "  --workers N           analysis workers (default 2)\n"
@@ -69,6 +70,8 @@ int cmd_serve(int argc, char **argv)
             cfg.token = v;
         } else if (!strcmp(a, "--threads")) {
             bad = int_arg(a, v, 4, 4096, &cfg.threads);
+        } else if (!strcmp(a, "--compute-threads")) {
+            bad = int_arg(a, v, 1, 1024, &cfg.compute_threads);
         } else if (!strcmp(a, "--max-ws")) {
             bad = int_arg(a, v, 1, 4000, &cfg.max_ws);
         } else if (!strcmp(a, "--workers")) {

@@ -30,6 +30,7 @@ struct model_cache {
     entry e[MAX_MODELS];
     int n;
     size_t budget;
+    int n_threads;
     unsigned long long tick;
 };
 
@@ -51,6 +52,13 @@ void model_cache_free(model_cache *mc)
         m2p_model_free(mc->e[i].model);
     pthread_mutex_destroy(&mc->lock);
     free(mc);
+}
+
+void model_cache_set_threads(model_cache *mc, int n_threads)
+{
+    pthread_mutex_lock(&mc->lock);
+    mc->n_threads = n_threads > 0 ? n_threads : 0;
+    pthread_mutex_unlock(&mc->lock);
 }
 
 static entry *find(model_cache *mc, const char *name)
@@ -191,6 +199,7 @@ int model_cache_get(model_cache *mc, const char *name, m2p_model **out)
     char ref[1024] = "";
     if (e && e->ref[0])
         snprintf(ref, sizeof ref, "%s", e->ref);
+    int n_threads = mc->n_threads;
     pthread_mutex_unlock(&mc->lock);
 
     if (!ref[0]) {
@@ -200,6 +209,8 @@ int model_cache_get(model_cache *mc, const char *name, m2p_model **out)
         snprintf(ref, sizeof ref, "%s", r->name);
     }
     m2p_model_params mp = m2p_model_default_params();
+    if (n_threads > 0)
+        mp.n_threads = n_threads;
     m2p_model *m = NULL;
     int rc = m2p_model_load(ref, &mp, &m);
     if (rc)
