@@ -32,12 +32,12 @@
 #include <unistd.h>
 
 #define SR 22050
-#define NT 7 /* tempo methods */
+#define NT 8 /* tempo methods */
 #define NCV 3
 #define NK (NCV * 4 + 1)
 
 static const char *TNAMES[NT] = {"librosa", "current", "aubio-def", "aubio-sf",
-                                 "aubio-def+tg", "aubio-sf+tg", "final"};
+                                 "aubio-def+tg", "aubio-sf+tg", "mel", "final"};
 static const char *CVNAMES[NCV] = {"stft-max", "stft-mag-l1", "peaks"};
 static const char *PNAMES[4] = {"KK", "Temperley", "A-S", "combined"};
 
@@ -137,12 +137,14 @@ static void chromas(const float *x, int64_t n, double out[NCV][12])
     free(cw);
 }
 
+static int g_fast; /* --fast: tempo methods on the onset envelope only */
+
 static void analyse(item *it, const float *x, int64_t n)
 {
     m2p_features f;
     for (int i = 0; i < NT; i++)
         it->t[i] = 0;
-    if (m2p_features_compute(x, n, SR, &f) == 0) {
+    if (!g_fast && m2p_features_compute(x, n, SR, &f) == 0) {
         it->t[NT - 1] = f.tempo;
         it->kt[NK - 1] = f.key_tonic;
         it->km[NK - 1] = f.key_major;
@@ -154,12 +156,22 @@ static void analyse(item *it, const float *x, int64_t n)
     if (env && tempo_onset_strength(x, n, SR, env) == 0) {
         it->t[0] = tempo_librosa(env, T, fps, 0, NULL);
         it->t[1] = tempo_estimate(env, T, fps, NULL);
-        it->t[2] = tempo_aubio(x, n, SR, "default", NULL);
-        it->t[3] = tempo_aubio(x, n, SR, "specflux", NULL);
-        it->t[4] = tempo_refine(env, T, fps, it->t[2], 0.06);
-        it->t[5] = tempo_refine(env, T, fps, it->t[3], 0.06);
+        if (!g_fast) {
+            it->t[2] = tempo_aubio(x, n, SR, "default", NULL);
+            it->t[3] = tempo_aubio(x, n, SR, "specflux", NULL);
+            it->t[4] = tempo_refine(env, T, fps, it->t[2], 0.06);
+            it->t[5] = tempo_refine(env, T, fps, it->t[3], 0.06);
+        }
     }
     free(env);
+    float *mel = malloc(sizeof(float) * (size_t)T * DSP_NMELS);
+    float *be = malloc(sizeof(float) * (size_t)T);
+    if (mel && be && tempo_mel_db(x, n, SR, mel) == 0)
+        it->t[6] = tempo_estimate_mel(mel, T, DSP_NMELS, SR, fps, be);
+    free(mel);
+    free(be);
+    if (g_fast)
+        return;
     double ch[NCV][12];
     chromas(x, n, ch);
     for (int v = 0; v < NCV; v++)
@@ -220,6 +232,8 @@ int main(int argc, char **argv)
             dur = atof(argv[++i]);
         else if (!strcmp(argv[i], "--fixtures") && i + 1 < argc)
             fx = argv[++i];
+        else if (!strcmp(argv[i], "--fast"))
+            g_fast = 1;
         else if (!strcmp(argv[i], "--quiet"))
             quiet = 1;
         else {
@@ -250,7 +264,7 @@ int main(int argc, char **argv)
             trender += now() - r0;
         }
         item *it = &its[ni];
-        snprintf(it->name, sizeof it->name, "%s", t.name);
+        snprintf(it->name, sizeof it->name, "%s d%d s%d", t.name, t.drums, t.style);
         it->bpm = t.bpm;
         it->tonic = t.tonic;
         it->major = t.major;

@@ -432,7 +432,17 @@ int m2p_features_compute(const float *x, int64_t n, int sr, m2p_features *out)
         out->rhythm_stability = 1.0 - clip01(cv);
         out->attack_sharpness = clip01(cv / 2.0);
     }
-    out->tempo = tempo_estimate(w.env, (int)T, fps, NULL);
+    /* Tempo from the drum-band envelope (kick/bass and snare/chord bands, hi-hats left out:
+     * tempo_estimate_mel, measured in BENCHMARKS.md); beats tracked on the full envelope. */
+    {
+        float *be = malloc(sizeof(float) * (size_t)T);
+        if (!be) {
+            rc = m2p_error(M2P_ENOMEM, "features: out of memory");
+            goto done;
+        }
+        out->tempo = tempo_estimate_mel(w.mel, (int)T, DSP_NMELS, sr, fps, be);
+        free(be);
+    }
     int nb = out->tempo > 0 ? tempo_beats(w.env, (int)T, fps, out->tempo, w.beats) : 0;
     if (nb < 0) {
         rc = m2p_error(M2P_ENOMEM, "features: out of memory in the beat tracker");

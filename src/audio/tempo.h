@@ -10,6 +10,11 @@
  * major): lag 1, max_size 1, mean over bands, centred (shifted by 1 + n_fft/(2 hop)). */
 void tempo_onset_env(const float *mel_db, int T, int n_mels, float *env);
 
+/* The log-power mel spectrogram librosa.onset.onset_strength works on: centred STFT (n_fft
+ * 2048, hop 512, Hann, zero padding), 128-band Slaney mel power, power_to_db(top_db 80), into
+ * mel (1 + n / 512 frames x 128, frame major). Returns 0, or -1 on no memory. */
+int tempo_mel_db(const float *x, int64_t n, int sr, float *mel);
+
 /* librosa.onset.onset_strength(y=x, sr=sr) from samples: centred STFT (n_fft 2048, hop 512,
  * Hann, zero padding), 128-band Slaney mel power, power_to_db(top_db 80), tempo_onset_env.
  * env gets 1 + n / 512 values. Returns 0, or -1 on no memory. */
@@ -25,6 +30,12 @@ double tempo_librosa(const float *env, int T, double fps, int uniform_prior, dou
 /* Tempo in BPM from an onset envelope (fps frames a second); 0 when the envelope is flat.
  * Also returns the librosa estimate before octave checks in *prior_bpm (optional). */
 double tempo_estimate(const float *env, int T, double fps, double *prior_bpm);
+
+/* Tempo in BPM from a log-power mel spectrogram (tempo_mel_db layout: T frames x nm bands
+ * between 0 and sr/2): tempo_estimate on the drum-band envelope, the onset strength of the
+ * bands below 200 Hz plus that of 200 Hz - 3 kHz, each divided by its standard deviation
+ * (hi-hats left out), which env (T values) receives. 0 when flat or on no memory. */
+double tempo_estimate_mel(const float *mel_db, int T, int nm, int sr, double fps, float *env);
 
 /* Ellis' dynamic-programming beat tracker (librosa.beat.beat_track, tightness 100, trim).
  * Writes beat frames into beats (capacity T); returns the count, or -1 on no memory. */
