@@ -46,6 +46,7 @@ typedef struct item {
     double bpm;
     int tonic, major; /* tonic -1: no key label */
     int meter;
+    int drums; /* generated: the drum pattern (0 none); -1 otherwise */
     double t[NT];
     int kt[NK], km[NK];
 } item;
@@ -269,6 +270,7 @@ int main(int argc, char **argv)
         it->tonic = t.tonic;
         it->major = t.major;
         it->meter = t.meter;
+        it->drums = t.drums;
         if (decode_analyse(it, wav, dur) == 0)
             ni++;
     }
@@ -339,15 +341,17 @@ int main(int argc, char **argv)
             printf("\n");
         }
     }
-    /* summaries: generated / generated halves / fixtures / clicks */
-    const char *sets[4] = {"generated", "gen even", "gen odd", "fixtures+clicks"};
-    for (int s = 0; s < 4; s++) {
+    /* summaries: generated / generated halves / generated with drums / fixtures and clicks */
+    const char *sets[5] = {"generated", "gen even", "gen odd", "gen with drums",
+                           "fixtures+clicks"};
+    for (int s = 0; s < 5; s++) {
         printf("\n== %s ==\n", sets[s]);
         int a1[NT] = {0}, a2[NT] = {0}, cnt = 0, kc = 0, kok[NK] = {0};
         double kw[NK] = {0};
         for (int i = 0; i < ni; i++) {
             int in = s == 0 ? i < ngen : s == 1 ? i < ngen && i % 2 == 0
                                      : s == 2 ? i < ngen && i % 2 == 1
+                                     : s == 3 ? i < ngen && its[i].drums > 0
                                               : i >= ngen;
             if (!in)
                 continue;
