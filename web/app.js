@@ -205,16 +205,39 @@
     return req;
   }
 
+  // Prompt history: the last 20 prompts used on this browser.
+  function promptHistory() { try { return JSON.parse(localStorage.getItem('m2p-history') || '[]'); } catch (e) { return []; } }
+  function showHistory() {
+    const sel = $('history');
+    clear(sel);
+    sel.append(el('option', { value: '', text: promptHistory().length ? '— choose —' : '—' }));
+    promptHistory().forEach((h, i) => sel.append(el('option', { value: String(i), text: h.prompt.slice(0, 90) })));
+  }
+  function remember(req) {
+    const h = promptHistory().filter((x) => x.prompt !== req.prompt);
+    h.unshift({ prompt: req.prompt, negative_prompt: req.negative_prompt });
+    localStorage.setItem('m2p-history', JSON.stringify(h.slice(0, 20)));
+    showHistory();
+  }
+  $('history').addEventListener('change', () => {
+    const h = promptHistory()[Number($('history').value)];
+    if ($('history').value !== '' && h) { $('prompt').value = h.prompt; $('negative').value = h.negative_prompt || ''; }
+  });
+
   $('generate').addEventListener('click', async () => {
     showError($('generate-error'), null);
     let r;
-    try { r = await api('POST', '/api/generate', genRequest()); } catch (e) { showError($('generate-error'), e); return; }
+    const req = genRequest();
+    try { r = await api('POST', '/api/generate', req); } catch (e) { showError($('generate-error'), e); return; }
+    remember(req);
     watchGeneration(r.job_id, r.params.variations, r.seed);
   });
 
   function watchGeneration(job, n, seed) {
     if (currentJob) bus.unsubscribe(currentJob);
     currentJob = job;
+    // After a reload the page follows this job again: the server sends its current state.
+    sessionStorage.setItem('m2p-job', JSON.stringify({ job, n }));
     $('progress-card').hidden = false;
     $('cancel').disabled = false;
     $('gen-stage').textContent = STAGES.queued;
@@ -280,5 +303,17 @@
   if (M2P.params.get('prompt')) $('prompt').value = M2P.params.get('prompt');
   if (M2P.params.get('negative_prompt')) $('negative').value = M2P.params.get('negative_prompt');
   if (M2P.params.get('seed')) $('seed').value = M2P.params.get('seed');
+  showHistory();
   loadModels();
+  (async () => {
+    let last = null;
+    try { last = JSON.parse(sessionStorage.getItem('m2p-job') || 'null'); } catch (e) { last = null; }
+    if (!last || !(last.job > 0) || !(last.n > 0 && last.n <= 8)) return;
+    try {
+      await api('GET', '/api/jobs/' + last.job);
+      watchGeneration(last.job, last.n);
+    } catch (e) {
+      sessionStorage.removeItem('m2p-job'); // deleted meanwhile
+    }
+  })();
 })();

@@ -68,17 +68,17 @@ static void get_models(server *s, struct mg_connection *c)
     model_cache_default(s->models, def, sizeof def);
     for (int i = 0; i < n; i++) {
         int inst = model_cache_installed(s->models, r[i].name, path, sizeof path);
-        json_object_set_new(
-            models, r[i].name,
-            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:b, s:b, s:b, s:s?}", "name",
-                      r[i].title ? r[i].title : r[i].name, "description",
-                      r[i].description ? r[i].description : "", "expected_time",
-                      r[i].expected_time ? r[i].expected_time : "", "memory",
-                      r[i].memory ? r[i].memory : "", "quality", r[i].quality ? r[i].quality : "",
-                      "speed", r[i].speed ? r[i].speed : "", "hub_id",
-                      r[i].hub_id ? r[i].hub_id : "", "default_steps", r[i].default_steps,
-                      "supported", r[i].supported, "installed", inst, "loaded",
-                      model_cache_is_loaded(s->models, r[i].name), "path", inst ? path : NULL));
+        json_object_set_new(models, r[i].name,
+                            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:b, s:b, s:b}",
+                                      "name", r[i].title ? r[i].title : r[i].name, "description",
+                                      r[i].description ? r[i].description : "", "expected_time",
+                                      r[i].expected_time ? r[i].expected_time : "", "memory",
+                                      r[i].memory ? r[i].memory : "", "quality",
+                                      r[i].quality ? r[i].quality : "", "speed",
+                                      r[i].speed ? r[i].speed : "", "hub_id",
+                                      r[i].hub_id ? r[i].hub_id : "", "default_steps",
+                                      r[i].default_steps, "supported", r[i].supported, "installed",
+                                      inst, "loaded", model_cache_is_loaded(s->models, r[i].name)));
     }
     int ne = model_cache_n_extra(s->models);
     for (int i = 0; i < ne; i++) {
@@ -88,11 +88,10 @@ static void get_models(server *s, struct mg_connection *c)
         int inst = model_cache_installed(s->models, name, path, sizeof path);
         json_object_set_new(
             models, name,
-            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:b, s:b, s:b, s:s?}", "name", name,
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:b, s:b, s:b}", "name", name,
                       "description", "A local diffusers folder given with --model", "expected_time",
                       "", "memory", "", "quality", "", "speed", "", "default_steps", 8, "supported",
-                      1, "installed", inst, "loaded", model_cache_is_loaded(s->models, name),
-                      "path", inst ? path : NULL));
+                      1, "installed", inst, "loaded", model_cache_is_loaded(s->models, name)));
     }
     json_t *o = json_pack("{s:b, s:o, s:s?, s:i}", "success", 1, "models", models, "default_model",
                           def[0] ? def : NULL, "max_variations", s->cfg.max_variations);

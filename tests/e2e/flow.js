@@ -103,6 +103,14 @@ async function waitFor(page, fn, what, timeoutMs = 60000) {
     await page.click('#results figure:nth-child(2) button');
     assert((await page.inputValue('#seed')) === '124', 'reusing the second poster\'s seed (123 + 1)');
 
+    // a reload follows the same job again and shows its posters (the server's current state);
+    // the prompt went into the history
+    await page.reload();
+    await waitFor(page, () => document.querySelectorAll('#results figure img').length === 2, 'the posters after a reload');
+    assert(/seed 123/.test(await page.textContent('#results-info')), 'the seed after a reload');
+    const hist = await page.$$eval('#history option', (o) => o.map((x) => x.textContent));
+    assert(hist.some((h) => h.startsWith('<b>bold</b> neon poster')), 'the prompt history: ' + hist);
+
     // 5. the gallery shows it, with server text as text
     await page.goto(base + '/gallery.html');
     await page.waitForSelector('.gallery .item');
