@@ -38,8 +38,8 @@
 #define NCV 3
 #define NK (NCV * 4 + 1)
 
-static const char *TNAMES[NT] = {"librosa", "current", "aubio-def", "aubio-sf",
-                                 "aubio-def+tg", "aubio-sf+tg", "mel", "final"};
+static const char *TNAMES[NT] = {"librosa",      "current",     "aubio-def", "aubio-sf",
+                                 "aubio-def+tg", "aubio-sf+tg", "mel",       "final"};
 static const char *CVNAMES[NCV] = {"stft-max", "stft-mag-l1", "peaks"};
 static const char *PNAMES[4] = {"KK", "Temperley", "A-S", "combined"};
 
@@ -335,7 +335,9 @@ int main(int argc, char **argv)
             printf("%-34s %7.1f", it->name, it->bpm);
             for (int m = 0; m < NT; m++)
                 printf(" %11.1f%c", it->t[m],
-                       acc1(it->t[m], it->bpm) ? ' ' : acc2(it->t[m], it->bpm) ? '~' : '!');
+                       acc1(it->t[m], it->bpm)   ? ' '
+                       : acc2(it->t[m], it->bpm) ? '~'
+                                                 : '!');
             if (it->tonic >= 0)
                 printf("  %s%s %s%s%c", m2p_key_name(it->tonic), it->major ? "" : "m",
                        m2p_key_name(it->kt[NK - 1]), it->km[NK - 1] ? "" : "m",
@@ -344,17 +346,17 @@ int main(int argc, char **argv)
         }
     }
     /* summaries: generated / generated halves / generated with drums / fixtures and clicks */
-    const char *sets[5] = {"generated", "gen even", "gen odd", "gen with drums",
-                           "fixtures+clicks"};
+    const char *sets[5] = {"generated", "gen even", "gen odd", "gen with drums", "fixtures+clicks"};
     for (int s = 0; s < 5; s++) {
         printf("\n== %s ==\n", sets[s]);
         int a1[NT] = {0}, a2[NT] = {0}, cnt = 0, kc = 0, kok[NK] = {0};
         double kw[NK] = {0};
         for (int i = 0; i < ni; i++) {
-            int in = s == 0 ? i < ngen : s == 1 ? i < ngen && i % 2 == 0
-                                     : s == 2 ? i < ngen && i % 2 == 1
-                                     : s == 3 ? i < ngen && its[i].drums > 0
-                                              : i >= ngen;
+            int in = s == 0   ? i < ngen
+                     : s == 1 ? i < ngen && i % 2 == 0
+                     : s == 2 ? i < ngen && i % 2 == 1
+                     : s == 3 ? i < ngen && its[i].drums > 0
+                              : i >= ngen;
             if (!in)
                 continue;
             item *it = &its[i];
@@ -372,12 +374,12 @@ int main(int argc, char **argv)
             }
         }
         for (int m = 0; m < NT; m++)
-            printf("tempo %-13s Acc1 %2d/%d (%5.1f %%)  Acc2 %2d/%d (%5.1f %%)\n", TNAMES[m],
-                   a1[m], cnt, 100.0 * a1[m] / cnt, a2[m], cnt, 100.0 * a2[m] / cnt);
+            printf("tempo %-13s Acc1 %2d/%d (%5.1f %%)  Acc2 %2d/%d (%5.1f %%)\n", TNAMES[m], a1[m],
+                   cnt, 100.0 * a1[m] / cnt, a2[m], cnt, 100.0 * a2[m] / cnt);
         for (int k = 0; k < NK && kc; k++)
             printf("key %-12s %-10s exact %2d/%d (%5.1f %%)  MIREX %5.1f %%\n",
-                   k == NK - 1 ? "final" : CVNAMES[k / 4], k == NK - 1 ? "" : PNAMES[k % 4],
-                   kok[k], kc, 100.0 * kok[k] / kc, 100.0 * kw[k] / kc);
+                   k == NK - 1 ? "final" : CVNAMES[k / 4], k == NK - 1 ? "" : PNAMES[k % 4], kok[k],
+                   kc, 100.0 * kok[k] / kc, 100.0 * kw[k] / kc);
     }
     printf("\n%d generated (seed %llu), %d fixture tunes, 9 click tracks; %.1f s (render %.1f s)\n",
            ngen, (unsigned long long)seed, nfix, tall, trender);

@@ -130,16 +130,18 @@ static void generated(const char *tmp)
             ok2 |= within(f.tempo, t.bpm * mul[m], 0.04);
         int okk = f.key_tonic == t.tonic && f.key_major == t.major;
         fprintf(stderr, "%s: tempo %.2f (want %g)%s, key %s %s%s\n", t.name, f.tempo, t.bpm,
-                ok1 ? "" : ok2 ? " (octave)" : " (wrong)", m2p_key_name(f.key_tonic),
-                f.key_major ? "major" : "minor", okk ? "" : " (wrong)");
+                ok1   ? ""
+                : ok2 ? " (octave)"
+                      : " (wrong)",
+                m2p_key_name(f.key_tonic), f.key_major ? "major" : "minor", okk ? "" : " (wrong)");
         a1 += ok1;
         a2 += ok2;
         key += okk;
         m2p_features_free(&f);
         m2p_audio_free(&a);
     }
-    fprintf(stderr, "generated tunes: tempo Acc1 %d/%d, Acc2 %d/%d, key %d/%d\n", a1, n, a2, n,
-            key, n);
+    fprintf(stderr, "generated tunes: tempo Acc1 %d/%d, Acc2 %d/%d, key %d/%d\n", a1, n, a2, n, key,
+            n);
     CHECK_INT(a1, n);
     CHECK_INT(a2, n);
     CHECK_INT(key, n);
