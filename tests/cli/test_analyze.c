@@ -428,7 +428,7 @@ static int h_llm(struct mg_connection *c, void *ud)
     const char *auth = mg_get_header(c, "Authorization");
     llm_calls++;
     if (!auth || strcmp(auth, "Bearer test-key") != 0)
-        return test_httpd_reply(c, 401, "application/json", "{\"error\":\"bad key\"}", 22);
+        return test_httpd_reply(c, 401, "application/json", "{\"error\":\"bad key\"}", 19);
     const char *ans = strstr(body, "choice")
                           ? "{\"choices\":[{\"message\":{\"content\":\"neon drum and bass "
                             "cityscape at night\"}}],\"usage\":{\"total_tokens\":57}}"
