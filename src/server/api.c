@@ -1,6 +1,7 @@
 /*
- * api.c — this server's REST routes under /api: health, models, analyze (URL or multipart
- * upload), generate, jobs (status, cancel, delete), images, gallery and batches.
+ * api.c — this server's REST handlers under /api (routed from the table in routes.c): health,
+ * models, analyze (URL or multipart upload), generate, jobs (status, cancel, delete), images,
+ * gallery, batches and the OpenAPI document.
  *
  * Every route that starts work only validates and queues a job (src/jobs); the answer is the
  * job id, and progress comes over /ws/progress or GET /api/jobs/{id}. Images are served from the
@@ -31,8 +32,9 @@ static long rss_kb(void)
     return rss * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static void get_health(server *s, struct mg_connection *c)
+void api_health(server *s, struct mg_connection *c, const route_args *a)
 {
+    (void)a;
     jobs_stats js;
     jobs_get_stats(s->q, &js);
     progress_stats ps;
@@ -58,40 +60,69 @@ static void get_health(server *s, struct mg_connection *c)
     http_json(c, 200, o);
 }
 
-/* The original's shape: models is an object keyed by name; plus installed and loaded. */
-static void get_models(server *s, struct mg_connection *c)
+/* The last generation with model on this server: how long it took and for what (NULL when none
+ * ran). expected_time gets it in words; the original's fixed claims ("6-12 seconds") were for
+ * a GPU and are not shown. */
+static json_t *measured(server *s, const char *model, char *expected, size_t len)
 {
+    expected[0] = 0;
+    store_job j;
+    if (store_last_generation(s->store, model, &j))
+        return NULL;
+    json_t *p = json_loads(j.params ? j.params : "", 0, NULL);
+    json_t *r = json_loads(j.result ? j.result : "", 0, NULL);
+    json_t *o = NULL;
+    json_t *t = json_object_get(r, "total_time");
+    if (json_is_number(t)) {
+        int n = (int)json_array_size(json_object_get(r, "images"));
+        int steps = (int)json_integer_value(json_object_get(p, "steps"));
+        int w = (int)json_integer_value(json_object_get(p, "width"));
+        int h = (int)json_integer_value(json_object_get(p, "height"));
+        double sec = json_number_value(t);
+        o = json_pack("{s:f, s:i, s:i, s:i, s:i, s:I}", "seconds", sec, "images", n, "steps", steps,
+                      "width", w, "height", h, "finished_ms", (json_int_t)j.finished_ms);
+        snprintf(expected, len, "%.*f seconds for %d image%s at %dx%d, %d steps (last run here)",
+                 sec < 1 ? 2 : 1, sec, n, n == 1 ? "" : "s", w, h, steps);
+    }
+    json_decref(p);
+    json_decref(r);
+    store_job_clear(&j);
+    return o;
+}
+
+static json_t *model_entry(server *s, const char *name, const m2p_registry_entry *r)
+{
+    char path[1024], expected[160];
+    json_t *m = measured(s, name, expected, sizeof expected);
+#define OR_EMPTY(f) (r && r->f ? r->f : "")
+    return json_pack(
+        "{s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:i, s:b, s:b, s:b}", "name",
+        r && r->title ? r->title : name, "description",
+        r ? OR_EMPTY(description) : "A local diffusers folder given with --model", "expected_time",
+        expected, "measured", m ? m : json_null(), "memory", OR_EMPTY(memory), "quality",
+        OR_EMPTY(quality), "speed", OR_EMPTY(speed), "hub_id", OR_EMPTY(hub_id), "default_steps",
+        r && r->default_steps > 0 ? r->default_steps : 8, "supported", r ? r->supported : 1,
+        "installed", model_cache_installed(s->models, name, path, sizeof path), "loaded",
+        model_cache_is_loaded(s->models, name));
+#undef OR_EMPTY
+}
+
+/* The original's shape: models is an object keyed by name; plus installed, loaded, measured. */
+void api_models(server *s, struct mg_connection *c, const route_args *a)
+{
+    (void)a;
     int n = 0;
     const m2p_registry_entry *r = m2p_registry(&n);
     json_t *models = json_object();
-    char path[1024], def[128];
+    char def[128];
     model_cache_default(s->models, def, sizeof def);
-    for (int i = 0; i < n; i++) {
-        int inst = model_cache_installed(s->models, r[i].name, path, sizeof path);
-        json_object_set_new(models, r[i].name,
-                            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:b, s:b, s:b}",
-                                      "name", r[i].title ? r[i].title : r[i].name, "description",
-                                      r[i].description ? r[i].description : "", "expected_time",
-                                      r[i].expected_time ? r[i].expected_time : "", "memory",
-                                      r[i].memory ? r[i].memory : "", "quality",
-                                      r[i].quality ? r[i].quality : "", "speed",
-                                      r[i].speed ? r[i].speed : "", "hub_id",
-                                      r[i].hub_id ? r[i].hub_id : "", "default_steps",
-                                      r[i].default_steps, "supported", r[i].supported, "installed",
-                                      inst, "loaded", model_cache_is_loaded(s->models, r[i].name)));
-    }
+    for (int i = 0; i < n; i++)
+        json_object_set_new(models, r[i].name, model_entry(s, r[i].name, &r[i]));
     int ne = model_cache_n_extra(s->models);
     for (int i = 0; i < ne; i++) {
         char name[64], ref[1024];
-        if (model_cache_extra(s->models, i, name, sizeof name, ref, sizeof ref))
-            continue;
-        int inst = model_cache_installed(s->models, name, path, sizeof path);
-        json_object_set_new(
-            models, name,
-            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:b, s:b, s:b}", "name", name,
-                      "description", "A local diffusers folder given with --model", "expected_time",
-                      "", "memory", "", "quality", "", "speed", "", "default_steps", 8, "supported",
-                      1, "installed", inst, "loaded", model_cache_is_loaded(s->models, name)));
+        if (!model_cache_extra(s->models, i, name, sizeof name, ref, sizeof ref))
+            json_object_set_new(models, name, model_entry(s, name, NULL));
     }
     json_t *o = json_pack("{s:b, s:o, s:s?, s:i}", "success", 1, "models", models, "default_model",
                           def[0] ? def : NULL, "max_variations", s->cfg.max_variations);
@@ -129,11 +160,8 @@ static const char *jstr(json_t *o, const char *k)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-static void post_analyze_json(server *s, struct mg_connection *c)
+static void analyze_json(server *s, struct mg_connection *c, json_t *b)
 {
-    json_t *b = http_read_json(s, c);
-    if (!b)
-        return;
     api_error e = {0};
     double duration;
     int version;
@@ -144,11 +172,9 @@ static void post_analyze_json(server *s, struct mg_connection *c)
         validate_opt_string(b, "band", 256, &e) || validate_opt_string(b, "song", 256, &e) ||
         api_submit_analysis(s, jstr(b, "url"), 0, duration, version, jstr(b, "band"),
                             jstr(b, "song"), &id, &e)) {
-        json_decref(b);
         http_api_error(c, &e);
         return;
     }
-    json_decref(b);
     http_json(
         c, 202,
         json_pack("{s:b, s:I, s:s}", "success", 1, "job_id", (json_int_t)id, "state", "queued"));
@@ -263,7 +289,7 @@ static void remove_upload(upload *u)
         rmdir(u->dir);
 }
 
-void api_analyze_upload(server *s, struct mg_connection *c)
+static void analyze_upload(server *s, struct mg_connection *c)
 {
     const struct mg_request_info *ri = mg_get_request_info(c);
     if (ri->content_length < 0) {
@@ -318,14 +344,19 @@ void api_analyze_upload(server *s, struct mg_connection *c)
                         "queued", "bytes", (json_int_t)u.size));
 }
 
-static void post_generate(server *s, struct mg_connection *c)
+/* POST /api/analyze: a multipart upload, or JSON naming a URL. */
+void api_analyze(server *s, struct mg_connection *c, const route_args *a)
 {
-    json_t *b = http_read_json(s, c);
-    if (!b)
-        return;
+    if (a->body)
+        analyze_json(s, c, a->body);
+    else
+        analyze_upload(s, c);
+}
+
+void api_generate(server *s, struct mg_connection *c, const route_args *a)
+{
     api_error e;
-    json_t *p = validate_generate(s, b, 1, &e);
-    json_decref(b);
+    json_t *p = validate_generate(s, a->body, 1, &e);
     if (!p) {
         http_api_error(c, &e);
         return;
@@ -345,105 +376,74 @@ static void post_generate(server *s, struct mg_connection *c)
     json_decref(p);
 }
 
-/* "/api/jobs/123/cancel" -> 123 and the rest ("/cancel"); 0 when not a positive id. */
-static int64_t parse_id(const char *p, const char **rest)
+void api_job_get(server *s, struct mg_connection *c, const route_args *a)
 {
-    char *end = NULL;
-    if (*p < '1' || *p > '9')
-        return 0;
-    errno = 0;
-    long long v = strtoll(p, &end, 10);
-    if (errno || v <= 0)
-        return 0;
-    *rest = end;
-    return v;
-}
-
-static void job_route(server *s, struct mg_connection *c, const char *method, const char *p)
-{
-    const char *rest = "";
-    int64_t id = parse_id(p, &rest);
-    if (!id) {
-        http_error(c, 404, "id", "job ids are positive integers");
+    store_job j;
+    int rc = store_job_get(s->store, a->id, &j);
+    if (rc) {
+        http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
         return;
     }
-    if (!strcmp(method, "GET") && !*rest) {
-        store_job j;
-        int rc = store_job_get(s->store, id, &j);
-        if (rc) {
-            http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
-            return;
-        }
-        char *js = jobs_job_json(&j);
-        store_job_clear(&j);
-        json_t *o = js ? json_loads(js, 0, NULL) : NULL;
-        free(js);
-        if (o)
-            json_object_set_new(o, "success", json_true());
-        http_json(c, 200, o);
-    } else if (!strcmp(method, "DELETE") && !*rest) {
-        int rc = jobs_delete(s->q, id);
-        if (rc) {
-            http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
-            return;
-        }
+    char *js = jobs_job_json(&j);
+    store_job_clear(&j);
+    json_t *o = js ? json_loads(js, 0, NULL) : NULL;
+    free(js);
+    if (o)
+        json_object_set_new(o, "success", json_true());
+    http_json(c, 200, o);
+}
+
+static void deleted(struct mg_connection *c, int rc, int64_t id)
+{
+    if (rc)
+        http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
+    else
         http_json(c, 200,
                   json_pack("{s:b, s:I, s:b}", "success", 1, "id", (json_int_t)id, "deleted", 1));
-    } else if (!strcmp(method, "POST") && !strcmp(rest, "/cancel")) {
-        int now = 0;
-        int rc = jobs_cancel(s->q, id, &now);
-        if (rc) {
-            http_error(c, rc == M2P_EINVAL ? 409 : http_status_of(rc), "id", "%s", m2p_errmsg());
-            return;
-        }
-        http_json(c, now ? 200 : 202,
-                  json_pack("{s:b, s:I, s:s}", "success", 1, "id", (json_int_t)id, "state",
-                            now ? "canceled" : "canceling"));
-    } else {
-        http_error(c, 405, NULL, "%s /api/jobs/%lld%s is not a route", method, (long long)id, rest);
-    }
 }
 
-static void image_route(server *s, struct mg_connection *c, const char *method, const char *p)
+void api_job_delete(server *s, struct mg_connection *c, const route_args *a)
 {
-    const char *rest = "";
-    int64_t id = parse_id(p, &rest);
-    if (!id || (*rest && strcmp(rest, ".png"))) {
-        http_error(c, 404, "id", "image URLs are /api/images/{id}.png");
-        return;
-    }
-    if (!strcmp(method, "GET")) {
-        uint8_t *png = NULL;
-        size_t len = 0;
-        int rc = store_result_png(s->store, id, &png, &len);
-        if (rc) {
-            http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
-            return;
-        }
-        char hdr[160];
-        snprintf(hdr, sizeof hdr, "Content-Disposition: inline; filename=\"mus2pic-%lld.png\"\r\n",
-                 (long long)id);
-        http_send(c, 200, "image/png", png, len, hdr);
-        free(png);
-    } else if (!strcmp(method, "DELETE")) {
-        int rc = store_result_delete(s->store, id);
-        if (rc) {
-            http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
-            return;
-        }
-        http_json(c, 200,
-                  json_pack("{s:b, s:I, s:b}", "success", 1, "id", (json_int_t)id, "deleted", 1));
-    } else {
-        http_error(c, 405, NULL, "%s is not allowed on images", method);
-    }
+    deleted(c, jobs_delete(s->q, a->id), a->id);
 }
 
-static void get_gallery(server *s, struct mg_connection *c)
+void api_job_cancel(server *s, struct mg_connection *c, const route_args *a)
 {
-    long page, per;
-    if (http_query_int(c, "page", 1, 1000000, 1, &page) ||
-        http_query_int(c, "per_page", 1, 100, 24, &per))
+    int now = 0;
+    int rc = jobs_cancel(s->q, a->id, &now);
+    if (rc) {
+        http_error(c, rc == M2P_EINVAL ? 409 : http_status_of(rc), "id", "%s", m2p_errmsg());
         return;
+    }
+    http_json(c, now ? 200 : 202,
+              json_pack("{s:b, s:I, s:s}", "success", 1, "id", (json_int_t)a->id, "state",
+                        now ? "canceled" : "canceling"));
+}
+
+void api_image_get(server *s, struct mg_connection *c, const route_args *a)
+{
+    uint8_t *png = NULL;
+    size_t len = 0;
+    int rc = store_result_png(s->store, a->id, &png, &len);
+    if (rc) {
+        http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
+        return;
+    }
+    char hdr[160];
+    snprintf(hdr, sizeof hdr, "Content-Disposition: inline; filename=\"mus2pic-%lld.png\"\r\n",
+             (long long)a->id);
+    http_send(c, 200, "image/png", png, len, hdr);
+    free(png);
+}
+
+void api_image_delete(server *s, struct mg_connection *c, const route_args *a)
+{
+    deleted(c, store_result_delete(s->store, a->id), a->id);
+}
+
+void api_gallery(server *s, struct mg_connection *c, const route_args *a)
+{
+    long page = a->query[0], per = a->query[1];
     char *items = NULL;
     int64_t total = 0;
     int rc = store_gallery(s->store, (int)((page - 1) * per), (int)per, &items, &total);
@@ -462,11 +462,9 @@ static void get_gallery(server *s, struct mg_connection *c)
 
 #define MAX_BATCH_URLS 50
 
-static void post_batch(server *s, struct mg_connection *c)
+void api_batch_post(server *s, struct mg_connection *c, const route_args *a)
 {
-    json_t *b = http_read_json(s, c);
-    if (!b)
-        return;
+    json_t *b = a->body;
     api_error e = {0};
     json_t *urls = json_object_get(b, "urls");
     double duration;
@@ -499,7 +497,6 @@ static void post_batch(server *s, struct mg_connection *c)
     store_job_count(s->store, "queued", -1, &queued);
     if (queued + (int64_t)json_array_size(urls) > s->cfg.max_queued) {
         json_decref(gen);
-        json_decref(b);
         http_error(c, 503, NULL, "the queue has room for %lld more jobs; this batch needs %zu",
                    (long long)(s->cfg.max_queued - queued), json_array_size(urls));
         return;
@@ -525,7 +522,6 @@ static void post_batch(server *s, struct mg_connection *c)
             json_array_append_new(ids, json_integer(id));
     }
     json_decref(gen);
-    json_decref(b);
     if (rc) {
         json_decref(ids);
         http_error(c, http_status_of(rc), NULL, "%s", m2p_errmsg());
@@ -537,7 +533,6 @@ static void post_batch(server *s, struct mg_connection *c)
     return;
 bad:
     json_decref(gen);
-    json_decref(b);
     http_api_error(c, &e);
 }
 
@@ -619,80 +614,38 @@ static json_t *batch_object(server *s, int64_t id, int with_items)
     return o;
 }
 
-static void batch_route(server *s, struct mg_connection *c, const char *method, const char *p)
+void api_batch_list(server *s, struct mg_connection *c, const route_args *a)
 {
-    if (!*p) {
-        if (!strcmp(method, "POST")) {
-            post_batch(s, c);
-            return;
-        }
-        if (!strcmp(method, "GET")) {
-            long page, per;
-            if (http_query_int(c, "page", 1, 1000000, 1, &page) ||
-                http_query_int(c, "per_page", 1, 100, 20, &per))
-                return;
-            int64_t *ids = NULL;
-            int n = 0;
-            if (store_batches_list(s->store, (int)((page - 1) * per), (int)per, &ids, &n)) {
-                http_error(c, 500, NULL, "%s", m2p_errmsg());
-                return;
-            }
-            json_t *arr = json_array();
-            for (int i = 0; i < n; i++) {
-                json_t *o = batch_object(s, ids[i], 0);
-                if (o)
-                    json_array_append_new(arr, o);
-            }
-            free(ids);
-            http_json(c, 200, json_pack("{s:b, s:o}", "success", 1, "batches", arr));
-            return;
-        }
-        http_error(c, 405, NULL, "use GET or POST on /api/batches");
+    long page = a->query[0], per = a->query[1];
+    int64_t *ids = NULL;
+    int n = 0;
+    if (store_batches_list(s->store, (int)((page - 1) * per), (int)per, &ids, &n)) {
+        http_error(c, 500, NULL, "%s", m2p_errmsg());
         return;
     }
-    const char *rest = "";
-    int64_t id = *p == '/' ? parse_id(p + 1, &rest) : 0;
-    if (!id || *rest || strcmp(method, "GET")) {
-        http_error(c, 404, "id", "batch routes are GET /api/batches/{id}");
-        return;
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++) {
+        json_t *o = batch_object(s, ids[i], 0);
+        if (o)
+            json_array_append_new(arr, o);
     }
-    json_t *o = batch_object(s, id, 1);
+    free(ids);
+    http_json(c, 200, json_pack("{s:b, s:o}", "success", 1, "batches", arr));
+}
+
+void api_batch_get(server *s, struct mg_connection *c, const route_args *a)
+{
+    json_t *o = batch_object(s, a->id, 1);
     if (!o) {
-        http_error(c, 404, "id", "batch %lld does not exist", (long long)id);
+        http_error(c, 404, "id", "batch %lld does not exist", (long long)a->id);
         return;
     }
     json_object_set_new(o, "success", json_true());
     http_json(c, 200, o);
 }
 
-int api_handle(server *s, struct mg_connection *c, const char *method, const char *path)
+void api_openapi(server *s, struct mg_connection *c, const route_args *a)
 {
-    int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
-    if (!strcmp(path, "/api/health") && get) {
-        get_health(s, c);
-    } else if (!strcmp(path, "/api/models") && get) {
-        get_models(s, c);
-    } else if (!strcmp(path, "/api/openapi.json") && get) {
-        const char *doc = openapi_document();
-        http_send(c, 200, "application/json", doc, strlen(doc), NULL);
-    } else if (!strcmp(path, "/api/analyze") && post) {
-        const char *ct = mg_get_header(c, "Content-Type");
-        if (ct && !strncasecmp(ct, "multipart/form-data", 19))
-            api_analyze_upload(s, c);
-        else
-            post_analyze_json(s, c);
-    } else if (!strcmp(path, "/api/generate") && post) {
-        post_generate(s, c);
-    } else if (!strncmp(path, "/api/jobs/", 10)) {
-        job_route(s, c, method, path + 10);
-    } else if (!strncmp(path, "/api/images/", 12)) {
-        image_route(s, c, method, path + 12);
-    } else if (!strcmp(path, "/api/gallery") && get) {
-        get_gallery(s, c);
-    } else if (!strncmp(path, "/api/batches", 12) && (path[12] == 0 || path[12] == '/')) {
-        batch_route(s, c, method, path + 12);
-    } else {
-        return 0;
-    }
-    return 1;
+    (void)a;
+    http_send(c, 200, "application/json", s->openapi, strlen(s->openapi), NULL);
 }

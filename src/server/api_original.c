@@ -1,7 +1,7 @@
 /*
  * api_original.c — the original Mus2Pic's routes and shapes, so its page and scripts work here:
  * /api/extract-metadata, /api/generate-prompt, /api/extract-metadata-quick,
- * /api/generate-prompt-llm and /api/generate-image (spec/ORIGINAL.md).
+ * /api/generate-prompt-llm, /api/validate-api-key and /api/generate-image (spec/ORIGINAL.md).
  *
  * The long ones queue a job like every other route and answer when it has finished, as the
  * original did; the job id is in the answer too. /api/generate-prompt with posted features
@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "music/genre.h"
+#include "music/net.h"
 #include "music/prompt.h"
 #include "server/quick_info.h"
 #include "server/server_internal.h"
@@ -72,8 +73,9 @@ static int start_analysis(server *s, struct mg_connection *c, json_t *b, int64_t
     return 0;
 }
 
-static void extract_metadata(server *s, struct mg_connection *c, json_t *b)
+void api_extract_metadata(server *s, struct mg_connection *c, const route_args *a)
 {
+    json_t *b = a->body;
     int64_t id;
     json_t *r;
     if (start_analysis(s, c, b, &id) || wait_result(s, c, id, ANALYSIS_WAIT_MS, &r))
@@ -129,8 +131,9 @@ static void prompt_from_features(struct mg_connection *c, json_t *b, json_t *fea
     free(neg);
 }
 
-static void generate_prompt(server *s, struct mg_connection *c, json_t *b)
+void api_generate_prompt(server *s, struct mg_connection *c, const route_args *a)
 {
+    json_t *b = a->body;
     json_t *f = json_object_get(b, "features");
     if (f && !json_is_null(f)) {
         if (!json_is_object(f)) {
@@ -156,8 +159,9 @@ static void generate_prompt(server *s, struct mg_connection *c, json_t *b)
     json_decref(r);
 }
 
-static void extract_metadata_quick(server *s, struct mg_connection *c, json_t *b)
+void api_extract_metadata_quick(server *s, struct mg_connection *c, const route_args *a)
 {
+    json_t *b = a->body;
     api_error e = {0};
     if (validate_url(json_object_get(b, "url"), "url", &e)) {
         http_api_error(c, &e);
@@ -182,8 +186,10 @@ static void extract_metadata_quick(server *s, struct mg_connection *c, json_t *b
                         "genre_source", source[0] ? source : "none", "title", info.title));
 }
 
-static void generate_prompt_llm(struct mg_connection *c, json_t *b)
+void api_generate_prompt_llm(server *s, struct mg_connection *c, const route_args *a)
 {
+    (void)s;
+    json_t *b = a->body;
     api_error e = {0};
     if (validate_opt_string(b, "song_title", 256, &e) ||
         validate_opt_string(b, "artist", 256, &e) || validate_opt_string(b, "api_key", 512, &e) ||
@@ -233,10 +239,53 @@ static void generate_prompt_llm(struct mg_connection *c, json_t *b)
     free(prompt);
 }
 
-static void generate_image(server *s, struct mg_connection *c, json_t *b)
+/* Does the chat endpoint accept the key? It lists its models with it (GET {base}/models, a
+ * read that costs nothing): 200 is valid, 401/403 is not; anything else is the endpoint's
+ * failure (502), not an answer about the key. */
+void api_validate_api_key(server *s, struct mg_connection *c, const route_args *a)
+{
+    (void)s;
+    api_error e = {0};
+    if (validate_opt_string(a->body, "api_key", 512, &e)) {
+        http_api_error(c, &e);
+        return;
+    }
+    const char *key = jstr(a->body, "api_key");
+    if (!key || !*key) {
+        http_error(c, 400, "api_key", "api_key is required");
+        return;
+    }
+    m2p_llm_params p = m2p_llm_default_params();
+    size_t bl = strlen(p.base_url);
+    while (bl && p.base_url[bl - 1] == '/')
+        bl--;
+    char url[1100], auth[600];
+    snprintf(url, sizeof url, "%.*s/models", (int)bl, p.base_url);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    const char *hdr[] = {auth, "Accept: application/json", NULL};
+    net_request rq = {.method = "GET", .url = url, .headers = hdr, .timeout_s = 20};
+    long status = 0;
+    char *body = NULL;
+    int rc = net_fetch(&rq, &status, &body, NULL);
+    free(body);
+    if (rc) {
+        http_error(c, 502, NULL, "%s", m2p_errmsg());
+        return;
+    }
+    if (status != 200 && status != 401 && status != 403) {
+        http_error(c, 502, NULL, "%s answered HTTP %ld", url, status);
+        return;
+    }
+    int valid = status == 200;
+    http_json(c, 200,
+              json_pack("{s:b, s:b, s:s}", "success", 1, "valid", valid, "message",
+                        valid ? "the API key is valid" : "the API key was rejected"));
+}
+
+void api_generate_image(server *s, struct mg_connection *c, const route_args *a)
 {
     api_error e;
-    json_t *p = validate_generate(s, b, 1, &e);
+    json_t *p = validate_generate(s, a->body, 1, &e);
     if (!p) {
         http_api_error(c, &e);
         return;
@@ -256,43 +305,4 @@ static void generate_image(server *s, struct mg_connection *c, json_t *b)
     json_object_set_new(r, "success", json_true());
     json_object_set_new(r, "job_id", json_integer(id));
     http_json(c, 200, r);
-}
-
-int api_original_handle(server *s, struct mg_connection *c, const char *method, const char *path)
-{
-    static const char *const routes[] = {"/api/extract-metadata",       "/api/generate-prompt",
-                                         "/api/extract-metadata-quick", "/api/generate-prompt-llm",
-                                         "/api/generate-image",         NULL};
-    int r = -1;
-    for (int i = 0; routes[i]; i++)
-        if (!strcmp(path, routes[i]))
-            r = i;
-    if (r < 0)
-        return 0;
-    if (strcmp(method, "POST") != 0) {
-        http_error(c, 405, NULL, "%s takes POST with a JSON body", path);
-        return 1;
-    }
-    json_t *b = http_read_json(s, c);
-    if (!b)
-        return 1;
-    switch (r) {
-    case 0:
-        extract_metadata(s, c, b);
-        break;
-    case 1:
-        generate_prompt(s, c, b);
-        break;
-    case 2:
-        extract_metadata_quick(s, c, b);
-        break;
-    case 3:
-        generate_prompt_llm(c, b);
-        break;
-    default:
-        generate_image(s, c, b);
-        break;
-    }
-    json_decref(b);
-    return 1;
 }

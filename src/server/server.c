@@ -1,7 +1,7 @@
 /*
  * server.c — starts and stops the web app: the store (SQLite in --data), the progress bus, the
- * model cache, the job workers, and CivetWeb with the /api router, the WebSocket and the page
- * (web/ served as static files).
+ * model cache, the job workers, and CivetWeb with the /api router (routes.c), the WebSocket and
+ * the page (web/ served as static files). /api/openapi.json is built once here from the routes.
  *
  * Sizing: CivetWeb runs each connection on one of num_threads workers and a WebSocket holds
  * its worker for as long as it is open, so num_threads = max_ws + 64 leaves 64 threads for
@@ -43,25 +43,6 @@ static int is_loopback(const char *host)
            !strncmp(host, "127.", 4);
 }
 
-static int api_router(struct mg_connection *c, void *cbdata)
-{
-    server *s = cbdata;
-    const struct mg_request_info *ri = mg_get_request_info(c);
-    const char *path = ri->local_uri ? ri->local_uri : "";
-    const char *method = ri->request_method;
-    if (!http_authorized(s, c)) {
-        static const char body[] = "{\"success\":false,\"error\":\"a valid access token is "
-                                   "required\",\"detail\":\"a valid access token is required\"}";
-        http_send(c, 401, "application/json", body, sizeof body - 1,
-                  "WWW-Authenticate: Bearer\r\n");
-        return 401;
-    }
-    if (api_handle(s, c, method, path) || api_original_handle(s, c, method, path))
-        return 200;
-    http_error(c, 404, NULL, "%s %s is not part of the API; see /api/openapi.json", method, path);
-    return 404;
-}
-
 static int log_message(const struct mg_connection *conn, const char *message)
 {
     M2P_LOGI("civetweb: %s", message);
@@ -93,6 +74,10 @@ int server_start(const server_config *cfg, server **out)
     pthread_mutex_init(&s->lock, NULL);
 
     int rc = 0;
+    if (!(s->openapi = openapi_build())) {
+        rc = m2p_error(M2P_ENOMEM, "the OpenAPI document could not be built");
+        goto fail;
+    }
     if (!is_loopback(s->host) && !s->token[0]) {
         rc = m2p_error(M2P_EINVAL,
                        "binding %s (not loopback) needs an access token: --token T or "
@@ -170,7 +155,7 @@ int server_start(const server_config *cfg, server **out)
     struct mg_server_port sp[4];
     int np = mg_get_server_ports(s->ctx, 4, sp);
     s->port = np > 0 ? sp[0].port : cfg->port;
-    mg_set_request_handler(s->ctx, "/api", api_router, s);
+    mg_set_request_handler(s->ctx, "/api", router_handle, s);
     ws_register(s);
     *out = s;
     return 0;
@@ -195,5 +180,6 @@ void server_stop(server *s)
     model_cache_free(s->models);
     m2p_store_close(s->store);
     pthread_mutex_destroy(&s->lock);
+    free(s->openapi);
     free(s);
 }

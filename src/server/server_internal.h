@@ -1,6 +1,6 @@
 /*
  * server_internal.h — what the server's files share: the server struct, response helpers,
- * request validation and the route handlers of api.c, api_original.c, ws.c and openapi.c.
+ * request validation, the route table and the route handlers.
  */
 #ifndef M2P_SERVER_INTERNAL_H
 #define M2P_SERVER_INTERNAL_H
@@ -23,6 +23,7 @@ struct server {
     pthread_mutex_t lock;
     int n_ws; /* open WebSocket clients (lock) */
     int port;
+    char *openapi; /* /api/openapi.json, built at start */
 };
 
 /* ---- responses (http.c) ---- */
@@ -66,16 +67,55 @@ int validate_url(json_t *v, const char *field, api_error *err);
 int validate_opt_string(json_t *body, const char *key, size_t max, api_error *err);
 void http_api_error(struct mg_connection *c, const api_error *e);
 
-/* ---- routes ---- */
-int api_handle(server *s, struct mg_connection *c, const char *method, const char *path);
-int api_original_handle(server *s, struct mg_connection *c, const char *method, const char *path);
-/* POST /api/analyze with multipart/form-data (file upload). */
-void api_analyze_upload(server *s, struct mg_connection *c);
+/* ---- routes (routes.c: the table; router.c: matching and dispatch) ----
+ * One table lists every route of /api: the router answers from it and openapi.c builds
+ * /api/openapi.json from it, so the document cannot drift from what the server answers. */
+
+/* What the router hands a handler. */
+typedef struct route_args {
+    int64_t id;    /* the path's {id}, 0 when the path has none */
+    json_t *body;  /* the JSON body (borrowed) of a route that takes one, else NULL */
+    long query[2]; /* the route's query parameters, in table order (validated) */
+} route_args;
+
+typedef void route_fn(server *s, struct mg_connection *c, const route_args *a);
+
+typedef struct route_query {
+    const char *name;
+    long lo, hi, def;
+} route_query;
+
+typedef struct route {
+    const char *method; /* GET, POST or DELETE */
+    const char *path;   /* OpenAPI template; "{id}" matches a positive integer, e.g. {id}.png */
+    route_fn *fn;
+    const char *summary; /* one line for the document */
+    const char *body;    /* schema of the JSON body (read and parsed by the router), or NULL */
+    const char *upload;  /* schema of a multipart/form-data body (read by the handler), or NULL */
+    int status;          /* the answer's status on success */
+    const char *answer;  /* its schema (JSON), or a media type containing '/' */
+    const char *errors;  /* the error statuses it can answer besides 401, e.g. "400 413 503" */
+    route_query query[2];
+} route;
+
+extern const route api_routes[];
+extern const int api_n_routes;
+
+/* The /api request handler registered with CivetWeb (token check, match, 404/405). */
+int router_handle(struct mg_connection *c, void *cbdata);
+
+/* Handlers (api.c, api_original.c). */
+route_fn api_health, api_models, api_openapi, api_analyze, api_generate, api_job_get,
+    api_job_delete, api_job_cancel, api_image_get, api_image_delete, api_gallery, api_batch_post,
+    api_batch_list, api_batch_get, api_extract_metadata, api_generate_prompt,
+    api_extract_metadata_quick, api_generate_prompt_llm, api_validate_api_key, api_generate_image;
+
 /* Submit an analysis job of source (URL or saved upload). */
 int api_submit_analysis(server *s, const char *source, int upload, double duration, int version,
                         const char *band, const char *song, int64_t *id, api_error *err);
-/* The OpenAPI document (static string). */
-const char *openapi_document(void);
+
+/* The OpenAPI 3.0 document built from api_routes and the schemas (malloc'd JSON text). */
+char *openapi_build(void);
 void ws_register(server *s);
 
 #endif

@@ -376,6 +376,27 @@ static int store_jobs_in_state_locked(m2p_store *s, const char *state, store_job
     return jobs_from_stmt(s, st, out, n);
 }
 
+static int store_last_generation_locked(m2p_store *s, const char *model, store_job *out)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT " JOB_COLUMNS " FROM jobs WHERE kind = ? AND state = 'done'"
+                           " AND json_extract(params, '$.model') = ? ORDER BY finished_ms DESC,"
+                           " id DESC LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(s, "reading the last generation");
+    sqlite3_bind_int(st, 1, STORE_JOB_GENERATE);
+    sqlite3_bind_text(st, 2, model, -1, SQLITE_TRANSIENT);
+    store_job *v = NULL;
+    int n = 0, rc = jobs_from_stmt(s, st, &v, &n);
+    if (!rc && n == 0)
+        rc = m2p_error(M2P_ENOTFOUND, "no generation with model %s has finished", model);
+    if (!rc)
+        *out = v[0];
+    free(v);
+    return rc;
+}
+
 static int store_job_finish_with_results_locked(
     m2p_store *s, int64_t job_id, const char *meta, const store_result *r, int n,
     char *(*make_result)(const int64_t *ids, int n, void *ud), void *ud)
@@ -691,6 +712,14 @@ int store_jobs_of_batch(m2p_store *s, int64_t batch_id, store_job **out, int *n)
 {
     pthread_mutex_lock(&lock);
     int rc = store_jobs_of_batch_locked(s, batch_id, out, n);
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+int store_last_generation(m2p_store *s, const char *model, store_job *out)
+{
+    pthread_mutex_lock(&lock);
+    int rc = store_last_generation_locked(s, model, out);
     pthread_mutex_unlock(&lock);
     return rc;
 }

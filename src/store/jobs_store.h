@@ -57,6 +57,10 @@ int store_jobs_in_state(m2p_store *s, const char *state, store_job **out, int *n
 /* The jobs of a batch, by batch_index then id. *out is malloc'd (store_job_clear each). */
 int store_jobs_of_batch(m2p_store *s, int64_t batch_id, store_job **out, int *n);
 
+/* The generation with this model that finished last (its params and result say how long it took
+ * and for what). M2P_ENOTFOUND when none has. */
+int store_last_generation(m2p_store *s, const char *model, store_job *out);
+
 /* One image of a finished generation. */
 typedef struct store_result {
     int variation; /* 0-based */

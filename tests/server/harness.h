@@ -59,6 +59,7 @@ typedef struct resp {
     char *body;
     size_t len;
     char ctype[128];
+    char allow[64]; /* the Allow header of a 405 */
 } resp;
 
 static __attribute__((unused)) void resp_free(resp *r)
@@ -94,6 +95,8 @@ static __attribute__((unused)) int http_req(int port, const char *method, const 
     for (int i = 0; i < ri->num_headers; i++)
         if (!strcasecmp(ri->http_headers[i].name, "Content-Type"))
             snprintf(r->ctype, sizeof r->ctype, "%s", ri->http_headers[i].value);
+        else if (!strcasecmp(ri->http_headers[i].name, "Allow"))
+            snprintf(r->allow, sizeof r->allow, "%s", ri->http_headers[i].value);
     size_t cap = 4096;
     r->body = malloc(cap + 1);
     int n;

@@ -50,17 +50,6 @@ static void check_shapes(int port)
     CHECK(json_is_object(json_object_get(json_object_get(m, "models"), "sd14")));
     json_decref(m);
 
-    json_t *o = api(port, "GET", "/api/openapi.json", NULL, &st);
-    CHECK_INT(st, 200);
-    CHECK_STR(jstr(o, "openapi"), "3.0.3");
-    json_t *paths = json_object_get(o, "paths");
-    static const char *p[] = {"/api/generate",         "/api/analyze", "/api/jobs/{id}",
-                              "/api/gallery",          "/api/batches", "/api/generate-image",
-                              "/api/extract-metadata", "/ws/progress", "/api/health"};
-    for (int i = 0; i < 9; i++)
-        CHECK(json_object_get(paths, p[i]) != NULL);
-    json_decref(o);
-
     json_t *nf = api(port, "GET", "/api/nothing", NULL, &st);
     CHECK_INT(st, 404);
     json_decref(nf);
@@ -71,6 +60,134 @@ static void check_shapes(int port)
     CHECK_INT(r.status, 200);
     CHECK(r.body && strstr(r.body, "mus2pic") != NULL);
     resp_free(&r);
+}
+
+/* Every "$ref" in v names a schema of the document. */
+static int refs_resolve(json_t *v, json_t *schemas)
+{
+    int ok = 1;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x)
+        {
+            if (!strcmp(k, "$ref")) {
+                const char *r = json_string_value(x);
+                const char *pre = "#/components/schemas/";
+                int found =
+                    r && !strncmp(r, pre, strlen(pre)) && json_object_get(schemas, r + strlen(pre));
+                if (!found)
+                    fprintf(stderr, "  $ref %s does not resolve\n", r ? r : "(not a string)");
+                ok &= found;
+            } else {
+                ok &= refs_resolve(x, schemas);
+            }
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x) ok &= refs_resolve(x, schemas);
+    }
+    return ok;
+}
+
+/* /api/openapi.json and the router agree: each documented path answers exactly its documented
+ * methods (a PATCH gets 405 with them in Allow), undocumented paths are 404, and the document
+ * holds every route of the API, the original's included. */
+static void check_openapi(int port)
+{
+    int st;
+    json_t *o = api(port, "GET", "/api/openapi.json", NULL, &st);
+    CHECK_INT(st, 200);
+    CHECK_STR(jstr(o, "openapi"), "3.0.3");
+    json_t *paths = json_object_get(o, "paths");
+    static const char *expected[] = {"/api/health",
+                                     "/api/models",
+                                     "/api/openapi.json",
+                                     "/api/analyze",
+                                     "/api/generate",
+                                     "/api/jobs/{id}",
+                                     "/api/jobs/{id}/cancel",
+                                     "/api/images/{id}.png",
+                                     "/api/images/{id}",
+                                     "/api/gallery",
+                                     "/api/batches",
+                                     "/api/batches/{id}",
+                                     "/api/extract-metadata",
+                                     "/api/generate-prompt",
+                                     "/api/extract-metadata-quick",
+                                     "/api/generate-prompt-llm",
+                                     "/api/validate-api-key",
+                                     "/api/generate-image",
+                                     "/ws/progress"};
+    size_t n_expected = sizeof expected / sizeof expected[0];
+    CHECK_INT(json_object_size(paths), n_expected);
+    for (size_t i = 0; i < n_expected; i++)
+        if (!json_object_get(paths, expected[i])) {
+            fprintf(stderr, "  %s is not in the document\n", expected[i]);
+            test_failures++;
+        }
+    CHECK(refs_resolve(o, json_object_get(json_object_get(o, "components"), "schemas")));
+    CHECK(json_object_get(json_object_get(json_object_get(o, "components"), "schemas"),
+                          "GenerateParams") != NULL);
+
+    const char *path;
+    json_t *item;
+    int n_ops = 0;
+    json_object_foreach(paths, path, item)
+    {
+        if (!strncmp(path, "/ws/", 4))
+            continue;
+        char want[64] = "", url[128];
+        const char *method;
+        json_t *op;
+        json_object_foreach(item, method, op)
+        {
+            char up[8];
+            size_t k = 0;
+            for (; method[k] && k + 1 < sizeof up; k++)
+                up[k] = (char)(method[k] & ~0x20);
+            up[k] = 0;
+            if (want[0])
+                strcat(want, ", ");
+            strcat(want, up);
+            n_ops++;
+            CHECK(json_object_get(json_object_get(op, "responses"), "401") != NULL);
+            CHECK(strlen(jstr(op, "summary")) > 5);
+        }
+        /* {id} -> 7; every other part as written */
+        size_t u = 0;
+        for (const char *p = path; *p && u + 2 < sizeof url;) {
+            if (!strncmp(p, "{id}", 4)) {
+                url[u++] = '7';
+                p += 4;
+            } else {
+                url[u++] = *p++;
+            }
+        }
+        url[u] = 0;
+        resp r;
+        CHECK_INT(http_req(port, "PATCH", url, NULL, NULL, 0, NULL, &r), 0);
+        if (r.status != 405 || strcmp(r.allow, want) != 0) {
+            fprintf(stderr, "  PATCH %s -> %d, Allow '%s'; the document says '%s'\n", url, r.status,
+                    r.allow, want);
+            test_failures++;
+        }
+        resp_free(&r);
+    }
+    CHECK_INT(n_ops, 20);
+    static const char *undocumented[] = {
+        "/api",          "/api/jobs",        "/api/jobs/0",   "/api/jobs/x", "/api/images/7.jpg",
+        "/api/health/x", "/api/batches/7/x", "/api/generate/"};
+    for (size_t i = 0; i < sizeof undocumented / sizeof undocumented[0]; i++) {
+        json_t *j = api(port, "GET", undocumented[i], NULL, &st);
+        if (st != 404) {
+            fprintf(stderr, "  GET %s -> %d; expected 404\n", undocumented[i], st);
+            test_failures++;
+        }
+        json_decref(j);
+    }
+    json_decref(o);
 }
 
 static void check_bad_input(int port)
@@ -209,7 +326,37 @@ static void check_generate(int port)
     CHECK_INT(jint(json_object_get(first, "meta"), "steps"), 3);
     CHECK_STR(jstr(json_object_get(json_object_get(first, "meta"), "source"), "band"), "B");
     CHECK(jint(first, "seed") == 42 || jint(first, "seed") == 43);
+    long long total = jint(g, "total");
+    long long first_id = jint(first, "id"), third_id = jint(json_array_get(items, 2), "id");
     json_decref(g);
+    /* the next page goes on where the first stopped; a page past the end is empty */
+    g = api(port, "GET", "/api/gallery?page=2&per_page=3", NULL, &st);
+    CHECK_INT(st, 200);
+    CHECK_INT(jint(g, "page"), 2);
+    items = json_object_get(g, "items");
+    CHECK_INT(json_array_size(items), total - 3 < 3 ? total - 3 : 3);
+    CHECK(jint(json_array_get(items, 0), "id") < third_id);
+    json_decref(g);
+    g = api(port, "GET", "/api/gallery?page=1000&per_page=3", NULL, &st);
+    CHECK_INT(st, 200);
+    CHECK_INT(json_array_size(json_object_get(g, "items")), 0);
+    CHECK_INT(jint(g, "total"), total);
+    json_decref(g);
+    CHECK(first_id > third_id);
+
+    /* the models list shows the time measured on this server, not the original's claim */
+    json_t *m = api(port, "GET", "/api/models", NULL, &st);
+    json_t *lcm = json_object_get(json_object_get(m, "models"), "lcm");
+    json_t *meas = json_object_get(lcm, "measured");
+    CHECK_INT(jint(meas, "images"), 2);
+    CHECK_INT(jint(meas, "steps"), 3);
+    CHECK_INT(jint(meas, "width"), 64);
+    CHECK(json_number_value(json_object_get(meas, "seconds")) > 0);
+    CHECK(strstr(jstr(lcm, "expected_time"), "2 images at 64x64, 3 steps") != NULL);
+    CHECK(strstr(jstr(lcm, "expected_time"), "6-12") == NULL);
+    CHECK(json_is_null(
+        json_object_get(json_object_get(json_object_get(m, "models"), "sd14"), "measured")));
+    json_decref(m);
 
     /* delete one image, then a whole job */
     char path[64];
@@ -333,6 +480,22 @@ static void check_analysis(int port)
     CHECK(strlen(jstr(res, "prompt")) > 20);
     CHECK_INT(jint(res, "prompt_version"), 4);
     CHECK(json_is_object(json_object_get(json_object_get(res, "prompts"), "v3")));
+    json_t *src = json_object_get(res, "source");
+    char first_key[160];
+    snprintf(first_key, sizeof first_key, "%s", jstr(src, "id"));
+    CHECK(strncmp(first_key, "sha256:", 7) == 0);
+    json_decref(j);
+
+    /* the same bytes again are the same source: it is known by its content hash */
+    CHECK_INT(http_req(port, "POST", "/api/analyze", ctype, body, len, NULL, &r), 0);
+    CHECK_INT(r.status, 202);
+    a = json_loads(r.body ? r.body : "", 0, NULL);
+    resp_free(&r);
+    j = wait_job(port, jint(a, "job_id"), 90);
+    json_decref(a);
+    CHECK_STR(jstr(j, "state"), "done");
+    src = json_object_get(json_object_get(j, "result"), "source");
+    CHECK_STR(jstr(src, "id"), first_key);
     json_decref(j);
 
     /* an upload without a file, and one over a small limit are covered by the limits test */
@@ -447,6 +610,18 @@ static int fake_llm(struct mg_connection *c, void *ud)
     return test_httpd_reply(c, 200, "application/json", a, strlen(a));
 }
 
+/* The fake endpoint's model list: answers the good key only. */
+static int fake_models(struct mg_connection *c, void *ud)
+{
+    const char *auth = mg_get_header(c, "Authorization");
+    if (!auth || strcmp(auth, "Bearer good-key") != 0) {
+        const char *e = "{\"error\":{\"message\":\"Incorrect API key provided\"}}";
+        return test_httpd_reply(c, 401, "application/json", e, strlen(e));
+    }
+    const char *a = "{\"object\":\"list\",\"data\":[{\"id\":\"gpt-4o-mini\"}]}";
+    return test_httpd_reply(c, 200, "application/json", a, strlen(a));
+}
+
 static void check_llm(int port)
 {
     int st;
@@ -467,6 +642,19 @@ static void check_llm(int port)
     expect_400(port, "/api/generate-prompt-llm",
                "{\"song_title\":\"Choice\",\"artist\":\"A\",\"temperature\":2}", "temperature");
     expect_400(port, "/api/generate-prompt-llm", "{\"song_title\":\"Choice\"}", "artist");
+
+    /* the original's key check */
+    m = api(port, "POST", "/api/validate-api-key", "{\"api_key\":\"good-key\"}", &st);
+    CHECK_INT(st, 200);
+    CHECK(json_is_true(json_object_get(m, "valid")));
+    json_decref(m);
+    m = api(port, "POST", "/api/validate-api-key", "{\"api_key\":\"bad\"}", &st);
+    CHECK_INT(st, 200);
+    CHECK(json_is_false(json_object_get(m, "valid")));
+    CHECK(strstr(jstr(m, "message"), "rejected") != NULL);
+    json_decref(m);
+    expect_400(port, "/api/validate-api-key", "{}", "api_key");
+    expect_400(port, "/api/validate-api-key", "{\"api_key\":5}", "api_key");
 }
 
 static void check_batch(int port)
@@ -607,6 +795,7 @@ int main(void)
     write_fake_ytdlp(tmp_root);
     test_httpd *llm = test_httpd_start();
     test_httpd_route(llm, "/v1/chat/completions", fake_llm, NULL);
+    test_httpd_route(llm, "/v1/models", fake_models, NULL);
     char llm_url[256];
     snprintf(llm_url, sizeof llm_url, "%s/v1", test_httpd_url(llm));
     setenv("MUS2PIC_LLM_URL", llm_url, 1);
@@ -621,6 +810,7 @@ int main(void)
         TEST_DONE();
     }
     check_shapes(s.port);
+    check_openapi(s.port);
     check_bad_input(s.port);
     check_generate(s.port);
     check_cancel(s.port);
