@@ -198,8 +198,10 @@ typedef struct m2p_fetch_params {
     const char *ytdlp;         /* program; default $MUS2PIC_YTDLP or "yt-dlp" on PATH */
     int timeout_s;             /* default 300 */
     int64_t max_bytes;         /* default 200 MiB */
-    /* progress: percent 0..100 (-1 unknown) while downloading */
-    void (*progress)(double percent, void *user_data);
+    /* progress: percent 0..100 (-1 unknown) while downloading, also called about every 0.2 s
+     * while yt-dlp runs. Return nonzero to cancel: m2p_fetch then stops the download, caches
+     * nothing and returns M2P_ECANCELED. */
+    int (*progress)(double percent, void *user_data);
     void *user_data;
 } m2p_fetch_params;
 
@@ -212,6 +214,8 @@ typedef struct m2p_source_info {
     char uploader[256];
     char artist[256];
     char track[256];
+    char creator[256];    /* yt-dlp's "creator" (the band/song rules read it after artist) */
+    char description[4096]; /* yt-dlp's description, cut on a character boundary */
     char meta_genre[128]; /* the container's genre tag */
     char tags_json[4096]; /* yt-dlp tags as a JSON array of strings */
     char categories_json[1024];
@@ -264,7 +268,10 @@ enum { M2P_DURATION_FULL = 0 };
 typedef struct m2p_analysis_params {
     double offset_s;    /* default 5 */
     double duration_s;  /* default 60; M2P_DURATION_FULL (0) = to the end */
-    void (*progress)(const char *stage, double fraction, void *user_data);
+    /* By stage ("downloading", "decoding", "analysing", "genre", "prompts") with the fraction
+     * done (0..1, -1 unknown): between stages and every few hundred packets or frames inside
+     * them. Return nonzero to cancel: m2p_analyze then returns M2P_ECANCELED. */
+    int (*progress)(const char *stage, double fraction, void *user_data);
     void *user_data;
 } m2p_analysis_params;
 

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audio/ytdlp.h"
 #include "core/error.h"
 
 #define STALE_TMP_S (24 * 3600)
@@ -122,36 +123,6 @@ static int find_audio(const char *dir, char *path, size_t len)
     return found ? 0 : m2p_error(M2P_ENOTFOUND, "cache: no audio file in %s", dir);
 }
 
-static void copy_str(char *dst, size_t len, const char *src)
-{
-    snprintf(dst, len, "%s", src ? src : "");
-}
-
-/* A JSON array of strings, dumped, cut to whole elements so it fits in len. */
-static void array_to_text(json_t *arr, char *dst, size_t len)
-{
-    json_t *out = json_array();
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v)
-    {
-        if (!json_is_string(v))
-            continue;
-        json_array_append(out, v);
-        char *s = json_dumps(out, JSON_COMPACT);
-        size_t n = s ? strlen(s) : len;
-        free(s);
-        if (n >= len) {
-            json_array_remove(out, json_array_size(out) - 1);
-            break;
-        }
-    }
-    char *s = json_dumps(out, JSON_COMPACT);
-    copy_str(dst, len, s ? s : "[]");
-    free(s);
-    json_decref(out);
-}
-
 char *audio_info_to_json(const m2p_source_info *info)
 {
     json_t *o = json_object();
@@ -160,6 +131,8 @@ char *audio_info_to_json(const m2p_source_info *info)
     json_object_set_new(o, "uploader", json_string(info->uploader));
     json_object_set_new(o, "artist", json_string(info->artist));
     json_object_set_new(o, "track", json_string(info->track));
+    json_object_set_new(o, "creator", json_string(info->creator));
+    json_object_set_new(o, "description", json_string(info->description));
     json_t *tags = json_loads(info->tags_json[0] ? info->tags_json : "[]", 0, NULL);
     json_t *cats = json_loads(info->categories_json[0] ? info->categories_json : "[]", 0, NULL);
     json_object_set_new(o, "tags", json_is_array(tags) ? tags : json_array());
@@ -174,28 +147,11 @@ char *audio_info_to_json(const m2p_source_info *info)
     return s;
 }
 
+/* The trimmed info.json keeps yt-dlp's own names, so yt-dlp's parser reads it. */
 int audio_info_from_json(const char *text, m2p_source_info *info)
 {
-    json_error_t err;
-    json_t *o = json_loads(text, 0, &err);
-    if (!json_is_object(o)) {
-        json_decref(o);
-        return m2p_error(M2P_EFORMAT, "info JSON: %s (line %d)", err.text, err.line);
-    }
     memset(info, 0, sizeof *info);
-    copy_str(info->id, sizeof info->id, json_string_value(json_object_get(o, "id")));
-    copy_str(info->title, sizeof info->title, json_string_value(json_object_get(o, "title")));
-    copy_str(info->uploader, sizeof info->uploader,
-             json_string_value(json_object_get(o, "uploader")));
-    copy_str(info->artist, sizeof info->artist, json_string_value(json_object_get(o, "artist")));
-    copy_str(info->track, sizeof info->track, json_string_value(json_object_get(o, "track")));
-    array_to_text(json_object_get(o, "tags"), info->tags_json, sizeof info->tags_json);
-    array_to_text(json_object_get(o, "categories"), info->categories_json,
-                  sizeof info->categories_json);
-    json_t *d = json_object_get(o, "duration");
-    info->duration = json_is_number(d) ? json_number_value(d) : 0;
-    json_decref(o);
-    return 0;
+    return ytdlp_parse_info(text, info);
 }
 
 static void touch(const char *path)

@@ -10,6 +10,7 @@
  * Container tags artist/title/genre are copied into meta_*. Every FFmpeg object is freed on
  * every path (one cleanup label).
  */
+#include "audio/audio.h"
 #include "core/error.h"
 
 #include <libavcodec/avcodec.h>
@@ -89,7 +90,7 @@ static int convert(SwrContext *swr, const uint8_t **in, int in_n, sample_buf *b)
  * lands nowhere, as FFmpeg's ADPCM WAV seeking does in long files). *seeked tells whether a
  * seek was used. */
 static int decode_impl(const char *path, double offset_s, double duration_s, m2p_audio *out,
-                       int allow_seek, int *seeked)
+                       int allow_seek, int *seeked, const audio_tick *tick)
 {
     if (!out)
         return m2p_error(M2P_EINVAL, "decode: out is NULL");
@@ -193,7 +194,15 @@ static int decode_impl(const char *path, double offset_s, double duration_s, m2p
     int swr_ready = 0;
     int eof = 0, errors = 0, frames_ok = 0, last_bad = 0;
     AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
-    while (!eof && buf.n < buf.want) {
+    /* what this decode will cover, for the progress fraction */
+    double span_s = duration_s > 0 ? duration_s : out->source_duration - offset_s;
+    int64_t span = span_s > 0 ? (int64_t)llround(span_s * M2P_SAMPLE_RATE) : -1;
+    for (unsigned packets = 0; !eof && buf.n < buf.want; packets++) {
+        if (packets % 64 == 63 &&
+            audio_tick_canceled(tick, span > 0 && buf.n < span ? (double)buf.n / span : -1)) {
+            rc = M2P_ECANCELED;
+            goto done;
+        }
         err = av_read_frame(fmt, pkt);
         if (err < 0) {
             eof = 1;
@@ -357,13 +366,27 @@ done:
     return rc;
 }
 
-int m2p_audio_decode(const char *path, double offset_s, double duration_s, m2p_audio *out)
+int audio_tick_canceled(const audio_tick *tick, double fraction)
+{
+    if (!tick || !tick->fn || !tick->fn(fraction, tick->user_data))
+        return 0;
+    m2p_error(M2P_ECANCELED, "canceled by request");
+    return 1;
+}
+
+int audio_decode_ticked(const char *path, double offset_s, double duration_s, m2p_audio *out,
+                        const audio_tick *tick)
 {
     int seeked = 0;
-    int rc = decode_impl(path, offset_s, duration_s, out, 1, &seeked);
+    int rc = decode_impl(path, offset_s, duration_s, out, 1, &seeked, tick);
     if (rc == M2P_EDECODE && seeked)
-        rc = decode_impl(path, offset_s, duration_s, out, 0, &seeked);
+        rc = decode_impl(path, offset_s, duration_s, out, 0, &seeked, tick);
     return rc;
+}
+
+int m2p_audio_decode(const char *path, double offset_s, double duration_s, m2p_audio *out)
+{
+    return audio_decode_ticked(path, offset_s, duration_s, out, NULL);
 }
 
 void m2p_audio_free(m2p_audio *a)

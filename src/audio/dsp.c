@@ -213,8 +213,7 @@ double dsp_percentile(double *v, int n, double q)
     return v[i] + (v[i + 1] - v[i]) * fr;
 }
 
-/* Quickselect (Hoare) for the k-th smallest. */
-static float select_k(float *v, int n, int k)
+void dsp_partition_k(float *v, int n, int k)
 {
     int lo = 0, hi = n - 1;
     while (lo < hi) {
@@ -240,6 +239,12 @@ static float select_k(float *v, int n, int k)
         else
             break;
     }
+}
+
+/* The k-th smallest. */
+static float select_k(float *v, int n, int k)
+{
+    dsp_partition_k(v, n, k);
     return v[k];
 }
 

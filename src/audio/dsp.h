@@ -45,6 +45,8 @@ int dsp_chromabank_init(float *wts, int sr, double tuning);
 /* Helpers. */
 double dsp_percentile(double *v, int n, double q); /* numpy linear interpolation; sorts v */
 double dsp_median_f(float *v, int n);              /* partially reorders v */
+/* Quickselect (Hoare): afterwards v[k] is the k-th smallest, v[0..k-1] <= v[k] <= v[k+1..]. */
+void dsp_partition_k(float *v, int n, int k);
 static inline double dsp_clip01(double x)
 {
     return x < 0 ? 0 : x > 1 ? 1 : (x == x ? x : 0);

@@ -11,7 +11,9 @@
  * The summary formulas (energy, rhythm_stability, valence, arousal, ...) are the original
  * app's, quoted in ../shared/spec/ORIGINAL.md. Silence or under 1 s of audio gives
  * undetermined = 1 with neutral defaults: tempo 0, key_tonic -1, mode_confidence 0.5.
+ * A tick (audio.h) every 512 frames reports the fraction done and can cancel.
  */
+#include "audio/audio.h"
 #include "audio/dsp.h"
 #include "audio/hpss.h"
 #include "audio/key.h"
@@ -26,8 +28,8 @@
 #include <string.h>
 
 #define ENVELOPE_MAX_POINTS 400
-#define TUNING_FRAMES 1000 /* frames sampled for the tuning estimate */
-#define SILENCE_PEAK 1e-4  /* peak amplitude under -80 dBFS counts as silence */
+#define TUNING_FRAMES 1000                     /* frames sampled for the tuning estimate */
+#define SILENCE_PEAK 1e-4                      /* peak amplitude under -80 dBFS counts as silence */
 #define KEY_REPORT_PROFILES KEY_PROF_TEMPERLEY /* chosen by bench/eval_tempo_key */
 /* HPSS median filtering is the costly part. Up to HPSS_FULL_FRAMES (30 s) it runs on every
  * frame, as librosa; longer audio is sampled in HPSS_SEGMENTS evenly spaced segments of
@@ -196,7 +198,8 @@ static void magnitude(const dsp_fft *fft, const float *frame, const float *win, 
         mag[k] = sqrtf(spec[2 * k] * spec[2 * k] + spec[2 * k + 1] * spec[2 * k + 1]);
 }
 
-int m2p_features_compute(const float *x, int64_t n, int sr, m2p_features *out)
+int audio_features_ticked(const float *x, int64_t n, int sr, m2p_features *out,
+                          const audio_tick *tick)
 {
     if (!out)
         return m2p_error(M2P_EINVAL, "features: out is NULL");
@@ -289,6 +292,10 @@ int m2p_features_compute(const float *x, int64_t n, int sr, m2p_features *out)
     /* Pass 2: every frame. */
     double flux_sum = 0, csum[12] = {0}, csum2 = 0, csum1 = 0, psum[12] = {0};
     for (int64_t t = 0; t < T; t++) {
+        if (t % 512 == 511 && audio_tick_canceled(tick, 0.9 * (double)t / (double)T)) {
+            rc = M2P_ECANCELED;
+            goto done;
+        }
         load_frame(x, n, t, w.frame, &v0, &v1);
         double e = 0;
         for (int i = 0; i < DSP_NFFT; i++)
@@ -422,6 +429,11 @@ int m2p_features_compute(const float *x, int64_t n, int sr, m2p_features *out)
         }
     }
 
+    if (audio_tick_canceled(tick, 0.9)) {
+        rc = M2P_ECANCELED;
+        goto done;
+    }
+
     /* Onsets, rhythm, tempo, beats. */
     tempo_onset_env(w.mel, (int)T, DSP_NMELS, w.env);
     {
@@ -533,4 +545,9 @@ done:
     if (rc)
         m2p_features_free(out);
     return rc;
+}
+
+int m2p_features_compute(const float *x, int64_t n, int sr, m2p_features *out)
+{
+    return audio_features_ticked(x, n, sr, out, NULL);
 }

@@ -279,7 +279,7 @@ typedef struct http_dl {
     FILE *f;
     EVP_MD_CTX *md;
     int64_t bytes, max;
-    int over, write_err;
+    int over, write_err, canceled;
     const m2p_fetch_params *p;
 } http_dl;
 
@@ -303,9 +303,10 @@ static size_t http_write(char *data, size_t size, size_t nmemb, void *ud)
 static int http_progress(void *ud, curl_off_t total, curl_off_t now, curl_off_t ut, curl_off_t un)
 {
     http_dl *d = ud;
-    if (d->p->progress)
-        d->p->progress(total > 0 ? 100.0 * (double)now / (double)total : -1, d->p->user_data);
-    return 0;
+    double pct = total > 0 ? 100.0 * (double)now / (double)total : -1;
+    if (d->p->progress && d->p->progress(pct, d->p->user_data))
+        d->canceled = 1;
+    return d->canceled; /* nonzero aborts the transfer (CURLE_ABORTED_BY_CALLBACK) */
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -363,6 +364,8 @@ static int http_get(const char *url, const m2p_fetch_params *p, const char *file
     if (d.over || cr == CURLE_FILESIZE_EXCEEDED)
         return m2p_error(M2P_ETOOBIG, "%s: the download is over the limit of %lld bytes", url,
                          (long long)p->max_bytes);
+    if (d.canceled)
+        return m2p_error(M2P_ECANCELED, "%s: the download was canceled", url);
     if (d.write_err || !closed_ok)
         return m2p_error(M2P_EIO, "cannot write %s", file);
     if (cr == CURLE_OPERATION_TIMEDOUT)

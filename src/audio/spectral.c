@@ -48,35 +48,6 @@ void spectral_init(spectral_ctx *c, int sr)
     c->n_bands = nb;
 }
 
-/* After this, v[0..k-1] are the k smallest (unordered). */
-static void partition_k(float *v, int n, int k)
-{
-    int lo = 0, hi = n - 1;
-    while (lo < hi) {
-        float pivot = v[(lo + hi) / 2];
-        int i = lo, j = hi;
-        while (i <= j) {
-            while (v[i] < pivot)
-                i++;
-            while (v[j] > pivot)
-                j--;
-            if (i <= j) {
-                float t = v[i];
-                v[i] = v[j];
-                v[j] = t;
-                i++;
-                j--;
-            }
-        }
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
-        else
-            break;
-    }
-}
-
 void spectral_frame(spectral_ctx *c, const float *S, spectral_frame_out *o)
 {
     double sum = 0, wsum = 0;
@@ -110,11 +81,11 @@ void spectral_frame(spectral_ctx *c, const float *S, spectral_frame_out *o)
             q = n;
         float *v = c->scratch;
         memcpy(v, S + c->band_lo[b], sizeof(float) * (size_t)n);
-        partition_k(v, n, q);
+        dsp_partition_k(v, n, q);
         double lo = 0;
         for (int i = 0; i < q; i++)
             lo += v[i];
-        partition_k(v, n, n - q);
+        dsp_partition_k(v, n, n - q);
         double hi = 0;
         for (int i = n - q; i < n; i++)
             hi += v[i];

@@ -5,8 +5,9 @@
  * The child runs in its own process group inside a private temporary folder, so a timeout or
  * an oversize download kills yt-dlp and its ffmpeg together. stdout carries the progress lines
  * ("[download]  42.0% of ..."; --newline puts each on its own line); stderr is kept for the
- * error message. The info JSON (--write-info-json) gives id, title, uploader, artist, track,
- * tags, categories and duration.
+ * error message. The info JSON (--write-info-json) gives id, title, uploader, artist, creator,
+ * track, description, tags, categories and duration; ytdlp_parse_info also reads the cache's
+ * trimmed info.json, which keeps those same names.
  */
 #define _GNU_SOURCE
 #include "audio/ytdlp.h"
@@ -117,8 +118,18 @@ static double parse_progress(const char *line)
 typedef struct linebuf {
     char buf[4096];
     size_t n;
-    int over_limit; /* yt-dlp said "File is larger than max-filesize ... Aborting." */
+    int over_limit;  /* yt-dlp said "File is larger than max-filesize ... Aborting." */
+    double last_pct; /* the last percentage yt-dlp printed */
+    int canceled;    /* the progress callback asked to stop */
 } linebuf;
+
+/* Tell the caller; a nonzero answer cancels the download. */
+static void report(linebuf *lb, double pct, const m2p_fetch_params *p)
+{
+    lb->last_pct = pct;
+    if (p->progress && p->progress(pct, p->user_data))
+        lb->canceled = 1;
+}
 
 static void feed_stdout(linebuf *lb, const char *data, size_t n, const m2p_fetch_params *p)
 {
@@ -129,8 +140,8 @@ static void feed_stdout(linebuf *lb, const char *data, size_t n, const m2p_fetch
             double pct = parse_progress(lb->buf);
             if (strstr(lb->buf, "max-filesize"))
                 lb->over_limit = 1;
-            if (pct >= 0 && p->progress)
-                p->progress(pct, p->user_data);
+            if (pct >= 0)
+                report(lb, pct, p);
             lb->n = 0;
             if (ch == '\n' || ch == '\r')
                 continue;
@@ -191,9 +202,18 @@ static void error_line(const tailbuf *t, char *out, size_t len)
             *c = ' ';
 }
 
+/* src into dst, cut on a UTF-8 character boundary when it does not fit. */
 static void copy_str(char *dst, size_t len, const char *src)
 {
-    snprintf(dst, len, "%s", src ? src : "");
+    size_t n = src ? strlen(src) : 0;
+    if (n >= len) {
+        n = len - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
+    }
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
 }
 
 static void array_text(json_t *arr, char *dst, size_t len)
@@ -247,6 +267,8 @@ int ytdlp_parse_info(const char *text, m2p_source_info *info)
         artist = json_string_value(json_array_get(artists, 0));
     copy_str(info->artist, sizeof info->artist, artist);
     copy_str(info->track, sizeof info->track, str_field(o, "track", NULL));
+    copy_str(info->creator, sizeof info->creator, str_field(o, "creator", NULL));
+    copy_str(info->description, sizeof info->description, str_field(o, "description", NULL));
     array_text(json_object_get(o, "tags"), info->tags_json, sizeof info->tags_json);
     array_text(json_object_get(o, "categories"), info->categories_json,
                sizeof info->categories_json);
@@ -429,15 +451,23 @@ int ytdlp_download(const char *prog, const char *url, const char *dir, const m2p
     }
     double start = now_s();
     double deadline = start + (p->timeout_s > 0 ? p->timeout_s : 300);
-    double exited_at = -1, next_size_check = start;
+    double exited_at = -1, next_size_check = start, next_tick = start + 0.2;
     int open_fds = 2;
     struct pollfd pf[2] = {{.fd = out[0], .events = POLLIN}, {.fd = err[0], .events = POLLIN}};
-    enum { RUNNING, DONE, TIMEOUT, TOOBIG } why = RUNNING;
+    enum { RUNNING, DONE, TIMEOUT, TOOBIG, CANCELED } why = RUNNING;
     long long seen = 0;
     while (why == RUNNING) {
         double now = now_s();
         if (now >= deadline) {
             why = TIMEOUT;
+            break;
+        }
+        if (now >= next_tick) { /* a chance to cancel even when yt-dlp prints nothing */
+            report(lb, lb->last_pct, p);
+            next_tick = now + 0.2;
+        }
+        if (lb->canceled) {
+            why = CANCELED;
             break;
         }
         if (p->max_bytes > 0 && now >= next_size_check) {
@@ -492,6 +522,11 @@ int ytdlp_download(const char *prog, const char *url, const char *dir, const m2p
                 why = TOOBIG;
                 break;
             }
+            report(lb, lb->last_pct, p);
+            if (lb->canceled) {
+                why = CANCELED;
+                break;
+            }
             usleep(50000);
         }
         if (why == DONE && now_s() >= deadline)
@@ -513,6 +548,8 @@ int ytdlp_download(const char *prog, const char *url, const char *dir, const m2p
     int over_limit = lb->over_limit;
     free(lb);
     free(tb);
+    if (why == CANCELED)
+        return m2p_error(M2P_ECANCELED, "the download was canceled; yt-dlp was stopped");
     if (why == TIMEOUT)
         return m2p_error(M2P_ETIMEOUT, "yt-dlp took longer than %d s and was stopped",
                          p->timeout_s > 0 ? p->timeout_s : 300);
@@ -529,8 +566,8 @@ int ytdlp_download(const char *prog, const char *url, const char *dir, const m2p
         return m2p_error(M2P_ENETWORK, "yt-dlp failed (exit status %d): %s",
                          WIFEXITED(status) ? WEXITSTATUS(status) : -1, msg);
     }
-    if (p->progress)
-        p->progress(100.0, p->user_data);
+    if (p->progress && p->progress(100.0, p->user_data))
+        return m2p_error(M2P_ECANCELED, "the download was canceled");
     rc = collect(dir, p, audio, audio_len, info);
     if (rc == M2P_EFORMAT && over_limit)
         return m2p_error(M2P_ETOOBIG, "yt-dlp: the file is larger than the limit of %lld bytes",

@@ -89,11 +89,12 @@ int song_args_option(song_args *a, const char *cmd, int code, const char *arg)
     return 2;
 }
 
-static void on_stage(const char *stage, double fraction, void *ud)
+static int on_stage(const char *stage, double fraction, void *ud)
 {
     progress *p = ud;
     progress_label(p, stage);
     progress_update(p, fraction < 0 ? 0 : (int64_t)llround(fraction * 100), -1, NULL);
+    return 0; /* the CLI never cancels: Ctrl-C ends the process */
 }
 
 int song_args_analyze(const song_args *a, const char *cmd, m2p_analysis *out)

@@ -5,7 +5,8 @@
  * Download percentages and the analyser's stages become bus events. When the request named the
  * band or song (the page's "verify" step), the chosen prompt is rebuilt with those names. A job
  * of a batch then queues its generation with the batch's parameters and the chosen prompt.
- * An uploaded file is removed once its job has finished (it is in the audio cache by then).
+ * An uploaded file is removed once its job has finished (its result keeps the features and the
+ * file's content hash as the source id).
  */
 #include <math.h>
 #include <stdio.h>
@@ -20,35 +21,36 @@
 typedef struct an_ctx {
     jobs *q;
     int64_t job;
+    volatile int *cancel; /* the slot's flag: a nonzero answer stops m2p_analyze */
     int last_percent;
     char last_stage[32];
 } an_ctx;
 
-static void on_download(double percent, void *ud)
+static int on_download(double percent, void *ud)
 {
     an_ctx *c = ud;
     int p = percent < 0 ? -1 : (int)floor(percent);
     if (p == c->last_percent)
-        return;
+        return *c->cancel;
     c->last_percent = p;
     jobs_publish_stage(c->q, c->job, "download", p < 0 ? -1 : (double)p);
+    return *c->cancel;
 }
 
 /* The analyser's stages: "downloading" (fraction), "decoding", "analysing", "genre",
  * "prompts". The download becomes the "download" event with a whole percentage. */
-static void on_stage(const char *stage, double fraction, void *ud)
+static int on_stage(const char *stage, double fraction, void *ud)
 {
     an_ctx *c = ud;
     if (!stage)
-        return;
-    if (!strcmp(stage, "downloading")) {
-        on_download(fraction < 0 ? -1 : fraction * 100, ud);
-        return;
-    }
+        return *c->cancel;
+    if (!strcmp(stage, "downloading"))
+        return on_download(fraction < 0 ? -1 : fraction * 100, ud);
     if (!strcmp(stage, c->last_stage))
-        return;
+        return *c->cancel;
     snprintf(c->last_stage, sizeof c->last_stage, "%s", stage);
     jobs_publish_stage(c->q, c->job, stage, -1);
+    return *c->cancel;
 }
 
 static const char *str(json_t *o, const char *k, const char *def)
@@ -145,7 +147,7 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
     json_t *vv = json_object_get(p, "prompt_version");
     int version = json_is_integer(vv) ? (int)json_integer_value(vv) : M2P_PROMPT_V4;
 
-    an_ctx c = {.q = q, .job = job->id, .last_percent = -2};
+    an_ctx c = {.q = q, .job = job->id, .cancel = &slot->cancel, .last_percent = -2};
     char cache_dir[1200];
     snprintf(cache_dir, sizeof cache_dir, "%s/cache/audio", q->data_dir);
     m2p_fetch_params fp = m2p_fetch_default_params();

@@ -6,8 +6,10 @@
  *             namespace "band_song") -> m2p_genre_find -> m2p_prompt_build (V1, V3, V4)
  *
  * Progress goes to params->progress by stage: "downloading" (fraction of the download, -1 when
- * unknown), "decoding", "analysing", "genre", "prompts". The JSON uses the original analyser's
- * feature names so its prompt rules and the web page read it unchanged.
+ * unknown), "decoding", "analysing", "genre", "prompts"; a nonzero answer, between stages or
+ * from the ticks inside download, decoding and the feature frames, cancels (M2P_ECANCELED).
+ * The JSON uses the original analyser's feature names (prompt.c's feature map) so its prompt
+ * rules and the web page read it unchanged.
  */
 #define _GNU_SOURCE
 #include <jansson.h>
@@ -15,66 +17,44 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audio/audio.h"
 #include "core/error.h"
-#include "mus2pic.h"
-#include "store/store.h"
+#include "music/band_song.h"
+#include "music/prompt.h"
 
-#define BAND_SONG_NS "band_song"
-
+/* The caller's progress callback, the stage running now, and whether it asked to stop. */
 typedef struct stage_ctx {
     const m2p_analysis_params *ap;
+    const char *stage;
+    int canceled;
 } stage_ctx;
 
-static void stage(const m2p_analysis_params *ap, const char *name, double fraction)
+/* Report (stage, fraction); nonzero once the callback has asked to cancel. */
+static int stage(stage_ctx *c, const char *name, double fraction)
 {
-    if (ap && ap->progress)
-        ap->progress(name, fraction, ap->user_data);
+    c->stage = name;
+    if (!c->canceled && c->ap->progress && c->ap->progress(name, fraction, c->ap->user_data))
+        c->canceled = 1;
+    if (c->canceled)
+        m2p_error(M2P_ECANCELED, "analysis canceled by request (while %s)", name);
+    return c->canceled;
 }
 
-static void on_download(double percent, void *ud)
+static int on_download(double percent, void *ud)
+{
+    return stage(ud, "downloading", percent < 0 ? -1 : percent / 100.0);
+}
+
+/* ticks from inside decoding and the feature frames (audio.h) */
+static int on_tick(double fraction, void *ud)
 {
     stage_ctx *c = ud;
-    stage(c->ap, "downloading", percent < 0 ? -1 : percent / 100.0);
+    return stage(c, c->stage, fraction);
 }
 
 static void copy_str(char *dst, size_t len, const char *src)
 {
     snprintf(dst, len, "%s", src ? src : "");
-}
-
-/* band/song from the store when this id was seen before, else from the rules (then stored). */
-static int band_song(m2p_store *store, m2p_analysis *a)
-{
-    const char *id = a->info.id;
-    if (store && id[0]) {
-        char *v = NULL;
-        if (store_cache_get(store, BAND_SONG_NS, id, &v) == 0) {
-            json_t *o = json_loads(v, 0, NULL);
-            free(v);
-            const char *b = json_string_value(json_object_get(o, "band"));
-            const char *s = json_string_value(json_object_get(o, "song"));
-            int ok = b && s;
-            if (ok) {
-                copy_str(a->band, sizeof a->band, b);
-                copy_str(a->song, sizeof a->song, s);
-            }
-            json_decref(o);
-            if (ok)
-                return 0;
-        }
-    }
-    int rc = m2p_band_song(&a->info, a->band, sizeof a->band, a->song, sizeof a->song);
-    if (rc)
-        return rc;
-    if (store && id[0]) {
-        json_t *o = json_pack("{s:s, s:s}", "band", a->band, "song", a->song);
-        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        if (text && store_cache_put(store, BAND_SONG_NS, id, text, 0) != 0)
-            M2P_LOGW("band/song cache: %s", m2p_errmsg()); /* the analysis still stands */
-        free(text);
-        json_decref(o);
-    }
-    return 0;
 }
 
 int m2p_analyze(const char *source, const m2p_fetch_params *fetch,
@@ -93,34 +73,35 @@ int m2p_analyze(const char *source, const m2p_fetch_params *fetch,
                          ap.offset_s, ap.duration_s);
     m2p_fetch_params fp = fetch ? *fetch : m2p_fetch_default_params();
     stage_ctx sc = {.ap = &ap};
+    audio_tick tick = {on_tick, &sc};
     if (!fp.progress && ap.progress) {
         fp.progress = on_download;
         fp.user_data = &sc;
     }
 
     char path[4096];
-    stage(&ap, "downloading", 0);
+    if (stage(&sc, "downloading", 0))
+        return M2P_ECANCELED;
     int rc = m2p_fetch(source, &fp, &out->info, path, sizeof path);
     if (rc)
         return rc;
-    stage(&ap, "downloading", 1);
-
-    stage(&ap, "decoding", 0);
+    if (stage(&sc, "downloading", 1) || stage(&sc, "decoding", 0))
+        return M2P_ECANCELED;
     m2p_audio audio;
     memset(&audio, 0, sizeof audio);
-    rc = m2p_audio_decode(path, ap.offset_s, ap.duration_s, &audio);
+    rc = audio_decode_ticked(path, ap.offset_s, ap.duration_s, &audio, &tick);
     if (rc == M2P_EINVAL && ap.offset_s > 0) {
         /* Shorter than the offset (a 3-second clip with the default 5 s skip): analyse it
          * from the start rather than fail. */
         M2P_LOGI("analyze: %s is shorter than the %.1f s offset; analysing from 0 s", source,
                  ap.offset_s);
-        rc = m2p_audio_decode(path, 0, ap.duration_s, &audio);
+        rc = audio_decode_ticked(path, 0, ap.duration_s, &audio, &tick);
     }
     if (rc) {
-        m2p_error_wrap(rc, "%s", source);
+        if (rc != M2P_ECANCELED)
+            m2p_error_wrap(rc, "%s", source);
         goto fail;
     }
-    stage(&ap, "decoding", 1);
 
     /* container tags fill what yt-dlp did not say; for files they are all we have */
     m2p_source_info *in = &out->info;
@@ -134,28 +115,42 @@ int m2p_analyze(const char *source, const m2p_fetch_params *fetch,
     if (in->duration <= 0 && audio.source_duration > 0)
         in->duration = audio.source_duration;
 
-    stage(&ap, "analysing", 0);
-    rc = m2p_features_compute(audio.samples, audio.n, audio.sample_rate, &out->features);
-    m2p_audio_free(&audio);
-    if (rc) {
-        m2p_error_wrap(rc, "analysing %s", source);
+    if (stage(&sc, "decoding", 1) || stage(&sc, "analysing", 0)) {
+        m2p_audio_free(&audio);
+        rc = M2P_ECANCELED;
         goto fail;
     }
-    stage(&ap, "analysing", 1);
+    rc = audio_features_ticked(audio.samples, audio.n, audio.sample_rate, &out->features, &tick);
+    m2p_audio_free(&audio);
+    if (rc) {
+        if (rc != M2P_ECANCELED)
+            m2p_error_wrap(rc, "analysing %s", source);
+        goto fail;
+    }
+    if (stage(&sc, "analysing", 1)) {
+        rc = M2P_ECANCELED;
+        goto fail;
+    }
 
-    rc = band_song(store, out);
+    /* band/song: from the store when this video was seen before, else the rules (stored) */
+    rc = band_song_find(store, &out->info, out->band, sizeof out->band, out->song, sizeof out->song,
+                        NULL);
     if (rc)
         goto fail;
 
-    stage(&ap, "genre", 0);
+    if (stage(&sc, "genre", 0)) {
+        rc = M2P_ECANCELED;
+        goto fail;
+    }
     rc = m2p_genre_find(&out->info, out->band, &out->features, genre, store, out->genre_raw,
                         sizeof out->genre_raw, out->genre_source, sizeof out->genre_source);
     if (rc)
         goto fail;
     copy_str(out->genre, sizeof out->genre, m2p_genre_normalize(out->genre_raw));
-    stage(&ap, "genre", 1);
-
-    stage(&ap, "prompts", 0);
+    if (stage(&sc, "genre", 1) || stage(&sc, "prompts", 0)) {
+        rc = M2P_ECANCELED;
+        goto fail;
+    }
     const int versions[3] = {M2P_PROMPT_V1, M2P_PROMPT_V3, M2P_PROMPT_V4};
     char **prompts[3] = {&out->prompt_v1, &out->prompt_v3, &out->prompt_v4};
     char **negs[3] = {&out->negative_v1, &out->negative_v3, &out->negative_v4};
@@ -167,7 +162,10 @@ int m2p_analyze(const char *source, const m2p_fetch_params *fetch,
             goto fail;
         }
     }
-    stage(&ap, "prompts", 1);
+    if (stage(&sc, "prompts", 1)) {
+        rc = M2P_ECANCELED;
+        goto fail;
+    }
     return 0;
 fail:
     m2p_analysis_free(out);
@@ -211,38 +209,13 @@ static json_t *prompt_pair(const char *p, const char *n)
 
 static json_t *features_json(const m2p_features *f)
 {
-    json_t *o = json_object();
-    struct {
-        const char *name;
-        double v;
-    } scalars[] = {
-        {"tempo", f->tempo},
-        {"raw_energy", f->raw_energy},
-        {"energy", f->energy},
-        {"brightness", f->brightness},
-        {"spectral_rolloff", f->spectral_rolloff},
-        {"spectral_bandwidth", f->spectral_bandwidth},
-        {"spectral_contrast", f->spectral_contrast},
-        {"zero_crossing_rate", f->zero_crossing_rate},
-        {"chroma_std", f->chroma_std},
-        {"rhythm_stability", f->rhythm_stability},
-        {"attack_sharpness", f->attack_sharpness},
-        {"harmonicity", f->harmonicity},
-        {"hp_ratio", f->hp_ratio},
-        {"mode_confidence", f->mode_confidence},
-        {"spectral_flux", f->spectral_flux},
-        {"onset_density", f->onset_density},
-        {"onset_density_raw", f->onset_density_raw},
-        {"dynamic_range", f->dynamic_range},
-        {"dynamic_range_db", f->dynamic_range_db},
-        {"pitch_register", f->pitch_register},
-        {"valence_scientific", f->valence_scientific},
-        {"arousal_scientific", f->arousal_scientific},
-        {"duration_analyzed", f->duration_analyzed},
-        {"envelope_hop_s", f->envelope_hop_s},
-    };
-    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++)
-        json_object_set_new(o, scalars[i].name, num(scalars[i].v));
+    json_t *o = prompt_features_json(f); /* the original's scalar names */
+    if (!o)
+        return NULL;
+    json_object_del(o, "spectral_centroid"); /* the builders' aliases: brightness, */
+    json_object_del(o, "zcr");               /* zero_crossing_rate */
+    json_object_set_new(o, "duration_analyzed", num(f->duration_analyzed));
+    json_object_set_new(o, "envelope_hop_s", num(f->envelope_hop_s));
     json_t *mm = json_array(), *ms = json_array();
     for (int i = 0; i < M2P_N_MFCC; i++) {
         json_array_append_new(mm, num(f->mfcc_mean[i]));
@@ -250,14 +223,12 @@ static json_t *features_json(const m2p_features *f)
     }
     json_object_set_new(o, "mfcc_mean", mm);
     json_object_set_new(o, "mfcc_std", ms);
-    json_object_set_new(o, "is_major_key", json_boolean(f->is_major_key));
     json_object_set_new(o, "key_major", json_boolean(f->key_major));
     const char *key = f->key_tonic >= 0 ? m2p_key_name(f->key_tonic) : "";
     json_object_set_new(o, "key", key && *key ? json_string(key) : json_null());
     json_object_set_new(o, "key_pitch_class", json_integer(f->key_tonic));
-    json_object_set_new(o, "mode",
-                        f->key_tonic >= 0 ? json_string(f->key_major ? "major" : "minor")
-                                          : json_null());
+    json_object_set_new(
+        o, "mode", f->key_tonic >= 0 ? json_string(f->key_major ? "major" : "minor") : json_null());
     json_t *beats = json_array();
     for (int i = 0; i < f->n_beats && f->beats; i++)
         json_array_append_new(beats, num(round(f->beats[i] * 1000.0) / 1000.0));
@@ -298,9 +269,8 @@ char *m2p_analysis_to_json(const m2p_analysis *a)
     const char *key = f->key_tonic >= 0 ? m2p_key_name(f->key_tonic) : "";
     json_object_set_new(o, "tempo", num(f->tempo));
     json_object_set_new(o, "key", key && *key ? json_string(key) : json_null());
-    json_object_set_new(o, "mode",
-                        f->key_tonic >= 0 ? json_string(f->key_major ? "major" : "minor")
-                                          : json_null());
+    json_object_set_new(
+        o, "mode", f->key_tonic >= 0 ? json_string(f->key_major ? "major" : "minor") : json_null());
     json_object_set_new(o, "features", features_json(f));
     json_object_set_new(o, "source", src);
     json_t *pr = json_object();

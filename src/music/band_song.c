@@ -12,6 +12,8 @@
  * are not word-bounded in the original, so "Audioslave" became "", "Happy Birthday" became
  * "Happy Birt" and "Unofficial" became "Un". We run them with \b word boundaries (and
  * "Lyrics?"), so only whole words such as "Official", "HD" or "Lyric Video" are cut.
+ * Description regex A skips a hyphenated word, a date or a number range ("Auto-generated",
+ * "Released on: 2005-09-26"), so the next line, or regex B ("Song · Band"), answers.
  */
 #include "music/band_song.h"
 
@@ -162,7 +164,10 @@ static void u_set(ustr *dst, ustr src)
     *dst = src;
 }
 
-static int u_empty(const ustr *u) { return !u->c || u->n == 0; }
+static int u_empty(const ustr *u)
+{
+    return !u->c || u->n == 0;
+}
 
 static ustr u_trimmed(bs_ctx *cx, const uint32_t *c, size_t n)
 {
@@ -205,7 +210,10 @@ static long u_find(const ustr *u, const char *needle, int last)
     return hit;
 }
 
-static int u_ends_with(const ustr *u, uint32_t c) { return u->n > 0 && u->c[u->n - 1] == c; }
+static int u_ends_with(const ustr *u, uint32_t c)
+{
+    return u->n > 0 && u->c[u->n - 1] == c;
+}
 
 /* any element of list (UTF-8 strings) occurs in u as a substring */
 static int u_contains_any(const ustr *u, const json_t *list)
@@ -278,7 +286,41 @@ static void apply_list(bs_ctx *cx, const cleanup_list *l, ustr *u)
 /* The steps                                                                                */
 /* ---------------------------------------------------------------------------------------- */
 
-static int nonempty(const char *s) { return s && s[0]; }
+static int nonempty(const char *s)
+{
+    return s && s[0];
+}
+
+static int is_space(uint32_t c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == 0xA0 || c == 0x3000;
+}
+
+static int is_digit(uint32_t c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Regex A over the description, skipping the matches that are no "Band - Song": a dash glued
+ * to both neighbours ("Auto-generated", "2005-09-26") or between two numbers ("1999 - 2001").
+ * The original took them, so "Released on: 2005-09-26" gave band "Released on: 2005", song
+ * "09-26" (a defect the spec notes). Group 1 cannot hold a dash, so the dash is at gr[3]. */
+static int desc_a_search(const ustr *desc, size_t *gr)
+{
+    const uint32_t *c = desc->c;
+    size_t pos = 0;
+    while (pos <= desc->n && rx_search(g.desc_a, c, desc->n, pos, gr)) {
+        size_t e1 = gr[3];
+        while (e1 > gr[2] && is_space(c[e1 - 1]))
+            e1--;
+        int glued = e1 == gr[3] && gr[4] == gr[3] + 1;
+        int numbers = e1 > gr[2] && gr[4] < gr[5] && is_digit(c[e1 - 1]) && is_digit(c[gr[4]]);
+        if (!glued && !numbers)
+            return 1;
+        pos = gr[1] > gr[0] ? gr[1] : gr[0] + 1;
+    }
+    return 0;
+}
 
 int band_song_extract(const band_song_input *in, char **band_out, char **song_out)
 {
@@ -294,8 +336,9 @@ int band_song_extract(const band_song_input *in, char **band_out, char **song_ou
     size_t gr[2 * (RX_MAX_GROUPS + 1)];
 
     /* metadata */
-    const char *artist = nonempty(in->artist) ? in->artist : nonempty(in->creator) ? in->creator
-                                                                                 : NULL;
+    const char *artist = nonempty(in->artist)    ? in->artist
+                         : nonempty(in->creator) ? in->creator
+                                                 : NULL;
     if (artist && nonempty(in->track)) {
         band = u_utf8(&cx, artist);
         song = u_utf8(&cx, in->track);
@@ -354,7 +397,7 @@ int band_song_extract(const band_song_input *in, char **band_out, char **song_ou
 
     /* description lines */
     if (u_empty(&band) || u_empty(&song)) {
-        if (rx_search(g.desc_a, desc.c, desc.n, 0, gr)) {
+        if (desc_a_search(&desc, gr)) {
             u_set(&band, u_trimmed(&cx, desc.c + gr[2], gr[3] - gr[2]));
             u_set(&song, u_trimmed(&cx, desc.c + gr[4], gr[5] - gr[4]));
             u_set(&song, rx_remove(&cx, g.paren_end, &song));
@@ -491,12 +534,13 @@ int band_song_find(m2p_store *store, const m2p_source_info *info, char *band, si
                 return 0;
         }
     }
-    /* m2p_source_info has no creator or description: those steps see them absent */
     band_song_input in = {
         .title = info->title[0] ? info->title : NULL,
         .uploader = info->uploader[0] ? info->uploader : NULL,
         .artist = info->artist,
+        .creator = info->creator,
         .track = info->track,
+        .description = info->description,
     };
     char *b = NULL, *s = NULL;
     int rc = band_song_extract(&in, &b, &s);

@@ -10,6 +10,7 @@
  */
 #include "music/prompt.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,7 +58,8 @@ json_t *prompt_features_json(const m2p_features *f)
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
-        bad |= json_object_set_new(o, nums[i].name, json_real(nums[i].v));
+        bad |= json_object_set_new(o, nums[i].name, /* JSON has no NaN: null (M2P_EINVAL) */
+                                   isfinite(nums[i].v) ? json_real(nums[i].v) : json_null());
     bad |= json_object_set_new(o, "is_major_key", json_boolean(f->is_major_key));
     if (bad) {
         json_decref(o);
@@ -266,8 +268,7 @@ static int slot_text(build *b, const json_t *then, char **out)
         if (!map)
             return M2P_EINTERNAL;
         const json_t *hit = key ? json_object_get(map, key) : NULL; /* exact, case-sensitive */
-        item = hit ? json_string_value(hit)
-                   : json_string_value(json_object_get(then, "default"));
+        item = hit ? json_string_value(hit) : json_string_value(json_object_get(then, "default"));
         if (!item)
             item = "";
     } else {

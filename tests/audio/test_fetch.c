@@ -43,6 +43,12 @@ static const char *fake_script =
     "\"$FAKE_ID\" > \"$base.info.json\"\n"
     "  echo '[download] 100.0% of 134.30KiB'\n"
     "  ;;\n"
+    "desc)\n"
+    "  cp \"$FAKE_AUDIO\" \"$base.m4a\"\n"
+    "  printf '{\"id\": \"%s\", \"title\": \"Nemo\", \"uploader\": \"Music Channel\", "
+    "\"creator\": \"Nightwish\", \"description\": \"Provided to YouTube\\\\n\\\\nNemo \\\\u00b7 "
+    "Tarja\\\\n\\\\nReleased on: 2004-04-28\"}' \"$FAKE_ID\" > \"$base.info.json\"\n"
+    "  ;;\n"
     "fail) echo 'WARNING: something' >&2; echo 'ERROR: [youtube] xyz: Video unavailable' >&2;"
     " exit 1 ;;\n"
     "hang) sleep 100 ;;\n"
@@ -122,9 +128,10 @@ typedef struct prog_rec {
     int calls;
     double max;
     int saw42;
+    int cancel_after; /* > 0: answer "cancel" from this call on */
 } prog_rec;
 
-static void on_progress(double pct, void *ud)
+static int on_progress(double pct, void *ud)
 {
     prog_rec *r = ud;
     r->calls++;
@@ -132,6 +139,7 @@ static void on_progress(double pct, void *ud)
         r->max = pct;
     if (pct > 41.9 && pct < 42.1)
         r->saw42 = 1;
+    return r->cancel_after > 0 && r->calls >= r->cancel_after;
 }
 
 static m2p_fetch_params params(void)
@@ -260,6 +268,46 @@ static void test_ytdlp_ok_and_cached(void)
     CHECK_INT(count_lines(runs_file), 1);
 }
 
+/* creator and description reach the band/song rules, also from the cache's info.json */
+static void test_ytdlp_creator_description(void)
+{
+    m2p_fetch_params p = params();
+    m2p_source_info info;
+    char path[4096], band[256], song[256];
+    setenv("FAKE_MODE", "desc", 1);
+    setenv("FAKE_ID", "NemoLive001", 1);
+    int runs = count_lines(runs_file);
+    CHECK_INT(m2p_fetch("https://youtu.be/NemoLive001", &p, &info, path, sizeof path), 0);
+    CHECK_STR(info.creator, "Nightwish");
+    CHECK_STR(info.artist, "Nightwish"); /* artist falls back to creator */
+    CHECK_STR(info.description,
+              "Provided to YouTube\n\nNemo \u00b7 Tarja\n\nReleased on: 2004-04-28");
+    CHECK_INT(m2p_band_song(&info, band, sizeof band, song, sizeof song), 0);
+    CHECK_STR(band, "Nightwish");
+    CHECK_STR(song, "Nemo"); /* artist without a track: the title is the song */
+    CHECK_INT(count_lines(runs_file), runs + 1);
+
+    /* from the cache: the trimmed info.json kept both */
+    m2p_source_info again;
+    CHECK_INT(
+        m2p_fetch("https://www.youtube.com/watch?v=NemoLive001", &p, &again, path, sizeof path), 0);
+    CHECK_INT(again.from_cache, 1);
+    CHECK_STR(again.creator, "Nightwish");
+    CHECK_STR(again.description, info.description);
+    CHECK_INT(count_lines(runs_file), runs + 1);
+
+    /* creator alone names the band; with neither, the description's "Song · Band" line does
+     * (its "Released on: 2004-04-28" is a date, not "Band - Song") */
+    info.artist[0] = '\0';
+    CHECK_INT(m2p_band_song(&info, band, sizeof band, song, sizeof song), 0);
+    CHECK_STR(band, "Nightwish");
+    CHECK_STR(song, "Nemo");
+    info.creator[0] = '\0';
+    CHECK_INT(m2p_band_song(&info, band, sizeof band, song, sizeof song), 0);
+    CHECK_STR(band, "Tarja");
+    CHECK_STR(song, "Nemo");
+}
+
 static void test_missing_program(void)
 {
     m2p_fetch_params p = params();
@@ -302,6 +350,39 @@ static void failing(const char *mode, int want, const char *msg_part, double max
     CHECK_INT(count_lines(runs_file), runs + 1);
     CHECK_INT(count_dir("e"), entries);
     CHECK(!entry_exists("youtube-BBBBBBBBBBB"));
+    CHECK_INT(count_dir("tmp"), 0);
+}
+
+/* the progress callback cancels: a silent, hanging yt-dlp is stopped within a few ticks */
+static void test_cancel(void)
+{
+    m2p_fetch_params p = params();
+    prog_rec pr = {.cancel_after = 3};
+    p.progress = on_progress;
+    p.user_data = &pr;
+    m2p_source_info info;
+    char path[4096];
+    setenv("FAKE_MODE", "hang", 1);
+    int entries = count_dir("e"), runs = count_lines(runs_file);
+    double t0 = now_s();
+    CHECK_INT(m2p_fetch("https://youtu.be/CCCCCCCCCCC", &p, &info, path, sizeof path),
+              M2P_ECANCELED);
+    double dt = now_s() - t0;
+    CHECK(strstr(m2p_errmsg(), "canceled") != NULL);
+    CHECK(dt < 3.0); /* the timeout is 20 s */
+    CHECK_INT(pr.calls, 3);
+    CHECK_INT(count_lines(runs_file), runs + 1);
+    CHECK_INT(count_dir("e"), entries);
+    CHECK(!entry_exists("youtube-CCCCCCCCCCC"));
+    CHECK_INT(count_dir("tmp"), 0);
+    /* canceled at yt-dlp's first progress line: whatever it wrote is not cached */
+    setenv("FAKE_MODE", "ok", 1);
+    setenv("FAKE_ID", "EEEEEEEEEEE", 1);
+    prog_rec late = {.cancel_after = 1};
+    p.user_data = &late;
+    CHECK_INT(m2p_fetch("https://youtu.be/EEEEEEEEEEE", &p, &info, path, sizeof path),
+              M2P_ECANCELED);
+    CHECK(!entry_exists("youtube-EEEEEEEEEEE"));
     CHECK_INT(count_dir("tmp"), 0);
 }
 
@@ -567,8 +648,10 @@ int main(void)
     test_url_check();
     test_rejected_before_running();
     test_ytdlp_ok_and_cached();
+    test_ytdlp_creator_description();
     test_missing_program();
     test_failure_modes();
+    test_cancel();
     test_shell_metacharacters();
     test_lru();
     test_concurrent();
