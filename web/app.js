@@ -42,16 +42,29 @@
       clear(vs);
       for (let i = 1; i <= (m.max_variations || 4); i++) vs.append(el('option', { value: i, text: i }));
       describeModel();
+      const info = models[sel.value];
+      if (info && info.default_steps) $('steps').value = info.default_steps;
     } catch (e) {
       $('no-model').hidden = false;
     }
   }
+  // The time shown is the last generation measured on this server (the original's fixed
+  // "6-12 seconds" was for a GPU and is not shown).
   function describeModel() {
     const info = models[$('model').value];
-    $('model-desc').textContent = info ? [info.description, info.expected_time && ('about ' + info.expected_time + ' at 512×512')].filter(Boolean).join(' — ') : '';
-    if (info && info.default_steps) $('steps').value = info.default_steps;
+    const m = info && info.measured;
+    const took = m ? 'last run here: ' + m.images + ' image' + (m.images === 1 ? '' : 's') + ' at ' + m.width + '×' + m.height +
+      ', ' + m.steps + ' steps in ' + fmtSeconds(m.seconds) : '';
+    $('model-desc').textContent = info ? [info.description, took].filter(Boolean).join(' — ') : '';
   }
-  $('model').addEventListener('change', describeModel);
+  async function refreshModels() {
+    try { models = (await api('GET', '/api/models')).models || models; describeModel(); } catch (e) { /* keep the old text */ }
+  }
+  $('model').addEventListener('change', () => {
+    describeModel();
+    const info = models[$('model').value];
+    if (info && info.default_steps) $('steps').value = info.default_steps;
+  });
 
   // ---- analysis ----
   function duration() {
@@ -269,6 +282,7 @@
         $('gen-stage').textContent = 'Done';
         rows.forEach((r) => { r.fill.style.width = '100%'; });
         showResults(res);
+        refreshModels();
       } else if (m.type === 'error' || (m.type === 'state' && ['failed', 'canceled'].includes(m.state.state))) {
         bus.unsubscribe(job);
         $('cancel').disabled = true;

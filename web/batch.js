@@ -107,16 +107,22 @@
       follow(g, r, 'posters');
     }
     if (b.state !== 'finished') timer = setTimeout(refresh, 1000);
+    else if (listedRunning.has(b.id)) listBatches(); // the list below said it was running
   }
 
+  const listedRunning = new Set(); // batches the list shows as running
   async function listBatches() {
     try {
       const l = await api('GET', '/api/batches');
       const ul = $('batches');
       clear(ul);
-      for (const b of l.batches)
+      listedRunning.clear();
+      for (const b of l.batches) {
+        if (b.state !== 'finished') listedRunning.add(b.id);
         ul.append(el('li', {}, el('a', { href: 'batch.html?id=' + b.id, text: 'Batch ' + b.id }),
-          el('span', { class: 'muted', text: ' — ' + b.total + ' songs, ' + b.done + ' done, ' + b.state + ', ' + new Date(b.created_ms).toLocaleString() })));
+          el('span', { class: 'muted', text: ' — ' + b.total + (b.total === 1 ? ' song, ' : ' songs, ') + b.done + ' done' +
+            (b.failed ? ', ' + b.failed + ' failed' : '') + ', ' + b.state + ', ' + new Date(b.created_ms).toLocaleString() })));
+      }
     } catch (e) { showError(e); }
   }
 

@@ -91,7 +91,7 @@ const M2P = (() => {
 
   function fmtSeconds(s) {
     if (s === undefined || s === null || isNaN(s)) return '';
-    return s < 10 ? s.toFixed(1) + ' s' : Math.round(s) + ' s';
+    return s < 1 ? s.toFixed(2) + ' s' : s < 10 ? s.toFixed(1) + ' s' : Math.round(s) + ' s';
   }
 
   return { api, el, clear, progress, withToken, fmtSeconds, params };

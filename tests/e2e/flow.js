@@ -13,6 +13,10 @@ const path = require('path');
 const base = process.env.M2P_URL;
 const audio = process.env.M2P_AUDIO;
 const assert = (cond, what) => { if (!cond) throw new Error('FAILED: ' + what); };
+// M2P_SHOTS=DIR keeps a full-page screenshot of each step there, to look at.
+const shot = async (page, name) => {
+  if (process.env.M2P_SHOTS) await page.screenshot({ path: path.join(process.env.M2P_SHOTS, name + '.png'), fullPage: true });
+};
 
 // page.waitForFunction evaluates a string in the page, which the page's Content-Security-Policy
 // (script-src 'self') forbids; page.evaluate is not subject to it, so poll with that instead.
@@ -47,6 +51,8 @@ async function waitFor(page, fn, what, timeoutMs = 60000) {
     await page.goto(base + '/index.html');
     await page.waitForSelector('#model option[value="lcm"]', { state: 'attached' });
     assert(await page.isHidden('#no-model'), 'the no-model banner is hidden when a model is installed');
+    assert(!/6-12|seconds/.test(await page.textContent('#model-desc')), 'no time is claimed before one was measured');
+    await shot(page, '1-start');
 
     // 2. upload and analyse
     await page.selectOption('#duration', '30');
@@ -67,6 +73,7 @@ async function waitFor(page, fn, what, timeoutMs = 60000) {
     });
     assert(painted > 500, 'the energy/beat plot is drawn (' + painted + ' pixels)');
     assert(/beats/.test(await page.textContent('#plot-caption')), 'the plot caption counts beats');
+    await shot(page, '2-analysed');
 
     // 3. correct the artist and rebuild the prompt (features posted back, no download)
     await page.fill('#band', 'Admiral Bob');
@@ -90,6 +97,8 @@ async function waitFor(page, fn, what, timeoutMs = 60000) {
     await page.selectOption('#variations', '2');
     await page.fill('#seed', '123');
     await page.click('#generate');
+    await waitFor(page, () => /step [23]\/4/.test(document.getElementById('variations-progress').textContent), 'a step', 60000).catch(() => {});
+    await shot(page, '3-painting');
     await waitFor(page, () => document.querySelectorAll('#results figure img').length === 2, 'two posters');
     await waitFor(page, () => [...document.querySelectorAll('#results figure img')].every((i) => i.complete && i.naturalWidth === 64), 'the posters to load');
     const seen = await page.evaluate(() => ({ labels: [...window.__seen.labels], previews: window.__seen.previews }));
@@ -98,6 +107,8 @@ async function waitFor(page, fn, what, timeoutMs = 60000) {
     assert(seen.previews > 0, 'preview images were shown during the steps');
     const info = await page.textContent('#results-info');
     assert(/seed 123/.test(info) && /2 poster/.test(info), 'results say the seed and the count: ' + info);
+    await waitFor(page, () => /last run here: 2 images at 64×64, 4 steps in/.test(document.getElementById('model-desc').textContent), 'the measured time in the model description');
+    await shot(page, '4-posters');
     const dl = await page.$$eval('#results a[download]', (a) => a.map((x) => x.getAttribute('download')));
     assert(dl.length === 2 && dl.every((d) => d.endsWith('.png')), 'download links: ' + dl);
     await page.click('#results figure:nth-child(2) button');
@@ -118,6 +129,7 @@ async function waitFor(page, fn, what, timeoutMs = 60000) {
     assert(prompts.includes('<b>bold</b> neon poster <img src=x onerror=alert(1)>'), 'the prompt is shown as text');
     assert((await page.$$('.gallery .item .prompt b, .gallery .item .prompt img')).length === 0, 'no HTML from the server was rendered');
     assert(/\d+ poster/.test(await page.textContent('#summary')), 'the gallery counts posters');
+    await shot(page, '5-gallery');
 
     // 6. a batch of one URL through the fake yt-dlp
     await page.goto(base + '/batch.html');
@@ -130,6 +142,8 @@ async function waitFor(page, fn, what, timeoutMs = 60000) {
     await page.waitForSelector('#items tr .posters img');
     await waitFor(page, () => /finished/.test(document.getElementById('batch-summary').textContent), 'the batch to finish');
     assert(/Admiral Bob/.test(await page.textContent('#items tr')), 'the batch row names the artist');
+    await waitFor(page, () => /1 song, 1 done, finished/.test(document.getElementById('batches').textContent), 'the list of batches to show it finished', 10000);
+    await shot(page, '6-batch');
 
     assert(problems.length === 0, 'no page errors: ' + problems.join('; '));
     console.log('e2e: the whole flow passed');
