@@ -1,43 +1,15 @@
 /*
- * key.c — tuning estimation and key/mode from chroma.
+ * key.c — tuning, and key and mode from chroma.
  *
- * Tuning follows librosa.estimate_tuning (piptrack peaks with parabolic interpolation between
- * 150 and 4000 Hz above 0.1 of the frame maximum, keep peaks at or above the median
- * magnitude, histogram of deviations in 0.01-semitone bins).
- *
- * Key: the Pearson correlation of the mean chroma (chroma_stft, each frame scaled to max 1)
- * with a 12-value key profile in all 12 rotations, for major and minor (Krumhansl 1990,
- * "Cognitive Foundations of Musical Pitch").
- *  - is_major_key and mode_confidence are exactly the original app's (ORIGINAL.md): the
- *    Krumhansl-Kessler profiles, is_major_key = best major r > best minor r (ties major),
- *    mode_confidence = (best major r - best minor r + 1) / 2. The prompt rules read both
- *    (PROMPTS.md, V3 key override, valence), so they keep the original's scale.
- *  - The tonic we report uses the Albrecht-Shanahan profiles (Albrecht & Shanahan 2013, "The
- *    use of large corpora to train a new type of key-finding algorithm", Music Perception 31:
- *    major and minor pitch-class distributions of a 982-piece corpus), searched among the keys
- *    of the original's mode so that the pair (tonic, is_major_key) stays one key. The best key
- *    in either mode is kept too (key_tonic, key_major) for a caller that reports its own mode.
- *
- * The reported key (m2p_features.key_tonic / key_major, features.c) is key_best with Temperley's
- * profiles (2007, "Music and Probability", Kostka-Payne corpus) on the mean spectral-peak chroma
- * (key_peak_chroma: a log-frequency chroma of the spectrum's local maxima, 55-2000 Hz). On 2 x 48
- * generated tunes (bench/eval_tempo_key, BENCHMARKS.md) it is exact on 47 and 48, against 43 and
- * 45 for A-S on chroma_stft, 42 and 44 for Temperley on chroma_stft, 26 and 32 for KK.
- *
- * Evidence (mean chroma_stft; /tmp tools in the c2 session, numbers in BENCHMARKS.md):
- *  - the four rendered MIDI tunes (C major, E minor, Bb major, F# minor) and brahms: KK,
- *    Temperley (2007, Kostka-Payne) and Albrecht-Shanahan all find the key. KK's margin
- *    between F# minor and F# major on tune 04 is 0.017 (0.739 vs 0.722); Temperley's 0.20,
- *    A-S's 0.11.
- *  - 72 synthetic clips (12 keys x I-IV-V7-I, I-V-vi-IV, i-iv-V7-i, i-VI-III-VII,
- *    i-iv-VII-i, I-ii-IV-V; 8-harmonic tones, bass, random diatonic melody): key right
- *    KK 53, Temperley 54, A-S 58; mode right 55 / 59 / 60. i-VI-III-VII has the relative
- *    major's pitch set and fails for every profile (no mean-chroma method can tell).
- *  - brahms.ogg (US Army Strings) is G minor for every profile and every chroma variant tried
- *    (tuning 0, estimated +0.02 semitone, unnormalised frames, spectral-peak chroma): D, G, A,
- *    Bb and C lead, C# (the dominant of F# minor) is among the weakest. The dance is in F#
- *    minor in Brahms' piano duet, but the orchestral arrangement (Schmeling) is in G minor,
- *    as this recording plays; so G minor is right and the file title names the original key.
+ * Tuning: librosa.estimate_tuning (piptrack peaks 150-4000 Hz over 0.1 of the frame maximum,
+ * those at or above the median, a histogram of deviations in 0.01-semitone bins).
+ * Key: the Pearson correlation of a mean chroma with a 12-value profile in every rotation
+ * (Krumhansl 1990). is_major_key and mode_confidence are the original's (ORIGINAL.md:
+ * Krumhansl-Kessler, (best major r - best minor r + 1) / 2), the scale the prompt rules read.
+ * The reported key (features.c) is key_best with Temperley's profiles (2007, "Music and
+ * Probability") on the spectral-peak chroma (key_peak_chroma, 55-2000 Hz); Albrecht-Shanahan
+ * (2013, Music Perception 31) on chroma_stft keeps the original's mode. Profiles compared on
+ * generated tunes, the rendered MIDI and brahms.ogg (G minor as arranged): BENCHMARKS.md.
  */
 #include "audio/key.h"
 

@@ -1,23 +1,12 @@
 /*
- * tempo.c — onset strength, global tempo, beat tracking and onset picking.
- *
- * Follows librosa 0.10: onset.onset_strength (spectral flux of a 128-band log-power mel
- * spectrogram, mean over bands), feature.tempo (autocorrelation tempogram over 8 s Hann
- * windows, averaged, weighted by a log-normal prior: start_bpm 120, std 1 octave, max 320 BPM),
- * beat.beat_track (Ellis 2007, "Beat tracking by dynamic programming", tightness 100) and
- * onset.onset_detect's peak picking. Two additions to librosa. tempo_estimate_mel (the tempo
- * m2p_features reports) reads the tempo from a drum-band envelope: onset strength below 200 Hz
- * (kick, bass) plus 200 Hz - 3 kHz (snare body, chords), each scaled to unit deviation, the
- * hi-hat bands left out, after Goto (2001, "An audio-based real-time beat tracking system for
- * music with or without drum-sounds", J. New Music Research 30(2)): the beat is the level where
- * bass and snare drum alternate, the hi-hats mark the level below it (on generated tunes Acc1
- * 65-71 % -> 83-85 %, with drums 94-97 %; BENCHMARKS.md). And the prior can favour the slower
- * of two metrical levels when every other pulse is as strong as the pulse itself (a click or
- * a steady fast beat), so the faster level is kept (see tempo_estimate). tempo_aubio wraps
- * aubio_tempo and tempo_refine moves a tempo to the nearest tempogram peak (used by
- * bench/eval_tempo_key to compare aubio with this method; the librosa method measured better,
- * BENCHMARKS.md). tempo_librosa and
- * tempo_onset_strength reproduce librosa.feature.tempo / onset.onset_strength step by step.
+ * tempo.c — onset strength, global tempo, beat tracking and onset picking, after librosa 0.10:
+ * onset_strength (mel spectral flux), feature.tempo (8 s autocorrelation tempogram, log-normal
+ * prior at 120 BPM, 1 octave), beat_track (Ellis 2007, "Beat tracking by dynamic programming",
+ * tightness 100) and onset_detect's peak picking. tempo_estimate_mel, the reported tempo, reads
+ * a drum-band envelope (< 200 Hz and 200 Hz - 3 kHz, hi-hats left out; Goto 2001, J. New Music
+ * Research 30(2)) and keeps the faster metrical level when every other pulse is as strong.
+ * tempo_aubio / tempo_refine and tempo_librosa serve bench/eval_tempo_key's comparison (the
+ * librosa method measured better): numbers in BENCHMARKS.md.
  */
 #include "audio/tempo.h"
 

@@ -97,8 +97,8 @@ static pthread_mutex_t g_sp_lock = PTHREAD_MUTEX_INITIALIZER;
 static char g_sp_token[512], g_sp_token_for[512];
 static time_t g_sp_expiry;
 
-static int spotify_token(const m2p_genre_params *p, const char *id, const char *secret,
-                         char *tok, size_t tok_len)
+static int spotify_token(const m2p_genre_params *p, const char *id, const char *secret, char *tok,
+                         size_t tok_len)
 {
     char who[512];
     snprintf(who, sizeof who, "%s|%s", p->spotify_auth_url, id);
@@ -116,8 +116,11 @@ static int spotify_token(const m2p_genre_params *p, const char *id, const char *
         return m2p_error(M2P_ENOMEM, "out of memory");
     snprintf(userpwd, cl, "%s:%s", id, secret);
     const char *hdr[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
-    net_request rq = {.method = "POST", .url = p->spotify_auth_url, .headers = hdr,
-                      .body = "grant_type=client_credentials", .userpwd = userpwd,
+    net_request rq = {.method = "POST",
+                      .url = p->spotify_auth_url,
+                      .headers = hdr,
+                      .body = "grant_type=client_credentials",
+                      .userpwd = userpwd,
                       .timeout_s = 10};
     long status;
     char *body = NULL;
@@ -174,24 +177,33 @@ static int name_score(const char *want, const char *got)
     return shared * 10;
 }
 
+/* The band's cache key, and the answer when there is nothing to ask: 1 with *genres set (no
+ * band, or a cached answer), 0 with *key to ask with (caller frees), or M2P_ENOMEM. */
+static int lookup_start(m2p_store *store, const char *ns, const char *band, char **key,
+                        json_t **genres)
+{
+    *key = band_key(band);
+    if (!*key)
+        return m2p_error(M2P_ENOMEM, "out of memory");
+    if ((*key)[0] && !cache_get(store, ns, *key, genres))
+        return 0;
+    if (!(*key)[0])
+        *genres = json_array();
+    free(*key);
+    *key = NULL;
+    return 1;
+}
+
 int genre_spotify(const char *band, const m2p_genre_params *p, m2p_store *store, json_t **genres)
 {
     *genres = NULL;
     const char *id = getenv("SPOTIFY_CLIENT_ID"), *secret = getenv("SPOTIFY_CLIENT_SECRET");
     if (!id || !id[0] || !secret || !secret[0])
         return m2p_error(M2P_EINVAL, "spotify: SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET unset");
-    char *key = band_key(band);
-    if (!key)
-        return m2p_error(M2P_ENOMEM, "out of memory");
-    if (!key[0]) {
-        free(key);
-        *genres = json_array();
-        return 0;
-    }
-    if (cache_get(store, "genre:spotify", key, genres)) {
-        free(key);
-        return 0;
-    }
+    char *key = NULL;
+    int known = lookup_start(store, "genre:spotify", band, &key, genres);
+    if (known)
+        return known < 0 ? known : 0;
     char tok[512];
     int rc = spotify_token(p, id, secret, tok, sizeof tok);
     char *q = NULL, *url = NULL, *body = NULL;
@@ -334,19 +346,11 @@ int genre_musicbrainz(const char *band, const m2p_genre_params *p, m2p_store *st
 {
     *genres = NULL;
     const char *base = p && p->musicbrainz_url && p->musicbrainz_url[0] ? p->musicbrainz_url
-                                                                         : "https://musicbrainz.org";
-    char *key = band_key(band);
-    if (!key)
-        return m2p_error(M2P_ENOMEM, "out of memory");
-    if (!key[0]) {
-        free(key);
-        *genres = json_array();
-        return 0;
-    }
-    if (cache_get(store, "genre:musicbrainz", key, genres)) {
-        free(key);
-        return 0;
-    }
+                                                                        : "https://musicbrainz.org";
+    char *key = NULL;
+    int known = lookup_start(store, "genre:musicbrainz", band, &key, genres);
+    if (known)
+        return known < 0 ? known : 0;
     int rc = 0;
     char *q = NULL, *url = NULL, *mbid = NULL;
     json_t *search = NULL, *artist = NULL, *list = NULL;

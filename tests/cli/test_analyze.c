@@ -3,7 +3,8 @@
  * JSON with every key on a fixture file, durations and offsets, a clip shorter than the offset,
  * silence (undetermined), a fake yt-dlp URL (band/song from the title, cached: the second run
  * downloads nothing and reads band/song from the store), and the errors: not audio, empty,
- * missing, bad URLs, a failing yt-dlp (exit 1 with a message), usage errors (exit 2).
+ * missing, bad URLs, a failing yt-dlp (exit 1 with a message), usage errors (exit 2); the
+ * progress line on a terminal (a pty) and none into a file.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -466,6 +467,37 @@ static void test_llm(void)
     test_httpd_stop(h);
 }
 
+/* On a terminal (a pty from util-linux `script`) a progress line names the stages with a
+ * percentage; into a file (every other test here) there is none. */
+static void test_progress_line(void)
+{
+    const char *choice = test_fixture("audio/librosa/choice.ogg");
+    const char *args[] = {"analyze", choice, "--offline", "--data", data_dir, NULL};
+    CHECK_INT(run(args), 0);
+    CHECK(strstr(err_text, "analysing") == NULL && strstr(err_text, "%") == NULL);
+    if (access("/usr/bin/script", X_OK) != 0) {
+        fprintf(stderr, "note: no /usr/bin/script; the terminal progress line is not tested\n");
+        return;
+    }
+    char cmd[3000], log[700];
+    snprintf(log, sizeof log, "%s/pty.log", tmp);
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/script -qec '%s analyze %s --offline --data %s' %s >/dev/null 2>&1",
+             test_env("M2P_BIN", "./mus2pic"), choice, data_dir, log);
+    CHECK_INT(system(cmd), 0);
+    char *text = slurp(log);
+    CHECK(text != NULL);
+    if (!text)
+        return;
+    CHECK(strstr(text, "decoding") != NULL);
+    CHECK(strstr(text, "analysing") != NULL);
+    CHECK(strstr(text, "prompts") != NULL);
+    CHECK(strstr(text, "100%") != NULL);
+    CHECK(strstr(text, "Prompt v4") != NULL); /* and the summary after it */
+    CHECK(strstr(text, "Sanitizer") == NULL && strstr(text, "runtime error") == NULL);
+    free(text);
+}
+
 int main(void)
 {
     tmp = test_tmpdir("cli-analyze");
@@ -485,6 +517,7 @@ int main(void)
     test_errors();
     test_ytdlp_url();
     test_llm();
+    test_progress_line();
 
     free(out_text);
     free(err_text);
