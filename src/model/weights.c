@@ -21,10 +21,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define POOL 4 /* conversion buffers kept for reuse (weights_put) */
+
+typedef struct {
+    float *p;
+    size_t cap; /* floats */
+} pooled;
+
 struct weights {
     st_file *f;
-    char *path;    /* full path of the file */
-    char *display; /* "<part>/<file>" for messages */
+    char *path;             /* full path of the file */
+    char *display;          /* "<part>/<file>" for messages */
+    pooled free_bufs[POOL]; /* given back, ready for the next conversion */
+    pooled lent[16];        /* handed out by weights_get, with their capacity */
 };
 
 /* Preference order: full precision first (what from_pretrained loads without a variant). */
@@ -100,10 +109,20 @@ int weights_open(const char *part_dir, weights **out)
     return 0;
 }
 
+static void pool_drain(weights *w)
+{
+    for (int i = 0; i < POOL; i++) {
+        free(w->free_bufs[i].p);
+        w->free_bufs[i].p = NULL;
+        w->free_bufs[i].cap = 0;
+    }
+}
+
 void weights_close(weights *w)
 {
     if (!w)
         return;
+    pool_drain(w);
     st_close(w->f);
     free(w->path);
     free(w->display);
@@ -187,7 +206,32 @@ int weights_get(weights *w, const char *name, int ndim, const int64_t *shape, co
         *out = t->data;
         return 0;
     }
-    float *buf = alloc_f32((size_t)t->numel);
+    size_t n = (size_t)t->numel, cap = n;
+    float *buf = NULL;
+    int best = -1;
+    for (int i = 0; i < POOL; i++) /* the smallest pooled buffer that fits */
+        if (w->free_bufs[i].p && w->free_bufs[i].cap >= n &&
+            (best < 0 || w->free_bufs[i].cap < w->free_bufs[best].cap))
+            best = i;
+    if (best >= 0) {
+        buf = w->free_bufs[best].p;
+        cap = w->free_bufs[best].cap;
+        w->free_bufs[best].p = NULL;
+        w->free_bufs[best].cap = 0;
+    } else {
+        buf = alloc_f32(n);
+    }
+    if (buf) {                       /* remember the capacity for weights_put */
+        for (int i = 0; i < 16; i++) /* a stale entry: that buffer was free()d, not put */
+            if (w->lent[i].p == buf)
+                w->lent[i].p = NULL;
+        for (int i = 0; i < 16; i++)
+            if (!w->lent[i].p) {
+                w->lent[i].p = buf;
+                w->lent[i].cap = cap;
+                break;
+            }
+    }
     if (!buf)
         return m2p_error(M2P_ENOMEM, "%s: out of memory converting tensor '%s'", w->display, name);
     st_to_f32(t, buf);
@@ -205,8 +249,47 @@ void weights_foreach_unused(weights *w, void (*fn)(const st_tensor *t, void *ud)
             fn(&w->f->tensors[i], ud);
 }
 
+void weights_put(weights *w, float *owned)
+{
+    if (!owned)
+        return;
+    size_t cap = 0;
+    for (int i = 0; i < 16; i++)
+        if (w->lent[i].p == owned) {
+            cap = w->lent[i].cap;
+            w->lent[i].p = NULL;
+            break;
+        }
+    if (!cap) { /* not ours, or not tracked */
+        free(owned);
+        return;
+    }
+    int slot = -1; /* an empty slot, else replace the smallest if this one is bigger */
+    for (int i = 0; i < POOL; i++)
+        if (!w->free_bufs[i].p) {
+            slot = i;
+            break;
+        }
+    if (slot < 0) {
+        slot = 0;
+        for (int i = 1; i < POOL; i++)
+            if (w->free_bufs[i].cap < w->free_bufs[slot].cap)
+                slot = i;
+        if (w->free_bufs[slot].cap >= cap) {
+            free(owned);
+            return;
+        }
+        free(w->free_bufs[slot].p);
+    }
+    w->free_bufs[slot].p = owned;
+    w->free_bufs[slot].cap = cap;
+}
+
 void weights_release(weights *w)
 {
-    if (w && w->f && w->f->map)
+    if (!w)
+        return;
+    pool_drain(w);
+    if (w->f && w->f->map)
         madvise(w->f->map, w->f->size, MADV_DONTNEED);
 }

@@ -22,6 +22,10 @@ const char *weights_path(const weights *w);
  * expected [32,4,3,3]". Marks the tensor used. */
 int weights_get(weights *w, const char *name, int ndim, const int64_t *shape, const float **out,
                 float **owned);
+/* Give a converted buffer (*owned of weights_get) back instead of free(): the next conversion
+ * reuses it, so loading a part does not fault in a second copy of its weights. free() stays
+ * correct too. The pool is emptied by weights_release / weights_close. */
+void weights_put(weights *w, float *owned);
 /* 1 if the tensor exists (for optional tensors / alternative names). */
 int weights_has(weights *w, const char *name);
 void weights_foreach_unused(weights *w, void (*fn)(const st_tensor *t, void *ud), void *ud);

@@ -281,6 +281,23 @@ static void test_weights_folder(void)
         free(owned);
         weights_close(w);
     }
+    /* weights_put recycles a conversion buffer for the next tensor that fits */
+    if (weights_open(dir, &w) == 0) {
+        const float *d1, *d2;
+        float *o1, *o2;
+        int64_t s[2] = {2, 2};
+        CHECK_INT(weights_get(w, "w", 2, s, &d1, &o1), 0);
+        weights_put(w, o1);
+        CHECK_INT(weights_get(w, "w", 2, s, &d2, &o2), 0);
+        CHECK(o2 == o1);
+        CHECK_NEAR(d2[1], -0.5, 0);
+        free(o2); /* free() stays fine */
+        CHECK_INT(weights_get(w, "w", 2, s, &d2, &o2), 0);
+        weights_put(w, o2);
+        weights_put(w, NULL);
+        weights_release(w); /* empties the pool */
+        weights_close(w);
+    }
     /* model.safetensors (transformers) is found too */
     snprintf(dir, sizeof dir, "%s/text_encoder", tmp);
     mkdir(dir, 0755);
