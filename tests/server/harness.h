@@ -157,6 +157,17 @@ static __attribute__((unused)) json_t *wait_job(int port, long long id, double t
     return NULL;
 }
 
+/* POST /api/generate with body; checks the 202 and returns the job id. */
+static __attribute__((unused)) long long submit(int port, const char *body)
+{
+    int st;
+    json_t *j = api(port, "POST", "/api/generate", body, &st);
+    CHECK_INT(st, 202);
+    long long id = jint(j, "job_id");
+    json_decref(j);
+    return id;
+}
+
 /* ---- a fake yt-dlp ----
  * A download copies $FAKE_AUDIO (the choice.ogg fixture) and writes an info JSON after
  * printing download percentages (sleeping $FAKE_SLEEP seconds first, 0 by default);

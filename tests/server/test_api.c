@@ -251,16 +251,6 @@ static void check_bad_input(int port)
     json_decref(j);
 }
 
-static long long submit(int port, const char *body)
-{
-    int st;
-    json_t *j = api(port, "POST", "/api/generate", body, &st);
-    CHECK_INT(st, 202);
-    long long id = jint(j, "job_id");
-    json_decref(j);
-    return id;
-}
-
 static int get_png(int port, const char *url, char **body, size_t *len)
 {
     resp r;

@@ -8,16 +8,6 @@
 #define SLOW                                                                                       \
     "{\"prompt\":\"slow\",\"steps\":30,\"variations\":4,\"width\":128,\"height\":128,\"seed\":9}"
 
-static long long submit(int port, const char *body)
-{
-    int st;
-    json_t *j = api(port, "POST", "/api/generate", body, &st);
-    CHECK_INT(st, 202);
-    long long id = jint(j, "job_id");
-    json_decref(j);
-    return id;
-}
-
 /* Wait (over the WebSocket) until job has finished a step of its current run. */
 static int wait_step(int port, long long id)
 {

@@ -7,16 +7,6 @@
  */
 #include "harness.h"
 
-static long long submit(int port, const char *body)
-{
-    int st;
-    json_t *j = api(port, "POST", "/api/generate", body, &st);
-    CHECK_INT(st, 202);
-    long long id = jint(j, "job_id");
-    json_decref(j);
-    return id;
-}
-
 static void subscribe(wsc *w, long long id)
 {
     char msg[96];
@@ -142,6 +132,67 @@ static void check_sequence(int port)
     wsc_close(a);
     wsc_close(b);
     wsc_close(c);
+}
+
+/* A client that joins (or comes back) while a generation runs gets its current state at once:
+ * the job row, then its last stage and the last step of every variation, before any new event. */
+static void check_midrun(int port)
+{
+    long long id = submit(port, "{\"prompt\":\"long\",\"steps\":50,\"variations\":3,"
+                                "\"width\":256,\"height\":256}");
+    wsc *a = wsc_open(port, "/ws/progress");
+    if (!a)
+        return;
+    subscribe(a, id);
+    size_t at = 0;
+    int seen[3] = {0, 0, 0};
+    double end = now_s() + 60;
+    while (!(seen[0] && seen[1] && seen[2]) && now_s() < end) {
+        json_t *m = wsc_wait(a, &at, "step", id, 60);
+        long long v = jint(m, "variation");
+        if (v >= 1 && v <= 3)
+            seen[v - 1] = 1;
+        json_decref(m);
+    }
+    CHECK(seen[0] && seen[1] && seen[2]);
+
+    wsc *b = wsc_open(port, "/ws/progress");
+    size_t bt = 0;
+    subscribe(b, id);
+    json_t *st = wsc_wait(b, &bt, "state", id, 5);
+    CHECK_STR(jstr(json_object_get(st, "state"), "state"), "running");
+    json_decref(st);
+    json_t *last = NULL;
+    for (int k = 0; k < 4; k++) { /* the replay: stage, then variations 1..3 */
+        json_decref(last);
+        last = wsc_wait(b, &bt, k == 0 ? "stage" : "step", id, 5);
+    }
+    json_decref(last);
+    json_t *msgs = wsc_messages(b);
+    size_t i0 = 0, i;
+    json_t *m;
+    json_array_foreach(msgs, i, m) if (!strcmp(jstr(m, "type"), "state")) i0 = i;
+    CHECK_STR(jstr(json_array_get(msgs, i0 + 1), "type"), "stage");
+    CHECK_STR(jstr(json_array_get(msgs, i0 + 1), "stage"), "encoding");
+    for (int v = 1; v <= 3; v++) {
+        json_t *e = json_array_get(msgs, i0 + 1 + (size_t)v);
+        CHECK_STR(jstr(e, "type"), "step");
+        CHECK_INT(jint(e, "variation"), v);
+        CHECK(jint(e, "step") >= 1);
+        CHECK(!strncmp(jstr(e, "preview"), "data:image/png;base64,", 22));
+    }
+    json_decref(msgs);
+
+    char path[64];
+    snprintf(path, sizeof path, "/api/jobs/%lld/cancel", id);
+    int code;
+    json_decref(api(port, "POST", path, NULL, &code));
+    CHECK_INT(code, 202);
+    json_t *e = wsc_wait(b, &bt, "error", id, 60);
+    CHECK(e != NULL && strstr(jstr(e, "message"), "cancel") != NULL);
+    json_decref(e);
+    wsc_close(a);
+    wsc_close(b);
 }
 
 /* An analysis over the WebSocket: download percentages, decoding, analysing, done. */
@@ -406,6 +457,8 @@ int main(void)
     double t0 = now_s();
     check_sequence(s.port);
     fprintf(stderr, "sequence: %.1f s\n", now_s() - t0);
+    check_midrun(s.port);
+    fprintf(stderr, "mid-run: %.1f s\n", now_s() - t0);
     check_analysis_events(s.port);
     fprintf(stderr, "analysis: %.1f s\n", now_s() - t0);
     check_original(s.port);
