@@ -363,7 +363,7 @@ static void check_hostile(int port)
     char *s = malloc(big + 1);
     memset(s, 'a', big);
     s[big] = 0;
-    CHECK(wsc_send(w, s) > 0);
+    wsc_send(w, s); /* the server may close before the whole frame is written: not checked */
     free(s);
     CHECK(wsc_wait_closed(w, 5));
     wsc_close(w);
