@@ -5,7 +5,9 @@
  *
  * Sizing: CivetWeb runs each connection on one of num_threads workers and a WebSocket holds
  * its worker for as long as it is open, so num_threads = max_ws + 64 leaves 64 threads for
- * HTTP requests while max_ws clients watch. Binding anything but loopback needs a token.
+ * HTTP requests while max_ws clients watch. That caps the connections served at once; up to 64
+ * more wait in CivetWeb's queue (connection_queue) and 128 in the kernel's (listen_backlog), and
+ * beyond those a connection is refused. Binding anything but loopback needs a token.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -137,6 +139,10 @@ int server_start(const server_config *cfg, server **out)
                              "yes",
                              "enable_keep_alive",
                              "yes",
+                             "connection_queue",
+                             "64",
+                             "listen_backlog",
+                             "128",
                              "additional_header",
                              "X-Content-Type-Options: nosniff\r\nContent-Security-Policy: "
                              "default-src 'self'; img-src 'self' data: blob:; connect-src "
