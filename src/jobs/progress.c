@@ -81,7 +81,7 @@ static void state_clear(job_state *st)
     memset(st, 0, sizeof *st);
 }
 
-/* The state slot of job (s_lock held); create evicts the least recently touched slot. */
+/* The state slot of job (st_lock held); create evicts the least recently touched slot. */
 static job_state *state_find(progress_bus *b, int64_t job, int create)
 {
     job_state *victim = NULL;
