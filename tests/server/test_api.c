@@ -431,6 +431,7 @@ static void check_analysis(int port)
     CHECK_INT(st, 200);
     CHECK(strlen(jstr(m, "prompt")) > 20);
     CHECK(strlen(jstr(m, "genre_source")) > 0);
+    CHECK(json_object_get(m, "job_id") == NULL); /* built at once: no analysis job, no download */
     json_decref(m);
 
     m = api(port, "POST", "/api/extract-metadata-quick",
