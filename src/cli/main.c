@@ -7,16 +7,6 @@
 #include "cli/commands.h"
 #include "mus2pic.h"
 
-/* Weak so that the binary links while a module is being built; every command is defined in
- * its own cmd_<name>.c in the finished tree. */
-#pragma weak cmd_generate
-#pragma weak cmd_tokenize
-#pragma weak cmd_inspect
-#pragma weak cmd_models
-#pragma weak cmd_analyze
-#pragma weak cmd_prompt
-#pragma weak cmd_serve
-
 static const struct {
     const char *name;
     int (*fn)(int, char **);
@@ -54,10 +44,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0)
             continue;
-        if (!commands[i].fn) {
-            fprintf(stderr, "mus2pic: '%s' is not part of this build\n", argv[1]);
-            return 2;
-        }
         return commands[i].fn(argc - 1, argv + 1);
     }
     fprintf(stderr, "mus2pic: unknown command '%s'\n\n", argv[1]);
