@@ -29,6 +29,8 @@ static void usage(FILE *f)
                "  --workers N           analysis workers (default 2)\n"
                "  --max-queue N         queued jobs accepted (default 200)\n"
                "  --max-upload-mb N     audio upload limit (default 100)\n"
+               "  --audio-cache-mb N    downloaded audio kept, least recently used first\n"
+               "                        (default 2048)\n"
                "  --web DIR             the page's folder (default: the source tree's web/)\n"
                "  --offline             no network genre lookups (MusicBrainz, Spotify)\n"
                "  -v, --verbose         log requests and jobs\n");
@@ -50,7 +52,7 @@ int cmd_serve(int argc, char **argv)
 {
     server_config cfg = server_default_config();
     char *specs[SERVER_MAX_MODELS] = {0};
-    int upload_mb = 100;
+    int upload_mb = 100, cache_mb = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -80,6 +82,8 @@ int cmd_serve(int argc, char **argv)
             bad = int_arg(a, v, 1, 100000, &cfg.max_queued);
         } else if (!strcmp(a, "--max-upload-mb")) {
             bad = int_arg(a, v, 1, 4096, &upload_mb);
+        } else if (!strcmp(a, "--audio-cache-mb")) {
+            bad = int_arg(a, v, 1, 1 << 20, &cache_mb);
         } else if (!strcmp(a, "--max-variations")) {
             bad = int_arg(a, v, 4, 8, &cfg.max_variations);
             if (!bad && cfg.max_variations != 4 && cfg.max_variations != 8) {
@@ -120,6 +124,7 @@ int cmd_serve(int argc, char **argv)
         i += used;
     }
     cfg.max_upload = (size_t)upload_mb << 20;
+    cfg.audio_cache_limit = (int64_t)cache_mb << 20;
 
     /* SIGINT/SIGTERM are blocked here, so every thread the server starts inherits the mask and
      * only sigwait below receives them. */

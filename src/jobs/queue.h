@@ -23,6 +23,7 @@ typedef struct jobs_config {
     int max_attempts;     /* a job interrupted by a crash runs at most this often; 2 */
     int preview;          /* M2P_PREVIEW_* for step previews; default LATENT_RGB */
     int genre_offline;    /* 1: no network genre sources (tests) */
+    int64_t audio_cache_limit; /* bytes of downloaded audio kept; 0 = fetch's default */
 } jobs_config;
 
 jobs_config jobs_default_config(void);

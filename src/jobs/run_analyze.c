@@ -152,6 +152,8 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
     snprintf(cache_dir, sizeof cache_dir, "%s/cache/audio", q->data_dir);
     m2p_fetch_params fp = m2p_fetch_default_params();
     fp.cache_dir = cache_dir;
+    if (q->cfg.audio_cache_limit > 0)
+        fp.cache_limit = q->cfg.audio_cache_limit;
     fp.progress = on_download;
     fp.user_data = &c;
     m2p_analysis_params ap = m2p_analysis_default_params();

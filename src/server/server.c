@@ -114,6 +114,7 @@ int server_start(const server_config *cfg, server **out)
     jc.analysis_workers = s->cfg.analysis_workers;
     jc.max_queued = s->cfg.max_queued;
     jc.genre_offline = s->cfg.genre_offline;
+    jc.audio_cache_limit = s->cfg.audio_cache_limit;
     if ((rc = jobs_start(&jc, s->store, s->bus, s->models, &s->q)))
         goto fail;
 

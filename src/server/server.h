@@ -24,6 +24,7 @@ typedef struct server_config {
     size_t max_body;      /* JSON body bytes; default 1 MiB */
     size_t max_upload;    /* uploaded audio bytes; default 100 MiB */
     int genre_offline;    /* 1: no network genre lookups */
+    int64_t audio_cache_limit; /* downloaded audio kept (LRU); 0 = default 2 GiB */
     size_t model_budget;  /* bytes of loaded models kept; default 12 GiB */
     int n_models;
     const char *model_names[SERVER_MAX_MODELS];
