@@ -29,29 +29,11 @@ struct clip_text {
     clip_layer *layer;
     nn_norm final_ln;
     weights *w;
-    nn_arena arena;
+    nn_arena own_arena; /* used unless the pipeline shares one (clip_text_set_arena) */
+    nn_arena *arena;
     sd_tap tap;
     void *tap_ud;
 };
-
-static int load_table(weights *w, const char *name, int rows, int cols, float **out)
-{
-    int64_t shape[2] = {rows, cols};
-    const float *p;
-    float *owned = NULL;
-    int rc = weights_get(w, name, 2, shape, &p, &owned);
-    if (rc)
-        return rc;
-    if (owned) {
-        *out = owned;
-        return 0;
-    }
-    *out = malloc((size_t)rows * cols * sizeof(float));
-    if (!*out)
-        return m2p_error(M2P_ENOMEM, "out of memory loading '%s'", name);
-    memcpy(*out, p, (size_t)rows * cols * sizeof(float));
-    return 0;
-}
 
 static int read_config(clip_text *m, const char *dir)
 {
@@ -98,6 +80,7 @@ int clip_text_load(const char *dir, const m2p_model_params *p, clip_text **out)
     clip_text *m = calloc(1, sizeof *m);
     if (!m)
         return m2p_error(M2P_ENOMEM, "out of memory loading the text encoder");
+    m->arena = &m->own_arena;
     int rc = read_config(m, dir);
     if (rc)
         goto fail;
@@ -109,10 +92,10 @@ int clip_text_load(const char *dir, const m2p_model_params *p, clip_text **out)
     char nm[256], base[200];
     int C = m->hidden;
     snprintf(nm, sizeof nm, "%sembeddings.token_embedding.weight", pre);
-    if ((rc = load_table(m->w, nm, m->vocab, C, &m->tok_emb)))
+    if ((rc = nn_get_copy(m->w, nm, 2, (const int64_t[2]){m->vocab, C}, &m->tok_emb)))
         goto fail;
     snprintf(nm, sizeof nm, "%sembeddings.position_embedding.weight", pre);
-    if ((rc = load_table(m->w, nm, m->max_pos, C, &m->pos_emb)))
+    if ((rc = nn_get_copy(m->w, nm, 2, (const int64_t[2]){m->max_pos, C}, &m->pos_emb)))
         goto fail;
     m->layer = calloc((size_t)m->layers, sizeof *m->layer);
     if (!m->layer) {
@@ -163,14 +146,14 @@ int clip_text_forward(clip_text *m, const int32_t *ids, int B, int L, float *out
     const int C = m->hidden, rows = B * L, dh = C / m->heads;
     size_t need = NN_ALIGN_FLOATS((size_t)rows * C) * 2 + NN_ALIGN_FLOATS((size_t)rows * 3 * C) +
                   NN_ALIGN_FLOATS((size_t)rows * m->inter);
-    int rc = nn_arena_reserve(&m->arena, need);
+    int rc = nn_arena_reserve(m->arena, need);
     if (rc)
         return rc;
     float *x = out; /* the residual stream lives in the output */
-    float *n = nn_arena_alloc(&m->arena, (size_t)rows * C);
-    float *att = nn_arena_alloc(&m->arena, (size_t)rows * C);
-    float *qkv = nn_arena_alloc(&m->arena, (size_t)rows * 3 * C);
-    float *f = nn_arena_alloc(&m->arena, (size_t)rows * m->inter);
+    float *n = nn_arena_alloc(m->arena, (size_t)rows * C);
+    float *att = nn_arena_alloc(m->arena, (size_t)rows * C);
+    float *qkv = nn_arena_alloc(m->arena, (size_t)rows * 3 * C);
+    float *f = nn_arena_alloc(m->arena, (size_t)rows * m->inter);
     if (!n || !att || !qkv || !f)
         return m2p_error(M2P_EINTERNAL, "text encoder: scratch plan too small");
 
@@ -221,6 +204,11 @@ int clip_text_hidden(const clip_text *m)
     return m->hidden;
 }
 
+void clip_text_set_arena(clip_text *m, nn_arena *shared)
+{
+    m->arena = shared ? shared : &m->own_arena;
+}
+
 void clip_text_set_tap(clip_text *m, sd_tap tap, void *ud)
 {
     m->tap = tap;
@@ -251,7 +239,7 @@ void clip_text_free(clip_text *m)
     nn_norm_free(&m->final_ln);
     free(m->tok_emb);
     free(m->pos_emb);
-    nn_arena_free(&m->arena);
+    nn_arena_free(&m->own_arena);
     weights_close(m->w);
     free(m);
 }

@@ -3,6 +3,9 @@
  * part folder with every size read from its config.json. Inputs and outputs at this boundary
  * are NCHW / [B, L, C] float32 like diffusers, so the golden tensors compare directly.
  *
+ * Scratch: each network has its own arena until *_set_arena hands it a shared one (the pipeline
+ * shares one between all four, so only the largest forward's scratch is ever resident).
+ *
  * Debug taps: when a component's `tap` is set, it is called with each named intermediate the
  * fixtures record (e.g. "down_blocks.0", "mid_block", "conv_norm_out"), NCHW, so tests can
  * localise a mismatch.
@@ -12,6 +15,8 @@
 
 #include "model/weights.h"
 #include "mus2pic.h"
+
+struct nn_arena; /* sd/nn.h */
 
 typedef void (*sd_tap)(const char *name, const float *data, int ndim, const int64_t *shape,
                        void *ud);
@@ -23,6 +28,7 @@ int clip_text_load(const char *dir, const m2p_model_params *p, clip_text **out);
 int clip_text_forward(clip_text *m, const int32_t *ids, int B, int L, float *out);
 int clip_text_hidden(const clip_text *m);
 void clip_text_set_tap(clip_text *m, sd_tap tap, void *ud);
+void clip_text_set_arena(clip_text *m, struct nn_arena *shared); /* NULL: its own again */
 weights *clip_text_weights(clip_text *m);
 void clip_text_free(clip_text *m);
 
@@ -41,6 +47,7 @@ int unet_sample_size(const unet *m);
 /* Bytes of scratch memory a forward pass at this size needs (for "too large for memory"). */
 size_t unet_scratch_bytes(const unet *m, int B, int h, int w, int ctx_len);
 void unet_set_tap(unet *m, sd_tap tap, void *ud);
+void unet_set_arena(unet *m, struct nn_arena *shared); /* NULL: its own again */
 weights *unet_weights(unet *m);
 void unet_free(unet *m);
 
@@ -54,6 +61,7 @@ int vae_latent_channels(const vae *m);
 int vae_decode(vae *m, const float *z, int B, int h, int w, float *out);
 size_t vae_scratch_bytes(const vae *m, int B, int h, int w);
 void vae_set_tap(vae *m, sd_tap tap, void *ud);
+void vae_set_arena(vae *m, struct nn_arena *shared); /* NULL: its own again */
 weights *vae_weights(vae *m);
 void vae_free(vae *m);
 
@@ -63,6 +71,7 @@ int taesd_load(const char *dir, const m2p_model_params *p, taesd **out);
 /* raw UNet-space latents [B, 4, h, w] -> image [B, 3, 8h, 8w] in [-1, 1] (not clamped). */
 int taesd_decode(taesd *m, const float *z, int B, int h, int w, float *out);
 void taesd_set_tap(taesd *m, sd_tap tap, void *ud);
+void taesd_set_arena(taesd *m, struct nn_arena *shared); /* NULL: its own again */
 void taesd_free(taesd *m);
 
 #endif

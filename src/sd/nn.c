@@ -19,25 +19,25 @@ const char *nn_name(char *buf, size_t n, const char *a, const char *b)
     return buf;
 }
 
-/* weights_get + copy into a fresh malloc'd array. */
-static int get_copy(weights *w, const char *name, int ndim, const int64_t *shape, float **out)
+int nn_get_copy(weights *w, const char *name, int ndim, const int64_t *shape, float **out)
 {
     const float *p;
     float *owned = NULL;
+    *out = NULL;
     int rc = weights_get(w, name, ndim, shape, &p, &owned);
     if (rc)
         return rc;
     size_t n = 1;
     for (int i = 0; i < ndim; i++)
         n *= (size_t)shape[i];
-    if (owned) {
-        *out = owned;
-        return 0;
-    }
+    /* Always an exact-size copy: a converted buffer may be a bigger pooled one, which goes back
+     * to the pool for the next conversion. */
     float *c = malloc(n * sizeof *c);
+    if (c)
+        memcpy(c, p, n * sizeof *c);
+    weights_put(w, owned);
     if (!c)
         return m2p_error(M2P_ENOMEM, "out of memory copying tensor '%s'", name);
-    memcpy(c, p, n * sizeof *c);
     *out = c;
     return 0;
 }
@@ -48,9 +48,9 @@ int nn_load_norm(weights *w, const char *prefix, int C, nn_norm *out)
     int64_t shape[1] = {C};
     memset(out, 0, sizeof *out);
     out->C = C;
-    int rc = get_copy(w, nn_name(nm, sizeof nm, prefix, "weight"), 1, shape, &out->gamma);
+    int rc = nn_get_copy(w, nn_name(nm, sizeof nm, prefix, "weight"), 1, shape, &out->gamma);
     if (!rc)
-        rc = get_copy(w, nn_name(nm, sizeof nm, prefix, "bias"), 1, shape, &out->beta);
+        rc = nn_get_copy(w, nn_name(nm, sizeof nm, prefix, "bias"), 1, shape, &out->beta);
     if (rc)
         nn_norm_free(out);
     return rc;
@@ -77,13 +77,13 @@ int nn_load_conv(weights *w, const char *prefix, int cin, int cout, int k, int s
     if (bias) {
         rc = weights_get(w, nn_name(nm, sizeof nm, prefix, "bias"), 1, bs, &bp, &bo);
         if (rc) {
-            free(wo);
+            weights_put(w, wo);
             return rc;
         }
     }
     rc = op_conv_create(out, wp, bp, cin, cout, k, stride, pad, dtype);
-    free(wo);
-    free(bo);
+    weights_put(w, wo); /* reused by the next conversion instead of faulting in fresh pages */
+    weights_put(w, bo);
     if (rc)
         return m2p_error_wrap(rc, "%s", prefix);
     return 0;
@@ -135,8 +135,8 @@ int nn_load_linear_cat(weights *w, const char *const *prefixes, int n, int in, c
         rc = m2p_error_wrap(rc, "%s", prefixes[0]);
 done:
     for (int i = 0; i < n; i++) {
-        free(wo[i]);
-        free(bo[i]);
+        weights_put(w, wo[i]);
+        weights_put(w, bo[i]);
     }
     free(wcat);
     free(bcat);

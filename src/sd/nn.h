@@ -18,6 +18,8 @@ typedef struct nn_norm {
     float *gamma, *beta;
     int C;
 } nn_norm;
+/* Tensor `name` as a malloc'd float32 array of exactly that shape (the caller frees it). */
+int nn_get_copy(weights *w, const char *name, int ndim, const int64_t *shape, float **out);
 int nn_load_norm(weights *w, const char *prefix, int C, nn_norm *out);
 void nn_norm_free(nn_norm *n);
 
@@ -56,7 +58,9 @@ int nn_resnet_forward(nn_resnet *r, const float *x, int B, int H, int W, const f
 void nn_resize_nearest(const float *x, int B, int H, int W, int C, int Ho, int Wo, float *y);
 
 /* ---- scratch ----------------------------------------------------------------------------- */
-/* Grows only; allocations are 64-byte aligned bumps, reset per forward. */
+/* Grows only; allocations are 64-byte aligned bumps, reset per forward. Nothing in it outlives
+ * one forward call, so the networks of a pipeline share one arena (components.h *_set_arena):
+ * the UNet's scratch is the VAE's, and peak memory is the weights plus the larger of the two. */
 typedef struct nn_arena {
     float *base;
     size_t cap, used; /* floats */

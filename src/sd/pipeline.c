@@ -23,6 +23,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "sd/nn.h"
 #include "sd/scheduler_lcm.h"
 #include "tensor/ops.h"
 
@@ -39,6 +40,7 @@ struct m2p_model {
     vae *vae;
     taesd *taesd;
     lcm_config sched;
+    nn_arena scratch; /* shared by the four networks: they run one after another */
     size_t memory;
     sd_tap tap;
     void *tap_ud;
@@ -189,6 +191,14 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
                        m->path, vae_latent_channels(m->vae), unet_in_channels(m->unet));
         goto fail;
     }
+    /* One scratch for all: the UNet's is free while the VAE decodes, so peak memory is the
+     * weights plus the larger of the two, not their sum. */
+    clip_text_set_arena(m->text, &m->scratch);
+    unet_set_arena(m->unet, &m->scratch);
+    if (m->vae)
+        vae_set_arena(m->vae, &m->scratch);
+    if (m->taesd)
+        taesd_set_arena(m->taesd, &m->scratch);
     *out = m;
     return 0;
 fail:
@@ -209,6 +219,7 @@ void m2p_model_free(m2p_model *m)
         vae_free(m->vae);
     if (m->taesd)
         taesd_free(m->taesd);
+    nn_arena_free(&m->scratch);
     free(m);
 }
 

@@ -32,7 +32,8 @@ struct taesd {
     int act_relu; /* block / layer activation: 1 relu, 0 silu */
     int n;
     taesd_layer layer[TAESD_MAX_LAYERS];
-    nn_arena arena;
+    nn_arena own_arena; /* used unless the pipeline shares one (taesd_set_arena) */
+    nn_arena *arena;
     sd_tap tap;
     void *tap_ud;
 };
@@ -74,6 +75,7 @@ int taesd_load(const char *dir, const m2p_model_params *p, taesd **out)
     taesd *m = calloc(1, sizeof *m);
     if (!m)
         return m2p_error(M2P_ENOMEM, "out of memory loading TAESD");
+    m->arena = &m->own_arena;
     m2p_config *c = NULL;
     weights *w = NULL;
     int boc[TAESD_MAX_STAGES], nblk[TAESD_MAX_STAGES], nb1 = 0, nb2 = 0, upf = 2;
@@ -179,11 +181,11 @@ int taesd_decode(taesd *m, const float *z, int B, int h, int w, float *out)
         if (f > maxf)
             maxf = f;
     }
-    int rc = nn_arena_reserve(&m->arena, 3 * NN_ALIGN_FLOATS(maxf));
+    int rc = nn_arena_reserve(m->arena, 3 * NN_ALIGN_FLOATS(maxf));
     if (rc)
         return rc;
-    float *x = nn_arena_alloc(&m->arena, maxf), *t1 = nn_arena_alloc(&m->arena, maxf),
-          *t2 = nn_arena_alloc(&m->arena, maxf), *tmp;
+    float *x = nn_arena_alloc(m->arena, maxf), *t1 = nn_arena_alloc(m->arena, maxf),
+          *t2 = nn_arena_alloc(m->arena, maxf), *tmp;
     if (!x || !t1 || !t2)
         return m2p_error(M2P_EINTERNAL, "TAESD: scratch plan too small");
     H = h;
@@ -238,6 +240,11 @@ int taesd_decode(taesd *m, const float *z, int B, int h, int w, float *out)
     return 0;
 }
 
+void taesd_set_arena(taesd *m, nn_arena *shared)
+{
+    m->arena = shared ? shared : &m->own_arena;
+}
+
 void taesd_set_tap(taesd *m, sd_tap tap, void *ud)
 {
     m->tap = tap;
@@ -253,6 +260,6 @@ void taesd_free(taesd *m)
         for (int k = 0; k < 3; k++)
             op_conv_free(m->layer[i].bconv[k]);
     }
-    nn_arena_free(&m->arena);
+    nn_arena_free(&m->own_arena);
     free(m);
 }

@@ -43,7 +43,8 @@ struct unet {
     int has_mid;
     nn_norm norm_out;
     weights *w;
-    nn_arena arena;
+    nn_arena own_arena; /* used unless the pipeline shares one (unet_set_arena) */
+    nn_arena *arena;
     sd_tap tap;
     void *tap_ud;
 };
@@ -267,6 +268,7 @@ int unet_load(const char *dir, const m2p_model_params *p, unet **out)
     unet *m = calloc(1, sizeof *m);
     if (!m)
         return m2p_error(M2P_ENOMEM, "out of memory loading the UNet");
+    m->arena = &m->own_arena;
     ucfg u;
     memset(&u, 0, sizeof u);
     int rc = read_config(m, dir, &u);
@@ -484,10 +486,10 @@ int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
                          m->cond_dim);
     uplan p;
     plan(m, B, h, w, ctx_len, &p);
-    int rc = nn_arena_reserve(&m->arena, p.total);
+    int rc = nn_arena_reserve(m->arena, p.total);
     if (rc)
         return rc;
-    nn_arena *a = &m->arena;
+    nn_arena *a = m->arena;
     float *skips = nn_arena_alloc(a, p.skip_total);
     float *X = nn_arena_alloc(a, p.mf), *CAT = nn_arena_alloc(a, p.mf);
     float *T1 = nn_arena_alloc(a, p.mf), *T2 = nn_arena_alloc(a, p.mf);
@@ -617,6 +619,11 @@ int unet_sample_size(const unet *m)
     return m->sample_size;
 }
 
+void unet_set_arena(unet *m, nn_arena *shared)
+{
+    m->arena = shared ? shared : &m->own_arena;
+}
+
 void unet_set_tap(unet *m, sd_tap tap, void *ud)
 {
     m->tap = tap;
@@ -660,7 +667,7 @@ void unet_free(unet *m)
     nn_resnet_free(&m->mid_res[1]);
     unet_transformer_free(&m->mid_attn);
     nn_norm_free(&m->norm_out);
-    nn_arena_free(&m->arena);
+    nn_arena_free(&m->own_arena);
     weights_close(m->w);
     free(m);
 }
