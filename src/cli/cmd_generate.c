@@ -45,6 +45,8 @@ static void usage(FILE *f)
         "  --seed N             variation i uses seed N+i (default: random, printed)\n"
         "  --variations N       1..8 images, one batch (FILE-1.png ... FILE-N.png)\n"
         "  --threads N          compute threads (default: all cores)\n"
+        "  --dtype f32|bf16     compute type (default f32, exact; bf16 is faster, not exact,\n"
+        "                       and needs a CPU with avx512_bf16 or AMX)\n"
         "  --taesd DIR          decode with the TAESD tiny decoder from DIR (fast, no VAE)\n"
         "  --latents F          initial latents: safetensors tensor 'latents' f32 [N,4,H/8,W/8]\n"
         "  --noise F            noise between steps: tensor 'noise' f32 [steps-1,N,4,H/8,W/8]\n"
@@ -162,6 +164,7 @@ int cmd_generate(int argc, char **argv)
         {"noise", required_argument, 0, 'N'},
         {"raw-out", required_argument, 0, 'R'},
         {"out", required_argument, 0, 'o'},
+        {"dtype", required_argument, 0, 'D'},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -170,7 +173,7 @@ int cmd_generate(int argc, char **argv)
                *raw_f = NULL;
     m2p_gen_params p = m2p_gen_default_params();
     p.prompt = NULL;
-    int threads = 0, verbose = 0, have_seed = 0;
+    int threads = 0, verbose = 0, have_seed = 0, dtype = M2P_DTYPE_F32;
     optind = 1;
     opterr = 0;
     int c;
@@ -235,6 +238,13 @@ int cmd_generate(int argc, char **argv)
         case 't':
             if (parse_int("--threads", optarg, 1, 1024, &threads))
                 return 2;
+            break;
+        case 'D':
+            if (strcmp(optarg, "f32") && strcmp(optarg, "bf16")) {
+                fprintf(stderr, "mus2pic generate: --dtype '%s' must be f32 or bf16\n", optarg);
+                return 2;
+            }
+            dtype = strcmp(optarg, "bf16") ? M2P_DTYPE_F32 : M2P_DTYPE_BF16;
             break;
         case 'T':
             taesd = optarg;
@@ -323,16 +333,24 @@ int cmd_generate(int argc, char **argv)
     rc = 1;
     m2p_model_params mp = m2p_model_default_params();
     mp.n_threads = threads;
+    mp.compute_dtype = dtype;
     if (taesd) {
         mp.taesd = taesd;
         mp.load_vae = 0;
         p.use_taesd = 1;
     }
     m2p_model *m = NULL;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (m2p_model_load(model, &mp, &m)) {
         fprintf(stderr, "mus2pic generate: %s\n", m2p_errmsg());
         goto out_free;
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (verbose)
+        fprintf(stderr, "model: %s loaded in %.2fs (%s)\n", m2p_model_path(m),
+                (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9,
+                dtype == M2P_DTYPE_BF16 ? "bf16" : "f32");
     m2p_image *imgs = calloc((size_t)N, sizeof *imgs);
     if (!imgs) {
         m2p_model_free(m);

@@ -165,19 +165,12 @@ static void drop_pages(const void *p, size_t n)
         madvise((void *)b, e - b, MADV_DONTNEED);
 }
 
-/* A float buffer for free(); big ones on transparent huge pages (fewer page faults: loading
- * converts gigabytes). */
+/* A float buffer for free(). No huge-page advice: conversion buffers live for one tensor and
+ * are recycled through the pool (weights_put), so they fault in only a few times per load, and
+ * an advised fault can stall in kernel compaction. */
 static float *alloc_f32(size_t n)
 {
-    const size_t huge = (size_t)2 << 20, bytes = (n ? n : 1) * sizeof(float);
-    if (bytes < 2 * huge)
-        return malloc(bytes);
-    void *p = NULL;
-    if (posix_memalign(&p, huge, bytes) != 0)
-        return NULL;
-    if (!getenv("M2P_NO_THP"))
-        madvise(p, bytes & ~(huge - 1), MADV_HUGEPAGE);
-    return p;
+    return malloc((n ? n : 1) * sizeof(float));
 }
 
 int weights_get(weights *w, const char *name, int ndim, const int64_t *shape, const float **out,

@@ -139,8 +139,19 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
         return m2p_error(M2P_ENOMEM, "model: out of memory");
     m->params = params ? *params : m2p_model_default_params();
     m->params.taesd = NULL; /* the caller's string is not ours to keep */
-    int rc = m2p_model_resolve(ref, m->path, sizeof m->path);
-    if (rc)
+    int rc = 0;
+    if (m->params.compute_dtype != M2P_DTYPE_F32 && m->params.compute_dtype != M2P_DTYPE_BF16) {
+        rc = m2p_error(M2P_EINVAL, "compute dtype %d: must be f32 (0) or bf16 (1)",
+                       m->params.compute_dtype);
+        goto fail;
+    }
+    if (m->params.compute_dtype == M2P_DTYPE_BF16 && !op_bf16_supported()) {
+        rc = m2p_error(M2P_EUNSUPPORTED,
+                       "bf16: this CPU has no avx512_bf16 or AMX (oneDNN would run bf16 at a "
+                       "fraction of the f32 speed); use f32");
+        goto fail;
+    }
+    if ((rc = m2p_model_resolve(ref, m->path, sizeof m->path)))
         goto fail;
     if ((rc = check_index(m->path)))
         goto fail;

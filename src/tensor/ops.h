@@ -19,6 +19,9 @@
 
 void op_set_threads(int n);
 int op_get_threads(void);
+/* 1 when this CPU runs bf16 matmuls/convs natively (AVX512-BF16 or AMX, as oneDNN sees it:
+ * ONEDNN_MAX_CPU_ISA lowers it); without them oneDNN would fall back to slow reference code. */
+int op_bf16_supported(void);
 
 typedef struct op_conv op_conv;
 /* k x k conv, stride, zero padding pad. bias may be NULL. dtype: M2P_DTYPE_F32 / _BF16. */
