@@ -112,6 +112,16 @@ expect_exit 2 "latents wrong shape" "${G[@]}" --prompt x --latents "$T/badlat.sa
 grep -q "shape \[1,4,8,8\]" "$T/stderr" || { echo "FAIL: latents shape message" >&2; fail=$((fail + 1)); }
 expect_exit 2 "noise wrong steps" "${G[@]}" --prompt x --noise "$T/noise.safetensors" --out "$O"
 expect_exit 2 "out folder missing" "${G[@]}" --prompt x --out "$T/out/nodir/x.png"
+expect_exit 2 "dtype f16" "${G[@]}" --prompt x --dtype f16 --out "$O"
+# bf16 compute: a clear error where oneDNN sees no avx512_bf16/AMX (simulated by capping its
+# ISA), an image where the CPU has it
+ONEDNN_MAX_CPU_ISA=AVX2 expect_exit 1 "bf16 without avx512_bf16" "${G[@]}" --prompt x --dtype bf16 --out "$O"
+grep -q "no avx512_bf16 or AMX" "$T/stderr" || { echo "FAIL: bf16 message: $(cat "$T/stderr")" >&2; fail=$((fail + 1)); }
+if grep -qw avx512_bf16 /proc/cpuinfo; then
+    "$BIN" "${G[@]}" --prompt "a cat" --seed 11 --dtype bf16 --out "$T/bf.png" -v >/dev/null 2>"$T/e6"
+    check "bf16 run exit 0 ($(tail -1 "$T/e6"))" test -s "$T/bf.png"
+    check "bf16 load line" grep -q "loaded in .*(bf16)" "$T/e6"
+fi
 # runtime errors: exit 1, no output
 expect_exit 1 "missing model" generate --model "$T/nope" --prompt x --out "$O"
 expect_exit 1 "unknown hub id" generate --model someone/nothing --prompt x --out "$O"
