@@ -41,7 +41,7 @@ int unet_load(const char *dir, const m2p_model_params *p, unet **out);
 int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
                  const float *timestep_cond, const float *ctx, int ctx_len, float *out);
 int unet_in_channels(const unet *m);
-int unet_cond_dim(const unet *m);        /* time_cond_proj_dim, 0 if none */
+int unet_cond_dim(const unet *m); /* time_cond_proj_dim, 0 if none */
 int unet_cross_dim(const unet *m);
 int unet_sample_size(const unet *m);
 /* Bytes of scratch memory a forward pass at this size needs (for "too large for memory"). */
