@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "mus2pic.h"
 #include "server/server.h"
+#include "tensor/ops.h"
 
 static void usage(FILE *f)
 {
@@ -24,6 +25,8 @@ static void usage(FILE *f)
                "  --token T             access token for /api and /ws (or MUS2PIC_TOKEN)\n"
                "  --threads N           HTTP worker threads (default: max WebSockets + 64)\n"
                "  --compute-threads N   threads the image engine uses (default: every core)\n"
+               "  --dtype f32|bf16      engine compute type (default f32; bf16 is about twice as\n"
+               "                        fast and needs AVX512-BF16 or AMX)\n"
                "  --max-ws N            concurrent WebSocket clients (default 256)\n"
                "  --max-variations 4|8  variations per generation (default 4)\n"
                "  --workers N           analysis workers (default 2)\n"
@@ -74,6 +77,18 @@ int cmd_serve(int argc, char **argv)
             bad = int_arg(a, v, 4, 4096, &cfg.threads);
         } else if (!strcmp(a, "--compute-threads")) {
             bad = int_arg(a, v, 1, 1024, &cfg.compute_threads);
+        } else if (!strcmp(a, "--dtype") && v) {
+            if (!strcmp(v, "f32") || !strcmp(v, "bf16")) {
+                cfg.compute_dtype = strcmp(v, "bf16") ? M2P_DTYPE_F32 : M2P_DTYPE_BF16;
+            } else {
+                fprintf(stderr, "mus2pic serve: --dtype '%s' must be f32 or bf16\n", v);
+                bad = 1;
+            }
+            if (!bad && cfg.compute_dtype == M2P_DTYPE_BF16 && !op_bf16_supported()) {
+                fprintf(stderr, "mus2pic serve: --dtype bf16 needs a CPU with AVX512-BF16 or "
+                                "AMX; this one has neither (use f32)\n");
+                bad = 1;
+            }
         } else if (!strcmp(a, "--max-ws")) {
             bad = int_arg(a, v, 1, 4000, &cfg.max_ws);
         } else if (!strcmp(a, "--workers")) {

@@ -31,6 +31,7 @@ struct model_cache {
     int n;
     size_t budget;
     int n_threads;
+    int dtype;
     unsigned long long tick;
 };
 
@@ -54,10 +55,11 @@ void model_cache_free(model_cache *mc)
     free(mc);
 }
 
-void model_cache_set_threads(model_cache *mc, int n_threads)
+void model_cache_set_compute(model_cache *mc, int n_threads, int dtype)
 {
     pthread_mutex_lock(&mc->lock);
     mc->n_threads = n_threads > 0 ? n_threads : 0;
+    mc->dtype = dtype;
     pthread_mutex_unlock(&mc->lock);
 }
 
@@ -199,7 +201,7 @@ int model_cache_get(model_cache *mc, const char *name, m2p_model **out)
     char ref[1024] = "";
     if (e && e->ref[0])
         snprintf(ref, sizeof ref, "%s", e->ref);
-    int n_threads = mc->n_threads;
+    int n_threads = mc->n_threads, dtype = mc->dtype;
     pthread_mutex_unlock(&mc->lock);
 
     if (!ref[0]) {
@@ -211,6 +213,7 @@ int model_cache_get(model_cache *mc, const char *name, m2p_model **out)
     m2p_model_params mp = m2p_model_default_params();
     if (n_threads > 0)
         mp.n_threads = n_threads;
+    mp.compute_dtype = dtype;
     m2p_model *m = NULL;
     int rc = m2p_model_load(ref, &mp, &m);
     if (rc)

@@ -17,8 +17,9 @@ typedef struct model_cache model_cache;
 /* budget_bytes: loaded models beyond it are evicted, least recently used first (0 = no limit). */
 model_cache *model_cache_new(size_t budget_bytes);
 void model_cache_free(model_cache *mc);
-/* Compute threads for models loaded from now on (0 = every core, the default). */
-void model_cache_set_threads(model_cache *mc, int n_threads);
+/* Compute threads (0 = every core, the default) and dtype (M2P_DTYPE_F32, default, or
+ * M2P_DTYPE_BF16) for models loaded from now on. */
+void model_cache_set_compute(model_cache *mc, int n_threads, int dtype);
 
 /* Configure name -> folder (or hub id). The first configured model is the default. */
 int model_cache_add(model_cache *mc, const char *name, const char *ref);

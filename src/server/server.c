@@ -99,7 +99,7 @@ int server_start(const server_config *cfg, server **out)
         rc = m2p_error(M2P_ENOMEM, "out of memory");
         goto fail;
     }
-    model_cache_set_threads(s->models, cfg->compute_threads);
+    model_cache_set_compute(s->models, cfg->compute_threads, cfg->compute_dtype);
     for (int i = 0; i < cfg->n_models; i++)
         if ((rc = model_cache_add(s->models, cfg->model_names[i], cfg->model_refs[i])))
             goto fail;

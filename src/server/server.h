@@ -17,6 +17,7 @@ typedef struct server_config {
     const char *token;    /* access token; NULL = $MUS2PIC_TOKEN */
     int threads;          /* CivetWeb worker threads; 0 = max_ws + 64 */
     int compute_threads;  /* the image engine's threads; 0 = every core */
+    int compute_dtype;    /* M2P_DTYPE_F32 (default, matches diffusers) or M2P_DTYPE_BF16 */
     int max_ws;           /* concurrent WebSocket clients; default 256 */
     int max_variations;   /* 4 (default) or 8 */
     int analysis_workers; /* default 2 */
