@@ -2,7 +2,7 @@
  * sd_golden.h — helpers shared by the network tests (header-only, static): read golden tensors
  * as float32, look up the fixtures' suggested tolerances in manifest.json, compare every debug
  * tap against the golden intermediate of the same name, and build broken copies of a model part
- * (one tensor missing / one tensor reshaped) for the bad-input tests.
+ * (one tensor missing / one tensor reshaped) for the bad-input tests that every network shares.
  */
 #ifndef M2P_TESTS_SD_GOLDEN_H
 #define M2P_TESTS_SD_GOLDEN_H
@@ -187,6 +187,33 @@ static int err_mentions(const char *a, const char *b)
         fprintf(stderr, "error message \"%s\" should name '%s' and '%s'\n", m ? m : "", a,
                 b ? b : "");
     return ok;
+}
+
+/* Loads the model folder `dir` into *out (NULL on failure); one per network under test. */
+typedef int (*gold_load_fn)(const char *dir, void **out);
+
+/* The bad-folder checks every network shares: a copy of `src` without tensor `missing` and one
+ * with tensor `reshaped` given another shape must both fail to load, and the error must name
+ * the tensor and the safetensors file `st`. `tag` names the temporary folders. */
+static void gold_check_bad_folders(const char *src, const char *st, const char *tag,
+                                   const char *missing, const char *reshaped, gold_load_fn load)
+{
+    char n1[64], n2[64];
+    snprintf(n1, sizeof n1, "%s-missing", tag);
+    snprintf(n2, sizeof n2, "%s-shape", tag);
+    char *d1 = test_tmpdir(n1), *d2 = test_tmpdir(n2);
+    void *m = NULL;
+    CHECK_INT(make_broken_part(src, d1, st, missing, NULL), 0);
+    CHECK(load(d1, &m) < 0);
+    CHECK(m == NULL);
+    CHECK(err_mentions(missing, st));
+    CHECK_INT(make_broken_part(src, d2, st, NULL, reshaped), 0);
+    CHECK(load(d2, &m) < 0);
+    CHECK(err_mentions(reshaped, st));
+    test_rmtree(d1);
+    test_rmtree(d2);
+    free(d1);
+    free(d2);
 }
 
 #endif

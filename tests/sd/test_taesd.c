@@ -61,25 +61,19 @@ done:
     json_decref(man);
 }
 
+static int load_taesd(const char *dir, void **out)
+{
+    taesd *m = NULL;
+    int rc = taesd_load(dir, NULL, &m);
+    *out = m;
+    return rc;
+}
+
 static void test_bad_folders(void)
 {
-    const char *src = test_fixture("taesd/model");
-    const char *st = "diffusion_pytorch_model.safetensors";
-    char *d1 = test_tmpdir("taesd-missing"), *d2 = test_tmpdir("taesd-shape");
-    taesd *m = NULL;
-    const char *t1 = "decoder.layers.13.conv.2.weight";
-    CHECK_INT(make_broken_part(src, d1, st, t1, NULL), 0);
-    CHECK(taesd_load(d1, NULL, &m) < 0);
-    CHECK(m == NULL);
-    CHECK(err_mentions(t1, st));
-    const char *t2 = "decoder.layers.18.weight";
-    CHECK_INT(make_broken_part(src, d2, st, NULL, t2), 0);
-    CHECK(taesd_load(d2, NULL, &m) < 0);
-    CHECK(err_mentions(t2, st));
-    test_rmtree(d1);
-    test_rmtree(d2);
-    free(d1);
-    free(d2);
+    gold_check_bad_folders(test_fixture("taesd/model"), "diffusion_pytorch_model.safetensors",
+                           "taesd", "decoder.layers.13.conv.2.weight", "decoder.layers.18.weight",
+                           load_taesd);
 }
 
 int main(void)
