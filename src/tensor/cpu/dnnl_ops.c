@@ -316,28 +316,196 @@ static int wbuf_make(wbuf *w, const dnnl_memory_desc_t *md, const dnnl_memory_de
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Convolution                                                                              */
+/* What conv and linear share: weights, bias and a small cache of per-size primitives        */
 /* ---------------------------------------------------------------------------------------- */
 
-#define CONV_CACHE 6
+#define DNNL_TRY_OP(call, op, what)                                                                \
+    do {                                                                                           \
+        dnnl_status_t st_ = (call);                                                                \
+        if (st_ != dnnl_success) {                                                                 \
+            rc = m2p_error(M2P_EINTERNAL, "oneDNN: %s %s failed (status %d)", op, what, (int)st_); \
+            goto fail;                                                                             \
+        }                                                                                          \
+    } while (0)
 
+#define PRIM_CACHE 6
+
+/* One primitive for one input size. key: conv {B, H, W, sum}, linear {rows, sum, 0, 0}. */
 typedef struct {
-    int B, H, W, sum; /* key */
+    int key[4];
     unsigned long last;
     dnnl_primitive_t prim;
     dnnl_memory_t src, dst;
     wbuf own_w; /* only when this size wants another weights layout */
     cvt_entry cvt;
     size_t src_bf16_bytes;
-} conv_entry;
+} prim_entry;
+
+typedef struct {
+    int dtype;
+    wbuf w;             /* weights in the layout chosen at create */
+    dnnl_memory_t bias; /* f32 [out], or NULL */
+    float *bias_data;
+    prim_entry cache[PRIM_CACHE];
+    unsigned long tick;
+} prim_op;
+
+static void prim_entry_free(prim_entry *e)
+{
+    if (e->prim)
+        dnnl_primitive_destroy(e->prim);
+    if (e->src)
+        dnnl_memory_destroy(e->src);
+    if (e->dst)
+        dnnl_memory_destroy(e->dst);
+    wbuf_free(&e->own_w);
+    cvt_free(&e->cvt);
+    memset(e, 0, sizeof *e);
+}
+
+static void prim_op_free(prim_op *o)
+{
+    for (int i = 0; i < PRIM_CACHE; i++)
+        prim_entry_free(&o->cache[i]);
+    wbuf_free(&o->w);
+    if (o->bias)
+        dnnl_memory_destroy(o->bias);
+    free(o->bias_data);
+}
+
+/* Keeps a copy of the f32 bias (n values) as a oneDNN memory of shape {n} (ndim 1) or {1, n}. */
+static int prim_op_bias(prim_op *o, const float *bias, int n, int ndim)
+{
+    int rc = 0;
+    o->bias_data = malloc((size_t)n * sizeof(float));
+    if (!o->bias_data)
+        return m2p_error(M2P_ENOMEM, "out of memory");
+    memcpy(o->bias_data, bias, (size_t)n * sizeof(float));
+    dnnl_dims_t bd = {1, n};
+    if (ndim == 1)
+        bd[0] = n;
+    dnnl_memory_desc_t bmd;
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&bmd, ndim, bd, dnnl_f32, ndim == 1 ? dnnl_a : dnnl_ab),
+             "bias desc");
+    DNNL_TRY(dnnl_memory_create(&o->bias, &bmd, engine(), o->bias_data), "bias memory");
+fail:
+    return rc;
+}
+
+/* Reorders the f32 PyTorch-layout weights `w` (described by srcmd) once into the layout that
+ * the primitive of op_desc (a typical size) prefers. */
+static int prim_op_weights(prim_op *o, const void *op_desc, const dnnl_memory_desc_t *srcmd,
+                           const float *w, const char *op)
+{
+    int rc = 0;
+    dnnl_primitive_desc_t pd = NULL;
+    DNNL_TRY_OP(dnnl_primitive_desc_create(&pd, op_desc, NULL, engine(), NULL), op,
+                "primitive desc");
+    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    rc = wbuf_make(&o->w, wmd, srcmd, w);
+fail:
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    return rc;
+}
+
+/* The cached primitive for `key`; NULL when there is none, with *victim the free or least
+ * recently used slot. */
+static prim_entry *prim_op_find(prim_op *o, const int key[4], prim_entry **victim)
+{
+    prim_entry *v = &o->cache[0];
+    for (int i = 0; i < PRIM_CACHE; i++) {
+        prim_entry *ce = &o->cache[i];
+        if (ce->prim && memcmp(ce->key, key, sizeof ce->key) == 0)
+            return ce;
+        if (!ce->prim || (v->prim && ce->last < v->last))
+            v = ce;
+    }
+    *victim = v;
+    return NULL;
+}
+
+/* Builds e, the primitive of op_desc (one input size): a sum post-op when `sum`, its own
+ * weights copy when this size wants another layout than o->w, src/dst memories whose data
+ * handles are set per call, and for bf16 the conversion from the plain f32 input f32src.
+ * `op` and `label` name it in messages. */
+static int prim_entry_init(prim_op *o, prim_entry *e, const int key[4], int sum,
+                           const void *op_desc, const dnnl_memory_desc_t *f32src, const char *op,
+                           const char *label)
+{
+    int rc = 0;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    memcpy(e->key, key, sizeof e->key);
+    rc = make_attr(sum, &attr);
+    if (rc)
+        goto fail;
+    DNNL_TRY_OP(dnnl_primitive_desc_create(&pd, op_desc, attr, engine(), NULL), op,
+                "primitive desc");
+    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    if (!dnnl_memory_desc_equal(wmd, &o->w.md)) {
+        M2P_LOGD("%s wants another weights layout; reordering", label);
+        rc = wbuf_make(&e->own_w, wmd, &o->w.md, o->w.data);
+        if (rc)
+            goto fail;
+    }
+    DNNL_TRY_OP(dnnl_primitive_create(&e->prim, pd), op, "primitive");
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *dmd = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    DNNL_TRY(dnnl_memory_create(&e->src, smd, engine(), DNNL_MEMORY_NONE), "memory");
+    DNNL_TRY(dnnl_memory_create(&e->dst, dmd, engine(), DNNL_MEMORY_NONE), "memory");
+    if (o->dtype == M2P_DTYPE_BF16) {
+        rc = cvt_init(&e->cvt, f32src, smd);
+        if (rc)
+            goto fail;
+        e->src_bf16_bytes = dnnl_memory_desc_get_size(smd);
+    }
+fail:
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    if (rc)
+        prim_entry_free(e);
+    return rc;
+}
+
+/* x -> y through e; y is first loaded with `residual` (ny floats) unless it already holds it,
+ * and a bf16 op reads a bf16 copy of x from the per-thread scratch. */
+static int prim_entry_run(prim_op *o, prim_entry *e, const float *x, float *y,
+                          const float *residual, size_t ny)
+{
+    e->last = ++o->tick;
+    if (residual && residual != y)
+        memcpy(y, residual, ny * sizeof(float));
+    const void *src = x;
+    if (o->dtype == M2P_DTYPE_BF16) {
+        void *buf = scratch(e->src_bf16_bytes);
+        if (!buf)
+            return m2p_error(M2P_ENOMEM, "out of memory for a bf16 input copy");
+        int rc = cvt_run(&e->cvt, x, buf);
+        if (rc)
+            return rc;
+        src = buf;
+    }
+    dnnl_memory_set_data_handle(e->src, (void *)src);
+    dnnl_memory_set_data_handle(e->dst, y);
+    dnnl_exec_arg_t args[4] = {
+        {DNNL_ARG_SRC, e->src},
+        {DNNL_ARG_WEIGHTS, e->own_w.mem ? e->own_w.mem : o->w.mem},
+        {DNNL_ARG_DST, e->dst},
+        {DNNL_ARG_BIAS, o->bias},
+    };
+    return exec(e->prim, o->bias ? 4 : 3, args);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Convolution                                                                              */
+/* ---------------------------------------------------------------------------------------- */
 
 struct op_conv {
-    int cin, cout, k, stride, pad, dtype;
-    wbuf w;             /* weights in the layout chosen at create */
-    dnnl_memory_t bias; /* f32 [cout], or NULL */
-    float *bias_data;
-    conv_entry cache[CONV_CACHE];
-    unsigned long tick;
+    int cin, cout, k, stride, pad;
+    prim_op op;
 };
 
 void op_conv_out_hw(const op_conv *c, int H, int W, int *Ho, int *Wo)
@@ -346,29 +514,25 @@ void op_conv_out_hw(const op_conv *c, int H, int W, int *Ho, int *Wo)
     *Wo = (W + 2 * c->pad - c->k) / c->stride + 1;
 }
 
-static int conv_desc(const op_conv *c, int B, int H, int W, const dnnl_memory_desc_t *wmd_in,
-                     dnnl_convolution_desc_t *cd)
+static int conv_desc(const op_conv *c, int B, int H, int W, dnnl_convolution_desc_t *cd)
 {
     int Ho, Wo;
     op_conv_out_hw(c, H, W, &Ho, &Wo);
     dnnl_dims_t sd = {B, c->cin, H, W}, dd = {B, c->cout, Ho, Wo},
                 wd = {c->cout, c->cin, c->k, c->k}, bd = {c->cout};
     dnnl_memory_desc_t smd, dmd, wmd, bmd;
-    if (dnnl_memory_desc_init_by_tag(&smd, 4, sd, wdt(c->dtype), dnnl_nhwc) != dnnl_success ||
+    dnnl_data_type_t dt = wdt(c->op.dtype);
+    if (dnnl_memory_desc_init_by_tag(&smd, 4, sd, dt, dnnl_nhwc) != dnnl_success ||
         dnnl_memory_desc_init_by_tag(&dmd, 4, dd, dnnl_f32, dnnl_nhwc) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_a) != dnnl_success)
-        return m2p_error(M2P_EINTERNAL, "oneDNN: conv memory desc failed");
-    if (wmd_in)
-        wmd = *wmd_in;
-    else if (dnnl_memory_desc_init_by_tag(&wmd, 4, wd, wdt(c->dtype), dnnl_format_tag_any) !=
-             dnnl_success)
+        dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_a) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&wmd, 4, wd, dt, dnnl_format_tag_any) != dnnl_success)
         return m2p_error(M2P_EINTERNAL, "oneDNN: conv memory desc failed");
     dnnl_dims_t strides = {c->stride, c->stride}, pl = {c->pad, c->pad};
     /* padding_r so that the output size is exactly Ho, Wo */
     dnnl_dims_t pr = {(Ho - 1) * c->stride + c->k - H - c->pad,
                       (Wo - 1) * c->stride + c->k - W - c->pad};
     if (dnnl_convolution_forward_desc_init(cd, dnnl_forward_inference, dnnl_convolution_direct,
-                                           &smd, &wmd, c->bias ? &bmd : NULL, &dmd, strides, pl,
+                                           &smd, &wmd, c->op.bias ? &bmd : NULL, &dmd, strides, pl,
                                            pr) != dnnl_success)
         return m2p_error(M2P_EINTERNAL, "oneDNN: conv desc failed (%d->%d k%d s%d p%d, %dx%d)",
                          c->cin, c->cout, c->k, c->stride, c->pad, H, W);
@@ -392,108 +556,44 @@ int op_conv_create(op_conv **out, const float *w, const float *bias, int cin, in
     c->k = k;
     c->stride = stride;
     c->pad = pad;
-    c->dtype = dtype == M2P_DTYPE_BF16 ? M2P_DTYPE_BF16 : M2P_DTYPE_F32;
-    int rc = 0;
-    dnnl_primitive_desc_t pd = NULL;
-    if (bias) {
-        c->bias_data = malloc((size_t)cout * sizeof(float));
-        dnnl_dims_t bd = {cout};
-        dnnl_memory_desc_t bmd;
-        if (!c->bias_data) {
-            rc = m2p_error(M2P_ENOMEM, "out of memory");
-            goto fail;
-        }
-        memcpy(c->bias_data, bias, (size_t)cout * sizeof(float));
-        DNNL_TRY(dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_a), "bias desc");
-        DNNL_TRY(dnnl_memory_create(&c->bias, &bmd, engine(), c->bias_data), "bias memory");
-    }
+    c->op.dtype = dtype == M2P_DTYPE_BF16 ? M2P_DTYPE_BF16 : M2P_DTYPE_F32;
+    int rc = bias ? prim_op_bias(&c->op, bias, cout, 1) : 0;
+    if (rc)
+        goto fail;
     /* The weights layout a typical size wants (oneDNN's choice for direct convs does not
      * depend on the spatial size in practice; other sizes check and reorder if it does). */
-    {
-        int rep = 32 * stride;
-        dnnl_convolution_desc_t cd;
-        rc = conv_desc(c, 1, rep, rep, NULL, &cd);
-        if (rc)
-            goto fail;
-        DNNL_TRY(dnnl_primitive_desc_create(&pd, &cd, NULL, engine(), NULL), "conv primitive desc");
-        const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        dnnl_dims_t wd = {cout, cin, k, k};
-        dnnl_memory_desc_t src;
-        DNNL_TRY(dnnl_memory_desc_init_by_tag(&src, 4, wd, dnnl_f32, dnnl_oihw), "weights desc");
-        rc = wbuf_make(&c->w, wmd, &src, w);
-        if (rc)
-            goto fail;
-    }
-    dnnl_primitive_desc_destroy(pd);
+    int rep = 32 * stride;
+    dnnl_convolution_desc_t cd;
+    rc = conv_desc(c, 1, rep, rep, &cd);
+    if (rc)
+        goto fail;
+    dnnl_dims_t wd = {cout, cin, k, k};
+    dnnl_memory_desc_t src;
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&src, 4, wd, dnnl_f32, dnnl_oihw), "weights desc");
+    rc = prim_op_weights(&c->op, &cd, &src, w, "conv");
+    if (rc)
+        goto fail;
     *out = c;
     return 0;
 fail:
-    if (pd)
-        dnnl_primitive_desc_destroy(pd);
     op_conv_free(c);
     return rc;
 }
 
-static void conv_entry_free(conv_entry *e)
+static int conv_entry_init(op_conv *c, prim_entry *e, const int key[4])
 {
-    if (e->prim)
-        dnnl_primitive_destroy(e->prim);
-    if (e->src)
-        dnnl_memory_destroy(e->src);
-    if (e->dst)
-        dnnl_memory_destroy(e->dst);
-    wbuf_free(&e->own_w);
-    cvt_free(&e->cvt);
-    memset(e, 0, sizeof *e);
-}
-
-static int conv_entry_init(op_conv *c, conv_entry *e, int B, int H, int W, int sum)
-{
-    int rc = 0;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_attr_t attr = NULL;
-    e->B = B;
-    e->H = H;
-    e->W = W;
-    e->sum = sum;
+    int B = key[0], H = key[1], W = key[2], sum = key[3];
     dnnl_convolution_desc_t cd;
-    rc = conv_desc(c, B, H, W, NULL, &cd);
+    int rc = conv_desc(c, B, H, W, &cd);
     if (rc)
-        goto fail;
-    rc = make_attr(sum, &attr);
-    if (rc)
-        goto fail;
-    DNNL_TRY(dnnl_primitive_desc_create(&pd, &cd, attr, engine(), NULL), "conv primitive desc");
-    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    if (!dnnl_memory_desc_equal(wmd, &c->w.md)) {
-        M2P_LOGD("conv %d->%d k%d at %dx%d wants another weights layout; reordering", c->cin,
-                 c->cout, c->k, H, W);
-        rc = wbuf_make(&e->own_w, wmd, &c->w.md, c->w.data);
-        if (rc)
-            goto fail;
-    }
-    DNNL_TRY(dnnl_primitive_create(&e->prim, pd), "conv primitive");
-    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-    const dnnl_memory_desc_t *dmd = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-    DNNL_TRY(dnnl_memory_create(&e->src, smd, engine(), DNNL_MEMORY_NONE), "memory");
-    DNNL_TRY(dnnl_memory_create(&e->dst, dmd, engine(), DNNL_MEMORY_NONE), "memory");
-    if (c->dtype == M2P_DTYPE_BF16) {
-        dnnl_dims_t sd = {B, c->cin, H, W};
-        dnnl_memory_desc_t f32md;
-        DNNL_TRY(dnnl_memory_desc_init_by_tag(&f32md, 4, sd, dnnl_f32, dnnl_nhwc), "desc");
-        rc = cvt_init(&e->cvt, &f32md, smd);
-        if (rc)
-            goto fail;
-        e->src_bf16_bytes = dnnl_memory_desc_get_size(smd);
-    }
-fail:
-    if (attr)
-        dnnl_primitive_attr_destroy(attr);
-    if (pd)
-        dnnl_primitive_desc_destroy(pd);
-    if (rc)
-        conv_entry_free(e);
-    return rc;
+        return rc;
+    dnnl_dims_t sd = {B, c->cin, H, W};
+    dnnl_memory_desc_t f32md;
+    if (dnnl_memory_desc_init_by_tag(&f32md, 4, sd, dnnl_f32, dnnl_nhwc) != dnnl_success)
+        return m2p_error(M2P_EINTERNAL, "oneDNN: desc failed");
+    char label[96];
+    snprintf(label, sizeof label, "conv %d->%d k%d at %dx%d", c->cin, c->cout, c->k, H, W);
+    return prim_entry_init(&c->op, e, key, sum, &cd, &f32md, "conv", label);
 }
 
 int op_conv_forward(op_conv *c, const float *x, int B, int H, int W, float *y,
@@ -504,58 +604,23 @@ int op_conv_forward(op_conv *c, const float *x, int B, int H, int W, float *y,
     op_conv_out_hw(c, H, W, &Ho, &Wo);
     if (B <= 0 || Ho <= 0 || Wo <= 0)
         return m2p_error(M2P_EINVAL, "conv: bad input size %dx%dx%d", B, H, W);
-    int sum = residual != NULL;
-    conv_entry *e = NULL, *victim = &c->cache[0];
-    for (int i = 0; i < CONV_CACHE; i++) {
-        conv_entry *ce = &c->cache[i];
-        if (ce->prim && ce->B == B && ce->H == H && ce->W == W && ce->sum == sum) {
-            e = ce;
-            break;
-        }
-        if (!ce->prim || (victim->prim && ce->last < victim->last))
-            victim = ce;
-    }
+    const int key[4] = {B, H, W, residual != NULL};
+    prim_entry *victim = NULL, *e = prim_op_find(&c->op, key, &victim);
     if (!e) {
-        conv_entry_free(victim);
-        int rc = conv_entry_init(c, victim, B, H, W, sum);
+        prim_entry_free(victim);
+        int rc = conv_entry_init(c, victim, key);
         if (rc)
             return rc;
         e = victim;
     }
-    e->last = ++c->tick;
-    if (residual && residual != y)
-        memcpy(y, residual, (size_t)B * Ho * Wo * c->cout * sizeof(float));
-    const void *src = x;
-    if (c->dtype == M2P_DTYPE_BF16) {
-        void *buf = scratch(e->src_bf16_bytes);
-        if (!buf)
-            return m2p_error(M2P_ENOMEM, "out of memory for a bf16 input copy");
-        int rc = cvt_run(&e->cvt, x, buf);
-        if (rc)
-            return rc;
-        src = buf;
-    }
-    dnnl_memory_set_data_handle(e->src, (void *)src);
-    dnnl_memory_set_data_handle(e->dst, y);
-    dnnl_exec_arg_t args[4] = {
-        {DNNL_ARG_SRC, e->src},
-        {DNNL_ARG_WEIGHTS, e->own_w.mem ? e->own_w.mem : c->w.mem},
-        {DNNL_ARG_DST, e->dst},
-        {DNNL_ARG_BIAS, c->bias},
-    };
-    return exec(e->prim, c->bias ? 4 : 3, args);
+    return prim_entry_run(&c->op, e, x, y, residual, (size_t)B * Ho * Wo * c->cout);
 }
 
 void op_conv_free(op_conv *c)
 {
     if (!c)
         return;
-    for (int i = 0; i < CONV_CACHE; i++)
-        conv_entry_free(&c->cache[i]);
-    wbuf_free(&c->w);
-    if (c->bias)
-        dnnl_memory_destroy(c->bias);
-    free(c->bias_data);
+    prim_op_free(&c->op);
     free(c);
 }
 
@@ -563,38 +628,22 @@ void op_conv_free(op_conv *c)
 /* Linear (matmul)                                                                          */
 /* ---------------------------------------------------------------------------------------- */
 
-#define LIN_CACHE 6
-
-typedef struct {
-    int rows, sum;
-    unsigned long last;
-    dnnl_primitive_t prim;
-    dnnl_memory_t src, dst;
-    wbuf own_w;
-    cvt_entry cvt;
-    size_t src_bf16_bytes;
-} lin_entry;
-
 struct op_linear {
-    int in, out, dtype;
-    wbuf w;
-    dnnl_memory_t bias;
-    float *bias_data;
-    lin_entry cache[LIN_CACHE];
-    unsigned long tick;
+    int in, out;
+    prim_op op;
 };
 
 static int lin_desc(const op_linear *l, int rows, dnnl_matmul_desc_t *md)
 {
     dnnl_dims_t sd = {rows, l->in}, wd = {l->in, l->out}, dd = {rows, l->out}, bd = {1, l->out};
     dnnl_memory_desc_t smd, wmd, dmd, bmd;
-    if (dnnl_memory_desc_init_by_tag(&smd, 2, sd, wdt(l->dtype), dnnl_ab) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&wmd, 2, wd, wdt(l->dtype), dnnl_format_tag_any) !=
-            dnnl_success ||
+    dnnl_data_type_t dt = wdt(l->op.dtype);
+    if (dnnl_memory_desc_init_by_tag(&smd, 2, sd, dt, dnnl_ab) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dt, dnnl_format_tag_any) != dnnl_success ||
         dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab) != dnnl_success ||
         dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab) != dnnl_success)
         return m2p_error(M2P_EINTERNAL, "oneDNN: matmul memory desc failed");
-    if (dnnl_matmul_desc_init(md, &smd, &wmd, l->bias ? &bmd : NULL, &dmd) != dnnl_success)
+    if (dnnl_matmul_desc_init(md, &smd, &wmd, l->op.bias ? &bmd : NULL, &dmd) != dnnl_success)
         return m2p_error(M2P_EINTERNAL, "oneDNN: matmul desc failed (%d x %d -> %d)", rows, l->in,
                          l->out);
     return 0;
@@ -613,104 +662,42 @@ int op_linear_create(op_linear **out, const float *w, const float *bias, int in,
         return m2p_error(M2P_ENOMEM, "out of memory");
     l->in = in;
     l->out = outn;
-    l->dtype = dtype == M2P_DTYPE_BF16 ? M2P_DTYPE_BF16 : M2P_DTYPE_F32;
-    int rc = 0;
-    dnnl_primitive_desc_t pd = NULL;
-    if (bias) {
-        l->bias_data = malloc((size_t)outn * sizeof(float));
-        if (!l->bias_data) {
-            rc = m2p_error(M2P_ENOMEM, "out of memory");
-            goto fail;
-        }
-        memcpy(l->bias_data, bias, (size_t)outn * sizeof(float));
-        dnnl_dims_t bd = {1, outn};
-        dnnl_memory_desc_t bmd;
-        DNNL_TRY(dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab), "bias desc");
-        DNNL_TRY(dnnl_memory_create(&l->bias, &bmd, engine(), l->bias_data), "bias memory");
-    }
-    {
-        dnnl_matmul_desc_t md;
-        rc = lin_desc(l, 1024, &md);
-        if (rc)
-            goto fail;
-        DNNL_TRY(dnnl_primitive_desc_create(&pd, &md, NULL, engine(), NULL), "matmul desc");
-        const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        /* PyTorch [out, in] row-major is the transposed ("ba") layout of a [in, out] matrix. */
-        dnnl_dims_t wd = {in, outn};
-        dnnl_memory_desc_t src;
-        DNNL_TRY(dnnl_memory_desc_init_by_tag(&src, 2, wd, dnnl_f32, dnnl_ba), "weights desc");
-        rc = wbuf_make(&l->w, wmd, &src, w);
-        if (rc)
-            goto fail;
-    }
-    dnnl_primitive_desc_destroy(pd);
+    l->op.dtype = dtype == M2P_DTYPE_BF16 ? M2P_DTYPE_BF16 : M2P_DTYPE_F32;
+    int rc = bias ? prim_op_bias(&l->op, bias, outn, 2) : 0;
+    if (rc)
+        goto fail;
+    dnnl_matmul_desc_t md;
+    rc = lin_desc(l, 1024, &md);
+    if (rc)
+        goto fail;
+    /* PyTorch [out, in] row-major is the transposed ("ba") layout of a [in, out] matrix. */
+    dnnl_dims_t wd = {in, outn};
+    dnnl_memory_desc_t src;
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&src, 2, wd, dnnl_f32, dnnl_ba), "weights desc");
+    rc = prim_op_weights(&l->op, &md, &src, w, "matmul");
+    if (rc)
+        goto fail;
     *out = l;
     return 0;
 fail:
-    if (pd)
-        dnnl_primitive_desc_destroy(pd);
     op_linear_free(l);
     return rc;
 }
 
-static void lin_entry_free(lin_entry *e)
+static int lin_entry_init(op_linear *l, prim_entry *e, const int key[4])
 {
-    if (e->prim)
-        dnnl_primitive_destroy(e->prim);
-    if (e->src)
-        dnnl_memory_destroy(e->src);
-    if (e->dst)
-        dnnl_memory_destroy(e->dst);
-    wbuf_free(&e->own_w);
-    cvt_free(&e->cvt);
-    memset(e, 0, sizeof *e);
-}
-
-static int lin_entry_init(op_linear *l, lin_entry *e, int rows, int sum)
-{
-    int rc = 0;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_attr_t attr = NULL;
-    e->rows = rows;
-    e->sum = sum;
+    int rows = key[0], sum = key[1];
     dnnl_matmul_desc_t md;
-    rc = lin_desc(l, rows, &md);
+    int rc = lin_desc(l, rows, &md);
     if (rc)
-        goto fail;
-    rc = make_attr(sum, &attr);
-    if (rc)
-        goto fail;
-    DNNL_TRY(dnnl_primitive_desc_create(&pd, &md, attr, engine(), NULL), "matmul desc");
-    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    if (!dnnl_memory_desc_equal(wmd, &l->w.md)) {
-        M2P_LOGD("linear %d->%d at %d rows wants another weights layout; reordering", l->in, l->out,
-                 rows);
-        rc = wbuf_make(&e->own_w, wmd, &l->w.md, l->w.data);
-        if (rc)
-            goto fail;
-    }
-    DNNL_TRY(dnnl_primitive_create(&e->prim, pd), "matmul primitive");
-    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-    const dnnl_memory_desc_t *dmd = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-    DNNL_TRY(dnnl_memory_create(&e->src, smd, engine(), DNNL_MEMORY_NONE), "memory");
-    DNNL_TRY(dnnl_memory_create(&e->dst, dmd, engine(), DNNL_MEMORY_NONE), "memory");
-    if (l->dtype == M2P_DTYPE_BF16) {
-        dnnl_dims_t sd = {rows, l->in};
-        dnnl_memory_desc_t f32md;
-        DNNL_TRY(dnnl_memory_desc_init_by_tag(&f32md, 2, sd, dnnl_f32, dnnl_ab), "desc");
-        rc = cvt_init(&e->cvt, &f32md, smd);
-        if (rc)
-            goto fail;
-        e->src_bf16_bytes = dnnl_memory_desc_get_size(smd);
-    }
-fail:
-    if (attr)
-        dnnl_primitive_attr_destroy(attr);
-    if (pd)
-        dnnl_primitive_desc_destroy(pd);
-    if (rc)
-        lin_entry_free(e);
-    return rc;
+        return rc;
+    dnnl_dims_t sd = {rows, l->in};
+    dnnl_memory_desc_t f32md;
+    if (dnnl_memory_desc_init_by_tag(&f32md, 2, sd, dnnl_f32, dnnl_ab) != dnnl_success)
+        return m2p_error(M2P_EINTERNAL, "oneDNN: desc failed");
+    char label[96];
+    snprintf(label, sizeof label, "linear %d->%d at %d rows", l->in, l->out, rows);
+    return prim_entry_init(&l->op, e, key, sum, &md, &f32md, "matmul", label);
 }
 
 int op_linear_forward(op_linear *l, const float *x, int rows, float *y, const float *residual)
@@ -718,57 +705,22 @@ int op_linear_forward(op_linear *l, const float *x, int rows, float *y, const fl
     ops_sync_threads();
     if (rows <= 0)
         return m2p_error(M2P_EINVAL, "linear: %d rows", rows);
-    int sum = residual != NULL;
-    lin_entry *e = NULL, *victim = &l->cache[0];
-    for (int i = 0; i < LIN_CACHE; i++) {
-        lin_entry *ce = &l->cache[i];
-        if (ce->prim && ce->rows == rows && ce->sum == sum) {
-            e = ce;
-            break;
-        }
-        if (!ce->prim || (victim->prim && ce->last < victim->last))
-            victim = ce;
-    }
+    const int key[4] = {rows, residual != NULL, 0, 0};
+    prim_entry *victim = NULL, *e = prim_op_find(&l->op, key, &victim);
     if (!e) {
-        lin_entry_free(victim);
-        int rc = lin_entry_init(l, victim, rows, sum);
+        prim_entry_free(victim);
+        int rc = lin_entry_init(l, victim, key);
         if (rc)
             return rc;
         e = victim;
     }
-    e->last = ++l->tick;
-    if (residual && residual != y)
-        memcpy(y, residual, (size_t)rows * l->out * sizeof(float));
-    const void *src = x;
-    if (l->dtype == M2P_DTYPE_BF16) {
-        void *buf = scratch(e->src_bf16_bytes);
-        if (!buf)
-            return m2p_error(M2P_ENOMEM, "out of memory for a bf16 input copy");
-        int rc = cvt_run(&e->cvt, x, buf);
-        if (rc)
-            return rc;
-        src = buf;
-    }
-    dnnl_memory_set_data_handle(e->src, (void *)src);
-    dnnl_memory_set_data_handle(e->dst, y);
-    dnnl_exec_arg_t args[4] = {
-        {DNNL_ARG_SRC, e->src},
-        {DNNL_ARG_WEIGHTS, e->own_w.mem ? e->own_w.mem : l->w.mem},
-        {DNNL_ARG_DST, e->dst},
-        {DNNL_ARG_BIAS, l->bias},
-    };
-    return exec(e->prim, l->bias ? 4 : 3, args);
+    return prim_entry_run(&l->op, e, x, y, residual, (size_t)rows * l->out);
 }
 
 void op_linear_free(op_linear *l)
 {
     if (!l)
         return;
-    for (int i = 0; i < LIN_CACHE; i++)
-        lin_entry_free(&l->cache[i]);
-    wbuf_free(&l->w);
-    if (l->bias)
-        dnnl_memory_destroy(l->bias);
-    free(l->bias_data);
+    prim_op_free(&l->op);
     free(l);
 }
