@@ -1,17 +1,13 @@
 /*
- * fetch.c — `models fetch`: download a diffusers model from the Hugging Face hub (libcurl) into
- * the hub cache layout that huggingface_hub / diffusers use, so both share one copy:
- *   <cache>/models--ORG--NAME/blobs/<sha256 | git blob id>       file contents
- *   <cache>/models--ORG--NAME/snapshots/<commit>/<path> -> ../../blobs/<id>   (relative links)
- *   <cache>/models--ORG--NAME/refs/main                          the commit
- * Steps: GET {endpoint}/api/models/{repo}/revision/main?blobs=true lists the files (commit sha,
- * siblings with lfs.sha256 and size); only what the engine needs is fetched (model_index.json,
- * scheduler config, tokenizer/, and config + safetensors weights of text_encoder, unet, vae,
- * preferring *.fp16.safetensors) from {endpoint}/{repo}/resolve/{commit}/{path}.
- * Each blob downloads to blobs/<id>.incomplete, resumed with a Range request after a dropped
- * connection (also across runs), is checked (size, sha256 when the hub gives one) and renamed
- * into place. model_index.json is linked last: resolve.c only accepts snapshots that have it, so
- * a half-downloaded model is never used. HF_ENDPOINT and HF_TOKEN (Bearer) are honoured.
+ * fetch.c — `models fetch`: downloads a diffusers model from the Hugging Face hub (libcurl;
+ * HF_ENDPOINT, HF_TOKEN as Bearer) into the cache layout huggingface_hub / diffusers use, so both
+ * share one copy: <cache>/models--ORG--NAME/ blobs/<sha256 | git blob id>, snapshots/<commit>/
+ * <path> -> ../../blobs/<id> (relative links) and refs/main (the commit). The file list comes
+ * from {endpoint}/api/models/{repo}/revision/main?blobs=true; only what the engine needs is
+ * fetched from {endpoint}/{repo}/resolve/{commit}/{path} (select_files). Each blob goes to
+ * blobs/<id>.incomplete, resumes with a Range request after a drop (also across runs), is checked
+ * (size, sha256) and renamed; model_index.json is linked last, as resolve.c only accepts
+ * snapshots that have it, so a half-downloaded model is never used.
  */
 #define _GNU_SOURCE
 #include <curl/curl.h>
@@ -401,6 +397,8 @@ static int add_file(json_t *s, fetch_file *files, int *n, int max)
     return 0;
 }
 
+/* What the engine needs: model_index.json, the scheduler config, tokenizer/, and config +
+ * safetensors weights of text_encoder, unet and vae, preferring *.fp16.safetensors. */
 static int select_files(json_t *sibs, fetch_file *files, int *n, int max)
 {
     *n = 0;

@@ -1,15 +1,10 @@
 /*
  * scheduler_lcm.c — LCM multistep sampling (Luo et al. 2023, "Latent Consistency Models",
- * Algorithm 3), exactly as diffusers 0.26 LCMScheduler computes it:
- *   timesteps: k = T / original_steps, origin = [k-1, 2k-1, ..., T-1] reversed, evenly strided
- *     indices floor(linspace(0, len, steps, endpoint=False));
- *   c_skip = sd^2 / ((s t)^2 + sd^2), c_out = s t / sqrt((s t)^2 + sd^2), sd = 0.5, s = 10
- *     (the consistency boundary condition, paper eq. 4 with timestep_scaling);
- *   x0 = (x - sqrt(1 - a_t) eps) / sqrt(a_t); denoised = c_out x0 + c_skip x;
- *   x_prev = sqrt(a_prev) denoised + sqrt(1 - a_prev) z, except on the last step (x_prev =
- * denoised). Every scalar is float32 with torch's operation order (betas by torch.linspace's
- * vectorised kernel, cumprod accumulated in double as torch's CPU kernel does), so results match
- * bit for bit or within an ulp.
+ * Algorithm 3) exactly as diffusers 0.26 LCMScheduler computes it: the timestep schedule from
+ * the model's scheduler_config.json, then per step the pipeline's UNet output eps and latents x
+ * -> x_prev (formulas with each function below). Every scalar is float32 with torch's operation
+ * order (betas by torch.linspace's vectorised kernel, cumprod accumulated in double as torch's
+ * CPU kernel does), so results match bit for bit or within an ulp.
  */
 #include "sd/scheduler_lcm.h"
 
@@ -227,6 +222,8 @@ void lcm_free(lcm_scheduler *s)
     s->n_steps = 0;
 }
 
+/* k = T / original_steps, origin = [k-1, 2k-1, ..., T-1] reversed, taken at the evenly strided
+ * indices floor(linspace(0, len, steps, endpoint=False)). */
 int lcm_set_timesteps(lcm_scheduler *s, int steps)
 {
     const lcm_config *c = &s->cfg;
@@ -255,6 +252,8 @@ int lcm_set_timesteps(lcm_scheduler *s, int steps)
     return 0;
 }
 
+/* The consistency boundary condition (paper eq. 4 with timestep_scaling s = 10, sd = 0.5):
+ * c_skip = sd^2 / ((s t)^2 + sd^2), c_out = s t / sqrt((s t)^2 + sd^2). */
 void lcm_scalings(const lcm_scheduler *s, int64_t t, float *c_skip, float *c_out)
 {
     const float sigma2 = 0.25f; /* sigma_data = 0.5 */
@@ -265,6 +264,9 @@ void lcm_scalings(const lcm_scheduler *s, int64_t t, float *c_skip, float *c_out
     *c_out = st / sqrtf(d);
 }
 
+/* x0 = (x - sqrt(1 - a_t) eps) / sqrt(a_t) (or the sample / v prediction), denoised =
+ * c_out x0 + c_skip x, x_prev = sqrt(a_prev) denoised + sqrt(1 - a_prev) z, except on the last
+ * step where x_prev = denoised. */
 int lcm_step(const lcm_scheduler *s, int step_index, const float *model_output, const float *sample,
              const float *noise, size_t n, float *denoised, float *prev_sample)
 {

@@ -1,15 +1,11 @@
 /*
  * dnnl_ops.c — convolution and linear layers through oneDNN (v2.x C API), and the compute
- * thread count.
- *
- * Activations stay float32 NHWC / [rows, in] in the caller's buffers. Weights arrive in PyTorch
- * layouts (oihw, [out, in]) and are reordered once, at create, into the layout and data type
- * (f32 or bf16) the oneDNN primitive prefers ("format any"). Primitives depend on the input
- * size, so each op keeps a small cache of them keyed by size; identical primitives across ops
- * are also shared by oneDNN's own primitive cache. With bf16 weights the input is converted to
- * bf16 in a per-thread scratch buffer (oneDNN reorder) and accumulation stays in f32.
- * A residual add uses oneDNN's sum post-op: y is preloaded with the residual (if it is not
- * already there) and the primitive accumulates into it.
+ * thread count. Activations stay float32 NHWC / [rows, in] in the caller's buffers. Weights
+ * arrive in PyTorch layouts (oihw, [out, in]) and are reordered once, at create, into the layout
+ * and data type (f32 or bf16) the primitive prefers ("format any"). Primitives depend on the
+ * input size, so each op keeps a small cache of them keyed by size. With bf16 weights the input
+ * is converted to bf16 in a per-thread scratch buffer and accumulation stays in f32. A residual
+ * add is oneDNN's sum post-op: y is preloaded with the residual and the primitive adds into it.
  */
 #define _GNU_SOURCE
 #include "tensor/ops.h"
