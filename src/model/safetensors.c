@@ -410,24 +410,17 @@ int st_to_f32(const st_tensor *t, float *dst)
     case ST_F32:
         memcpy(dst, src, n * 4);
         return 0;
-    case ST_F16: {
-        /* Chunks so both threads share a big tensor; converting is memory bound. */
-        const size_t chunk = 1 << 16;
-        size_t nchunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) if (nchunks > 4)
-        for (size_t c = 0; c < nchunks; c++) {
-            size_t b = c * chunk, e = b + chunk < n ? b + chunk : n;
-            f16_to_f32(src + 2 * b, dst + b, e - b);
-        }
-        return 0;
-    }
+    case ST_F16:
     case ST_BF16: {
+        /* Chunks so both threads share a big tensor; converting is memory bound. */
+        void (*cvt)(const uint8_t *, float *, size_t) =
+            t->dtype == ST_F16 ? f16_to_f32 : bf16_to_f32;
         const size_t chunk = 1 << 16;
         size_t nchunks = (n + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static) if (nchunks > 4)
         for (size_t c = 0; c < nchunks; c++) {
             size_t b = c * chunk, e = b + chunk < n ? b + chunk : n;
-            bf16_to_f32(src + 2 * b, dst + b, e - b);
+            cvt(src + 2 * b, dst + b, e - b);
         }
         return 0;
     }
