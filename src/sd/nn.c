@@ -199,6 +199,15 @@ void nn_resnet_free(nn_resnet *r)
     r->temb_proj = NULL;
 }
 
+void nn_resnets_free(nn_resnet *r, int n)
+{
+    if (!r)
+        return;
+    for (int j = 0; j < n; j++)
+        nn_resnet_free(&r[j]);
+    free(r);
+}
+
 int nn_resnet_forward(nn_resnet *r, const float *x, int B, int H, int W, const float *temb_act,
                       float *out, float *t1, float *t2, float *tb)
 {

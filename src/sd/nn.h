@@ -47,6 +47,8 @@ typedef struct nn_resnet {
 int nn_resnet_load(weights *w, const char *prefix, int cin, int cout, int temb_ch, int groups,
                    float eps, float out_scale, int dtype, nn_resnet *r);
 void nn_resnet_free(nn_resnet *r);
+/* Frees n resnets and the malloc'd array that holds them (NULL is fine). */
+void nn_resnets_free(nn_resnet *r, int n);
 /* x [B,H,W,cin] -> out [B,H,W,cout]. out may equal x when cin == cout, and may equal t1
  * (never t2). temb_act [B, temb_ch]
  * is SiLU(temb) (or NULL without temb). Scratch: t1 >= B*H*W*cin, t2 >= B*H*W*cout,

@@ -637,11 +637,7 @@ weights *unet_weights(unet *m)
 
 static void free_block(unet_block *b)
 {
-    if (b->res) {
-        for (int j = 0; j < b->n_res; j++)
-            nn_resnet_free(&b->res[j]);
-        free(b->res);
-    }
+    nn_resnets_free(b->res, b->n_res);
     if (b->attn) {
         for (int j = 0; j < b->n_res; j++)
             unet_transformer_free(&b->attn[j]);

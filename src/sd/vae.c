@@ -333,13 +333,8 @@ void vae_free(vae *m)
     op_linear_free(m->attn_qkv);
     op_linear_free(m->attn_out);
     for (int i = 0; i < VAE_MAX_BLOCKS; i++) {
-        vae_up *u = &m->up[i];
-        if (u->res) {
-            for (int j = 0; j < u->n_res; j++)
-                nn_resnet_free(&u->res[j]);
-            free(u->res);
-        }
-        op_conv_free(u->up_conv);
+        nn_resnets_free(m->up[i].res, m->up[i].n_res);
+        op_conv_free(m->up[i].up_conv);
     }
     nn_norm_free(&m->norm_out);
     nn_arena_free(&m->own_arena);
