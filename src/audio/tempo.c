@@ -468,11 +468,24 @@ static double ac_at(const float *x, int T, double lag)
  * half stays at or above 58 BPM; a lag longer than a quarter of the signal is not used (the
  * choice excerpt, 10 s at 136 BPM with drums, was halved without that). Typical error: a 66-76 BPM tune with arpeggiated 8ths read
  * at 133-155. margin and contrast chosen on seeds 1-2 of bench/eval_tempo_key, confirmed on
- * seeds 4-5 (BENCHMARKS.md). */
-static double harmonic_check(const float *mel_db, int T, int nm, int sr, double fps, double bpm)
+ * seeds 4-5 (BENCHMARKS.md).
+ *
+ * Otherwise the cut-time check (the half-note level of a fast 4/4 tune, typically one without
+ * drums at 155-200 BPM read at 78-100): when the chords change every 2 estimated beats (the
+ * novelty repeats at 2 beats at least as strongly as at 3 and at 4, and by cut_contrast more
+ * than at 1.5) and the onset envelope env also pulses at half the period (autocorrelation
+ * >= duple; a 6/8 tune labelled at the dotted quarter, whose bar is also 2 beats, divides the
+ * beat in three and stays below), the estimated beat is a half bar of 4/4 holding two beats:
+ * double it, if the double stays within 208 BPM (the octave check's limit). A 2/4 tune at
+ * 80-104 BPM would be doubled too. duple and cut_contrast chosen on seeds 1-3, checked on new
+ * seeds 6-7 (BENCHMARKS.md). */
+static double harmonic_check(const float *mel_db, const float *env, int T, int nm, int sr,
+                             double fps, double bpm)
 {
     const double margin = 0.05, contrast = 0.3, min_bpm = 58.0;
-    if (bpm / 2 < min_bpm)
+    const double max_doubled = 208.0, duple = 0.15, cut_contrast = 0.05;
+    int halve_ok = bpm / 2 >= min_bpm, double_ok = bpm * 2 <= max_doubled;
+    if (!halve_ok && !double_ok)
         return bpm;
     double L = 60.0 * fps / bpm;
     float *h = malloc(sizeof(float) * (size_t)T);
@@ -480,17 +493,20 @@ static double harmonic_check(const float *mel_db, int T, int nm, int sr, double 
         return bpm;
     int w = (int)lround(L / 2);
     harm_novelty(mel_db, T, nm, sr, w < 2 ? 2 : w, h);
-    double a15 = ac_at(h, T, 1.5 * L), a3 = ac_at(h, T, 3 * L),
-           a4 = ac_at(h, T, 4 * L), a6 = ac_at(h, T, 6 * L), a8 = ac_at(h, T, 8 * L);
-    free(h);
+    double a15 = ac_at(h, T, 1.5 * L), a2 = ac_at(h, T, 2 * L), a3 = ac_at(h, T, 3 * L),
+           a4 = ac_at(h, T, 4 * L), a6 = -1, a8 = -1;
     /* An autocorrelation lag is trusted up to a quarter of the signal (>= 4 periods seen). */
-    if (4 * 6 * L > T)
-        a6 = -1;
-    if (4 * 8 * L > T)
-        a8 = -1;
+    if (halve_ok && 4 * 6 * L <= T)
+        a6 = ac_at(h, T, 6 * L);
+    if (halve_ok && 4 * 8 * L <= T)
+        a8 = ac_at(h, T, 8 * L);
+    free(h);
     double low = fmax(a3, a4), high = fmax(a6, a8);
-    if (high >= low + margin && high - a15 >= contrast)
+    if (halve_ok && high >= low + margin && high - a15 >= contrast)
         return bpm / 2;
+    if (double_ok && 4 * 4 * L <= T && a2 >= low && a2 - a15 >= cut_contrast &&
+        ac_at(env, T, L / 2) >= duple)
+        return bpm * 2;
     return bpm;
 }
 
@@ -518,7 +534,7 @@ double tempo_estimate_mel(const float *mel_db, int T, int nm, int sr, double fps
     free(b);
     double bpm = tempo_estimate(env, T, fps, NULL);
     if (bpm > 0)
-        bpm = harmonic_check(mel_db, T, nm, sr, fps, bpm);
+        bpm = harmonic_check(mel_db, env, T, nm, sr, fps, bpm);
     return bpm;
 fail:
     free(b);
