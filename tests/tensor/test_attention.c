@@ -127,6 +127,9 @@ int main(void)
     run_case(1, 67, 67, 1, 32, 0, 0, 1);   /* VAE tiny fixture: one head of 32 */
     run_case(1, 90, 150, 2, 40, 0, 0, 30); /* big scores: softmax stability */
     run_case(3, 17, 17, 5, 24, 1, 0, 10);  /* causal, big scores, batch 3 */
+    run_case(1, 200, 200, 2, 29, 1, 1, 1); /* causal over several query tiles and key blocks */
+    run_case(2, 130, 77, 3, 135, 0, 0, 1); /* dh 135: two q chunks, 3 dims left over */
+    run_case(1, 100, 250, 1, 11, 0, 0, 1); /* dh 11: 5 dims left over, Lk past two key blocks */
     /* bad sizes are an error, not a crash */
     float x[4] = {0};
     CHECK(op_attention(x, 1, x, x, 1, 1, 1, 1, 2, 1, 1.0f, 0, x) != 0);

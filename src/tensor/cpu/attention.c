@@ -5,9 +5,11 @@
  *
  * Work is split over (batch, head, block of QB queries) and run with OpenMP. For each block:
  * S = (scale q) k^T over KB keys at a time, running row max m and sum l, P = exp(S - m),
- * O = O * exp(m_old - m_new) + P v, and finally O / l. K is first packed transposed per head
- * (zero-padded to a multiple of KB) so S's inner loop is a broadcast-FMA over 64 keys; V is
- * read in place. AVX-512 micro-kernels when available, plain C otherwise.
+ * O = O * exp(m_old - m_new) + P v, and finally O / l. The AVX-512 version keeps the QB = 64
+ * queries of a task in vector lanes (q transposed into Qt[dh][64], O kept as O^T[dh][64]): the
+ * score kernel is 6 keys x 64 queries of accumulators fed by broadcasts of K read in place,
+ * the softmax is vertical (no horizontal reductions), and P V is 6 dims x 64 queries fed by
+ * broadcasts of V, so dh needs no padding to 16. The portable version packs K transposed.
  */
 #include "core/error.h"
 #include "tensor/cpu/cpu.h"
@@ -19,8 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define QB 64 /* queries per task */
-#define KB 64 /* keys per inner block */
+#define QB 64  /* queries per task */
+#define KB 96  /* keys per inner block */
+#define DC 128 /* dims of q per pass of the score kernel (Qt chunk stays in L1) */
 
 typedef struct {
     const float *q, *k, *v;
@@ -32,12 +35,13 @@ typedef struct {
 } attn_args;
 
 typedef struct {
-    float *qs; /* [QB][dh] scaled queries, zero rows past the end */
-    float *s;  /* [QB][KB] scores, then probabilities */
-    float *o;  /* [QB][dhp] accumulator */
+    float *qs; /* scaled queries: AVX-512 [dh][QB] (zero lanes past the end), else [dh] */
+    float *s;  /* scores, then probabilities: AVX-512 [KB][QB], else [KB] */
+    float *o;  /* accumulator: AVX-512 [dh][QB], else [dhp] */
     float *m, *l;
 } attn_scratch;
 
+#if !M2P_AVX512
 static void pack_kt(const attn_args *a)
 {
     int n = a->B * a->heads;
@@ -60,42 +64,92 @@ static void pack_kt(const attn_args *a)
     }
 }
 
+#endif
+
 #if M2P_AVX512
 
 /* Keep a loaded vector in a register: GCC otherwise folds the load into every FMA that uses
  * it, and the kernels become load-bound. */
 #define REG(v) __asm__("" : "+v"(v))
 
-/* S[4 rows][64 cols] = Qs[4 rows] . Kt[:, j0..j0+64] */
-static inline void scores_4x64(const float *qs, int dh, const float *kt, int Lkp, float *s)
-{
-    __m512 acc[4][4];
-    for (int r = 0; r < 4; r++)
-        for (int c = 0; c < 4; c++)
-            acc[r][c] = _mm512_setzero_ps();
-    for (int d = 0; d < dh; d++) {
-        const float *kr = kt + (size_t)d * Lkp;
-        __m512 k0 = _mm512_load_ps(kr), k1 = _mm512_load_ps(kr + 16), k2 = _mm512_load_ps(kr + 32),
-               k3 = _mm512_load_ps(kr + 48);
-        for (int r = 0; r < 4; r++) {
-            __m512 qv = _mm512_set1_ps(qs[(size_t)r * dh + d]);
-            acc[r][0] = _mm512_fmadd_ps(qv, k0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(qv, k1, acc[r][1]);
-            acc[r][2] = _mm512_fmadd_ps(qv, k2, acc[r][2]);
-            acc[r][3] = _mm512_fmadd_ps(qv, k3, acc[r][3]);
-        }
+/* Queries live in vector lanes: a task's QB = 64 queries are 4 vectors, so S^T = K Q^T, the
+ * softmax (max, exp, sum over keys) and O^T = V^T P^T are all vertical (no horizontal
+ * reductions, no padding of dh to 16), and K and V are read in place by broadcasts. */
+
+/* P[NJ keys][64] (+)= K[NJ keys][0..dc) . Qt[0..dc)[64] */
+#define DEFINE_S(NJ)                                                                               \
+    static inline void s_##NJ(const float *qt, int dc, const float *k, size_t ks, float *p,        \
+                              int acc_in)                                                          \
+    {                                                                                              \
+        __m512 acc[NJ][4];                                                                         \
+        for (int j = 0; j < NJ; j++)                                                               \
+            for (int c = 0; c < 4; c++)                                                            \
+                acc[j][c] = acc_in ? _mm512_load_ps(p + j * QB + c * 16) : _mm512_setzero_ps();    \
+        for (int d = 0; d < dc; d++) {                                                             \
+            const float *qr = qt + (size_t)d * QB;                                                 \
+            __m512 q0 = _mm512_load_ps(qr), q1 = _mm512_load_ps(qr + 16),                          \
+                   q2 = _mm512_load_ps(qr + 32), q3 = _mm512_load_ps(qr + 48);                     \
+            REG(q0);                                                                               \
+            REG(q1);                                                                               \
+            REG(q2);                                                                               \
+            REG(q3);                                                                               \
+            for (int j = 0; j < NJ; j++) {                                                         \
+                __m512 kv = _mm512_set1_ps(k[j * ks + d]);                                         \
+                acc[j][0] = _mm512_fmadd_ps(kv, q0, acc[j][0]);                                    \
+                acc[j][1] = _mm512_fmadd_ps(kv, q1, acc[j][1]);                                    \
+                acc[j][2] = _mm512_fmadd_ps(kv, q2, acc[j][2]);                                    \
+                acc[j][3] = _mm512_fmadd_ps(kv, q3, acc[j][3]);                                    \
+            }                                                                                      \
+        }                                                                                          \
+        for (int j = 0; j < NJ; j++)                                                               \
+            for (int c = 0; c < 4; c++)                                                            \
+                _mm512_store_ps(p + j * QB + c * 16, acc[j][c]);                                   \
     }
-    for (int r = 0; r < 4; r++)
-        for (int c = 0; c < 4; c++)
-            _mm512_store_ps(s + r * KB + c * 16, acc[r][c]);
-}
+DEFINE_S(1)
+DEFINE_S(6)
+
+/* Ot[ND dims][64] = Ot * alpha + V[0..nk)[ND dims]^T . P[0..nk)[64] */
+#define DEFINE_PV(ND)                                                                              \
+    static inline void pv_##ND(const float *p, int nk, const float *v, size_t vs, float *ot,       \
+                               const __m512 *al)                                                   \
+    {                                                                                              \
+        __m512 acc[ND][4];                                                                         \
+        for (int d = 0; d < ND; d++)                                                               \
+            for (int c = 0; c < 4; c++)                                                            \
+                acc[d][c] = _mm512_mul_ps(_mm512_load_ps(ot + d * QB + c * 16), al[c]);            \
+        for (int j = 0; j < nk; j++) {                                                             \
+            const float *pr = p + (size_t)j * QB;                                                  \
+            __m512 p0 = _mm512_load_ps(pr), p1 = _mm512_load_ps(pr + 16),                          \
+                   p2 = _mm512_load_ps(pr + 32), p3 = _mm512_load_ps(pr + 48);                     \
+            REG(p0);                                                                               \
+            REG(p1);                                                                               \
+            REG(p2);                                                                               \
+            REG(p3);                                                                               \
+            const float *vr = v + (size_t)j * vs;                                                  \
+            for (int d = 0; d < ND; d++) {                                                         \
+                __m512 vv = _mm512_set1_ps(vr[d]);                                                 \
+                acc[d][0] = _mm512_fmadd_ps(vv, p0, acc[d][0]);                                    \
+                acc[d][1] = _mm512_fmadd_ps(vv, p1, acc[d][1]);                                    \
+                acc[d][2] = _mm512_fmadd_ps(vv, p2, acc[d][2]);                                    \
+                acc[d][3] = _mm512_fmadd_ps(vv, p3, acc[d][3]);                                    \
+            }                                                                                      \
+        }                                                                                          \
+        for (int d = 0; d < ND; d++)                                                               \
+            for (int c = 0; c < 4; c++)                                                            \
+                _mm512_store_ps(ot + d * QB + c * 16, acc[d][c]);                                  \
+    }
+DEFINE_PV(1)
+DEFINE_PV(2)
+DEFINE_PV(3)
+DEFINE_PV(4)
+DEFINE_PV(5)
+DEFINE_PV(6)
 
 /* 2^x for a vector, x <= 0 in practice (x >= -127 keeps the result a normal float or tiny):
  * Cephes exp2f's degree-6 polynomial on [-1/2, 1/2] (about 1 ulp) and scalef. Cheaper than
  * v_exp because the scores are already in log2 units (q is pre-scaled by log2 e). */
-static inline __m512 v_exp2(__m512 x)
+static inline __m512 v_exp2_finite(__m512 x) /* x finite (below -150 gives 0) */
 {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-127.0f));
     __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_sub_ps(x, n);
     __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
@@ -108,208 +162,123 @@ static inline __m512 v_exp2(__m512 x)
     return _mm512_scalef_ps(p, n);
 }
 
-/* A full block (64 valid keys, no mask): scores for 4 rows kept in registers, then the online
- * softmax update right away: P = 2^(S - m_new) stored to p, m, l and alpha updated. */
-static inline void scores_softmax_4x64(const float *qs, int dh, const float *kt, int Lkp, float *p,
-                                       float *m, float *l, float *alpha)
+static inline __m512 v_exp2(__m512 x) /* x may be -inf */
 {
-    __m512 acc[4][4];
-    for (int r = 0; r < 4; r++)
-        for (int c = 0; c < 4; c++)
-            acc[r][c] = _mm512_setzero_ps();
-    for (int d = 0; d < dh; d++) {
-        const float *kr = kt + (size_t)d * Lkp;
-        __m512 k0 = _mm512_load_ps(kr), k1 = _mm512_load_ps(kr + 16), k2 = _mm512_load_ps(kr + 32),
-               k3 = _mm512_load_ps(kr + 48);
-        REG(k0);
-        REG(k1);
-        REG(k2);
-        REG(k3);
-        for (int r = 0; r < 4; r++) {
-            __m512 qv = _mm512_set1_ps(qs[(size_t)r * dh + d]);
-            acc[r][0] = _mm512_fmadd_ps(qv, k0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(qv, k1, acc[r][1]);
-            acc[r][2] = _mm512_fmadd_ps(qv, k2, acc[r][2]);
-            acc[r][3] = _mm512_fmadd_ps(qv, k3, acc[r][3]);
-        }
-    }
-    for (int r = 0; r < 4; r++) {
-        __m512 mx =
-            _mm512_max_ps(_mm512_max_ps(acc[r][0], acc[r][1]), _mm512_max_ps(acc[r][2], acc[r][3]));
-        float bm = _mm512_reduce_max_ps(mx);
-        float mnew = bm > m[r] ? bm : m[r];
-        alpha[r] = m[r] == -INFINITY ? 0.0f : exp2f(m[r] - mnew);
-        __m512 vm = _mm512_set1_ps(mnew), sum = _mm512_setzero_ps();
-        for (int c = 0; c < 4; c++) {
-            __m512 e = v_exp2(_mm512_sub_ps(acc[r][c], vm));
-            _mm512_store_ps(p + r * KB + c * 16, e);
-            sum = _mm512_add_ps(sum, e);
-        }
-        l[r] = l[r] * alpha[r] + _mm512_reduce_add_ps(sum);
-        m[r] = mnew;
-    }
-}
-
-/* O[4 rows][d0 .. d0 + 16*NV) = O * alpha + P[4 rows][0..nk) V[0..nk)[d0..]; the last vector
- * is masked with `last`. */
-#define DEFINE_PV(NV)                                                                              \
-    static inline void pv_4x##NV(const float *p, const float *v, size_t vstride, int nk, float *o, \
-                                 int dhp, const float *alpha, __mmask16 last)                      \
-    {                                                                                              \
-        __m512 acc[4][NV];                                                                         \
-        for (int r = 0; r < 4; r++) {                                                              \
-            __m512 al = _mm512_set1_ps(alpha[r]);                                                  \
-            for (int c = 0; c < NV; c++)                                                           \
-                acc[r][c] = _mm512_mul_ps(_mm512_load_ps(o + (size_t)r * dhp + c * 16), al);       \
-        }                                                                                          \
-        for (int j = 0; j < nk; j++) {                                                             \
-            const float *vr = v + (size_t)j * vstride;                                             \
-            __m512 vv[NV];                                                                         \
-            for (int c = 0; c < NV - 1; c++)                                                       \
-                vv[c] = _mm512_loadu_ps(vr + c * 16);                                              \
-            vv[NV - 1] = _mm512_maskz_loadu_ps(last, vr + (NV - 1) * 16);                          \
-            for (int r = 0; r < 4; r++) {                                                          \
-                __m512 pv = _mm512_set1_ps(p[r * KB + j]);                                         \
-                for (int c = 0; c < NV; c++)                                                       \
-                    acc[r][c] = _mm512_fmadd_ps(pv, vv[c], acc[r][c]);                             \
-            }                                                                                      \
-        }                                                                                          \
-        for (int r = 0; r < 4; r++)                                                                \
-            for (int c = 0; c < NV; c++)                                                           \
-                _mm512_store_ps(o + (size_t)r * dhp + c * 16, acc[r][c]);                          \
-    }
-DEFINE_PV(1)
-DEFINE_PV(2)
-DEFINE_PV(3)
-DEFINE_PV(4)
-DEFINE_PV(5)
-DEFINE_PV(6)
-
-static void pv_rows4(const float *p, const float *v, size_t vstride, int nk, float *o, int dh,
-                     int dhp, const float *alpha)
-{
-    int nvec = (dh + 15) / 16;
-    int nchunks = (nvec + 5) / 6;
-    int c0 = 0;
-    for (int ch = 0; ch < nchunks; ch++) {
-        int nv = nvec / nchunks + (ch < nvec % nchunks);
-        int d0 = c0 * 16;
-        int lastw = dh - (d0 + (nv - 1) * 16);
-        if (lastw > 16)
-            lastw = 16;
-        __mmask16 last = (__mmask16)((1u << lastw) - 1u);
-        switch (nv) {
-        case 1:
-            pv_4x1(p, v + d0, vstride, nk, o + d0, dhp, alpha, last);
-            break;
-        case 2:
-            pv_4x2(p, v + d0, vstride, nk, o + d0, dhp, alpha, last);
-            break;
-        case 3:
-            pv_4x3(p, v + d0, vstride, nk, o + d0, dhp, alpha, last);
-            break;
-        case 4:
-            pv_4x4(p, v + d0, vstride, nk, o + d0, dhp, alpha, last);
-            break;
-        case 5:
-            pv_4x5(p, v + d0, vstride, nk, o + d0, dhp, alpha, last);
-            break;
-        default:
-            pv_4x6(p, v + d0, vstride, nk, o + d0, dhp, alpha, last);
-            break;
-        }
-        c0 += nv;
-    }
-}
-
-/* Row-wise online softmax update on S[rows][KB] (valid columns < nk, causal limit per row):
- * returns alpha per row and turns S into P. */
-static void softmax_block(float *s, int rows, int nk, const int *limit, float *m, float *l,
-                          float *alpha)
-{
-    for (int r = 0; r < rows; r++) {
-        float *sr = s + r * KB;
-        int lim = limit ? limit[r] : nk; /* columns >= lim are masked */
-        if (lim > nk)
-            lim = nk;
-        __m512 mx = _mm512_set1_ps(-INFINITY);
-        for (int c = 0; c < KB; c += 16) {
-            int w = lim - c;
-            __mmask16 mk = w >= 16 ? 0xffff : w <= 0 ? 0 : (__mmask16)((1u << w) - 1u);
-            mx = _mm512_mask_max_ps(mx, mk, mx, _mm512_load_ps(sr + c));
-        }
-        float bm = _mm512_reduce_max_ps(mx);
-        float mnew = bm > m[r] ? bm : m[r];
-        if (mnew == -INFINITY) { /* whole row masked so far */
-            alpha[r] = 1.0f;
-            memset(sr, 0, KB * sizeof(float));
-            continue;
-        }
-        alpha[r] = m[r] == -INFINITY ? 0.0f : exp2f(m[r] - mnew);
-        __m512 vm = _mm512_set1_ps(mnew), sum = _mm512_setzero_ps();
-        for (int c = 0; c < KB; c += 16) {
-            int w = lim - c;
-            __mmask16 mk = w >= 16 ? 0xffff : w <= 0 ? 0 : (__mmask16)((1u << w) - 1u);
-            __m512 e = _mm512_maskz_mov_ps(mk, v_exp2(_mm512_sub_ps(_mm512_load_ps(sr + c), vm)));
-            _mm512_store_ps(sr + c, e);
-            sum = _mm512_add_ps(sum, e);
-        }
-        l[r] = l[r] * alpha[r] + _mm512_reduce_add_ps(sum);
-        m[r] = mnew;
-    }
+    return v_exp2_finite(_mm512_max_ps(x, _mm512_set1_ps(-127.0f)));
 }
 
 static void attend_block(const attn_args *a, attn_scratch *w, int b, int h, int i0)
 {
-    const int dh = a->dh, dhp = (dh + 15) & ~15;
+    const int dh = a->dh;
     int nq = a->Lq - i0 < QB ? a->Lq - i0 : QB;
-    int rows = (nq + 3) & ~3;
-    for (int r = 0; r < rows; r++) {
-        float *dst = w->qs + (size_t)r * dh;
-        if (r < nq) {
-            const float *src = a->q + ((size_t)b * a->Lq + i0 + r) * a->q_stride + (size_t)h * dh;
-            const float sc = a->scale * 1.44269504088896341f; /* scores in log2 units */
+    const float sc = a->scale * 1.44269504088896341f; /* scores in log2 units */
+    /* Qt[d][64]: scaled queries transposed, zero lanes past the end */
+    for (int r = 0; r < QB; r++) {
+        if (r >= nq) {
             for (int d = 0; d < dh; d++)
-                dst[d] = src[d] * sc;
-        } else {
-            memset(dst, 0, (size_t)dh * sizeof(float));
+                w->qs[(size_t)d * QB + r] = 0.0f;
+            continue;
         }
-        w->m[r] = -INFINITY;
-        w->l[r] = 0.0f;
+        const float *src = a->q + ((size_t)b * a->Lq + i0 + r) * a->q_stride + (size_t)h * dh;
+        for (int d = 0; d < dh; d++)
+            w->qs[(size_t)d * QB + r] = src[d] * sc;
     }
-    memset(w->o, 0, (size_t)rows * dhp * sizeof(float));
-    const float *kt = a->kt + ((size_t)b * a->heads + h) * dh * a->Lkp;
-    const float *vb = a->v + (size_t)b * a->Lk * a->kv_stride + (size_t)h * dh;
+    memset(w->o, 0, (size_t)dh * QB * sizeof(float));
+    __m512 m[4], l[4], al[4], qi[4];
+    for (int c = 0; c < 4; c++) {
+        m[c] = _mm512_set1_ps(-INFINITY);
+        l[c] = _mm512_setzero_ps();
+        qi[c] = _mm512_add_ps(_mm512_set1_ps((float)(i0 + c * 16)),
+                              _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    }
+    const size_t ks = (size_t)a->kv_stride;
+    const float *kb = a->k + (size_t)b * a->Lk * ks + (size_t)h * dh;
+    const float *vb = a->v + (size_t)b * a->Lk * ks + (size_t)h * dh;
     int kend = a->Lk;
     if (a->causal && i0 + nq < kend)
         kend = i0 + nq; /* keys j <= i only */
-    int limit[QB];
-    float alpha[QB];
+    float *p = w->s;
     for (int j0 = 0; j0 < kend; j0 += KB) {
         int nk = kend - j0 < KB ? kend - j0 : KB;
-        if (nk == KB && (!a->causal || j0 + KB <= i0 + 1)) { /* no masked key in the block */
-            for (int r = 0; r < rows; r += 4)
-                scores_softmax_4x64(w->qs + (size_t)r * dh, dh, kt + j0, a->Lkp, w->s + r * KB,
-                                    w->m + r, w->l + r, alpha + r);
-        } else {
-            for (int r = 0; r < rows; r += 4)
-                scores_4x64(w->qs + (size_t)r * dh, dh, kt + j0, a->Lkp, w->s + r * KB);
-            if (a->causal)
-                for (int r = 0; r < rows; r++)
-                    limit[r] = i0 + r + 1 - j0;
-            softmax_block(w->s, rows, nk, a->causal ? limit : NULL, w->m, w->l, alpha);
+        const float *kj = kb + (size_t)j0 * ks;
+        for (int d0 = 0; d0 < dh; d0 += DC) {
+            int dc = dh - d0 < DC ? dh - d0 : DC;
+            int j = 0;
+            for (; j + 6 <= nk; j += 6)
+                s_6(w->qs + (size_t)d0 * QB, dc, kj + (size_t)j * ks + d0, ks, p + j * QB, d0 > 0);
+            for (; j < nk; j++)
+                s_1(w->qs + (size_t)d0 * QB, dc, kj + (size_t)j * ks + d0, ks, p + j * QB, d0 > 0);
         }
-        for (int r = 0; r < rows; r += 4)
-            pv_rows4(w->s + r * KB, vb + (size_t)j0 * a->kv_stride, (size_t)a->kv_stride, nk,
-                     w->o + (size_t)r * dhp, dh, dhp, alpha + r);
+        /* online softmax over the block, per query lane */
+        int masked = a->causal && j0 + nk - 1 > i0; /* some key past some query */
+        __m512 mx[4];
+        for (int c = 0; c < 4; c++)
+            mx[c] = m[c];
+        if (!masked) {
+            for (int j = 0; j < nk; j++)
+                for (int c = 0; c < 4; c++)
+                    mx[c] = _mm512_max_ps(mx[c], _mm512_load_ps(p + j * QB + c * 16));
+        } else {
+            for (int j = 0; j < nk; j++) {
+                __m512 kj1 = _mm512_set1_ps((float)(j0 + j));
+                for (int c = 0; c < 4; c++) {
+                    __mmask16 ok = _mm512_cmp_ps_mask(qi[c], kj1, _CMP_GE_OQ);
+                    mx[c] =
+                        _mm512_mask_max_ps(mx[c], ok, mx[c], _mm512_load_ps(p + j * QB + c * 16));
+                }
+            }
+        }
+        __m512 sum[4];
+        for (int c = 0; c < 4; c++) {
+            al[c] = v_exp2(_mm512_sub_ps(m[c], mx[c])); /* m = -inf: 2^-127 times l = 0, o = 0 */
+            m[c] = mx[c];
+            sum[c] = _mm512_setzero_ps();
+        }
+        for (int j = 0; j < nk; j++) {
+            __m512 kj1 = _mm512_set1_ps((float)(j0 + j));
+            for (int c = 0; c < 4; c++) {
+                __m512 e = v_exp2_finite(_mm512_sub_ps(_mm512_load_ps(p + j * QB + c * 16), m[c]));
+                if (masked)
+                    e = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(qi[c], kj1, _CMP_GE_OQ), e);
+                _mm512_store_ps(p + j * QB + c * 16, e);
+                sum[c] = _mm512_add_ps(sum[c], e);
+            }
+        }
+        for (int c = 0; c < 4; c++)
+            l[c] = _mm512_fmadd_ps(l[c], al[c], sum[c]);
+        /* O^T = O^T * alpha + V^T P^T, 6 dims at a time */
+        const float *vj = vb + (size_t)j0 * ks;
+        int d = 0;
+        for (; d + 6 <= dh; d += 6)
+            pv_6(p, nk, vj + d, ks, w->o + (size_t)d * QB, al);
+        switch (dh - d) {
+        case 1:
+            pv_1(p, nk, vj + d, ks, w->o + (size_t)d * QB, al);
+            break;
+        case 2:
+            pv_2(p, nk, vj + d, ks, w->o + (size_t)d * QB, al);
+            break;
+        case 3:
+            pv_3(p, nk, vj + d, ks, w->o + (size_t)d * QB, al);
+            break;
+        case 4:
+            pv_4(p, nk, vj + d, ks, w->o + (size_t)d * QB, al);
+            break;
+        case 5:
+            pv_5(p, nk, vj + d, ks, w->o + (size_t)d * QB, al);
+            break;
+        default:
+            break;
+        }
     }
+    float inv[QB];
+    for (int c = 0; c < 4; c++)
+        _mm512_storeu_ps(inv + c * 16, _mm512_div_ps(_mm512_set1_ps(1.0f), l[c]));
     int ld = a->heads * dh;
     for (int r = 0; r < nq; r++) {
-        float inv = w->l[r] > 0 ? 1.0f / w->l[r] : 0.0f;
         float *dst = a->out + ((size_t)b * a->Lq + i0 + r) * ld + (size_t)h * dh;
-        const float *src = w->o + (size_t)r * dhp;
-        for (int d = 0; d < dh; d++)
-            dst[d] = src[d] * inv;
+        for (int d2 = 0; d2 < dh; d2++)
+            dst[d2] = w->o[(size_t)d2 * QB + r] * inv[r];
     }
 }
 
@@ -376,10 +345,12 @@ int op_attention(const float *q, int q_stride, const float *k, const float *v, i
     attn_args a = {q,      k,     v,   q_stride, kv_stride,
                    B,      Lq,    Lk,  heads,    dh,
                    causal, scale, out, NULL,     (Lk + KB - 1) / KB * KB};
+#if !M2P_AVX512
     a.kt = ops_big_alloc((size_t)B * heads * dh * a.Lkp * sizeof(float));
     if (!a.kt)
         return m2p_error(M2P_ENOMEM, "attention: out of memory");
     pack_kt(&a);
+#endif
     int nqb = (Lq + QB - 1) / QB;
     int ntasks = B * heads * nqb;
     int dhp = (dh + 15) & ~15;
