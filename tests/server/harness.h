@@ -212,8 +212,19 @@ typedef struct srv {
     char log[1100];
 } srv;
 
-/* Start `mus2pic serve` with the tiny model; extra: NULL-terminated extra arguments. Waits until
- * /api/health answers (or the process exits: returns -1). */
+static void srv_dump_log(const srv *s);
+
+/* What every server test does first: SIGPIPE ignored (a closed socket is an error code, not a
+ * signal), CivetWeb's client library started. */
+static __attribute__((unused)) void harness_init(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    mg_init_library(0);
+}
+
+/* Start `mus2pic serve` with the tiny model on data (the server creates the folder); extra:
+ * NULL-terminated extra arguments. Waits until /api/health answers; when the process exits
+ * first or never answers, prints its log and returns -1. */
 static __attribute__((unused)) int srv_start(srv *s, const char *data, const char *const *extra)
 {
     memset(s, 0, sizeof s[0]);
@@ -243,6 +254,7 @@ static __attribute__((unused)) int srv_start(srv *s, const char *data, const cha
         int status;
         if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
             s->pid = 0;
+            srv_dump_log(s);
             return -1;
         }
         int st = 0;
@@ -252,6 +264,7 @@ static __attribute__((unused)) int srv_start(srv *s, const char *data, const cha
             return 0;
         sleep_ms(50);
     }
+    srv_dump_log(s);
     return -1;
 }
 
@@ -267,7 +280,7 @@ static __attribute__((unused)) int srv_stop(srv *s, int sig)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static __attribute__((unused)) void srv_dump_log(const srv *s)
+static void srv_dump_log(const srv *s)
 {
     FILE *f = fopen(s->log, "r");
     if (!f)

@@ -569,7 +569,6 @@ static void check_limits(void)
 {
     char data[600];
     snprintf(data, sizeof data, "%s/limits", tmp_root);
-    mkdir(data, 0755);
     srv s;
     const char *extra[] = {"--max-queue", "1", "--max-upload-mb", "1", "--token", "sekrit", NULL};
     if (srv_start(&s, data, extra)) {
@@ -636,7 +635,6 @@ static void check_limits(void)
 
     /* a non-loopback bind without a token is refused */
     snprintf(data, sizeof data, "%s/open", tmp_root);
-    mkdir(data, 0755);
     const char *open_extra[] = {"--host", "0.0.0.0", NULL};
     unsetenv("MUS2PIC_TOKEN");
     CHECK(srv_start(&s, data, open_extra) != 0);
@@ -652,8 +650,7 @@ static void check_limits(void)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    mg_init_library(0);
+    harness_init();
     char *t = test_tmpdir("server-api");
     snprintf(tmp_root, sizeof tmp_root, "%s", t);
     write_fake_ytdlp(tmp_root);
@@ -666,10 +663,8 @@ int main(void)
     unsetenv("OPENAI_API_KEY");
     char data[600];
     snprintf(data, sizeof data, "%s/data", tmp_root);
-    mkdir(data, 0755);
     srv s;
     if (srv_start(&s, data, NULL)) {
-        srv_dump_log(&s);
         CHECK(!"the server did not start");
         TEST_DONE();
     }

@@ -137,15 +137,12 @@ static void check_openapi(int port)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    mg_init_library(0);
+    harness_init();
     char *t = test_tmpdir("server-openapi");
     char data[600];
     snprintf(data, sizeof data, "%s/data", t);
-    mkdir(data, 0755);
     srv s;
     if (srv_start(&s, data, NULL)) {
-        srv_dump_log(&s);
         CHECK(!"the server did not start");
         TEST_DONE();
     }

@@ -40,12 +40,10 @@ static char *png_of(int port, long long image_id, size_t *len)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    mg_init_library(0);
+    harness_init();
     char *t = test_tmpdir("server-restart");
     char data[600];
     snprintf(data, sizeof data, "%s/data", t);
-    mkdir(data, 0755);
     srv s;
     CHECK_INT(srv_start(&s, data, NULL), 0);
 

@@ -398,7 +398,6 @@ static void check_cap_and_token(const char *root)
 {
     char data[600];
     snprintf(data, sizeof data, "%s/cap", root);
-    mkdir(data, 0755);
     srv s;
     const char *extra[] = {"--max-ws", "2", "--token", "tok", NULL};
     if (srv_start(&s, data, extra)) {
@@ -440,17 +439,14 @@ static void check_cap_and_token(const char *root)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    mg_init_library(0);
+    harness_init();
     char *t = test_tmpdir("server-ws");
     char data[600];
     snprintf(data, sizeof data, "%s/data", t);
-    mkdir(data, 0755);
     write_fake_ytdlp(t);
     setenv("FAKE_SLEEP", "1", 1);
     srv s;
     if (srv_start(&s, data, NULL)) {
-        srv_dump_log(&s);
         CHECK(!"the server did not start");
         TEST_DONE();
     }
