@@ -123,7 +123,16 @@ static int find_audio(const char *dir, char *path, size_t len)
     return found ? 0 : m2p_error(M2P_ENOTFOUND, "cache: no audio file in %s", dir);
 }
 
-char *audio_info_to_json(const m2p_source_info *info)
+static json_t *string_array(const char *text)
+{
+    json_t *a = json_loads(text && *text ? text : "[]", 0, NULL);
+    if (json_is_array(a))
+        return a;
+    json_decref(a);
+    return json_array();
+}
+
+json_t *audio_info_json(const m2p_source_info *info)
 {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(info->id));
@@ -133,15 +142,15 @@ char *audio_info_to_json(const m2p_source_info *info)
     json_object_set_new(o, "track", json_string(info->track));
     json_object_set_new(o, "creator", json_string(info->creator));
     json_object_set_new(o, "description", json_string(info->description));
-    json_t *tags = json_loads(info->tags_json[0] ? info->tags_json : "[]", 0, NULL);
-    json_t *cats = json_loads(info->categories_json[0] ? info->categories_json : "[]", 0, NULL);
-    json_object_set_new(o, "tags", json_is_array(tags) ? tags : json_array());
-    json_object_set_new(o, "categories", json_is_array(cats) ? cats : json_array());
-    if (tags && !json_is_array(tags))
-        json_decref(tags);
-    if (cats && !json_is_array(cats))
-        json_decref(cats);
+    json_object_set_new(o, "tags", string_array(info->tags_json));
+    json_object_set_new(o, "categories", string_array(info->categories_json));
     json_object_set_new(o, "duration", json_real(info->duration > 0 ? info->duration : 0));
+    return o;
+}
+
+char *audio_info_to_json(const m2p_source_info *info)
+{
+    json_t *o = audio_info_json(info);
     char *s = json_dumps(o, JSON_INDENT(1) | JSON_ENSURE_ASCII);
     json_decref(o);
     return s;

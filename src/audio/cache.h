@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 
 #include "mus2pic.h"
 
@@ -66,7 +67,9 @@ int64_t audio_cache_size(audio_cache *c);
 /* rm -r (no symlink following). */
 void audio_rmtree(const char *path);
 
-/* Source info <-> JSON text (the cache's info.json). */
+/* Source info <-> JSON (the cache's info.json, with yt-dlp's names; also the "source" object of
+ * the analysis JSON). */
+json_t *audio_info_json(const m2p_source_info *info);
 char *audio_info_to_json(const m2p_source_info *info);
 int audio_info_from_json(const char *text, m2p_source_info *info);
 

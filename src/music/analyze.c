@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "audio/audio.h"
+#include "audio/cache.h"
 #include "core/error.h"
 #include "music/band_song.h"
 #include "music/prompt.h"
@@ -193,15 +194,6 @@ static json_t *num(double v)
     return isfinite(v) ? json_real(v) : json_null();
 }
 
-static json_t *string_array(const char *text)
-{
-    json_t *a = json_loads(text && *text ? text : "[]", 0, NULL);
-    if (json_is_array(a))
-        return a;
-    json_decref(a);
-    return json_array();
-}
-
 static json_t *prompt_pair(const char *p, const char *n)
 {
     return json_pack("{s:s, s:s}", "prompt", p ? p : "", "negative_prompt", n ? n : "");
@@ -246,16 +238,8 @@ char *m2p_analysis_to_json(const m2p_analysis *a)
     if (!a)
         return NULL;
     const m2p_source_info *in = &a->info;
-    json_t *src = json_object();
-    json_object_set_new(src, "id", json_string(in->id));
-    json_object_set_new(src, "title", json_string(in->title));
-    json_object_set_new(src, "uploader", json_string(in->uploader));
-    json_object_set_new(src, "artist", json_string(in->artist));
-    json_object_set_new(src, "track", json_string(in->track));
+    json_t *src = audio_info_json(in);
     json_object_set_new(src, "meta_genre", json_string(in->meta_genre));
-    json_object_set_new(src, "tags", string_array(in->tags_json));
-    json_object_set_new(src, "categories", string_array(in->categories_json));
-    json_object_set_new(src, "duration", num(in->duration));
     json_object_set_new(src, "from_cache", json_boolean(in->from_cache));
 
     const m2p_features *f = &a->features;
