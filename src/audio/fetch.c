@@ -17,7 +17,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +27,7 @@
 #include "audio/cache.h"
 #include "audio/ytdlp.h"
 #include "core/error.h"
+#include "core/http.h"
 
 #define URL_MAX 2048
 
@@ -309,21 +309,15 @@ static int http_progress(void *ud, curl_off_t total, curl_off_t now, curl_off_t 
     return d->canceled; /* nonzero aborts the transfer (CURLE_ABORTED_BY_CALLBACK) */
 }
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 static int http_get(const char *url, const m2p_fetch_params *p, const char *file, char digest[65])
 {
-    pthread_once(&curl_once, curl_init_once);
     http_dl d = {.max = p->max_bytes, .p = p};
     d.f = fopen(file, "wb");
     if (!d.f)
         return m2p_error(M2P_EIO, "cannot write %s: %s", file, strerror(errno));
     d.md = EVP_MD_CTX_new();
-    CURL *c = curl_easy_init();
+    long t = p->timeout_s > 0 ? p->timeout_s : 300;
+    CURL *c = m2p_curl_new(t < 30 ? t : 30L);
     if (!d.md || !c) {
         fclose(d.f);
         EVP_MD_CTX_free(d.md);
@@ -334,16 +328,8 @@ static int http_get(const char *url, const m2p_fetch_params *p, const char *file
     EVP_DigestInit_ex(d.md, EVP_sha256(), NULL);
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "mus2pic/" M2P_VERSION);
-    long t = p->timeout_s > 0 ? p->timeout_s : 300;
     curl_easy_setopt(c, CURLOPT_TIMEOUT, t);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, t < 30 ? t : 30L);
     if (p->max_bytes > 0)
         curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)p->max_bytes);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/http.h"
 #include "model/resolve.h"
 #include "mus2pic.h"
 
@@ -45,18 +46,9 @@ typedef struct {
 /* HTTP                                                                                      */
 /* ---------------------------------------------------------------------------------------- */
 
-static void init_curl(void)
-{
-    static int done;
-    if (!done) {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        done = 1;
-    }
-}
-
 static struct curl_slist *auth_headers(const fetch_ctx *c)
 {
-    struct curl_slist *h = curl_slist_append(NULL, "User-Agent: mus2pic/" M2P_VERSION);
+    struct curl_slist *h = NULL;
     if (c->token && *c->token) {
         char buf[1024];
         snprintf(buf, sizeof buf, "Authorization: Bearer %s", c->token);
@@ -68,14 +60,8 @@ static struct curl_slist *auth_headers(const fetch_ctx *c)
 static void common_opts(CURL *e, struct curl_slist *hdr)
 {
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 30L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 60L);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 }
 
 static int http_status_error(long code, const char *what, const char *repo)
@@ -119,7 +105,7 @@ static int list_files(fetch_ctx *c, json_t **out)
 {
     char url[2048];
     snprintf(url, sizeof url, "%s/api/models/%s/revision/main?blobs=true", c->endpoint, c->repo);
-    CURL *e = curl_easy_init();
+    CURL *e = m2p_curl_new(30);
     if (!e)
         return m2p_error(M2P_ENOMEM, "curl: cannot start");
     struct curl_slist *hdr = auth_headers(c);
@@ -251,7 +237,7 @@ static int download_blob(const fetch_ctx *c, const fetch_file *f, const char *bl
             fclose(out);
             return m2p_error(M2P_EIO, "%s: cannot seek", part);
         }
-        CURL *e = curl_easy_init();
+        CURL *e = m2p_curl_new(30);
         struct curl_slist *hdr = auth_headers(c);
         dl_state s = {out, have, 0, 0, 0, e, c, f};
         common_opts(e, hdr);
@@ -523,7 +509,6 @@ int m2p_model_fetch(const char *name_or_hub_id, m2p_fetch_progress progress, voi
                          "'%s' is neither a known model name (`mus2pic models list`) nor a hub "
                          "id ORG/NAME",
                          name_or_hub_id);
-    init_curl();
     fetch_ctx c = {.repo = repo, .progress = progress, .ud = user_data};
     char endpoint[1024];
     const char *ep = getenv("HF_ENDPOINT");

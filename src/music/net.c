@@ -1,21 +1,19 @@
 /*
- * net.c — a minimal libcurl wrapper for the music sources: one easy handle per request,
- * CURLOPT_NOSIGNAL (threads), a connect and a total timeout, redirects followed, the app's
- * user agent, and a 4 MiB cap on what is kept of a response.
+ * net.c — a minimal libcurl wrapper for the music sources: one easy handle per request with
+ * the shared defaults of core/http.c (http(s) only, redirects, no signals, the app's user
+ * agent), a total timeout, and a 4 MiB cap on what is kept of a response.
  */
 #include "music/net.h"
 
 #include <curl/curl.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "core/http.h"
 
 #define NET_MAX_BODY (4u << 20)
 
-static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 typedef struct sink {
     char *buf;
@@ -49,7 +47,7 @@ static size_t on_data(char *p, size_t sz, size_t nm, void *ud)
 
 char *net_escape(const char *s)
 {
-    pthread_once(&g_curl_once, curl_init_once);
+    m2p_curl_global_init();
     char *e = curl_easy_escape(NULL, s ? s : "", 0);
     if (!e)
         return NULL;
@@ -60,27 +58,20 @@ char *net_escape(const char *s)
 
 int net_fetch(const net_request *rq, long *status, char **body, size_t *body_len)
 {
-    pthread_once(&g_curl_once, curl_init_once);
     *body = NULL;
     if (body_len)
         *body_len = 0;
     *status = 0;
-    CURL *c = curl_easy_init();
+    long timeout = rq->timeout_s > 0 ? rq->timeout_s : 10;
+    CURL *c = m2p_curl_new(timeout < 10 ? timeout : 10L);
     if (!c)
         return m2p_error(M2P_ENOMEM, "curl_easy_init failed");
     sink s = {0};
     struct curl_slist *hl = NULL;
     for (const char *const *h = rq->headers; h && *h; h++)
         hl = curl_slist_append(hl, *h);
-    long timeout = rq->timeout_s > 0 ? rq->timeout_s : 10;
     curl_easy_setopt(c, CURLOPT_URL, rq->url);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, timeout < 10 ? timeout : 10L);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_USERAGENT, MUSIC_USER_AGENT);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");

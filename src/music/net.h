@@ -7,8 +7,6 @@
 
 #include <stddef.h>
 
-#define MUSIC_USER_AGENT "mus2pic/0.1.0 ( https://github.com/mus2pic )"
-
 typedef struct net_request {
     const char *method;           /* "GET" (default) or "POST" */
     const char *url;
