@@ -60,18 +60,6 @@ static const char *fake_script =
     " exit 1 ;;\n"
     "esac\n";
 
-static int count_lines(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    int n = 0, c;
-    while ((c = fgetc(f)) != EOF)
-        n += c == '\n';
-    fclose(f);
-    return n;
-}
-
 /* argv.txt -> lines (static storage) */
 static char argv_lines[64][2400];
 static int read_argv(void)
@@ -198,7 +186,7 @@ static void test_rejected_before_running(void)
     CHECK_INT(m2p_fetch("--exec", &p, &info, path, sizeof path), M2P_EINVAL);
     CHECK_INT(m2p_fetch("ftp://example.com/song.mp3", &p, &info, path, sizeof path), M2P_EINVAL);
     CHECK(strstr(m2p_errmsg(), "only http and https") != NULL);
-    CHECK_INT(count_lines(runs_file), 0); /* nothing was spawned */
+    CHECK_INT(test_count_lines(runs_file), 0); /* nothing was spawned */
 }
 
 static void test_ytdlp_ok_and_cached(void)
@@ -223,7 +211,7 @@ static void test_ytdlp_ok_and_cached(void)
     CHECK_INT(info.from_cache, 0);
     CHECK(strstr(path, "/e/youtube-dQw4w9WgXcQ/audio.ogg") != NULL);
     CHECK_INT(file_size(path), file_size(test_fixture("audio/librosa/choice.ogg")));
-    CHECK_INT(count_lines(runs_file), 1);
+    CHECK_INT(test_count_lines(runs_file), 1);
     CHECK(pr.saw42);
     CHECK_NEAR(pr.max, 100.0, 1e-9);
     /* the argv: audio first, one video, a size limit, the URL last after "--" */
@@ -265,7 +253,7 @@ static void test_ytdlp_ok_and_cached(void)
     CHECK_INT(m2p_fetch("https://music.youtube.com/watch?feature=share&v=dQw4w9WgXcQ", &p2, &info2,
                         path2, sizeof path2),
               0);
-    CHECK_INT(count_lines(runs_file), 1);
+    CHECK_INT(test_count_lines(runs_file), 1);
 }
 
 /* creator and description reach the band/song rules, also from the cache's info.json */
@@ -276,7 +264,7 @@ static void test_ytdlp_creator_description(void)
     char path[4096], band[256], song[256];
     setenv("FAKE_MODE", "desc", 1);
     setenv("FAKE_ID", "NemoLive001", 1);
-    int runs = count_lines(runs_file);
+    int runs = test_count_lines(runs_file);
     CHECK_INT(m2p_fetch("https://youtu.be/NemoLive001", &p, &info, path, sizeof path), 0);
     CHECK_STR(info.creator, "Nightwish");
     CHECK_STR(info.artist, "Nightwish"); /* artist falls back to creator */
@@ -285,7 +273,7 @@ static void test_ytdlp_creator_description(void)
     CHECK_INT(m2p_band_song(&info, band, sizeof band, song, sizeof song), 0);
     CHECK_STR(band, "Nightwish");
     CHECK_STR(song, "Nemo"); /* artist without a track: the title is the song */
-    CHECK_INT(count_lines(runs_file), runs + 1);
+    CHECK_INT(test_count_lines(runs_file), runs + 1);
 
     /* from the cache: the trimmed info.json kept both */
     m2p_source_info again;
@@ -294,7 +282,7 @@ static void test_ytdlp_creator_description(void)
     CHECK_INT(again.from_cache, 1);
     CHECK_STR(again.creator, "Nightwish");
     CHECK_STR(again.description, info.description);
-    CHECK_INT(count_lines(runs_file), runs + 1);
+    CHECK_INT(test_count_lines(runs_file), runs + 1);
 
     /* creator alone names the band; with neither, the description's "Song · Band" line does
      * (its "Released on: 2004-04-28" is a date, not "Band - Song") */
@@ -337,7 +325,7 @@ static void failing(const char *mode, int want, const char *msg_part, double max
     char path[4096];
     setenv("FAKE_MODE", mode, 1);
     int entries = count_dir("e");
-    int runs = count_lines(runs_file);
+    int runs = test_count_lines(runs_file);
     double t0 = now_s();
     int rc = m2p_fetch("https://youtu.be/BBBBBBBBBBB", &p, &info, path, sizeof path);
     double dt = now_s() - t0;
@@ -347,7 +335,7 @@ static void failing(const char *mode, int want, const char *msg_part, double max
     CHECK(strstr(m2p_errmsg(), msg_part) != NULL);
     CHECK(dt < max_s);
     CHECK_STR(path, "");
-    CHECK_INT(count_lines(runs_file), runs + 1);
+    CHECK_INT(test_count_lines(runs_file), runs + 1);
     CHECK_INT(count_dir("e"), entries);
     CHECK(!entry_exists("youtube-BBBBBBBBBBB"));
     CHECK_INT(count_dir("tmp"), 0);
@@ -363,7 +351,7 @@ static void test_cancel(void)
     m2p_source_info info;
     char path[4096];
     setenv("FAKE_MODE", "hang", 1);
-    int entries = count_dir("e"), runs = count_lines(runs_file);
+    int entries = count_dir("e"), runs = test_count_lines(runs_file);
     double t0 = now_s();
     CHECK_INT(m2p_fetch("https://youtu.be/CCCCCCCCCCC", &p, &info, path, sizeof path),
               M2P_ECANCELED);
@@ -371,7 +359,7 @@ static void test_cancel(void)
     CHECK(strstr(m2p_errmsg(), "canceled") != NULL);
     CHECK(dt < 3.0); /* the timeout is 20 s */
     CHECK_INT(pr.calls, 3);
-    CHECK_INT(count_lines(runs_file), runs + 1);
+    CHECK_INT(test_count_lines(runs_file), runs + 1);
     CHECK_INT(count_dir("e"), entries);
     CHECK(!entry_exists("youtube-CCCCCCCCCCC"));
     CHECK_INT(count_dir("tmp"), 0);
@@ -438,7 +426,7 @@ static void test_lru(void)
     char path[4096];
     setenv("FAKE_MODE", "ok", 1);
     const char *ids[] = {"DDDDDDDDDD1", "DDDDDDDDDD2", "DDDDDDDDDD1", "DDDDDDDDDD3"};
-    int runs = count_lines(runs_file);
+    int runs = test_count_lines(runs_file);
     for (int i = 0; i < 4; i++) {
         char url[100];
         snprintf(url, sizeof url, "https://youtu.be/%s", ids[i]);
@@ -447,7 +435,7 @@ static void test_lru(void)
         CHECK_INT(info.from_cache, i == 2);
         usleep(20000);
     }
-    CHECK_INT(count_lines(runs_file), runs + 3);
+    CHECK_INT(test_count_lines(runs_file), runs + 3);
     /* 2 was used least recently (1 was touched by the third fetch), so 2 went */
     char e[800];
     struct stat st;
@@ -487,7 +475,7 @@ static void test_concurrent(void)
 {
     setenv("FAKE_MODE", "ok", 1);
     setenv("FAKE_ID", "EEEEEEEEEEE", 1);
-    int runs = count_lines(runs_file);
+    int runs = test_count_lines(runs_file);
     pthread_t th[3];
     struct racer r[3];
     for (int i = 0; i < 3; i++)
@@ -497,7 +485,7 @@ static void test_concurrent(void)
         CHECK_INT(r[i].rc, 0);
         CHECK_STR(r[i].path, r[0].path);
     }
-    CHECK_INT(count_lines(runs_file), runs + 1); /* one download; the others waited and reused it */
+    CHECK_INT(test_count_lines(runs_file), runs + 1); /* one download; the others waited and reused it */
 }
 
 /* ---- direct URLs ---- */
@@ -562,7 +550,7 @@ static void test_direct(void)
     m2p_source_info info;
     char path[4096];
     setenv("FAKE_MODE", "fail", 1); /* yt-dlp must not be used for a direct audio URL */
-    int runs = count_lines(runs_file);
+    int runs = test_count_lines(runs_file);
     CHECK_INT(m2p_fetch(url, &p, &info, path, sizeof path), 0);
     CHECK_STR(info.id, "sha256:" CHOICE_SHA);
     CHECK_STR(info.title, "choice");
@@ -576,7 +564,7 @@ static void test_direct(void)
     CHECK_INT(info.from_cache, 1);
     CHECK_STR(info.id, "sha256:" CHOICE_SHA);
     CHECK_INT(song_hits, 1);
-    CHECK_INT(count_lines(runs_file), runs);
+    CHECK_INT(test_count_lines(runs_file), runs);
 
     int entries = count_dir("e");
     p.max_bytes = 100000;

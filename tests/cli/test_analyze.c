@@ -25,19 +25,11 @@ static char *tmp;
 static char out_file[600], err_file[600], data_dir[600], cache_dir[600], runs_file[600];
 static char *out_text, *err_text;
 
+/* A file's text, "" when it is missing. */
 static char *slurp(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    size_t got = fread(b, 1, (size_t)n, f);
-    b[got] = '\0';
-    fclose(f);
-    return b;
+    char *t = test_read_file(path, NULL);
+    return t ? t : strdup("");
 }
 
 /* Run $M2P_BIN with args (NULL-terminated); stdout/stderr into out_text/err_text. */
@@ -72,18 +64,6 @@ static int run(const char *const *args)
         test_failures++;
     }
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static int count_lines(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    int n = 0, c;
-    while ((c = fgetc(f)) != EOF)
-        n += c == '\n';
-    fclose(f);
-    return n;
 }
 
 /* A mono 16-bit WAV of seconds at 22,050 Hz: a 440 Hz tone with clicks at 120 BPM, or
@@ -382,11 +362,11 @@ static void test_ytdlp_url(void)
                        NULL};
     CHECK_INT(run(a), 1);
     CHECK(strstr(err_text, "Private video") != NULL);
-    CHECK_INT(count_lines(runs_file), 1);
+    CHECK_INT(test_count_lines(runs_file), 1);
 
     setenv("FAKE_MODE", "ok", 1);
     CHECK_INT(run(a), 0);
-    CHECK_INT(count_lines(runs_file), 2);
+    CHECK_INT(test_count_lines(runs_file), 2);
     json_t *j = parse_out();
     check_all_keys(j);
     CHECK_STR(json_string_value(json_object_get(j, "band")), "Queen");
@@ -413,7 +393,7 @@ static void test_ytdlp_url(void)
                        "--cache", cache_dir,
                        NULL};
     CHECK_INT(run(b), 0);
-    CHECK_INT(count_lines(runs_file), 2);
+    CHECK_INT(test_count_lines(runs_file), 2);
     j = parse_out();
     CHECK(json_is_true(json_object_get(json_object_get(j, "source"), "from_cache")));
     CHECK_STR(json_string_value(json_object_get(j, "band")), "Queen");

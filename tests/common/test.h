@@ -60,6 +60,11 @@ const char *test_env(const char *name, const char *fallback);
 /* A fresh empty temporary directory (removed by the caller with test_rmtree). */
 char *test_tmpdir(const char *tag);
 void test_rmtree(const char *path);
+/* A whole file, NUL-terminated and malloc'd (length in *len when len is not NULL); NULL when it
+ * cannot be read. */
+char *test_read_file(const char *path, size_t *len);
+/* Newlines in a file (0 when it does not exist). */
+int test_count_lines(const char *path);
 /* Compare float arrays; prints the worst element and returns its abs error. */
 double test_max_abs_diff(const float *got, const float *want, size_t n, const char *what);
 

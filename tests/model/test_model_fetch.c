@@ -52,25 +52,6 @@ typedef struct {
     char token_seen[128];
 } hub_state;
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b)
-        *len = (size_t)n;
-    return b;
-}
-
 static void sha256_hex(const char *data, size_t len, char hex[65])
 {
     unsigned char d[32];
@@ -107,7 +88,7 @@ static int api_handler(struct mg_connection *c, void *ud)
                             REPO, COMMIT);
     for (int i = 0; i < NFILES; i++) {
         size_t n;
-        char *data = slurp(fixture_of(i), &n);
+        char *data = test_read_file(fixture_of(i), &n);
         char hex[65];
         sha256_hex(data, n, hex);
         free(data);
@@ -145,7 +126,7 @@ static int file_handler(struct mg_connection *c, void *ud)
     if (idx < 0)
         return test_httpd_reply(c, 404, "text/plain", "no", 2);
     size_t n;
-    char *data = slurp(fixture_of(idx), &n);
+    char *data = test_read_file(fixture_of(idx), &n);
     const char *range = mg_get_header(c, "Range");
     long from = 0;
     int drop = 0;
@@ -262,7 +243,7 @@ int main(void)
     CHECK(is_link(p));
     snprintf(p, sizeof p, "%s/hub/models--test-org--tiny-lcm/refs/main", home);
     size_t rl;
-    char *ref = slurp(p, &rl);
+    char *ref = test_read_file(p, &rl);
     CHECK(ref && rl == 40 && !memcmp(ref, COMMIT, 40));
     free(ref);
     snprintf(p, sizeof p, "%s/README.md", out);
@@ -270,8 +251,8 @@ int main(void)
     /* the blob holds exactly the served bytes */
     size_t n1, n2;
     snprintf(p, sizeof p, "%s/unet/diffusion_pytorch_model.fp16.safetensors", out);
-    char *got = slurp(p, &n1);
-    char *want = slurp(test_fixture("sd-tiny/model/unet/diffusion_pytorch_model.safetensors"), &n2);
+    char *got = test_read_file(p, &n1);
+    char *want = test_read_file(test_fixture("sd-tiny/model/unet/diffusion_pytorch_model.safetensors"), &n2);
     CHECK(got && want && n1 == n2 && !memcmp(got, want, n1));
     free(got);
     free(want);
@@ -301,7 +282,7 @@ int main(void)
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", p);
     CHECK_INT(system(cmd), 0);
     size_t un;
-    char *ud = slurp(test_fixture("sd-tiny/model/unet/diffusion_pytorch_model.safetensors"), &un);
+    char *ud = test_read_file(test_fixture("sd-tiny/model/unet/diffusion_pytorch_model.safetensors"), &un);
     char hex[65];
     sha256_hex(ud, un, hex);
     snprintf(p, sizeof p, "%s/hub/models--test-org--tiny-lcm/blobs/%s.incomplete", home, hex);
