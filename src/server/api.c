@@ -356,18 +356,10 @@ void api_analyze(server *s, struct mg_connection *c, const route_args *a)
 void api_generate(server *s, struct mg_connection *c, const route_args *a)
 {
     api_error e;
-    json_t *p = validate_generate(s, a->body, 1, &e);
+    int64_t id = 0;
+    json_t *p = submit_generate(s, a->body, &id, &e);
     if (!p) {
         http_api_error(c, &e);
-        return;
-    }
-    char *ps = json_dumps(p, JSON_COMPACT);
-    int64_t id = 0;
-    int rc = ps ? jobs_submit(s->q, STORE_JOB_GENERATE, ps, 0, 0, 0, &id) : M2P_ENOMEM;
-    free(ps);
-    if (rc) {
-        json_decref(p);
-        http_error(c, http_status_of(rc), NULL, "%s", m2p_errmsg());
         return;
     }
     http_json(c, 202,

@@ -285,20 +285,13 @@ void api_validate_api_key(server *s, struct mg_connection *c, const route_args *
 void api_generate_image(server *s, struct mg_connection *c, const route_args *a)
 {
     api_error e;
-    json_t *p = validate_generate(s, a->body, 1, &e);
+    int64_t id = 0;
+    json_t *p = submit_generate(s, a->body, &id, &e);
     if (!p) {
         http_api_error(c, &e);
         return;
     }
-    char *ps = json_dumps(p, JSON_COMPACT);
     json_decref(p);
-    int64_t id = 0;
-    int rc = ps ? jobs_submit(s->q, STORE_JOB_GENERATE, ps, 0, 0, 0, &id) : M2P_ENOMEM;
-    free(ps);
-    if (rc) {
-        http_error(c, http_status_of(rc), NULL, "%s", m2p_errmsg());
-        return;
-    }
     json_t *r;
     if (wait_result(s, c, id, GENERATION_WAIT_MS, &r))
         return;

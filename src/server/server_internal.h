@@ -57,6 +57,10 @@ typedef struct api_error {
  * steps, guidance, width, height, variations, seed, and the optional features/source.
  * need_prompt 0 accepts a missing prompt (batches fill it in). */
 json_t *validate_generate(server *s, json_t *body, int need_prompt, api_error *err);
+/* Validate a generation request and queue it: the validated params (the caller decrefs them)
+ * with the job id, or NULL with err filled (400 for bad input, the queue's status when it
+ * refuses). The one path for /api/generate, /api/generate-image and the WebSocket. */
+json_t *submit_generate(server *s, json_t *body, int64_t *id, api_error *err);
 /* duration 30 | 60 | "full" | null | <= 0 -> seconds (0 = full). */
 int validate_duration(json_t *v, double *out, api_error *err);
 /* prompt_version "v1"|"v3"|"v4"|1|3|4 (default v4). */

@@ -280,3 +280,21 @@ int validate_url(json_t *v, const char *field, api_error *e)
         return fail(e, field, "%s is not accepted: %s", field, why[0] ? why : m2p_errmsg());
     return 0;
 }
+
+json_t *submit_generate(server *s, json_t *body, int64_t *id, api_error *err)
+{
+    json_t *p = validate_generate(s, body, 1, err);
+    if (!p)
+        return NULL;
+    char *ps = json_dumps(p, JSON_COMPACT);
+    int rc = ps ? jobs_submit(s->q, STORE_JOB_GENERATE, ps, 0, 0, 0, id) : M2P_ENOMEM;
+    free(ps);
+    if (rc) {
+        json_decref(p);
+        err->status = http_status_of(rc);
+        err->field[0] = '\0';
+        snprintf(err->message, sizeof err->message, "%s", m2p_errmsg());
+        return NULL;
+    }
+    return p;
+}

@@ -125,18 +125,10 @@ static void subscribe(ws_client *w, json_t *ids, int on)
 static void generate(ws_client *w, json_t *msg)
 {
     api_error e;
-    json_t *p = validate_generate(w->s, msg, 1, &e);
+    int64_t id = 0;
+    json_t *p = submit_generate(w->s, msg, &id, &e);
     if (!p) {
         send_error(w, e.field[0] ? e.field : NULL, e.message);
-        return;
-    }
-    char *ps = json_dumps(p, JSON_COMPACT);
-    int64_t id = 0;
-    int rc = ps ? jobs_submit(w->s->q, STORE_JOB_GENERATE, ps, 0, 0, 0, &id) : M2P_ENOMEM;
-    free(ps);
-    if (rc) {
-        json_decref(p);
-        send_error(w, NULL, m2p_errmsg());
         return;
     }
     char *first = NULL;
