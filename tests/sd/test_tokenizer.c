@@ -1,7 +1,7 @@
 /*
  * test_tokenizer.c — CLIP tokenizer against transformers' slow CLIPTokenizer (golden tokens.json
  * of sd-tiny: 13 prompts, ids and untruncated counts), plus invalid UTF-8, empty and very long
- * input, special tokens written in the text, and the load time of the real CLIP vocabulary.
+ * input, special tokens written in the text; prints (never asserts) the vocabulary's load time.
  */
 #define _GNU_SOURCE
 #include <jansson.h>
@@ -43,8 +43,8 @@ int main(void)
         fprintf(stderr, "%s\n", m2p_errmsg());
         TEST_DONE();
     }
+    /* Reported, not asserted: timings belong in bench/, a loaded machine must not fail here. */
     printf("tokenizer load: %.1f ms\n", load_ms);
-    CHECK(load_ms < 500); /* ~30 ms here; generous for sanitizer builds */
     CHECK_INT(clip_bos_id(tok), 49406);
     CHECK_INT(clip_eos_id(tok), 49407);
     CHECK_STR(clip_token_str(tok, 2368), "cat</w>");
