@@ -173,7 +173,16 @@ typedef struct m2p_registry_entry {
     const char *expected_time, *memory, *quality, *speed;
     int default_steps;
     int supported;             /* 1 when this version can run it */
+    /* The original's defaults (ORIGINAL.md, model-registry.json "scheduler"): */
+    float default_guidance;    /* 7.5 with classifier-free guidance; 1.0 LCM; 0.0 Turbo/Lightning */
+    int default_width, default_height;
+    const char *scheduler;     /* diffusers _class_name the original ran: "LCMScheduler" ... */
+    const char *timestep_spacing; /* "trailing" where the original overrode the repo, else NULL */
 } m2p_registry_entry;
+
+/* 1 when the model's default guidance runs classifier-free guidance (> 1), i.e. the negative
+ * prompt changes the image; LCM (w-embedding, 1.0) and Turbo/Lightning (0.0) ignore it. */
+int m2p_registry_uses_negative(const m2p_registry_entry *e);
 
 /* The entries, count in *n. Static storage. */
 const m2p_registry_entry *m2p_registry(int *n);

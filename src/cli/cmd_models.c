@@ -23,12 +23,15 @@ static int list(void)
 {
     int n;
     const m2p_registry_entry *e = m2p_registry(&n);
-    printf("%-15s %-42s %-9s %s\n", "NAME", "HUB ID", "RUNNABLE", "INSTALLED");
+    printf("%-15s %-42s %-9s %5s %8s %-9s %-8s %s\n", "NAME", "HUB ID", "RUNNABLE", "STEPS",
+           "GUIDANCE", "SIZE", "NEGATIVE", "INSTALLED");
     for (int i = 0; i < n; i++) {
-        char path[4096];
+        char path[4096], size[24];
         int have = m2p_model_resolve(e[i].name, path, sizeof path) == 0;
-        printf("%-15s %-42s %-9s %s\n", e[i].name, e[i].hub_id, e[i].supported ? "yes" : "no",
-               have ? path : "no");
+        snprintf(size, sizeof size, "%dx%d", e[i].default_width, e[i].default_height);
+        printf("%-15s %-42s %-9s %5d %8.1f %-9s %-8s %s\n", e[i].name, e[i].hub_id,
+               e[i].supported ? "yes" : "no", e[i].default_steps, (double)e[i].default_guidance,
+               size, m2p_registry_uses_negative(&e[i]) ? "yes" : "no", have ? path : "no");
     }
     return 0;
 }

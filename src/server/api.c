@@ -95,7 +95,7 @@ static json_t *model_entry(server *s, const char *name, const m2p_registry_entry
     char path[1024], expected[160];
     json_t *m = measured(s, name, expected, sizeof expected);
 #define OR_EMPTY(f) (r && r->f ? r->f : "")
-    return json_pack(
+    json_t *e = json_pack(
         "{s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:i, s:b, s:b, s:b}", "name",
         r && r->title ? r->title : name, "description",
         r ? OR_EMPTY(description) : "A local diffusers folder given with --model", "expected_time",
@@ -104,6 +104,16 @@ static json_t *model_entry(server *s, const char *name, const m2p_registry_entry
         r && r->default_steps > 0 ? r->default_steps : 8, "supported", r ? r->supported : 1,
         "installed", model_cache_installed(s->models, name, path, sizeof path), "loaded",
         model_cache_is_loaded(s->models, name));
+    /* The original's per-model defaults (registry.c) for the page's controls; a local folder
+     * given with --model has none (its scheduler_config decides). */
+    if (e && r) {
+        json_object_set_new(e, "default_guidance", json_real(r->default_guidance));
+        json_object_set_new(e, "default_width", json_integer(r->default_width));
+        json_object_set_new(e, "default_height", json_integer(r->default_height));
+        json_object_set_new(e, "uses_negative_prompt", json_boolean(m2p_registry_uses_negative(r)));
+        json_object_set_new(e, "scheduler", json_string(r->scheduler ? r->scheduler : ""));
+    }
+    return e;
 #undef OR_EMPTY
 }
 

@@ -38,6 +38,9 @@ static const struct { const char *name, *text; } schemas[] = {
               "                 'width':'integer', 'height':'integer', 'finished_ms':'integer'}},"
               " 'memory':'string', 'quality':'string', 'speed':'string', 'hub_id':'string',"
               " 'default_steps':'integer', 'supported':'boolean|the engine runs this family',"
+              " 'default_guidance':'number|registry models only', 'default_width':'integer',"
+              " 'default_height':'integer', 'uses_negative_prompt':'boolean|guidance > 1 (CFG)',"
+              " 'scheduler':'string|diffusers _class_name the original ran',"
               " 'installed':'boolean', 'loaded':'boolean'}"},
     {"Duration", "{'description':'30, 60 or full (null or <= 0 also mean the whole song); default 60',"
                  " 'oneOf':[{'type':'integer', 'enum':[30, 60]}, {'type':'string', 'enum':['30', '60', 'full']}],"

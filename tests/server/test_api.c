@@ -49,6 +49,20 @@ static void check_shapes(int port)
     CHECK_INT(jint(lcm, "default_steps"), 8);
     CHECK(json_is_true(json_object_get(lcm, "installed")));
     CHECK(json_is_object(json_object_get(json_object_get(m, "models"), "sd14")));
+    /* the original's per-model defaults for the page (ORIGINAL.md, model-registry.json) */
+    CHECK_INT(jint(lcm, "default_width"), 512);
+    CHECK(!json_is_true(json_object_get(lcm, "uses_negative_prompt")));
+    json_t *sd21 = json_object_get(json_object_get(m, "models"), "sd21");
+    CHECK_INT(jint(sd21, "default_width"), 768);
+    CHECK_INT(jint(sd21, "default_height"), 768);
+    CHECK(json_number_value(json_object_get(sd21, "default_guidance")) == 7.5);
+    CHECK(json_is_true(json_object_get(sd21, "uses_negative_prompt")));
+    json_t *light = json_object_get(json_object_get(m, "models"), "sdxl_lightning");
+    CHECK_INT(jint(light, "default_width"), 1024);
+    CHECK_INT(jint(light, "default_steps"), 4);
+    CHECK(json_is_number(json_object_get(light, "default_guidance")));
+    CHECK(json_number_value(json_object_get(light, "default_guidance")) == 0.0);
+    CHECK(!json_is_true(json_object_get(light, "uses_negative_prompt")));
     json_decref(m);
 
     json_t *nf = api(port, "GET", "/api/nothing", NULL, &st);
