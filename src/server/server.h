@@ -11,23 +11,23 @@
 #define SERVER_MAX_ORIGINS 16
 
 typedef struct server_config {
-    const char *host;          /* default 127.0.0.1; anything else needs a token */
-    int port;                  /* default 9090 */
-    const char *data_dir;      /* default ./data (SQLite, uploads, audio cache) */
-    const char *web_dir;       /* default M2P_WEB_DIR (the source tree's web/) */
-    const char *token;         /* access token; NULL = $MUS2PIC_TOKEN */
-    int threads;               /* CivetWeb worker threads; 0 = max_ws + 64 */
-    int compute_threads;       /* the image engine's threads; 0 = every core */
-    int compute_dtype;         /* M2P_DTYPE_F32 (default, matches diffusers) or M2P_DTYPE_BF16 */
-    int max_ws;                /* concurrent WebSocket clients; default 256 */
-    int max_variations;        /* 4 (default) or 8 */
-    int analysis_workers;      /* default 2 */
-    int max_queued;            /* default 200 */
-    size_t max_body;           /* JSON body bytes; default 1 MiB */
-    size_t max_upload;         /* uploaded audio bytes; default 100 MiB */
-    int genre_offline;         /* 1: no network genre lookups */
+    const char *host;     /* default 127.0.0.1; anything else needs a token */
+    int port;             /* default 9090 */
+    const char *data_dir; /* default ./data (SQLite, uploads, audio cache) */
+    const char *web_dir;  /* default M2P_WEB_DIR (the source tree's web/) */
+    const char *token;    /* access token; NULL = $MUS2PIC_TOKEN */
+    int threads;          /* CivetWeb worker threads; 0 = max_ws + 64 */
+    int compute_threads;  /* the image engine's threads; 0 = every core */
+    int compute_dtype;    /* M2P_DTYPE_F32 (default, matches diffusers) or M2P_DTYPE_BF16 */
+    int max_ws;           /* concurrent WebSocket clients; default 256 */
+    int max_variations;   /* 4 (default) or 8 */
+    int analysis_workers; /* default 2 */
+    int max_queued;       /* default 200 */
+    size_t max_body;      /* JSON body bytes; default 1 MiB */
+    size_t max_upload;    /* uploaded audio bytes; default 100 MiB */
+    int genre_offline;    /* 1: no network genre lookups */
     int64_t audio_cache_limit; /* downloaded audio kept (LRU); 0 = default 2 GiB */
-    size_t model_budget;       /* bytes of loaded models kept; default 12 GiB */
+    size_t model_budget;  /* bytes of loaded models kept; default 12 GiB */
     int n_models;
     const char *model_names[SERVER_MAX_MODELS];
     const char *model_refs[SERVER_MAX_MODELS];
