@@ -47,6 +47,7 @@ void api_health(server *s, struct mg_connection *c, const route_args *a)
     free(loaded);
     pthread_mutex_lock(&s->lock);
     int n_ws = s->n_ws;
+    long ws_dropped = s->ws_dropped;
     pthread_mutex_unlock(&s->lock);
     json_t *o =
         json_pack("{s:b, s:s, s:s, s:o, s:s?, s:{s:I, s:I, s:I, s:I}, s:i, s:{s:I, s:I, s:I, s:i},"
@@ -58,6 +59,8 @@ void api_health(server *s, struct mg_connection *c, const route_args *a)
                   "progress", "published", (json_int_t)ps.published, "delivered",
                   (json_int_t)ps.delivered, "dropped", (json_int_t)ps.dropped, "queued", ps.queued,
                   "rss_kb", (json_int_t)rss_kb(), "threads", s->cfg.threads);
+    if (o)
+        json_object_set_new(o, "websockets_dropped", json_integer(ws_dropped));
     http_json(c, 200, o);
 }
 

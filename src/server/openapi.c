@@ -25,6 +25,7 @@ static const struct { const char *name, *text; } schemas[] = {
                " 'models_loaded':'[object]|models in memory: name, path, memory_bytes',"
                " 'default_model':'string?', 'jobs':'object|queued, running, done, failed',"
                " 'websockets':'integer|clients connected now',"
+               " 'websockets_dropped':'integer|clients dropped since the start for not reading their messages',"
                " 'progress':'object|progress bus counters: published, delivered, dropped, queued',"
                " 'rss_kb':'integer|resident memory of the server', 'threads':'integer|HTTP worker threads'}"},
     {"Models", "{'success':'boolean', 'default_model':'string?', 'max_variations':'integer',"

@@ -22,6 +22,7 @@ struct server {
     jobs *q;
     pthread_mutex_t lock;
     int n_ws; /* open WebSocket clients (lock) */
+    long ws_dropped; /* clients dropped for not reading (lock) */
     int port;
     char *openapi; /* /api/openapi.json, built at start */
 };
