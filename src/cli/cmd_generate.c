@@ -133,6 +133,40 @@ static int read_tensor(const char *opt, const char *path, const char *name, int 
     return *out ? 0 : -1;
 }
 
+/* Where an image named path is written: a regular file only. A missing file is created; a
+ * symlink is followed (its target is replaced, not the link); a device, folder, FIFO or socket
+ * is refused, so `--out /dev/null` as root cannot replace the device node. 0, or -1 with the
+ * message printed. */
+static int out_target(const char *path, char *real, size_t len)
+{
+    struct stat st;
+    snprintf(real, len, "%s", path);
+    if (lstat(path, &st) != 0)
+        return 0; /* a new file */
+    if (S_ISLNK(st.st_mode)) {
+        char *r = realpath(path, NULL);
+        if (!r) {
+            fprintf(stderr,
+                    "mus2pic generate: --out '%s' is a symlink to nothing that exists; point it "
+                    "at a file or remove it\n",
+                    path);
+            return -1;
+        }
+        snprintf(real, len, "%s", r);
+        free(r);
+        if (stat(real, &st) != 0)
+            return 0;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr,
+                "mus2pic generate: --out '%s' is %s, not a regular file; name a .png file to "
+                "write\n",
+                path, S_ISDIR(st.st_mode) ? "a folder" : "a device or special file");
+        return -1;
+    }
+    return 0;
+}
+
 static int folder_of_exists(const char *path)
 {
     const char *slash = strrchr(path, '/');
@@ -298,6 +332,15 @@ int cmd_generate(int argc, char **argv)
                 !folder_of_exists(out) ? out : raw_f);
         return 2;
     }
+    for (int i = 0; i < p.variations; i++) { /* refuse before the work, not after it */
+        char name[4200], real[4200];
+        if (p.variations == 1)
+            snprintf(name, sizeof name, "%s", out);
+        else
+            numbered(out, i + 1, name, sizeof name);
+        if (out_target(name, real, sizeof real))
+            return 2;
+    }
     const m2p_registry_entry *reg = m2p_registry_find(model);
     int steps = p.steps ? p.steps : (reg ? reg->default_steps : 8);
     p.steps = steps;
@@ -381,7 +424,10 @@ int cmd_generate(int argc, char **argv)
             snprintf(names[i], sizeof names[i], "%s", out);
         else
             numbered(out, i + 1, names[i], sizeof names[i]);
-        if (m2p_png_write(names[i], imgs[i].rgb, imgs[i].width, imgs[i].height)) {
+        char real[4200];
+        if (out_target(names[i], real, sizeof real)) {
+            failed = 1;
+        } else if (m2p_png_write(real, imgs[i].rgb, imgs[i].width, imgs[i].height)) {
             fprintf(stderr, "mus2pic generate: %s\n", m2p_errmsg());
             failed = 1;
         } else {

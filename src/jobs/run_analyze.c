@@ -132,6 +132,21 @@ static int choose_prompt(const m2p_analysis *a, int version, const char *band, c
     return 0;
 }
 
+/* data/uploads/up-XXXX/<name>: the file, then its private folder. */
+static void remove_upload_file(int upload, const char *source)
+{
+    if (!upload || !source[0])
+        return;
+    unlink(source);
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s", source);
+    char *slash = strrchr(dir, '/');
+    if (slash && strstr(dir, "/uploads/up-")) {
+        *slash = 0;
+        rmdir(dir);
+    }
+}
+
 void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
 {
     json_t *p = json_loads(job->params, 0, NULL);
@@ -189,22 +204,14 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
         }
     }
     m2p_analysis_free(&a);
-    if (upload && source[0]) {
-        /* data/uploads/up-XXXX/<name>: the file, then its private folder */
-        unlink(source);
-        char dir[1200];
-        snprintf(dir, sizeof dir, "%s", source);
-        char *slash = strrchr(dir, '/');
-        if (slash && strstr(dir, "/uploads/up-")) {
-            *slash = 0;
-            rmdir(dir);
-        }
-    }
 
+    /* The upload is removed only once the job's end is committed: a crash before that retries
+     * the job, which needs the file. */
     if (msg[0]) {
+        jobs_fail(q, job->id, msg, slot->cancel);
+        remove_upload_file(upload, source);
         json_decref(result);
         json_decref(p);
-        jobs_fail(q, job->id, msg, slot->cancel);
         return;
     }
     char *rs = json_dumps(result, JSON_COMPACT);
@@ -212,11 +219,13 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
     free(rs);
     if (rc) {
         snprintf(msg, sizeof msg, "%s", m2p_errmsg());
+        jobs_fail(q, job->id, msg, 0);
+        remove_upload_file(upload, source);
         json_decref(result);
         json_decref(p);
-        jobs_fail(q, job->id, msg, 0);
         return;
     }
+    remove_upload_file(upload, source);
     if (job->batch_id)
         queue_batch_generation(q, job, p, result);
 

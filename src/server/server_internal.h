@@ -24,6 +24,7 @@ struct server {
     int n_ws; /* open WebSocket clients (lock) */
     long ws_dropped; /* clients dropped for not reading (lock) */
     int port;
+    int lock_fd; /* DATA/server.lock, flock'd while the server runs */
     char *openapi; /* /api/openapi.json, built at start */
 };
 
