@@ -156,6 +156,120 @@ static char *nested(int depth, const char *open, const char *close, const char *
     return s;
 }
 
+/* A multipart body: the fixture song as "file" named filename, with a band field. */
+static char *upload_body(const char *filename, const char *band, size_t *len)
+{
+    FILE *f = fopen(test_fixture("audio/librosa/choice.ogg"), "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char head[1024];
+    snprintf(head, sizeof head,
+             "--B0und\r\nContent-Disposition: form-data; name=\"duration\"\r\n\r\n30\r\n"
+             "--B0und\r\nContent-Disposition: form-data; name=\"band\"\r\n\r\n%s\r\n"
+             "--B0und\r\nContent-Disposition: form-data; name=\"file\"; filename=\"%s\"\r\n"
+             "Content-Type: audio/ogg\r\n\r\n",
+             band, filename);
+    const char *tail = "\r\n--B0und--\r\n";
+    *len = strlen(head) + (size_t)n + strlen(tail);
+    char *b = malloc(*len);
+    memcpy(b, head, strlen(head));
+    size_t o = strlen(head) + fread(b + strlen(head), 1, (size_t)n, f);
+    memcpy(b + o, tail, strlen(tail));
+    fclose(f);
+    return b;
+}
+
+static json_t *post_upload(int port, const char *filename, const char *band, int *status)
+{
+    size_t len = 0;
+    char *body = upload_body(filename, band, &len);
+    resp r;
+    *status = -1;
+    if (body && !http_req(port, "POST", "/api/analyze", "multipart/form-data; boundary=B0und", body,
+                          len, NULL, &r)) {
+        *status = r.status;
+        json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+        resp_free(&r);
+        free(body);
+        return j;
+    }
+    free(body);
+    return NULL;
+}
+
+static long long count_files(const char *dir)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "find '%s' -type f | wc -l", dir);
+    FILE *p = popen(cmd, "r");
+    long long n = -1;
+    if (p) {
+        if (fscanf(p, "%lld", &n) != 1)
+            n = -1;
+        pclose(p);
+    }
+    return n;
+}
+
+/* Medium: a file name that is not UTF-8 answered {"success":true,"job_id":0} with no job.
+ * Issue 10.5: the same bytes uploaded again (under any name) are analysed once. */
+static void check_uploads(int port, const char *data)
+{
+    int st;
+    json_t *a = post_upload(port, "\xff\xfe\xc3(.ogg", "Admiral Bob", &st);
+    CHECK_INT(st, 202);
+    long long id = jint(a, "job_id");
+    CHECK(id > 0);
+    CHECK(json_is_false(json_object_get(a, "cached")));
+    CHECK_INT((long long)strlen(jstr(a, "sha256")), 64);
+    json_decref(a);
+    json_t *j = wait_job(port, id, 120);
+    CHECK_STR(jstr(j, "state"), "done");
+    json_decref(j);
+
+    /* the same bytes under another name: the same job, nothing queued, the copy not kept */
+    a = post_upload(port, "copy of choice.ogg", "Admiral Bob", &st);
+    CHECK_INT(st, 202);
+    CHECK_INT(jint(a, "job_id"), id);
+    CHECK(json_is_true(json_object_get(a, "cached")));
+    CHECK_STR(jstr(a, "state"), "done");
+    json_decref(a);
+    char up[700];
+    snprintf(up, sizeof up, "%s/uploads", data);
+    CHECK_INT(count_files(up), 0);
+    /* another band asked for is another answer: a new job */
+    a = post_upload(port, "choice.ogg", "Someone Else", &st);
+    CHECK_INT(st, 202);
+    long long id2 = jint(a, "job_id");
+    CHECK(id2 > 0 && id2 != id);
+    json_decref(a);
+    json_decref(wait_job(port, id2, 120));
+    /* a band that is not UTF-8 is a clear 400 naming it */
+    a = post_upload(port, "choice.ogg", "\xff\xff", &st);
+    CHECK_INT(st, 400);
+    CHECK_STR(jstr(a, "field"), "band");
+    json_decref(a);
+    CHECK_INT(count_files(up), 0);
+}
+
+/* Medium: a second server on the same --data retried the first one's running jobs. */
+static void check_second_server(const char *data)
+{
+    srv s2;
+    CHECK(srv_start(&s2, data, NULL) != 0);
+    FILE *f = fopen(s2.log, "r");
+    char line[512];
+    int said = 0;
+    while (f && fgets(line, sizeof line, f))
+        said |= strstr(line, "another server") != NULL && strstr(line, "--data") != NULL;
+    if (f)
+        fclose(f);
+    CHECK(said);
+}
+
 static int alive(int port)
 {
     int st;
@@ -472,6 +586,8 @@ int main(void)
     check_deep_requests(s.port);
     check_cross_site(s.port);
     check_slow_client(s.port);
+    check_uploads(s.port, data);
+    check_second_server(data);
     CHECK_INT(srv_stop(&s, SIGTERM), 0);
     check_deep_stored();
     check_origin_option_and_token();
