@@ -337,6 +337,8 @@ typedef struct m2p_llm_params {
 } m2p_llm_params;
 
 m2p_llm_params m2p_llm_default_params(void);
+/* 1 when key can go into an Authorization header (printable ASCII: no CR, LF or controls). */
+int m2p_llm_key_ok(const char *key);
 int m2p_prompt_llm(const m2p_llm_params *p, const char *song, const char *artist,
                    const char *genre, char **prompt, int *tokens_used);
 

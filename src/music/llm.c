@@ -36,6 +36,15 @@ static const char *SYSTEM_PROMPT =
     "stage lights bursting through sparkles, joyful silhouettes dancing, warm champagne and "
     "gold tones, mirror reflections in rainbow prisms, masterpiece, best quality";
 
+/* Is the key one header value: printable ASCII, no CR/LF (it goes into "Authorization:"). */
+int m2p_llm_key_ok(const char *key)
+{
+    for (const unsigned char *c = (const unsigned char *)key; *c; c++)
+        if (*c < 0x20 || *c >= 0x7f)
+            return 0;
+    return 1;
+}
+
 m2p_llm_params m2p_llm_default_params(void)
 {
     m2p_llm_params p;
@@ -89,8 +98,8 @@ static char *clean_answer(const char *in)
         return NULL;
     for (char *p = low; *p; p++)
         *p = (char)tolower((unsigned char)*p);
-    int has_quality = strstr(low, "masterpiece") || strstr(low, "best quality") ||
-                      strstr(low, "high quality");
+    int has_quality =
+        strstr(low, "masterpiece") || strstr(low, "best quality") || strstr(low, "high quality");
     free(low);
     if (has_quality)
         return strndup(a, n);
@@ -119,9 +128,8 @@ static char *request_body(const m2p_llm_params *p, const char *song, const char 
     if (p->additional_context && p->additional_context[0])
         snprintf(user + k, cap - (size_t)k, "\nContext: %s", p->additional_context);
     json_t *body = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s}], s:i, s:f}", "model", p->model,
-                             "messages", "role", "system", "content", SYSTEM_PROMPT, "role",
-                             "user", "content", user, "max_tokens", 100, "temperature",
-                             p->temperature);
+                             "messages", "role", "system", "content", SYSTEM_PROMPT, "role", "user",
+                             "content", user, "max_tokens", 100, "temperature", p->temperature);
     free(user);
     char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
@@ -140,6 +148,9 @@ int m2p_prompt_llm(const m2p_llm_params *params, const char *song, const char *a
     const m2p_llm_params *p = params ? params : &defaults;
     if (!p->api_key || !p->api_key[0])
         return m2p_error(M2P_EINVAL, "llm: no API key (set OPENAI_API_KEY or pass api_key)");
+    if (!m2p_llm_key_ok(p->api_key))
+        return m2p_error(M2P_EINVAL, "llm: the API key has control characters (CR, LF, ...); "
+                                     "paste the key alone");
     if (!(p->temperature >= 0.0 && p->temperature <= 1.0))
         return m2p_error(M2P_EINVAL, "llm: temperature %g outside 0..1", p->temperature);
     if (!song || !song[0] || !artist || !artist[0])
@@ -162,9 +173,11 @@ int m2p_prompt_llm(const m2p_llm_params *params, const char *song, const char *a
         bl--;
     snprintf(url, ul, "%.*s/chat/completions", (int)bl, p->base_url);
     snprintf(auth, kl, "Authorization: Bearer %s", p->api_key);
-    const char *hdr[] = {auth, "Content-Type: application/json", "Accept: application/json",
-                         NULL};
-    net_request rq = {.method = "POST", .url = url, .headers = hdr, .body = body,
+    const char *hdr[] = {auth, "Content-Type: application/json", "Accept: application/json", NULL};
+    net_request rq = {.method = "POST",
+                      .url = url,
+                      .headers = hdr,
+                      .body = body,
                       .timeout_s = p->timeout_s > 0 ? p->timeout_s : 30};
     for (int attempt = 0; attempt < LLM_TRIES; attempt++) {
         if (attempt)
@@ -181,8 +194,8 @@ int m2p_prompt_llm(const m2p_llm_params *params, const char *song, const char *a
         }
         json_t *j = json_loads(resp, 0, NULL);
         if (status != 200) {
-            const char *msg = json_string_value(
-                json_object_get(json_object_get(j, "error"), "message"));
+            const char *msg =
+                json_string_value(json_object_get(json_object_get(j, "error"), "message"));
             rc = status == 401 || status == 403
                      ? m2p_error(M2P_EINVAL, "llm: API key rejected (HTTP %ld)%s%s", status,
                                  msg ? ": " : "", msg ? msg : "")

@@ -174,7 +174,7 @@ static void analyze_json(server *s, struct mg_connection *c, json_t *b)
     double duration;
     int version;
     int64_t id;
-    if (validate_url(json_object_get(b, "url"), "url", &e) ||
+    if (validate_url(s, json_object_get(b, "url"), "url", &e) ||
         validate_duration(json_object_get(b, "duration"), &duration, &e) ||
         validate_prompt_version(json_object_get(b, "prompt_version"), &version, &e) ||
         validate_opt_string(b, "band", 256, &e) || validate_opt_string(b, "song", 256, &e) ||
@@ -538,6 +538,22 @@ void api_gallery(server *s, struct mg_connection *c, const route_args *a)
     }
     json_t *arr = m2p_json_loads(items, 0, NULL);
     free(items);
+    /* A listing carries each song's numbers (tempo, energy, ...) but not its curves (envelope,
+     * beats, chroma...: ~3 MB a post made one page 84 MB); GET /api/jobs/{job_id} has them all. */
+    size_t i;
+    json_t *it;
+    json_array_foreach(arr, i, it)
+    {
+        json_t *f = json_object_get(json_object_get(it, "meta"), "features");
+        const char *k;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(f, tmp, k, v)
+        {
+            if (!json_is_number(v) && !json_is_string(v))
+                json_object_del(f, k);
+        }
+    }
     http_json(c, 200,
               json_pack("{s:b, s:i, s:i, s:I, s:o}", "success", 1, "page", (int)page, "per_page",
                         (int)per, "total", (json_int_t)total, "items", arr ? arr : json_array()));
@@ -566,7 +582,7 @@ void api_batch_post(server *s, struct mg_connection *c, const route_args *a)
     for (size_t i = 0; i < json_array_size(urls); i++) {
         char field[32];
         snprintf(field, sizeof field, "urls[%zu]", i);
-        if (validate_url(json_array_get(urls, i), field, &e))
+        if (validate_url(s, json_array_get(urls, i), field, &e))
             goto bad;
     }
     if (validate_duration(json_object_get(b, "duration"), &duration, &e) ||

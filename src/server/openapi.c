@@ -93,7 +93,7 @@ static const struct { const char *name, *text; } schemas[] = {
                 " 'items':'[#GalleryItem]'}"},
     {"GalleryItem", "{'id':'integer', 'job_id':'integer', 'variation':'integer', 'url':'string', 'seed':'integer',"
                     " 'width':'integer', 'height':'integer', 'seconds':'number', 'created_ms':'integer',"
-                    " 'meta':'object|prompt, parameters, features, source'}"},
+                    " 'meta':'object|prompt, parameters, source, and the features that are numbers (the curves are in the job)'}"},
     {"BatchRequest", "{'allOf':[{'$ref':'#/components/schemas/GenerateParams'},"
                      "          {'type':'object', 'required':['urls'], 'properties':{"
                      "            'urls':{'type':'array', 'minItems':1, 'maxItems':50, 'items':{'type':'string'}},"

@@ -270,6 +270,61 @@ static void check_second_server(const char *data)
     CHECK(said);
 }
 
+/* Low: {"steps":1e300} was cast out of range; CR/LF in api_key went into a request header;
+ * analysis URLs could name the server itself or a private network. */
+static void check_low(int port)
+{
+    int st;
+    const char *bad_steps[] = {
+        "{\"prompt\":\"x\",\"steps\":1e300}", "{\"prompt\":\"x\",\"steps\":-1e300}",
+        "{\"prompt\":\"x\",\"steps\":2.5}", "{\"prompt\":\"x\",\"seed\":1e300}",
+        "{\"prompt\":\"x\",\"width\":-1e19}"};
+    for (int i = 0; i < 5; i++) {
+        json_t *j = api(port, "POST", "/api/generate", bad_steps[i], &st);
+        CHECK_INT(st, 400);
+        json_decref(j);
+    }
+    json_t *j = api(port, "POST", "/api/validate-api-key",
+                    "{\"api_key\":\"sk-1\\r\\nX-Injected: 1\"}", &st);
+    CHECK_INT(st, 400);
+    CHECK_STR(jstr(j, "field"), "api_key");
+    json_decref(j);
+    const char *priv[] = {"http://127.0.0.1:1/a.mp3",
+                          "http://2130706433/a.mp3",
+                          "http://127.1/a.mp3",
+                          "http://[::1]:9/a.mp3",
+                          "http://localhost./a.mp3",
+                          "https://10.1.2.3/a.mp3",
+                          "http://192.168.0.9/a.mp3",
+                          "http://169.254.169.254/latest/meta-data",
+                          "http://[::ffff:127.0.0.1]/a.mp3",
+                          "http://0.0.0.0:9090/api/health",
+                          "http://172.16.0.1/a.mp3",
+                          "http://app.localhost/a.mp3"};
+    for (size_t i = 0; i < sizeof priv / sizeof priv[0]; i++) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"url\":\"%s\",\"duration\":30}", priv[i]);
+        j = api(port, "POST", "/api/analyze", body, &st);
+        if (st != 400 || !strstr(jstr(j, "error"), "--allow-private-urls"))
+            fprintf(stderr, "accepted: %s (%d)\n", priv[i], st);
+        CHECK_INT(st, 400);
+        json_decref(j);
+    }
+    /* public addresses and names pass the check (nothing is fetched: the job is canceled) */
+    const char *pub[] = {"http://93.184.216.34/a.mp3", "http://172.32.0.1/a.mp3",
+                         "https://example.com/a.mp3"};
+    for (int i = 0; i < 3; i++) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"url\":\"%s\",\"duration\":30}", pub[i]);
+        j = api(port, "POST", "/api/analyze", body, &st);
+        CHECK_INT(st, 202);
+        char path[96];
+        snprintf(path, sizeof path, "/api/jobs/%lld", jint(j, "job_id"));
+        json_decref(j);
+        json_decref(api(port, "DELETE", path, NULL, &st));
+    }
+}
+
 static int alive(int port)
 {
     int st;
@@ -451,7 +506,11 @@ static void check_origin_option_and_token(void)
     char data[600];
     snprintf(data, sizeof data, "%s/origin", tmp_root);
     srv s;
-    const char *extra[] = {"--allowed-origin", "https://poster.example:8443", "--token", "T0k",
+    const char *extra[] = {"--allowed-origin",
+                           "https://poster.example:8443",
+                           "--token",
+                           "T0k",
+                           "--allow-private-urls",
                            NULL};
     if (srv_start(&s, data, extra)) {
         CHECK(!"the server did not start");
@@ -477,6 +536,11 @@ static void check_origin_option_and_token(void)
     json_decref(j);
     j = api(s.port, "GET", "/api/health?token=T0k", NULL, &st);
     CHECK_INT(st, 200);
+    json_decref(j);
+    /* --allow-private-urls: a local address is accepted (the job may fail later, not here) */
+    j = api(s.port, "POST", "/api/analyze?token=T0k",
+            "{\"url\":\"http://127.0.0.1:1/a.mp3\",\"duration\":30}", &st);
+    CHECK_INT(st, 202);
     json_decref(j);
     CHECK_INT(srv_stop(&s, SIGTERM), 0);
 
@@ -585,6 +649,7 @@ int main(void)
     }
     check_deep_requests(s.port);
     check_cross_site(s.port);
+    check_low(s.port);
     check_slow_client(s.port);
     check_uploads(s.port, data);
     check_second_server(data);
