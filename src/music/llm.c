@@ -98,8 +98,8 @@ static char *clean_answer(const char *in)
         return NULL;
     for (char *p = low; *p; p++)
         *p = (char)tolower((unsigned char)*p);
-    int has_quality =
-        strstr(low, "masterpiece") || strstr(low, "best quality") || strstr(low, "high quality");
+    int has_quality = strstr(low, "masterpiece") || strstr(low, "best quality") ||
+                      strstr(low, "high quality");
     free(low);
     if (has_quality)
         return strndup(a, n);
@@ -128,8 +128,9 @@ static char *request_body(const m2p_llm_params *p, const char *song, const char 
     if (p->additional_context && p->additional_context[0])
         snprintf(user + k, cap - (size_t)k, "\nContext: %s", p->additional_context);
     json_t *body = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s}], s:i, s:f}", "model", p->model,
-                             "messages", "role", "system", "content", SYSTEM_PROMPT, "role", "user",
-                             "content", user, "max_tokens", 100, "temperature", p->temperature);
+                             "messages", "role", "system", "content", SYSTEM_PROMPT, "role",
+                             "user", "content", user, "max_tokens", 100, "temperature",
+                             p->temperature);
     free(user);
     char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
@@ -173,11 +174,9 @@ int m2p_prompt_llm(const m2p_llm_params *params, const char *song, const char *a
         bl--;
     snprintf(url, ul, "%.*s/chat/completions", (int)bl, p->base_url);
     snprintf(auth, kl, "Authorization: Bearer %s", p->api_key);
-    const char *hdr[] = {auth, "Content-Type: application/json", "Accept: application/json", NULL};
-    net_request rq = {.method = "POST",
-                      .url = url,
-                      .headers = hdr,
-                      .body = body,
+    const char *hdr[] = {auth, "Content-Type: application/json", "Accept: application/json",
+                         NULL};
+    net_request rq = {.method = "POST", .url = url, .headers = hdr, .body = body,
                       .timeout_s = p->timeout_s > 0 ? p->timeout_s : 30};
     for (int attempt = 0; attempt < LLM_TRIES; attempt++) {
         if (attempt)
@@ -194,8 +193,8 @@ int m2p_prompt_llm(const m2p_llm_params *params, const char *song, const char *a
         }
         json_t *j = json_loads(resp, 0, NULL);
         if (status != 200) {
-            const char *msg =
-                json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+            const char *msg = json_string_value(
+                json_object_get(json_object_get(j, "error"), "message"));
             rc = status == 401 || status == 403
                      ? m2p_error(M2P_EINVAL, "llm: API key rejected (HTTP %ld)%s%s", status,
                                  msg ? ": " : "", msg ? msg : "")
