@@ -236,7 +236,7 @@ int main(int argc, char **argv)
             for (int r = 0; r <= reps; r++) {
                 t0 = now();
                 c0 = cpu_s();
-                if (unet_forward(u, lat, B, h, w, 759.0f, cond, ctx, 77, pred))
+                if (unet_forward(u, lat, B, h, w, 759.0f, cond, NULL, ctx, 77, pred))
                     die("unet");
                 double t = now() - t0, tc = cpu_s() - c0;
                 if ((r || !reps) && t < best) {

@@ -477,7 +477,7 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
     for (int s = 0; s < steps; s++) {
         char name[64];
         float t = (float)sched.timesteps[s];
-        if ((rc = unet_forward(m->unet, b.lat, N, h, w, t, b.cond, b.ctx, L, b.pred))) {
+        if ((rc = unet_forward(m->unet, b.lat, N, h, w, t, b.cond, NULL, b.ctx, L, b.pred))) {
             m2p_error_wrap(rc, "step %d", s + 1);
             goto done;
         }
