@@ -1,0 +1,201 @@
+/*
+ * sd_family.h — golden checks shared by the SD 2.x and SDXL component tests (header-only,
+ * static): a tokenizer folder against a fixture's tokens.json (ids, untruncated ids, token
+ * strings), a UNet part against unet.safetensors at one timestep (noise_pred and every
+ * recorded per-block intermediate through the taps, optional SDXL added conditioning), and a
+ * VAE decoder against vae_decoder.safetensors. Tolerances come from the fixture manifests.
+ */
+#ifndef M2P_TESTS_SD_FAMILY_H
+#define M2P_TESTS_SD_FAMILY_H
+
+#include "sd/clip_tokenizer.h"
+#include "sd/components.h"
+#include "sd_golden.h"
+
+static void fam_check_ids(const int32_t *got, int n_got, json_t *want, const char *what)
+{
+    CHECK_INT(n_got, (long long)json_array_size(want));
+    size_t n = json_array_size(want) < (size_t)n_got ? json_array_size(want) : (size_t)n_got;
+    for (size_t i = 0; i < n; i++) {
+        long long w = json_integer_value(json_array_get(want, i));
+        if (got[i] != w) {
+            fprintf(stderr, "%s: id[%zu] = %d, expected %lld\n", what, i, got[i], w);
+            test_failures++;
+            break;
+        }
+    }
+}
+
+/* Every prompt of tokens.json through the tokenizer in `tokdir`; `sfx` picks the keys
+ * ("" -> input_ids, input_ids_untruncated, tokens_untruncated; "_2" -> input_ids_2, ...).
+ * Returns the number of prompts checked. */
+static int fam_check_tokens(const char *tokdir, const char *tokens_json, const char *sfx,
+                            int32_t want_pad)
+{
+    clip_tokenizer *tok = NULL;
+    int rc = clip_tokenizer_load(test_fixture(tokdir), &tok);
+    if (rc)
+        fprintf(stderr, "%s\n", m2p_errmsg());
+    CHECK_INT(rc, 0);
+    if (!tok)
+        return 0;
+    CHECK_INT(clip_pad_id(tok), want_pad);
+    json_error_t jerr;
+    json_t *root = json_load_file(test_fixture(tokens_json), 0, &jerr);
+    CHECK(root != NULL);
+    json_t *prompts = json_object_get(root, "prompts");
+    char k_ids[32], k_all[48], k_str[48];
+    snprintf(k_ids, sizeof k_ids, "input_ids%s", sfx);
+    snprintf(k_all, sizeof k_all, "input_ids%s_untruncated", sfx);
+    snprintf(k_str, sizeof k_str, "tokens%s_untruncated", *sfx ? "_2" : "");
+    size_t np = json_array_size(prompts);
+    for (size_t p = 0; p < np; p++) {
+        json_t *e = json_array_get(prompts, p);
+        const char *text = json_string_value(json_object_get(e, "prompt"));
+        int32_t ids[77];
+        int n_untr = -1;
+        CHECK_INT(clip_tokenize(tok, text, ids, 77, &n_untr), 0);
+        fam_check_ids(ids, 77, json_object_get(e, k_ids), text);
+        int32_t *all = NULL;
+        int n_all = 0;
+        CHECK_INT(clip_tokenize_full(tok, text, &all, &n_all), 0);
+        fam_check_ids(all, n_all, json_object_get(e, k_all), text);
+        CHECK_INT(n_untr, n_all);
+        json_t *strs = json_object_get(e, k_str);
+        CHECK_INT((long long)json_array_size(strs), n_all);
+        for (int i = 0; i < n_all && (size_t)i < json_array_size(strs); i++)
+            CHECK_STR(clip_token_str(tok, all[i]), json_string_value(json_array_get(strs, i)));
+        free(all);
+    }
+    json_decref(root);
+    clip_tokenizer_free(tok);
+    return (int)np;
+}
+
+/* UNet inputs as the fixture records them; added conditioning only for SDXL. */
+typedef struct fam_unet_in {
+    float *sample, *ctx, *text_embeds, *time_ids;
+    int64_t ss[4], cs[3], es[2], ts[2];
+} fam_unet_in;
+
+static int fam_unet_inputs(st_file *g, fam_unet_in *in, int sdxl)
+{
+    memset(in, 0, sizeof *in);
+    in->sample = gold_get(g, "sample", in->ss, NULL);
+    in->ctx = gold_get(g, "encoder_hidden_states", in->cs, NULL);
+    if (sdxl) {
+        in->text_embeds = gold_get(g, "text_embeds", in->es, NULL);
+        in->time_ids = gold_get(g, "time_ids", in->ts, NULL);
+        return in->sample && in->ctx && in->text_embeds && in->time_ids;
+    }
+    return in->sample && in->ctx;
+}
+
+static void fam_unet_inputs_free(fam_unet_in *in)
+{
+    free(in->sample);
+    free(in->ctx);
+    free(in->text_embeds);
+    free(in->time_ids);
+}
+
+/* noise_pred_t<t> for a batch of B copies, with the taps compared when want_taps > 0 (the
+ * number of intermediates the fixture records at that timestep). Returns the worst err/tol. */
+static double fam_check_unet(unet *m, st_file *g, json_t *man, const fam_unet_in *in, int t, int B,
+                             int want_taps)
+{
+    char name[64], prefix[64];
+    snprintf(name, sizeof name, "noise_pred_t%d", t);
+    snprintf(prefix, sizeof prefix, "t%d.intermediate.", t);
+    float *want = gold_get(g, name, NULL, NULL);
+    if (!want)
+        return 1e9;
+    size_t n = (size_t)(in->ss[1] * in->ss[2] * in->ss[3]), nc = (size_t)(in->cs[1] * in->cs[2]);
+    size_t ne = in->text_embeds ? (size_t)in->es[1] : 0, nt = in->time_ids ? (size_t)in->ts[1] : 0;
+    float *x = malloc(n * B * sizeof *x), *ctx = malloc(nc * B * sizeof *ctx);
+    float *te = malloc((ne + 1) * B * sizeof *te), *ti = malloc((nt + 1) * B * sizeof *ti);
+    float *got = malloc(n * B * sizeof *got);
+    for (int b = 0; b < B; b++) {
+        memcpy(x + n * b, in->sample, n * sizeof *x);
+        memcpy(ctx + nc * b, in->ctx, nc * sizeof *ctx);
+        if (ne)
+            memcpy(te + ne * b, in->text_embeds, ne * sizeof *te);
+        if (nt)
+            memcpy(ti + nt * b, in->time_ids, nt * sizeof *ti);
+    }
+    unet_added_cond added = {te, (int)ne, ti, (int)nt};
+    gold_taps taps = {g, man, "unet.safetensors", prefix, 0, 0};
+    unet_set_tap(m, want_taps ? gold_tap : NULL, &taps);
+    int rc = unet_forward(m, x, B, (int)in->ss[2], (int)in->ss[3], (float)t, NULL,
+                          ne ? &added : NULL, ctx, (int)in->cs[1], got);
+    if (rc)
+        fprintf(stderr, "%s\n", m2p_errmsg());
+    CHECK_INT(rc, 0);
+    double tol = gold_tol(man, "unet.safetensors", name), worst = 0;
+    for (int b = 0; b < B; b++) {
+        double err = test_max_abs_diff(got + n * b, want, n, name);
+        CHECK(err <= tol);
+        worst = fmax(worst, err / tol);
+    }
+    if (want_taps) {
+        CHECK_INT(taps.compared, want_taps);
+        worst = fmax(worst, taps.worst_ratio);
+    }
+    fprintf(stderr, "unet t=%d B=%d: worst err/tol %.3f (%d taps)\n", t, B, worst, taps.compared);
+    unet_set_tap(m, NULL, NULL);
+    free(x);
+    free(ctx);
+    free(te);
+    free(ti);
+    free(got);
+    free(want);
+    return worst;
+}
+
+/* vae.decode(latents / scaling_factor) with its 5 recorded intermediates; `scaling` is the
+ * factor the fixture's config states. */
+static void fam_check_vae(const char *dir, const char *golden, const char *manifest,
+                          double scaling)
+{
+    static const char *KEY = "vae_decoder.safetensors";
+    st_file *g = NULL;
+    CHECK_INT(st_open(test_fixture(golden), &g), 0);
+    json_t *man = gold_manifest(manifest);
+    vae *m = NULL;
+    int rc = vae_load(test_fixture(dir), NULL, &m);
+    if (rc)
+        fprintf(stderr, "%s\n", m2p_errmsg());
+    CHECK_INT(rc, 0);
+    int64_t zs[4], ys[4];
+    float *lat = g ? gold_get(g, "latents", zs, NULL) : NULL;
+    float *ls = g ? gold_get(g, "latents_scaled", NULL, NULL) : NULL;
+    float *want = g ? gold_get(g, "image", ys, NULL) : NULL;
+    if (!m || !man || !lat || !ls || !want)
+        goto done;
+    CHECK_NEAR(vae_scaling_factor(m), scaling, 1e-7);
+    size_t nz = (size_t)(zs[1] * zs[2] * zs[3]), ny = (size_t)(ys[1] * ys[2] * ys[3]);
+    float sf = vae_scaling_factor(m);
+    float *z = malloc(nz * sizeof *z), *got = malloc(ny * sizeof *got);
+    for (size_t i = 0; i < nz; i++)
+        z[i] = lat[i] / sf; /* what the pipeline does with the final latents */
+    CHECK(test_max_abs_diff(z, ls, nz, "latents_scaled") <= gold_tol(man, KEY, "latents_scaled"));
+    gold_taps taps = {g, man, KEY, "intermediate.", 0, 0};
+    vae_set_tap(m, gold_tap, &taps);
+    CHECK_INT(vae_decode(m, z, 1, (int)zs[2], (int)zs[3], got), 0);
+    double err = test_max_abs_diff(got, want, ny, "image"), tol = gold_tol(man, KEY, "image");
+    CHECK(err <= tol);
+    CHECK_INT(taps.compared, 5);
+    fprintf(stderr, "vae %s: image err/tol %.3f, taps worst %.3f\n", dir, err / tol,
+            taps.worst_ratio);
+    free(z);
+    free(got);
+done:
+    free(lat);
+    free(ls);
+    free(want);
+    vae_free(m);
+    json_decref(man);
+    st_close(g);
+}
+
+#endif
