@@ -8,9 +8,13 @@
 #ifndef M2P_TESTS_SD_FAMILY_H
 #define M2P_TESTS_SD_FAMILY_H
 
+#include "mus2pic.h"
 #include "sd/clip_tokenizer.h"
 #include "sd/components.h"
 #include "sd_golden.h"
+#include "tensor/ops.h"
+
+#include <math.h>
 
 static void fam_check_ids(const int32_t *got, int n_got, json_t *want, const char *what)
 {
@@ -196,6 +200,120 @@ done:
     vae_free(m);
     json_decref(man);
     st_close(g);
+}
+
+/* ---- bf16: the same goldens with bf16 weights and matmuls, within a stated budget ------- */
+
+/* 1 when this CPU runs bf16 (else the bf16 checks say so and are skipped). */
+static int fam_bf16_ok(void)
+{
+    if (op_bf16_supported())
+        return 1;
+    fprintf(stderr, "bf16: this CPU has no avx512_bf16 / AMX, bf16 checks skipped\n");
+    return 0;
+}
+
+/* Max |got - want| relative to max(1, max |want|). */
+static double fam_rel_err(const float *got, const float *want, size_t n)
+{
+    double err = 0, ref = 1;
+    for (size_t i = 0; i < n; i++) {
+        err = fmax(err, fabs((double)got[i] - want[i]));
+        ref = fmax(ref, fabs((double)want[i]));
+    }
+    return err / ref;
+}
+
+/* noise_pred_t<t> of the UNet in `dir` loaded with bf16 compute; returns the relative error
+ * (negative when bf16 is not available on this CPU). */
+static double fam_bf16_unet(const char *dir, st_file *g, const fam_unet_in *in, int t)
+{
+    if (!fam_bf16_ok())
+        return -1;
+    m2p_model_params p = m2p_model_default_params();
+    p.compute_dtype = M2P_DTYPE_BF16;
+    unet *m = NULL;
+    int rc = unet_load(test_fixture(dir), &p, &m);
+    CHECK_INT(rc, 0);
+    char name[64];
+    snprintf(name, sizeof name, "noise_pred_t%d", t);
+    float *want = gold_get(g, name, NULL, NULL);
+    size_t n = (size_t)(in->ss[1] * in->ss[2] * in->ss[3]);
+    float *got = malloc(n * sizeof *got);
+    double rel = 1e9;
+    unet_added_cond added = {in->text_embeds, in->text_embeds ? (int)in->es[1] : 0, in->time_ids,
+                             in->time_ids ? (int)in->ts[1] : 0};
+    if (m && want && got &&
+        unet_forward(m, in->sample, 1, (int)in->ss[2], (int)in->ss[3], (float)t, NULL,
+                     in->text_embeds ? &added : NULL, in->ctx, (int)in->cs[1], got) == 0)
+        rel = fam_rel_err(got, want, n);
+    fprintf(stderr, "bf16 %s %s: max err %.4f of max(1, max|ref|)\n", dir, name, rel);
+    free(want);
+    free(got);
+    unet_free(m);
+    return rel;
+}
+
+/* A text encoder in bf16 on the golden ids `ids_name`: hidden state `want_name` (skip and
+ * final_norm as clip_text_encode takes them); relative error as above. */
+static double fam_bf16_text(const char *dir, st_file *g, const char *ids_name, int skip,
+                            int final_norm, const char *want_name)
+{
+    if (!fam_bf16_ok())
+        return -1;
+    m2p_model_params p = m2p_model_default_params();
+    p.compute_dtype = M2P_DTYPE_BF16;
+    clip_text *m = NULL;
+    CHECK_INT(clip_text_load(test_fixture(dir), &p, &m), 0);
+    st_tensor *t = st_find(g, ids_name);
+    float *want = gold_get(g, want_name, NULL, NULL);
+    double rel = 1e9;
+    if (m && t && want) {
+        int B = (int)t->shape[0], L = (int)t->shape[1], C = clip_text_hidden(m);
+        int32_t *ids = malloc(sizeof(int32_t) * (size_t)B * L);
+        float *got = malloc(sizeof(float) * (size_t)B * L * C);
+        const int64_t *src = t->data;
+        for (int i = 0; ids && i < B * L; i++)
+            ids[i] = (int32_t)src[i];
+        if (ids && got && clip_text_encode(m, ids, B, L, skip, final_norm, got, NULL, NULL) == 0)
+            rel = fam_rel_err(got, want, (size_t)B * L * C);
+        free(ids);
+        free(got);
+    }
+    fprintf(stderr, "bf16 %s %s: max err %.4f of max(1, max|ref|)\n", dir, want_name, rel);
+    free(want);
+    clip_text_free(m);
+    return rel;
+}
+
+/* The VAE decoder in bf16 on the golden latents; relative error as above. */
+static double fam_bf16_vae(const char *dir, const char *golden)
+{
+    if (!fam_bf16_ok())
+        return -1;
+    m2p_model_params p = m2p_model_default_params();
+    p.compute_dtype = M2P_DTYPE_BF16;
+    st_file *g = NULL;
+    CHECK_INT(st_open(test_fixture(golden), &g), 0);
+    vae *m = NULL;
+    CHECK_INT(vae_load(test_fixture(dir), &p, &m), 0);
+    int64_t zs[4], ys[4];
+    float *z = g ? gold_get(g, "latents_scaled", zs, NULL) : NULL;
+    float *want = g ? gold_get(g, "image", ys, NULL) : NULL;
+    double rel = 1e9;
+    if (m && z && want) {
+        size_t ny = (size_t)(ys[1] * ys[2] * ys[3]);
+        float *got = malloc(ny * sizeof *got);
+        if (got && vae_decode(m, z, 1, (int)zs[2], (int)zs[3], got) == 0)
+            rel = fam_rel_err(got, want, ny);
+        free(got);
+    }
+    fprintf(stderr, "bf16 %s image: max err %.4f of max(1, max|ref|)\n", dir, rel);
+    free(z);
+    free(want);
+    vae_free(m);
+    st_close(g);
+    return rel;
 }
 
 #endif

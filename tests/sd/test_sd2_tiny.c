@@ -4,7 +4,7 @@
  * text encoder (last_hidden_state of 3 prompts + every layer), the UNet with linear
  * proj_in/proj_out, per-level head counts and upcast_attention at t=999 and t=251 (every
  * per-block intermediate, a batch of 2), and the VAE decoder; then config keys the engine lacks
- * fail with a message naming the key.
+ * fail with a message naming the key; bf16 text encoder, UNet and VAE within 3% of the f32 golden.
  */
 #define _GNU_SOURCE
 #include <unistd.h>
@@ -12,6 +12,8 @@
 #include "sd_family.h"
 
 static const char *MAN = "sd2-tiny/golden/manifest.json";
+/* bf16 budget: max error <= 3% of max(1, max|ref|) of the f32 golden (measured 0.4-1.5%) */
+#define BF16_BUDGET 0.03
 
 static void test_tokens(void)
 {
@@ -52,6 +54,8 @@ static void test_text_encoder(void)
     CHECK_INT(taps.compared, 4); /* embeddings, encoder.layers.0..2 */
     fprintf(stderr, "text encoder: err/tol %.3f, taps worst %.3f\n", err / tol, taps.worst_ratio);
     clip_text_set_tap(m, NULL, NULL);
+    CHECK(fam_bf16_text("sd2-tiny/model/text_encoder", g, "input_ids", 0, 1,
+                        "last_hidden_state") <= BF16_BUDGET);
     /* a CLIPTextModel has no text_projection: asking for text_embeds is an error */
     float te[64];
     CHECK_INT(clip_text_encode(m, ids, 1, L, 0, 1, NULL, NULL, te), M2P_EINVAL);
@@ -85,6 +89,7 @@ static void test_unet(void)
     fam_check_unet(m, g, man, &in, 999, 1, 13);
     fam_check_unet(m, g, man, &in, 251, 1, 13);
     fam_check_unet(m, g, man, &in, 251, 2, 0);
+    CHECK(fam_bf16_unet("sd2-tiny/model/unet", g, &in, 999) <= BF16_BUDGET);
     /* no added conditioning for an SD 2.x UNet */
     float te[4] = {0}, ti[6] = {0}, out[256];
     unet_added_cond added = {te, 4, ti, 6};
@@ -151,6 +156,8 @@ int main(void)
     test_text_encoder();
     test_unet();
     fam_check_vae("sd2-tiny/model/vae", "sd2-tiny/golden/vae_decoder.safetensors", MAN, 0.18215);
+    CHECK(fam_bf16_vae("sd2-tiny/model/vae", "sd2-tiny/golden/vae_decoder.safetensors") <=
+          BF16_BUDGET);
     test_unsupported_keys();
     /* linear proj_in [C, C]: a missing or differently shaped weight names tensor and file */
     gold_check_bad_folders(test_fixture("sd2-tiny/model/unet"),

@@ -5,12 +5,14 @@
  * LayerNorm, text_encoder_2's pooled EOS row and text_projection, prompt_embeds as their
  * concatenation), the UNet with text_time added conditioning (add_time_proj of two time-id
  * cases, noise_pred at t=999 and t=249 with every per-block intermediate, a batch of 2,
- * per-level transformer depth) and the VAE decoder with scaling_factor 0.13025.
+ * per-level transformer depth) and the VAE decoder with scaling_factor 0.13025; bf16 within 3%.
  */
 #include "sd_family.h"
 
 static const char *MAN = "sdxl-tiny/golden/manifest.json";
 static const char *TKEY = "text_encoders.safetensors";
+/* bf16 budget: max error <= 3% of max(1, max|ref|) of the f32 golden (measured 0.4-1.5%) */
+#define BF16_BUDGET 0.03
 
 static void test_tokens(void)
 {
@@ -113,6 +115,10 @@ static void test_text_encoders(void)
     worst = fmax(worst, cmp(g, man, "prompt_embeds", cat, R * (C1 + C2)));
     fprintf(stderr, "text encoders: worst err/tol %.3f (taps %.3f / %.3f)\n", worst,
             taps.worst_ratio, taps2.worst_ratio);
+    CHECK(fam_bf16_text("sdxl-tiny/model/text_encoder", g, "input_ids", 1, 0,
+                        "te1.penultimate") <= BF16_BUDGET);
+    CHECK(fam_bf16_text("sdxl-tiny/model/text_encoder_2", g, "input_ids_2", 1, 0,
+                        "te2.penultimate") <= BF16_BUDGET);
     /* text_encoder has no projection */
     CHECK_INT(clip_text_encode(t1, ids, 1, L, 0, 0, NULL, NULL, te), M2P_EINVAL);
     free(h1);
@@ -201,6 +207,7 @@ static void test_unet(void)
     fam_check_unet(m, g, man, &in, 999, 1, 13);
     fam_check_unet(m, g, man, &in, 249, 1, 13);
     fam_check_unet(m, g, man, &in, 249, 2, 0);
+    CHECK(fam_bf16_unet("sdxl-tiny/model/unet", g, &in, 999) <= BF16_BUDGET);
     /* the added conditioning is required, and its sizes must add up to the config's */
     float out[256];
     CHECK_INT(unet_forward(m, in.sample, 1, 8, 8, 999, NULL, NULL, in.ctx, 77, out), M2P_EINVAL);
@@ -237,6 +244,8 @@ int main(void)
     test_text_encoders();
     test_unet();
     fam_check_vae("sdxl-tiny/model/vae", "sdxl-tiny/golden/vae_decoder.safetensors", MAN, 0.13025);
+    CHECK(fam_bf16_vae("sdxl-tiny/model/vae", "sdxl-tiny/golden/vae_decoder.safetensors") <=
+          BF16_BUDGET);
     /* add_embedding and text_projection are loaded strictly like every other weight */
     gold_check_bad_folders(test_fixture("sdxl-tiny/model/unet"),
                            "diffusion_pytorch_model.safetensors", "sdxl-unet",
