@@ -7,10 +7,10 @@
  */
 #define _GNU_SOURCE
 #include <getopt.h>
-#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/commands.h"
 #include "mus2pic.h"

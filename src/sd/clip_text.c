@@ -135,8 +135,10 @@ int clip_text_load(const char *dir, const m2p_model_params *p, clip_text **out)
      * CLIPTextModel folder has none (its projection_dim in config.json is then unused). */
     if (weights_has(m->w, "text_projection.weight")) {
         if (m->proj_dim <= 0) {
-            rc = m2p_error(M2P_EFORMAT, "%s/config.json: 'projection_dim' missing for the "
-                                        "text_projection weights", dir);
+            rc = m2p_error(M2P_EFORMAT,
+                           "%s/config.json: 'projection_dim' missing for the "
+                           "text_projection weights",
+                           dir);
             goto fail;
         }
         if ((rc = nn_load_linear(m->w, "text_projection", C, m->proj_dim, 0, 0, dtype, &m->proj)))
@@ -260,8 +262,8 @@ int clip_text_encode(clip_text *m, const int32_t *ids, int B, int L, int skip, i
     /* pooled = final_layer_norm(last_hidden_state)[b, eos]: normalise only those rows */
     for (int b = 0; b < B; b++) {
         int e = eos_pos(m, ids + (size_t)b * L, L);
-        op_layernorm(x + ((size_t)b * L + e) * C, 1, C, m->eps, m->final_ln.gamma,
-                     m->final_ln.beta, pool + (size_t)b * C);
+        op_layernorm(x + ((size_t)b * L + e) * C, 1, C, m->eps, m->final_ln.gamma, m->final_ln.beta,
+                     pool + (size_t)b * C);
     }
     if (pooled)
         memcpy(pooled, pool, (size_t)B * C * sizeof *pooled);

@@ -25,7 +25,8 @@ typedef void (*sd_tap)(const char *name, const float *data, int ndim, const int6
 typedef struct clip_text clip_text;
 int clip_text_load(const char *dir, const m2p_model_params *p, clip_text **out);
 /* ids [B, L] (L <= max_position) -> last_hidden_state [B, L, hidden] (after final_layer_norm):
- * what SD 1.x / 2.x pipelines use. Same as clip_text_encode(m, ids, B, L, 0, 1, out, NULL, NULL). */
+ * what SD 1.x / 2.x pipelines use. Same as clip_text_encode(m, ids, B, L, 0, 1, out, NULL, NULL).
+ */
 int clip_text_forward(clip_text *m, const int32_t *ids, int B, int L, float *out);
 /* The general call (SDXL's encode_prompt uses skip 1, final_norm 0 on both encoders):
  *   hidden [B, L, hidden]: hidden_states[-(skip + 1)], i.e. the output of encoder layer

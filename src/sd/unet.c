@@ -72,11 +72,14 @@ static int unsupported(m2p_config *c, const char *key, const char *what)
 /* Keys that must be absent/null (or have their default) for an SD 1.x UNet. */
 static int check_defaults(m2p_config *c)
 {
-    static const char *must_be_null[] = {
-        "class_embed_type",      "encoder_hid_dim",       "encoder_hid_dim_type",
-        "time_embedding_act_fn", "timestep_post_act",
-        "num_class_embeds",      "reverse_transformer_layers_per_block",
-        "cross_attention_norm"};
+    static const char *must_be_null[] = {"class_embed_type",
+                                         "encoder_hid_dim",
+                                         "encoder_hid_dim_type",
+                                         "time_embedding_act_fn",
+                                         "timestep_post_act",
+                                         "num_class_embeds",
+                                         "reverse_transformer_layers_per_block",
+                                         "cross_attention_norm"};
     for (size_t i = 0; i < sizeof must_be_null / sizeof *must_be_null; i++)
         if (config_has(c, must_be_null[i]))
             return unsupported(c, must_be_null[i], "set");
@@ -306,10 +309,10 @@ int unet_load(const char *dir, const m2p_model_params *p, unet **out)
                              &m->lin1)) ||
         (rc = nn_load_linear(m->w, "time_embedding.linear_2", m->ted, m->ted, 1, 0, dtype,
                              &m->lin2)) ||
-        (m->add_in > 0 && ((rc = nn_load_linear(m->w, "add_embedding.linear_1", m->add_in,
-                                                m->ted, 1, 0, dtype, &m->add_lin1)) ||
-                           (rc = nn_load_linear(m->w, "add_embedding.linear_2", m->ted, m->ted,
-                                                1, 0, dtype, &m->add_lin2)))) ||
+        (m->add_in > 0 && ((rc = nn_load_linear(m->w, "add_embedding.linear_1", m->add_in, m->ted,
+                                                1, 0, dtype, &m->add_lin1)) ||
+                           (rc = nn_load_linear(m->w, "add_embedding.linear_2", m->ted, m->ted, 1,
+                                                0, dtype, &m->add_lin2)))) ||
         (rc = nn_load_conv(m->w, "conv_in", m->in_ch, C0, u.conv_in_k, 1, u.conv_in_k / 2, 1, dtype,
                            &m->conv_in)))
         goto fail;

@@ -158,8 +158,7 @@ static double fam_check_unet(unet *m, st_file *g, json_t *man, const fam_unet_in
 
 /* vae.decode(latents / scaling_factor) with its 5 recorded intermediates; `scaling` is the
  * factor the fixture's config states. */
-static void fam_check_vae(const char *dir, const char *golden, const char *manifest,
-                          double scaling)
+static void fam_check_vae(const char *dir, const char *golden, const char *manifest, double scaling)
 {
     static const char *KEY = "vae_decoder.safetensors";
     st_file *g = NULL;

@@ -54,8 +54,8 @@ static void test_text_encoder(void)
     CHECK_INT(taps.compared, 4); /* embeddings, encoder.layers.0..2 */
     fprintf(stderr, "text encoder: err/tol %.3f, taps worst %.3f\n", err / tol, taps.worst_ratio);
     clip_text_set_tap(m, NULL, NULL);
-    CHECK(fam_bf16_text("sd2-tiny/model/text_encoder", g, "input_ids", 0, 1,
-                        "last_hidden_state") <= BF16_BUDGET);
+    CHECK(fam_bf16_text("sd2-tiny/model/text_encoder", g, "input_ids", 0, 1, "last_hidden_state") <=
+          BF16_BUDGET);
     /* a CLIPTextModel has no text_projection: asking for text_embeds is an error */
     float te[64];
     CHECK_INT(clip_text_encode(m, ids, 1, L, 0, 1, NULL, NULL, te), M2P_EINVAL);
@@ -101,10 +101,38 @@ done:
     st_close(g);
 }
 
-/* A copy of the sd2-tiny UNet config with one key changed must fail to load, naming the key. */
-static void check_bad_key(const char *key, json_t *value)
+static int load_unet(const char *dir, void **out)
 {
-    const char *src = test_fixture("sd2-tiny/model/unet");
+    unet *m = NULL;
+    int rc = unet_load(dir, NULL, &m);
+    *out = m;
+    return rc;
+}
+
+static int load_vae(const char *dir, void **out)
+{
+    vae *m = NULL;
+    int rc = vae_load(dir, NULL, &m);
+    *out = m;
+    return rc;
+}
+
+static int load_te(const char *dir, void **out)
+{
+    clip_text *m = NULL;
+    int rc = clip_text_load(dir, NULL, &m);
+    *out = m;
+    return rc;
+}
+
+/* A copy of an sd2-tiny part (config.json with one key changed, the weights linked) must fail
+ * to load, naming the key and the config file. */
+static void check_bad_key(const char *part, const char *st, gold_load_fn load, const char *key,
+                          json_t *value)
+{
+    char rel[128];
+    snprintf(rel, sizeof rel, "sd2-tiny/model/%s", part);
+    const char *src = test_fixture(rel);
     char *d = test_tmpdir("sd2-badkey");
     char p[1024], q[1024];
     snprintf(p, sizeof p, "%s/config.json", src);
@@ -116,11 +144,11 @@ static void check_bad_key(const char *key, json_t *value)
         snprintf(q, sizeof q, "%s/config.json", d);
         CHECK_INT(json_dump_file(cfg, q, 0), 0);
         json_decref(cfg);
-        snprintf(p, sizeof p, "%s/diffusion_pytorch_model.safetensors", src);
-        snprintf(q, sizeof q, "%s/diffusion_pytorch_model.safetensors", d);
+        snprintf(p, sizeof p, "%s/%s", src, st);
+        snprintf(q, sizeof q, "%s/%s", d, st);
         CHECK_INT(symlink(p, q), 0);
-        unet *m = NULL;
-        CHECK(unet_load(d, NULL, &m) < 0);
+        void *m = NULL;
+        CHECK(load(d, &m) < 0);
         CHECK(m == NULL);
         CHECK(err_mentions(key, "config.json"));
     } else {
@@ -130,24 +158,27 @@ static void check_bad_key(const char *key, json_t *value)
     free(d);
 }
 
-static int load_unet(const char *dir, void **out)
-{
-    unet *m = NULL;
-    int rc = unet_load(dir, NULL, &m);
-    *out = m;
-    return rc;
-}
-
 static void test_unsupported_keys(void)
 {
-    check_bad_key("addition_embed_type", json_string("image"));
-    check_bad_key("class_embed_type", json_string("timestep"));
-    check_bad_key("resnet_time_scale_shift", json_string("scale_shift"));
-    check_bad_key("attention_type", json_string("gated"));
-    check_bad_key("encoder_hid_dim", json_integer(64));
-    check_bad_key("mid_block_type", json_string("UNetMidBlock2DSimpleCrossAttn"));
-    check_bad_key("time_embedding_type", json_string("fourier"));
-    check_bad_key("attention_head_dim", json_pack("[i,i,i]", 2, 4, 8)); /* 3 for 4 levels */
+    static const char *U = "diffusion_pytorch_model.safetensors";
+    check_bad_key("unet", U, load_unet, "addition_embed_type", json_string("image"));
+    check_bad_key("unet", U, load_unet, "class_embed_type", json_string("timestep"));
+    check_bad_key("unet", U, load_unet, "resnet_time_scale_shift", json_string("scale_shift"));
+    check_bad_key("unet", U, load_unet, "attention_type", json_string("gated"));
+    check_bad_key("unet", U, load_unet, "encoder_hid_dim", json_integer(64));
+    check_bad_key("unet", U, load_unet, "mid_block_type",
+                  json_string("UNetMidBlock2DSimpleCrossAttn"));
+    check_bad_key("unet", U, load_unet, "time_embedding_type", json_string("fourier"));
+    check_bad_key("unet", U, load_unet, "down_block_types",
+                  json_pack("[s,s,s,s]", "CrossAttnDownBlock2D", "SimpleCrossAttnDownBlock2D",
+                            "CrossAttnDownBlock2D", "DownBlock2D"));
+    /* 3 head counts for 4 levels */
+    check_bad_key("unet", U, load_unet, "attention_head_dim", json_pack("[i,i,i]", 2, 4, 8));
+    check_bad_key("vae", U, load_vae, "latents_mean", json_pack("[f,f,f,f]", 0.1, 0.2, 0.3, 0.4));
+    check_bad_key("vae", U, load_vae, "up_block_types",
+                  json_pack("[s,s,s,s]", "UpDecoderBlock2D", "UpDecoderBlock2D",
+                            "AttnUpDecoderBlock2D", "UpDecoderBlock2D"));
+    check_bad_key("text_encoder", "model.safetensors", load_te, "hidden_act", json_string("relu"));
 }
 
 int main(void)

@@ -16,12 +16,12 @@ static const char *TKEY = "text_encoders.safetensors";
 
 static void test_tokens(void)
 {
-    CHECK_INT(fam_check_tokens("sdxl-tiny/model/tokenizer", "sdxl-tiny/golden/tokens.json", "",
-                               49407),
-              15);
-    CHECK_INT(fam_check_tokens("sdxl-tiny/model/tokenizer_2", "sdxl-tiny/golden/tokens.json", "_2",
-                               0),
-              15);
+    CHECK_INT(
+        fam_check_tokens("sdxl-tiny/model/tokenizer", "sdxl-tiny/golden/tokens.json", "", 49407),
+        15);
+    CHECK_INT(
+        fam_check_tokens("sdxl-tiny/model/tokenizer_2", "sdxl-tiny/golden/tokens.json", "_2", 0),
+        15);
 }
 
 static int32_t *golden_ids(st_file *g, const char *name, int *B, int *L)
@@ -115,8 +115,8 @@ static void test_text_encoders(void)
     worst = fmax(worst, cmp(g, man, "prompt_embeds", cat, R * (C1 + C2)));
     fprintf(stderr, "text encoders: worst err/tol %.3f (taps %.3f / %.3f)\n", worst,
             taps.worst_ratio, taps2.worst_ratio);
-    CHECK(fam_bf16_text("sdxl-tiny/model/text_encoder", g, "input_ids", 1, 0,
-                        "te1.penultimate") <= BF16_BUDGET);
+    CHECK(fam_bf16_text("sdxl-tiny/model/text_encoder", g, "input_ids", 1, 0, "te1.penultimate") <=
+          BF16_BUDGET);
     CHECK(fam_bf16_text("sdxl-tiny/model/text_encoder_2", g, "input_ids_2", 1, 0,
                         "te2.penultimate") <= BF16_BUDGET);
     /* text_encoder has no projection */
@@ -142,8 +142,8 @@ typedef struct time_tap {
     int n;
 } time_tap;
 
-static void keep_add_time_proj(const char *name, const float *data, int ndim,
-                               const int64_t *shape, void *ud)
+static void keep_add_time_proj(const char *name, const float *data, int ndim, const int64_t *shape,
+                               void *ud)
 {
     time_tap *t = ud;
     if (strcmp(name, "add_time_proj") != 0 || ndim != 2)
@@ -247,10 +247,9 @@ int main(void)
     CHECK(fam_bf16_vae("sdxl-tiny/model/vae", "sdxl-tiny/golden/vae_decoder.safetensors") <=
           BF16_BUDGET);
     /* add_embedding and text_projection are loaded strictly like every other weight */
-    gold_check_bad_folders(test_fixture("sdxl-tiny/model/unet"),
-                           "diffusion_pytorch_model.safetensors", "sdxl-unet",
-                           "add_embedding.linear_2.weight", "add_embedding.linear_1.weight",
-                           load_unet);
+    gold_check_bad_folders(
+        test_fixture("sdxl-tiny/model/unet"), "diffusion_pytorch_model.safetensors", "sdxl-unet",
+        "add_embedding.linear_2.weight", "add_embedding.linear_1.weight", load_unet);
     gold_check_bad_folders(test_fixture("sdxl-tiny/model/text_encoder_2"), "model.safetensors",
                            "sdxl-te2", "text_model.final_layer_norm.weight",
                            "text_projection.weight", load_te);
