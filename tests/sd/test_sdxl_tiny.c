@@ -6,7 +6,8 @@
  * concatenation), the UNet with text_time added conditioning (add_time_proj of two time-id
  * cases, noise_pred at t=999 and t=249 with every per-block intermediate, a batch of 2,
  * per-level transformer depth), the UNet with its weights from another file (--unet) and the
- * VAE decoder with scaling_factor 0.13025; bf16 within 3%.
+ * VAE decoder with scaling_factor 0.13025; bf16 within 3%; the components on the 4 recorded runs
+ * (turbo 1/4 steps, lightning, CFG 5 with a negative prompt) step by step.
  */
 #include "sd_family.h"
 
@@ -294,5 +295,10 @@ int main(void)
     gold_check_bad_folders(test_fixture("sdxl-tiny/model/text_encoder_2"), "model.safetensors",
                            "sdxl-te2", "text_model.final_layer_norm.weight",
                            "text_projection.weight", load_te);
+    /* the components on the fixture's recorded whole runs */
+    static const char *const runs[] = {
+        "pipeline_turbo_1step.safetensors", "pipeline_turbo_4step.safetensors",
+        "pipeline_lightning_4step.safetensors", "pipeline_cfg_4step.safetensors", NULL};
+    fam_check_runs("sdxl-tiny", 1, runs);
     TEST_DONE();
 }
