@@ -250,17 +250,8 @@ static int parse(cfg_src *s, int kind, sched_config *c)
     if (kind != SCHED_PNDM &&
         (rc = cfg_refuse_true(s, "rescale_betas_zero_snr", "zero terminal SNR betas")))
         return rc;
-    if (kind == SCHED_PNDM) {
-        int skip = 0; /* the class default */
-        if ((rc = cfg_bool(s, "skip_prk_steps", &skip)))
-            return rc;
-        if (!skip)
-            return m2p_error(M2P_EUNSUPPORTED,
-                             "%s: PNDMScheduler with 'skip_prk_steps' false (Runge-Kutta warm-up "
-                             "steps) is not supported; set \"skip_prk_steps\": true (as Stable "
-                             "Diffusion's configs do)",
-                             s->path);
-    }
+    if (kind == SCHED_PNDM && (rc = cfg_bool(s, "skip_prk_steps", &c->skip_prk_steps)))
+        return rc;
     if (kind == SCHED_EULER) {
         if ((rc = cfg_refuse_true(s, "use_karras_sigmas", "Karras sigmas")))
             return rc;
@@ -359,7 +350,8 @@ static void free_state(scheduler *s)
 {
     free(s->ets);
     free(s->cur_sample);
-    s->ets = s->cur_sample = NULL;
+    free(s->cur_mo);
+    s->ets = s->cur_sample = s->cur_mo = NULL;
     s->n_ets = s->counter = 0;
     s->n_state = 0;
 }
@@ -424,8 +416,14 @@ int sched_set_timesteps(scheduler *s, int steps)
     free(s->sigmas);
     s->timesteps = s->sigmas = NULL;
     free_state(s);
-    s->n_steps = s->n_calls = 0;
+    s->n_steps = s->n_calls = s->n_prk = 0;
     s->init_noise_sigma = 1.0f;
+    const int prk = c->kind == SCHED_PNDM && !c->skip_prk_steps;
+    if (prk && steps < 4)
+        return m2p_error(M2P_EINVAL,
+                         "steps %d: PNDM with its Runge-Kutta warm-up (skip_prk_steps false) needs "
+                         "at least 4 steps",
+                         steps);
 
     if (c->kind == SCHED_LCM) {
         int rc = lcm_set_timesteps(&s->lcm, steps);
@@ -439,7 +437,7 @@ int sched_set_timesteps(scheduler *s, int steps)
         return 0;
     }
     double *base = malloc((size_t)steps * sizeof *base);
-    int n_calls = c->kind == SCHED_PNDM && steps > 1 ? steps + 1 : steps;
+    int n_calls = prk ? steps + 9 : c->kind == SCHED_PNDM && steps > 1 ? steps + 1 : steps;
     s->timesteps = malloc((size_t)n_calls * sizeof *s->timesteps);
     int euler = c->kind == SCHED_EULER || c->kind == SCHED_EULER_A;
     if (euler)
@@ -451,7 +449,23 @@ int sched_set_timesteps(scheduler *s, int steps)
         return m2p_error(M2P_ENOMEM, "scheduler: out of memory");
     }
     base_timesteps(c, steps, !euler, base);
-    if (c->kind == SCHED_PNDM && steps > 1) {
+    if (prk) {
+        /* Runge-Kutta: each of the last 4 leading timesteps T (ascending) and T + r/2, four
+         * calls per step (t, t - r/2 twice, t - r), then PLMS over the others:
+         * prk = (repeat2(T4) + tile([0, r/2]))[:-1].repeat(2)[1:-1] reversed, plms =
+         * T[:-3] reversed. */
+        const int half = T / steps / 2;
+        int v[8], w[14];
+        for (int k = 0; k < 8; k++)
+            v[k] = (int)base[3 - k / 2] + (k % 2 ? half : 0); /* base is descending */
+        for (int k = 0; k < 14; k++)
+            w[k] = v[k / 2];
+        for (int k = 0; k < 12; k++)
+            s->timesteps[k] = (float)w[12 - k];
+        for (int j = 3; j < steps; j++)
+            s->timesteps[12 + j - 3] = (float)base[j];
+        s->n_prk = 12;
+    } else if (c->kind == SCHED_PNDM && steps > 1) {
         /* plms_timesteps = [T_0, T_1, T_1, T_2, ..., T_{N-1}] */
         s->timesteps[0] = (float)base[0];
         for (int j = 1; j < steps; j++)
@@ -563,6 +577,63 @@ static void ddim_step(const scheduler *s, int i, const float *mo, const float *x
     }
 }
 
+/* prev(x, t -> p, e) of PNDM (the paper's transfer, eq. 9 of arXiv 2202.09778) */
+static void pndm_coefs(const scheduler *s, int64_t t, int64_t tp, float *coef, float *diff,
+                       float *denom)
+{
+    float a_t = alpha_at(s, t), a_p = alpha_at(s, tp);
+    float b_t = 1.0f - a_t, b_p = 1.0f - a_p;
+    *coef = sqrtf(a_p / a_t);
+    *denom = a_t * sqrtf(b_p) + sqrtf(a_t * b_t * a_p);
+    *diff = a_p - a_t;
+}
+
+/* x0 implied by a model output at timestep t (previews; diffusers' PNDM returns none). */
+static float pndm_x0(int pred, float sa, float sb, float x, float m)
+{
+    return pred == LCM_PRED_V ? sa * x - sb * m : (x - sb * m) / sa;
+}
+
+/* PNDMScheduler.step_prk: the 4 calls of a Runge-Kutta step (t, t - r/2, t - r/2, t - r) each
+ * move from the step's start sample; the 4th with e = (e1 + 2 e2 + 2 e3 + e4) / 6. */
+static int prk_step(scheduler *s, int i, const float *mo, const float *x, size_t n, float *den,
+                    float *prev)
+{
+    const sched_config *c = &s->cfg;
+    const int q = s->counter % 4;
+    int64_t t_in = (int64_t)s->timesteps[i];
+    int64_t tp = t_in - (s->counter % 2 ? 0 : c->num_train_timesteps / s->n_steps / 2);
+    int64_t t = (int64_t)s->timesteps[s->counter / 4 * 4];
+    if (q == 0) {
+        memcpy(s->ets + (size_t)(s->n_ets % 4) * n, mo, n * sizeof *mo);
+        s->n_ets++;
+    }
+    float coef, diff, denom;
+    pndm_coefs(s, t, tp, &coef, &diff, &denom);
+    float a_t = alpha_at(s, t), sa = sqrtf(a_t), sb = sqrtf(1.0f - a_t);
+    float a_i = alpha_at(s, t_in), sa_i = sqrtf(a_i), sb_i = sqrtf(1.0f - a_i);
+    const float sixth = 1.0f / 6.0f, third = 1.0f / 3.0f;
+    for (size_t k = 0; k < n; k++) {
+        float m = mo[k];
+        den[k] = pndm_x0(c->prediction_type, sa_i, sb_i, x[k], m);
+        if (q == 0) {
+            s->cur_mo[k] = 0.0f + sixth * m;
+            s->cur_sample[k] = x[k];
+        } else if (q == 1 || q == 2) {
+            s->cur_mo[k] = s->cur_mo[k] + third * m;
+        } else {
+            m = s->cur_mo[k] + sixth * m;
+            s->cur_mo[k] = 0.0f;
+        }
+        float xs = s->cur_sample[k];
+        if (c->prediction_type == LCM_PRED_V)
+            m = sa * m + sb * xs;
+        prev[k] = coef * xs - diff * m / denom;
+    }
+    s->counter++;
+    return 0;
+}
+
 /* PNDMScheduler.step_plms (skip_prk_steps): a linear multistep combination of the remembered
  * outputs (Adams-Bashforth 1-4), then _get_prev_sample (the paper's transfer, eq. 11). */
 static int pndm_step(scheduler *s, int i, const float *mo, const float *x, size_t n, float *den,
@@ -573,7 +644,8 @@ static int pndm_step(scheduler *s, int i, const float *mo, const float *x, size_
         free_state(s);
         s->ets = malloc(4 * n * sizeof *s->ets);
         s->cur_sample = malloc(n * sizeof *s->cur_sample);
-        if (!s->ets || !s->cur_sample) {
+        s->cur_mo = s->n_prk ? calloc(n, sizeof *s->cur_mo) : NULL;
+        if (!s->ets || !s->cur_sample || (s->n_prk && !s->cur_mo)) {
             free_state(s);
             return m2p_error(M2P_ENOMEM, "scheduler: out of memory");
         }
@@ -582,6 +654,8 @@ static int pndm_step(scheduler *s, int i, const float *mo, const float *x, size_
         return m2p_error(M2P_EINVAL, "scheduler: PNDM step %d out of order or of another size", i);
     }
     const int r = c->num_train_timesteps / s->n_steps;
+    if (s->counter < s->n_prk)
+        return prk_step(s, i, mo, x, n, den, prev);
     int64_t t = (int64_t)s->timesteps[i], tp = t - r;
     float *e[4] = {NULL, NULL, NULL, NULL}; /* e[0] newest */
     if (s->counter != 1) {
@@ -598,12 +672,9 @@ static int pndm_step(scheduler *s, int i, const float *mo, const float *x, size_
     const float *xs = x;
     if (s->counter == 1)
         xs = s->cur_sample;
-    float a_t = alpha_at(s, t), a_p = alpha_at(s, tp);
-    float b_t = 1.0f - a_t, b_p = 1.0f - a_p;
-    float sa = sqrtf(a_t), sb = sqrtf(b_t);
-    float coef = sqrtf(a_p / a_t);
-    float denom = a_t * sqrtf(b_p) + sqrtf(a_t * b_t * a_p);
-    float diff = a_p - a_t;
+    float coef, diff, denom;
+    pndm_coefs(s, t, tp, &coef, &diff, &denom);
+    float a_t = alpha_at(s, t), sa = sqrtf(a_t), sb = sqrtf(1.0f - a_t);
     /* the x0 this call's own output implies (for previews; diffusers returns none) */
     float a_i = alpha_at(s, (int64_t)s->timesteps[i]);
     float sa_i = sqrtf(a_i), sb_i = sqrtf(1.0f - a_i);
@@ -623,11 +694,7 @@ static int pndm_step(scheduler *s, int i, const float *mo, const float *x, size_
         float xv = xs[k];
         if (c->prediction_type == LCM_PRED_V)
             m = sa * m + sb * xv;
-        float raw = mo[k];
-        if (c->prediction_type == LCM_PRED_V)
-            den[k] = sa_i * x[k] - sb_i * raw;
-        else
-            den[k] = (x[k] - sb_i * raw) / sa_i;
+        den[k] = pndm_x0(c->prediction_type, sa_i, sb_i, x[k], mo[k]);
         if (s->counter == 0)
             s->cur_sample[k] = x[k];
         prev[k] = coef * xv - diff * m / denom;

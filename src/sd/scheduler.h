@@ -1,9 +1,9 @@
 /*
  * scheduler.h — the samplers of a diffusers pipeline behind one interface: LCMScheduler,
- * DDIMScheduler, PNDMScheduler (skip_prk_steps), EulerDiscreteScheduler and
- * EulerAncestralDiscreteScheduler (diffusers 0.26), picked by `_class_name` of a
- * scheduler_config.json or by name ("lcm", "ddim", "pndm", "euler", "euler_a") over a model's
- * config, as `Scheduler.from_config` does.
+ * DDIMScheduler, PNDMScheduler (PLMS, with or without the Runge-Kutta warm-up),
+ * EulerDiscreteScheduler and EulerAncestralDiscreteScheduler (diffusers 0.26), picked by
+ * `_class_name` of a scheduler_config.json or by name ("lcm", "ddim", "pndm", "euler", "euler_a")
+ * over a model's config, as `Scheduler.from_config` does.
  *
  * Use: sched_config_load -> sched_init -> sched_set_timesteps(steps); the pipeline multiplies the
  * initial latents by init_noise_sigma, and for each call i < n_calls feeds the UNet
@@ -37,7 +37,8 @@ typedef struct sched_config {
     int timestep_spacing;
     int steps_offset;
     int set_alpha_to_one;
-    int clip_sample; /* DDIM, LCM */
+    int skip_prk_steps; /* PNDM: PLMS only (1) or 12 Runge-Kutta calls first (0) */
+    int clip_sample;    /* DDIM, LCM */
     float clip_sample_range;
     int original_inference_steps; /* LCM */
     float timestep_scaling;       /* LCM */
@@ -52,7 +53,7 @@ int sched_kind_from_class(const char *class_name);
 /* Reads a diffusers scheduler_config.json. kind < 0: the class is the file's `_class_name`;
  * otherwise that class is built from the file's keys it shares (Scheduler.from_config), the
  * others keeping the class defaults. Options this engine cannot honour (thresholding,
- * rescale_betas_zero_snr, trained_betas, use_karras_sigmas, PNDM without skip_prk_steps, ...)
+ * rescale_betas_zero_snr, trained_betas, use_karras_sigmas, ...)
  * are M2P_EUNSUPPORTED errors naming the key. */
 int sched_config_load(const char *path, int kind, sched_config *c);
 /* The same from JSON text; `what` names it in messages. */
@@ -64,13 +65,16 @@ typedef struct scheduler {
     sched_config cfg;
     lcm_scheduler lcm; /* alphas_cumprod (all classes) and LCM's schedule */
     int n_steps;       /* num_inference_steps */
-    int n_calls;       /* UNet evaluations: n_steps, PNDM n_steps + 1 (n_steps > 1) */
+    int n_calls;       /* UNet evaluations: n_steps; PNDM n_steps + 1 (n_steps > 1) with
+                        * skip_prk_steps, else n_steps + 9 */
+    int n_prk;         /* PNDM without skip_prk_steps: the first 12 calls are Runge-Kutta */
     float *timesteps;  /* [n_calls] as diffusers passes them to the UNet */
     float *sigmas;     /* Euler classes: [n_calls + 1], last 0; else NULL */
     float init_noise_sigma;
     /* PNDM's multistep state over the batch (sched_step's n values) */
     float *ets;        /* [4][n] ring of the last model outputs */
     float *cur_sample; /* [n] */
+    float *cur_mo;     /* [n] Runge-Kutta's weighted sum of the model outputs */
     int n_ets, counter;
     size_t n_state;
 } scheduler;
@@ -78,8 +82,8 @@ typedef struct scheduler {
 int sched_init(scheduler *s, const sched_config *c);
 void sched_free(scheduler *s);
 /* set_timesteps(steps): the timestep (and sigma) schedule of the class, resets any multistep
- * state. M2P_EINVAL when steps < 1, > num_train_timesteps, or > original_inference_steps
- * (LCM). */
+ * state. M2P_EINVAL when steps < 1, > num_train_timesteps, > original_inference_steps (LCM),
+ * or < 4 for PNDM with its Runge-Kutta warm-up. */
 int sched_set_timesteps(scheduler *s, int steps);
 /* Random tensors diffusers' step() draws over a whole run of the current schedule, in order:
  * LCM n_steps - 1, Euler and Euler ancestral n_steps (Euler's unused with s_churn 0), DDIM

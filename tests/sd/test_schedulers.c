@@ -4,8 +4,11 @@
  * name, alphas_cumprod, the tables for 1/2/4/8/20/50 steps (timesteps and DDIM's
  * prev_timestep exact, init_noise_sigma, Euler sigmas, alpha_prod_t), and the sequential step()
  * calls with injected noise (prev_sample, denoised, Euler's scale_model_input) within the
- * manifest's tolerances. Then the models' own configs, from_config with another class, and
- * the configs this engine refuses (naming the key).
+ * manifest's tolerances. Then the models' own configs, from_config with another class, PNDM's
+ * Runge-Kutta warm-up schedule (diffusers' set_timesteps) and, for every sampler, the exact
+ * trajectory of a model that always predicts the true noise (x_t = sqrt(a_t) x0 +
+ * sqrt(1 - a_t) eps, or x0 + sigma eps, must end at x0's noised value of the last timestep),
+ * and the configs this engine refuses (naming the key).
  */
 #include <jansson.h>
 #include <math.h>
@@ -194,6 +197,45 @@ out:
         st_close(gold);
 }
 
+/* A model that always outputs the true eps: DDIM's and PNDM's transfer, every PLMS / Runge-
+ * Kutta average of a constant and Euler's step are exact, so the run ends where the closed
+ * form says: sqrt(a_final) x0 + sqrt(1 - a_final) eps (a_final = final_alpha_cumprod), or x0
+ * for Euler. */
+static void check_exact_trajectory(const char *json, int kind, int steps)
+{
+    sched_config c;
+    CHECK_INT(sched_config_parse(json, "trajectory", kind, &c), 0);
+    scheduler s;
+    CHECK_INT(sched_init(&s, &c), 0);
+    CHECK_INT(sched_set_timesteps(&s, steps), 0);
+    enum { n = 16 };
+    float x0[n], eps[n], x[n], den[n], want[n];
+    for (int k = 0; k < n; k++) {
+        x0[k] = sinf(0.7f * k) * 0.9f;
+        eps[k] = cosf(1.3f * k + 0.2f) * 1.5f;
+    }
+    float a0 = s.lcm.alphas_cumprod[(int)s.timesteps[0]], af = s.lcm.final_alpha_cumprod;
+    for (int k = 0; k < n; k++) {
+        if (s.sigmas) {
+            x[k] = x0[k] + s.sigmas[0] * eps[k];
+            want[k] = x0[k];
+        } else {
+            x[k] = sqrtf(a0) * x0[k] + sqrtf(1 - a0) * eps[k];
+            want[k] = sqrtf(af) * x0[k] + sqrtf(1 - af) * eps[k];
+        }
+    }
+    float zero[n] = {0};
+    for (int i = 0; i < s.n_calls; i++)
+        CHECK_INT(sched_step(&s, i, eps, x, zero, n, den, x), 0);
+    double err = 0;
+    for (int k = 0; k < n; k++)
+        err = fmax(err, fabs(x[k] - want[k]));
+    printf("%s %d steps (%d calls): exact-noise trajectory ends %.2g from the closed form\n",
+           sched_class_name(c.kind), steps, s.n_calls, err);
+    CHECK(err <= 1e-4);
+    sched_free(&s);
+}
+
 static void expect_refused(const char *json, int kind, const char *needle)
 {
     sched_config c;
@@ -273,10 +315,40 @@ int main(void)
     CHECK_INT(sched_set_timesteps(&s, 1001), M2P_EINVAL);
     sched_free(&s);
 
+    /* PNDM with its Runge-Kutta warm-up (the class default): diffusers' set_timesteps for 10
+     * leading steps, offset 1: the last four timesteps 601..901 and +50 in 12 RK calls, then
+     * PLMS from 601 down */
+    CHECK_INT(sched_config_parse("{\"_class_name\": \"PNDMScheduler\", \"steps_offset\": 1}",
+                                 "pndm-prk", -1, &c),
+              0);
+    CHECK_INT(c.skip_prk_steps, 0);
+    CHECK_INT(sched_init(&s, &c), 0);
+    CHECK_INT(sched_set_timesteps(&s, 10), 0);
+    static const int prk10[] = {901, 851, 851, 801, 801, 751, 751, 701, 701, 651,
+                                651, 601, 601, 501, 401, 301, 201, 101, 1};
+    CHECK_INT(s.n_calls, 19);
+    for (int i = 0; i < 19 && i < s.n_calls; i++)
+        CHECK_NEAR(s.timesteps[i], prk10[i], 0);
+    CHECK_INT(sched_set_timesteps(&s, 3), M2P_EINVAL);
+    sched_free(&s);
+    const char *sd = "\"beta_schedule\": \"scaled_linear\", \"beta_start\": 0.00085, "
+                     "\"beta_end\": 0.012, \"steps_offset\": 1";
+    char js[512];
+    snprintf(js, sizeof js, "{%s, \"skip_prk_steps\": false}", sd);
+    check_exact_trajectory(js, SCHED_PNDM, 10);
+    check_exact_trajectory(js, SCHED_PNDM, 4);
+    snprintf(js, sizeof js, "{%s, \"skip_prk_steps\": true}", sd);
+    check_exact_trajectory(js, SCHED_PNDM, 20);
+    snprintf(js, sizeof js, "{%s, \"set_alpha_to_one\": false, \"clip_sample\": false}", sd);
+    check_exact_trajectory(js, SCHED_DDIM, 20);
+    snprintf(js, sizeof js, "{%s, \"timestep_spacing\": \"trailing\"}", sd);
+    check_exact_trajectory(js, SCHED_EULER, 8);
+    snprintf(js, sizeof js, "{%s, \"timestep_spacing\": \"linspace\"}", sd);
+    check_exact_trajectory(js, SCHED_EULER, 7);
+
     /* refused configs name the key */
     expect_refused("{\"_class_name\": \"DPMSolverMultistepScheduler\"}", -1, "_class_name");
     expect_refused("{}", -1, "_class_name");
-    expect_refused("{\"_class_name\": \"PNDMScheduler\"}", -1, "skip_prk_steps");
     expect_refused("{\"use_karras_sigmas\": true}", SCHED_EULER, "use_karras_sigmas");
     expect_refused("{\"thresholding\": true}", SCHED_DDIM, "thresholding");
     expect_refused("{\"rescale_betas_zero_snr\": true}", SCHED_EULER_A, "rescale_betas_zero_snr");
