@@ -61,6 +61,11 @@ typedef struct unet_added_cond {
     int n_time_ids;
 } unet_added_cond;
 int unet_load(const char *dir, const m2p_model_params *p, unet **out);
+/* As unet_load with the config of `dir` but the weights of `weights_file` (a .safetensors file
+ * with the same tensor names, e.g. ByteDance/SDXL-Lightning's UNet over the SDXL base folder);
+ * NULL weights_file = the folder's own. */
+int unet_load_file(const char *dir, const char *weights_file, const m2p_model_params *p,
+                   unet **out);
 /* sample [B, in_ch, h, w], timestep t (same for the batch, as float as diffusers passes it;
  * the sinusoid uses t as float32), timestep_cond [B, cond_dim] or NULL when the config has no
  * time_cond_proj_dim, added: required when unet_added_dims() says so, else NULL,

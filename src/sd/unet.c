@@ -288,6 +288,11 @@ static int load_block(unet *m, const ucfg *u, int dtype, int is_up, int i, int c
 
 int unet_load(const char *dir, const m2p_model_params *p, unet **out)
 {
+    return unet_load_file(dir, NULL, p, out);
+}
+
+int unet_load_file(const char *dir, const char *weights_file, const m2p_model_params *p, unet **out)
+{
     *out = NULL;
     int dtype = p ? p->compute_dtype : M2P_DTYPE_F32;
     unet *m = calloc(1, sizeof *m);
@@ -299,7 +304,7 @@ int unet_load(const char *dir, const m2p_model_params *p, unet **out)
     int rc = read_config(m, dir, &u);
     if (rc)
         goto fail;
-    if ((rc = weights_open(dir, &m->w)))
+    if ((rc = weights_file ? weights_open_file(weights_file, &m->w) : weights_open(dir, &m->w)))
         goto fail;
     int nb = m->nb, C0 = m->boc[0], CL = m->boc[nb - 1];
     /* time embedding */

@@ -2,8 +2,9 @@
  * sd_family.h — golden checks shared by the SD 2.x and SDXL component tests (header-only,
  * static): a tokenizer folder against a fixture's tokens.json (ids, untruncated ids, token
  * strings), a UNet part against unet.safetensors at one timestep (noise_pred and every
- * recorded per-block intermediate through the taps, optional SDXL added conditioning), and a
- * VAE decoder against vae_decoder.safetensors. Tolerances come from the fixture manifests.
+ * recorded per-block intermediate through the taps, optional SDXL added conditioning), a
+ * VAE decoder against vae_decoder.safetensors, bf16 budgets, and the components on the
+ * recorded whole runs. Tolerances come from the fixture manifests.
  */
 #ifndef M2P_TESTS_SD_FAMILY_H
 #define M2P_TESTS_SD_FAMILY_H
@@ -313,6 +314,200 @@ static double fam_bf16_vae(const char *dir, const char *golden)
     vae_free(m);
     st_close(g);
     return rel;
+}
+
+/* ---- recorded whole runs: the components on a pipeline_*.safetensors golden ------------ */
+
+/* The prompt (and negative prompt under CFG) through tokenizer(s) and text encoder(s) gives the
+ * recorded encoder_hidden_states [negative, positive] (SDXL: both penultimate states
+ * concatenated, add_text_embeds = text_encoder_2's text_embeds), every step's UNet call (batch
+ * 2 under CFG, float timesteps, SDXL time ids) the recorded unet_out, and the VAE decodes the
+ * final latents (LCM: the last denoised) to image_decoded. No pipeline involved. */
+typedef struct fam_run {
+    const char *name; /* fixture folder */
+    int sdxl;
+    clip_tokenizer *tok[2];
+    clip_text *te[2];
+    unet *un;
+    vae *va;
+    json_t *man;
+} fam_run;
+
+static int fam_run_open(fam_run *f, const char *name, int sdxl)
+{
+    memset(f, 0, sizeof *f);
+    f->name = name;
+    f->sdxl = sdxl;
+    char p[256];
+    int rc = 0;
+    for (int e = 0; e < 1 + sdxl && !rc; e++) {
+        snprintf(p, sizeof p, "%s/model/tokenizer%s", name, e ? "_2" : "");
+        rc = clip_tokenizer_load(test_fixture(p), &f->tok[e]);
+        snprintf(p, sizeof p, "%s/model/text_encoder%s", name, e ? "_2" : "");
+        if (!rc)
+            rc = clip_text_load(test_fixture(p), NULL, &f->te[e]);
+    }
+    snprintf(p, sizeof p, "%s/model/unet", name);
+    if (!rc)
+        rc = unet_load(test_fixture(p), NULL, &f->un);
+    snprintf(p, sizeof p, "%s/model/vae", name);
+    if (!rc)
+        rc = vae_load(test_fixture(p), NULL, &f->va);
+    snprintf(p, sizeof p, "%s/golden/manifest.json", name);
+    if (!rc)
+        f->man = gold_manifest(p);
+    if (rc)
+        fprintf(stderr, "%s: %s\n", name, m2p_errmsg());
+    CHECK_INT(rc, 0);
+    return rc == 0 && f->man;
+}
+
+static void fam_run_close(fam_run *f)
+{
+    for (int e = 0; e < 2; e++) {
+        clip_tokenizer_free(f->tok[e]);
+        clip_text_free(f->te[e]);
+    }
+    unet_free(f->un);
+    vae_free(f->va);
+    json_decref(f->man);
+}
+
+static double fam_cmp_gold(st_file *g, json_t *man, const char *file, const char *name,
+                           const float *got, size_t n)
+{
+    st_tensor *t = st_find(g, name);
+    CHECK(t != NULL && (size_t)t->numel == n);
+    if (!t || (size_t)t->numel != n)
+        return 1e9;
+    float *want = gold_get(g, name, NULL, NULL);
+    if (!want)
+        return 1e9;
+    char what[128];
+    snprintf(what, sizeof what, "%s:%s", file, name);
+    double err = test_max_abs_diff(got, want, n, what), tol = gold_tol(man, file, name);
+    if (!(err <= tol))
+        fprintf(stderr, "  %s: %.3g over tolerance %.3g\n", what, err, tol);
+    CHECK(err <= tol);
+    free(want);
+    return tol > 0 ? err / tol : 1e9;
+}
+
+/* Prompt embeddings of one text as the pipelines make them: SD 2.x last_hidden_state [77, C];
+ * SDXL concat(te1 penultimate, te2 penultimate) [77, C1 + C2] and text_embeds [P]. */
+static int fam_encode(fam_run *f, const char *text, float *ctx, float *text_embeds)
+{
+    int32_t ids[77];
+    if (!f->sdxl) {
+        if (clip_tokenize(f->tok[0], text, ids, 77, NULL))
+            return -1;
+        return clip_text_forward(f->te[0], ids, 1, 77, ctx);
+    }
+    int C1 = clip_text_hidden(f->te[0]), C2 = clip_text_hidden(f->te[1]);
+    float *h1 = malloc(77 * sizeof *h1 * C1), *h2 = malloc(77 * sizeof *h2 * C2);
+    int rc = !h1 || !h2;
+    if (!rc)
+        rc = clip_tokenize(f->tok[0], text, ids, 77, NULL) ||
+             clip_text_encode(f->te[0], ids, 1, 77, 1, 0, h1, NULL, NULL) ||
+             clip_tokenize(f->tok[1], text, ids, 77, NULL) ||
+             clip_text_encode(f->te[1], ids, 1, 77, 1, 0, h2, NULL, text_embeds);
+    for (int r = 0; !rc && r < 77; r++) {
+        memcpy(ctx + (size_t)r * (C1 + C2), h1 + (size_t)r * C1, (size_t)C1 * sizeof *ctx);
+        memcpy(ctx + (size_t)r * (C1 + C2) + C1, h2 + (size_t)r * C2, (size_t)C2 * sizeof *ctx);
+    }
+    free(h1);
+    free(h2);
+    return rc ? -1 : 0;
+}
+
+static void fam_check_run(fam_run *f, const char *file)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/golden/%s", f->name, file);
+    st_file *g = NULL;
+    CHECK_INT(st_open(test_fixture(path), &g), 0);
+    json_t *info = json_object_get(json_object_get(f->man, "files"), file);
+    json_t *call = json_object_get(info, "call");
+    const char *prompt = json_string_value(json_object_get(call, "prompt"));
+    const char *neg = json_string_value(json_object_get(call, "negative_prompt"));
+    double guidance = json_number_value(json_object_get(call, "guidance_scale"));
+    json_t *ts = json_object_get(info, "timesteps");
+    const char *sched = json_string_value(json_object_get(info, "scheduler_class"));
+    CHECK(g && prompt && json_array_size(ts) > 0 && sched);
+    if (!g || !prompt || !sched)
+        goto out;
+    int cfg = guidance > 1.0, B = cfg ? 2 : 1;
+    /* the fixtures' CFG runs all give a negative prompt (SDXL's zeros are a pipeline matter) */
+    CHECK(!cfg || neg);
+    int ctx_dim = unet_cross_dim(f->un), P = f->sdxl ? clip_text_projection_dim(f->te[1]) : 0;
+    size_t nc = (size_t)77 * ctx_dim;
+    float *ctx = malloc(nc * B * sizeof *ctx), *te = malloc(((size_t)P + 1) * B * sizeof *te);
+    double worst = 0;
+    int rc = cfg ? fam_encode(f, neg, ctx, te) : 0;
+    if (!rc)
+        rc = fam_encode(f, prompt, ctx + nc * (B - 1), te + (size_t)P * (B - 1));
+    CHECK_INT(rc, 0);
+    worst = fmax(worst, fam_cmp_gold(g, f->man, file, "encoder_hidden_states", ctx, nc * B));
+    if (f->sdxl)
+        worst = fmax(worst, fam_cmp_gold(g, f->man, file, "add_text_embeds", te, (size_t)P * B));
+    /* every UNet call on the recorded inputs */
+    float *time_ids = f->sdxl ? gold_get(g, "add_time_ids", NULL, NULL) : NULL;
+    int steps = 0;
+    for (size_t i = 0; i < json_array_size(ts); i++) {
+        char in_name[64], out_name[64];
+        snprintf(in_name, sizeof in_name, "step%zu.unet_in", i);
+        snprintf(out_name, sizeof out_name, "step%zu.unet_out", i);
+        int64_t s[4];
+        float *x = gold_get(g, in_name, s, NULL);
+        if (!x)
+            break;
+        size_t n = (size_t)(s[0] * s[1] * s[2] * s[3]);
+        CHECK_INT(s[0], B);
+        float *out = malloc(n * sizeof *out);
+        unet_added_cond added = {te, P, time_ids, 6};
+        float t = (float)json_number_value(json_array_get(ts, i));
+        CHECK_INT(unet_forward(f->un, x, (int)s[0], (int)s[2], (int)s[3], t, NULL,
+                               f->sdxl ? &added : NULL, ctx, 77, out),
+                  0);
+        worst = fmax(worst, fam_cmp_gold(g, f->man, file, out_name, out, n));
+        free(x);
+        free(out);
+        steps++;
+    }
+    CHECK_INT(steps, (int)json_array_size(ts));
+    /* the VAE on the final latents (LCM decodes its last denoised) */
+    char last[64];
+    snprintf(last, sizeof last, "step%d.%s", steps - 1,
+             strcmp(sched, "LCMScheduler") == 0 ? "denoised" : "latents");
+    int64_t zs[4];
+    float *z = gold_get(g, last, zs, NULL);
+    if (z) {
+        size_t nz = (size_t)(zs[1] * zs[2] * zs[3]), ny = (size_t)(3 * 8 * zs[2] * 8 * zs[3]);
+        for (size_t i = 0; i < nz; i++)
+            z[i] /= vae_scaling_factor(f->va);
+        float *img = malloc(ny * sizeof *img);
+        CHECK_INT(vae_decode(f->va, z, 1, (int)zs[2], (int)zs[3], img), 0);
+        worst = fmax(worst, fam_cmp_gold(g, f->man, file, "image_decoded", img, ny));
+        free(img);
+        free(z);
+    }
+    fprintf(stderr, "%s/%s: %d UNet calls (batch %d), worst err/tol %.3f\n", f->name, file, steps,
+            B, worst);
+    free(time_ids);
+    free(ctx);
+    free(te);
+out:
+    st_close(g);
+}
+
+/* Every run file of fixture `name` (NULL-terminated list). */
+static void fam_check_runs(const char *name, int sdxl, const char *const *files)
+{
+    fam_run f;
+    if (fam_run_open(&f, name, sdxl))
+        for (int i = 0; files[i]; i++)
+            fam_check_run(&f, files[i]);
+    fam_run_close(&f);
 }
 
 #endif

@@ -4,7 +4,8 @@
  * text encoder (last_hidden_state of 3 prompts + every layer), the UNet with linear
  * proj_in/proj_out, per-level head counts and upcast_attention at t=999 and t=251 (every
  * per-block intermediate, a batch of 2), and the VAE decoder; then config keys the engine lacks
- * fail with a message naming the key; bf16 text encoder, UNet and VAE within 3% of the f32 golden.
+ * fail with a message naming the key; bf16 text encoder, UNet and VAE within 3% of the f32 golden;
+ * the components on the 4 recorded runs (DDIM/Euler/PNDM with CFG, LCM) step by step.
  */
 #define _GNU_SOURCE
 #include <unistd.h>
@@ -195,5 +196,10 @@ int main(void)
                            "diffusion_pytorch_model.safetensors", "sd2-unet",
                            "down_blocks.1.attentions.0.proj_out.weight",
                            "mid_block.attentions.0.proj_in.weight", load_unet);
+    /* the components on the fixture's recorded whole runs */
+    static const char *const runs[] = {"pipeline_ddim.safetensors", "pipeline_euler.safetensors",
+                                       "pipeline_pndm.safetensors", "pipeline_lcm.safetensors",
+                                       NULL};
+    fam_check_runs("sd2-tiny", 0, runs);
     TEST_DONE();
 }

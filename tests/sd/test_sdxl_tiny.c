@@ -5,7 +5,9 @@
  * LayerNorm, text_encoder_2's pooled EOS row and text_projection, prompt_embeds as their
  * concatenation), the UNet with text_time added conditioning (add_time_proj of two time-id
  * cases, noise_pred at t=999 and t=249 with every per-block intermediate, a batch of 2,
- * per-level transformer depth) and the VAE decoder with scaling_factor 0.13025; bf16 within 3%.
+ * per-level transformer depth), the UNet with its weights from another file (--unet) and the
+ * VAE decoder with scaling_factor 0.13025; bf16 within 3%; the components on the 4 recorded runs
+ * (turbo 1/4 steps, lightning, CFG 5 with a negative prompt) step by step.
  */
 #include "sd_family.h"
 
@@ -222,6 +224,45 @@ done:
     st_close(g);
 }
 
+/* --unet FILE: the folder's config with another weights file (here a copy of the same weights
+ * under another name) gives the golden result; a file of another model fails naming it. */
+static void test_unet_file(void)
+{
+    st_file *g = NULL;
+    CHECK_INT(st_open(test_fixture("sdxl-tiny/golden/unet.safetensors"), &g), 0);
+    json_t *man = gold_manifest(MAN);
+    char *d = test_tmpdir("sdxl-unet-file");
+    char src[1024], file[1024];
+    snprintf(src, sizeof src, "%s/diffusion_pytorch_model.safetensors",
+             test_fixture("sdxl-tiny/model/unet"));
+    snprintf(file, sizeof file, "%s/lightning_unet.safetensors", d);
+    CHECK_INT(copy_file(src, file), 0);
+    unet *m = NULL;
+    int rc = unet_load_file(test_fixture("sdxl-tiny/model/unet"), file, NULL, &m);
+    if (rc)
+        fprintf(stderr, "%s\n", m2p_errmsg());
+    CHECK_INT(rc, 0);
+    fam_unet_in in;
+    if (g && man && m && fam_unet_inputs(g, &in, 1)) {
+        fam_check_unet(m, g, man, &in, 999, 1, 0);
+        fam_unet_inputs_free(&in);
+    }
+    unet_free(m);
+    m = NULL;
+    snprintf(src, sizeof src, "%s/diffusion_pytorch_model.safetensors",
+             test_fixture("sd2-tiny/model/unet"));
+    CHECK(unet_load_file(test_fixture("sdxl-tiny/model/unet"), src, NULL, &m) < 0);
+    CHECK(m == NULL);
+    CHECK(err_mentions("sd2-tiny/model/unet/diffusion_pytorch_model.safetensors", NULL));
+    snprintf(file, sizeof file, "%s/missing.safetensors", d);
+    CHECK(unet_load_file(test_fixture("sdxl-tiny/model/unet"), file, NULL, &m) < 0);
+    CHECK(err_mentions("missing.safetensors", "not found"));
+    test_rmtree(d);
+    free(d);
+    json_decref(man);
+    st_close(g);
+}
+
 static int load_unet(const char *dir, void **out)
 {
     unet *m = NULL;
@@ -243,6 +284,7 @@ int main(void)
     test_tokens();
     test_text_encoders();
     test_unet();
+    test_unet_file();
     fam_check_vae("sdxl-tiny/model/vae", "sdxl-tiny/golden/vae_decoder.safetensors", MAN, 0.13025);
     CHECK(fam_bf16_vae("sdxl-tiny/model/vae", "sdxl-tiny/golden/vae_decoder.safetensors") <=
           BF16_BUDGET);
@@ -253,5 +295,10 @@ int main(void)
     gold_check_bad_folders(test_fixture("sdxl-tiny/model/text_encoder_2"), "model.safetensors",
                            "sdxl-te2", "text_model.final_layer_norm.weight",
                            "text_projection.weight", load_te);
+    /* the components on the fixture's recorded whole runs */
+    static const char *const runs[] = {
+        "pipeline_turbo_1step.safetensors", "pipeline_turbo_4step.safetensors",
+        "pipeline_lightning_4step.safetensors", "pipeline_cfg_4step.safetensors", NULL};
+    fam_check_runs("sdxl-tiny", 1, runs);
     TEST_DONE();
 }

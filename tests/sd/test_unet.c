@@ -77,7 +77,8 @@ static void test_golden(const char *dir, const inputs *in, st_file *g, json_t *m
         CHECK(unet_scratch_bytes(m, 1, 64, 64, 77) > 32 * s1);
         /* timestep_cond is required by an LCM UNet */
         float out[256];
-        CHECK_INT(unet_forward(m, in->sample, 1, 8, 8, 999, NULL, NULL, in->ctx, 77, out), M2P_EINVAL);
+        CHECK_INT(unet_forward(m, in->sample, 1, 8, 8, 999, NULL, NULL, in->ctx, 77, out),
+                  M2P_EINVAL);
         /* an odd latent size goes 9 -> 5 -> 3 -> 2 and back up through nearest resizes */
         float *x = malloc(4 * 9 * 9 * sizeof *x), *y = malloc(4 * 9 * 9 * sizeof *y);
         for (int i = 0; i < 4 * 81; i++)
