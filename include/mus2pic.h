@@ -73,6 +73,8 @@ typedef struct m2p_model_params {
     int compute_dtype;  /* M2P_DTYPE_F32 (default) or M2P_DTYPE_BF16 where the CPU has it */
     int load_vae;       /* 1 (default): load the full VAE decoder */
     const char *taesd;  /* optional folder with TAESD decoder weights (fast decoder, previews) */
+    const char *unet_file; /* optional .safetensors replacing the folder's UNet weights (same
+                            * config; e.g. SDXL-Lightning's UNet over the SDXL base folder) */
 } m2p_model_params;
 
 m2p_model_params m2p_model_default_params(void);

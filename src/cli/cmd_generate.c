@@ -59,6 +59,8 @@ static void usage(FILE *f)
         "  --dtype f32|bf16     compute type (default f32, exact; bf16 is faster, not exact,\n"
         "                       and needs a CPU with avx512_bf16 or AMX)\n"
         "  --taesd DIR          decode with the TAESD tiny decoder from DIR (fast, no VAE)\n"
+        "  --unet F.safetensors UNet weights replacing the model folder's (same config), e.g.\n"
+        "                       sdxl_lightning_4step_unet.safetensors over the SDXL base\n"
         "  --latents F          initial latents: safetensors tensor 'latents' f32 [N,4,H/8,W/8]\n"
         "  --noise F            tensor 'noise' f32 [K,N,4,H/8,W/8]: every random tensor the\n"
         "                       sampler draws, in order (K: lcm steps-1, euler / euler_a steps,\n"
@@ -174,6 +176,7 @@ int cmd_generate(int argc, char **argv)
         {"negative-prompt", required_argument, 0, 'n'},
         {"negative", required_argument, 0, 'n'},
         {"scheduler", required_argument, 0, 'C'},
+        {"unet", required_argument, 0, 'U'},
         {"scheduler-config", required_argument, 0, 'J'},
         {"steps", required_argument, 0, 's'},
         {"guidance", required_argument, 0, 'g'},
@@ -193,7 +196,7 @@ int cmd_generate(int argc, char **argv)
         {0, 0, 0, 0},
     };
     const char *model = NULL, *out = NULL, *taesd = NULL, *latents_f = NULL, *noise_f = NULL,
-               *raw_f = NULL;
+               *raw_f = NULL, *unet_f = NULL;
     m2p_gen_params p = m2p_gen_default_params();
     p.prompt = NULL;
     int threads = 0, verbose = 0, have_seed = 0, dtype = M2P_DTYPE_F32;
@@ -284,6 +287,9 @@ int cmd_generate(int argc, char **argv)
             break;
         case 'J':
             p.scheduler_config = optarg;
+            break;
+        case 'U':
+            unet_f = optarg;
             break;
         case 'L':
             latents_f = optarg;
@@ -376,6 +382,7 @@ int cmd_generate(int argc, char **argv)
     m2p_model_params mp = m2p_model_default_params();
     mp.n_threads = threads;
     mp.compute_dtype = dtype;
+    mp.unet_file = unet_f;
     if (taesd) {
         mp.taesd = taesd;
         mp.load_vae = 0;

@@ -159,7 +159,8 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
     if (!m)
         return m2p_error(M2P_ENOMEM, "model: out of memory");
     m->params = params ? *params : m2p_model_default_params();
-    m->params.taesd = NULL; /* the caller's string is not ours to keep */
+    m->params.taesd = NULL; /* the caller's strings are not ours to keep */
+    m->params.unet_file = NULL;
     int rc = 0;
     if (m->params.compute_dtype != M2P_DTYPE_F32 && m->params.compute_dtype != M2P_DTYPE_BF16) {
         rc = m2p_error(M2P_EINVAL, "compute dtype %d: must be f32 (0) or bf16 (1)",
@@ -203,7 +204,7 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
             weights_release(clip_text_weights(m->text2));
     }
     snprintf(dir, sizeof dir, "%s/unet", m->path);
-    if ((rc = unet_load(dir, &m->params, &m->unet)))
+    if ((rc = unet_load_file(dir, params ? params->unet_file : NULL, &m->params, &m->unet)))
         goto fail;
     m->memory += used_bytes(unet_weights(m->unet), dt);
     if (unet_weights(m->unet))

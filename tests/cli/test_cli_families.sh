@@ -3,7 +3,7 @@
 # CFG, LCM-v) and sdxl-tiny (turbo 1/4 steps, Lightning, Euler CFG 5) reproduced through
 # `mus2pic generate`: the model's own scheduler, --scheduler NAME (from_config over the model's
 # config) or --scheduler-config FILE (the run's config from the fixture manifest), --latents /
-# --noise with the recorded tensors, --guidance (0 included), --negative; --raw-out against
+# --noise with the recorded tensors, --guidance (0 included), --negative, --unet; --raw-out against
 # image_np and the PNG against image_uint8 within the fixture tolerances. Then the usage errors
 # of the new options (exit 2, no output).
 set -u
@@ -114,6 +114,32 @@ run sdxl-tiny pipeline_turbo_1step
 run sdxl-tiny pipeline_turbo_4step
 run sdxl-tiny pipeline_lightning_4step --scheduler-config "$T/pipeline_lightning_4step/sched.json"
 run sdxl-tiny pipeline_cfg_4step --scheduler-config "$T/pipeline_cfg_4step/sched.json"
+
+# --unet: the folder's config with other weights (as SDXL-Lightning's UNet file over the base):
+# an identical copy reproduces the turbo run, one with conv_out.bias shifted changes the image,
+# another model's UNet is refused naming the file
+python3 - "$FX/sdxl-tiny/model/unet/diffusion_pytorch_model.safetensors" "$T" <<'PY'
+import json, struct, sys
+raw = bytearray(open(sys.argv[1], 'rb').read())
+open(sys.argv[2] + '/same_unet.safetensors', 'wb').write(raw)
+n = struct.unpack('<Q', raw[:8])[0]; hdr = json.loads(raw[8:8 + n])
+a, b = hdr['conv_out.bias']['data_offsets']
+v = struct.unpack('<%df' % ((b - a) // 4), raw[8 + n + a:8 + n + b])
+raw[8 + n + a:8 + n + b] = struct.pack('<%df' % len(v), *[x + 0.25 for x in v])
+open(sys.argv[2] + '/other_unet.safetensors', 'wb').write(raw)
+PY
+run sdxl-tiny pipeline_turbo_1step --unet "$T/same_unet.safetensors"
+"$BIN" generate --model "$FX/sdxl-tiny/model" --prompt x --steps 1 --guidance 0 --width 64 --height 64 \
+    --seed 1 --out "$T/u0.png" >/dev/null 2>&1
+"$BIN" generate --model "$FX/sdxl-tiny/model" --prompt x --steps 1 --guidance 0 --width 64 --height 64 \
+    --seed 1 --unet "$T/other_unet.safetensors" --out "$T/u1.png" >/dev/null 2>"$T/eu1"
+test -s "$T/u1.png" || { echo "FAIL: --unet run: $(cat "$T/eu1")" >&2; fail=$((fail + 1)); }
+cmp -s "$T/u0.png" "$T/u1.png" && { echo "FAIL: --unet weights not used" >&2; fail=$((fail + 1)); }
+"$BIN" generate --model "$FX/sdxl-tiny/model" --prompt x --steps 1 --guidance 0 --width 64 --height 64 \
+    --unet "$FX/sd2-tiny/model/unet/diffusion_pytorch_model.safetensors" --out "$T/u2.png" >/dev/null 2>"$T/eu2"
+rc=$?
+[ "$rc" = 1 ] && [ ! -e "$T/u2.png" ] && grep -q "diffusion_pytorch_model.safetensors" "$T/eu2" ||
+    { echo "FAIL: another model's UNet: exit $rc: $(cat "$T/eu2")" >&2; fail=$((fail + 1)); }
 
 # a negative prompt at guidance 0 is said to be ignored; at guidance 5 it changes the image
 M="$FX/sdxl-tiny/model"
