@@ -117,6 +117,9 @@ static const struct { const char *name, *text; } schemas[] = {
                       " 'genre_raw':'string', 'genre_source':'string', 'title':'string'}"},
     {"LlmPrompt", "{'success':'boolean', 'prompt':'string', 'tokens_used':'integer',"
                   " 'estimated_cost':'number|USD, at the output token price (an upper bound)', 'model':'string'}"},
+    {"TokenRequest", "{'text*':'string|the prompt', 'model':'string|a name from /api/models; default: the default model'}"},
+    {"TokenCount", "{'success':'boolean', 'count':'integer|tokens, start and end included',"
+                   " 'limit':'integer|77: what the text encoder reads', 'ignored':'string|the text past the limit, as the tokenizer reads it'}"},
     {"ApiKeyCheck", "{'success':'boolean', 'valid':'boolean', 'message':'string'}"},
     {"ImagesAnswer", "{'success':'boolean', 'images':'[#Image]', 'count':'integer', 'generation_times':'[number]',"
                      " 'total_time':'number', 'seed':'integer', 'job_id':'integer'}"},

@@ -56,6 +56,13 @@ const route api_routes[] = {
      NULL, NULL, 200, "image/png", "404", NO_QUERY},
     {"DELETE", "/api/images/{id}", api_image_delete, "Delete one image",
      NULL, NULL, 200, "Deleted", "404", NO_QUERY},
+    {"GET", "/api/images/{id}/thumb.png", api_image_thumb,
+     "One image at most 256 px on its long side, as PNG (cacheable: an id's image never changes)",
+     NULL, NULL, 200, "image/png", "404", NO_QUERY},
+    {"POST", "/api/tokens", api_tokens,
+     "How many CLIP tokens a prompt takes with a model's tokenizer (the text encoder reads 77, "
+     "start and end included) and the text past the limit",
+     "TokenRequest", NULL, 200, "TokenCount", "400 404 413", NO_QUERY},
     {"GET", "/api/gallery", api_gallery,
      "Past results, newest first, each with its prompt, parameters, seed, features and source",
      NULL, NULL, 200, "Gallery", "400", {PAGE, {"per_page", 1, 100, 24}}},

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "sd/clip_tokenizer.h"
 #include "server/server_internal.h"
 
 #ifndef M2P_WEB_DIR
@@ -74,6 +75,7 @@ int server_start(const server_config *cfg, server **out)
     if (s->cfg.max_variations != 8)
         s->cfg.max_variations = 4;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->tok_lock, NULL);
 
     int rc = 0;
     if (!(s->openapi = openapi_build())) {
@@ -187,6 +189,8 @@ void server_stop(server *s)
     model_cache_free(s->models);
     m2p_store_close(s->store);
     pthread_mutex_destroy(&s->lock);
+    clip_tokenizer_free(s->tok);
+    pthread_mutex_destroy(&s->tok_lock);
     free(s->openapi);
     free(s);
 }

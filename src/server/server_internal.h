@@ -24,6 +24,10 @@ struct server {
     int n_ws; /* open WebSocket clients (lock) */
     int port;
     char *openapi; /* /api/openapi.json, built at start */
+    /* api_ux.c: the tokenizer of the last model a token count asked for (tok_lock) */
+    pthread_mutex_t tok_lock;
+    struct clip_tokenizer *tok;
+    char tok_dir[1024];
 };
 
 /* ---- responses (http.c) ---- */
@@ -113,6 +117,8 @@ route_fn api_health, api_models, api_openapi, api_analyze, api_generate, api_job
     api_job_delete, api_job_cancel, api_image_get, api_image_delete, api_gallery, api_batch_post,
     api_batch_list, api_batch_get, api_extract_metadata, api_generate_prompt,
     api_extract_metadata_quick, api_generate_prompt_llm, api_validate_api_key, api_generate_image;
+/* api_ux.c: the page's helpers. */
+route_fn api_tokens, api_image_thumb;
 
 /* Submit an analysis job of source (URL or saved upload). */
 int api_submit_analysis(server *s, const char *source, int upload, double duration, int version,

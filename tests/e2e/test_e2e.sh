@@ -46,8 +46,12 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
+# Screenshots of the main states, for a reviewer: build/tests/e2e-screenshots (or M2P_SHOTS).
+shots="${M2P_SHOTS:-$PWD/e2e-screenshots}"
+mkdir -p "$shots"
 status=0
 M2P_URL="http://127.0.0.1:$port" M2P_AUDIO="$M2P_FIXTURES/audio/librosa/choice.ogg" \
+  M2P_TOKENS="$M2P_FIXTURES/sd-tiny/golden/tokens.json" M2P_SHOTS="$shots" \
   CHROMIUM="$chromium" timeout 300 node "$here/flow.js" || status=$?
 if [ "$status" -ne 0 ]; then
   echo "---- server log ----"
