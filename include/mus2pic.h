@@ -164,6 +164,33 @@ int m2p_png_write(const char *path, const uint8_t *rgb, int width, int height);
 /* Encode an RGB8 image as PNG in memory; *out is malloc'd. */
 int m2p_png_encode(const uint8_t *rgb, int width, int height, uint8_t **out, size_t *out_len);
 
+/* What a poster PNG says about itself, in text chunks: "parameters" (the infotext of
+ * AUTOMATIC1111's web UI, which image tools and galleries read: prompt, "Negative prompt:",
+ * then Steps, Sampler, CFG scale, Seed, Size, Model, Song), "Title" (artist – song) and
+ * "Software". ASCII text goes in tEXt, anything else in iTXt (UTF-8). Unset fields (NULL, "",
+ * 0) are left out. */
+typedef struct m2p_png_meta {
+    const char *prompt, *negative_prompt;
+    const char *model;   /* the name the user chose ("lcm") */
+    const char *sampler; /* default "LCM" */
+    const char *artist, *song;
+    uint64_t seed;
+    int steps, width, height;
+    double guidance; /* CFG scale; 0 = not written */
+} m2p_png_meta;
+/* m2p_png_encode / m2p_png_write with the text chunks of meta (NULL: none). */
+int m2p_png_encode_meta(const uint8_t *rgb, int width, int height, const m2p_png_meta *meta,
+                        uint8_t **out, size_t *out_len);
+int m2p_png_write_meta(const char *path, const uint8_t *rgb, int width, int height,
+                       const m2p_png_meta *meta);
+/* The "parameters" text of meta (malloc'd). */
+int m2p_png_parameters(const m2p_png_meta *meta, char **out);
+/* A download name that says what the file is: "artist-song-SEED.png" (accents dropped, lower
+ * case ASCII letters and digits, anything else folded into one '-'), "mus2pic-SEED.png"
+ * without artist and song. Either may be NULL. */
+void m2p_poster_filename(const char *artist, const char *song, uint64_t seed, char *out,
+                         size_t len);
+
 /* The registry of known models (the original's six): name -> hub id, default steps. */
 typedef struct m2p_registry_entry {
     const char *name;          /* "lcm" */

@@ -328,7 +328,6 @@ int cmd_generate(int argc, char **argv)
     if (p.negative_prompt && *p.negative_prompt)
         fprintf(stderr, "note: LCM models ignore the negative prompt (no classifier-free "
                         "guidance), as diffusers does\n");
-    fprintf(stderr, "seed: %llu\n", (unsigned long long)p.seed);
 
     rc = 1;
     m2p_model_params mp = m2p_model_default_params();
@@ -346,6 +345,8 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "mus2pic generate: %s\n", m2p_errmsg());
         goto out_free;
     }
+    /* Only once the model is there: a seed printed before a failed load reads like a run. */
+    fprintf(stderr, "seed: %llu\n", (unsigned long long)p.seed);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (verbose)
         fprintf(stderr, "model: %s loaded in %.2fs (%s)\n", m2p_model_path(m),
@@ -376,12 +377,26 @@ int cmd_generate(int argc, char **argv)
     /* write every file, or none */
     char(*names)[4200] = calloc((size_t)N, sizeof *names);
     int written = 0, failed = 0;
+    /* The file says how it was made (text chunks); a folder given as the model is named by
+     * its last component, not the local path. */
+    const char *model_name = reg ? reg->name : model;
+    const char *slash = strrchr(model_name, '/');
+    if (!reg && slash && slash[1] && !m2p_registry_find(model))
+        model_name = slash + 1;
+    m2p_png_meta meta = {.prompt = p.prompt,
+                         .negative_prompt = p.negative_prompt,
+                         .model = model_name,
+                         .steps = steps,
+                         .guidance = p.guidance,
+                         .width = p.width,
+                         .height = p.height};
     for (int i = 0; names && i < N && !failed; i++) {
         if (N == 1)
             snprintf(names[i], sizeof names[i], "%s", out);
         else
             numbered(out, i + 1, names[i], sizeof names[i]);
-        if (m2p_png_write(names[i], imgs[i].rgb, imgs[i].width, imgs[i].height)) {
+        meta.seed = imgs[i].seed;
+        if (m2p_png_write_meta(names[i], imgs[i].rgb, imgs[i].width, imgs[i].height, &meta)) {
             fprintf(stderr, "mus2pic generate: %s\n", m2p_errmsg());
             failed = 1;
         } else {

@@ -421,9 +421,9 @@ void api_image_get(server *s, struct mg_connection *c, const route_args *a)
         http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
         return;
     }
-    char hdr[160];
-    snprintf(hdr, sizeof hdr, "Content-Disposition: inline; filename=\"mus2pic-%lld.png\"\r\n",
-             (long long)a->id);
+    char name[160], hdr[240];
+    api_image_filename(png, len, a->id, name, sizeof name);
+    snprintf(hdr, sizeof hdr, "Content-Disposition: inline; filename=\"%s\"\r\n", name);
     http_send(c, 200, "image/png", png, len, hdr);
     free(png);
 }

@@ -146,8 +146,7 @@ static int ux_png_decode(const uint8_t *png, size_t len, uint8_t **rgb, int *w, 
     if (!png_image_finish_read(&im, NULL, *rgb, 0, NULL)) {
         free(*rgb);
         *rgb = NULL;
-        return m2p_error(M2P_EFORMAT, "thumbnail: the stored image cannot be read: %s",
-                         im.message);
+        return m2p_error(M2P_EFORMAT, "thumbnail: the stored image cannot be read: %s", im.message);
     }
     *w = (int)im.width;
     *h = (int)im.height;
@@ -220,4 +219,56 @@ void api_image_thumb(server *s, struct mg_connection *c, const route_args *a)
               out_len);
     mg_write(c, out, out_len);
     free(out);
+}
+
+/* ---- download names ---- */
+
+typedef struct ux_mem {
+    const uint8_t *p;
+    size_t len, at;
+} ux_mem;
+
+static void ux_mem_read(png_structp png, png_bytep out, png_size_t n)
+{
+    ux_mem *m = png_get_io_ptr(png);
+    if (n > m->len - m->at)
+        png_error(png, "truncated");
+    memcpy(out, m->p + m->at, n);
+    m->at += n;
+}
+
+/* The name a stored poster downloads under: artist-song-seed.png from its text chunks (the
+ * Title and the Seed of "parameters", written before the pixels, so only the header is read);
+ * mus2pic-<id>.png for an image without them. */
+void api_image_filename(const uint8_t *data, size_t len, int64_t id, char *out, size_t n)
+{
+    snprintf(out, n, "mus2pic-%lld.png", (long long)id);
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        return;
+    }
+    ux_mem m = {data, len, 0};
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return;
+    }
+    png_set_read_fn(png, &m, ux_mem_read);
+    png_read_info(png, info);
+    png_textp t = NULL;
+    int nt = 0;
+    png_get_text(png, info, &t, &nt);
+    const char *title = NULL, *params = NULL;
+    for (int i = 0; i < nt; i++) {
+        if (!strcmp(t[i].key, "Title"))
+            title = t[i].text;
+        else if (!strcmp(t[i].key, "parameters"))
+            params = t[i].text;
+    }
+    const char *last = params ? strrchr(params, '\n') : NULL;
+    const char *seed = last ? strstr(last, "Seed: ") : NULL;
+    if (seed)
+        m2p_poster_filename(title, NULL, strtoull(seed + 6, NULL, 10), out, n);
+    png_destroy_read_struct(&png, &info, NULL);
 }

@@ -119,6 +119,8 @@ route_fn api_health, api_models, api_openapi, api_analyze, api_generate, api_job
     api_extract_metadata_quick, api_generate_prompt_llm, api_validate_api_key, api_generate_image;
 /* api_ux.c: the page's helpers. */
 route_fn api_tokens, api_image_thumb;
+/* The download name of a stored poster (artist-song-seed.png, from its PNG text chunks). */
+void api_image_filename(const uint8_t *png, size_t len, int64_t id, char *out, size_t n);
 
 /* Submit an analysis job of source (URL or saved upload). */
 int api_submit_analysis(server *s, const char *source, int upload, double duration, int version,

@@ -179,6 +179,29 @@ async function flow(browser, vp) {
   await shot('6-posters');
   const dl = await page.$$eval('#results a[download]', (a) => a.map((x) => x.getAttribute('download')));
   assert(dl.length === n && dl[0] === 'admiral-bob-choice-123.png' && dl[1] === 'admiral-bob-choice-124.png', 'download names artist-song-seed.png: ' + dl);
+  // the served PNG says how it was made (A1111 "parameters" text chunk) and downloads by name
+  const png = await page.evaluate(async (u) => {
+    const r = await fetch(u);
+    const b = new Uint8Array(await r.arrayBuffer());
+    const dv = new DataView(b.buffer);
+    const chunks = {};
+    for (let at = 8; at + 8 <= b.length;) {
+      const len = dv.getUint32(at), type = String.fromCharCode(...b.slice(at + 4, at + 8));
+      if (type === 'tEXt' || type === 'iTXt') {
+        const body = b.slice(at + 8, at + 8 + len), z = body.indexOf(0);
+        const key = new TextDecoder().decode(body.slice(0, z));
+        let text = body.slice(z + 1);
+        if (type === 'iTXt') { let k = 2, nul = 0; while (nul < 2) { if (text[k] === 0) nul++; k++; } text = text.slice(k); }
+        chunks[key] = new TextDecoder(type === 'tEXt' ? 'latin1' : 'utf-8').decode(text);
+      }
+      at += 12 + len;
+    }
+    return { chunks, disposition: r.headers.get('content-disposition') };
+  }, await page.getAttribute('#results figure:nth-child(1) a[download]', 'href'));
+  assert(/filename="admiral-bob-choice-123\.png"/.test(png.disposition || ''), 'Content-Disposition: ' + png.disposition);
+  const last = (png.chunks.parameters || '').split('\n').pop();
+  assert(/^Steps: 4, Sampler: LCM, CFG scale: 6\.5, Seed: 123, Size: 64x64, Model: lcm, Song: Admiral Bob - choice, Version: mus2pic /.test(last), 'the PNG parameters: ' + JSON.stringify(png.chunks));
+  assert((png.chunks.parameters || '').startsWith('<b>bold</b> neon poster'), 'the PNG carries the prompt');
   await page.click('#results figure:nth-child(2) button');
   assert((await page.inputValue('#seed')) === '124', 'reusing the second poster\'s seed (123 + 1)');
   if (phone) {

@@ -55,6 +55,8 @@ static void check_openapi(int port)
                                      "/api/jobs/{id}/cancel",
                                      "/api/images/{id}.png",
                                      "/api/images/{id}",
+                                     "/api/images/{id}/thumb.png",
+                                     "/api/tokens",
                                      "/api/gallery",
                                      "/api/batches",
                                      "/api/batches/{id}",
@@ -120,7 +122,7 @@ static void check_openapi(int port)
         }
         resp_free(&r);
     }
-    CHECK_INT(n_ops, 20);
+    CHECK_INT(n_ops, 22);
     static const char *undocumented[] = {
         "/api",          "/api/jobs",        "/api/jobs/0",   "/api/jobs/x", "/api/images/7.jpg",
         "/api/health/x", "/api/batches/7/x", "/api/generate/"};
