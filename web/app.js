@@ -79,8 +79,9 @@
       }
       if (want && models[want] && models[want].installed) sel.value = want;
       else if (m.default_model) { sel.value = m.default_model; modelDefaults(); }
-      $('no-model').hidden = !!m.default_model;
-      $('generate').disabled = !m.default_model;
+      const usable = !!sel.value;
+      $('no-model').hidden = usable || !!(m.problems || []).length;
+      $('generate').disabled = !usable;
       showBadModels(m);
       const vs = $('variations');
       const wantN = vs.dataset.want || vs.value || '1';
@@ -92,15 +93,13 @@
       $('no-model').hidden = false;
     }
   }
-  // Models given with --model NAME=DIR (or MUS2PIC_MODEL) whose folder is not usable.
+  // Models given with --model NAME=DIR (or MUS2PIC_MODEL) whose folder is not usable: the
+  // server's message names the folder.
   function showBadModels(m) {
-    const bad = [];
-    for (const [name, info] of Object.entries(models))
-      if (info.configured && !info.installed) bad.push(name + ': ' + (info.problem || 'the folder ' + (info.path || '') + ' is not a model folder'));
-    for (const p of (m.problems || [])) bad.push(typeof p === 'string' ? p : (p.name ? p.name + ': ' : '') + (p.message || p.problem || ''));
+    const bad = (m.problems || []).map((p) => p.name + ': ' + p.message);
     const b = $('bad-models');
     b.hidden = !bad.length;
-    b.textContent = bad.length ? 'A model the server was started with cannot be used — ' + bad.join('; ') +
+    b.textContent = bad.length ? 'The server was started with a model it cannot use — ' + bad.join('; ') +
       '. Fix the folder given with --model NAME=DIR (or MUS2PIC_MODEL) and restart the server.' : '';
   }
   // The model's own defaults (steps, guidance) when it is chosen; the web default is 4 steps,

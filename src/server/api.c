@@ -126,6 +126,8 @@ void api_models(server *s, struct mg_connection *c, const route_args *a)
     }
     json_t *o = json_pack("{s:b, s:o, s:s?, s:i}", "success", 1, "models", models, "default_model",
                           def[0] ? def : NULL, "max_variations", s->cfg.max_variations);
+    if (o && json_array_size(s->model_problems))
+        json_object_set(o, "problems", s->model_problems);
     if (o && !def[0])
         json_object_set_new(o, "hint",
                             json_string("No model is installed. Download one with `mus2pic "

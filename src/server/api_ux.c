@@ -272,3 +272,36 @@ void api_image_filename(const uint8_t *data, size_t len, int64_t id, char *out, 
         m2p_poster_filename(title, NULL, strtoull(seed + 6, NULL, 10), out, n);
     png_destroy_read_struct(&png, &info, NULL);
 }
+
+/* ---- models given at start that cannot be used ---- */
+
+/* Each --model NAME=DIR (or MUS2PIC_MODEL) that does not resolve to a model folder: a warning
+ * on stderr now, and {name, ref, message} in s->model_problems for /api/models (the page's
+ * banner) and for the answer to a generation that names it. */
+void ux_check_models(server *s, const char *const *names, const char *const *refs, int n)
+{
+    s->model_problems = json_array();
+    for (int i = 0; i < n; i++) {
+        char path[1024];
+        if (m2p_model_resolve(refs[i], path, sizeof path) == 0)
+            continue;
+        char msg[1200];
+        snprintf(msg, sizeof msg, "%s", m2p_errmsg());
+        M2P_LOGW("model %s cannot be used until this is fixed: %s", names[i], msg);
+        json_array_append_new(s->model_problems, json_pack("{s:s, s:s, s:s}", "name", names[i],
+                                                           "ref", refs[i], "message", msg));
+    }
+}
+
+/* The problem of a configured model (its message), or NULL. */
+const char *ux_model_problem(server *s, const char *name)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(s->model_problems, i, p)
+    {
+        if (!strcmp(json_string_value(json_object_get(p, "name")), name))
+            return json_string_value(json_object_get(p, "message"));
+    }
+    return NULL;
+}

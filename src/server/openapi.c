@@ -29,6 +29,8 @@ static const struct { const char *name, *text; } schemas[] = {
                " 'rss_kb':'integer|resident memory of the server', 'threads':'integer|HTTP worker threads'}"},
     {"Models", "{'success':'boolean', 'default_model':'string?', 'max_variations':'integer',"
                " 'hint':'string|how to get a model, when none is installed',"
+               " 'problems':{'type':'array', 'description':'models given with --model or MUS2PIC_MODEL that cannot be used',"
+               "             'items':{'type':'object', 'properties':{'name':{'type':'string'}, 'ref':{'type':'string'}, 'message':{'type':'string'}}}},"
                " 'models':{'type':'object', 'additionalProperties':'#Model',"
                "           'description':'keyed by model name (lcm, sd14, ...)'}}"},
     {"Model", "{'name':'string', 'description':'string',"

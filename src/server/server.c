@@ -110,6 +110,11 @@ int server_start(const server_config *cfg, server **out)
         const m2p_registry_entry *r = m2p_registry_find(env_model);
         if ((rc = model_cache_add(s->models, r ? r->name : "lcm", env_model)))
             goto fail;
+        const char *env_name = r ? r->name : "lcm";
+        ux_check_models(s, &env_name, &env_model, 1);
+    } else {
+        ux_check_models(s, (const char *const *)cfg->model_names,
+                        (const char *const *)cfg->model_refs, cfg->n_models);
     }
     jobs_config jc = jobs_default_config();
     jc.data_dir = s->data_dir;
@@ -190,6 +195,7 @@ void server_stop(server *s)
     m2p_store_close(s->store);
     pthread_mutex_destroy(&s->lock);
     clip_tokenizer_free(s->tok);
+    json_decref(s->model_problems);
     pthread_mutex_destroy(&s->tok_lock);
     free(s->openapi);
     free(s);

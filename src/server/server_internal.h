@@ -28,6 +28,7 @@ struct server {
     pthread_mutex_t tok_lock;
     struct clip_tokenizer *tok;
     char tok_dir[1024];
+    json_t *model_problems; /* api_ux.c: configured models that cannot be used (read-only) */
 };
 
 /* ---- responses (http.c) ---- */
@@ -121,6 +122,9 @@ route_fn api_health, api_models, api_openapi, api_analyze, api_generate, api_job
 route_fn api_tokens, api_image_thumb;
 /* The download name of a stored poster (artist-song-seed.png, from its PNG text chunks). */
 void api_image_filename(const uint8_t *png, size_t len, int64_t id, char *out, size_t n);
+/* Check the configured models at start (warnings, s->model_problems); the problem of one. */
+void ux_check_models(server *s, const char *const *names, const char *const *refs, int n);
+const char *ux_model_problem(server *s, const char *name);
 
 /* Submit an analysis job of source (URL or saved upload). */
 int api_submit_analysis(server *s, const char *source, int upload, double duration, int version,

@@ -289,6 +289,31 @@ async function flow(browser, vp) {
   await page.close();
 }
 
+// A server started with --model typo=/a/missing/folder: a banner names the folder, the other
+// model still works, and a generation asking for the broken one says what is wrong with it.
+async function badModel(browser, vp) {
+  const page = await browser.newPage();
+  await page.setViewportSize(vp);
+  const problems = [];
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  await page.goto(process.env.M2P_BAD_URL + '/index.html');
+  await page.waitForSelector('#bad-models', { state: 'visible' });
+  const text = await page.textContent('#bad-models');
+  assert(text.includes(process.env.M2P_BAD_FOLDER) && /typo/.test(text) && /no such folder/.test(text), 'the banner names the model and its folder: ' + text);
+  assert(await page.isHidden('#no-model'), 'no "no model" banner as well');
+  await page.waitForSelector('#model option[value="lcm"]', { state: 'attached' });
+  assert(!(await page.$('#model option[value="typo"]')), 'the broken model is not offered');
+  const r = await page.evaluate(async () => {
+    const x = await fetch('/api/generate', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ prompt: 'a cat', model: 'typo' }) });
+    return { status: x.status, body: await x.json() };
+  });
+  assert(r.status === 400 && r.body.field === 'model' && /no such folder/.test(r.body.error) && !/models fetch/.test(r.body.error), 'generate names the folder problem: ' + JSON.stringify(r.body));
+  if (process.env.M2P_SHOTS) await page.screenshot({ path: path.join(process.env.M2P_SHOTS, (vp.width < 600 ? 'phone' : 'desktop') + '-0-bad-model.png') });
+  if (vp.width < 600) await noOverflow(page, 'the bad-model banner at 390 px');
+  assert(problems.length === 0, 'no page errors: ' + problems.join('; '));
+  await page.close();
+}
+
 (async () => {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'm2p-chromium-'));
   // A fresh profile folder each run (playwright passes it to chromium as --user-data-dir).
@@ -306,6 +331,7 @@ async function flow(browser, vp) {
       const p = browser.pages()[0] || await browser.newPage();
       await p.goto(base + '/style.css');
       await p.evaluate(() => localStorage.clear());
+      await badModel(browser, vp);
       await flow(browser, vp);
       console.log('e2e: the whole flow passed at ' + vp.width + '×' + vp.height);
     }
