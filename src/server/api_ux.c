@@ -305,3 +305,13 @@ const char *ux_model_problem(server *s, const char *name)
     }
     return NULL;
 }
+
+/* ---- serve -v ---- */
+
+void ux_end_request(const struct mg_connection *c, int status)
+{
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    if (ri)
+        M2P_LOGI("%s %s -> %d", ri->request_method ? ri->request_method : "?",
+                 ri->local_uri ? ri->local_uri : "?", status);
+}

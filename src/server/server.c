@@ -159,6 +159,7 @@ int server_start(const server_config *cfg, server **out)
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_message;
+    cb.end_request = ux_end_request; /* serve -v logs each request */
     mg_init_library(0);
     s->ctx = mg_start(&cb, s, options);
     if (!s->ctx) {

@@ -125,6 +125,9 @@ void api_image_filename(const uint8_t *png, size_t len, int64_t id, char *out, s
 /* Check the configured models at start (warnings, s->model_problems); the problem of one. */
 void ux_check_models(server *s, const char *const *names, const char *const *refs, int n);
 const char *ux_model_problem(server *s, const char *name);
+/* CivetWeb's end_request: "METHOD PATH -> STATUS" at INFO (serve -v); no query string, so a
+ * ?token= never reaches the log. */
+void ux_end_request(const struct mg_connection *c, int status);
 
 /* Submit an analysis job of source (URL or saved upload). */
 int api_submit_analysis(server *s, const char *source, int upload, double duration, int version,
