@@ -24,7 +24,8 @@
     } catch (e) { showError(e); }
   }
 
-  function showError(e) { $('error').hidden = !e; $('error').textContent = e ? (e.field ? e.field + ': ' : '') + e.message : ''; }
+  // The message names its field or line already.
+  function showError(e) { $('error').hidden = !e; $('error').textContent = e ? e.message : ''; }
 
   $('start').addEventListener('click', async () => {
     const urls = $('urls').value.split('\n').map((s) => s.trim()).filter(Boolean);

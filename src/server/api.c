@@ -472,11 +472,21 @@ void api_batch_post(server *s, struct mg_connection *c, const route_args *a)
                  MAX_BATCH_URLS);
         goto bad;
     }
+    /* Named by line, counted from 1 as the page's text box shows them. */
     for (size_t i = 0; i < json_array_size(urls); i++) {
-        char field[32];
-        snprintf(field, sizeof field, "urls[%zu]", i);
-        if (validate_url(json_array_get(urls, i), field, &e))
-            goto bad;
+        json_t *u = json_array_get(urls, i);
+        char why[256] = "";
+        if (json_is_string(u) && json_string_length(u) <= 2048 &&
+            m2p_url_check(json_string_value(u), why, sizeof why) == 0)
+            continue;
+        e.status = 400;
+        snprintf(e.field, sizeof e.field, "urls[%zu]", i);
+        snprintf(e.message, sizeof e.message, "line %zu: %s", i + 1,
+                 !json_is_string(u)               ? "not a string"
+                 : json_string_length(u) > 2048 ? "the URL is longer than 2048 characters"
+                 : why[0]                         ? why
+                                                  : m2p_errmsg());
+        goto bad;
     }
     if (validate_duration(json_object_get(b, "duration"), &duration, &e) ||
         validate_prompt_version(json_object_get(b, "prompt_version"), &version, &e))
