@@ -10,6 +10,8 @@
 'use strict';
 
 const { chromium } = require('playwright-core');
+const { spawn } = require('child_process');
+const net = require('net');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
@@ -331,6 +333,44 @@ async function badModel(browser, vp) {
   await page.close();
 }
 
+// The page while its server restarts: a "connection lost — reconnecting" notice that goes
+// away by itself when the server is back (the page subscribes again and catches up).
+async function restart(browser) {
+  const port = await new Promise((res) => { const sv = net.createServer(); sv.listen(0, '127.0.0.1', () => { const p = sv.address().port; sv.close(() => res(p)); }); });
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'm2p-restart-'));
+  const start = () => spawn(process.env.M2P_BIN, ['serve', '--port', String(port), '--data', data, '--offline',
+    '--model', 'lcm=' + process.env.M2P_FIXTURES + '/sd-tiny/model'], { stdio: 'ignore' });
+  const up = async () => {
+    for (let i = 0; i < 100; i++) {
+      const ok = await new Promise((res) => { const c = net.connect(port, '127.0.0.1', () => { c.end(); res(true); }); c.on('error', () => res(false)); });
+      if (ok) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('FAILED: the restarted server did not come up');
+  };
+  let srv = start();
+  const page = await browser.newPage();
+  try {
+    await up();
+    await page.goto('http://127.0.0.1:' + port + '/index.html');
+    await page.waitForSelector('#model option[value="lcm"]', { state: 'attached' });
+    assert(await page.isHidden('#conn-lost'), 'no connection notice while connected');
+    const gone = new Promise((r) => srv.on('exit', r));
+    srv.kill('SIGTERM');
+    await gone;
+    await page.waitForSelector('#conn-lost', { state: 'visible', timeout: 10000 });
+    if (process.env.M2P_SHOTS) await page.screenshot({ path: path.join(process.env.M2P_SHOTS, 'desktop-10-reconnecting.png') });
+    srv = start();
+    await up();
+    await page.waitForSelector('#conn-lost', { state: 'hidden', timeout: 20000 });
+  } finally {
+    await page.close();
+    srv.kill('SIGTERM');
+    await new Promise((r) => { if (srv.exitCode !== null) r(); else srv.on('exit', r); });
+    fs.rmSync(data, { recursive: true, force: true });
+  }
+}
+
 (async () => {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'm2p-chromium-'));
   // A fresh profile folder each run (playwright passes it to chromium as --user-data-dir).
@@ -352,6 +392,8 @@ async function badModel(browser, vp) {
       await flow(browser, vp);
       console.log('e2e: the whole flow passed at ' + vp.width + '×' + vp.height);
     }
+    await restart(browser);
+    console.log('e2e: the connection notice comes and goes with a server restart');
   } catch (e) {
     failed = true;
     console.error(e.message);

@@ -69,7 +69,8 @@ mkdir -p "$shots"
 status=0
 M2P_URL="http://127.0.0.1:$port" M2P_AUDIO="$M2P_FIXTURES/audio/librosa/choice.ogg" \
   M2P_TOKENS="$M2P_FIXTURES/sd-tiny/golden/tokens.json" M2P_SHOTS="$shots" \
-  M2P_BAD_URL="http://127.0.0.1:$port2" M2P_BAD_FOLDER="$tmp/no-such-folder" \
+  M2P_BAD_URL="http://127.0.0.1:$port2" M2P_BAD_FOLDER="$tmp/no-such-folder" M2P_BIN="$M2P_BIN" \
+  M2P_FIXTURES="$M2P_FIXTURES" \
   CHROMIUM="$chromium" timeout 300 node "$here/flow.js" || status=$?
 if [ "$status" -ne 0 ]; then
   echo "---- server log ----"
