@@ -183,6 +183,9 @@ int m2p_png_encode_meta(const uint8_t *rgb, int width, int height, const m2p_png
                         uint8_t **out, size_t *out_len);
 int m2p_png_write_meta(const char *path, const uint8_t *rgb, int width, int height,
                        const m2p_png_meta *meta);
+/* Encode with n_text text chunks keys[i] = values[i] (UTF-8; at most 16). */
+int m2p_png_encode_text(const uint8_t *rgb, int width, int height, const char *const *keys,
+                        const char *const *values, int n_text, uint8_t **out, size_t *out_len);
 /* The "parameters" text of meta (malloc'd). */
 int m2p_png_parameters(const m2p_png_meta *meta, char **out);
 /* A download name that says what the file is: "artist-song-SEED.png" (accents dropped, lower
@@ -190,6 +193,22 @@ int m2p_png_parameters(const m2p_png_meta *meta, char **out);
  * without artist and song. Either may be NULL. */
 void m2p_poster_filename(const char *artist, const char *song, uint64_t seed, char *out,
                          size_t len);
+
+/* Poster text: the song and the artist set on the image as a poster carries them. */
+enum { M2P_TEXT_NONE = 0, M2P_TEXT_TOP = 1, M2P_TEXT_BOTTOM = 2, M2P_TEXT_BAND = 3 };
+typedef struct m2p_poster_text {
+    const char *title;  /* the song (the larger line); NULL or "" for none */
+    const char *artist; /* below it, smaller */
+    int layout;         /* M2P_TEXT_TOP, _BOTTOM or _BAND (across the lower third) */
+} m2p_poster_text;
+/* Draw t on rgb (width x height RGB8) in place, legible whatever the pixels under it (a scrim
+ * until the text has 4.5:1 contrast), in any script an installed font covers (fontconfig,
+ * HarfBuzz, FreeType). box (optional) gets x, y, w, h of the only region that changed; keep a
+ * copy for the plain image. Thread safe. */
+int m2p_poster_draw_text(uint8_t *rgb, int width, int height, const m2p_poster_text *t,
+                         int box[4]);
+/* "top", "bottom", "band" -> M2P_TEXT_*, or -1. */
+int m2p_poster_layout(const char *name);
 
 /* The registry of known models (the original's six): name -> hub id, default steps. */
 typedef struct m2p_registry_entry {

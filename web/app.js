@@ -46,7 +46,7 @@
 
   // ---- the form, kept across reloads ----
   const SAVED = ['url', 'duration', 'prompt-version', 'band', 'song', 'prompt', 'negative', 'model', 'size', 'steps',
-    'guidance', 'variations', 'seed'];
+    'guidance', 'variations', 'seed', 'text-layout', 'text-title', 'text-artist'];
   function loadState() { try { return JSON.parse(localStorage.getItem('m2p-state') || 'null') || {}; } catch (e) { return {}; } }
   let saveTimer = 0;
   function saveState() {
@@ -392,6 +392,24 @@
     btn.textContent = 'Write it';
   });
 
+  // ---- poster text: drawn by the server on the finished image; the plain one stays ----
+  function posterText() {
+    const layout = $('text-layout').value;
+    if (!layout) return null;
+    const title = $('text-title').value.trim() || $('song').value.trim();
+    const artist = $('text-artist').value.trim() || $('band').value.trim();
+    return title || artist ? { layout, title, artist } : null;
+  }
+  function textControls() {
+    const on = !!$('text-layout').value;
+    $('text-hint').hidden = !on;
+    $('text-fields').hidden = !on;
+    $('text-title').placeholder = $('song').value || 'the song';
+    $('text-artist').placeholder = $('band').value || 'the artist';
+  }
+  $('text-layout').addEventListener('change', () => { textControls(); if (shownResult) showResults(runs.find((r) => r.job === shownResult)); });
+  for (const id of ['song', 'band']) $(id).addEventListener('input', textControls);
+
   // ---- generation ----
   $('random-seed').addEventListener('click', () => { $('seed').value = ''; saveState(); });
 
@@ -604,15 +622,21 @@
     const box = $('results');
     clear(box);
     $('results-info').textContent = 'Run ' + run.job + ': ' + res.images.length + ' poster(s) in ' + fmtSeconds(res.total_time) + ' — seed ' + res.seed;
+    const text = posterText();
     for (const im of res.images) {
       const url = M2P.withToken(im.url);
+      const name = M2P.posterName(run.source || {}, im);
+      const shown = text ? M2P.withToken('/api/images/' + im.id + '/poster.png?' + new URLSearchParams(text).toString()) : url;
       const reuse = el('button', { type: 'button', text: 'Reuse seed ' + im.seed, onclick: () => { $('seed').value = im.seed; $('variations').value = '1'; saveState(); estimate(); } });
-      const img = el('img', { src: url, alt: 'poster ' + im.variation, width: im.width, height: im.height });
+      const img = el('img', { src: shown, alt: 'poster ' + im.variation, width: im.width, height: im.height });
       img.addEventListener('error', () => img.replaceWith(el('p', { class: 'muted', text: 'This poster was deleted in the gallery.' })));
+      const links = text
+        ? [el('a', { href: shown, download: name.replace(/\.png$/, '-text.png'), class: 'button', text: 'Download' }),
+          el('a', { href: url, download: name, class: 'button plain', text: 'Plain image' })]
+        : [el('a', { href: url, download: name, class: 'button', text: 'Download' })];
       box.append(el('figure', { class: 'result' }, img,
         el('figcaption', {},
-          el('span', { class: 'muted', text: 'seed ' + im.seed + ' · ' + fmtSeconds(im.seconds) }),
-          el('a', { href: url, download: M2P.posterName(run.source || {}, im), class: 'button', text: 'Download' }), reuse)));
+          el('span', { class: 'muted', text: 'seed ' + im.seed + ' · ' + fmtSeconds(im.seconds) }), ...links, reuse)));
     }
   }
 
@@ -666,6 +690,7 @@
   }
 
   restore();
+  textControls();
   showHistory();
   loadModels().then(() => { countTokens(); estimate(); });
   restoreRuns();

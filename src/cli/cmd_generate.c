@@ -52,6 +52,9 @@ static void usage(FILE *f)
         "  --noise F            noise between steps: tensor 'noise' f32 [steps-1,N,4,H/8,W/8]\n"
         "  --raw-out F          also write tensor 'image' f32 [N,3,H,W] in [0,1]\n"
         "  --out FILE.png       output image\n"
+        "  --title T --artist A poster text: also write FILE-text.png with the song and the\n"
+        "                       artist set on it (the plain FILE.png is kept)\n"
+        "  --text-layout L      top, bottom (default) or band\n"
         "  -v, --verbose        a progress line per step when not on a terminal\n");
 }
 
@@ -81,6 +84,33 @@ static void numbered(const char *out, int i, char *buf, size_t len)
         snprintf(buf, len, "%s-%d", out, i);
     else
         snprintf(buf, len, "%.*s-%d%s", (int)(dot - out), out, i, dot);
+}
+
+/* Poster text: a copy of the image with the title and artist on it, as NAME-text.png next to
+ * the plain NAME.png. */
+static int write_with_text(const char *name, const m2p_image *im, const m2p_poster_text *t,
+                           const m2p_png_meta *meta)
+{
+    size_t n = (size_t)im->width * (size_t)im->height * 3;
+    uint8_t *copy = malloc(n);
+    if (!copy) {
+        fprintf(stderr, "mus2pic generate: out of memory for the poster text\n");
+        return -1;
+    }
+    memcpy(copy, im->rgb, n);
+    char path[4300];
+    const char *slash = strrchr(name, '/'), *dot = strrchr(name, '.');
+    if (!dot || (slash && dot < slash))
+        snprintf(path, sizeof path, "%s-text.png", name);
+    else
+        snprintf(path, sizeof path, "%.*s-text%s", (int)(dot - name), name, dot);
+    int rc = m2p_poster_draw_text(copy, im->width, im->height, t, NULL);
+    if (!rc)
+        rc = m2p_png_write_meta(path, copy, im->width, im->height, meta);
+    if (rc)
+        fprintf(stderr, "mus2pic generate: %s\n", m2p_errmsg());
+    free(copy);
+    return rc ? -1 : 0;
 }
 
 typedef struct {
@@ -167,8 +197,12 @@ int cmd_generate(int argc, char **argv)
         {"dtype", required_argument, 0, 'D'},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
+        {"title", required_argument, 0, 'X'},
+        {"artist", required_argument, 0, 'A'},
+        {"text-layout", required_argument, 0, 'Y'},
         {0, 0, 0, 0},
     };
+    m2p_poster_text text = {.layout = M2P_TEXT_BOTTOM};
     const char *model = NULL, *out = NULL, *taesd = NULL, *latents_f = NULL, *noise_f = NULL,
                *raw_f = NULL;
     m2p_gen_params p = m2p_gen_default_params();
@@ -184,6 +218,20 @@ int cmd_generate(int argc, char **argv)
             break;
         case 'p':
             p.prompt = optarg;
+            break;
+        case 'X':
+            text.title = optarg;
+            break;
+        case 'A':
+            text.artist = optarg;
+            break;
+        case 'Y':
+            if ((text.layout = m2p_poster_layout(optarg)) < 0) {
+                fprintf(stderr,
+                        "mus2pic generate: --text-layout is top, bottom or band, not '%s'\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'n':
             p.negative_prompt = optarg;
@@ -389,7 +437,10 @@ int cmd_generate(int argc, char **argv)
                          .steps = steps,
                          .guidance = p.guidance,
                          .width = p.width,
-                         .height = p.height};
+                         .height = p.height,
+                         .artist = text.artist,
+                         .song = text.title};
+    int with_text = (text.title && *text.title) || (text.artist && *text.artist);
     for (int i = 0; names && i < N && !failed; i++) {
         if (N == 1)
             snprintf(names[i], sizeof names[i], "%s", out);
@@ -401,6 +452,8 @@ int cmd_generate(int argc, char **argv)
             failed = 1;
         } else {
             written++;
+            if (with_text && write_with_text(names[i], &imgs[i], &text, &meta))
+                failed = 1;
         }
     }
     if (!names)

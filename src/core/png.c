@@ -257,7 +257,37 @@ int m2p_png_encode_meta(const uint8_t *rgb, int width, int height, const m2p_png
 {
     *out = NULL;
     *out_len = 0;
-    if (!rgb || width <= 0 || height <= 0 || width > 1000000 || height > 1000000)
+    if (!meta)
+        return m2p_png_encode_text(rgb, width, height, NULL, NULL, 0, out, out_len);
+    char *params = NULL, *title = NULL;
+    if (m2p_png_parameters(meta, &params))
+        return M2P_ENOMEM;
+    const char *a = meta->artist && *meta->artist ? meta->artist : NULL;
+    const char *sg = meta->song && *meta->song ? meta->song : NULL;
+    if (a || sg) {
+        size_t n = (a ? strlen(a) : 0) + (sg ? strlen(sg) : 0) + 8;
+        if (!(title = malloc(n))) {
+            free(params);
+            return m2p_error(M2P_ENOMEM, "png: out of memory");
+        }
+        snprintf(title, n, "%s%s%s", a ? a : "", a && sg ? " \u2013 " : "", sg ? sg : "");
+    }
+    const char *keys[3] = {"parameters", title ? "Title" : "Software", "Software"};
+    const char *values[3] = {params, title ? title : "mus2pic " M2P_VERSION,
+                             "mus2pic " M2P_VERSION};
+    int rc = m2p_png_encode_text(rgb, width, height, keys, values, title ? 3 : 2, out, out_len);
+    free(params);
+    free(title);
+    return rc;
+}
+
+int m2p_png_encode_text(const uint8_t *rgb, int width, int height, const char *const *keys,
+                        const char *const *values, int n_text, uint8_t **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (!rgb || width <= 0 || height <= 0 || width > 1000000 || height > 1000000 || n_text < 0 ||
+        n_text > 16)
         return m2p_error(M2P_EINVAL, "png: bad image %dx%d", width, height);
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, png_warn_silent);
     if (!png)
@@ -265,34 +295,14 @@ int m2p_png_encode_meta(const uint8_t *rgb, int width, int height, const m2p_png
     png_infop info = png_create_info_struct(png);
     membuf buf = {0};
     png_bytep *rows = NULL;
-    char *params = NULL, *title = NULL;
     if (!info) {
         png_destroy_write_struct(&png, NULL);
         return m2p_error(M2P_ENOMEM, "png: out of memory");
-    }
-    if (meta) {
-        if (m2p_png_parameters(meta, &params)) {
-            png_destroy_write_struct(&png, &info);
-            return M2P_ENOMEM;
-        }
-        const char *a = meta->artist && *meta->artist ? meta->artist : NULL;
-        const char *sg = meta->song && *meta->song ? meta->song : NULL;
-        if (a || sg) {
-            size_t n = (a ? strlen(a) : 0) + (sg ? strlen(sg) : 0) + 8;
-            if (!(title = malloc(n))) {
-                free(params);
-                png_destroy_write_struct(&png, &info);
-                return m2p_error(M2P_ENOMEM, "png: out of memory");
-            }
-            snprintf(title, n, "%s%s%s", a ? a : "", a && sg ? " \u2013 " : "", sg ? sg : "");
-        }
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
         free(rows);
         free(buf.data);
-        free(params);
-        free(title);
         return m2p_error(buf.oom ? M2P_ENOMEM : M2P_EINTERNAL, "png: encoding failed");
     }
     rows = malloc((size_t)height * sizeof *rows);
@@ -304,23 +314,18 @@ int m2p_png_encode_meta(const uint8_t *rgb, int width, int height, const m2p_png
     png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8, PNG_COLOR_TYPE_RGB,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_set_compression_level(png, 6);
-    if (params) {
-        static char software[] = "mus2pic " M2P_VERSION;
-        png_text t[3];
-        int nt = 0;
-        text_chunk(&t[nt++], "parameters", params);
-        if (title)
-            text_chunk(&t[nt++], "Title", title);
-        text_chunk(&t[nt++], "Software", software);
-        png_set_text(png, info, t, nt);
+    if (n_text) {
+        /* before the pixels, so a reader of the header alone finds them */
+        png_text t[16];
+        for (int i = 0; i < n_text; i++)
+            text_chunk(&t[i], keys[i], (char *)values[i]);
+        png_set_text(png, info, t, n_text);
     }
     png_write_info(png, info);
     png_write_image(png, rows);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     free(rows);
-    free(params);
-    free(title);
     *out = buf.data;
     *out_len = buf.len;
     return 0;

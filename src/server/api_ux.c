@@ -237,40 +237,131 @@ static void ux_mem_read(png_structp png, png_bytep out, png_size_t n)
     m->at += n;
 }
 
-/* The name a stored poster downloads under: artist-song-seed.png from its text chunks (the
- * Title and the Seed of "parameters", written before the pixels, so only the header is read);
- * mus2pic-<id>.png for an image without them. */
-void api_image_filename(const uint8_t *data, size_t len, int64_t id, char *out, size_t n)
+/* The text chunks of a stored PNG (written before the pixels, so only the header is read):
+ * up to max key/value pairs, malloc'd (free with ux_texts_free). Returns the count, 0 when the
+ * image has none or cannot be read. */
+static int ux_png_texts(const uint8_t *data, size_t len, char **keys, char **values, int max)
 {
-    snprintf(out, n, "mus2pic-%lld.png", (long long)id);
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
         png_destroy_read_struct(&png, NULL, NULL);
-        return;
+        return 0;
     }
     ux_mem m = {data, len, 0};
+    volatile int n = 0;
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_read_struct(&png, &info, NULL);
-        return;
+        return n;
     }
     png_set_read_fn(png, &m, ux_mem_read);
     png_read_info(png, info);
     png_textp t = NULL;
     int nt = 0;
     png_get_text(png, info, &t, &nt);
+    for (int i = 0; i < nt && n < max; i++) {
+        keys[n] = strdup(t[i].key);
+        values[n] = strdup(t[i].text ? t[i].text : "");
+        if (!keys[n] || !values[n]) {
+            free(keys[n]);
+            free(values[n]);
+            break;
+        }
+        n++;
+    }
+    png_destroy_read_struct(&png, &info, NULL);
+    return n;
+}
+
+static void ux_texts_free(char **keys, char **values, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(keys[i]);
+        free(values[i]);
+    }
+}
+
+/* The name a stored poster downloads under: artist-song-seed.png from its text chunks (the
+ * Title and the Seed of "parameters"); mus2pic-<id>.png for an image without them. */
+void api_image_filename(const uint8_t *data, size_t len, int64_t id, char *out, size_t n)
+{
+    snprintf(out, n, "mus2pic-%lld.png", (long long)id);
+    char *keys[16], *values[16];
+    int nt = ux_png_texts(data, len, keys, values, 16);
     const char *title = NULL, *params = NULL;
     for (int i = 0; i < nt; i++) {
-        if (!strcmp(t[i].key, "Title"))
-            title = t[i].text;
-        else if (!strcmp(t[i].key, "parameters"))
-            params = t[i].text;
+        if (!strcmp(keys[i], "Title"))
+            title = values[i];
+        else if (!strcmp(keys[i], "parameters"))
+            params = values[i];
     }
     const char *last = params ? strrchr(params, '\n') : NULL;
     const char *seed = last ? strstr(last, "Seed: ") : NULL;
     if (seed)
         m2p_poster_filename(title, NULL, strtoull(seed + 6, NULL, 10), out, n);
-    png_destroy_read_struct(&png, &info, NULL);
+    ux_texts_free(keys, values, nt);
+}
+
+/* GET /api/images/{id}/poster.png?layout=top|bottom|band&title=SONG&artist=ARTIST: the poster
+ * with its text, drawn on request from the stored plain image (which stays as it is); the text
+ * chunks of the plain image come along. */
+void api_image_poster(server *s, struct mg_connection *c, const route_args *a)
+{
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    const char *qs = ri->query_string ? ri->query_string : "";
+    size_t qn = strlen(qs);
+    char layout_s[16] = "", title[1024] = "", artist[1024] = "";
+    mg_get_var(qs, qn, "layout", layout_s, sizeof layout_s);
+    int tl = mg_get_var(qs, qn, "title", title, sizeof title);
+    int al = mg_get_var(qs, qn, "artist", artist, sizeof artist);
+    m2p_poster_text t = {.title = title, .artist = artist, .layout = m2p_poster_layout(layout_s)};
+    if (t.layout < 0) {
+        http_error(c, 400, "layout", "layout must be top, bottom or band");
+        return;
+    }
+    if (tl < -1 || al < -1 || strlen(title) > 256 || strlen(artist) > 256) {
+        http_error(c, 400, tl < -1 || strlen(title) > 256 ? "title" : "artist",
+                   "title and artist take at most 256 bytes each");
+        return;
+    }
+    if (!title[0] && !artist[0]) {
+        http_error(c, 400, "title", "give a title (the song), an artist, or both");
+        return;
+    }
+    uint8_t *png = NULL, *rgb = NULL, *out = NULL;
+    size_t len = 0, out_len = 0;
+    int w = 0, h = 0;
+    int rc = store_result_png(s->store, a->id, &png, &len);
+    if (rc) {
+        http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
+        return;
+    }
+    char *keys[16], *values[16], name[200];
+    int nt = ux_png_texts(png, len, keys, values, 16);
+    api_image_filename(png, len, a->id, name, sizeof name);
+    rc = ux_png_decode(png, len, &rgb, &w, &h);
+    free(png);
+    if (!rc)
+        rc = m2p_poster_draw_text(rgb, w, h, &t, NULL);
+    if (!rc)
+        rc = m2p_png_encode_text(rgb, w, h, (const char *const *)keys, (const char *const *)values,
+                                 nt, &out, &out_len);
+    free(rgb);
+    ux_texts_free(keys, values, nt);
+    if (rc) {
+        http_error(c, rc == M2P_EINVAL ? 400 : http_status_of(rc), NULL, "%s", m2p_errmsg());
+        return;
+    }
+    char *dot = strrchr(name, '.');
+    if (dot)
+        *dot = 0;
+    mg_printf(c,
+              "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: %zu\r\n"
+              "Content-Disposition: inline; filename=\"%s-text.png\"\r\n"
+              "Cache-Control: private, max-age=86400\r\nX-Content-Type-Options: nosniff\r\n\r\n",
+              out_len, name);
+    mg_write(c, out, out_len);
+    free(out);
 }
 
 /* ---- models given at start that cannot be used ---- */

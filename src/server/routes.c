@@ -59,6 +59,10 @@ const route api_routes[] = {
     {"GET", "/api/images/{id}/thumb.png", api_image_thumb,
      "One image at most 256 px on its long side, as PNG (cacheable: an id's image never changes)",
      NULL, NULL, 200, "image/png", "404", NO_QUERY},
+    {"GET", "/api/images/{id}/poster.png", api_image_poster,
+     "One image with poster text: query layout=top|bottom|band, title (the song) and artist, "
+     "URL-encoded; drawn on request, the stored image stays plain",
+     NULL, NULL, 200, "image/png", "400 404", NO_QUERY},
     {"POST", "/api/tokens", api_tokens,
      "How many CLIP tokens a prompt takes with a model's tokenizer (the text encoder reads 77, "
      "start and end included) and the text past the limit",

@@ -119,7 +119,7 @@ route_fn api_health, api_models, api_openapi, api_analyze, api_generate, api_job
     api_batch_list, api_batch_get, api_extract_metadata, api_generate_prompt,
     api_extract_metadata_quick, api_generate_prompt_llm, api_validate_api_key, api_generate_image;
 /* api_ux.c: the page's helpers. */
-route_fn api_tokens, api_image_thumb;
+route_fn api_tokens, api_image_thumb, api_image_poster;
 /* The download name of a stored poster (artist-song-seed.png, from its PNG text chunks). */
 void api_image_filename(const uint8_t *png, size_t len, int64_t id, char *out, size_t n);
 /* Check the configured models at start (warnings, s->model_problems); the problem of one. */

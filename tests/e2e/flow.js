@@ -214,6 +214,30 @@ async function flow(browser, vp) {
   const last = (png.chunks.parameters || '').split('\n').pop();
   assert(/^Steps: 4, Sampler: LCM, CFG scale: 6\.5, Seed: 123, Size: 64x64, Model: lcm, Song: Admiral Bob - choice, Version: mus2pic /.test(last), 'the PNG parameters: ' + JSON.stringify(png.chunks));
   assert((png.chunks.parameters || '').startsWith('<b>bold</b> neon poster'), 'the PNG carries the prompt');
+  // poster text: the server draws song and artist on the poster; pixels change only in the band
+  if (!phone) {
+    await page.selectOption('#text-layout', 'band');
+    await waitFor(page, () => [...document.querySelectorAll('#results figure img')].every((i) => /poster\.png\?/.test(i.src) && i.complete && i.naturalWidth === 64), 'the posters with text');
+    const rows = await page.evaluate(async () => {
+      const fig = document.querySelector('#results figure');
+      const load = (u) => new Promise((res, rej) => { const i = new Image(); i.onload = () => res(i); i.onerror = rej; i.src = u; });
+      const [a, b] = await Promise.all([load(fig.querySelector('a.plain').href), load(fig.querySelector('img').src)]);
+      const px = (im) => { const c = document.createElement('canvas'); c.width = 64; c.height = 64; const x = c.getContext('2d'); x.drawImage(im, 0, 0); return x.getImageData(0, 0, 64, 64).data; };
+      const pa = px(a), pb = px(b), changed = [];
+      for (let y = 0; y < 64; y++) {
+        let n = 0;
+        for (let x = 0; x < 64; x++) for (let c = 0; c < 3; c++) if (pa[(y * 64 + x) * 4 + c] !== pb[(y * 64 + x) * 4 + c]) n++;
+        if (n) changed.push(y);
+      }
+      return changed;
+    });
+    assert(rows.length >= 8 && rows[rows.length - 1] - rows[0] === rows.length - 1, 'one band of changed rows: ' + rows);
+    assert(Math.abs((rows[0] + rows[rows.length - 1]) / 2 - 64 * 2 / 3) <= 2, 'the band across the lower third: ' + rows);
+    const links = await page.$$eval('#results figure:first-child a[download]', (a) => a.map((x) => x.getAttribute('download')));
+    assert(links[0] === 'admiral-bob-choice-123-text.png' && links[1] === 'admiral-bob-choice-123.png', 'downloads with text and plain: ' + links);
+    await shot('6b-poster-text');
+    await page.selectOption('#text-layout', '');
+  }
   await page.click('#results figure:nth-child(2) button');
   assert((await page.inputValue('#seed')) === '124', 'reusing the second poster\'s seed (123 + 1)');
   if (phone) {

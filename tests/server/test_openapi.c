@@ -56,6 +56,7 @@ static void check_openapi(int port)
                                      "/api/images/{id}.png",
                                      "/api/images/{id}",
                                      "/api/images/{id}/thumb.png",
+                                     "/api/images/{id}/poster.png",
                                      "/api/tokens",
                                      "/api/gallery",
                                      "/api/batches",
@@ -122,7 +123,7 @@ static void check_openapi(int port)
         }
         resp_free(&r);
     }
-    CHECK_INT(n_ops, 22);
+    CHECK_INT(n_ops, 23);
     static const char *undocumented[] = {
         "/api",          "/api/jobs",        "/api/jobs/0",   "/api/jobs/x", "/api/images/7.jpg",
         "/api/health/x", "/api/batches/7/x", "/api/generate/"};
