@@ -119,6 +119,11 @@ static const struct { const char *name, *text; } schemas[] = {
                       " 'genre_raw':'string', 'genre_source':'string', 'title':'string'}"},
     {"LlmPrompt", "{'success':'boolean', 'prompt':'string', 'tokens_used':'integer',"
                   " 'estimated_cost':'number|USD, at the output token price (an upper bound)', 'model':'string'}"},
+    {"FetchRequest", "{'name*':'string|a model name from /api/models'}"},
+    {"FetchState", "{'success':'boolean', 'state':{'type':'string', 'enum':['idle', 'downloading', 'done', 'failed']},"
+                   " 'name':'string', 'file':'string|the file being downloaded', 'done':'integer|its bytes so far',"
+                   " 'total':'integer|its size, -1 when unknown', 'files_done':'integer', 'bytes_done':'integer',"
+                   " 'seconds':'number', 'error':'string|when failed', 'path':'string|the model folder, when done'}"},
     {"TokenRequest", "{'text*':'string|the prompt', 'model':'string|a name from /api/models; default: the default model'}"},
     {"TokenCount", "{'success':'boolean', 'count':'integer|tokens, start and end included',"
                    " 'limit':'integer|77: what the text encoder reads', 'ignored':'string|the text past the limit, as the tokenizer reads it'}"},

@@ -34,6 +34,13 @@ const route api_routes[] = {
      "Known models keyed by name (the original's shape), with installed, loaded and the last "
      "measured generation time",
      NULL, NULL, 200, "Models", "", NO_QUERY},
+    {"POST", "/api/models/fetch", api_models_fetch,
+     "Download a model of the registry (as `mus2pic models fetch NAME`) on the server, one at "
+     "a time; follow it with GET /api/models/fetch",
+     "FetchRequest", NULL, 202, "FetchState", "400 409 413 503", NO_QUERY},
+    {"GET", "/api/models/fetch", api_models_fetch_get,
+     "The current or last model download: file, bytes, state (idle, downloading, done, failed)",
+     NULL, NULL, 200, "FetchState", "", NO_QUERY},
     {"GET", "/api/openapi.json", api_openapi, "This document", NULL, NULL, 200, "Object", "", NO_QUERY},
     {"POST", "/api/analyze", api_analyze,
      "Analyse a song from a URL (JSON) or an uploaded audio file (multipart field 'file'); "

@@ -76,6 +76,7 @@ int server_start(const server_config *cfg, server **out)
         s->cfg.max_variations = 4;
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->tok_lock, NULL);
+    pthread_mutex_init(&s->fetch_lock, NULL);
 
     int rc = 0;
     if (!(s->openapi = openapi_build())) {
@@ -197,6 +198,7 @@ void server_stop(server *s)
     pthread_mutex_destroy(&s->lock);
     clip_tokenizer_free(s->tok);
     json_decref(s->model_problems);
+    ux_fetch_stop(s);
     pthread_mutex_destroy(&s->tok_lock);
     free(s->openapi);
     free(s);
