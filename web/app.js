@@ -89,8 +89,56 @@
       for (let i = 1; i <= (m.max_variations || 4); i++) vs.append(el('option', { value: i, text: i }));
       vs.value = Number(wantN) <= (m.max_variations || 4) ? wantN : '1';
       describeModel();
+      showModelList();
     } catch (e) {
       $('no-model').hidden = false;
+    }
+  }
+
+  // ---- the model manager: installed models, their needs, downloads with progress ----
+  function showModelList() {
+    const ul = $('model-list');
+    clear(ul);
+    for (const [name, info] of Object.entries(models)) {
+      const li = el('li', { 'data-model': name },
+        el('strong', { text: name }), el('span', { text: ' — ' + (info.name || name) }),
+        el('div', { class: 'muted small', text: [info.memory && 'memory: ' + info.memory, info.speed && 'speed: ' + info.speed, info.hub_id].filter(Boolean).join(' · ') }));
+      if (info.installed) li.append(el('span', { class: 'q-state q-done', text: info.loaded ? 'installed, loaded' : 'installed' }));
+      else if (info.supported === false) li.append(el('span', { class: 'q-state', text: 'this version cannot run it yet' }));
+      else li.append(el('button', { type: 'button', class: 'small', text: 'Download', onclick: () => startFetch(name) }));
+      ul.append(li);
+    }
+  }
+  let fetchTimer = 0;
+  async function startFetch(name) {
+    showError($('fetch-error'), null);
+    try {
+      await api('POST', '/api/models/fetch', { name });
+      followFetch();
+    } catch (e) { showError($('fetch-error'), e); }
+  }
+  function mb(n) { return (n / 1048576).toFixed(n < 10485760 ? 1 : 0) + ' MB'; }
+  async function followFetch() {
+    clearTimeout(fetchTimer);
+    let f;
+    try { f = await api('GET', '/api/models/fetch'); } catch (e) { fetchTimer = setTimeout(followFetch, 2000); return; }
+    if (f.state === 'idle') { $('fetch-box').hidden = true; return; }
+    $('fetch-box').hidden = false;
+    document.querySelectorAll('#model-list button').forEach((b) => { b.disabled = f.state === 'downloading'; });
+    if (f.state === 'downloading') {
+      const pctv = f.total > 0 ? 100 * f.done / f.total : 0;
+      $('fetch-bar').style.width = pctv + '%';
+      $('fetch-text').textContent = 'Downloading ' + f.name + ': ' + (f.file || 'the file list') +
+        (f.total > 0 ? ' ' + Math.round(pctv) + '% of ' + mb(f.total) : '') + ' — ' + f.files_done + ' file(s), ' + mb(f.bytes_done) + ' so far';
+      fetchTimer = setTimeout(followFetch, 500);
+    } else if (f.state === 'done') {
+      $('fetch-bar').style.width = '100%';
+      $('fetch-text').textContent = f.name + ' is installed (' + f.files_done + ' files, ' + mb(f.bytes_done) + ' in ' + fmtSeconds(f.seconds) + ').';
+      await loadModels();
+    } else {
+      $('fetch-box').hidden = true;
+      showError($('fetch-error'), { message: 'The download of ' + f.name + ' failed: ' + (f.error || 'no reason given') });
+      showModelList();
     }
   }
   // Models given with --model NAME=DIR (or MUS2PIC_MODEL) whose folder is not usable: the
@@ -692,6 +740,6 @@
   restore();
   textControls();
   showHistory();
-  loadModels().then(() => { countTokens(); estimate(); });
+  loadModels().then(() => { countTokens(); estimate(); followFetch(); });
   restoreRuns();
 })();

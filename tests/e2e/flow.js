@@ -75,6 +75,12 @@ async function flow(browser, vp) {
   const sizes = await page.$$eval('#size option', (o) => o.map((x) => x.value));
   assert(sizes.includes('512x768') && sizes.includes('768x512'), 'portrait and landscape sizes: ' + sizes);
   assert(await page.isVisible('#negative-hint'), 'the negative prompt says LCM ignores it');
+  // the model manager lists the registry: lcm installed, the ones this version cannot run said so
+  await page.waitForSelector('#model-list li[data-model="lcm"]');
+  assert(/installed/.test(await page.textContent('#model-list li[data-model="lcm"]')), 'lcm listed as installed');
+  assert(/cannot run/.test(await page.textContent('#model-list li[data-model="sd14"]')), 'sd14 listed as not runnable');
+  assert((await page.$$('#model-list li[data-model="lcm"] button')).length === 0, 'no download offered for an installed model');
+  if (phone) await noOverflow(page, 'the model list at 390 px');
   await shot('1-start');
 
   // 2. a file that is not audio: the error names the file, not the server's folder for it
