@@ -207,6 +207,9 @@ typedef struct m2p_poster_text {
  * copy for the plain image. Thread safe. */
 int m2p_poster_draw_text(uint8_t *rgb, int width, int height, const m2p_poster_text *t,
                          int box[4]);
+/* Release fontconfig's caches (FcFini) at the end of a process that drew text, when no other
+ * thread draws; a later draw sets them up again. */
+void m2p_poster_cleanup(void);
 /* "top", "bottom", "band" -> M2P_TEXT_*, or -1. */
 int m2p_poster_layout(const char *name);
 

@@ -110,6 +110,7 @@ static int write_with_text(const char *name, const m2p_image *im, const m2p_post
     if (rc)
         fprintf(stderr, "mus2pic generate: %s\n", m2p_errmsg());
     free(copy);
+    m2p_poster_cleanup();
     return rc ? -1 : 0;
 }
 

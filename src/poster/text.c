@@ -419,3 +419,10 @@ int m2p_poster_layout(const char *name)
         return M2P_TEXT_BAND;
     return -1;
 }
+
+void m2p_poster_cleanup(void)
+{
+    pthread_mutex_lock(&poster_lock);
+    FcFini();
+    pthread_mutex_unlock(&poster_lock);
+}

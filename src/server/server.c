@@ -199,6 +199,7 @@ void server_stop(server *s)
     clip_tokenizer_free(s->tok);
     json_decref(s->model_problems);
     ux_fetch_stop(s);
+    m2p_poster_cleanup(); /* the HTTP threads that drew poster text are gone */
     pthread_mutex_destroy(&s->tok_lock);
     free(s->openapi);
     free(s);
