@@ -425,7 +425,7 @@
     const btn = $('llm-write');
     showError($('llm-error'), null);
     if (!$('band').value.trim() && !$('song').value.trim()) {
-      showError($('llm-error'), { message: 'Analyse a song first, or fill in the artist and song in card 2.' });
+      showError($('llm-error'), { message: 'Analyse a song first: the language model writes from its artist, song and genre (card 2).' });
       return;
     }
     btn.disabled = true;

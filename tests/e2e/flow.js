@@ -56,9 +56,9 @@ async function flow(browser, vp) {
   };
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
   // a 400 the test provokes on purpose is not a problem (Chromium logs each one to the console)
-  let expect400 = false;
-  page.on('console', (m) => { if (m.type() === 'error' && !(expect400 && /status of 400/.test(m.text()))) problems.push('console: ' + m.text()); });
-  page.on('response', (r) => { if (r.status() >= 400 && !(expect400 && r.status() === 400)) problems.push(r.status() + ' from ' + r.request().method() + ' ' + r.url()); });
+  let expectStatus = 0;
+  page.on('console', (m) => { if (m.type() === 'error' && !(expectStatus && m.text().includes('status of ' + expectStatus))) problems.push('console: ' + m.text()); });
+  page.on('response', (r) => { if (r.status() >= 400 && r.status() !== expectStatus) problems.push(r.status() + ' from ' + r.request().method() + ' ' + r.url()); });
   page.on('dialog', (d) => { problems.push('dialog: ' + d.message()); d.dismiss(); });
   page.setDefaultTimeout(60000);
 
@@ -134,6 +134,25 @@ async function flow(browser, vp) {
   await page.fill('#band', 'Admiral Bob');
   await page.selectOption('#prompt-version', 'v1');
   await waitFor(page, () => document.getElementById('prompt').value.includes('Admiral Bob'), 'the V1 prompt with the corrected artist');
+
+  // the LLM option: a wrong key is an error that says so; the right one writes the prompt
+  if (!phone) {
+    const kept = await page.inputValue('#prompt');
+    await page.click('#llm summary');
+    await page.fill('#llm-key', 'sk-wrong');
+    expectStatus = 400; // the key is bad input: the server says so with the endpoint's words
+    await page.click('#llm-write');
+    await page.waitForSelector('#llm-error', { state: 'visible' });
+    assert(/API key|401|Incorrect/i.test(await page.textContent('#llm-error')), 'a wrong LLM key: ' + await page.textContent('#llm-error'));
+    await page.fill('#llm-key', 'sk-test');
+    expectStatus = 0;
+    await page.click('#llm-write');
+    // the box held the page's own V1 prompt: replaced without asking
+    await waitFor(page, () => document.getElementById('prompt').value === 'a neon skyline poster for choice, bold type, masterpiece, best quality', 'the LLM prompt (the original appends its quality words)', 10000);
+    const sent = await (await fetch(process.env.M2P_LLM + '/last')).json();
+    assert(sent.auth === 'Bearer sk-test' && /Admiral Bob/.test(sent.body) && /choice/.test(sent.body), 'what the LLM was sent: ' + JSON.stringify(sent));
+    await page.fill('#prompt', kept);
+  }
 
   // 4. the token counter, against transformers' CLIPTokenizer counts
   for (const g of [golden.find((p) => p.prompt === 'a photo of a cat'), golden.find((p) => p.truncated)]) {
@@ -316,13 +335,13 @@ async function flow(browser, vp) {
   await page.goto(base + '/batch.html');
   await page.waitForSelector('#model option[value="lcm"]', { state: 'attached' });
   await page.fill('#urls', 'https://www.youtube.com/watch?v=fakeid12345\nnot a url');
-  expect400 = true;
+  expectStatus = 400;
   await page.click('#start');
   await page.waitForSelector('#error', { state: 'visible' });
   const berr = await page.textContent('#error');
   assert(/^line 2: this is not a URL/.test(berr) && !/%20|urls\[/.test(berr), 'the bad batch line: ' + berr);
   await page.fill('#urls', 'https://www.youtube.com/watch?v=fakeid12345');
-  expect400 = false; // after a round trip to the page: the 400's console line has arrived
+  expectStatus = 0; // after a round trip to the page: the 400's console line has arrived
   await page.selectOption('#duration', '30');
   await page.selectOption('#size', '64');
   await page.fill('#steps', '2');

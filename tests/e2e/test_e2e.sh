@@ -15,7 +15,9 @@ chromium="${CHROMIUM:-/usr/bin/chromium}"
 tmp="$(mktemp -d)"
 pid=""
 pid2=""
+pid3=""
 cleanup() {
+  if [ -n "$pid3" ]; then kill "$pid3" 2>/dev/null || true; wait "$pid3" 2>/dev/null || true; fi
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
   if [ -n "$pid2" ]; then kill "$pid2" 2>/dev/null || true; wait "$pid2" 2>/dev/null || true; fi
   rm -rf "$tmp"
@@ -38,7 +40,12 @@ chmod +x "$tmp/yt-dlp"
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
   echo $((20000 + RANDOM % 20000)))"
+# A fake OpenAI-compatible chat endpoint for the page's LLM prompt option.
+llmport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+node "$here/fake_llm.js" "$llmport" &
+pid3=$!
 mkdir -p "$tmp/data"
+MUS2PIC_LLM_URL="http://127.0.0.1:$llmport/v1" OPENAI_API_KEY="" \
 MUS2PIC_YTDLP="$tmp/yt-dlp" FAKE_AUDIO="$M2P_FIXTURES/audio/librosa/choice.ogg" \
   "$M2P_BIN" serve --port "$port" --data "$tmp/data" --offline \
   --model "lcm=$M2P_FIXTURES/sd-tiny/model" >"$tmp/server.log" 2>&1 &
@@ -70,7 +77,7 @@ status=0
 M2P_URL="http://127.0.0.1:$port" M2P_AUDIO="$M2P_FIXTURES/audio/librosa/choice.ogg" \
   M2P_TOKENS="$M2P_FIXTURES/sd-tiny/golden/tokens.json" M2P_SHOTS="$shots" \
   M2P_BAD_URL="http://127.0.0.1:$port2" M2P_BAD_FOLDER="$tmp/no-such-folder" M2P_BIN="$M2P_BIN" \
-  M2P_FIXTURES="$M2P_FIXTURES" \
+  M2P_FIXTURES="$M2P_FIXTURES" M2P_LLM="http://127.0.0.1:$llmport" \
   CHROMIUM="$chromium" timeout 300 node "$here/flow.js" || status=$?
 if [ "$status" -ne 0 ]; then
   echo "---- server log ----"
