@@ -53,7 +53,7 @@
     add('energy', f.energy);
     add('time', fmtSeconds(items.reduce((t, it) => t + (it.seconds || 0), 0)));
     add('made', new Date(first.created_ms).toLocaleString());
-    const fig = el('figure', { class: 'item', 'data-job': first.job_id });
+    const fig = el('figure', { class: items.length > 1 ? 'item group' : 'item', 'data-job': first.job_id });
     const thumbs = el('div', { class: items.length > 1 ? 'thumbs' : '' });
     for (const it of items) {
       const url = M2P.withToken(it.url);
