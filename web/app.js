@@ -636,6 +636,7 @@
   function showQueue() {
     const list = $('queue');
     clear(list);
+    if (activeRuns().length <= 1) $('queue-note').hidden = true; // nothing waits behind the card's run
     const shown = runs.slice(-8).reverse();
     $('queue-box').hidden = shown.length < 2;
     for (const r of shown) {

@@ -288,6 +288,34 @@ async function flow(browser, vp) {
   await waitFor(page, (k) => document.querySelectorAll('#results figure img').length === k && /seed 123/.test(document.getElementById('results-info').textContent), 'the first run shown again', 10000, n);
   if (phone) await noOverflow(page, 'the main page at 390 px with the run list');
 
+  // Cancel: a queued run from the list, then the running one from the card; both end in a
+  // neutral state (no error colour, no time-left labels, no earlier run's posters)
+  if (!phone) {
+    await page.selectOption('#size', '512x512');
+    await page.fill('#steps', '8');
+    await page.selectOption('#variations', '4');
+    await page.click('#generate');
+    await waitFor(page, () => document.querySelectorAll('#queue li').length >= 4, 'the long run listed');
+    await page.click('#generate');
+    await waitFor(page, () => document.querySelectorAll('#queue li').length >= 5, 'the queued run listed');
+    const queued = await page.$eval('#queue li:first-child', (li) => Number(li.dataset.job));
+    await page.click('#queue li:first-child button:has-text("Cancel")');
+    await waitFor(page, (j) => document.querySelector('#queue li[data-job="' + j + '"] .q-state').textContent === 'canceled', 'the queued run canceled', 10000, queued);
+    await page.click('#cancel');
+    await waitFor(page, () => /^Canceled/.test(document.getElementById('gen-stage').textContent), 'the running run canceled', 60000);
+    assert(!(await page.$eval('#gen-stage', (n) => n.className)).includes('error'), 'Canceled is not shown as an error');
+    assert(!/left/.test(await page.textContent('#variations-progress')), 'no time-left labels after Cancel');
+    assert(await page.isHidden('#results-card'), 'no earlier run\'s posters after Cancel');
+    assert(await page.isHidden('#generate-error'), 'no error after Cancel');
+    assert(await page.isHidden('#queue-note'), 'no "queued behind" note once nothing is queued');
+    await shot('7b-canceled');
+    await page.selectOption('#size', '64x64');
+    await page.fill('#steps', '4');
+    await page.selectOption('#variations', '1');
+    await page.click('#generate');
+    await waitFor(page, () => document.querySelectorAll('#results figure img').length === 1, 'a run after the cancel');
+  }
+
   // a reload follows the runs again and shows the last one's posters; the prompt went into the history
   await page.reload();
   await waitFor(page, () => document.querySelectorAll('#results figure img').length === 1, 'the last run\'s poster after a reload');
