@@ -371,7 +371,7 @@ async function flow(browser, vp) {
   await page.fill('#urls', 'https://www.youtube.com/watch?v=fakeid12345');
   expectStatus = 0; // after a round trip to the page: the 400's console line has arrived
   await page.selectOption('#duration', '30');
-  await page.selectOption('#size', '64');
+  await page.selectOption('#size', '64x64');
   await page.fill('#steps', '2');
   await page.click('#start');
   await page.waitForSelector('#items tr .posters img');
