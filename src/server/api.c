@@ -133,6 +133,8 @@ void api_models(server *s, struct mg_connection *c, const route_args *a)
     }
     json_t *o = json_pack("{s:b, s:o, s:s?, s:i}", "success", 1, "models", models, "default_model",
                           def[0] ? def : NULL, "max_variations", s->cfg.max_variations);
+    if (o && json_array_size(s->model_problems))
+        json_object_set(o, "problems", s->model_problems);
     if (o && !def[0])
         json_object_set_new(o, "hint",
                             json_string("No model is installed. Download one with `mus2pic "
@@ -514,9 +516,9 @@ void api_image_get(server *s, struct mg_connection *c, const route_args *a)
         http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
         return;
     }
-    char hdr[160];
-    snprintf(hdr, sizeof hdr, "Content-Disposition: inline; filename=\"mus2pic-%lld.png\"\r\n",
-             (long long)a->id);
+    char name[160], hdr[240];
+    api_image_filename(png, len, a->id, name, sizeof name);
+    snprintf(hdr, sizeof hdr, "Content-Disposition: inline; filename=\"%s\"\r\n", name);
     http_send(c, 200, "image/png", png, len, hdr);
     free(png);
 }
@@ -579,11 +581,26 @@ void api_batch_post(server *s, struct mg_connection *c, const route_args *a)
                  MAX_BATCH_URLS);
         goto bad;
     }
+    /* Named by line, counted from 1 as the page's text box shows them. */
     for (size_t i = 0; i < json_array_size(urls); i++) {
-        char field[32];
-        snprintf(field, sizeof field, "urls[%zu]", i);
-        if (validate_url(s, json_array_get(urls, i), field, &e))
+        json_t *u = json_array_get(urls, i);
+        char why[256] = "";
+        if (json_is_string(u) && json_string_length(u) <= 2048 &&
+            m2p_url_check(json_string_value(u), why, sizeof why) == 0) {
+            char field[32];
+            snprintf(field, sizeof field, "urls[%zu]", i);
+            if (!validate_url(s, u, field, &e)) /* the private-address check */
+                continue;
             goto bad;
+        }
+        e.status = 400;
+        snprintf(e.field, sizeof e.field, "urls[%zu]", i);
+        snprintf(e.message, sizeof e.message, "line %zu: %s", i + 1,
+                 !json_is_string(u)               ? "not a string"
+                 : json_string_length(u) > 2048 ? "the URL is longer than 2048 characters"
+                 : why[0]                         ? why
+                                                  : m2p_errmsg());
+        goto bad;
     }
     if (validate_duration(json_object_get(b, "duration"), &duration, &e) ||
         validate_prompt_version(json_object_get(b, "prompt_version"), &version, &e))

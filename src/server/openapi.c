@@ -30,6 +30,8 @@ static const struct { const char *name, *text; } schemas[] = {
                " 'rss_kb':'integer|resident memory of the server', 'threads':'integer|HTTP worker threads'}"},
     {"Models", "{'success':'boolean', 'default_model':'string?', 'max_variations':'integer',"
                " 'hint':'string|how to get a model, when none is installed',"
+               " 'problems':{'type':'array', 'description':'models given with --model or MUS2PIC_MODEL that cannot be used',"
+               "             'items':{'type':'object', 'properties':{'name':{'type':'string'}, 'ref':{'type':'string'}, 'message':{'type':'string'}}}},"
                " 'models':{'type':'object', 'additionalProperties':'#Model',"
                "           'description':'keyed by model name (lcm, sd14, ...)'}}"},
     {"Model", "{'name':'string', 'description':'string',"
@@ -118,6 +120,14 @@ static const struct { const char *name, *text; } schemas[] = {
                       " 'genre_raw':'string', 'genre_source':'string', 'title':'string'}"},
     {"LlmPrompt", "{'success':'boolean', 'prompt':'string', 'tokens_used':'integer',"
                   " 'estimated_cost':'number|USD, at the output token price (an upper bound)', 'model':'string'}"},
+    {"FetchRequest", "{'name*':'string|a model name from /api/models'}"},
+    {"FetchState", "{'success':'boolean', 'state':{'type':'string', 'enum':['idle', 'downloading', 'done', 'failed']},"
+                   " 'name':'string', 'file':'string|the file being downloaded', 'done':'integer|its bytes so far',"
+                   " 'total':'integer|its size, -1 when unknown', 'files_done':'integer', 'bytes_done':'integer',"
+                   " 'seconds':'number', 'error':'string|when failed', 'path':'string|the model folder, when done'}"},
+    {"TokenRequest", "{'text*':'string|the prompt', 'model':'string|a name from /api/models; default: the default model'}"},
+    {"TokenCount", "{'success':'boolean', 'count':'integer|tokens, start and end included',"
+                   " 'limit':'integer|77: what the text encoder reads', 'ignored':'string|the text past the limit, as the tokenizer reads it'}"},
     {"ApiKeyCheck", "{'success':'boolean', 'valid':'boolean', 'message':'string'}"},
     {"ImagesAnswer", "{'success':'boolean', 'images':'[#Image]', 'count':'integer', 'generation_times':'[number]',"
                      " 'total_time':'number', 'seed':'integer', 'job_id':'integer'}"},

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "sd/clip_tokenizer.h"
 #include "server/server_internal.h"
 
 #ifndef M2P_WEB_DIR
@@ -132,6 +133,8 @@ int server_start(const server_config *cfg, server **out)
         s->cfg.max_variations = 4;
     pthread_mutex_init(&s->lock, NULL);
     s->lock_fd = -1;
+    pthread_mutex_init(&s->tok_lock, NULL);
+    pthread_mutex_init(&s->fetch_lock, NULL);
 
     int rc = 0;
     if (!(s->openapi = openapi_build())) {
@@ -168,6 +171,11 @@ int server_start(const server_config *cfg, server **out)
         const m2p_registry_entry *r = m2p_registry_find(env_model);
         if ((rc = model_cache_add(s->models, r ? r->name : "lcm", env_model)))
             goto fail;
+        const char *env_name = r ? r->name : "lcm";
+        ux_check_models(s, &env_name, &env_model, 1);
+    } else {
+        ux_check_models(s, (const char *const *)cfg->model_names,
+                        (const char *const *)cfg->model_refs, cfg->n_models);
     }
     jobs_config jc = jobs_default_config();
     jc.data_dir = s->data_dir;
@@ -212,6 +220,7 @@ int server_start(const server_config *cfg, server **out)
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_message;
+    cb.end_request = ux_end_request; /* serve -v logs each request */
     mg_init_library(0);
     s->ctx = mg_start(&cb, s, options);
     if (!s->ctx) {
@@ -249,6 +258,11 @@ void server_stop(server *s)
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases the data folder's lock */
     pthread_mutex_destroy(&s->lock);
+    clip_tokenizer_free(s->tok);
+    json_decref(s->model_problems);
+    ux_fetch_stop(s);
+    m2p_poster_cleanup(); /* the HTTP threads that drew poster text are gone */
+    pthread_mutex_destroy(&s->tok_lock);
     free(s->openapi);
     free(s);
 }
