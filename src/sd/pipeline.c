@@ -716,7 +716,7 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
         info.preview_w = info.preview_h = 0;
         if (p->callback && p->preview == M2P_PREVIEW_LATENT_RGB && C == 4) {
             for (int i = 0; i < N; i++)
-                preview_latent_rgb(b.den + i * nl, h, w, b.preview + (size_t)i * h * w * 3);
+                preview_latent_rgb(b.den + i * nl, h, w, m->xl, b.preview + (size_t)i * h * w * 3);
             info.preview_rgb = b.preview;
             info.preview_w = w;
             info.preview_h = h;
