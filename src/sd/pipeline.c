@@ -392,9 +392,8 @@ int m2p_model_uses_negative_prompt(const m2p_model *m, float guidance)
     return m && gen_uses_cfg(m, guidance);
 }
 
-static int validate(const m2p_model *m, const m2p_gen_params *p, int *steps)
+static int validate(const m2p_model *m, const m2p_gen_params *p)
 {
-    *steps = LCM_DEFAULT_STEPS;
     if (!m)
         return m2p_error(M2P_EINVAL, "generate: no model");
     if (!p)
@@ -518,8 +517,7 @@ static void repeat_rows(float *x, size_t row, int n)
 
 int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
 {
-    int steps;
-    int rc = validate(m, p, &steps);
+    int rc = validate(m, p);
     if (rc)
         return rc;
     if (!out)
@@ -527,7 +525,9 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
     sched_config scfg;
     if ((rc = gen_sched_config(m, p, &scfg)))
         return rc;
-    steps = p->steps ? p->steps : scfg.kind == SCHED_LCM ? LCM_DEFAULT_STEPS : DEFAULT_STEPS;
+    const int steps = p->steps                 ? p->steps
+                      : scfg.kind == SCHED_LCM ? LCM_DEFAULT_STEPS
+                                               : DEFAULT_STEPS;
     if (scfg.kind == SCHED_LCM && steps > scfg.original_inference_steps)
         return m2p_error(M2P_EINVAL, "steps %d: this model's LCM schedule allows at most %d", steps,
                          scfg.original_inference_steps);
