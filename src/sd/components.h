@@ -92,8 +92,11 @@ typedef struct vae vae;
 int vae_load(const char *dir, const m2p_model_params *p, vae **out);
 float vae_scaling_factor(const vae *m);
 int vae_latent_channels(const vae *m);
-/* z [B, latent_ch, h, w] ALREADY divided by the scaling factor -> image [B, 3, 8h, 8w] raw
- * decoder output (about [-1, 1], not clamped). */
+/* diffusers' vae_scale_factor = 2^(len(block_out_channels) - 1): 8 for every SD / SDXL VAE; the
+ * pipeline's image size is latent size x this. */
+int vae_scale_factor(const vae *m);
+/* z [B, latent_ch, h, w] ALREADY divided by the scaling factor -> image [B, 3, f*h, f*w]
+ * (f = vae_scale_factor), the raw decoder output (about [-1, 1], not clamped). */
 int vae_decode(vae *m, const float *z, int B, int h, int w, float *out);
 size_t vae_scratch_bytes(const vae *m, int B, int h, int w);
 void vae_set_tap(vae *m, sd_tap tap, void *ud);

@@ -221,7 +221,7 @@ static int read_config(unet *m, const char *dir, ucfg *u)
         goto out;
     }
     if (u->conv_in_k % 2 == 0 || u->conv_out_k % 2 == 0 || m->in_ch < 1 || m->out_ch < 1 ||
-        m->groups < 1 || m->cond_dim < 0 || m->boc[0] % 2) {
+        m->groups < 1 || m->cond_dim < 0) {
         rc = m2p_error(M2P_EFORMAT, "%s: invalid sizes", config_path(c));
         goto out;
     }

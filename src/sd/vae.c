@@ -131,6 +131,11 @@ int vae_load(const char *dir, const m2p_model_params *p, vae **out)
         rc = m2p_error(M2P_EUNSUPPORTED, "%s: 'act_fn' %s is not supported", config_path(c), act);
         goto fail;
     }
+    if (m->out_ch != 3) { /* the pipeline makes RGB images */
+        rc = m2p_error(M2P_EUNSUPPORTED, "%s: 'out_channels' %d is not supported (3 only)",
+                       config_path(c), m->out_ch);
+        goto fail;
+    }
     if (lpb < 1 || m->groups < 1 || m->latent_ch < 1 || m->out_ch < 1 || m->scaling <= 0) {
         rc = m2p_error(M2P_EFORMAT, "%s: invalid sizes", config_path(c));
         goto fail;
@@ -314,6 +319,11 @@ int vae_decode(vae *m, const float *z, int B, int h, int w, float *out)
 float vae_scaling_factor(const vae *m)
 {
     return m->scaling;
+}
+
+int vae_scale_factor(const vae *m)
+{
+    return 1 << (m->n_up - 1);
 }
 
 int vae_latent_channels(const vae *m)
