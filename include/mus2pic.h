@@ -179,6 +179,55 @@ int m2p_png_write(const char *path, const uint8_t *rgb, int width, int height);
 /* Encode an RGB8 image as PNG in memory; *out is malloc'd. */
 int m2p_png_encode(const uint8_t *rgb, int width, int height, uint8_t **out, size_t *out_len);
 
+/* What a poster PNG says about itself, in text chunks: "parameters" (the infotext of
+ * AUTOMATIC1111's web UI, which image tools and galleries read: prompt, "Negative prompt:",
+ * then Steps, Sampler, CFG scale, Seed, Size, Model, Song), "Title" (artist – song) and
+ * "Software". ASCII text goes in tEXt, anything else in iTXt (UTF-8). Unset fields (NULL, "",
+ * 0) are left out. */
+typedef struct m2p_png_meta {
+    const char *prompt, *negative_prompt;
+    const char *model;   /* the name the user chose ("lcm") */
+    const char *sampler; /* default "LCM" */
+    const char *artist, *song;
+    uint64_t seed;
+    int steps, width, height;
+    double guidance; /* CFG scale; 0 = not written */
+} m2p_png_meta;
+/* m2p_png_encode / m2p_png_write with the text chunks of meta (NULL: none). */
+int m2p_png_encode_meta(const uint8_t *rgb, int width, int height, const m2p_png_meta *meta,
+                        uint8_t **out, size_t *out_len);
+int m2p_png_write_meta(const char *path, const uint8_t *rgb, int width, int height,
+                       const m2p_png_meta *meta);
+/* Encode with n_text text chunks keys[i] = values[i] (UTF-8; at most 16). */
+int m2p_png_encode_text(const uint8_t *rgb, int width, int height, const char *const *keys,
+                        const char *const *values, int n_text, uint8_t **out, size_t *out_len);
+/* The "parameters" text of meta (malloc'd). */
+int m2p_png_parameters(const m2p_png_meta *meta, char **out);
+/* A download name that says what the file is: "artist-song-SEED.png" (accents dropped, lower
+ * case ASCII letters and digits, anything else folded into one '-'), "mus2pic-SEED.png"
+ * without artist and song. Either may be NULL. */
+void m2p_poster_filename(const char *artist, const char *song, uint64_t seed, char *out,
+                         size_t len);
+
+/* Poster text: the song and the artist set on the image as a poster carries them. */
+enum { M2P_TEXT_NONE = 0, M2P_TEXT_TOP = 1, M2P_TEXT_BOTTOM = 2, M2P_TEXT_BAND = 3 };
+typedef struct m2p_poster_text {
+    const char *title;  /* the song (the larger line); NULL or "" for none */
+    const char *artist; /* below it, smaller */
+    int layout;         /* M2P_TEXT_TOP, _BOTTOM or _BAND (across the lower third) */
+} m2p_poster_text;
+/* Draw t on rgb (width x height RGB8) in place, legible whatever the pixels under it (a scrim
+ * until the text has 4.5:1 contrast), in any script an installed font covers (fontconfig,
+ * HarfBuzz, FreeType). box (optional) gets x, y, w, h of the only region that changed; keep a
+ * copy for the plain image. Thread safe. */
+int m2p_poster_draw_text(uint8_t *rgb, int width, int height, const m2p_poster_text *t,
+                         int box[4]);
+/* Release fontconfig's caches (FcFini) at the end of a process that drew text, when no other
+ * thread draws; a later draw sets them up again. */
+void m2p_poster_cleanup(void);
+/* "top", "bottom", "band" -> M2P_TEXT_*, or -1. */
+int m2p_poster_layout(const char *name);
+
 /* The registry of known models (the original's six): name -> hub id, default steps. */
 typedef struct m2p_registry_entry {
     const char *name;          /* "lcm" */

@@ -67,6 +67,9 @@ static void usage(FILE *f)
         "                       ddim / pndm none)\n"
         "  --raw-out F          also write tensor 'image' f32 [N,3,H,W] in [0,1]\n"
         "  --out FILE.png       output image\n"
+        "  --title T --artist A poster text: also write FILE-text.png with the song and the\n"
+        "                       artist set on it (the plain FILE.png is kept)\n"
+        "  --text-layout L      top, bottom (default) or band\n"
         "  -v, --verbose        a progress line per step when not on a terminal\n");
 }
 
@@ -96,6 +99,34 @@ static void numbered(const char *out, int i, char *buf, size_t len)
         snprintf(buf, len, "%s-%d", out, i);
     else
         snprintf(buf, len, "%.*s-%d%s", (int)(dot - out), out, i, dot);
+}
+
+/* Poster text: a copy of the image with the title and artist on it, as NAME-text.png next to
+ * the plain NAME.png. */
+static int write_with_text(const char *name, const m2p_image *im, const m2p_poster_text *t,
+                           const m2p_png_meta *meta)
+{
+    size_t n = (size_t)im->width * (size_t)im->height * 3;
+    uint8_t *copy = malloc(n);
+    if (!copy) {
+        fprintf(stderr, "mus2pic generate: out of memory for the poster text\n");
+        return -1;
+    }
+    memcpy(copy, im->rgb, n);
+    char path[4300];
+    const char *slash = strrchr(name, '/'), *dot = strrchr(name, '.');
+    if (!dot || (slash && dot < slash))
+        snprintf(path, sizeof path, "%s-text.png", name);
+    else
+        snprintf(path, sizeof path, "%.*s-text%s", (int)(dot - name), name, dot);
+    int rc = m2p_poster_draw_text(copy, im->width, im->height, t, NULL);
+    if (!rc)
+        rc = m2p_png_write_meta(path, copy, im->width, im->height, meta);
+    if (rc)
+        fprintf(stderr, "mus2pic generate: %s\n", m2p_errmsg());
+    free(copy);
+    m2p_poster_cleanup();
+    return rc ? -1 : 0;
 }
 
 typedef struct {
@@ -193,8 +224,12 @@ int cmd_generate(int argc, char **argv)
         {"dtype", required_argument, 0, 'D'},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
+        {"title", required_argument, 0, 'X'},
+        {"artist", required_argument, 0, 'A'},
+        {"text-layout", required_argument, 0, 'Y'},
         {0, 0, 0, 0},
     };
+    m2p_poster_text text = {.layout = M2P_TEXT_BOTTOM};
     const char *model = NULL, *out = NULL, *taesd = NULL, *latents_f = NULL, *noise_f = NULL,
                *raw_f = NULL, *unet_f = NULL;
     m2p_gen_params p = m2p_gen_default_params();
@@ -210,6 +245,20 @@ int cmd_generate(int argc, char **argv)
             break;
         case 'p':
             p.prompt = optarg;
+            break;
+        case 'X':
+            text.title = optarg;
+            break;
+        case 'A':
+            text.artist = optarg;
+            break;
+        case 'Y':
+            if ((text.layout = m2p_poster_layout(optarg)) < 0) {
+                fprintf(stderr,
+                        "mus2pic generate: --text-layout is top, bottom or band, not '%s'\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'n':
             p.negative_prompt = optarg;
@@ -376,7 +425,6 @@ int cmd_generate(int argc, char **argv)
             fclose(r);
         p.seed = s;
     }
-    fprintf(stderr, "seed: %llu\n", (unsigned long long)p.seed);
 
     rc = 1;
     m2p_model_params mp = m2p_model_default_params();
@@ -395,6 +443,8 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "mus2pic generate: %s\n", m2p_errmsg());
         goto out_free;
     }
+    /* Only once the model is there: a seed printed before a failed load reads like a run. */
+    fprintf(stderr, "seed: %llu\n", (unsigned long long)p.seed);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (verbose)
         fprintf(stderr, "model: %s loaded in %.2fs (%s)\n", m2p_model_path(m),
@@ -433,16 +483,35 @@ int cmd_generate(int argc, char **argv)
     /* write every file, or none */
     char(*names)[4200] = calloc((size_t)N, sizeof *names);
     int written = 0, failed = 0;
+    /* The file says how it was made (text chunks); a folder given as the model is named by
+     * its last component, not the local path. */
+    const char *model_name = reg ? reg->name : model;
+    const char *slash = strrchr(model_name, '/');
+    if (!reg && slash && slash[1] && !m2p_registry_find(model))
+        model_name = slash + 1;
+    m2p_png_meta meta = {.prompt = p.prompt,
+                         .negative_prompt = p.negative_prompt,
+                         .model = model_name,
+                         .steps = steps,
+                         .guidance = p.guidance,
+                         .width = p.width,
+                         .height = p.height,
+                         .artist = text.artist,
+                         .song = text.title};
+    int with_text = (text.title && *text.title) || (text.artist && *text.artist);
     for (int i = 0; names && i < N && !failed; i++) {
         if (N == 1)
             snprintf(names[i], sizeof names[i], "%s", out);
         else
             numbered(out, i + 1, names[i], sizeof names[i]);
-        if (m2p_png_write(names[i], imgs[i].rgb, imgs[i].width, imgs[i].height)) {
+        meta.seed = imgs[i].seed;
+        if (m2p_png_write_meta(names[i], imgs[i].rgb, imgs[i].width, imgs[i].height, &meta)) {
             fprintf(stderr, "mus2pic generate: %s\n", m2p_errmsg());
             failed = 1;
         } else {
             written++;
+            if (with_text && write_with_text(names[i], &imgs[i], &text, &meta))
+                failed = 1;
         }
     }
     if (!names)

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/json_limit.h"
 
 jobs_config jobs_default_config(void)
 {
@@ -86,6 +87,7 @@ void jobs_publish_stage(jobs *q, int64_t job, const char *stage, double percent)
 
 void jobs_fail(jobs *q, int64_t job, const char *message, int canceled)
 {
+    M2P_LOGI("job %lld %s: %s", (long long)job, canceled ? "canceled" : "failed", message);
     if (store_job_fail(q->store, job, message, canceled))
         M2P_LOGW("job %lld: %s", (long long)job, m2p_errmsg());
     json_t *e = json_pack("{s:s, s:I, s:s, s:b}", "type", "error", "job", (json_int_t)job,
@@ -122,10 +124,18 @@ static void *worker_main(void *arg)
         slot->cancel = 0;
         pthread_mutex_unlock(&q->lock);
 
+        /* serve -v: what the workers do, next to the requests */
+        M2P_LOGI("job %lld (%s) started", (long long)job.id, store_job_kind_name(job.kind));
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         if (slot->kind == STORE_JOB_GENERATE)
             run_generate(q, slot, &job);
         else
             run_analyze(q, slot, &job);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        M2P_LOGI("job %lld (%s) ended after %.1f s", (long long)job.id,
+                 store_job_kind_name(job.kind),
+                 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
         store_job_clear(&job);
 
         pthread_mutex_lock(&q->lock);
@@ -396,7 +406,7 @@ static json_t *parse_or_null(const char *s)
 {
     if (!s)
         return json_null();
-    json_t *v = json_loads(s, 0, NULL);
+    json_t *v = m2p_json_loads(s, 0, NULL);
     return v ? v : json_string(s);
 }
 
