@@ -170,7 +170,8 @@ int m2p_model_uses_negative_prompt(const m2p_model *model, float guidance);
 
 /* prompt -> tokenize -> text encoder(s) -> UNet x scheduler steps (all variations, and the
  * negative prompt with CFG, as one batch) -> VAE decoder -> images. out must hold
- * params->variations images; free each with m2p_image_free. Not thread safe for the same model. */
+ * params->variations images; free each with m2p_image_free. Not thread safe for the same
+ * model. */
 int m2p_generate(m2p_model *model, const m2p_gen_params *params, m2p_image *out);
 void m2p_image_free(m2p_image *img);
 
