@@ -162,6 +162,9 @@ typedef struct m2p_image {
     float *raw;     /* NULL unless want_raw: 3*height*width floats, CHW, in [0,1] */
     uint64_t seed;  /* the seed that reproduces this image alone */
     double seconds; /* this variation's share of the generation time */
+    int steps;      /* the steps it took (num_inference_steps; the model's default when 0) */
+    const char *sampler; /* static: the sampler as image tools name it ("Euler a", "DDIM",
+                          * "PLMS", "PNDM", "Euler", "LCM") */
 } m2p_image;
 
 /* 1 when generating at this guidance runs classifier-free guidance, i.e. honours the negative

@@ -763,6 +763,8 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
         out[i].width = W;
         out[i].height = H;
         out[i].seed = p->seed + (uint64_t)i;
+        out[i].steps = steps;
+        out[i].sampler = sched_display_name(&scfg);
         out[i].rgb = malloc(npix);
         out[i].raw = p->want_raw ? malloc(npix * sizeof(float)) : NULL;
         if (!out[i].rgb || (p->want_raw && !out[i].raw)) {

@@ -115,6 +115,11 @@ run sdxl-tiny pipeline_turbo_4step
 run sdxl-tiny pipeline_lightning_4step --scheduler-config "$T/pipeline_lightning_4step/sched.json"
 run sdxl-tiny pipeline_cfg_4step --scheduler-config "$T/pipeline_cfg_4step/sched.json"
 
+# the PNG's infotext names the sampler and the steps it ran
+grep -aq "Steps: 4, Sampler: DDIM" "$T/pipeline_ddim/out.png" || { echo "FAIL: DDIM infotext" >&2; fail=$((fail + 1)); }
+grep -aq "Sampler: PLMS" "$T/pipeline_pndm/out.png" || { echo "FAIL: PLMS infotext" >&2; fail=$((fail + 1)); }
+grep -aq "Steps: 1, Sampler: Euler a" "$T/pipeline_turbo_1step/out.png" || { echo "FAIL: Euler a infotext" >&2; fail=$((fail + 1)); }
+
 # --unet: the folder's config with other weights (as SDXL-Lightning's UNet file over the base):
 # an identical copy reproduces the turbo run, one with conv_out.bias shifted changes the image,
 # another model's UNet is refused naming the file
