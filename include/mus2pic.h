@@ -167,6 +167,12 @@ typedef struct m2p_image {
                           * "PLMS", "PNDM", "Euler", "LCM") */
 } m2p_image;
 
+/* The latents one width x height image has with this model: channels, h = height / f and
+ * w = width / f with f the VAE's scale factor (8 for SD and SDXL; TAESD is always 8).
+ * M2P_EINVAL when the size is not a multiple of f. */
+int m2p_model_latent_shape(const m2p_model *model, int width, int height, int *channels, int *h,
+                           int *w);
+
 /* 1 when generating at this guidance runs classifier-free guidance, i.e. honours the negative
  * prompt (guidance > 1 and the UNet has no guidance embedding, unlike LCM's). */
 int m2p_model_uses_negative_prompt(const m2p_model *model, float guidance);

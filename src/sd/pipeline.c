@@ -387,6 +387,26 @@ static int gen_uses_cfg(const m2p_model *m, float guidance)
     return guidance > 1.0f && unet_cond_dim(m->unet) == 0;
 }
 
+/* diffusers' vae_scale_factor (image size / latent size); TAESD decodes x8 only. */
+static int latent_factor(const m2p_model *m)
+{
+    return m->vae ? vae_scale_factor(m->vae) : 8;
+}
+
+int m2p_model_latent_shape(const m2p_model *m, int width, int height, int *channels, int *h, int *w)
+{
+    if (!m)
+        return m2p_error(M2P_EINVAL, "latent shape: no model");
+    const int f = latent_factor(m);
+    if (width <= 0 || height <= 0 || width % f || height % f)
+        return m2p_error(M2P_EINVAL, "width %d x height %d: must be multiples of %d for this model",
+                         width, height, f);
+    *channels = unet_in_channels(m->unet);
+    *h = height / f;
+    *w = width / f;
+    return 0;
+}
+
 int m2p_model_uses_negative_prompt(const m2p_model *m, float guidance)
 {
     return m && gen_uses_cfg(m, guidance);
@@ -534,7 +554,13 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
     const int N = p->variations, H = p->height, W = p->width;
     const int cfg = gen_uses_cfg(m, p->guidance);
     const int B = cfg ? 2 * N : N; /* UNet batch: [uncond x N, cond x N] with CFG */
-    const int h = H / 8, w = W / 8, C = unet_in_channels(m->unet);
+    int C = 0, h = 0, w = 0;
+    if ((rc = m2p_model_latent_shape(m, W, H, &C, &h, &w)))
+        return rc;
+    if ((p->use_taesd || p->preview == M2P_PREVIEW_TAESD) && latent_factor(m) != 8)
+        return m2p_error(M2P_EINVAL,
+                         "%s: TAESD decodes latents x8, this model's VAE scale factor is %d",
+                         p->use_taesd ? "use_taesd" : "preview", latent_factor(m));
     const int L = M2P_CLIP_MAX_TOKENS, ctx_dim = unet_cross_dim(m->unet);
     const int cond_dim = unet_cond_dim(m->unet);
     const int proj = m->xl ? clip_text_projection_dim(m->text2) : 0;
