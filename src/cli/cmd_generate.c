@@ -493,6 +493,17 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "model: %s loaded in %.2fs (%s)\n", m2p_model_path(m),
                 (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9,
                 dtype == M2P_DTYPE_BF16 ? "bf16" : "f32");
+    int lc = 0, lh = 0, lw = 0; /* the tensors read above assumed [.., 4, H/8, W/8] */
+    if ((lat || noise) && (m2p_model_latent_shape(m, p.width, p.height, &lc, &lh, &lw) || lc != 4 ||
+                           lh != h || lw != w)) {
+        fprintf(stderr,
+                "mus2pic generate: --latents / --noise: this model's latents for %dx%d are "
+                "[%d,%d,%d] per image, not [4,%d,%d]\n",
+                p.width, p.height, lc, lh, lw, h, w);
+        m2p_model_free(m);
+        rc = 2;
+        goto out_free;
+    }
     if (p.negative_prompt && *p.negative_prompt && !m2p_model_uses_negative_prompt(m, p.guidance))
         fprintf(stderr,
                 "note: this run will ignore the negative prompt, as diffusers does: it is used "
@@ -535,7 +546,8 @@ int cmd_generate(int argc, char **argv)
     m2p_png_meta meta = {.prompt = p.prompt,
                          .negative_prompt = p.negative_prompt,
                          .model = model_name,
-                         .steps = steps,
+                         .steps = imgs[0].steps,
+                         .sampler = imgs[0].sampler,
                          .guidance = p.guidance,
                          .width = p.width,
                          .height = p.height,
