@@ -299,6 +299,12 @@ async function flow(browser, vp) {
     await page.click('#generate');
     await waitFor(page, () => document.querySelectorAll('#queue li').length >= 5, 'the queued run listed');
     const queued = await page.$eval('#queue li:first-child', (li) => Number(li.dataset.job));
+    const running = queued - 1;
+    // a reload mid-run: the card follows the running run again, the queued one is listed
+    await page.reload();
+    await waitFor(page, (j) => document.getElementById('gen-job').textContent.includes('run ' + j) &&
+      !!document.querySelector('#queue li[data-job="' + (j + 1) + '"]'), 'the running run followed after a reload', 10000, running);
+    assert((await page.inputValue('#size')) === '512x512' && (await page.inputValue('#steps')) === '8', 'the settings after a reload mid-run');
     await page.click('#queue li:first-child button:has-text("Cancel")');
     await waitFor(page, (j) => document.querySelector('#queue li[data-job="' + j + '"] .q-state').textContent === 'canceled', 'the queued run canceled', 10000, queued);
     await page.click('#cancel');
