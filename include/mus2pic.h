@@ -73,6 +73,8 @@ typedef struct m2p_model_params {
     int compute_dtype;  /* M2P_DTYPE_F32 (default) or M2P_DTYPE_BF16 where the CPU has it */
     int load_vae;       /* 1 (default): load the full VAE decoder */
     const char *taesd;  /* optional folder with TAESD decoder weights (fast decoder, previews) */
+    const char *unet_file; /* optional .safetensors replacing the folder's UNet weights (same
+                            * config; e.g. SDXL-Lightning's UNet over the SDXL base folder) */
 } m2p_model_params;
 
 m2p_model_params m2p_model_default_params(void);
@@ -127,9 +129,15 @@ typedef int (*m2p_step_callback)(const m2p_step_info *info, void *user_data);
 
 typedef struct m2p_gen_params {
     const char *prompt;
-    const char *negative_prompt; /* accepted; LCM models ignore it, as diffusers does */
-    int steps;                   /* 1..50; 0 = the model's default (8 for LCM) */
-    float guidance;              /* LCM w-embedding scale; default 8.5 */
+    const char *negative_prompt; /* used with classifier-free guidance (guidance > 1 on a UNet
+                                  * without a guidance embedding); NULL or "" = none: "" is
+                                  * encoded, SDXL uses zeros (force_zeros_for_empty_prompt) */
+    int steps;                   /* 1..50; 0 = the model's default (8 for LCM, else 50) */
+    float guidance;              /* CFG scale (> 1 turns CFG on; 0 and 1 off), or LCM's
+                                  * w-embedding scale on a UNet with time_cond_proj_dim;
+                                  * default 8.5 */
+    const char *scheduler;        /* NULL = the config's class, or lcm|ddim|pndm|euler|euler_a */
+    const char *scheduler_config; /* a diffusers scheduler_config.json; NULL = the model's own */
     int width, height;           /* multiples of 8, 64..2048; default 512 */
     uint64_t seed;               /* variation i uses seed + i (Philox4x32-10 stream) */
     int variations;              /* 1..8 */
@@ -137,7 +145,10 @@ typedef struct m2p_gen_params {
     int use_taesd;               /* decode final images with TAESD instead of the full VAE */
     /* Reproduce another tool's run: optional, owned by the caller. */
     const float *latents;        /* [variations,4,H/8,W/8] initial latents, or NULL */
-    const float *noise;          /* [steps-1,variations,4,H/8,W/8] noise between steps, or NULL */
+    const float *noise;          /* [K,variations,4,H/8,W/8]: every random tensor the scheduler
+                                  * draws, in order (LCM steps-1, Euler / Euler ancestral steps,
+                                  * DDIM / PNDM none), or NULL */
+    int n_noise;                 /* K when noise is given (checked); 0 = not checked */
     int want_raw;                /* fill m2p_image.raw with the float image */
     m2p_step_callback callback;
     void *user_data;
@@ -153,9 +164,13 @@ typedef struct m2p_image {
     double seconds; /* this variation's share of the generation time */
 } m2p_image;
 
-/* prompt -> tokenize -> text encoder -> UNet x steps (LCM, all variations as one batch)
- * -> VAE decoder -> images. out must hold params->variations images; free each with
- * m2p_image_free. Not thread safe for the same model. */
+/* 1 when generating at this guidance runs classifier-free guidance, i.e. honours the negative
+ * prompt (guidance > 1 and the UNet has no guidance embedding, unlike LCM's). */
+int m2p_model_uses_negative_prompt(const m2p_model *model, float guidance);
+
+/* prompt -> tokenize -> text encoder(s) -> UNet x scheduler steps (all variations, and the
+ * negative prompt with CFG, as one batch) -> VAE decoder -> images. out must hold
+ * params->variations images; free each with m2p_image_free. Not thread safe for the same model. */
 int m2p_generate(m2p_model *model, const m2p_gen_params *params, m2p_image *out);
 void m2p_image_free(m2p_image *img);
 

@@ -4,7 +4,8 @@
  * exit 1), shows a progress bar on a terminal (a line per step with -v otherwise), and writes
  * FILE.png, or FILE-1.png ... FILE-N.png for N variations, each atomically; when any write fails
  * the ones already written are removed, so a failed run leaves no output. Ctrl-C cancels.
- * --latents / --noise / --raw-out exchange float32 safetensors with other tools (diffusers).
+ * --latents / --noise / --raw-out exchange float32 safetensors with other tools (diffusers);
+ * --scheduler / --scheduler-config pick the sampler as diffusers' Scheduler.from_config does.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include "cli/progress.h"
 #include "model/safetensors.h"
 #include "mus2pic.h"
+#include "sd/scheduler.h"
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig)
@@ -38,9 +40,18 @@ static void usage(FILE *f)
         "\n"
         "  --model M            model folder, hub id (SimianLuo/LCM_Dreamshaper_v7) or name (lcm)\n"
         "  --prompt TEXT        what to draw\n"
-        "  --negative-prompt T  accepted; LCM models ignore it (no classifier-free guidance)\n"
-        "  --steps N            1..50 (default: the model's, 8 for lcm)\n"
-        "  --guidance G         LCM guidance (w-embedding) scale (default 8.5)\n"
+        "  --negative T         what to avoid (alias --negative-prompt); used with "
+        "classifier-free\n"
+        "                       guidance, i.e. guidance > 1 on a model without LCM's guidance\n"
+        "                       embedding; SDXL uses zero embeddings when none is given\n"
+        "  --steps N            1..50 (default: the model's, 8 for lcm, else 50)\n"
+        "  --guidance G         guidance scale (default 8.5): > 1 runs classifier-free guidance\n"
+        "                       (0 or 1: none, as SDXL Turbo / Lightning use); LCM models take\n"
+        "                       it as their w-embedding instead\n"
+        "  --scheduler S        lcm|ddim|pndm|euler|euler_a: that sampler over the model's\n"
+        "                       scheduler config (diffusers Scheduler.from_config)\n"
+        "  --scheduler-config F a diffusers scheduler_config.json (its _class_name picks the\n"
+        "                       sampler unless --scheduler names one)\n"
         "  --width W --height H multiples of 8 in 64..2048 (default 512)\n"
         "  --seed N             variation i uses seed N+i (default: random, printed)\n"
         "  --variations N       1..8 images, one batch (FILE-1.png ... FILE-N.png)\n"
@@ -48,8 +59,12 @@ static void usage(FILE *f)
         "  --dtype f32|bf16     compute type (default f32, exact; bf16 is faster, not exact,\n"
         "                       and needs a CPU with avx512_bf16 or AMX)\n"
         "  --taesd DIR          decode with the TAESD tiny decoder from DIR (fast, no VAE)\n"
+        "  --unet F.safetensors UNet weights replacing the model folder's (same config), e.g.\n"
+        "                       sdxl_lightning_4step_unet.safetensors over the SDXL base\n"
         "  --latents F          initial latents: safetensors tensor 'latents' f32 [N,4,H/8,W/8]\n"
-        "  --noise F            noise between steps: tensor 'noise' f32 [steps-1,N,4,H/8,W/8]\n"
+        "  --noise F            tensor 'noise' f32 [K,N,4,H/8,W/8]: every random tensor the\n"
+        "                       sampler draws, in order (K: lcm steps-1, euler / euler_a steps,\n"
+        "                       ddim / pndm none)\n"
         "  --raw-out F          also write tensor 'image' f32 [N,3,H,W] in [0,1]\n"
         "  --out FILE.png       output image\n"
         "  --title T --artist A poster text: also write FILE-text.png with the song and the\n"
@@ -129,6 +144,7 @@ static int on_step(const m2p_step_info *info, void *ud)
 {
     cb_ctx *c = ud;
     char detail[64];
+    c->steps = info->steps; /* the sampler's UNet calls (PNDM: steps + 1) */
     if (info->stage == M2P_STAGE_STEP) {
         snprintf(detail, sizeof detail, "step %d/%d", info->step, info->steps);
         progress_update(c->bar, info->step, info->steps + 1, detail);
@@ -140,9 +156,10 @@ static int on_step(const m2p_step_info *info, void *ud)
     return interrupted;
 }
 
-/* A float32 tensor with exactly the given shape from a safetensors file (copied). */
+/* A float32 tensor with exactly the given shape from a safetensors file (copied); a negative
+ * shape[0] takes any first dimension of at least 1 (written back). */
 static int read_tensor(const char *opt, const char *path, const char *name, int ndim,
-                       const int64_t *shape, float **out)
+                       int64_t *shape, float **out)
 {
     st_file *f = NULL;
     if (st_open(path, &f)) {
@@ -152,17 +169,22 @@ static int read_tensor(const char *opt, const char *path, const char *name, int 
     st_tensor *t = st_find(f, name);
     int ok = t && t->dtype == ST_F32 && t->ndim == ndim;
     for (int i = 0; ok && i < ndim; i++)
-        ok = t->shape[i] == shape[i];
+        ok = t->shape[i] == shape[i] || (i == 0 && shape[0] < 0 && t->shape[0] >= 1);
     if (!ok) {
         char want[128] = "", *p = want;
-        for (int i = 0; i < ndim; i++)
-            p += snprintf(p, sizeof want - (size_t)(p - want), "%s%lld", i ? "," : "",
-                          (long long)shape[i]);
+        for (int i = 0; i < ndim; i++) {
+            if (i == 0 && shape[0] < 0)
+                p += snprintf(p, sizeof want, "K");
+            else
+                p += snprintf(p, sizeof want - (size_t)(p - want), "%s%lld", i ? "," : "",
+                              (long long)shape[i]);
+        }
         fprintf(stderr, "mus2pic generate: %s %s: needs a float32 tensor '%s' of shape [%s]\n", opt,
                 path, name, want);
         st_close(f);
         return -1;
     }
+    shape[0] = t->shape[0];
     *out = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
     if (*out)
         memcpy(*out, t->data, (size_t)t->numel * sizeof(float));
@@ -189,6 +211,10 @@ int cmd_generate(int argc, char **argv)
         {"model", required_argument, 0, 'm'},
         {"prompt", required_argument, 0, 'p'},
         {"negative-prompt", required_argument, 0, 'n'},
+        {"negative", required_argument, 0, 'n'},
+        {"scheduler", required_argument, 0, 'C'},
+        {"unet", required_argument, 0, 'U'},
+        {"scheduler-config", required_argument, 0, 'J'},
         {"steps", required_argument, 0, 's'},
         {"guidance", required_argument, 0, 'g'},
         {"width", required_argument, 0, 'W'},
@@ -211,7 +237,7 @@ int cmd_generate(int argc, char **argv)
     };
     m2p_poster_text text = {.layout = M2P_TEXT_BOTTOM};
     const char *model = NULL, *out = NULL, *taesd = NULL, *latents_f = NULL, *noise_f = NULL,
-               *raw_f = NULL;
+               *raw_f = NULL, *unet_f = NULL;
     m2p_gen_params p = m2p_gen_default_params();
     p.prompt = NULL;
     int threads = 0, verbose = 0, have_seed = 0, dtype = M2P_DTYPE_F32;
@@ -304,6 +330,22 @@ int cmd_generate(int argc, char **argv)
         case 'T':
             taesd = optarg;
             break;
+        case 'C':
+            if (sched_kind_from_name(optarg) < 0) {
+                fprintf(stderr,
+                        "mus2pic generate: --scheduler '%s' must be lcm, ddim, pndm, euler or "
+                        "euler_a\n",
+                        optarg);
+                return 2;
+            }
+            p.scheduler = optarg;
+            break;
+        case 'J':
+            p.scheduler_config = optarg;
+            break;
+        case 'U':
+            unet_f = optarg;
+            break;
         case 'L':
             latents_f = optarg;
             break;
@@ -353,23 +395,32 @@ int cmd_generate(int argc, char **argv)
                 !folder_of_exists(out) ? out : raw_f);
         return 2;
     }
+    if (p.scheduler_config) {
+        /* a bad file is a usage error, found before the model loads */
+        sched_config sc;
+        if (sched_config_load(p.scheduler_config, sched_kind_from_name(p.scheduler), &sc)) {
+            fprintf(stderr, "mus2pic generate: --scheduler-config: %s\n", m2p_errmsg());
+            return 2;
+        }
+    }
     const m2p_registry_entry *reg = m2p_registry_find(model);
-    int steps = p.steps ? p.steps : (reg ? reg->default_steps : 8);
+    int steps = p.steps ? p.steps : (reg ? reg->default_steps : 0);
     p.steps = steps;
     const int N = p.variations, h = p.height / 8, w = p.width / 8;
     float *lat = NULL, *noise = NULL;
     int rc = 2;
     if (latents_f) {
-        const int64_t shape[4] = {N, 4, h, w};
+        int64_t shape[4] = {N, 4, h, w};
         if (read_tensor("--latents", latents_f, "latents", 4, shape, &lat))
             goto out_free;
         p.latents = lat;
     }
     if (noise_f) {
-        const int64_t shape[5] = {steps - 1, N, 4, h, w};
+        int64_t shape[5] = {-1, N, 4, h, w}; /* K is checked against the sampler's draws */
         if (read_tensor("--noise", noise_f, "noise", 5, shape, &noise))
             goto out_free;
         p.noise = noise;
+        p.n_noise = (int)shape[0];
     }
     if (!have_seed) {
         FILE *r = fopen("/dev/urandom", "rb");
@@ -380,14 +431,12 @@ int cmd_generate(int argc, char **argv)
             fclose(r);
         p.seed = s;
     }
-    if (p.negative_prompt && *p.negative_prompt)
-        fprintf(stderr, "note: LCM models ignore the negative prompt (no classifier-free "
-                        "guidance), as diffusers does\n");
 
     rc = 1;
     m2p_model_params mp = m2p_model_default_params();
     mp.n_threads = threads;
     mp.compute_dtype = dtype;
+    mp.unet_file = unet_f;
     if (taesd) {
         mp.taesd = taesd;
         mp.load_vae = 0;
@@ -407,12 +456,20 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "model: %s loaded in %.2fs (%s)\n", m2p_model_path(m),
                 (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9,
                 dtype == M2P_DTYPE_BF16 ? "bf16" : "f32");
+    if (p.negative_prompt && *p.negative_prompt && !m2p_model_uses_negative_prompt(m, p.guidance))
+        fprintf(stderr,
+                "note: this run will ignore the negative prompt, as diffusers does: it is used "
+                "by classifier-free guidance, i.e. guidance > 1 (here %g) on a model without "
+                "LCM's guidance embedding\n",
+                p.guidance);
     m2p_image *imgs = calloc((size_t)N, sizeof *imgs);
     if (!imgs) {
         m2p_model_free(m);
         goto out_free;
     }
-    cb_ctx cb = {progress_start(stderr, "generate", steps + 1, PROGRESS_COUNT, verbose), steps};
+    cb_ctx cb = {
+        progress_start(stderr, "generate", (steps ? steps : 50) + 1, PROGRESS_COUNT, verbose),
+        steps};
     p.callback = on_step;
     p.user_data = &cb;
     p.want_raw = raw_f != NULL;
@@ -422,7 +479,7 @@ int cmd_generate(int argc, char **argv)
     int g = m2p_generate(m, &p, imgs);
     sigaction(SIGINT, &old, NULL);
     if (g == 0)
-        progress_update(cb.bar, steps + 1, steps + 1, "done");
+        progress_update(cb.bar, cb.steps + 1, cb.steps + 1, "done");
     progress_finish(cb.bar);
     if (g) {
         fprintf(stderr, "mus2pic generate: %s\n", m2p_errmsg());

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/json_limit.h"
 
 jobs_config jobs_default_config(void)
 {
@@ -405,7 +406,7 @@ static json_t *parse_or_null(const char *s)
 {
     if (!s)
         return json_null();
-    json_t *v = json_loads(s, 0, NULL);
+    json_t *v = m2p_json_loads(s, 0, NULL);
     return v ? v : json_string(s);
 }
 

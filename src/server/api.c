@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/json_limit.h"
 #include "server/server_internal.h"
 
 static long rss_kb(void)
@@ -42,7 +43,7 @@ void api_health(server *s, struct mg_connection *c, const route_args *a)
     char def[128];
     model_cache_default(s->models, def, sizeof def);
     char *loaded = model_cache_loaded_json(s->models);
-    json_t *lj = loaded ? json_loads(loaded, 0, NULL) : NULL;
+    json_t *lj = loaded ? m2p_json_loads(loaded, 0, NULL) : NULL;
     free(loaded);
     pthread_mutex_lock(&s->lock);
     int n_ws = s->n_ws;
@@ -69,8 +70,8 @@ static json_t *measured(server *s, const char *model, char *expected, size_t len
     store_job j;
     if (store_last_generation(s->store, model, &j))
         return NULL;
-    json_t *p = json_loads(j.params ? j.params : "", 0, NULL);
-    json_t *r = json_loads(j.result ? j.result : "", 0, NULL);
+    json_t *p = m2p_json_loads(j.params ? j.params : "", 0, NULL);
+    json_t *r = m2p_json_loads(j.result ? j.result : "", 0, NULL);
     json_t *o = NULL;
     json_t *t = json_object_get(r, "total_time");
     if (json_is_number(t)) {
@@ -380,7 +381,7 @@ void api_job_get(server *s, struct mg_connection *c, const route_args *a)
     }
     char *js = jobs_job_json(&j);
     store_job_clear(&j);
-    json_t *o = js ? json_loads(js, 0, NULL) : NULL;
+    json_t *o = js ? m2p_json_loads(js, 0, NULL) : NULL;
     free(js);
     if (o)
         json_object_set_new(o, "success", json_true());
@@ -445,7 +446,7 @@ void api_gallery(server *s, struct mg_connection *c, const route_args *a)
         http_error(c, 500, NULL, "%s", m2p_errmsg());
         return;
     }
-    json_t *arr = json_loads(items, 0, NULL);
+    json_t *arr = m2p_json_loads(items, 0, NULL);
     free(items);
     http_json(c, 200,
               json_pack("{s:b, s:i, s:i, s:I, s:o}", "success", 1, "page", (int)page, "per_page",
@@ -542,7 +543,7 @@ bad:
 
 static json_t *loads_or_null(const char *s)
 {
-    json_t *v = s ? json_loads(s, 0, NULL) : NULL;
+    json_t *v = s ? m2p_json_loads(s, 0, NULL) : NULL;
     return v ? v : json_null();
 }
 

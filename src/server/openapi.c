@@ -137,10 +137,13 @@ static const struct { int status; const char *text; } statuses[] = {
     {202, "Queued: follow the job on /ws/progress or GET /api/jobs/{id}"},
     {400, "Bad input: field names the request field at fault and the message its allowed range"},
     {401, "A valid access token is required (the server runs with --token)"},
+    {403, "The request came from a page of another site (Origin) or named another host (Host); "
+          "see --allowed-origin"},
     {404, "Not found"},
     {409, "The job has already finished"},
     {411, "An upload needs a Content-Length"},
     {413, "The body or the upload is over the limit"},
+    {415, "A JSON body needs Content-Type: application/json"},
     {500, "The job failed; the message says why"},
     {502, "A remote service failed (yt-dlp, the chat endpoint)"},
     {503, "The queue is full; retry later (Retry-After)"},
@@ -308,6 +311,9 @@ static json_t *operation(const route *r)
         e = end;
     }
     json_object_set_new(resp, "401", response(401, "Error"));
+    json_object_set_new(resp, "403", response(403, "Error"));
+    if (r->body)
+        json_object_set_new(resp, "415", response(415, "Error"));
 
     json_t *params = json_array();
     if (strstr(r->path, "{id}"))

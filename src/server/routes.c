@@ -157,6 +157,11 @@ int router_handle(struct mg_connection *c, void *cbdata)
     const struct mg_request_info *ri = mg_get_request_info(c);
     const char *path = ri->local_uri ? ri->local_uri : "";
     const char *method = ri->request_method;
+    char why[512];
+    if (!http_same_site(s, c, why, sizeof why)) {
+        http_error(c, 403, NULL, "%s", why);
+        return 403;
+    }
     if (!http_authorized(s, c)) {
         unauthorized(c);
         return 401;
@@ -201,6 +206,14 @@ int router_handle(struct mg_connection *c, void *cbdata)
     if (r->body) {
         const char *ct = mg_get_header(c, "Content-Type");
         int multipart = ct && !strncasecmp(ct, "multipart/form-data", 19);
+        if (!(r->upload && multipart) && !http_is_json(c)) {
+            /* A browser sends text/plain and form bodies cross-site without asking first;
+             * application/json it never does. */
+            http_error(c, 415, "body",
+                       "send the body as JSON with Content-Type: application/json%s",
+                       r->upload ? " (or an upload as multipart/form-data)" : "");
+            return 415;
+        }
         if (!(r->upload && multipart) && !(a.body = http_read_json(s, c)))
             return 400;
     }

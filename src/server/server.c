@@ -63,6 +63,11 @@ int server_start(const server_config *cfg, server **out)
     snprintf(s->data_dir, sizeof s->data_dir, "%s", cfg->data_dir ? cfg->data_dir : "data");
     snprintf(s->web_dir, sizeof s->web_dir, "%s", cfg->web_dir ? cfg->web_dir : M2P_WEB_DIR);
     const char *tok = cfg->token ? cfg->token : getenv("MUS2PIC_TOKEN");
+    if (tok && (strlen(tok) >= sizeof s->token || strpbrk(tok, "\r\n"))) {
+        free(s);
+        return m2p_error(M2P_EINVAL, "the access token must be 1 to %zu bytes on one line",
+                         sizeof s->token - 1);
+    }
     snprintf(s->token, sizeof s->token, "%s", tok ? tok : "");
     s->cfg.host = s->host;
     s->cfg.data_dir = s->data_dir;

@@ -55,6 +55,12 @@ int http_query_int(struct mg_connection *c, const char *name, long lo, long hi, 
 /* Does the request carry the token (Bearer header or ?token=)? Always 1 without a token. */
 int http_authorized(server *s, const struct mg_connection *c);
 
+/* Is the request from this server's own page or a non-browser client (http.c's comment)?
+ * 0 with why filled when not. */
+int http_same_site(server *s, const struct mg_connection *c, char *why, size_t cap);
+/* Is the body declared as application/json (any parameters)? */
+int http_is_json(const struct mg_connection *c);
+
 /* ---- validation (validate.c) ---- */
 typedef struct api_error {
     int status;
