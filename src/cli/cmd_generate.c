@@ -101,6 +101,16 @@ static void numbered(const char *out, int i, char *buf, size_t len)
         snprintf(buf, len, "%.*s-%d%s", (int)(dot - out), out, i, dot);
 }
 
+/* NAME.png -> NAME-text.png */
+static void text_path(const char *name, char *path, size_t len)
+{
+    const char *slash = strrchr(name, '/'), *dot = strrchr(name, '.');
+    if (!dot || (slash && dot < slash))
+        snprintf(path, len, "%s-text.png", name);
+    else
+        snprintf(path, len, "%.*s-text%s", (int)(dot - name), name, dot);
+}
+
 /* Poster text: a copy of the image with the title and artist on it, as NAME-text.png next to
  * the plain NAME.png. */
 static int write_with_text(const char *name, const m2p_image *im, const m2p_poster_text *t,
@@ -114,11 +124,7 @@ static int write_with_text(const char *name, const m2p_image *im, const m2p_post
     }
     memcpy(copy, im->rgb, n);
     char path[4300];
-    const char *slash = strrchr(name, '/'), *dot = strrchr(name, '.');
-    if (!dot || (slash && dot < slash))
-        snprintf(path, sizeof path, "%s-text.png", name);
-    else
-        snprintf(path, sizeof path, "%.*s-text%s", (int)(dot - name), name, dot);
+    text_path(name, path, sizeof path);
     int rc = m2p_poster_draw_text(copy, im->width, im->height, t, NULL);
     if (!rc)
         rc = m2p_png_write_meta(path, copy, im->width, im->height, meta);
@@ -590,13 +596,22 @@ int cmd_generate(int argc, char **argv)
             free(all);
         }
     }
+    char tp[4300];
     if (failed) {
-        for (int i = 0; i < written; i++)
+        for (int i = 0; i < written; i++) {
             unlink(names[i]);
+            text_path(names[i], tp, sizeof tp);
+            if (with_text)
+                unlink(tp);
+        }
     } else {
-        for (int i = 0; i < N; i++)
+        for (int i = 0; i < N; i++) {
             printf("%s  seed %llu  %dx%d  %.1fs\n", names[i], (unsigned long long)imgs[i].seed,
                    imgs[i].width, imgs[i].height, imgs[i].seconds);
+            text_path(names[i], tp, sizeof tp);
+            if (with_text)
+                printf("%s  the same with the poster text\n", tp);
+        }
         if (raw_f)
             printf("%s  raw float image [%d,3,%d,%d]\n", raw_f, N, p.height, p.width);
         rc = 0;
