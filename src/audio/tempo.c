@@ -370,6 +370,11 @@ static int mel_band(double f, int nm, int sr)
     return i < 0 ? 0 : i > nm ? nm : i;
 }
 
+int tempo_mel_band(double f, int nm, int sr)
+{
+    return mel_band(f, nm, sr);
+}
+
 /* Onset strength of mel bands [m0, m1) (tempo_onset_env restricted to them). */
 static void band_env(const float *mel_db, int T, int nm, int m0, int m1, float *env)
 {

@@ -272,7 +272,10 @@ static void test_passed(void)
     } cases[] = {
         {"Slayer", "Raining Blood", 1, "Slayer", "Raining Blood"},
         {"  Slayer\t", "\nRaining Blood \xc2\xa0", 1, "Slayer", "Raining Blood"},
-        {"\xe3\x80\x80" "Band" "\xe2\x80\x83", "x", 1, "Band", "x"}, /* U+3000, U+2003 */
+        {"\xe3\x80\x80"
+         "Band"
+         "\xe2\x80\x83",
+         "x", 1, "Band", "x"}, /* U+3000, U+2003 */
         {"   ", "Song", 1, "", "Song"},
         {"Band", "\t", 1, "Band", ""},
         {"Band", "", 0, NULL, NULL},

@@ -22,11 +22,11 @@ static const char *example_a =
 
 /* seed Slayer_Raining Blood_185_0.82 (PROMPTS.md example A, V4) */
 #define V4_BOTH                                                                                    \
-    "shattered cathedral consumed by dark flames, ominous power, deep crimson and black, dark "   \
+    "shattered cathedral consumed by dark flames, ominous power, deep crimson and black, dark "    \
     "fantasy art"
 /* seed unknown_unknown_185_0.82: md5 14196ea0 -> scene 0, atmosphere 0, colors 0, style 0 */
 #define V4_NONE                                                                                    \
-    "ancient fortress crumbling under cosmic storm, ominous power, deep crimson and black, dark " \
+    "ancient fortress crumbling under cosmic storm, ominous power, deep crimson and black, dark "  \
     "fantasy art"
 /* seed unknown_Raining Blood_185_0.82, md5 c74d2c08 -> scene 8, atmosphere 0, colors 4,
  * style 0 (the band was only spaces: trimmed to "") */
@@ -34,7 +34,7 @@ static const char *example_a =
     "eclipse over burning ancient city, ominous power, midnight blue and copper, dark fantasy art"
 /* what keeping a lone band would give (seed Slayer_unknown_185_0.82): must never come back */
 #define V4_WRONG_BAND_KEPT                                                                         \
-    "ancient fortress crumbling under cosmic storm, furious darkness, blood red and charcoal, "   \
+    "ancient fortress crumbling under cosmic storm, furious darkness, blood red and charcoal, "    \
     "epic concept art"
 
 #define V3_A                                                                                       \
@@ -93,7 +93,8 @@ static void check_names(int port)
 
     /* the answer's band/song fields are the names the builders got */
     int st = 0;
-    json_t *m = post(port, "v4", "\"band_name\":\" Slayer \",\"song_title\":\" Raining Blood\"", &st);
+    json_t *m =
+        post(port, "v4", "\"band_name\":\" Slayer \",\"song_title\":\" Raining Blood\"", &st);
     CHECK_INT(st, 200);
     CHECK_STR(jstr(m, "band"), "Slayer");
     CHECK_STR(jstr(m, "song"), "Raining Blood");
