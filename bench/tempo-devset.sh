@@ -69,7 +69,11 @@ find /usr/share/doc/mma/examples -name '*.mma' | sort | while read -r f; do
     [ -n "$bpm" ] && [ -n "$groove" ] || continue
     case "$groove" in [Mm]etronome*) continue ;; esac
     [ "$bpm" -ge 60 ] && [ "$bpm" -le 200 ] || continue
-    id="mma-$(basename "$f" .mma)"
+    # ids name the folder too (delay/solo and solo/solo differ); identical copies count once
+    id="mma-$(basename "$(dirname "$f")")-$(basename "$f" .mma)"
+    sum=$(cksum <"$f" | cut -d' ' -f1)
+    grep -qx "$sum" "$TMP/mma-sums" 2>/dev/null && continue
+    echo "$sum" >>"$TMP/mma-sums"
     case "$groove" in *[Ww]altz*) meter=3/4 ;; *[Ss]wing* | *[Jj]azz* | *[Ff]oxtrot*) meter=4/4-swing ;; *) meter=4/4 ;; esac
     if [ ! -f "$CACHE/wav/$id.flac" ]; then
         (cd "$(dirname "$f")" && $NICE mma -f "$TMP/$id.mid" "$f" >/dev/null 2>&1) &&

@@ -36,6 +36,9 @@ static void summary(const m2p_analysis *a)
     } else {
         const char *key = m2p_key_name(f->key_tonic);
         printf("Tempo      %.1f BPM, %d beats\n", f->tempo, f->n_beats);
+        if (f->beats_per_bar > 0)
+            printf("Bars       %d beats a bar, %d downbeats (beat confidence %.2f)\n",
+                   f->beats_per_bar, f->n_downbeats, f->beat_confidence);
         if (key && *key)
             printf("Key        %s %s (mode confidence %.2f)\n", key,
                    f->is_major_key ? "major" : "minor", f->mode_confidence);
