@@ -330,6 +330,12 @@ typedef struct m2p_features {
     /* beat times in seconds */
     double *beats;
     int n_beats;
+    /* downbeats (first beat of each bar, seconds; a subset of beats), beats a bar (3 or 4, 0 =
+     * unknown), and how clearly the onsets pulse on the beats (0..1) */
+    double *downbeats;
+    int n_downbeats;
+    int beats_per_bar;
+    double beat_confidence;
     /* energy envelope (RMS, 0..1) short enough to plot, one value per envelope_hop_s */
     float *envelope;
     int n_envelope;
