@@ -39,6 +39,11 @@ server_config server_default_config(void)
     return c;
 }
 
+const char *server_store_where(const server *s)
+{
+    return store_where(s->store);
+}
+
 static int is_loopback(const char *host)
 {
     return !strcmp(host, "127.0.0.1") || !strcmp(host, "localhost") || !strcmp(host, "::1") ||
@@ -91,7 +96,8 @@ int server_start(const server_config *cfg, server **out)
         rc = m2p_error(M2P_EINVAL, "--host '%s' is not a host name or address", s->host);
         goto fail;
     }
-    if ((rc = m2p_store_open(s->data_dir, &s->store)))
+    if ((rc = m2p_store_open(cfg->store_url && *cfg->store_url ? cfg->store_url : s->data_dir,
+                             &s->store)))
         goto fail;
     s->bus = progress_bus_new(4096);
     s->models = model_cache_new(s->cfg.model_budget);
@@ -115,6 +121,11 @@ int server_start(const server_config *cfg, server **out)
     jc.max_queued = s->cfg.max_queued;
     jc.genre_offline = s->cfg.genre_offline;
     jc.audio_cache_limit = s->cfg.audio_cache_limit;
+    jc.store_url = cfg->store_url && *cfg->store_url ? cfg->store_url : NULL;
+    jc.run_jobs = !cfg->no_worker;
+    jc.worker_name = cfg->worker_name;
+    if (cfg->lease_ms > 0)
+        jc.lease_ms = cfg->lease_ms;
     if ((rc = jobs_start(&jc, s->store, s->bus, s->models, &s->q)))
         goto fail;
 
