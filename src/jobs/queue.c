@@ -78,16 +78,24 @@ void jobs_publish(jobs *q, int64_t job, int kind, int variation, json_t *event, 
         progress_publish(q->bus, job, kind, variation, json, (const char *const *)o, n);
     if (json && q->remote) {
         /* The other nodes get {node, kind, variation, event, orig} (relay_main below). */
-        json_t *env = json_pack("{s:s, s:i, s:i, s:O, s:[]}", "node", q->name, "kind", kind,
-                                "variation", variation, "event", event);
-        json_t *arr = env ? json_object_get(env, "orig") : NULL;
-        for (int i = 0; arr && i < n_orig; i++)
-            if (orig[i])
-                json_array_append(arr, orig[i]);
+        json_t *env = json_object(), *arr = json_array();
+        if (env && arr) {
+            json_object_set_new(env, "node", json_string(q->name));
+            json_object_set_new(env, "kind", json_integer(kind));
+            json_object_set_new(env, "variation", json_integer(variation));
+            json_object_set(env, "event", event);
+            for (int i = 0; i < n_orig; i++)
+                if (orig[i])
+                    json_array_append(arr, orig[i]);
+            json_object_set(env, "orig", arr);
+        }
+        json_decref(arr);
         char *es = env ? json_dumps(env, JSON_COMPACT) : NULL;
         int64_t id = 0;
-        if (!es || store_event_put(q->store, job, es, &id))
-            M2P_LOGD("job %lld: event not relayed to other nodes: %s", (long long)job,
+        int failed = !es || store_event_put(q->store, job, es, &id) != 0;
+        /* Say so once per outage, not once per step. */
+        if (atomic_exchange(&q->relay_failing, failed) != failed && failed)
+            M2P_LOGW("job %lld: events do not reach the other nodes: %s", (long long)job,
                      es ? m2p_errmsg() : "out of memory");
         free(es);
         json_decref(env);
@@ -474,7 +482,7 @@ int jobs_start(const jobs_config *cfg, m2p_store *store, progress_bus *bus, mode
         return m2p_error(M2P_ENOMEM, "cannot start the heartbeat thread");
     }
     q->heartbeat_started = 1;
-    if (q->remote && cfg->store_url) {
+    if (q->remote && cfg->store_url && cfg->progress_from_others) {
         if (pthread_create(&q->relay, NULL, relay_main, q) != 0) {
             jobs_stop(q);
             return m2p_error(M2P_ENOMEM, "cannot start the progress relay thread");

@@ -36,6 +36,7 @@ typedef struct jobs_config {
     int kinds;              /* bit 1 << STORE_JOB_*: the kinds this node runs; default both */
     const char *models;     /* comma-separated models this node can run; NULL = any */
     int generate_workers;   /* generation threads; default 1 (the engine uses every core) */
+    int progress_from_others; /* 1 (web nodes): other nodes' events come onto this bus */
 } jobs_config;
 
 jobs_config jobs_default_config(void);

@@ -43,6 +43,7 @@ struct jobs {
     pthread_t relay; /* PostgreSQL: other nodes' progress events -> this bus */
     int relay_started;
     int remote;      /* PostgreSQL store: events go to the other nodes too */
+    atomic_int relay_failing; /* the last event could not be written for the other nodes */
     char name[64];   /* this node's worker name (the lease holder) */
     char host[64];
     int64_t started_ms;

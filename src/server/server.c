@@ -123,6 +123,7 @@ int server_start(const server_config *cfg, server **out)
     jc.audio_cache_limit = s->cfg.audio_cache_limit;
     jc.store_url = cfg->store_url && *cfg->store_url ? cfg->store_url : NULL;
     jc.run_jobs = !cfg->no_worker;
+    jc.progress_from_others = 1;
     jc.worker_name = cfg->worker_name;
     if (cfg->lease_ms > 0)
         jc.lease_ms = cfg->lease_ms;

@@ -353,8 +353,8 @@ int store_pg_event_put(m2p_store *s, int64_t job, const char *event, int64_t *id
     /* One statement: the row and its announcement commit together. */
     int rc = pg_run(s,
                     "WITH e AS (INSERT INTO events (job_id, event, created_ms) VALUES"
-                    " ($1, $2, $3) RETURNING id) SELECT id, pg_notify('m2p_events', $1 || ':' ||"
-                    " id) FROM e",
+                    " ($1, $2, $3) RETURNING id, job_id) SELECT id, pg_notify('m2p_events',"
+                    " job_id::text || ':' || id::text) FROM e",
                     &p, 0, &r, "publishing an event");
     if (rc)
         return rc;
