@@ -23,6 +23,7 @@ static void usage(FILE *f)
                "  --store URL           the shared store instead of DIR's SQLite file:\n"
                "                        postgresql://user@host/db, sqlite:FILE (MUS2PIC_STORE)\n"
                "  --no-worker           queue and serve only; `mus2pic worker` runs the jobs\n"
+               "  --kinds LIST          the jobs this node runs: generate, analyze or both (default)\n"
                "  --name NAME           this node's worker name (default: the host name)\n"
                "  --lease-s N           a running job's lease, renewed while it runs (default 30)\n"
                "  --model NAME=DIR      a model folder under a name (repeatable); MUS2PIC_MODEL\n"
@@ -81,6 +82,14 @@ int cmd_serve(int argc, char **argv)
             used = 0;
         } else if (!strcmp(a, "--name") && v) {
             cfg.worker_name = v;
+        } else if (!strcmp(a, "--kinds") && v) {
+            cfg.kinds = (strstr(v, "generate") ? 2 : 0) | (strstr(v, "analyze") ? 1 : 0);
+            if (!cfg.kinds || strspn(v, "generatalyz,") != strlen(v)) {
+                fprintf(stderr, "mus2pic serve: --kinds '%s': use generate, analyze or "
+                                "generate,analyze\n",
+                        v);
+                bad = 1;
+            }
         } else if (!strcmp(a, "--lease-s")) {
             int lease = 0;
             bad = int_arg(a, v, 1, 3600, &lease);

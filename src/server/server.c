@@ -124,6 +124,8 @@ int server_start(const server_config *cfg, server **out)
     jc.store_url = cfg->store_url && *cfg->store_url ? cfg->store_url : NULL;
     jc.run_jobs = !cfg->no_worker;
     jc.progress_from_others = 1;
+    if (cfg->kinds)
+        jc.kinds = cfg->kinds;
     jc.worker_name = cfg->worker_name;
     if (cfg->lease_ms > 0)
         jc.lease_ms = cfg->lease_ms;
