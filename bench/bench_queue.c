@@ -152,9 +152,9 @@ static pid_t start_worker(const char *bin, const char *model, int i)
     snprintf(mspec, sizeof mspec, "lcm=%s", model);
     snprintf(log, sizeof log, "/tmp/bench-queue-w%d.log", i);
     snprintf(data, sizeof data, "/tmp/bench-queue-w%d", i);
-    const char *argv[] = {bin,    "worker", "--store", url,  "--model", mspec, "--name",
-                          name,   "--kinds", "generate", "--data", data, "--compute-threads",
-                          "1",    NULL};
+    const char *argv[] = {
+        bin,       "worker",   "--store", url,  "--model",           mspec, "--name", name,
+        "--kinds", "generate", "--data",  data, "--compute-threads", "1",   NULL};
     return spawn(argv, log);
 }
 
@@ -256,9 +256,19 @@ static int latency(const char *bin, const char *model, int n)
     char ports[16], mspec[1100];
     snprintf(ports, sizeof ports, "%d", port);
     snprintf(mspec, sizeof mspec, "lcm=%s", model);
-    const char *web_argv[] = {bin,          "serve",   "--port", ports,   "--store",
-                              url,          "--no-worker", "--model", mspec, "--data",
-                              "/tmp/bench-queue-web", "--offline", NULL};
+    const char *web_argv[] = {bin,
+                              "serve",
+                              "--port",
+                              ports,
+                              "--store",
+                              url,
+                              "--no-worker",
+                              "--model",
+                              mspec,
+                              "--data",
+                              "/tmp/bench-queue-web",
+                              "--offline",
+                              NULL};
     pid_t web = spawn(web_argv, "/tmp/bench-queue-web.log");
     pid_t w = start_worker(bin, model, 0);
     int64_t base = 0, last = 0;

@@ -24,24 +24,25 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: mus2pic worker --store URL --model NAME=DIR ... [options]\n\n"
-               "  --store URL           the shared store: postgresql://user@host:port/db or\n"
-               "                        postgresql:///db?host=/socket/dir&port=5432, or\n"
-               "                        sqlite:FILE on this machine (or MUS2PIC_STORE)\n"
-               "  --model NAME=DIR      a model this worker runs, under the name the web nodes use\n"
-               "                        (repeatable; generations for other models are left to\n"
-               "                        other workers)\n"
-               "  --name NAME           the worker's name in job JSON and `store status`\n"
-               "                        (default: HOST-PID)\n"
-               "  --kinds LIST          generate,analyze (default both)\n"
-               "  --lease-s N           a running job's lease; renewed every N/3 s (default 30)\n"
-               "  --max-attempts N      a job whose worker died runs at most N times (default 3)\n"
-               "  --workers N           analysis threads (default 2)\n"
-               "  --compute-threads N   threads the image engine uses (default: every core)\n"
-               "  --dtype f32|bf16      engine compute type (default f32)\n"
-               "  --data DIR            local files: uploads and audio cache (default ./data)\n"
-               "  --offline             no network genre lookups\n"
-               "  -v, --verbose         log each job\n");
+    fprintf(f,
+            "usage: mus2pic worker --store URL --model NAME=DIR ... [options]\n\n"
+            "  --store URL           the shared store: postgresql://user@host:port/db or\n"
+            "                        postgresql:///db?host=/socket/dir&port=5432, or\n"
+            "                        sqlite:FILE on this machine (or MUS2PIC_STORE)\n"
+            "  --model NAME=DIR      a model this worker runs, under the name the web nodes use\n"
+            "                        (repeatable; generations for other models are left to\n"
+            "                        other workers)\n"
+            "  --name NAME           the worker's name in job JSON and `store status`\n"
+            "                        (default: HOST-PID)\n"
+            "  --kinds LIST          generate,analyze (default both)\n"
+            "  --lease-s N           a running job's lease; renewed every N/3 s (default 30)\n"
+            "  --max-attempts N      a job whose worker died runs at most N times (default 3)\n"
+            "  --workers N           analysis threads (default 2)\n"
+            "  --compute-threads N   threads the image engine uses (default: every core)\n"
+            "  --dtype f32|bf16      engine compute type (default f32)\n"
+            "  --data DIR            local files: uploads and audio cache (default ./data)\n"
+            "  --offline             no network genre lookups\n"
+            "  -v, --verbose         log each job\n");
 }
 
 static int int_arg(const char *opt, const char *v, int lo, int hi, int *out)
@@ -94,8 +95,9 @@ int cmd_worker(int argc, char **argv)
             jc.worker_name = v;
         } else if (!strcmp(a, "--kinds") && v) {
             if (parse_kinds(v, &jc.kinds)) {
-                fprintf(stderr, "mus2pic worker: --kinds '%s': use generate, analyze or "
-                                "generate,analyze\n",
+                fprintf(stderr,
+                        "mus2pic worker: --kinds '%s': use generate, analyze or "
+                        "generate,analyze\n",
                         v);
                 bad = 1;
             }

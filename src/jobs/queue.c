@@ -80,7 +80,7 @@ void jobs_publish(jobs *q, int64_t job, int kind, int variation, json_t *event, 
         /* The other nodes get {node, kind, variation, event, orig} (relay_main below). */
         json_t *env = json_object(), *arr = json_array();
         if (env && arr) {
-            json_object_set_new(env, "node", json_string(q->name));
+            json_object_set_new(env, "node", json_string(q->node));
             json_object_set_new(env, "kind", json_integer(kind));
             json_object_set_new(env, "variation", json_integer(variation));
             json_object_set(env, "event", event);
@@ -155,6 +155,35 @@ void jobs_interrupted(jobs *q, worker_slot *slot, const store_job *job)
         /* Not even that: its lease expires and the next worker takes it. */
         M2P_LOGW("job %lld: could not hand it back (%s); it runs again once its lease expires",
                  (long long)job->id, m2p_errmsg());
+    }
+}
+
+int jobs_write_outcome(jobs *q, const store_job *job,
+                       int (*write)(jobs *q, const store_job *job, void *ud), void *ud)
+{
+    int64_t give_up = (int64_t)time(NULL) * 1000 + q->cfg.lease_ms;
+    int wait_ms = 100, retried = 0;
+    for (;;) {
+        int rc = write(q, job, ud);
+        if (rc == M2P_ENOTFOUND && retried) {
+            store_job now;
+            if (store_job_get(q->store, job->id, &now) == 0) {
+                int mine = !strcmp(now.state, "done") && now.attempts == job->attempts &&
+                           !strcmp(now.worker, q->name);
+                store_job_clear(&now);
+                if (mine)
+                    return 0;
+            }
+        }
+        if (rc != M2P_EBUSY || (int64_t)time(NULL) * 1000 >= give_up)
+            return rc;
+        if (!retried)
+            M2P_LOGW("job %lld: cannot write its outcome yet (%s); retrying", (long long)job->id,
+                     m2p_errmsg());
+        retried = 1;
+        struct timespec ts = {wait_ms / 1000, (long)(wait_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        wait_ms = wait_ms * 2 > 2000 ? 2000 : wait_ms * 2;
     }
 }
 
@@ -313,7 +342,7 @@ static void *relay_main(void *arg)
         free(text);
         const char *node = json_string_value(json_object_get(env, "node"));
         json_t *event = json_object_get(env, "event");
-        if (!env || !node || !event || !strcmp(node, q->name)) {
+        if (!env || !node || !event || !strcmp(node, q->node)) {
             json_decref(env);
             continue;
         }
@@ -436,6 +465,8 @@ int jobs_start(const jobs_config *cfg, m2p_store *store, progress_bus *bus, mode
     /* The default name is the host's: a node that restarts recognises the jobs it held. */
     snprintf(q->name, sizeof q->name, "%s",
              cfg->worker_name && *cfg->worker_name ? cfg->worker_name : q->host);
+    snprintf(q->node, sizeof q->node, "%s/%d/%lld", q->host, (int)getpid(),
+             (long long)q->started_ms);
     char dir[1200];
     snprintf(dir, sizeof dir, "%s/uploads", q->data_dir);
     int rc = mkdir_p(dir);

@@ -46,6 +46,7 @@ struct jobs {
     atomic_int relay_failing; /* the last event could not be written for the other nodes */
     char name[64];   /* this node's worker name (the lease holder) */
     char host[64];
+    char node[96];   /* this process, unique: relayed events it wrote itself are skipped */
     int64_t started_ms;
 };
 
@@ -65,6 +66,12 @@ void jobs_fail(jobs *q, int64_t job, int attempt, const char *message, int cance
  * the lease was lost -> nothing is written; the queue is stopping -> the job goes back to the
  * queue for the next worker (never "canceled"). */
 void jobs_interrupted(jobs *q, worker_slot *slot, const store_job *job);
+/* Write a job's outcome with write(q, job, ud) (a store call). While the store is unreachable
+ * (M2P_EBUSY: PostgreSQL restarting) it tries again with backoff, for up to one lease; a write
+ * whose answer was lost may have committed, so when a retry finds the job done by this very
+ * claim (same worker and attempt) that counts as written. Returns write's last result. */
+int jobs_write_outcome(jobs *q, const store_job *job,
+                       int (*write)(jobs *q, const store_job *job, void *ud), void *ud);
 /* Nonzero when the running job must stop now (any of the three reasons above). */
 int jobs_should_stop(const worker_slot *slot);
 

@@ -132,6 +132,11 @@ static int choose_prompt(const m2p_analysis *a, int version, const char *band, c
     return 0;
 }
 
+static int write_result(jobs *q, const store_job *job, void *ud)
+{
+    return store_job_finish(q->store, job, ud);
+}
+
 void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
 {
     json_t *p = json_loads(job->params, 0, NULL);
@@ -219,7 +224,7 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
         return;
     }
     char *rs = json_dumps(result, JSON_COMPACT);
-    rc = rs ? store_job_finish(q->store, job, rs) : M2P_ENOMEM;
+    rc = rs ? jobs_write_outcome(q, job, write_result, rs) : M2P_ENOMEM;
     free(rs);
     if (rc == M2P_ENOTFOUND) {
         M2P_LOGW("job %lld: late result refused: %s", (long long)job->id, m2p_errmsg());

@@ -94,6 +94,8 @@ static int on_step(const m2p_step_info *info, void *ud)
 }
 
 typedef struct finish_ud {
+    const char *params;
+    const store_result *res;
     int64_t job;
     const m2p_image *img;
     int n;
@@ -133,6 +135,15 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int write_results(jobs *q, const store_job *job, void *ud)
+{
+    finish_ud *f = ud;
+    json_decref(f->images); /* from an earlier try whose transaction did not commit */
+    json_decref(f->times);
+    f->images = f->times = NULL;
+    return store_job_finish_with_results(q->store, job, f->params, f->res, f->n, make_result, f);
 }
 
 void run_generate(jobs *q, worker_slot *slot, const store_job *job)
@@ -221,8 +232,9 @@ void run_generate(jobs *q, worker_slot *slot, const store_job *job)
     } else {
         /* The result rows carry the job's parameters (prompt, model, seed, features, source)
          * so the gallery shows them without the job. */
-        rc = store_job_finish_with_results(q->store, job, job->params, res, gp.variations,
-                                           make_result, &f);
+        f.params = job->params;
+        f.res = res;
+        rc = jobs_write_outcome(q, job, write_results, &f);
         if ((late = rc == M2P_ENOTFOUND)) /* another worker has (or had) the job */
             M2P_LOGW("job %lld: late result refused: %s", (long long)job->id, m2p_errmsg());
         else if (rc)

@@ -58,8 +58,8 @@ static int jobs_from_result(PGresult *r, store_job **out, int *n)
     return 0;
 }
 
-static int job_create(m2p_store *s, int kind, const char *params, int64_t batch_id,
-                      int batch_index, int64_t parent_id, int max_queued, int64_t *id)
+static int job_create(m2p_store *s, int kind, const char *params, int64_t batch_id, int batch_index,
+                      int64_t parent_id, int max_queued, int64_t *id)
 {
     pgp p = {0};
     pgp_i64(&p, kind);
@@ -152,9 +152,9 @@ static int job_renew(m2p_store *s, const store_job *job, int lease_ms, int *canc
     pgp_i64(&p, job->attempts);
     pgp_i64(&p, store_now_ms() + lease_ms);
     PGresult *r = NULL;
-    int rc = pg_run(s,
-                    "UPDATE jobs SET lease_until_ms = $3 WHERE " HELD " RETURNING cancel_requested",
-                    &p, 0, &r, "renewing a lease");
+    int rc =
+        pg_run(s, "UPDATE jobs SET lease_until_ms = $3 WHERE " HELD " RETURNING cancel_requested",
+               &p, 0, &r, "renewing a lease");
     if (rc)
         return rc;
     if (PQntuples(r) == 1)
@@ -270,7 +270,7 @@ static int job_count(m2p_store *s, const char *state, int kind, int64_t *n)
 }
 
 #define STALE                                                                                      \
-    " state = 'running' AND (lease_until_ms IS NULL OR lease_until_ms < $1 OR worker ="           \
+    " state = 'running' AND (lease_until_ms IS NULL OR lease_until_ms < $1 OR worker ="            \
     " $2::text)"
 
 static int jobs_recover(m2p_store *s, int max_attempts, const char *worker, int *requeued,
@@ -281,7 +281,8 @@ static int jobs_recover(m2p_store *s, int max_attempts, const char *worker, int 
         " lease_until_ms = NULL WHERE" STALE " AND cancel_requested = 1",
         "UPDATE jobs SET state = 'queued', lease_until_ms = NULL WHERE" STALE " AND attempts < $3",
         "UPDATE jobs SET state = 'failed', finished_ms = $1, lease_until_ms = NULL, error ="
-        " format('the server stopped while this job was running on worker %s (%s attempts); it was not retried again',"
+        " format('the server stopped while this job was running on worker %s (%s attempts); it was "
+        "not retried again',"
         " COALESCE(worker, '?'), attempts) WHERE" STALE,
     };
     int rc = pg_begin(s), n[3] = {0};

@@ -90,8 +90,8 @@ static int run(m2p_store *s, sqlite3_stmt *st, int *changes, const char *what)
     return 0;
 }
 
-static int job_create(m2p_store *s, int kind, const char *params, int64_t batch_id,
-                      int batch_index, int64_t parent_id, int max_queued, int64_t *id)
+static int job_create(m2p_store *s, int kind, const char *params, int64_t batch_id, int batch_index,
+                      int64_t parent_id, int max_queued, int64_t *id)
 {
     int rc = begin(s);
     if (rc)
@@ -199,10 +199,9 @@ static int job_claim(m2p_store *s, int kind, const store_lease *lease, store_job
 static int job_renew(m2p_store *s, const store_job *job, int lease_ms, int *cancel)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prepare(s,
-                     "UPDATE jobs SET lease_until_ms = ?3 WHERE " HELD(1, 2)
-                     " RETURNING cancel_requested",
-                     &st, "renewing a lease");
+    int rc = prepare(
+        s, "UPDATE jobs SET lease_until_ms = ?3 WHERE " HELD(1, 2) " RETURNING cancel_requested",
+        &st, "renewing a lease");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, job->id);
@@ -223,8 +222,7 @@ static int job_renew(m2p_store *s, const store_job *job, int lease_ms, int *canc
 static int job_release(m2p_store *s, const store_job *job)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prepare(s,
-                     "UPDATE jobs SET state = 'queued', lease_until_ms = NULL WHERE " HELD(1, 2),
+    int rc = prepare(s, "UPDATE jobs SET state = 'queued', lease_until_ms = NULL WHERE " HELD(1, 2),
                      &st, "handing a job back");
     if (rc)
         return rc;
@@ -362,7 +360,8 @@ static int jobs_recover(m2p_store *s, int max_attempts, const char *worker, int 
         " lease_until_ms = NULL WHERE" STALE " AND cancel_requested = 1",
         "UPDATE jobs SET state = 'queued', lease_until_ms = NULL WHERE" STALE " AND attempts < ?3",
         "UPDATE jobs SET state = 'failed', finished_ms = ?1, lease_until_ms = NULL, error ="
-        " printf('the server stopped while this job was running on worker %s (%d attempts); it was not retried again',"
+        " printf('the server stopped while this job was running on worker %s (%d attempts); it was "
+        "not retried again',"
         " COALESCE(worker, '?'), attempts) WHERE" STALE,
     };
     int rc = begin(s), n[3] = {0};
@@ -420,9 +419,9 @@ static int jobs_of_batch(m2p_store *s, int64_t batch_id, store_job **out, int *n
     *out = NULL;
     *n = 0;
     sqlite3_stmt *st = NULL;
-    int rc = prepare(s,
-                     "SELECT " JOB_COLUMNS " FROM jobs WHERE batch_id = ? ORDER BY batch_index, id",
-                     &st, "reading a batch");
+    int rc =
+        prepare(s, "SELECT " JOB_COLUMNS " FROM jobs WHERE batch_id = ? ORDER BY batch_index, id",
+                &st, "reading a batch");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, batch_id);
@@ -639,8 +638,8 @@ static int batch_create(m2p_store *s, const char *params, int64_t *id)
 static int batch_get(m2p_store *s, int64_t id, char **params, int64_t *created_ms)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prepare(s, "SELECT params, created_ms FROM batches WHERE id = ?", &st,
-                     "reading a batch");
+    int rc =
+        prepare(s, "SELECT params, created_ms FROM batches WHERE id = ?", &st, "reading a batch");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, id);

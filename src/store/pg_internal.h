@@ -35,7 +35,7 @@ int pg_begin(m2p_store *s);
 int pg_commit(m2p_store *s);
 int pg_rollback(m2p_store *s, int rc);
 
-int64_t pg_i64(const PGresult *r, int row, int col); /* NULL -> 0 */
+int64_t pg_i64(const PGresult *r, int row, int col);  /* NULL -> 0 */
 char *pg_strdup(const PGresult *r, int row, int col); /* NULL -> NULL; malloc'd */
 
 #endif

@@ -66,8 +66,8 @@ int store_depth_json(const int64_t counts[2][5], char **json)
         o += snprintf(buf + o, sizeof buf - (size_t)o, "%s\"%s\":{", k ? "," : "",
                       store_job_kind_name(k));
         for (int i = 0; i < 5; i++)
-            o += snprintf(buf + o, sizeof buf - (size_t)o, "%s\"%s\":%lld", i ? "," : "",
-                          states[i], (long long)counts[k][i]);
+            o += snprintf(buf + o, sizeof buf - (size_t)o, "%s\"%s\":%lld", i ? "," : "", states[i],
+                          (long long)counts[k][i]);
         o += snprintf(buf + o, sizeof buf - (size_t)o, "}");
     }
     snprintf(buf + o, sizeof buf - (size_t)o, "}");

@@ -26,8 +26,8 @@ typedef struct store_backend {
     int (*cache_put)(m2p_store *s, const char *ns, const char *key, const char *value,
                      int64_t ttl_s);
     /* jobs_store.h, with the same arguments */
-    int (*job_create)(m2p_store *s, int kind, const char *params, int64_t batch_id,
-                      int batch_index, int64_t parent_id, int max_queued, int64_t *id);
+    int (*job_create)(m2p_store *s, int kind, const char *params, int64_t batch_id, int batch_index,
+                      int64_t parent_id, int max_queued, int64_t *id);
     int (*job_claim)(m2p_store *s, int kinds, const store_lease *lease, store_job *out);
     int (*job_renew)(m2p_store *s, const store_job *job, int lease_ms, int *cancel);
     int (*job_release)(m2p_store *s, const store_job *job);
@@ -44,8 +44,7 @@ typedef struct store_backend {
     int (*last_generation)(m2p_store *s, const char *model, store_job *out);
     int (*finish_with_results)(m2p_store *s, const store_job *job, const char *meta,
                                const store_result *r, int n,
-                               char *(*make_result)(const int64_t *ids, int n, void *ud),
-                               void *ud);
+                               char *(*make_result)(const int64_t *ids, int n, void *ud), void *ud);
     int (*result_png)(m2p_store *s, int64_t id, uint8_t **png, size_t *len);
     int (*result_delete)(m2p_store *s, int64_t id);
     int (*gallery)(m2p_store *s, int offset, int limit, char **json, int64_t *total);
@@ -61,10 +60,10 @@ typedef struct store_backend {
 
 struct m2p_store {
     const store_backend *be;
-    pthread_mutex_t lock; /* recursive: one operation or transaction at a time on this handle */
-    char *where;          /* the database file or the URL without its password, for messages */
-    sqlite3 *db;          /* SQLite backend */
-    struct pg_conn *pg;   /* PostgreSQL backend (libpq's PGconn) */
+    pthread_mutex_t lock;  /* recursive: one operation or transaction at a time on this handle */
+    char *where;           /* the database file or the URL without its password, for messages */
+    sqlite3 *db;           /* SQLite backend */
+    struct pg_conn *pg;    /* PostgreSQL backend (libpq's PGconn) */
     int64_t next_retry_ms; /* PostgreSQL: no reconnect attempt before this time (backoff) */
     int backoff_ms;
 };

@@ -121,8 +121,8 @@ int pg_run(m2p_store *s, const char *sql, const pgp *p, int binary, PGresult **r
     int rc = pg_ready(s, what);
     if (rc)
         return rc;
-    PGresult *r = PQexecParams(s->pg, sql, p ? p->n : 0, NULL, p ? p->v : NULL,
-                               p ? p->len : NULL, p ? p->fmt : NULL, binary);
+    PGresult *r = PQexecParams(s->pg, sql, p ? p->n : 0, NULL, p ? p->v : NULL, p ? p->len : NULL,
+                               p ? p->fmt : NULL, binary);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
         *res = r;
@@ -256,8 +256,7 @@ int store_pg_migrate(m2p_store *s)
      * committed; it then reads the new version and has nothing left to do. */
     pgp p = {0};
     pgp_i64(&p, PG_MIGRATION_LOCK);
-    if ((rc = pg_cmd(s, "SELECT pg_advisory_xact_lock($1::bigint)", &p, NULL,
-                     "migration lock")) ||
+    if ((rc = pg_cmd(s, "SELECT pg_advisory_xact_lock($1::bigint)", &p, NULL, "migration lock")) ||
         (rc = pg_cmd(s,
                      "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
                      " name TEXT NOT NULL, applied_ms BIGINT NOT NULL)",
@@ -441,9 +440,8 @@ int store_listener_wait(store_listener *l, int timeout_ms, int64_t *job, char **
             char ids[24];
             snprintf(ids, sizeof ids, "%lld", id);
             const char *v[1] = {ids};
-            PGresult *r =
-                PQexecParams(l->c, "SELECT event FROM events WHERE id = $1", 1, NULL, v, NULL,
-                             NULL, 0);
+            PGresult *r = PQexecParams(l->c, "SELECT event FROM events WHERE id = $1", 1, NULL, v,
+                                       NULL, NULL, 0);
             int rc = M2P_ENOTFOUND;
             if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
                 *event = strdup(PQgetvalue(r, 0, 0));

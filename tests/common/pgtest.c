@@ -102,8 +102,8 @@ int pgtest_start(pgtest *c)
 int pgtest_createdb(pgtest *c, const char *name, char *out, size_t n)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s/createdb -h %s -p %d -U %s %s", c->bin, c->dir, c->port,
-             c->user, name);
+    snprintf(cmd, sizeof cmd, "%s/createdb -h %s -p %d -U %s %s", c->bin, c->dir, c->port, c->user,
+             name);
     if (as_owner(c, cmd) != 0) {
         fprintf(stderr, "pgtest: createdb %s failed\n", name);
         return -1;

@@ -11,10 +11,10 @@
 #include <stddef.h>
 
 typedef struct pgtest {
-    char dir[256];  /* the cluster's folder: data/, the socket, log */
-    char bin[256];  /* PostgreSQL's bin folder */
+    char dir[256]; /* the cluster's folder: data/, the socket, log */
+    char bin[256]; /* PostgreSQL's bin folder */
     int port;
-    char url[512];  /* postgresql:///postgres?host=DIR&port=PORT&user=... */
+    char url[512]; /* postgresql:///postgres?host=DIR&port=PORT&user=... */
     char user[64];
 } pgtest;
 

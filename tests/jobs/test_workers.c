@@ -35,11 +35,9 @@ static int worker_start(proc *w, const char *dir, const char *name)
     snprintf(model, sizeof model, "lcm=%s", test_fixture("sd-tiny/model"));
     snprintf(data, sizeof data, "%s/%s-data", dir, name);
     const char *bin = test_env("M2P_BIN", "./mus2pic");
-    const char *argv[] = {bin,        "worker",   "--store",           store_url,
-                          "--model",  model,      "--name",            name,
-                          "--lease-s", "2",       "--kinds",           "generate",
-                          "--data",   data,       "--compute-threads", "1",
-                          "-v",       NULL};
+    const char *argv[] = {bin,      "worker", "--store",           store_url, "--model", model,
+                          "--name", name,     "--lease-s",         "2",       "--kinds", "generate",
+                          "--data", data,     "--compute-threads", "1",       "-v",      NULL};
     w->pid = fork();
     if (w->pid == 0) {
         FILE *f = freopen(w->log, "a", stdout);

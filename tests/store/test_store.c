@@ -252,16 +252,26 @@ static void jobs_suite(const char *url)
     for (int i = 0; i < 300; i++)
         png1[i] = (uint8_t)(i * 7);
     store_result r[2] = {
-        {.variation = 0, .seed = 42, .width = 64, .height = 64, .seconds = 1.5, .png = png1,
+        {.variation = 0,
+         .seed = 42,
+         .width = 64,
+         .height = 64,
+         .seconds = 1.5,
+         .png = png1,
          .png_len = sizeof png1},
-        {.variation = 1, .seed = 43, .width = 64, .height = 64, .seconds = 1.25, .png = png2,
+        {.variation = 1,
+         .seed = 43,
+         .width = 64,
+         .height = 64,
+         .seconds = 1.25,
+         .png = png2,
          .png_len = sizeof png2},
     };
     store_job stale = j;
     stale.attempts = 7; /* a claim that is not the current one */
-    CHECK_INT(store_job_finish_with_results(s, &stale, "{\"prompt\":\"p\"}", r, 2, make_result,
-                                            NULL),
-              M2P_ENOTFOUND);
+    CHECK_INT(
+        store_job_finish_with_results(s, &stale, "{\"prompt\":\"p\"}", r, 2, make_result, NULL),
+        M2P_ENOTFOUND);
     CHECK_INT(scalar(s, "SELECT COUNT(*) FROM results"), 0); /* nothing written */
     CHECK_INT(store_job_finish_with_results(s, &j, "{\"prompt\":\"p\"}", r, 2, make_result, NULL),
               0);
