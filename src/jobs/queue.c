@@ -288,8 +288,10 @@ static void *heartbeat_main(void *arg)
             else if (rc)
                 down = 1;
         }
+        /* Only nodes that run jobs requeue others' expired ones: their --max-attempts rules. */
         int requeued = 0, failed = 0;
-        if (store_jobs_recover(q->store, q->cfg.max_attempts, NULL, &requeued, &failed))
+        if (q->cfg.run_jobs &&
+            store_jobs_recover(q->store, q->cfg.max_attempts, NULL, &requeued, &failed))
             down = 1;
         else if (requeued || failed)
             M2P_LOGW("jobs: %d job(s) whose worker stopped renewing its lease queued again, "

@@ -9,7 +9,8 @@
  *   - a worker stopped (SIGSTOP) past its lease: another worker finishes the job; continued
  *     (SIGCONT), its outcome is refused and it says so in its log.
  *   - PostgreSQL restarts (pg_ctl restart -m fast) during a run: every job still ends done once.
- *   - cancel from the web node stops a job a worker runs; /api/health lists the live workers.
+ *   - cancel from the web node stops a job a worker runs; /api/health lists the live workers;
+ *     the original's /ws/progress protocol works on the web node for a job a worker runs.
  */
 #include "../server/harness.h"
 #include "pgtest.h"
@@ -17,7 +18,7 @@
 
 #define FAST "{\"prompt\":\"fast %d\",\"steps\":2,\"width\":64,\"height\":64,\"seed\":%d}"
 #define SLOW                                                                                       \
-    "{\"prompt\":\"slow\",\"steps\":40,\"variations\":4,\"width\":256,\"height\":256,\"seed\":9}"
+    "{\"prompt\":\"slow\",\"steps\":40,\"variations\":4,\"width\":128,\"height\":128,\"seed\":9}"
 
 typedef struct proc {
     pid_t pid;
@@ -105,6 +106,34 @@ static int has_step(int port, long long id)
     return ok;
 }
 
+/* The original's /ws/progress protocol on the web node, for a job a worker runs: its
+ * {type:"progress"} messages and the final {type:"complete"} come through the relay. */
+static void check_original(int port)
+{
+    wsc *w = wsc_open(port, "/ws/progress");
+    CHECK(w != NULL);
+    if (!w)
+        return;
+    CHECK(wsc_send(w, "{\"type\":\"generate\",\"prompt\":\"orig\",\"negative_prompt\":\"\","
+                      "\"num_steps\":3,\"num_variations\":2,\"model\":\"lcm\",\"width\":64,"
+                      "\"height\":64}") > 0);
+    size_t at = 0;
+    json_t *complete = wsc_wait(w, &at, "complete", 0, 60);
+    CHECK(complete != NULL);
+    CHECK_INT(jint(complete, "count"), 2);
+    CHECK_INT(jint(complete, "progress"), 100);
+    json_decref(complete);
+    json_t *msgs = wsc_messages(w);
+    int n_progress = 0;
+    for (size_t i = 0; i < json_array_size(msgs); i++) {
+        const char *t = jstr(json_array_get(msgs, i), "type");
+        n_progress += t && !strcmp(t, "progress");
+    }
+    CHECK(n_progress >= 1);
+    json_decref(msgs);
+    wsc_close(w);
+}
+
 static long long count(m2p_store *s, const char *sql)
 {
     int64_t v = -1;
@@ -158,7 +187,7 @@ int main(void)
     if (v)
         CHECK_INT(proc_stop(v, SIGKILL), 128 + SIGKILL);
     for (int i = 0; i < 30; i++) {
-        json_t *j = wait_job(web.port, ids[i], 120);
+        json_t *j = wait_job(web.port, ids[i], 300);
         CHECK_STR(jstr(j, "state"), "done");
         if (i == 0) {
             CHECK_INT(jint(j, "attempts"), 2);
@@ -173,13 +202,32 @@ int main(void)
     CHECK_INT(count(db, "SELECT COUNT(*) FROM results"), 4 + 29);
     CHECK_INT(count(db, "SELECT COUNT(*) FROM (SELECT DISTINCT job_id, variation FROM results) r"),
               4 + 29);
-    /* the web node lists the live workers */
-    int st = 0;
-    json_t *h = api(web.port, "GET", "/api/health", NULL, &st);
-    CHECK_STR(jstr(h, "store"), "postgresql");
-    CHECK_INT(json_array_size(json_object_get(h, "workers")), 2);
-    json_decref(h);
+    /* the web node lists the live workers: the two left, and the killed one drops out once its
+     * heartbeat is older than three leases */
+    double until = now_s() + 30;
+    int live = 0, victim_listed = 1;
+    while (now_s() < until && (live != 2 || victim_listed)) {
+        int st = 0;
+        json_t *h = api(web.port, "GET", "/api/health", NULL, &st);
+        CHECK_STR(jstr(h, "store"), "postgresql");
+        json_t *ws = json_object_get(h, "workers");
+        live = 0;
+        victim_listed = 0;
+        for (size_t i = 0; i < json_array_size(ws); i++) {
+            const char *name = jstr(json_array_get(ws, i), "name");
+            if (name && !strcmp(name, victim))
+                victim_listed = 1;
+            else if (name)
+                live++;
+        }
+        json_decref(h);
+        if (live != 2 || victim_listed)
+            sleep_ms(200);
+    }
+    CHECK_INT(live, 2);
+    CHECK_INT(victim_listed, 0);
     CHECK_INT(worker_start(&w[3], t, "w4"), 0); /* back to three */
+    check_original(web.port);
 
     /* 2: SIGSTOP a worker past its lease; another finishes; SIGCONT: its outcome is refused. */
     long long slow2 = submit(web.port, SLOW);
@@ -190,7 +238,7 @@ int main(void)
     CHECK(p != NULL);
     if (p)
         kill(p->pid, SIGSTOP);
-    json_t *j = wait_job(web.port, slow2, 120);
+    json_t *j = wait_job(web.port, slow2, 300);
     CHECK_STR(jstr(j, "state"), "done");
     CHECK_INT(jint(j, "attempts"), 2);
     CHECK(jstr(j, "worker") && strcmp(jstr(j, "worker"), paused) != 0);
@@ -231,24 +279,26 @@ int main(void)
     CHECK_INT(wait_running(web.port, more[0], dummy, sizeof dummy, 60), 0);
     CHECK_INT(pgtest_restart(&pg), 0);
     for (int i = 0; i < 12; i++) {
-        j = wait_job(web.port, more[i], 120);
+        j = wait_job(web.port, more[i], 300);
         CHECK_STR(jstr(j, "state"), "done");
         json_decref(j);
     }
     m2p_store_close(db);
     db = NULL;
     CHECK_INT(m2p_store_open(url, &db), 0);
-    CHECK_INT(count(db, "SELECT COUNT(*) FROM jobs WHERE state = 'done'"), 30 + 1 + 12);
-    CHECK_INT(count(db, "SELECT COUNT(*) FROM results"), 4 + 29 + 4 + 4 + 11);
+    CHECK_INT(count(db, "SELECT COUNT(*) FROM jobs WHERE state = 'done'"), 30 + 1 + 1 + 12);
+    CHECK_INT(count(db, "SELECT COUNT(*) FROM results"), 4 + 29 + 2 + 4 + 4 + 11);
     CHECK_INT(count(db, "SELECT COUNT(*) FROM (SELECT DISTINCT job_id, variation FROM results) r"),
-              4 + 29 + 4 + 4 + 11);
+              4 + 29 + 2 + 4 + 4 + 11);
 
     /* 4: cancel on the web node reaches the worker that runs the job. */
     long long c = submit(web.port, SLOW);
     CHECK_INT(wait_running(web.port, c, dummy, sizeof dummy, 60), 0);
     snprintf(sql, sizeof sql, "/api/jobs/%lld/cancel", c);
+    int st = 0;
     json_decref(api(web.port, "POST", sql, "{}", &st));
-    j = wait_job(web.port, c, 60);
+    CHECK_INT(st, 202); /* accepted: the worker stops at its next step */
+    j = wait_job(web.port, c, 300);
     CHECK_STR(jstr(j, "state"), "canceled");
     json_decref(j);
     m2p_store_close(db);
