@@ -29,6 +29,9 @@ static void usage(FILE *f)
                "  --model NAME=DIR      a model folder under a name (repeatable); MUS2PIC_MODEL\n"
                "                        names one when no --model is given\n"
                "  --token T             access token for /api and /ws (or MUS2PIC_TOKEN)\n"
+               "  --allowed-origin O    a web origin (scheme://host[:port]) whose pages may call\n"
+               "                        the API besides the server's own (repeatable)\n"
+               "  --allow-private-urls  analysis URLs may name loopback or private addresses\n"
                "  --threads N           HTTP worker threads (default: max WebSockets + 64)\n"
                "  --compute-threads N   threads the image engine uses (default: every core)\n"
                "  --dtype f32|bf16      engine compute type (default f32; bf16 is about twice as\n"
@@ -98,6 +101,17 @@ int cmd_serve(int argc, char **argv)
             cfg.web_dir = v;
         } else if (!strcmp(a, "--token") && v) {
             cfg.token = v;
+        } else if (!strcmp(a, "--allowed-origin") && v) {
+            if (cfg.n_origins == SERVER_MAX_ORIGINS) {
+                fprintf(stderr, "mus2pic serve: at most %d --allowed-origin options\n",
+                        SERVER_MAX_ORIGINS);
+                bad = 1;
+            } else {
+                cfg.allowed_origins[cfg.n_origins++] = v;
+            }
+        } else if (!strcmp(a, "--allow-private-urls")) {
+            cfg.allow_private_urls = 1;
+            used = 0;
         } else if (!strcmp(a, "--threads")) {
             bad = int_arg(a, v, 4, 4096, &cfg.threads);
         } else if (!strcmp(a, "--compute-threads")) {

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/json_limit.h"
 #include "store/store.h"
 
 jobs_config jobs_default_config(void)
@@ -125,6 +126,7 @@ void jobs_fail(jobs *q, int64_t job, int attempt, const char *message, int cance
                  message);
         return;
     }
+    M2P_LOGI("job %lld %s: %s", (long long)job, canceled ? "canceled" : "failed", message);
     json_t *e = json_pack("{s:s, s:I, s:s, s:b}", "type", "error", "job", (json_int_t)job,
                           "message", message, "canceled", canceled);
     json_t *o = json_pack("{s:s, s:s}", "type", "error", "message", message);
@@ -217,10 +219,18 @@ static void *worker_main(void *arg)
         M2P_LOGI("job %lld: %s, attempt %d, run by %s", (long long)job.id,
                  store_job_kind_name(job.kind), job.attempts, q->name);
 
+        /* serve -v: what the workers do, next to the requests */
+        M2P_LOGI("job %lld (%s) started", (long long)job.id, store_job_kind_name(job.kind));
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         if (slot->kind == STORE_JOB_GENERATE)
             run_generate(q, slot, &job);
         else
             run_analyze(q, slot, &job);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        M2P_LOGI("job %lld (%s) ended after %.1f s", (long long)job.id,
+                 store_job_kind_name(job.kind),
+                 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
         store_job_clear(&job);
 
         pthread_mutex_lock(&q->lock);
@@ -679,7 +689,7 @@ static json_t *parse_or_null(const char *s)
 {
     if (!s)
         return json_null();
-    json_t *v = json_loads(s, 0, NULL);
+    json_t *v = m2p_json_loads(s, 0, NULL);
     return v ? v : json_string(s);
 }
 

@@ -116,6 +116,33 @@ static void queue_batch_generation(jobs *q, const store_job *job, json_t *params
     pthread_mutex_unlock(&q->lock);
 }
 
+/* An upload's message names the file as the user sent it, never the server's folder for it:
+ * a leading "PATH: " goes, every other PATH becomes the file's name. */
+static void upload_message(char *msg, size_t len, const char *path)
+{
+    const char *name = strrchr(path, '/');
+    name = name ? name + 1 : path;
+    size_t pn = strlen(path);
+    if (!pn)
+        return;
+    char out[1024];
+    const char *s = msg;
+    if (!strncmp(s, path, pn) && !strncmp(s + pn, ": ", 2))
+        s += pn + 2;
+    size_t k = 0;
+    while (*s && k + 1 < sizeof out) {
+        if (!strncmp(s, path, pn)) {
+            int w = snprintf(out + k, sizeof out - k, "%s", name);
+            k = w < 0 ? k : k + (size_t)w < sizeof out ? k + (size_t)w : sizeof out - 1;
+            s += pn;
+        } else {
+            out[k++] = *s++;
+        }
+    }
+    out[k] = 0;
+    snprintf(msg, len, "%s", out);
+}
+
 /* Rebuild the chosen prompt (with the band/song the user confirmed) into result. */
 static int choose_prompt(const m2p_analysis *a, int version, const char *band, const char *song,
                          json_t *result)
@@ -182,6 +209,8 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
         msg[0] = 0;
     } else if (rc) {
         snprintf(msg, sizeof msg, "%s", m2p_errmsg());
+        if (upload)
+            upload_message(msg, sizeof msg, source);
     } else {
         char *js = m2p_analysis_to_json(&a);
         result = js ? json_loads(js, 0, NULL) : NULL;

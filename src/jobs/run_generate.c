@@ -101,6 +101,7 @@ typedef struct finish_ud {
     int n;
     double total;
     uint64_t seed;
+    const char *artist, *song; /* for the download names */
     json_t *images; /* out: the images array, for the done event */
     json_t *times;
 } finish_ud;
@@ -110,9 +111,9 @@ static char *make_result(const int64_t *ids, int n, void *ud)
     finish_ud *f = ud;
     json_t *images = json_array(), *times = json_array();
     for (int i = 0; i < n; i++) {
-        char url[64], name[64];
+        char url[64], name[160];
         snprintf(url, sizeof url, "/api/images/%lld.png", (long long)ids[i]);
-        snprintf(name, sizeof name, "mus2pic-%lld-%d.png", (long long)f->job, i + 1);
+        m2p_poster_filename(f->artist, f->song, f->img[i].seed, name, sizeof name);
         json_array_append_new(
             images, json_pack("{s:I, s:s, s:s, s:i, s:I, s:f, s:i, s:i}", "id", (json_int_t)ids[i],
                               "url", url, "filename", name, "variation", i + 1, "seed",
@@ -210,9 +211,21 @@ void run_generate(jobs *q, worker_slot *slot, const store_job *job)
     store_result res[16];
     uint8_t *png[16] = {0};
     int ok = 1;
+    /* Each PNG says how it was made (text chunks: prompt, seed, steps, size, model, song). */
+    json_t *src = json_object_get(p, "source");
+    m2p_png_meta meta = {.prompt = gp.prompt,
+                         .negative_prompt = gp.negative_prompt,
+                         .model = model_name,
+                         .steps = gp.steps,
+                         .guidance = gp.guidance,
+                         .artist = str(src, "band", NULL),
+                         .song = str(src, "song", NULL)};
     for (int i = 0; i < gp.variations; i++) {
         size_t len = 0;
-        if (m2p_png_encode(img[i].rgb, img[i].width, img[i].height, &png[i], &len)) {
+        meta.seed = img[i].seed;
+        meta.width = img[i].width;
+        meta.height = img[i].height;
+        if (m2p_png_encode_meta(img[i].rgb, img[i].width, img[i].height, &meta, &png[i], &len)) {
             ok = 0;
             break;
         }
@@ -224,7 +237,13 @@ void run_generate(jobs *q, worker_slot *slot, const store_job *job)
                                 .png = png[i],
                                 .png_len = len};
     }
-    finish_ud f = {.job = job->id, .img = img, .n = gp.variations, .total = total, .seed = gp.seed};
+    finish_ud f = {.job = job->id,
+                   .img = img,
+                   .n = gp.variations,
+                   .total = total,
+                   .seed = gp.seed,
+                   .artist = meta.artist,
+                   .song = meta.song};
     char msg[1024] = "";
     int late = 0;
     if (!ok) {

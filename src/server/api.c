@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/json_limit.h"
 #include "server/server_internal.h"
 
 static long rss_kb(void)
@@ -42,7 +43,7 @@ void api_health(server *s, struct mg_connection *c, const route_args *a)
     char def[128];
     model_cache_default(s->models, def, sizeof def);
     char *loaded = model_cache_loaded_json(s->models);
-    json_t *lj = loaded ? json_loads(loaded, 0, NULL) : NULL;
+    json_t *lj = loaded ? m2p_json_loads(loaded, 0, NULL) : NULL;
     free(loaded);
     pthread_mutex_lock(&s->lock);
     int n_ws = s->n_ws;
@@ -75,8 +76,8 @@ static json_t *measured(server *s, const char *model, char *expected, size_t len
     store_job j;
     if (store_last_generation(s->store, model, &j))
         return NULL;
-    json_t *p = json_loads(j.params ? j.params : "", 0, NULL);
-    json_t *r = json_loads(j.result ? j.result : "", 0, NULL);
+    json_t *p = m2p_json_loads(j.params ? j.params : "", 0, NULL);
+    json_t *r = m2p_json_loads(j.result ? j.result : "", 0, NULL);
     json_t *o = NULL;
     json_t *t = json_object_get(r, "total_time");
     if (json_is_number(t)) {
@@ -132,6 +133,8 @@ void api_models(server *s, struct mg_connection *c, const route_args *a)
     }
     json_t *o = json_pack("{s:b, s:o, s:s?, s:i}", "success", 1, "models", models, "default_model",
                           def[0] ? def : NULL, "max_variations", s->cfg.max_variations);
+    if (o && json_array_size(s->model_problems))
+        json_object_set(o, "problems", s->model_problems);
     if (o && !def[0])
         json_object_set_new(o, "hint",
                             json_string("No model is installed. Download one with `mus2pic "
@@ -384,7 +387,7 @@ void api_job_get(server *s, struct mg_connection *c, const route_args *a)
     }
     char *js = jobs_job_json(&j);
     store_job_clear(&j);
-    json_t *o = js ? json_loads(js, 0, NULL) : NULL;
+    json_t *o = js ? m2p_json_loads(js, 0, NULL) : NULL;
     free(js);
     if (o)
         json_object_set_new(o, "success", json_true());
@@ -427,9 +430,9 @@ void api_image_get(server *s, struct mg_connection *c, const route_args *a)
         http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
         return;
     }
-    char hdr[160];
-    snprintf(hdr, sizeof hdr, "Content-Disposition: inline; filename=\"mus2pic-%lld.png\"\r\n",
-             (long long)a->id);
+    char name[160], hdr[240];
+    api_image_filename(png, len, a->id, name, sizeof name);
+    snprintf(hdr, sizeof hdr, "Content-Disposition: inline; filename=\"%s\"\r\n", name);
     http_send(c, 200, "image/png", png, len, hdr);
     free(png);
 }
@@ -449,7 +452,7 @@ void api_gallery(server *s, struct mg_connection *c, const route_args *a)
         http_error(c, 500, NULL, "%s", m2p_errmsg());
         return;
     }
-    json_t *arr = json_loads(items, 0, NULL);
+    json_t *arr = m2p_json_loads(items, 0, NULL);
     free(items);
     http_json(c, 200,
               json_pack("{s:b, s:i, s:i, s:I, s:o}", "success", 1, "page", (int)page, "per_page",
@@ -476,11 +479,21 @@ void api_batch_post(server *s, struct mg_connection *c, const route_args *a)
                  MAX_BATCH_URLS);
         goto bad;
     }
+    /* Named by line, counted from 1 as the page's text box shows them. */
     for (size_t i = 0; i < json_array_size(urls); i++) {
-        char field[32];
-        snprintf(field, sizeof field, "urls[%zu]", i);
-        if (validate_url(json_array_get(urls, i), field, &e))
-            goto bad;
+        json_t *u = json_array_get(urls, i);
+        char why[256] = "";
+        if (json_is_string(u) && json_string_length(u) <= 2048 &&
+            m2p_url_check(json_string_value(u), why, sizeof why) == 0)
+            continue;
+        e.status = 400;
+        snprintf(e.field, sizeof e.field, "urls[%zu]", i);
+        snprintf(e.message, sizeof e.message, "line %zu: %s", i + 1,
+                 !json_is_string(u)               ? "not a string"
+                 : json_string_length(u) > 2048 ? "the URL is longer than 2048 characters"
+                 : why[0]                         ? why
+                                                  : m2p_errmsg());
+        goto bad;
     }
     if (validate_duration(json_object_get(b, "duration"), &duration, &e) ||
         validate_prompt_version(json_object_get(b, "prompt_version"), &version, &e))
@@ -536,7 +549,7 @@ bad:
 
 static json_t *loads_or_null(const char *s)
 {
-    json_t *v = s ? json_loads(s, 0, NULL) : NULL;
+    json_t *v = s ? m2p_json_loads(s, 0, NULL) : NULL;
     return v ? v : json_null();
 }
 

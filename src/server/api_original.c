@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/json_limit.h"
 #include "music/genre.h"
 #include "music/net.h"
 #include "music/prompt.h"
@@ -44,7 +45,7 @@ static int wait_result(server *s, struct mg_connection *c, int64_t id, int timeo
         store_job_clear(&j);
         return -1;
     }
-    *result = j.result ? json_loads(j.result, 0, NULL) : NULL;
+    *result = j.result ? m2p_json_loads(j.result, 0, NULL) : NULL;
     store_job_clear(&j);
     if (!json_is_object(*result)) {
         json_decref(*result);

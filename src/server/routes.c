@@ -34,6 +34,13 @@ const route api_routes[] = {
      "Known models keyed by name (the original's shape), with installed, loaded and the last "
      "measured generation time",
      NULL, NULL, 200, "Models", "", NO_QUERY},
+    {"POST", "/api/models/fetch", api_models_fetch,
+     "Download a model of the registry (as `mus2pic models fetch NAME`) on the server, one at "
+     "a time; follow it with GET /api/models/fetch",
+     "FetchRequest", NULL, 202, "FetchState", "400 409 413 503", NO_QUERY},
+    {"GET", "/api/models/fetch", api_models_fetch_get,
+     "The current or last model download: file, bytes, state (idle, downloading, done, failed)",
+     NULL, NULL, 200, "FetchState", "", NO_QUERY},
     {"GET", "/api/openapi.json", api_openapi, "This document", NULL, NULL, 200, "Object", "", NO_QUERY},
     {"POST", "/api/analyze", api_analyze,
      "Analyse a song from a URL (JSON) or an uploaded audio file (multipart field 'file'); "
@@ -56,6 +63,17 @@ const route api_routes[] = {
      NULL, NULL, 200, "image/png", "404", NO_QUERY},
     {"DELETE", "/api/images/{id}", api_image_delete, "Delete one image",
      NULL, NULL, 200, "Deleted", "404", NO_QUERY},
+    {"GET", "/api/images/{id}/thumb.png", api_image_thumb,
+     "One image at most 256 px on its long side, as PNG (cacheable: an id's image never changes)",
+     NULL, NULL, 200, "image/png", "404", NO_QUERY},
+    {"GET", "/api/images/{id}/poster.png", api_image_poster,
+     "One image with poster text: query layout=top|bottom|band, title (the song) and artist, "
+     "URL-encoded; drawn on request, the stored image stays plain",
+     NULL, NULL, 200, "image/png", "400 404", NO_QUERY},
+    {"POST", "/api/tokens", api_tokens,
+     "How many CLIP tokens a prompt takes with a model's tokenizer (the text encoder reads 77, "
+     "start and end included) and the text past the limit",
+     "TokenRequest", NULL, 200, "TokenCount", "400 404 413", NO_QUERY},
     {"GET", "/api/gallery", api_gallery,
      "Past results, newest first, each with its prompt, parameters, seed, features and source",
      NULL, NULL, 200, "Gallery", "400", {PAGE, {"per_page", 1, 100, 24}}},
@@ -139,6 +157,11 @@ int router_handle(struct mg_connection *c, void *cbdata)
     const struct mg_request_info *ri = mg_get_request_info(c);
     const char *path = ri->local_uri ? ri->local_uri : "";
     const char *method = ri->request_method;
+    char why[512];
+    if (!http_same_site(s, c, why, sizeof why)) {
+        http_error(c, 403, NULL, "%s", why);
+        return 403;
+    }
     if (!http_authorized(s, c)) {
         unauthorized(c);
         return 401;
@@ -183,6 +206,14 @@ int router_handle(struct mg_connection *c, void *cbdata)
     if (r->body) {
         const char *ct = mg_get_header(c, "Content-Type");
         int multipart = ct && !strncasecmp(ct, "multipart/form-data", 19);
+        if (!(r->upload && multipart) && !http_is_json(c)) {
+            /* A browser sends text/plain and form bodies cross-site without asking first;
+             * application/json it never does. */
+            http_error(c, 415, "body",
+                       "send the body as JSON with Content-Type: application/json%s",
+                       r->upload ? " (or an upload as multipart/form-data)" : "");
+            return 415;
+        }
         if (!(r->upload && multipart) && !(a.body = http_read_json(s, c)))
             return 400;
     }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "sd/clip_tokenizer.h"
 #include "server/server_internal.h"
 
 #ifndef M2P_WEB_DIR
@@ -67,6 +68,11 @@ int server_start(const server_config *cfg, server **out)
     snprintf(s->data_dir, sizeof s->data_dir, "%s", cfg->data_dir ? cfg->data_dir : "data");
     snprintf(s->web_dir, sizeof s->web_dir, "%s", cfg->web_dir ? cfg->web_dir : M2P_WEB_DIR);
     const char *tok = cfg->token ? cfg->token : getenv("MUS2PIC_TOKEN");
+    if (tok && (strlen(tok) >= sizeof s->token || strpbrk(tok, "\r\n"))) {
+        free(s);
+        return m2p_error(M2P_EINVAL, "the access token must be 1 to %zu bytes on one line",
+                         sizeof s->token - 1);
+    }
     snprintf(s->token, sizeof s->token, "%s", tok ? tok : "");
     s->cfg.host = s->host;
     s->cfg.data_dir = s->data_dir;
@@ -79,6 +85,8 @@ int server_start(const server_config *cfg, server **out)
     if (s->cfg.max_variations != 8)
         s->cfg.max_variations = 4;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->tok_lock, NULL);
+    pthread_mutex_init(&s->fetch_lock, NULL);
 
     int rc = 0;
     if (!(s->openapi = openapi_build())) {
@@ -114,6 +122,11 @@ int server_start(const server_config *cfg, server **out)
         const m2p_registry_entry *r = m2p_registry_find(env_model);
         if ((rc = model_cache_add(s->models, r ? r->name : "lcm", env_model)))
             goto fail;
+        const char *env_name = r ? r->name : "lcm";
+        ux_check_models(s, &env_name, &env_model, 1);
+    } else {
+        ux_check_models(s, (const char *const *)cfg->model_names,
+                        (const char *const *)cfg->model_refs, cfg->n_models);
     }
     jobs_config jc = jobs_default_config();
     jc.data_dir = s->data_dir;
@@ -166,6 +179,7 @@ int server_start(const server_config *cfg, server **out)
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_message;
+    cb.end_request = ux_end_request; /* serve -v logs each request */
     mg_init_library(0);
     s->ctx = mg_start(&cb, s, options);
     if (!s->ctx) {
@@ -201,6 +215,11 @@ void server_stop(server *s)
     model_cache_free(s->models);
     m2p_store_close(s->store);
     pthread_mutex_destroy(&s->lock);
+    clip_tokenizer_free(s->tok);
+    json_decref(s->model_problems);
+    ux_fetch_stop(s);
+    m2p_poster_cleanup(); /* the HTTP threads that drew poster text are gone */
+    pthread_mutex_destroy(&s->tok_lock);
     free(s->openapi);
     free(s);
 }

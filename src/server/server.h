@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #define SERVER_MAX_MODELS 16
+#define SERVER_MAX_ORIGINS 16
 
 typedef struct server_config {
     const char *host;     /* default 127.0.0.1; anything else needs a token */
@@ -36,6 +37,11 @@ typedef struct server_config {
     int n_models;
     const char *model_names[SERVER_MAX_MODELS];
     const char *model_refs[SERVER_MAX_MODELS];
+    /* Browser origins allowed besides the server's own (http://localhost:PORT, ...), e.g.
+     * "https://poster.example.org"; a request with any other Origin header gets 403. */
+    int n_origins;
+    const char *allowed_origins[SERVER_MAX_ORIGINS];
+    int allow_private_urls; /* 1: analysis URLs may name loopback and private addresses */
 } server_config;
 
 server_config server_default_config(void);

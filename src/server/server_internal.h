@@ -12,6 +12,8 @@
 #include "jobs/queue.h"
 #include "server/server.h"
 
+typedef struct ux_fetch ux_fetch; /* api_fetch.c: a model download from the page */
+
 struct server {
     server_config cfg;
     char host[256], data_dir[1024], web_dir[1024], token[256];
@@ -24,6 +26,13 @@ struct server {
     int n_ws; /* open WebSocket clients (lock) */
     int port;
     char *openapi; /* /api/openapi.json, built at start */
+    /* api_ux.c: the tokenizer of the last model a token count asked for (tok_lock) */
+    pthread_mutex_t tok_lock;
+    struct clip_tokenizer *tok;
+    char tok_dir[1024];
+    json_t *model_problems; /* api_ux.c: configured models that cannot be used (read-only) */
+    pthread_mutex_t fetch_lock;
+    ux_fetch *fetch; /* api_fetch.c: the current or last download (fetch_lock) */
 };
 
 /* ---- responses (http.c) ---- */
@@ -45,6 +54,12 @@ int http_query_int(struct mg_connection *c, const char *name, long lo, long hi, 
                    long *out);
 /* Does the request carry the token (Bearer header or ?token=)? Always 1 without a token. */
 int http_authorized(server *s, const struct mg_connection *c);
+
+/* Is the request from this server's own page or a non-browser client (http.c's comment)?
+ * 0 with why filled when not. */
+int http_same_site(server *s, const struct mg_connection *c, char *why, size_t cap);
+/* Is the body declared as application/json (any parameters)? */
+int http_is_json(const struct mg_connection *c);
 
 /* ---- validation (validate.c) ---- */
 typedef struct api_error {
@@ -113,6 +128,18 @@ route_fn api_health, api_models, api_openapi, api_analyze, api_generate, api_job
     api_job_delete, api_job_cancel, api_image_get, api_image_delete, api_gallery, api_batch_post,
     api_batch_list, api_batch_get, api_extract_metadata, api_generate_prompt,
     api_extract_metadata_quick, api_generate_prompt_llm, api_validate_api_key, api_generate_image;
+/* api_ux.c: the page's helpers. */
+route_fn api_tokens, api_image_thumb, api_image_poster, api_models_fetch, api_models_fetch_get;
+/* api_fetch.c: let go of the download at server stop (it finishes on its own thread). */
+void ux_fetch_stop(server *s);
+/* The download name of a stored poster (artist-song-seed.png, from its PNG text chunks). */
+void api_image_filename(const uint8_t *png, size_t len, int64_t id, char *out, size_t n);
+/* Check the configured models at start (warnings, s->model_problems); the problem of one. */
+void ux_check_models(server *s, const char *const *names, const char *const *refs, int n);
+const char *ux_model_problem(server *s, const char *name);
+/* CivetWeb's end_request: "METHOD PATH -> STATUS" at INFO (serve -v); no query string, so a
+ * ?token= never reaches the log. */
+void ux_end_request(const struct mg_connection *c, int status);
 
 /* Submit an analysis job of source (URL or saved upload). */
 int api_submit_analysis(server *s, const char *source, int upload, double duration, int version,

@@ -135,8 +135,14 @@ json_t *validate_generate(server *s, json_t *b, int need_prompt, api_error *e)
         goto bad;
     }
     if (!model_cache_installed(s->models, model, path, sizeof path)) {
-        fail(e, "model", "model '%s' is not installed; download it with `mus2pic models fetch %s`",
-             model, model);
+        const char *why = ux_model_problem(s, model);
+        if (why)
+            fail(e, "model", "%s (the server was started with it; fix the folder and restart)",
+                 why);
+        else
+            fail(e, "model",
+                 "model '%s' is not installed; download it with `mus2pic models fetch %s`", model,
+                 model);
         goto bad;
     }
     const m2p_registry_entry *reg = m2p_registry_find(model);
