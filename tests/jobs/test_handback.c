@@ -10,7 +10,7 @@
 #include "store/store.h"
 
 #define SLOW                                                                                       \
-    "{\"prompt\":\"slow\",\"steps\":30,\"variations\":4,\"width\":128,\"height\":128,\"seed\":5}"
+    "{\"prompt\":\"slow\",\"steps\":50,\"variations\":4,\"width\":256,\"height\":256,\"seed\":5}"
 
 static int wait_step(int port, long long id)
 {

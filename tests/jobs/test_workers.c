@@ -18,7 +18,7 @@
 
 #define FAST "{\"prompt\":\"fast %d\",\"steps\":2,\"width\":64,\"height\":64,\"seed\":%d}"
 #define SLOW                                                                                       \
-    "{\"prompt\":\"slow\",\"steps\":40,\"variations\":4,\"width\":128,\"height\":128,\"seed\":9}"
+    "{\"prompt\":\"slow\",\"steps\":40,\"variations\":4,\"width\":256,\"height\":256,\"seed\":9}"
 
 typedef struct proc {
     pid_t pid;
