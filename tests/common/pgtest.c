@@ -122,6 +122,24 @@ int pgtest_restart(pgtest *c)
     return as_owner(c, cmd) == 0 ? 0 : -1;
 }
 
+int pgtest_pause(pgtest *c)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s/pg_ctl -D %s/data -w -t 60 -m fast stop >/dev/null", c->bin,
+             c->dir);
+    return as_owner(c, cmd) == 0 ? 0 : -1;
+}
+
+int pgtest_resume(pgtest *c)
+{
+    char cmd[1500];
+    snprintf(cmd, sizeof cmd,
+             "%s/pg_ctl -D %s/data -l %s/log -w -t 60 -o \"-k %s -p %d -c listen_addresses= -c "
+             "fsync=off -c max_connections=60\" start >/dev/null",
+             c->bin, c->dir, c->dir, c->dir, c->port);
+    return as_owner(c, cmd) == 0 ? 0 : -1;
+}
+
 void pgtest_stop(pgtest *c)
 {
     if (!c->dir[0] || !c->bin[0])

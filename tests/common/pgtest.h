@@ -24,6 +24,9 @@ int pgtest_start(pgtest *c);
 int pgtest_createdb(pgtest *c, const char *name, char *out, size_t n);
 /* pg_ctl restart -m fast (clients see their connections drop). */
 int pgtest_restart(pgtest *c);
+/* pg_ctl stop -m fast, and start again (the cluster and its data stay). */
+int pgtest_pause(pgtest *c);
+int pgtest_resume(pgtest *c);
 void pgtest_stop(pgtest *c);
 
 #endif

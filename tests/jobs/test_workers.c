@@ -9,6 +9,7 @@
  *   - a worker stopped (SIGSTOP) past its lease: another worker finishes the job; continued
  *     (SIGCONT), its outcome is refused and it says so in its log.
  *   - PostgreSQL restarts (pg_ctl restart -m fast) during a run: every job still ends done once.
+ *   - PostgreSQL stopped: the web node answers 503 with the reason, and 200 once it is back.
  *   - cancel from the web node stops a job a worker runs; /api/health lists the live workers;
  *     the original's /ws/progress protocol works on the web node for a job a worker runs.
  */
@@ -302,6 +303,25 @@ int main(void)
     CHECK_STR(jstr(j, "state"), "canceled");
     json_decref(j);
     m2p_store_close(db);
+
+    /* 5: PostgreSQL down: the web node answers 503 with the reason and does not crash; once it
+     * is back, the node reconnects (backoff up to 5 s) and answers again. */
+    CHECK_INT(pgtest_pause(&pg), 0);
+    snprintf(sql, sizeof sql, "/api/jobs/%lld", ids[1]);
+    resp r;
+    CHECK_INT(http_req(web.port, "GET", sql, NULL, NULL, 0, NULL, &r), 0);
+    CHECK_INT(r.status, 503);
+    CHECK(r.body && strstr(r.body, "unreachable") != NULL);
+    resp_free(&r);
+    CHECK_INT(pgtest_resume(&pg), 0);
+    double back = now_s() + 30;
+    st = 0;
+    while (st != 200 && now_s() < back) {
+        json_decref(api(web.port, "GET", sql, NULL, &st));
+        if (st != 200)
+            sleep_ms(100);
+    }
+    CHECK_INT(st, 200);
 
     /* SIGTERM: workers and the web node exit cleanly */
     for (int i = 0; i < 4; i++)
