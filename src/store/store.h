@@ -53,7 +53,9 @@ int store_schema_version(m2p_store *s);
 int store_event_put(m2p_store *s, int64_t job, const char *event, int64_t *id);
 
 /* The other end: a connection of its own that LISTENs on m2p_events and reconnects (with
- * backoff) when the server went away. wait: 0 with the next event (*event malloc'd),
+ * backoff) when the server went away, then delivers the events written meanwhile. Events are
+ * handed out in id order from the first connection on. wait: 0 with the next event (*event
+ * malloc'd),
  * M2P_ETIMEOUT after timeout_ms without one, M2P_EBUSY while the database is unreachable. */
 typedef struct store_listener store_listener;
 int store_listener_open(const char *url, store_listener **out);

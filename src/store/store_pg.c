@@ -367,11 +367,16 @@ int store_pg_event_put(m2p_store *s, int64_t job, const char *event, int64_t *id
     return 0;
 }
 
-/* store_listener (store.h): its own connection, LISTEN m2p_events. */
+/* store_listener (store.h): its own connection, LISTEN m2p_events. A notification only says
+ * "there is more": the listener reads every event after the last one it handed out, so the events
+ * written while it was reconnecting are delivered too (the table keeps them for 10 minutes). */
 struct store_listener {
     char *url, *where;
     PGconn *c;
     int backoff_ms;
+    int64_t last_id;   /* the last event handed out (-1: not yet known) */
+    PGresult *pending; /* events read but not yet handed out */
+    int next;
 };
 
 int store_listener_open(const char *url, store_listener **out)
@@ -386,7 +391,36 @@ int store_listener_open(const char *url, store_listener **out)
         free(l);
         return m2p_error(M2P_ENOMEM, "store: out of memory");
     }
+    l->last_id = -1;
     *out = l;
+    return 0;
+}
+
+static void listener_drop(store_listener *l)
+{
+    if (l->c)
+        PQfinish(l->c);
+    l->c = NULL;
+}
+
+/* Events after last_id into pending (0, or -1 when the connection failed). */
+static int listener_fetch(store_listener *l)
+{
+    char ids[24];
+    snprintf(ids, sizeof ids, "%lld", (long long)l->last_id);
+    const char *v[1] = {ids};
+    PGresult *r = PQexecParams(l->c,
+                               "SELECT id, job_id, event FROM events WHERE id > $1 ORDER BY id"
+                               " LIMIT 1000",
+                               1, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        listener_drop(l);
+        return -1;
+    }
+    PQclear(l->pending);
+    l->pending = r;
+    l->next = 0;
     return 0;
 }
 
@@ -394,13 +428,21 @@ static int listener_connect(store_listener *l)
 {
     if (l->c && PQstatus(l->c) == CONNECTION_OK)
         return 0;
-    if (l->c)
-        PQfinish(l->c);
+    listener_drop(l);
     l->c = PQconnectdb(l->url);
     if (l->c && PQstatus(l->c) == CONNECTION_OK) {
         PGresult *r = PQexec(l->c, "LISTEN m2p_events");
         int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         PQclear(r);
+        if (ok && l->last_id < 0) { /* first connection: from now on, not the history */
+            r = PQexec(l->c, "SELECT COALESCE(MAX(id), 0) FROM events");
+            ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+            if (ok)
+                l->last_id = pg_i64(r, 0, 0);
+            PQclear(r);
+        } else if (ok) { /* after an outage: what was written meanwhile */
+            ok = listener_fetch(l) == 0;
+        }
         if (ok) {
             if (l->backoff_ms)
                 M2P_LOGW("store: progress listener reconnected to %s", l->where);
@@ -413,6 +455,7 @@ static int listener_connect(store_listener *l)
         l->backoff_ms = PG_BACKOFF_MAX_MS;
     M2P_LOGW("store: progress listener cannot reach %s (%s); next try in %d ms", l->where,
              l->c ? PQerrorMessage(l->c) : "out of memory", l->backoff_ms);
+    listener_drop(l);
     return m2p_error(M2P_EBUSY, "store: %s is unreachable", l->where);
 }
 
@@ -420,38 +463,34 @@ int store_listener_wait(store_listener *l, int timeout_ms, int64_t *job, char **
 {
     *job = 0;
     *event = NULL;
-    if (listener_connect(l)) {
-        poll(NULL, 0, l->backoff_ms < timeout_ms ? l->backoff_ms : timeout_ms);
-        return M2P_EBUSY;
-    }
-    for (int round = 0; round < 2; round++) {
+    for (int round = 0; round < 3; round++) {
+        if (l->pending && l->next < PQntuples(l->pending)) {
+            int i = l->next++;
+            l->last_id = pg_i64(l->pending, i, 0);
+            *job = pg_i64(l->pending, i, 1);
+            if (!(*event = strdup(PQgetvalue(l->pending, i, 2))))
+                return m2p_error(M2P_ENOMEM, "store: out of memory");
+            return 0;
+        }
+        if (listener_connect(l)) {
+            poll(NULL, 0, l->backoff_ms < timeout_ms ? l->backoff_ms : timeout_ms);
+            return M2P_EBUSY;
+        }
+        if (l->pending && l->next < PQntuples(l->pending))
+            continue; /* caught up after a reconnect */
         if (!PQconsumeInput(l->c)) {
-            PQfinish(l->c);
-            l->c = NULL;
+            listener_drop(l);
             return m2p_error(M2P_EBUSY, "store: lost the progress listener's connection");
         }
-        PGnotify *n = PQnotifies(l->c);
-        if (n) {
-            long long j = 0, id = 0;
-            int ok = sscanf(n->extra, "%lld:%lld", &j, &id) == 2;
-            PQfreemem(n);
-            if (!ok)
-                return M2P_ENOTFOUND;
-            char ids[24];
-            snprintf(ids, sizeof ids, "%lld", id);
-            const char *v[1] = {ids};
-            PGresult *r = PQexecParams(l->c, "SELECT event FROM events WHERE id = $1", 1, NULL, v,
-                                       NULL, NULL, 0);
-            int rc = M2P_ENOTFOUND;
-            if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-                *event = strdup(PQgetvalue(r, 0, 0));
-                *job = j;
-                rc = *event ? 0 : m2p_error(M2P_ENOMEM, "store: out of memory");
-            }
-            PQclear(r);
-            return rc;
+        int notified = 0;
+        for (PGnotify *n; (n = PQnotifies(l->c)); PQfreemem(n))
+            notified = 1;
+        if (notified) {
+            if (listener_fetch(l))
+                return m2p_error(M2P_EBUSY, "store: lost the progress listener's connection");
+            continue;
         }
-        if (round == 1)
+        if (round > 0)
             break;
         struct pollfd pfd = {.fd = PQsocket(l->c), .events = POLLIN};
         if (poll(&pfd, 1, timeout_ms) <= 0)
@@ -464,8 +503,8 @@ void store_listener_close(store_listener *l)
 {
     if (!l)
         return;
-    if (l->c)
-        PQfinish(l->c);
+    listener_drop(l);
+    PQclear(l->pending);
     free(l->url);
     free(l->where);
     free(l);
