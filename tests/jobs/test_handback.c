@@ -10,22 +10,28 @@
 #include "store/store.h"
 
 #define SLOW                                                                                       \
-    "{\"prompt\":\"slow\",\"steps\":50,\"variations\":4,\"width\":256,\"height\":256,\"seed\":5}"
+    "{\"prompt\":\"slow\",\"steps\":30,\"variations\":4,\"width\":128,\"height\":128,\"seed\":5}"
 
-static int wait_step(int port, long long id)
+/* Submit SLOW and watch it from the start: returns its id once it reported one of its first 5
+ * steps (25 more to go, so a stop lands mid-run however fast the machine), or -1. */
+static long long submit_and_wait_early_step(int port)
 {
+    long long id = submit(port, SLOW);
     wsc *w = wsc_open(port, "/ws/progress");
-    if (!w)
+    if (!w || id <= 0)
         return -1;
     char msg[96];
     snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"jobs\":[%lld]}", id);
     wsc_send(w, msg);
     size_t at = 0;
-    json_t *s = wsc_wait(w, &at, "step", id, 60);
-    int ok = s != NULL;
+    json_t *s = wsc_wait(w, &at, "step", id, 120);
+    long long step = s ? jint(s, "step") : -1;
     json_decref(s);
+    int early = step >= 1 && step <= 5;
+    if (!early) /* none, or we joined late: this job cannot show a stop mid-run */
+        fprintf(stderr, "job %lld: first step seen %lld\n", id, step);
     wsc_close(w);
-    return ok ? 0 : -1;
+    return early ? id : -1;
 }
 
 /* The job's row while no server runs. */
@@ -45,7 +51,7 @@ static void check_row(const char *data, long long id, const char *state, int att
 static void run_again(srv *s, const char *data, long long id)
 {
     CHECK_INT(srv_start(s, data, NULL), 0);
-    json_t *j = wait_job(s->port, id, 120);
+    json_t *j = wait_job(s->port, id, 300);
     CHECK_STR(jstr(j, "state"), "done");
     CHECK_INT(jint(j, "attempts"), 2);
     CHECK(json_is_null(json_object_get(j, "error")));
@@ -63,8 +69,8 @@ int main(void)
 
     /* SIGTERM mid-generation: handed back, then done after the restart */
     CHECK_INT(srv_start(&s, data, NULL), 0);
-    long long a = submit(s.port, SLOW);
-    CHECK_INT(wait_step(s.port, a), 0);
+    long long a = submit_and_wait_early_step(s.port);
+    CHECK(a > 0);
     CHECK_INT(srv_stop(&s, SIGTERM), 0);
     check_row(data, a, "queued", 1);
     char *log = test_read_file(s.log, NULL);
@@ -74,20 +80,20 @@ int main(void)
     run_again(&s, data, a);
 
     /* kill -9 mid-generation: still running in the table; the restart requeues it at once */
-    long long b = submit(s.port, SLOW);
-    CHECK_INT(wait_step(s.port, b), 0);
+    long long b = submit_and_wait_early_step(s.port);
+    CHECK(b > 0);
     CHECK_INT(srv_stop(&s, SIGKILL), 128 + SIGKILL);
     check_row(data, b, "running", 1);
     run_again(&s, data, b);
 
     /* a cancel by request is still a cancel */
-    long long c = submit(s.port, SLOW);
-    CHECK_INT(wait_step(s.port, c), 0);
+    long long c = submit_and_wait_early_step(s.port);
+    CHECK(c > 0);
     char path[64];
     snprintf(path, sizeof path, "/api/jobs/%lld/cancel", c);
     int st = 0;
     json_decref(api(s.port, "POST", path, "{}", &st));
-    json_t *j = wait_job(s.port, c, 60);
+    json_t *j = wait_job(s.port, c, 300);
     CHECK_STR(jstr(j, "state"), "canceled");
     CHECK_STR(jstr(j, "error"), "canceled by request");
     CHECK_INT(jint(j, "attempts"), 1);
