@@ -10,6 +10,8 @@
  *     (SIGCONT), its outcome is refused and it says so in its log.
  *   - PostgreSQL restarts (pg_ctl restart -m fast) during a run: every job still ends done once.
  *   - PostgreSQL stopped: the web node answers 503 with the reason, and 200 once it is back.
+ *   - a second web node on the same store answers for the first one's jobs, images and gallery,
+ *     and its WebSocket clients see a worker's steps.
  *   - cancel from the web node stops a job a worker runs; /api/health lists the live workers;
  *     the original's /ws/progress protocol works on the web node for a job a worker runs.
  */
@@ -307,6 +309,31 @@ int main(void)
     CHECK_INT(count(db, "SELECT COUNT(*) FROM (SELECT DISTINCT job_id, variation FROM results) r"),
               4 + 29 + 2 + 4 + 4 + 11);
 
+    /* A second web node on the same store answers for the first one's jobs, images and gallery,
+     * and its WebSocket clients see a worker's steps too. */
+    char data2[700];
+    snprintf(data2, sizeof data2, "%s/web2", t);
+    srv web2;
+    CHECK_INT(srv_start(&web2, data2, extra), 0);
+    j = wait_job(web2.port, ids[0], 10);
+    CHECK_STR(jstr(j, "state"), "done");
+    long long img =
+        jint(json_array_get(json_object_get(json_object_get(j, "result"), "images"), 0), "id");
+    json_decref(j);
+    snprintf(sql, sizeof sql, "/api/images/%lld.png", img);
+    resp png;
+    CHECK_INT(http_req(web2.port, "GET", sql, NULL, NULL, 0, NULL, &png), 0);
+    CHECK_INT(png.status, 200);
+    CHECK(png.len > 8 && !memcmp(png.body, "\x89PNG", 4));
+    resp_free(&png);
+    int st2 = 0;
+    json_t *g = api(web2.port, "GET", "/api/gallery?per_page=100", NULL, &st2);
+    CHECK_INT(jint(g, "total"), 4 + 29 + 2 + 4 + 4 + 11);
+    json_decref(g);
+    long long third = submit(web2.port, SLOW);
+    CHECK(early_step(watch(web2.port, third), third));
+    json_decref(wait_job(web.port, third, 300));
+
     /* 4: cancel on the web node reaches the worker that runs the job. */
     long long c = submit(web.port, SLOW);
     CHECK_INT(wait_running(web.port, c, dummy, sizeof dummy, 60), 0);
@@ -343,6 +370,7 @@ int main(void)
         if (w[i].pid > 0)
             CHECK_INT(proc_stop(&w[i], SIGTERM), 0);
     CHECK_INT(srv_stop(&web, SIGTERM), 0);
+    CHECK_INT(srv_stop(&web2, SIGTERM), 0);
     if (test_failures) {
         srv_dump_log(&web);
         for (int i = 0; i < 4; i++)
