@@ -536,7 +536,7 @@ int jobs_start(const jobs_config *cfg, m2p_store *store, progress_bus *bus, mode
     return 0;
 }
 
-void jobs_stop(jobs *q)
+void jobs_request_stop(jobs *q)
 {
     if (!q)
         return;
@@ -548,6 +548,13 @@ void jobs_stop(jobs *q)
     pthread_cond_broadcast(&q->done);
     pthread_cond_broadcast(&q->beat);
     pthread_mutex_unlock(&q->lock);
+}
+
+void jobs_stop(jobs *q)
+{
+    if (!q)
+        return;
+    jobs_request_stop(q);
     for (int i = 0; i < q->n_slots; i++)
         pthread_join(q->slots[i].thread, NULL);
     if (q->heartbeat_started)

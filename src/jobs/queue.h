@@ -45,8 +45,9 @@ typedef struct jobs jobs;
 
 int jobs_start(const jobs_config *cfg, m2p_store *store, progress_bus *bus, model_cache *models,
                jobs **out);
-/* Stops the workers after their current job (which stays "running" and is recovered on the
- * next start) and frees the queue. */
+/* Tell the workers to stop: a running job stops at its next step and goes back to the queue
+ * (never "canceled"). Returns at once; jobs_stop waits for them and frees the queue. */
+void jobs_request_stop(jobs *q);
 void jobs_stop(jobs *q);
 
 /* Queue a job (params: a validated JSON object). M2P_EBUSY when the queue is full. */

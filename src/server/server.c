@@ -208,6 +208,9 @@ void server_stop(server *s)
 {
     if (!s)
         return;
+    /* Running jobs stop at their next step and go back to the queue while CivetWeb's threads
+     * wind down (which takes a while), not after. */
+    jobs_request_stop(s->q);
     if (s->ctx)
         mg_stop(s->ctx); /* closes the WebSockets first: no bus writes after this */
     jobs_stop(s->q);

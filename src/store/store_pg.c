@@ -26,6 +26,7 @@
 #define PG_MIGRATION_LOCK 7236501
 #define PG_BACKOFF_MIN_MS 100
 #define PG_BACKOFF_MAX_MS 5000
+#define PG_CONNECT_TIMEOUT_S "5"
 
 void pgp_i64(pgp *p, int64_t x)
 {
@@ -173,6 +174,16 @@ int pg_rollback(m2p_store *s, int rc)
     return rc;
 }
 
+/* Connect with a 5 s connect_timeout unless the URL sets one: a reconnect (PQreset) happens
+ * under the store's lock, so a host that does not answer must not hold every request for the
+ * kernel's TCP timeout (minutes); they get 503 instead. */
+static PGconn *pg_connect(const char *url)
+{
+    const char *const keys[] = {"connect_timeout", "dbname", NULL};
+    const char *const vals[] = {PG_CONNECT_TIMEOUT_S, url, NULL};
+    return PQconnectdbParams(keys, vals, 1);
+}
+
 static void quiet_notice(void *arg, const char *message)
 {
     (void)arg;
@@ -184,7 +195,7 @@ int store_pg_open(m2p_store *s, const char *url)
     if (!(s->where = redact(url)))
         return m2p_error(M2P_ENOMEM, "store: out of memory");
     s->be = &store_pg_backend;
-    s->pg = PQconnectdb(url);
+    s->pg = pg_connect(url);
     if (!s->pg)
         return m2p_error(M2P_ENOMEM, "store: out of memory connecting to %s", s->where);
     if (PQstatus(s->pg) != CONNECTION_OK) {
@@ -429,7 +440,7 @@ static int listener_connect(store_listener *l)
     if (l->c && PQstatus(l->c) == CONNECTION_OK)
         return 0;
     listener_drop(l);
-    l->c = PQconnectdb(l->url);
+    l->c = pg_connect(l->url);
     if (l->c && PQstatus(l->c) == CONNECTION_OK) {
         PGresult *r = PQexec(l->c, "LISTEN m2p_events");
         int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
