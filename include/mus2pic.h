@@ -441,12 +441,13 @@ void m2p_analysis_free(m2p_analysis *a);
 char *m2p_analysis_to_json(const m2p_analysis *a);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Store: SQLite (default). The schema is one list of migrations in src/store/migrations.c.   */
+/* Store: SQLite (default) or PostgreSQL. The schema: src/store/migrations.c, one list each.  */
 /* ------------------------------------------------------------------------------------------ */
 
 typedef struct m2p_store m2p_store;
-/* Open (creating) data_dir/mus2pic.db in WAL mode and run the migrations. */
-int m2p_store_open(const char *data_dir, m2p_store **out);
+/* Open the store and run the migrations. url: a data folder (FOLDER/mus2pic.db, SQLite in WAL
+ * mode, created), sqlite:FILE, or a libpq URI postgresql://... (see src/store/store.h). */
+int m2p_store_open(const char *url, m2p_store **out);
 void m2p_store_close(m2p_store *s);
 
 #ifdef __cplusplus

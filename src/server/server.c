@@ -48,6 +48,11 @@ server_config server_default_config(void)
     return c;
 }
 
+const char *server_store_where(const server *s)
+{
+    return store_where(s->store);
+}
+
 static int is_loopback(const char *host)
 {
     return !strcmp(host, "127.0.0.1") || !strcmp(host, "localhost") || !strcmp(host, "::1") ||
@@ -154,7 +159,8 @@ int server_start(const server_config *cfg, server **out)
     }
     if ((rc = server_lock_data(s)))
         goto fail;
-    if ((rc = m2p_store_open(s->data_dir, &s->store)))
+    if ((rc = m2p_store_open(cfg->store_url && *cfg->store_url ? cfg->store_url : s->data_dir,
+                             &s->store)))
         goto fail;
     s->bus = progress_bus_new(4096);
     s->models = model_cache_new(s->cfg.model_budget);
@@ -183,6 +189,14 @@ int server_start(const server_config *cfg, server **out)
     jc.max_queued = s->cfg.max_queued;
     jc.genre_offline = s->cfg.genre_offline;
     jc.audio_cache_limit = s->cfg.audio_cache_limit;
+    jc.store_url = cfg->store_url && *cfg->store_url ? cfg->store_url : NULL;
+    jc.run_jobs = !cfg->no_worker;
+    jc.progress_from_others = 1;
+    if (cfg->kinds)
+        jc.kinds = cfg->kinds;
+    jc.worker_name = cfg->worker_name;
+    if (cfg->lease_ms > 0)
+        jc.lease_ms = cfg->lease_ms;
     if ((rc = jobs_start(&jc, s->store, s->bus, s->models, &s->q)))
         goto fail;
 
@@ -249,6 +263,9 @@ void server_stop(server *s)
 {
     if (!s)
         return;
+    /* Running jobs stop at their next step and go back to the queue while CivetWeb's threads
+     * wind down (which takes a while), not after. */
+    jobs_request_stop(s->q);
     if (s->ctx)
         mg_stop(s->ctx); /* closes the WebSockets first: no bus writes after this */
     jobs_stop(s->q);
