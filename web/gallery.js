@@ -22,7 +22,7 @@
       if (!armed) {
         b.textContent = 'Really delete?';
         b.classList.add('confirm');
-        armed = setTimeout(() => { armed = 0; b.textContent = 'Delete' + what; b.classList.remove('confirm'); }, 4000);
+        armed = setTimeout(() => { armed = 0; b.textContent = 'Delete' + what; b.classList.remove('confirm'); }, 10000);
         return;
       }
       clearTimeout(armed);

@@ -101,6 +101,16 @@ static void numbered(const char *out, int i, char *buf, size_t len)
         snprintf(buf, len, "%.*s-%d%s", (int)(dot - out), out, i, dot);
 }
 
+/* NAME.png -> NAME-text.png */
+static void text_path(const char *name, char *path, size_t len)
+{
+    const char *slash = strrchr(name, '/'), *dot = strrchr(name, '.');
+    if (!dot || (slash && dot < slash))
+        snprintf(path, len, "%s-text.png", name);
+    else
+        snprintf(path, len, "%.*s-text%s", (int)(dot - name), name, dot);
+}
+
 /* Poster text: a copy of the image with the title and artist on it, as NAME-text.png next to
  * the plain NAME.png. */
 static int write_with_text(const char *name, const m2p_image *im, const m2p_poster_text *t,
@@ -114,11 +124,7 @@ static int write_with_text(const char *name, const m2p_image *im, const m2p_post
     }
     memcpy(copy, im->rgb, n);
     char path[4300];
-    const char *slash = strrchr(name, '/'), *dot = strrchr(name, '.');
-    if (!dot || (slash && dot < slash))
-        snprintf(path, sizeof path, "%s-text.png", name);
-    else
-        snprintf(path, sizeof path, "%.*s-text%s", (int)(dot - name), name, dot);
+    text_path(name, path, sizeof path);
     int rc = m2p_poster_draw_text(copy, im->width, im->height, t, NULL);
     if (!rc)
         rc = m2p_png_write_meta(path, copy, im->width, im->height, meta);
@@ -493,6 +499,17 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "model: %s loaded in %.2fs (%s)\n", m2p_model_path(m),
                 (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9,
                 dtype == M2P_DTYPE_BF16 ? "bf16" : "f32");
+    int lc = 0, lh = 0, lw = 0; /* the tensors read above assumed [.., 4, H/8, W/8] */
+    if ((lat || noise) && (m2p_model_latent_shape(m, p.width, p.height, &lc, &lh, &lw) || lc != 4 ||
+                           lh != h || lw != w)) {
+        fprintf(stderr,
+                "mus2pic generate: --latents / --noise: this model's latents for %dx%d are "
+                "[%d,%d,%d] per image, not [4,%d,%d]\n",
+                p.width, p.height, lc, lh, lw, h, w);
+        m2p_model_free(m);
+        rc = 2;
+        goto out_free;
+    }
     if (p.negative_prompt && *p.negative_prompt && !m2p_model_uses_negative_prompt(m, p.guidance))
         fprintf(stderr,
                 "note: this run will ignore the negative prompt, as diffusers does: it is used "
@@ -535,7 +552,8 @@ int cmd_generate(int argc, char **argv)
     m2p_png_meta meta = {.prompt = p.prompt,
                          .negative_prompt = p.negative_prompt,
                          .model = model_name,
-                         .steps = steps,
+                         .steps = imgs[0].steps,
+                         .sampler = imgs[0].sampler,
                          .guidance = p.guidance,
                          .width = p.width,
                          .height = p.height,
@@ -578,13 +596,22 @@ int cmd_generate(int argc, char **argv)
             free(all);
         }
     }
+    char tp[4300];
     if (failed) {
-        for (int i = 0; i < written; i++)
+        for (int i = 0; i < written; i++) {
             unlink(names[i]);
+            text_path(names[i], tp, sizeof tp);
+            if (with_text)
+                unlink(tp);
+        }
     } else {
-        for (int i = 0; i < N; i++)
+        for (int i = 0; i < N; i++) {
             printf("%s  seed %llu  %dx%d  %.1fs\n", names[i], (unsigned long long)imgs[i].seed,
                    imgs[i].width, imgs[i].height, imgs[i].seconds);
+            text_path(names[i], tp, sizeof tp);
+            if (with_text)
+                printf("%s  the same with the poster text\n", tp);
+        }
         if (raw_f)
             printf("%s  raw float image [%d,3,%d,%d]\n", raw_f, N, p.height, p.width);
         rc = 0;

@@ -62,8 +62,15 @@ void api_health(server *s, struct mg_connection *c, const route_args *a)
                   "progress", "published", (json_int_t)ps.published, "delivered",
                   (json_int_t)ps.delivered, "dropped", (json_int_t)ps.dropped, "queued", ps.queued,
                   "rss_kb", (json_int_t)rss_kb(), "threads", s->cfg.threads);
-    if (o)
+    if (o) {
         json_object_set_new(o, "websockets_dropped", json_integer(ws_dropped));
+        /* Many machines: the store's backend and the workers with a recent heartbeat. */
+        char *workers = jobs_workers_json(s->q);
+        json_t *wj = workers ? json_loads(workers, 0, NULL) : NULL;
+        free(workers);
+        json_object_set_new(o, "store", json_string(store_backend_name(s->store)));
+        json_object_set_new(o, "workers", wj ? wj : json_array());
+    }
     http_json(c, 200, o);
 }
 

@@ -9,7 +9,7 @@
  * more wait in CivetWeb's queue (connection_queue) and 128 in the kernel's (listen_backlog), and
  * beyond those a connection is refused. Binding anything but loopback needs a token.
  *
- * One server per --data: an exclusive flock on DATA/server.lock is held for the server's life
+ * One server per SQLite --data: an exclusive flock on DATA/server.lock is held for its life
  * (the kernel drops it when the process dies, so a crash leaves nothing stale); a second
  * server on the same folder refuses to start instead of retrying the first one's running jobs.
  */
@@ -46,6 +46,11 @@ server_config server_default_config(void)
     c.max_upload = 100u << 20;
     c.model_budget = (size_t)12 << 30;
     return c;
+}
+
+const char *server_store_where(const server *s)
+{
+    return store_where(s->store);
 }
 
 static int is_loopback(const char *host)
@@ -152,9 +157,11 @@ int server_start(const server_config *cfg, server **out)
         rc = m2p_error(M2P_EINVAL, "--host '%s' is not a host name or address", s->host);
         goto fail;
     }
-    if ((rc = server_lock_data(s)))
+    /* With a store URL (PostgreSQL) the jobs are leased (src/store), and nodes may share it. */
+    if (!(cfg->store_url && *cfg->store_url) && (rc = server_lock_data(s)))
         goto fail;
-    if ((rc = m2p_store_open(s->data_dir, &s->store)))
+    if ((rc = m2p_store_open(cfg->store_url && *cfg->store_url ? cfg->store_url : s->data_dir,
+                             &s->store)))
         goto fail;
     s->bus = progress_bus_new(4096);
     s->models = model_cache_new(s->cfg.model_budget);
@@ -183,6 +190,14 @@ int server_start(const server_config *cfg, server **out)
     jc.max_queued = s->cfg.max_queued;
     jc.genre_offline = s->cfg.genre_offline;
     jc.audio_cache_limit = s->cfg.audio_cache_limit;
+    jc.store_url = cfg->store_url && *cfg->store_url ? cfg->store_url : NULL;
+    jc.run_jobs = !cfg->no_worker;
+    jc.progress_from_others = 1;
+    if (cfg->kinds)
+        jc.kinds = cfg->kinds;
+    jc.worker_name = cfg->worker_name;
+    if (cfg->lease_ms > 0)
+        jc.lease_ms = cfg->lease_ms;
     if ((rc = jobs_start(&jc, s->store, s->bus, s->models, &s->q)))
         goto fail;
 
@@ -249,6 +264,9 @@ void server_stop(server *s)
 {
     if (!s)
         return;
+    /* Running jobs stop at their next step and go back to the queue while CivetWeb's threads
+     * wind down (which takes a while), not after. */
+    jobs_request_stop(s->q);
     if (s->ctx)
         mg_stop(s->ctx); /* closes the WebSockets first: no bus writes after this */
     jobs_stop(s->q);

@@ -2,7 +2,8 @@
 # test_cli_ux.sh — what a newcomer meets on the command line: `analyze` and `prompt` keep their
 # cache in the user's cache folder, never ./data of the folder they run in; the text summary and
 # --json give the same key; `prompt --version llm` without a key stops before the analysis and
-# names --llm-key; `generate` prints no seed for a model it cannot load; `serve -v` logs each
+# names --llm-key; `generate` prints no seed for a model it cannot load, and with --title/--artist
+# writes FILE-text.png beside the unchanged plain FILE.png; `serve -v` logs each
 # request and each job.
 set -uo pipefail
 : "${M2P_BIN:?M2P_BIN is set by ctest}" "${M2P_FIXTURES:?M2P_FIXTURES is set by ctest}"
@@ -52,7 +53,47 @@ check "generate with a missing model: exit 1" test $? = 1
 check "no seed printed before the model failed" bash -c "! grep -q '^seed:' '$T/err'"
 check "the error names the folder" grep -q "$T/no-such-model" "$T/err"
 
-# 5. serve -v: each request and each job in the log (no query string: a token stays out)
+# 5. poster text: FILE.png stays the plain image, FILE-text.png differs from it only in the
+#    top third (--text-layout top)
+G=(generate --model "$M2P_FIXTURES/sd-tiny/model" --prompt "a cat" --width 128 --height 192 --steps 2 --seed 5)
+"$BIN" "${G[@]}" --out "$T/p.png" >/dev/null 2>&1
+"$BIN" "${G[@]}" --out "$T/t.png" --title "Jóga" --artist "Björk" --text-layout top >"$T/out" 2>"$T/err"
+check "generate with poster text: exit 0 ($(tail -1 "$T/err"))" test $? = 0
+check "it names the text file" grep -q "t-text.png" "$T/out"
+python3 - "$T/p.png" "$T/t.png" "$T/t-text.png" <<'PY' >"$T/rows" 2>&1
+import sys, zlib
+def pixels(p):  # 8-bit RGB, non-interlaced (what mus2pic writes): rows after PNG unfiltering
+    b = open(p, 'rb').read(); at = 8; idat = b''; w = h = 0
+    while at < len(b):
+        n = int.from_bytes(b[at:at + 4], 'big'); t = b[at + 4:at + 8]; d = b[at + 8:at + 8 + n]
+        if t == b'IHDR': w, h = int.from_bytes(d[:4], 'big'), int.from_bytes(d[4:8], 'big')
+        if t == b'IDAT': idat += d
+        at += 12 + n
+    raw = zlib.decompress(idat); stride = w * 3; rows = []; prev = bytearray(stride)
+    for y in range(h):
+        f = raw[y * (stride + 1)]; line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - 3] if i >= 3 else 0; up = prev[i]; c = prev[i - 3] if i >= 3 else 0
+            if f == 1: line[i] = (line[i] + a) & 255
+            elif f == 2: line[i] = (line[i] + up) & 255
+            elif f == 3: line[i] = (line[i] + (a + up) // 2) & 255
+            elif f == 4:
+                pa, pb, pc = abs(up - c), abs(a - c), abs(a + up - 2 * c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else up if pb <= pc else c)) & 255
+        rows.append(bytes(line)); prev = line
+    return rows
+plain, same, text = pixels(sys.argv[1]), pixels(sys.argv[2]), pixels(sys.argv[3])
+assert plain == same, 'FILE.png is not the plain image'
+changed = [y for y in range(len(plain)) if plain[y] != text[y]]
+# the text box of the top layout is at most the top third (the C test pins the box itself)
+assert len(changed) >= 10 and changed[-1] < len(plain) // 3, changed
+print('rows', len(changed))
+PY
+check "plain kept, text only in the top third ($(tail -1 "$T/rows"))" grep -q "^rows" "$T/rows"
+"$BIN" "${G[@]}" --out "$T/x.png" --title "x" --text-layout middle >/dev/null 2>"$T/err"
+check "a bad --text-layout: exit 2 naming the choices" grep -q "top, bottom or band" "$T/err"
+
+# 6. serve -v: each request and each job in the log (no query string: a token stays out)
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 "$BIN" serve -v --port "$port" --data "$T/data" --offline --model "lcm=$M2P_FIXTURES/sd-tiny/model" >"$T/serve.log" 2>&1 &
 pid=$!

@@ -114,11 +114,11 @@ async function flow(browser, vp) {
 
   // 3. the style switch writes that style's prompt at once; over an edit it asks first
   // the three prompts the analysis wrote (the page keeps the analysis in localStorage)
-  await waitFor(page, () => { try { return !!JSON.parse(localStorage.getItem('m2p-state')).analysis.prompts.v1; } catch (e) { return false; } }, 'the saved analysis', 5000);
+  await waitFor(page, () => { try { return !!JSON.parse(localStorage.getItem('m2p-state')).analysis.prompts.v1; } catch (e) { return false; } }, 'the saved analysis');
   const prompts = await page.evaluate(() => JSON.parse(localStorage.getItem('m2p-state')).analysis.prompts);
   const before = await page.inputValue('#prompt');
   await page.selectOption('#prompt-version', 'v1');
-  await waitFor(page, (b) => document.getElementById('prompt').value !== b, 'the V1 prompt after the style switch', 10000, before);
+  await waitFor(page, (b) => document.getElementById('prompt').value !== b, 'the V1 prompt after the style switch', 60000, before);
   const v1 = await page.inputValue('#prompt');
   assert(await page.isHidden('#replace-bar'), 'an unedited prompt is replaced without asking');
   assert(v1 === prompts.v1.prompt, 'the V1 prompt of the analysis');
@@ -148,7 +148,7 @@ async function flow(browser, vp) {
     expectStatus = 0;
     await page.click('#llm-write');
     // the box held the page's own V1 prompt: replaced without asking
-    await waitFor(page, () => document.getElementById('prompt').value === 'a neon skyline poster for choice, bold type, masterpiece, best quality', 'the LLM prompt (the original appends its quality words)', 10000);
+    await waitFor(page, () => document.getElementById('prompt').value === 'a neon skyline poster for choice, bold type, masterpiece, best quality', 'the LLM prompt (the original appends its quality words)');
     const sent = await (await fetch(process.env.M2P_LLM + '/last')).json();
     assert(sent.auth === 'Bearer sk-test' && /Admiral Bob/.test(sent.body) && /choice/.test(sent.body), 'what the LLM was sent: ' + JSON.stringify(sent));
     await page.fill('#prompt', kept);
@@ -157,7 +157,7 @@ async function flow(browser, vp) {
   // 4. the token counter, against transformers' CLIPTokenizer counts
   for (const g of [golden.find((p) => p.prompt === 'a photo of a cat'), golden.find((p) => p.truncated)]) {
     await page.fill('#prompt', g.prompt);
-    await waitFor(page, (n) => document.getElementById('tokens').textContent.startsWith(n + ' of 77 tokens'), 'the token count ' + g.num_tokens_untruncated, 10000, g.num_tokens_untruncated);
+    await waitFor(page, (n) => document.getElementById('tokens').textContent.startsWith(n + ' of 77 tokens'), 'the token count ' + g.num_tokens_untruncated, 60000, g.num_tokens_untruncated);
     if (g.truncated) {
       const ignored = g.tokens_untruncated.slice(76, -1).map((t) => t.replace(/<\/w>$/, ' ')).join('').trim();
       const text = await page.textContent('#tokens');
@@ -172,7 +172,7 @@ async function flow(browser, vp) {
   await page.selectOption('#size', '64x64');
   await page.fill('#guidance', '6.5');
   await page.fill('#seed', '123');
-  await waitFor(page, () => { try { return JSON.parse(localStorage.getItem('m2p-state')).fields.seed === '123'; } catch (e) { return false; } }, 'the form saved', 5000);
+  await waitFor(page, () => { try { return JSON.parse(localStorage.getItem('m2p-state')).fields.seed === '123'; } catch (e) { return false; } }, 'the form saved');
   await page.reload();
   await page.waitForSelector('#verify', { state: 'visible' });
   assert((await page.inputValue('#prompt')) === '<b>bold</b> neon poster <img src=x onerror=alert(1)>', 'the prompt after a reload');
@@ -196,7 +196,7 @@ async function flow(browser, vp) {
   await page.click('#generate');
   await page.waitForSelector('#progress-card', { state: 'visible' });
   // in view: its top on screen with room below it (the page may end before the card can reach the top)
-  await waitFor(page, () => { const r = document.getElementById('progress-card').getBoundingClientRect(); return r.top >= 0 && r.top < window.innerHeight - 150; }, 'the progress card scrolled into view', 5000);
+  await waitFor(page, () => { const r = document.getElementById('progress-card').getBoundingClientRect(); return r.top >= 0 && r.top < window.innerHeight - 150; }, 'the progress card scrolled into view');
   assert(await inView(page, '#cancel'), 'Cancel is on screen with the progress card');
   // For the screenshot only: a mid-run step, or the posters when the tiny model was faster.
   await waitFor(page, () => /step [23]\/4/.test(document.getElementById('variations-progress').textContent) ||
@@ -211,8 +211,8 @@ async function flow(browser, vp) {
   const info = await page.textContent('#results-info');
   assert(/seed 123/.test(info) && new RegExp(n + ' poster').test(info), 'results say the seed and the count: ' + info);
   assert(!/left/.test(await page.textContent('#variations-progress')), 'no time-left label once done');
-  await waitFor(page, (k) => new RegExp('last run here: ' + k + ' images at 64×64, 4 steps in').test(document.getElementById('model-desc').textContent), 'the measured time in the model description', 10000, n);
-  await waitFor(page, () => /Expected: about/.test(document.getElementById('estimate').textContent), 'the expected time before the next click', 10000);
+  await waitFor(page, (k) => new RegExp('last run here: ' + k + ' images at 64×64, 4 steps in').test(document.getElementById('model-desc').textContent), 'the measured time in the model description', 60000, n);
+  await waitFor(page, () => /Expected: about/.test(document.getElementById('estimate').textContent), 'the expected time before the next click');
   await shot('6-posters');
   const dl = await page.$$eval('#results a[download]', (a) => a.map((x) => x.getAttribute('download')));
   assert(dl.length === n && dl[0] === 'admiral-bob-choice-123.png' && dl[1] === 'admiral-bob-choice-124.png', 'download names artist-song-seed.png: ' + dl);
@@ -285,7 +285,7 @@ async function flow(browser, vp) {
   assert(new Set(jobs).size === jobs.length, 'each run listed once: ' + jobs);
   // the earlier run's posters are one click away
   await page.click('#queue li:last-child button');
-  await waitFor(page, (k) => document.querySelectorAll('#results figure img').length === k && /seed 123/.test(document.getElementById('results-info').textContent), 'the first run shown again', 10000, n);
+  await waitFor(page, (k) => document.querySelectorAll('#results figure img').length === k && /seed 123/.test(document.getElementById('results-info').textContent), 'the first run shown again', 60000, n);
   if (phone) await noOverflow(page, 'the main page at 390 px with the run list');
 
   // Cancel: a queued run from the list, then the running one from the card; both end in a
@@ -299,10 +299,16 @@ async function flow(browser, vp) {
     await page.click('#generate');
     await waitFor(page, () => document.querySelectorAll('#queue li').length >= 5, 'the queued run listed');
     const queued = await page.$eval('#queue li:first-child', (li) => Number(li.dataset.job));
+    const running = queued - 1;
+    // a reload mid-run: the card follows the running run again, the queued one is listed
+    await page.reload();
+    await waitFor(page, (j) => document.getElementById('gen-job').textContent.includes('run ' + j) &&
+      !!document.querySelector('#queue li[data-job="' + (j + 1) + '"]'), 'the running run followed after a reload', 60000, running);
+    assert((await page.inputValue('#size')) === '512x512' && (await page.inputValue('#steps')) === '8', 'the settings after a reload mid-run');
     await page.click('#queue li:first-child button:has-text("Cancel")');
-    await waitFor(page, (j) => document.querySelector('#queue li[data-job="' + j + '"] .q-state').textContent === 'canceled', 'the queued run canceled', 10000, queued);
+    await waitFor(page, (j) => document.querySelector('#queue li[data-job="' + j + '"] .q-state').textContent === 'canceled', 'the queued run canceled', 60000, queued);
     await page.click('#cancel');
-    await waitFor(page, () => /^Canceled/.test(document.getElementById('gen-stage').textContent), 'the running run canceled', 60000);
+    await waitFor(page, () => /^Canceled/.test(document.getElementById('gen-stage').textContent), 'the running run canceled', 300000); // at its next step: slow under ASan
     assert(!(await page.$eval('#gen-stage', (n) => n.className)).includes('error'), 'Canceled is not shown as an error');
     assert(!/left/.test(await page.textContent('#variations-progress')), 'no time-left labels after Cancel');
     assert(await page.isHidden('#results-card'), 'no earlier run\'s posters after Cancel');
@@ -345,7 +351,7 @@ async function flow(browser, vp) {
   assert(/Really delete/.test(await single.textContent()), 'Delete asks first');
   assert((await page.$$('.gallery .item')).length === before2, 'nothing deleted by one click');
   await single.click();
-  await waitFor(page, (k) => document.querySelectorAll('.gallery .item').length === k - 1, 'the item deleted after the second click', 10000, before2);
+  await waitFor(page, (k) => document.querySelectorAll('.gallery .item').length === k - 1, 'the item deleted after the second click', 60000, before2);
   // use again: every parameter of the run comes back
   const again = await page.evaluate((k) => {
     const item = [...document.querySelectorAll('.gallery .item')].find((i) => i.querySelectorAll('.thumb').length === k);
@@ -377,7 +383,7 @@ async function flow(browser, vp) {
   await page.waitForSelector('#items tr .posters img');
   await waitFor(page, () => /finished/.test(document.getElementById('batch-summary').textContent), 'the batch to finish');
   assert(/Admiral Bob/.test(await page.textContent('#items tr')), 'the batch row names the artist');
-  await waitFor(page, () => /1 song, 1 done, finished/.test(document.getElementById('batches').textContent), 'the list of batches to show it finished', 10000);
+  await waitFor(page, () => /1 song, 1 done, finished/.test(document.getElementById('batches').textContent), 'the list of batches to show it finished');
   if (phone) await noOverflow(page, 'the batch page at 390 px');
   await shot('9-batch');
 
@@ -435,11 +441,11 @@ async function restart(browser) {
     const gone = new Promise((r) => srv.on('exit', r));
     srv.kill('SIGTERM');
     await gone;
-    await page.waitForSelector('#conn-lost', { state: 'visible', timeout: 10000 });
+    await page.waitForSelector('#conn-lost', { state: 'visible' });
     if (process.env.M2P_SHOTS) await page.screenshot({ path: path.join(process.env.M2P_SHOTS, 'desktop-10-reconnecting.png') });
     srv = start();
     await up();
-    await page.waitForSelector('#conn-lost', { state: 'hidden', timeout: 20000 });
+    await page.waitForSelector('#conn-lost', { state: 'hidden' });
   } finally {
     await page.close();
     srv.kill('SIGTERM');

@@ -78,7 +78,7 @@ M2P_URL="http://127.0.0.1:$port" M2P_AUDIO="$M2P_FIXTURES/audio/librosa/choice.o
   M2P_TOKENS="$M2P_FIXTURES/sd-tiny/golden/tokens.json" M2P_SHOTS="$shots" \
   M2P_BAD_URL="http://127.0.0.1:$port2" M2P_BAD_FOLDER="$tmp/no-such-folder" M2P_BIN="$M2P_BIN" \
   M2P_FIXTURES="$M2P_FIXTURES" M2P_LLM="http://127.0.0.1:$llmport" \
-  CHROMIUM="$chromium" timeout 300 node "$here/flow.js" || status=$?
+  CHROMIUM="$chromium" timeout 840 node "$here/flow.js" || status=$?
 if [ "$status" -ne 0 ]; then
   echo "---- server log ----"
   cat "$tmp/server.log"

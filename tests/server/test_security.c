@@ -402,16 +402,16 @@ static void check_deep_stored(void)
     char *params = nested(225, "{\"a\":", "}", "{\"prompt\":\"x\",\"features\":", "}");
     int64_t id = 0;
     CHECK_INT(store_job_create(st, STORE_JOB_GENERATE, params, 0, 0, 0, 0, &id), 0);
-    CHECK_INT(store_job_fail(st, id, "stored by an older server", 0), 0);
+    CHECK_INT(store_job_fail(st, id, 0, "stored by an older server", 0), 0);
     free(params);
 
     /* Low: gallery rows carried each post's whole features (curves of thousands of numbers) */
     int64_t gid = 0;
     CHECK_INT(store_job_create(st, STORE_JOB_GENERATE, "{\"prompt\":\"x\"}", 0, 0, 0, 0, &gid), 0);
     store_job claimed;
-    CHECK_INT(store_job_claim(st, STORE_JOB_GENERATE, &claimed), 0);
+    store_lease lease = {.worker = "test", .lease_ms = 60000};
+    CHECK_INT(store_job_claim(st, STORE_JOB_GENERATE, &lease, &claimed), 0);
     CHECK_INT(claimed.id, gid);
-    store_job_clear(&claimed);
     char *meta = malloc(40000);
     char *m = meta + sprintf(meta, "{\"prompt\":\"x\",\"features\":{\"tempo\":120.5,"
                                    "\"energy\":0.4,\"key\":\"C\",\"envelope\":[");
@@ -420,7 +420,8 @@ static void check_deep_stored(void)
     sprintf(m, "],\"beats\":[1,2,3]}}");
     static const uint8_t png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     store_result r = {0, 7, 64, 64, 0.1, png, sizeof png};
-    CHECK_INT(store_job_finish_with_results(st, gid, meta, &r, 1, gallery_result, NULL), 0);
+    CHECK_INT(store_job_finish_with_results(st, &claimed, meta, &r, 1, gallery_result, NULL), 0);
+    store_job_clear(&claimed);
     free(meta);
     m2p_store_close(st);
 
