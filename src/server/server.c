@@ -9,7 +9,7 @@
  * more wait in CivetWeb's queue (connection_queue) and 128 in the kernel's (listen_backlog), and
  * beyond those a connection is refused. Binding anything but loopback needs a token.
  *
- * One server per --data: an exclusive flock on DATA/server.lock is held for the server's life
+ * One server per SQLite --data: an exclusive flock on DATA/server.lock is held for its life
  * (the kernel drops it when the process dies, so a crash leaves nothing stale); a second
  * server on the same folder refuses to start instead of retrying the first one's running jobs.
  */
@@ -157,7 +157,8 @@ int server_start(const server_config *cfg, server **out)
         rc = m2p_error(M2P_EINVAL, "--host '%s' is not a host name or address", s->host);
         goto fail;
     }
-    if ((rc = server_lock_data(s)))
+    /* With a store URL (PostgreSQL) the jobs are leased (src/store), and nodes may share it. */
+    if (!(cfg->store_url && *cfg->store_url) && (rc = server_lock_data(s)))
         goto fail;
     if ((rc = m2p_store_open(cfg->store_url && *cfg->store_url ? cfg->store_url : s->data_dir,
                              &s->store)))

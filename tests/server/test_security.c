@@ -381,6 +381,14 @@ static void check_deep_requests(int port)
     free(ok);
 }
 
+static char *gallery_result(const int64_t *ids, int n, void *ud)
+{
+    (void)ud;
+    char *s = malloc(64);
+    snprintf(s, 64, "{\"images\":[%lld],\"n\":%d}", n ? (long long)ids[0] : 0LL, n);
+    return s;
+}
+
 /* Critical: a job stored with features 225 deep crashed the server on every WebSocket subscribe
  * to it and every GET, after each restart too. Such a row is written here straight into the
  * store (as an older server accepted it). */
@@ -395,8 +403,27 @@ static void check_deep_stored(void)
     int64_t id = 0;
     CHECK_INT(store_job_create(st, STORE_JOB_GENERATE, params, 0, 0, 0, 0, &id), 0);
     CHECK_INT(store_job_fail(st, id, 0, "stored by an older server", 0), 0);
-    m2p_store_close(st);
     free(params);
+
+    /* Low: gallery rows carried each post's whole features (curves of thousands of numbers) */
+    int64_t gid = 0;
+    CHECK_INT(store_job_create(st, STORE_JOB_GENERATE, "{\"prompt\":\"x\"}", 0, 0, 0, 0, &gid), 0);
+    store_job claimed;
+    store_lease lease = {.worker = "test", .lease_ms = 60000};
+    CHECK_INT(store_job_claim(st, STORE_JOB_GENERATE, &lease, &claimed), 0);
+    CHECK_INT(claimed.id, gid);
+    char *meta = malloc(40000);
+    char *m = meta + sprintf(meta, "{\"prompt\":\"x\",\"features\":{\"tempo\":120.5,"
+                                   "\"energy\":0.4,\"key\":\"C\",\"envelope\":[");
+    for (int i = 0; i < 3000; i++)
+        m += sprintf(m, "%s0.5", i ? "," : "");
+    sprintf(m, "],\"beats\":[1,2,3]}}");
+    static const uint8_t png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    store_result r = {0, 7, 64, 64, 0.1, png, sizeof png};
+    CHECK_INT(store_job_finish_with_results(st, &claimed, meta, &r, 1, gallery_result, NULL), 0);
+    store_job_clear(&claimed);
+    free(meta);
+    m2p_store_close(st);
 
     srv s;
     if (srv_start(&s, data, NULL)) {
@@ -422,6 +449,20 @@ static void check_deep_stored(void)
         json_decref(e);
         wsc_close(w);
     }
+    j = api(s.port, "GET", "/api/gallery", NULL, &code);
+    CHECK_INT(code, 200);
+    json_t *f = json_object_get(
+        json_object_get(json_array_get(json_object_get(j, "items"), 0), "meta"), "features");
+    CHECK(json_real_value(json_object_get(f, "tempo")) == 120.5);
+    CHECK_STR(jstr(f, "key"), "C");
+    CHECK(json_object_get(f, "envelope") == NULL);
+    CHECK(json_object_get(f, "beats") == NULL);
+    json_decref(j);
+    /* the job itself still has them */
+    snprintf(path, sizeof path, "/api/jobs/%lld", (long long)gid);
+    j = api(s.port, "GET", path, NULL, &code);
+    CHECK_INT(code, 200);
+    json_decref(j);
     CHECK(alive(s.port));
     CHECK_INT(srv_stop(&s, SIGTERM), 0);
 }
