@@ -394,7 +394,7 @@ static void check_deep_stored(void)
     char *params = nested(225, "{\"a\":", "}", "{\"prompt\":\"x\",\"features\":", "}");
     int64_t id = 0;
     CHECK_INT(store_job_create(st, STORE_JOB_GENERATE, params, 0, 0, 0, 0, &id), 0);
-    CHECK_INT(store_job_fail(st, id, "stored by an older server", 0), 0);
+    CHECK_INT(store_job_fail(st, id, 0, "stored by an older server", 0), 0);
     m2p_store_close(st);
     free(params);
 
