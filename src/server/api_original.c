@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/json_limit.h"
 #include "music/band_song.h"
 #include "music/genre.h"
 #include "music/net.h"
@@ -45,7 +46,7 @@ static int wait_result(server *s, struct mg_connection *c, int64_t id, int timeo
         store_job_clear(&j);
         return -1;
     }
-    *result = j.result ? json_loads(j.result, 0, NULL) : NULL;
+    *result = j.result ? m2p_json_loads(j.result, 0, NULL) : NULL;
     store_job_clear(&j);
     if (!json_is_object(*result)) {
         json_decref(*result);
@@ -61,7 +62,7 @@ static int start_analysis(server *s, struct mg_connection *c, json_t *b, int64_t
     api_error e = {0};
     double duration;
     int version;
-    if (validate_url(json_object_get(b, "url"), "url", &e) ||
+    if (validate_url(s, json_object_get(b, "url"), "url", &e) ||
         validate_duration(json_object_get(b, "duration"), &duration, &e) ||
         validate_prompt_version(json_object_get(b, "prompt_version"), &version, &e) ||
         validate_opt_string(b, "band_name", 256, &e) ||
@@ -184,7 +185,7 @@ void api_extract_metadata_quick(server *s, struct mg_connection *c, const route_
 {
     json_t *b = a->body;
     api_error e = {0};
-    if (validate_url(json_object_get(b, "url"), "url", &e)) {
+    if (validate_url(s, json_object_get(b, "url"), "url", &e)) {
         http_api_error(c, &e);
         return;
     }
@@ -274,6 +275,11 @@ void api_validate_api_key(server *s, struct mg_connection *c, const route_args *
     const char *key = jstr(a->body, "api_key");
     if (!key || !*key) {
         http_error(c, 400, "api_key", "api_key is required");
+        return;
+    }
+    if (!m2p_llm_key_ok(key)) { /* it goes into a request header: no CR/LF smuggling */
+        http_error(c, 400, "api_key",
+                   "api_key has control characters (CR, LF, ...); paste the key alone");
         return;
     }
     m2p_llm_params p = m2p_llm_default_params();
