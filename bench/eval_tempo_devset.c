@@ -72,8 +72,9 @@ int main(int argc, char **argv)
     }
     FILE *f = fopen(set, "r");
     if (!f) {
-        fprintf(stderr, "eval_tempo_devset: cannot open %s: make the set first with "
-                        "bench/tempo-devset.sh\n",
+        fprintf(stderr,
+                "eval_tempo_devset: cannot open %s: make the set first with "
+                "bench/tempo-devset.sh\n",
                 set);
         return 1;
     }

@@ -13,6 +13,8 @@
 # split: "dev" or "held" from the parity of the cksum of the id (deterministic, independent of
 # the order of the files and of our results): tune on dev only, report held-out.
 # Usage: bench/tempo-devset.sh [cache-dir]   (re-running renders only what is missing)
+# LMMS renders whole songs (about a minute each on a loaded 2-core machine); LMMS_RENDER=0
+# lists only the LMMS pieces already in the cache and renders no new ones.
 set -eu
 CACHE=${1:-/var/cache/m2p-tempo-devset}
 mkdir -p "$CACHE/wav"
@@ -57,7 +59,7 @@ for f in /usr/share/hydrogen/data/demo_songs/*.h2song; do
             echo "h2cli: $f did not render" >&2
         rm -f "$TMP/$id.wav"
     fi
-    [ -f "$CACHE/wav/$id.flac" ] && add "$id" "$bpm" "4/4" "hydrogen-data $f (bpm)"
+    if [ -f "$CACHE/wav/$id.flac" ]; then add "$id" "$bpm" "4/4" "hydrogen-data $f (bpm)"; fi
 done
 
 # ---- MMA: songs with exactly one absolute "Tempo N" and a named Groove (no metronome-only
@@ -82,7 +84,7 @@ find /usr/share/doc/mma/examples -name '*.mma' | sort | while read -r f; do
             echo "mma: $f did not render" >&2
         rm -f "$TMP/$id.mid" "$TMP/$id.wav"
     fi
-    [ -f "$CACHE/wav/$id.flac" ] && add "$id" "$bpm" "$meter" "mma $f (Tempo, Groove $groove)"
+    if [ -f "$CACHE/wav/$id.flac" ]; then add "$id" "$bpm" "$meter" "mma $f (Tempo, Groove $groove)"; fi
 done
 
 # ---- LMMS: the project XML (.mmpz = 4-byte length + zlib) states bpm and time signature ----
@@ -101,12 +103,12 @@ EOF
 )
     bpm=${meta% *}
     meter=${meta#* }
-    if [ ! -f "$CACHE/wav/$id.flac" ]; then
+    if [ ! -f "$CACHE/wav/$id.flac" ] && [ "${LMMS_RENDER:-1}" != 0 ]; then
         QT_QPA_PLATFORM=offscreen $NICE lmms --allowroot -r "$f" -f wav -o "$TMP/$id.wav" \
             >/dev/null 2>&1 && excerpt "$TMP/$id.wav" "$id" || echo "lmms: $f did not render" >&2
         rm -f "$TMP/$id.wav"
     fi
-    [ -f "$CACHE/wav/$id.flac" ] && add "$id" "$bpm" "$meter" "lmms-common $f (head bpm)"
+    if [ -f "$CACHE/wav/$id.flac" ]; then add "$id" "$bpm" "$meter" "lmms-common $f (head bpm)"; fi
 done
 
 sort "$TRUTH.new" >"$TRUTH"

@@ -511,7 +511,10 @@ static double ac_at(const float *x, int T, double lag)
  * half stays at or above 58 BPM; a lag longer than a quarter of the signal is not used (the
  * choice excerpt, 10 s at 136 BPM with drums, was halved without that). Typical error: a 66-76 BPM tune with arpeggiated 8ths read
  * at 133-155. margin and contrast chosen on seeds 1-2 of bench/eval_tempo_key, confirmed on
- * seeds 4-5 (BENCHMARKS.md).
+ * seeds 4-5 (BENCHMARKS.md). Bass gate: the halving also needs the bass-band (< 200 Hz) onsets
+ * to repeat at least as strongly at two estimated beats as at one; real 4/4 songs with a kick
+ * on every beat and chords lasting two bars were halved without it (a 170 BPM piece of the dev
+ * half of bench/tempo-devset.sh; the generated seeds 1-3 read the same with and without it).
  *
  * Otherwise the cut-time check (the half-note level of a fast 4/4 tune, typically one without
  * drums at 155-200 BPM read at 78-100): when the chords change every 2 estimated beats (the
@@ -545,7 +548,17 @@ static double harmonic_check(const float *mel_db, const float *env, int T, int n
         a8 = ac_at(h, T, 8 * L);
     free(h);
     double low = fmax(a3, a4), high = fmax(a6, a8);
-    if (halve_ok && high >= low + margin && high - a15 >= contrast)
+    int bass_ok = 1;
+    if (halve_ok && high >= low + margin && high - a15 >= contrast) {
+        /* the bass gate: a kick or bass line marking every estimated beat makes it the beat */
+        float *bb = malloc(sizeof(float) * (size_t)T);
+        if (bb) {
+            band_env(mel_db, T, nm, 0, mel_band(200.0, nm, sr), bb);
+            bass_ok = ac_at(bb, T, 2 * L) >= ac_at(bb, T, L);
+            free(bb);
+        }
+    }
+    if (halve_ok && bass_ok && high >= low + margin && high - a15 >= contrast)
         return bpm / 2;
     if (double_ok && 4 * 4 * L <= T && a2 >= low && a2 - a15 >= cut_contrast &&
         ac_at(env, T, L / 2) >= duple)
