@@ -162,7 +162,16 @@ typedef struct m2p_image {
     float *raw;     /* NULL unless want_raw: 3*height*width floats, CHW, in [0,1] */
     uint64_t seed;  /* the seed that reproduces this image alone */
     double seconds; /* this variation's share of the generation time */
+    int steps;      /* the steps it took (num_inference_steps; the model's default when 0) */
+    const char *sampler; /* static: the sampler as image tools name it ("Euler a", "DDIM",
+                          * "PLMS", "PNDM", "Euler", "LCM") */
 } m2p_image;
+
+/* The latents one width x height image has with this model: channels, h = height / f and
+ * w = width / f with f the VAE's scale factor (8 for SD and SDXL; TAESD is always 8).
+ * M2P_EINVAL when the size is not a multiple of f. */
+int m2p_model_latent_shape(const m2p_model *model, int width, int height, int *channels, int *h,
+                           int *w);
 
 /* 1 when generating at this guidance runs classifier-free guidance, i.e. honours the negative
  * prompt (guidance > 1 and the UNet has no guidance embedding, unlike LCM's). */
@@ -170,7 +179,8 @@ int m2p_model_uses_negative_prompt(const m2p_model *model, float guidance);
 
 /* prompt -> tokenize -> text encoder(s) -> UNet x scheduler steps (all variations, and the
  * negative prompt with CFG, as one batch) -> VAE decoder -> images. out must hold
- * params->variations images; free each with m2p_image_free. Not thread safe for the same model. */
+ * params->variations images; free each with m2p_image_free. Not thread safe for the same
+ * model. */
 int m2p_generate(m2p_model *model, const m2p_gen_params *params, m2p_image *out);
 void m2p_image_free(m2p_image *img);
 
@@ -320,6 +330,12 @@ typedef struct m2p_features {
     /* beat times in seconds */
     double *beats;
     int n_beats;
+    /* downbeats (first beat of each bar, seconds; a subset of beats), beats a bar (3 or 4, 0 =
+     * unknown), and how clearly the onsets pulse on the beats (0..1) */
+    double *downbeats;
+    int n_downbeats;
+    int beats_per_bar;
+    double beat_confidence;
     /* energy envelope (RMS, 0..1) short enough to plot, one value per envelope_hop_s */
     float *envelope;
     int n_envelope;
@@ -401,6 +417,8 @@ typedef struct m2p_llm_params {
 } m2p_llm_params;
 
 m2p_llm_params m2p_llm_default_params(void);
+/* 1 when key can go into an Authorization header (printable ASCII: no CR, LF or controls). */
+int m2p_llm_key_ok(const char *key);
 int m2p_prompt_llm(const m2p_llm_params *p, const char *song, const char *artist,
                    const char *genre, char **prompt, int *tokens_used);
 
@@ -423,12 +441,13 @@ void m2p_analysis_free(m2p_analysis *a);
 char *m2p_analysis_to_json(const m2p_analysis *a);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Store: SQLite (default). The schema is one list of migrations in src/store/migrations.c.   */
+/* Store: SQLite (default) or PostgreSQL. The schema: src/store/migrations.c, one list each.  */
 /* ------------------------------------------------------------------------------------------ */
 
 typedef struct m2p_store m2p_store;
-/* Open (creating) data_dir/mus2pic.db in WAL mode and run the migrations. */
-int m2p_store_open(const char *data_dir, m2p_store **out);
+/* Open the store and run the migrations. url: a data folder (FOLDER/mus2pic.db, SQLite in WAL
+ * mode, created), sqlite:FILE, or a libpq URI postgresql://... (see src/store/store.h). */
+int m2p_store_open(const char *url, m2p_store **out);
 void m2p_store_close(m2p_store *s);
 
 #ifdef __cplusplus

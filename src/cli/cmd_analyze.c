@@ -36,6 +36,9 @@ static void summary(const m2p_analysis *a)
     } else {
         const char *key = f->key_tonic >= 0 ? m2p_key_name(f->key_tonic) : NULL;
         printf("Tempo      %.1f BPM, %d beats\n", f->tempo, f->n_beats);
+        if (f->beats_per_bar > 0)
+            printf("Bars       %d beats a bar, %d downbeats (beat confidence %.2f)\n",
+                   f->beats_per_bar, f->n_downbeats, f->beat_confidence);
         /* The reported key, as --json and the page give it. The original's is_major_key (its
          * own estimator, which the prompt rules read) is named as such when it disagrees. */
         if (key && *key)

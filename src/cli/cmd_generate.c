@@ -192,6 +192,40 @@ static int read_tensor(const char *opt, const char *path, const char *name, int 
     return *out ? 0 : -1;
 }
 
+/* Where an image named path is written: a regular file only. A missing file is created; a
+ * symlink is followed (its target is replaced, not the link); a device, folder, FIFO or socket
+ * is refused, so `--out /dev/null` as root cannot replace the device node. 0, or -1 with the
+ * message printed. */
+static int out_target(const char *path, char *real, size_t len)
+{
+    struct stat st;
+    snprintf(real, len, "%s", path);
+    if (lstat(path, &st) != 0)
+        return 0; /* a new file */
+    if (S_ISLNK(st.st_mode)) {
+        char *r = realpath(path, NULL);
+        if (!r) {
+            fprintf(stderr,
+                    "mus2pic generate: --out '%s' is a symlink to nothing that exists; point it "
+                    "at a file or remove it\n",
+                    path);
+            return -1;
+        }
+        snprintf(real, len, "%s", r);
+        free(r);
+        if (stat(real, &st) != 0)
+            return 0;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr,
+                "mus2pic generate: --out '%s' is %s, not a regular file; name a .png file to "
+                "write\n",
+                path, S_ISDIR(st.st_mode) ? "a folder" : "a device or special file");
+        return -1;
+    }
+    return 0;
+}
+
 static int folder_of_exists(const char *path)
 {
     const char *slash = strrchr(path, '/');
@@ -395,6 +429,15 @@ int cmd_generate(int argc, char **argv)
                 !folder_of_exists(out) ? out : raw_f);
         return 2;
     }
+    for (int i = 0; i < p.variations; i++) { /* refuse before the work, not after it */
+        char name[4200], real[4200];
+        if (p.variations == 1)
+            snprintf(name, sizeof name, "%s", out);
+        else
+            numbered(out, i + 1, name, sizeof name);
+        if (out_target(name, real, sizeof real))
+            return 2;
+    }
     if (p.scheduler_config) {
         /* a bad file is a usage error, found before the model loads */
         sched_config sc;
@@ -456,6 +499,17 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "model: %s loaded in %.2fs (%s)\n", m2p_model_path(m),
                 (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9,
                 dtype == M2P_DTYPE_BF16 ? "bf16" : "f32");
+    int lc = 0, lh = 0, lw = 0; /* the tensors read above assumed [.., 4, H/8, W/8] */
+    if ((lat || noise) && (m2p_model_latent_shape(m, p.width, p.height, &lc, &lh, &lw) || lc != 4 ||
+                           lh != h || lw != w)) {
+        fprintf(stderr,
+                "mus2pic generate: --latents / --noise: this model's latents for %dx%d are "
+                "[%d,%d,%d] per image, not [4,%d,%d]\n",
+                p.width, p.height, lc, lh, lw, h, w);
+        m2p_model_free(m);
+        rc = 2;
+        goto out_free;
+    }
     if (p.negative_prompt && *p.negative_prompt && !m2p_model_uses_negative_prompt(m, p.guidance))
         fprintf(stderr,
                 "note: this run will ignore the negative prompt, as diffusers does: it is used "
@@ -498,7 +552,8 @@ int cmd_generate(int argc, char **argv)
     m2p_png_meta meta = {.prompt = p.prompt,
                          .negative_prompt = p.negative_prompt,
                          .model = model_name,
-                         .steps = steps,
+                         .steps = imgs[0].steps,
+                         .sampler = imgs[0].sampler,
                          .guidance = p.guidance,
                          .width = p.width,
                          .height = p.height,
@@ -510,8 +565,11 @@ int cmd_generate(int argc, char **argv)
             snprintf(names[i], sizeof names[i], "%s", out);
         else
             numbered(out, i + 1, names[i], sizeof names[i]);
+        char real[4200];
         meta.seed = imgs[i].seed;
-        if (m2p_png_write_meta(names[i], imgs[i].rgb, imgs[i].width, imgs[i].height, &meta)) {
+        if (out_target(names[i], real, sizeof real)) {
+            failed = 1;
+        } else if (m2p_png_write_meta(real, imgs[i].rgb, imgs[i].width, imgs[i].height, &meta)) {
             fprintf(stderr, "mus2pic generate: %s\n", m2p_errmsg());
             failed = 1;
         } else {

@@ -53,9 +53,14 @@ static int read_config(clip_text *m, const char *dir)
         (rc = config_opt_int(c, "max_position_embeddings", 77, &m->max_pos)) ||
         (rc = config_opt_float(c, "layer_norm_eps", 1e-5f, &m->eps)) ||
         (rc = config_opt_int(c, "eos_token_id", 2, &m->eos_id)) ||
-        (rc = config_opt_int(c, "projection_dim", 0, &m->proj_dim)) ||
+        (rc = config_opt_int(c, "projection_dim", 512, &m->proj_dim)) || /* CLIPTextConfig's */
         (rc = config_opt_string(c, "hidden_act", "quick_gelu", &act)))
         goto out;
+    if (m->proj_dim < 1) {
+        rc = m2p_error(M2P_EFORMAT, "%s: 'projection_dim' %d must be positive", config_path(c),
+                       m->proj_dim);
+        goto out;
+    }
     if (strcmp(act, "quick_gelu") == 0)
         m->act_quick = 1;
     else if (strcmp(act, "gelu") == 0)
@@ -134,13 +139,6 @@ int clip_text_load(const char *dir, const m2p_model_params *p, clip_text **out)
     /* CLIPTextModelWithProjection keeps text_projection beside text_model; a plain
      * CLIPTextModel folder has none (its projection_dim in config.json is then unused). */
     if (weights_has(m->w, "text_projection.weight")) {
-        if (m->proj_dim <= 0) {
-            rc = m2p_error(M2P_EFORMAT,
-                           "%s/config.json: 'projection_dim' missing for the "
-                           "text_projection weights",
-                           dir);
-            goto fail;
-        }
         if ((rc = nn_load_linear(m->w, "text_projection", C, m->proj_dim, 0, 0, dtype, &m->proj)))
             goto fail;
     } else {

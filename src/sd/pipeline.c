@@ -387,14 +387,33 @@ static int gen_uses_cfg(const m2p_model *m, float guidance)
     return guidance > 1.0f && unet_cond_dim(m->unet) == 0;
 }
 
+/* diffusers' vae_scale_factor (image size / latent size); TAESD decodes x8 only. */
+static int latent_factor(const m2p_model *m)
+{
+    return m->vae ? vae_scale_factor(m->vae) : 8;
+}
+
+int m2p_model_latent_shape(const m2p_model *m, int width, int height, int *channels, int *h, int *w)
+{
+    if (!m)
+        return m2p_error(M2P_EINVAL, "latent shape: no model");
+    const int f = latent_factor(m);
+    if (width <= 0 || height <= 0 || width % f || height % f)
+        return m2p_error(M2P_EINVAL, "width %d x height %d: must be multiples of %d for this model",
+                         width, height, f);
+    *channels = unet_in_channels(m->unet);
+    *h = height / f;
+    *w = width / f;
+    return 0;
+}
+
 int m2p_model_uses_negative_prompt(const m2p_model *m, float guidance)
 {
     return m && gen_uses_cfg(m, guidance);
 }
 
-static int validate(const m2p_model *m, const m2p_gen_params *p, int *steps)
+static int validate(const m2p_model *m, const m2p_gen_params *p)
 {
-    *steps = LCM_DEFAULT_STEPS;
     if (!m)
         return m2p_error(M2P_EINVAL, "generate: no model");
     if (!p)
@@ -518,8 +537,7 @@ static void repeat_rows(float *x, size_t row, int n)
 
 int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
 {
-    int steps;
-    int rc = validate(m, p, &steps);
+    int rc = validate(m, p);
     if (rc)
         return rc;
     if (!out)
@@ -527,14 +545,22 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
     sched_config scfg;
     if ((rc = gen_sched_config(m, p, &scfg)))
         return rc;
-    steps = p->steps ? p->steps : scfg.kind == SCHED_LCM ? LCM_DEFAULT_STEPS : DEFAULT_STEPS;
+    const int steps = p->steps                 ? p->steps
+                      : scfg.kind == SCHED_LCM ? LCM_DEFAULT_STEPS
+                                               : DEFAULT_STEPS;
     if (scfg.kind == SCHED_LCM && steps > scfg.original_inference_steps)
         return m2p_error(M2P_EINVAL, "steps %d: this model's LCM schedule allows at most %d", steps,
                          scfg.original_inference_steps);
     const int N = p->variations, H = p->height, W = p->width;
     const int cfg = gen_uses_cfg(m, p->guidance);
     const int B = cfg ? 2 * N : N; /* UNet batch: [uncond x N, cond x N] with CFG */
-    const int h = H / 8, w = W / 8, C = unet_in_channels(m->unet);
+    int C = 0, h = 0, w = 0;
+    if ((rc = m2p_model_latent_shape(m, W, H, &C, &h, &w)))
+        return rc;
+    if ((p->use_taesd || p->preview == M2P_PREVIEW_TAESD) && latent_factor(m) != 8)
+        return m2p_error(M2P_EINVAL,
+                         "%s: TAESD decodes latents x8, this model's VAE scale factor is %d",
+                         p->use_taesd ? "use_taesd" : "preview", latent_factor(m));
     const int L = M2P_CLIP_MAX_TOKENS, ctx_dim = unet_cross_dim(m->unet);
     const int cond_dim = unet_cond_dim(m->unet);
     const int proj = m->xl ? clip_text_projection_dim(m->text2) : 0;
@@ -716,7 +742,7 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
         info.preview_w = info.preview_h = 0;
         if (p->callback && p->preview == M2P_PREVIEW_LATENT_RGB && C == 4) {
             for (int i = 0; i < N; i++)
-                preview_latent_rgb(b.den + i * nl, h, w, b.preview + (size_t)i * h * w * 3);
+                preview_latent_rgb(b.den + i * nl, h, w, m->xl, b.preview + (size_t)i * h * w * 3);
             info.preview_rgb = b.preview;
             info.preview_w = w;
             info.preview_h = h;
@@ -763,6 +789,8 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
         out[i].width = W;
         out[i].height = H;
         out[i].seed = p->seed + (uint64_t)i;
+        out[i].steps = steps;
+        out[i].sampler = sched_display_name(&scfg);
         out[i].rgb = malloc(npix);
         out[i].raw = p->want_raw ? malloc(npix * sizeof(float)) : NULL;
         if (!out[i].rgb || (p->want_raw && !out[i].raw)) {

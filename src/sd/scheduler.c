@@ -43,6 +43,24 @@ int sched_kind_from_class(const char *class_name)
     return -1;
 }
 
+const char *sched_display_name(const sched_config *c)
+{
+    switch (c->kind) {
+    case SCHED_LCM:
+        return "LCM";
+    case SCHED_DDIM:
+        return "DDIM";
+    case SCHED_PNDM:
+        return c->skip_prk_steps ? "PLMS" : "PNDM";
+    case SCHED_EULER:
+        return "Euler";
+    case SCHED_EULER_A:
+        return "Euler a";
+    default:
+        return "?";
+    }
+}
+
 /* The __init__ defaults of each class in diffusers 0.26.3. */
 void sched_config_default(sched_kind kind, sched_config *c)
 {

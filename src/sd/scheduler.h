@@ -49,6 +49,9 @@ int sched_kind_from_name(const char *name);
 /* The diffusers class name of a kind ("DDIMScheduler") and back (-1 when unknown). */
 const char *sched_class_name(sched_kind kind);
 int sched_kind_from_class(const char *class_name);
+/* The sampler's name in AUTOMATIC1111's infotext ("Euler a", "DDIM", "PLMS" = PNDM with
+ * skip_prk_steps, "PNDM", "Euler", "LCM"). */
+const char *sched_display_name(const sched_config *c);
 
 /* Reads a diffusers scheduler_config.json. kind < 0: the class is the file's `_class_name`;
  * otherwise that class is built from the file's keys it shares (Scheduler.from_config), the

@@ -25,8 +25,11 @@ static const struct { const char *name, *text; } schemas[] = {
                " 'models_loaded':'[object]|models in memory: name, path, memory_bytes',"
                " 'default_model':'string?', 'jobs':'object|queued, running, done, failed',"
                " 'websockets':'integer|clients connected now',"
+               " 'websockets_dropped':'integer|clients dropped since the start for not reading their messages',"
                " 'progress':'object|progress bus counters: published, delivered, dropped, queued',"
-               " 'rss_kb':'integer|resident memory of the server', 'threads':'integer|HTTP worker threads'}"},
+               " 'rss_kb':'integer|resident memory of the server', 'threads':'integer|HTTP worker threads',"
+               " 'store':'string|sqlite or postgresql',"
+               " 'workers':'[object]|workers with a recent heartbeat: name, host, pid, kinds, models, job, seen_ms'}"},
     {"Models", "{'success':'boolean', 'default_model':'string?', 'max_variations':'integer',"
                " 'hint':'string|how to get a model, when none is installed',"
                " 'problems':{'type':'array', 'description':'models given with --model or MUS2PIC_MODEL that cannot be used',"
@@ -84,7 +87,7 @@ static const struct { const char *name, *text; } schemas[] = {
     {"Job", "{'success':'boolean', 'id':'integer', 'kind':{'type':'string', 'enum':['analyze', 'generate']},"
             " 'state':{'type':'string', 'enum':['queued', 'running', 'done', 'failed', 'canceled']},"
             " 'params':'object', 'result':'object?|analysis: features, band, song, genre, prompts; generation: images',"
-            " 'error':'string?', 'attempts':'integer', 'batch_id':'integer?', 'created_ms':'integer',"
+            " 'error':'string?', 'attempts':'integer|times it was claimed', 'worker':'string?|the worker that ran it last', 'batch_id':'integer?', 'created_ms':'integer',"
             " 'started_ms':'integer?', 'finished_ms':'integer?'}"},
     {"Deleted", "{'success':'boolean', 'id':'integer', 'deleted':'boolean'}"},
     {"Canceled", "{'success':'boolean', 'id':'integer', 'state':{'type':'string', 'enum':['canceled', 'canceling']}}"},
@@ -94,7 +97,7 @@ static const struct { const char *name, *text; } schemas[] = {
                 " 'items':'[#GalleryItem]'}"},
     {"GalleryItem", "{'id':'integer', 'job_id':'integer', 'variation':'integer', 'url':'string', 'seed':'integer',"
                     " 'width':'integer', 'height':'integer', 'seconds':'number', 'created_ms':'integer',"
-                    " 'meta':'object|prompt, parameters, features, source'}"},
+                    " 'meta':'object|prompt, parameters, source, and the features that are numbers (the curves are in the job)'}"},
     {"BatchRequest", "{'allOf':[{'$ref':'#/components/schemas/GenerateParams'},"
                      "          {'type':'object', 'required':['urls'], 'properties':{"
                      "            'urls':{'type':'array', 'minItems':1, 'maxItems':50, 'items':{'type':'string'}},"

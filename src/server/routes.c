@@ -8,6 +8,7 @@
  * documents it; a route cannot be answered without being documented.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,44 @@ static void unauthorized(struct mg_connection *c)
     http_send(c, 401, "application/json", body, sizeof body - 1, "WWW-Authenticate: Bearer\r\n");
 }
 
+/* The handlers run on a stack we size, not on the CivetWeb worker's: Debian's libcivetweb is
+ * built with 100 KiB worker stacks (USE_STACK_SIZE, fixed at its build), and a handler that
+ * draws a poster (fontconfig, FreeType, HarfBuzz, libpng) or parses JSON needs more than that; a
+ * frame bigger than the guard page then writes into whatever lies below instead of faulting.
+ * The worker waits for the handler's thread, so the connection still has one user at a time. */
+#define ROUTE_STACK (8u << 20)
+
+typedef struct route_job {
+    const route *r;
+    server *s;
+    struct mg_connection *c;
+    const route_args *a;
+} route_job;
+
+static void *route_thread(void *arg)
+{
+    route_job *j = arg;
+    j->r->fn(j->s, j->c, j->a);
+    return NULL;
+}
+
+static void route_call(const route *r, server *s, struct mg_connection *c, const route_args *a)
+{
+    route_job j = {r, s, c, a};
+    pthread_attr_t at;
+    pthread_t t;
+    int ok = pthread_attr_init(&at) == 0;
+    if (ok && pthread_attr_setstacksize(&at, ROUTE_STACK) == 0 &&
+        pthread_create(&t, &at, route_thread, &j) == 0) {
+        pthread_attr_destroy(&at);
+        pthread_join(t, NULL);
+        return;
+    }
+    if (ok)
+        pthread_attr_destroy(&at);
+    http_error(c, 503, NULL, "the server cannot start a thread for this request; retry later");
+}
+
 int router_handle(struct mg_connection *c, void *cbdata)
 {
     server *s = cbdata;
@@ -217,7 +256,7 @@ int router_handle(struct mg_connection *c, void *cbdata)
         if (!(r->upload && multipart) && !(a.body = http_read_json(s, c)))
             return 400;
     }
-    r->fn(s, c, &a);
+    route_call(r, s, c, &a);
     json_decref(a.body);
     return r->status;
 }

@@ -8,11 +8,19 @@
  * HTTP requests while max_ws clients watch. That caps the connections served at once; up to 64
  * more wait in CivetWeb's queue (connection_queue) and 128 in the kernel's (listen_backlog), and
  * beyond those a connection is refused. Binding anything but loopback needs a token.
+ *
+ * One server per --data: an exclusive flock on DATA/server.lock is held for the server's life
+ * (the kernel drops it when the process dies, so a crash leaves nothing stale); a second
+ * server on the same folder refuses to start instead of retrying the first one's running jobs.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "sd/clip_tokenizer.h"
@@ -40,6 +48,11 @@ server_config server_default_config(void)
     return c;
 }
 
+const char *server_store_where(const server *s)
+{
+    return store_where(s->store);
+}
+
 static int is_loopback(const char *host)
 {
     return !strcmp(host, "127.0.0.1") || !strcmp(host, "localhost") || !strcmp(host, "::1") ||
@@ -50,6 +63,50 @@ static int log_message(const struct mg_connection *conn, const char *message)
 {
     M2P_LOGI("civetweb: %s", message);
     return 1;
+}
+
+/* The data folder's lock (see the comment at the top). */
+static int server_lock_data(server *s)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s", s->data_dir);
+    for (char *p = path + 1;; p++) { /* mkdir -p */
+        int end = !*p;
+        if (*p != '/' && !end)
+            continue;
+        *p = 0;
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            return m2p_error(M2P_EIO, "cannot create the data folder %s: %s", path,
+                             strerror(errno));
+        if (end)
+            break;
+        *p = '/';
+    }
+    snprintf(path, sizeof path, "%s/server.lock", s->data_dir);
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lock_fd < 0)
+        return m2p_error(M2P_EIO, "cannot open %s: %s", path, strerror(errno));
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int busy = errno == EWOULDBLOCK;
+        char pid[32] = "";
+        ssize_t n = busy ? pread(s->lock_fd, pid, sizeof pid - 1, 0) : 0;
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        pid[16] = 0;
+        close(s->lock_fd);
+        s->lock_fd = -1;
+        if (busy)
+            return m2p_error(M2P_EBUSY,
+                             "another server%s%s is using %s; stop it, or give this one "
+                             "another --data folder",
+                             pid[0] ? " (pid " : "", pid[0] ? strcat(pid, ")") : "", s->data_dir);
+        return m2p_error(M2P_EIO, "cannot lock %s: %s", path, strerror(errno));
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(s->lock_fd, 0) != 0 || pwrite(s->lock_fd, pid, (size_t)n, 0) != n)
+        M2P_LOGW("cannot write the pid into %s", path);
+    return 0;
 }
 
 int server_start(const server_config *cfg, server **out)
@@ -80,6 +137,7 @@ int server_start(const server_config *cfg, server **out)
     if (s->cfg.max_variations != 8)
         s->cfg.max_variations = 4;
     pthread_mutex_init(&s->lock, NULL);
+    s->lock_fd = -1;
     pthread_mutex_init(&s->tok_lock, NULL);
     pthread_mutex_init(&s->fetch_lock, NULL);
 
@@ -99,7 +157,10 @@ int server_start(const server_config *cfg, server **out)
         rc = m2p_error(M2P_EINVAL, "--host '%s' is not a host name or address", s->host);
         goto fail;
     }
-    if ((rc = m2p_store_open(s->data_dir, &s->store)))
+    if ((rc = server_lock_data(s)))
+        goto fail;
+    if ((rc = m2p_store_open(cfg->store_url && *cfg->store_url ? cfg->store_url : s->data_dir,
+                             &s->store)))
         goto fail;
     s->bus = progress_bus_new(4096);
     s->models = model_cache_new(s->cfg.model_budget);
@@ -128,6 +189,14 @@ int server_start(const server_config *cfg, server **out)
     jc.max_queued = s->cfg.max_queued;
     jc.genre_offline = s->cfg.genre_offline;
     jc.audio_cache_limit = s->cfg.audio_cache_limit;
+    jc.store_url = cfg->store_url && *cfg->store_url ? cfg->store_url : NULL;
+    jc.run_jobs = !cfg->no_worker;
+    jc.progress_from_others = 1;
+    if (cfg->kinds)
+        jc.kinds = cfg->kinds;
+    jc.worker_name = cfg->worker_name;
+    if (cfg->lease_ms > 0)
+        jc.lease_ms = cfg->lease_ms;
     if ((rc = jobs_start(&jc, s->store, s->bus, s->models, &s->q)))
         goto fail;
 
@@ -194,12 +263,17 @@ void server_stop(server *s)
 {
     if (!s)
         return;
+    /* Running jobs stop at their next step and go back to the queue while CivetWeb's threads
+     * wind down (which takes a while), not after. */
+    jobs_request_stop(s->q);
     if (s->ctx)
         mg_stop(s->ctx); /* closes the WebSockets first: no bus writes after this */
     jobs_stop(s->q);
     progress_bus_free(s->bus);
     model_cache_free(s->models);
     m2p_store_close(s->store);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the data folder's lock */
     pthread_mutex_destroy(&s->lock);
     clip_tokenizer_free(s->tok);
     json_decref(s->model_problems);

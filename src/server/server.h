@@ -28,6 +28,12 @@ typedef struct server_config {
     int genre_offline;    /* 1: no network genre lookups */
     int64_t audio_cache_limit; /* downloaded audio kept (LRU); 0 = default 2 GiB */
     size_t model_budget;  /* bytes of loaded models kept; default 12 GiB */
+    /* Many machines (src/jobs/queue.h): */
+    const char *store_url;   /* NULL: SQLite in data_dir; else a store URL (postgresql://...) */
+    int no_worker;           /* 1: queue and serve only, run no jobs */
+    const char *worker_name; /* lease holder's name; NULL = the host's */
+    int lease_ms;            /* 0 = the queue's default (30 s) */
+    int kinds;               /* bit 1 << STORE_JOB_*: kinds this node runs; 0 = both */
     int n_models;
     const char *model_names[SERVER_MAX_MODELS];
     const char *model_refs[SERVER_MAX_MODELS];
@@ -47,5 +53,7 @@ int server_start(const server_config *cfg, server **out);
 /* The port actually bound. */
 int server_port(const server *s);
 void server_stop(server *s);
+/* The store's location without its password (for the start-up line). */
+const char *server_store_where(const server *s);
 
 #endif

@@ -24,7 +24,9 @@ struct server {
     jobs *q;
     pthread_mutex_t lock;
     int n_ws; /* open WebSocket clients (lock) */
+    long ws_dropped; /* clients dropped for not reading (lock) */
     int port;
+    int lock_fd; /* DATA/server.lock, flock'd while the server runs */
     char *openapi; /* /api/openapi.json, built at start */
     /* api_ux.c: the tokenizer of the last model a token count asked for (tok_lock) */
     pthread_mutex_t tok_lock;
@@ -80,8 +82,9 @@ json_t *submit_generate(server *s, json_t *body, int64_t *id, api_error *err);
 int validate_duration(json_t *v, double *out, api_error *err);
 /* prompt_version "v1"|"v3"|"v4"|1|3|4 (default v4). */
 int validate_prompt_version(json_t *v, int *out, api_error *err);
-/* url: a string that m2p_url_check accepts. */
-int validate_url(json_t *v, const char *field, api_error *err);
+/* url: a string that m2p_url_check accepts, whose host is not loopback, private, link-local
+ * or unspecified when written as an address or as localhost (unless --allow-private-urls). */
+int validate_url(server *s, json_t *v, const char *field, api_error *err);
 /* Optional string of at most max bytes. */
 int validate_opt_string(json_t *body, const char *key, size_t max, api_error *err);
 void http_api_error(struct mg_connection *c, const api_error *e);

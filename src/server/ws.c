@@ -121,6 +121,9 @@ static int ws_write(void *ctx, const char *msg, size_t len)
             w->dead = 1;
             queue_clear(w);
             rc = -1;
+            pthread_mutex_lock(&w->s->lock);
+            w->s->ws_dropped++;
+            pthread_mutex_unlock(&w->s->lock);
         }
     } else {
         ws_msg *m = malloc(sizeof *m + len + 1);

@@ -115,6 +115,11 @@ run sdxl-tiny pipeline_turbo_4step
 run sdxl-tiny pipeline_lightning_4step --scheduler-config "$T/pipeline_lightning_4step/sched.json"
 run sdxl-tiny pipeline_cfg_4step --scheduler-config "$T/pipeline_cfg_4step/sched.json"
 
+# the PNG's infotext names the sampler and the steps it ran
+grep -aq "Steps: 4, Sampler: DDIM" "$T/pipeline_ddim/out.png" || { echo "FAIL: DDIM infotext" >&2; fail=$((fail + 1)); }
+grep -aq "Sampler: PLMS" "$T/pipeline_pndm/out.png" || { echo "FAIL: PLMS infotext" >&2; fail=$((fail + 1)); }
+grep -aq "Steps: 1, Sampler: Euler a" "$T/pipeline_turbo_1step/out.png" || { echo "FAIL: Euler a infotext" >&2; fail=$((fail + 1)); }
+
 # --unet: the folder's config with other weights (as SDXL-Lightning's UNet file over the base):
 # an identical copy reproduces the turbo run, one with conv_out.bias shifted changes the image,
 # another model's UNet is refused naming the file
@@ -140,6 +145,34 @@ cmp -s "$T/u0.png" "$T/u1.png" && { echo "FAIL: --unet weights not used" >&2; fa
 rc=$?
 [ "$rc" = 1 ] && [ ! -e "$T/u2.png" ] && grep -q "diffusion_pytorch_model.safetensors" "$T/eu2" ||
     { echo "FAIL: another model's UNet: exit $rc: $(cat "$T/eu2")" >&2; fail=$((fail + 1)); }
+
+# a VAE of 3 levels (scale factor 4, as held-out models may have): the latents are H/4 x W/4,
+# the image keeps its size, latents of the x8 shape are refused naming the right one
+python3 - "$FX/sd2-tiny/model" "$T/cfg4" <<'PY'
+import json, os, sys
+src, dst = sys.argv[1], sys.argv[2]
+for part in ['model_index.json', 'scheduler/scheduler_config.json', 'text_encoder/config.json',
+             'unet/config.json', 'vae/config.json']:
+    c = json.load(open(src + '/' + part))
+    if part.startswith('vae'):
+        c.update({'block_out_channels': [16, 32, 32], 'down_block_types': ['DownEncoderBlock2D'] * 3,
+                  'up_block_types': ['UpDecoderBlock2D'] * 3})
+    os.makedirs(os.path.dirname(dst + '/' + part), exist_ok=True)
+    json.dump(c, open(dst + '/' + part, 'w'))
+PY
+"$(dirname "$BIN")/make-random-model" --out "$T/m4" --config-from "$T/cfg4" \
+    --tokenizer-from "$FX/sd2-tiny/model/tokenizer" --dtype f32 >/dev/null 2>&1 ||
+    { echo "FAIL: make-random-model for the x4 VAE" >&2; fail=$((fail + 1)); }
+"$BIN" generate --model "$T/m4" --prompt x --steps 2 --guidance 0 --width 72 --height 64 --seed 1 \
+    --out "$T/m4.png" >"$T/m4.out" 2>"$T/m4.err"
+grep -q "72x64" "$T/m4.out" && test "$(head -c 24 "$T/m4.png" | tail -c 8 | od -An -tx1 | tr -d ' \n')" = 0000004800000040 ||
+    { echo "FAIL: x4 VAE run: $(cat "$T/m4.err")" >&2; fail=$((fail + 1)); }
+mkdir -p "$T/out"
+"$BIN" generate --model "$T/m4" --prompt x --steps 4 --latents "$T/pipeline_ddim/lat.safetensors" \
+    --width 64 --height 64 --out "$T/out/m4.png" >/dev/null 2>"$T/m4.err2"
+rc=$?
+[ "$rc" = 2 ] && grep -q "\[4,16,16\]" "$T/m4.err2" && [ ! -e "$T/out/m4.png" ] ||
+    { echo "FAIL: x8 latents on the x4 model: exit $rc: $(cat "$T/m4.err2")" >&2; fail=$((fail + 1)); }
 
 # a negative prompt at guidance 0 is said to be ignored; at guidance 5 it changes the image
 M="$FX/sdxl-tiny/model"
