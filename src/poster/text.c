@@ -238,7 +238,7 @@ static double contrast(double l1, double l2)
     return l1 > l2 ? (l1 + 0.05) / (l2 + 0.05) : (l2 + 0.05) / (l1 + 0.05);
 }
 
-int m2p_poster_draw_text(uint8_t *rgb, int width, int height, const m2p_poster_text *t, int box[4])
+static int poster_draw(uint8_t *rgb, int width, int height, const m2p_poster_text *t, int box[4])
 {
     if (box)
         box[0] = box[1] = box[2] = box[3] = 0;
@@ -404,6 +404,45 @@ int m2p_poster_draw_text(uint8_t *rgb, int width, int height, const m2p_poster_t
         box[2] = bw;
         box[3] = bh;
     }
+    return 0;
+}
+
+/* fontconfig, FreeType and HarfBuzz want more stack than a web server's worker thread may have
+ * (CivetWeb's workers: about 100 KB; a frame that jumps the guard page lands in another
+ * thread's memory), so the drawing runs on a thread of its own with a stack of 2 MiB. */
+typedef struct draw_call {
+    uint8_t *rgb;
+    int width, height;
+    const m2p_poster_text *t;
+    int *box;
+    int rc;
+    char msg[512];
+} draw_call;
+
+static void *draw_main(void *arg)
+{
+    draw_call *d = arg;
+    d->rc = poster_draw(d->rgb, d->width, d->height, d->t, d->box);
+    if (d->rc)
+        snprintf(d->msg, sizeof d->msg, "%s", m2p_errmsg());
+    return NULL;
+}
+
+int m2p_poster_draw_text(uint8_t *rgb, int width, int height, const m2p_poster_text *t, int box[4])
+{
+    draw_call d = {rgb, width, height, t, box, 0, ""};
+    pthread_attr_t at;
+    pthread_t th;
+    if (pthread_attr_init(&at))
+        return m2p_error(M2P_ENOMEM, "poster text: cannot start a thread");
+    pthread_attr_setstacksize(&at, 2u << 20);
+    int err = pthread_create(&th, &at, draw_main, &d);
+    pthread_attr_destroy(&at);
+    if (err)
+        return m2p_error(M2P_ENOMEM, "poster text: cannot start a thread");
+    pthread_join(th, NULL);
+    if (d.rc)
+        return m2p_error(d.rc, "%s", d.msg);
     return 0;
 }
 

@@ -50,7 +50,7 @@ MUS2PIC_YTDLP="$tmp/yt-dlp" FAKE_AUDIO="$M2P_FIXTURES/audio/librosa/choice.ogg" 
   "$M2P_BIN" serve --port "$port" --data "$tmp/data" --offline \
   --model "lcm=$M2P_FIXTURES/sd-tiny/model" >"$tmp/server.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do
+for _ in $(seq 1 600); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
   sleep 0.1
 done
@@ -63,7 +63,7 @@ mkdir -p "$tmp/data2"
 "$M2P_BIN" serve --port "$port2" --data "$tmp/data2" --offline \
   --model "lcm=$M2P_FIXTURES/sd-tiny/model" --model "typo=$tmp/no-such-folder" >"$tmp/server2.log" 2>&1 &
 pid2=$!
-for _ in $(seq 1 100); do
+for _ in $(seq 1 600); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port2") 2>/dev/null; then break; fi
   sleep 0.1
 done
