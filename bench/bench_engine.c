@@ -232,11 +232,28 @@ int main(int argc, char **argv)
                   *ctx = randn((size_t)B * 77 * cross, 2),
                   *cond = cond_dim ? randn((size_t)B * cond_dim, 3) : NULL,
                   *pred = malloc((size_t)B * inch * h * w * sizeof(float));
+            /* SDXL (text_time): pooled text_embeds + the 6 time ids of this size */
+            int add_in = 0, add_t = 0, nte = 0;
+            float *temb = NULL, *tids = NULL;
+            if (unet_added_dims(u, &add_in, &add_t)) {
+                nte = add_in - 6 * add_t;
+                temb = randn((size_t)B * (nte > 0 ? nte : 1), 5);
+                tids = malloc((size_t)B * 6 * sizeof *tids);
+                if (!temb || !tids)
+                    die("out of memory");
+                for (int b = 0; b < B; b++) {
+                    const float t6[6] = {(float)sizes[si], (float)sizes[si], 0, 0,
+                                         (float)sizes[si], (float)sizes[si]};
+                    memcpy(tids + 6 * b, t6, sizeof t6);
+                }
+            }
+            unet_added_cond added = {temb, nte, tids, 6};
             double best = 1e30, bestc = 0;
             for (int r = 0; r <= reps; r++) {
                 t0 = now();
                 c0 = cpu_s();
-                if (unet_forward(u, lat, B, h, w, 759.0f, cond, ctx, 77, pred))
+                if (unet_forward(u, lat, B, h, w, 759.0f, cond, temb ? &added : NULL, ctx, 77,
+                                 pred))
                     die("unet");
                 double t = now() - t0, tc = cpu_s() - c0;
                 if ((r || !reps) && t < best) {
@@ -251,6 +268,8 @@ int main(int argc, char **argv)
             free(ctx);
             free(cond);
             free(pred);
+            free(temb);
+            free(tids);
         }
         float *z = randn((size_t)4 * h * w, 4);
         float *img = malloc((size_t)3 * 64 * h * w * sizeof(float));

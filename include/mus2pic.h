@@ -73,6 +73,8 @@ typedef struct m2p_model_params {
     int compute_dtype;  /* M2P_DTYPE_F32 (default) or M2P_DTYPE_BF16 where the CPU has it */
     int load_vae;       /* 1 (default): load the full VAE decoder */
     const char *taesd;  /* optional folder with TAESD decoder weights (fast decoder, previews) */
+    const char *unet_file; /* optional .safetensors replacing the folder's UNet weights (same
+                            * config; e.g. SDXL-Lightning's UNet over the SDXL base folder) */
 } m2p_model_params;
 
 m2p_model_params m2p_model_default_params(void);
@@ -127,9 +129,15 @@ typedef int (*m2p_step_callback)(const m2p_step_info *info, void *user_data);
 
 typedef struct m2p_gen_params {
     const char *prompt;
-    const char *negative_prompt; /* accepted; LCM models ignore it, as diffusers does */
-    int steps;                   /* 1..50; 0 = the model's default (8 for LCM) */
-    float guidance;              /* LCM w-embedding scale; default 8.5 */
+    const char *negative_prompt; /* used with classifier-free guidance (guidance > 1 on a UNet
+                                  * without a guidance embedding); NULL or "" = none: "" is
+                                  * encoded, SDXL uses zeros (force_zeros_for_empty_prompt) */
+    int steps;                   /* 1..50; 0 = the model's default (8 for LCM, else 50) */
+    float guidance;              /* CFG scale (> 1 turns CFG on; 0 and 1 off), or LCM's
+                                  * w-embedding scale on a UNet with time_cond_proj_dim;
+                                  * default 8.5 */
+    const char *scheduler;        /* NULL = the config's class, or lcm|ddim|pndm|euler|euler_a */
+    const char *scheduler_config; /* a diffusers scheduler_config.json; NULL = the model's own */
     int width, height;           /* multiples of 8, 64..2048; default 512 */
     uint64_t seed;               /* variation i uses seed + i (Philox4x32-10 stream) */
     int variations;              /* 1..8 */
@@ -137,7 +145,10 @@ typedef struct m2p_gen_params {
     int use_taesd;               /* decode final images with TAESD instead of the full VAE */
     /* Reproduce another tool's run: optional, owned by the caller. */
     const float *latents;        /* [variations,4,H/8,W/8] initial latents, or NULL */
-    const float *noise;          /* [steps-1,variations,4,H/8,W/8] noise between steps, or NULL */
+    const float *noise;          /* [K,variations,4,H/8,W/8]: every random tensor the scheduler
+                                  * draws, in order (LCM steps-1, Euler / Euler ancestral steps,
+                                  * DDIM / PNDM none), or NULL */
+    int n_noise;                 /* K when noise is given (checked); 0 = not checked */
     int want_raw;                /* fill m2p_image.raw with the float image */
     m2p_step_callback callback;
     void *user_data;
@@ -151,11 +162,25 @@ typedef struct m2p_image {
     float *raw;     /* NULL unless want_raw: 3*height*width floats, CHW, in [0,1] */
     uint64_t seed;  /* the seed that reproduces this image alone */
     double seconds; /* this variation's share of the generation time */
+    int steps;      /* the steps it took (num_inference_steps; the model's default when 0) */
+    const char *sampler; /* static: the sampler as image tools name it ("Euler a", "DDIM",
+                          * "PLMS", "PNDM", "Euler", "LCM") */
 } m2p_image;
 
-/* prompt -> tokenize -> text encoder -> UNet x steps (LCM, all variations as one batch)
- * -> VAE decoder -> images. out must hold params->variations images; free each with
- * m2p_image_free. Not thread safe for the same model. */
+/* The latents one width x height image has with this model: channels, h = height / f and
+ * w = width / f with f the VAE's scale factor (8 for SD and SDXL; TAESD is always 8).
+ * M2P_EINVAL when the size is not a multiple of f. */
+int m2p_model_latent_shape(const m2p_model *model, int width, int height, int *channels, int *h,
+                           int *w);
+
+/* 1 when generating at this guidance runs classifier-free guidance, i.e. honours the negative
+ * prompt (guidance > 1 and the UNet has no guidance embedding, unlike LCM's). */
+int m2p_model_uses_negative_prompt(const m2p_model *model, float guidance);
+
+/* prompt -> tokenize -> text encoder(s) -> UNet x scheduler steps (all variations, and the
+ * negative prompt with CFG, as one batch) -> VAE decoder -> images. out must hold
+ * params->variations images; free each with m2p_image_free. Not thread safe for the same
+ * model. */
 int m2p_generate(m2p_model *model, const m2p_gen_params *params, m2p_image *out);
 void m2p_image_free(m2p_image *img);
 
@@ -163,6 +188,55 @@ void m2p_image_free(m2p_image *img);
 int m2p_png_write(const char *path, const uint8_t *rgb, int width, int height);
 /* Encode an RGB8 image as PNG in memory; *out is malloc'd. */
 int m2p_png_encode(const uint8_t *rgb, int width, int height, uint8_t **out, size_t *out_len);
+
+/* What a poster PNG says about itself, in text chunks: "parameters" (the infotext of
+ * AUTOMATIC1111's web UI, which image tools and galleries read: prompt, "Negative prompt:",
+ * then Steps, Sampler, CFG scale, Seed, Size, Model, Song), "Title" (artist – song) and
+ * "Software". ASCII text goes in tEXt, anything else in iTXt (UTF-8). Unset fields (NULL, "",
+ * 0) are left out. */
+typedef struct m2p_png_meta {
+    const char *prompt, *negative_prompt;
+    const char *model;   /* the name the user chose ("lcm") */
+    const char *sampler; /* default "LCM" */
+    const char *artist, *song;
+    uint64_t seed;
+    int steps, width, height;
+    double guidance; /* CFG scale; 0 = not written */
+} m2p_png_meta;
+/* m2p_png_encode / m2p_png_write with the text chunks of meta (NULL: none). */
+int m2p_png_encode_meta(const uint8_t *rgb, int width, int height, const m2p_png_meta *meta,
+                        uint8_t **out, size_t *out_len);
+int m2p_png_write_meta(const char *path, const uint8_t *rgb, int width, int height,
+                       const m2p_png_meta *meta);
+/* Encode with n_text text chunks keys[i] = values[i] (UTF-8; at most 16). */
+int m2p_png_encode_text(const uint8_t *rgb, int width, int height, const char *const *keys,
+                        const char *const *values, int n_text, uint8_t **out, size_t *out_len);
+/* The "parameters" text of meta (malloc'd). */
+int m2p_png_parameters(const m2p_png_meta *meta, char **out);
+/* A download name that says what the file is: "artist-song-SEED.png" (accents dropped, lower
+ * case ASCII letters and digits, anything else folded into one '-'), "mus2pic-SEED.png"
+ * without artist and song. Either may be NULL. */
+void m2p_poster_filename(const char *artist, const char *song, uint64_t seed, char *out,
+                         size_t len);
+
+/* Poster text: the song and the artist set on the image as a poster carries them. */
+enum { M2P_TEXT_NONE = 0, M2P_TEXT_TOP = 1, M2P_TEXT_BOTTOM = 2, M2P_TEXT_BAND = 3 };
+typedef struct m2p_poster_text {
+    const char *title;  /* the song (the larger line); NULL or "" for none */
+    const char *artist; /* below it, smaller */
+    int layout;         /* M2P_TEXT_TOP, _BOTTOM or _BAND (across the lower third) */
+} m2p_poster_text;
+/* Draw t on rgb (width x height RGB8) in place, legible whatever the pixels under it (a scrim
+ * until the text has 4.5:1 contrast), in any script an installed font covers (fontconfig,
+ * HarfBuzz, FreeType). box (optional) gets x, y, w, h of the only region that changed; keep a
+ * copy for the plain image. Thread safe. */
+int m2p_poster_draw_text(uint8_t *rgb, int width, int height, const m2p_poster_text *t,
+                         int box[4]);
+/* Release fontconfig's caches (FcFini) at the end of a process that drew text, when no other
+ * thread draws; a later draw sets them up again. */
+void m2p_poster_cleanup(void);
+/* "top", "bottom", "band" -> M2P_TEXT_*, or -1. */
+int m2p_poster_layout(const char *name);
 
 /* The registry of known models (the original's six): name -> hub id, default steps. */
 typedef struct m2p_registry_entry {
@@ -265,6 +339,12 @@ typedef struct m2p_features {
     /* beat times in seconds */
     double *beats;
     int n_beats;
+    /* downbeats (first beat of each bar, seconds; a subset of beats), beats a bar (3 or 4, 0 =
+     * unknown), and how clearly the onsets pulse on the beats (0..1) */
+    double *downbeats;
+    int n_downbeats;
+    int beats_per_bar;
+    double beat_confidence;
     /* energy envelope (RMS, 0..1) short enough to plot, one value per envelope_hop_s */
     float *envelope;
     int n_envelope;
@@ -346,6 +426,8 @@ typedef struct m2p_llm_params {
 } m2p_llm_params;
 
 m2p_llm_params m2p_llm_default_params(void);
+/* 1 when key can go into an Authorization header (printable ASCII: no CR, LF or controls). */
+int m2p_llm_key_ok(const char *key);
 int m2p_prompt_llm(const m2p_llm_params *p, const char *song, const char *artist,
                    const char *genre, char **prompt, int *tokens_used);
 
@@ -368,12 +450,13 @@ void m2p_analysis_free(m2p_analysis *a);
 char *m2p_analysis_to_json(const m2p_analysis *a);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Store: SQLite (default). The schema is one list of migrations in src/store/migrations.c.   */
+/* Store: SQLite (default) or PostgreSQL. The schema: src/store/migrations.c, one list each.  */
 /* ------------------------------------------------------------------------------------------ */
 
 typedef struct m2p_store m2p_store;
-/* Open (creating) data_dir/mus2pic.db in WAL mode and run the migrations. */
-int m2p_store_open(const char *data_dir, m2p_store **out);
+/* Open the store and run the migrations. url: a data folder (FOLDER/mus2pic.db, SQLite in WAL
+ * mode, created), sqlite:FILE, or a libpq URI postgresql://... (see src/store/store.h). */
+int m2p_store_open(const char *url, m2p_store **out);
 void m2p_store_close(m2p_store *s);
 
 #ifdef __cplusplus

@@ -24,17 +24,18 @@
     } catch (e) { showError(e); }
   }
 
-  function showError(e) { $('error').hidden = !e; $('error').textContent = e ? (e.field ? e.field + ': ' : '') + e.message : ''; }
+  // The message names its field or line already.
+  function showError(e) { $('error').hidden = !e; $('error').textContent = e ? e.message : ''; }
 
   $('start').addEventListener('click', async () => {
     const urls = $('urls').value.split('\n').map((s) => s.trim()).filter(Boolean);
-    const size = Number($('size').value);
+    const [width, height] = $('size').value.split('x').map(Number);
     const d = $('duration').value;
     try {
       const r = await api('POST', '/api/batches', {
         urls, duration: d === 'full' ? 'full' : Number(d), prompt_version: $('prompt-version').value,
         model: $('model').value, steps: Number($('steps').value), variations: Number($('variations').value),
-        width: size, height: size,
+        width, height,
       });
       showError(null);
       batchId = r.batch_id;

@@ -22,7 +22,10 @@ const M2P = (() => {
       opt.headers['Content-Type'] = 'application/json';
       opt.body = JSON.stringify(body);
     }
-    const r = await fetch(path, opt);
+    let r;
+    try { r = await fetch(path, opt); } catch (e) {
+      throw new Error('The server cannot be reached: check that mus2pic serve is running, then try again.');
+    }
     let data = null;
     try { data = await r.json(); } catch (e) { data = { error: 'the server answered ' + r.status }; }
     if (!r.ok) {
@@ -51,8 +54,9 @@ const M2P = (() => {
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
 
   // One WebSocket for the page: subscribe(jobId, handler). Reconnects with back-off and
-  // subscribes again; the server then sends each job's current state.
-  function progress() {
+  // subscribes again; the server then sends each job's current state. onStatus(connected), when
+  // given, hears when the connection is lost and when it is back.
+  function progress(onStatus) {
     const handlers = new Map();
     let ws = null, open = false, delay = 500;
     function connect() {
@@ -60,6 +64,7 @@ const M2P = (() => {
       ws = new WebSocket(withToken(proto + '//' + location.host + '/ws/progress'));
       ws.onopen = () => {
         open = true; delay = 500;
+        if (onStatus) onStatus(true);
         const ids = [...handlers.keys()];
         for (let i = 0; i < ids.length; i += 64)
           ws.send(JSON.stringify({ type: 'subscribe', jobs: ids.slice(i, i + 64) }));
@@ -72,6 +77,7 @@ const M2P = (() => {
       };
       ws.onclose = () => {
         open = false;
+        if (onStatus) onStatus(false);
         setTimeout(connect, delay);
         delay = Math.min(delay * 2, 8000);
       };
@@ -94,5 +100,16 @@ const M2P = (() => {
     return s < 1 ? s.toFixed(2) + ' s' : s < 10 ? s.toFixed(1) + ' s' : Math.round(s) + ' s';
   }
 
-  return { api, el, clear, progress, withToken, fmtSeconds, params };
+  // A download name that says what the file is: artist-song-seed.png (ASCII letters and digits,
+  // other characters folded into '-'), mus2pic-seed.png without a song.
+  function slug(s) {
+    return String(s || '').normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 60);
+  }
+  function posterName(source, im) {
+    const parts = [slug(source.band), slug(source.song)].filter(Boolean);
+    return (parts.length ? parts.join('-') : 'mus2pic') + '-' + im.seed + '.png';
+  }
+
+  return { api, el, clear, progress, withToken, fmtSeconds, params, posterName };
 })();

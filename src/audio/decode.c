@@ -13,6 +13,7 @@
 #include "audio/audio.h"
 #include "core/error.h"
 
+#include <assert.h>
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/channel_layout.h>
@@ -67,6 +68,48 @@ static void copy_tag(AVDictionary *md, const char *key, char *dst, size_t len)
     }
 }
 
+/* What a resampler was built for: a frame with another format, rate or layout needs another. */
+typedef struct resampler_input {
+    AVChannelLayout layout;
+    int format, rate;
+} resampler_input;
+
+static int resampler_matches(const resampler_input *in, const AVFrame *f)
+{
+    return f->format == in->format && f->sample_rate == in->rate &&
+           av_channel_layout_compare(&f->ch_layout, &in->layout) == 0;
+}
+
+/* A resampler for frames like f: equal-weight mix of all channels (librosa.to_mono) to mono
+ * float at M2P_SAMPLE_RATE. Records what it was built for in *in. */
+static int resampler_open(SwrContext **swr, AVFrame *f, resampler_input *in)
+{
+    AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
+    int fch = f->ch_layout.nb_channels;
+    if (fch <= 0 || f->sample_rate <= 0)
+        return m2p_error(M2P_EDECODE, "decode: a frame without channels or sample rate");
+    int err = swr_alloc_set_opts2(swr, &mono, AV_SAMPLE_FMT_FLT, M2P_SAMPLE_RATE, &f->ch_layout,
+                                  f->format, f->sample_rate, 0, NULL);
+    if (err < 0 || !*swr)
+        return m2p_error(M2P_EDECODE, "decode: cannot set up the resampler: %s", av_err2str(err));
+    double matrix[64];
+    assert(fch <= 64); /* the caller refuses wider frames */
+    for (int c = 0; c < fch; c++)
+        matrix[c] = 1.0 / fch;
+    av_opt_set_int(*swr, "filter_size", 32, 0);
+    av_opt_set_int(*swr, "phase_shift", 10, 0);
+    av_opt_set_double(*swr, "cutoff", 0.97, 0);
+    if (swr_set_matrix(*swr, matrix, fch) < 0 || (err = swr_init(*swr)) < 0)
+        return m2p_error(M2P_EDECODE, "decode: cannot start the resampler (%d channels, %d Hz)",
+                         fch, f->sample_rate);
+    av_channel_layout_uninit(&in->layout);
+    if (av_channel_layout_copy(&in->layout, &f->ch_layout) < 0)
+        return m2p_error(M2P_ENOMEM, "decode: out of memory");
+    in->format = f->format;
+    in->rate = f->sample_rate;
+    return 0;
+}
+
 /* Resample what swr holds (in may be NULL to flush) into buf. */
 static int convert(SwrContext *swr, const uint8_t **in, int in_n, sample_buf *b)
 {
@@ -107,7 +150,6 @@ static int decode_impl(const char *path, double offset_s, double duration_s, m2p
     SwrContext *swr = NULL;
     AVPacket *pkt = NULL;
     AVFrame *frame = NULL;
-    double *matrix = NULL;
     sample_buf buf = {0};
     int rc = 0, err;
 
@@ -192,8 +234,8 @@ static int decode_impl(const char *path, double offset_s, double duration_s, m2p
     }
 
     int swr_ready = 0;
+    resampler_input swr_in = {0};
     int eof = 0, errors = 0, frames_ok = 0, last_bad = 0;
-    AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
     /* what this decode will cover, for the progress fraction */
     double span_s = duration_s > 0 ? duration_s : out->source_duration - offset_s;
     int64_t span = span_s > 0 ? (int64_t)llround(span_s * M2P_SAMPLE_RATE) : -1;
@@ -249,42 +291,31 @@ static int decode_impl(const char *path, double offset_s, double duration_s, m2p
                 av_frame_unref(frame);
                 continue;
             }
+            if (frame->ch_layout.nb_channels > 64) {
+                rc = m2p_error(M2P_EDECODE, "decode: '%s' has %d channels; at most 64 are read",
+                               path, frame->ch_layout.nb_channels);
+                goto done;
+            }
+            /* The input's format, rate or channel layout may change mid-stream (concatenated
+             * files, broadcast streams): the resampler was built for the old one, so drain it
+             * and build another, as FFmpeg's own tools reconfigure their filter graphs. */
+            if (swr_ready && !resampler_matches(&swr_in, frame)) {
+                rc = convert(swr, NULL, 0, &buf);
+                if (rc)
+                    goto done;
+                swr_free(&swr);
+                swr_ready = 0;
+            }
             if (!swr_ready) {
-                /* Equal-weight mix of all channels (librosa.to_mono), then resample. */
-                int fch = frame->ch_layout.nb_channels > 0 ? frame->ch_layout.nb_channels : nch;
-                if ((err = swr_alloc_set_opts2(&swr, &mono, AV_SAMPLE_FMT_FLT, M2P_SAMPLE_RATE,
-                                               &frame->ch_layout, frame->format, frame->sample_rate,
-                                               0, NULL)) < 0 ||
-                    !swr) {
-                    rc = m2p_error(M2P_EDECODE, "decode: cannot set up the resampler: %s",
-                                   av_err2str(err));
+                rc = resampler_open(&swr, frame, &swr_in);
+                if (rc)
                     goto done;
-                }
-                matrix = malloc((size_t)fch * sizeof *matrix);
-                if (!matrix) {
-                    rc = m2p_error(M2P_ENOMEM, "decode: out of memory");
-                    goto done;
-                }
-                for (int c = 0; c < fch; c++)
-                    matrix[c] = 1.0 / fch;
-                av_opt_set_int(swr, "filter_size", 32, 0);
-                av_opt_set_int(swr, "phase_shift", 10, 0);
-                av_opt_set_double(swr, "cutoff", 0.97, 0);
-                if (swr_set_matrix(swr, matrix, fch) < 0 || (err = swr_init(swr)) < 0) {
-                    rc = m2p_error(M2P_EDECODE,
-                                   "decode: cannot start the resampler (%d channels,"
-                                   " %d Hz)",
-                                   fch, frame->sample_rate);
-                    goto done;
-                }
                 swr_ready = 1;
             }
             int bps = av_get_bytes_per_sample(frame->format);
             int planar = av_sample_fmt_is_planar(frame->format);
             const uint8_t *in[64];
             int np = planar ? frame->ch_layout.nb_channels : 1;
-            if (np > 64)
-                np = 64;
             for (int p = 0; p < np; p++)
                 in[p] = frame->extended_data[p] +
                         (size_t)first * bps * (planar ? 1 : frame->ch_layout.nb_channels);
@@ -329,8 +360,11 @@ static int decode_impl(const char *path, double offset_s, double duration_s, m2p
                        path, offset_s + got_s);
         goto done;
     }
-    /* Truncated file: the container promised more than the stream held. */
-    if (out->source_duration > 0) {
+    /* Truncated file: the container promised more than the stream held. A duration guessed
+     * from the bit rate promises nothing (joined MP3s of different rates, VBR without a
+     * header): there only a damaged last packet, above, says truncated. */
+    if (out->source_duration > 0 &&
+        fmt->duration_estimation_method != AVFMT_DURATION_FROM_BITRATE) {
         double expect_end = out->source_duration;
         if (offset_s + max_s < expect_end)
             expect_end = offset_s + max_s;
@@ -355,10 +389,10 @@ static int decode_impl(const char *path, double offset_s, double duration_s, m2p
 
 done:
     free(buf.data);
-    free(matrix);
     av_frame_free(&frame);
     av_packet_free(&pkt);
     swr_free(&swr);
+    av_channel_layout_uninit(&swr_in.layout);
     avcodec_free_context(&dec);
     avformat_close_input(&fmt);
     if (rc)

@@ -14,6 +14,7 @@
  * A tick (audio.h) every 512 frames reports the fraction done and can cancel.
  */
 #include "audio/audio.h"
+#include "audio/beats.h"
 #include "audio/dsp.h"
 #include "audio/hpss.h"
 #include "audio/key.h"
@@ -59,7 +60,10 @@ void m2p_features_free(m2p_features *f)
     if (!f)
         return;
     free(f->beats);
+    free(f->downbeats);
     free(f->envelope);
+    f->downbeats = NULL;
+    f->n_downbeats = 0;
     f->beats = NULL;
     f->envelope = NULL;
     f->n_beats = f->n_envelope = 0;
@@ -469,6 +473,22 @@ int audio_features_ticked(const float *x, int64_t n, int sr, m2p_features *out,
         for (int i = 0; i < nb; i++)
             out->beats[i] = (double)w.beats[i] * DSP_HOP / sr;
         out->n_beats = nb;
+        out->beat_confidence = beat_confidence(w.env, (int)T, w.beats, nb);
+        int *down = malloc(sizeof(int) * (size_t)nb);
+        int nd = down ? beat_downbeats(w.mel, (int)T, DSP_NMELS, sr, w.beats, nb,
+                                       &out->beats_per_bar, down)
+                      : -1;
+        if (nd > 0)
+            out->downbeats = malloc(sizeof(double) * (size_t)nd);
+        if (nd < 0 || (nd > 0 && !out->downbeats)) {
+            free(down);
+            rc = m2p_error(M2P_ENOMEM, "features: out of memory finding the downbeats");
+            goto done;
+        }
+        for (int i = 0; i < nd; i++)
+            out->downbeats[i] = out->beats[down[i]];
+        out->n_downbeats = nd > 0 ? nd : 0;
+        free(down);
     }
     out->onset_density_raw = tempo_onset_count(w.env, (int)T) / out->duration_analyzed;
 

@@ -67,13 +67,7 @@ int m2p_url_check(const char *url, char *why, size_t why_len)
         snprintf(lim, sizeof lim, "%d", URL_MAX);
         return why_fail(why, why_len, "the URL is longer than %s characters", lim);
     }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)url[i];
-        if (c < 0x20 || c == 0x7f)
-            return why_fail(why, why_len, "the URL contains a control character%s", "");
-        if (c == ' ')
-            return why_fail(why, why_len, "the URL contains a space (write it as %%20)%s", "");
-    }
+    /* The scheme first: "not a url" is not an http URL with spaces in it. */
     const char *rest;
     if (!strncasecmp(url, "https://", 8))
         rest = url + 8;
@@ -82,12 +76,20 @@ int m2p_url_check(const char *url, char *why, size_t why_len)
     else {
         const char *colon = strchr(url, ':');
         char scheme[32] = "";
-        if (colon && colon - url < (int)sizeof scheme)
+        if (colon && colon - url < (int)sizeof scheme && !memchr(url, ' ', (size_t)(colon - url)))
             snprintf(scheme, sizeof scheme, "%.*s", (int)(colon - url), url);
         if (scheme[0])
             return why_fail(why, why_len, "only http and https URLs are accepted, not '%s:'",
                             scheme);
-        return why_fail(why, why_len, "only http and https URLs are accepted%s", "");
+        return why_fail(why, why_len,
+                        "this is not a URL: it must start with http:// or https://%s", "");
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)url[i];
+        if (c < 0x20 || c == 0x7f)
+            return why_fail(why, why_len, "the URL contains a control character%s", "");
+        if (c == ' ')
+            return why_fail(why, why_len, "the URL contains a space (write it as %%20)%s", "");
     }
     size_t host = strcspn(rest, "/?#");
     if (host == 0)

@@ -54,4 +54,7 @@ double tempo_aubio(const float *x, int64_t n, int sr, const char *method, double
  * bpm itself when there is no local maximum there. */
 double tempo_refine(const float *env, int T, double fps, double bpm, double range);
 
+/* Index of the first of nm mel bands (Slaney, 0 .. sr/2) whose centre is at or above f Hz. */
+int tempo_mel_band(double f, int nm, int sr);
+
 #endif

@@ -190,10 +190,18 @@ static void error_line(const tailbuf *t, char *out, size_t len)
         }
         s = e ? e + 1 : s + strlen(s);
     }
+    /* A Python traceback without an ERROR: line is yt-dlp itself failing (usually too old for
+     * the site): the user gets the exception line and what to do, not the stack. */
+    int crashed = !best && strstr(t->buf, "Traceback (most recent call last)");
     if (!best)
         best = last, best_n = last_n;
     if (!best)
         snprintf(out, len, "(no message on stderr)");
+    else if (crashed)
+        snprintf(out, len,
+                 "yt-dlp itself failed (%.*s); it may be too old for this site: install a "
+                 "current yt-dlp and point MUS2PIC_YTDLP at it (see the README)",
+                 (int)(best_n > 300 ? 300 : best_n), best);
     else
         snprintf(out, len, "%.*s", (int)(best_n > 600 ? 600 : best_n), best);
     /* control characters from a hostile program never reach a terminal or a log as-is */

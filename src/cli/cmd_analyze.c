@@ -34,13 +34,21 @@ static void summary(const m2p_analysis *a)
     if (f->undetermined) {
         printf("Features   undetermined (silence or too little audio)\n");
     } else {
-        const char *key = m2p_key_name(f->key_tonic);
+        const char *key = f->key_tonic >= 0 ? m2p_key_name(f->key_tonic) : NULL;
         printf("Tempo      %.1f BPM, %d beats\n", f->tempo, f->n_beats);
+        if (f->beats_per_bar > 0)
+            printf("Bars       %d beats a bar, %d downbeats (beat confidence %.2f)\n",
+                   f->beats_per_bar, f->n_downbeats, f->beat_confidence);
+        /* The reported key, as --json and the page give it. The original's is_major_key (its
+         * own estimator, which the prompt rules read) is named as such when it disagrees. */
         if (key && *key)
             printf("Key        %s %s (mode confidence %.2f)\n", key,
-                   f->is_major_key ? "major" : "minor", f->mode_confidence);
+                   f->key_major ? "major" : "minor", f->mode_confidence);
         else
             printf("Key        undetermined\n");
+        if (key && *key && !f->is_major_key != !f->key_major)
+            printf("           (the prompt rules read the original's is_major_key: %s)\n",
+                   f->is_major_key ? "major" : "minor");
         printf("Energy     %.2f   valence %.2f   arousal %.2f\n", f->energy, f->valence_scientific,
                f->arousal_scientific);
         printf("Brightness %.0f Hz   onsets %.2f/s   dynamic range %.1f dB\n", f->brightness,

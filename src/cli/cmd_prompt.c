@@ -92,6 +92,12 @@ int cmd_prompt(int argc, char **argv)
         return 2;
     }
     a.source = argv[optind];
+    /* Before the analysis (a minute on a long song): the LLM needs a key. */
+    if (version == M2P_PROMPT_LLM && (!lp.api_key || !*lp.api_key)) {
+        fprintf(stderr, "mus2pic prompt: --version llm needs an API key: pass --llm-key KEY "
+                        "or set OPENAI_API_KEY\n");
+        return 2;
+    }
     m2p_analysis an;
     if (song_args_analyze(&a, "prompt", &an) != 0)
         return 1;

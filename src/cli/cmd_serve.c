@@ -20,9 +20,18 @@ static void usage(FILE *f)
                "  --host H              address to bind (default 127.0.0.1; others need a token)\n"
                "  --port P              port (default 9090)\n"
                "  --data DIR            database, uploads and audio cache (default ./data)\n"
+               "  --store URL           the shared store instead of DIR's SQLite file:\n"
+               "                        postgresql://user@host/db, sqlite:FILE (MUS2PIC_STORE)\n"
+               "  --no-worker           queue and serve only; `mus2pic worker` runs the jobs\n"
+               "  --kinds LIST          the jobs this node runs: generate, analyze or both (default)\n"
+               "  --name NAME           this node's worker name (default: the host name)\n"
+               "  --lease-s N           a running job's lease, renewed while it runs (default 30)\n"
                "  --model NAME=DIR      a model folder under a name (repeatable); MUS2PIC_MODEL\n"
                "                        names one when no --model is given\n"
                "  --token T             access token for /api and /ws (or MUS2PIC_TOKEN)\n"
+               "  --allowed-origin O    a web origin (scheme://host[:port]) whose pages may call\n"
+               "                        the API besides the server's own (repeatable)\n"
+               "  --allow-private-urls  analysis URLs may name loopback or private addresses\n"
                "  --threads N           HTTP worker threads (default: max WebSockets + 64)\n"
                "  --compute-threads N   threads the image engine uses (default: every core)\n"
                "  --dtype f32|bf16      engine compute type (default f32; bf16 is about twice as\n"
@@ -69,10 +78,40 @@ int cmd_serve(int argc, char **argv)
             bad = int_arg(a, v, 0, 65535, &cfg.port);
         } else if (!strcmp(a, "--data") && v) {
             cfg.data_dir = v;
+        } else if (!strcmp(a, "--store") && v) {
+            cfg.store_url = v;
+        } else if (!strcmp(a, "--no-worker")) {
+            cfg.no_worker = 1;
+            used = 0;
+        } else if (!strcmp(a, "--name") && v) {
+            cfg.worker_name = v;
+        } else if (!strcmp(a, "--kinds") && v) {
+            cfg.kinds = (strstr(v, "generate") ? 2 : 0) | (strstr(v, "analyze") ? 1 : 0);
+            if (!cfg.kinds || strspn(v, "generatalyz,") != strlen(v)) {
+                fprintf(stderr, "mus2pic serve: --kinds '%s': use generate, analyze or "
+                                "generate,analyze\n",
+                        v);
+                bad = 1;
+            }
+        } else if (!strcmp(a, "--lease-s")) {
+            int lease = 0;
+            bad = int_arg(a, v, 1, 3600, &lease);
+            cfg.lease_ms = lease * 1000;
         } else if (!strcmp(a, "--web") && v) {
             cfg.web_dir = v;
         } else if (!strcmp(a, "--token") && v) {
             cfg.token = v;
+        } else if (!strcmp(a, "--allowed-origin") && v) {
+            if (cfg.n_origins == SERVER_MAX_ORIGINS) {
+                fprintf(stderr, "mus2pic serve: at most %d --allowed-origin options\n",
+                        SERVER_MAX_ORIGINS);
+                bad = 1;
+            } else {
+                cfg.allowed_origins[cfg.n_origins++] = v;
+            }
+        } else if (!strcmp(a, "--allow-private-urls")) {
+            cfg.allow_private_urls = 1;
+            used = 0;
         } else if (!strcmp(a, "--threads")) {
             bad = int_arg(a, v, 4, 4096, &cfg.threads);
         } else if (!strcmp(a, "--compute-threads")) {
@@ -138,6 +177,8 @@ int cmd_serve(int argc, char **argv)
         }
         i += used;
     }
+    if (!cfg.store_url && getenv("MUS2PIC_STORE") && *getenv("MUS2PIC_STORE"))
+        cfg.store_url = getenv("MUS2PIC_STORE");
     cfg.max_upload = (size_t)upload_mb << 20;
     cfg.audio_cache_limit = (int64_t)cache_mb << 20;
 
@@ -158,8 +199,10 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "mus2pic serve: %s\n", m2p_errmsg());
         return 1;
     }
-    printf("mus2pic %s: serving http://%s:%d (data in %s)\n", M2P_VERSION,
-           strcmp(cfg.host, "127.0.0.1") ? cfg.host : "localhost", server_port(s), cfg.data_dir);
+    printf("mus2pic %s: serving http://%s:%d (data in %s%s%s)%s\n", M2P_VERSION,
+           strcmp(cfg.host, "127.0.0.1") ? cfg.host : "localhost", server_port(s), cfg.data_dir,
+           cfg.store_url ? ", store " : "", cfg.store_url ? server_store_where(s) : "",
+           cfg.no_worker ? ", running no jobs" : "");
     fflush(stdout);
     int sig = 0;
     sigwait(&set, &sig);

@@ -12,5 +12,7 @@ int cmd_models(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_prompt(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
+int cmd_store(int argc, char **argv);
 
 #endif

@@ -19,6 +19,8 @@ static const struct {
     {"analyze", cmd_analyze, "song (URL or file) -> features, band, song, genre"},
     {"prompt", cmd_prompt, "song (URL or file) -> image prompt (v1, v3, v4, llm)"},
     {"serve", cmd_serve, "web app and JSON API (default http://127.0.0.1:9090)"},
+    {"worker", cmd_worker, "run jobs from a shared store (PostgreSQL) for the web nodes"},
+    {"store", cmd_store, "the store's schema and queue (store migrate | store status)"},
 };
 
 static void usage(FILE *f)

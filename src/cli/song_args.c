@@ -20,8 +20,20 @@ void song_args_init(song_args *a)
     m2p_analysis_params d = m2p_analysis_default_params();
     a->offset_s = d.offset_s;
     a->duration_s = d.duration_s;
-    const char *env = getenv("MUS2PIC_DATA");
-    a->data_dir = env && *env ? env : "data";
+    /* The lookups' cache goes where caches go (XDG base directories), not into ./data of
+     * whatever folder the command runs in. */
+    const char *env = getenv("MUS2PIC_DATA"), *xdg = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    a->data_dir = NULL; /* no store: the analysis works without one */
+    if (env && *env) {
+        a->data_dir = env;
+    } else if (xdg && xdg[0] == '/') {
+        snprintf(a->data_buf, sizeof a->data_buf, "%s/mus2pic", xdg);
+        a->data_dir = a->data_buf;
+    } else if (home && home[0] == '/') {
+        snprintf(a->data_buf, sizeof a->data_buf, "%s/.cache/mus2pic", home);
+        a->data_dir = a->data_buf;
+    }
 }
 
 static int number(const char *s, double *out)

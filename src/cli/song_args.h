@@ -13,7 +13,10 @@
 typedef struct song_args {
     const char *source;
     double offset_s, duration_s;
-    const char *data_dir;  /* store (band/song and genre caches); default $MUS2PIC_DATA or ./data */
+    const char *data_dir;  /* store (band/song and genre caches): $MUS2PIC_DATA, else the user's
+                              cache folder ($XDG_CACHE_HOME/mus2pic or ~/.cache/mus2pic), else
+                              none; never a folder in the current directory unless asked */
+    char data_buf[1024];
     const char *cache_dir; /* audio cache; default the fetch default */
     const char *ytdlp;
     int timeout_s;
@@ -53,8 +56,8 @@ enum {
     "  --offset S          skip the first S seconds (default 5)\n"                                 \
     "  --duration D        30, 60 or full, or seconds (default 60)\n"                              \
     "  --json              print JSON\n"                                                           \
-    "  --data DIR          store for cached band/song and genre answers (default ./data,\n"        \
-    "                      or $MUS2PIC_DATA)\n"                                                    \
+    "  --data DIR          store for cached band/song and genre answers (default\n"               \
+    "                      $MUS2PIC_DATA, else ~/.cache/mus2pic)\n"                                \
     "  --cache DIR         audio download cache (default ~/.cache/mus2pic/audio)\n"                \
     "  --offline           no network lookups for the genre\n"                                     \
     "  --ytdlp PATH        the yt-dlp program (default $MUS2PIC_YTDLP or yt-dlp on PATH)\n"        \

@@ -2,6 +2,10 @@
  * png.c — RGB8 images to PNG with libpng: in memory (m2p_png_encode) and to a file
  * (m2p_png_write) through a temporary file in the same folder that is renamed into place, so a
  * reader never sees a partial image, even when the process dies mid-write.
+ * The _meta variants add text chunks saying how the poster was made: "parameters" in the
+ * infotext format of AUTOMATIC1111's stable-diffusion-webui (modules/infotext_utils.py:
+ * prompt, "Negative prompt: ...", then "Key: value" pairs, a value with ',' ':' or a newline
+ * quoted as JSON), which other image tools read back, plus "Title" and "Software".
  * libpng reports errors by longjmp; every call that can fail runs under setjmp here.
  */
 #include <errno.h>
@@ -11,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <utf8proc.h>
 
 #include "core/error.h"
 #include "mus2pic.h"
@@ -53,11 +58,236 @@ static void png_warn_silent(png_structp png, png_const_charp msg)
     (void)msg;
 }
 
+/* ---- the text chunks ---- */
+
+typedef struct strbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} strbuf;
+
+static void sb_putn(strbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
+static void sb_puts(strbuf *b, const char *s)
+{
+    sb_putn(b, s, strlen(s));
+}
+
+/* infotext_utils.quote: plain unless the value holds ',', ':' or a newline; then JSON
+ * (json.dumps with ensure_ascii=False: only '"', '\\' and control characters escaped). */
+static void sb_value(strbuf *b, const char *v)
+{
+    if (!strpbrk(v, ",:\n")) {
+        sb_puts(b, v);
+        return;
+    }
+    sb_putn(b, "\"", 1);
+    for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
+        char esc[8];
+        if (*c == '"' || *c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)*c;
+            sb_putn(b, esc, 2);
+        } else if (*c == '\n') {
+            sb_puts(b, "\\n");
+        } else if (*c == '\t') {
+            sb_puts(b, "\\t");
+        } else if (*c == '\r') {
+            sb_puts(b, "\\r");
+        } else if (*c < 0x20) {
+            snprintf(esc, sizeof esc, "\\u%04x", *c);
+            sb_puts(b, esc);
+        } else {
+            sb_putn(b, (const char *)c, 1);
+        }
+    }
+    sb_putn(b, "\"", 1);
+}
+
+static void sb_param(strbuf *b, const char *key, const char *value)
+{
+    if (!value || !*value)
+        return;
+    if (b->len && b->p[b->len - 1] != '\n')
+        sb_puts(b, ", ");
+    sb_puts(b, key);
+    sb_puts(b, ": ");
+    sb_value(b, value);
+}
+
+int m2p_png_parameters(const m2p_png_meta *m, char **out)
+{
+    *out = NULL;
+    strbuf b = {0};
+    char num[64];
+    sb_puts(&b, m->prompt ? m->prompt : "");
+    if (m->negative_prompt && *m->negative_prompt) {
+        sb_puts(&b, "\nNegative prompt: ");
+        sb_puts(&b, m->negative_prompt);
+    }
+    sb_puts(&b, "\n");
+    if (m->steps > 0) {
+        snprintf(num, sizeof num, "%d", m->steps);
+        sb_param(&b, "Steps", num);
+    }
+    sb_param(&b, "Sampler", m->sampler && *m->sampler ? m->sampler : "LCM");
+    if (m->guidance > 0) {
+        snprintf(num, sizeof num, "%g", m->guidance);
+        sb_param(&b, "CFG scale", num);
+    }
+    snprintf(num, sizeof num, "%llu", (unsigned long long)m->seed);
+    sb_param(&b, "Seed", num);
+    if (m->width > 0 && m->height > 0) {
+        snprintf(num, sizeof num, "%dx%d", m->width, m->height);
+        sb_param(&b, "Size", num);
+    }
+    sb_param(&b, "Model", m->model);
+    if ((m->artist && *m->artist) || (m->song && *m->song)) {
+        strbuf song = {0};
+        sb_puts(&song, m->artist && *m->artist ? m->artist : "");
+        if (m->artist && *m->artist && m->song && *m->song)
+            sb_puts(&song, " - ");
+        sb_puts(&song, m->song && *m->song ? m->song : "");
+        if (song.oom)
+            b.oom = 1;
+        else
+            sb_param(&b, "Song", song.p);
+        free(song.p);
+    }
+    sb_param(&b, "Version", "mus2pic " M2P_VERSION);
+    if (b.oom) {
+        free(b.p);
+        return m2p_error(M2P_ENOMEM, "png: out of memory writing the parameters");
+    }
+    *out = b.p;
+    return 0;
+}
+
+/* s -> at most max chars of [a-z0-9-] (NFKD, marks stripped, runs of others -> '-'). */
+static size_t slug(const char *s, char *out, size_t max)
+{
+    size_t k = 0;
+    if (!s || !*s)
+        return 0;
+    utf8proc_uint8_t *d = NULL;
+    if (utf8proc_map((const utf8proc_uint8_t *)s, 0, &d,
+                     UTF8PROC_NULLTERM | UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_DECOMPOSE |
+                         UTF8PROC_STRIPMARK | UTF8PROC_CASEFOLD) < 0)
+        d = NULL;
+    const unsigned char *p = d ? d : (const unsigned char *)s;
+    int dash = 0;
+    for (; *p && k < max; p++) {
+        unsigned char c = *p;
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c - 'A' + 'a');
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+            if (dash && k)
+                out[k++] = '-';
+            if (k < max)
+                out[k++] = (char)c;
+            dash = 0;
+        } else {
+            dash = 1;
+        }
+    }
+    free(d);
+    return k;
+}
+
+void m2p_poster_filename(const char *artist, const char *song, uint64_t seed, char *out, size_t len)
+{
+    char a[61], b[61];
+    size_t na = slug(artist, a, 60), nb = slug(song, b, 60);
+    a[na] = 0;
+    b[nb] = 0;
+    snprintf(out, len, "%s%s%s-%llu.png", na || nb ? a : "mus2pic", na && nb ? "-" : "", b,
+             (unsigned long long)seed);
+}
+
+static int is_ascii(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0x80)
+            return 0;
+    return 1;
+}
+
+static void text_chunk(png_text *t, const char *key, char *value)
+{
+    memset(t, 0, sizeof *t);
+    t->key = (png_charp)key;
+    t->text = value;
+    t->text_length = strlen(value);
+    /* tEXt is Latin-1; UTF-8 beyond ASCII goes in iTXt (uncompressed, no language). */
+    t->compression = is_ascii(value) ? PNG_TEXT_COMPRESSION_NONE : PNG_ITXT_COMPRESSION_NONE;
+    if (t->compression == PNG_ITXT_COMPRESSION_NONE) {
+        t->itxt_length = t->text_length;
+        t->text_length = 0;
+        t->lang = (png_charp) "";
+        t->lang_key = (png_charp) "";
+    }
+}
+
 int m2p_png_encode(const uint8_t *rgb, int width, int height, uint8_t **out, size_t *out_len)
+{
+    return m2p_png_encode_meta(rgb, width, height, NULL, out, out_len);
+}
+
+int m2p_png_encode_meta(const uint8_t *rgb, int width, int height, const m2p_png_meta *meta,
+                        uint8_t **out, size_t *out_len)
 {
     *out = NULL;
     *out_len = 0;
-    if (!rgb || width <= 0 || height <= 0 || width > 1000000 || height > 1000000)
+    if (!meta)
+        return m2p_png_encode_text(rgb, width, height, NULL, NULL, 0, out, out_len);
+    char *params = NULL, *title = NULL;
+    if (m2p_png_parameters(meta, &params))
+        return M2P_ENOMEM;
+    const char *a = meta->artist && *meta->artist ? meta->artist : NULL;
+    const char *sg = meta->song && *meta->song ? meta->song : NULL;
+    if (a || sg) {
+        size_t n = (a ? strlen(a) : 0) + (sg ? strlen(sg) : 0) + 8;
+        if (!(title = malloc(n))) {
+            free(params);
+            return m2p_error(M2P_ENOMEM, "png: out of memory");
+        }
+        snprintf(title, n, "%s%s%s", a ? a : "", a && sg ? " \u2013 " : "", sg ? sg : "");
+    }
+    const char *keys[3] = {"parameters", title ? "Title" : "Software", "Software"};
+    const char *values[3] = {params, title ? title : "mus2pic " M2P_VERSION,
+                             "mus2pic " M2P_VERSION};
+    int rc = m2p_png_encode_text(rgb, width, height, keys, values, title ? 3 : 2, out, out_len);
+    free(params);
+    free(title);
+    return rc;
+}
+
+int m2p_png_encode_text(const uint8_t *rgb, int width, int height, const char *const *keys,
+                        const char *const *values, int n_text, uint8_t **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (!rgb || width <= 0 || height <= 0 || width > 1000000 || height > 1000000 || n_text < 0 ||
+        n_text > 16)
         return m2p_error(M2P_EINVAL, "png: bad image %dx%d", width, height);
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, png_warn_silent);
     if (!png)
@@ -84,6 +314,13 @@ int m2p_png_encode(const uint8_t *rgb, int width, int height, uint8_t **out, siz
     png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8, PNG_COLOR_TYPE_RGB,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_set_compression_level(png, 6);
+    if (n_text) {
+        /* before the pixels, so a reader of the header alone finds them */
+        png_text t[16];
+        for (int i = 0; i < n_text; i++)
+            text_chunk(&t[i], keys[i], (char *)values[i]);
+        png_set_text(png, info, t, n_text);
+    }
     png_write_info(png, info);
     png_write_image(png, rows);
     png_write_end(png, NULL);
@@ -96,9 +333,15 @@ int m2p_png_encode(const uint8_t *rgb, int width, int height, uint8_t **out, siz
 
 int m2p_png_write(const char *path, const uint8_t *rgb, int width, int height)
 {
+    return m2p_png_write_meta(path, rgb, width, height, NULL);
+}
+
+int m2p_png_write_meta(const char *path, const uint8_t *rgb, int width, int height,
+                       const m2p_png_meta *meta)
+{
     uint8_t *data;
     size_t len;
-    int rc = m2p_png_encode(rgb, width, height, &data, &len);
+    int rc = m2p_png_encode_meta(rgb, width, height, meta, &data, &len);
     if (rc)
         return rc;
     size_t plen = strlen(path);

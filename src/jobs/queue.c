@@ -3,8 +3,12 @@
  *
  * Workers sleep on a condition variable per kind and also poll once a second, so a job queued by
  * another process sharing the database (or left queued by a crash) is picked up too. Claiming is
- * a transaction in the store, so the table, not memory, decides who runs what. Cancellation of a
- * running job is a flag the runner's step callback reads; a finished job wakes jobs_wait callers.
+ * a transaction in the store, so the table, not memory, decides who runs what. A claim is a
+ * lease: the heartbeat thread renews the running jobs' leases every third of the lease, learns
+ * of cancel requests from other nodes, requeues jobs whose lease expired elsewhere and records
+ * this worker in the workers table. Cancellation of a running job is an atomic flag the runner's
+ * callbacks read; a finished job wakes jobs_wait callers. With a PostgreSQL store, every event
+ * is also written for the other nodes, and the relay thread puts theirs on this node's bus.
  */
 #include "jobs/queue_internal.h"
 
@@ -18,6 +22,8 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/json_limit.h"
+#include "store/store.h"
 
 jobs_config jobs_default_config(void)
 {
@@ -28,6 +34,10 @@ jobs_config jobs_default_config(void)
     c.max_queued = 200;
     c.max_attempts = 2;
     c.preview = M2P_PREVIEW_LATENT_RGB;
+    c.lease_ms = 30000;
+    c.run_jobs = 1;
+    c.kinds = 1 << STORE_JOB_ANALYZE | 1 << STORE_JOB_GENERATE;
+    c.generate_workers = 1;
     return c;
 }
 
@@ -67,6 +77,30 @@ void jobs_publish(jobs *q, int64_t job, int kind, int variation, json_t *event, 
             n++;
     if (json)
         progress_publish(q->bus, job, kind, variation, json, (const char *const *)o, n);
+    if (json && q->remote) {
+        /* The other nodes get {node, kind, variation, event, orig} (relay_main below). */
+        json_t *env = json_object(), *arr = json_array();
+        if (env && arr) {
+            json_object_set_new(env, "node", json_string(q->node));
+            json_object_set_new(env, "kind", json_integer(kind));
+            json_object_set_new(env, "variation", json_integer(variation));
+            json_object_set(env, "event", event);
+            for (int i = 0; i < n_orig; i++)
+                if (orig[i])
+                    json_array_append(arr, orig[i]);
+            json_object_set(env, "orig", arr);
+        }
+        json_decref(arr);
+        char *es = env ? json_dumps(env, JSON_COMPACT) : NULL;
+        int64_t id = 0;
+        int failed = !es || store_event_put(q->store, job, es, &id) != 0;
+        /* Say so once per outage, not once per step. */
+        if (atomic_exchange(&q->relay_failing, failed) != failed && failed)
+            M2P_LOGW("job %lld: events do not reach the other nodes: %s", (long long)job,
+                     es ? m2p_errmsg() : "out of memory");
+        free(es);
+        json_decref(env);
+    }
     free(json);
     for (int i = 0; i < n; i++)
         free(o[i]);
@@ -84,10 +118,15 @@ void jobs_publish_stage(jobs *q, int64_t job, const char *stage, double percent)
     jobs_publish(q, job, PROGRESS_STAGE, -1, e, NULL, 0);
 }
 
-void jobs_fail(jobs *q, int64_t job, const char *message, int canceled)
+void jobs_fail(jobs *q, int64_t job, int attempt, const char *message, int canceled)
 {
-    if (store_job_fail(q->store, job, message, canceled))
-        M2P_LOGW("job %lld: %s", (long long)job, m2p_errmsg());
+    if (store_job_fail(q->store, job, attempt, message, canceled)) {
+        /* The lease is gone (another worker has the job now): say so, publish nothing. */
+        M2P_LOGW("job %lld: %s; this outcome (%s) is dropped", (long long)job, m2p_errmsg(),
+                 message);
+        return;
+    }
+    M2P_LOGI("job %lld %s: %s", (long long)job, canceled ? "canceled" : "failed", message);
     json_t *e = json_pack("{s:s, s:I, s:s, s:b}", "type", "error", "job", (json_int_t)job,
                           "message", message, "canceled", canceled);
     json_t *o = json_pack("{s:s, s:s}", "type", "error", "message", message);
@@ -97,15 +136,69 @@ void jobs_fail(jobs *q, int64_t job, const char *message, int canceled)
     pthread_mutex_unlock(&q->lock);
 }
 
+int jobs_should_stop(const worker_slot *slot)
+{
+    return atomic_load(&slot->cancel) || atomic_load(&slot->lost) || atomic_load(&slot->q->stop);
+}
+
+void jobs_interrupted(jobs *q, worker_slot *slot, const store_job *job)
+{
+    if (atomic_load(&slot->lost)) {
+        M2P_LOGW("job %lld: attempt %d lost its lease (another worker may run it now); its "
+                 "outcome is dropped",
+                 (long long)job->id, job->attempts);
+    } else if (atomic_load(&slot->cancel)) {
+        jobs_fail(q, job->id, job->attempts, "canceled by request", 1);
+    } else if (store_job_release(q->store, job) == 0) {
+        M2P_LOGI("job %lld: handed back to the queue (this worker is stopping)",
+                 (long long)job->id);
+        jobs_publish_stage(q, job->id, "queued", -1);
+    } else {
+        /* Not even that: its lease expires and the next worker takes it. */
+        M2P_LOGW("job %lld: could not hand it back (%s); it runs again once its lease expires",
+                 (long long)job->id, m2p_errmsg());
+    }
+}
+
+int jobs_write_outcome(jobs *q, const store_job *job,
+                       int (*write)(jobs *q, const store_job *job, void *ud), void *ud)
+{
+    int64_t give_up = (int64_t)time(NULL) * 1000 + q->cfg.lease_ms;
+    int wait_ms = 100, retried = 0;
+    for (;;) {
+        int rc = write(q, job, ud);
+        if (rc == M2P_ENOTFOUND && retried) {
+            store_job now;
+            if (store_job_get(q->store, job->id, &now) == 0) {
+                int mine = !strcmp(now.state, "done") && now.attempts == job->attempts &&
+                           !strcmp(now.worker, q->name);
+                store_job_clear(&now);
+                if (mine)
+                    return 0;
+            }
+        }
+        if (rc != M2P_EBUSY || (int64_t)time(NULL) * 1000 >= give_up)
+            return rc;
+        if (!retried)
+            M2P_LOGW("job %lld: cannot write its outcome yet (%s); retrying", (long long)job->id,
+                     m2p_errmsg());
+        retried = 1;
+        struct timespec ts = {wait_ms / 1000, (long)(wait_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        wait_ms = wait_ms * 2 > 2000 ? 2000 : wait_ms * 2;
+    }
+}
+
 static void *worker_main(void *arg)
 {
     worker_slot *slot = arg;
     jobs *q = slot->q;
+    store_lease lease = {.worker = q->name, .lease_ms = q->cfg.lease_ms, .models = q->cfg.models};
     pthread_mutex_lock(&q->lock);
     while (!q->stop) {
         pthread_mutex_unlock(&q->lock);
         store_job job;
-        int rc = store_job_claim(q->store, slot->kind, &job);
+        int rc = store_job_claim(q->store, slot->kind, &lease, &job);
         pthread_mutex_lock(&q->lock);
         if (rc == M2P_ENOTFOUND || rc < 0) {
             if (rc < 0 && rc != M2P_ENOTFOUND)
@@ -119,21 +212,174 @@ static void *worker_main(void *arg)
             continue;
         }
         slot->running = job.id;
-        slot->cancel = 0;
+        slot->attempt = job.attempts;
+        atomic_store(&slot->cancel, job.cancel_requested);
+        atomic_store(&slot->lost, 0);
         pthread_mutex_unlock(&q->lock);
+        M2P_LOGI("job %lld: %s, attempt %d, run by %s", (long long)job.id,
+                 store_job_kind_name(job.kind), job.attempts, q->name);
 
+        /* serve -v: what the workers do, next to the requests */
+        M2P_LOGI("job %lld (%s) started", (long long)job.id, store_job_kind_name(job.kind));
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         if (slot->kind == STORE_JOB_GENERATE)
             run_generate(q, slot, &job);
         else
             run_analyze(q, slot, &job);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        M2P_LOGI("job %lld (%s) ended after %.1f s", (long long)job.id,
+                 store_job_kind_name(job.kind),
+                 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
         store_job_clear(&job);
 
         pthread_mutex_lock(&q->lock);
         slot->running = 0;
-        slot->cancel = 0;
+        slot->attempt = 0;
+        atomic_store(&slot->cancel, 0);
+        atomic_store(&slot->lost, 0);
         pthread_cond_broadcast(&q->done);
     }
     pthread_mutex_unlock(&q->lock);
+    return NULL;
+}
+
+static void add_ms(struct timespec *ts, int ms)
+{
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static void kinds_text(int kinds, char *out, size_t n)
+{
+    snprintf(out, n, "%s%s%s", kinds & 1 << STORE_JOB_GENERATE ? "generate" : "",
+             (kinds & 3) == 3 ? "," : "", kinds & 1 << STORE_JOB_ANALYZE ? "analyze" : "");
+}
+
+/* Every third of a lease: renew the running jobs' leases (and pick up cancel requests), requeue
+ * jobs whose lease expired on other workers, and record this worker. */
+static void *heartbeat_main(void *arg)
+{
+    jobs *q = arg;
+    int period = q->cfg.lease_ms / 3 > 50 ? q->cfg.lease_ms / 3 : 50;
+    int was_down = 0;
+    pthread_mutex_lock(&q->lock);
+    while (!q->stop) {
+        int64_t ids[JOBS_MAX_WORKERS];
+        int attempts[JOBS_MAX_WORKERS], n = 0;
+        for (int i = 0; i < q->n_slots; i++)
+            if (q->slots[i].running) {
+                ids[n] = q->slots[i].running;
+                attempts[n++] = q->slots[i].attempt;
+            }
+        pthread_mutex_unlock(&q->lock);
+        int down = 0;
+        for (int i = 0; i < n; i++) {
+            store_job held = {.id = ids[i], .attempts = attempts[i]};
+            int cancel = 0;
+            int rc = store_job_renew(q->store, &held, q->cfg.lease_ms, &cancel);
+            pthread_mutex_lock(&q->lock);
+            for (int k = 0; k < q->n_slots; k++) {
+                worker_slot *sl = &q->slots[k];
+                if (sl->running != ids[i] || sl->attempt != attempts[i])
+                    continue;
+                if (rc == M2P_ENOTFOUND)
+                    atomic_store(&sl->lost, 1);
+                else if (!rc && cancel)
+                    atomic_store(&sl->cancel, 1);
+            }
+            pthread_mutex_unlock(&q->lock);
+            if (rc == M2P_ENOTFOUND)
+                M2P_LOGW("job %lld: %s; stopping it", (long long)ids[i], m2p_errmsg());
+            else if (rc)
+                down = 1;
+        }
+        /* Only nodes that run jobs requeue others' expired ones: their --max-attempts rules. */
+        int requeued = 0, failed = 0;
+        if (q->cfg.run_jobs &&
+            store_jobs_recover(q->store, q->cfg.max_attempts, NULL, &requeued, &failed))
+            down = 1;
+        else if (requeued || failed)
+            M2P_LOGW("jobs: %d job(s) whose worker stopped renewing its lease queued again, "
+                     "%d failed after %d attempts",
+                     requeued, failed, q->cfg.max_attempts);
+        if (q->cfg.run_jobs) {
+            store_worker w = {.pid = (int)getpid(), .started_ms = q->started_ms,
+                              .job = n ? ids[0] : 0};
+            snprintf(w.name, sizeof w.name, "%s", q->name);
+            snprintf(w.host, sizeof w.host, "%s", q->host);
+            kinds_text(q->cfg.kinds, w.kinds, sizeof w.kinds);
+            snprintf(w.models, sizeof w.models, "%s", q->cfg.models ? q->cfg.models : "");
+            if (store_worker_beat(q->store, &w))
+                down = 1;
+        }
+        if (down && !was_down)
+            M2P_LOGW("jobs: the store is unreachable (%s); retrying", m2p_errmsg());
+        else if (!down && was_down)
+            M2P_LOGW("jobs: the store is reachable again");
+        was_down = down;
+        pthread_mutex_lock(&q->lock);
+        if (q->stop)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        add_ms(&ts, period);
+        pthread_cond_timedwait(&q->beat, &q->lock, &ts);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return NULL;
+}
+
+/* Other nodes' events (PostgreSQL NOTIFY) -> this node's bus, so its WebSocket clients see jobs
+ * that run elsewhere. Events this node wrote itself are already on its bus. */
+static void *relay_main(void *arg)
+{
+    jobs *q = arg;
+    store_listener *l = NULL;
+    if (store_listener_open(q->cfg.store_url, &l)) {
+        M2P_LOGW("jobs: no progress from other nodes: %s", m2p_errmsg());
+        return NULL;
+    }
+    while (!atomic_load(&q->stop)) {
+        int64_t job = 0;
+        char *text = NULL;
+        if (store_listener_wait(l, 250, &job, &text) || !text)
+            continue;
+        json_error_t err;
+        json_t *env = json_loads(text, 0, &err);
+        free(text);
+        const char *node = json_string_value(json_object_get(env, "node"));
+        json_t *event = json_object_get(env, "event");
+        if (!env || !node || !event || !strcmp(node, q->node)) {
+            json_decref(env);
+            continue;
+        }
+        int kind = (int)json_integer_value(json_object_get(env, "kind"));
+        int variation = (int)json_integer_value(json_object_get(env, "variation"));
+        char *js = json_dumps(event, JSON_COMPACT);
+        json_t *arr = json_object_get(env, "orig");
+        char *o[32] = {0};
+        int n = 0;
+        for (size_t i = 0; i < json_array_size(arr) && n < 32; i++)
+            if ((o[n] = json_dumps(json_array_get(arr, i), JSON_COMPACT)))
+                n++;
+        if (js)
+            progress_publish(q->bus, job, kind, variation, js, (const char *const *)o, n);
+        free(js);
+        for (int i = 0; i < n; i++)
+            free(o[i]);
+        json_decref(env);
+        if (kind == PROGRESS_DONE || kind == PROGRESS_ERROR) {
+            pthread_mutex_lock(&q->lock);
+            pthread_cond_broadcast(&q->done);
+            pthread_mutex_unlock(&q->lock);
+        }
+    }
+    store_listener_close(l);
     return NULL;
 }
 
@@ -210,24 +456,43 @@ int jobs_start(const jobs_config *cfg, m2p_store *store, progress_bus *bus, mode
     q->cfg.data_dir = q->data_dir;
     if (q->cfg.analysis_workers < 1)
         q->cfg.analysis_workers = 1;
-    if (q->cfg.analysis_workers > JOBS_MAX_WORKERS - 1)
-        q->cfg.analysis_workers = JOBS_MAX_WORKERS - 1;
+    if (q->cfg.generate_workers < 1)
+        q->cfg.generate_workers = 1;
+    if (q->cfg.analysis_workers + q->cfg.generate_workers > JOBS_MAX_WORKERS)
+        q->cfg.analysis_workers = JOBS_MAX_WORKERS - q->cfg.generate_workers;
     if (q->cfg.max_attempts < 1)
         q->cfg.max_attempts = 1;
+    if (q->cfg.lease_ms < 100)
+        q->cfg.lease_ms = 100;
+    if (!(q->cfg.kinds & 3))
+        q->cfg.kinds = 3;
     q->store = store;
     q->bus = bus;
     q->models = models;
+    q->remote = !strcmp(store_backend_name(store), "postgresql");
+    q->started_ms = (int64_t)time(NULL) * 1000;
+    if (gethostname(q->host, sizeof q->host) != 0 || !q->host[0])
+        snprintf(q->host, sizeof q->host, "localhost");
+    q->host[sizeof q->host - 1] = 0;
+    /* The default name is the host's: a node that restarts recognises the jobs it held. */
+    snprintf(q->name, sizeof q->name, "%s",
+             cfg->worker_name && *cfg->worker_name ? cfg->worker_name : q->host);
+    snprintf(q->node, sizeof q->node, "%s/%d/%lld", q->host, (int)getpid(),
+             (long long)q->started_ms);
     char dir[1200];
     snprintf(dir, sizeof dir, "%s/uploads", q->data_dir);
     int rc = mkdir_p(dir);
+    /* The analysis' caches (genres, band/song) live where the jobs do: shared on PostgreSQL. */
     if (!rc)
-        rc = m2p_store_open(q->data_dir, &q->cache);
+        rc = m2p_store_open(cfg->store_url && *cfg->store_url ? cfg->store_url : q->data_dir,
+                            &q->cache);
     if (rc) {
         free(q);
         return rc;
     }
     int requeued = 0, failed = 0;
-    if ((rc = store_jobs_recover(store, q->cfg.max_attempts, &requeued, &failed))) {
+    if ((rc = store_jobs_recover(store, q->cfg.max_attempts, q->cfg.run_jobs ? q->name : NULL,
+                                 &requeued, &failed))) {
         m2p_store_close(q->cache);
         free(q);
         return rc;
@@ -240,39 +505,67 @@ int jobs_start(const jobs_config *cfg, m2p_store *store, progress_bus *bus, mode
     pthread_cond_init(&q->work[0], NULL);
     pthread_cond_init(&q->work[1], NULL);
     pthread_cond_init(&q->done, NULL);
-    q->n_slots = q->cfg.analysis_workers + 1;
-    for (int i = 0; i < q->n_slots; i++) {
+    pthread_cond_init(&q->beat, NULL);
+    int n_gen = q->cfg.kinds & 1 << STORE_JOB_GENERATE ? q->cfg.generate_workers : 0;
+    int n_an = q->cfg.kinds & 1 << STORE_JOB_ANALYZE ? q->cfg.analysis_workers : 0;
+    if (!q->cfg.run_jobs)
+        n_gen = n_an = 0;
+    for (int i = 0; i < n_gen + n_an; i++) {
         worker_slot *s = &q->slots[i];
         s->q = q;
-        s->kind = i == 0 ? STORE_JOB_GENERATE : STORE_JOB_ANALYZE;
+        s->kind = i < n_gen ? STORE_JOB_GENERATE : STORE_JOB_ANALYZE;
         if (pthread_create(&s->thread, NULL, worker_main, s) != 0) {
-            q->n_slots = i;
             jobs_stop(q);
             return m2p_error(M2P_ENOMEM, "cannot start worker threads");
         }
+        q->n_slots = i + 1;
+    }
+    if (pthread_create(&q->heartbeat, NULL, heartbeat_main, q) != 0) {
+        jobs_stop(q);
+        return m2p_error(M2P_ENOMEM, "cannot start the heartbeat thread");
+    }
+    q->heartbeat_started = 1;
+    if (q->remote && cfg->store_url && cfg->progress_from_others) {
+        if (pthread_create(&q->relay, NULL, relay_main, q) != 0) {
+            jobs_stop(q);
+            return m2p_error(M2P_ENOMEM, "cannot start the progress relay thread");
+        }
+        q->relay_started = 1;
     }
     *out = q;
     return 0;
+}
+
+void jobs_request_stop(jobs *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->lock);
+    /* Not a cancel: each runner hands its job back to the queue (jobs_interrupted). */
+    atomic_store(&q->stop, 1);
+    pthread_cond_broadcast(&q->work[0]);
+    pthread_cond_broadcast(&q->work[1]);
+    pthread_cond_broadcast(&q->done);
+    pthread_cond_broadcast(&q->beat);
+    pthread_mutex_unlock(&q->lock);
 }
 
 void jobs_stop(jobs *q)
 {
     if (!q)
         return;
-    pthread_mutex_lock(&q->lock);
-    q->stop = 1;
-    for (int i = 0; i < q->n_slots; i++)
-        q->slots[i].cancel = 1;
-    pthread_cond_broadcast(&q->work[0]);
-    pthread_cond_broadcast(&q->work[1]);
-    pthread_cond_broadcast(&q->done);
-    pthread_mutex_unlock(&q->lock);
+    jobs_request_stop(q);
     for (int i = 0; i < q->n_slots; i++)
         pthread_join(q->slots[i].thread, NULL);
+    if (q->heartbeat_started)
+        pthread_join(q->heartbeat, NULL);
+    if (q->relay_started)
+        pthread_join(q->relay, NULL);
     pthread_mutex_destroy(&q->lock);
     pthread_cond_destroy(&q->work[0]);
     pthread_cond_destroy(&q->work[1]);
     pthread_cond_destroy(&q->done);
+    pthread_cond_destroy(&q->beat);
     m2p_store_close(q->cache);
     free(q);
 }
@@ -297,7 +590,7 @@ int jobs_cancel(jobs *q, int64_t id, int *now)
     pthread_mutex_lock(&q->lock);
     for (int i = 0; i < q->n_slots; i++) {
         if (q->slots[i].running == id) {
-            q->slots[i].cancel = 1;
+            atomic_store(&q->slots[i].cancel, 1);
             pthread_mutex_unlock(&q->lock);
             return 0;
         }
@@ -307,13 +600,15 @@ int jobs_cancel(jobs *q, int64_t id, int *now)
     int rc = store_job_get(q->store, id, &j);
     if (rc)
         return rc;
-    int queued = !strcmp(j.state, "queued");
     char state[12];
     snprintf(state, sizeof state, "%s", j.state);
     store_job_clear(&j);
-    if (!queued)
+    /* Running on another node: its heartbeat reads the request within a third of a lease. */
+    if (!strcmp(state, "running") && store_job_request_cancel(q->store, id) == 0)
+        return 0;
+    if (strcmp(state, "queued") != 0 && strcmp(state, "running") != 0)
         return m2p_error(M2P_EINVAL, "job %lld is already %s", (long long)id, state);
-    if (store_job_fail(q->store, id, "canceled by request", 1))
+    if (store_job_fail(q->store, id, 0, "canceled by request", 1))
         return m2p_error(M2P_EINVAL, "job %lld is no longer queued", (long long)id);
     json_t *e = json_pack("{s:s, s:I, s:s, s:b}", "type", "error", "job", (json_int_t)id, "message",
                           "canceled by request", "canceled", 1);
@@ -330,10 +625,15 @@ int jobs_delete(jobs *q, int64_t id)
 {
     /* A running job is told to stop; its runner then finds the row gone and stores nothing. */
     pthread_mutex_lock(&q->lock);
+    int here = 0;
     for (int i = 0; i < q->n_slots; i++)
-        if (q->slots[i].running == id)
-            q->slots[i].cancel = 1;
+        if (q->slots[i].running == id) {
+            atomic_store(&q->slots[i].cancel, 1);
+            here = 1;
+        }
     pthread_mutex_unlock(&q->lock);
+    if (!here)
+        store_job_request_cancel(q->store, id); /* running elsewhere: its lease is lost anyway */
     int rc = store_job_delete(q->store, id);
     if (!rc)
         progress_forget(q->bus, id);
@@ -396,7 +696,7 @@ static json_t *parse_or_null(const char *s)
 {
     if (!s)
         return json_null();
-    json_t *v = json_loads(s, 0, NULL);
+    json_t *v = m2p_json_loads(s, 0, NULL);
     return v ? v : json_string(s);
 }
 
@@ -410,6 +710,7 @@ static json_t *job_object(const store_job *j)
     json_object_set_new(o, "result", parse_or_null(j->result));
     json_object_set_new(o, "error", j->error ? json_string(j->error) : json_null());
     json_object_set_new(o, "attempts", json_integer(j->attempts));
+    json_object_set_new(o, "worker", j->worker[0] ? json_string(j->worker) : json_null());
     json_object_set_new(o, "batch_id", j->batch_id ? json_integer(j->batch_id) : json_null());
     json_object_set_new(o, "parent_id", j->parent_id ? json_integer(j->parent_id) : json_null());
     json_object_set_new(o, "created_ms", json_integer(j->created_ms));
@@ -443,4 +744,24 @@ void jobs_get_stats(jobs *q, jobs_stats *out)
     store_job_count(q->store, "running", -1, &out->running);
     store_job_count(q->store, "done", -1, &out->done);
     store_job_count(q->store, "failed", -1, &out->failed);
+}
+
+char *jobs_workers_json(jobs *q)
+{
+    store_worker *w = NULL;
+    int n = 0;
+    json_t *arr = json_array();
+    if (store_workers_list(q->store, (int64_t)time(NULL) * 1000 - 3LL * q->cfg.lease_ms, &w, &n) ==
+        0) {
+        for (int i = 0; i < n; i++)
+            json_array_append_new(
+                arr, json_pack("{s:s, s:s, s:i, s:s, s:s, s:I, s:I}", "name", w[i].name, "host",
+                               w[i].host, "pid", w[i].pid, "kinds", w[i].kinds, "models",
+                               w[i].models, "job", (json_int_t)w[i].job, "seen_ms",
+                               (json_int_t)w[i].seen_ms));
+    }
+    free(w);
+    char *s = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+    json_decref(arr);
+    return s;
 }

@@ -4,8 +4,11 @@
  * Every long operation (download + analysis, generation) is a row in the jobs table; workers
  * claim rows, run them and write the outcome back, publishing progress on the bus as they go.
  * Analysis runs on cfg.analysis_workers threads; generation on one thread (the engine already
- * uses every core). On start, jobs left "running" by a crash are retried once or failed with a
- * reason (store_jobs_recover), and queued ones simply run.
+ * uses every core). A claim is a lease that a heartbeat thread renews; when the queue stops, a
+ * running job goes back to the queue for the next start or another worker. On start, jobs this
+ * node held when it died, and any whose lease expired, are retried (up to max_attempts) or
+ * failed with a reason (store_jobs_recover). With a PostgreSQL store, progress events also go to
+ * the other nodes (store_event_put) and theirs come back onto this node's bus.
  */
 #ifndef M2P_JOBS_QUEUE_H
 #define M2P_JOBS_QUEUE_H
@@ -24,6 +27,16 @@ typedef struct jobs_config {
     int preview;          /* M2P_PREVIEW_* for step previews; default LATENT_RGB */
     int genre_offline;    /* 1: no network genre sources (tests) */
     int64_t audio_cache_limit; /* bytes of downloaded audio kept; 0 = fetch's default */
+    /* Many machines (a PostgreSQL store): */
+    const char *store_url;  /* the store's URL, for the analysis cache's and the relay's own
+                               connections; NULL = data_dir's SQLite file */
+    const char *worker_name; /* the lease holder's name; NULL = this host's name */
+    int lease_ms;           /* a claim's lease, renewed every third of it; default 30000 */
+    int run_jobs;           /* 0: queue only, run nothing (serve --no-worker); default 1 */
+    int kinds;              /* bit 1 << STORE_JOB_*: the kinds this node runs; default both */
+    const char *models;     /* comma-separated models this node can run; NULL = any */
+    int generate_workers;   /* generation threads; default 1 (the engine uses every core) */
+    int progress_from_others; /* 1 (web nodes): other nodes' events come onto this bus */
 } jobs_config;
 
 jobs_config jobs_default_config(void);
@@ -32,8 +45,9 @@ typedef struct jobs jobs;
 
 int jobs_start(const jobs_config *cfg, m2p_store *store, progress_bus *bus, model_cache *models,
                jobs **out);
-/* Stops the workers after their current job (which stays "running" and is recovered on the
- * next start) and frees the queue. */
+/* Tell the workers to stop: a running job stops at its next step and goes back to the queue
+ * (never "canceled"). Returns at once; jobs_stop waits for them and frees the queue. */
+void jobs_request_stop(jobs *q);
 void jobs_stop(jobs *q);
 
 /* Queue a job (params: a validated JSON object). M2P_EBUSY when the queue is full. */
@@ -57,5 +71,8 @@ typedef struct jobs_stats {
     int64_t queued, running, done, failed;
 } jobs_stats;
 void jobs_get_stats(jobs *q, jobs_stats *out);
+/* The workers whose heartbeat is recent (within 3 leases): a JSON array (malloc'd) of
+ * {name, host, pid, kinds, models, job, seen_ms}. */
+char *jobs_workers_json(jobs *q);
 
 #endif

@@ -21,7 +21,7 @@
 typedef struct an_ctx {
     jobs *q;
     int64_t job;
-    volatile int *cancel; /* the slot's flag: a nonzero answer stops m2p_analyze */
+    worker_slot *slot; /* jobs_should_stop(slot): a nonzero answer stops m2p_analyze */
     int last_percent;
     char last_stage[32];
 } an_ctx;
@@ -31,10 +31,10 @@ static int on_download(double percent, void *ud)
     an_ctx *c = ud;
     int p = percent < 0 ? -1 : (int)floor(percent);
     if (p == c->last_percent)
-        return *c->cancel;
+        return jobs_should_stop(c->slot);
     c->last_percent = p;
     jobs_publish_stage(c->q, c->job, "download", p < 0 ? -1 : (double)p);
-    return *c->cancel;
+    return jobs_should_stop(c->slot);
 }
 
 /* The analyser's stages: "downloading" (fraction), "decoding", "analysing", "genre",
@@ -43,14 +43,14 @@ static int on_stage(const char *stage, double fraction, void *ud)
 {
     an_ctx *c = ud;
     if (!stage)
-        return *c->cancel;
+        return jobs_should_stop(c->slot);
     if (!strcmp(stage, "downloading"))
         return on_download(fraction < 0 ? -1 : fraction * 100, ud);
     if (!strcmp(stage, c->last_stage))
-        return *c->cancel;
+        return jobs_should_stop(c->slot);
     snprintf(c->last_stage, sizeof c->last_stage, "%s", stage);
     jobs_publish_stage(c->q, c->job, stage, -1);
-    return *c->cancel;
+    return jobs_should_stop(c->slot);
 }
 
 static const char *str(json_t *o, const char *k, const char *def)
@@ -116,6 +116,33 @@ static void queue_batch_generation(jobs *q, const store_job *job, json_t *params
     pthread_mutex_unlock(&q->lock);
 }
 
+/* An upload's message names the file as the user sent it, never the server's folder for it:
+ * a leading "PATH: " goes, every other PATH becomes the file's name. */
+static void upload_message(char *msg, size_t len, const char *path)
+{
+    const char *name = strrchr(path, '/');
+    name = name ? name + 1 : path;
+    size_t pn = strlen(path);
+    if (!pn)
+        return;
+    char out[1024];
+    const char *s = msg;
+    if (!strncmp(s, path, pn) && !strncmp(s + pn, ": ", 2))
+        s += pn + 2;
+    size_t k = 0;
+    while (*s && k + 1 < sizeof out) {
+        if (!strncmp(s, path, pn)) {
+            int w = snprintf(out + k, sizeof out - k, "%s", name);
+            k = w < 0 ? k : k + (size_t)w < sizeof out ? k + (size_t)w : sizeof out - 1;
+            s += pn;
+        } else {
+            out[k++] = *s++;
+        }
+    }
+    out[k] = 0;
+    snprintf(msg, len, "%s", out);
+}
+
 /* Rebuild the chosen prompt (with the band/song the user confirmed) into result. */
 static int choose_prompt(const m2p_analysis *a, int version, const char *band, const char *song,
                          json_t *result)
@@ -132,12 +159,32 @@ static int choose_prompt(const m2p_analysis *a, int version, const char *band, c
     return 0;
 }
 
+/* data/uploads/up-XXXX/<name>: the file, then its private folder. */
+static void remove_upload_file(int upload, const char *source)
+{
+    if (!upload || !source[0])
+        return;
+    unlink(source);
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s", source);
+    char *slash = strrchr(dir, '/');
+    if (slash && strstr(dir, "/uploads/up-")) {
+        *slash = 0;
+        rmdir(dir);
+    }
+}
+
+static int write_result(jobs *q, const store_job *job, void *ud)
+{
+    return store_job_finish(q->store, job, ud);
+}
+
 void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
 {
     json_t *p = json_loads(job->params, 0, NULL);
     if (!json_is_object(p)) {
         json_decref(p);
-        jobs_fail(q, job->id, "the job's parameters are not a JSON object", 0);
+        jobs_fail(q, job->id, job->attempts, "the job's parameters are not a JSON object", 0);
         return;
     }
     const char *source = str(p, "source", "");
@@ -147,7 +194,7 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
     json_t *vv = json_object_get(p, "prompt_version");
     int version = json_is_integer(vv) ? (int)json_integer_value(vv) : M2P_PROMPT_V4;
 
-    an_ctx c = {.q = q, .job = job->id, .cancel = &slot->cancel, .last_percent = -2};
+    an_ctx c = {.q = q, .job = job->id, .slot = slot, .last_percent = -2};
     char cache_dir[1200];
     snprintf(cache_dir, sizeof cache_dir, "%s/cache/audio", q->data_dir);
     m2p_fetch_params fp = m2p_fetch_default_params();
@@ -170,10 +217,15 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
     int rc = m2p_analyze(source, &fp, &ap, &gp, q->cache, &a);
     char msg[1024] = "";
     json_t *result = NULL;
-    if (rc) {
+    /* Stopped by its callback: canceled, lease lost, or handed back because the queue stops. */
+    int interrupted = jobs_should_stop(slot) && (rc == M2P_ECANCELED || atomic_load(&slot->cancel) ||
+                                                 atomic_load(&slot->lost));
+    if (interrupted) {
+        msg[0] = 0;
+    } else if (rc) {
         snprintf(msg, sizeof msg, "%s", m2p_errmsg());
-    } else if (slot->cancel) {
-        snprintf(msg, sizeof msg, "canceled by request");
+        if (upload)
+            upload_message(msg, sizeof msg, source);
     } else {
         char *js = m2p_analysis_to_json(&a);
         result = js ? json_loads(js, 0, NULL) : NULL;
@@ -189,34 +241,43 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
         }
     }
     m2p_analysis_free(&a);
-    if (upload && source[0]) {
-        /* data/uploads/up-XXXX/<name>: the file, then its private folder */
-        unlink(source);
-        char dir[1200];
-        snprintf(dir, sizeof dir, "%s", source);
-        char *slash = strrchr(dir, '/');
-        if (slash && strstr(dir, "/uploads/up-")) {
-            *slash = 0;
-            rmdir(dir);
-        }
-    }
 
-    if (msg[0]) {
+    /* The upload is removed only once the job's end is committed: a crash before that retries
+     * the job, which needs the file; so does a job handed back or run again by another worker. */
+    if (interrupted) {
         json_decref(result);
         json_decref(p);
-        jobs_fail(q, job->id, msg, slot->cancel);
+        int canceled = atomic_load(&slot->cancel);
+        jobs_interrupted(q, slot, job);
+        if (canceled)
+            remove_upload_file(upload, source);
+        return;
+    }
+    if (msg[0]) {
+        jobs_fail(q, job->id, job->attempts, msg, 0);
+        remove_upload_file(upload, source);
+        json_decref(result);
+        json_decref(p);
         return;
     }
     char *rs = json_dumps(result, JSON_COMPACT);
-    rc = rs ? store_job_finish(q->store, job->id, rs) : M2P_ENOMEM;
+    rc = rs ? jobs_write_outcome(q, job, write_result, rs) : M2P_ENOMEM;
     free(rs);
-    if (rc) {
-        snprintf(msg, sizeof msg, "%s", m2p_errmsg());
+    if (rc == M2P_ENOTFOUND) {
+        M2P_LOGW("job %lld: late result refused: %s", (long long)job->id, m2p_errmsg());
         json_decref(result);
         json_decref(p);
-        jobs_fail(q, job->id, msg, 0);
         return;
     }
+    if (rc) {
+        snprintf(msg, sizeof msg, "%s", m2p_errmsg());
+        jobs_fail(q, job->id, job->attempts, msg, 0);
+        remove_upload_file(upload, source);
+        json_decref(result);
+        json_decref(p);
+        return;
+    }
+    remove_upload_file(upload, source);
     if (job->batch_id)
         queue_batch_generation(q, job, p, result);
 

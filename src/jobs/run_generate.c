@@ -6,7 +6,8 @@
  * (step s/t, elapsed, ETA, a base64 PNG of the latent->RGB preview) and "decoding_image"; and,
  * for clients of the original protocol, its {type:"progress"} message per variation per step
  * (progress = (i/n + k/(s*n))*100 capped at 99, i 0-based, as the original computed it).
- * It returns nonzero when the job was canceled, which stops the engine at that step.
+ * It returns nonzero when the job must stop (canceled, lease lost, queue stopping), which stops
+ * the engine at that step; jobs_interrupted then writes the matching outcome.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,15 +90,18 @@ static int on_step(const m2p_step_info *info, void *ud)
     } else if (info->stage == M2P_STAGE_DECODE) {
         jobs_publish_stage(c->q, c->job, "decoding_image", -1);
     }
-    return c->slot->cancel || c->q->stop;
+    return jobs_should_stop(c->slot);
 }
 
 typedef struct finish_ud {
+    const char *params;
+    const store_result *res;
     int64_t job;
     const m2p_image *img;
     int n;
     double total;
     uint64_t seed;
+    const char *artist, *song; /* for the download names */
     json_t *images; /* out: the images array, for the done event */
     json_t *times;
 } finish_ud;
@@ -107,9 +111,9 @@ static char *make_result(const int64_t *ids, int n, void *ud)
     finish_ud *f = ud;
     json_t *images = json_array(), *times = json_array();
     for (int i = 0; i < n; i++) {
-        char url[64], name[64];
+        char url[64], name[160];
         snprintf(url, sizeof url, "/api/images/%lld.png", (long long)ids[i]);
-        snprintf(name, sizeof name, "mus2pic-%lld-%d.png", (long long)f->job, i + 1);
+        m2p_poster_filename(f->artist, f->song, f->img[i].seed, name, sizeof name);
         json_array_append_new(
             images, json_pack("{s:I, s:s, s:s, s:i, s:I, s:f, s:i, s:i}", "id", (json_int_t)ids[i],
                               "url", url, "filename", name, "variation", i + 1, "seed",
@@ -134,13 +138,22 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static int write_results(jobs *q, const store_job *job, void *ud)
+{
+    finish_ud *f = ud;
+    json_decref(f->images); /* from an earlier try whose transaction did not commit */
+    json_decref(f->times);
+    f->images = f->times = NULL;
+    return store_job_finish_with_results(q->store, job, f->params, f->res, f->n, make_result, f);
+}
+
 void run_generate(jobs *q, worker_slot *slot, const store_job *job)
 {
     json_error_t jerr;
     json_t *p = json_loads(job->params, 0, &jerr);
     if (!json_is_object(p)) {
         json_decref(p);
-        jobs_fail(q, job->id, "the job's parameters are not a JSON object", 0);
+        jobs_fail(q, job->id, job->attempts, "the job's parameters are not a JSON object", 0);
         return;
     }
     gen_ctx c = {.q = q, .slot = slot, .job = job->id};
@@ -160,7 +173,7 @@ void run_generate(jobs *q, worker_slot *slot, const store_job *job)
 
     if (gp.variations < 1 || gp.variations > 16) {
         json_decref(p);
-        jobs_fail(q, job->id, "variations out of range", 0);
+        jobs_fail(q, job->id, job->attempts, "variations out of range", 0);
         return;
     }
     c.variations = gp.variations;
@@ -174,7 +187,7 @@ void run_generate(jobs *q, worker_slot *slot, const store_job *job)
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", m2p_errmsg());
         json_decref(p);
-        jobs_fail(q, job->id, msg, 0);
+        jobs_fail(q, job->id, job->attempts, msg, 0);
         return;
     }
     m2p_image img[16];
@@ -182,20 +195,37 @@ void run_generate(jobs *q, worker_slot *slot, const store_job *job)
     double t0 = now_s();
     rc = m2p_generate(model, &gp, img);
     double total = now_s() - t0;
+    if (rc == M2P_ECANCELED && jobs_should_stop(slot)) {
+        json_decref(p);
+        jobs_interrupted(q, slot, job);
+        return;
+    }
     if (rc) {
         char msg[1024];
-        snprintf(msg, sizeof msg, "%s", rc == M2P_ECANCELED ? "canceled by request" : m2p_errmsg());
+        snprintf(msg, sizeof msg, "%s", m2p_errmsg());
         json_decref(p);
-        jobs_fail(q, job->id, msg, rc == M2P_ECANCELED);
+        jobs_fail(q, job->id, job->attempts, msg, 0);
         return;
     }
 
     store_result res[16];
     uint8_t *png[16] = {0};
     int ok = 1;
+    /* Each PNG says how it was made (text chunks: prompt, seed, steps, size, model, song). */
+    json_t *src = json_object_get(p, "source");
+    m2p_png_meta meta = {.prompt = gp.prompt,
+                         .negative_prompt = gp.negative_prompt,
+                         .model = model_name,
+                         .steps = gp.steps,
+                         .guidance = gp.guidance,
+                         .artist = str(src, "band", NULL),
+                         .song = str(src, "song", NULL)};
     for (int i = 0; i < gp.variations; i++) {
         size_t len = 0;
-        if (m2p_png_encode(img[i].rgb, img[i].width, img[i].height, &png[i], &len)) {
+        meta.seed = img[i].seed;
+        meta.width = img[i].width;
+        meta.height = img[i].height;
+        if (m2p_png_encode_meta(img[i].rgb, img[i].width, img[i].height, &meta, &png[i], &len)) {
             ok = 0;
             break;
         }
@@ -207,16 +237,26 @@ void run_generate(jobs *q, worker_slot *slot, const store_job *job)
                                 .png = png[i],
                                 .png_len = len};
     }
-    finish_ud f = {.job = job->id, .img = img, .n = gp.variations, .total = total, .seed = gp.seed};
+    finish_ud f = {.job = job->id,
+                   .img = img,
+                   .n = gp.variations,
+                   .total = total,
+                   .seed = gp.seed,
+                   .artist = meta.artist,
+                   .song = meta.song};
     char msg[1024] = "";
+    int late = 0;
     if (!ok) {
         snprintf(msg, sizeof msg, "PNG encoding failed: %s", m2p_errmsg());
     } else {
         /* The result rows carry the job's parameters (prompt, model, seed, features, source)
          * so the gallery shows them without the job. */
-        rc = store_job_finish_with_results(q->store, job->id, job->params, res, gp.variations,
-                                           make_result, &f);
-        if (rc)
+        f.params = job->params;
+        f.res = res;
+        rc = jobs_write_outcome(q, job, write_results, &f);
+        if ((late = rc == M2P_ENOTFOUND)) /* another worker has (or had) the job */
+            M2P_LOGW("job %lld: late result refused: %s", (long long)job->id, m2p_errmsg());
+        else if (rc)
             snprintf(msg, sizeof msg, "%s", m2p_errmsg());
     }
     for (int i = 0; i < gp.variations; i++) {
@@ -224,10 +264,11 @@ void run_generate(jobs *q, worker_slot *slot, const store_job *job)
         m2p_image_free(&img[i]);
     }
     json_decref(p);
-    if (msg[0]) {
+    if (msg[0] || late) {
         json_decref(f.images);
         json_decref(f.times);
-        jobs_fail(q, job->id, msg, 0);
+        if (!late)
+            jobs_fail(q, job->id, job->attempts, msg, 0);
         return;
     }
 

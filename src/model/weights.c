@@ -109,6 +109,29 @@ int weights_open(const char *part_dir, weights **out)
     return 0;
 }
 
+int weights_open_file(const char *file, weights **out)
+{
+    *out = NULL;
+    if (!is_file(file))
+        return m2p_error(M2P_ENOTFOUND, "%s: weights file not found", file);
+    weights *w = calloc(1, sizeof *w);
+    if (!w)
+        return m2p_error(M2P_ENOMEM, "out of memory");
+    w->path = strdup(file);
+    w->display = strdup(file);
+    if (!w->path || !w->display) {
+        weights_close(w);
+        return m2p_error(M2P_ENOMEM, "out of memory");
+    }
+    int rc = st_open(w->path, &w->f);
+    if (rc) {
+        weights_close(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
 static void pool_drain(weights *w)
 {
     for (int i = 0; i < POOL; i++) {

@@ -13,6 +13,9 @@ typedef struct weights weights;
 
 /* part_dir: e.g. "<model>/unet". */
 int weights_open(const char *part_dir, weights **out);
+/* One given .safetensors file instead of a folder's (e.g. SDXL-Lightning's UNet file over the
+ * base model's unet/); messages name the file as given. */
+int weights_open_file(const char *file, weights **out);
 void weights_close(weights *w);
 const char *weights_path(const weights *w);
 

@@ -225,6 +225,12 @@ static json_t *features_json(const m2p_features *f)
     for (int i = 0; i < f->n_beats && f->beats; i++)
         json_array_append_new(beats, num(round(f->beats[i] * 1000.0) / 1000.0));
     json_object_set_new(o, "beats", beats);
+    json_t *down = json_array();
+    for (int i = 0; i < f->n_downbeats && f->downbeats; i++)
+        json_array_append_new(down, num(round(f->downbeats[i] * 1000.0) / 1000.0));
+    json_object_set_new(o, "downbeats", down);
+    json_object_set_new(o, "beat_confidence", num(round(f->beat_confidence * 1000.0) / 1000.0));
+    json_object_set_new(o, "beats_per_bar", json_integer(f->beats_per_bar));
     json_t *env = json_array();
     for (int i = 0; i < f->n_envelope && f->envelope; i++)
         json_array_append_new(env, num(round((double)f->envelope[i] * 10000.0) / 10000.0));

@@ -566,3 +566,39 @@ int m2p_band_song(const m2p_source_info *info, char *band, size_t band_len, char
 {
     return band_song_find(NULL, info, band, band_len, song, song_len, NULL);
 }
+
+/* Python's str.strip() over UTF-8: a malloc'd copy without the leading/trailing whitespace
+ * (text_is_space), or NULL on allocation failure. */
+static char *bs_strip(const char *s)
+{
+    ustr u = {0};
+    if (ustr_from_utf8(&u, s)) {
+        ustr_free(&u);
+        return NULL;
+    }
+    size_t a = 0, b = u.n;
+    while (a < b && text_is_space(u.c[a]))
+        a++;
+    while (b > a && text_is_space(u.c[b - 1]))
+        b--;
+    ustr t = {.c = u.c ? u.c + a : NULL, .n = b - a, .cap = b - a};
+    char *out = ustr_to_utf8(&t);
+    ustr_free(&u);
+    return out;
+}
+
+int band_song_passed(const char *band_name, const char *song_title, char **band, char **song)
+{
+    *band = *song = NULL;
+    if (!band_name || !*band_name || !song_title || !*song_title)
+        return 0;
+    *band = bs_strip(band_name);
+    *song = bs_strip(song_title);
+    if (!*band || !*song) {
+        free(*band);
+        free(*song);
+        *band = *song = NULL;
+        return m2p_error(M2P_ENOMEM, "out of memory trimming the band and song names");
+    }
+    return 1;
+}

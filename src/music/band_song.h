@@ -22,4 +22,11 @@ int band_song_extract(const band_song_input *in, char **band, char **song);
 int band_song_find(m2p_store *store, const m2p_source_info *info, char *band, size_t band_len,
                    char *song, size_t song_len, int *from_cache);
 
+/* The band and song the original's prompt endpoint hands to the builders (prompt-rules.json
+ * genre_infer.source_chain.band_song_passed): only when both band_name and song_title are
+ * non-empty, each stripped of Python whitespace (so "  " becomes ""). Returns 1 with *band and
+ * *song malloc'd, 0 with both NULL when one of them is missing or empty (the caller then uses
+ * null, or the video's own pair), or M2P_ENOMEM. */
+int band_song_passed(const char *band_name, const char *song_title, char **band, char **song);
+
 #endif

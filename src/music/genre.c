@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/error.h"
 #include "music/prompt.h"
@@ -289,8 +290,9 @@ int m2p_genre_find(const m2p_source_info *info, const char *band, const m2p_feat
             return 0;
     }
 
-    /* 3. spotify (only with credentials), 4. musicbrainz */
-    if (!p->offline && band && band[0]) {
+    /* 3. spotify (only with credentials), 4. musicbrainz; not for the placeholder band_song.c
+     * gives a video without an artist (a lookup of "Unknown Artist" finds some band's genre) */
+    if (!p->offline && band && band[0] && strcasecmp(band, "Unknown Artist") != 0) {
         const char *id = getenv("SPOTIFY_CLIENT_ID"), *secret = getenv("SPOTIFY_CLIENT_SECRET");
         if (id && id[0] && secret && secret[0]) {
             json_t *g = NULL;

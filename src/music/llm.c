@@ -36,6 +36,15 @@ static const char *SYSTEM_PROMPT =
     "stage lights bursting through sparkles, joyful silhouettes dancing, warm champagne and "
     "gold tones, mirror reflections in rainbow prisms, masterpiece, best quality";
 
+/* Is the key one header value: printable ASCII, no CR/LF (it goes into "Authorization:"). */
+int m2p_llm_key_ok(const char *key)
+{
+    for (const unsigned char *c = (const unsigned char *)key; *c; c++)
+        if (*c < 0x20 || *c >= 0x7f)
+            return 0;
+    return 1;
+}
+
 m2p_llm_params m2p_llm_default_params(void)
 {
     m2p_llm_params p;
@@ -140,6 +149,9 @@ int m2p_prompt_llm(const m2p_llm_params *params, const char *song, const char *a
     const m2p_llm_params *p = params ? params : &defaults;
     if (!p->api_key || !p->api_key[0])
         return m2p_error(M2P_EINVAL, "llm: no API key (set OPENAI_API_KEY or pass api_key)");
+    if (!m2p_llm_key_ok(p->api_key))
+        return m2p_error(M2P_EINVAL, "llm: the API key has control characters (CR, LF, ...); "
+                                     "paste the key alone");
     if (!(p->temperature >= 0.0 && p->temperature <= 1.0))
         return m2p_error(M2P_EINVAL, "llm: temperature %g outside 0..1", p->temperature);
     if (!song || !song[0] || !artist || !artist[0])

@@ -1,9 +1,11 @@
 /*
- * clip_text.c — the CLIP text encoder (transformers CLIPTextModel, modeling_clip.py):
- * token + position embeddings, num_hidden_layers pre-LayerNorm encoder layers (causal
- * multi-head self-attention with q/k/v fused into one matmul, then an MLP with quick_gelu or
- * gelu), final_layer_norm. Output is last_hidden_state [B, L, hidden]; every size comes from
- * text_encoder/config.json. Taps: "embeddings", "encoder.layers.N".
+ * clip_text.c — the CLIP text encoder (transformers CLIPTextModel and
+ * CLIPTextModelWithProjection, modeling_clip.py): token + position embeddings,
+ * num_hidden_layers pre-LayerNorm encoder layers (causal multi-head self-attention with q/k/v
+ * fused into one matmul, then an MLP with quick_gelu or exact gelu), final_layer_norm; the
+ * pooled EOS row and text_projection (SDXL's text_encoder_2). Outputs: last_hidden_state or
+ * any earlier layer's hidden state (SDXL's penultimate), pooled, text_embeds. Every size comes
+ * from the part's config.json. Taps: "embeddings", "encoder.layers.N".
  */
 #include "core/error.h"
 #include "model/config.h"
@@ -21,13 +23,14 @@ typedef struct clip_layer {
 } clip_layer;
 
 struct clip_text {
-    int hidden, layers, heads, inter, vocab, max_pos;
+    int hidden, layers, heads, inter, vocab, max_pos, eos_id, proj_dim;
     float eps;
     int act_quick;  /* 1: quick_gelu, 0: gelu (erf) */
     float *tok_emb; /* [vocab, hidden] */
     float *pos_emb; /* [max_pos, hidden] */
     clip_layer *layer;
     nn_norm final_ln;
+    op_linear *proj; /* text_projection [proj_dim, hidden], no bias; NULL without */
     weights *w;
     nn_arena own_arena; /* used unless the pipeline shares one (clip_text_set_arena) */
     nn_arena *arena;
@@ -49,8 +52,15 @@ static int read_config(clip_text *m, const char *dir)
         (rc = config_int(c, "vocab_size", &m->vocab)) ||
         (rc = config_opt_int(c, "max_position_embeddings", 77, &m->max_pos)) ||
         (rc = config_opt_float(c, "layer_norm_eps", 1e-5f, &m->eps)) ||
+        (rc = config_opt_int(c, "eos_token_id", 2, &m->eos_id)) ||
+        (rc = config_opt_int(c, "projection_dim", 512, &m->proj_dim)) || /* CLIPTextConfig's */
         (rc = config_opt_string(c, "hidden_act", "quick_gelu", &act)))
         goto out;
+    if (m->proj_dim < 1) {
+        rc = m2p_error(M2P_EFORMAT, "%s: 'projection_dim' %d must be positive", config_path(c),
+                       m->proj_dim);
+        goto out;
+    }
     if (strcmp(act, "quick_gelu") == 0)
         m->act_quick = 1;
     else if (strcmp(act, "gelu") == 0)
@@ -126,6 +136,14 @@ int clip_text_load(const char *dir, const m2p_model_params *p, clip_text **out)
     snprintf(nm, sizeof nm, "%sfinal_layer_norm", pre);
     if ((rc = nn_load_norm(m->w, nm, C, &m->final_ln)))
         goto fail;
+    /* CLIPTextModelWithProjection keeps text_projection beside text_model; a plain
+     * CLIPTextModel folder has none (its projection_dim in config.json is then unused). */
+    if (weights_has(m->w, "text_projection.weight")) {
+        if ((rc = nn_load_linear(m->w, "text_projection", C, m->proj_dim, 0, 0, dtype, &m->proj)))
+            goto fail;
+    } else {
+        m->proj_dim = 0;
+    }
     weights_release(m->w);
     *out = m;
     return 0;
@@ -134,27 +152,61 @@ fail:
     return m2p_error_wrap(rc, "loading text encoder");
 }
 
+/* Pooled row of transformers' CLIPTextTransformer: with the legacy eos_token_id 2 the first
+ * position of the largest id (argmax(ids)), else argmax(ids == eos_token_id): the first
+ * position holding it, 0 when there is none. */
+static int eos_pos(const clip_text *m, const int32_t *ids, int L)
+{
+    int best = 0;
+    if (m->eos_id == 2) {
+        for (int t = 1; t < L; t++)
+            if (ids[t] > ids[best])
+                best = t;
+        return best;
+    }
+    for (int t = 0; t < L; t++)
+        if (ids[t] == m->eos_id)
+            return t;
+    return 0;
+}
+
 int clip_text_forward(clip_text *m, const int32_t *ids, int B, int L, float *out)
+{
+    return clip_text_encode(m, ids, B, L, 0, 1, out, NULL, NULL);
+}
+
+int clip_text_encode(clip_text *m, const int32_t *ids, int B, int L, int skip, int final_norm,
+                     float *hidden, float *pooled, float *text_embeds)
 {
     if (B <= 0 || L <= 0 || L > m->max_pos)
         return m2p_error(M2P_EINVAL, "text encoder: %d x %d tokens (at most %d per prompt)", B, L,
                          m->max_pos);
+    if (skip < 0 || skip >= m->layers)
+        return m2p_error(M2P_EINVAL, "text encoder: cannot skip %d of its %d layers", skip,
+                         m->layers);
+    if (text_embeds && !m->proj)
+        return m2p_error(M2P_EINVAL, "text encoder: no text_projection (not a "
+                                     "CLIPTextModelWithProjection) for text_embeds");
     for (int i = 0; i < B * L; i++)
         if (ids[i] < 0 || ids[i] >= m->vocab)
             return m2p_error(M2P_EINVAL, "text encoder: token id %d outside the vocabulary (%d)",
                              ids[i], m->vocab);
     const int C = m->hidden, rows = B * L, dh = C / m->heads;
-    size_t need = NN_ALIGN_FLOATS((size_t)rows * C) * 2 + NN_ALIGN_FLOATS((size_t)rows * 3 * C) +
-                  NN_ALIGN_FLOATS((size_t)rows * m->inter);
+    const size_t RC = (size_t)rows * C;
+    int want_pool = pooled || text_embeds;
+    size_t need = NN_ALIGN_FLOATS(RC) * 3 + NN_ALIGN_FLOATS((size_t)rows * 3 * C) +
+                  NN_ALIGN_FLOATS((size_t)rows * m->inter) + NN_ALIGN_FLOATS((size_t)B * C);
     int rc = nn_arena_reserve(m->arena, need);
     if (rc)
         return rc;
-    float *x = out; /* the residual stream lives in the output */
-    float *n = nn_arena_alloc(m->arena, (size_t)rows * C);
-    float *att = nn_arena_alloc(m->arena, (size_t)rows * C);
+    /* the residual stream lives in `hidden` unless the caller wants a different layer there */
+    float *x = nn_arena_alloc(m->arena, RC);
+    float *n = nn_arena_alloc(m->arena, RC);
+    float *att = nn_arena_alloc(m->arena, RC);
     float *qkv = nn_arena_alloc(m->arena, (size_t)rows * 3 * C);
     float *f = nn_arena_alloc(m->arena, (size_t)rows * m->inter);
-    if (!n || !att || !qkv || !f)
+    float *pool = nn_arena_alloc(m->arena, (size_t)B * C);
+    if (!x || !n || !att || !qkv || !f || !pool)
         return m2p_error(M2P_EINTERNAL, "text encoder: scratch plan too small");
 
     /* CLIPTextEmbeddings: token_embedding(ids) + position_embedding(arange(L)) */
@@ -170,7 +222,9 @@ int clip_text_forward(clip_text *m, const int32_t *ids, int B, int L, float *out
     nn_tap_raw(m->tap, m->tap_ud, "embeddings", x, 3, shape);
 
     const float scale = 1.0f / sqrtf((float)dh);
-    for (int i = 0; i < m->layers; i++) {
+    const int out_layer = m->layers - 1 - skip;
+    const int last = want_pool || m->tap ? m->layers - 1 : out_layer;
+    for (int i = 0; i <= last; i++) {
         clip_layer *Ly = &m->layer[i];
         op_layernorm(x, rows, C, m->eps, Ly->ln1.gamma, Ly->ln1.beta, n);
         if ((rc = op_linear_forward(Ly->qkv, n, rows, qkv, NULL)))
@@ -194,14 +248,41 @@ int clip_text_forward(clip_text *m, const int32_t *ids, int B, int L, float *out
             snprintf(nm, sizeof nm, "encoder.layers.%d", i);
             nn_tap_raw(m->tap, m->tap_ud, nm, x, 3, shape);
         }
+        if (i == out_layer && hidden) {
+            if (final_norm)
+                op_layernorm(x, rows, C, m->eps, m->final_ln.gamma, m->final_ln.beta, hidden);
+            else
+                memcpy(hidden, x, RC * sizeof *hidden);
+        }
     }
-    op_layernorm(x, rows, C, m->eps, m->final_ln.gamma, m->final_ln.beta, x);
+    if (!want_pool)
+        return 0;
+    /* pooled = final_layer_norm(last_hidden_state)[b, eos]: normalise only those rows */
+    for (int b = 0; b < B; b++) {
+        int e = eos_pos(m, ids + (size_t)b * L, L);
+        op_layernorm(x + ((size_t)b * L + e) * C, 1, C, m->eps, m->final_ln.gamma, m->final_ln.beta,
+                     pool + (size_t)b * C);
+    }
+    if (pooled)
+        memcpy(pooled, pool, (size_t)B * C * sizeof *pooled);
+    if (text_embeds && (rc = op_linear_forward(m->proj, pool, B, text_embeds, NULL)))
+        return rc;
     return 0;
 }
 
 int clip_text_hidden(const clip_text *m)
 {
     return m->hidden;
+}
+
+int clip_text_layers(const clip_text *m)
+{
+    return m->layers;
+}
+
+int clip_text_projection_dim(const clip_text *m)
+{
+    return m->proj ? m->proj_dim : 0;
 }
 
 void clip_text_set_arena(clip_text *m, nn_arena *shared)
@@ -237,6 +318,7 @@ void clip_text_free(clip_text *m)
         free(m->layer);
     }
     nn_norm_free(&m->final_ln);
+    op_linear_free(m->proj);
     free(m->tok_emb);
     free(m->pos_emb);
     nn_arena_free(&m->own_arena);

@@ -1,7 +1,9 @@
 /*
  * clip_tokenizer.c — CLIP BPE tokenizer: text -> token ids, as Hugging Face transformers' slow
  * CLIPTokenizer does it when ftfy is not installed (transformers 4.37, tokenization_clip.py):
- * splits off literal "<|startoftext|>" / "<|endoftext|>" (the added-token trie), normalises each
+ * splits off literal "<|startoftext|>" / "<|endoftext|>" and the pad token when it is another
+ * one (the added-token trie; SD 2.x / SDXL's tokenizer_2 pad with "!", from tokenizer_config.json
+ * or special_tokens_map.json, so every "!" of a prompt is its own token), normalises each
  * piece (clip_normalize.c), splits it with the CLIP regex
  * 's|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+ and runs byte-level BPE (GPT-2
  * byte-unicode chars, merge rank, </w> on the last symbol) over vocab.json + merges.txt.
@@ -48,6 +50,8 @@ struct clip_tokenizer {
     char **id_str;                          /* vocabulary id -> string */
     int32_t n_ids;
     int32_t bos, eos, pad, unk;
+    int32_t pad_cp[16]; /* the pad token's code points when it is an extra special token */
+    int n_pad_cp;       /* 0: the pad token is <|endoftext|> (or another already split) */
 };
 
 static uint64_t hash_bytes(const char *s, size_t n)
@@ -314,6 +318,79 @@ static int load_merges(clip_tokenizer *t, const char *path)
     return 0;
 }
 
+/* pad_token of tokenizer_config.json, else of special_tokens_map.json: a string or an
+ * AddedToken object {"content": ...}. *out NULL when neither file names one. Sets *root to the
+ * JSON that owns the string (the caller decrefs it). */
+static int pad_token_name(const char *dir, json_t **root, const char **out)
+{
+    static const char *files[] = {"tokenizer_config.json", "special_tokens_map.json"};
+    *out = NULL;
+    *root = NULL;
+    for (int i = 0; i < 2; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            continue;
+        fclose(f);
+        json_error_t jerr;
+        json_t *r = json_load_file(path, 0, &jerr);
+        if (!r)
+            return m2p_error(M2P_EFORMAT, "%s: %s (line %d)", path, jerr.text, jerr.line);
+        json_t *v = json_object_get(r, "pad_token");
+        if (json_is_object(v))
+            v = json_object_get(v, "content");
+        if (!v || json_is_null(v)) {
+            json_decref(r);
+            continue;
+        }
+        if (!json_is_string(v) || json_string_length(v) == 0) {
+            json_decref(r);
+            return m2p_error(M2P_EFORMAT, "%s: 'pad_token' must be a non-empty string", path);
+        }
+        *root = r;
+        *out = json_string_value(v);
+        return 0;
+    }
+    return 0;
+}
+
+/* The pad token: <|endoftext|> unless the folder names another, which must be in the
+ * vocabulary and then splits the text like the other special tokens do. */
+static int load_pad(clip_tokenizer *t, const char *dir)
+{
+    json_t *root;
+    const char *name;
+    int rc = pad_token_name(dir, &root, &name);
+    if (rc)
+        return rc;
+    t->pad = t->eos;
+    if (name && strcmp(name, "<|endoftext|>") != 0 && strcmp(name, "<|startoftext|>") != 0) {
+        int32_t id = vocab_id(t, name, -1);
+        clip_cpbuf cp = {0};
+        if (id < 0)
+            rc = m2p_error(M2P_EFORMAT,
+                           "%s: 'pad_token' \"%s\" is not in vocab.json (use a vocabulary "
+                           "token such as \"<|endoftext|>\" or \"!\")",
+                           dir, name);
+        else if (clip_utf8_decode((const unsigned char *)name, strlen(name), &cp))
+            rc = m2p_error(M2P_ENOMEM, "tokenizer: out of memory");
+        else if (cp.n == 0 || cp.n > sizeof t->pad_cp / sizeof *t->pad_cp)
+            rc = m2p_error(M2P_EUNSUPPORTED, "%s: 'pad_token' \"%s\" longer than %zu characters",
+                           dir, name, sizeof t->pad_cp / sizeof *t->pad_cp);
+        if (!rc) {
+            t->pad = id;
+            memcpy(t->pad_cp, cp.v, cp.n * sizeof *cp.v);
+            t->n_pad_cp = (int)cp.n;
+        }
+        free(cp.v);
+    } else if (name && strcmp(name, "<|startoftext|>") == 0) {
+        t->pad = t->bos;
+    }
+    json_decref(root);
+    return rc;
+}
+
 int clip_tokenizer_load(const char *dir, clip_tokenizer **out)
 {
     *out = NULL;
@@ -344,9 +421,13 @@ int clip_tokenizer_load(const char *dir, clip_tokenizer **out)
         return m2p_error(M2P_EFORMAT, "%s/vocab.json: no <|startoftext|> / <|endoftext|> token",
                          dir);
     }
-    /* tokenizer_config.json of CLIP: unk_token and pad_token are <|endoftext|>. */
+    /* tokenizer_config.json of CLIP: unk_token is <|endoftext|>; pad_token too, except in
+     * SD 2.x and SDXL's second tokenizer ("!"). */
     t->unk = t->eos;
-    t->pad = t->eos;
+    if ((rc = load_pad(t, dir))) {
+        clip_tokenizer_free(t);
+        return rc;
+    }
     /* Symbols that are not vocabulary entries (vocab < 0) map to unk in bpe_word(), as
      * encoder.get(token, unk) does. */
     int32_t map[256];
@@ -562,6 +643,16 @@ static int special_at(const int32_t *v, size_t n, size_t i, const char *lit)
     return (int)k;
 }
 
+static int pad_at(const clip_tokenizer *t, const int32_t *v, size_t n, size_t i)
+{
+    if (!t->n_pad_cp || i + (size_t)t->n_pad_cp > n)
+        return 0;
+    for (int k = 0; k < t->n_pad_cp; k++)
+        if (v[i + k] != t->pad_cp[k])
+            return 0;
+    return t->n_pad_cp;
+}
+
 int clip_tokenize_full(const clip_tokenizer *t, const char *text, int32_t **ids, int *n)
 {
     clip_cpbuf in = {0}, norm = {0};
@@ -581,6 +672,8 @@ int clip_tokenize_full(const clip_tokenizer *t, const char *text, int32_t **ids,
                 sp = t->bos;
             else if ((k = special_at(in.v, in.n, i, "<|endoftext|>")))
                 sp = t->eos;
+            else if ((k = pad_at(t, in.v, in.n, i)))
+                sp = t->pad;
         }
         if (sp < 0 && i < in.n) {
             i++;

@@ -21,8 +21,9 @@ vae *pipeline_vae(m2p_model *m);
 taesd *pipeline_taesd(m2p_model *m);
 
 /* Preview images (preview.c). */
-/* SD 1.x latents [C=4, h, w] -> RGB8 h x w with the known linear latent->RGB factors. */
-void preview_latent_rgb(const float *z, int h, int w, uint8_t *rgb);
+/* SD 1.x / 2.x (xl 0) or SDXL (xl 1) latents [C=4, h, w] -> RGB8 h x w with the known linear
+ * latent->RGB factors of that latent space. */
+void preview_latent_rgb(const float *z, int h, int w, int xl, uint8_t *rgb);
 /* Latents [B, 4, h, w] -> RGB8 B x (8h x 8w) through TAESD. */
 int preview_taesd(taesd *t, const float *z, int B, int h, int w, uint8_t *rgb);
 /* Decoder output [3, H, W] in about [-1, 1] -> clamp(x/2 + 0.5, 0, 1) (raw CHW, optional) and

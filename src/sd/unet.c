@@ -1,13 +1,17 @@
 /*
- * unet.c — UNet2DConditionModel of SD 1.x (diffusers unet_2d_condition.py, unet_2d_blocks.py):
- * time_proj (Timesteps: sinusoid, flip_sin_to_cos, freq_shift), TimestepEmbedding (with LCM's
- * cond_proj added to the sinusoid when time_cond_proj_dim is set), conv_in, CrossAttnDownBlock2D
+ * unet.c — UNet2DConditionModel of SD 1.x / 2.x / SDXL (diffusers unet_2d_condition.py,
+ * unet_2d_blocks.py): time_proj (Timesteps: sinusoid, flip_sin_to_cos, freq_shift),
+ * TimestepEmbedding (with LCM's cond_proj added to the sinusoid when time_cond_proj_dim is set;
+ * plus SDXL's addition_embed_type "text_time": add_embedding(text_embeds | add_time_proj(time_ids))
+ * added to it), conv_in, CrossAttnDownBlock2D
  * / DownBlock2D (ResnetBlock2D + Transformer2DModel, Downsample2D stride-2 conv),
  * UNetMidBlock2DCrossAttn, CrossAttnUpBlock2D / UpBlock2D (skip concatenation, nearest upsample
  * to the skip's size + conv), conv_norm_out + SiLU + conv_out. Every size is read from
  * unet/config.json (attention_head_dim in diffusers' legacy meaning: heads when
- * num_attention_heads is null). NHWC inside; the down path writes straight into the skip slots.
- * Taps: time_proj, time_embedding, conv_in, down_blocks.N, mid_block, up_blocks.N, conv_norm_out.
+ * num_attention_heads is null; transformer_layers_per_block per level; any number of levels).
+ * NHWC inside; the down path writes straight into the skip slots. Taps: time_proj,
+ * time_embedding, add_time_proj, add_embedding, conv_in, down_blocks.N, mid_block, up_blocks.N,
+ * conv_norm_out.
  */
 #include "core/error.h"
 #include "model/config.h"
@@ -35,7 +39,9 @@ struct unet {
     int flip_sin_to_cos;
     float freq_shift, eps;
     int boc[UNET_MAX_BLOCKS];
+    int add_in, add_tdim; /* text_time: projection_class_embeddings_input_dim, time embed dim */
     op_linear *cond_proj, *lin1, *lin2;
+    op_linear *add_lin1, *add_lin2; /* add_embedding (TimestepEmbedding) */
     op_conv *conv_in, *conv_out;
     unet_block down[UNET_MAX_BLOCKS], up[UNET_MAX_BLOCKS];
     nn_resnet mid_res[2];
@@ -66,12 +72,14 @@ static int unsupported(m2p_config *c, const char *key, const char *what)
 /* Keys that must be absent/null (or have their default) for an SD 1.x UNet. */
 static int check_defaults(m2p_config *c)
 {
-    static const char *must_be_null[] = {
-        "class_embed_type",      "addition_embed_type",
-        "encoder_hid_dim",       "encoder_hid_dim_type",
-        "time_embedding_act_fn", "timestep_post_act",
-        "num_class_embeds",      "reverse_transformer_layers_per_block",
-        "cross_attention_norm"};
+    static const char *must_be_null[] = {"class_embed_type",
+                                         "encoder_hid_dim",
+                                         "encoder_hid_dim_type",
+                                         "time_embedding_act_fn",
+                                         "timestep_post_act",
+                                         "num_class_embeds",
+                                         "reverse_transformer_layers_per_block",
+                                         "cross_attention_norm"};
     for (size_t i = 0; i < sizeof must_be_null / sizeof *must_be_null; i++)
         if (config_has(c, must_be_null[i]))
             return unsupported(c, must_be_null[i], "set");
@@ -119,7 +127,7 @@ static int read_config(unet *m, const char *dir, ucfg *u)
     int rc = config_open(dir, &c);
     if (rc)
         return rc;
-    const char *dtypes[UNET_MAX_BLOCKS], *utypes[UNET_MAX_BLOCKS], *mid = NULL;
+    const char *dtypes[UNET_MAX_BLOCKS], *utypes[UNET_MAX_BLOCKS], *mid = NULL, *add = NULL;
     int nd = 0, nu = 0, ted = 0;
     if ((rc = check_defaults(c)) ||
         (rc = config_int_array(c, "block_out_channels", m->boc, UNET_MAX_BLOCKS, &m->nb)) ||
@@ -139,8 +147,25 @@ static int read_config(unet *m, const char *dir, ucfg *u)
         (rc = config_opt_int(c, "conv_in_kernel", 3, &u->conv_in_k)) ||
         (rc = config_opt_int(c, "conv_out_kernel", 3, &u->conv_out_k)) ||
         (rc = config_opt_int(c, "downsample_padding", 1, &u->down_pad)) ||
-        (rc = config_opt_float(c, "mid_block_scale_factor", 1.0f, &u->mid_scale)))
+        (rc = config_opt_float(c, "mid_block_scale_factor", 1.0f, &u->mid_scale)) ||
+        (rc = config_opt_string(c, "addition_embed_type", NULL, &add)))
         goto out;
+    if (add) { /* SDXL: text_embeds + time_ids; other kinds (text, image, ...) are not here */
+        if (strcmp(add, "text_time") != 0) {
+            rc = unsupported(c, "addition_embed_type", add);
+            goto out;
+        }
+        if ((rc = config_int(c, "addition_time_embed_dim", &m->add_tdim)) ||
+            (rc = config_int(c, "projection_class_embeddings_input_dim", &m->add_in)))
+            goto out;
+        if (m->add_tdim <= 0 || m->add_tdim % 2 || m->add_in <= 0) {
+            rc = m2p_error(M2P_EFORMAT,
+                           "%s: 'addition_time_embed_dim' %d / "
+                           "'projection_class_embeddings_input_dim' %d are not valid sizes",
+                           config_path(c), m->add_tdim, m->add_in);
+            goto out;
+        }
+    }
     int nb = m->nb;
     u->nb = nb;
     if (nd != nb || nu != nb) {
@@ -196,7 +221,7 @@ static int read_config(unet *m, const char *dir, ucfg *u)
         goto out;
     }
     if (u->conv_in_k % 2 == 0 || u->conv_out_k % 2 == 0 || m->in_ch < 1 || m->out_ch < 1 ||
-        m->groups < 1 || m->cond_dim < 0 || m->boc[0] % 2) {
+        m->groups < 1 || m->cond_dim < 0) {
         rc = m2p_error(M2P_EFORMAT, "%s: invalid sizes", config_path(c));
         goto out;
     }
@@ -263,6 +288,11 @@ static int load_block(unet *m, const ucfg *u, int dtype, int is_up, int i, int c
 
 int unet_load(const char *dir, const m2p_model_params *p, unet **out)
 {
+    return unet_load_file(dir, NULL, p, out);
+}
+
+int unet_load_file(const char *dir, const char *weights_file, const m2p_model_params *p, unet **out)
+{
     *out = NULL;
     int dtype = p ? p->compute_dtype : M2P_DTYPE_F32;
     unet *m = calloc(1, sizeof *m);
@@ -274,7 +304,7 @@ int unet_load(const char *dir, const m2p_model_params *p, unet **out)
     int rc = read_config(m, dir, &u);
     if (rc)
         goto fail;
-    if ((rc = weights_open(dir, &m->w)))
+    if ((rc = weights_file ? weights_open_file(weights_file, &m->w) : weights_open(dir, &m->w)))
         goto fail;
     int nb = m->nb, C0 = m->boc[0], CL = m->boc[nb - 1];
     /* time embedding */
@@ -284,6 +314,10 @@ int unet_load(const char *dir, const m2p_model_params *p, unet **out)
                              &m->lin1)) ||
         (rc = nn_load_linear(m->w, "time_embedding.linear_2", m->ted, m->ted, 1, 0, dtype,
                              &m->lin2)) ||
+        (m->add_in > 0 && ((rc = nn_load_linear(m->w, "add_embedding.linear_1", m->add_in, m->ted,
+                                                1, 0, dtype, &m->add_lin1)) ||
+                           (rc = nn_load_linear(m->w, "add_embedding.linear_2", m->ted, m->ted, 1,
+                                                0, dtype, &m->add_lin2)))) ||
         (rc = nn_load_conv(m->w, "conv_in", m->in_ch, C0, u.conv_in_k, 1, u.conv_in_k / 2, 1, dtype,
                            &m->conv_in)))
         goto fail;
@@ -409,9 +443,9 @@ static void plan(const unet *m, int B, int h, int w, int ctx_len, uplan *p)
     int maxc = 0;
     for (int i = 0; i < nb; i++)
         maxc = m->boc[i] > maxc ? m->boc[i] : maxc;
-    /* t_proj, t_emb hidden, emb, silu(emb), per-resnet temb projection */
+    /* t_proj, t_emb hidden, emb, silu(emb), per-resnet temb projection, add_embedding input */
     p->small = NN_ALIGN_FLOATS(Bz * m->t_dim) + 3 * NN_ALIGN_FLOATS(Bz * m->ted) +
-               NN_ALIGN_FLOATS(Bz * maxc);
+               NN_ALIGN_FLOATS(Bz * maxc) + NN_ALIGN_FLOATS(Bz * m->add_in);
     p->total = p->skip_total + 4 * p->mf + p->tr + p->small;
 }
 
@@ -426,22 +460,76 @@ size_t unet_scratch_bytes(const unet *m, int B, int h, int w, int ctx_len)
 
 /* ---- forward ----------------------------------------------------------------------------- */
 
-/* diffusers get_timestep_embedding in float32: exponent = -ln(10000) * i / (half - shift),
- * emb = t * exp(exponent), [sin | cos] (or [cos | sin] with flip_sin_to_cos). */
-static void time_proj(const unet *m, float t, int B, float *out)
+/* diffusers get_timestep_embedding in float32 for one value t: exponent = -ln(10000) * i /
+ * (half - shift), emb = t * exp(exponent), [sin | cos] (or [cos | sin] with flip_sin_to_cos),
+ * D floats (an odd D gets a zero last column, as diffusers pads). exp is rounded from double,
+ * i.e. correctly rounded like torch's: SDXL's time ids reach 1024, where one ulp of the
+ * frequency moves sin(t f) by 1e-4. */
+static void sinusoid(const unet *m, float t, int D, float *out)
 {
-    int D = m->t_dim, half = D / 2;
+    int half = D / 2;
     const float neg_log = (float)-log(10000.0);
     for (int i = 0; i < half; i++) {
         float e = neg_log * (float)i;
         e = e / ((float)half - m->freq_shift);
-        float a = t * expf(e);
+        float a = t * (float)exp((double)e);
         float s = sinf(a), c = cosf(a);
         out[m->flip_sin_to_cos ? half + i : i] = s;
         out[m->flip_sin_to_cos ? i : half + i] = c;
     }
+    if (D % 2)
+        out[D - 1] = 0.0f;
+}
+
+static void time_proj(const unet *m, float t, int B, float *out)
+{
+    int D = m->t_dim;
+    sinusoid(m, t, D, out);
     for (int b = 1; b < B; b++)
         memcpy(out + (size_t)b * D, out, (size_t)D * sizeof *out);
+}
+
+/* SDXL text_time: emb += add_embedding(concat(text_embeds, add_time_proj(time_ids))), where
+ * add_time_proj maps each time id to a sinusoid of addition_time_embed_dim. `in` is
+ * [B, add_in] scratch, th [B, ted] scratch. */
+static int add_embedding(unet *m, const unet_added_cond *a, int B, float *in, float *th, float *emb)
+{
+    const int nt = a->n_time_ids, T = m->add_tdim, D = m->add_in;
+    for (int b = 0; b < B; b++) {
+        float *row = in + (size_t)b * D;
+        memcpy(row, a->text_embeds + (size_t)b * a->n_text_embeds,
+               (size_t)a->n_text_embeds * sizeof *row);
+        for (int k = 0; k < nt; k++)
+            sinusoid(m, a->time_ids[(size_t)b * nt + k], T, row + a->n_text_embeds + k * T);
+    }
+    if (m->tap) { /* add_time_proj as diffusers records it: [B * n_time_ids, T] */
+        float *tp = malloc((size_t)B * nt * T * sizeof *tp);
+        if (tp) {
+            for (int b = 0; b < B; b++)
+                memcpy(tp + (size_t)b * nt * T, in + (size_t)b * D + a->n_text_embeds,
+                       (size_t)nt * T * sizeof *tp);
+            int64_t s[2] = {(int64_t)B * nt, T};
+            nn_tap_raw(m->tap, m->tap_ud, "add_time_proj", tp, 2, s);
+            free(tp);
+        }
+    }
+    int rc = op_linear_forward(m->add_lin1, in, B, th, NULL);
+    if (rc)
+        return rc;
+    op_silu(th, (size_t)B * m->ted);
+    if (m->tap) {
+        float *aug = malloc((size_t)B * m->ted * sizeof *aug);
+        if (aug) {
+            rc = op_linear_forward(m->add_lin2, th, B, aug, NULL);
+            int64_t s[2] = {B, m->ted};
+            if (!rc)
+                nn_tap_raw(m->tap, m->tap_ud, "add_embedding", aug, 2, s);
+            free(aug);
+            if (rc)
+                return rc;
+        }
+    }
+    return op_linear_forward(m->add_lin2, th, B, emb, emb); /* emb + aug */
 }
 
 static int run_block_down(unet *m, unet_block *b, int i, const uplan *p, float *const *slot,
@@ -475,7 +563,8 @@ static int run_block_down(unet *m, unet_block *b, int i, const uplan *p, float *
 }
 
 int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
-                 const float *timestep_cond, const float *ctx, int ctx_len, float *out)
+                 const float *timestep_cond, const unet_added_cond *added, const float *ctx,
+                 int ctx_len, float *out)
 {
     if (B <= 0 || h <= 0 || w <= 0 || !sample || !out)
         return m2p_error(M2P_EINVAL, "UNet: bad input size %d x %d x %d", B, h, w);
@@ -484,6 +573,22 @@ int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
     if (m->cond_dim > 0 && !timestep_cond)
         return m2p_error(M2P_EINVAL, "UNet: this model needs timestep_cond [%d, %d]", B,
                          m->cond_dim);
+    if (m->add_in > 0) {
+        if (!added || !added->text_embeds || !added->time_ids || added->n_text_embeds <= 0 ||
+            added->n_time_ids <= 0)
+            return m2p_error(M2P_EINVAL, "UNet: this SDXL-style model (addition_embed_type "
+                                         "text_time) needs text_embeds and time_ids");
+        if ((long)added->n_text_embeds + (long)added->n_time_ids * m->add_tdim != m->add_in)
+            return m2p_error(M2P_EINVAL,
+                             "UNet: %d text_embeds + %d time ids x %d = %ld, but the config's "
+                             "projection_class_embeddings_input_dim is %d",
+                             added->n_text_embeds, added->n_time_ids, m->add_tdim,
+                             (long)added->n_text_embeds + (long)added->n_time_ids * m->add_tdim,
+                             m->add_in);
+    } else if (added) {
+        return m2p_error(M2P_EINVAL, "UNet: added conditioning given to a model without "
+                                     "addition_embed_type");
+    }
     uplan p;
     plan(m, B, h, w, ctx_len, &p);
     int rc = nn_arena_reserve(m->arena, p.total);
@@ -502,7 +607,8 @@ int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
     for (int i = 0; i < m->nb; i++)
         maxc = m->boc[i] > maxc ? m->boc[i] : maxc;
     float *tb = nn_arena_alloc(a, (size_t)B * maxc);
-    if (!skips || !X || !CAT || !T1 || !T2 || !TR || !tp || !th || !emb || !temb || !tb)
+    float *ain = m->add_in ? nn_arena_alloc(a, (size_t)B * m->add_in) : tb;
+    if (!skips || !X || !CAT || !T1 || !T2 || !TR || !tp || !th || !emb || !temb || !tb || !ain)
         return m2p_error(M2P_EINTERNAL, "UNet: scratch plan too small");
     float *slot[UNET_MAX_SKIPS];
     for (int s = 0; s < p.n_skip; s++)
@@ -521,6 +627,8 @@ int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
         return rc;
     s2[1] = m->ted;
     nn_tap_raw(m->tap, m->tap_ud, "time_embedding", emb, 2, s2);
+    if (m->add_in > 0 && (rc = add_embedding(m, added, B, ain, th, emb)))
+        return rc;
     memcpy(temb, emb, (size_t)B * m->ted * sizeof *temb);
     op_silu(temb, (size_t)B * m->ted); /* ResnetBlock2D: time_emb_proj(nonlinearity(temb)) */
 
@@ -609,6 +717,15 @@ int unet_cond_dim(const unet *m)
     return m->cond_dim;
 }
 
+int unet_added_dims(const unet *m, int *in_dim, int *time_dim)
+{
+    if (in_dim)
+        *in_dim = m->add_in;
+    if (time_dim)
+        *time_dim = m->add_tdim;
+    return m->add_in > 0;
+}
+
 int unet_cross_dim(const unet *m)
 {
     return m->cross_dim;
@@ -653,6 +770,8 @@ void unet_free(unet *m)
     op_linear_free(m->cond_proj);
     op_linear_free(m->lin1);
     op_linear_free(m->lin2);
+    op_linear_free(m->add_lin1);
+    op_linear_free(m->add_lin2);
     op_conv_free(m->conv_in);
     op_conv_free(m->conv_out);
     for (int i = 0; i < UNET_MAX_BLOCKS; i++) {

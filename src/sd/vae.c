@@ -102,16 +102,38 @@ int vae_load(const char *dir, const m2p_model_params *p, vae **out)
         }
         for (int i = 0; i < nt; i++)
             if (strcmp(types[i], "UpDecoderBlock2D") != 0) {
-                rc = m2p_error(M2P_EUNSUPPORTED, "%s: up block type '%s' is not supported",
+                rc = m2p_error(M2P_EUNSUPPORTED, "%s: 'up_block_types' %s is not supported",
                                config_path(c), types[i]);
                 goto fail;
             }
+    }
+    /* latents_mean / latents_std / shift_factor (SD3, Playground...) change the pipeline's
+     * latent scaling; SD 1.x / 2.x / SDXL leave them null / 0. */
+    static const char *unset[] = {"latents_mean", "latents_std"};
+    for (int i = 0; i < 2; i++)
+        if (config_has(c, unset[i])) {
+            rc = m2p_error(M2P_EUNSUPPORTED, "%s: '%s' is set; only scaling_factor is supported",
+                           config_path(c), unset[i]);
+            goto fail;
+        }
+    float shift = 0;
+    if ((rc = config_opt_float(c, "shift_factor", 0.0f, &shift)))
+        goto fail;
+    if (shift != 0.0f) {
+        rc = m2p_error(M2P_EUNSUPPORTED, "%s: 'shift_factor' %g is not supported (0 only)",
+                       config_path(c), shift);
+        goto fail;
     }
     const char *act = "silu";
     if ((rc = config_opt_string(c, "act_fn", "silu", &act)))
         goto fail;
     if (strcmp(act, "silu") != 0) {
-        rc = m2p_error(M2P_EUNSUPPORTED, "%s: act_fn '%s' is not supported", config_path(c), act);
+        rc = m2p_error(M2P_EUNSUPPORTED, "%s: 'act_fn' %s is not supported", config_path(c), act);
+        goto fail;
+    }
+    if (m->out_ch != 3) { /* the pipeline makes RGB images */
+        rc = m2p_error(M2P_EUNSUPPORTED, "%s: 'out_channels' %d is not supported (3 only)",
+                       config_path(c), m->out_ch);
         goto fail;
     }
     if (lpb < 1 || m->groups < 1 || m->latent_ch < 1 || m->out_ch < 1 || m->scaling <= 0) {
@@ -297,6 +319,11 @@ int vae_decode(vae *m, const float *z, int B, int h, int w, float *out)
 float vae_scaling_factor(const vae *m)
 {
     return m->scaling;
+}
+
+int vae_scale_factor(const vae *m)
+{
+    return 1 << (m->n_up - 1);
 }
 
 int vae_latent_channels(const vae *m)

@@ -5,10 +5,12 @@
  *
  * Every route that starts work only validates and queues a job (src/jobs); the answer is the
  * job id, and progress comes over /ws/progress or GET /api/jobs/{id}. Images are served from the
- * database by result id.
+ * database by result id. An upload is analysed once per content: its SHA-256 (with the duration,
+ * prompt version, band and song) names the job that answers every later copy of it.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +20,9 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/json_limit.h"
 #include "server/server_internal.h"
+#include "store/store.h"
 
 static long rss_kb(void)
 {
@@ -42,10 +46,11 @@ void api_health(server *s, struct mg_connection *c, const route_args *a)
     char def[128];
     model_cache_default(s->models, def, sizeof def);
     char *loaded = model_cache_loaded_json(s->models);
-    json_t *lj = loaded ? json_loads(loaded, 0, NULL) : NULL;
+    json_t *lj = loaded ? m2p_json_loads(loaded, 0, NULL) : NULL;
     free(loaded);
     pthread_mutex_lock(&s->lock);
     int n_ws = s->n_ws;
+    long ws_dropped = s->ws_dropped;
     pthread_mutex_unlock(&s->lock);
     json_t *o =
         json_pack("{s:b, s:s, s:s, s:o, s:s?, s:{s:I, s:I, s:I, s:I}, s:i, s:{s:I, s:I, s:I, s:i},"
@@ -57,6 +62,15 @@ void api_health(server *s, struct mg_connection *c, const route_args *a)
                   "progress", "published", (json_int_t)ps.published, "delivered",
                   (json_int_t)ps.delivered, "dropped", (json_int_t)ps.dropped, "queued", ps.queued,
                   "rss_kb", (json_int_t)rss_kb(), "threads", s->cfg.threads);
+    if (o) {
+        json_object_set_new(o, "websockets_dropped", json_integer(ws_dropped));
+        /* Many machines: the store's backend and the workers with a recent heartbeat. */
+        char *workers = jobs_workers_json(s->q);
+        json_t *wj = workers ? json_loads(workers, 0, NULL) : NULL;
+        free(workers);
+        json_object_set_new(o, "store", json_string(store_backend_name(s->store)));
+        json_object_set_new(o, "workers", wj ? wj : json_array());
+    }
     http_json(c, 200, o);
 }
 
@@ -69,8 +83,8 @@ static json_t *measured(server *s, const char *model, char *expected, size_t len
     store_job j;
     if (store_last_generation(s->store, model, &j))
         return NULL;
-    json_t *p = json_loads(j.params ? j.params : "", 0, NULL);
-    json_t *r = json_loads(j.result ? j.result : "", 0, NULL);
+    json_t *p = m2p_json_loads(j.params ? j.params : "", 0, NULL);
+    json_t *r = m2p_json_loads(j.result ? j.result : "", 0, NULL);
     json_t *o = NULL;
     json_t *t = json_object_get(r, "total_time");
     if (json_is_number(t)) {
@@ -136,6 +150,8 @@ void api_models(server *s, struct mg_connection *c, const route_args *a)
     }
     json_t *o = json_pack("{s:b, s:o, s:s?, s:i}", "success", 1, "models", models, "default_model",
                           def[0] ? def : NULL, "max_variations", s->cfg.max_variations);
+    if (o && json_array_size(s->model_problems))
+        json_object_set(o, "problems", s->model_problems);
     if (o && !def[0])
         json_object_set_new(o, "hint",
                             json_string("No model is installed. Download one with `mus2pic "
@@ -154,7 +170,8 @@ int api_submit_analysis(server *s, const char *source, int upload, double durati
         json_object_set_new(p, "song", json_string(song));
     char *ps = p ? json_dumps(p, JSON_COMPACT) : NULL;
     json_decref(p);
-    int rc = ps ? jobs_submit(s->q, STORE_JOB_ANALYZE, ps, 0, 0, 0, id) : M2P_ENOMEM;
+    int rc = ps ? jobs_submit(s->q, STORE_JOB_ANALYZE, ps, 0, 0, 0, id)
+                : m2p_error(M2P_EINVAL, "the source, band and song must be UTF-8 text");
     free(ps);
     if (rc) {
         err->status = http_status_of(rc);
@@ -176,7 +193,7 @@ static void analyze_json(server *s, struct mg_connection *c, json_t *b)
     double duration;
     int version;
     int64_t id;
-    if (validate_url(json_object_get(b, "url"), "url", &e) ||
+    if (validate_url(s, json_object_get(b, "url"), "url", &e) ||
         validate_duration(json_object_get(b, "duration"), &duration, &e) ||
         validate_prompt_version(json_object_get(b, "prompt_version"), &version, &e) ||
         validate_opt_string(b, "band", 256, &e) || validate_opt_string(b, "song", 256, &e) ||
@@ -220,6 +237,12 @@ static void sanitize_name(const char *in, char *out, size_t len)
         out[k++] = ok ? (char)ch : '_';
     }
     out[k] = 0;
+    json_t *utf8 = json_string(out); /* NULL when the bytes are not UTF-8 */
+    if (!utf8)
+        for (char *q = out; *q; q++)
+            if ((unsigned char)*q >= 0x80)
+                *q = '_';
+    json_decref(utf8);
     if (!k || out[0] == '.' || out[0] == '-')
         snprintf(out, len, "upload%s",
                  strrchr(base, '.') && strlen(strrchr(base, '.')) < 8 ? strrchr(base, '.') : "");
@@ -299,6 +322,55 @@ static void remove_upload(upload *u)
         rmdir(u->dir);
 }
 
+/* SHA-256 of a file as 64 hex digits. */
+static int sha256_file(const char *path, char out[65])
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return m2p_error(M2P_EIO, "cannot read the upload %s: %s", path, strerror(errno));
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char *buf = malloc(1 << 16);
+    int rc = 0;
+    if (!ctx || !buf || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+        rc = m2p_error(M2P_ENOMEM, "out of memory hashing the upload");
+    } else {
+        size_t r;
+        while ((r = fread(buf, 1, 1 << 16, f)) > 0)
+            EVP_DigestUpdate(ctx, buf, r);
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned n = 0;
+        if (ferror(f) || !EVP_DigestFinal_ex(ctx, md, &n) || n != 32)
+            rc = m2p_error(M2P_EIO, "cannot read the upload %s", path);
+        for (unsigned i = 0; !rc && i < n; i++)
+            snprintf(out + 2 * i, 3, "%02x", md[i]);
+    }
+    fclose(f);
+    EVP_MD_CTX_free(ctx);
+    free(buf);
+    return rc;
+}
+
+/* Uploads are analysed once per content: the key is the bytes' SHA-256 with what changes the
+ * answer (duration, prompt version, band, song); the value the job id. An earlier job that is
+ * queued, running or done answers the same request again; a failed or deleted one does not. */
+static int upload_cached(server *s, const char *key, int64_t *id, char *state, size_t len)
+{
+    char *v = NULL;
+    if (store_cache_get(s->store, "upload_analysis", key, &v))
+        return 0;
+    long long jid = strtoll(v, NULL, 10);
+    free(v);
+    store_job j;
+    if (jid <= 0 || store_job_get(s->store, jid, &j))
+        return 0;
+    int live =
+        !strcmp(j.state, "queued") || !strcmp(j.state, "running") || !strcmp(j.state, "done");
+    snprintf(state, len, "%s", j.state);
+    store_job_clear(&j);
+    *id = jid;
+    return live;
+}
+
 static void analyze_upload(server *s, struct mg_connection *c)
 {
     const struct mg_request_info *ri = mg_get_request_info(c);
@@ -322,6 +394,8 @@ static void analyze_upload(server *s, struct mg_connection *c)
     double duration = 60;
     int version = M2P_PROMPT_V4;
     int64_t id = 0;
+    int cached = 0;
+    char digest[65] = "", key[700], state[16] = "", idtext[32];
     if (n < 0 || (u.have_file && !u.stored)) {
         e.status = 400;
         snprintf(e.field, sizeof e.field, "file");
@@ -339,19 +413,47 @@ static void analyze_upload(server *s, struct mg_connection *c)
     } else {
         json_t *dv = u.duration[0] ? json_string(u.duration) : NULL;
         json_t *vv = u.version[0] ? json_string(u.version) : NULL;
-        if (!validate_duration(dv, &duration, &e) && !validate_prompt_version(vv, &version, &e))
-            api_submit_analysis(s, u.path, 1, duration, version, u.band, u.song, &id, &e);
+        json_t *bv = json_string(u.band), *sv = json_string(u.song);
+        if (!bv || !sv) {
+            e.status = 400;
+            snprintf(e.field, sizeof e.field, "%s", bv ? "song" : "band");
+            snprintf(e.message, sizeof e.message, "%s must be UTF-8 text", bv ? "song" : "band");
+        } else if (!validate_duration(dv, &duration, &e) &&
+                   !validate_prompt_version(vv, &version, &e)) {
+            if (sha256_file(u.path, digest)) {
+                e.status = 500;
+                snprintf(e.message, sizeof e.message, "%s", m2p_errmsg());
+            } else {
+                snprintf(key, sizeof key, "%s|%g|%d|%s|%s", digest, duration, version, u.band,
+                         u.song);
+                if (upload_cached(s, key, &id, state, sizeof state))
+                    cached = 1;
+                else if (!api_submit_analysis(s, u.path, 1, duration, version, u.band, u.song, &id,
+                                              &e))
+                    store_cache_put(
+                        s->store, "upload_analysis", key,
+                        (snprintf(idtext, sizeof idtext, "%lld", (long long)id), idtext), 0);
+            }
+        }
+        json_decref(bv);
+        json_decref(sv);
         json_decref(dv);
         json_decref(vv);
     }
+    if (!e.message[0] && id <= 0) {
+        e.status = 500;
+        snprintf(e.message, sizeof e.message, "the analysis job could not be queued");
+    }
+    if (e.message[0] || cached)
+        remove_upload(&u); /* a cached answer needs no second copy */
     if (e.message[0]) {
-        remove_upload(&u);
         http_api_error(c, &e);
         return;
     }
     http_json(c, 202,
-              json_pack("{s:b, s:I, s:s, s:I}", "success", 1, "job_id", (json_int_t)id, "state",
-                        "queued", "bytes", (json_int_t)u.size));
+              json_pack("{s:b, s:I, s:s, s:I, s:b, s:s}", "success", 1, "job_id", (json_int_t)id,
+                        "state", cached ? state : "queued", "bytes", (json_int_t)u.size, "cached",
+                        cached, "sha256", digest));
 }
 
 /* POST /api/analyze: a multipart upload, or JSON naming a URL. */
@@ -388,7 +490,7 @@ void api_job_get(server *s, struct mg_connection *c, const route_args *a)
     }
     char *js = jobs_job_json(&j);
     store_job_clear(&j);
-    json_t *o = js ? json_loads(js, 0, NULL) : NULL;
+    json_t *o = js ? m2p_json_loads(js, 0, NULL) : NULL;
     free(js);
     if (o)
         json_object_set_new(o, "success", json_true());
@@ -431,9 +533,9 @@ void api_image_get(server *s, struct mg_connection *c, const route_args *a)
         http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
         return;
     }
-    char hdr[160];
-    snprintf(hdr, sizeof hdr, "Content-Disposition: inline; filename=\"mus2pic-%lld.png\"\r\n",
-             (long long)a->id);
+    char name[160], hdr[240];
+    api_image_filename(png, len, a->id, name, sizeof name);
+    snprintf(hdr, sizeof hdr, "Content-Disposition: inline; filename=\"%s\"\r\n", name);
     http_send(c, 200, "image/png", png, len, hdr);
     free(png);
 }
@@ -453,8 +555,24 @@ void api_gallery(server *s, struct mg_connection *c, const route_args *a)
         http_error(c, 500, NULL, "%s", m2p_errmsg());
         return;
     }
-    json_t *arr = json_loads(items, 0, NULL);
+    json_t *arr = m2p_json_loads(items, 0, NULL);
     free(items);
+    /* A listing carries each song's numbers (tempo, energy, ...) but not its curves (envelope,
+     * beats, chroma...: ~3 MB a post made one page 84 MB); GET /api/jobs/{job_id} has them all. */
+    size_t i;
+    json_t *it;
+    json_array_foreach(arr, i, it)
+    {
+        json_t *f = json_object_get(json_object_get(it, "meta"), "features");
+        const char *k;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(f, tmp, k, v)
+        {
+            if (!json_is_number(v) && !json_is_string(v))
+                json_object_del(f, k);
+        }
+    }
     http_json(c, 200,
               json_pack("{s:b, s:i, s:i, s:I, s:o}", "success", 1, "page", (int)page, "per_page",
                         (int)per, "total", (json_int_t)total, "items", arr ? arr : json_array()));
@@ -480,11 +598,26 @@ void api_batch_post(server *s, struct mg_connection *c, const route_args *a)
                  MAX_BATCH_URLS);
         goto bad;
     }
+    /* Named by line, counted from 1 as the page's text box shows them. */
     for (size_t i = 0; i < json_array_size(urls); i++) {
-        char field[32];
-        snprintf(field, sizeof field, "urls[%zu]", i);
-        if (validate_url(json_array_get(urls, i), field, &e))
+        json_t *u = json_array_get(urls, i);
+        char why[256] = "";
+        if (json_is_string(u) && json_string_length(u) <= 2048 &&
+            m2p_url_check(json_string_value(u), why, sizeof why) == 0) {
+            char field[32];
+            snprintf(field, sizeof field, "urls[%zu]", i);
+            if (!validate_url(s, u, field, &e)) /* the private-address check */
+                continue;
             goto bad;
+        }
+        e.status = 400;
+        snprintf(e.field, sizeof e.field, "urls[%zu]", i);
+        snprintf(e.message, sizeof e.message, "line %zu: %s", i + 1,
+                 !json_is_string(u)               ? "not a string"
+                 : json_string_length(u) > 2048 ? "the URL is longer than 2048 characters"
+                 : why[0]                         ? why
+                                                  : m2p_errmsg());
+        goto bad;
     }
     if (validate_duration(json_object_get(b, "duration"), &duration, &e) ||
         validate_prompt_version(json_object_get(b, "prompt_version"), &version, &e))
@@ -540,7 +673,7 @@ bad:
 
 static json_t *loads_or_null(const char *s)
 {
-    json_t *v = s ? json_loads(s, 0, NULL) : NULL;
+    json_t *v = s ? m2p_json_loads(s, 0, NULL) : NULL;
     return v ? v : json_null();
 }
 

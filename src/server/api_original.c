@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/json_limit.h"
+#include "music/band_song.h"
 #include "music/genre.h"
 #include "music/net.h"
 #include "music/prompt.h"
@@ -44,7 +46,7 @@ static int wait_result(server *s, struct mg_connection *c, int64_t id, int timeo
         store_job_clear(&j);
         return -1;
     }
-    *result = j.result ? json_loads(j.result, 0, NULL) : NULL;
+    *result = j.result ? m2p_json_loads(j.result, 0, NULL) : NULL;
     store_job_clear(&j);
     if (!json_is_object(*result)) {
         json_decref(*result);
@@ -60,13 +62,24 @@ static int start_analysis(server *s, struct mg_connection *c, json_t *b, int64_t
     api_error e = {0};
     double duration;
     int version;
-    if (validate_url(json_object_get(b, "url"), "url", &e) ||
+    if (validate_url(s, json_object_get(b, "url"), "url", &e) ||
         validate_duration(json_object_get(b, "duration"), &duration, &e) ||
         validate_prompt_version(json_object_get(b, "prompt_version"), &version, &e) ||
         validate_opt_string(b, "band_name", 256, &e) ||
-        validate_opt_string(b, "song_title", 256, &e) ||
-        api_submit_analysis(s, jstr(b, "url"), 0, duration, version, jstr(b, "band_name"),
-                            jstr(b, "song_title"), id, &e)) {
+        validate_opt_string(b, "song_title", 256, &e)) {
+        http_api_error(c, &e);
+        return -1;
+    }
+    /* both names or neither (band_song_passed): one alone leaves the video's pair */
+    char *band = NULL, *song = NULL;
+    if (band_song_passed(jstr(b, "band_name"), jstr(b, "song_title"), &band, &song) < 0) {
+        http_error(c, 500, NULL, "%s", m2p_errmsg());
+        return -1;
+    }
+    int rc = api_submit_analysis(s, jstr(b, "url"), 0, duration, version, band, song, id, &e);
+    free(band);
+    free(song);
+    if (rc) {
         http_api_error(c, &e);
         return -1;
     }
@@ -102,7 +115,12 @@ static void prompt_from_features(struct mg_connection *c, json_t *b, json_t *fea
         http_api_error(c, &e);
         return;
     }
-    const char *band = jstr(b, "band_name"), *song = jstr(b, "song_title");
+    /* trimmed names when both are given, else null for both (band_song_passed) */
+    char *band = NULL, *song = NULL;
+    if (band_song_passed(jstr(b, "band_name"), jstr(b, "song_title"), &band, &song) < 0) {
+        http_error(c, 500, NULL, "%s", m2p_errmsg());
+        return;
+    }
     const char *raw = jstr(b, "genre");
     const char *source = "metadata";
     if (!raw || !*raw) {
@@ -120,6 +138,8 @@ static void prompt_from_features(struct mg_connection *c, json_t *b, json_t *fea
     json_decref(rawj);
     if (rc) {
         http_error(c, http_status_of(rc), "features", "%s", m2p_errmsg());
+        free(band);
+        free(song);
         return;
     }
     http_json(c, 200,
@@ -129,6 +149,8 @@ static void prompt_from_features(struct mg_connection *c, json_t *b, json_t *fea
                         source, "features", features));
     free(prompt);
     free(neg);
+    free(band);
+    free(song);
 }
 
 void api_generate_prompt(server *s, struct mg_connection *c, const route_args *a)
@@ -163,7 +185,7 @@ void api_extract_metadata_quick(server *s, struct mg_connection *c, const route_
 {
     json_t *b = a->body;
     api_error e = {0};
-    if (validate_url(json_object_get(b, "url"), "url", &e)) {
+    if (validate_url(s, json_object_get(b, "url"), "url", &e)) {
         http_api_error(c, &e);
         return;
     }
@@ -253,6 +275,11 @@ void api_validate_api_key(server *s, struct mg_connection *c, const route_args *
     const char *key = jstr(a->body, "api_key");
     if (!key || !*key) {
         http_error(c, 400, "api_key", "api_key is required");
+        return;
+    }
+    if (!m2p_llm_key_ok(key)) { /* it goes into a request header: no CR/LF smuggling */
+        http_error(c, 400, "api_key",
+                   "api_key has control characters (CR, LF, ...); paste the key alone");
         return;
     }
     m2p_llm_params p = m2p_llm_default_params();

@@ -4,13 +4,22 @@
  *
  * Error bodies carry both `error` (this API) and `detail` (what the original FastAPI app sent),
  * plus `field` when one request field is at fault, so a client can point at it.
+ *
+ * Cross-site requests: without a token, a page on another site could otherwise POST to the
+ * loopback server or read it through DNS rebinding. http_same_site accepts a request when its
+ * Host names this server (localhost, 127.0.0.1, [::1], the bound host, an --allowed-origin's
+ * host; checked without a token only: with one, the token is the guard) and its Origin, when it
+ * has one, is the request's own origin or an --allowed-origin (the Fetch standard's rules: a
+ * browser sends Origin on every cross-origin request and on same-origin POSTs).
  */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "core/json_limit.h"
 #include "server/server_internal.h"
 
 void http_send(struct mg_connection *c, int status, const char *type, const void *body, size_t len,
@@ -131,7 +140,7 @@ json_t *http_read_json(server *s, struct mg_connection *c)
     }
     buf[n] = 0;
     json_error_t err;
-    json_t *j = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &err);
+    json_t *j = m2p_json_loadb(buf, n, JSON_REJECT_DUPLICATES, &err);
     free(buf);
     if (!j) {
         http_error(c, 400, "body", "malformed JSON at line %d, column %d: %s", err.line, err.column,
@@ -185,10 +194,127 @@ int http_authorized(server *s, const struct mg_connection *c)
         return 1;
     const struct mg_request_info *ri = mg_get_request_info(c);
     if (ri->query_string) {
-        char buf[256];
+        char buf[300];
         int n = mg_get_var(ri->query_string, strlen(ri->query_string), "token", buf, sizeof buf);
-        if (n > 0 && same(buf, s->token))
+        /* n is the decoded length: a %00 inside makes it longer than the string compared */
+        if (n > 0 && (size_t)n == strlen(buf) && same(buf, s->token))
             return 1;
     }
     return 0;
+}
+
+/* Split "host[:port]" or "[v6]:port" (n bytes): the host without brackets, lower-cased, into
+ * name; the port, or -1 when absent. Returns -1 when malformed. */
+static int split_host(const char *h, size_t n, char *name, size_t cap, long *port)
+{
+    const char *end = h + n, *colon = NULL;
+    *port = -1;
+    if (n && h[0] == '[') {
+        const char *rb = memchr(h, ']', n);
+        if (!rb)
+            return -1;
+        if ((size_t)(rb - h - 1) >= cap)
+            return -1;
+        memcpy(name, h + 1, (size_t)(rb - h - 1));
+        name[rb - h - 1] = 0;
+        colon = rb + 1 < end ? rb + 1 : NULL;
+        if (colon && *colon != ':')
+            return -1;
+    } else {
+        colon = memchr(h, ':', n);
+        size_t hn = colon ? (size_t)(colon - h) : n;
+        if (!hn || hn >= cap)
+            return -1;
+        memcpy(name, h, hn);
+        name[hn] = 0;
+    }
+    for (char *p = name; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    if (colon) {
+        long v = 0;
+        const char *p = colon + 1;
+        if (p == end)
+            return -1;
+        for (; p < end; p++) {
+            if (*p < '0' || *p > '9' || v > 65535)
+                return -1;
+            v = v * 10 + (*p - '0');
+        }
+        *port = v;
+    }
+    return 0;
+}
+
+/* The host part of an origin "scheme://host[:port]"; -1 when it is not one. */
+static int origin_host(const char *o, char *name, size_t cap, long *port)
+{
+    const char *sep = strstr(o, "://");
+    if (!sep)
+        return -1;
+    const char *h = sep + 3;
+    size_t n = strcspn(h, "/");
+    if (h[n])
+        return -1; /* an origin has no path */
+    if (split_host(h, n, name, cap, port))
+        return -1;
+    if (*port < 0)
+        *port = !strncasecmp(o, "https://", 8) ? 443 : 80;
+    return 0;
+}
+
+/* Is name one of this server's own names? */
+static int own_name(const server *s, const char *name)
+{
+    if (!strcmp(name, "localhost") || !strcmp(name, "127.0.0.1") || !strcmp(name, "::1") ||
+        !strcasecmp(name, s->host))
+        return 1;
+    for (int i = 0; i < s->cfg.n_origins; i++) {
+        char h[256];
+        long p;
+        if (!origin_host(s->cfg.allowed_origins[i], h, sizeof h, &p) && !strcmp(h, name))
+            return 1;
+    }
+    return 0;
+}
+
+int http_same_site(server *s, const struct mg_connection *c, char *why, size_t cap)
+{
+    const char *host = mg_get_header(c, "Host");
+    char hname[256], oname[256];
+    long hport = -1, oport = -1;
+    if (!host || split_host(host, strlen(host), hname, sizeof hname, &hport)) {
+        snprintf(why, cap, "the request needs a Host header naming this server");
+        return 0;
+    }
+    if (!s->token[0] && !own_name(s, hname)) {
+        snprintf(why, cap,
+                 "Host '%.200s' is not this server's name; open it as http://localhost:%d "
+                 "(or start it with --allowed-origin for another name)",
+                 host, s->port);
+        return 0;
+    }
+    const char *origin = mg_get_header(c, "Origin");
+    if (!origin)
+        return 1; /* not a browser, or a same-origin GET */
+    for (int i = 0; i < s->cfg.n_origins; i++)
+        if (!strcasecmp(origin, s->cfg.allowed_origins[i]))
+            return 1;
+    if (hport < 0)
+        hport = !strncasecmp(origin, "https://", 8) ? 443 : 80;
+    if (!origin_host(origin, oname, sizeof oname, &oport) && !strcmp(oname, hname) &&
+        oport == hport)
+        return 1; /* the page this server served */
+    snprintf(why, cap,
+             "requests from pages of %.200s are not allowed; start the server with "
+             "--allowed-origin %.200s to allow them",
+             origin, origin);
+    return 0;
+}
+
+int http_is_json(const struct mg_connection *c)
+{
+    const char *ct = mg_get_header(c, "Content-Type");
+    if (!ct || strncasecmp(ct, "application/json", 16))
+        return 0;
+    return ct[16] == 0 || ct[16] == ';' || ct[16] == ' ';
 }

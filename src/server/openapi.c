@@ -25,10 +25,15 @@ static const struct { const char *name, *text; } schemas[] = {
                " 'models_loaded':'[object]|models in memory: name, path, memory_bytes',"
                " 'default_model':'string?', 'jobs':'object|queued, running, done, failed',"
                " 'websockets':'integer|clients connected now',"
+               " 'websockets_dropped':'integer|clients dropped since the start for not reading their messages',"
                " 'progress':'object|progress bus counters: published, delivered, dropped, queued',"
-               " 'rss_kb':'integer|resident memory of the server', 'threads':'integer|HTTP worker threads'}"},
+               " 'rss_kb':'integer|resident memory of the server', 'threads':'integer|HTTP worker threads',"
+               " 'store':'string|sqlite or postgresql',"
+               " 'workers':'[object]|workers with a recent heartbeat: name, host, pid, kinds, models, job, seen_ms'}"},
     {"Models", "{'success':'boolean', 'default_model':'string?', 'max_variations':'integer',"
                " 'hint':'string|how to get a model, when none is installed',"
+               " 'problems':{'type':'array', 'description':'models given with --model or MUS2PIC_MODEL that cannot be used',"
+               "             'items':{'type':'object', 'properties':{'name':{'type':'string'}, 'ref':{'type':'string'}, 'message':{'type':'string'}}}},"
                " 'models':{'type':'object', 'additionalProperties':'#Model',"
                "           'description':'keyed by model name (lcm, sd14, ...)'}}"},
     {"Model", "{'name':'string', 'description':'string',"
@@ -85,7 +90,7 @@ static const struct { const char *name, *text; } schemas[] = {
     {"Job", "{'success':'boolean', 'id':'integer', 'kind':{'type':'string', 'enum':['analyze', 'generate']},"
             " 'state':{'type':'string', 'enum':['queued', 'running', 'done', 'failed', 'canceled']},"
             " 'params':'object', 'result':'object?|analysis: features, band, song, genre, prompts; generation: images',"
-            " 'error':'string?', 'attempts':'integer', 'batch_id':'integer?', 'created_ms':'integer',"
+            " 'error':'string?', 'attempts':'integer|times it was claimed', 'worker':'string?|the worker that ran it last', 'batch_id':'integer?', 'created_ms':'integer',"
             " 'started_ms':'integer?', 'finished_ms':'integer?'}"},
     {"Deleted", "{'success':'boolean', 'id':'integer', 'deleted':'boolean'}"},
     {"Canceled", "{'success':'boolean', 'id':'integer', 'state':{'type':'string', 'enum':['canceled', 'canceling']}}"},
@@ -95,7 +100,7 @@ static const struct { const char *name, *text; } schemas[] = {
                 " 'items':'[#GalleryItem]'}"},
     {"GalleryItem", "{'id':'integer', 'job_id':'integer', 'variation':'integer', 'url':'string', 'seed':'integer',"
                     " 'width':'integer', 'height':'integer', 'seconds':'number', 'created_ms':'integer',"
-                    " 'meta':'object|prompt, parameters, features, source'}"},
+                    " 'meta':'object|prompt, parameters, source, and the features that are numbers (the curves are in the job)'}"},
     {"BatchRequest", "{'allOf':[{'$ref':'#/components/schemas/GenerateParams'},"
                      "          {'type':'object', 'required':['urls'], 'properties':{"
                      "            'urls':{'type':'array', 'minItems':1, 'maxItems':50, 'items':{'type':'string'}},"
@@ -120,6 +125,14 @@ static const struct { const char *name, *text; } schemas[] = {
                       " 'genre_raw':'string', 'genre_source':'string', 'title':'string'}"},
     {"LlmPrompt", "{'success':'boolean', 'prompt':'string', 'tokens_used':'integer',"
                   " 'estimated_cost':'number|USD, at the output token price (an upper bound)', 'model':'string'}"},
+    {"FetchRequest", "{'name*':'string|a model name from /api/models'}"},
+    {"FetchState", "{'success':'boolean', 'state':{'type':'string', 'enum':['idle', 'downloading', 'done', 'failed']},"
+                   " 'name':'string', 'file':'string|the file being downloaded', 'done':'integer|its bytes so far',"
+                   " 'total':'integer|its size, -1 when unknown', 'files_done':'integer', 'bytes_done':'integer',"
+                   " 'seconds':'number', 'error':'string|when failed', 'path':'string|the model folder, when done'}"},
+    {"TokenRequest", "{'text*':'string|the prompt', 'model':'string|a name from /api/models; default: the default model'}"},
+    {"TokenCount", "{'success':'boolean', 'count':'integer|tokens, start and end included',"
+                   " 'limit':'integer|77: what the text encoder reads', 'ignored':'string|the text past the limit, as the tokenizer reads it'}"},
     {"ApiKeyCheck", "{'success':'boolean', 'valid':'boolean', 'message':'string'}"},
     {"ImagesAnswer", "{'success':'boolean', 'images':'[#Image]', 'count':'integer', 'generation_times':'[number]',"
                      " 'total_time':'number', 'seed':'integer', 'job_id':'integer'}"},
@@ -130,10 +143,13 @@ static const struct { int status; const char *text; } statuses[] = {
     {202, "Queued: follow the job on /ws/progress or GET /api/jobs/{id}"},
     {400, "Bad input: field names the request field at fault and the message its allowed range"},
     {401, "A valid access token is required (the server runs with --token)"},
+    {403, "The request came from a page of another site (Origin) or named another host (Host); "
+          "see --allowed-origin"},
     {404, "Not found"},
     {409, "The job has already finished"},
     {411, "An upload needs a Content-Length"},
     {413, "The body or the upload is over the limit"},
+    {415, "A JSON body needs Content-Type: application/json"},
     {500, "The job failed; the message says why"},
     {502, "A remote service failed (yt-dlp, the chat endpoint)"},
     {503, "The queue is full; retry later (Retry-After)"},
@@ -301,6 +317,9 @@ static json_t *operation(const route *r)
         e = end;
     }
     json_object_set_new(resp, "401", response(401, "Error"));
+    json_object_set_new(resp, "403", response(403, "Error"));
+    if (r->body)
+        json_object_set_new(resp, "415", response(415, "Error"));
 
     json_t *params = json_array();
     if (strstr(r->path, "{id}"))

@@ -8,6 +8,7 @@
  * documents it; a route cannot be answered without being documented.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,13 @@ const route api_routes[] = {
      "Known models keyed by name (the original's shape), with installed, loaded and the last "
      "measured generation time",
      NULL, NULL, 200, "Models", "", NO_QUERY},
+    {"POST", "/api/models/fetch", api_models_fetch,
+     "Download a model of the registry (as `mus2pic models fetch NAME`) on the server, one at "
+     "a time; follow it with GET /api/models/fetch",
+     "FetchRequest", NULL, 202, "FetchState", "400 409 413 503", NO_QUERY},
+    {"GET", "/api/models/fetch", api_models_fetch_get,
+     "The current or last model download: file, bytes, state (idle, downloading, done, failed)",
+     NULL, NULL, 200, "FetchState", "", NO_QUERY},
     {"GET", "/api/openapi.json", api_openapi, "This document", NULL, NULL, 200, "Object", "", NO_QUERY},
     {"POST", "/api/analyze", api_analyze,
      "Analyse a song from a URL (JSON) or an uploaded audio file (multipart field 'file'); "
@@ -56,6 +64,17 @@ const route api_routes[] = {
      NULL, NULL, 200, "image/png", "404", NO_QUERY},
     {"DELETE", "/api/images/{id}", api_image_delete, "Delete one image",
      NULL, NULL, 200, "Deleted", "404", NO_QUERY},
+    {"GET", "/api/images/{id}/thumb.png", api_image_thumb,
+     "One image at most 256 px on its long side, as PNG (cacheable: an id's image never changes)",
+     NULL, NULL, 200, "image/png", "404", NO_QUERY},
+    {"GET", "/api/images/{id}/poster.png", api_image_poster,
+     "One image with poster text: query layout=top|bottom|band, title (the song) and artist, "
+     "URL-encoded; drawn on request, the stored image stays plain",
+     NULL, NULL, 200, "image/png", "400 404", NO_QUERY},
+    {"POST", "/api/tokens", api_tokens,
+     "How many CLIP tokens a prompt takes with a model's tokenizer (the text encoder reads 77, "
+     "start and end included) and the text past the limit",
+     "TokenRequest", NULL, 200, "TokenCount", "400 404 413", NO_QUERY},
     {"GET", "/api/gallery", api_gallery,
      "Past results, newest first, each with its prompt, parameters, seed, features and source",
      NULL, NULL, 200, "Gallery", "400", {PAGE, {"per_page", 1, 100, 24}}},
@@ -133,12 +152,55 @@ static void unauthorized(struct mg_connection *c)
     http_send(c, 401, "application/json", body, sizeof body - 1, "WWW-Authenticate: Bearer\r\n");
 }
 
+/* The handlers run on a stack we size, not on the CivetWeb worker's: Debian's libcivetweb is
+ * built with 100 KiB worker stacks (USE_STACK_SIZE, fixed at its build), and a handler that
+ * draws a poster (fontconfig, FreeType, HarfBuzz, libpng) or parses JSON needs more than that; a
+ * frame bigger than the guard page then writes into whatever lies below instead of faulting.
+ * The worker waits for the handler's thread, so the connection still has one user at a time. */
+#define ROUTE_STACK (8u << 20)
+
+typedef struct route_job {
+    const route *r;
+    server *s;
+    struct mg_connection *c;
+    const route_args *a;
+} route_job;
+
+static void *route_thread(void *arg)
+{
+    route_job *j = arg;
+    j->r->fn(j->s, j->c, j->a);
+    return NULL;
+}
+
+static void route_call(const route *r, server *s, struct mg_connection *c, const route_args *a)
+{
+    route_job j = {r, s, c, a};
+    pthread_attr_t at;
+    pthread_t t;
+    int ok = pthread_attr_init(&at) == 0;
+    if (ok && pthread_attr_setstacksize(&at, ROUTE_STACK) == 0 &&
+        pthread_create(&t, &at, route_thread, &j) == 0) {
+        pthread_attr_destroy(&at);
+        pthread_join(t, NULL);
+        return;
+    }
+    if (ok)
+        pthread_attr_destroy(&at);
+    http_error(c, 503, NULL, "the server cannot start a thread for this request; retry later");
+}
+
 int router_handle(struct mg_connection *c, void *cbdata)
 {
     server *s = cbdata;
     const struct mg_request_info *ri = mg_get_request_info(c);
     const char *path = ri->local_uri ? ri->local_uri : "";
     const char *method = ri->request_method;
+    char why[512];
+    if (!http_same_site(s, c, why, sizeof why)) {
+        http_error(c, 403, NULL, "%s", why);
+        return 403;
+    }
     if (!http_authorized(s, c)) {
         unauthorized(c);
         return 401;
@@ -183,10 +245,18 @@ int router_handle(struct mg_connection *c, void *cbdata)
     if (r->body) {
         const char *ct = mg_get_header(c, "Content-Type");
         int multipart = ct && !strncasecmp(ct, "multipart/form-data", 19);
+        if (!(r->upload && multipart) && !http_is_json(c)) {
+            /* A browser sends text/plain and form bodies cross-site without asking first;
+             * application/json it never does. */
+            http_error(c, 415, "body",
+                       "send the body as JSON with Content-Type: application/json%s",
+                       r->upload ? " (or an upload as multipart/form-data)" : "");
+            return 415;
+        }
         if (!(r->upload && multipart) && !(a.body = http_read_json(s, c)))
             return 400;
     }
-    r->fn(s, c, &a);
+    route_call(r, s, c, &a);
     json_decref(a.body);
     return r->status;
 }

@@ -8,13 +8,22 @@
  * HTTP requests while max_ws clients watch. That caps the connections served at once; up to 64
  * more wait in CivetWeb's queue (connection_queue) and 128 in the kernel's (listen_backlog), and
  * beyond those a connection is refused. Binding anything but loopback needs a token.
+ *
+ * One server per SQLite --data: an exclusive flock on DATA/server.lock is held for its life
+ * (the kernel drops it when the process dies, so a crash leaves nothing stale); a second
+ * server on the same folder refuses to start instead of retrying the first one's running jobs.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/error.h"
+#include "sd/clip_tokenizer.h"
 #include "server/server_internal.h"
 
 #ifndef M2P_WEB_DIR
@@ -39,6 +48,11 @@ server_config server_default_config(void)
     return c;
 }
 
+const char *server_store_where(const server *s)
+{
+    return store_where(s->store);
+}
+
 static int is_loopback(const char *host)
 {
     return !strcmp(host, "127.0.0.1") || !strcmp(host, "localhost") || !strcmp(host, "::1") ||
@@ -49,6 +63,50 @@ static int log_message(const struct mg_connection *conn, const char *message)
 {
     M2P_LOGI("civetweb: %s", message);
     return 1;
+}
+
+/* The data folder's lock (see the comment at the top). */
+static int server_lock_data(server *s)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s", s->data_dir);
+    for (char *p = path + 1;; p++) { /* mkdir -p */
+        int end = !*p;
+        if (*p != '/' && !end)
+            continue;
+        *p = 0;
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            return m2p_error(M2P_EIO, "cannot create the data folder %s: %s", path,
+                             strerror(errno));
+        if (end)
+            break;
+        *p = '/';
+    }
+    snprintf(path, sizeof path, "%s/server.lock", s->data_dir);
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lock_fd < 0)
+        return m2p_error(M2P_EIO, "cannot open %s: %s", path, strerror(errno));
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int busy = errno == EWOULDBLOCK;
+        char pid[32] = "";
+        ssize_t n = busy ? pread(s->lock_fd, pid, sizeof pid - 1, 0) : 0;
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        pid[16] = 0;
+        close(s->lock_fd);
+        s->lock_fd = -1;
+        if (busy)
+            return m2p_error(M2P_EBUSY,
+                             "another server%s%s is using %s; stop it, or give this one "
+                             "another --data folder",
+                             pid[0] ? " (pid " : "", pid[0] ? strcat(pid, ")") : "", s->data_dir);
+        return m2p_error(M2P_EIO, "cannot lock %s: %s", path, strerror(errno));
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(s->lock_fd, 0) != 0 || pwrite(s->lock_fd, pid, (size_t)n, 0) != n)
+        M2P_LOGW("cannot write the pid into %s", path);
+    return 0;
 }
 
 int server_start(const server_config *cfg, server **out)
@@ -62,6 +120,11 @@ int server_start(const server_config *cfg, server **out)
     snprintf(s->data_dir, sizeof s->data_dir, "%s", cfg->data_dir ? cfg->data_dir : "data");
     snprintf(s->web_dir, sizeof s->web_dir, "%s", cfg->web_dir ? cfg->web_dir : M2P_WEB_DIR);
     const char *tok = cfg->token ? cfg->token : getenv("MUS2PIC_TOKEN");
+    if (tok && (strlen(tok) >= sizeof s->token || strpbrk(tok, "\r\n"))) {
+        free(s);
+        return m2p_error(M2P_EINVAL, "the access token must be 1 to %zu bytes on one line",
+                         sizeof s->token - 1);
+    }
     snprintf(s->token, sizeof s->token, "%s", tok ? tok : "");
     s->cfg.host = s->host;
     s->cfg.data_dir = s->data_dir;
@@ -74,6 +137,9 @@ int server_start(const server_config *cfg, server **out)
     if (s->cfg.max_variations != 8)
         s->cfg.max_variations = 4;
     pthread_mutex_init(&s->lock, NULL);
+    s->lock_fd = -1;
+    pthread_mutex_init(&s->tok_lock, NULL);
+    pthread_mutex_init(&s->fetch_lock, NULL);
 
     int rc = 0;
     if (!(s->openapi = openapi_build())) {
@@ -91,7 +157,11 @@ int server_start(const server_config *cfg, server **out)
         rc = m2p_error(M2P_EINVAL, "--host '%s' is not a host name or address", s->host);
         goto fail;
     }
-    if ((rc = m2p_store_open(s->data_dir, &s->store)))
+    /* With a store URL (PostgreSQL) the jobs are leased (src/store), and nodes may share it. */
+    if (!(cfg->store_url && *cfg->store_url) && (rc = server_lock_data(s)))
+        goto fail;
+    if ((rc = m2p_store_open(cfg->store_url && *cfg->store_url ? cfg->store_url : s->data_dir,
+                             &s->store)))
         goto fail;
     s->bus = progress_bus_new(4096);
     s->models = model_cache_new(s->cfg.model_budget);
@@ -108,6 +178,11 @@ int server_start(const server_config *cfg, server **out)
         const m2p_registry_entry *r = m2p_registry_find(env_model);
         if ((rc = model_cache_add(s->models, r ? r->name : "lcm", env_model)))
             goto fail;
+        const char *env_name = r ? r->name : "lcm";
+        ux_check_models(s, &env_name, &env_model, 1);
+    } else {
+        ux_check_models(s, (const char *const *)cfg->model_names,
+                        (const char *const *)cfg->model_refs, cfg->n_models);
     }
     jobs_config jc = jobs_default_config();
     jc.data_dir = s->data_dir;
@@ -115,6 +190,14 @@ int server_start(const server_config *cfg, server **out)
     jc.max_queued = s->cfg.max_queued;
     jc.genre_offline = s->cfg.genre_offline;
     jc.audio_cache_limit = s->cfg.audio_cache_limit;
+    jc.store_url = cfg->store_url && *cfg->store_url ? cfg->store_url : NULL;
+    jc.run_jobs = !cfg->no_worker;
+    jc.progress_from_others = 1;
+    if (cfg->kinds)
+        jc.kinds = cfg->kinds;
+    jc.worker_name = cfg->worker_name;
+    if (cfg->lease_ms > 0)
+        jc.lease_ms = cfg->lease_ms;
     if ((rc = jobs_start(&jc, s->store, s->bus, s->models, &s->q)))
         goto fail;
 
@@ -152,6 +235,7 @@ int server_start(const server_config *cfg, server **out)
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_message;
+    cb.end_request = ux_end_request; /* serve -v logs each request */
     mg_init_library(0);
     s->ctx = mg_start(&cb, s, options);
     if (!s->ctx) {
@@ -180,13 +264,23 @@ void server_stop(server *s)
 {
     if (!s)
         return;
+    /* Running jobs stop at their next step and go back to the queue while CivetWeb's threads
+     * wind down (which takes a while), not after. */
+    jobs_request_stop(s->q);
     if (s->ctx)
         mg_stop(s->ctx); /* closes the WebSockets first: no bus writes after this */
     jobs_stop(s->q);
     progress_bus_free(s->bus);
     model_cache_free(s->models);
     m2p_store_close(s->store);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the data folder's lock */
     pthread_mutex_destroy(&s->lock);
+    clip_tokenizer_free(s->tok);
+    json_decref(s->model_problems);
+    ux_fetch_stop(s);
+    m2p_poster_cleanup(); /* the HTTP threads that drew poster text are gone */
+    pthread_mutex_destroy(&s->tok_lock);
     free(s->openapi);
     free(s);
 }

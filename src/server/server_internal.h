@@ -12,6 +12,8 @@
 #include "jobs/queue.h"
 #include "server/server.h"
 
+typedef struct ux_fetch ux_fetch; /* api_fetch.c: a model download from the page */
+
 struct server {
     server_config cfg;
     char host[256], data_dir[1024], web_dir[1024], token[256];
@@ -22,8 +24,17 @@ struct server {
     jobs *q;
     pthread_mutex_t lock;
     int n_ws; /* open WebSocket clients (lock) */
+    long ws_dropped; /* clients dropped for not reading (lock) */
     int port;
+    int lock_fd; /* DATA/server.lock, flock'd while the server runs */
     char *openapi; /* /api/openapi.json, built at start */
+    /* api_ux.c: the tokenizer of the last model a token count asked for (tok_lock) */
+    pthread_mutex_t tok_lock;
+    struct clip_tokenizer *tok;
+    char tok_dir[1024];
+    json_t *model_problems; /* api_ux.c: configured models that cannot be used (read-only) */
+    pthread_mutex_t fetch_lock;
+    ux_fetch *fetch; /* api_fetch.c: the current or last download (fetch_lock) */
 };
 
 /* ---- responses (http.c) ---- */
@@ -46,6 +57,12 @@ int http_query_int(struct mg_connection *c, const char *name, long lo, long hi, 
 /* Does the request carry the token (Bearer header or ?token=)? Always 1 without a token. */
 int http_authorized(server *s, const struct mg_connection *c);
 
+/* Is the request from this server's own page or a non-browser client (http.c's comment)?
+ * 0 with why filled when not. */
+int http_same_site(server *s, const struct mg_connection *c, char *why, size_t cap);
+/* Is the body declared as application/json (any parameters)? */
+int http_is_json(const struct mg_connection *c);
+
 /* ---- validation (validate.c) ---- */
 typedef struct api_error {
     int status;
@@ -65,8 +82,9 @@ json_t *submit_generate(server *s, json_t *body, int64_t *id, api_error *err);
 int validate_duration(json_t *v, double *out, api_error *err);
 /* prompt_version "v1"|"v3"|"v4"|1|3|4 (default v4). */
 int validate_prompt_version(json_t *v, int *out, api_error *err);
-/* url: a string that m2p_url_check accepts. */
-int validate_url(json_t *v, const char *field, api_error *err);
+/* url: a string that m2p_url_check accepts, whose host is not loopback, private, link-local
+ * or unspecified when written as an address or as localhost (unless --allow-private-urls). */
+int validate_url(server *s, json_t *v, const char *field, api_error *err);
 /* Optional string of at most max bytes. */
 int validate_opt_string(json_t *body, const char *key, size_t max, api_error *err);
 void http_api_error(struct mg_connection *c, const api_error *e);
@@ -113,6 +131,18 @@ route_fn api_health, api_models, api_openapi, api_analyze, api_generate, api_job
     api_job_delete, api_job_cancel, api_image_get, api_image_delete, api_gallery, api_batch_post,
     api_batch_list, api_batch_get, api_extract_metadata, api_generate_prompt,
     api_extract_metadata_quick, api_generate_prompt_llm, api_validate_api_key, api_generate_image;
+/* api_ux.c: the page's helpers. */
+route_fn api_tokens, api_image_thumb, api_image_poster, api_models_fetch, api_models_fetch_get;
+/* api_fetch.c: let go of the download at server stop (it finishes on its own thread). */
+void ux_fetch_stop(server *s);
+/* The download name of a stored poster (artist-song-seed.png, from its PNG text chunks). */
+void api_image_filename(const uint8_t *png, size_t len, int64_t id, char *out, size_t n);
+/* Check the configured models at start (warnings, s->model_problems); the problem of one. */
+void ux_check_models(server *s, const char *const *names, const char *const *refs, int n);
+const char *ux_model_problem(server *s, const char *name);
+/* CivetWeb's end_request: "METHOD PATH -> STATUS" at INFO (serve -v); no query string, so a
+ * ?token= never reaches the log. */
+void ux_end_request(const struct mg_connection *c, int status);
 
 /* Submit an analysis job of source (URL or saved upload). */
 int api_submit_analysis(server *s, const char *source, int upload, double duration, int version,

@@ -3,10 +3,14 @@
  * paths, the WebSocket "generate" message, batches). Each failure names the field and its
  * allowed range (DESIGN.md, "Every part and bad input"); nothing invalid reaches a job.
  */
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -59,8 +63,14 @@ static int get_int(json_t *o, const char *const *names, long long lo, long long 
     long long x;
     if (json_is_integer(v)) {
         x = json_integer_value(v);
-    } else if (json_is_real(v) && json_real_value(v) == (double)(long long)json_real_value(v)) {
-        x = (long long)json_real_value(v);
+    } else if (json_is_real(v)) {
+        /* Range first, in double: casting 1e300 or NaN to an integer is undefined behaviour. */
+        double d = json_real_value(v);
+        if (!(d >= (double)lo && d <= (double)hi))
+            return fail(e, f, "%s is %g; it must be %s", f, d, range);
+        if (d != floor(d))
+            return fail(e, f, "%s must be an integer %s", f, range);
+        x = (long long)d;
     } else if (json_is_string(v) && json_string_length(v) > 0 && json_string_length(v) < 20) {
         char *end;
         x = strtoll(json_string_value(v), &end, 10);
@@ -135,8 +145,14 @@ json_t *validate_generate(server *s, json_t *b, int need_prompt, api_error *e)
         goto bad;
     }
     if (!model_cache_installed(s->models, model, path, sizeof path)) {
-        fail(e, "model", "model '%s' is not installed; download it with `mus2pic models fetch %s`",
-             model, model);
+        const char *why = ux_model_problem(s, model);
+        if (why)
+            fail(e, "model", "%s (the server was started with it; fix the folder and restart)",
+                 why);
+        else
+            fail(e, "model",
+                 "model '%s' is not installed; download it with `mus2pic models fetch %s`", model,
+                 model);
         goto bad;
     }
     const m2p_registry_entry *reg = m2p_registry_find(model);
@@ -269,7 +285,59 @@ int validate_prompt_version(json_t *v, int *out, api_error *e)
     return 0;
 }
 
-int validate_url(json_t *v, const char *field, api_error *e)
+/* Is the URL's host this machine or a private network, as written (an IPv4 address in any form
+ * inet_aton reads: 127.1, 0x7f000001, 2130706433; an IPv6 literal; localhost)? Names are not
+ * resolved here: the fetcher connects to what DNS says at that time. */
+static int private_host(const char *url, char *host, size_t cap)
+{
+    const char *rest = strstr(url, "://");
+    rest = rest ? rest + 3 : url;
+    size_t n = strcspn(rest, "/?#");
+    const char *h = rest, *end = rest + n;
+    if (n && h[0] == '[') {
+        const char *rb = memchr(h, ']', n);
+        if (!rb)
+            return 0;
+        h++;
+        end = rb;
+    } else {
+        const char *colon = memchr(h, ':', n);
+        if (colon)
+            end = colon;
+    }
+    snprintf(host, cap, "%.*s", (int)(end - h), h);
+    size_t hl = strlen(host);
+    while (hl && host[hl - 1] == '.')
+        host[--hl] = 0; /* "localhost." */
+    if (!strcasecmp(host, "localhost") || (hl > 10 && !strcasecmp(host + hl - 10, ".localhost")))
+        return 1;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_aton(host, &a4)) {
+        uint32_t a = ntohl(a4.s_addr);
+        return (a >> 24) == 0 || (a >> 24) == 127 || (a >> 24) == 10 ||
+               (a >> 20) == (172u << 4 | 1) || (a >> 16) == (192u << 8 | 168) ||
+               (a >> 16) == (169u << 8 | 254) || (a >> 22) == (100u << 2 | 1) || /* CGNAT */
+               (a >> 28) >= 14;                                                  /* mcast, res. */
+    }
+    if (inet_pton(AF_INET6, host, &a6) == 1) {
+        const uint8_t *b = a6.s6_addr;
+        static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (!memcmp(b, v4mapped, 12)) {
+            snprintf(host, cap, "%u.%u.%u.%u", b[12], b[13], b[14], b[15]);
+            char dummy[64];
+            char url4[80];
+            snprintf(url4, sizeof url4, "http://%s/", host);
+            return private_host(url4, dummy, sizeof dummy);
+        }
+        return IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6) ||
+               IN6_IS_ADDR_LINKLOCAL(&a6) || IN6_IS_ADDR_SITELOCAL(&a6) ||
+               IN6_IS_ADDR_MULTICAST(&a6) || (b[0] & 0xfe) == 0xfc; /* fc00::/7 */
+    }
+    return 0;
+}
+
+int validate_url(server *s, json_t *v, const char *field, api_error *e)
 {
     if (!json_is_string(v) || json_string_length(v) == 0)
         return fail(e, field, "%s must be a non-empty string", field);
@@ -278,6 +346,12 @@ int validate_url(json_t *v, const char *field, api_error *e)
     char why[256] = "";
     if (m2p_url_check(json_string_value(v), why, sizeof why) != 0)
         return fail(e, field, "%s is not accepted: %s", field, why[0] ? why : m2p_errmsg());
+    char host[300];
+    if (!s->cfg.allow_private_urls && private_host(json_string_value(v), host, sizeof host))
+        return fail(e, field,
+                    "%s names %s, this machine or a private network; start the server with "
+                    "--allow-private-urls to analyse from there",
+                    field, host);
     return 0;
 }
 

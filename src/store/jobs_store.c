@@ -1,32 +1,19 @@
 /*
- * jobs_store.c — jobs, results and batches in SQLite (see jobs_store.h for the state machine).
+ * jobs_store.c — jobs, results, batches and workers in SQLite (see jobs_store.h for the state
+ * machine and the lease), and the SQLite backend's table of operations.
  *
- * Each function prepares its statement, runs it and finalizes it: the handle is shared by the
- * HTTP threads and the workers, and SQLite's serialised mode plus the store's busy timeout make
- * that safe. Multi-statement changes (claim, finish with results) run in IMMEDIATE transactions
- * so a concurrent writer waits instead of failing half way. Times are Unix milliseconds.
+ * Each function prepares its statement, runs it and finalizes it; the store front holds the
+ * handle's lock around each call (store.c), so a transaction here is never interleaved with
+ * another thread's statement. Multi-statement changes (claim, finish with results, recovery) run
+ * in IMMEDIATE transactions so a writer in another process waits instead of failing half way.
+ * Times are Unix milliseconds.
  */
-#include "store/jobs_store.h"
-
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/error.h"
-
-/* One SQLite connection is shared by the HTTP threads and the workers, and a transaction belongs
- * to the connection, not the thread: without this lock another thread's statement could land
- * inside our BEGIN ... COMMIT (or its BEGIN fail). Other modules use their own m2p_store handle. */
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "store/store_internal.h"
 
 static int db_fail(m2p_store *s, const char *what)
 {
@@ -39,24 +26,9 @@ static char *col_text(sqlite3_stmt *st, int i)
     return t ? strdup((const char *)t) : NULL;
 }
 
-const char *store_job_kind_name(int kind)
-{
-    return kind == STORE_JOB_GENERATE ? "generate" : "analyze";
-}
-
-void store_job_clear(store_job *j)
-{
-    if (!j)
-        return;
-    free(j->params);
-    free(j->result);
-    free(j->error);
-    memset(j, 0, sizeof *j);
-}
-
 #define JOB_COLUMNS                                                                                \
     "id, kind, state, params, result, error, attempts, batch_id, batch_index, parent_id,"          \
-    " created_ms, started_ms, finished_ms"
+    " created_ms, started_ms, finished_ms, worker, lease_until_ms, cancel_requested"
 
 static void job_from_row(sqlite3_stmt *st, store_job *j)
 {
@@ -75,6 +47,10 @@ static void job_from_row(sqlite3_stmt *st, store_job *j)
     j->created_ms = sqlite3_column_int64(st, 10);
     j->started_ms = sqlite3_column_int64(st, 11);
     j->finished_ms = sqlite3_column_int64(st, 12);
+    const unsigned char *w = sqlite3_column_text(st, 13);
+    snprintf(j->worker, sizeof j->worker, "%s", w ? (const char *)w : "");
+    j->lease_until_ms = sqlite3_column_int64(st, 14);
+    j->cancel_requested = sqlite3_column_int(st, 15);
 }
 
 static int begin(m2p_store *s)
@@ -97,17 +73,34 @@ static int commit(m2p_store *s)
     return 0;
 }
 
-static int store_job_create_locked(m2p_store *s, int kind, const char *params, int64_t batch_id,
-                                   int batch_index, int64_t parent_id, int max_queued, int64_t *id)
+static int prepare(m2p_store *s, const char *sql, sqlite3_stmt **st, const char *what)
+{
+    return sqlite3_prepare_v2(s->db, sql, -1, st, NULL) == SQLITE_OK ? 0 : db_fail(s, what);
+}
+
+/* Step a statement without rows and finalize it; *changes (if given) gets the rows changed. */
+static int run(m2p_store *s, sqlite3_stmt *st, int *changes, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(s, what);
+    if (changes)
+        *changes = sqlite3_changes(s->db);
+    return 0;
+}
+
+static int job_create(m2p_store *s, int kind, const char *params, int64_t batch_id, int batch_index,
+                      int64_t parent_id, int max_queued, int64_t *id)
 {
     int rc = begin(s);
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
     if (max_queued > 0) {
-        if (sqlite3_prepare_v2(s->db, "SELECT COUNT(*) FROM jobs WHERE state = 'queued'", -1, &st,
-                               NULL) != SQLITE_OK)
-            return rollback(s, db_fail(s, "counting queued jobs"));
+        if ((rc = prepare(s, "SELECT COUNT(*) FROM jobs WHERE state = 'queued'", &st,
+                          "counting queued jobs")))
+            return rollback(s, rc);
         int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
         sqlite3_finalize(st);
         if (n >= max_queued)
@@ -116,11 +109,11 @@ static int store_job_create_locked(m2p_store *s, int kind, const char *params, i
                                          "again later",
                                          max_queued));
     }
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO jobs (kind, state, params, batch_id, batch_index,"
-                           " parent_id, created_ms) VALUES (?, 'queued', ?, ?, ?, ?, ?)",
-                           -1, &st, NULL) != SQLITE_OK)
-        return rollback(s, db_fail(s, "inserting a job"));
+    if ((rc = prepare(s,
+                      "INSERT INTO jobs (kind, state, params, batch_id, batch_index,"
+                      " parent_id, created_ms) VALUES (?, 'queued', ?, ?, ?, ?, ?)",
+                      &st, "inserting a job")))
+        return rollback(s, rc);
     sqlite3_bind_int(st, 1, kind);
     sqlite3_bind_text(st, 2, params, -1, SQLITE_TRANSIENT);
     if (batch_id > 0)
@@ -132,59 +125,21 @@ static int store_job_create_locked(m2p_store *s, int kind, const char *params, i
         sqlite3_bind_int64(st, 5, parent_id);
     else
         sqlite3_bind_null(st, 5);
-    sqlite3_bind_int64(st, 6, now_ms());
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return rollback(s, db_fail(s, "inserting a job"));
+    sqlite3_bind_int64(st, 6, store_now_ms());
+    if ((rc = run(s, st, NULL, "inserting a job")))
+        return rollback(s, rc);
     *id = sqlite3_last_insert_rowid(s->db);
     return commit(s);
 }
 
-static int store_job_get_locked(m2p_store *s, int64_t id, store_job *out);
-
-static int store_job_claim_locked(m2p_store *s, int kind, store_job *out)
+static int job_get(m2p_store *s, int64_t id, store_job *out)
 {
-    int rc = begin(s);
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(s, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", &st, "reading a job");
     if (rc)
         return rc;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT id FROM jobs WHERE state = 'queued' AND kind = ? ORDER BY id"
-                           " LIMIT 1",
-                           -1, &st, NULL) != SQLITE_OK)
-        return rollback(s, db_fail(s, "claiming a job"));
-    sqlite3_bind_int(st, 1, kind);
-    int64_t id = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
-    if (!id) {
-        rollback(s, 0);
-        return M2P_ENOTFOUND;
-    }
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
-                           " started_ms = ? WHERE id = ?",
-                           -1, &st, NULL) != SQLITE_OK)
-        return rollback(s, db_fail(s, "claiming a job"));
-    sqlite3_bind_int64(st, 1, now_ms());
-    sqlite3_bind_int64(st, 2, id);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return rollback(s, db_fail(s, "claiming a job"));
-    if ((rc = commit(s)))
-        return rc;
-    return store_job_get_locked(s, id, out);
-}
-
-static int store_job_get_locked(m2p_store *s, int64_t id, store_job *out)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", -1, &st, NULL) !=
-        SQLITE_OK)
-        return db_fail(s, "reading a job");
     sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
+    rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         job_from_row(st, out);
         sqlite3_finalize(st);
@@ -196,131 +151,240 @@ static int store_job_get_locked(m2p_store *s, int64_t id, store_job *out)
     return db_fail(s, "reading a job");
 }
 
-static int finish_stmt(m2p_store *s, int64_t id, const char *result)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE jobs SET state = 'done', result = ?, error = NULL,"
-                           " finished_ms = ? WHERE id = ? AND state = 'running'",
-                           -1, &st, NULL) != SQLITE_OK)
-        return db_fail(s, "finishing a job");
-    sqlite3_bind_text(st, 1, result, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, now_ms());
-    sqlite3_bind_int64(st, 3, id);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return db_fail(s, "finishing a job");
-    if (sqlite3_changes(s->db) != 1)
-        return m2p_error(M2P_ENOTFOUND, "job %lld is no longer running", (long long)id);
-    return 0;
-}
-
-static int store_job_finish_locked(m2p_store *s, int64_t id, const char *result)
-{
-    return finish_stmt(s, id, result);
-}
-
-static int store_job_fail_locked(m2p_store *s, int64_t id, const char *error, int canceled)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE jobs SET state = ?, error = ?, finished_ms = ?"
-                           " WHERE id = ? AND state IN ('queued', 'running')",
-                           -1, &st, NULL) != SQLITE_OK)
-        return db_fail(s, "failing a job");
-    sqlite3_bind_text(st, 1, canceled ? "canceled" : "failed", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, error ? error : "", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 3, now_ms());
-    sqlite3_bind_int64(st, 4, id);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return db_fail(s, "failing a job");
-    if (sqlite3_changes(s->db) != 1)
-        return m2p_error(M2P_ENOTFOUND, "job %lld is not queued or running", (long long)id);
-    return 0;
-}
-
-static int exec_id(m2p_store *s, const char *sql, int64_t id, const char *what)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return db_fail(s, what);
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_fail(s, what);
-}
-
-static int store_job_delete_locked(m2p_store *s, int64_t id)
+static int job_claim(m2p_store *s, int kind, const store_lease *lease, store_job *out)
 {
     int rc = begin(s);
     if (rc)
         return rc;
-    if ((rc = exec_id(s, "DELETE FROM results WHERE job_id = ?", id, "deleting results")))
+    sqlite3_stmt *st = NULL;
+    /* A generation is only for a worker that has its model (json params.model in the list). */
+    if ((rc = prepare(s,
+                      "SELECT id FROM jobs WHERE state = 'queued' AND kind = ?1 AND (?1 <> 1 OR"
+                      " ?2 IS NULL OR instr(',' || ?2 || ',', ',' ||"
+                      " json_extract(params, '$.model') || ',') > 0) ORDER BY id LIMIT 1",
+                      &st, "claiming a job")))
         return rollback(s, rc);
-    if ((rc = exec_id(s, "DELETE FROM jobs WHERE id = ?", id, "deleting a job")))
+    sqlite3_bind_int(st, 1, kind);
+    if (lease->models && *lease->models)
+        sqlite3_bind_text(st, 2, lease->models, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
+    int64_t id = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (!id) {
+        rollback(s, 0);
+        return M2P_ENOTFOUND;
+    }
+    int64_t now = store_now_ms();
+    if ((rc = prepare(s,
+                      "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
+                      " started_ms = ?, worker = ?, lease_until_ms = ?, cancel_requested = 0"
+                      " WHERE id = ?",
+                      &st, "claiming a job")))
         return rollback(s, rc);
-    if (sqlite3_changes(s->db) != 1)
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_text(st, 2, lease->worker, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now + lease->lease_ms);
+    sqlite3_bind_int64(st, 4, id);
+    if ((rc = run(s, st, NULL, "claiming a job")) || (rc = job_get(s, id, out)))
+        return rollback(s, rc);
+    if ((rc = commit(s)))
+        store_job_clear(out);
+    return rc;
+}
+
+/* The WHERE clause that says "this claim still holds the job": ?A is the id, ?B the attempt. */
+#define HELD(a, b) "id = ?" #a " AND state = 'running' AND attempts = ?" #b
+
+static int job_renew(m2p_store *s, const store_job *job, int lease_ms, int *cancel)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(
+        s, "UPDATE jobs SET lease_until_ms = ?3 WHERE " HELD(1, 2) " RETURNING cancel_requested",
+        &st, "renewing a lease");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, job->id);
+    sqlite3_bind_int(st, 2, job->attempts);
+    sqlite3_bind_int64(st, 3, store_now_ms() + lease_ms);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *cancel = sqlite3_column_int(st, 0) != 0;
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    if (rc == SQLITE_DONE)
+        return m2p_error(M2P_ENOTFOUND, "job %lld: the lease of attempt %d was lost",
+                         (long long)job->id, job->attempts);
+    return db_fail(s, "renewing a lease");
+}
+
+static int job_release(m2p_store *s, const store_job *job)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(s, "UPDATE jobs SET state = 'queued', lease_until_ms = NULL WHERE " HELD(1, 2),
+                     &st, "handing a job back");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, job->id);
+    sqlite3_bind_int(st, 2, job->attempts);
+    int n = 0;
+    if ((rc = run(s, st, &n, "handing a job back")))
+        return rc;
+    return n == 1 ? 0
+                  : m2p_error(M2P_ENOTFOUND, "job %lld is no longer held by attempt %d",
+                              (long long)job->id, job->attempts);
+}
+
+static int finish_stmt(m2p_store *s, const store_job *job, const char *result)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(s,
+                     "UPDATE jobs SET state = 'done', result = ?3, error = NULL,"
+                     " finished_ms = ?4, lease_until_ms = NULL WHERE " HELD(1, 2),
+                     &st, "finishing a job");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, job->id);
+    sqlite3_bind_int(st, 2, job->attempts);
+    sqlite3_bind_text(st, 3, result, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 4, store_now_ms());
+    int n = 0;
+    if ((rc = run(s, st, &n, "finishing a job")))
+        return rc;
+    if (n != 1)
+        return m2p_error(M2P_ENOTFOUND,
+                         "job %lld: attempt %d no longer holds it (its lease expired or it was "
+                         "canceled); its result was not written",
+                         (long long)job->id, job->attempts);
+    return 0;
+}
+
+static int job_finish(m2p_store *s, const store_job *job, const char *result)
+{
+    return finish_stmt(s, job, result);
+}
+
+static int job_fail(m2p_store *s, int64_t id, int attempt, const char *error, int canceled)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(s,
+                     "UPDATE jobs SET state = ?1, error = ?2, finished_ms = ?3,"
+                     " lease_until_ms = NULL WHERE id = ?4 AND (?5 = 0 AND state IN ('queued',"
+                     " 'running') OR state = 'running' AND attempts = ?5)",
+                     &st, "failing a job");
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, canceled ? "canceled" : "failed", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, error, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, store_now_ms());
+    sqlite3_bind_int64(st, 4, id);
+    sqlite3_bind_int(st, 5, attempt);
+    int n = 0;
+    if ((rc = run(s, st, &n, "failing a job")))
+        return rc;
+    if (n != 1)
+        return m2p_error(M2P_ENOTFOUND, "job %lld is not queued or running (attempt %d)",
+                         (long long)id, attempt);
+    return 0;
+}
+
+static int job_request_cancel(m2p_store *s, int64_t id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(s, "UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'",
+                     &st, "canceling a job");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    int n = 0;
+    if ((rc = run(s, st, &n, "canceling a job")))
+        return rc;
+    return n == 1 ? 0 : m2p_error(M2P_EINVAL, "job %lld is not running", (long long)id);
+}
+
+static int exec_id(m2p_store *s, const char *sql, int64_t id, int *changes, const char *what)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(s, sql, &st, what);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    return run(s, st, changes, what);
+}
+
+static int job_delete(m2p_store *s, int64_t id)
+{
+    int rc = begin(s), n = 0;
+    if (rc)
+        return rc;
+    if ((rc = exec_id(s, "DELETE FROM results WHERE job_id = ?", id, NULL, "deleting results")))
+        return rollback(s, rc);
+    if ((rc = exec_id(s, "DELETE FROM jobs WHERE id = ?", id, &n, "deleting a job")))
+        return rollback(s, rc);
+    if (n != 1)
         return rollback(s, m2p_error(M2P_ENOTFOUND, "job %lld does not exist", (long long)id));
     return commit(s);
 }
 
-static int store_job_count_locked(m2p_store *s, const char *state, int kind, int64_t *n)
+static int job_count(m2p_store *s, const char *state, int kind, int64_t *n)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT COUNT(*) FROM jobs WHERE (?1 IS NULL OR state = ?1)"
-                           " AND (?2 < 0 OR kind = ?2)",
-                           -1, &st, NULL) != SQLITE_OK)
-        return db_fail(s, "counting jobs");
+    int rc = prepare(s,
+                     "SELECT COUNT(*) FROM jobs WHERE (?1 IS NULL OR state = ?1)"
+                     " AND (?2 < 0 OR kind = ?2)",
+                     &st, "counting jobs");
+    if (rc)
+        return rc;
     if (state)
         sqlite3_bind_text(st, 1, state, -1, SQLITE_TRANSIENT);
     else
         sqlite3_bind_null(st, 1);
     sqlite3_bind_int(st, 2, kind);
-    int rc = sqlite3_step(st);
+    rc = sqlite3_step(st);
     *n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
     return rc == SQLITE_ROW ? 0 : db_fail(s, "counting jobs");
 }
 
-static int store_jobs_recover_locked(m2p_store *s, int max_attempts, int *requeued, int *failed)
+/* "Running but not really": the lease ran out (or there is none), or its worker restarted. */
+#define STALE                                                                                      \
+    " state = 'running' AND (lease_until_ms IS NULL OR lease_until_ms < ?1 OR worker = ?2)"
+
+static int jobs_recover(m2p_store *s, int max_attempts, const char *worker, int *requeued,
+                        int *failed)
 {
-    int rc = begin(s);
+    static const char *const sql[3] = {
+        /* a stale job someone asked to stop is simply canceled */
+        "UPDATE jobs SET state = 'canceled', error = 'canceled by request', finished_ms = ?1,"
+        " lease_until_ms = NULL WHERE" STALE " AND cancel_requested = 1",
+        "UPDATE jobs SET state = 'queued', lease_until_ms = NULL WHERE" STALE " AND attempts < ?3",
+        "UPDATE jobs SET state = 'failed', finished_ms = ?1, lease_until_ms = NULL, error ="
+        " printf('the server stopped while this job was running on worker %s (%d attempts); it was "
+        "not retried again',"
+        " COALESCE(worker, '?'), attempts) WHERE" STALE,
+    };
+    int rc = begin(s), n[3] = {0};
     if (rc)
         return rc;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE jobs SET state = 'queued' WHERE state = 'running'"
-                           " AND attempts < ?",
-                           -1, &st, NULL) != SQLITE_OK)
-        return rollback(s, db_fail(s, "recovering jobs"));
-    sqlite3_bind_int(st, 1, max_attempts);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return rollback(s, db_fail(s, "recovering jobs"));
-    int nq = sqlite3_changes(s->db);
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE jobs SET state = 'failed', finished_ms = ?, error ="
-                           " printf('the server stopped while this job was running (%d attempts);"
-                           " it was not retried again', attempts) WHERE state = 'running'",
-                           -1, &st, NULL) != SQLITE_OK)
-        return rollback(s, db_fail(s, "recovering jobs"));
-    sqlite3_bind_int64(st, 1, now_ms());
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return rollback(s, db_fail(s, "recovering jobs"));
-    int nf = sqlite3_changes(s->db);
+    for (int i = 0; i < 3; i++) {
+        sqlite3_stmt *st = NULL;
+        if ((rc = prepare(s, sql[i], &st, "recovering jobs")))
+            return rollback(s, rc);
+        sqlite3_bind_int64(st, 1, store_now_ms());
+        if (worker)
+            sqlite3_bind_text(st, 2, worker, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 2);
+        if (i == 1)
+            sqlite3_bind_int(st, 3, max_attempts);
+        if ((rc = run(s, st, &n[i], "recovering jobs")))
+            return rollback(s, rc);
+    }
     if ((rc = commit(s)))
         return rc;
-    if (requeued)
-        *requeued = nq;
-    if (failed)
-        *failed = nf;
+    *requeued = n[1];
+    *failed = n[2];
     return 0;
 }
 
@@ -350,45 +414,48 @@ static int jobs_from_stmt(m2p_store *s, sqlite3_stmt *st, store_job **out, int *
     return rc == SQLITE_DONE ? 0 : db_fail(s, "reading jobs");
 }
 
-static int store_jobs_of_batch_locked(m2p_store *s, int64_t batch_id, store_job **out, int *n)
+static int jobs_of_batch(m2p_store *s, int64_t batch_id, store_job **out, int *n)
 {
     *out = NULL;
     *n = 0;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT " JOB_COLUMNS " FROM jobs WHERE batch_id = ?"
-                           " ORDER BY batch_index, id",
-                           -1, &st, NULL) != SQLITE_OK)
-        return db_fail(s, "reading a batch");
+    int rc =
+        prepare(s, "SELECT " JOB_COLUMNS " FROM jobs WHERE batch_id = ? ORDER BY batch_index, id",
+                &st, "reading a batch");
+    if (rc)
+        return rc;
     sqlite3_bind_int64(st, 1, batch_id);
     return jobs_from_stmt(s, st, out, n);
 }
 
-static int store_jobs_in_state_locked(m2p_store *s, const char *state, store_job **out, int *n)
+static int jobs_in_state(m2p_store *s, const char *state, store_job **out, int *n)
 {
     *out = NULL;
     *n = 0;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE state = ? ORDER BY id",
-                           -1, &st, NULL) != SQLITE_OK)
-        return db_fail(s, "listing jobs");
+    int rc = prepare(s, "SELECT " JOB_COLUMNS " FROM jobs WHERE state = ? ORDER BY id", &st,
+                     "listing jobs");
+    if (rc)
+        return rc;
     sqlite3_bind_text(st, 1, state, -1, SQLITE_TRANSIENT);
     return jobs_from_stmt(s, st, out, n);
 }
 
-static int store_last_generation_locked(m2p_store *s, const char *model, store_job *out)
+static int last_generation(m2p_store *s, const char *model, store_job *out)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT " JOB_COLUMNS " FROM jobs WHERE kind = ? AND state = 'done'"
-                           " AND json_extract(params, '$.model') = ? ORDER BY finished_ms DESC,"
-                           " id DESC LIMIT 1",
-                           -1, &st, NULL) != SQLITE_OK)
-        return db_fail(s, "reading the last generation");
+    int rc = prepare(s,
+                     "SELECT " JOB_COLUMNS " FROM jobs WHERE kind = ? AND state = 'done'"
+                     " AND json_extract(params, '$.model') = ? ORDER BY finished_ms DESC,"
+                     " id DESC LIMIT 1",
+                     &st, "reading the last generation");
+    if (rc)
+        return rc;
     sqlite3_bind_int(st, 1, STORE_JOB_GENERATE);
     sqlite3_bind_text(st, 2, model, -1, SQLITE_TRANSIENT);
     store_job *v = NULL;
-    int n = 0, rc = jobs_from_stmt(s, st, &v, &n);
+    int n = 0;
+    rc = jobs_from_stmt(s, st, &v, &n);
     if (!rc && n == 0)
         rc = m2p_error(M2P_ENOTFOUND, "no generation with model %s has finished", model);
     if (!rc)
@@ -397,25 +464,23 @@ static int store_last_generation_locked(m2p_store *s, const char *model, store_j
     return rc;
 }
 
-static int store_job_finish_with_results_locked(
-    m2p_store *s, int64_t job_id, const char *meta, const store_result *r, int n,
-    char *(*make_result)(const int64_t *ids, int n, void *ud), void *ud)
+static int finish_with_results(m2p_store *s, const store_job *job, const char *meta,
+                               const store_result *r, int n,
+                               char *(*make_result)(const int64_t *ids, int n, void *ud), void *ud)
 {
     int64_t ids[16];
-    if (n < 0 || n > 16)
-        return m2p_error(M2P_EINVAL, "store: %d results (at most 16)", n);
     int rc = begin(s);
     if (rc)
         return rc;
-    int64_t t = now_ms();
+    int64_t t = store_now_ms();
     for (int i = 0; i < n; i++) {
         sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(s->db,
-                               "INSERT INTO results (job_id, variation, seed, width, height,"
-                               " seconds, png, meta, created_ms) VALUES (?,?,?,?,?,?,?,?,?)",
-                               -1, &st, NULL) != SQLITE_OK)
-            return rollback(s, db_fail(s, "storing a result"));
-        sqlite3_bind_int64(st, 1, job_id);
+        if ((rc = prepare(s,
+                          "INSERT INTO results (job_id, variation, seed, width, height,"
+                          " seconds, png, meta, created_ms) VALUES (?,?,?,?,?,?,?,?,?)",
+                          &st, "storing a result")))
+            return rollback(s, rc);
+        sqlite3_bind_int64(st, 1, job->id);
         sqlite3_bind_int(st, 2, r[i].variation);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)r[i].seed);
         sqlite3_bind_int(st, 4, r[i].width);
@@ -424,30 +489,28 @@ static int store_job_finish_with_results_locked(
         sqlite3_bind_blob(st, 7, r[i].png, (int)r[i].png_len, SQLITE_STATIC);
         sqlite3_bind_text(st, 8, meta ? meta : "{}", -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 9, t);
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE)
-            return rollback(s, db_fail(s, "storing a result"));
+        if ((rc = run(s, st, NULL, "storing a result")))
+            return rollback(s, rc);
         ids[i] = sqlite3_last_insert_rowid(s->db);
     }
     char *result = make_result(ids, n, ud);
     if (!result)
         return rollback(s, m2p_error(M2P_ENOMEM, "store: out of memory building a result"));
-    rc = finish_stmt(s, job_id, result);
+    rc = finish_stmt(s, job, result);
     free(result);
     if (rc)
         return rollback(s, rc);
     return commit(s);
 }
 
-static int store_result_png_locked(m2p_store *s, int64_t id, uint8_t **png, size_t *len)
+static int result_png(m2p_store *s, int64_t id, uint8_t **png, size_t *len)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT png FROM results WHERE id = ?", -1, &st, NULL) !=
-        SQLITE_OK)
-        return db_fail(s, "reading an image");
+    int rc = prepare(s, "SELECT png FROM results WHERE id = ?", &st, "reading an image");
+    if (rc)
+        return rc;
     sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
+    rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         sqlite3_finalize(st);
         return rc == SQLITE_DONE
@@ -468,63 +531,34 @@ static int store_result_png_locked(m2p_store *s, int64_t id, uint8_t **png, size
     return 0;
 }
 
-static int store_result_delete_locked(m2p_store *s, int64_t id)
+static int result_delete(m2p_store *s, int64_t id)
 {
-    int rc = exec_id(s, "DELETE FROM results WHERE id = ?", id, "deleting an image");
+    int n = 0;
+    int rc = exec_id(s, "DELETE FROM results WHERE id = ?", id, &n, "deleting an image");
     if (rc)
         return rc;
-    if (sqlite3_changes(s->db) != 1)
-        return m2p_error(M2P_ENOTFOUND, "image %lld does not exist", (long long)id);
-    return 0;
+    return n == 1 ? 0 : m2p_error(M2P_ENOTFOUND, "image %lld does not exist", (long long)id);
 }
 
-/* Appends s to a growing buffer; returns 0 or -1 on allocation failure. */
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-} sbuf;
-
-static int sb_add(sbuf *b, const char *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return -1;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-    return 0;
-}
-
-static int sb_str(sbuf *b, const char *s)
-{
-    return sb_add(b, s, strlen(s));
-}
-
-static int store_gallery_locked(m2p_store *s, int offset, int limit, char **json, int64_t *total)
+static int gallery(m2p_store *s, int offset, int limit, char **json, int64_t *total)
 {
     *json = NULL;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT COUNT(*) FROM results", -1, &st, NULL) != SQLITE_OK)
-        return db_fail(s, "reading the gallery");
+    int rc = prepare(s, "SELECT COUNT(*) FROM results", &st, "reading the gallery");
+    if (rc)
+        return rc;
     *total = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
     /* meta is JSON written by this program (validated on the way in), so it is spliced in. */
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT id, job_id, variation, seed, width, height, seconds,"
-                           " created_ms, meta FROM results ORDER BY id DESC LIMIT ? OFFSET ?",
-                           -1, &st, NULL) != SQLITE_OK)
-        return db_fail(s, "reading the gallery");
+    if ((rc = prepare(s,
+                      "SELECT id, job_id, variation, seed, width, height, seconds,"
+                      " created_ms, meta FROM results ORDER BY id DESC LIMIT ? OFFSET ?",
+                      &st, "reading the gallery")))
+        return rc;
     sqlite3_bind_int(st, 1, limit);
     sqlite3_bind_int(st, 2, offset);
-    sbuf b = {0};
-    int rc, first = 1, bad = sb_str(&b, "[");
+    store_sbuf b = {0};
+    int first = 1, bad = store_sb_str(&b, "[");
     while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         char head[512];
         long long id = sqlite3_column_int64(st, 0);
@@ -537,11 +571,12 @@ static int store_gallery_locked(m2p_store *s, int offset, int limit, char **json
                  sqlite3_column_int(st, 4), sqlite3_column_int(st, 5), sqlite3_column_double(st, 6),
                  (long long)sqlite3_column_int64(st, 7), id);
         const char *meta = (const char *)sqlite3_column_text(st, 8);
-        bad = sb_str(&b, head) || sb_str(&b, meta && *meta ? meta : "{}") || sb_str(&b, "}");
+        bad = store_sb_str(&b, head) || store_sb_str(&b, meta && *meta ? meta : "{}") ||
+              store_sb_str(&b, "}");
         first = 0;
     }
     sqlite3_finalize(st);
-    if (bad || sb_str(&b, "]")) {
+    if (bad || store_sb_str(&b, "]")) {
         free(b.p);
         return m2p_error(M2P_ENOMEM, "store: out of memory building the gallery");
     }
@@ -549,20 +584,10 @@ static int store_gallery_locked(m2p_store *s, int offset, int limit, char **json
     return 0;
 }
 
-static int ids_query(m2p_store *s, const char *sql, int64_t a, int use_b, int b, int c,
-                     int64_t **ids, int *n, const char *what)
+static int ids_query(m2p_store *s, sqlite3_stmt *st, int64_t **ids, int *n, const char *what)
 {
     *ids = NULL;
     *n = 0;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return db_fail(s, what);
-    if (use_b) {
-        sqlite3_bind_int(st, 1, b);
-        sqlite3_bind_int(st, 2, c);
-    } else {
-        sqlite3_bind_int64(st, 1, a);
-    }
     int cap = 0, rc;
     int64_t *v = NULL;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -584,36 +609,41 @@ static int ids_query(m2p_store *s, const char *sql, int64_t a, int use_b, int b,
     return rc == SQLITE_DONE ? 0 : db_fail(s, what);
 }
 
-static int store_results_of_job_locked(m2p_store *s, int64_t job_id, int64_t **ids, int *n)
-{
-    return ids_query(s, "SELECT id FROM results WHERE job_id = ? ORDER BY variation, id", job_id, 0,
-                     0, 0, ids, n, "reading a job's images");
-}
-
-static int store_batch_create_locked(m2p_store *s, const char *params, int64_t *id)
+static int results_of_job(m2p_store *s, int64_t job_id, int64_t **ids, int *n)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "INSERT INTO batches (params, created_ms) VALUES (?, ?)", -1, &st,
-                           NULL) != SQLITE_OK)
-        return db_fail(s, "creating a batch");
+    int rc = prepare(s, "SELECT id FROM results WHERE job_id = ? ORDER BY variation, id", &st,
+                     "reading a job's images");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, job_id);
+    return ids_query(s, st, ids, n, "reading a job's images");
+}
+
+static int batch_create(m2p_store *s, const char *params, int64_t *id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(s, "INSERT INTO batches (params, created_ms) VALUES (?, ?)", &st,
+                     "creating a batch");
+    if (rc)
+        return rc;
     sqlite3_bind_text(st, 1, params, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, now_ms());
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return db_fail(s, "creating a batch");
+    sqlite3_bind_int64(st, 2, store_now_ms());
+    if ((rc = run(s, st, NULL, "creating a batch")))
+        return rc;
     *id = sqlite3_last_insert_rowid(s->db);
     return 0;
 }
 
-static int store_batch_get_locked(m2p_store *s, int64_t id, char **params, int64_t *created_ms)
+static int batch_get(m2p_store *s, int64_t id, char **params, int64_t *created_ms)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT params, created_ms FROM batches WHERE id = ?", -1, &st,
-                           NULL) != SQLITE_OK)
-        return db_fail(s, "reading a batch");
+    int rc =
+        prepare(s, "SELECT params, created_ms FROM batches WHERE id = ?", &st, "reading a batch");
+    if (rc)
+        return rc;
     sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
+    rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         sqlite3_finalize(st);
         return rc == SQLITE_DONE
@@ -627,166 +657,151 @@ static int store_batch_get_locked(m2p_store *s, int64_t id, char **params, int64
     return *params ? 0 : m2p_error(M2P_ENOMEM, "store: out of memory reading a batch");
 }
 
-static int store_batches_list_locked(m2p_store *s, int offset, int limit, int64_t **ids, int *n)
+static int batches_list(m2p_store *s, int offset, int limit, int64_t **ids, int *n)
 {
-    return ids_query(s, "SELECT id FROM batches ORDER BY id DESC LIMIT ? OFFSET ?", 0, 1, limit,
-                     offset, ids, n, "listing batches");
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(s, "SELECT id FROM batches ORDER BY id DESC LIMIT ? OFFSET ?", &st,
+                     "listing batches");
+    if (rc)
+        return rc;
+    sqlite3_bind_int(st, 1, limit);
+    sqlite3_bind_int(st, 2, offset);
+    return ids_query(s, st, ids, n, "listing batches");
 }
 
-/* Public entry points: each holds the lock for its whole run (see the top of the file). */
-int store_job_create(m2p_store *s, int kind, const char *params, int64_t batch_id, int batch_index,
-                     int64_t parent_id, int max_queued, int64_t *id)
+static int worker_beat(m2p_store *s, const store_worker *w)
 {
-    pthread_mutex_lock(&lock);
-    int rc =
-        store_job_create_locked(s, kind, params, batch_id, batch_index, parent_id, max_queued, id);
-    pthread_mutex_unlock(&lock);
-    return rc;
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(s,
+                     "INSERT INTO workers (name, host, pid, kinds, models, job, started_ms,"
+                     " seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (name) DO"
+                     " UPDATE SET host = excluded.host, pid = excluded.pid, kinds ="
+                     " excluded.kinds, models = excluded.models, job = excluded.job, started_ms ="
+                     " excluded.started_ms, seen_ms = excluded.seen_ms",
+                     &st, "recording a worker");
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, w->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, w->host, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, w->pid);
+    sqlite3_bind_text(st, 4, w->kinds, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, w->models, -1, SQLITE_STATIC);
+    if (w->job)
+        sqlite3_bind_int64(st, 6, w->job);
+    else
+        sqlite3_bind_null(st, 6);
+    sqlite3_bind_int64(st, 7, w->started_ms);
+    sqlite3_bind_int64(st, 8, store_now_ms());
+    return run(s, st, NULL, "recording a worker");
 }
 
-int store_job_claim(m2p_store *s, int kind, store_job *out)
+static int workers_list(m2p_store *s, int64_t since, store_worker **out, int *n)
 {
-    pthread_mutex_lock(&lock);
-    int rc = store_job_claim_locked(s, kind, out);
-    pthread_mutex_unlock(&lock);
-    return rc;
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(s,
+                     "SELECT name, host, pid, kinds, models, job, started_ms, seen_ms FROM"
+                     " workers WHERE seen_ms >= ? ORDER BY name",
+                     &st, "listing workers");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, since);
+    int cap = 0;
+    store_worker *v = NULL;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            store_worker *nv = realloc(v, (size_t)cap * sizeof *v);
+            if (!nv) {
+                free(v);
+                sqlite3_finalize(st);
+                *n = 0;
+                return m2p_error(M2P_ENOMEM, "store: out of memory listing workers");
+            }
+            v = nv;
+        }
+        store_worker *w = &v[(*n)++];
+        memset(w, 0, sizeof *w);
+        snprintf(w->name, sizeof w->name, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(w->host, sizeof w->host, "%s", (const char *)sqlite3_column_text(st, 1));
+        w->pid = sqlite3_column_int(st, 2);
+        snprintf(w->kinds, sizeof w->kinds, "%s", (const char *)sqlite3_column_text(st, 3));
+        snprintf(w->models, sizeof w->models, "%s", (const char *)sqlite3_column_text(st, 4));
+        w->job = sqlite3_column_int64(st, 5);
+        w->started_ms = sqlite3_column_int64(st, 6);
+        w->seen_ms = sqlite3_column_int64(st, 7);
+    }
+    sqlite3_finalize(st);
+    *out = v;
+    return rc == SQLITE_DONE ? 0 : db_fail(s, "listing workers");
 }
 
-int store_job_get(m2p_store *s, int64_t id, store_job *out)
+static int queue_depth(m2p_store *s, char **json)
 {
-    pthread_mutex_lock(&lock);
-    int rc = store_job_get_locked(s, id, out);
-    pthread_mutex_unlock(&lock);
-    return rc;
+    *json = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(s, "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY 1, 2",
+                     &st, "counting jobs");
+    if (rc)
+        return rc;
+    int64_t counts[2][5] = {{0}};
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int k = sqlite3_column_int(st, 0) == STORE_JOB_GENERATE;
+        int i = store_state_index((const char *)sqlite3_column_text(st, 1));
+        if (i >= 0)
+            counts[k][i] = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(s, "counting jobs");
+    return store_depth_json(counts, json);
 }
 
-int store_job_finish(m2p_store *s, int64_t id, const char *result)
+static int event_put(m2p_store *s, int64_t job, const char *event, int64_t *id)
 {
-    pthread_mutex_lock(&lock);
-    int rc = store_job_finish_locked(s, id, result);
-    pthread_mutex_unlock(&lock);
-    return rc;
+    (void)s;
+    (void)job;
+    (void)event;
+    (void)id;
+    return m2p_error(M2P_EUNSUPPORTED,
+                     "store: progress for other nodes needs a PostgreSQL store (--store "
+                     "postgresql://...)");
 }
 
-int store_job_fail(m2p_store *s, int64_t id, const char *error, int canceled)
-{
-    pthread_mutex_lock(&lock);
-    int rc = store_job_fail_locked(s, id, error, canceled);
-    pthread_mutex_unlock(&lock);
-    return rc;
-}
-
-int store_job_delete(m2p_store *s, int64_t id)
-{
-    pthread_mutex_lock(&lock);
-    int rc = store_job_delete_locked(s, id);
-    pthread_mutex_unlock(&lock);
-    return rc;
-}
-
-int store_job_count(m2p_store *s, const char *state, int kind, int64_t *n)
-{
-    pthread_mutex_lock(&lock);
-    int rc = store_job_count_locked(s, state, kind, n);
-    pthread_mutex_unlock(&lock);
-    return rc;
-}
-
-int store_jobs_recover(m2p_store *s, int max_attempts, int *requeued, int *failed)
-{
-    pthread_mutex_lock(&lock);
-    int rc = store_jobs_recover_locked(s, max_attempts, requeued, failed);
-    pthread_mutex_unlock(&lock);
-    return rc;
-}
-
-int store_jobs_in_state(m2p_store *s, const char *state, store_job **out, int *n)
-{
-    pthread_mutex_lock(&lock);
-    int rc = store_jobs_in_state_locked(s, state, out, n);
-    pthread_mutex_unlock(&lock);
-    return rc;
-}
-
-int store_jobs_of_batch(m2p_store *s, int64_t batch_id, store_job **out, int *n)
-{
-    pthread_mutex_lock(&lock);
-    int rc = store_jobs_of_batch_locked(s, batch_id, out, n);
-    pthread_mutex_unlock(&lock);
-    return rc;
-}
-
-int store_last_generation(m2p_store *s, const char *model, store_job *out)
-{
-    pthread_mutex_lock(&lock);
-    int rc = store_last_generation_locked(s, model, out);
-    pthread_mutex_unlock(&lock);
-    return rc;
-}
-
-int store_job_finish_with_results(m2p_store *s, int64_t job_id, const char *meta,
-                                  const store_result *r, int n,
-                                  char *(*make_result)(const int64_t *ids, int n, void *ud),
-                                  void *ud)
-{
-    pthread_mutex_lock(&lock);
-    int rc = store_job_finish_with_results_locked(s, job_id, meta, r, n, make_result, ud);
-    pthread_mutex_unlock(&lock);
-    return rc;
-}
-
-int store_result_png(m2p_store *s, int64_t id, uint8_t **png, size_t *len)
-{
-    pthread_mutex_lock(&lock);
-    int rc = store_result_png_locked(s, id, png, len);
-    pthread_mutex_unlock(&lock);
-    return rc;
-}
-
-int store_result_delete(m2p_store *s, int64_t id)
-{
-    pthread_mutex_lock(&lock);
-    int rc = store_result_delete_locked(s, id);
-    pthread_mutex_unlock(&lock);
-    return rc;
-}
-
-int store_gallery(m2p_store *s, int offset, int limit, char **json, int64_t *total)
-{
-    pthread_mutex_lock(&lock);
-    int rc = store_gallery_locked(s, offset, limit, json, total);
-    pthread_mutex_unlock(&lock);
-    return rc;
-}
-
-int store_results_of_job(m2p_store *s, int64_t job_id, int64_t **ids, int *n)
-{
-    pthread_mutex_lock(&lock);
-    int rc = store_results_of_job_locked(s, job_id, ids, n);
-    pthread_mutex_unlock(&lock);
-    return rc;
-}
-
-int store_batch_create(m2p_store *s, const char *params, int64_t *id)
-{
-    pthread_mutex_lock(&lock);
-    int rc = store_batch_create_locked(s, params, id);
-    pthread_mutex_unlock(&lock);
-    return rc;
-}
-
-int store_batch_get(m2p_store *s, int64_t id, char **params, int64_t *created_ms)
-{
-    pthread_mutex_lock(&lock);
-    int rc = store_batch_get_locked(s, id, params, created_ms);
-    pthread_mutex_unlock(&lock);
-    return rc;
-}
-
-int store_batches_list(m2p_store *s, int offset, int limit, int64_t **ids, int *n)
-{
-    pthread_mutex_lock(&lock);
-    int rc = store_batches_list_locked(s, offset, limit, ids, n);
-    pthread_mutex_unlock(&lock);
-    return rc;
-}
+const store_backend store_sqlite_backend = {
+    .name = "sqlite",
+    .close = store_sqlite_close,
+    .exec = store_sqlite_exec,
+    .scalar = store_sqlite_scalar,
+    .migrate = store_sqlite_migrate,
+    .schema_version = store_sqlite_schema_version,
+    .cache_get = store_sqlite_cache_get,
+    .cache_put = store_sqlite_cache_put,
+    .job_create = job_create,
+    .job_claim = job_claim,
+    .job_renew = job_renew,
+    .job_release = job_release,
+    .job_get = job_get,
+    .job_finish = job_finish,
+    .job_fail = job_fail,
+    .job_request_cancel = job_request_cancel,
+    .job_delete = job_delete,
+    .job_count = job_count,
+    .jobs_recover = jobs_recover,
+    .jobs_in_state = jobs_in_state,
+    .jobs_of_batch = jobs_of_batch,
+    .last_generation = last_generation,
+    .finish_with_results = finish_with_results,
+    .result_png = result_png,
+    .result_delete = result_delete,
+    .gallery = gallery,
+    .results_of_job = results_of_job,
+    .batch_create = batch_create,
+    .batch_get = batch_get,
+    .batches_list = batches_list,
+    .worker_beat = worker_beat,
+    .workers_list = workers_list,
+    .queue_depth = queue_depth,
+    .event_put = event_put,
+};

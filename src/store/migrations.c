@@ -9,13 +9,14 @@
  * remembers how many entries it has applied (table schema_version), and on open every newer
  * entry runs, in order, inside one transaction, so a failing migration leaves the database as
  * it was. An entry's version is its 1-based position in the list.
+ *
+ * The PostgreSQL list (pg_list) mirrors it entry for entry: append to both, in the same commit.
+ * PostgreSQL nodes migrate under an advisory lock (store_pg.c), SQLite ones in an IMMEDIATE
+ * transaction (store_sqlite.c).
  */
 #include "store/migrations.h"
 
-#include <stdio.h>
-#include <time.h>
-
-#include "core/error.h"
+#include "store/store.h"
 
 static const store_migration list[] = {
     /* 1: the shared key/value cache (band/song by video id, genre answers, ...). Times are
@@ -42,95 +43,64 @@ static const store_migration list[] = {
      "CREATE INDEX results_job ON results (job_id, variation);"
      "CREATE TABLE batches (id INTEGER PRIMARY KEY AUTOINCREMENT, params TEXT NOT NULL,"
      " created_ms INTEGER NOT NULL);"},
+    /* 3: many machines. A claim is a lease (worker, lease_until_ms) that its worker renews;
+     * cancel_requested tells the holder to stop. workers: the heartbeat of each worker node.
+     * events: progress events for other nodes (PostgreSQL only; kept for symmetry). There it
+     * is UNLOGGED: events are transient (a job's state is in jobs), so writing one waits for no
+     * disk flush and a step reaches the other nodes in milliseconds. */
+    {"leases, workers, events: jobs run by worker processes on many machines",
+     "ALTER TABLE jobs ADD COLUMN worker TEXT;"
+     "ALTER TABLE jobs ADD COLUMN lease_until_ms INTEGER;"
+     "ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;"
+     "CREATE INDEX jobs_lease ON jobs (lease_until_ms) WHERE state = 'running';"
+     "CREATE TABLE workers (name TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,"
+     " kinds TEXT NOT NULL, models TEXT NOT NULL, job INTEGER, started_ms INTEGER NOT NULL,"
+     " seen_ms INTEGER NOT NULL);"
+     "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER NOT NULL,"
+     " event TEXT NOT NULL, created_ms INTEGER NOT NULL);"},
     /* Append new migrations here (one line each). */
 };
 
-const store_migration *store_migrations(int *n)
+/* The same schema in PostgreSQL's types; entry N here is entry N above. */
+static const store_migration pg_list[] = {
+    {"cache: namespaced key/value cache with expiry",
+     "CREATE TABLE cache (ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+     " created_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (ns, key));"
+     "CREATE INDEX cache_expires ON cache (expires_ms) WHERE expires_ms > 0;"},
+    {"jobs, results, batches: the web app's persistent queue and gallery",
+     "CREATE TABLE jobs (id BIGSERIAL PRIMARY KEY, kind INTEGER NOT NULL, state TEXT NOT NULL,"
+     " params TEXT NOT NULL, result TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
+     " batch_id BIGINT, batch_index INTEGER NOT NULL DEFAULT 0, parent_id BIGINT,"
+     " created_ms BIGINT NOT NULL, started_ms BIGINT, finished_ms BIGINT);"
+     "CREATE INDEX jobs_queue ON jobs (state, kind, id);"
+     "CREATE INDEX jobs_batch ON jobs (batch_id, batch_index) WHERE batch_id IS NOT NULL;"
+     "CREATE TABLE results (id BIGSERIAL PRIMARY KEY, job_id BIGINT NOT NULL,"
+     " variation INTEGER NOT NULL, seed BIGINT NOT NULL, width INTEGER NOT NULL,"
+     " height INTEGER NOT NULL, seconds DOUBLE PRECISION NOT NULL, png BYTEA NOT NULL,"
+     " meta TEXT NOT NULL, created_ms BIGINT NOT NULL);"
+     "CREATE INDEX results_job ON results (job_id, variation);"
+     "CREATE TABLE batches (id BIGSERIAL PRIMARY KEY, params TEXT NOT NULL,"
+     " created_ms BIGINT NOT NULL);"},
+    {"leases, workers, events: jobs run by worker processes on many machines",
+     "ALTER TABLE jobs ADD COLUMN worker TEXT;"
+     "ALTER TABLE jobs ADD COLUMN lease_until_ms BIGINT;"
+     "ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;"
+     "CREATE INDEX jobs_lease ON jobs (lease_until_ms) WHERE state = 'running';"
+     "CREATE TABLE workers (name TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,"
+     " kinds TEXT NOT NULL, models TEXT NOT NULL, job BIGINT, started_ms BIGINT NOT NULL,"
+     " seen_ms BIGINT NOT NULL);"
+     "CREATE UNLOGGED TABLE events (id BIGSERIAL PRIMARY KEY, job_id BIGINT NOT NULL,"
+     " event TEXT NOT NULL,"
+     " created_ms BIGINT NOT NULL);"
+     "CREATE INDEX events_created ON events (created_ms);"},
+};
+
+_Static_assert(sizeof list / sizeof list[0] == sizeof pg_list / sizeof pg_list[0],
+               "the SQLite and PostgreSQL migration lists must have the same length");
+
+const store_migration *store_migrations(int backend, int *n)
 {
     *n = (int)(sizeof list / sizeof list[0]);
-    return list;
+    return backend == STORE_POSTGRESQL ? pg_list : list;
 }
 
-static int fail(sqlite3 *db, const char *what)
-{
-    return m2p_error(M2P_EIO, "store migration: %s: %s", what, sqlite3_errmsg(db));
-}
-
-int store_schema_version(sqlite3 *db)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, "SELECT COALESCE(MAX(version), 0) FROM schema_version", -1, &st,
-                                NULL);
-    if (rc != SQLITE_OK)
-        return fail(db, "reading schema_version");
-    int v = -1;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    return v < 0 ? fail(db, "reading schema_version") : v;
-}
-
-int store_migrate(sqlite3 *db)
-{
-    int n;
-    const store_migration *m = store_migrations(&n);
-    /* IMMEDIATE takes the write lock now: a second process waits (busy timeout), then sees the
-     * version the first one wrote and has nothing left to do. */
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return fail(db, "begin");
-    if (sqlite3_exec(db,
-                     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
-                     " name TEXT NOT NULL, applied_ms INTEGER NOT NULL)",
-                     NULL, NULL, NULL) != SQLITE_OK) {
-        int r = fail(db, "creating schema_version");
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        return r;
-    }
-    int have = store_schema_version(db);
-    if (have < 0) {
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        return have;
-    }
-    if (have > n) {
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        return m2p_error(M2P_EUNSUPPORTED,
-                         "store: the database has schema version %d but this build knows only "
-                         "%d; it was written by a newer mus2pic",
-                         have, n);
-    }
-    for (int v = have + 1; v <= n; v++) {
-        const store_migration *e = &m[v - 1];
-        char *err = NULL;
-        if (sqlite3_exec(db, e->sql, NULL, NULL, &err) != SQLITE_OK) {
-            m2p_error(M2P_EIO, "store migration %d (%s): %s", v, e->name, err ? err : "?");
-            sqlite3_free(err);
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-            return M2P_EIO;
-        }
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(db,
-                               "INSERT INTO schema_version (version, name, applied_ms) VALUES "
-                               "(?, ?, ?)",
-                               -1, &st, NULL) != SQLITE_OK) {
-            int r = fail(db, "recording version");
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-            return r;
-        }
-        sqlite3_bind_int(st, 1, v);
-        sqlite3_bind_text(st, 2, e->name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL) * 1000);
-        int rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE) {
-            int r = fail(db, "recording version");
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-            return r;
-        }
-    }
-    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        int r = fail(db, "commit");
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        return r;
-    }
-    return 0;
-}

@@ -1,140 +1,166 @@
 /*
- * store.c — the SQLite store: open data_dir/mus2pic.db, run the migrations, and the shared
- * namespaced key/value cache with expiry.
+ * store.c — the store front: m2p_store_open picks the backend from the URL (store.h), and every
+ * store function takes the handle's lock and calls the backend's operation
+ * (store_internal.h: SQLite in store_sqlite.c + jobs_store.c, PostgreSQL in store_pg.c +
+ * jobs_pg.c).
  *
- * The connection is opened in serialised mode (SQLITE_OPEN_FULLMUTEX), so one handle may be
- * used by many threads; WAL mode plus a busy timeout lets several processes (CLI, server,
- * workers) share the file. Each operation holds the connection's mutex for its whole length so
- * that the error message it reports is its own.
+ * The lock lives in the handle because the state it guards does: a connection runs one
+ * statement or transaction at a time, whichever thread asks. It is recursive so that a backend
+ * may call back into the front (e.g. a claim reading the job it claimed).
  */
 #define _GNU_SOURCE
-#include "store/store.h"
+#include "store/store_internal.h"
 
-#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "core/error.h"
-#include "store/migrations.h"
 
-#define STORE_BUSY_TIMEOUT_MS 15000
-
-static int64_t now_ms(void)
+int64_t store_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* mkdir -p: every missing component of path, mode 0700 for new ones (the store may hold
- * prompts and API answers that are nobody else's business). */
-static int mkdir_p(const char *path)
+int store_sb_add(store_sbuf *b, const char *s, size_t n)
 {
-    char *p = strdup(path);
-    if (!p)
-        return m2p_error(M2P_ENOMEM, "store: out of memory");
-    for (char *c = p + 1;; c++) {
-        if (*c == '/' || *c == '\0') {
-            char save = *c;
-            *c = '\0';
-            if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-                int e = errno;
-                free(p);
-                return m2p_error(M2P_EIO, "store: cannot create folder %s: %s", path, strerror(e));
-            }
-            *c = save;
-            if (!save)
-                break;
-        }
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        while (cap < b->n + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p)
+            return -1;
+        b->p = p;
+        b->cap = cap;
     }
-    free(p);
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return m2p_error(M2P_EIO, "store: %s is not a folder", path);
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
     return 0;
 }
 
-int m2p_store_open(const char *data_dir, m2p_store **out)
+int store_sb_str(store_sbuf *b, const char *s)
+{
+    return store_sb_add(b, s, strlen(s));
+}
+
+static const char *const states[5] = {"queued", "running", "done", "failed", "canceled"};
+
+int store_state_index(const char *state)
+{
+    for (int i = 0; state && i < 5; i++)
+        if (!strcmp(state, states[i]))
+            return i;
+    return -1;
+}
+
+int store_depth_json(const int64_t counts[2][5], char **json)
+{
+    char buf[512];
+    int o = snprintf(buf, sizeof buf, "{");
+    for (int k = 0; k < 2; k++) {
+        o += snprintf(buf + o, sizeof buf - (size_t)o, "%s\"%s\":{", k ? "," : "",
+                      store_job_kind_name(k));
+        for (int i = 0; i < 5; i++)
+            o += snprintf(buf + o, sizeof buf - (size_t)o, "%s\"%s\":%lld", i ? "," : "", states[i],
+                          (long long)counts[k][i]);
+        o += snprintf(buf + o, sizeof buf - (size_t)o, "}");
+    }
+    snprintf(buf + o, sizeof buf - (size_t)o, "}");
+    if (!(*json = strdup(buf)))
+        return m2p_error(M2P_ENOMEM, "store: out of memory");
+    return 0;
+}
+
+int store_url_kind(const char *url)
+{
+    if (url && (!strncmp(url, "postgresql:", 11) || !strncmp(url, "postgres:", 9)))
+        return STORE_POSTGRESQL;
+    return STORE_SQLITE;
+}
+
+int m2p_store_open(const char *url, m2p_store **out)
 {
     if (!out)
         return m2p_error(M2P_EINVAL, "store: out is NULL");
     *out = NULL;
-    if (!data_dir || !*data_dir)
+    if (!url || !*url)
         return m2p_error(M2P_EINVAL, "store: data folder is empty");
-    int rc = mkdir_p(data_dir);
-    if (rc)
-        return rc;
     m2p_store *s = calloc(1, sizeof *s);
-    size_t n = strlen(data_dir) + sizeof "/mus2pic.db";
-    char *file = malloc(n);
-    if (!s || !file || !(s->dir = strdup(data_dir))) {
-        free(file);
-        if (s)
-            free(s->dir);
-        free(s);
+    if (!s)
         return m2p_error(M2P_ENOMEM, "store: out of memory");
-    }
-    snprintf(file, n, "%s/mus2pic.db", data_dir);
-    int sr = sqlite3_open_v2(
-        file, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
-    if (sr != SQLITE_OK) {
-        rc = m2p_error(M2P_EIO, "store: cannot open %s: %s", file,
-                       s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(sr));
-        goto fail;
-    }
-    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
-    sqlite3_extended_result_codes(s->db, 1);
-    /* journal_mode=WAL answers with the mode now in effect; anything else means the file
-     * system cannot do WAL (e.g. some network mounts), which we report rather than run
-     * silently with a rollback journal and writers blocking readers. */
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW) {
-        rc = m2p_error(M2P_EIO, "store: %s: cannot set WAL mode: %s", file, sqlite3_errmsg(s->db));
-        sqlite3_finalize(st);
-        goto fail;
-    }
-    const unsigned char *mode = sqlite3_column_text(st, 0);
-    int wal = mode && !strcmp((const char *)mode, "wal");
-    sqlite3_finalize(st);
-    if (!wal) {
-        rc = m2p_error(M2P_EIO, "store: %s: the file system does not support WAL mode", file);
-        goto fail;
-    }
-    if (sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", NULL, NULL,
-                     NULL) != SQLITE_OK) {
-        rc = m2p_error(M2P_EIO, "store: %s: %s", file, sqlite3_errmsg(s->db));
-        goto fail;
-    }
-    rc = store_migrate(s->db);
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    int rc = pthread_mutex_init(&s->lock, &a);
+    pthread_mutexattr_destroy(&a);
     if (rc) {
-        m2p_error_wrap(rc, "store %s", file);
-        goto fail;
+        free(s);
+        return m2p_error(M2P_ENOMEM, "store: cannot create a lock");
     }
-    free(file);
+    if (store_url_kind(url) == STORE_POSTGRESQL)
+        rc = store_pg_open(s, url);
+    else if (!strncmp(url, "sqlite:", 7))
+        rc = url[7] ? store_sqlite_open(s, url + 7)
+                    : m2p_error(M2P_EINVAL, "store: sqlite: needs a file (sqlite:PATH)");
+    else {
+        size_t n = strlen(url) + sizeof "/mus2pic.db";
+        char *file = malloc(n);
+        if (!file) {
+            rc = m2p_error(M2P_ENOMEM, "store: out of memory");
+        } else {
+            snprintf(file, n, "%s/mus2pic.db", url);
+            rc = store_sqlite_open(s, file);
+            free(file);
+        }
+    }
+    if (rc) {
+        m2p_store_close(s);
+        return rc;
+    }
     *out = s;
     return 0;
-fail:
-    free(file);
-    m2p_store_close(s);
-    return rc;
 }
 
 void m2p_store_close(m2p_store *s)
 {
     if (!s)
         return;
-    if (s->db)
-        sqlite3_close_v2(s->db);
-    free(s->dir);
+    if (s->be)
+        s->be->close(s);
+    free(s->where);
+    pthread_mutex_destroy(&s->lock);
     free(s);
 }
 
-static int check_args(m2p_store *s, const char *ns, const char *key)
+const char *store_backend_name(m2p_store *s)
 {
-    if (!s || !s->db)
+    return s && s->be ? s->be->name : "none";
+}
+
+const char *store_where(m2p_store *s)
+{
+    return s && s->where ? s->where : "";
+}
+
+/* Every operation below: check the handle, lock it, run the backend's function, unlock. */
+#define STORE_CALL(s, op, ...)                                                                     \
+    do {                                                                                           \
+        if (!(s) || !(s)->be)                                                                      \
+            return m2p_error(M2P_EINVAL, "store: no store");                                       \
+        pthread_mutex_lock(&(s)->lock);                                                            \
+        int rc_ = (s)->be->op(s, __VA_ARGS__);                                                     \
+        pthread_mutex_unlock(&(s)->lock);                                                          \
+        return rc_;                                                                                \
+    } while (0)
+
+static int cache_args(m2p_store *s, const char *ns, const char *key)
+{
+    if (!s || !s->be)
         return m2p_error(M2P_EINVAL, "store: no store");
     if (!ns || !*ns || !key)
         return m2p_error(M2P_EINVAL, "store cache: namespace and key are required");
@@ -145,110 +171,222 @@ int store_cache_get(m2p_store *s, const char *ns, const char *key, char **value)
 {
     if (value)
         *value = NULL;
-    int rc = check_args(s, ns, key);
+    int rc = cache_args(s, ns, key);
     if (rc)
         return rc;
     if (!value)
         return m2p_error(M2P_EINVAL, "store cache: value is NULL");
-    sqlite3_mutex *mu = sqlite3_db_mutex(s->db);
-    sqlite3_mutex_enter(mu);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT value FROM cache WHERE ns = ?1 AND key = ?2 AND"
-                           " (expires_ms = 0 OR expires_ms > ?3)",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = m2p_error(M2P_EIO, "store cache get: %s", sqlite3_errmsg(s->db));
-        goto out;
-    }
-    sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now_ms());
-    int sr = sqlite3_step(st);
-    if (sr == SQLITE_ROW) {
-        const char *v = (const char *)sqlite3_column_text(st, 0);
-        int len = sqlite3_column_bytes(st, 0);
-        char *copy = malloc((size_t)len + 1);
-        if (!copy) {
-            rc = m2p_error(M2P_ENOMEM, "store cache get: out of memory");
-            goto out;
-        }
-        if (len)
-            memcpy(copy, v, (size_t)len);
-        copy[len] = '\0';
-        *value = copy;
-    } else if (sr == SQLITE_DONE) {
-        rc = m2p_error(M2P_ENOTFOUND, "store cache: no entry %s/%s", ns, key);
-    } else {
-        rc = m2p_error(M2P_EIO, "store cache get: %s", sqlite3_errmsg(s->db));
-    }
-out:
-    sqlite3_finalize(st);
-    sqlite3_mutex_leave(mu);
-    return rc;
+    STORE_CALL(s, cache_get, ns, key, value);
 }
 
 int store_cache_put(m2p_store *s, const char *ns, const char *key, const char *value, int64_t ttl_s)
 {
-    int rc = check_args(s, ns, key);
+    int rc = cache_args(s, ns, key);
     if (rc)
         return rc;
     if (!value)
         return m2p_error(M2P_EINVAL, "store cache put: value is NULL");
     if (ttl_s < 0)
         return m2p_error(M2P_EINVAL, "store cache put: ttl %lld s is negative", (long long)ttl_s);
-    int64_t now = now_ms();
-    int64_t expires = 0;
-    if (ttl_s > 0)
-        expires = ttl_s > (INT64_MAX - now) / 1000 ? 0 : now + ttl_s * 1000;
-    sqlite3_mutex *mu = sqlite3_db_mutex(s->db);
-    sqlite3_mutex_enter(mu);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO cache (ns, key, value, created_ms, expires_ms)"
-                           " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (ns, key) DO UPDATE SET"
-                           " value = excluded.value, created_ms = excluded.created_ms,"
-                           " expires_ms = excluded.expires_ms",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = m2p_error(M2P_EIO, "store cache put: %s", sqlite3_errmsg(s->db));
-        goto out;
-    }
-    sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, now);
-    sqlite3_bind_int64(st, 5, expires);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        rc = m2p_error(M2P_EIO, "store cache put %s/%s: %s", ns, key, sqlite3_errmsg(s->db));
-    sqlite3_finalize(st);
-    st = NULL;
-    if (rc)
-        goto out;
-    /* Expired rows are dropped lazily by writers, so the table does not grow without bound. */
-    if (sqlite3_prepare_v2(s->db, "DELETE FROM cache WHERE expires_ms > 0 AND expires_ms <= ?1", -1,
-                           &st, NULL) != SQLITE_OK) {
-        rc = m2p_error(M2P_EIO, "store cache expire: %s", sqlite3_errmsg(s->db));
-        goto out;
-    }
-    sqlite3_bind_int64(st, 1, now);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        rc = m2p_error(M2P_EIO, "store cache expire: %s", sqlite3_errmsg(s->db));
-out:
-    sqlite3_finalize(st);
-    sqlite3_mutex_leave(mu);
-    return rc;
+    STORE_CALL(s, cache_put, ns, key, value, ttl_s);
 }
 
 int store_exec(m2p_store *s, const char *sql)
 {
-    if (!s || !s->db || !sql)
-        return m2p_error(M2P_EINVAL, "store exec: no store or no SQL");
-    sqlite3_mutex *mu = sqlite3_db_mutex(s->db);
-    sqlite3_mutex_enter(mu);
-    char *err = NULL;
-    int rc = 0;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &err) != SQLITE_OK)
-        rc = m2p_error(M2P_EIO, "store: %s", err ? err : sqlite3_errmsg(s->db));
-    sqlite3_free(err);
-    sqlite3_mutex_leave(mu);
+    if (!sql)
+        return m2p_error(M2P_EINVAL, "store exec: no SQL");
+    STORE_CALL(s, exec, sql);
+}
+
+int store_scalar(m2p_store *s, const char *sql, int64_t *v)
+{
+    if (!sql || !v)
+        return m2p_error(M2P_EINVAL, "store scalar: no SQL or no output");
+    STORE_CALL(s, scalar, sql, v);
+}
+
+int store_migrate(m2p_store *s)
+{
+    if (!s || !s->be)
+        return m2p_error(M2P_EINVAL, "store: no store");
+    pthread_mutex_lock(&s->lock);
+    int rc = s->be->migrate(s);
+    pthread_mutex_unlock(&s->lock);
     return rc;
+}
+
+int store_schema_version(m2p_store *s)
+{
+    if (!s || !s->be)
+        return m2p_error(M2P_EINVAL, "store: no store");
+    pthread_mutex_lock(&s->lock);
+    int rc = s->be->schema_version(s);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int store_event_put(m2p_store *s, int64_t job, const char *event, int64_t *id)
+{
+    if (!event || !id)
+        return m2p_error(M2P_EINVAL, "store event: no event");
+    STORE_CALL(s, event_put, job, event, id);
+}
+
+/* jobs_store.h */
+const char *store_job_kind_name(int kind)
+{
+    return kind == STORE_JOB_GENERATE ? "generate" : "analyze";
+}
+
+void store_job_clear(store_job *j)
+{
+    if (!j)
+        return;
+    free(j->params);
+    free(j->result);
+    free(j->error);
+    memset(j, 0, sizeof *j);
+}
+
+int store_job_create(m2p_store *s, int kind, const char *params, int64_t batch_id, int batch_index,
+                     int64_t parent_id, int max_queued, int64_t *id)
+{
+    if (!params || !id)
+        return m2p_error(M2P_EINVAL, "store: a job needs parameters");
+    STORE_CALL(s, job_create, kind, params, batch_id, batch_index, parent_id, max_queued, id);
+}
+
+int store_job_claim(m2p_store *s, int kind, const store_lease *lease, store_job *out)
+{
+    if (!lease || !lease->worker || !*lease->worker || lease->lease_ms <= 0 || !out)
+        return m2p_error(M2P_EINVAL, "store: a claim needs a worker name and a lease");
+    STORE_CALL(s, job_claim, kind, lease, out);
+}
+
+int store_job_renew(m2p_store *s, const store_job *job, int lease_ms, int *cancel)
+{
+    int ignored;
+    STORE_CALL(s, job_renew, job, lease_ms, cancel ? cancel : &ignored);
+}
+
+int store_job_release(m2p_store *s, const store_job *job)
+{
+    STORE_CALL(s, job_release, job);
+}
+
+int store_job_get(m2p_store *s, int64_t id, store_job *out)
+{
+    STORE_CALL(s, job_get, id, out);
+}
+
+int store_job_finish(m2p_store *s, const store_job *job, const char *result)
+{
+    if (!job || !result)
+        return m2p_error(M2P_EINVAL, "store: finishing needs the job and its result");
+    STORE_CALL(s, job_finish, job, result);
+}
+
+int store_job_fail(m2p_store *s, int64_t id, int attempt, const char *error, int canceled)
+{
+    STORE_CALL(s, job_fail, id, attempt, error ? error : "", canceled);
+}
+
+int store_job_request_cancel(m2p_store *s, int64_t id)
+{
+    STORE_CALL(s, job_request_cancel, id);
+}
+
+int store_job_delete(m2p_store *s, int64_t id)
+{
+    STORE_CALL(s, job_delete, id);
+}
+
+int store_job_count(m2p_store *s, const char *state, int kind, int64_t *n)
+{
+    STORE_CALL(s, job_count, state, kind, n);
+}
+
+int store_jobs_recover(m2p_store *s, int max_attempts, const char *worker, int *requeued,
+                       int *failed)
+{
+    int a = 0, b = 0;
+    STORE_CALL(s, jobs_recover, max_attempts, worker, requeued ? requeued : &a,
+               failed ? failed : &b);
+}
+
+int store_jobs_in_state(m2p_store *s, const char *state, store_job **out, int *n)
+{
+    STORE_CALL(s, jobs_in_state, state, out, n);
+}
+
+int store_jobs_of_batch(m2p_store *s, int64_t batch_id, store_job **out, int *n)
+{
+    STORE_CALL(s, jobs_of_batch, batch_id, out, n);
+}
+
+int store_last_generation(m2p_store *s, const char *model, store_job *out)
+{
+    STORE_CALL(s, last_generation, model, out);
+}
+
+int store_job_finish_with_results(m2p_store *s, const store_job *job, const char *meta,
+                                  const store_result *r, int n,
+                                  char *(*make_result)(const int64_t *ids, int n, void *ud),
+                                  void *ud)
+{
+    if (!job || n < 0 || n > 16 || (n && !r) || !make_result)
+        return m2p_error(M2P_EINVAL, "store: %d results (at most 16)", n);
+    STORE_CALL(s, finish_with_results, job, meta, r, n, make_result, ud);
+}
+
+int store_result_png(m2p_store *s, int64_t id, uint8_t **png, size_t *len)
+{
+    STORE_CALL(s, result_png, id, png, len);
+}
+
+int store_result_delete(m2p_store *s, int64_t id)
+{
+    STORE_CALL(s, result_delete, id);
+}
+
+int store_gallery(m2p_store *s, int offset, int limit, char **json, int64_t *total)
+{
+    STORE_CALL(s, gallery, offset, limit, json, total);
+}
+
+int store_results_of_job(m2p_store *s, int64_t job_id, int64_t **ids, int *n)
+{
+    STORE_CALL(s, results_of_job, job_id, ids, n);
+}
+
+int store_batch_create(m2p_store *s, const char *params, int64_t *id)
+{
+    STORE_CALL(s, batch_create, params, id);
+}
+
+int store_batch_get(m2p_store *s, int64_t id, char **params, int64_t *created_ms)
+{
+    STORE_CALL(s, batch_get, id, params, created_ms);
+}
+
+int store_batches_list(m2p_store *s, int offset, int limit, int64_t **ids, int *n)
+{
+    STORE_CALL(s, batches_list, offset, limit, ids, n);
+}
+
+int store_worker_beat(m2p_store *s, const store_worker *w)
+{
+    if (!w || !w->name[0])
+        return m2p_error(M2P_EINVAL, "store: a worker needs a name");
+    STORE_CALL(s, worker_beat, w);
+}
+
+int store_workers_list(m2p_store *s, int64_t seen_since_ms, store_worker **out, int *n)
+{
+    STORE_CALL(s, workers_list, seen_since_ms, out, n);
+}
+
+int store_queue_depth(m2p_store *s, char **json)
+{
+    STORE_CALL(s, queue_depth, json);
 }

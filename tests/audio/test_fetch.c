@@ -51,6 +51,9 @@ static const char *fake_script =
     "  ;;\n"
     "fail) echo 'WARNING: something' >&2; echo 'ERROR: [youtube] xyz: Video unavailable' >&2;"
     " exit 1 ;;\n"
+    "crash) printf 'Traceback (most recent call last):\\n  File \"/usr/lib/python3/yt_dlp/"
+    "YoutubeDL.py\", line 1, in extract\\n    raise KeyError\\nKeyError: formats\\n' >&2;"
+    " exit 1 ;;\n"
     "hang) sleep 100 ;;\n"
     "nothing) exit 0 ;;\n"
     "big) head -c 300000 /dev/zero > \"$base.webm\" ;;\n"
@@ -378,6 +381,10 @@ static void test_failure_modes(void)
 {
     failing("fail", M2P_ENETWORK, "ERROR: [youtube] xyz: Video unavailable", 5, 0);
     CHECK(strstr(m2p_errmsg(), "exit status 1") != NULL);
+    /* yt-dlp's own Python error: its last line and what to do, not the stack */
+    failing("crash", M2P_ENETWORK, "yt-dlp itself failed (KeyError: formats)", 5, 0);
+    CHECK(strstr(m2p_errmsg(), "MUS2PIC_YTDLP") != NULL);
+    CHECK(strstr(m2p_errmsg(), "Traceback") == NULL && strstr(m2p_errmsg(), ".py") == NULL);
     failing("hang", M2P_ETIMEOUT, "longer than 2 s", 4.5, 0);
     failing("nothing", M2P_EFORMAT, "wrote no audio file", 5, 0);
     failing("big", M2P_ETOOBIG, "over the limit of 100000", 5, 100000);

@@ -134,6 +134,9 @@ static const char *feature_keys[] = {"tempo",
                                      "key",
                                      "mode",
                                      "beats",
+                                     "downbeats",
+                                     "beat_confidence",
+                                     "beats_per_bar",
                                      "envelope",
                                      "envelope_hop_s",
                                      "duration_analyzed",
@@ -221,6 +224,19 @@ static void test_fixture_json(void)
     for (size_t i = 1; i < json_array_size(beats); i++)
         CHECK(json_number_value(json_array_get(beats, i)) >
               json_number_value(json_array_get(beats, i - 1)));
+    /* downbeats: every 3rd or 4th beat, each one of the beats; a confidence in [0, 1] */
+    json_t *down = json_object_get(json_object_get(j, "features"), "downbeats");
+    CHECK(json_array_size(down) >= json_array_size(beats) / 5);
+    for (size_t i = 0; i < json_array_size(down); i++) {
+        int found = 0;
+        for (size_t k = 0; k < json_array_size(beats) && !found; k++)
+            found = json_number_value(json_array_get(beats, k)) ==
+                    json_number_value(json_array_get(down, i));
+        CHECK(found);
+    }
+    double bc =
+        json_number_value(json_object_get(json_object_get(j, "features"), "beat_confidence"));
+    CHECK(bc > 0 && bc <= 1);
     CHECK(json_is_false(json_object_get(json_object_get(j, "features"), "undetermined")));
     const char *gs = json_string_value(json_object_get(j, "genre_source"));
     CHECK(gs && *gs);

@@ -14,8 +14,12 @@ chromium="${CHROMIUM:-/usr/bin/chromium}"
 
 tmp="$(mktemp -d)"
 pid=""
+pid2=""
+pid3=""
 cleanup() {
+  if [ -n "$pid3" ]; then kill "$pid3" 2>/dev/null || true; wait "$pid3" 2>/dev/null || true; fi
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  if [ -n "$pid2" ]; then kill "$pid2" 2>/dev/null || true; wait "$pid2" 2>/dev/null || true; fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -36,19 +40,45 @@ chmod +x "$tmp/yt-dlp"
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
   echo $((20000 + RANDOM % 20000)))"
+# A fake OpenAI-compatible chat endpoint for the page's LLM prompt option.
+llmport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+node "$here/fake_llm.js" "$llmport" &
+pid3=$!
 mkdir -p "$tmp/data"
+MUS2PIC_LLM_URL="http://127.0.0.1:$llmport/v1" OPENAI_API_KEY="" \
 MUS2PIC_YTDLP="$tmp/yt-dlp" FAKE_AUDIO="$M2P_FIXTURES/audio/librosa/choice.ogg" \
   "$M2P_BIN" serve --port "$port" --data "$tmp/data" --offline \
   --model "lcm=$M2P_FIXTURES/sd-tiny/model" >"$tmp/server.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do
+for _ in $(seq 1 600); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
   sleep 0.1
 done
 
+# A second server started with a model folder that does not exist (a typo): it warns at start
+# and the page shows a banner naming the folder.
+port2="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+  echo $((20000 + RANDOM % 20000)))"
+mkdir -p "$tmp/data2"
+"$M2P_BIN" serve --port "$port2" --data "$tmp/data2" --offline \
+  --model "lcm=$M2P_FIXTURES/sd-tiny/model" --model "typo=$tmp/no-such-folder" >"$tmp/server2.log" 2>&1 &
+pid2=$!
+for _ in $(seq 1 600); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port2") 2>/dev/null; then break; fi
+  sleep 0.1
+done
+grep -q "warn: model typo cannot be used until this is fixed: .*'$tmp/no-such-folder'.*no such folder" "$tmp/server2.log" ||
+  { echo "FAILED: no warning at start for the missing model folder:"; cat "$tmp/server2.log"; exit 1; }
+
+# Screenshots of the main states, for a reviewer: build/tests/e2e-screenshots (or M2P_SHOTS).
+shots="${M2P_SHOTS:-$PWD/e2e-screenshots}"
+mkdir -p "$shots"
 status=0
 M2P_URL="http://127.0.0.1:$port" M2P_AUDIO="$M2P_FIXTURES/audio/librosa/choice.ogg" \
-  CHROMIUM="$chromium" timeout 300 node "$here/flow.js" || status=$?
+  M2P_TOKENS="$M2P_FIXTURES/sd-tiny/golden/tokens.json" M2P_SHOTS="$shots" \
+  M2P_BAD_URL="http://127.0.0.1:$port2" M2P_BAD_FOLDER="$tmp/no-such-folder" M2P_BIN="$M2P_BIN" \
+  M2P_FIXTURES="$M2P_FIXTURES" M2P_LLM="http://127.0.0.1:$llmport" \
+  CHROMIUM="$chromium" timeout 840 node "$here/flow.js" || status=$?
 if [ "$status" -ne 0 ]; then
   echo "---- server log ----"
   cat "$tmp/server.log"

@@ -261,6 +261,45 @@ static void test_public_and_cache(void)
     free(dir);
 }
 
+/* prompt-rules.json genre_infer.source_chain.band_song_passed: both non-empty -> each
+ * trimmed with Python's whitespace ("  " becomes ""); otherwise both null. */
+static void test_passed(void)
+{
+    static const struct {
+        const char *band, *song;
+        int rc;
+        const char *want_band, *want_song;
+    } cases[] = {
+        {"Slayer", "Raining Blood", 1, "Slayer", "Raining Blood"},
+        {"  Slayer\t", "\nRaining Blood \xc2\xa0", 1, "Slayer", "Raining Blood"},
+        {"\xe3\x80\x80"
+         "Band"
+         "\xe2\x80\x83",
+         "x", 1, "Band", "x"}, /* U+3000, U+2003 */
+        {"   ", "Song", 1, "", "Song"},
+        {"Band", "\t", 1, "Band", ""},
+        {"Band", "", 0, NULL, NULL},
+        {"", "Song", 0, NULL, NULL},
+        {"Band", NULL, 0, NULL, NULL},
+        {NULL, "Song", 0, NULL, NULL},
+        {NULL, NULL, 0, NULL, NULL},
+        {"Inner  space", "A - B", 1, "Inner  space", "A - B"}, /* only the ends */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *b = (char *)"x", *s = (char *)"x";
+        int rc = band_song_passed(cases[i].band, cases[i].song, &b, &s);
+        CHECK_INT(rc, cases[i].rc);
+        if (cases[i].rc == 1) {
+            CHECK_STR(b, cases[i].want_band);
+            CHECK_STR(s, cases[i].want_song);
+        } else {
+            CHECK(b == NULL && s == NULL);
+        }
+        free(b);
+        free(s);
+    }
+}
+
 int main(void)
 {
     test_spec_examples();
@@ -268,5 +307,6 @@ int main(void)
     test_rules_detail();
     test_regex();
     test_public_and_cache();
+    test_passed();
     TEST_DONE();
 }

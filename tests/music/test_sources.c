@@ -273,6 +273,12 @@ static void test_chain(test_httpd *h, m2p_store *st)
     CHECK_INT(m2p_genre_find(&info, "Unlucky", &f, &p, st, raw, sizeof raw, src, sizeof src), 0);
     CHECK_INT(mb.n, before + 2);
     mb.fail = 0;
+    /* the placeholder for a video without an artist is not looked up */
+    before = mb.n;
+    CHECK_INT(m2p_genre_find(&info, "Unknown Artist", &f, &p, st, raw, sizeof raw, src, sizeof src),
+              0);
+    CHECK_STR(src, "inferred");
+    CHECK_INT(mb.n, before);
     /* bad arguments */
     CHECK_INT(m2p_genre_find(&info, "x", &f, &p, st, NULL, 0, src, sizeof src), M2P_EINVAL);
     /* malformed tags JSON is no answer, not a crash */

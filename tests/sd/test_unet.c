@@ -34,7 +34,7 @@ static void check_t(unet *m, st_file *g, json_t *man, const inputs *in, int t, i
     }
     gold_taps taps = {g, man, KEY, prefix, 0, 0};
     unet_set_tap(m, with_taps ? gold_tap : NULL, &taps);
-    int rc = unet_forward(m, x, B, (int)in->ss[2], (int)in->ss[3], (float)t, cond, ctx,
+    int rc = unet_forward(m, x, B, (int)in->ss[2], (int)in->ss[3], (float)t, cond, NULL, ctx,
                           (int)in->cs[1], got);
     if (rc)
         fprintf(stderr, "%s\n", m2p_errmsg());
@@ -77,12 +77,13 @@ static void test_golden(const char *dir, const inputs *in, st_file *g, json_t *m
         CHECK(unet_scratch_bytes(m, 1, 64, 64, 77) > 32 * s1);
         /* timestep_cond is required by an LCM UNet */
         float out[256];
-        CHECK_INT(unet_forward(m, in->sample, 1, 8, 8, 999, NULL, in->ctx, 77, out), M2P_EINVAL);
+        CHECK_INT(unet_forward(m, in->sample, 1, 8, 8, 999, NULL, NULL, in->ctx, 77, out),
+                  M2P_EINVAL);
         /* an odd latent size goes 9 -> 5 -> 3 -> 2 and back up through nearest resizes */
         float *x = malloc(4 * 9 * 9 * sizeof *x), *y = malloc(4 * 9 * 9 * sizeof *y);
         for (int i = 0; i < 4 * 81; i++)
             x[i] = in->sample[i % 256];
-        CHECK_INT(unet_forward(m, x, 1, 9, 9, 499, in->cond, in->ctx, 77, y), 0);
+        CHECK_INT(unet_forward(m, x, 1, 9, 9, 499, in->cond, NULL, in->ctx, 77, y), 0);
         int finite = 1;
         for (int i = 0; i < 4 * 81; i++)
             finite &= isfinite(y[i]);

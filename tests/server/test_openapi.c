@@ -48,6 +48,7 @@ static void check_openapi(int port)
     json_t *paths = json_object_get(o, "paths");
     static const char *expected[] = {"/api/health",
                                      "/api/models",
+                                     "/api/models/fetch",
                                      "/api/openapi.json",
                                      "/api/analyze",
                                      "/api/generate",
@@ -55,6 +56,9 @@ static void check_openapi(int port)
                                      "/api/jobs/{id}/cancel",
                                      "/api/images/{id}.png",
                                      "/api/images/{id}",
+                                     "/api/images/{id}/thumb.png",
+                                     "/api/images/{id}/poster.png",
+                                     "/api/tokens",
                                      "/api/gallery",
                                      "/api/batches",
                                      "/api/batches/{id}",
@@ -120,7 +124,7 @@ static void check_openapi(int port)
         }
         resp_free(&r);
     }
-    CHECK_INT(n_ops, 20);
+    CHECK_INT(n_ops, 25);
     static const char *undocumented[] = {
         "/api",          "/api/jobs",        "/api/jobs/0",   "/api/jobs/x", "/api/images/7.jpg",
         "/api/health/x", "/api/batches/7/x", "/api/generate/"};

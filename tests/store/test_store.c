@@ -1,13 +1,20 @@
 /*
- * test_store.c — the SQLite store: folder creation, WAL mode, idempotent migrations, the
- * key/value cache (get, put, overwrite, expiry, bad arguments) and concurrent writers, both
- * threads sharing one handle and threads with a connection each.
+ * test_store.c — the store suite, run unchanged against both backends: a SQLite data folder and
+ * a throwaway PostgreSQL cluster (tests/common/pgtest.c). Migrations (idempotent, two handles,
+ * PostgreSQL: four nodes migrating a fresh database at once), the key/value cache (get, put,
+ * overwrite, expiry, bad arguments), concurrent writers on one handle and on a handle each, and
+ * the job queue: claim with a lease, renew, cancel requests, a late write refused after the
+ * lease expired and another worker took the job, recovery up to max attempts, results with PNG
+ * bytes, gallery, batches, workers and queue depth. SQLite only: WAL mode and a file where the
+ * folder should be.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pgtest.h"
+#include "store/jobs_store.h"
 #include "store/migrations.h"
 #include "store/store.h"
 #include "test.h"
@@ -15,33 +22,17 @@
 #define N_THREADS 4
 #define N_PER_THREAD 150
 
-static char *tmp;
-
 static long long scalar(m2p_store *s, const char *sql)
 {
-    sqlite3_stmt *st = NULL;
-    long long v = -1;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    int64_t v = -1;
+    if (store_scalar(s, sql, &v) != 0)
+        fprintf(stderr, "scalar %s: %s\n", sql, m2p_errmsg());
     return v;
-}
-
-static const char *text1(m2p_store *s, const char *sql, char *buf, size_t n)
-{
-    sqlite3_stmt *st = NULL;
-    buf[0] = '\0';
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        snprintf(buf, n, "%s", (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    return buf;
 }
 
 struct worker {
     m2p_store *shared; /* NULL: open an own connection */
-    const char *dir;
+    const char *url;
     int id;
     int errors;
 };
@@ -50,7 +41,7 @@ static void *writer(void *arg)
 {
     struct worker *w = arg;
     m2p_store *s = w->shared;
-    if (!s && m2p_store_open(w->dir, &s) != 0) {
+    if (!s && m2p_store_open(w->url, &s) != 0) {
         fprintf(stderr, "worker %d: open: %s\n", w->id, m2p_errmsg());
         w->errors++;
         return NULL;
@@ -74,12 +65,12 @@ static void *writer(void *arg)
     return NULL;
 }
 
-static void concurrent(const char *dir, m2p_store *shared, const char *ns)
+static void concurrent(const char *url, m2p_store *shared, const char *ns)
 {
     pthread_t th[N_THREADS];
     struct worker w[N_THREADS];
     for (int i = 0; i < N_THREADS; i++) {
-        w[i] = (struct worker){.shared = shared, .dir = dir, .id = i};
+        w[i] = (struct worker){.shared = shared, .url = url, .id = i};
         CHECK_INT(pthread_create(&th[i], NULL, writer, &w[i]), 0);
     }
     for (int i = 0; i < N_THREADS; i++) {
@@ -87,7 +78,7 @@ static void concurrent(const char *dir, m2p_store *shared, const char *ns)
         CHECK_INT(w[i].errors, 0);
     }
     m2p_store *s;
-    CHECK_INT(m2p_store_open(dir, &s), 0);
+    CHECK_INT(m2p_store_open(url, &s), 0);
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM cache WHERE ns = '%s'", ns);
     CHECK_INT(scalar(s, sql), N_THREADS * N_PER_THREAD);
@@ -98,37 +89,26 @@ static void concurrent(const char *dir, m2p_store *shared, const char *ns)
     m2p_store_close(s);
 }
 
-int main(void)
+static void cache_suite(const char *url, int backend)
 {
-    tmp = test_tmpdir("store");
-    CHECK(tmp != NULL);
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/a/b/data", tmp); /* missing parents are created */
-
     m2p_store *s = NULL;
-    CHECK_INT(m2p_store_open(dir, &s), 0);
+    CHECK_INT(m2p_store_open(url, &s), 0);
     CHECK(s != NULL);
-    struct stat st;
-    CHECK(stat(dir, &st) == 0 && S_ISDIR(st.st_mode));
-    char path[600];
-    snprintf(path, sizeof path, "%s/mus2pic.db", dir);
-    CHECK(access(path, F_OK) == 0);
-
-    char buf[64];
-    CHECK_STR(text1(s, "PRAGMA journal_mode", buf, sizeof buf), "wal");
+    if (!s)
+        return;
+    CHECK_STR(store_backend_name(s), backend == STORE_POSTGRESQL ? "postgresql" : "sqlite");
     int n_mig;
-    const store_migration *mig = store_migrations(&n_mig);
-    CHECK(n_mig >= 1);
+    const store_migration *mig = store_migrations(backend, &n_mig);
+    CHECK(n_mig >= 3);
     CHECK_STR(mig[0].name, "cache: namespaced key/value cache with expiry");
-    CHECK_INT(store_schema_version(s->db), n_mig);
+    CHECK_INT(store_schema_version(s), n_mig);
     CHECK_INT(scalar(s, "SELECT COUNT(*) FROM schema_version"), n_mig);
-    CHECK_INT(sqlite3_threadsafe() != 0, 1);
 
-    /* A second handle on the same folder while the first is open: migrations do nothing more. */
+    /* A second handle on the same database while the first is open: nothing more to migrate. */
     m2p_store *s2 = NULL;
-    CHECK_INT(m2p_store_open(dir, &s2), 0);
+    CHECK_INT(m2p_store_open(url, &s2), 0);
     CHECK_INT(scalar(s2, "SELECT COUNT(*) FROM schema_version"), n_mig);
-    CHECK_INT(store_migrate(s2->db), 0);
+    CHECK_INT(store_migrate(s2), 0);
     CHECK_INT(scalar(s2, "SELECT COUNT(*) FROM schema_version"), n_mig);
 
     /* get/put */
@@ -176,9 +156,298 @@ int main(void)
     CHECK_INT(store_exec(s, "NOT SQL AT ALL"), M2P_EIO);
     CHECK(strstr(m2p_errmsg(), "syntax error") != NULL);
     m2p_store_close(s2);
-    s2 = (m2p_store *)1;
-    CHECK_INT(m2p_store_open("", &s2), M2P_EINVAL); /* *out is NULL after a failure */
-    CHECK(s2 == NULL);
+
+    /* concurrency: 4 threads on one handle, then 4 threads with a connection each */
+    concurrent(url, s, "shared");
+    concurrent(url, NULL, "own");
+    m2p_store_close(s);
+}
+
+static char *make_result(const int64_t *ids, int n, void *ud)
+{
+    (void)ud;
+    char *r = malloc(64);
+    if (r)
+        snprintf(r, 64, "{\"n\":%d,\"first\":%lld}", n, n ? (long long)ids[0] : 0LL);
+    return r;
+}
+
+static void jobs_suite(const char *url)
+{
+    m2p_store *s = NULL;
+    CHECK_INT(m2p_store_open(url, &s), 0);
+    if (!s)
+        return;
+    int64_t a = 0, b = 0, g = 0, id = 0;
+    CHECK_INT(store_job_create(s, STORE_JOB_ANALYZE, "{\"source\":\"x\"}", 0, 0, 0, 3, &a), 0);
+    CHECK_INT(store_job_create(s, STORE_JOB_ANALYZE, "{\"source\":\"y\"}", 0, 1, 0, 3, &b), 0);
+    CHECK_INT(store_job_create(s, STORE_JOB_GENERATE, "{\"model\":\"lcm\",\"prompt\":\"p\"}", 0, 0,
+                               a, 3, &g),
+              0);
+    CHECK(a > 0 && b > a && g > b);
+    CHECK_INT(store_job_create(s, STORE_JOB_ANALYZE, "{}", 0, 0, 0, 3, &id), M2P_EBUSY);
+    int64_t n = 0;
+    CHECK_INT(store_job_count(s, "queued", -1, &n), 0);
+    CHECK_INT(n, 3);
+
+    /* claim: oldest of its kind, with a lease; a worker without the model leaves generations */
+    store_lease l1 = {.worker = "w1", .lease_ms = 60000};
+    store_lease other = {.worker = "w3", .lease_ms = 60000, .models = "sd15,other"};
+    store_job j, k;
+    CHECK_INT(store_job_claim(s, STORE_JOB_GENERATE, &other, &j), M2P_ENOTFOUND);
+    CHECK_INT(store_job_claim(s, STORE_JOB_ANALYZE, &l1, &j), 0);
+    CHECK_INT(j.id, a);
+    CHECK_STR(j.state, "running");
+    CHECK_INT(j.attempts, 1);
+    CHECK_STR(j.worker, "w1");
+    CHECK(j.lease_until_ms > j.started_ms);
+    int cancel = -1;
+    CHECK_INT(store_job_renew(s, &j, 60000, &cancel), 0);
+    CHECK_INT(cancel, 0);
+    CHECK_INT(store_job_request_cancel(s, a), 0);
+    CHECK_INT(store_job_renew(s, &j, 60000, &cancel), 0);
+    CHECK_INT(cancel, 1);
+    CHECK_INT(store_job_request_cancel(s, b), M2P_EINVAL); /* queued, not running */
+    CHECK_INT(store_job_finish(s, &j, "{\"ok\":1}"), 0);
+    CHECK_INT(store_job_get(s, a, &k), 0);
+    CHECK_STR(k.state, "done");
+    CHECK_STR(k.result, "{\"ok\":1}");
+    store_job_clear(&k);
+    CHECK_INT(store_job_finish(s, &j, "{\"twice\":1}"), M2P_ENOTFOUND); /* done once only */
+    store_job_clear(&j);
+
+    /* The lease: w1 claims b with a 1 ms lease and "hangs"; recovery requeues it; w2 claims it
+     * (attempt 2) and finishes; w1's late write and late failure are refused. */
+    store_lease brief = {.worker = "w1", .lease_ms = 1};
+    store_lease l2 = {.worker = "w2", .lease_ms = 60000};
+    store_job late;
+    CHECK_INT(store_job_claim(s, STORE_JOB_ANALYZE, &brief, &late), 0);
+    CHECK_INT(late.id, b);
+    usleep(20 * 1000);
+    int requeued = -1, failed = -1;
+    CHECK_INT(store_jobs_recover(s, 3, NULL, &requeued, &failed), 0);
+    CHECK_INT(requeued, 1);
+    CHECK_INT(failed, 0);
+    CHECK_INT(store_job_fail(s, b, late.attempts, "late failure", 0), M2P_ENOTFOUND);
+    CHECK_INT(store_job_claim(s, STORE_JOB_ANALYZE, &l2, &j), 0);
+    CHECK_INT(j.id, b);
+    CHECK_INT(j.attempts, 2);
+    CHECK_INT(store_job_renew(s, &late, 60000, NULL), M2P_ENOTFOUND);
+    CHECK_INT(store_job_finish(s, &j, "{\"by\":\"w2\"}"), 0);
+    CHECK_INT(store_job_finish(s, &late, "{\"by\":\"w1\"}"), M2P_ENOTFOUND);
+    CHECK(strstr(m2p_errmsg(), "not written") != NULL);
+    CHECK_INT(store_job_get(s, b, &k), 0);
+    CHECK_STR(k.result, "{\"by\":\"w2\"}");
+    CHECK_STR(k.worker, "w2");
+    CHECK_INT(k.attempts, 2);
+    store_job_clear(&k);
+    store_job_clear(&j);
+    store_job_clear(&late);
+
+    /* Generation with results, written only while the lease holds. */
+    store_lease l3 = {.worker = "w3", .lease_ms = 60000, .models = "sd15,lcm"};
+    CHECK_INT(store_job_claim(s, STORE_JOB_GENERATE, &l3, &j), 0);
+    CHECK_INT(j.id, g);
+    uint8_t png1[300], png2[5] = {0x89, 'P', 0, 'N', 'G'};
+    for (int i = 0; i < 300; i++)
+        png1[i] = (uint8_t)(i * 7);
+    store_result r[2] = {
+        {.variation = 0,
+         .seed = 42,
+         .width = 64,
+         .height = 64,
+         .seconds = 1.5,
+         .png = png1,
+         .png_len = sizeof png1},
+        {.variation = 1,
+         .seed = 43,
+         .width = 64,
+         .height = 64,
+         .seconds = 1.25,
+         .png = png2,
+         .png_len = sizeof png2},
+    };
+    store_job stale = j;
+    stale.attempts = 7; /* a claim that is not the current one */
+    CHECK_INT(
+        store_job_finish_with_results(s, &stale, "{\"prompt\":\"p\"}", r, 2, make_result, NULL),
+        M2P_ENOTFOUND);
+    CHECK_INT(scalar(s, "SELECT COUNT(*) FROM results"), 0); /* nothing written */
+    CHECK_INT(store_job_finish_with_results(s, &j, "{\"prompt\":\"p\"}", r, 2, make_result, NULL),
+              0);
+    int64_t *ids = NULL;
+    int nids = 0;
+    CHECK_INT(store_results_of_job(s, g, &ids, &nids), 0);
+    CHECK_INT(nids, 2);
+    uint8_t *png = NULL;
+    size_t len = 0;
+    if (nids == 2) {
+        CHECK_INT(store_result_png(s, ids[0], &png, &len), 0);
+        CHECK_INT(len, sizeof png1);
+        CHECK(png && memcmp(png, png1, sizeof png1) == 0);
+        free(png);
+        CHECK_INT(store_result_png(s, ids[1], &png, &len), 0);
+        CHECK_INT(len, sizeof png2);
+        CHECK(png && memcmp(png, png2, sizeof png2) == 0); /* a zero byte survives */
+        free(png);
+        char expect[64];
+        snprintf(expect, sizeof expect, "{\"n\":2,\"first\":%lld}", (long long)ids[0]);
+        CHECK_INT(store_job_get(s, g, &k), 0);
+        CHECK_STR(k.result, expect);
+        store_job_clear(&k);
+    }
+    char *json = NULL;
+    int64_t total = 0;
+    CHECK_INT(store_gallery(s, 0, 10, &json, &total), 0);
+    CHECK_INT(total, 2);
+    CHECK(json && strstr(json, "\"seed\":43") && strstr(json, "\"meta\":{\"prompt\":\"p\"}"));
+    free(json);
+    store_job last;
+    CHECK_INT(store_last_generation(s, "lcm", &last), 0);
+    CHECK_INT(last.id, g);
+    store_job_clear(&last);
+    CHECK_INT(store_last_generation(s, "sd15", &last), M2P_ENOTFOUND);
+    store_job_clear(&j);
+    if (nids == 2)
+        CHECK_INT(store_result_delete(s, ids[1]), 0);
+    free(ids);
+
+    /* Recovery: a worker that restarts gets its own running jobs back at once; after max
+     * attempts a job fails with the reason. */
+    int64_t c = 0;
+    CHECK_INT(store_job_create(s, STORE_JOB_ANALYZE, "{\"source\":\"z\"}", 0, 0, 0, 0, &c), 0);
+    for (int attempt = 1; attempt <= 2; attempt++) {
+        CHECK_INT(store_job_claim(s, STORE_JOB_ANALYZE, &l1, &j), 0);
+        CHECK_INT(j.attempts, attempt);
+        store_job_clear(&j);
+        CHECK_INT(store_jobs_recover(s, 2, "other", &requeued, &failed), 0);
+        CHECK_INT(requeued + failed, 0); /* w1's lease holds and it is not "other" */
+        CHECK_INT(store_jobs_recover(s, 2, "w1", &requeued, &failed), 0);
+        CHECK_INT(requeued, attempt == 1);
+        CHECK_INT(failed, attempt == 2);
+    }
+    CHECK_INT(store_job_get(s, c, &k), 0);
+    CHECK_STR(k.state, "failed");
+    CHECK(k.error && strstr(k.error, "w1") && strstr(k.error, "2 attempts"));
+    store_job_clear(&k);
+
+    /* Hand back (a stopping worker), cancel of a queued job, delete. */
+    int64_t d = 0;
+    CHECK_INT(store_job_create(s, STORE_JOB_ANALYZE, "{}", 0, 0, 0, 0, &d), 0);
+    CHECK_INT(store_job_claim(s, STORE_JOB_ANALYZE, &l1, &j), 0);
+    CHECK_INT(store_job_release(s, &j), 0);
+    CHECK_INT(store_job_release(s, &j), M2P_ENOTFOUND);
+    CHECK_INT(store_job_get(s, d, &k), 0);
+    CHECK_STR(k.state, "queued");
+    CHECK_INT(k.attempts, 1);
+    store_job_clear(&k);
+    store_job_clear(&j);
+    CHECK_INT(store_job_fail(s, d, 0, "canceled by request", 1), 0);
+    CHECK_INT(store_job_get(s, d, &k), 0);
+    CHECK_STR(k.state, "canceled");
+    store_job_clear(&k);
+    CHECK_INT(store_job_delete(s, d), 0);
+    CHECK_INT(store_job_delete(s, d), M2P_ENOTFOUND);
+
+    /* Batches, workers, queue depth. */
+    int64_t bt = 0, bt2 = 0;
+    CHECK_INT(store_batch_create(s, "{\"urls\":[]}", &bt), 0);
+    CHECK_INT(store_batch_create(s, "{\"urls\":[1]}", &bt2), 0);
+    char *params = NULL;
+    int64_t created = 0;
+    CHECK_INT(store_batch_get(s, bt, &params, &created), 0);
+    CHECK_STR(params, "{\"urls\":[]}");
+    CHECK(created > 0);
+    free(params);
+    CHECK_INT(store_batches_list(s, 0, 10, &ids, &nids), 0);
+    CHECK_INT(nids, 2);
+    if (nids == 2)
+        CHECK_INT(ids[0], bt2);
+    free(ids);
+    store_worker w = {.pid = 123, .started_ms = 1000, .job = a};
+    snprintf(w.name, sizeof w.name, "gpu-1");
+    snprintf(w.host, sizeof w.host, "box");
+    snprintf(w.kinds, sizeof w.kinds, "generate");
+    CHECK_INT(store_worker_beat(s, &w), 0);
+    w.job = 0;
+    CHECK_INT(store_worker_beat(s, &w), 0); /* the same name again: one row */
+    store_worker *ws = NULL;
+    int nw = 0;
+    CHECK_INT(store_workers_list(s, 0, &ws, &nw), 0);
+    CHECK_INT(nw, 1);
+    if (nw == 1) {
+        CHECK_STR(ws[0].name, "gpu-1");
+        CHECK_INT(ws[0].pid, 123);
+        CHECK_INT(ws[0].job, 0);
+    }
+    free(ws);
+    CHECK_INT(store_queue_depth(s, &json), 0);
+    CHECK_STR(json, "{\"analyze\":{\"queued\":0,\"running\":0,\"done\":2,\"failed\":1,\"canceled\":"
+                    "0},\"generate\":{\"queued\":0,\"running\":0,\"done\":1,\"failed\":0,"
+                    "\"canceled\":0}}");
+    free(json);
+    m2p_store_close(s);
+}
+
+/* Four nodes open a fresh database at once: one migrates, the others wait and find it done. */
+static void *open_close(void *arg)
+{
+    m2p_store *s = NULL;
+    intptr_t rc = m2p_store_open((const char *)arg, &s);
+    if (rc)
+        fprintf(stderr, "open: %s\n", m2p_errmsg());
+    m2p_store_close(s);
+    return (void *)rc;
+}
+
+static void concurrent_migrations(const char *url, int backend)
+{
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        CHECK_INT(pthread_create(&th[i], NULL, open_close, (void *)url), 0);
+    for (int i = 0; i < 4; i++) {
+        void *rc = NULL;
+        pthread_join(th[i], &rc);
+        CHECK_INT((intptr_t)rc, 0);
+    }
+    m2p_store *s = NULL;
+    CHECK_INT(m2p_store_open(url, &s), 0);
+    int n;
+    store_migrations(backend, &n);
+    CHECK_INT(scalar(s, "SELECT COUNT(*) FROM schema_version"), n);
+    m2p_store_close(s);
+}
+
+int main(void)
+{
+    char *tmp = test_tmpdir("store");
+    CHECK(tmp != NULL);
+
+    /* SQLite: a data folder (missing parents are created) and a sqlite:FILE URL. */
+    char dir[512], path[600], url[700];
+    snprintf(dir, sizeof dir, "%s/a/b/data", tmp);
+    cache_suite(dir, STORE_SQLITE);
+    struct stat st;
+    CHECK(stat(dir, &st) == 0 && S_ISDIR(st.st_mode));
+    snprintf(path, sizeof path, "%s/mus2pic.db", dir);
+    CHECK(access(path, F_OK) == 0);
+    m2p_store *s = NULL;
+    CHECK_INT(m2p_store_open(dir, &s), 0);
+    int64_t wal = 0;
+    CHECK_INT(store_scalar(s, "SELECT journal_mode = 'wal' FROM pragma_journal_mode", &wal), 0);
+    CHECK_INT(wal, 1);
+    CHECK_STR(store_where(s), path);
+    m2p_store_close(s);
+    snprintf(url, sizeof url, "sqlite:%s/jobs/q.db", tmp);
+    jobs_suite(url);
+    snprintf(path, sizeof path, "%s/jobs/q.db", tmp);
+    CHECK(access(path, F_OK) == 0);
+    snprintf(url, sizeof url, "sqlite:%s/fresh.db", tmp);
+    concurrent_migrations(url, STORE_SQLITE);
+
+    s = (m2p_store *)1;
+    CHECK_INT(m2p_store_open("", &s), M2P_EINVAL); /* *out is NULL after a failure */
+    CHECK(s == NULL);
     snprintf(path, sizeof path, "%s/afile", tmp);
     FILE *f = fopen(path, "w");
     if (f)
@@ -187,13 +456,29 @@ int main(void)
     CHECK_INT(m2p_store_open(path, &bad), M2P_EIO); /* a file where the folder should be */
     CHECK(bad == NULL);
     CHECK(strstr(m2p_errmsg(), "afile") != NULL);
-
-    /* concurrency: 4 threads on one handle, then 4 threads with a connection each */
-    concurrent(dir, s, "shared");
-    concurrent(dir, NULL, "own");
-
-    m2p_store_close(s);
     m2p_store_close(NULL);
+
+    /* PostgreSQL: the same suites on a throwaway cluster, a database each. */
+    pgtest pg;
+    CHECK_INT(pgtest_start(&pg), 0);
+    char db[700];
+    CHECK_INT(pgtest_createdb(&pg, "cache", db, sizeof db), 0);
+    cache_suite(db, STORE_POSTGRESQL);
+    CHECK_INT(pgtest_createdb(&pg, "jobs", db, sizeof db), 0);
+    jobs_suite(db);
+    CHECK_INT(pgtest_createdb(&pg, "fresh", db, sizeof db), 0);
+    concurrent_migrations(db, STORE_POSTGRESQL);
+    /* the password never shows in messages; a server that is not there is a clear error */
+    char nowhere[700];
+    snprintf(nowhere, sizeof nowhere, "postgresql://u:secret@/x?host=%s/none&port=%d", pg.dir,
+             pg.port);
+    bad = (m2p_store *)1;
+    CHECK_INT(m2p_store_open(nowhere, &bad), M2P_EBUSY);
+    CHECK(bad == NULL);
+    CHECK(strstr(m2p_errmsg(), "cannot connect") != NULL);
+    CHECK(strstr(m2p_errmsg(), "secret") == NULL);
+    pgtest_stop(&pg);
+
     test_rmtree(tmp);
     free(tmp);
     TEST_DONE();

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# test_cli_ux.sh — what a newcomer meets on the command line: `analyze` and `prompt` keep their
+# cache in the user's cache folder, never ./data of the folder they run in; the text summary and
+# --json give the same key; `prompt --version llm` without a key stops before the analysis and
+# names --llm-key; `generate` prints no seed for a model it cannot load, and with --title/--artist
+# writes FILE-text.png beside the unchanged plain FILE.png; `serve -v` logs each
+# request and each job.
+set -uo pipefail
+: "${M2P_BIN:?M2P_BIN is set by ctest}" "${M2P_FIXTURES:?M2P_FIXTURES is set by ctest}"
+BIN="$M2P_BIN"
+T="$(mktemp -d)"
+pid=""
+cleanup() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
+  rm -rf "$T"
+}
+trap cleanup EXIT
+fail=0
+check() { local what="$1"; shift; if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fail=$((fail + 1)); fi; }
+AUDIO="$M2P_FIXTURES/audio/librosa/choice.ogg"
+
+# 1. no ./data in the working folder; the cache goes to $XDG_CACHE_HOME/mus2pic
+mkdir -p "$T/work" "$T/xdg" "$T/home"
+(cd "$T/work" && env -u MUS2PIC_DATA HOME="$T/home" XDG_CACHE_HOME="$T/xdg" \
+  "$BIN" analyze "$AUDIO" --offline --quiet --duration 30 >"$T/text" 2>"$T/err")
+check "analyze exit 0 ($(tail -1 "$T/err"))" test $? = 0
+check "no ./data in the working folder" test ! -e "$T/work/data"
+check "the store is in \$XDG_CACHE_HOME/mus2pic" test -f "$T/xdg/mus2pic/mus2pic.db"
+(cd "$T/work" && env -u MUS2PIC_DATA -u XDG_CACHE_HOME HOME="$T/home" \
+  "$BIN" prompt "$AUDIO" --offline --quiet --duration 30 >/dev/null 2>"$T/err")
+check "prompt exit 0" test $? = 0
+check "without XDG_CACHE_HOME: ~/.cache/mus2pic" test -f "$T/home/.cache/mus2pic/mus2pic.db"
+check "still no ./data" test ! -e "$T/work/data"
+
+# 2. one key: the summary prints the key --json reports
+(cd "$T/work" && HOME="$T/home" XDG_CACHE_HOME="$T/xdg" \
+  "$BIN" analyze "$AUDIO" --offline --quiet --duration 30 --json >"$T/json" 2>/dev/null)
+want="$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["key"], d["mode"])' "$T/json")"
+got="$(sed -n 's/^Key  *\([A-G][#b]* [a-z]*\) (mode confidence.*/\1/p' "$T/text")"
+check "summary key '$got' = JSON key '$want'" test -n "$want" -a "$got" = "$want"
+
+# 3. prompt --version llm without a key: exit 2 at once, naming --llm-key; nothing analysed
+rm -rf "$T/xdg2"
+env -u OPENAI_API_KEY HOME="$T/home" XDG_CACHE_HOME="$T/xdg2" \
+  "$BIN" prompt "$AUDIO" --version llm --offline --quiet >/dev/null 2>"$T/err"
+check "llm without a key: exit 2" test $? = 2
+check "llm without a key names --llm-key" grep -q -- "--llm-key" "$T/err"
+check "llm without a key: no analysis ran (no store made)" test ! -e "$T/xdg2/mus2pic/mus2pic.db"
+
+# 4. generate with a model folder that does not exist: no seed line, the folder named
+"$BIN" generate --model "$T/no-such-model" --prompt "a cat" --out "$T/x.png" >/dev/null 2>"$T/err"
+check "generate with a missing model: exit 1" test $? = 1
+check "no seed printed before the model failed" bash -c "! grep -q '^seed:' '$T/err'"
+check "the error names the folder" grep -q "$T/no-such-model" "$T/err"
+
+# 5. poster text: FILE.png stays the plain image, FILE-text.png differs from it only in the
+#    top third (--text-layout top)
+G=(generate --model "$M2P_FIXTURES/sd-tiny/model" --prompt "a cat" --width 128 --height 192 --steps 2 --seed 5)
+"$BIN" "${G[@]}" --out "$T/p.png" >/dev/null 2>&1
+"$BIN" "${G[@]}" --out "$T/t.png" --title "Jóga" --artist "Björk" --text-layout top >"$T/out" 2>"$T/err"
+check "generate with poster text: exit 0 ($(tail -1 "$T/err"))" test $? = 0
+check "it names the text file" grep -q "t-text.png" "$T/out"
+python3 - "$T/p.png" "$T/t.png" "$T/t-text.png" <<'PY' >"$T/rows" 2>&1
+import sys, zlib
+def pixels(p):  # 8-bit RGB, non-interlaced (what mus2pic writes): rows after PNG unfiltering
+    b = open(p, 'rb').read(); at = 8; idat = b''; w = h = 0
+    while at < len(b):
+        n = int.from_bytes(b[at:at + 4], 'big'); t = b[at + 4:at + 8]; d = b[at + 8:at + 8 + n]
+        if t == b'IHDR': w, h = int.from_bytes(d[:4], 'big'), int.from_bytes(d[4:8], 'big')
+        if t == b'IDAT': idat += d
+        at += 12 + n
+    raw = zlib.decompress(idat); stride = w * 3; rows = []; prev = bytearray(stride)
+    for y in range(h):
+        f = raw[y * (stride + 1)]; line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - 3] if i >= 3 else 0; up = prev[i]; c = prev[i - 3] if i >= 3 else 0
+            if f == 1: line[i] = (line[i] + a) & 255
+            elif f == 2: line[i] = (line[i] + up) & 255
+            elif f == 3: line[i] = (line[i] + (a + up) // 2) & 255
+            elif f == 4:
+                pa, pb, pc = abs(up - c), abs(a - c), abs(a + up - 2 * c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else up if pb <= pc else c)) & 255
+        rows.append(bytes(line)); prev = line
+    return rows
+plain, same, text = pixels(sys.argv[1]), pixels(sys.argv[2]), pixels(sys.argv[3])
+assert plain == same, 'FILE.png is not the plain image'
+changed = [y for y in range(len(plain)) if plain[y] != text[y]]
+# the text box of the top layout is at most the top third (the C test pins the box itself)
+assert len(changed) >= 10 and changed[-1] < len(plain) // 3, changed
+print('rows', len(changed))
+PY
+check "plain kept, text only in the top third ($(tail -1 "$T/rows"))" grep -q "^rows" "$T/rows"
+"$BIN" "${G[@]}" --out "$T/x.png" --title "x" --text-layout middle >/dev/null 2>"$T/err"
+check "a bad --text-layout: exit 2 naming the choices" grep -q "top, bottom or band" "$T/err"
+
+# 6. serve -v: each request and each job in the log (no query string: a token stays out)
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+"$BIN" serve -v --port "$port" --data "$T/data" --offline --model "lcm=$M2P_FIXTURES/sd-tiny/model" >"$T/serve.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+curl -s "http://127.0.0.1:$port/api/health?secret=1" >/dev/null
+job="$(curl -s -H 'Content-Type: application/json' -d '{"prompt":"a cat","width":64,"height":64,"steps":2}' \
+  "http://127.0.0.1:$port/api/generate" | python3 -c 'import json,sys; print(json.load(sys.stdin)["job_id"])')"
+state=""
+for _ in $(seq 1 300); do
+  state="$(curl -s "http://127.0.0.1:$port/api/jobs/$job" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')"
+  [ "$state" = done ] || [ "$state" = failed ] && break
+  sleep 0.1
+done
+check "the job finished ($state)" test "$state" = done
+kill "$pid"; wait "$pid" 2>/dev/null; pid=""
+check "serve -v logs a request with its status" grep -q "GET /api/health -> 200" "$T/serve.log"
+check "no query string in the log" bash -c "! grep -q 'secret=1' '$T/serve.log'"
+check "serve -v logs the POST" grep -q "POST /api/generate -> 202" "$T/serve.log"
+check "serve -v logs the job start" grep -q "job $job (generate) started" "$T/serve.log"
+check "serve -v logs the job end" grep -q "job $job (generate) ended after" "$T/serve.log"
+
+[ "$fail" -eq 0 ] || { echo "---- serve log ----"; cat "$T/serve.log"; echo "$fail check(s) failed"; exit 1; }
+echo "all passed"

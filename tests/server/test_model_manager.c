@@ -1,0 +1,236 @@
+/*
+ * test_model_manager.c — the page's model manager over the API: a server with no model
+ * (HF_HOME empty) downloads "lcm" through POST /api/models/fetch from an in-process fake hub
+ * (HF_ENDPOINT; it serves the sd-tiny fixture as SimianLuo/LCM_Dreamshaper_v7), GET
+ * /api/models/fetch follows it to "done" with the files counted, and /api/models then lists lcm
+ * as installed and the default. Bad names, a model this version cannot run and a hub that
+ * answers 404 are errors that say so.
+ */
+#define _GNU_SOURCE
+#include <openssl/evp.h>
+
+#include "harness.h"
+#include "httpd.h"
+
+#define REPO "SimianLuo/LCM_Dreamshaper_v7"
+#define COMMIT "89abcdef0123456789abcdef0123456789abcdef"
+
+static const struct {
+    const char *path;
+    int lfs;
+} files[] = {
+    {"model_index.json", 0},
+    {"scheduler/scheduler_config.json", 0},
+    {"text_encoder/config.json", 0},
+    {"text_encoder/model.safetensors", 1},
+    {"tokenizer/merges.txt", 0},
+    {"tokenizer/special_tokens_map.json", 0},
+    {"tokenizer/tokenizer_config.json", 0},
+    {"tokenizer/vocab.json", 0},
+    {"unet/config.json", 0},
+    {"unet/diffusion_pytorch_model.safetensors", 1},
+    {"vae/config.json", 0},
+    {"vae/diffusion_pytorch_model.safetensors", 1},
+};
+#define NFILES (int)(sizeof files / sizeof files[0])
+
+static int hub_broken; /* answer 404 to everything */
+
+static char *fixture_file(int i, size_t *n)
+{
+    char p[1200];
+    snprintf(p, sizeof p, "%s/%s", test_fixture("sd-tiny/model"), files[i].path);
+    return test_read_file(p, n);
+}
+
+/* GET /api/models/REPO/revision/main?blobs=true: the file list with sizes and sha256. */
+static int list_handler(struct mg_connection *c, void *ud)
+{
+    (void)ud;
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    if (hub_broken || strcmp(ri->local_uri, "/api/models/" REPO "/revision/main"))
+        return test_httpd_reply(c, 404, "application/json", "{\"error\":\"not found\"}", 21);
+    size_t cap = 16384, len = 0;
+    char *body = malloc(cap);
+    len +=
+        (size_t)snprintf(body, cap, "{\"id\":\"%s\",\"sha\":\"%s\",\"siblings\":[", REPO, COMMIT);
+    for (int i = 0; i < NFILES; i++) {
+        size_t n = 0;
+        char *data = fixture_file(i, &n);
+        unsigned char d[32];
+        unsigned dl = 0;
+        EVP_Digest(data, n, d, &dl, EVP_sha256(), NULL);
+        char hex[65];
+        for (int k = 0; k < 32; k++)
+            snprintf(hex + 2 * k, 3, "%02x", d[k]);
+        free(data);
+        if (files[i].lfs)
+            len += (size_t)snprintf(body + len, cap - len,
+                                    "%s{\"rfilename\":\"%s\",\"size\":%zu,\"blobId\":\"%040d\","
+                                    "\"lfs\":{\"sha256\":\"%s\",\"size\":%zu}}",
+                                    i ? "," : "", files[i].path, n, i, hex, n);
+        else
+            len += (size_t)snprintf(body + len, cap - len,
+                                    "%s{\"rfilename\":\"%s\",\"size\":%zu,\"blobId\":\"%.40s\"}",
+                                    i ? "," : "", files[i].path, n, hex);
+    }
+    len += (size_t)snprintf(body + len, cap - len, "]}");
+    int st = test_httpd_reply(c, 200, "application/json", body, len);
+    free(body);
+    return st;
+}
+
+/* GET /REPO/resolve/COMMIT/PATH: the file. */
+static int file_handler(struct mg_connection *c, void *ud)
+{
+    (void)ud;
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    const char *prefix = "/" REPO "/resolve/" COMMIT "/";
+    if (strncmp(ri->local_uri, prefix, strlen(prefix)))
+        return test_httpd_reply(c, 404, "text/plain", "no", 2);
+    for (int i = 0; i < NFILES; i++)
+        if (!strcmp(ri->local_uri + strlen(prefix), files[i].path)) {
+            size_t n = 0;
+            char *data = fixture_file(i, &n);
+            int st = test_httpd_reply(c, 200, "application/octet-stream", data, n);
+            free(data);
+            return st;
+        }
+    return test_httpd_reply(c, 404, "text/plain", "no", 2);
+}
+
+/* `mus2pic serve` without --model (the harness's srv_start always gives one). */
+static int start_bare(srv *s, const char *data)
+{
+    memset(s, 0, sizeof *s);
+    s->port = free_port();
+    snprintf(s->data, sizeof s->data, "%s", data);
+    snprintf(s->log, sizeof s->log, "%s.log", data);
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->port);
+    const char *bin = test_env("M2P_BIN", "./mus2pic");
+    s->pid = fork();
+    if (s->pid == 0) {
+        FILE *f = freopen(s->log, "a", stdout);
+        (void)f;
+        dup2(1, 2);
+        execl(bin, bin, "serve", "--port", port, "--data", data, "--offline", "-v", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 600; i++) {
+        int st = 0;
+        json_decref(api(s->port, "GET", "/api/health", NULL, &st));
+        if (st > 0)
+            return 0;
+        sleep_ms(50);
+    }
+    srv_dump_log(s);
+    return -1;
+}
+
+/* Poll the download until it is no longer running (bounded). */
+static json_t *wait_fetch(int port)
+{
+    json_t *o = NULL;
+    for (int i = 0; i < 1200; i++) {
+        json_decref(o);
+        o = api(port, "GET", "/api/models/fetch", NULL, NULL);
+        const char *st = json_string_value(json_object_get(o, "state"));
+        if (st && strcmp(st, "downloading"))
+            return o;
+        sleep_ms(50);
+    }
+    return o;
+}
+
+int main(void)
+{
+    harness_init();
+    test_httpd *hub = test_httpd_start();
+    CHECK(hub != NULL);
+    if (!hub)
+        TEST_DONE();
+    test_httpd_route(hub, "/api/models", list_handler, NULL);
+    test_httpd_route(hub, "/" REPO "/resolve", file_handler, NULL);
+    char *root = test_tmpdir("manager");
+    char hf[600], data[600];
+    snprintf(hf, sizeof hf, "%s/hf", root);
+    snprintf(data, sizeof data, "%s/data", root);
+    setenv("HF_HOME", hf, 1);
+    setenv("HF_ENDPOINT", test_httpd_url(hub), 1);
+    unsetenv("HF_HUB_CACHE");
+    unsetenv("HF_TOKEN");
+    unsetenv("MUS2PIC_MODEL");
+    char cwd[600];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    CHECK_INT(chdir(root), 0); /* no ./models where the test runs */
+
+    srv s;
+    CHECK_INT(start_bare(&s, data), 0);
+    int st = 0;
+    json_t *m = api(s.port, "GET", "/api/models", NULL, &st);
+    CHECK_INT(st, 200);
+    CHECK(json_is_false(
+        json_object_get(json_object_get(json_object_get(m, "models"), "lcm"), "installed")));
+    CHECK(json_object_get(m, "default_model") == NULL ||
+          json_is_null(json_object_get(m, "default_model")));
+    json_decref(m);
+    m = api(s.port, "GET", "/api/models/fetch", NULL, &st);
+    CHECK_INT(st, 200);
+    CHECK_STR(json_string_value(json_object_get(m, "state")), "idle");
+    json_decref(m);
+
+    /* bad names and a model this version cannot run */
+    m = api(s.port, "POST", "/api/models/fetch", "{\"name\":\"nope\"}", &st);
+    CHECK_INT(st, 400);
+    CHECK_STR(json_string_value(json_object_get(m, "field")), "name");
+    json_decref(m);
+    m = api(s.port, "POST", "/api/models/fetch", "{\"name\":\"sd14\"}", &st);
+    CHECK_INT(st, 400);
+    CHECK(strstr(json_string_value(json_object_get(m, "error")), "cannot run") != NULL);
+    json_decref(m);
+
+    /* a hub that does not have it: failed, with the hub's answer */
+    hub_broken = 1;
+    m = api(s.port, "POST", "/api/models/fetch", "{\"name\":\"lcm\"}", &st);
+    CHECK_INT(st, 202);
+    json_decref(m);
+    m = wait_fetch(s.port);
+    CHECK_STR(json_string_value(json_object_get(m, "state")), "failed");
+    CHECK(strstr(json_string_value(json_object_get(m, "error"))
+                     ? json_string_value(json_object_get(m, "error"))
+                     : "",
+                 "404") != NULL);
+    json_decref(m);
+
+    /* the download */
+    hub_broken = 0;
+    m = api(s.port, "POST", "/api/models/fetch", "{\"name\":\"lcm\"}", &st);
+    CHECK_INT(st, 202);
+    CHECK_STR(json_string_value(json_object_get(m, "name")), "lcm");
+    json_decref(m);
+    m = wait_fetch(s.port);
+    CHECK_STR(json_string_value(json_object_get(m, "state")), "done");
+    CHECK_INT(json_integer_value(json_object_get(m, "files_done")), NFILES);
+    CHECK(json_integer_value(json_object_get(m, "bytes_done")) > 100000);
+    const char *path = json_string_value(json_object_get(m, "path"));
+    CHECK(path && strstr(path, hf) == path);
+    json_decref(m);
+    m = api(s.port, "GET", "/api/models", NULL, &st);
+    CHECK(json_is_true(
+        json_object_get(json_object_get(json_object_get(m, "models"), "lcm"), "installed")));
+    CHECK_STR(json_string_value(json_object_get(m, "default_model")), "lcm");
+    json_decref(m);
+    /* and it generates */
+    m = api(s.port, "POST", "/api/generate",
+            "{\"prompt\":\"a cat\",\"width\":64,\"height\":64,\"steps\":2}", &st);
+    CHECK_INT(st, 202);
+    json_decref(m);
+
+    CHECK_INT(srv_stop(&s, SIGTERM), 0);
+    test_httpd_stop(hub);
+    CHECK_INT(chdir(cwd), 0);
+    test_rmtree(root);
+    free(root);
+    TEST_DONE();
+}
