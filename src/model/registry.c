@@ -16,22 +16,22 @@ static const m2p_registry_entry entries[] = {
      "4-5GB", "Good", "Very Fast", 8, 1, 1.0f, 512, 512, "LCMScheduler", NULL},
     {"sd14", "CompVis/stable-diffusion-v1-4", "Stable Diffusion 1.4",
      "Smallest model - best for limited RAM (8GB). Good quality, slightly older.", "15-25 seconds",
-     "3.5-4GB", "Good", "Medium", 20, 0, 7.5f, 512, 512, "PNDMScheduler", NULL},
+     "3.5-4GB", "Good", "Medium", 20, 1, 7.5f, 512, 512, "PNDMScheduler", NULL},
     {"sd21", "stabilityai/stable-diffusion-2-1", "Stable Diffusion 2.1",
      "Better quality than 1.5 - improved prompt understanding. Requires more RAM.", "20-30 seconds",
-     "4-5GB", "Very Good", "Medium", 20, 0, 7.5f, 768, 768, "DDIMScheduler", NULL},
+     "4-5GB", "Very Good", "Medium", 20, 1, 7.5f, 768, 768, "DDIMScheduler", NULL},
     {"turbo", "stabilityai/sdxl-turbo", "SDXL Turbo",
      "Very fast with high quality - can generate in 1-4 steps. Requires 8GB+ RAM.", "8-15 seconds",
-     "6-8GB", "Excellent", "Fast", 1, 0, 0.0f, 512, 512, "EulerAncestralDiscreteScheduler", NULL},
+     "6-8GB", "Excellent", "Fast", 1, 1, 0.0f, 512, 512, "EulerAncestralDiscreteScheduler", NULL},
     {"lcm_sd21", "latent-consistency/lcm-sd21", "LCM SD2.1",
      "LCM based on SD2.1 - fast generation (4-8 steps) with better prompt understanding than "
      "SD1.5 LCM.",
-     "8-15 seconds", "5-6GB", "Very Good", "Very Fast", 8, 0, 1.0f, 512, 512, "LCMScheduler", NULL},
+     "8-15 seconds", "5-6GB", "Very Good", "Very Fast", 8, 1, 1.0f, 512, 512, "LCMScheduler", NULL},
     /* The original combined the SDXL base with the UNet of ByteDance/SDXL-Lightning
      * (sdxl_lightning_{2,4,8}step_unet.safetensors). */
     {"sdxl_lightning", "stabilityai/stable-diffusion-xl-base-1.0", "SDXL Lightning",
      "Ultra-fast SDXL model - generates in 1-4 steps with excellent quality. Requires 8GB+ RAM.",
-     "5-10 seconds", "7-9GB", "Excellent", "Ultra Fast", 4, 0, 0.0f, 1024, 1024,
+     "5-10 seconds", "7-9GB", "Excellent", "Ultra Fast", 4, 1, 0.0f, 1024, 1024,
      "EulerDiscreteScheduler", "trailing"},
 };
 
