@@ -45,14 +45,16 @@ static void usage(FILE *f)
         "                       guidance, i.e. guidance > 1 on a model without LCM's guidance\n"
         "                       embedding; SDXL uses zero embeddings when none is given\n"
         "  --steps N            1..50 (default: the model's, 8 for lcm, else 50)\n"
-        "  --guidance G         guidance scale (default 8.5): > 1 runs classifier-free guidance\n"
+        "  --guidance G         guidance scale (default: a named model's, `models list`, else\n"
+        "                       8.5): > 1 runs classifier-free guidance\n"
         "                       (0 or 1: none, as SDXL Turbo / Lightning use); LCM models take\n"
         "                       it as their w-embedding instead\n"
         "  --scheduler S        lcm|ddim|pndm|euler|euler_a: that sampler over the model's\n"
         "                       scheduler config (diffusers Scheduler.from_config)\n"
         "  --scheduler-config F a diffusers scheduler_config.json (its _class_name picks the\n"
         "                       sampler unless --scheduler names one)\n"
-        "  --width W --height H multiples of 8 in 64..2048 (default 512)\n"
+        "  --width W --height H multiples of 8 in 64..2048 (default: a named model's size,\n"
+        "                       e.g. 768 for sd21, 1024 for sdxl_lightning, else 512)\n"
         "  --seed N             variation i uses seed N+i (default: random, printed)\n"
         "  --variations N       1..8 images, one batch (FILE-1.png ... FILE-N.png)\n"
         "  --threads N          compute threads (default: all cores)\n"
@@ -275,6 +277,7 @@ int cmd_generate(int argc, char **argv)
     m2p_gen_params p = m2p_gen_default_params();
     p.prompt = NULL;
     int threads = 0, verbose = 0, have_seed = 0, dtype = M2P_DTYPE_F32;
+    int have_guidance = 0, have_width = 0, have_height = 0;
     optind = 1;
     opterr = 0;
     int c;
@@ -318,15 +321,18 @@ int cmd_generate(int argc, char **argv)
                 return 2;
             }
             p.guidance = (float)g;
+            have_guidance = 1;
             break;
         }
         case 'W':
             if (parse_int("--width", optarg, 64, 2048, &p.width))
                 return 2;
+            have_width = 1;
             break;
         case 'H':
             if (parse_int("--height", optarg, 64, 2048, &p.height))
                 return 2;
+            have_height = 1;
             break;
         case 'S': {
             char *end;
@@ -419,6 +425,17 @@ int cmd_generate(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* A registry name runs with the original's defaults (registry.c: SD 2.1 768² at 7.5, Turbo
+     * 0.0, Lightning 1024² ...) unless the option was given; a folder keeps the generic ones. */
+    const m2p_registry_entry *reg = m2p_registry_find(model);
+    if (reg) {
+        if (!have_guidance)
+            p.guidance = reg->default_guidance;
+        if (!have_width)
+            p.width = reg->default_width;
+        if (!have_height)
+            p.height = reg->default_height;
+    }
     if (p.width % 8 || p.height % 8) {
         fprintf(stderr, "mus2pic generate: --%s %d must be a multiple of 8\n",
                 p.width % 8 ? "width" : "height", p.width % 8 ? p.width : p.height);
@@ -446,7 +463,6 @@ int cmd_generate(int argc, char **argv)
             return 2;
         }
     }
-    const m2p_registry_entry *reg = m2p_registry_find(model);
     int steps = p.steps ? p.steps : (reg ? reg->default_steps : 0);
     p.steps = steps;
     const int N = p.variations, h = p.height / 8, w = p.width / 8;
