@@ -384,7 +384,9 @@ static int add_file(json_t *s, fetch_file *files, int *n, int max)
 }
 
 /* What the engine needs: model_index.json, the scheduler config, tokenizer/, and config +
- * safetensors weights of text_encoder, unet and vae, preferring *.fp16.safetensors. */
+ * safetensors weights of text_encoder, unet and vae, preferring *.fp16.safetensors; SDXL repos
+ * add text_encoder_2/ and tokenizer_2/. Never the VAE encoder's separate files, the safety
+ * checker or feature extractor, .bin / .ckpt duplicates. */
 static int select_files(json_t *sibs, fetch_file *files, int *n, int max)
 {
     *n = 0;
@@ -402,22 +404,31 @@ static int select_files(json_t *sibs, fetch_file *files, int *n, int max)
         if ((rc = add_file(x, files, n, max)))
             return rc;
     }
-    int tok = 0;
-    json_array_foreach(sibs, i, s)
-    {
-        const char *r = json_string_value(json_object_get(s, "rfilename"));
-        if (r && !strncmp(r, "tokenizer/", 10) && !strchr(r + 10, '/')) {
-            if ((rc = add_file(s, files, n, max)))
-                return rc;
-            tok++;
+    /* SDXL: a second text encoder (with projection) and its tokenizer, when the repo has one */
+    int xl = sibling(sibs, "text_encoder_2/config.json") != NULL;
+    if (xl && (rc = add_file(sibling(sibs, "text_encoder_2/config.json"), files, n, max)))
+        return rc;
+    for (int t = 0; t < 1 + xl; t++) {
+        const char *dir = t ? "tokenizer_2/" : "tokenizer/";
+        size_t dl = strlen(dir);
+        int tok = 0;
+        json_array_foreach(sibs, i, s)
+        {
+            const char *r = json_string_value(json_object_get(s, "rfilename"));
+            if (r && !strncmp(r, dir, dl) && !strchr(r + dl, '/')) {
+                if ((rc = add_file(s, files, n, max)))
+                    return rc;
+                tok++;
+            }
         }
+        if (!tok)
+            return m2p_error(M2P_EUNSUPPORTED, "the repo has no %s files", dir);
     }
-    if (!tok)
-        return m2p_error(M2P_EUNSUPPORTED, "the repo has no tokenizer/ files");
     struct {
         const char *part, *names[4];
     } weights[] = {
         {"text_encoder", {"model.fp16.safetensors", "model.safetensors", NULL, NULL}},
+        {"text_encoder_2", {"model.fp16.safetensors", "model.safetensors", NULL, NULL}},
         {"unet",
          {"diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.safetensors", NULL,
           NULL}},
@@ -425,7 +436,9 @@ static int select_files(json_t *sibs, fetch_file *files, int *n, int max)
          {"diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.safetensors", NULL,
           NULL}},
     };
-    for (int w = 0; w < 3; w++) {
+    for (int w = 0; w < 4; w++) {
+        if (w == 1 && !xl)
+            continue;
         json_t *x = NULL;
         for (int k = 0; !x && weights[w].names[k]; k++) {
             char p[256];

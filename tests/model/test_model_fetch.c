@@ -4,6 +4,8 @@
  * files never requested), the HF cache layout (blobs, relative snapshot links, refs/main), a
  * resumed download after the server drops the connection mid-file, Bearer token, a sha256
  * mismatch (error, nothing installed), 404 and 401; then the fetched snapshot loads and resolves.
+ * A second repo serves the sdxl-tiny fixture as the SDXL repos lay it out (text_encoder_2/,
+ * tokenizer_2/, fp16 variants, a safety checker and .bin duplicates that must not be fetched).
  */
 #define _GNU_SOURCE
 #include <openssl/evp.h>
@@ -43,6 +45,95 @@ static const struct {
 };
 #define NFILES (int)(sizeof files / sizeof files[0])
 
+static void sha256_hex(const char *data, size_t len, char hex[65]);
+
+#define XL_REPO "test-org/tiny-sdxl"
+/* the SDXL layout; want = 1 where `models fetch` must download the file, 2 where it must link
+ * it without a download (same bytes as tokenizer/'s file, hence the same blob, as on the hub) */
+static const struct {
+    const char *path, *fixture;
+    int want;
+} xl_files[] = {
+    {"model_index.json", "model_index.json", 1},
+    {"scheduler/scheduler_config.json", "scheduler/scheduler_config.json", 1},
+    {"text_encoder/config.json", "text_encoder/config.json", 1},
+    {"text_encoder/model.fp16.safetensors", "text_encoder/model.safetensors", 1},
+    {"text_encoder/model.safetensors", "text_encoder/model.safetensors", 0},
+    {"text_encoder/pytorch_model.bin", "text_encoder/model.safetensors", 0},
+    {"text_encoder_2/config.json", "text_encoder_2/config.json", 1},
+    {"text_encoder_2/model.fp16.safetensors", "text_encoder_2/model.safetensors", 1},
+    {"text_encoder_2/model.safetensors", "text_encoder_2/model.safetensors", 0},
+    {"tokenizer/merges.txt", "tokenizer/merges.txt", 1},
+    {"tokenizer/special_tokens_map.json", "tokenizer/special_tokens_map.json", 1},
+    {"tokenizer/tokenizer_config.json", "tokenizer/tokenizer_config.json", 1},
+    {"tokenizer/vocab.json", "tokenizer/vocab.json", 1},
+    {"tokenizer_2/merges.txt", "tokenizer_2/merges.txt", 2},
+    {"tokenizer_2/special_tokens_map.json", "tokenizer_2/special_tokens_map.json", 1},
+    {"tokenizer_2/tokenizer_config.json", "tokenizer_2/tokenizer_config.json", 1},
+    {"tokenizer_2/vocab.json", "tokenizer_2/vocab.json", 2},
+    {"unet/config.json", "unet/config.json", 1},
+    {"unet/diffusion_pytorch_model.fp16.safetensors", "unet/diffusion_pytorch_model.safetensors",
+     1},
+    {"unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.safetensors", 0},
+    {"vae/config.json", "vae/config.json", 1},
+    {"vae/diffusion_pytorch_model.fp16.safetensors", "vae/diffusion_pytorch_model.safetensors",
+     1},
+    {"vae/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors", 0},
+    {"safety_checker/config.json", "vae/config.json", 0},
+    {"vae_1_0/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors", 0},
+};
+#define XL_NFILES (int)(sizeof xl_files / sizeof xl_files[0])
+static int xl_requests[XL_NFILES]; /* under hub_state.mu */
+
+static const char *xl_fixture_of(int i)
+{
+    static char buf[1024];
+    snprintf(buf, sizeof buf, "%s/%s", test_fixture("sdxl-tiny/model"), xl_files[i].fixture);
+    return buf;
+}
+
+/* The SDXL repo's file list (all files as LFS entries with their real sha256). */
+static int xl_api(struct mg_connection *c)
+{
+    size_t cap = 64 * 1024, len = 0;
+    char *body = malloc(cap);
+    if (!body)
+        return test_httpd_reply(c, 500, "text/plain", "oom", 3);
+    len += (size_t)snprintf(body + len, cap - len, "{\"id\":\"%s\",\"sha\":\"%s\",\"siblings\":[",
+                            XL_REPO, COMMIT);
+    for (int i = 0; i < XL_NFILES; i++) {
+        size_t n;
+        char *data = test_read_file(xl_fixture_of(i), &n);
+        char hex[65];
+        sha256_hex(data, n, hex);
+        free(data);
+        len += (size_t)snprintf(body + len, cap - len,
+                                "%s{\"rfilename\":\"%s\",\"size\":%zu,\"blobId\":\"%040d\","
+                                "\"lfs\":{\"sha256\":\"%s\",\"size\":%zu}}",
+                                i ? "," : "", xl_files[i].path, n, i + 100, hex, n);
+    }
+    len += (size_t)snprintf(body + len, cap - len, "]}");
+    int st = test_httpd_reply(c, 200, "application/json", body, len);
+    free(body);
+    return st;
+}
+
+static int xl_file(struct mg_connection *c, pthread_mutex_t *mu, const char *path)
+{
+    for (int i = 0; i < XL_NFILES; i++)
+        if (!strcmp(xl_files[i].path, path)) {
+            pthread_mutex_lock(mu);
+            xl_requests[i]++;
+            pthread_mutex_unlock(mu);
+            size_t n;
+            char *data = test_read_file(xl_fixture_of(i), &n);
+            int st = test_httpd_reply(c, 200, "application/octet-stream", data, n);
+            free(data);
+            return st;
+        }
+    return test_httpd_reply(c, 404, "text/plain", "no", 2);
+}
+
 typedef struct {
     pthread_mutex_t mu;
     int requests[NFILES];
@@ -78,6 +169,8 @@ static int api_handler(struct mg_connection *c, void *ud)
     pthread_mutex_unlock(&s->mu);
     if (!strcmp(ri->local_uri, "/api/models/test-org/private/revision/main"))
         return test_httpd_reply(c, 401, "application/json", "{\"error\":\"unauthorized\"}", 24);
+    if (!strcmp(ri->local_uri, "/api/models/" XL_REPO "/revision/main"))
+        return xl_api(c);
     if (strcmp(ri->local_uri, "/api/models/" REPO "/revision/main") != 0)
         return test_httpd_reply(c, 404, "application/json", "{\"error\":\"not found\"}", 21);
     if (!ri->query_string || !strstr(ri->query_string, "blobs=true"))
@@ -115,7 +208,9 @@ static int file_handler(struct mg_connection *c, void *ud)
 {
     hub_state *s = ud;
     const struct mg_request_info *ri = mg_get_request_info(c);
-    const char *prefix = "/" REPO "/resolve/" COMMIT "/";
+    const char *prefix = "/" REPO "/resolve/" COMMIT "/", *xl = "/" XL_REPO "/resolve/" COMMIT "/";
+    if (!strncmp(ri->local_uri, xl, strlen(xl)))
+        return xl_file(c, &s->mu, ri->local_uri + strlen(xl));
     if (strncmp(ri->local_uri, prefix, strlen(prefix)) != 0)
         return test_httpd_reply(c, 404, "text/plain", "no", 2);
     const char *path = ri->local_uri + strlen(prefix);
@@ -184,6 +279,7 @@ int main(void)
         TEST_DONE();
     test_httpd_route(h, "/api/models", api_handler, &s);
     test_httpd_route(h, "/" REPO "/resolve", file_handler, &s);
+    test_httpd_route(h, "/" XL_REPO "/resolve", file_handler, &s);
     setenv("HF_ENDPOINT", test_httpd_url(h), 1);
     setenv("HF_TOKEN", "hf_testtoken", 1);
     char *root = test_tmpdir("fetch");
@@ -295,6 +391,27 @@ int main(void)
     CHECK_INT(m2p_model_fetch(REPO, NULL, NULL, out, sizeof out), 0);
     CHECK_INT(s.ranged, 1);
     CHECK(access(p, F_OK) != 0); /* renamed into place */
+
+    /* SDXL: both encoders and tokenizers, fp16 variants only, nothing else; then it loads */
+    int rc = m2p_model_fetch(XL_REPO, NULL, NULL, out, sizeof out);
+    if (rc)
+        fprintf(stderr, "%s\n", m2p_errmsg());
+    CHECK_INT(rc, 0);
+    for (int i = 0; i < XL_NFILES; i++) {
+        int want = xl_files[i].want == 1;
+        if (want != xl_requests[i])
+            fprintf(stderr, "FAIL: %s requested %d times\n", xl_files[i].path, xl_requests[i]);
+        CHECK_INT(xl_requests[i], want);
+        snprintf(p, sizeof p, "%s/%s", out, xl_files[i].path);
+        CHECK_INT(access(p, R_OK) == 0, xl_files[i].want != 0);
+    }
+    snprintf(p, sizeof p, "%s/text_encoder_2/model.fp16.safetensors", out);
+    CHECK(is_link(p));
+    m2p_model *xm = NULL;
+    CHECK_INT(m2p_model_load(XL_REPO, NULL, &xm), 0);
+    if (!xm)
+        fprintf(stderr, "%s\n", m2p_errmsg());
+    m2p_model_free(xm);
 
     test_httpd_stop(h);
     test_rmtree(root);
