@@ -7,7 +7,9 @@
  * fetched from {endpoint}/{repo}/resolve/{commit}/{path} (select_files). Each blob goes to
  * blobs/<id>.incomplete, resumes with a Range request after a drop (also across runs), is checked
  * (size, sha256) and renamed; model_index.json is linked last, as resolve.c only accepts
- * snapshots that have it, so a half-downloaded model is never used.
+ * snapshots that have it, so a half-downloaded model is never used. A registry name also fetches
+ * its companions, as the original ran them: TAESD (madebyollin/taesd, taesdxl for SDXL) and, for
+ * sdxl_lightning, ByteDance/SDXL-Lightning's sdxl_lightning_4step_unet.safetensors.
  */
 #define _GNU_SOURCE
 #include <curl/curl.h>
@@ -510,18 +512,25 @@ static int write_ref(const char *repo_dir, const char *commit)
     return 0;
 }
 
-int m2p_model_fetch(const char *name_or_hub_id, m2p_fetch_progress progress, void *user_data,
-                    char *out, size_t out_len)
+/* These files of the repo, all required (a companion: the Lightning UNet, TAESD). */
+static int select_named(json_t *sibs, const char *const *only, fetch_file *files, int *n, int max)
 {
-    if (!name_or_hub_id || !*name_or_hub_id)
-        return m2p_error(M2P_EINVAL, "fetch: no model given");
-    const m2p_registry_entry *reg = m2p_registry_find(name_or_hub_id);
-    const char *repo = reg ? reg->hub_id : name_or_hub_id;
-    if (!hub_is_repo_id(repo))
-        return m2p_error(M2P_EINVAL,
-                         "'%s' is neither a known model name (`mus2pic models list`) nor a hub "
-                         "id ORG/NAME",
-                         name_or_hub_id);
+    *n = 0;
+    for (int k = 0; only[k]; k++) {
+        json_t *x = sibling(sibs, only[k]);
+        if (!x)
+            return m2p_error(M2P_ENOTFOUND, "the repo has no %s", only[k]);
+        int rc = add_file(x, files, n, max);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* One repo into the cache: the engine's files (only == NULL) or the named ones. */
+static int fetch_repo(const char *repo, const char *const *only, m2p_fetch_progress progress,
+                      void *user_data, char *out, size_t out_len)
+{
     fetch_ctx c = {.repo = repo, .progress = progress, .ud = user_data};
     char endpoint[1024];
     const char *ep = getenv("HF_ENDPOINT");
@@ -555,7 +564,8 @@ int m2p_model_fetch(const char *name_or_hub_id, m2p_fetch_progress progress, voi
         return m2p_error(M2P_ENOMEM, "fetch: out of memory");
     }
     int n = 0;
-    rc = select_files(sibs, files, &n, MAX_FILES);
+    rc = only ? select_named(sibs, only, files, &n, MAX_FILES)
+              : select_files(sibs, files, &n, MAX_FILES);
     json_decref(info);
     char blobs[4200], snap[4300];
     snprintf(blobs, sizeof blobs, "%s/blobs", c.repo_dir);
@@ -596,4 +606,36 @@ int m2p_model_fetch(const char *name_or_hub_id, m2p_fetch_progress progress, voi
         return m2p_error(M2P_EINVAL, "fetch: output buffer too small");
     strcpy(out, snap);
     return 0;
+}
+
+/* The original's companions of a registry model: sdxl_lightning ran the SDXL base with
+ * ByteDance/SDXL-Lightning's 4-step UNet; every model gets the TAESD of its family for previews
+ * (madebyollin/taesdxl for SDXL, taesd otherwise). */
+static const char *const lightning_files[] = {"sdxl_lightning_4step_unet.safetensors", NULL};
+static const char *const taesd_files[] = {"config.json", "diffusion_pytorch_model.safetensors",
+                                          NULL};
+
+int m2p_model_fetch(const char *name_or_hub_id, m2p_fetch_progress progress, void *user_data,
+                    char *out, size_t out_len)
+{
+    if (!name_or_hub_id || !*name_or_hub_id)
+        return m2p_error(M2P_EINVAL, "fetch: no model given");
+    const m2p_registry_entry *reg = m2p_registry_find(name_or_hub_id);
+    const char *repo = reg ? reg->hub_id : name_or_hub_id;
+    if (!hub_is_repo_id(repo))
+        return m2p_error(M2P_EINVAL,
+                         "'%s' is neither a known model name (`mus2pic models list`) nor a hub "
+                         "id ORG/NAME",
+                         name_or_hub_id);
+    int rc = fetch_repo(repo, NULL, progress, user_data, out, out_len);
+    if (rc || !reg)
+        return rc;
+    char extra[4400];
+    int xl = !strcmp(reg->name, "turbo") || !strcmp(reg->name, "sdxl_lightning");
+    if (!strcmp(reg->name, "sdxl_lightning") &&
+        (rc = fetch_repo("ByteDance/SDXL-Lightning", lightning_files, progress, user_data, extra,
+                         sizeof extra)))
+        return rc;
+    return fetch_repo(xl ? "madebyollin/taesdxl" : "madebyollin/taesd", taesd_files, progress,
+                      user_data, extra, sizeof extra);
 }

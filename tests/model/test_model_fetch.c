@@ -5,7 +5,9 @@
  * resumed download after the server drops the connection mid-file, Bearer token, a sha256
  * mismatch (error, nothing installed), 404 and 401; then the fetched snapshot loads and resolves.
  * A second repo serves the sdxl-tiny fixture as the SDXL repos lay it out (text_encoder_2/,
- * tokenizer_2/, fp16 variants, a safety checker and .bin duplicates that must not be fetched).
+ * tokenizer_2/, fp16 variants, a safety checker and .bin duplicates that must not be fetched),
+ * also as the SDXL base for the registry's sdxl_lightning, fetched with ByteDance/SDXL-Lightning's
+ * 4-step UNet file and madebyollin/taesdxl.
  */
 #define _GNU_SOURCE
 #include <openssl/evp.h>
@@ -48,39 +50,47 @@ static const struct {
 static void sha256_hex(const char *data, size_t len, char hex[65]);
 
 #define XL_REPO "test-org/tiny-sdxl"
+#define LIGHT_BASE "stabilityai/stable-diffusion-xl-base-1.0" /* serves XL_REPO's files */
 /* the SDXL layout; want = 1 where `models fetch` must download the file, 2 where it must link
  * it without a download (same bytes as tokenizer/'s file, hence the same blob, as on the hub) */
 static const struct {
-    const char *path, *fixture;
+    const char *repo, *path, *fixture; /* fixture: under the fixtures folder */
     int want;
 } xl_files[] = {
-    {"model_index.json", "model_index.json", 1},
-    {"scheduler/scheduler_config.json", "scheduler/scheduler_config.json", 1},
-    {"text_encoder/config.json", "text_encoder/config.json", 1},
-    {"text_encoder/model.fp16.safetensors", "text_encoder/model.safetensors", 1},
-    {"text_encoder/model.safetensors", "text_encoder/model.safetensors", 0},
-    {"text_encoder/pytorch_model.bin", "text_encoder/model.safetensors", 0},
-    {"text_encoder_2/config.json", "text_encoder_2/config.json", 1},
-    {"text_encoder_2/model.fp16.safetensors", "text_encoder_2/model.safetensors", 1},
-    {"text_encoder_2/model.safetensors", "text_encoder_2/model.safetensors", 0},
-    {"tokenizer/merges.txt", "tokenizer/merges.txt", 1},
-    {"tokenizer/special_tokens_map.json", "tokenizer/special_tokens_map.json", 1},
-    {"tokenizer/tokenizer_config.json", "tokenizer/tokenizer_config.json", 1},
-    {"tokenizer/vocab.json", "tokenizer/vocab.json", 1},
-    {"tokenizer_2/merges.txt", "tokenizer_2/merges.txt", 2},
-    {"tokenizer_2/special_tokens_map.json", "tokenizer_2/special_tokens_map.json", 1},
-    {"tokenizer_2/tokenizer_config.json", "tokenizer_2/tokenizer_config.json", 1},
-    {"tokenizer_2/vocab.json", "tokenizer_2/vocab.json", 2},
-    {"unet/config.json", "unet/config.json", 1},
-    {"unet/diffusion_pytorch_model.fp16.safetensors", "unet/diffusion_pytorch_model.safetensors",
-     1},
-    {"unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.safetensors", 0},
-    {"vae/config.json", "vae/config.json", 1},
-    {"vae/diffusion_pytorch_model.fp16.safetensors", "vae/diffusion_pytorch_model.safetensors",
-     1},
-    {"vae/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors", 0},
-    {"safety_checker/config.json", "vae/config.json", 0},
-    {"vae_1_0/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors", 0},
+    {XL_REPO, "model_index.json", "sdxl-tiny/model/model_index.json", 1},
+    {XL_REPO, "scheduler/scheduler_config.json", "sdxl-tiny/model/scheduler/scheduler_config.json", 1},
+    {XL_REPO, "text_encoder/config.json", "sdxl-tiny/model/text_encoder/config.json", 1},
+    {XL_REPO, "text_encoder/model.fp16.safetensors", "sdxl-tiny/model/text_encoder/model.safetensors", 1},
+    {XL_REPO, "text_encoder/model.safetensors", "sdxl-tiny/model/text_encoder/model.safetensors", 0},
+    {XL_REPO, "text_encoder/pytorch_model.bin", "sdxl-tiny/model/text_encoder/model.safetensors", 0},
+    {XL_REPO, "text_encoder_2/config.json", "sdxl-tiny/model/text_encoder_2/config.json", 1},
+    {XL_REPO, "text_encoder_2/model.fp16.safetensors", "sdxl-tiny/model/text_encoder_2/model.safetensors", 1},
+    {XL_REPO, "text_encoder_2/model.safetensors", "sdxl-tiny/model/text_encoder_2/model.safetensors", 0},
+    {XL_REPO, "tokenizer/merges.txt", "sdxl-tiny/model/tokenizer/merges.txt", 1},
+    {XL_REPO, "tokenizer/special_tokens_map.json", "sdxl-tiny/model/tokenizer/special_tokens_map.json", 1},
+    {XL_REPO, "tokenizer/tokenizer_config.json", "sdxl-tiny/model/tokenizer/tokenizer_config.json", 1},
+    {XL_REPO, "tokenizer/vocab.json", "sdxl-tiny/model/tokenizer/vocab.json", 1},
+    {XL_REPO, "tokenizer_2/merges.txt", "sdxl-tiny/model/tokenizer_2/merges.txt", 2},
+    {XL_REPO, "tokenizer_2/special_tokens_map.json", "sdxl-tiny/model/tokenizer_2/special_tokens_map.json", 1},
+    {XL_REPO, "tokenizer_2/tokenizer_config.json", "sdxl-tiny/model/tokenizer_2/tokenizer_config.json", 1},
+    {XL_REPO, "tokenizer_2/vocab.json", "sdxl-tiny/model/tokenizer_2/vocab.json", 2},
+    {XL_REPO, "unet/config.json", "sdxl-tiny/model/unet/config.json", 1},
+    {XL_REPO, "unet/diffusion_pytorch_model.fp16.safetensors", "sdxl-tiny/model/unet/diffusion_pytorch_model.safetensors", 1},
+    {XL_REPO, "unet/diffusion_pytorch_model.safetensors", "sdxl-tiny/model/unet/diffusion_pytorch_model.safetensors", 0},
+    {XL_REPO, "vae/config.json", "sdxl-tiny/model/vae/config.json", 1},
+    {XL_REPO, "vae/diffusion_pytorch_model.fp16.safetensors", "sdxl-tiny/model/vae/diffusion_pytorch_model.safetensors", 1},
+    {XL_REPO, "vae/diffusion_pytorch_model.safetensors", "sdxl-tiny/model/vae/diffusion_pytorch_model.safetensors", 0},
+    {XL_REPO, "safety_checker/config.json", "sdxl-tiny/model/vae/config.json", 0},
+    {XL_REPO, "vae_1_0/diffusion_pytorch_model.safetensors", "sdxl-tiny/model/vae/diffusion_pytorch_model.safetensors", 0},
+    /* the companions of the registry's sdxl_lightning: the SDXL base (above, as LIGHT_BASE),
+     * Lightning's 4-step UNet (not the others) and TAESD for SDXL */
+    {"ByteDance/SDXL-Lightning", "sdxl_lightning_4step_unet.safetensors",
+     "sdxl-tiny/model/unet/diffusion_pytorch_model.safetensors", 1},
+    {"ByteDance/SDXL-Lightning", "sdxl_lightning_8step_unet.safetensors",
+     "sdxl-tiny/model/unet/diffusion_pytorch_model.safetensors", 0},
+    {"madebyollin/taesdxl", "config.json", "taesd/model/config.json", 1},
+    {"madebyollin/taesdxl", "diffusion_pytorch_model.safetensors",
+     "taesd/model/diffusion_pytorch_model.safetensors", 1},
 };
 #define XL_NFILES (int)(sizeof xl_files / sizeof xl_files[0])
 static int xl_requests[XL_NFILES]; /* under hub_state.mu */
@@ -88,20 +98,29 @@ static int xl_requests[XL_NFILES]; /* under hub_state.mu */
 static const char *xl_fixture_of(int i)
 {
     static char buf[1024];
-    snprintf(buf, sizeof buf, "%s/%s", test_fixture("sdxl-tiny/model"), xl_files[i].fixture);
+    snprintf(buf, sizeof buf, "%s/%s", test_fixture(""), xl_files[i].fixture);
     return buf;
 }
 
 /* The SDXL repo's file list (all files as LFS entries with their real sha256). */
-static int xl_api(struct mg_connection *c)
+static int xl_is(int i, const char *repo)
+{
+    return !strcmp(xl_files[i].repo, repo) ||
+           (!strcmp(repo, LIGHT_BASE) && !strcmp(xl_files[i].repo, XL_REPO));
+}
+
+static int xl_api(struct mg_connection *c, const char *repo)
 {
     size_t cap = 64 * 1024, len = 0;
     char *body = malloc(cap);
     if (!body)
         return test_httpd_reply(c, 500, "text/plain", "oom", 3);
     len += (size_t)snprintf(body + len, cap - len, "{\"id\":\"%s\",\"sha\":\"%s\",\"siblings\":[",
-                            XL_REPO, COMMIT);
+                            repo, COMMIT);
+    int first = 1;
     for (int i = 0; i < XL_NFILES; i++) {
+        if (!xl_is(i, repo))
+            continue;
         size_t n;
         char *data = test_read_file(xl_fixture_of(i), &n);
         char hex[65];
@@ -110,7 +129,8 @@ static int xl_api(struct mg_connection *c)
         len += (size_t)snprintf(body + len, cap - len,
                                 "%s{\"rfilename\":\"%s\",\"size\":%zu,\"blobId\":\"%040d\","
                                 "\"lfs\":{\"sha256\":\"%s\",\"size\":%zu}}",
-                                i ? "," : "", xl_files[i].path, n, i + 100, hex, n);
+                                first ? "" : ",", xl_files[i].path, n, i + 100, hex, n);
+        first = 0;
     }
     len += (size_t)snprintf(body + len, cap - len, "]}");
     int st = test_httpd_reply(c, 200, "application/json", body, len);
@@ -118,10 +138,11 @@ static int xl_api(struct mg_connection *c)
     return st;
 }
 
-static int xl_file(struct mg_connection *c, pthread_mutex_t *mu, const char *path)
+static int xl_file(struct mg_connection *c, pthread_mutex_t *mu, const char *repo,
+                   const char *path)
 {
     for (int i = 0; i < XL_NFILES; i++)
-        if (!strcmp(xl_files[i].path, path)) {
+        if (xl_is(i, repo) && !strcmp(xl_files[i].path, path)) {
             pthread_mutex_lock(mu);
             xl_requests[i]++;
             pthread_mutex_unlock(mu);
@@ -169,8 +190,14 @@ static int api_handler(struct mg_connection *c, void *ud)
     pthread_mutex_unlock(&s->mu);
     if (!strcmp(ri->local_uri, "/api/models/test-org/private/revision/main"))
         return test_httpd_reply(c, 401, "application/json", "{\"error\":\"unauthorized\"}", 24);
-    if (!strcmp(ri->local_uri, "/api/models/" XL_REPO "/revision/main"))
-        return xl_api(c);
+    for (int i = 0; i < XL_NFILES; i++) {
+        char u[256];
+        snprintf(u, sizeof u, "/api/models/%s/revision/main", xl_files[i].repo);
+        if (!strcmp(ri->local_uri, u))
+            return xl_api(c, xl_files[i].repo);
+    }
+    if (!strcmp(ri->local_uri, "/api/models/" LIGHT_BASE "/revision/main"))
+        return xl_api(c, LIGHT_BASE);
     if (strcmp(ri->local_uri, "/api/models/" REPO "/revision/main") != 0)
         return test_httpd_reply(c, 404, "application/json", "{\"error\":\"not found\"}", 21);
     if (!ri->query_string || !strstr(ri->query_string, "blobs=true"))
@@ -208,9 +235,15 @@ static int file_handler(struct mg_connection *c, void *ud)
 {
     hub_state *s = ud;
     const struct mg_request_info *ri = mg_get_request_info(c);
-    const char *prefix = "/" REPO "/resolve/" COMMIT "/", *xl = "/" XL_REPO "/resolve/" COMMIT "/";
-    if (!strncmp(ri->local_uri, xl, strlen(xl)))
-        return xl_file(c, &s->mu, ri->local_uri + strlen(xl));
+    const char *prefix = "/" REPO "/resolve/" COMMIT "/";
+    const char *xl_repos[] = {XL_REPO, LIGHT_BASE, "ByteDance/SDXL-Lightning",
+                              "madebyollin/taesdxl"};
+    for (int k = 0; k < 4; k++) {
+        char xp[256];
+        snprintf(xp, sizeof xp, "/%s/resolve/" COMMIT "/", xl_repos[k]);
+        if (!strncmp(ri->local_uri, xp, strlen(xp)))
+            return xl_file(c, &s->mu, xl_repos[k], ri->local_uri + strlen(xp));
+    }
     if (strncmp(ri->local_uri, prefix, strlen(prefix)) != 0)
         return test_httpd_reply(c, 404, "text/plain", "no", 2);
     const char *path = ri->local_uri + strlen(prefix);
@@ -280,6 +313,9 @@ int main(void)
     test_httpd_route(h, "/api/models", api_handler, &s);
     test_httpd_route(h, "/" REPO "/resolve", file_handler, &s);
     test_httpd_route(h, "/" XL_REPO "/resolve", file_handler, &s);
+    test_httpd_route(h, "/" LIGHT_BASE "/resolve", file_handler, &s);
+    test_httpd_route(h, "/ByteDance/SDXL-Lightning/resolve", file_handler, &s);
+    test_httpd_route(h, "/madebyollin/taesdxl/resolve", file_handler, &s);
     setenv("HF_ENDPOINT", test_httpd_url(h), 1);
     setenv("HF_TOKEN", "hf_testtoken", 1);
     char *root = test_tmpdir("fetch");
@@ -398,6 +434,8 @@ int main(void)
         fprintf(stderr, "%s\n", m2p_errmsg());
     CHECK_INT(rc, 0);
     for (int i = 0; i < XL_NFILES; i++) {
+        if (strcmp(xl_files[i].repo, XL_REPO) != 0)
+            continue;
         int want = xl_files[i].want == 1;
         if (want != xl_requests[i])
             fprintf(stderr, "FAIL: %s requested %d times\n", xl_files[i].path, xl_requests[i]);
@@ -412,6 +450,27 @@ int main(void)
     if (!xm)
         fprintf(stderr, "%s\n", m2p_errmsg());
     m2p_model_free(xm);
+
+    /* sdxl_lightning: the SDXL base, Lightning's 4-step UNet file and TAESD for SDXL, each in
+     * its own repo folder of the cache; the other Lightning UNets are not fetched */
+    memset(xl_requests, 0, sizeof xl_requests);
+    rc = m2p_model_fetch("sdxl_lightning", NULL, NULL, out, sizeof out);
+    if (rc)
+        fprintf(stderr, "%s\n", m2p_errmsg());
+    CHECK_INT(rc, 0);
+    CHECK(strstr(out, "models--stabilityai--stable-diffusion-xl-base-1.0/snapshots/") != NULL);
+    for (int i = 0; i < XL_NFILES; i++)
+        if (strcmp(xl_files[i].repo, XL_REPO) != 0)
+            CHECK_INT(xl_requests[i], xl_files[i].want);
+    snprintf(p, sizeof p, "%s/hub/models--ByteDance--SDXL-Lightning/snapshots/" COMMIT
+             "/sdxl_lightning_4step_unet.safetensors", home);
+    CHECK(is_link(p) && access(p, R_OK) == 0);
+    snprintf(p, sizeof p, "%s/hub/models--madebyollin--taesdxl/snapshots/" COMMIT
+             "/diffusion_pytorch_model.safetensors", home);
+    CHECK(is_link(p) && access(p, R_OK) == 0);
+    char lres[4096];
+    CHECK_INT(m2p_model_resolve("sdxl_lightning", lres, sizeof lres), 0);
+    CHECK_STR(lres, out);
 
     test_httpd_stop(h);
     test_rmtree(root);
