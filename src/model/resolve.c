@@ -152,6 +152,29 @@ int hub_find_snapshot(const char *repo_id, char *out, size_t len)
     return copy_out(out, len, best);
 }
 
+int hub_find_file(const char *repo_id, const char *file, char *out, size_t len)
+{
+    char repo[4096], path[4400], rev[256] = "";
+    int rc = hub_repo_dir(repo_id, repo, sizeof repo);
+    if (rc)
+        return rc;
+    snprintf(path, sizeof path, "%s/refs/main", repo);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(rev, sizeof rev, f))
+            rev[0] = '\0';
+        fclose(f);
+    }
+    rev[strcspn(rev, " \t\r\n")] = '\0';
+    if (!rev[0] || strchr(rev, '/') || !strcmp(rev, "..") || !strcmp(rev, "."))
+        return m2p_error(M2P_ENOTFOUND, "%s is not in the Hugging Face cache (%s)", repo_id, repo);
+    if ((size_t)snprintf(path, sizeof path, "%s/snapshots/%s/%s", repo, rev, file) >= sizeof path ||
+        !is_file(path))
+        return m2p_error(M2P_ENOTFOUND, "%s: %s is not in the Hugging Face cache (%s)", repo_id,
+                         file, repo);
+    return copy_out(out, len, path);
+}
+
 int m2p_model_resolve(const char *ref, char *out, size_t out_len)
 {
     if (!ref || !*ref)

@@ -18,5 +18,8 @@ int hub_repo_dir(const char *repo_id, char *out, size_t len);
 /* The installed snapshot of a repo in the hub cache (refs/main, else the newest snapshot that
  * holds model_index.json). M2P_ENOTFOUND when none. */
 int hub_find_snapshot(const char *repo_id, char *out, size_t len);
+/* <cache>/models--ORG--NAME/snapshots/<refs/main>/<file> when it is there (a single file of a
+ * repo that is no pipeline, e.g. the Lightning UNet), else M2P_ENOTFOUND. */
+int hub_find_file(const char *repo_id, const char *file, char *out, size_t len);
 
 #endif

@@ -29,6 +29,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "model/resolve.h"
 #include "sd/nn.h"
 #include "sd/scheduler.h"
 #include "tensor/ops.h"
@@ -203,8 +204,28 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
         if (clip_text_weights(m->text2))
             weights_release(clip_text_weights(m->text2));
     }
+    /* The registry's sdxl_lightning is the SDXL base with ByteDance's 4-step UNet and Euler,
+     * trailing spacing, as the original ran it (fetched together by `models fetch`). */
+    const m2p_registry_entry *reg = m2p_registry_find(ref);
+    const char *unet_file = params ? params->unet_file : NULL;
+    char light[4400];
+    if (reg && !strcmp(reg->name, "sdxl_lightning")) {
+        if (!unet_file) {
+            if ((rc = hub_find_file("ByteDance/SDXL-Lightning",
+                                    "sdxl_lightning_4step_unet.safetensors", light, sizeof light))) {
+                rc = m2p_error_wrap(rc, "sdxl_lightning needs its UNet; get it with `mus2pic "
+                                        "models fetch sdxl_lightning`");
+                goto fail;
+            }
+            unet_file = light;
+        }
+        if ((rc = sched_config_load(m->sched_path, sched_kind_from_class(reg->scheduler),
+                                    &m->sched)))
+            goto fail;
+        m->sched.timestep_spacing = SCHED_SPACING_TRAILING;
+    }
     snprintf(dir, sizeof dir, "%s/unet", m->path);
-    if ((rc = unet_load_file(dir, params ? params->unet_file : NULL, &m->params, &m->unet)))
+    if ((rc = unet_load_file(dir, unet_file, &m->params, &m->unet)))
         goto fail;
     m->memory += used_bytes(unet_weights(m->unet), dt);
     if (unet_weights(m->unet))

@@ -471,6 +471,16 @@ int main(void)
     char lres[4096];
     CHECK_INT(m2p_model_resolve("sdxl_lightning", lres, sizeof lres), 0);
     CHECK_STR(lres, out);
+    /* and it loads with that UNet file; without it, the error says how to get it */
+    m2p_model *lm = NULL;
+    CHECK_INT(m2p_model_load("sdxl_lightning", NULL, &lm), 0);
+    if (!lm)
+        fprintf(stderr, "%s\n", m2p_errmsg());
+    m2p_model_free(lm);
+    snprintf(p, sizeof p, "%s/hub/models--ByteDance--SDXL-Lightning", home);
+    test_rmtree(p);
+    CHECK_INT(m2p_model_load("sdxl_lightning", NULL, &lm), M2P_ENOTFOUND);
+    CHECK(strstr(m2p_errmsg(), "models fetch sdxl_lightning") != NULL);
 
     test_httpd_stop(h);
     test_rmtree(root);
