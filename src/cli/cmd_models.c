@@ -1,6 +1,7 @@
 /*
  * cmd_models.c — `mus2pic models list`: the original app's six models (registry.c) with hub id,
- * whether this version can run them and where each is installed (HF cache or ./models), and
+ * whether this version can run them, the original's defaults (steps, guidance, size, negative
+ * prompt used) and where each is installed (HF cache or ./models), and
  * `mus2pic models fetch NAME|HUB_ID`: download into the Hugging Face cache with a progress bar
  * and resume (src/model/fetch.c).
  */
@@ -16,6 +17,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: mus2pic models list\n"
             "       mus2pic models fetch NAME|HUB_ID   (e.g. lcm, SimianLuo/LCM_Dreamshaper_v7)\n"
+            "a NAME also fetches its TAESD and, for sdxl_lightning, the Lightning 4-step UNet.\n"
             "fetch honours HF_ENDPOINT, HF_TOKEN and HF_HOME / HF_HUB_CACHE.\n");
 }
 
