@@ -49,16 +49,20 @@
     'guidance', 'variations', 'seed', 'text-layout', 'text-title', 'text-artist'];
   function loadState() { try { return JSON.parse(localStorage.getItem('m2p-state') || 'null') || {}; } catch (e) { return {}; } }
   let saveTimer = 0;
+  function writeState() {
+    clearTimeout(saveTimer);
+    const st = { fields: {}, analysis, autoPrompt };
+    for (const id of SAVED) st.fields[id] = $(id).value;
+    try { localStorage.setItem('m2p-state', JSON.stringify(st)); } catch (e) { /* full: keep going */ }
+  }
   function saveState() {
     clearTimeout(saveTimer);
-    saveTimer = setTimeout(() => {
-      const st = { fields: {}, analysis, autoPrompt };
-      for (const id of SAVED) st.fields[id] = $(id).value;
-      try { localStorage.setItem('m2p-state', JSON.stringify(st)); } catch (e) { /* full: keep going */ }
-    }, 150);
+    saveTimer = setTimeout(writeState, 150);
   }
   document.addEventListener('input', saveState);
   document.addEventListener('change', saveState);
+  // A reload or close within the debounce still keeps the last edit.
+  window.addEventListener('pagehide', writeState);
 
   function saveRuns() {
     const keep = runs.slice(-20).map(({ job, n, prompt, state, seed, error, source }) => ({ job, n, prompt, state, seed, error, source }));

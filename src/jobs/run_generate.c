@@ -223,6 +223,9 @@ void run_generate(jobs *q, worker_slot *slot, const store_job *job)
     for (int i = 0; i < gp.variations; i++) {
         size_t len = 0;
         meta.seed = img[i].seed;
+        meta.sampler = img[i].sampler; /* what ran, not the default "LCM" */
+        if (img[i].steps > 0)
+            meta.steps = img[i].steps;
         meta.width = img[i].width;
         meta.height = img[i].height;
         if (m2p_png_encode_meta(img[i].rgb, img[i].width, img[i].height, &meta, &png[i], &len)) {
