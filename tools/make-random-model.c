@@ -340,7 +340,35 @@ int main(int argc, char **argv)
         free(s);
         free(d);
     }
-    tlist lt = {0}, lu = {0}, lv = {0};
+    /* SDXL (--config-from a folder with text_encoder_2/): the second encoder, with projection,
+     * and tokenizer_2 from that folder */
+    tlist lt = {0}, lu = {0}, lv = {0}, lt2 = {0};
+    char *text2 = NULL;
+    json_t *json2 = NULL;
+    char te2[4096];
+    snprintf(te2, sizeof te2, "%s/text_encoder_2/config.json", from ? from : "");
+    if (!rc && from && access(te2, R_OK) == 0) {
+        rc = config(from, "text_encoder_2/config.json", "", &text2, &json2);
+        if (!rc)
+            rc = mkdirs(cat("%s/text_encoder_2", out));
+        if (!rc)
+            rc = mkdirs(cat("%s/tokenizer_2", out));
+        if (!rc)
+            rc = write_text(cat("%s/text_encoder_2/config.json", out), text2, strlen(text2));
+        for (int i = 0; i < 4 && !rc; i++)
+            rc = copy_file(cat("%s/tokenizer_2/%s", from, tokfiles[i]),
+                           cat("%s/tokenizer_2/%s", out, tokfiles[i]));
+        if (!rc)
+            rc = text_tensors(json2, &lt2);
+        if (!rc)
+            rc = write_part(cat("%s/text_encoder_2/model%s", out, ext), &lt2, dtype, seed,
+                            "text_encoder_2");
+    }
+    free(text2);
+    json_decref(json2);
+    for (int i = 0; i < lt2.n; i++)
+        free(lt2.v[i].name);
+    free(lt2.v);
     if (!rc)
         rc = text_tensors(jsons[3], &lt);
     if (!rc)

@@ -182,7 +182,12 @@ static int unet_tensors(json_t *c, tlist *l)
         return m2p_error(M2P_EFORMAT, "unet config: block_out_channels missing");
     int lpb = jint(c, "layers_per_block", 2), in_ch = jint(c, "in_channels", 4),
         out_ch = jint(c, "out_channels", 4), cross = jint(c, "cross_attention_dim", 768),
-        cond = jint(c, "time_cond_proj_dim", 0), tl = jint(c, "transformer_layers_per_block", 1);
+        cond = jint(c, "time_cond_proj_dim", 0);
+    /* transformer_layers_per_block: one number, or one per level (SDXL: [1, 2, 10]) */
+    int64_t tl[8];
+    if (jints(c, "transformer_layers_per_block", tl, 8) != nb)
+        for (int i = 0; i < nb; i++)
+            tl[i] = jint(c, "transformer_layers_per_block", 1);
     int lin = json_is_true(json_object_get(c, "use_linear_projection"));
     json_t *down = json_object_get(c, "down_block_types"),
            *up = json_object_get(c, "up_block_types");
@@ -194,13 +199,24 @@ static int unet_tensors(json_t *c, tlist *l)
     linear(l, "time_embedding.linear_2", temb, temb, 1);
     if (cond)
         linear(l, "time_embedding.cond_proj", ch[0], cond, 0);
+    /* SDXL's addition_embed_type "text_time": pooled text_embeds + sinusoidal time ids */
+    const char *add_type = json_string_value(json_object_get(c, "addition_embed_type"));
+    if (add_type && !strcmp(add_type, "text_time")) {
+        int pin = jint(c, "projection_class_embeddings_input_dim", 0);
+        if (pin < 1)
+            return m2p_error(M2P_EFORMAT,
+                             "unet config: text_time needs projection_class_embeddings_input_dim");
+        linear(l, "add_embedding.linear_1", temb, pin, 1);
+        linear(l, "add_embedding.linear_2", temb, temb, 1);
+    }
     int64_t prev = ch[0];
     for (int i = 0; i < nb; i++) {
         int attn = starts(down, i, "CrossAttn");
         for (int j = 0; j < lpb; j++) {
             resnet(l, cat("down_blocks.%d.resnets.%d", i, j), j ? ch[i] : prev, ch[i], temb);
             if (attn)
-                transformer(l, cat("down_blocks.%d.attentions.%d", i, j), ch[i], cross, lin, tl);
+                transformer(l, cat("down_blocks.%d.attentions.%d", i, j), ch[i], cross, lin,
+                            (int)tl[i]);
         }
         if (i < nb - 1)
             conv(l, cat("down_blocks.%d.downsamplers.0.conv", i), ch[i], ch[i], 3);
@@ -208,7 +224,7 @@ static int unet_tensors(json_t *c, tlist *l)
     }
     int64_t m = ch[nb - 1];
     resnet(l, "mid_block.resnets.0", m, m, temb);
-    transformer(l, "mid_block.attentions.0", m, cross, lin, tl);
+    transformer(l, "mid_block.attentions.0", m, cross, lin, (int)tl[nb - 1]);
     resnet(l, "mid_block.resnets.1", m, m, temb);
     int64_t rev[8];
     for (int i = 0; i < nb; i++)
@@ -221,7 +237,8 @@ static int unet_tensors(json_t *c, tlist *l)
             int64_t skip = j == lpb ? in : out, rin = j == 0 ? prev_out : out;
             resnet(l, cat("up_blocks.%d.resnets.%d", i, j), rin + skip, out, temb);
             if (attn)
-                transformer(l, cat("up_blocks.%d.attentions.%d", i, j), out, cross, lin, tl);
+                transformer(l, cat("up_blocks.%d.attentions.%d", i, j), out, cross, lin,
+                            (int)tl[nb - 1 - i]);
         }
         if (i < nb - 1)
             conv(l, cat("up_blocks.%d.upsamplers.0.conv", i), out, out, 3);
@@ -304,6 +321,11 @@ static int text_tensors(json_t *c, tlist *l)
         linear(l, cat("%s.mlp.fc2", pp), h, inter, 1);
     }
     norm(l, "text_model.final_layer_norm", h);
+    /* CLIPTextModelWithProjection (SDXL's text_encoder_2): the pooled output's projection */
+    json_t *arch = json_object_get(c, "architectures");
+    const char *a0 = json_string_value(json_array_get(arch, 0));
+    if (a0 && !strcmp(a0, "CLIPTextModelWithProjection"))
+        linear(l, "text_projection", jint(c, "projection_dim", (int)h), h, 0);
     return 0;
 }
 
