@@ -75,10 +75,11 @@ async function flow(browser, vp) {
   const sizes = await page.$$eval('#size option', (o) => o.map((x) => x.value));
   assert(sizes.includes('512x768') && sizes.includes('768x512'), 'portrait and landscape sizes: ' + sizes);
   assert(await page.isVisible('#negative-hint'), 'the negative prompt says LCM ignores it');
-  // the model manager lists the registry: lcm installed, the ones this version cannot run said so
+  // the model manager lists the registry: lcm installed, every other model of the original offered for download
   await page.waitForSelector('#model-list li[data-model="lcm"]');
   assert(/installed/.test(await page.textContent('#model-list li[data-model="lcm"]')), 'lcm listed as installed');
-  assert(/cannot run/.test(await page.textContent('#model-list li[data-model="sd14"]')), 'sd14 listed as not runnable');
+  for (const m of ['sd14', 'sd21', 'lcm_sd21', 'turbo', 'sdxl_lightning'])
+    assert((await page.$$('#model-list li[data-model="' + m + '"] button')).length === 1, m + ' offered for download');
   assert((await page.$$('#model-list li[data-model="lcm"] button')).length === 0, 'no download offered for an installed model');
   if (phone) await noOverflow(page, 'the model list at 390 px');
   await shot('1-start');
