@@ -227,15 +227,22 @@ static node *parse_seq(pstate *ps, node *end)
                 mn = 0, mx = 1;
             else if (q == '{') {
                 size_t j = ps->i + 1;
-                int a = 0, b = -1, digits = 0;
-                while (j < ps->n && ps->p[j] >= '0' && ps->p[j] <= '9')
+                int a = 0, b = -1, digits = 0, big = 0;
+                /* counts past RX_MAX_REPEAT are refused below (they overflowed int: fuzz_regex) */
+                while (j < ps->n && ps->p[j] >= '0' && ps->p[j] <= '9') {
                     a = a * 10 + (int)(ps->p[j++] - '0'), digits++;
+                    if (a > RX_MAX_REPEAT)
+                        big = 1, a = RX_MAX_REPEAT;
+                }
                 if (digits && j < ps->n && ps->p[j] == ',') {
                     j++;
                     if (j < ps->n && ps->p[j] >= '0' && ps->p[j] <= '9') {
                         b = 0;
-                        while (j < ps->n && ps->p[j] >= '0' && ps->p[j] <= '9')
+                        while (j < ps->n && ps->p[j] >= '0' && ps->p[j] <= '9') {
                             b = b * 10 + (int)(ps->p[j++] - '0');
+                            if (b > RX_MAX_REPEAT)
+                                big = 1, b = RX_MAX_REPEAT;
+                        }
                     } else {
                         b = -2;
                     }
@@ -243,6 +250,10 @@ static node *parse_seq(pstate *ps, node *end)
                     b = a;
                 }
                 if (digits && j < ps->n && ps->p[j] == '}') {
+                    if (big) {
+                        ps->err = M2P_EFORMAT; /* repetition count too large */
+                        return NULL;
+                    }
                     mn = a;
                     mx = b;
                     ps->i = j; /* at '}', consumed below */

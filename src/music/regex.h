@@ -17,6 +17,8 @@
 typedef struct rx rx;
 
 #define RX_MAX_GROUPS 9
+/* The largest {m,n} count accepted; larger ones are M2P_EFORMAT. */
+#define RX_MAX_REPEAT 65535
 
 /* Compile pattern (UTF-8) with flags ("", "I", "M", "IM"). M2P_EFORMAT on bad syntax. */
 int rx_compile(const char *pattern, const char *flags, rx **out);

@@ -214,7 +214,15 @@ static void test_regex(void)
     CHECK_INT(rx_compile("*a", "", &r), M2P_EFORMAT);
     CHECK_INT(rx_compile("a)", "", &r), M2P_EFORMAT);
     CHECK_INT(rx_compile("[ab", "", &r), M2P_EFORMAT);
+    /* found by fuzz_regex: a count past int overflowed (UBSan); now refused like Python's
+     * "the repetition number is too large" */
+    CHECK_INT(rx_compile("a{0,4555511111111111111111110}", "", &r), M2P_EFORMAT);
+    CHECK_INT(rx_compile("a{99999999999}", "", &r), M2P_EFORMAT);
     CHECK(r == NULL);
+    CHECK_INT(rx_compile("a{2,65535}", "", &r), 0);
+    CHECK(r != NULL);
+    rx_free(r);
+    r = NULL;
 }
 
 static void test_public_and_cache(void)
