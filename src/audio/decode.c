@@ -148,6 +148,7 @@ static int decode_impl(const char *path, double offset_s, double duration_s, m2p
     AVFormatContext *fmt = NULL;
     AVCodecContext *dec = NULL;
     SwrContext *swr = NULL;
+    resampler_input swr_in = {0}; /* before the first goto done: freed there */
     AVPacket *pkt = NULL;
     AVFrame *frame = NULL;
     sample_buf buf = {0};
@@ -234,7 +235,6 @@ static int decode_impl(const char *path, double offset_s, double duration_s, m2p
     }
 
     int swr_ready = 0;
-    resampler_input swr_in = {0};
     int eof = 0, errors = 0, frames_ok = 0, last_bad = 0;
     /* what this decode will cover, for the progress fraction */
     double span_s = duration_s > 0 ? duration_s : out->source_duration - offset_s;

@@ -72,8 +72,20 @@ int store_sqlite_open(m2p_store *s, const char *file)
      * system cannot do WAL (e.g. some network mounts), which we report rather than run
      * silently with a rollback journal and writers blocking readers. */
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW) {
+    int step = SQLITE_ERROR;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) == SQLITE_OK) {
+        /* Switching a fresh file to WAL can answer SQLITE_BUSY at once, without the busy
+         * handler, while another connection opens it too (four servers starting together
+         * did): retry within the busy timeout. */
+        for (int waited_ms = 0;; waited_ms += 10) {
+            step = sqlite3_step(st);
+            if ((step & 0xff) != SQLITE_BUSY || waited_ms >= STORE_BUSY_TIMEOUT_MS)
+                break;
+            sqlite3_reset(st);
+            sqlite3_sleep(10);
+        }
+    }
+    if (step != SQLITE_ROW) {
         int rc =
             m2p_error(M2P_EIO, "store: %s: cannot set WAL mode: %s", file, sqlite3_errmsg(s->db));
         sqlite3_finalize(st);
