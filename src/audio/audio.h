@@ -21,6 +21,9 @@ int audio_tick_canceled(const audio_tick *tick, double fraction);
 
 int audio_decode_ticked(const char *path, double offset_s, double duration_s, m2p_audio *out,
                         const audio_tick *tick);
+/* The audio file in data[0..size) (any format FFmpeg probes) -> mono 22,050 Hz, at most
+ * duration_s seconds (0 = up to the 30 min cap), through a custom AVIOContext: no file. */
+int audio_decode_memory(const uint8_t *data, size_t size, double duration_s, m2p_audio *out);
 int audio_features_ticked(const float *samples, int64_t n, int sample_rate, m2p_features *out,
                           const audio_tick *tick);
 

@@ -7,6 +7,7 @@
  * offset is sample exact; offsets over 60 s seek first and trim by timestamp. Decoding stops
  * once the window is full, so a 3-hour file costs only the window. A full-length decode is
  * capped at M2P_DECODE_MAX_S (30 min): longer audio is cut there with a warning.
+ * Non-finite samples (NaN or infinity in float files) become silence.
  * Container tags artist/title/genre are copied into meta_*. Every FFmpeg object is freed on
  * every path (one cleanup label).
  */
@@ -125,6 +126,12 @@ static int convert(SwrContext *swr, const uint8_t **in, int in_n, sample_buf *b)
     int got = swr_convert(swr, &out, out_max, in, in_n);
     if (got < 0)
         return m2p_error(M2P_EDECODE, "decode: resampler failed (%s)", av_err2str(got));
+    /* Float files may hold NaN or infinity, which the resampler spreads to its neighbours:
+     * those samples become silence, so features stay numbers (found by fuzz_audio). */
+    float *o = b->data + b->n;
+    for (int i = 0; i < got; i++)
+        if (!isfinite(o[i]))
+            o[i] = 0.0f;
     b->n += got;
     return 0;
 }
@@ -132,8 +139,8 @@ static int convert(SwrContext *swr, const uint8_t **in, int in_n, sample_buf *b)
 /* allow_seek 0: decode from the start and count samples (the fallback when a demuxer's seek
  * lands nowhere, as FFmpeg's ADPCM WAV seeking does in long files). *seeked tells whether a
  * seek was used. */
-static int decode_impl(const char *path, double offset_s, double duration_s, m2p_audio *out,
-                       int allow_seek, int *seeked, const audio_tick *tick)
+static int decode_impl(const char *path, AVIOContext *pb, double offset_s, double duration_s,
+                       m2p_audio *out, int allow_seek, int *seeked, const audio_tick *tick)
 {
     if (!out)
         return m2p_error(M2P_EINVAL, "decode: out is NULL");
@@ -160,11 +167,19 @@ static int decode_impl(const char *path, double offset_s, double duration_s, m2p
     buf.want = (int64_t)llround(max_s * M2P_SAMPLE_RATE);
 
     struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0) {
+    if (!pb && stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0) {
         rc = m2p_error(M2P_EDECODE, "decode: '%s' is an empty file", path);
         goto done;
     }
-    if ((err = avformat_open_input(&fmt, path, NULL, NULL)) < 0) {
+    if (pb) { /* audio_decode_memory: the bytes come through pb, path only names them */
+        if (!(fmt = avformat_alloc_context())) {
+            rc = m2p_error(M2P_ENOMEM, "decode: out of memory");
+            goto done;
+        }
+        fmt->pb = pb;
+        fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
+    }
+    if ((err = avformat_open_input(&fmt, pb ? NULL : path, NULL, NULL)) < 0) {
         if (err == AVERROR(ENOENT))
             rc = m2p_error(M2P_ENOTFOUND, "decode: '%s' does not exist", path);
         else
@@ -412,9 +427,76 @@ int audio_decode_ticked(const char *path, double offset_s, double duration_s, m2
                         const audio_tick *tick)
 {
     int seeked = 0;
-    int rc = decode_impl(path, offset_s, duration_s, out, 1, &seeked, tick);
+    int rc = decode_impl(path, NULL, offset_s, duration_s, out, 1, &seeked, tick);
     if (rc == M2P_EDECODE && seeked)
-        rc = decode_impl(path, offset_s, duration_s, out, 0, &seeked, tick);
+        rc = decode_impl(path, NULL, offset_s, duration_s, out, 0, &seeked, tick);
+    return rc;
+}
+
+/* ---- decoding from memory (audio_decode_memory, for fuzz_audio) ---- */
+
+typedef struct mem_input {
+    const uint8_t *data;
+    size_t size, pos;
+} mem_input;
+
+static int mem_read(void *opaque, uint8_t *buf, int n)
+{
+    mem_input *m = opaque;
+    size_t left = m->size - m->pos;
+    if (left == 0)
+        return AVERROR_EOF;
+    size_t k = (size_t)n < left ? (size_t)n : left;
+    memcpy(buf, m->data + m->pos, k);
+    m->pos += k;
+    return (int)k;
+}
+
+static int64_t mem_seek(void *opaque, int64_t offset, int whence)
+{
+    mem_input *m = opaque;
+    int64_t base;
+    switch (whence & ~AVSEEK_FORCE) {
+    case AVSEEK_SIZE:
+        return (int64_t)m->size;
+    case SEEK_SET:
+        base = 0;
+        break;
+    case SEEK_CUR:
+        base = (int64_t)m->pos;
+        break;
+    case SEEK_END:
+        base = (int64_t)m->size;
+        break;
+    default:
+        return AVERROR(EINVAL);
+    }
+    if (offset < -base || offset > (int64_t)m->size - base)
+        return AVERROR(EINVAL);
+    m->pos = (size_t)(base + offset);
+    return (int64_t)m->pos;
+}
+
+int audio_decode_memory(const uint8_t *data, size_t size, double duration_s, m2p_audio *out)
+{
+    if (!out)
+        return m2p_error(M2P_EINVAL, "decode: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!data || size == 0)
+        return m2p_error(M2P_EDECODE, "decode: no bytes given");
+    mem_input m = {data, size, 0};
+    enum { AVIO_BUF = 16384 };
+    unsigned char *buf = av_malloc(AVIO_BUF);
+    AVIOContext *pb = buf ? avio_alloc_context(buf, AVIO_BUF, 0, &m, mem_read, NULL, mem_seek)
+                          : NULL;
+    if (!pb) {
+        av_free(buf);
+        return m2p_error(M2P_ENOMEM, "decode: out of memory");
+    }
+    int seeked = 0;
+    int rc = decode_impl("(memory)", pb, 0, duration_s, out, 0, &seeked, NULL);
+    av_freep(&pb->buffer); /* the context may have replaced the buffer */
+    avio_context_free(&pb);
     return rc;
 }
 

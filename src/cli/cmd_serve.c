@@ -32,7 +32,7 @@ static void usage(FILE *f)
                "  --allowed-origin O    a web origin (scheme://host[:port]) whose pages may call\n"
                "                        the API besides the server's own (repeatable)\n"
                "  --allow-private-urls  analysis URLs may name loopback or private addresses\n"
-               "  --threads N           HTTP worker threads (default: max WebSockets + 64)\n"
+               "  --threads N           HTTP worker threads (default: max WebSockets + 1024)\n"
                "  --compute-threads N   threads the image engine uses (default: every core)\n"
                "  --dtype f32|bf16      engine compute type (default f32; bf16 is about twice as\n"
                "                        fast and needs AVX512-BF16 or AMX)\n"

@@ -680,7 +680,9 @@ int clip_tokenize_full(const clip_tokenizer *t, const char *text, int32_t **ids,
             continue;
         }
         norm.n = 0;
-        rc = clip_normalize_piece(in.v + start, i - start, &norm);
+        /* in.v is NULL for an empty text: no pointer arithmetic on it (UB; found by
+         * fuzz_tokenizer) */
+        rc = i > start ? clip_normalize_piece(in.v + start, i - start, &norm) : 0;
         if (!rc)
             rc = split_and_bpe(t, norm.v, norm.n, &out);
         if (!rc && sp >= 0)

@@ -208,9 +208,13 @@ static void analyze_json(server *s, struct mg_connection *c, json_t *b)
 }
 
 /* ---- multipart upload ----
- * The file is stored by CivetWeb into data/uploads/up-<random>/<the sanitised original name>
- * (the name becomes the song's title when the file has no tags). The size limit is enforced on
- * Content-Length before anything is read, so a request without one is refused (411). */
+ * The file is stored into data/uploads/up-<random>/<the sanitised original name> (the name
+ * becomes the song's title when the file has no tags). The size limit is enforced on
+ * Content-Length before anything is read, so a request without one is refused (411).
+ * We write the file ourselves from CivetWeb's field chunks (MG_FORM_FIELD_STORAGE_GET) and
+ * close it on every path: CivetWeb 1.15's own storing (STORAGE_STORE) leaks the open file of a
+ * body that ends inside the file field, so ~1000 such requests exhausted the server's file
+ * descriptors (found by fuzz_multipart). */
 
 typedef struct upload {
     server *s;
@@ -220,7 +224,22 @@ typedef struct upload {
     char duration[16], version[16], band[257], song[257];
     char *field; /* the form field being received into a buffer */
     size_t field_cap, field_len;
+    FILE *file;     /* the upload being written (form_get), closed by upload_close */
+    int file_field; /* the field being received is the file */
+    int write_failed;
 } upload;
+
+/* Close the upload's file; 0 when everything written reached it. */
+static int upload_close(upload *u)
+{
+    if (!u->file)
+        return u->write_failed ? -1 : 0;
+    int rc = fclose(u->file);
+    u->file = NULL;
+    if (rc != 0)
+        u->write_failed = 1;
+    return u->write_failed ? -1 : 0;
+}
 
 static void sanitize_name(const char *in, char *out, size_t len)
 {
@@ -252,6 +271,11 @@ static int form_found(const char *key, const char *filename, char *path, size_t 
 {
     upload *u = ud;
     u->field = NULL;
+    if (u->file_field) { /* the file field ended: a new field begins */
+        u->file_field = 0;
+        if (upload_close(u) == 0)
+            u->stored = 1;
+    }
     if (filename && *filename && (!strcmp(key, "file") || !strcmp(key, "audio"))) {
         if (u->have_file)
             return MG_FORM_FIELD_STORAGE_SKIP;
@@ -267,11 +291,18 @@ static int form_found(const char *key, const char *filename, char *path, size_t 
         char name[200];
         sanitize_name(filename, name, sizeof name);
         snprintf(u->path, sizeof u->path, "%s/%s", u->dir, name);
-        if (strlen(u->path) >= pathlen)
+        (void)path;
+        (void)pathlen;
+        int fd = open(u->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 || !(u->file = fdopen(fd, "wb"))) {
+            if (fd >= 0)
+                close(fd);
+            u->path[0] = 0;
             return MG_FORM_FIELD_STORAGE_ABORT;
-        snprintf(path, pathlen, "%s", u->path);
+        }
         u->have_file = 1;
-        return MG_FORM_FIELD_STORAGE_STORE;
+        u->file_field = 1;
+        return MG_FORM_FIELD_STORAGE_GET;
     }
     if (!strcmp(key, "duration")) {
         u->field = u->duration;
@@ -296,6 +327,16 @@ static int form_found(const char *key, const char *filename, char *path, size_t 
 static int form_get(const char *key, const char *value, size_t len, void *ud)
 {
     upload *u = ud;
+    if (u->file_field) {
+        u->size += (long long)len;
+        if (u->size > (long long)u->s->cfg.max_upload)
+            return MG_FORM_FIELD_HANDLE_ABORT;
+        if (len && fwrite(value, 1, len, u->file) != len) {
+            u->write_failed = 1;
+            return MG_FORM_FIELD_HANDLE_ABORT;
+        }
+        return MG_FORM_FIELD_HANDLE_GET;
+    }
     if (u->field) {
         size_t room = u->field_cap - 1 - u->field_len;
         size_t k = len < room ? len : room;
@@ -390,6 +431,12 @@ static void analyze_upload(server *s, struct mg_connection *c)
     u.s = s;
     struct mg_form_data_handler h = {form_found, form_get, form_stored, &u};
     int n = mg_handle_form_request(c, &h);
+    if (u.file_field) { /* the file was the last field: complete only when the form was */
+        u.file_field = 0;
+        if (upload_close(&u) == 0 && n >= 0)
+            u.stored = 1;
+    }
+    upload_close(&u); /* closed on every path */
     api_error e = {0};
     double duration = 60;
     int version = M2P_PROMPT_V4;

@@ -3,11 +3,14 @@
  * model cache, the job workers, and CivetWeb with the /api router (routes.c), the WebSocket and
  * the page (web/ served as static files). /api/openapi.json is built once here from the routes.
  *
- * Sizing: CivetWeb runs each connection on one of num_threads workers and a WebSocket holds
- * its worker for as long as it is open, so num_threads = max_ws + 64 leaves 64 threads for
- * HTTP requests while max_ws clients watch. That caps the connections served at once; up to 64
- * more wait in CivetWeb's queue (connection_queue) and 128 in the kernel's (listen_backlog), and
- * beyond those a connection is refused. Binding anything but loopback needs a token.
+ * Sizing: CivetWeb runs each connection on one of num_threads workers, from its first byte:
+ * a WebSocket holds its worker for as long as it is open, and so does a client that sends its
+ * request slowly or never finishes it (slowloris), until request_timeout_ms (10 s for the whole
+ * header). So num_threads = max_ws + SERVER_HTTP_THREADS: while max_ws clients watch, 1024
+ * half-sent requests are needed to keep /api/health waiting, and each costs one idle thread
+ * (a few pages of stack and a 16 KiB buffer). Up to 64 more wait in CivetWeb's queue
+ * (connection_queue) and 128 in the kernel's (listen_backlog); beyond those a connection is
+ * refused. Binding anything but loopback needs a token.
  *
  * One server per SQLite --data: an exclusive flock on DATA/server.lock is held for its life
  * (the kernel drops it when the process dies, so a crash leaves nothing stale); a second
@@ -25,6 +28,8 @@
 #include "core/error.h"
 #include "sd/clip_tokenizer.h"
 #include "server/server_internal.h"
+
+#define SERVER_HTTP_THREADS 1024 /* workers for HTTP besides max_ws (the comment above) */
 
 #ifndef M2P_WEB_DIR
 #define M2P_WEB_DIR "web"
@@ -133,7 +138,7 @@ int server_start(const server_config *cfg, server **out)
     if (s->cfg.max_ws < 1)
         s->cfg.max_ws = 1;
     if (s->cfg.threads <= 0)
-        s->cfg.threads = s->cfg.max_ws + 64;
+        s->cfg.threads = s->cfg.max_ws + SERVER_HTTP_THREADS;
     if (s->cfg.max_variations != 8)
         s->cfg.max_variations = 4;
     pthread_mutex_init(&s->lock, NULL);
@@ -216,7 +221,7 @@ int server_start(const server_config *cfg, server **out)
                              "max_request_size",
                              maxreq,
                              "request_timeout_ms",
-                             "30000",
+                             "10000",
                              "websocket_timeout_ms",
                              "3600000",
                              "enable_websocket_ping_pong",

@@ -16,7 +16,7 @@ typedef struct server_config {
     const char *data_dir; /* default ./data (SQLite, uploads, audio cache) */
     const char *web_dir;  /* default M2P_WEB_DIR (the source tree's web/) */
     const char *token;    /* access token; NULL = $MUS2PIC_TOKEN */
-    int threads;          /* CivetWeb worker threads; 0 = max_ws + 64 */
+    int threads;          /* CivetWeb worker threads; 0 = max_ws + 1024 */
     int compute_threads;  /* the image engine's threads; 0 = every core */
     int compute_dtype;    /* M2P_DTYPE_F32 (default, matches diffusers) or M2P_DTYPE_BF16 */
     int max_ws;           /* concurrent WebSocket clients; default 256 */

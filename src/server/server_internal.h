@@ -151,5 +151,9 @@ int api_submit_analysis(server *s, const char *source, int upload, double durati
 /* The OpenAPI 3.0 document built from api_routes and the schemas (malloc'd JSON text). */
 char *openapi_build(void);
 void ws_register(server *s);
+/* ws.c, for fuzz_ws: one client frame (bits: FIN and opcode as CivetWeb passes them) handled as
+ * for a connected client without a socket. *keep_open gets 1 when the connection would stay
+ * open; returns nonzero when an answer it would send is not a JSON object with a "type". */
+int ws_message_check(server *s, int bits, const char *data, size_t len, int *keep_open);
 
 #endif

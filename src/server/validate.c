@@ -285,6 +285,14 @@ int validate_prompt_version(json_t *v, int *out, api_error *e)
     return 0;
 }
 
+static int hexdigit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
 /* Is the URL's host this machine or a private network, as written (an IPv4 address in any form
  * inet_aton reads: 127.1, 0x7f000001, 2130706433; an IPv6 literal; localhost)? Names are not
  * resolved here: the fetcher connects to what DNS says at that time. */
@@ -305,8 +313,26 @@ static int private_host(const char *url, char *host, size_t cap)
         if (colon)
             end = colon;
     }
-    snprintf(host, cap, "%.*s", (int)(end - h), h);
-    size_t hl = strlen(host);
+    /* Percent-decoded (a fetcher may decode "%31%32%37.0.0.1"), without an IPv6 zone id
+     * ("[::1%25lo]" is ::1 on interface lo): both slipped past this check (found by fuzz_url). */
+    size_t hl = 0;
+    for (const char *q = h; q < end && hl + 1 < cap; q++) {
+        int hi, lo;
+        if (*q == '%' && end - q >= 3 && (hi = hexdigit(q[1])) >= 0 && (lo = hexdigit(q[2])) >= 0) {
+            host[hl++] = (char)(hi * 16 + lo);
+            q += 2;
+        } else {
+            host[hl++] = *q;
+        }
+    }
+    host[hl] = 0;
+    hl = strlen(host); /* a %00 ends it */
+    if (h != rest) { /* bracketed: drop the zone id */
+        char *zone = strchr(host, '%');
+        if (zone)
+            *zone = 0;
+        hl = strlen(host);
+    }
     while (hl && host[hl - 1] == '.')
         host[--hl] = 0; /* "localhost." */
     if (!strcasecmp(host, "localhost") || (hl > 10 && !strcasecmp(host + hl - 10, ".localhost")))
@@ -343,10 +369,13 @@ int validate_url(server *s, json_t *v, const char *field, api_error *e)
         return fail(e, field, "%s must be a non-empty string", field);
     if (json_string_length(v) > 2048)
         return fail(e, field, "%s is longer than 2048 bytes", field);
+    /* A \u0000 would cut the URL short where C reads it (found by fuzz_url) */
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return fail(e, field, "%s must not contain NUL characters", field);
     char why[256] = "";
     if (m2p_url_check(json_string_value(v), why, sizeof why) != 0)
         return fail(e, field, "%s is not accepted: %s", field, why[0] ? why : m2p_errmsg());
-    char host[300];
+    char host[2100]; /* the whole host: a cut one could hide ".localhost" (found by fuzz_url) */
     if (!s->cfg.allow_private_urls && private_host(json_string_value(v), host, sizeof host))
         return fail(e, field,
                     "%s names %s, this machine or a private network; start the server with "

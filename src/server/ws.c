@@ -49,6 +49,7 @@ typedef struct ws_client {
     ws_msg *head, *tail; /* the queue (m) */
     size_t n, bytes;
     int dead, stop; /* dead: overflowed or a write failed, nothing more is sent */
+    int has_writer; /* 0 for ws_message_check's client without a socket */
     long dropped;
 } ws_client;
 
@@ -165,7 +166,8 @@ static void client_free(ws_client *w)
     w->stop = 1;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->m);
-    pthread_join(w->writer, NULL);
+    if (w->has_writer)
+        pthread_join(w->writer, NULL);
     queue_clear(w);
     pthread_mutex_destroy(&w->m);
     pthread_cond_destroy(&w->cv);
@@ -215,9 +217,12 @@ static void ws_ready(struct mg_connection *conn, void *cbdata)
             pthread_cond_destroy(&w->cv);
             free(w);
             w = NULL;
-        } else if (!(w->sub = progress_sub_new(s->bus, ws_write, w))) {
-            client_free(w);
-            w = NULL;
+        } else {
+            w->has_writer = 1;
+            if (!(w->sub = progress_sub_new(s->bus, ws_write, w))) {
+                client_free(w);
+                w = NULL;
+            }
         }
     }
     mg_set_user_connection_data(conn, w);
@@ -283,9 +288,9 @@ static void generate(ws_client *w, json_t *msg)
     free(first);
 }
 
-static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len, void *cbdata)
+/* One frame from the client: 1 keeps the connection open, 0 closes it. */
+static int ws_handle(ws_client *w, int bits, const char *data, size_t len)
 {
-    ws_client *w = mg_get_user_connection_data(conn);
     int opcode = bits & 0x0f;
     if (opcode == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE)
         return 0;
@@ -330,6 +335,41 @@ static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len,
     }
     json_decref(msg);
     return 1;
+}
+
+static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len, void *cbdata)
+{
+    (void)cbdata;
+    return ws_handle(mg_get_user_connection_data(conn), bits, data, len);
+}
+
+int ws_message_check(server *s, int bits, const char *data, size_t len, int *keep_open)
+{
+    ws_client *w = calloc(1, sizeof *w);
+    if (!w)
+        return m2p_error(M2P_ENOMEM, "out of memory");
+    w->s = s;
+    pthread_mutex_init(&w->m, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (!(w->sub = progress_sub_new(s->bus, ws_write, w))) {
+        client_free(w);
+        return m2p_error(M2P_ENOMEM, "out of memory");
+    }
+    *keep_open = ws_handle(w, bits, data, len);
+    /* Unsubscribe first: after this no event from the bus reaches the queue. */
+    progress_sub_free(s->bus, w->sub);
+    w->sub = NULL;
+    int rc = 0;
+    for (ws_msg *m = w->head; m && !rc; m = m->next) {
+        json_error_t err;
+        json_t *o = json_loadb(m->text, m->len, 0, &err);
+        if (!json_is_object(o) || !json_is_string(json_object_get(o, "type")))
+            rc = m2p_error(M2P_EFORMAT, "an answer is not a JSON object with a type: %.200s",
+                           m->text);
+        json_decref(o);
+    }
+    client_free(w);
+    return rc;
 }
 
 static void ws_close(const struct mg_connection *conn, void *cbdata)

@@ -1,11 +1,13 @@
 /*
  * test_audio_badinput.c — bad audio gets a clear error or undetermined features, never a
- * crash: non-audio bytes, an empty file, truncated files, silence, a 1-second clip, and a
- * 3-hour file analysed with a 60 s window (must be quick and small).
+ * crash: non-audio bytes, an empty file, truncated files, silence, a 1-second clip, a float
+ * WAV holding NaN and infinity, and a 3-hour file analysed with a 60 s window (must be quick
+ * and small).
  */
 #include "mus2pic.h"
 #include "test.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -39,6 +41,57 @@ static void expect_decode_error(const char *name, const char *what)
     CHECK(strlen(m2p_errmsg()) > 10);
     CHECK(a.samples == NULL && a.n == 0);
     fprintf(stderr, "%s -> %s\n", what, m2p_errmsg());
+}
+
+static void check_no_nan(const m2p_features *f);
+
+/* A 2 s 32-bit float WAV (22,050 Hz mono) of a 440 Hz tone with NaN, +inf and -inf in it:
+ * decoded, every sample is finite and the features are numbers (the NaN reached the features
+ * and their JSON before; found by fuzz_audio). */
+static void check_float_nan(void)
+{
+    const uint32_t rate = 22050, n = 2 * rate;
+    FILE *f = fopen(path_of("nan.wav"), "wb");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    uint32_t data_bytes = n * 4, riff = 36 + data_bytes, fmt_len = 16, byte_rate = rate * 4;
+    uint16_t fmt_tag = 3, ch = 1, align = 4, bits = 32; /* WAVE_FORMAT_IEEE_FLOAT */
+    fwrite("RIFF", 1, 4, f);
+    fwrite(&riff, 4, 1, f);
+    fwrite("WAVEfmt ", 1, 8, f);
+    fwrite(&fmt_len, 4, 1, f);
+    fwrite(&fmt_tag, 2, 1, f);
+    fwrite(&ch, 2, 1, f);
+    fwrite(&rate, 4, 1, f);
+    fwrite(&byte_rate, 4, 1, f);
+    fwrite(&align, 2, 1, f);
+    fwrite(&bits, 2, 1, f);
+    fwrite("data", 1, 4, f);
+    fwrite(&data_bytes, 4, 1, f);
+    for (uint32_t i = 0; i < n; i++) {
+        float x = 0.5f * sinf(2.0f * 3.14159265f * 440.0f * (float)i / (float)rate);
+        if (i % 1000 == 7)
+            x = NAN;
+        else if (i % 1000 == 500)
+            x = i % 2 ? INFINITY : -INFINITY;
+        fwrite(&x, 4, 1, f);
+    }
+    fclose(f);
+    m2p_audio a;
+    int rc = m2p_audio_decode(path_of("nan.wav"), 0, 0, &a);
+    CHECK_INT(rc, 0);
+    if (rc)
+        return;
+    int64_t bad = 0;
+    for (int64_t i = 0; i < a.n; i++)
+        bad += !isfinite(a.samples[i]);
+    CHECK_INT(bad, 0);
+    m2p_features feat;
+    CHECK_INT(m2p_features_compute(a.samples, a.n, a.sample_rate, &feat), 0);
+    check_no_nan(&feat);
+    m2p_features_free(&feat);
+    m2p_audio_free(&a);
 }
 
 static void check_no_nan(const m2p_features *f)
@@ -190,6 +243,7 @@ int main(void)
         CHECK(s < 5.0);
     }
 
+    check_float_nan();
     test_rmtree(tmp);
     free(tmp);
     TEST_DONE();

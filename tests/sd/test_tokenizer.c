@@ -121,6 +121,16 @@ int main(void)
     }
     free(all);
 
+    /* The empty text is BOS, EOS (it did pointer arithmetic on NULL, UB under UBSan; found by
+     * fuzz_tokenizer). */
+    CHECK_INT(clip_tokenize_full(tok, "", &all, &n_all), 0);
+    CHECK_INT(n_all, 2);
+    if (n_all == 2) {
+        CHECK_INT(all[0], 49406);
+        CHECK_INT(all[1], 49407);
+    }
+    free(all);
+
     /* Very long input: 200,000 words, truncated to BOS + 75 + EOS, quickly. */
     size_t words = 200000;
     char *big = malloc(words * 4 + 1);
