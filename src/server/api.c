@@ -347,6 +347,7 @@ static int form_get(const char *key, const char *value, size_t len, void *ud)
     return MG_FORM_FIELD_HANDLE_GET;
 }
 
+/* CivetWeb's field_store: not called, as no field is left to CivetWeb to store (see above). */
 static int form_stored(const char *path, long long size, void *ud)
 {
     upload *u = ud;
