@@ -46,7 +46,12 @@ static const struct { const char *name, *text; } schemas[] = {
               " 'default_guidance':'number|registry models only', 'default_width':'integer',"
               " 'default_height':'integer', 'uses_negative_prompt':'boolean|guidance > 1 (CFG)',"
               " 'scheduler':'string|diffusers _class_name the original ran',"
-              " 'installed':'boolean', 'loaded':'boolean'}"},
+              " 'installed':'boolean', 'loaded':'boolean',"
+              " 'ram_bytes':'integer|about the peak memory of one image at the default size, in dtype',"
+              " 'dtype':'string|f32 or bf16, as serve --dtype',"
+              " 'download_bytes':'integer|about what models fetch downloads (null: not a registry model)',"
+              " 'disk_bytes':'integer|what the installed folder takes (null: not installed)',"
+              " 'preview':'string|taesd (its TAESD was fetched with it) or latent (RGB projection)'}"},
     {"Duration", "{'description':'30, 60 or full (null or <= 0 also mean the whole song); default 60',"
                  " 'oneOf':[{'type':'integer', 'enum':[30, 60]}, {'type':'string', 'enum':['30', '60', 'full']}],"
                  " 'nullable':true}"},
