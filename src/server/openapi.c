@@ -51,7 +51,8 @@ static const struct { const char *name, *text; } schemas[] = {
               " 'dtype':'string|f32 or bf16, as serve --dtype',"
               " 'download_bytes':'integer|about what models fetch downloads (null: not a registry model)',"
               " 'disk_bytes':'integer|what the installed folder takes (null: not installed)',"
-              " 'preview':'string|taesd (its TAESD was fetched with it) or latent (RGB projection)'}"},
+              " 'preview':'string|taesd (its TAESD was fetched with it) or latent (RGB projection)',"
+              " 'guidance_embedded':'boolean|LCM: guidance is a UNet input, the negative prompt is never used'}"},
     {"Duration", "{'description':'30, 60 or full (null or <= 0 also mean the whole song); default 60',"
                  " 'oneOf':[{'type':'integer', 'enum':[30, 60]}, {'type':'string', 'enum':['30', '60', 'full']}],"
                  " 'nullable':true}"},

@@ -5,7 +5,9 @@
 // the form; generate posters with the tiny model (progress card in view, live progress and
 // previews, a second click queued and listed, results); no horizontal overflow on the phone;
 // then the gallery (runs grouped, thumbnails, "use again" with every parameter, delete asks
-// first, server text stays text) and a one-URL batch through the fake yt-dlp.
+// first, server text stays text) and a one-URL batch through the fake yt-dlp. perModel: each
+// model's defaults (steps, guidance, size), the negative prompt's hint and what is sent, the
+// model list's RAM and disk, on a server with the tiny SD 2 and SDXL fixtures under registry names.
 // M2P_SHOTS=DIR keeps a screenshot of each main state there. Exits nonzero on the first failure.
 'use strict';
 
@@ -417,6 +419,127 @@ async function badModel(browser, vp) {
   await page.close();
 }
 
+// The text chunks of a served PNG ({key: text}), read in the page.
+async function pngChunks(page, url) {
+  return page.evaluate(async (u) => {
+    const b = new Uint8Array(await (await fetch(u)).arrayBuffer());
+    const dv = new DataView(b.buffer);
+    const chunks = {};
+    for (let at = 8; at + 8 <= b.length;) {
+      const len = dv.getUint32(at), type = String.fromCharCode(...b.slice(at + 4, at + 8));
+      if (type === 'tEXt' || type === 'iTXt') {
+        const body = b.slice(at + 8, at + 8 + len), z = body.indexOf(0);
+        const key = new TextDecoder().decode(body.slice(0, z));
+        let text = body.slice(z + 1);
+        if (type === 'iTXt') { let k = 2, nul = 0; while (nul < 2) { if (text[k] === 0) nul++; k++; } text = text.slice(k); }
+        chunks[key] = new TextDecoder(type === 'tEXt' ? 'latin1' : 'utf-8').decode(text);
+      }
+      at += 12 + len;
+    }
+    return chunks;
+  }, url);
+}
+
+async function freePort() {
+  return new Promise((res) => { const sv = net.createServer(); sv.listen(0, '127.0.0.1', () => { const p = sv.address().port; sv.close(() => res(p)); }); });
+}
+async function waitPort(port) {
+  for (let i = 0; i < 300; i++) {
+    const ok = await new Promise((res) => { const c = net.connect(port, '127.0.0.1', () => { c.end(); res(true); }); c.on('error', () => res(false)); });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('FAILED: the server on port ' + port + ' did not come up');
+}
+
+// Each model's own defaults (issue 8): a server with the tiny fixtures under registry names
+// (lcm = sd-tiny, sd21 = sd2-tiny, turbo = sdxl-tiny). Picking a model sets its steps, guidance
+// and size (the original's registry: SD 2.1 20 steps 7.5 768², Turbo 1 step 0.0 512², LCM 4
+// steps as the README's speeds); the negative prompt says when it is ignored (LCM, guidance <= 1)
+// and is sent, and lands in the PNG, only otherwise; the model list says what each needs.
+async function perModel(browser, vp) {
+  const tag = vp.width < 600 ? 'phone' : 'desktop';
+  const port = await freePort();
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'm2p-models-'));
+  const fx = process.env.M2P_FIXTURES;
+  const srv = spawn(process.env.M2P_BIN, ['serve', '--port', String(port), '--data', data, '--offline',
+    '--model', 'lcm=' + fx + '/sd-tiny/model', '--model', 'sd21=' + fx + '/sd2-tiny/model',
+    '--model', 'turbo=' + fx + '/sdxl-tiny/model'], { stdio: 'ignore' });
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push('console: ' + m.text() + ' at ' + JSON.stringify(m.location())); });
+  page.on('response', (r) => { if (r.status() >= 400) problems.push(r.status() + ' from ' + r.request().method() + ' ' + r.url()); });
+  const sent = [];
+  page.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/api/generate')) sent.push(JSON.parse(r.postData())); });
+  try {
+    await waitPort(port);
+    await page.setViewportSize(vp);
+    const url = 'http://127.0.0.1:' + port;
+    await page.goto(url + '/index.html'); // a new port: a new origin with nothing saved
+    for (const m of ['lcm', 'sd21', 'turbo']) await page.waitForSelector('#model option[value="' + m + '"]', { state: 'attached' });
+    const form = async () => ({ steps: await page.inputValue('#steps'), guidance: await page.inputValue('#guidance'), size: await page.inputValue('#size'), hint: await page.isVisible('#negative-hint') });
+    // lcm, the default model
+    let f = await form();
+    assert((await page.inputValue('#model')) === 'lcm' && f.steps === '4' && Number(f.guidance) === 1 && f.size === '512x512' && f.hint, 'lcm defaults: ' + JSON.stringify(f));
+    assert(/LCM/.test(await page.textContent('#negative-hint')), 'the hint names LCM');
+    // SD 2.1: 20 steps, guidance 7.5, 768², the negative prompt counts
+    await page.selectOption('#model', 'sd21');
+    f = await form();
+    assert(f.steps === '20' && Number(f.guidance) === 7.5 && f.size === '768x768' && !f.hint, 'sd21 defaults: ' + JSON.stringify(f));
+    assert(/this model's size/.test(await page.$eval('#size option[value="768x768"]', (o) => o.textContent)), 'the 768² option says it is the model\'s size');
+    // SDXL Turbo: 1 step, guidance 0, 512²; the negative prompt is ignored at guidance 0
+    await page.selectOption('#model', 'turbo');
+    f = await form();
+    assert(f.steps === '1' && Number(f.guidance) === 0 && f.size === '512x512' && f.hint, 'turbo defaults: ' + JSON.stringify(f));
+    assert(/guidance 0/.test(await page.textContent('#negative-hint')), 'the hint says guidance 0: ' + await page.textContent('#negative-hint'));
+    // back to SD 2.1: guidance 1 switches the negative prompt off, 7.5 on again
+    await page.selectOption('#model', 'sd21');
+    await page.fill('#guidance', '1');
+    assert(await page.isVisible('#negative-hint'), 'guidance 1: the negative prompt is ignored');
+    await page.fill('#guidance', '7.5');
+    assert(await page.isHidden('#negative-hint'), 'guidance 7.5: the negative prompt is used');
+    // the model list says what each needs: memory, and disk here or the download
+    const needs = await page.$$eval('#model-list li', (l) => Object.fromEntries(l.map((x) => [x.dataset.model, x.querySelector('.needs').textContent])));
+    assert(/RAM: about [\d.]+ [MG]B \(f32\)/.test(needs.sd21) && /disk: [\d.]+ [MG]B here/.test(needs.sd21), 'sd21 needs: ' + needs.sd21);
+    assert(/disk: about [\d.]+ GB to download/.test(needs.sd14) && /RAM: about [\d.]+ GB/.test(needs.sd14), 'sd14 needs: ' + needs.sd14);
+    if (vp.width < 600) await noOverflow(page, 'the per-model form at 390 px');
+    if (process.env.M2P_SHOTS) await page.screenshot({ path: path.join(process.env.M2P_SHOTS, tag + '-11-model-defaults.png'), fullPage: true });
+
+    // a run with sd21 (small and short for the test): the negative prompt is sent and kept in the PNG
+    const run = async (model, k) => {
+      await page.selectOption('#model', model);
+      await page.selectOption('#size', '64x64');
+      await page.fill('#steps', '2');
+      await page.fill('#prompt', 'a lighthouse at dusk');
+      await page.fill('#negative', 'blurry, low quality');
+      await page.click('#generate');
+      await waitFor(page, (j) => document.querySelectorAll('#results figure img').length === 1 &&
+        new RegExp('^Run ' + j + ':').test(document.getElementById('results-info').textContent), model + '\'s poster', 120000, k);
+      return pngChunks(page, await page.getAttribute('#results figure a[download]', 'href'));
+    };
+    let png = await run('sd21', 1);
+    assert(sent[0].negative_prompt === 'blurry, low quality' && sent[0].guidance === 7.5, 'sd21 request: ' + JSON.stringify(sent[0]));
+    assert(/\nNegative prompt: blurry, low quality\n/.test(png.parameters || '') && /CFG scale: 7\.5, /.test(png.parameters || ''), 'sd21 PNG: ' + png.parameters);
+    // turbo at its guidance 0: not sent, and the PNG claims none
+    png = await run('turbo', 2);
+    assert(!('negative_prompt' in sent[1]) && sent[1].guidance === 0, 'turbo request: ' + JSON.stringify(sent[1]));
+    assert(/Sampler: Euler a, /.test(png.parameters || '') && !/Negative prompt|CFG scale: [1-9]/.test(png.parameters || ''), 'turbo PNG: ' + png.parameters);
+
+    // the batch page follows the chosen model too
+    await page.goto(url + '/batch.html');
+    await page.waitForSelector('#model option[value="sd21"]', { state: 'attached' });
+    await page.selectOption('#model', 'sd21');
+    assert((await page.inputValue('#steps')) === '20' && (await page.inputValue('#size')) === '768x768', 'the batch page takes sd21\'s steps and size');
+    assert(problems.length === 0, 'no page errors: ' + problems.join('; '));
+  } finally {
+    await page.close();
+    srv.kill('SIGTERM');
+    await new Promise((r) => { if (srv.exitCode !== null) r(); else srv.on('exit', r); });
+    fs.rmSync(data, { recursive: true, force: true });
+  }
+}
+
 // The page while its server restarts: a "connection lost — reconnecting" notice that goes
 // away by itself when the server is back (the page subscribes again and catches up).
 async function restart(browser) {
@@ -473,6 +596,8 @@ async function restart(browser) {
       await p.goto(base + '/style.css');
       await p.evaluate(() => localStorage.clear());
       await badModel(browser, vp);
+      await perModel(browser, vp);
+      console.log('e2e: per-model defaults passed at ' + vp.width + '×' + vp.height);
       await flow(browser, vp);
       console.log('e2e: the whole flow passed at ' + vp.width + '×' + vp.height);
     }
