@@ -8,6 +8,7 @@
 // first, server text stays text) and a one-URL batch through the fake yt-dlp. perModel: each
 // model's defaults (steps, guidance, size), the negative prompt's hint and what is sent, the
 // model list's RAM and disk, on a server with the tiny SD 2 and SDXL fixtures under registry names.
+// modelManager: a download from the page through a fake hub, then TAESD previews.
 // M2P_SHOTS=DIR keeps a screenshot of each main state there. Exits nonzero on the first failure.
 'use strict';
 
@@ -540,6 +541,65 @@ async function perModel(browser, vp) {
   }
 }
 
+// The model manager from a clean start: a server with no model and an empty Hugging Face cache
+// (HF_HOME), a fake hub (HF_ENDPOINT, fake_hub.js) serving the tiny model as lcm. Download on
+// the page -> progress -> installed; TAESD came along and paints the live previews at full size
+// (the latent colour sketch is 1/8 of it) without anyone naming its folder.
+async function modelManager(browser) {
+  const hub = await require('./fake_hub.js').start(process.env.M2P_FIXTURES);
+  const port = await freePort();
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'm2p-manager-'));
+  fs.mkdirSync(path.join(root, 'hf'));
+  const env = { ...process.env, HF_HOME: path.join(root, 'hf'), HF_ENDPOINT: 'http://127.0.0.1:' + hub.port };
+  delete env.HF_HUB_CACHE;
+  delete env.MUS2PIC_MODEL;
+  const srv = spawn(process.env.M2P_BIN, ['serve', '--port', String(port), '--data', path.join(root, 'data'), '--offline'],
+    { stdio: 'ignore', env, cwd: root });
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push('console: ' + m.text()); });
+  try {
+    await waitPort(port);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto('http://127.0.0.1:' + port + '/index.html');
+    await page.waitForSelector('#no-model', { state: 'visible' });
+    assert(await page.isDisabled('#generate'), 'Generate waits for a model');
+    assert(/disk: about [\d.]+ GB to download/.test(await page.textContent('#model-list li[data-model="lcm"] .needs')), 'the download size before it starts');
+    await page.click('#model-list li[data-model="lcm"] button');
+    await waitFor(page, () => /lcm is installed \(\d+ files/.test(document.getElementById('fetch-text').textContent), 'the download to finish');
+    await page.waitForSelector('#model option[value="lcm"]', { state: 'attached' });
+    assert(await page.isHidden('#no-model') && !(await page.isDisabled('#generate')), 'the banner goes and Generate is enabled once installed');
+    const needs = await page.textContent('#model-list li[data-model="lcm"] .needs');
+    assert(/disk: [\d.]+ MB here/.test(needs) && /live previews: TAESD/.test(needs), 'lcm installed, with TAESD: ' + needs);
+    assert(hub.requests.some((r) => r.startsWith('/madebyollin/taesd/resolve/')), 'TAESD was fetched with the model');
+    if (process.env.M2P_SHOTS) await page.screenshot({ path: path.join(process.env.M2P_SHOTS, 'desktop-12-model-downloaded.png'), fullPage: true });
+    // a run: every preview is a full-size TAESD image
+    await page.evaluate(() => {
+      window.__previews = new Set();
+      new MutationObserver(() => {
+        for (const i of document.querySelectorAll('#variations-progress img')) if (i.src.startsWith('data:image/png')) window.__previews.add(i.src);
+      }).observe(document.getElementById('variations-progress'), { subtree: true, childList: true, attributes: true });
+    });
+    await page.fill('#prompt', 'a lighthouse at dusk');
+    await page.selectOption('#size', '64x64');
+    await page.fill('#steps', '4');
+    await page.click('#generate');
+    await waitFor(page, () => document.querySelectorAll('#results figure img').length === 1, 'the poster', 120000);
+    const sizes = await page.evaluate(() => Promise.all([...window.__previews].map((u) => new Promise((res) => {
+      const i = new Image(); i.onload = () => res(i.naturalWidth + 'x' + i.naturalHeight); i.onerror = () => res('bad'); i.src = u;
+    }))));
+    assert(sizes.length > 0 && sizes.every((x) => x === '64x64'), 'TAESD previews at the image size: ' + sizes);
+    assert(problems.length === 0, 'no page errors: ' + problems.join('; '));
+  } finally {
+    await page.close();
+    srv.kill('SIGTERM');
+    await new Promise((r) => { if (srv.exitCode !== null) r(); else srv.on('exit', r); });
+    await hub.close();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}
+
 // The page while its server restarts: a "connection lost — reconnecting" notice that goes
 // away by itself when the server is back (the page subscribes again and catches up).
 async function restart(browser) {
@@ -601,6 +661,8 @@ async function restart(browser) {
       await flow(browser, vp);
       console.log('e2e: the whole flow passed at ' + vp.width + '×' + vp.height);
     }
+    await modelManager(browser);
+    console.log('e2e: a model downloaded from the page, with TAESD previews');
     await restart(browser);
     console.log('e2e: the connection notice comes and goes with a server restart');
   } catch (e) {
