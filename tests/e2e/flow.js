@@ -600,8 +600,9 @@ async function modelManager(browser) {
   }
 }
 
-// The page while its server restarts: a "connection lost — reconnecting" notice that goes
-// away by itself when the server is back (the page subscribes again and catches up).
+// The page while its server restarts in the middle of a run: a "connection lost — reconnecting"
+// notice that goes away by itself when the server is back (the page subscribes again and catches
+// up), and the run is requeued and finishes (attempt 2), never shown as canceled.
 async function restart(browser) {
   const port = await new Promise((res) => { const sv = net.createServer(); sv.listen(0, '127.0.0.1', () => { const p = sv.address().port; sv.close(() => res(p)); }); });
   const data = fs.mkdtempSync(path.join(os.tmpdir(), 'm2p-restart-'));
@@ -622,6 +623,19 @@ async function restart(browser) {
     await page.goto('http://127.0.0.1:' + port + '/index.html');
     await page.waitForSelector('#model option[value="lcm"]', { state: 'attached' });
     assert(await page.isHidden('#conn-lost'), 'no connection notice while connected');
+    // a run in the middle of its steps when the server stops
+    await page.evaluate(() => {
+      window.__stages = [];
+      new MutationObserver(() => window.__stages.push(document.getElementById('gen-stage').textContent))
+        .observe(document.getElementById('gen-stage'), { subtree: true, childList: true, characterData: true });
+    });
+    await page.fill('#prompt', 'a run across a restart');
+    await page.selectOption('#size', '256x256');
+    await page.fill('#steps', '30');
+    await page.selectOption('#variations', '2');
+    await page.click('#generate');
+    await waitFor(page, () => /^Step ([2-9]|1\d) of 30$/.test(document.getElementById('gen-stage').textContent), 'the run mid-way', 120000);
+    const job = Number((await page.textContent('#gen-job')).replace(/\D+/g, ''));
     const gone = new Promise((r) => srv.on('exit', r));
     srv.kill('SIGTERM');
     await gone;
@@ -630,6 +644,13 @@ async function restart(browser) {
     srv = start();
     await up();
     await page.waitForSelector('#conn-lost', { state: 'hidden' });
+    // the run is taken up again and finishes: posters, never "Canceled"
+    await waitFor(page, () => document.querySelectorAll('#results figure img').length === 2, 'the run finished after the restart', 300000);
+    const stages = await page.evaluate(() => window.__stages);
+    assert(!stages.some((t) => /cancel|failed/i.test(t)), 'the run was never shown canceled or failed: ' + stages.filter((t, i) => t !== stages[i - 1]).join(' | '));
+    const j = await page.evaluate(async (id) => (await fetch('/api/jobs/' + id)).json(), job);
+    assert(j.state === 'done' && j.attempts === 2, 'the job requeued and done on its second attempt: ' + JSON.stringify({ state: j.state, attempts: j.attempts, error: j.error }));
+    if (process.env.M2P_SHOTS) await page.screenshot({ path: path.join(process.env.M2P_SHOTS, 'desktop-10b-after-restart.png'), fullPage: true });
   } finally {
     await page.close();
     srv.kill('SIGTERM');
