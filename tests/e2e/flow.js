@@ -41,6 +41,29 @@ async function noOverflow(page, where) {
   assert(w.doc === w.vw && w.body <= w.vw, where + ': document ' + w.doc + ' px (body ' + w.body + ') on a ' + w.vw + ' px viewport');
 }
 
+// Every control and picture stays inside its card (a select as wide as its longest option, a
+// file picker or a table can stick out of the card without widening the document).
+async function inCards(page, where) {
+  const out = await page.evaluate(() => {
+    const bad = [];
+    for (const card of document.querySelectorAll('.card')) {
+      if (!card.offsetParent) continue;
+      const c = card.getBoundingClientRect();
+      for (const n of card.querySelectorAll('input, select, textarea, button, img, canvas, table, .bar')) {
+        if (!n.offsetParent) continue;
+        let scroller = false; // inside a box that scrolls sideways on purpose
+        for (let a = n.parentElement; a && a !== card; a = a.parentElement)
+          if (/(auto|scroll)/.test(getComputedStyle(a).overflowX)) scroller = true;
+        const r = n.getBoundingClientRect();
+        if (!scroller && (r.right > c.right + 0.5 || r.left < c.left - 0.5))
+          bad.push((n.id || n.tagName.toLowerCase()) + ' in #' + card.id + ' [' + Math.round(r.left) + ',' + Math.round(r.right) + '] of [' + Math.round(c.left) + ',' + Math.round(c.right) + ']');
+      }
+    }
+    return bad;
+  });
+  assert(out.length === 0, where + ': sticking out of their card: ' + out.join('; '));
+}
+
 async function inView(page, sel) {
   return page.$eval(sel, (n) => {
     const r = n.getBoundingClientRect();
@@ -84,7 +107,7 @@ async function flow(browser, vp) {
   for (const m of ['sd14', 'sd21', 'lcm_sd21', 'turbo', 'sdxl_lightning'])
     assert((await page.$$('#model-list li[data-model="' + m + '"] button')).length === 1, m + ' offered for download');
   assert((await page.$$('#model-list li[data-model="lcm"] button')).length === 0, 'no download offered for an installed model');
-  if (phone) await noOverflow(page, 'the model list at 390 px');
+  if (phone) { await noOverflow(page, 'the model list at 390 px'); await inCards(page, 'the start page at 390 px'); }
   await shot('1-start');
 
   // 2. a file that is not audio: the error names the file, not the server's folder for it
@@ -184,6 +207,21 @@ async function flow(browser, vp) {
   assert((await page.inputValue('#size')) === '64x64' && (await page.inputValue('#guidance')) === '6.5' && (await page.inputValue('#seed')) === '123', 'the settings after a reload');
   assert((await page.$$('#tiles .tile')).length === 9, 'the analysis tiles after a reload');
 
+  // 1 again: a request the server refuses is answered next to the button, on screen, with its
+  // control marked and the field named once
+  await page.fill('#steps', '80');
+  expectStatus = 400;
+  await page.click('#generate');
+  await page.waitForSelector('#generate-error', { state: 'visible' });
+  const gerr = await page.textContent('#generate-error');
+  assert(/^steps is 80; it must be from 1 to 50/.test(gerr), 'the refused steps: ' + gerr);
+  assert(await page.$eval('#generate-error', (n) => { const r = n.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight && r.height > 0; }), 'the error is on screen');
+  assert((await page.getAttribute('#steps', 'aria-invalid')) === 'true', 'the steps field is marked');
+  assert(await page.isHidden('#progress-card'), 'no progress card for a refused request');
+  await shot('5b-refused');
+  expectStatus = 0;
+  await page.fill('#steps', '4');
+
   // 6. generate; the progress card comes into view; record what the progress area shows
   await page.evaluate(() => {
     window.__seen = { labels: new Set(), previews: 0 };
@@ -272,6 +310,7 @@ async function flow(browser, vp) {
   if (phone) {
     await page.evaluate(() => window.scrollTo(0, 0));
     await noOverflow(page, 'the main page at 390 px after a generation');
+    await inCards(page, 'the main page at 390 px after a generation');
     const h = await page.evaluate(() => document.getElementById('variations-progress').getBoundingClientRect().height);
     assert(h < 900, 'four variations in a grid, not a stack: ' + h + ' px');
   }
@@ -388,7 +427,7 @@ async function flow(browser, vp) {
   await waitFor(page, () => /finished/.test(document.getElementById('batch-summary').textContent), 'the batch to finish');
   assert(/Admiral Bob/.test(await page.textContent('#items tr')), 'the batch row names the artist');
   await waitFor(page, () => /1 song, 1 done, finished/.test(document.getElementById('batches').textContent), 'the list of batches to show it finished');
-  if (phone) await noOverflow(page, 'the batch page at 390 px');
+  if (phone) { await noOverflow(page, 'the batch page at 390 px'); await inCards(page, 'the batch page at 390 px'); }
   await shot('9-batch');
 
   assert(problems.length === 0, 'no page errors: ' + problems.join('; '));
