@@ -3,9 +3,10 @@
 # cache in the user's cache folder, never ./data of the folder they run in; the text summary and
 # --json give the same key; `prompt --version llm` without a key stops before the analysis and
 # names --llm-key; `generate` prints no seed for a model it cannot load, and with --title/--artist
-# writes FILE-text.png beside the unchanged plain FILE.png; `serve -v` logs each
-# request and each job, and a typo in MUS2PIC_MODEL is a warning at start; offline, `models fetch` says what to do (HF_ENDPOINT, a copied folder
-# with --model NAME=DIR); `models list` says what each model needs on disk and in memory.
+# writes FILE-text.png beside the unchanged plain FILE.png; `serve -v` logs each request and
+# each job; a typo in MUS2PIC_MODEL is a warning at start; offline, `models fetch` says what to
+# do (HF_ENDPOINT, a copied folder with --model NAME=DIR); `models list` says what each model
+# needs on disk and in memory.
 set -uo pipefail
 : "${M2P_BIN:?M2P_BIN is set by ctest}" "${M2P_FIXTURES:?M2P_FIXTURES is set by ctest}"
 BIN="$M2P_BIN"
