@@ -39,7 +39,7 @@ static int list(void)
             nd.download_bytes = nd.ram_f32 = nd.ram_bf16 = -1;
         if (have)
             snprintf(disk, sizeof disk, "%s here",
-                     model_fmt_bytes(model_disk_bytes(path), a, sizeof a));
+                     model_fmt_bytes(model_installed_bytes(e[i].name, path), a, sizeof a));
         else
             snprintf(disk, sizeof disk, "~%s download",
                      model_fmt_bytes(nd.download_bytes, a, sizeof a));

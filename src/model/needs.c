@@ -5,9 +5,9 @@
  * 340.4 M at 23 layers; SDXL UNet 2567.5 M, text_encoder_2 694.7 M; VAE 83.7 M of which the
  * decoder, all the engine loads, is 49.5 M); an installed folder's are counted from its
  * safetensors headers. Download = the files `models fetch` picks (fetch.c: fp16 variants where
- * the repo has them) + TAESD; memory = weights in the compute dtype + working memory measured
- * for lcm at 512² (BENCHMARKS.md: 4.58 GiB f32 / 2.86 GiB bf16 for 1032 M parameters), scaled
- * by the default image's pixels.
+ * the repo has them) + TAESD; installed, the folder and those companions as they lie; memory =
+ * weights in the compute dtype + working memory measured for lcm at 512² (BENCHMARKS.md: 4.58 GiB
+ * f32 / 2.86 GiB bf16 for 1032 M parameters), scaled by the default image's pixels.
  */
 #define _XOPEN_SOURCE 700
 #include "model/needs.h"
@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "model/resolve.h"
 #include "model/safetensors.h"
 #include "mus2pic.h"
 
@@ -138,6 +139,25 @@ int64_t model_disk_bytes(const char *dir)
     if (!dir || nftw(dir, disk_add, 16, 0) != 0)
         return -1;
     return disk_sum;
+}
+
+int64_t model_installed_bytes(const char *name, const char *dir)
+{
+    int64_t n = model_disk_bytes(dir);
+    if (n < 0)
+        return n;
+    char p[4400];
+    if (hub_find_taesd(dir, p, sizeof p) == 0) {
+        int64_t t = model_disk_bytes(p);
+        n += t > 0 ? t : 0;
+    }
+    struct stat st;
+    if (name && !strcmp(name, "sdxl_lightning") &&
+        hub_find_file("ByteDance/SDXL-Lightning", "sdxl_lightning_4step_unet.safetensors", p,
+                      sizeof p) == 0 &&
+        stat(p, &st) == 0)
+        n += (int64_t)st.st_size;
+    return n;
 }
 
 const char *model_fmt_bytes(int64_t n, char *buf, size_t len)

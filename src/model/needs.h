@@ -23,6 +23,9 @@ int model_needs_of(const char *name, const char *dir, model_needs *out);
 /* Bytes the files under dir take (a hub snapshot's links counted as their blobs); -1 when dir
  * cannot be read. */
 int64_t model_disk_bytes(const char *dir);
+/* What an installed model takes with the companions `models fetch NAME` brought: its folder,
+ * its TAESD and, for sdxl_lightning, the Lightning UNet file; -1 when dir cannot be read. */
+int64_t model_installed_bytes(const char *name, const char *dir);
 /* "4.3 GB" (decimal, as disks and the hub count) into buf. */
 const char *model_fmt_bytes(int64_t n, char *buf, size_t len);
 

@@ -208,7 +208,7 @@ void ux_model_needs(server *s, json_t *e, const char *name, const char *path)
     json_object_set_new(e, "dtype", json_string(bf16 ? "bf16" : "f32"));
     json_object_set_new(e, "download_bytes",
                         nd.download_bytes > 0 ? json_integer(nd.download_bytes) : json_null());
-    int64_t disk = path ? model_disk_bytes(path) : -1;
+    int64_t disk = path ? model_installed_bytes(name, path) : -1;
     json_object_set_new(e, "disk_bytes", disk >= 0 ? json_integer(disk) : json_null());
     /* LCM distils the guidance into the UNet (time_cond_proj_dim, diffusers
      * UNet2DConditionModel): no unconditional pass, so no negative prompt at any guidance */
