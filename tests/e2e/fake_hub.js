@@ -3,7 +3,8 @@
 // GET /api/models/ORG/NAME/revision/main?blobs=true (commit sha and the file list with sizes,
 // blob ids and, for weights, the LFS sha256) and GET /ORG/NAME/resolve/COMMIT/PATH (the file).
 // It serves the sd-tiny fixture as SimianLuo/LCM_Dreamshaper_v7 and the taesd fixture as
-// madebyollin/taesd (which fetching lcm brings along). start(fixtures) -> {port, requests, close}.
+// madebyollin/taesd (which fetching lcm brings along). start(fixtures, port = any free one) ->
+// {port, requests, close}.
 'use strict';
 const http = require('http');
 const fs = require('fs');
@@ -34,7 +35,7 @@ function repoFiles(dir) {
   });
 }
 
-function start(fixtures) {
+function start(fixtures, port = 0) {
   const repos = {
     'SimianLuo/LCM_Dreamshaper_v7': repoFiles(path.join(fixtures, 'sd-tiny/model')),
     'madebyollin/taesd': repoFiles(path.join(fixtures, 'taesd/model')),
@@ -59,7 +60,7 @@ function start(fixtures) {
     res.writeHead(404, { 'Content-Type': 'application/json' });
     res.end('{"error":"Repository not found"}');
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve({
     port: server.address().port,
     requests,
     close: () => new Promise((r) => server.close(r)),

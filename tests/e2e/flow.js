@@ -585,11 +585,12 @@ async function perModel(browser, vp) {
 // the page -> progress -> installed; TAESD came along and paints the live previews at full size
 // (the latent colour sketch is 1/8 of it) without anyone naming its folder.
 async function modelManager(browser) {
-  const hub = await require('./fake_hub.js').start(process.env.M2P_FIXTURES);
+  const hubPort = await freePort(); // nobody listens there until the hub starts below
+  let hub = null;
   const port = await freePort();
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'm2p-manager-'));
   fs.mkdirSync(path.join(root, 'hf'));
-  const env = { ...process.env, HF_HOME: path.join(root, 'hf'), HF_ENDPOINT: 'http://127.0.0.1:' + hub.port };
+  const env = { ...process.env, HF_HOME: path.join(root, 'hf'), HF_ENDPOINT: 'http://127.0.0.1:' + hubPort };
   delete env.HF_HUB_CACHE;
   delete env.MUS2PIC_MODEL;
   const srv = spawn(process.env.M2P_BIN, ['serve', '--port', String(port), '--data', path.join(root, 'data'), '--offline'],
@@ -605,7 +606,16 @@ async function modelManager(browser) {
     await page.waitForSelector('#no-model', { state: 'visible' });
     assert(await page.isDisabled('#generate'), 'Generate waits for a model');
     assert(/disk: about [\d.]+ GB to download/.test(await page.textContent('#model-list li[data-model="lcm"] .needs')), 'the download size before it starts');
+    // the hub cannot be reached yet (as offline): the error says what to do instead
     await page.click('#model-list li[data-model="lcm"] button');
+    await page.waitForSelector('#fetch-error', { state: 'visible', timeout: 120000 });
+    const ferr = await page.textContent('#fetch-error');
+    assert(/^The download of lcm failed: /.test(ferr) && /HF_ENDPOINT/.test(ferr) && /--model lcm=DIR/.test(ferr), 'the offline download error: ' + ferr);
+    if (process.env.M2P_SHOTS) await page.screenshot({ path: path.join(process.env.M2P_SHOTS, 'desktop-12a-download-offline.png') });
+    // the hub is back
+    hub = await require('./fake_hub.js').start(process.env.M2P_FIXTURES, hubPort);
+    await page.click('#model-list li[data-model="lcm"] button');
+    assert(await page.isHidden('#fetch-error'), 'the old error goes with a new try');
     await waitFor(page, () => /lcm is installed \(\d+ files/.test(document.getElementById('fetch-text').textContent), 'the download to finish');
     await page.waitForSelector('#model option[value="lcm"]', { state: 'attached' });
     assert(await page.isHidden('#no-model') && !(await page.isDisabled('#generate')), 'the banner goes and Generate is enabled once installed');
@@ -634,7 +644,7 @@ async function modelManager(browser) {
     await page.close();
     srv.kill('SIGTERM');
     await new Promise((r) => { if (srv.exitCode !== null) r(); else srv.on('exit', r); });
-    await hub.close();
+    if (hub) await hub.close();
     fs.rmSync(root, { recursive: true, force: true });
   }
 }
