@@ -225,8 +225,7 @@ int model_cache_get(model_cache *mc, const char *name, m2p_model **out)
     m2p_model *m = NULL;
     int rc = m2p_model_load(ref, &mp, &m);
     if (rc && mp.taesd) {
-        M2P_LOGW("model '%s': TAESD from %s not used for previews: %s", name, taesd,
-                 m2p_errmsg());
+        M2P_LOGW("model '%s': TAESD from %s not used for previews: %s", name, taesd, m2p_errmsg());
         mp.taesd = NULL;
         rc = m2p_model_load(ref, &mp, &m);
     }
