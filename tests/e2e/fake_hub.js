@@ -54,7 +54,16 @@ function start(fixtures, port = 0) {
     const file = m && m[2] === COMMIT && repos[m[1]] && repos[m[1]].find((f) => f.meta.rfilename === m[3]);
     if (file) {
       res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': file.data.length });
-      res.end(file.data);
+      // weights trickle in (256 KiB every 40 ms), so a page polling every 500 ms sees the bar move
+      let at = 0;
+      const more = () => {
+        if (res.destroyed) return;
+        const end = Math.min(file.data.length, at + (file.meta.lfs ? 262144 : file.data.length));
+        res.write(file.data.subarray(at, end));
+        at = end;
+        if (at < file.data.length) setTimeout(more, 40); else res.end();
+      };
+      more();
       return;
     }
     res.writeHead(404, { 'Content-Type': 'application/json' });

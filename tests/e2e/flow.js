@@ -614,8 +614,15 @@ async function modelManager(browser) {
     if (process.env.M2P_SHOTS) await page.screenshot({ path: path.join(process.env.M2P_SHOTS, 'desktop-12a-download-offline.png') });
     // the hub is back
     hub = await require('./fake_hub.js').start(process.env.M2P_FIXTURES, hubPort);
+    await page.evaluate(() => {
+      window.__fetchText = [];
+      new MutationObserver(() => window.__fetchText.push(document.getElementById('fetch-text').textContent))
+        .observe(document.getElementById('fetch-text'), { subtree: true, childList: true, characterData: true });
+    });
     await page.click('#model-list li[data-model="lcm"] button');
     assert(await page.isHidden('#fetch-error'), 'the old error goes with a new try');
+    await waitFor(page, () => window.__fetchText.some((t) => /^Downloading lcm: \S+safetensors \d+% of [\d.]+ MB/.test(t)), 'the download\'s progress (file, percent, size)');
+    if (process.env.M2P_SHOTS) await page.screenshot({ path: path.join(process.env.M2P_SHOTS, 'desktop-12b-downloading.png') });
     await waitFor(page, () => /lcm is installed \(\d+ files/.test(document.getElementById('fetch-text').textContent), 'the download to finish');
     await page.waitForSelector('#model option[value="lcm"]', { state: 'attached' });
     assert(await page.isHidden('#no-model') && !(await page.isDisabled('#generate')), 'the banner goes and Generate is enabled once installed');
