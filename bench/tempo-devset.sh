@@ -10,9 +10,9 @@
 #   abc tunes with a Q: tempo (abcmidi and abcm2ps examples), compiled to MIDI by `abc2midi`;
 #   MuseScore 3 demo scores with a tempo marking (musescore3-common), exported to MIDI by mscore3.
 # The MIDI pieces' tempo is the MIDI file's own tempo map (it must hold over the excerpt; see
-# miditruth.py below), rendered by fluidsynth with FluidR3_GM. The beat is the quarter note,
-# the dotted quarter in 6/8, 9/8 and 12/8. Pieces outside 60-200 BPM or shorter than 12 s are
-# left out.
+# miditruth.py below), rendered by fluidsynth with FluidR3_GM. The beat is the note the time
+# signature counts (the half note in 2/2), the dotted quarter in 6/8, 9/8 and 12/8. Pieces
+# outside 60-200 BPM or shorter than 12 s are left out.
 # Each render is cut to a 60 s mono 22,050 Hz excerpt (from 0 s) in $CACHE (default
 # /var/cache/m2p-tempo-devset; no audio goes into the repo) and listed in $CACHE/truth.tsv:
 #   id <TAB> file <TAB> bpm <TAB> meter <TAB> split <TAB> source
@@ -134,8 +134,9 @@ num, den = sigs[0] if sigs else (4, 4)
 if den == 8 and (num % 3 or num == 3):
     sys.exit(1)  # 3/8, 5/8, 7/8: which level is the beat is not stated
 q = 60e6 / us
-# the beat: the quarter note, the dotted quarter in compound meters (6/8, 9/8, 12/8)
-bpm = q * 2 / 3 if den == 8 and num % 3 == 0 and num > 3 else q
+# the beat: the note the time signature counts (the half note in 2/2 and 3/2, the quarter in
+# x/4), the dotted quarter in compound meters (6/8, 9/8, 12/8)
+bpm = q * 2 / 3 if den == 8 else q * 4 / den
 print('%.4g %d/%d' % (bpm, num, den))
 EOF
 
