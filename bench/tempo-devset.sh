@@ -136,7 +136,7 @@ if den == 8 and (num % 3 or num == 3):
 q = 60e6 / us
 # the beat: the note the time signature counts (the half note in 2/2 and 3/2, the quarter in
 # x/4), the dotted quarter in compound meters (6/8, 9/8, 12/8)
-bpm = q * 2 / 3 if den == 8 else q * 4 / den
+bpm = q * 2 / 3 if den == 8 else q * den / 4
 print('%.4g %d/%d' % (bpm, num, den))
 EOF
 
