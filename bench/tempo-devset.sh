@@ -37,6 +37,8 @@ command -v abc2midi >/dev/null || need="$need abcmidi"
 command -v mscore3 >/dev/null || need="$need musescore3"
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need="$need fluid-soundfont-gm"
 command -v ffmpeg >/dev/null || need="$need ffmpeg"
+command -v python3 >/dev/null || need="$need python3"
+command -v unzip >/dev/null || need="$need unzip"
 if [ -n "$need" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $need
 fi
