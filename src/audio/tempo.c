@@ -4,9 +4,9 @@
  * prior at 120 BPM, 1 octave), beat_track (Ellis 2007, "Beat tracking by dynamic programming",
  * tightness 100) and onset_detect's peak picking. tempo_estimate_mel, the reported tempo, reads
  * a drum-band envelope (< 200 Hz and 200 Hz - 3 kHz, hi-hats left out; Goto 2001, J. New Music
- * Research 30(2)) and keeps the faster metrical level when every other pulse is as strong.
- * tempo_aubio / tempo_refine and tempo_librosa serve bench/eval_tempo_key's comparison (the
- * librosa method measured better): numbers in BENCHMARKS.md.
+ * Research 30(2)), then picks the metrical level from pulse strength, chord changes, the bass
+ * band's period and how many onsets fill a beat. tempo_aubio, tempo_refine and tempo_librosa
+ * serve the comparisons of bench/eval_tempo_key and eval_tempo_devset (BENCHMARKS.md).
  */
 #include "audio/tempo.h"
 
@@ -581,11 +581,13 @@ static double bass_metrical_check(const float *mel_db, int T, int nm, int sr, do
     const double bass_margin = 0.25, max_bpm = 208.0;
     if (!(bpm > 0) || 1.5 * bpm > max_bpm)
         return bpm;
+    double L = 60.0 * fps / bpm;
+    if (4 * L > T) /* an autocorrelation lag is trusted up to a quarter of the signal */
+        return bpm;
     float *bb = malloc(sizeof(float) * (size_t)T);
     if (!bb)
         return bpm;
     band_env(mel_db, T, nm, 0, mel_band(200.0, nm, sr), bb);
-    double L = 60.0 * fps / bpm;
     double at = ac_at(bb, T, L), a23 = ac_at(bb, T, L * 2.0 / 3);
     free(bb);
     return a23 >= at + bass_margin ? 1.5 * bpm : bpm;
