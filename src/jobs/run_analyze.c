@@ -6,17 +6,22 @@
  * band or song (the page's "verify" step), the chosen prompt is rebuilt with those names. A job
  * of a batch then queues its generation with the batch's parameters and the chosen prompt.
  * An uploaded file is removed once its job has finished (its result keeps the features and the
- * file's content hash as the source id).
+ * file's content hash as the source id). On a PostgreSQL store the web node put the file's bytes
+ * in the store (params "audio_key"): this node copies them into its own --data first, and the
+ * store's copy goes when the job has ended.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/error.h"
 #include "jobs/queue_internal.h"
+#include "store/store.h"
 
 typedef struct an_ctx {
     jobs *q;
@@ -165,13 +170,56 @@ static void remove_upload_file(int upload, const char *source)
     if (!upload || !source[0])
         return;
     unlink(source);
-    char dir[1200];
+    char dir[1600];
     snprintf(dir, sizeof dir, "%s", source);
     char *slash = strrchr(dir, '/');
     if (slash && strstr(dir, "/uploads/up-")) {
         *slash = 0;
         rmdir(dir);
     }
+}
+
+/* An upload kept in the shared store (PostgreSQL: the web node that received it may be another
+ * host) is copied to <data>/uploads/<key>/<its name> for the analyser. While the store is
+ * unreachable the copy is retried with backoff for up to one lease. */
+static int fetch_upload(jobs *q, worker_slot *slot, int64_t job, const char *key,
+                        const char *source, char *path, size_t len)
+{
+    const char *name = strrchr(source, '/');
+    name = name && name[1] ? name + 1 : "upload";
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/uploads", q->data_dir);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return m2p_error(M2P_EIO, "cannot create %s: %s", dir, strerror(errno));
+    snprintf(dir, sizeof dir, "%s/uploads/%s", q->data_dir, key);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return m2p_error(M2P_EIO, "cannot create %s: %s", dir, strerror(errno));
+    if (snprintf(path, len, "%s/%s", dir, name) >= (int)len)
+        return m2p_error(M2P_EINVAL, "the upload's local name is too long");
+    int64_t size = 0, give_up = (int64_t)time(NULL) * 1000 + q->cfg.lease_ms;
+    int wait_ms = 100, rc;
+    while ((rc = store_audio_get(q->store, key, path, &size)) == M2P_EBUSY &&
+           (int64_t)time(NULL) * 1000 < give_up && !jobs_should_stop(slot)) {
+        struct timespec ts = {wait_ms / 1000, (long)(wait_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        wait_ms = wait_ms < 1600 ? wait_ms * 2 : wait_ms;
+    }
+    if (rc) {
+        rmdir(dir);
+        return rc;
+    }
+    M2P_LOGI("job %lld: fetched the upload %s (%lld bytes) from the store", (long long)job, key,
+             (long long)size);
+    return 0;
+}
+
+/* The job's end is committed (or it will never run again): the upload goes, here and, when it
+ * was shared, from the store. */
+static void drop_upload(jobs *q, int upload, const char *source, const char *key)
+{
+    remove_upload_file(upload, source);
+    if (key && store_audio_delete(q->store, key))
+        M2P_LOGW("the shared upload %s stays in the store: %s", key, m2p_errmsg());
 }
 
 static int write_result(jobs *q, const store_job *job, void *ud)
@@ -189,6 +237,7 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
     }
     const char *source = str(p, "source", "");
     int upload = json_is_true(json_object_get(p, "upload"));
+    const char *key = upload ? str(p, "audio_key", NULL) : NULL;
     json_t *dv = json_object_get(p, "duration");
     double duration = json_is_number(dv) ? json_number_value(dv) : 60;
     json_t *vv = json_object_get(p, "prompt_version");
@@ -211,6 +260,31 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
     if (q->cfg.genre_offline)
         gp.offline = 1;
 
+    char local[1500];
+    if (key) {
+        jobs_publish_stage(q, job->id, "download", 0);
+        int frc = fetch_upload(q, slot, job->id, key, source, local, sizeof local);
+        if (frc == M2P_ENOTFOUND) {
+            jobs_fail(q, job->id, job->attempts,
+                      "the uploaded file is no longer in the store; upload it again", 0);
+            json_decref(p);
+            return;
+        }
+        if (frc) {
+            /* The store is down or this node cannot write the copy: another attempt (here or
+             * on another worker) may succeed, so the job goes back rather than failing. */
+            M2P_LOGW("job %lld: cannot fetch the upload %s: %s", (long long)job->id, key,
+                     m2p_errmsg());
+            if (!atomic_load(&slot->lost) && !atomic_load(&slot->cancel) &&
+                store_job_release(q->store, job) == 0)
+                jobs_publish_stage(q, job->id, "queued", -1);
+            else
+                jobs_interrupted(q, slot, job);
+            json_decref(p);
+            return;
+        }
+        source = local;
+    }
     jobs_publish_stage(q, job->id, upload ? "decoding" : "download", upload ? -1 : 0);
     m2p_analysis a;
     memset(&a, 0, sizeof a);
@@ -250,12 +324,14 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
         int canceled = atomic_load(&slot->cancel);
         jobs_interrupted(q, slot, job);
         if (canceled)
-            remove_upload_file(upload, source);
+            drop_upload(q, upload, source, key);
+        else if (key)
+            remove_upload_file(upload, source); /* the store keeps it for the next attempt */
         return;
     }
     if (msg[0]) {
         jobs_fail(q, job->id, job->attempts, msg, 0);
-        remove_upload_file(upload, source);
+        drop_upload(q, upload, source, key);
         json_decref(result);
         json_decref(p);
         return;
@@ -265,6 +341,8 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
     free(rs);
     if (rc == M2P_ENOTFOUND) {
         M2P_LOGW("job %lld: late result refused: %s", (long long)job->id, m2p_errmsg());
+        if (key)
+            remove_upload_file(upload, source); /* this copy only: the job is another's now */
         json_decref(result);
         json_decref(p);
         return;
@@ -272,12 +350,12 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
     if (rc) {
         snprintf(msg, sizeof msg, "%s", m2p_errmsg());
         jobs_fail(q, job->id, job->attempts, msg, 0);
-        remove_upload_file(upload, source);
+        drop_upload(q, upload, source, key);
         json_decref(result);
         json_decref(p);
         return;
     }
-    remove_upload_file(upload, source);
+    drop_upload(q, upload, source, key);
     if (job->batch_id)
         queue_batch_generation(q, job, p, result);
 
