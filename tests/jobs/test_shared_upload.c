@@ -1,0 +1,189 @@
+/*
+ * test_shared_upload.c — an upload shared through PostgreSQL, as processes: a web node
+ * (`serve --store URL --no-worker`) receives a multipart upload and answers 202; the web node is
+ * then killed (-9), and a `mus2pic worker` with a DIFFERENT --data folder, started only
+ * afterwards, analyses the upload from the store's copy; a second web node (another --data)
+ * reports the analysis, queues the generation from its prompt and serves the finished poster.
+ * Nothing stays behind: no copy in either --data folder, none in the store (audio_files).
+ */
+#include "../server/harness.h"
+#include "pgtest.h"
+#include "store/store.h"
+
+static const char *boundary = "----m2psharedupload";
+
+/* A multipart body with the fixture's bytes as "file" and a duration. */
+static char *multipart(const char *file, size_t *len)
+{
+    size_t n = 0;
+    char *audio = test_read_file(file, &n);
+    if (!audio)
+        return NULL;
+    char head[512], tail[128];
+    snprintf(head, sizeof head,
+             "--%s\r\nContent-Disposition: form-data; name=\"duration\"\r\n\r\n30\r\n"
+             "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"choice.ogg\"\r\n"
+             "Content-Type: audio/ogg\r\n\r\n",
+             boundary, boundary);
+    snprintf(tail, sizeof tail, "\r\n--%s--\r\n", boundary);
+    *len = strlen(head) + n + strlen(tail);
+    char *b = malloc(*len);
+    if (b) {
+        memcpy(b, head, strlen(head));
+        memcpy(b + strlen(head), audio, n);
+        memcpy(b + strlen(head) + n, tail, strlen(tail));
+    }
+    free(audio);
+    return b;
+}
+
+/* Files under dir/uploads (the folder itself may be missing: 0). */
+static int count_uploads(const char *data)
+{
+    char cmd[900];
+    snprintf(cmd, sizeof cmd, "find '%s/uploads' -type f 2>/dev/null | wc -l", data);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    if (p) {
+        if (fscanf(p, "%d", &n) != 1)
+            n = -1;
+        pclose(p);
+    }
+    return n;
+}
+
+static long long count(m2p_store *s, const char *sql)
+{
+    int64_t v = -1;
+    if (store_scalar(s, sql, &v))
+        fprintf(stderr, "%s: %s\n", sql, m2p_errmsg());
+    return v;
+}
+
+int main(void)
+{
+    harness_init();
+    char *t = test_tmpdir("jobs-shared-upload");
+    pgtest pg;
+    char url[700];
+    if (pgtest_start(&pg) || pgtest_createdb(&pg, "m2p", url, sizeof url)) {
+        CHECK(!"a PostgreSQL cluster");
+        TEST_DONE();
+    }
+    char web_data[700], web2_data[700], worker_data[700], worker_log[700];
+    snprintf(web_data, sizeof web_data, "%s/web", t);
+    snprintf(web2_data, sizeof web2_data, "%s/web2", t);
+    snprintf(worker_data, sizeof worker_data, "%s/worker", t);
+    snprintf(worker_log, sizeof worker_log, "%s/worker.log", t);
+    const char *extra[] = {"--store", url, "--no-worker", NULL};
+    srv web;
+    CHECK_INT(srv_start(&web, web_data, extra), 0);
+
+    /* 1: the upload is acknowledged once its bytes are in the store, not in the node's --data */
+    size_t len = 0;
+    char *body = multipart(test_fixture("audio/librosa/choice.ogg"), &len);
+    CHECK(body != NULL);
+    char ctype[128];
+    snprintf(ctype, sizeof ctype, "multipart/form-data; boundary=%s", boundary);
+    resp r;
+    CHECK_INT(http_req(web.port, "POST", "/api/analyze", ctype, body, len, NULL, &r), 0);
+    CHECK_INT(r.status, 202);
+    json_t *ack = r.body ? json_loads(r.body, 0, NULL) : NULL;
+    long long id = jint(ack, "job_id");
+    CHECK(id > 0);
+    CHECK_STR(jstr(ack, "state"), "queued");
+    json_decref(ack);
+    resp_free(&r);
+    free(body);
+    CHECK_INT(count_uploads(web_data), 0);
+    m2p_store *db = NULL;
+    CHECK_INT(m2p_store_open(url, &db), 0);
+    CHECK_INT(count(db, "SELECT COUNT(*) FROM audio_files"), 1);
+    CHECK_INT(count(db, "SELECT COUNT(*) FROM jobs WHERE state = 'queued'"), 1);
+
+    /* 2: the web node dies; what it acknowledged is not lost */
+    CHECK_INT(srv_stop(&web, SIGKILL), 128 + SIGKILL);
+
+    /* 3: a worker on "another host" (its own --data) analyses and generates */
+    char model[700];
+    snprintf(model, sizeof model, "lcm=%s", test_fixture("sd-tiny/model"));
+    const char *bin = test_env("M2P_BIN", "./mus2pic");
+    const char *argv[] = {bin,         "worker",  "--store", url,   "--model",          model,
+                          "--name",    "far-1",   "--kinds", "analyze,generate", "--data",
+                          worker_data, "--offline", "--compute-threads", "1", "-v", NULL};
+    pid_t w = fork();
+    if (w == 0) {
+        FILE *f = freopen(worker_log, "a", stdout);
+        (void)f;
+        dup2(1, 2);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    CHECK(w > 0);
+    srv web2;
+    CHECK_INT(srv_start(&web2, web2_data, extra), 0);
+    json_t *j = wait_job(web2.port, id, 300);
+    CHECK_STR(jstr(j, "state"), "done");
+    CHECK_STR(jstr(j, "worker"), "far-1");
+    json_t *result = json_object_get(j, "result");
+    const char *prompt = jstr(result, "prompt");
+    CHECK(prompt && *prompt);
+    json_t *features = json_object_get(result, "features");
+    CHECK(json_is_object(features));
+    /* the analysis read the real file: librosa's beat_track gives choice.ogg 136.0 BPM
+     * (fixtures/audio/README.md); a file of something else would not land near it */
+    json_t *tempo = json_object_get(features, "tempo");
+    CHECK(json_is_number(tempo) && json_number_value(tempo) > 120 &&
+          json_number_value(tempo) < 150);
+    if (!json_is_number(tempo))
+        fprintf(stderr, "no tempo in the features\n");
+
+    /* 4: the generation from its prompt, served by the second web node */
+    json_t *gen = json_pack("{s:s, s:i, s:i, s:i, s:i}", "prompt", prompt ? prompt : "x", "steps",
+                            2, "width", 64, "height", 64, "seed", 7);
+    char *gs = json_dumps(gen, JSON_COMPACT);
+    json_decref(gen);
+    json_decref(j);
+    long long gid = submit(web2.port, gs);
+    free(gs);
+    CHECK(gid > 0);
+    j = wait_job(web2.port, gid, 300);
+    CHECK_STR(jstr(j, "state"), "done");
+    long long img =
+        jint(json_array_get(json_object_get(json_object_get(j, "result"), "images"), 0), "id");
+    json_decref(j);
+    char path[96];
+    snprintf(path, sizeof path, "/api/images/%lld.png", img);
+    CHECK_INT(http_req(web2.port, "GET", path, NULL, NULL, 0, NULL, &r), 0);
+    CHECK_INT(r.status, 200);
+    CHECK(r.len > 8 && !memcmp(r.body, "\x89PNG", 4));
+    resp_free(&r);
+
+    /* 5: nothing left behind */
+    CHECK_INT(count(db, "SELECT COUNT(*) FROM audio_files"), 0);
+    CHECK_INT(count(db, "SELECT COUNT(*) FROM audio_chunks"), 0);
+    CHECK_INT(count_uploads(worker_data), 0);
+    CHECK_INT(count_uploads(web_data), 0);
+    char *log = test_read_file(worker_log, NULL);
+    CHECK(log && strstr(log, "from the store") != NULL);
+    free(log);
+    m2p_store_close(db);
+
+    kill(w, SIGTERM);
+    int status = 0;
+    waitpid(w, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_INT(srv_stop(&web2, SIGTERM), 0);
+    if (test_failures) {
+        srv_dump_log(&web);
+        srv_dump_log(&web2);
+        char *wl = test_read_file(worker_log, NULL);
+        fprintf(stderr, "---- worker ----\n%s\n", wl ? wl : "");
+        free(wl);
+    }
+    pgtest_stop(&pg);
+    test_rmtree(t);
+    free(t);
+    mg_exit_library();
+    TEST_DONE();
+}
