@@ -180,8 +180,9 @@ static void remove_upload_file(int upload, const char *source)
 }
 
 /* An upload kept in the shared store (PostgreSQL: the web node that received it may be another
- * host) is copied to <data>/uploads/<key>/<its name> for the analyser. While the store is
- * unreachable the copy is retried with backoff for up to one lease. */
+ * host) is copied to <data>/uploads/<key>/<its name> for the analyser, on a connection of its
+ * own (the node's shared one renews the leases: a long copy must not hold it). While the store
+ * is unreachable the copy is retried with backoff for up to one lease. */
 static int fetch_upload(jobs *q, worker_slot *slot, int64_t job, const char *key,
                         const char *source, char *path, size_t len)
 {
@@ -198,8 +199,15 @@ static int fetch_upload(jobs *q, worker_slot *slot, int64_t job, const char *key
         return m2p_error(M2P_EINVAL, "the upload's local name is too long");
     int64_t size = 0, give_up = (int64_t)time(NULL) * 1000 + q->cfg.lease_ms;
     int wait_ms = 100, rc;
-    while ((rc = store_audio_get(q->store, key, path, &size)) == M2P_EBUSY &&
-           (int64_t)time(NULL) * 1000 < give_up && !jobs_should_stop(slot)) {
+    for (;;) {
+        m2p_store *own = NULL;
+        rc = q->cfg.store_url ? m2p_store_open(q->cfg.store_url, &own)
+                              : m2p_error(M2P_EUNSUPPORTED, "no shared store to fetch from");
+        if (!rc)
+            rc = store_audio_get(own, key, path, &size);
+        m2p_store_close(own);
+        if (rc != M2P_EBUSY || (int64_t)time(NULL) * 1000 >= give_up || jobs_should_stop(slot))
+            break;
         struct timespec ts = {wait_ms / 1000, (long)(wait_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
         wait_ms = wait_ms < 1600 ? wait_ms * 2 : wait_ms;

@@ -384,15 +384,21 @@ static int upload_cached(server *s, const char *key, int64_t *id, char *state, s
 
 /* On a PostgreSQL store the job may run on a worker on another host: the file goes into the
  * store (store_audio_put) under its folder's name before the job is queued, so an acknowledged
- * upload survives this node; the local copy is then removed. A SQLite store keeps it here. */
+ * upload survives this node; the local copy is then removed. A SQLite store keeps it here.
+ * The copy runs on a connection of its own: the node's shared one stays free for the other
+ * requests while a large file streams (100 MiB take about 2 s on loopback). */
 static int share_upload(server *s, upload *u, api_error *e)
 {
-    if (strcmp(store_backend_name(s->store), "postgresql") != 0)
+    if (strcmp(store_backend_name(s->store), "postgresql") != 0 || !s->cfg.store_url)
         return 0;
     const char *name = strrchr(u->dir, '/');
     name = name ? name + 1 : u->dir;
     int64_t size = 0;
-    int rc = store_audio_put(s->store, name, u->path, (int64_t)s->cfg.max_upload, &size);
+    m2p_store *own = NULL;
+    int rc = m2p_store_open(s->cfg.store_url, &own);
+    if (!rc)
+        rc = store_audio_put(own, name, u->path, (int64_t)s->cfg.max_upload, &size);
+    m2p_store_close(own);
     if (rc) {
         e->status = http_status_of(rc);
         snprintf(e->field, sizeof e->field, "file");

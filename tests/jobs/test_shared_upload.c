@@ -3,7 +3,8 @@
  * (`serve --store URL --no-worker`) receives a multipart upload and answers 202; the web node is
  * then killed (-9), and a `mus2pic worker` with a DIFFERENT --data folder, started only
  * afterwards, analyses the upload from the store's copy; a second web node (another --data)
- * reports the analysis, queues the generation from its prompt and serves the finished poster.
+ * reports the analysis (to a WebSocket client that subscribes late too), queues the generation
+ * from its prompt and serves the finished poster.
  * Nothing stays behind: no copy in either --data folder, none in the store (audio_files).
  */
 #include "../server/harness.h"
@@ -137,6 +138,23 @@ int main(void)
           json_number_value(tempo) < 150);
     if (!json_is_number(tempo))
         fprintf(stderr, "no tempo in the features\n");
+
+    /* a WebSocket client that subscribes late on the second web node gets the current state
+     * of a job a worker ran, with its analysis */
+    wsc *late = wsc_open(web2.port, "/ws/progress");
+    CHECK(late != NULL);
+    if (late) {
+        char sub[96];
+        snprintf(sub, sizeof sub, "{\"type\":\"subscribe\",\"jobs\":[%lld]}", id);
+        wsc_send(late, sub);
+        size_t at = 0;
+        json_t *st = wsc_wait(late, &at, "state", id, 30);
+        json_t *job = json_object_get(st, "state");
+        CHECK_STR(jstr(job, "state"), "done");
+        CHECK(jstr(json_object_get(job, "result"), "prompt") != NULL);
+        json_decref(st);
+        wsc_close(late);
+    }
 
     /* 4: the generation from its prompt, served by the second web node */
     json_t *gen = json_pack("{s:s, s:i, s:i, s:i, s:i}", "prompt", prompt ? prompt : "x", "steps",
