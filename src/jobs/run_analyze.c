@@ -8,7 +8,8 @@
  * An uploaded file is removed once its job has finished (its result keeps the features and the
  * file's content hash as the source id). On a PostgreSQL store the web node put the file's bytes
  * in the store (params "audio_key"): this node copies them into its own --data first, and the
- * store's copy goes when the job has ended.
+ * store's copy goes when the job has ended. A URL's download is shared the same way (the shared
+ * level of the audio cache), so a second node analysing it downloads nothing.
  */
 #include <errno.h>
 #include <math.h>
@@ -221,6 +222,83 @@ static int fetch_upload(jobs *q, worker_slot *slot, int64_t job, const char *key
     return 0;
 }
 
+/* The shared level of the download cache (m2p_fetch_params.shared_get/put) on a PostgreSQL
+ * store: the entry's bytes are the shared file "dl-<key>", its index the cache row
+ * audio_shared/<key> = {"file": "audio.EXT", "info": {...}} written after the bytes, so an
+ * index row never names missing bytes for long (a trim may still race a reader: it then
+ * downloads). Both use a connection of their own, as fetch_upload does. The shared copies are
+ * kept under the node's audio cache limit, oldest out first. */
+#define SHARED_NS "audio_shared"
+
+static int shared_key(const char *key, char *out, size_t len)
+{
+    return snprintf(out, len, "dl-%s", key) < (int)len
+               ? 0
+               : m2p_error(M2P_EINVAL, "the cache key %s is too long to share", key);
+}
+
+static int shared_get(void *ud, const char *key, const char *dir, char *file, size_t file_len,
+                      char **info_json)
+{
+    jobs *q = ud;
+    char bkey[160];
+    int rc = shared_key(key, bkey, sizeof bkey);
+    m2p_store *own = NULL;
+    if (!rc)
+        rc = m2p_store_open(q->cfg.store_url, &own);
+    char *v = NULL;
+    if (!rc)
+        rc = store_cache_get(own, SHARED_NS, key, &v);
+    json_t *o = v ? json_loads(v, 0, NULL) : NULL;
+    free(v);
+    const char *name = str(o, "file", "");
+    json_t *info = json_object_get(o, "info");
+    if (!rc && (strncmp(name, "audio.", 6) != 0 || strchr(name, '/') || !json_is_object(info)))
+        rc = m2p_error(M2P_EFORMAT, "the shared index entry of %s is not valid", key);
+    if (!rc && snprintf(file, file_len, "%s/%s", dir, name) >= (int)file_len)
+        rc = m2p_error(M2P_EINVAL, "the folder name %s is too long", dir);
+    int64_t size = 0;
+    if (!rc)
+        rc = store_audio_get(own, bkey, file, &size);
+    if (!rc && !(*info_json = json_dumps(info, JSON_COMPACT)))
+        rc = m2p_error(M2P_ENOMEM, "out of memory");
+    json_decref(o);
+    m2p_store_close(own);
+    return rc;
+}
+
+static int shared_put(void *ud, const char *key, const char *file, const char *info_json)
+{
+    jobs *q = ud;
+    char bkey[160];
+    int rc = shared_key(key, bkey, sizeof bkey);
+    m2p_store *own = NULL;
+    if (!rc)
+        rc = m2p_store_open(q->cfg.store_url, &own);
+    const char *name = strrchr(file, '/');
+    name = name ? name + 1 : file;
+    int64_t limit = q->cfg.audio_cache_limit > 0 ? q->cfg.audio_cache_limit
+                                                 : m2p_fetch_default_params().cache_limit;
+    int64_t size = 0;
+    if (!rc)
+        rc = store_audio_put(own, bkey, file, limit, &size);
+    json_t *info = rc ? NULL : json_loads(info_json, 0, NULL);
+    json_t *o = info ? json_pack("{s:s, s:o}", "file", name, "info", info) : NULL;
+    char *v = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!rc && !v)
+        rc = m2p_error(M2P_ENOMEM, "out of memory indexing %s", key);
+    if (!rc)
+        rc = store_cache_put(own, SHARED_NS, key, v, 0);
+    free(v);
+    int removed = 0;
+    if (!rc && !store_audio_trim(own, "dl-", limit, &removed) && removed)
+        M2P_LOGI("cache: %d shared download(s) removed to stay under %lld bytes", removed,
+                 (long long)limit);
+    m2p_store_close(own);
+    return rc;
+}
+
 /* The job's end is committed (or it will never run again): the upload goes, here and, when it
  * was shared, from the store. */
 static void drop_upload(jobs *q, int upload, const char *source, const char *key)
@@ -260,6 +338,11 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
         fp.cache_limit = q->cfg.audio_cache_limit;
     fp.progress = on_download;
     fp.user_data = &c;
+    if (q->remote && q->cfg.store_url) {
+        fp.shared_get = shared_get;
+        fp.shared_put = shared_put;
+        fp.shared_ud = q;
+    }
     m2p_analysis_params ap = m2p_analysis_default_params();
     ap.duration_s = duration;
     ap.progress = on_stage;

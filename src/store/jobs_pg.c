@@ -675,4 +675,5 @@ const store_backend store_pg_backend = {
     .audio_put = store_pg_audio_put,
     .audio_get = store_pg_audio_get,
     .audio_delete = store_pg_audio_delete,
+    .audio_trim = store_pg_audio_trim,
 };

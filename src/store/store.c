@@ -279,6 +279,20 @@ int store_audio_delete(m2p_store *s, const char *key)
     STORE_CALL(s, audio_delete, key);
 }
 
+int store_audio_trim(m2p_store *s, const char *prefix, int64_t max_bytes, int *removed)
+{
+    int n = 0;
+    if (!removed)
+        removed = &n;
+    *removed = 0;
+    int rc = audio_args(s, prefix);
+    if (rc)
+        return rc;
+    if (max_bytes < 0)
+        return m2p_error(M2P_EINVAL, "store audio trim: the limit is negative");
+    STORE_CALL(s, audio_trim, prefix, max_bytes, removed);
+}
+
 /* jobs_store.h */
 const char *store_job_kind_name(int kind)
 {

@@ -75,5 +75,8 @@ int store_audio_put(m2p_store *s, const char *key, const char *path, int64_t max
                     int64_t *size);
 int store_audio_get(m2p_store *s, const char *key, const char *path, int64_t *size);
 int store_audio_delete(m2p_store *s, const char *key);
+/* Keep the files whose key starts with prefix under max_bytes in all: the oldest go first.
+ * *removed (may be NULL) gets how many went. */
+int store_audio_trim(m2p_store *s, const char *prefix, int64_t max_bytes, int *removed);
 
 #endif

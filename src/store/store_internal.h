@@ -61,6 +61,7 @@ typedef struct store_backend {
                      int64_t *size);
     int (*audio_get)(m2p_store *s, const char *key, const char *path, int64_t *size);
     int (*audio_delete)(m2p_store *s, const char *key);
+    int (*audio_trim)(m2p_store *s, const char *prefix, int64_t max_bytes, int *removed);
 } store_backend;
 
 struct m2p_store {
@@ -100,6 +101,7 @@ int store_pg_audio_put(m2p_store *s, const char *key, const char *path, int64_t 
                        int64_t *size);
 int store_pg_audio_get(m2p_store *s, const char *key, const char *path, int64_t *size);
 int store_pg_audio_delete(m2p_store *s, const char *key);
+int store_pg_audio_trim(m2p_store *s, const char *prefix, int64_t max_bytes, int *removed);
 
 /* Backend constructors: fill s (be, db or pg) or return an error. */
 int store_sqlite_open(m2p_store *s, const char *file);

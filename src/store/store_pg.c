@@ -1,8 +1,9 @@
 /*
  * store_pg.c — the PostgreSQL backend's connection (libpq): connect from a postgresql:// URI,
  * reconnect with backoff after the server went away, run statements with parameters, apply the
- * migrations under an advisory lock, the namespaced cache, and progress events for other nodes
- * (a row in events plus NOTIFY m2p_events). The job operations are in jobs_pg.c.
+ * migrations under an advisory lock, the namespaced cache, progress events for other nodes
+ * (a row in events plus NOTIFY m2p_events) and shared audio files (uploads, downloads) in
+ * 1 MiB chunk rows. The job operations are in jobs_pg.c.
  *
  * Reconnecting: a call that finds the connection broken returns M2P_EBUSY ("the database at ...
  * is unreachable") at once while a retry is not due, else tries PQreset; the wait doubles from
@@ -518,6 +519,28 @@ int store_pg_audio_delete(m2p_store *s, const char *key)
     pgp_str(&p, key);
     if ((rc = pg_cmd(s, "DELETE FROM audio_files WHERE key = $1", &p, NULL, "deleting audio")) ||
         (rc = pg_cmd(s, "DELETE FROM audio_chunks WHERE key = $1", &p, NULL, "deleting audio")))
+        return pg_rollback(s, rc);
+    return pg_commit(s);
+}
+
+int store_pg_audio_trim(m2p_store *s, const char *prefix, int64_t max_bytes, int *removed)
+{
+    int rc = pg_begin(s);
+    if (rc)
+        return rc;
+    pgp p = {0};
+    pgp_str(&p, prefix);
+    pgp_i64(&p, max_bytes);
+    /* newest first; a file goes when it and the newer ones are over the limit */
+    const char *victims =
+        "SELECT key FROM (SELECT key, SUM(size) OVER (ORDER BY created_ms DESC, key) AS total"
+        " FROM audio_files WHERE starts_with(key, $1)) f WHERE total > $2";
+    char sql[512];
+    snprintf(sql, sizeof sql, "DELETE FROM audio_chunks WHERE key IN (%s)", victims);
+    if ((rc = pg_cmd(s, sql, &p, NULL, "trimming shared audio")))
+        return pg_rollback(s, rc);
+    snprintf(sql, sizeof sql, "DELETE FROM audio_files WHERE key IN (%s)", victims);
+    if ((rc = pg_cmd(s, sql, &p, removed, "trimming shared audio")))
         return pg_rollback(s, rc);
     return pg_commit(s);
 }

@@ -4,8 +4,10 @@
  * then killed (-9), and a `mus2pic worker` with a DIFFERENT --data folder, started only
  * afterwards, analyses the upload from the store's copy; a second web node (another --data)
  * reports the analysis (to a WebSocket client that subscribes late too), queues the generation
- * from its prompt and serves the finished poster.
- * Nothing stays behind: no copy in either --data folder, none in the store (audio_files).
+ * from its prompt and serves the finished poster. Nothing of the upload stays behind: no copy
+ * in either --data folder, none in the store (audio_files).
+ * A URL's download is shared too: far-1 downloads it (a fake yt-dlp), then a second worker
+ * whose yt-dlp cannot download anything analyses the same URL from the store's copy.
  */
 #include "../server/harness.h"
 #include "pgtest.h"
@@ -77,6 +79,7 @@ int main(void)
     snprintf(worker_data, sizeof worker_data, "%s/worker", t);
     snprintf(worker_log, sizeof worker_log, "%s/worker.log", t);
     const char *extra[] = {"--store", url, "--no-worker", NULL};
+    write_fake_ytdlp(t); /* far-1's yt-dlp (MUS2PIC_YTDLP) */
     srv web;
     CHECK_INT(srv_start(&web, web_data, extra), 0);
 
@@ -177,7 +180,7 @@ int main(void)
     CHECK(r.len > 8 && !memcmp(r.body, "\x89PNG", 4));
     resp_free(&r);
 
-    /* 5: nothing left behind */
+    /* 5: nothing of the upload left behind */
     CHECK_INT(count(db, "SELECT COUNT(*) FROM audio_files"), 0);
     CHECK_INT(count(db, "SELECT COUNT(*) FROM audio_chunks"), 0);
     CHECK_INT(count_uploads(worker_data), 0);
@@ -185,18 +188,87 @@ int main(void)
     char *log = test_read_file(worker_log, NULL);
     CHECK(log && strstr(log, "from the store") != NULL);
     free(log);
-    m2p_store_close(db);
 
+    /* 6: a URL: far-1 downloads it (the fake yt-dlp) and shares the download; far-1 stops, and
+     * far-2, on a host whose yt-dlp cannot download anything, analyses the same URL from the
+     * store's copy */
+    const char *url_job = "{\"url\":\"https://www.youtube.com/watch?v=fakeid12345\","
+                          "\"duration\":%d}";
+    char jb[160];
+    snprintf(jb, sizeof jb, url_job, 30);
+    int st = 0;
+    json_t *a = api(web2.port, "POST", "/api/analyze", jb, &st);
+    CHECK_INT(st, 202);
+    if (st != 202)
+        fprintf(stderr, "analyze: %s\n", jstr(a, "error") ? jstr(a, "error") : "?");
+    long long u1 = jint(a, "job_id");
+    json_decref(a);
+    j = wait_job(web2.port, u1, u1 > 0 ? 300 : 1);
+    CHECK_STR(jstr(j, "state"), "done");
+    CHECK_STR(jstr(j, "worker"), "far-1");
+    double tempo1 = json_number_value(
+        json_object_get(json_object_get(json_object_get(j, "result"), "features"), "tempo"));
+    json_decref(j);
+    CHECK_INT(count(db, "SELECT COUNT(*) FROM audio_files WHERE key = 'dl-youtube-fakeid12345'"),
+              1);
     kill(w, SIGTERM);
     int status = 0;
     waitpid(w, &status, 0);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    char broken[700], worker2_data[700], worker2_log[700];
+    snprintf(broken, sizeof broken, "%s/no-yt-dlp", t);
+    FILE *f = fopen(broken, "w");
+    if (f) {
+        fputs("#!/bin/sh\necho 'ERROR: this host cannot download' >&2\nexit 1\n", f);
+        fclose(f);
+    }
+    chmod(broken, 0755);
+    setenv("MUS2PIC_YTDLP", broken, 1);
+    snprintf(worker2_data, sizeof worker2_data, "%s/worker2", t);
+    snprintf(worker2_log, sizeof worker2_log, "%s/worker2.log", t);
+    const char *argv2[] = {bin,          "worker",  "--store", url,   "--model",          model,
+                           "--name",     "far-2",   "--kinds", "analyze", "--data",
+                           worker2_data, "--offline", "-v",    NULL};
+    pid_t w2 = fork();
+    if (w2 == 0) {
+        FILE *lf = freopen(worker2_log, "a", stdout);
+        (void)lf;
+        dup2(1, 2);
+        execv(bin, (char *const *)argv2);
+        _exit(127);
+    }
+    CHECK(w2 > 0);
+    snprintf(jb, sizeof jb, url_job, 60);
+    a = api(web2.port, "POST", "/api/analyze", jb, &st);
+    CHECK_INT(st, 202);
+    long long u2 = jint(a, "job_id");
+    json_decref(a);
+    j = wait_job(web2.port, u2, u2 > 0 ? 300 : 1);
+    CHECK_STR(jstr(j, "state"), "done");
+    CHECK_STR(jstr(j, "worker"), "far-2");
+    double tempo2 = json_number_value(
+        json_object_get(json_object_get(json_object_get(j, "result"), "features"), "tempo"));
+    CHECK(tempo1 > 120 && tempo1 < 150 && tempo2 > 120 && tempo2 < 150);
+    if (!(tempo2 > 120 && tempo2 < 150))
+        fprintf(stderr, "tempo %g then %g; %s\n", tempo1, tempo2, jstr(j, "error"));
+    json_decref(j);
+    log = test_read_file(worker2_log, NULL);
+    CHECK(log && strstr(log, "youtube-fakeid12345 came from the shared store") != NULL);
+    free(log);
+    kill(w2, SIGTERM);
+    waitpid(w2, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    m2p_store_close(db);
     CHECK_INT(srv_stop(&web2, SIGTERM), 0);
     if (test_failures) {
         srv_dump_log(&web);
         srv_dump_log(&web2);
         char *wl = test_read_file(worker_log, NULL);
         fprintf(stderr, "---- worker ----\n%s\n", wl ? wl : "");
+        free(wl);
+        wl = test_read_file(worker2_log, NULL);
+        fprintf(stderr, "---- worker 2 ----\n%s\n", wl ? wl : "");
         free(wl);
     }
     pgtest_stop(&pg);

@@ -6,7 +6,7 @@
  * the job queue: claim with a lease, renew, cancel requests, a late write refused after the
  * lease expired and another worker took the job, recovery up to max attempts, results with PNG
  * bytes, gallery, batches, workers and queue depth; shared audio files (PostgreSQL; chunked,
- * byte for byte through a second handle, limit, replace, delete). SQLite only: WAL mode and a
+ * byte for byte through a second handle, limit, replace, trim, delete). SQLite only: WAL mode and a
  * file where the folder should be.
  */
 #define _GNU_SOURCE
@@ -483,6 +483,18 @@ static void audio_suite(const char *url, int backend, const char *tmp)
     got = test_read_file(out, &got_n);
     CHECK(got && got_n == 5 && !memcmp(got, "short", 5));
     free(got);
+    /* trim: the oldest of a prefix go until the rest fit; other prefixes are not touched */
+    int removed = -1;
+    CHECK_INT(store_audio_put(s, "dl-a", in, 0, &size), 0);
+    CHECK_INT(store_audio_put(s, "dl-b", in, 0, &size), 0);
+    CHECK_INT(store_audio_put(s, "dl-c", in, 0, &size), 0);
+    CHECK_INT(store_audio_trim(s, "dl-", 10, &removed), 0);
+    CHECK_INT(removed, 1);
+    CHECK_INT(scalar(s, "SELECT COUNT(*) FROM audio_files WHERE key LIKE 'dl-%'"), 2);
+    CHECK_INT(scalar(s, "SELECT COUNT(*) FROM audio_chunks WHERE key LIKE 'dl-%'"), 2);
+    CHECK_INT(store_audio_trim(s, "dl-", 0, &removed), 0);
+    CHECK_INT(removed, 2);
+    CHECK_INT(scalar(s, "SELECT COUNT(*) FROM audio_files WHERE key = 'up-1'"), 1);
     CHECK_INT(store_audio_delete(s2, "up-1"), 0);
     CHECK_INT(store_audio_delete(s2, "up-1"), 0);
     CHECK_INT(store_audio_get(s, "up-1", out, &size), M2P_ENOTFOUND);
