@@ -8,6 +8,7 @@
  * in either --data folder, none in the store (audio_files).
  * A URL's download is shared too: far-1 downloads it (a fake yt-dlp), then a second worker
  * whose yt-dlp cannot download anything analyses the same URL from the store's copy.
+ * Uploads whose jobs are canceled while queued, or deleted, leave nothing in the store either.
  */
 #include "../server/harness.h"
 #include "pgtest.h"
@@ -16,7 +17,7 @@
 static const char *boundary = "----m2psharedupload";
 
 /* A multipart body with the fixture's bytes as "file" and a duration. */
-static char *multipart(const char *file, size_t *len)
+static char *multipart(const char *file, const char *duration, size_t *len)
 {
     size_t n = 0;
     char *audio = test_read_file(file, &n);
@@ -24,10 +25,10 @@ static char *multipart(const char *file, size_t *len)
         return NULL;
     char head[512], tail[128];
     snprintf(head, sizeof head,
-             "--%s\r\nContent-Disposition: form-data; name=\"duration\"\r\n\r\n30\r\n"
+             "--%s\r\nContent-Disposition: form-data; name=\"duration\"\r\n\r\n%s\r\n"
              "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"choice.ogg\"\r\n"
              "Content-Type: audio/ogg\r\n\r\n",
-             boundary, boundary);
+             boundary, duration, boundary);
     snprintf(tail, sizeof tail, "\r\n--%s--\r\n", boundary);
     *len = strlen(head) + n + strlen(tail);
     char *b = malloc(*len);
@@ -85,7 +86,7 @@ int main(void)
 
     /* 1: the upload is acknowledged once its bytes are in the store, not in the node's --data */
     size_t len = 0;
-    char *body = multipart(test_fixture("audio/librosa/choice.ogg"), &len);
+    char *body = multipart(test_fixture("audio/librosa/choice.ogg"), "30", &len);
     CHECK(body != NULL);
     char ctype[128];
     snprintf(ctype, sizeof ctype, "multipart/form-data; boundary=%s", boundary);
@@ -259,6 +260,26 @@ int main(void)
     kill(w2, SIGTERM);
     waitpid(w2, &status, 0);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    /* 7: uploads whose jobs never run (no worker now): canceled while queued, or deleted, they
+     * let go of their shared copy */
+    const char *durations[2] = {"60", "full"};
+    for (int k = 0; k < 2; k++) {
+        body = multipart(test_fixture("audio/librosa/choice.ogg"), durations[k], &len);
+        CHECK_INT(http_req(web2.port, "POST", "/api/analyze", ctype, body, len, NULL, &r), 0);
+        free(body);
+        CHECK_INT(r.status, 202);
+        ack = r.body ? json_loads(r.body, 0, NULL) : NULL;
+        long long qid = jint(ack, "job_id");
+        json_decref(ack);
+        resp_free(&r);
+        CHECK_INT(count(db, "SELECT COUNT(*) FROM audio_files WHERE key LIKE 'up-%'"), 1);
+        snprintf(path, sizeof path, k ? "/api/jobs/%lld" : "/api/jobs/%lld/cancel", qid);
+        json_decref(api(web2.port, k ? "DELETE" : "POST", path, k ? NULL : "{}", &st));
+        CHECK(st == 200 || st == 202 || st == 204);
+        CHECK_INT(count(db, "SELECT COUNT(*) FROM audio_files WHERE key LIKE 'up-%'"), 0);
+    }
+    CHECK_INT(count_uploads(web2_data), 0);
     m2p_store_close(db);
     CHECK_INT(srv_stop(&web2, SIGTERM), 0);
     if (test_failures) {
