@@ -5,9 +5,22 @@
 #include "test.h"
 
 #include <ftw.h>
+#include <stdarg.h>
 #include <unistd.h>
 
 int test_failures = 0;
+int test_skips = 0;
+
+void test_skip(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "SKIP: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    test_skips++;
+}
 
 const char *test_env(const char *name, const char *fallback)
 {
