@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#if defined(__F16C__) || defined(__AVX512F__)
+#if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
@@ -367,6 +367,32 @@ static float half_to_float(uint16_t h)
     return f;
 }
 
+#if defined(__x86_64__) && !defined(__F16C__) && !defined(__AVX512F__)
+/* The default build targets any x86-64: F16C (every x86-64-v3 CPU) is used where the CPU has
+ * it, checked once (the scalar loop costs about 3 CPU-seconds more on a 2 GB fp16 model). */
+__attribute__((target("avx,f16c"))) static size_t f16_to_f32_f16c(const uint8_t *src, float *dst,
+                                                                   size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const void *)(src + 2 * i))));
+    return i;
+}
+
+static int st_cpu_f16c(void)
+{
+    static _Atomic int has = -1;
+    int v = has;
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+        has = v;
+    }
+    return v;
+}
+#define ST_F16C_DISPATCH 1
+#endif
+
 static void f16_to_f32(const uint8_t *src, float *dst, size_t n)
 {
     size_t i = 0;
@@ -376,6 +402,9 @@ static void f16_to_f32(const uint8_t *src, float *dst, size_t n)
 #elif defined(__F16C__)
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const void *)(src + 2 * i))));
+#elif defined(ST_F16C_DISPATCH)
+    if (st_cpu_f16c())
+        i = f16_to_f32_f16c(src, dst, n);
 #endif
     for (; i < n; i++) {
         uint16_t h;
