@@ -64,7 +64,11 @@ int main(void)
 C
 export PKG_CONFIG_PATH="$(dirname "${pc:-$P}")"
 flags=$(pkg-config --cflags --libs mus2pic) || fail "pkg-config mus2pic failed"
-if cc -o "$T/v" "$T/v.c" $flags >"$T/cc.log" 2>&1; then
+# A sanitizer build's library needs its runtime in the program too.
+san=
+grep -q '^M2P_SANITIZE:BOOL=ON' "$M2P_BUILD_DIR/CMakeCache.txt" && san="-fsanitize=address,undefined"
+grep -q '^M2P_TSAN:BOOL=ON' "$M2P_BUILD_DIR/CMakeCache.txt" && san="-fsanitize=thread"
+if cc $san -o "$T/v" "$T/v.c" $flags >"$T/cc.log" 2>&1; then
     got=$("$T/v") || fail "m2p_version() differs from the header's M2P_VERSION"
     want=$("$P/bin/mus2pic" --version | awk '{print $2}')
     [ "$got" = "$want" ] || fail "m2p_version() '$got', mus2pic --version '$want'"
