@@ -374,6 +374,25 @@ static void kill_group(pid_t pid)
         ;
 }
 
+/* The end of a run: a finished yt-dlp is reaped (its stragglers killed), an unfinished one is
+ * stopped with its group (kill_group); the pipes still open in pf[2] are closed. Returns the
+ * wait status (0 when it was stopped). */
+static int ytdlp_finish(pid_t pid, int finished, struct pollfd pf[2])
+{
+    int status = 0;
+    if (!finished) {
+        kill_group(pid);
+    } else {
+        kill(-pid, SIGKILL); /* stragglers only: the leader is a zombie holding the group id */
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    }
+    for (int i = 0; i < 2; i++)
+        if (pf[i].fd >= 0)
+            close(pf[i].fd);
+    return status;
+}
+
 /* Start prog with argv (in dir when not NULL): stdin /dev/null, stdout and stderr into
  * O_CLOEXEC pipes (read ends returned non-blocking in out[0], err[0]), default signal handling
  * and an empty signal mask (the server blocks SIGTERM in its threads), its own process group,
@@ -570,17 +589,7 @@ int ytdlp_download(const char *prog, const char *url, const char *dir, const m2p
         if (why == DONE && now_s() >= deadline)
             why = TIMEOUT;
     }
-    int status = 0;
-    if (why != DONE) {
-        kill_group(pid);
-    } else {
-        kill(-pid, SIGKILL); /* stragglers only: the leader is a zombie holding the group id */
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-            ;
-    }
-    for (int i = 0; i < 2; i++)
-        if (pf[i].fd >= 0)
-            close(pf[i].fd);
+    int status = ytdlp_finish(pid, why == DONE, pf);
     char msg[700];
     error_line(tb, msg, sizeof msg);
     int over_limit = lb->over_limit;
@@ -675,17 +684,7 @@ int ytdlp_info(const char *prog, const char *url, int timeout_s, size_t max_byte
         else
             usleep(10000);
     }
-    int status = 0;
-    if (why != DONE) {
-        kill_group(pid);
-    } else {
-        kill(-pid, SIGKILL); /* stragglers only: the leader is a zombie holding the group id */
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-            ;
-    }
-    for (int i = 0; i < 2; i++)
-        if (pf[i].fd >= 0)
-            close(pf[i].fd);
+    int status = ytdlp_finish(pid, why == DONE, pf);
     char msg[700] = "";
     if (tb)
         error_line(tb, msg, sizeof msg);

@@ -107,3 +107,17 @@ int test_count_lines(const char *path)
     fclose(f);
     return n;
 }
+
+int test_same_file(const char *got, const char *want)
+{
+    size_t na = 0, nb = 0;
+    char *a = test_read_file(got, &na), *b = test_read_file(want, &nb);
+    int same = a && b && na == nb && memcmp(a, b, na) == 0;
+    if (!a || !b)
+        fprintf(stderr, "cannot read %s\n", !a ? got : want);
+    else if (!same)
+        fprintf(stderr, "%s differs from %s: copy the second over the first\n", got, want);
+    free(a);
+    free(b);
+    return same;
+}

@@ -71,6 +71,9 @@ void test_rmtree(const char *path);
 /* A whole file, NUL-terminated and malloc'd (length in *len when len is not NULL); NULL when it
  * cannot be read. */
 char *test_read_file(const char *path, size_t *len);
+/* 1 when the two files hold the same bytes; else 0, saying which differs or cannot be read and
+ * how to fix it ("copy <want> over <got>"). */
+int test_same_file(const char *got, const char *want);
 /* Newlines in a file (0 when it does not exist). */
 int test_count_lines(const char *path);
 /* Compare float arrays; prints the worst element and returns its abs error. */

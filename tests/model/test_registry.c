@@ -28,14 +28,7 @@ int main(void)
     /* the in-repo copy the build generates the table from equals the spec, byte for byte */
     char repo[1024];
     snprintf(repo, sizeof repo, "%s/src/model/model-registry.json", test_env("M2P_SOURCE_DIR", "."));
-    size_t na = 0, nb = 0;
-    char *a = test_read_file(repo, &na), *b = test_read_file(path, &nb);
-    CHECK(a != NULL && b != NULL);
-    if (a && b && (na != nb || memcmp(a, b, na) != 0))
-        fprintf(stderr, "%s differs from %s: copy the spec file over it\n", repo, path);
-    CHECK(a && b && na == nb && memcmp(a, b, na) == 0);
-    free(a);
-    free(b);
+    CHECK(test_same_file(repo, path));
 
     json_error_t err;
     json_t *spec = json_load_file(path, 0, &err);

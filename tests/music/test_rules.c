@@ -34,14 +34,7 @@ static void test_embedded_copy(void)
     /* the in-repo source of the embedded copy equals the spec too (the build embeds it) */
     char repo[4096];
     snprintf(repo, sizeof repo, "%s/src/music/prompt-rules.json", test_env("M2P_SOURCE_DIR", "."));
-    size_t na = 0, nb = 0;
-    char *a = test_read_file(repo, &na), *b = test_read_file(path, &nb);
-    CHECK(a != NULL && b != NULL);
-    if (a && b && (na != nb || memcmp(a, b, na) != 0))
-        fprintf(stderr, "%s differs from %s: copy the spec file over it\n", repo, path);
-    CHECK(a && b && na == nb && memcmp(a, b, na) == 0);
-    free(a);
-    free(b);
+    CHECK(test_same_file(repo, path));
     CHECK(rules_root() != NULL);
     CHECK(rules_section("v4") != NULL);
     CHECK(rules_section("no such section") == NULL);
