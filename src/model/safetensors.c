@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -383,9 +384,16 @@ static int st_cpu_f16c(void)
 {
     static _Atomic int has = -1;
     int v = has;
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    if (v < 0) { /* cpuid leaf 1 (clang 14 has no "f16c" in __builtin_cpu_supports), and the OS
+                  * saves the AVX registers (XCR0 bits 1 and 2) */
+        unsigned a, b, c, d;
+        v = 0;
+        if (__get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) && (c & bit_AVX) &&
+            (c & bit_OSXSAVE)) {
+            unsigned lo, hi;
+            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+            v = (lo & 6) == 6;
+        }
         has = v;
     }
     return v;
