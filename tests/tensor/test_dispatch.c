@@ -89,12 +89,16 @@ int main(int argc, char **argv)
                  fwrite(mine, sizeof(float), N_OUT, f) == N_OUT;
         if (f)
             fclose(f);
+        free(mine);
+        free(theirs);
         return ok ? 0 : 1;
     }
     const char *k = m2p_cpu_kernels();
     printf("kernels: %s\n", k);
     if (!strcmp(k, "native")) {
         test_skip("a -DM2P_NATIVE=ON build has one build of the kernels, nothing to dispatch");
+        free(mine);
+        free(theirs);
         TEST_DONE();
     }
     int avx512 = cpu_has("avx512f") && cpu_has("avx512dq") && cpu_has("avx512bw") &&
