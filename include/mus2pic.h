@@ -28,7 +28,11 @@
 extern "C" {
 #endif
 
-#define M2P_VERSION "0.1.0"
+/* M2P_VERSION ("MAJOR.MINOR.PATCH") and its parts, generated from CMakeLists.txt's project(). */
+#include "mus2pic_version.h"
+/* The library's version as built (M2P_VERSION of the library, which a program compiled against
+ * another header may differ from). */
+const char *m2p_version(void);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Errors and logging                                                                         */
