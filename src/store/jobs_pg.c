@@ -285,12 +285,14 @@ static int jobs_recover(m2p_store *s, int max_attempts, const char *worker, int 
         "not retried again',"
         " COALESCE(worker, '?'), attempts) WHERE" STALE,
     };
+    /* one "now" for all three statements, as in jobs_store.c */
+    long long now = store_now_ms();
     int rc = pg_begin(s), n[3] = {0};
     if (rc)
         return rc;
     for (int i = 0; i < 3; i++) {
         pgp p = {0};
-        pgp_i64(&p, store_now_ms());
+        pgp_i64(&p, now);
         pgp_str(&p, worker);
         if (i == 1)
             pgp_i64(&p, max_attempts);
