@@ -286,7 +286,7 @@ static int jobs_recover(m2p_store *s, int max_attempts, const char *worker, int 
         " COALESCE(worker, '?'), attempts) WHERE" STALE,
     };
     /* one "now" for all three statements, as in jobs_store.c */
-    long long now = store_now_ms();
+    int64_t now = store_now_ms();
     int rc = pg_begin(s), n[3] = {0};
     if (rc)
         return rc;

@@ -366,7 +366,7 @@ static int jobs_recover(m2p_store *s, int max_attempts, const char *worker, int 
     };
     /* one "now" for all three: a lease expiring between the statements would otherwise skip the
        requeue and fail a job that had attempts left */
-    long long now = store_now_ms();
+    int64_t now = store_now_ms();
     int rc = begin(s), n[3] = {0};
     if (rc)
         return rc;
