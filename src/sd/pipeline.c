@@ -66,8 +66,11 @@ static double now_s(void)
 
 m2p_model_params m2p_model_default_params(void)
 {
-    return (m2p_model_params){
-        .n_threads = 0, .compute_dtype = M2P_DTYPE_F32, .load_vae = 1, .taesd = NULL};
+    return (m2p_model_params){.n_threads = 0,
+                              .compute_dtype = M2P_DTYPE_F32,
+                              .load_vae = 1,
+                              .taesd = NULL,
+                              .weight_cache = 1};
 }
 
 m2p_gen_params m2p_gen_default_params(void)
@@ -153,6 +156,16 @@ static size_t used_bytes(weights *w, int dtype)
     return n * (dtype == M2P_DTYPE_BF16 ? 2 : 4);
 }
 
+/* A part has loaded completely: a new weight cache file is written now, and the source
+ * mapping's pages are dropped (everything has been copied or mapped out of it). */
+static void part_loaded(weights *w)
+{
+    if (!w)
+        return;
+    weights_cache_commit(w);
+    weights_release(w);
+}
+
 int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **out)
 {
     *out = NULL;
@@ -191,8 +204,7 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
     if ((rc = clip_text_load(dir, &m->params, &m->text)))
         goto fail;
     m->memory += used_bytes(clip_text_weights(m->text), dt);
-    if (clip_text_weights(m->text))
-        weights_release(clip_text_weights(m->text));
+    part_loaded(clip_text_weights(m->text));
     if (m->xl) {
         snprintf(dir, sizeof dir, "%s/tokenizer_2", m->path);
         if ((rc = clip_tokenizer_load(dir, &m->tok2)))
@@ -201,8 +213,7 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
         if ((rc = clip_text_load(dir, &m->params, &m->text2)))
             goto fail;
         m->memory += used_bytes(clip_text_weights(m->text2), dt);
-        if (clip_text_weights(m->text2))
-            weights_release(clip_text_weights(m->text2));
+        part_loaded(clip_text_weights(m->text2));
     }
     /* The registry's sdxl_lightning is the SDXL base with ByteDance's 4-step UNet and Euler,
      * trailing spacing, as the original ran it (fetched together by `models fetch`). */
@@ -228,15 +239,13 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
     if ((rc = unet_load_file(dir, unet_file, &m->params, &m->unet)))
         goto fail;
     m->memory += used_bytes(unet_weights(m->unet), dt);
-    if (unet_weights(m->unet))
-        weights_release(unet_weights(m->unet));
+    part_loaded(unet_weights(m->unet));
     if (m->params.load_vae) {
         snprintf(dir, sizeof dir, "%s/vae", m->path);
         if ((rc = vae_load(dir, &m->params, &m->vae)))
             goto fail;
         m->memory += used_bytes(vae_weights(m->vae), dt);
-        if (vae_weights(m->vae))
-            weights_release(vae_weights(m->vae));
+        part_loaded(vae_weights(m->vae));
     }
     if (params && params->taesd) {
         if ((rc = taesd_load(params->taesd, &m->params, &m->taesd))) {

@@ -142,6 +142,7 @@ int vae_load(const char *dir, const m2p_model_params *p, vae **out)
     }
     if ((rc = weights_open(dir, &m->w)))
         goto fail;
+    weights_set_cache(m->w, p && p->weight_cache);
     m->top_ch = boc[nb - 1];
     m->bottom_ch = boc[0];
     m->n_up = nb;
