@@ -467,3 +467,11 @@ void wcache_unref(void *p)
     free(c->index);
     free(c);
 }
+
+void wcache_drop_pages(wcache *c)
+{
+    /* a shared read-only file mapping: this only unmaps the pages from the process, the page
+     * cache keeps them and the next touch maps them again (a minor fault) */
+    if (c && c->map)
+        madvise(c->map, c->map_size, MADV_DONTNEED);
+}

@@ -41,6 +41,9 @@ void wcache_commit(wcache *c);
  * temporary file is removed then. */
 void wcache_ref(wcache *c);
 void wcache_unref(void *c);
+/* Reader: the mapped pages leave the process's resident set (they stay in the page cache, so
+ * the next use maps them again without reading the disk). */
+void wcache_drop_pages(wcache *c);
 /* The file's path (for messages and tests). */
 const char *wcache_path(const wcache *c);
 

@@ -333,6 +333,7 @@ void weights_release(weights *w)
     pool_drain(w);
     if (w->f && w->f->map)
         madvise(w->f->map, w->f->size, MADV_DONTNEED);
+    wcache_drop_pages(w->cache);
 }
 
 void weights_set_cache(weights *w, int on)

@@ -45,7 +45,10 @@ int weights_has(weights *w, const char *name);
 void weights_foreach_unused(weights *w, void (*fn)(const st_tensor *t, void *ud), void *ud);
 /* Per dtype parameter counts etc. for `inspect`. */
 st_file *weights_file(weights *w);
-/* Drop the mapping's resident pages once everything has been copied out (keeps RSS low). */
+/* Drop the mapping's resident pages once everything has been copied out (keeps RSS low), and
+ * the mapped weight cache's: those stay in the page cache and come back on the next use, so
+ * the pipeline calls this on a network it will not need for a while (the UNet before the
+ * decoder runs). */
 void weights_release(weights *w);
 
 #endif

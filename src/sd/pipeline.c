@@ -692,6 +692,12 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
         }
     }
     tapn(m, "encoder_hidden_states", b.ctx, 3, B, L, ctx_dim);
+    /* Weights mapped from the weight cache leave the resident set while other networks run
+     * (they stay in the page cache): the peak is then the largest network plus its scratch,
+     * not the sum of all of them. */
+    weights_release(clip_text_weights(m->text));
+    if (m->text2)
+        weights_release(clip_text_weights(m->text2));
     unet_added_cond added = {0};
     if (m->xl) {
         /* add_time_ids = original_size (h, w) + crops_coords_top_left (0, 0) + target (h, w) */
@@ -787,6 +793,8 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
         if ((rc = report(p, &info)))
             goto done;
     }
+
+    weights_release(unet_weights(m->unet));
 
     /* 6. decode each variation's final latents: VAE on latents / scaling_factor, or TAESD on
      * the raw latents */
