@@ -146,6 +146,9 @@ typedef struct m2p_gen_params {
     int variations;              /* 1..8 */
     int preview;                 /* M2P_PREVIEW_* (default NONE) */
     int use_taesd;               /* decode final images with TAESD instead of the full VAE */
+    int vae_tile;                /* VAE decoder tiles, latents per edge: 0 = default (64, so
+                                  * images above 512x512 decode in overlapping tiles, in
+                                  * bounded memory), 8..256 = that size, -1 = never tiled */
     /* Reproduce another tool's run: optional, owned by the caller. */
     const float *latents;        /* [variations,4,H/8,W/8] initial latents, or NULL */
     const float *noise;          /* [K,variations,4,H/8,W/8]: every random tensor the scheduler

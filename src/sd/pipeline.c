@@ -469,6 +469,10 @@ static int validate(const m2p_model *m, const m2p_gen_params *p)
                          p->use_taesd ? "use_taesd" : "preview");
     if (!p->use_taesd && !m->vae)
         return m2p_error(M2P_EINVAL, "use_taesd: the model was loaded without its VAE");
+    if (p->vae_tile < -1 || (p->vae_tile > 0 && p->vae_tile < 8) || p->vae_tile > 256)
+        return m2p_error(M2P_EINVAL,
+                         "vae_tile %d: must be 8..256 latents, 0 (default) or -1 (never tile)",
+                         p->vae_tile);
     if (p->n_noise < 0)
         return m2p_error(M2P_EINVAL, "n_noise %d: must not be negative", p->n_noise);
     return 0;
@@ -603,7 +607,11 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
     size_t own =
         ((size_t)B * L * ctx_dim + (3 * (size_t)B + 4 * N) * nl + 2 * npix) * sizeof(float) +
         (size_t)N * npix;
-    size_t dec = p->use_taesd ? 16 * npix * sizeof(float) : vae_scratch_bytes(m->vae, 1, h, w);
+    const int tile = p->vae_tile > 0 ? p->vae_tile : VAE_TILE_DEFAULT;
+    const int tile_overlap = p->vae_tile > 0 ? (tile + 3) / 4 : VAE_TILE_OVERLAP;
+    size_t dec = p->use_taesd        ? 16 * npix * sizeof(float)
+                 : p->vae_tile == -1 ? vae_scratch_bytes(m->vae, 1, h, w)
+                                     : vae_decode_tiled_bytes(m->vae, 1, h, w, tile, tile_overlap);
     size_t un = unet_scratch_bytes(m->unet, B, h, w, L);
     size_t need = own + (un > dec ? un : dec);
     size_t avail = mem_available();
@@ -813,7 +821,9 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
             float sf = vae_scaling_factor(m->vae);
             for (size_t k = 0; k < nl; k++)
                 b.z[k] = lat[k] / sf;
-            rc = vae_decode(m->vae, b.z, 1, h, w, b.img);
+            rc = p->vae_tile == -1
+                     ? vae_decode(m->vae, b.z, 1, h, w, b.img)
+                     : vae_decode_tiled(m->vae, b.z, 1, h, w, tile, tile_overlap, b.img);
         }
         if (rc) {
             m2p_error_wrap(rc, "decoding variation %d", i + 1);
