@@ -247,11 +247,33 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
         m->memory += used_bytes(vae_weights(m->vae), dt);
         part_loaded(vae_weights(m->vae));
     }
-    if (params && params->taesd) {
-        if ((rc = taesd_load(params->taesd, &m->params, &m->taesd))) {
-            m2p_error_wrap(rc, "loading TAESD from %s", params->taesd);
+    /* TAESD: the folder given, else the one `models fetch` put in the hub cache */
+    const char *taesd_dir = params ? params->taesd : NULL,
+               *taesd_repo = m->xl ? "madebyollin/taesdxl" : "madebyollin/taesd";
+    char found[4400];
+    int taesd_auto = 0;
+    if (!taesd_dir && hub_find_file(taesd_repo, "diffusion_pytorch_model.safetensors", found,
+                                    sizeof found) == 0) {
+        char *slash = strrchr(found, '/');
+        if (slash)
+            *slash = 0;
+        taesd_dir = found;
+        taesd_auto = 1;
+    }
+    m2p_error_clear();
+    if (taesd_dir && *taesd_dir && (rc = taesd_load(taesd_dir, &m->params, &m->taesd))) {
+        m2p_error_wrap(rc, "loading TAESD from %s", taesd_dir);
+        if (!taesd_auto || !m->vae)
             goto fail;
-        }
+        M2P_LOGW("%s (previews use the latent colours instead)", m2p_errmsg());
+        rc = 0;
+    }
+    if (!m->vae && !m->taesd) {
+        rc = m2p_error(M2P_ENOTFOUND,
+                       "%s: no decoder: the VAE was not loaded and no TAESD (%s) is in the model "
+                       "cache; get it with `mus2pic models fetch %s`, or give a TAESD folder",
+                       m->path, taesd_repo, taesd_repo);
+        goto fail;
     }
     int ctx_dim = clip_text_hidden(m->text) + (m->xl ? clip_text_hidden(m->text2) : 0);
     if (ctx_dim != unet_cross_dim(m->unet)) {
@@ -461,8 +483,10 @@ static int validate(const m2p_model *m, const m2p_gen_params *p)
         return m2p_error(M2P_EINVAL, "height %d: must be a multiple of 8 in 64..2048", p->height);
     if (!isfinite(p->guidance))
         return m2p_error(M2P_EINVAL, "guidance: must be a finite number");
-    if (p->preview < M2P_PREVIEW_NONE || p->preview > M2P_PREVIEW_TAESD)
-        return m2p_error(M2P_EINVAL, "preview %d: must be 0 (none), 1 (latent RGB) or 2 (TAESD)",
+    if (p->preview < M2P_PREVIEW_NONE || p->preview > M2P_PREVIEW_AUTO)
+        return m2p_error(M2P_EINVAL,
+                         "preview %d: must be 0 (none), 1 (latent RGB), 2 (TAESD) or 3 (TAESD when "
+                         "the model has it, else latent RGB)",
                          p->preview);
     if ((p->preview == M2P_PREVIEW_TAESD || p->use_taesd) && !m->taesd)
         return m2p_error(M2P_EINVAL, "%s: no TAESD decoder was loaded with the model",
@@ -569,11 +593,16 @@ static void repeat_rows(float *x, size_t row, int n)
         memcpy(x + (size_t)i * row, x, row * sizeof(float));
 }
 
-int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
+int m2p_generate(m2p_model *m, const m2p_gen_params *params, m2p_image *out)
 {
-    int rc = validate(m, p);
+    int rc = validate(m, params);
     if (rc)
         return rc;
+    m2p_gen_params resolved = *params; /* M2P_PREVIEW_AUTO made concrete */
+    if (resolved.preview == M2P_PREVIEW_AUTO)
+        resolved.preview =
+            m->taesd && latent_factor(m) == 8 ? M2P_PREVIEW_TAESD : M2P_PREVIEW_LATENT_RGB;
+    const m2p_gen_params *p = &resolved;
     if (!out)
         return m2p_error(M2P_EINVAL, "generate: no output array");
     sched_config scfg;

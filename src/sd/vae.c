@@ -354,8 +354,7 @@ size_t vae_decode_tiled_bytes(const vae *m, int B, int h, int w, int max_tile, i
     tile_axis(h, max_tile, overlap, &th, NULL);
     tile_axis(w, max_tile, overlap, &tw, NULL);
     size_t tile_io = (size_t)B * th * tw * ((size_t)m->latent_ch + (size_t)m->out_ch * f * f);
-    return vae_scratch_bytes(m, B, th, tw) +
-           (tile_io + (size_t)h * w * f * f) * sizeof(float);
+    return vae_scratch_bytes(m, B, th, tw) + (tile_io + (size_t)h * w * f * f) * sizeof(float);
 }
 
 /* Blend weight of pixel i of a tile of n pixels whose first `rise` pixels overlap the tile
