@@ -64,6 +64,8 @@ static void usage(FILE *f)
         "  --decoder vae|taesd  final decoder (default vae); taesd is about 15x faster, less\n"
         "                       detailed, and uses madebyollin/taesd from the model cache\n"
         "                       (`models fetch` brings it) unless --taesd names a folder\n"
+        "  --no-weight-cache    convert the weights at load instead of mapping the bf16\n"
+        "                       weight cache (written by the first bf16 load)\n"
         "  --vae-tile N|off     VAE decoder tiles of N latents (8..256; default 64: images\n"
         "                       above 512x512 decode in overlapping tiles, bounded memory)\n"
         "  --unet F.safetensors UNet weights replacing the model folder's (same config), e.g.\n"
@@ -266,6 +268,7 @@ int cmd_generate(int argc, char **argv)
         {"taesd", required_argument, 0, 'T'},
         {"decoder", required_argument, 0, 'E'},
         {"vae-tile", required_argument, 0, 'Z'},
+        {"no-weight-cache", no_argument, 0, 'K'},
         {"latents", required_argument, 0, 'L'},
         {"noise", required_argument, 0, 'N'},
         {"raw-out", required_argument, 0, 'R'},
@@ -284,6 +287,7 @@ int cmd_generate(int argc, char **argv)
     m2p_gen_params p = m2p_gen_default_params();
     p.prompt = NULL;
     int threads = 0, verbose = 0, have_seed = 0, dtype = M2P_DTYPE_F32, use_taesd = 0;
+    int no_weight_cache = 0;
     int have_guidance = 0, have_width = 0, have_height = 0;
     optind = 1;
     opterr = 0;
@@ -383,6 +387,9 @@ int cmd_generate(int argc, char **argv)
                 return 2;
             }
             use_taesd = !strcmp(optarg, "taesd");
+            break;
+        case 'K':
+            no_weight_cache = 1;
             break;
         case 'Z':
             if (!strcmp(optarg, "off"))
@@ -516,6 +523,7 @@ int cmd_generate(int argc, char **argv)
     mp.n_threads = threads;
     mp.compute_dtype = dtype;
     mp.unet_file = unet_f;
+    mp.weight_cache = !no_weight_cache;
     if (taesd || use_taesd) { /* TAESD alone: the VAE is not even loaded */
         mp.taesd = taesd;
         mp.load_vae = 0;
