@@ -5,6 +5,7 @@
  * m2p_model_resolve (Hugging Face cache, ./models). m2p_model_load runs once per name; the model
  * stays until the sum of m2p_model_memory() over loaded models exceeds the budget, when the least
  * recently used others are freed. Loading happens outside the lock, on the generation worker.
+ * The model's TAESD (fetched with it) is loaded too when found, for the live previews.
  */
 #include "jobs/models.h"
 
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "model/resolve.h"
 
 #define MAX_MODELS 32
 
@@ -214,8 +216,19 @@ int model_cache_get(model_cache *mc, const char *name, m2p_model **out)
     if (n_threads > 0)
         mp.n_threads = n_threads;
     mp.compute_dtype = dtype;
+    /* Live previews through TAESD when `models fetch` brought it along (model/resolve.c); a
+     * TAESD that does not load only costs the previews, never the model. */
+    char dir[4096], taesd[4096];
+    if (m2p_model_resolve(ref, dir, sizeof dir) == 0 &&
+        hub_find_taesd(dir, taesd, sizeof taesd) == 0)
+        mp.taesd = taesd;
     m2p_model *m = NULL;
     int rc = m2p_model_load(ref, &mp, &m);
+    if (rc && mp.taesd) {
+        M2P_LOGW("model '%s': TAESD from %s not used for previews: %s", name, taesd, m2p_errmsg());
+        mp.taesd = NULL;
+        rc = m2p_model_load(ref, &mp, &m);
+    }
     if (rc)
         return m2p_error_wrap(rc, "model '%s'", name);
 

@@ -109,6 +109,7 @@ static json_t *model_entry(server *s, const char *name, const m2p_registry_entry
     char path[1024], expected[160];
     json_t *m = measured(s, name, expected, sizeof expected);
 #define OR_EMPTY(f) (r && r->f ? r->f : "")
+    int installed = model_cache_installed(s->models, name, path, sizeof path);
     json_t *e = json_pack(
         "{s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:i, s:b, s:b, s:b}", "name",
         r && r->title ? r->title : name, "description",
@@ -116,8 +117,8 @@ static json_t *model_entry(server *s, const char *name, const m2p_registry_entry
         expected, "measured", m ? m : json_null(), "memory", OR_EMPTY(memory), "quality",
         OR_EMPTY(quality), "speed", OR_EMPTY(speed), "hub_id", OR_EMPTY(hub_id), "default_steps",
         r && r->default_steps > 0 ? r->default_steps : 8, "supported", r ? r->supported : 1,
-        "installed", model_cache_installed(s->models, name, path, sizeof path), "loaded",
-        model_cache_is_loaded(s->models, name));
+        "installed", installed, "loaded", model_cache_is_loaded(s->models, name));
+    ux_model_needs(s, e, name, installed ? path : NULL); /* RAM, disk, previews (api_fetch.c) */
     /* The original's per-model defaults (registry.c) for the page's controls; a local folder
      * given with --model has none (its scheduler_config decides). */
     if (e && r) {

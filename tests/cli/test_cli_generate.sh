@@ -164,7 +164,7 @@ expect_exit 2 "inspect no arg" inspect
 # models list: all six runnable with the original's defaults, none installed in this empty cache
 "$BIN" models list >"$T/ml"
 check "models list rows" test "$(grep -c '/' "$T/ml")" = 6
-check "lcm runnable" grep -Eq "^lcm +SimianLuo/LCM_Dreamshaper_v7 +yes +8 +1\.0 +512x512 +no +no$" "$T/ml"
+check "lcm runnable" grep -Eq "^lcm +SimianLuo/LCM_Dreamshaper_v7 +yes +8 +1\.0 +512x512 +no +~[0-9.]+ GB download +~[0-9.]+ GB, [0-9.]+ GB +no$" "$T/ml"
 check "sd21 defaults" grep -Eq "^sd21 +stabilityai/stable-diffusion-2-1 +[a-z]+ +20 +7\.5 +768x768 +yes " "$T/ml"
 check "lightning defaults" grep -Eq "^sdxl_lightning +[^ ]+ +[a-z]+ +4 +0\.0 +1024x1024 +no " "$T/ml"
 check "all six runnable" test "$(grep -Ec "^[a-z0-9_]+ +[^ ]+/[^ ]+ +yes " "$T/ml")" = 6
