@@ -65,6 +65,10 @@ void nn_norm_free(nn_norm *n)
     n->gamma = n->beta = NULL;
 }
 
+/* What the loaders here make of a tensor before the ops prepare it (concatenations, names in
+ * the keys): bump it when that changes, so that cache files written before are not used. */
+#define NN_PREPARED_VERSION 1
+
 /* The weight cache of w for ops of this dtype, or NULL. bf16 only: its conversion and reorder
  * are what a load spends its time on, while an f32 cache would take twice the model's size
  * on disk for a cheap, exact conversion. */
@@ -72,8 +76,9 @@ static wcache *load_cache(weights *w, int dtype)
 {
     if (dtype != M2P_DTYPE_BF16)
         return NULL;
-    char tag[128];
-    op_prepared_tag(dtype, tag, sizeof tag);
+    char ops[96], tag[128];
+    op_prepared_tag(dtype, ops, sizeof ops);
+    snprintf(tag, sizeof tag, "nn %d %s", NN_PREPARED_VERSION, ops);
     return weights_cache(w, tag);
 }
 
