@@ -271,8 +271,9 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
     if (!m->vae && !m->taesd) {
         rc = m2p_error(M2P_ENOTFOUND,
                        "%s: no decoder: the VAE was not loaded and no TAESD (%s) is in the model "
-                       "cache; get it with `mus2pic models fetch %s`, or give a TAESD folder",
-                       m->path, taesd_repo, taesd_repo);
+                       "cache; `mus2pic models fetch NAME` of a registry model brings it along, "
+                       "or give a TAESD folder (generate --taesd DIR)",
+                       m->path, taesd_repo);
         goto fail;
     }
     int ctx_dim = clip_text_hidden(m->text) + (m->xl ? clip_text_hidden(m->text2) : 0);
