@@ -33,7 +33,7 @@ jobs_config jobs_default_config(void)
     c.analysis_workers = 2;
     c.max_queued = 200;
     c.max_attempts = 2;
-    c.preview = M2P_PREVIEW_LATENT_RGB;
+    c.preview = M2P_PREVIEW_AUTO; /* TAESD when the model cache has it, else latent RGB */
     c.lease_ms = 30000;
     c.run_jobs = 1;
     c.kinds = 1 << STORE_JOB_ANALYZE | 1 << STORE_JOB_GENERATE;
