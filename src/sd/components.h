@@ -108,10 +108,12 @@ int vae_decode_tiled(vae *m, const float *z, int B, int h, int w, int max_tile, 
                      float *out);
 /* Scratch plus tile buffers vae_decode_tiled needs. */
 size_t vae_decode_tiled_bytes(const vae *m, int B, int h, int w, int max_tile, int overlap);
-/* The pipeline's tiles: 64 latents (512 pixels, the SD VAE's sample_size) with diffusers'
- * 25% overlap; 512x512 and smaller images decode untiled. */
-#define VAE_TILE_DEFAULT 64
-#define VAE_TILE_OVERLAP 16
+/* The pipeline's default tiles: 128 latents (1024 pixels) with diffusers' 25% overlap, so every
+ * size the original's models use (512, 768, 1024 square) decodes untiled, exactly as diffusers
+ * (whose tiling is opt-in), and only larger images pay tiling's per-tile GroupNorm error for
+ * bounded memory. `--vae-tile 64` tiles from 512 pixels up when memory is tighter. */
+#define VAE_TILE_DEFAULT 128
+#define VAE_TILE_OVERLAP 32
 void vae_set_tap(vae *m, sd_tap tap, void *ud);
 void vae_set_arena(vae *m, struct nn_arena *shared); /* NULL: its own again */
 weights *vae_weights(vae *m);
