@@ -2,8 +2,8 @@
  * registry.c — the six models the original app offered (../shared/spec/model-registry.json),
  * compiled in: short name, hub id, the original's descriptions and defaults (steps, guidance, size,
  * scheduler: the repo's scheduler_config _class_name, Lightning's Euler with trailing spacing),
- * and whether this version can run it (only the SD 1.5 LCM until the issue-8 schedulers and SDXL
- * land). Consumers: `models list`, /api/models, the generate defaults.
+ * and whether this version can run it (all six: SD 1.x, SD 2.x and SDXL with their schedulers).
+ * Consumers: `models list`, /api/models, `inspect`, the generate defaults.
  */
 #include <string.h>
 #include <strings.h>
