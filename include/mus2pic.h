@@ -28,7 +28,11 @@
 extern "C" {
 #endif
 
-#define M2P_VERSION "0.1.0"
+/* M2P_VERSION ("MAJOR.MINOR.PATCH") and its parts, generated from CMakeLists.txt's project(). */
+#include "mus2pic_version.h"
+/* The library's version as built (M2P_VERSION of the library, which a program compiled against
+ * another header may differ from). */
+const char *m2p_version(void);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Errors and logging                                                                         */
@@ -286,6 +290,16 @@ typedef struct m2p_fetch_params {
      * nothing and returns M2P_ECANCELED. */
     int (*progress)(double percent, void *user_data);
     void *user_data;
+    /* A second cache level shared by many machines (a PostgreSQL store; NULL: none), asked
+     * after this machine's cache and before downloading. shared_get: write the entry key's
+     * audio into the folder dir (*file gets its path, a name of its choosing) and its
+     * m2p_source_info JSON into *info_json (malloc'd); M2P_ENOTFOUND when it is not there.
+     * shared_put: offer an entry this machine just downloaded. Their failures never fail a
+     * fetch: it downloads, or keeps its download to itself. */
+    int (*shared_get)(void *shared_ud, const char *key, const char *dir, char *file,
+                      size_t file_len, char **info_json);
+    int (*shared_put)(void *shared_ud, const char *key, const char *file, const char *info_json);
+    void *shared_ud;
 } m2p_fetch_params;
 
 m2p_fetch_params m2p_fetch_default_params(void);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "core/paths.h"
 #include "jobs/models.h"
 #include "mus2pic.h"
 #include "server/server.h"
@@ -46,7 +47,7 @@ static void usage(FILE *f)
                "  --max-upload-mb N     audio upload limit (default 100)\n"
                "  --audio-cache-mb N    downloaded audio kept, least recently used first\n"
                "                        (default 2048)\n"
-               "  --web DIR             the page's folder (default: the source tree's web/)\n"
+               "  --web DIR             the page's folder (default: <prefix>/share/mus2pic/web)\n"
                "  --offline             no network genre lookups (MusicBrainz, Spotify)\n"
                "  -v, --verbose         log requests and jobs\n");
 }
@@ -67,7 +68,7 @@ int cmd_serve(int argc, char **argv)
 {
     server_config cfg = server_default_config();
     char *specs[SERVER_MAX_MODELS] = {0};
-    int upload_mb = 100, cache_mb = 0;
+    int upload_mb = 100, cache_mb = 0, web_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -102,6 +103,7 @@ int cmd_serve(int argc, char **argv)
             cfg.lease_ms = lease * 1000;
         } else if (!strcmp(a, "--web") && v) {
             cfg.web_dir = v;
+            web_given = 1;
         } else if (!strcmp(a, "--token") && v) {
             cfg.token = v;
         } else if (!strcmp(a, "--allowed-origin") && v) {
@@ -190,6 +192,17 @@ int cmd_serve(int argc, char **argv)
         cfg.store_url = getenv("MUS2PIC_STORE");
     cfg.max_upload = (size_t)upload_mb << 20;
     cfg.audio_cache_limit = (int64_t)cache_mb << 20;
+    /* The page comes from the installed share/mus2pic/web (or the source tree for build/mus2pic). */
+    static char web_dir[4096];
+    if (!web_given) {
+        if (m2p_find_web_dir(web_dir, sizeof web_dir)) {
+            fprintf(stderr, "mus2pic serve: %s\n", m2p_errmsg());
+            for (int k = 0; k < cfg.n_models; k++)
+                free(specs[k]);
+            return 1;
+        }
+        cfg.web_dir = web_dir;
+    }
 
     /* SIGINT/SIGTERM are blocked here, so every thread the server starts inherits the mask and
      * only sigwait below receives them. */

@@ -8,6 +8,7 @@
  * a job holds its model from model_cache_get to model_cache_release, so a running model is never
  * freed under it. Loading happens outside the lock, on the generation worker that asked; other
  * workers asking for the same model wait for that load instead of loading it twice.
+ * The model's TAESD (fetched with it) is loaded too when found, for the live previews.
  */
 #include "jobs/models.h"
 
@@ -18,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "model/resolve.h"
 #include "model/weights.h"
 
 #define MAX_MODELS 32
@@ -364,8 +366,19 @@ int model_cache_get(model_cache *mc, const char *name, m2p_model **out)
     if (n_threads > 0)
         mp.n_threads = n_threads;
     mp.compute_dtype = dtype;
+    /* Live previews through TAESD when `models fetch` brought it along (model/resolve.c); a
+     * TAESD that does not load only costs the previews, never the model. */
+    char dir[4096], taesd[4096];
+    if (m2p_model_resolve(ref, dir, sizeof dir) == 0 &&
+        hub_find_taesd(dir, taesd, sizeof taesd) == 0)
+        mp.taesd = taesd;
     m2p_model *m = NULL;
     rc = m2p_model_load(ref, &mp, &m);
+    if (rc && mp.taesd) {
+        M2P_LOGW("model '%s': TAESD from %s not used for previews: %s", name, taesd, m2p_errmsg());
+        mp.taesd = NULL;
+        rc = m2p_model_load(ref, &mp, &m);
+    }
 
     pthread_mutex_lock(&mc->lock);
     e = find(mc, name); /* entries never move or go away */

@@ -672,4 +672,8 @@ const store_backend store_pg_backend = {
     .workers_list = workers_list,
     .queue_depth = queue_depth,
     .event_put = store_pg_event_put,
+    .audio_put = store_pg_audio_put,
+    .audio_get = store_pg_audio_get,
+    .audio_delete = store_pg_audio_delete,
+    .audio_trim = store_pg_audio_trim,
 };

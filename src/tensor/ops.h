@@ -22,6 +22,9 @@ int op_get_threads(void);
 /* 1 when this CPU runs bf16 matmuls/convs natively (AVX512-BF16 or AMX, as oneDNN sees it:
  * ONEDNN_MAX_CPU_ISA lowers it); without them oneDNN would fall back to slow reference code. */
 int op_bf16_supported(void);
+/* Which build of the vector kernels runs: "avx512" or "generic" (picked once from the CPU;
+ * MUS2PIC_CPU=generic forces the portable one), or "native" (-DM2P_NATIVE=ON builds). */
+const char *m2p_cpu_kernels(void);
 
 typedef struct op_conv op_conv;
 /* k x k conv, stride, zero padding pad. bias may be NULL. dtype: M2P_DTYPE_F32 / _BF16. */
