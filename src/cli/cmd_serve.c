@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "core/paths.h"
+#include "jobs/models.h"
 #include "mus2pic.h"
 #include "server/server.h"
 #include "tensor/ops.h"
@@ -37,6 +38,8 @@ static void usage(FILE *f)
                "  --compute-threads N   threads the image engine uses (default: every core)\n"
                "  --dtype f32|bf16      engine compute type (default f32; bf16 is about twice as\n"
                "                        fast and needs AVX512-BF16 or AMX)\n"
+               "  --model-memory-gb N   model weights kept loaded, in GiB (default 12; 0 = no\n"
+               "                        limit); the least recently used idle model goes first\n"
                "  --max-ws N            concurrent WebSocket clients (default 256)\n"
                "  --max-variations 4|8  variations per generation (default 4)\n"
                "  --workers N           analysis workers (default 2)\n"
@@ -128,6 +131,12 @@ int cmd_serve(int argc, char **argv)
             if (!bad && cfg.compute_dtype == M2P_DTYPE_BF16 && !op_bf16_supported()) {
                 fprintf(stderr, "mus2pic serve: --dtype bf16 needs a CPU with AVX512-BF16 or "
                                 "AMX; this one has neither (use f32)\n");
+                bad = 1;
+            }
+        } else if (!strcmp(a, "--model-memory-gb")) {
+            if (model_cache_parse_gb(v, &cfg.model_budget)) {
+                fprintf(stderr, "mus2pic serve: --model-memory-gb needs GiB from 0 (no limit) to "
+                                "65536, e.g. 12 or 0.5\n");
                 bad = 1;
             }
         } else if (!strcmp(a, "--max-ws")) {

@@ -200,6 +200,7 @@ void run_generate(jobs *q, worker_slot *slot, const store_job *job)
     double t0 = now_s();
     rc = m2p_generate(model, &gp, img);
     double total = now_s() - t0;
+    model_cache_release(q->models, model); /* from here on the cache may evict it */
     if (rc == M2P_ECANCELED && jobs_should_stop(slot)) {
         json_decref(p);
         jobs_interrupted(q, slot, job);

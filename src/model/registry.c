@@ -5,7 +5,7 @@
  * and whether this version can run it. The table is generated at build time from the in-repo
  * copy of the spec (model-registry.json) and the engine's additions (model-engine.json; the
  * original combined the SDXL base with the UNet of ByteDance/SDXL-Lightning). Consumers:
- * `models list`, /api/models, the generate defaults.
+ * `models list`, /api/models, `inspect`, the generate defaults.
  */
 #include <string.h>
 #include <strings.h>

@@ -50,6 +50,7 @@ struct m2p_model {
     int xl;             /* StableDiffusionXLPipeline: two encoders, text_time added conditioning */
     int force_zeros;    /* model_index.json force_zeros_for_empty_prompt (SDXL, default true) */
     sched_config sched; /* the model's own scheduler/scheduler_config.json */
+    int sched_spacing;  /* a spacing set over the file's (sdxl_lightning's trailing), else -1 */
     char sched_path[4200];
     nn_arena scratch; /* shared by the four networks: they run one after another */
     size_t memory;
@@ -217,10 +218,12 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
     }
     /* The registry's sdxl_lightning is the SDXL base with ByteDance's 4-step UNet and Euler,
      * trailing spacing, as the original ran it (fetched together by `models fetch`). */
+    /* By its short name only: the base's hub id is the plain SDXL base. */
     const m2p_registry_entry *reg = m2p_registry_find(ref);
     const char *unet_file = params ? params->unet_file : NULL;
     char light[4400];
-    if (reg && !strcmp(reg->name, "sdxl_lightning")) {
+    m->sched_spacing = -1;
+    if (reg && !strcmp(ref, "sdxl_lightning")) {
         if (!unet_file) {
             if ((rc = hub_find_file("ByteDance/SDXL-Lightning",
                                     "sdxl_lightning_4step_unet.safetensors", light, sizeof light))) {
@@ -233,7 +236,7 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
         if ((rc = sched_config_load(m->sched_path, sched_kind_from_class(reg->scheduler),
                                     &m->sched)))
             goto fail;
-        m->sched.timestep_spacing = SCHED_SPACING_TRAILING;
+        m->sched.timestep_spacing = m->sched_spacing = SCHED_SPACING_TRAILING;
     }
     snprintf(dir, sizeof dir, "%s/unet", m->path);
     if ((rc = unet_load_file(dir, unet_file, &m->params, &m->unet)))
@@ -431,7 +434,13 @@ static int gen_sched_config(const m2p_model *m, const m2p_gen_params *p, sched_c
         *c = m->sched;
         return 0;
     }
-    return sched_config_load(m->sched_path, kind, c);
+    /* from_config over the model's config as the pipeline holds it: a spacing set over the
+     * file's (the original's EulerDiscreteScheduler.from_config(..., timestep_spacing=
+     * "trailing") for Lightning) is part of it, so it carries over to the other class. */
+    int rc = sched_config_load(m->sched_path, kind, c);
+    if (!rc && m->sched_spacing >= 0)
+        c->timestep_spacing = m->sched_spacing;
+    return rc;
 }
 
 /* Classifier-free guidance runs when guidance > 1 and the UNet has no guidance embedding. */

@@ -64,6 +64,14 @@ void api_health(server *s, struct mg_connection *c, const route_args *a)
                   "rss_kb", (json_int_t)rss_kb(), "threads", s->cfg.threads);
     if (o) {
         json_object_set_new(o, "websockets_dropped", json_integer(ws_dropped));
+        /* The model cache's memory budget and use (--model-memory-gb). */
+        model_cache_stats ms;
+        model_cache_get_stats(s->models, &ms);
+        json_object_set_new(o, "model_memory",
+                            json_pack("{s:I, s:I, s:i, s:i, s:i}", "budget_bytes",
+                                      (json_int_t)ms.budget_bytes, "used_bytes",
+                                      (json_int_t)ms.used_bytes, "running", ms.running, "waiting",
+                                      ms.waiting, "evictions", ms.evictions));
         /* Many machines: the store's backend and the workers with a recent heartbeat. */
         char *workers = jobs_workers_json(s->q);
         json_t *wj = workers ? json_loads(workers, 0, NULL) : NULL;
