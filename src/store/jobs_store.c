@@ -364,6 +364,9 @@ static int jobs_recover(m2p_store *s, int max_attempts, const char *worker, int 
         "not retried again',"
         " COALESCE(worker, '?'), attempts) WHERE" STALE,
     };
+    /* one "now" for all three: a lease expiring between the statements would otherwise skip the
+       requeue and fail a job that had attempts left */
+    int64_t now = store_now_ms();
     int rc = begin(s), n[3] = {0};
     if (rc)
         return rc;
@@ -371,7 +374,7 @@ static int jobs_recover(m2p_store *s, int max_attempts, const char *worker, int 
         sqlite3_stmt *st = NULL;
         if ((rc = prepare(s, sql[i], &st, "recovering jobs")))
             return rollback(s, rc);
-        sqlite3_bind_int64(st, 1, store_now_ms());
+        sqlite3_bind_int64(st, 1, now);
         if (worker)
             sqlite3_bind_text(st, 2, worker, -1, SQLITE_STATIC);
         else
