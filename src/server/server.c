@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/paths.h"
 #include "sd/clip_tokenizer.h"
 #include "server/server_internal.h"
 
@@ -42,7 +43,7 @@ server_config server_default_config(void)
     c.host = "127.0.0.1";
     c.port = 9090;
     c.data_dir = "data";
-    c.web_dir = M2P_WEB_DIR;
+    c.web_dir = NULL; /* found at start: installed share/ folder or the source tree (paths.c) */
     c.max_ws = 256;
     c.max_variations = 4;
     c.analysis_workers = 2;
@@ -123,7 +124,10 @@ int server_start(const server_config *cfg, server **out)
     s->cfg = *cfg;
     snprintf(s->host, sizeof s->host, "%s", cfg->host ? cfg->host : "127.0.0.1");
     snprintf(s->data_dir, sizeof s->data_dir, "%s", cfg->data_dir ? cfg->data_dir : "data");
-    snprintf(s->web_dir, sizeof s->web_dir, "%s", cfg->web_dir ? cfg->web_dir : M2P_WEB_DIR);
+    if (cfg->web_dir)
+        snprintf(s->web_dir, sizeof s->web_dir, "%s", cfg->web_dir);
+    else if (m2p_find_web_dir(s->web_dir, sizeof s->web_dir))
+        snprintf(s->web_dir, sizeof s->web_dir, "%s", M2P_WEB_DIR);
     const char *tok = cfg->token ? cfg->token : getenv("MUS2PIC_TOKEN");
     if (tok && (strlen(tok) >= sizeof s->token || strpbrk(tok, "\r\n"))) {
         free(s);
