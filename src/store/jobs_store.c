@@ -90,6 +90,35 @@ static int run(m2p_store *s, sqlite3_stmt *st, int *changes, const char *what)
     return 0;
 }
 
+/* The INSERT of a queued job, inside the caller's transaction. */
+static int insert_job(m2p_store *s, int kind, const char *params, int64_t batch_id, int batch_index,
+                      int64_t parent_id, int64_t *id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(s,
+                     "INSERT INTO jobs (kind, state, params, batch_id, batch_index,"
+                     " parent_id, created_ms) VALUES (?, 'queued', ?, ?, ?, ?, ?)",
+                     &st, "inserting a job");
+    if (rc)
+        return rc;
+    sqlite3_bind_int(st, 1, kind);
+    sqlite3_bind_text(st, 2, params, -1, SQLITE_TRANSIENT);
+    if (batch_id > 0)
+        sqlite3_bind_int64(st, 3, batch_id);
+    else
+        sqlite3_bind_null(st, 3);
+    sqlite3_bind_int(st, 4, batch_index);
+    if (parent_id > 0)
+        sqlite3_bind_int64(st, 5, parent_id);
+    else
+        sqlite3_bind_null(st, 5);
+    sqlite3_bind_int64(st, 6, store_now_ms());
+    if ((rc = run(s, st, NULL, "inserting a job")))
+        return rc;
+    *id = sqlite3_last_insert_rowid(s->db);
+    return 0;
+}
+
 static int job_create(m2p_store *s, int kind, const char *params, int64_t batch_id, int batch_index,
                       int64_t parent_id, int max_queued, int64_t *id)
 {
@@ -109,26 +138,8 @@ static int job_create(m2p_store *s, int kind, const char *params, int64_t batch_
                                          "again later",
                                          max_queued));
     }
-    if ((rc = prepare(s,
-                      "INSERT INTO jobs (kind, state, params, batch_id, batch_index,"
-                      " parent_id, created_ms) VALUES (?, 'queued', ?, ?, ?, ?, ?)",
-                      &st, "inserting a job")))
+    if ((rc = insert_job(s, kind, params, batch_id, batch_index, parent_id, id)))
         return rollback(s, rc);
-    sqlite3_bind_int(st, 1, kind);
-    sqlite3_bind_text(st, 2, params, -1, SQLITE_TRANSIENT);
-    if (batch_id > 0)
-        sqlite3_bind_int64(st, 3, batch_id);
-    else
-        sqlite3_bind_null(st, 3);
-    sqlite3_bind_int(st, 4, batch_index);
-    if (parent_id > 0)
-        sqlite3_bind_int64(st, 5, parent_id);
-    else
-        sqlite3_bind_null(st, 5);
-    sqlite3_bind_int64(st, 6, store_now_ms());
-    if ((rc = run(s, st, NULL, "inserting a job")))
-        return rollback(s, rc);
-    *id = sqlite3_last_insert_rowid(s->db);
     return commit(s);
 }
 
@@ -263,6 +274,20 @@ static int finish_stmt(m2p_store *s, const store_job *job, const char *result)
 static int job_finish(m2p_store *s, const store_job *job, const char *result)
 {
     return finish_stmt(s, job, result);
+}
+
+/* A batch item's analysis and the generation it leads to commit together: a crash between the
+ * two would otherwise leave the item done with nothing queued after it. */
+static int job_finish_and_queue(m2p_store *s, const store_job *job, const char *result, int kind,
+                                const char *params, int64_t *id)
+{
+    int rc = begin(s);
+    if (rc)
+        return rc;
+    if ((rc = finish_stmt(s, job, result)) ||
+        (rc = insert_job(s, kind, params, job->batch_id, job->batch_index, job->id, id)))
+        return rollback(s, rc);
+    return commit(s);
 }
 
 static int job_fail(m2p_store *s, int64_t id, int attempt, const char *error, int canceled)
@@ -784,6 +809,7 @@ const store_backend store_sqlite_backend = {
     .job_release = job_release,
     .job_get = job_get,
     .job_finish = job_finish,
+    .job_finish_and_queue = job_finish_and_queue,
     .job_fail = job_fail,
     .job_request_cancel = job_request_cancel,
     .job_delete = job_delete,

@@ -286,6 +286,14 @@ int store_job_finish(m2p_store *s, const store_job *job, const char *result)
     STORE_CALL(s, job_finish, job, result);
 }
 
+int store_job_finish_and_queue(m2p_store *s, const store_job *job, const char *result, int kind,
+                               const char *params, int64_t *id)
+{
+    if (!job || !result || !params || !id)
+        return m2p_error(M2P_EINVAL, "store: finishing needs the job, its result and the next job");
+    STORE_CALL(s, job_finish_and_queue, job, result, kind, params, id);
+}
+
 int store_job_fail(m2p_store *s, int64_t id, int attempt, const char *error, int canceled)
 {
     STORE_CALL(s, job_fail, id, attempt, error ? error : "", canceled);

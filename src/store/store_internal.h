@@ -33,6 +33,8 @@ typedef struct store_backend {
     int (*job_release)(m2p_store *s, const store_job *job);
     int (*job_get)(m2p_store *s, int64_t id, store_job *out);
     int (*job_finish)(m2p_store *s, const store_job *job, const char *result);
+    int (*job_finish_and_queue)(m2p_store *s, const store_job *job, const char *result, int kind,
+                                const char *params, int64_t *id);
     int (*job_fail)(m2p_store *s, int64_t id, int attempt, const char *error, int canceled);
     int (*job_request_cancel)(m2p_store *s, int64_t id);
     int (*job_delete)(m2p_store *s, int64_t id);
