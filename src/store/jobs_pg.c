@@ -556,6 +556,21 @@ static int batch_create(m2p_store *s, const char *params, int64_t *id)
     return 0;
 }
 
+/* A batch and its first jobs commit together (see jobs_store.c). */
+static int batch_submit(m2p_store *s, const char *params, int kind, const char *const *job_params,
+                        int n, int64_t *id, int64_t *job_ids)
+{
+    int rc = pg_begin(s);
+    if (rc)
+        return rc;
+    if ((rc = batch_create(s, params, id)))
+        return pg_rollback(s, rc);
+    for (int i = 0; i < n; i++)
+        if ((rc = insert_job(s, kind, job_params[i], *id, i, 0, 0, &job_ids[i])))
+            return pg_rollback(s, rc);
+    return pg_commit(s);
+}
+
 static int batch_get(m2p_store *s, int64_t id, char **params, int64_t *created_ms)
 {
     pgp p = {0};
@@ -692,6 +707,7 @@ const store_backend store_pg_backend = {
     .gallery = gallery,
     .results_of_job = results_of_job,
     .batch_create = batch_create,
+    .batch_submit = batch_submit,
     .batch_get = batch_get,
     .batches_list = batches_list,
     .worker_beat = worker_beat,

@@ -660,6 +660,22 @@ static int batch_create(m2p_store *s, const char *params, int64_t *id)
     return 0;
 }
 
+/* A batch and its first jobs commit together: a crash between the two left a batch "running"
+ * with items that never start. */
+static int batch_submit(m2p_store *s, const char *params, int kind, const char *const *job_params,
+                        int n, int64_t *id, int64_t *job_ids)
+{
+    int rc = begin(s);
+    if (rc)
+        return rc;
+    if ((rc = batch_create(s, params, id)))
+        return rollback(s, rc);
+    for (int i = 0; i < n; i++)
+        if ((rc = insert_job(s, kind, job_params[i], *id, i, 0, &job_ids[i])))
+            return rollback(s, rc);
+    return commit(s);
+}
+
 static int batch_get(m2p_store *s, int64_t id, char **params, int64_t *created_ms)
 {
     sqlite3_stmt *st = NULL;
@@ -824,6 +840,7 @@ const store_backend store_sqlite_backend = {
     .gallery = gallery,
     .results_of_job = results_of_job,
     .batch_create = batch_create,
+    .batch_submit = batch_submit,
     .batch_get = batch_get,
     .batches_list = batches_list,
     .worker_beat = worker_beat,

@@ -124,6 +124,10 @@ int store_gallery(m2p_store *s, int offset, int limit, char **json, int64_t *tot
 int store_results_of_job(m2p_store *s, int64_t job_id, int64_t **ids, int *n);
 
 int store_batch_create(m2p_store *s, const char *params, int64_t *id);
+/* A batch (params) and its n queued jobs of kind (job_params[i] at batch index i; ids into
+ * job_ids) in one transaction: all or nothing. No queue limit (the caller checked the room). */
+int store_batch_submit(m2p_store *s, const char *params, int kind, const char *const *job_params,
+                       int n, int64_t *id, int64_t *job_ids);
 /* params JSON (malloc'd) and creation time. M2P_ENOTFOUND when absent. */
 int store_batch_get(m2p_store *s, int64_t id, char **params, int64_t *created_ms);
 /* Newest first: ids (malloc'd). */

@@ -372,6 +372,17 @@ int store_batch_create(m2p_store *s, const char *params, int64_t *id)
     STORE_CALL(s, batch_create, params, id);
 }
 
+int store_batch_submit(m2p_store *s, const char *params, int kind, const char *const *job_params,
+                       int n, int64_t *id, int64_t *job_ids)
+{
+    if (!params || n < 0 || (n && (!job_params || !job_ids)) || !id)
+        return m2p_error(M2P_EINVAL, "store: a batch needs its parameters and its jobs'");
+    for (int i = 0; i < n; i++)
+        if (!job_params[i])
+            return m2p_error(M2P_EINVAL, "store: batch job %d has no parameters", i);
+    STORE_CALL(s, batch_submit, params, kind, job_params, n, id, job_ids);
+}
+
 int store_batch_get(m2p_store *s, int64_t id, char **params, int64_t *created_ms)
 {
     STORE_CALL(s, batch_get, id, params, created_ms);

@@ -52,6 +52,8 @@ typedef struct store_backend {
     int (*gallery)(m2p_store *s, int offset, int limit, char **json, int64_t *total);
     int (*results_of_job)(m2p_store *s, int64_t job_id, int64_t **ids, int *n);
     int (*batch_create)(m2p_store *s, const char *params, int64_t *id);
+    int (*batch_submit)(m2p_store *s, const char *params, int kind, const char *const *job_params,
+                        int n, int64_t *id, int64_t *job_ids);
     int (*batch_get)(m2p_store *s, int64_t id, char **params, int64_t *created_ms);
     int (*batches_list)(m2p_store *s, int offset, int limit, int64_t **ids, int *n);
     int (*worker_beat)(m2p_store *s, const store_worker *w);

@@ -42,8 +42,9 @@ int op_linear_create(op_linear **out, const float *w, const float *bias, int in,
 int op_linear_forward(op_linear *l, const float *x, int rows, float *y, const float *residual);
 void op_linear_free(op_linear *l);
 
-/* GroupNorm over NHWC x [B, HW, C] with `groups` groups; optional fused SiLU. y may equal x. */
-void op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps,
+/* GroupNorm over NHWC x [B, HW, C] with `groups` groups; optional fused SiLU. y may equal x.
+ * 0, or M2P_ENOMEM when its per-channel scratch cannot be allocated. */
+int op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps,
                   const float *gamma, const float *beta, int silu, float *y);
 /* LayerNorm over the last dim of x [rows, C]. y may equal x. */
 void op_layernorm(const float *x, int rows, int C, float eps, const float *gamma,

@@ -9,7 +9,7 @@
  * (__builtin_return_address), then again with allocation N failing, for N at the first
  * allocation of every call site and at a stride over the whole count. Each faulted run must end
  * with an error and a message, or succeed with the same outcome as the clean run; ASan's leak
- * check at exit finds what a failure path forgot to free.
+ * check at exit finds what a failure path forgot to free. M2P_INJECT_AT=N runs only the Nth.
  */
 #ifndef M2P_TEST_INJECT_H
 #define M2P_TEST_INJECT_H
@@ -35,11 +35,14 @@ void *__real_aligned_alloc(size_t align, size_t n);
 
 #define INJECT_MAX_SITES 8192
 
-static atomic_int inject_armed;     /* counting at all */
-static atomic_long inject_count;    /* allocations counted since inject_arm */
-static atomic_long inject_fail_at;  /* 0: none fails */
-static atomic_int inject_failed;    /* how many allocations were failed */
+static atomic_int inject_armed;         /* counting at all */
+static atomic_long inject_count;        /* allocations counted since inject_arm */
+static atomic_long inject_fail_at;      /* 0: none fails */
+static atomic_int inject_failed;        /* how many allocations were failed */
 static _Thread_local int inject_exempt; /* this thread's allocations are not counted */
+static int inject_show_stack;           /* M2P_INJECT_AT given: show where it fails */
+/* the sanitizers' stack printer (absent from the release build) */
+void __sanitizer_print_stack_trace(void) __attribute__((weak));
 
 /* Call sites of the counting run: return address and the index of its first allocation. */
 static pthread_mutex_t inject_site_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -71,6 +74,10 @@ static int inject_hit(void *site)
         inject_record(site, n);
     if (n == atomic_load(&inject_fail_at)) {
         atomic_fetch_add(&inject_failed, 1);
+        if (inject_show_stack && __sanitizer_print_stack_trace) {
+            fprintf(stderr, "allocation %ld fails here:\n", n);
+            __sanitizer_print_stack_trace();
+        }
         return 1;
     }
     return 0;
@@ -196,9 +203,12 @@ static __attribute__((unused)) inject_stats inject_walk(const inject_scenario *s
         ns[k++] = n;
     qsort(ns, k, sizeof *ns, inject_cmp_long);
 
+    /* M2P_INJECT_AT=N reproduces one faulted run */
+    long only = atol(test_env("M2P_INJECT_AT", "0"));
+    inject_show_stack = only > 0;
     long prev = 0;
     for (size_t i = 0; i < k; i++) {
-        if (ns[i] == prev)
+        if (ns[i] == prev || (only && ns[i] != only))
             continue;
         prev = ns[i];
         m2p_error_clear();
@@ -209,8 +219,8 @@ static __attribute__((unused)) inject_stats inject_walk(const inject_scenario *s
         if (rc) {
             const char *msg = m2p_errmsg();
             if (!msg || !msg[0]) {
-                fprintf(stderr, "%s: allocation %ld failed: error %d without a message\n",
-                        sc->name, ns[i], rc);
+                fprintf(stderr, "%s: allocation %ld failed: error %d without a message\n", sc->name,
+                        ns[i], rc);
                 test_failures++;
             } else {
                 st.failed_clean++;

@@ -1,10 +1,11 @@
 /*
- * test_alloc_generate.c — a whole generation on the tiny model (../shared/fixtures/sd-tiny:
- * m2p_model_load — configs, tokenizer, safetensors — then m2p_generate of 2 variations at 64x64,
- * 2 LCM steps with the latent preview on, and the PNG encoding of the first image) with its Nth
- * allocation failing, N walked over every call site (tests/inject/inject.h). Each run must fail
- * with a message or give the clean run's image bytes; LeakSanitizer (the ASan build) checks that
- * every failure path freed what it had.
+ * test_alloc_generate.c — a whole generation on the tiny model (../shared/fixtures/sd-tiny) with
+ * its Nth allocation failing, N walked over every call site (tests/inject/inject.h), in two walks:
+ * m2p_model_load (configs, the tokenizer's ~50,000 allocations, safetensors), then, on a loaded
+ * model, m2p_generate of 2 variations at 64x64, 2 LCM steps with the latent preview on, and the
+ * PNG encoding of the first image. Each run must fail with a message or give the clean run's
+ * outcome (a model that generates the same image; the same PNG bytes); LeakSanitizer (the ASan
+ * build) checks that every failure path freed what it had.
  */
 #include "core/error.h"
 #include "inject.h"
@@ -30,14 +31,15 @@ static int on_step(const m2p_step_info *info, void *ud)
     return 0;
 }
 
-static int gen_run(void *ud)
+static int load(gen_case *c)
 {
-    gen_case *c = ud;
     m2p_model_params mp = m2p_model_default_params();
     mp.n_threads = 2;
-    int rc = m2p_model_load(c->model_dir, &mp, &c->model);
-    if (rc)
-        return rc;
+    return m2p_model_load(c->model_dir, &mp, &c->model);
+}
+
+static int gen_only(gen_case *c)
+{
     m2p_gen_params p = m2p_gen_default_params();
     p.prompt = "a poster of a quiet lake, synthwave";
     p.steps = 2;
@@ -47,11 +49,16 @@ static int gen_run(void *ud)
     p.preview = M2P_PREVIEW_LATENT_RGB;
     p.callback = on_step;
     p.user_data = c;
-    if ((rc = m2p_generate(c->model, &p, c->img)))
+    int rc = m2p_generate(c->model, &p, c->img);
+    if (rc)
         return rc;
     c->have_img = 1;
-    return m2p_png_encode(c->img[0].rgb, c->img[0].width, c->img[0].height, &c->png,
-                          &c->png_len);
+    return m2p_png_encode(c->img[0].rgb, c->img[0].width, c->img[0].height, &c->png, &c->png_len);
+}
+
+static int gen_run(void *ud)
+{
+    return gen_only(ud);
 }
 
 static int gen_check(void *ud)
@@ -82,6 +89,27 @@ static void gen_cleanup(void *ud)
     c->have_img = 0;
     free(c->png);
     c->png = NULL;
+}
+
+/* The load walk: a loaded model must generate the clean run's image. */
+static int load_run(void *ud)
+{
+    return load(ud);
+}
+
+static int load_check(void *ud)
+{
+    gen_case *c = ud;
+    inject_exempt = 1;
+    int rc = gen_only(c) || gen_check(c);
+    gen_cleanup(c);
+    inject_exempt = 0;
+    return rc;
+}
+
+static void load_cleanup(void *ud)
+{
+    gen_case *c = ud;
     m2p_model_free(c->model);
     c->model = NULL;
 }
@@ -89,17 +117,36 @@ static void gen_cleanup(void *ud)
 int main(void)
 {
     gen_case c = {.model_dir = test_fixture("sd-tiny/model")};
-    inject_scenario sc = {"generation", gen_run, gen_check, gen_cleanup, &c, 400};
-    inject_stats st = inject_walk(&sc);
-    CHECK(st.allocations > 50);
-    CHECK(st.sites > 20);
-    CHECK(st.runs >= st.sites);
-    CHECK(st.failed_clean > 0);
-    CHECK(c.previews > 0);
-    /* and once more, cleanly */
-    CHECK_INT(gen_run(&c), 0);
+    /* the reference image, from a clean load and generation */
+    CHECK_INT(load(&c), 0);
+    if (!c.model)
+        TEST_DONE();
+    CHECK_INT(gen_only(&c), 0);
     CHECK_INT(gen_check(&c), 0);
     gen_cleanup(&c);
+    CHECK(c.previews > 0);
+
+    inject_scenario gen = {"generation", gen_run, gen_check, gen_cleanup, &c, 300};
+    inject_stats st = inject_walk(&gen);
+    CHECK(st.allocations > 50);
+    CHECK(st.sites > 10);
+    CHECK(st.runs >= st.sites);
+    CHECK(st.failed_clean > 0);
+    load_cleanup(&c);
+
+    inject_scenario ld = {"model load", load_run, load_check, load_cleanup, &c, 40};
+    st = inject_walk(&ld);
+    CHECK(st.allocations > 1000);
+    CHECK(st.sites > 10);
+    CHECK(st.runs >= st.sites);
+    CHECK(st.failed_clean > 0);
+
+    /* and once more, cleanly */
+    CHECK_INT(load(&c), 0);
+    CHECK_INT(gen_only(&c), 0);
+    CHECK_INT(gen_check(&c), 0);
+    gen_cleanup(&c);
+    load_cleanup(&c);
     free(c.want_png);
     TEST_DONE();
 }
