@@ -474,10 +474,18 @@ void api_generate(server *s, struct mg_connection *c, const route_args *a)
         http_api_error(c, &e);
         return;
     }
-    http_json(c, 202,
-              json_pack("{s:b, s:I, s:s, s:O, s:O}", "success", 1, "job_id", (json_int_t)id,
-                        "state", "queued", "seed", json_object_get(p, "seed"), "params", p));
+    json_t *o = json_pack("{s:b, s:I, s:s, s:O, s:O}", "success", 1, "job_id", (json_int_t)id,
+                          "state", "queued", "seed", json_object_get(p, "seed"), "params", p);
     json_decref(p);
+    char *js = http_dumps(o);
+    json_decref(o);
+    /* The job is queued: out of memory for the full answer, the client still learns its id. */
+    char small[96];
+    if (!js)
+        snprintf(small, sizeof small, "{\"success\":true,\"job_id\":%lld,\"state\":\"queued\"}",
+                 (long long)id);
+    http_send(c, 202, "application/json", js ? js : small, strlen(js ? js : small), NULL);
+    free(js);
 }
 
 void api_job_get(server *s, struct mg_connection *c, const route_args *a)

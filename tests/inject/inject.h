@@ -14,7 +14,9 @@
 #ifndef M2P_TEST_INJECT_H
 #define M2P_TEST_INJECT_H
 
+#include <jansson.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +43,7 @@ static atomic_long inject_fail_at;      /* 0: none fails */
 static atomic_int inject_failed;        /* how many allocations were failed */
 static _Thread_local int inject_exempt; /* this thread's allocations are not counted */
 static int inject_show_stack;           /* M2P_INJECT_AT given: show where it fails */
+static long inject_now;                 /* the faulted run's N (0: the clean run) */
 /* the sanitizers' stack printer (absent from the release build) */
 void __sanitizer_print_stack_trace(void) __attribute__((weak));
 
@@ -117,6 +120,33 @@ int __wrap_posix_memalign(void **p, size_t align, size_t n)
 void *__wrap_aligned_alloc(size_t align, size_t n)
 {
     return inject_hit(__builtin_return_address(0)) ? NULL : __real_aligned_alloc(align, n);
+}
+
+/* SQLite's allocations counted too (inject_libraries: SQLITE_CONFIG_MALLOC, before its first
+ * use). jansson's are already ours: the server makes jansson allocate through the library's
+ * malloc (m2p_json_track_alloc), which the wrapping reaches. */
+
+static sqlite3_mem_methods inject_sqlite_real;
+
+static void *inject_sqlite_malloc(int n)
+{
+    return inject_hit(__builtin_return_address(0)) ? NULL : inject_sqlite_real.xMalloc(n);
+}
+
+static void *inject_sqlite_realloc(void *p, int n)
+{
+    return inject_hit(__builtin_return_address(0)) ? NULL : inject_sqlite_real.xRealloc(p, n);
+}
+
+static __attribute__((unused)) int inject_libraries(void)
+{
+    static sqlite3_mem_methods m;
+    if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &inject_sqlite_real) != SQLITE_OK)
+        return -1;
+    m = inject_sqlite_real;
+    m.xMalloc = inject_sqlite_malloc;
+    m.xRealloc = inject_sqlite_realloc;
+    return sqlite3_config(SQLITE_CONFIG_MALLOC, &m) == SQLITE_OK ? 0 : -1;
 }
 
 /* Count from now; allocation fail_at (1-based; 0 = none) fails. */
@@ -212,6 +242,7 @@ static __attribute__((unused)) inject_stats inject_walk(const inject_scenario *s
             continue;
         prev = ns[i];
         m2p_error_clear();
+        inject_now = ns[i];
         inject_arm(ns[i]);
         rc = sc->run(sc->ud);
         inject_disarm();
@@ -236,6 +267,7 @@ static __attribute__((unused)) inject_stats inject_walk(const inject_scenario *s
             sc->cleanup(sc->ud);
     }
     free(ns);
+    inject_now = 0;
     fprintf(stderr,
             "%s: %ld allocations at %d call sites; %d faulted runs: %d failed with a message, %d "
             "recovered\n",
