@@ -11,6 +11,10 @@
  *   latency URL --model DIR [--jobs N]      a worker's step event -> a WebSocket client of a web
  *                                           node (`serve --no-worker`): p50/p99/max in ms, from
  *                                           the event's created_ms to the client's receipt
+ *   audio URL [--mb M]                      an upload shared through the store: put (web node)
+ *                                           and get (worker) of an M MiB file (default 100, the
+ *                                           default upload limit) in MB/s, and the process's
+ *                                           peak RSS growth (the copy streams in 1 MiB chunks)
  * URL: a store URL (postgresql://... or sqlite:FILE); use a fresh database, the jobs table is
  * expected to be empty. The mus2pic binary is $M2P_BIN or ./mus2pic.
  */
@@ -337,15 +341,85 @@ static int latency(const char *bin, const char *model, int n)
     return rc;
 }
 
+/* Peak resident set (VmHWM) in KiB, -1 when unknown. */
+static long peak_rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6))
+            kb = atol(line + 6);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+static int audio(int mb)
+{
+    m2p_store *s = NULL;
+    if (m2p_store_open(url, &s)) {
+        fprintf(stderr, "bench_queue: %s\n", m2p_errmsg());
+        return 1;
+    }
+    char in[] = "/tmp/m2p-bench-audio-XXXXXX";
+    int fd = mkstemp(in);
+    if (fd < 0) {
+        m2p_store_close(s);
+        return 1;
+    }
+    /* incompressible bytes, as audio is */
+    uint8_t buf[1 << 16];
+    uint64_t x = 88172645463325252ull;
+    for (int64_t left = (int64_t)mb << 20; left > 0; left -= (int64_t)sizeof buf) {
+        for (size_t i = 0; i < sizeof buf; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            buf[i] = (uint8_t)x;
+        }
+        if (write(fd, buf, sizeof buf) != (ssize_t)sizeof buf) {
+            close(fd);
+            unlink(in);
+            m2p_store_close(s);
+            return 1;
+        }
+    }
+    close(fd);
+    char out[64];
+    snprintf(out, sizeof out, "%s.out", in);
+    long rss0 = peak_rss_kb();
+    int64_t size = 0;
+    double t0 = now();
+    int rc = store_audio_put(s, "up-bench", in, 0, &size);
+    double t1 = now();
+    if (!rc)
+        rc = store_audio_get(s, "up-bench", out, &size);
+    double t2 = now();
+    long rss1 = peak_rss_kb();
+    if (rc)
+        fprintf(stderr, "bench_queue: %s\n", m2p_errmsg());
+    else
+        printf("audio %s: %d MiB put %.0f MB/s (%.2f s), get %.0f MB/s (%.2f s), peak RSS "
+               "+%ld KiB\n",
+               store_backend_name(s), mb, (double)size / 1e6 / (t1 - t0), t1 - t0,
+               (double)size / 1e6 / (t2 - t1), t2 - t1, rss1 - rss0);
+    store_audio_delete(s, "up-bench");
+    unlink(in);
+    unlink(out);
+    m2p_store_close(s);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_queue overhead|workers|latency URL [--jobs N] [--threads T]"
-                        " [--workers K] [--model DIR]\n");
+        fprintf(stderr, "usage: bench_queue overhead|workers|latency|audio URL [--jobs N] [--threads T]"
+                        " [--workers K] [--model DIR] [--mb M]\n");
         return 2;
     }
     url = argv[2];
-    int n = 0, threads = 1, k = 1;
+    int n = 0, threads = 1, k = 1, mb = 100;
     const char *model = NULL, *bin = getenv("M2P_BIN") ? getenv("M2P_BIN") : "./mus2pic";
     for (int i = 3; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--jobs"))
@@ -356,6 +430,8 @@ int main(int argc, char **argv)
             k = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--model"))
             model = argv[i + 1];
+        else if (!strcmp(argv[i], "--mb"))
+            mb = atoi(argv[i + 1]);
     }
     if (threads < 1 || threads > 16 || k < 1 || k > 8) {
         fprintf(stderr, "bench_queue: --threads 1..16, --workers 1..8\n");
@@ -364,6 +440,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (!strcmp(argv[1], "overhead"))
         return overhead(n > 0 ? n : 2000, threads);
+    if (!strcmp(argv[1], "audio"))
+        return audio(mb > 0 && mb <= 4096 ? mb : 100);
     if (!model) {
         fprintf(stderr, "bench_queue: %s needs --model DIR (the tiny fixture model)\n", argv[1]);
         return 2;

@@ -9,7 +9,8 @@
  * (tempo_librosa on the onset strength) runs on the same samples for comparison. Acc1 = within
  * 4 % of the stated tempo; Acc2 = within 4 % of it times 1, 2, 3, 1/2 or 1/3 (Gouyon et al.
  * 2006). Errors are binned by the ratio estimate / truth: 2, 1/2, 3/2, 2/3, 3, 1/3, other. The
- * summary is per split (dev: choose the method; held: report only) as truth.tsv assigns it.
+ * summary is per split (dev: choose the method; held: report only) as truth.tsv assigns it, then
+ * per meter (4/4, 4/4 swing, 3/4, 6/8, other) over both splits.
  */
 #include "audio/dsp.h"
 #include "audio/tempo.h"
@@ -23,6 +24,17 @@
 #define SR 22050
 #define NM 2 /* methods: analysis, librosa */
 #define NBIN 8
+#define NMETER 5
+
+static const char *meter_names[NMETER] = {"4/4", "4/4-swing", "3/4", "6/8", "other"};
+
+static int meter_of(const char *m)
+{
+    for (int i = 0; i < NMETER - 1; i++)
+        if (!strcmp(m, meter_names[i]))
+            return i;
+    return NMETER - 1;
+}
 
 static const char *method_names[NM] = {"analysis", "librosa"};
 static const char *bin_names[NBIN] = {"ok", "x2", "x1/2", "x3/2", "x2/3", "x3", "x1/3", "other"};
@@ -45,7 +57,7 @@ typedef struct tally {
 static void print_tally(const char *split, const char *method, const tally *t)
 {
     int acc2 = t->bins[0] + t->bins[1] + t->bins[2] + t->bins[5] + t->bins[6];
-    printf("%-5s %-9s n=%-3d Acc1 %.3f  Acc2 %.3f  errors:", split, method, t->n,
+    printf("%-9s %-9s n=%-3d Acc1 %.3f  Acc2 %.3f  errors:", split, method, t->n,
            t->n ? (double)t->bins[0] / t->n : 0, t->n ? (double)acc2 / t->n : 0);
     for (int b = 1; b < NBIN; b++)
         printf(" %s %d", bin_names[b], t->bins[b]);
@@ -85,8 +97,9 @@ int main(int argc, char **argv)
         slash[1] = 0;
     else
         dir[0] = 0;
-    tally t[2][NM];
+    tally t[2][NM], tm[NMETER][NM];
     memset(t, 0, sizeof t);
+    memset(tm, 0, sizeof tm);
     char line[4096];
     while (fgets(line, sizeof line, f)) {
         char *fields[6] = {0};
@@ -122,6 +135,8 @@ int main(int argc, char **argv)
             int b = bin_of(est[m], truth);
             t[split][m].n++;
             t[split][m].bins[b]++;
+            tm[meter_of(fields[3])][m].n++;
+            tm[meter_of(fields[3])][m].bins[b]++;
             if (!quiet)
                 printf("  %s %6.1f %-5s", method_names[m], est[m], bin_names[b]);
         }
@@ -133,5 +148,9 @@ int main(int argc, char **argv)
     for (int s = 0; s < 2; s++)
         for (int m = 0; m < NM; m++)
             print_tally(s ? "held" : "dev", method_names[m], &t[s][m]);
+    for (int k = 0; k < NMETER; k++)
+        for (int m = 0; m < NM; m++)
+            if (tm[k][m].n)
+                print_tally(meter_names[k], method_names[m], &tm[k][m]);
     return 0;
 }

@@ -5,8 +5,14 @@
 #   LMMS demo projects (lmms-common: /usr/share/lmms/projects/**.mmp[z]; bpm = <head bpm=...>,
 #     meter = timesig_numerator/denominator), rendered with `lmms --allowroot -r`;
 #   Hydrogen demo songs (hydrogen-data: demo_songs/*.h2song; <bpm>), rendered with `h2cli`;
-#   MMA song examples (mma: /usr/share/doc/mma/examples; one fixed "Tempo N" line and a named
-#     Groove), compiled to MIDI by `mma` and rendered by fluidsynth with FluidR3_GM.
+#   MMA song examples (mma: /usr/share/doc/mma/examples; x/4 songs with a Groove or a Time
+#     line), compiled to MIDI by `mma`;
+#   abc tunes with a Q: tempo (abcmidi and abcm2ps examples), compiled to MIDI by `abc2midi`;
+#   MuseScore 3 demo scores with a tempo marking (musescore3-common), exported to MIDI by mscore3.
+# The MIDI pieces' tempo is the MIDI file's own tempo map (it must hold over the excerpt; see
+# miditruth.py below), rendered by fluidsynth with FluidR3_GM. The beat is the note the time
+# signature counts (the half note in 2/2), the dotted quarter in 6/8, 9/8 and 12/8. Pieces
+# outside 60-200 BPM or shorter than 12 s are left out.
 # Each render is cut to a 60 s mono 22,050 Hz excerpt (from 0 s) in $CACHE (default
 # /var/cache/m2p-tempo-devset; no audio goes into the repo) and listed in $CACHE/truth.tsv:
 #   id <TAB> file <TAB> bpm <TAB> meter <TAB> split <TAB> source
@@ -19,15 +25,20 @@ set -eu
 CACHE=${1:-/var/cache/m2p-tempo-devset}
 mkdir -p "$CACHE/wav"
 TRUTH="$CACHE/truth.tsv"
-NICE="nice -n 15"
+NICE="nice -n 19"
 
 need=""
 command -v lmms >/dev/null || need="$need lmms"
 command -v h2cli >/dev/null || need="$need hydrogen"
 command -v mma >/dev/null || need="$need mma"
 command -v fluidsynth >/dev/null || need="$need fluidsynth"
+command -v abc2midi >/dev/null || need="$need abcmidi"
+[ -d /usr/share/doc/abcm2ps/examples ] || need="$need abcm2ps"
+command -v mscore3 >/dev/null || need="$need musescore3"
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need="$need fluid-soundfont-gm"
 command -v ffmpeg >/dev/null || need="$need ffmpeg"
+command -v python3 >/dev/null || need="$need python3"
+command -v unzip >/dev/null || need="$need unzip"
 if [ -n "$need" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $need
 fi
@@ -46,9 +57,90 @@ add() { # add <id> <bpm> <meter> <source>
         >>"$TRUTH.new"
 }
 
+render_midi() { # render_midi <mid> <id>: fluidsynth with FluidR3_GM, then the excerpt
+    $NICE fluidsynth -ni -q -F "$TMP/$2.wav" -r 22050 /usr/share/sounds/sf2/FluidR3_GM.sf2 \
+        "$1" >/dev/null 2>&1 && excerpt "$TMP/$2.wav" "$2"
+    rc=$?
+    rm -f "$TMP/$2.wav"
+    return $rc
+}
+
+in_range() { # the issue's 60-200 BPM
+    awk -v b="$1" 'BEGIN {exit !(b >= 60 && b <= 200)}'
+}
+
+long_enough() { # a cached excerpt of at least 12 s (the tempogram's window is 8 s)
+    [ -f "$CACHE/wav/$1.flac" ] || return 1
+    d=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$CACHE/wav/$1.flac")
+    awk -v d="$d" 'BEGIN {exit !(d >= 12)}'
+}
+
+midi_truth() { # midi_truth <mid>: "bpm meter" when the MIDI's tempo holds over 60 s
+    python3 "$TMP/miditruth.py" "$1" 60
+}
+
 : >"$TRUTH.new"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+cat >"$TMP/miditruth.py" <<'EOF'
+import struct, sys
+# midi_truth FILE SECONDS: the tempo (quarter notes a minute) and the first time signature of a
+# standard MIDI file, when the tempo holds over the first SECONDS of it; else nothing
+d = open(sys.argv[1], 'rb').read()
+limit = float(sys.argv[2])
+if d[:4] != b'MThd':
+    sys.exit(1)
+ntr, div = struct.unpack('>HH', d[10:14])
+if div & 0x8000:
+    sys.exit(1)
+pos, ev = 8 + struct.unpack('>I', d[4:8])[0], []
+for _ in range(ntr):
+    ln = struct.unpack('>I', d[pos + 4:pos + 8])[0]
+    p, end, t, run = pos + 8, pos + 8 + ln, 0, 0
+    pos = end
+    while p < end:
+        v = 0
+        while True:
+            b = d[p]; p += 1; v = (v << 7) | (b & 127)
+            if b < 128: break
+        t += v
+        s = d[p]
+        if s == 0xFF:
+            ty = d[p + 1]; p += 2; n = 0
+            while True:
+                b = d[p]; p += 1; n = (n << 7) | (b & 127)
+                if b < 128: break
+            if ty == 0x51: ev.append((t, 'T', int.from_bytes(d[p:p + 3], 'big')))
+            if ty == 0x58: ev.append((t, 'S', (d[p], 2 ** d[p + 1])))
+            p += n
+        elif s in (0xF0, 0xF7):
+            p += 1; n = 0
+            while True:
+                b = d[p]; p += 1; n = (n << 7) | (b & 127)
+                if b < 128: break
+            p += n
+        else:
+            if s & 0x80: run = s; p += 1
+            p += 1 if (run & 0xF0) in (0xC0, 0xD0) else 2
+ev.sort(key=lambda e: e[0])
+tempos = [e for e in ev if e[1] == 'T']
+sigs = [e[2] for e in ev if e[1] == 'S']
+us = tempos[0][2] if tempos and tempos[0][0] == 0 else 500000
+sec, last, ok = 0.0, 0, True
+for t, _, v in tempos:
+    sec += (t - last) * us / 1e6 / div; last = t
+    if sec >= limit: break
+    if abs(v - us) > us * 0.005: ok = False; break
+if not ok: sys.exit(1)
+num, den = sigs[0] if sigs else (4, 4)
+if den == 8 and (num % 3 or num == 3):
+    sys.exit(1)  # 3/8, 5/8, 7/8: which level is the beat is not stated
+q = 60e6 / us
+# the beat: the note the time signature counts (the half note in 2/2 and 3/2, the quarter in
+# x/4), the dotted quarter in compound meters (6/8, 9/8, 12/8)
+bpm = q * 2 / 3 if den == 8 else q * den / 4
+print('%.4g %d/%d' % (bpm, num, den))
+EOF
 
 # ---- Hydrogen: <bpm> of the .h2song (4/4 drum patterns) ----
 for f in /usr/share/hydrogen/data/demo_songs/*.h2song; do
@@ -62,29 +154,112 @@ for f in /usr/share/hydrogen/data/demo_songs/*.h2song; do
     if [ -f "$CACHE/wav/$id.flac" ]; then add "$id" "$bpm" "4/4" "hydrogen-data $f (bpm)"; fi
 done
 
-# ---- MMA: songs with exactly one absolute "Tempo N" and a named Groove (no metronome-only
-#      grooves, no tempo variables or changes); the groove name gives the feel/meter ----
+# ---- MMA: example songs with a named Groove or a Time line; the tempo is read from the MIDI
+#      that mma writes (midi_truth: it must hold over the excerpt; a count-in of metronome bars
+#      plays at the same tempo). Only x/4 songs: MMA's "Time 6/8" counts eighths as its beats,
+#      so its tempo does not name the dotted-quarter beat. Meter: the Time line, else the groove.
 find /usr/share/doc/mma/examples -name '*.mma' | sort | while read -r f; do
-    [ "$(grep -ciE '^[[:space:]]*tempo\b' "$f")" = 1 ] || continue
-    bpm=$(sed -n 's/^[[:space:]]*[Tt][Ee][Mm][Pp][Oo][[:space:]]\+\([0-9]\+\)\b.*/\1/p' "$f")
-    groove=$(sed -n 's/^[[:space:]]*[Gg][Rr][Oo][Oo][Vv][Ee][[:space:]]\+\([A-Za-z0-9-]*\).*/\1/p' "$f" | head -1)
-    [ -n "$bpm" ] && [ -n "$groove" ] || continue
-    case "$groove" in [Mm]etronome*) continue ;; esac
-    [ "$bpm" -ge 60 ] && [ "$bpm" -le 200 ] || continue
+    groove=$(sed -n 's/^[[:space:]]*[Gg][Rr][Oo][Oo][Vv][Ee][[:space:]]\+\([A-Za-z0-9-]*\).*/\1/p' "$f" |
+        grep -vi '^metronome' | head -1)
+    beats=$(sed -n 's:^[[:space:]]*[Tt][Ii][Mm][Ee][[:space:]]\+\([0-9]\+\)[[:space:]]*\(//.*\)*$:\1:p' "$f" | head -1)
+    [ -n "$groove" ] || [ -n "$beats" ] || continue
+    grep -qiE '^[[:space:]]*tempo[[:space:]]+[0-9]' "$f" || continue # mma's default is no statement
+    grep -qiE '^[[:space:]]*time[[:space:]]+[0-9]+/8' "$f" && continue
     # ids name the folder too (delay/solo and solo/solo differ); identical copies count once
     id="mma-$(basename "$(dirname "$f")")-$(basename "$f" .mma)"
     sum=$(cksum <"$f" | cut -d' ' -f1)
     grep -qx "$sum" "$TMP/mma-sums" 2>/dev/null && continue
     echo "$sum" >>"$TMP/mma-sums"
+    (cd "$(dirname "$f")" && $NICE mma -f "$TMP/$id.mid" "$f" >/dev/null 2>&1) || continue
+    truth=$(midi_truth "$TMP/$id.mid") || { rm -f "$TMP/$id.mid"; continue; }
+    bpm=${truth% *}
     case "$groove" in *[Ww]altz*) meter=3/4 ;; *[Ss]wing* | *[Jj]azz* | *[Ff]oxtrot*) meter=4/4-swing ;; *) meter=4/4 ;; esac
-    if [ ! -f "$CACHE/wav/$id.flac" ]; then
-        (cd "$(dirname "$f")" && $NICE mma -f "$TMP/$id.mid" "$f" >/dev/null 2>&1) &&
-            $NICE fluidsynth -ni -q -F "$TMP/$id.wav" -r 22050 /usr/share/sounds/sf2/FluidR3_GM.sf2 \
-                "$TMP/$id.mid" >/dev/null 2>&1 && excerpt "$TMP/$id.wav" "$id" ||
-            echo "mma: $f did not render" >&2
-        rm -f "$TMP/$id.mid" "$TMP/$id.wav"
+    [ -n "$beats" ] && meter="$beats/4"
+    if in_range "$bpm" && [ ! -f "$CACHE/wav/$id.flac" ]; then
+        render_midi "$TMP/$id.mid" "$id" || echo "mma: $f did not render" >&2
     fi
-    if [ -f "$CACHE/wav/$id.flac" ]; then add "$id" "$bpm" "$meter" "mma $f (Tempo, Groove $groove)"; fi
+    rm -f "$TMP/$id.mid"
+    if in_range "$bpm" && long_enough "$id"; then
+        add "$id" "$bpm" "$meter" "mma $f (MIDI tempo, Groove ${groove:-none})"
+    fi
+done
+
+# ---- abc tunes (abcmidi and abcm2ps examples): a tune with a Q: tempo and an M: meter,
+#      compiled by abc2midi (which writes both into the MIDI), rendered by fluidsynth ----
+for f in /usr/share/doc/abcmidi/examples/*.abc /usr/share/doc/abcm2ps/examples/*.abc; do
+    for x in $(sed -n 's/^X:[[:space:]]*\([0-9]\+\).*/\1/p' "$f"); do
+        # the tune's own header must state a tempo (abc2midi's default is not a statement)
+        awk -v x="$x" '/^X:/ {on = ($0 ~ "^X:[ \t]*" x "([^0-9]|$)")} on && /^Q:.*=/ {f = 1}
+            END {exit !f}' "$f" || continue
+        id="abc-$(basename "$f" .abc)-$x"
+        $NICE abc2midi "$f" "$x" -o "$TMP/$id.mid" >/dev/null 2>&1 || continue
+        truth=$(midi_truth "$TMP/$id.mid") || { rm -f "$TMP/$id.mid"; continue; }
+        bpm=${truth% *}
+        if in_range "$bpm" && [ ! -f "$CACHE/wav/$id.flac" ]; then
+            render_midi "$TMP/$id.mid" "$id" || echo "abc2midi: $f tune $x did not render" >&2
+        fi
+        rm -f "$TMP/$id.mid"
+        if in_range "$bpm" && long_enough "$id"; then
+            add "$id" "$bpm" "${truth#* }" "abc $f (X:$x, Q: and M:)"
+        fi
+    done
+done
+
+# ---- MuseScore 3 demo scores with a tempo marking, exported to MIDI by mscore3 (the
+#      score's tempo text becomes the MIDI tempo) and rendered by fluidsynth ----
+for f in /usr/share/mscore3-*/demos/*.mscx /usr/share/mscore3-*/demos/*.mscz; do
+    [ -f "$f" ] || continue
+    id="musescore-$(basename "$f" | sed 's/\.msc[xz]$//')"
+    case "$f" in
+    *.mscz) unzip -p "$f" '*.mscx' 2>/dev/null | grep -q '<Tempo>' || continue ;;
+    *) grep -q '<Tempo>' "$f" || continue ;;
+    esac
+    QT_QPA_PLATFORM=offscreen $NICE mscore3 -o "$TMP/$id.mid" "$f" >/dev/null 2>&1 || continue
+    truth=$(midi_truth "$TMP/$id.mid") || { rm -f "$TMP/$id.mid"; continue; }
+    bpm=${truth% *}
+    if in_range "$bpm" && [ ! -f "$CACHE/wav/$id.flac" ]; then
+        render_midi "$TMP/$id.mid" "$id" || echo "mscore3: $f did not render" >&2
+    fi
+    rm -f "$TMP/$id.mid"
+    if in_range "$bpm" && long_enough "$id"; then
+        add "$id" "$bpm" "${truth#* }" "musescore3-common $f (tempo text)"
+    fi
+done
+
+# ---- Our own making (a minority, to cover 3/4 and 6/8, which the shipped songs lack): one
+#      16-bar progression played 4 times by MMA's waltz and 6/8 library grooves at a tempo we
+#      state. MMA counts its "Time" beats per bar: 3 quarter notes in the waltzes; 2 dotted
+#      quarters in 68March; 6 eighth notes in 68Swing, Blues68 and Arpeggio68, whose beat (the
+#      dotted quarter) is then a third of the Tempo line (the grooves' own documentation). ----
+for spec in Waltz:96 JazzWaltz:140 CountryWaltz:104 FrenchWaltz:132 RockWaltz:84 LatinWaltz:116 \
+    ArpeggioWaltz:72 BroadwayWaltz:126 ModernJazzWaltz:160 68March:112 68Swing:300 Blues68:186 \
+    Arpeggio68:204; do
+    groove=${spec%:*}
+    tempo=${spec#*:}
+    lib=/usr/share/mma/lib/stdlib/$(echo "$groove" | tr 'A-Z' 'a-z').mma
+    beats=$(sed -n 's/^[[:space:]]*[Tt][Ii][Mm][Ee][[:space:]]\+\([0-9]\+\).*/\1/p' "$lib" | head -1)
+    case "$beats" in
+    3) bpm=$tempo meter=3/4 ;;
+    2) bpm=$tempo meter=6/8 ;;
+    6) bpm=$(awk -v t="$tempo" 'BEGIN {printf "%.4g", t / 3}') meter=6/8 ;;
+    *) continue ;;
+    esac
+    id="own-mma-$(echo "$groove" | tr 'A-Z' 'a-z')-$tempo"
+    if [ ! -f "$CACHE/wav/$id.flac" ]; then
+        {
+            echo "Tempo $tempo"
+            echo "Groove $groove"
+            for r in 1 2 3 4; do
+                for c in C Am F G7 C Am Dm G7 F G C Am Dm G7 C C; do echo "$c"; done
+            done
+        } >"$TMP/$id.mma"
+        (cd "$TMP" && $NICE mma -f "$TMP/$id.mid" "$TMP/$id.mma" >/dev/null 2>&1) &&
+            render_midi "$TMP/$id.mid" "$id" || echo "mma: $groove did not render" >&2
+        rm -f "$TMP/$id.mma" "$TMP/$id.mid"
+    fi
+    if long_enough "$id"; then
+        add "$id" "$bpm" "$meter" "own: mma Groove $groove (Time $beats, Tempo $tempo)"
+    fi
 done
 
 # ---- LMMS: the project XML (.mmpz = 4-byte length + zlib) states bpm and time signature ----

@@ -28,7 +28,11 @@
 extern "C" {
 #endif
 
-#define M2P_VERSION "0.1.0"
+/* M2P_VERSION ("MAJOR.MINOR.PATCH") and its parts, generated from CMakeLists.txt's project(). */
+#include "mus2pic_version.h"
+/* The library's version as built (M2P_VERSION of the library, which a program compiled against
+ * another header may differ from). */
+const char *m2p_version(void);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Errors and logging                                                                         */
@@ -72,9 +76,14 @@ typedef struct m2p_model_params {
     int n_threads;      /* compute threads; 0 = all cores */
     int compute_dtype;  /* M2P_DTYPE_F32 (default) or M2P_DTYPE_BF16 where the CPU has it */
     int load_vae;       /* 1 (default): load the full VAE decoder */
-    const char *taesd;  /* optional folder with TAESD decoder weights (fast decoder, previews) */
+    const char *taesd;  /* folder with TAESD decoder weights (fast decoder, previews); NULL
+                         * (default): madebyollin/taesd (taesdxl for SDXL) from the hub cache
+                         * when it is there (`models fetch` brings it); "": none */
     const char *unet_file; /* optional .safetensors replacing the folder's UNet weights (same
                             * config; e.g. SDXL-Lightning's UNet over the SDXL base folder) */
+    int weight_cache;      /* 1 (default): bf16 weights are prepared once into a cache file
+                            * ($M2P_WEIGHT_CACHE_DIR, else $XDG_CACHE_HOME/mus2pic/weights, else
+                            * ~/.cache/mus2pic/weights) that later loads map; 0: convert each time */
 } m2p_model_params;
 
 m2p_model_params m2p_model_default_params(void);
@@ -110,6 +119,8 @@ enum {
     M2P_STAGE_DECODE = 2, /* decoding latents to pixels */
 };
 enum { M2P_PREVIEW_NONE = 0, M2P_PREVIEW_LATENT_RGB = 1, M2P_PREVIEW_TAESD = 2 };
+/* TAESD previews when the model has a TAESD decoder (m2p_model_params.taesd), else latent RGB */
+enum { M2P_PREVIEW_AUTO = 3 };
 
 typedef struct m2p_step_info {
     int stage;              /* M2P_STAGE_* */
@@ -143,6 +154,9 @@ typedef struct m2p_gen_params {
     int variations;              /* 1..8 */
     int preview;                 /* M2P_PREVIEW_* (default NONE) */
     int use_taesd;               /* decode final images with TAESD instead of the full VAE */
+    int vae_tile;                /* VAE decoder tiles, latents per edge: 0 = default (64, so
+                                  * images above 512x512 decode in overlapping tiles, in
+                                  * bounded memory), 8..256 = that size, -1 = never tiled */
     /* Reproduce another tool's run: optional, owned by the caller. */
     const float *latents;        /* [variations,4,H/8,W/8] initial latents, or NULL */
     const float *noise;          /* [K,variations,4,H/8,W/8]: every random tensor the scheduler
@@ -286,6 +300,16 @@ typedef struct m2p_fetch_params {
      * nothing and returns M2P_ECANCELED. */
     int (*progress)(double percent, void *user_data);
     void *user_data;
+    /* A second cache level shared by many machines (a PostgreSQL store; NULL: none), asked
+     * after this machine's cache and before downloading. shared_get: write the entry key's
+     * audio into the folder dir (*file gets its path, a name of its choosing) and its
+     * m2p_source_info JSON into *info_json (malloc'd); M2P_ENOTFOUND when it is not there.
+     * shared_put: offer an entry this machine just downloaded. Their failures never fail a
+     * fetch: it downloads, or keeps its download to itself. */
+    int (*shared_get)(void *shared_ud, const char *key, const char *dir, char *file,
+                      size_t file_len, char **info_json);
+    int (*shared_put)(void *shared_ud, const char *key, const char *file, const char *info_json);
+    void *shared_ud;
 } m2p_fetch_params;
 
 m2p_fetch_params m2p_fetch_default_params(void);

@@ -1,9 +1,10 @@
 /*
- * make-random-model — writes a full-size diffusers folder shaped like SD 1.5 /
- * SimianLuo/LCM_Dreamshaper_v7 (CLIP ViT-L/14 text encoder, LCM UNet with time_cond_proj_dim
- * 256, AutoencoderKL with its encoder, LCMScheduler) with random weights, for benchmarks and
- * memory tests without downloading 4 GB. Usage: see usage() below.
- * Configs: the real model's (random_model_configs.h) or --config-from's; tensor names and shapes
+ * make-random-model — writes a full-size diffusers folder shaped like a hub model with random
+ * weights, for benchmarks and memory tests without downloading gigabytes: --family sd15
+ * (SimianLuo/LCM_Dreamshaper_v7, the default), sd14, sd2 (2.1, v-prediction), sdxl (base) and
+ * sdxl-turbo; --count-only prints each part's parameter count and writes nothing.
+ * Configs: the real model's (random_model_configs.h, random_model_families.h) or --config-from's;
+ * tensor names and shapes
  * from them (random_model_tensors.h, diffusers 0.26 / transformers 4.37). Weights are uniform in
  * +-1/sqrt(fan_in) (PyTorch's default init bound), norms 1 / 0, biases 0, embeddings +-0.035,
  * written tensor by tensor (st_write_stream), so memory stays at one tensor.
@@ -26,6 +27,7 @@
 #endif
 
 #include "random_model_configs.h"
+#include "random_model_families.h"
 #include "random_model_tensors.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -145,6 +147,8 @@ static int write_part(const char *path, tlist *l, st_dtype dtype, uint64_t seed,
 {
     qsort(l->v, (size_t)l->n, sizeof *l->v, name_cmp); /* safetensors' own order */
     st_out_tensor *ts = calloc((size_t)l->n, sizeof *ts);
+    if (!ts)
+        return m2p_error(M2P_ENOMEM, "%s: out of memory", path);
     size_t total = 0;
     for (int i = 0; i < l->n; i++) {
         ts[i].name = l->v[i].name;
@@ -226,7 +230,7 @@ static char *read_file(const char *path, size_t *len)
 static int config(const char *from, const char *rel, const char *builtin, char **text,
                   json_t **json)
 {
-    size_t len = strlen(builtin);
+    size_t len = 0;
     *text = NULL;
     if (from) {
         char p[4096];
@@ -235,7 +239,10 @@ static int config(const char *from, const char *rel, const char *builtin, char *
         if (!*text)
             return m2p_error(M2P_ENOTFOUND, "%s: cannot read", p);
     } else {
+        len = strlen(builtin);
         *text = strdup(builtin);
+        if (!*text)
+            return m2p_error(M2P_ENOMEM, "out of memory");
     }
     json_error_t err;
     *json = json_loadb(*text, len, 0, &err);
@@ -255,27 +262,91 @@ static int copy_file(const char *src, const char *dst)
     return rc;
 }
 
+/* A family: the hub repo's configs and the fixture tokenizers that have its vocabulary and
+ * padding (SD 2.x and SDXL's second tokenizer pad with "!"). */
+typedef struct family {
+    const char *name, *repo;
+    const char *index, *unet, *vae, *text, *text2, *sched;
+    const char *tok, *tok2; /* under $M2P_FIXTURES */
+} family;
+
+static const family families[] = {
+    {"sd15", "SimianLuo/LCM_Dreamshaper_v7 (SD 1.5, LCM)", cfg_model_index, cfg_unet, cfg_vae,
+     cfg_text, NULL, cfg_scheduler, "sd-tiny/model/tokenizer", NULL},
+    {"sd14", "CompVis/stable-diffusion-v1-4 (PNDM)", cfg_sd14_index, cfg_sd14_unet, cfg_sd14_vae,
+     cfg_sd14_text, NULL, cfg_sd14_sched, "sd-tiny/model/tokenizer", NULL},
+    {"sd2", "stabilityai/stable-diffusion-2-1 (v-prediction, DDIM)", cfg_sd2_index, cfg_sd2_unet,
+     cfg_sd2_vae, cfg_sd2_text, NULL, cfg_sd2_sched, "sd2-tiny/model/tokenizer", NULL},
+    {"sdxl", "stabilityai/stable-diffusion-xl-base-1.0 (Euler)", cfg_xl_index, cfg_xl_unet,
+     cfg_xl_vae, cfg_xl_text, cfg_xl_text2, cfg_xl_sched, "sdxl-tiny/model/tokenizer",
+     "sdxl-tiny/model/tokenizer_2"},
+    {"sdxl-turbo", "stabilityai/sdxl-turbo (Euler ancestral, trailing)", cfg_turbo_index,
+     cfg_turbo_unet, cfg_xl_vae, cfg_xl_text, cfg_xl_text2, cfg_turbo_sched,
+     "sdxl-tiny/model/tokenizer", "sdxl-tiny/model/tokenizer_2"},
+};
+#define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
+
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: make-random-model --out DIR [--tokenizer-from DIR] [--config-from MODEL_DIR]\n"
+            "usage: make-random-model --out DIR [--family NAME] [--config-from MODEL_DIR]\n"
+            "                         [--tokenizer-from DIR] [--tokenizer2-from DIR]\n"
             "                         [--dtype f16|bf16|f32] [--fp16-variant] [--seed N]\n"
-            "Writes a random-weight diffusers folder shaped like SimianLuo/LCM_Dreamshaper_v7.\n");
+            "       make-random-model --count-only [--family NAME | --config-from MODEL_DIR]\n"
+            "Writes a random-weight diffusers folder with the configs of a hub model:\n");
+    for (int i = 0; i < N_FAMILIES; i++)
+        fprintf(stderr, "  --family %-10s %s%s\n", families[i].name, families[i].repo,
+                i ? "" : " (default)");
+    fprintf(stderr, "--config-from takes the configs from a diffusers folder instead.\n"
+                    "--count-only prints the parameters per part and writes nothing.\n");
 }
+
+static void free_list(tlist *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->v[i].name);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+/* Parameters of a part; for the VAE also those of the decoder the engine keeps. */
+static int64_t count(const tlist *l, int64_t *decoder)
+{
+    int64_t n = 0, d = 0;
+    for (int i = 0; i < l->n; i++) {
+        int64_t k = 1;
+        for (int j = 0; j < l->v[i].ndim; j++)
+            k *= l->v[i].shape[j];
+        n += k;
+        if (strncmp(l->v[i].name, "encoder.", 8) && strncmp(l->v[i].name, "quant_conv.", 11))
+            d += k;
+    }
+    if (decoder)
+        *decoder = d;
+    return n;
+}
+
+enum { C_INDEX, C_UNET, C_VAE, C_TEXT, C_SCHED, C_TEXT2, N_CONFIGS };
 
 int main(int argc, char **argv)
 {
-    const char *out = NULL, *tok = NULL, *from = NULL;
+    const char *out = NULL, *tok = NULL, *tok2 = NULL, *from = NULL, *fam_name = "sd15";
     st_dtype dtype = ST_F16;
-    int variant = 0;
+    int variant = 0, count_only = 0;
     uint64_t seed = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--out") && i + 1 < argc)
             out = argv[++i];
         else if (!strcmp(argv[i], "--tokenizer-from") && i + 1 < argc)
             tok = argv[++i];
+        else if (!strcmp(argv[i], "--tokenizer2-from") && i + 1 < argc)
+            tok2 = argv[++i];
         else if (!strcmp(argv[i], "--config-from") && i + 1 < argc)
             from = argv[++i];
+        else if (!strcmp(argv[i], "--family") && i + 1 < argc)
+            fam_name = argv[++i];
+        else if (!strcmp(argv[i], "--count-only"))
+            count_only = 1;
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
             seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--fp16-variant"))
@@ -289,113 +360,140 @@ int main(int argc, char **argv)
             else if (!strcmp(d, "f32") || !strcmp(d, "fp32"))
                 dtype = ST_F32;
             else {
-                usage();
+                fprintf(stderr, "make-random-model: --dtype '%s': use f16, bf16 or f32\n", d);
                 return 2;
             }
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage();
             return 0;
         } else {
+            fprintf(stderr, "make-random-model: unknown or incomplete option '%s'\n", argv[i]);
             usage();
             return 2;
         }
     }
-    if (!out) {
+    const family *fam = NULL;
+    for (int i = 0; i < N_FAMILIES; i++)
+        if (!strcmp(families[i].name, fam_name))
+            fam = &families[i];
+    if (!fam) {
+        fprintf(stderr,
+                "make-random-model: --family '%s': use sd15, sd14, sd2, sdxl or "
+                "sdxl-turbo\n",
+                fam_name);
+        return 2;
+    }
+    if (!out && !count_only) {
         usage();
         return 2;
     }
-    char deftok[4096];
-    if (!tok) {
-        const char *fx = getenv("M2P_FIXTURES");
-        snprintf(deftok, sizeof deftok, "%s/sd-tiny/model/tokenizer",
-                 fx && *fx ? fx : "../shared/fixtures");
+    const char *fx = getenv("M2P_FIXTURES");
+    fx = fx && *fx ? fx : "../shared/fixtures";
+    char deftok[4096], deftok2[4096];
+    snprintf(deftok, sizeof deftok, "%s/%s", fx, fam->tok);
+    snprintf(deftok2, sizeof deftok2, "%s/%s", fx, fam->tok2 ? fam->tok2 : "");
+    if (!tok)
         tok = deftok;
+
+    /* Configs: the family's, or --config-from's (with text_encoder_2 when the folder has it). */
+    static const char *rels[N_CONFIGS] = {"model_index.json",
+                                          "unet/config.json",
+                                          "vae/config.json",
+                                          "text_encoder/config.json",
+                                          "scheduler/scheduler_config.json",
+                                          "text_encoder_2/config.json"};
+    const char *builtins[N_CONFIGS] = {fam->index, fam->unet,  fam->vae,
+                                       fam->text,  fam->sched, fam->text2};
+    int has2 = fam->text2 != NULL;
+    if (from) {
+        char te2[4096];
+        snprintf(te2, sizeof te2, "%s/text_encoder_2/config.json", from);
+        has2 = access(te2, R_OK) == 0;
+        if (!tok2) {
+            snprintf(deftok2, sizeof deftok2, "%s/tokenizer_2", from);
+        }
+    }
+    if (!tok2)
+        tok2 = deftok2;
+    char *texts[N_CONFIGS] = {0};
+    json_t *jsons[N_CONFIGS] = {0};
+    int rc = 0;
+    for (int i = 0; i < N_CONFIGS && !rc; i++)
+        if (i != C_TEXT2 || has2)
+            rc = config(from, rels[i], builtins[i], &texts[i], &jsons[i]);
+
+    tlist lt = {0}, lu = {0}, lv = {0}, lt2 = {0};
+    if (!rc)
+        rc = text_tensors(jsons[C_TEXT], &lt);
+    if (!rc && has2)
+        rc = text_tensors(jsons[C_TEXT2], &lt2);
+    if (!rc)
+        rc = unet_tensors(jsons[C_UNET], &lu);
+    if (!rc)
+        rc = vae_tensors(jsons[C_VAE], &lv);
+
+    if (!rc && count_only) {
+        /* Parameter counts as PyTorch's sum(p.numel() for p in model.parameters()). */
+        int64_t dec = 0, t1 = count(&lt, NULL), t2 = count(&lt2, NULL), u = count(&lu, NULL),
+                v = count(&lv, &dec);
+        printf("family %s\n", from ? from : fam->name);
+        printf("text_encoder %lld\n", (long long)t1);
+        if (has2)
+            printf("text_encoder_2 %lld\n", (long long)t2);
+        printf("unet %lld\n", (long long)u);
+        printf("vae %lld\n", (long long)v);
+        printf("vae_decoder %lld\n", (long long)dec);
+        printf("total %lld\n", (long long)(t1 + t2 + u + v));
+        printf("engine_bytes_bf16 %lld\n", (long long)(t1 + t2 + u + dec) * 2);
     }
     const char *ext = variant ? ".fp16.safetensors" : ".safetensors";
-    char *texts[5] = {0};
-    json_t *jsons[5] = {0};
-    static const char *rels[5] = {"model_index.json", "unet/config.json", "vae/config.json",
-                                  "text_encoder/config.json", "scheduler/scheduler_config.json"};
-    const char *builtins[5] = {cfg_model_index, cfg_unet, cfg_vae, cfg_text, cfg_scheduler};
-    int rc = 0;
-    for (int i = 0; i < 5 && !rc; i++)
-        rc = config(from, rels[i], builtins[i], &texts[i], &jsons[i]);
-    const char *dirs[] = {"", "/unet", "/vae", "/text_encoder", "/scheduler", "/tokenizer"};
-    for (int i = 0; i < 6 && !rc; i++)
-        rc = mkdirs(cat("%s%s", out, dirs[i]));
-    for (int i = 0; i < 5 && !rc; i++) {
-        char p[4096];
-        snprintf(p, sizeof p, "%s/%s", out, rels[i]);
-        rc = write_text(p, texts[i], strlen(texts[i]));
-    }
     static const char *tokfiles[] = {"vocab.json", "merges.txt", "tokenizer_config.json",
                                      "special_tokens_map.json"};
-    for (int i = 0; i < 4 && !rc; i++) {
-        char *s = NULL, *d = NULL;
-        if (asprintf(&s, "%s/%s", tok, tokfiles[i]) < 0 ||
-            asprintf(&d, "%s/tokenizer/%s", out, tokfiles[i]) < 0)
-            rc = m2p_error(M2P_ENOMEM, "out of memory");
-        else
-            rc = copy_file(s, d);
-        free(s);
-        free(d);
-    }
-    /* SDXL (--config-from a folder with text_encoder_2/): the second encoder, with projection,
-     * and tokenizer_2 from that folder */
-    tlist lt = {0}, lu = {0}, lv = {0}, lt2 = {0};
-    char *text2 = NULL;
-    json_t *json2 = NULL;
-    char te2[4096];
-    snprintf(te2, sizeof te2, "%s/text_encoder_2/config.json", from ? from : "");
-    if (!rc && from && access(te2, R_OK) == 0) {
-        rc = config(from, "text_encoder_2/config.json", "", &text2, &json2);
-        if (!rc)
-            rc = mkdirs(cat("%s/text_encoder_2", out));
-        if (!rc)
-            rc = mkdirs(cat("%s/tokenizer_2", out));
-        if (!rc)
-            rc = write_text(cat("%s/text_encoder_2/config.json", out), text2, strlen(text2));
+    if (!rc && !count_only) {
+        const char *dirs[] = {
+            "",           "/unet",           "/vae",        "/text_encoder", "/scheduler",
+            "/tokenizer", "/text_encoder_2", "/tokenizer_2"};
+        for (int i = 0; i < (has2 ? 8 : 6) && !rc; i++)
+            rc = mkdirs(cat("%s%s", out, dirs[i]));
+        for (int i = 0; i < N_CONFIGS && !rc; i++) {
+            if (!texts[i])
+                continue;
+            char p[4096];
+            snprintf(p, sizeof p, "%s/%s", out, rels[i]);
+            rc = write_text(p, texts[i], strlen(texts[i]));
+        }
         for (int i = 0; i < 4 && !rc; i++)
-            rc = copy_file(cat("%s/tokenizer_2/%s", from, tokfiles[i]),
+            rc =
+                copy_file(cat("%s/%s", tok, tokfiles[i]), cat("%s/tokenizer/%s", out, tokfiles[i]));
+        for (int i = 0; i < 4 && !rc && has2; i++)
+            rc = copy_file(cat("%s/%s", tok2, tokfiles[i]),
                            cat("%s/tokenizer_2/%s", out, tokfiles[i]));
-        if (!rc)
-            rc = text_tensors(json2, &lt2);
-        if (!rc)
+        if (!rc && has2)
             rc = write_part(cat("%s/text_encoder_2/model%s", out, ext), &lt2, dtype, seed,
                             "text_encoder_2");
+        if (!rc)
+            rc = write_part(cat("%s/text_encoder/model%s", out, ext), &lt, dtype, seed,
+                            "text_encoder");
+        if (!rc)
+            rc = write_part(cat("%s/unet/diffusion_pytorch_model%s", out, ext), &lu, dtype, seed,
+                            "unet");
+        if (!rc)
+            rc = write_part(cat("%s/vae/diffusion_pytorch_model%s", out, ext), &lv, dtype, seed,
+                            "vae");
     }
-    free(text2);
-    json_decref(json2);
-    for (int i = 0; i < lt2.n; i++)
-        free(lt2.v[i].name);
-    free(lt2.v);
-    if (!rc)
-        rc = text_tensors(jsons[3], &lt);
-    if (!rc)
-        rc = unet_tensors(jsons[1], &lu);
-    if (!rc)
-        rc = vae_tensors(jsons[2], &lv);
-    if (!rc)
-        rc = write_part(cat("%s/text_encoder/model%s", out, ext), &lt, dtype, seed, "text_encoder");
-    if (!rc)
-        rc = write_part(cat("%s/unet/diffusion_pytorch_model%s", out, ext), &lu, dtype, seed,
-                        "unet");
-    if (!rc)
-        rc = write_part(cat("%s/vae/diffusion_pytorch_model%s", out, ext), &lv, dtype, seed, "vae");
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < N_CONFIGS; i++) {
         free(texts[i]);
         json_decref(jsons[i]);
     }
-    tlist *ls[3] = {&lt, &lu, &lv};
-    for (int k = 0; k < 3; k++) {
-        for (int i = 0; i < ls[k]->n; i++)
-            free(ls[k]->v[i].name);
-        free(ls[k]->v);
-    }
+    free_list(&lt);
+    free_list(&lt2);
+    free_list(&lu);
+    free_list(&lv);
     if (rc) {
         fprintf(stderr, "make-random-model: %s\n", m2p_errmsg());
         return 1;
     }
-    fprintf(stderr, "make-random-model: wrote %s\n", out);
+    if (!count_only)
+        fprintf(stderr, "make-random-model: wrote %s (%s)\n", out, from ? from : fam->repo);
     return 0;
 }

@@ -7,7 +7,7 @@
 #ifndef M2P_TOOLS_RANDOM_MODEL_CONFIGS_H
 #define M2P_TOOLS_RANDOM_MODEL_CONFIGS_H
 
-static const char *cfg_model_index = "{\n"
+static const char cfg_model_index[] = "{\n"
                                      "  \"_class_name\": \"LatentConsistencyModelPipeline\",\n"
                                      "  \"_diffusers_version\": \"0.26.3\",\n"
                                      "  \"feature_extractor\": [null, null],\n"
@@ -21,7 +21,7 @@ static const char *cfg_model_index = "{\n"
                                      "  \"vae\": [\"diffusers\", \"AutoencoderKL\"]\n"
                                      "}\n";
 
-static const char *cfg_unet =
+static const char cfg_unet[] =
     "{\n"
     "  \"_class_name\": \"UNet2DConditionModel\",\n"
     "  \"_diffusers_version\": \"0.26.3\",\n"
@@ -77,7 +77,7 @@ static const char *cfg_unet =
     "  \"use_linear_projection\": false\n"
     "}\n";
 
-static const char *cfg_vae =
+static const char cfg_vae[] =
     "{\n"
     "  \"_class_name\": \"AutoencoderKL\",\n"
     "  \"_diffusers_version\": \"0.26.3\",\n"
@@ -97,7 +97,7 @@ static const char *cfg_vae =
     "\"UpDecoderBlock2D\"]\n"
     "}\n";
 
-static const char *cfg_text = "{\n"
+static const char cfg_text[] = "{\n"
                               "  \"architectures\": [\"CLIPTextModel\"],\n"
                               "  \"attention_dropout\": 0.0,\n"
                               "  \"bos_token_id\": 0,\n"
@@ -120,7 +120,7 @@ static const char *cfg_text = "{\n"
                               "  \"vocab_size\": 49408\n"
                               "}\n";
 
-static const char *cfg_scheduler = "{\n"
+static const char cfg_scheduler[] = "{\n"
                                    "  \"_class_name\": \"LCMScheduler\",\n"
                                    "  \"_diffusers_version\": \"0.26.3\",\n"
                                    "  \"beta_end\": 0.012,\n"

@@ -106,12 +106,24 @@
     for (const [name, info] of Object.entries(models)) {
       const li = el('li', { 'data-model': name },
         el('strong', { text: name }), el('span', { text: ' — ' + (info.name || name) }),
-        el('div', { class: 'muted small', text: [info.memory && 'memory: ' + info.memory, info.speed && 'speed: ' + info.speed, info.hub_id].filter(Boolean).join(' · ') }));
+        el('div', { class: 'muted small needs', text: needsText(info) }),
+        el('div', { class: 'muted small', text: [info.speed && 'speed: ' + info.speed, info.hub_id].filter(Boolean).join(' · ') }));
       if (info.installed) li.append(el('span', { class: 'q-state q-done', text: info.loaded ? 'installed, loaded' : 'installed' }));
       else if (info.supported === false) li.append(el('span', { class: 'q-state', text: 'this version cannot run it yet' }));
       else li.append(el('button', { type: 'button', class: 'small', text: 'Download', onclick: () => startFetch(name) }));
       ul.append(li);
     }
+  }
+  // What a model needs here: memory in this server's dtype (weights + working memory at its
+  // own size), and the disk: what its folder takes once installed, else what the download is.
+  function gb(n) { return n >= 1e9 ? (n / 1e9).toFixed(1) + ' GB' : Math.max(1, Math.round(n / 1e6)) + ' MB'; }
+  function needsText(info) {
+    const parts = [];
+    if (typeof info.ram_bytes === 'number') parts.push('RAM: about ' + gb(info.ram_bytes) + ' (' + (info.dtype || 'f32') + ')');
+    if (typeof info.disk_bytes === 'number') parts.push('disk: ' + gb(info.disk_bytes) + ' here');
+    else if (typeof info.download_bytes === 'number') parts.push('disk: about ' + gb(info.download_bytes) + ' to download');
+    if (info.installed) parts.push(info.preview === 'taesd' ? 'live previews: TAESD' : 'live previews: colour sketch (no TAESD)');
+    return parts.join(' · ');
   }
   let fetchTimer = 0;
   async function startFetch(name) {
@@ -154,21 +166,52 @@
     b.textContent = bad.length ? 'The server was started with a model it cannot use — ' + bad.join('; ') +
       '. Fix the folder given with --model NAME=DIR (or MUS2PIC_MODEL) and restart the server.' : '';
   }
-  // The model's own defaults (steps, guidance) when it is chosen; the web default is 4 steps,
-  // the step count the README's speeds are for.
+  // The chosen model's own defaults (/api/models, the original's registry): steps, guidance and
+  // size (SD 2.1 768², SDXL Lightning 1024², Turbo 512² at guidance 0). LCM models start at 4
+  // steps, the step count the README's speeds are for (the original's 8 doubles the wait).
   function modelDefaults() {
     const info = models[$('model').value];
-    $('steps').value = info && info.web_default_steps ? info.web_default_steps : 4;
-    if (info && typeof info.default_guidance === 'number') $('guidance').value = info.default_guidance;
+    if (!info) return;
+    $('steps').value = info.guidance_embedded ? 4 : (info.default_steps || 4);
+    if (typeof info.default_guidance === 'number') $('guidance').value = info.default_guidance;
+    if (info.default_width && info.default_height) {
+      const v = info.default_width + 'x' + info.default_height;
+      if (![...$('size').options].some((o) => o.value === v))
+        $('size').append(el('option', { value: v, text: info.default_width + '×' + info.default_height }));
+      $('size').value = v;
+    }
+    nativeSize(info);
   }
-  // LCM distils classifier-free guidance into the UNet: it runs without an unconditional pass,
-  // so the negative prompt has no effect (diffusers LatentConsistencyModelPipeline takes none).
-  function usesNegative(name) {
+  // The option of the model's own size says so.
+  function nativeSize(info) {
+    const v = info && info.default_width ? info.default_width + 'x' + info.default_height : '';
+    for (const o of $('size').options) {
+      o.textContent = o.textContent.replace(/ — this model's size$/, '');
+      if (o.value === v) o.textContent += ' — this model\'s size';
+    }
+  }
+  // Why the negative prompt would do nothing, or '' when it is used: it only enters through
+  // classifier-free guidance (the unconditional half of the batch, guidance > 1, diffusers
+  // StableDiffusionPipeline do_classifier_free_guidance); LCM builds the guidance into the UNet
+  // and runs no unconditional pass (diffusers LatentConsistencyModelPipeline takes none).
+  function negativeIgnored(name) {
     const info = models[name];
-    if (!info) return true;
-    if (typeof info.uses_negative_prompt === 'boolean') return info.uses_negative_prompt;
-    return !/lcm/i.test([name, info.hub_id, info.name].join(' '));
+    if (!info) return '';
+    if (info.guidance_embedded)
+      return 'This model ignores the negative prompt (LCM builds the guidance into the model), so it is not sent; the guidance value still applies.';
+    const g = Number($('guidance').value);
+    if (!(g > 1))
+      return 'At guidance ' + (Number.isFinite(g) ? g : 0) + ' the negative prompt has no effect (it only counts above 1), so it is not sent. ' +
+        (info.default_guidance > 1 ? 'This model\'s default is ' + info.default_guidance + '.' : 'This model is made to run without guidance.');
+    return '';
   }
+  function negativeHint() {
+    const why = negativeIgnored($('model').value);
+    $('negative-hint').hidden = !why;
+    $('negative-hint').textContent = why;
+    $('negative').classList.toggle('ignored', !!why);
+  }
+  $('guidance').addEventListener('input', negativeHint);
   // The time shown is the last generation measured on this server (the original's fixed
   // "6-12 seconds" was for a GPU and is not shown).
   function describeModel() {
@@ -178,10 +221,8 @@
     const took = m ? 'last run here: ' + m.images + ' image' + (m.images === 1 ? '' : 's') + ' at ' + m.width + '×' + m.height +
       ', ' + m.steps + ' steps in ' + fmtSeconds(m.seconds) : '';
     $('model-desc').textContent = info ? [info.description, took].filter(Boolean).join(' — ') : '';
-    const neg = usesNegative(name);
-    $('negative-hint').hidden = neg || !info;
-    $('negative-hint').textContent = 'This model ignores the negative prompt (LCM builds the guidance into the model); the guidance value still applies.';
-    $('negative').classList.toggle('ignored', !neg);
+    negativeHint();
+    nativeSize(info);
     estimate();
   }
   function size() {
@@ -468,10 +509,12 @@
   function genRequest() {
     const { width, height } = size();
     const req = {
-      prompt: $('prompt').value, negative_prompt: $('negative').value, model: $('model').value,
+      prompt: $('prompt').value, model: $('model').value,
       steps: Number($('steps').value), variations: Number($('variations').value), width, height,
       guidance: Number($('guidance').value),
     };
+    // sent only where it changes the image, so the PNG's parameters never claim one that was not used
+    if (!negativeIgnored(req.model)) req.negative_prompt = $('negative').value;
     if ($('seed').value !== '') req.seed = Number($('seed').value);
     if (analysis) {
       const f = {};
@@ -509,7 +552,7 @@
       return;
     }
     btn.disabled = false;
-    remember(req);
+    remember({ prompt: req.prompt, negative_prompt: $('negative').value });
     const run = { job: r.job_id, n: r.params.variations, prompt: req.prompt, state: 'queued', seed: r.seed, source: req.source };
     runs.push(run);
     saveRuns();

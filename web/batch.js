@@ -12,17 +12,32 @@
   const rows = new Map();       // index -> row elements
   const watched = new Set();    // job ids followed over the WebSocket
 
+  let models = {};
   async function loadModels() {
     try {
       const m = await api('GET', '/api/models');
+      models = m.models || {};
       const sel = $('model');
       clear(sel);
-      for (const [name, info] of Object.entries(m.models || {}))
+      for (const [name, info] of Object.entries(models))
         if (info.installed) sel.append(el('option', { value: name, text: name }));
-      if (m.default_model) sel.value = m.default_model;
+      if (m.default_model) { sel.value = m.default_model; modelDefaults(); }
       else $('error').textContent = 'No model is installed: run mus2pic models fetch lcm', $('error').hidden = false;
     } catch (e) { showError(e); }
   }
+  // As on the main page: the chosen model's steps and size (LCM: 4 steps); its guidance is sent.
+  function modelDefaults() {
+    const info = models[$('model').value];
+    if (!info) return;
+    $('steps').value = info.guidance_embedded ? 4 : (info.default_steps || 4);
+    if (info.default_width && info.default_height) {
+      const v = info.default_width + 'x' + info.default_height;
+      if (![...$('size').options].some((o) => o.value === v))
+        $('size').append(el('option', { value: v, text: info.default_width + '×' + info.default_height }));
+      $('size').value = v;
+    }
+  }
+  $('model').addEventListener('change', modelDefaults);
 
   // The message names its field or line already.
   function showError(e) { $('error').hidden = !e; $('error').textContent = e ? e.message : ''; }
@@ -35,7 +50,7 @@
       const r = await api('POST', '/api/batches', {
         urls, duration: d === 'full' ? 'full' : Number(d), prompt_version: $('prompt-version').value,
         model: $('model').value, steps: Number($('steps').value), variations: Number($('variations').value),
-        width, height,
+        width, height, guidance: (models[$('model').value] || {}).default_guidance,
       });
       showError(null);
       batchId = r.batch_id;

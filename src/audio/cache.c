@@ -6,6 +6,8 @@
  * Concurrency: rename(2) makes an entry appear whole; eviction runs under an exclusive flock on
  * <dir>/.lock and first renames a victim into tmp/ so that no reader sees half an entry; a
  * per-key lock lets one process download while the others wait and then find it cached.
+ * Many machines: an optional shared level behind this one (m2p_fetch_params.shared_get/put,
+ * the PostgreSQL store) hands an entry another machine downloaded to this cache.
  */
 #define _GNU_SOURCE
 #include "audio/cache.h"
@@ -494,4 +496,56 @@ int audio_cache_evict(audio_cache *c, const char *keep)
     flock(fd, LOCK_UN);
     close(fd);
     return rc;
+}
+
+int audio_cache_get_shared(audio_cache *c, const m2p_fetch_params *p, const char *key,
+                           m2p_source_info *info, char *path, size_t path_len)
+{
+    if (!p->shared_get)
+        return M2P_ENOTFOUND;
+    char tmp[1200], file[1400];
+    int rc = audio_cache_tmpdir(c, tmp, sizeof tmp);
+    if (rc)
+        return rc;
+    char *js = NULL;
+    file[0] = 0;
+    rc = p->shared_get(p->shared_ud, key, tmp, file, sizeof file, &js);
+    if (rc == M2P_ENOTFOUND) {
+        audio_rmtree(tmp);
+        free(js);
+        return rc;
+    }
+    if (!rc && strncmp(file, tmp, strlen(tmp)) != 0)
+        rc = m2p_error(M2P_EINTERNAL, "cache: the shared copy of %s is outside %s", key, tmp);
+    m2p_source_info got;
+    memset(&got, 0, sizeof got);
+    if (!rc)
+        rc = js ? audio_info_from_json(js, &got)
+                : m2p_error(M2P_EFORMAT, "cache: no info with the shared copy of %s", key);
+    free(js);
+    if (!rc)
+        rc = audio_cache_commit(c, tmp, file, key, &got, path, path_len);
+    else
+        audio_rmtree(tmp);
+    if (rc) {
+        M2P_LOGW("cache: the shared copy of %s could not be used (%s); downloading", key,
+                 m2p_errmsg());
+        return M2P_ENOTFOUND;
+    }
+    *info = got;
+    info->from_cache = 1;
+    M2P_LOGI("cache: %s came from the shared store", key);
+    return 0;
+}
+
+void audio_cache_put_shared(const m2p_fetch_params *p, const char *key, const char *path,
+                            const m2p_source_info *info)
+{
+    if (!p->shared_put)
+        return;
+    char *js = audio_info_to_json(info);
+    if (!js || p->shared_put(p->shared_ud, key, path, js))
+        M2P_LOGW("cache: %s stays on this machine: %s", key,
+                 js ? m2p_errmsg() : "out of memory");
+    free(js);
 }

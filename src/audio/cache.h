@@ -25,6 +25,15 @@ typedef struct audio_cache {
     int64_t limit; /* bytes; <= 0: no limit */
 } audio_cache;
 
+/* The shared level (m2p_fetch_params.shared_get / shared_put; many machines): get copies an
+ * entry another machine downloaded into this cache (0, with *info and path as
+ * audio_cache_get; M2P_ENOTFOUND when there is none or it cannot be had); put offers the entry
+ * at path (a failure is logged only). Call get under the key's lock. */
+int audio_cache_get_shared(audio_cache *c, const m2p_fetch_params *p, const char *key,
+                           m2p_source_info *info, char *path, size_t path_len);
+void audio_cache_put_shared(const m2p_fetch_params *p, const char *key, const char *path,
+                            const m2p_source_info *info);
+
 /* Create the folders; dir NULL = the default ($XDG_CACHE_HOME/mus2pic/audio,
  * ~/.cache/mus2pic/audio, else ./data/cache). */
 int audio_cache_open(audio_cache *c, const char *dir, int64_t limit);

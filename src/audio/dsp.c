@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/assert.h"
+
 struct dsp_fft {
     int n;
     fftwf_plan plan;
@@ -96,8 +98,11 @@ int dsp_melbank_init(dsp_melbank *mb, int sr)
     double mmax = hz_to_mel(sr / 2.0);
     for (int i = 0; i < DSP_NMELS + 2; i++)
         mel_f[i] = mel_to_hz(mmax * i / (DSP_NMELS + 1));
+    /* Triangles overlap only their neighbours, so all of them together cover each FFT bin at
+     * most twice, plus a few bins of rounding per filter: far under this capacity. */
+    const size_t cap = (size_t)DSP_NBINS * 4 + (size_t)DSP_NMELS * 8;
     float *tmp = malloc(sizeof(float) * DSP_NBINS);
-    mb->w = malloc(sizeof(float) * DSP_NBINS * 4 + sizeof(float) * DSP_NMELS * 8);
+    mb->w = malloc(sizeof(float) * cap);
     if (!tmp || !mb->w) {
         free(tmp);
         free(mb->w);
@@ -125,6 +130,8 @@ int dsp_melbank_init(dsp_melbank *mb, int sr)
         mb->lo[m] = lo;
         mb->len[m] = hi - lo + 1;
         mb->off[m] = used;
+        M2P_ASSERT(lo >= 0 && hi >= lo && hi < DSP_NBINS);
+        M2P_ASSERT((size_t)used + (size_t)(hi - lo + 1) <= cap);
         memcpy(mb->w + used, tmp + lo, sizeof(float) * (size_t)(hi - lo + 1));
         used += hi - lo + 1;
     }
@@ -215,6 +222,7 @@ double dsp_percentile(double *v, int n, double q)
 
 void dsp_partition_k(float *v, int n, int k)
 {
+    M2P_ASSERT(n > 0 && k >= 0 && k < n);
     int lo = 0, hi = n - 1;
     while (lo < hi) {
         float pivot = v[(lo + hi) / 2];

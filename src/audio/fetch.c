@@ -11,6 +11,8 @@
  *   - anything else http(s): yt-dlp (ytdlp.c), cached by video id ("youtube-<id>" when the id
  *     is in the URL, which is checked before yt-dlp runs at all; else "url-<hash of URL>").
  * Downloads go to a private temporary folder and enter the cache by an atomic rename (cache.c).
+ * With a shared level (params.shared_get/put: many machines on PostgreSQL) an entry missing
+ * here is asked for there before anything is downloaded, and a download is offered to it.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -382,6 +384,8 @@ static int fetch_direct(const char *url, const m2p_fetch_params *p, audio_cache 
     int rc = 0;
     if (audio_cache_get(cache, alias, info, path, path_len) == 0)
         goto out; /* another process fetched it while we waited */
+    if (audio_cache_get_shared(cache, p, alias, info, path, path_len) == 0)
+        goto out; /* another machine did */
     char tmp[1200], file[1400];
     rc = audio_cache_tmpdir(cache, tmp, sizeof tmp);
     if (rc)
@@ -414,6 +418,7 @@ static int fetch_direct(const char *url, const m2p_fetch_params *p, audio_cache 
             goto out;
     }
     audio_cache_alias(cache, alias, key);
+    audio_cache_put_shared(p, alias, path, info);
 out:
     audio_cache_unlock(lock);
     return rc;
@@ -436,13 +441,17 @@ static int fetch_ytdlp(const char *url, const m2p_fetch_params *p, audio_cache *
     if (audio_cache_get(cache, key, info, path, path_len) == 0)
         return 0;
     const char *prog = ytdlp_program(p);
-    int rc = ytdlp_find(prog);
+    int rc = p->shared_get ? 0 : ytdlp_find(prog); /* with a shared level: once it missed */
     if (rc)
         return rc;
     int lock = audio_cache_lock(cache, key);
     if (lock < 0)
         return lock;
     if (audio_cache_get(cache, key, info, path, path_len) == 0)
+        goto out;
+    if (audio_cache_get_shared(cache, p, key, info, path, path_len) == 0)
+        goto out; /* another machine downloaded it */
+    if (p->shared_get && (rc = ytdlp_find(prog)))
         goto out;
     char tmp[1200], audio[4096];
     rc = audio_cache_tmpdir(cache, tmp, sizeof tmp);
@@ -460,6 +469,8 @@ static int fetch_ytdlp(const char *url, const m2p_fetch_params *p, audio_cache *
         title_from(url, info->title, sizeof info->title);
     rc = audio_cache_commit(cache, tmp, audio, key, info, path, path_len);
     info->from_cache = 0;
+    if (!rc)
+        audio_cache_put_shared(p, key, path, info);
 out:
     audio_cache_unlock(lock);
     return rc;

@@ -8,6 +8,11 @@
  * error message. The info JSON (--write-info-json) gives id, title, uploader, artist, creator,
  * track, description, tags, categories and duration; ytdlp_parse_info also reads the cache's
  * trimmed info.json, which keeps those same names.
+ *
+ * This is the one yt-dlp runner: ytdlp_info (the server's quick metadata route) spawns through
+ * the same ytdlp_spawn (O_CLOEXEC pipes, signals reset, own process group, the minimal
+ * environment of core/child_env.c without the server's secrets), reads at most a bounded
+ * output into a growable buffer (core/buf.c) and stops the group on its deadline.
  */
 #define _GNU_SOURCE
 #include "audio/ytdlp.h"
@@ -27,9 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/buf.h"
+#include "core/child_env.h"
 #include "core/error.h"
-
-extern char **environ;
 
 #define YTDLP_HINT                                                                                 \
     "Install a current yt-dlp: `pip install -U yt-dlp`, or download the release binary from "      \
@@ -369,6 +374,89 @@ static void kill_group(pid_t pid)
         ;
 }
 
+/* The end of a run: a finished yt-dlp is reaped (its stragglers killed), an unfinished one is
+ * stopped with its group (kill_group); the pipes still open in pf[2] are closed. Returns the
+ * wait status (0 when it was stopped). */
+static int ytdlp_finish(pid_t pid, int finished, struct pollfd pf[2])
+{
+    int status = 0;
+    if (!finished) {
+        kill_group(pid);
+    } else {
+        kill(-pid, SIGKILL); /* stragglers only: the leader is a zombie holding the group id */
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    }
+    for (int i = 0; i < 2; i++)
+        if (pf[i].fd >= 0)
+            close(pf[i].fd);
+    return status;
+}
+
+/* Start prog with argv (in dir when not NULL): stdin /dev/null, stdout and stderr into
+ * O_CLOEXEC pipes (read ends returned non-blocking in out[0], err[0]), default signal handling
+ * and an empty signal mask (the server blocks SIGTERM in its threads), its own process group,
+ * and the minimal environment of core/child_env.c. */
+static int ytdlp_spawn(const char *prog, const char *const *argv, const char *dir, int out[2],
+                       int err[2], pid_t *pid_out)
+{
+    int rc;
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+        rc = m2p_error(M2P_EIO, "yt-dlp: pipe: %s", strerror(errno));
+        for (int i = 0; i < 2; i++)
+            if (out[i] >= 0)
+                close(out[i]);
+        return rc;
+    }
+    char **envp = m2p_child_env();
+    if (!envp) {
+        for (int i = 0; i < 2; i++) {
+            close(out[i]);
+            close(err[i]);
+        }
+        return M2P_ENOMEM;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    if (dir)
+        posix_spawn_file_actions_addchdir_np(&fa, dir);
+    sigset_t none, defs;
+    sigemptyset(&none);
+    sigemptyset(&defs);
+    int sigs[] = {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGALRM, SIGUSR1, SIGUSR2};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(&defs, sigs[i]);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &defs);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                        POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    int se = posix_spawnp(&pid, prog, &fa, &attr, (char *const *)argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    m2p_child_env_free(envp);
+    close(out[1]);
+    close(err[1]);
+    if (se != 0) {
+        close(out[0]);
+        close(err[0]);
+        if (se == ENOENT || se == EACCES)
+            return m2p_error(M2P_ENOTFOUND, "cannot run yt-dlp (%s): %s. %s", prog, strerror(se),
+                             YTDLP_HINT);
+        return m2p_error(M2P_EIO, "cannot run yt-dlp (%s): %s", prog, strerror(se));
+    }
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    fcntl(err[0], F_SETFL, O_NONBLOCK);
+    *pid_out = pid;
+    return 0;
+}
+
 int ytdlp_download(const char *prog, const char *url, const char *dir, const m2p_fetch_params *p,
                    char *audio, size_t audio_len, m2p_source_info *info)
 {
@@ -404,48 +492,9 @@ int ytdlp_download(const char *prog, const char *url, const char *dir, const m2p
     argv[n] = NULL;
 
     int out[2] = {-1, -1}, err[2] = {-1, -1};
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
-        rc = m2p_error(M2P_EIO, "yt-dlp: pipe: %s", strerror(errno));
-        for (int i = 0; i < 2; i++)
-            if (out[i] >= 0)
-                close(out[i]);
-        return rc;
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-    posix_spawn_file_actions_addchdir_np(&fa, dir);
-    sigset_t none, defs;
-    sigemptyset(&none);
-    sigemptyset(&defs);
-    int sigs[] = {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGALRM, SIGUSR1, SIGUSR2};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        sigaddset(&defs, sigs[i]);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &defs);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETSIGDEF);
     pid_t pid;
-    int se = posix_spawnp(&pid, prog, &fa, &attr, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    close(out[1]);
-    close(err[1]);
-    if (se != 0) {
-        close(out[0]);
-        close(err[0]);
-        if (se == ENOENT || se == EACCES)
-            return m2p_error(M2P_ENOTFOUND, "cannot run yt-dlp (%s): %s. %s", prog, strerror(se),
-                             YTDLP_HINT);
-        return m2p_error(M2P_EIO, "cannot run yt-dlp (%s): %s", prog, strerror(se));
-    }
-    fcntl(out[0], F_SETFL, O_NONBLOCK);
-    fcntl(err[0], F_SETFL, O_NONBLOCK);
+    if ((rc = ytdlp_spawn(prog, argv, dir, out, err, &pid)))
+        return rc;
 
     linebuf *lb = calloc(1, sizeof *lb);
     tailbuf *tb = calloc(1, sizeof *tb);
@@ -540,17 +589,7 @@ int ytdlp_download(const char *prog, const char *url, const char *dir, const m2p
         if (why == DONE && now_s() >= deadline)
             why = TIMEOUT;
     }
-    int status = 0;
-    if (why != DONE) {
-        kill_group(pid);
-    } else {
-        kill(-pid, SIGKILL); /* stragglers only: the leader is a zombie holding the group id */
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-            ;
-    }
-    for (int i = 0; i < 2; i++)
-        if (pf[i].fd >= 0)
-            close(pf[i].fd);
+    int status = ytdlp_finish(pid, why == DONE, pf);
     char msg[700];
     error_line(tb, msg, sizeof msg);
     int over_limit = lb->over_limit;
@@ -580,5 +619,93 @@ int ytdlp_download(const char *prog, const char *url, const char *dir, const m2p
     if (rc == M2P_EFORMAT && over_limit)
         return m2p_error(M2P_ETOOBIG, "yt-dlp: the file is larger than the limit of %lld bytes",
                          (long long)p->max_bytes);
+    return rc;
+}
+
+int ytdlp_info(const char *prog, const char *url, int timeout_s, size_t max_bytes,
+               m2p_source_info *info)
+{
+    int rc = ytdlp_find(prog);
+    if (rc)
+        return rc;
+    const char *argv[] = {prog,     "--ignore-config", "--no-playlist", "--skip-download",
+                          "--dump-single-json", "--no-colors", "--socket-timeout", "20",
+                          "--",     url,               NULL};
+    int out[2] = {-1, -1}, err[2] = {-1, -1};
+    pid_t pid;
+    if ((rc = ytdlp_spawn(prog, argv, NULL, out, err, &pid)))
+        return rc;
+    m2p_buf json;
+    m2p_buf_init(&json, max_bytes);
+    tailbuf *tb = calloc(1, sizeof *tb);
+    double deadline = now_s() + (timeout_s > 0 ? timeout_s : 60);
+    enum { RUNNING, DONE, TIMEOUT, TOOBIG, NOMEM } why = tb ? RUNNING : NOMEM;
+    struct pollfd pf[2] = {{.fd = out[0], .events = POLLIN}, {.fd = err[0], .events = POLLIN}};
+    int open_fds = 2;
+    while (why == RUNNING) {
+        double now = now_s();
+        if (now >= deadline) {
+            why = TIMEOUT;
+            break;
+        }
+        if (open_fds == 0) {
+            why = DONE;
+            break;
+        }
+        int wait_ms = (int)((deadline - now) * 1000) + 1;
+        int pr = poll(pf, 2, wait_ms > 1000 ? 1000 : wait_ms);
+        if (pr < 0 && errno != EINTR)
+            break;
+        for (int i = 0; i < 2 && pr > 0 && why == RUNNING; i++) {
+            if (pf[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            char buf[16384];
+            ssize_t r = read(pf[i].fd, buf, sizeof buf);
+            if (r > 0) {
+                if (i == 1) {
+                    feed_tail(tb, buf, (size_t)r);
+                } else if ((rc = m2p_buf_append(&json, buf, (size_t)r))) {
+                    why = rc == M2P_ETOOBIG ? TOOBIG : NOMEM;
+                }
+            } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+                close(pf[i].fd);
+                pf[i].fd = -1;
+                open_fds--;
+            }
+        }
+    }
+    /* Output closed: yt-dlp exits now; wait for that within the deadline, never longer. */
+    while (why == DONE) {
+        siginfo_t si = {0};
+        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
+            break;
+        if (now_s() >= deadline)
+            why = TIMEOUT;
+        else
+            usleep(10000);
+    }
+    int status = ytdlp_finish(pid, why == DONE, pf);
+    char msg[700] = "";
+    if (tb)
+        error_line(tb, msg, sizeof msg);
+    free(tb);
+    if (why == NOMEM)
+        rc = m2p_error(M2P_ENOMEM, "out of memory reading yt-dlp's information");
+    else if (why == TIMEOUT)
+        rc = m2p_error(M2P_ETIMEOUT, "yt-dlp gave no information within %d s and was stopped",
+                       timeout_s > 0 ? timeout_s : 60);
+    else if (why == TOOBIG)
+        rc = m2p_error(M2P_ETOOBIG, "yt-dlp's information is over %zu bytes; it was stopped",
+                       max_bytes);
+    else if (why == RUNNING) /* poll failed */
+        rc = m2p_error(M2P_EIO, "yt-dlp: poll: %s", strerror(errno));
+    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || json.len == 0)
+        rc = m2p_error(M2P_ENETWORK, "yt-dlp could not read %s (exit status %d): %s", url,
+                       WIFEXITED(status) ? WEXITSTATUS(status) : -1, msg);
+    else {
+        memset(info, 0, sizeof *info);
+        rc = ytdlp_parse_info(json.data, info);
+    }
+    m2p_buf_free(&json);
     return rc;
 }

@@ -25,6 +25,14 @@ int ytdlp_find(const char *prog);
 int ytdlp_download(const char *prog, const char *url, const char *dir, const m2p_fetch_params *p,
                    char *audio, size_t audio_len, m2p_source_info *info);
 
+/* What yt-dlp knows about url without downloading it: runs
+ *   prog --ignore-config --no-playlist --skip-download --dump-single-json --socket-timeout 20
+ *        -- URL
+ * through the same runner as ytdlp_download (minimal environment, own process group), reads
+ * at most max_bytes of JSON, stops the group after timeout_s, and fills info. */
+int ytdlp_info(const char *prog, const char *url, int timeout_s, size_t max_bytes,
+               m2p_source_info *info);
+
 /* Fill info from yt-dlp's info JSON text. */
 int ytdlp_parse_info(const char *text, m2p_source_info *info);
 

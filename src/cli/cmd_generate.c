@@ -61,6 +61,13 @@ static void usage(FILE *f)
         "  --dtype f32|bf16     compute type (default f32, exact; bf16 is faster, not exact,\n"
         "                       and needs a CPU with avx512_bf16 or AMX)\n"
         "  --taesd DIR          decode with the TAESD tiny decoder from DIR (fast, no VAE)\n"
+        "  --decoder vae|taesd  final decoder (default vae); taesd is about 15x faster, less\n"
+        "                       detailed, and uses madebyollin/taesd from the model cache\n"
+        "                       (`models fetch` brings it) unless --taesd names a folder\n"
+        "  --no-weight-cache    convert the weights at load instead of mapping the bf16\n"
+        "                       weight cache (written by the first bf16 load)\n"
+        "  --vae-tile N|off     VAE decoder tiles of N latents (8..256; default 128: images\n"
+        "                       above 1024x1024 decode in overlapping tiles, bounded memory)\n"
         "  --unet F.safetensors UNet weights replacing the model folder's (same config), e.g.\n"
         "                       sdxl_lightning_4step_unet.safetensors over the SDXL base\n"
         "  --latents F          initial latents: safetensors tensor 'latents' f32 [N,4,H/8,W/8]\n"
@@ -259,6 +266,9 @@ int cmd_generate(int argc, char **argv)
         {"variations", required_argument, 0, 'V'},
         {"threads", required_argument, 0, 't'},
         {"taesd", required_argument, 0, 'T'},
+        {"decoder", required_argument, 0, 'E'},
+        {"vae-tile", required_argument, 0, 'Z'},
+        {"no-weight-cache", no_argument, 0, 'K'},
         {"latents", required_argument, 0, 'L'},
         {"noise", required_argument, 0, 'N'},
         {"raw-out", required_argument, 0, 'R'},
@@ -276,7 +286,8 @@ int cmd_generate(int argc, char **argv)
                *raw_f = NULL, *unet_f = NULL;
     m2p_gen_params p = m2p_gen_default_params();
     p.prompt = NULL;
-    int threads = 0, verbose = 0, have_seed = 0, dtype = M2P_DTYPE_F32;
+    int threads = 0, verbose = 0, have_seed = 0, dtype = M2P_DTYPE_F32, use_taesd = 0;
+    int no_weight_cache = 0;
     int have_guidance = 0, have_width = 0, have_height = 0;
     optind = 1;
     opterr = 0;
@@ -369,6 +380,22 @@ int cmd_generate(int argc, char **argv)
             break;
         case 'T':
             taesd = optarg;
+            break;
+        case 'E':
+            if (strcmp(optarg, "vae") && strcmp(optarg, "taesd")) {
+                fprintf(stderr, "mus2pic generate: --decoder '%s' must be vae or taesd\n", optarg);
+                return 2;
+            }
+            use_taesd = !strcmp(optarg, "taesd");
+            break;
+        case 'K':
+            no_weight_cache = 1;
+            break;
+        case 'Z':
+            if (!strcmp(optarg, "off"))
+                p.vae_tile = -1;
+            else if (parse_int("--vae-tile", optarg, 8, 256, &p.vae_tile))
+                return 2;
             break;
         case 'C':
             if (sched_kind_from_name(optarg) < 0) {
@@ -496,7 +523,8 @@ int cmd_generate(int argc, char **argv)
     mp.n_threads = threads;
     mp.compute_dtype = dtype;
     mp.unet_file = unet_f;
-    if (taesd) {
+    mp.weight_cache = !no_weight_cache;
+    if (taesd || use_taesd) { /* TAESD alone: the VAE is not even loaded */
         mp.taesd = taesd;
         mp.load_vae = 0;
         p.use_taesd = 1;

@@ -1,7 +1,8 @@
 /*
  * cmd_models.c — `mus2pic models list`: the original app's six models (registry.c) with hub id,
  * whether this version can run them, the original's defaults (steps, guidance, size, negative
- * prompt used) and where each is installed (HF cache or ./models), and
+ * prompt used), what each needs (download or bytes on disk, memory in f32 / bf16: model/needs.c)
+ * and where each is installed (HF cache or ./models), and
  * `mus2pic models fetch NAME|HUB_ID`: download into the Hugging Face cache with a progress bar
  * and resume (src/model/fetch.c).
  */
@@ -10,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "model/needs.h"
 #include "mus2pic.h"
 
 static void usage(FILE *f)
@@ -25,15 +27,28 @@ static int list(void)
 {
     int n;
     const m2p_registry_entry *e = m2p_registry(&n);
-    printf("%-15s %-42s %-9s %5s %8s %-9s %-8s %s\n", "NAME", "HUB ID", "RUNNABLE", "STEPS",
-           "GUIDANCE", "SIZE", "NEGATIVE", "INSTALLED");
+    printf("%-15s %-42s %-9s %5s %8s %-9s %-8s %-18s %-17s %s\n", "NAME", "HUB ID", "RUNNABLE",
+           "STEPS", "GUIDANCE", "SIZE", "NEGATIVE", "DISK", "RAM F32, BF16", "INSTALLED");
     for (int i = 0; i < n; i++) {
-        char path[4096], size[24];
+        char path[4096], size[24], disk[48], ram[48], a[24], b[24];
         int have = m2p_model_resolve(e[i].name, path, sizeof path) == 0;
         snprintf(size, sizeof size, "%dx%d", e[i].default_width, e[i].default_height);
-        printf("%-15s %-42s %-9s %5d %8.1f %-9s %-8s %s\n", e[i].name, e[i].hub_id,
+        /* installed: what its folder takes; else what `models fetch` downloads */
+        model_needs nd;
+        if (model_needs_of(e[i].name, have ? path : NULL, &nd))
+            nd.download_bytes = nd.ram_f32 = nd.ram_bf16 = -1;
+        if (have)
+            snprintf(disk, sizeof disk, "%s here",
+                     model_fmt_bytes(model_installed_bytes(e[i].name, path), a, sizeof a));
+        else
+            snprintf(disk, sizeof disk, "~%s download",
+                     model_fmt_bytes(nd.download_bytes, a, sizeof a));
+        snprintf(ram, sizeof ram, "~%s, %s", model_fmt_bytes(nd.ram_f32, a, sizeof a),
+                 model_fmt_bytes(nd.ram_bf16, b, sizeof b));
+        printf("%-15s %-42s %-9s %5d %8.1f %-9s %-8s %-18s %-17s %s\n", e[i].name, e[i].hub_id,
                e[i].supported ? "yes" : "no", e[i].default_steps, (double)e[i].default_guidance,
-               size, m2p_registry_uses_negative(&e[i]) ? "yes" : "no", have ? path : "no");
+               size, m2p_registry_uses_negative(&e[i]) ? "yes" : "no", disk, ram,
+               have ? path : "no");
     }
     return 0;
 }

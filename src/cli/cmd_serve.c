@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "core/paths.h"
+#include "jobs/models.h"
 #include "mus2pic.h"
 #include "server/server.h"
 #include "tensor/ops.h"
@@ -36,6 +38,8 @@ static void usage(FILE *f)
                "  --compute-threads N   threads the image engine uses (default: every core)\n"
                "  --dtype f32|bf16      engine compute type (default f32; bf16 is about twice as\n"
                "                        fast and needs AVX512-BF16 or AMX)\n"
+               "  --model-memory-gb N   model weights kept loaded, in GiB (default 12; 0 = no\n"
+               "                        limit); the least recently used idle model goes first\n"
                "  --max-ws N            concurrent WebSocket clients (default 256)\n"
                "  --max-variations 4|8  variations per generation (default 4)\n"
                "  --workers N           analysis workers (default 2)\n"
@@ -43,7 +47,7 @@ static void usage(FILE *f)
                "  --max-upload-mb N     audio upload limit (default 100)\n"
                "  --audio-cache-mb N    downloaded audio kept, least recently used first\n"
                "                        (default 2048)\n"
-               "  --web DIR             the page's folder (default: the source tree's web/)\n"
+               "  --web DIR             the page's folder (default: <prefix>/share/mus2pic/web)\n"
                "  --offline             no network genre lookups (MusicBrainz, Spotify)\n"
                "  -v, --verbose         log requests and jobs\n");
 }
@@ -64,7 +68,7 @@ int cmd_serve(int argc, char **argv)
 {
     server_config cfg = server_default_config();
     char *specs[SERVER_MAX_MODELS] = {0};
-    int upload_mb = 100, cache_mb = 0;
+    int upload_mb = 100, cache_mb = 0, web_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -99,6 +103,7 @@ int cmd_serve(int argc, char **argv)
             cfg.lease_ms = lease * 1000;
         } else if (!strcmp(a, "--web") && v) {
             cfg.web_dir = v;
+            web_given = 1;
         } else if (!strcmp(a, "--token") && v) {
             cfg.token = v;
         } else if (!strcmp(a, "--allowed-origin") && v) {
@@ -126,6 +131,12 @@ int cmd_serve(int argc, char **argv)
             if (!bad && cfg.compute_dtype == M2P_DTYPE_BF16 && !op_bf16_supported()) {
                 fprintf(stderr, "mus2pic serve: --dtype bf16 needs a CPU with AVX512-BF16 or "
                                 "AMX; this one has neither (use f32)\n");
+                bad = 1;
+            }
+        } else if (!strcmp(a, "--model-memory-gb")) {
+            if (model_cache_parse_gb(v, &cfg.model_budget)) {
+                fprintf(stderr, "mus2pic serve: --model-memory-gb needs GiB from 0 (no limit) to "
+                                "65536, e.g. 12 or 0.5\n");
                 bad = 1;
             }
         } else if (!strcmp(a, "--max-ws")) {
@@ -181,6 +192,17 @@ int cmd_serve(int argc, char **argv)
         cfg.store_url = getenv("MUS2PIC_STORE");
     cfg.max_upload = (size_t)upload_mb << 20;
     cfg.audio_cache_limit = (int64_t)cache_mb << 20;
+    /* The page comes from the installed share/mus2pic/web (or the source tree for build/mus2pic). */
+    static char web_dir[4096];
+    if (!web_given) {
+        if (m2p_find_web_dir(web_dir, sizeof web_dir)) {
+            fprintf(stderr, "mus2pic serve: %s\n", m2p_errmsg());
+            for (int k = 0; k < cfg.n_models; k++)
+                free(specs[k]);
+            return 1;
+        }
+        cfg.web_dir = web_dir;
+    }
 
     /* SIGINT/SIGTERM are blocked here, so every thread the server starts inherits the mask and
      * only sigwait below receives them. */

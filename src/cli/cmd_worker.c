@@ -40,6 +40,8 @@ static void usage(FILE *f)
             "  --workers N           analysis threads (default 2)\n"
             "  --compute-threads N   threads the image engine uses (default: every core)\n"
             "  --dtype f32|bf16      engine compute type (default f32)\n"
+            "  --model-memory-gb N   model weights kept loaded, in GiB (default 12; 0 = no\n"
+            "                        limit); the least recently used idle model goes first\n"
             "  --data DIR            local files: uploads and audio cache (default ./data)\n"
             "  --offline             no network genre lookups\n"
             "  -v, --verbose         log each job\n");
@@ -81,6 +83,7 @@ int cmd_worker(int argc, char **argv)
     const char *names[WORKER_MAX_MODELS], *refs[WORKER_MAX_MODELS];
     char *owned[WORKER_MAX_MODELS] = {0};
     int n_models = 0, threads = 0, dtype = M2P_DTYPE_F32, lease_s = 30, bad = 0;
+    size_t model_budget = (size_t)12 << 30; /* as serve's default */
     char models[512] = "";
     for (int i = 1; i < argc && !bad; i++) {
         const char *a = argv[i];
@@ -119,6 +122,12 @@ int cmd_worker(int argc, char **argv)
                 bad = 1;
             }
             dtype = strcmp(v, "bf16") ? M2P_DTYPE_F32 : M2P_DTYPE_BF16;
+        } else if (!strcmp(a, "--model-memory-gb")) {
+            if (model_cache_parse_gb(v, &model_budget)) {
+                fprintf(stderr, "mus2pic worker: --model-memory-gb needs GiB from 0 (no limit) "
+                                "to 65536, e.g. 12 or 0.5\n");
+                bad = 1;
+            }
         } else if (!strcmp(a, "--data") && v) {
             jc.data_dir = v;
         } else if (!strcmp(a, "--model") && v) {
@@ -193,7 +202,7 @@ int cmd_worker(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     if (m2p_store_open(store_url, &store) || !(bus = progress_bus_new(1024)) ||
-        !(mc = model_cache_new(0))) {
+        !(mc = model_cache_new(model_budget))) {
         fprintf(stderr, "mus2pic worker: %s\n", store ? "out of memory" : m2p_errmsg());
         rc = 1;
         goto out;

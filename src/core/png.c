@@ -17,12 +17,13 @@
 #include <unistd.h>
 #include <utf8proc.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 #include "mus2pic.h"
 
+/* The encoded file, in a growable buffer (core/buf.c). */
 typedef struct {
-    uint8_t *data;
-    size_t len, cap;
+    m2p_buf b;
     int oom;
 } membuf;
 
@@ -31,20 +32,10 @@ static void mem_write(png_structp png, png_bytep src, png_size_t n)
     membuf *b = png_get_io_ptr(png);
     if (b->oom)
         return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        uint8_t *nd = realloc(b->data, cap);
-        if (!nd) {
-            b->oom = 1;
-            png_error(png, "out of memory");
-        }
-        b->data = nd;
-        b->cap = cap;
+    if (m2p_buf_append(&b->b, src, n)) {
+        b->oom = 1;
+        png_error(png, "out of memory");
     }
-    memcpy(b->data + b->len, src, n);
-    b->len += n;
 }
 
 static void mem_flush(png_structp png)
@@ -60,31 +51,22 @@ static void png_warn_silent(png_structp png, png_const_charp msg)
 
 /* ---- the text chunks ---- */
 
+/* Text built with a growable buffer; the first failure sticks (checked once at the end). */
 typedef struct strbuf {
-    char *p;
-    size_t len, cap;
+    m2p_buf b;
     int oom;
 } strbuf;
 
+static void sb_init(strbuf *b)
+{
+    m2p_buf_init(&b->b, 0);
+    b->oom = m2p_buf_append(&b->b, "", 0) != 0;
+}
+
 static void sb_putn(strbuf *b, const char *s, size_t n)
 {
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
+    if (!b->oom && m2p_buf_append(&b->b, s, n))
+        b->oom = 1;
 }
 
 static void sb_puts(strbuf *b, const char *s)
@@ -127,7 +109,7 @@ static void sb_param(strbuf *b, const char *key, const char *value)
 {
     if (!value || !*value)
         return;
-    if (b->len && b->p[b->len - 1] != '\n')
+    if (b->b.len && b->b.data[b->b.len - 1] != '\n')
         sb_puts(b, ", ");
     sb_puts(b, key);
     sb_puts(b, ": ");
@@ -137,7 +119,8 @@ static void sb_param(strbuf *b, const char *key, const char *value)
 int m2p_png_parameters(const m2p_png_meta *m, char **out)
 {
     *out = NULL;
-    strbuf b = {0};
+    strbuf b;
+    sb_init(&b);
     char num[64];
     sb_puts(&b, m->prompt ? m->prompt : "");
     if (m->negative_prompt && *m->negative_prompt) {
@@ -162,7 +145,8 @@ int m2p_png_parameters(const m2p_png_meta *m, char **out)
     }
     sb_param(&b, "Model", m->model);
     if ((m->artist && *m->artist) || (m->song && *m->song)) {
-        strbuf song = {0};
+        strbuf song;
+        sb_init(&song);
         sb_puts(&song, m->artist && *m->artist ? m->artist : "");
         if (m->artist && *m->artist && m->song && *m->song)
             sb_puts(&song, " - ");
@@ -170,15 +154,15 @@ int m2p_png_parameters(const m2p_png_meta *m, char **out)
         if (song.oom)
             b.oom = 1;
         else
-            sb_param(&b, "Song", song.p);
-        free(song.p);
+            sb_param(&b, "Song", song.b.data);
+        m2p_buf_free(&song.b);
     }
     sb_param(&b, "Version", "mus2pic " M2P_VERSION);
     if (b.oom) {
-        free(b.p);
+        m2p_buf_free(&b.b);
         return m2p_error(M2P_ENOMEM, "png: out of memory writing the parameters");
     }
-    *out = b.p;
+    *out = m2p_buf_detach(&b.b);
     return 0;
 }
 
@@ -293,7 +277,8 @@ int m2p_png_encode_text(const uint8_t *rgb, int width, int height, const char *c
     if (!png)
         return m2p_error(M2P_ENOMEM, "png: out of memory");
     png_infop info = png_create_info_struct(png);
-    membuf buf = {0};
+    membuf buf = {.oom = 0};
+    m2p_buf_init(&buf.b, 0);
     /* volatile: set after setjmp and read after the longjmp (else it may read as NULL there and
      * leak; found by tests/inject/test_alloc_generate) */
     png_bytep *volatile rows = NULL;
@@ -304,7 +289,7 @@ int m2p_png_encode_text(const uint8_t *rgb, int width, int height, const char *c
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
         free(rows);
-        free(buf.data);
+        m2p_buf_free(&buf.b);
         return m2p_error(buf.oom ? M2P_ENOMEM : M2P_EINTERNAL, "png: encoding failed");
     }
     rows = malloc((size_t)height * sizeof *rows);
@@ -328,8 +313,10 @@ int m2p_png_encode_text(const uint8_t *rgb, int width, int height, const char *c
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     free(rows);
-    *out = buf.data;
-    *out_len = buf.len;
+    *out_len = buf.b.len;
+    *out = (uint8_t *)m2p_buf_detach(&buf.b);
+    if (!*out)
+        return m2p_error(M2P_ENOMEM, "png: out of memory");
     return 0;
 }
 

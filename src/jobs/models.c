@@ -2,9 +2,13 @@
  * models.c — the server's model table and LRU cache (see models.h).
  *
  * A name resolves to a folder in this order: --model NAME=DIR, then the registry name through
- * m2p_model_resolve (Hugging Face cache, ./models). m2p_model_load runs once per name; the model
- * stays until the sum of m2p_model_memory() over loaded models exceeds the budget, when the least
- * recently used others are freed. Loading happens outside the lock, on the generation worker.
+ * m2p_model_resolve (Hugging Face cache, ./models). Before a model loads, its size at the compute
+ * dtype is read from its safetensors headers (model_cache_need) and room is made for it within
+ * the budget (--model-memory-gb) by freeing the least recently used models no job is running;
+ * a job holds its model from model_cache_get to model_cache_release, so a running model is never
+ * freed under it. Loading happens outside the lock, on the generation worker that asked; other
+ * workers asking for the same model wait for that load instead of loading it twice.
+ * The model's TAESD (fetched with it) is loaded too when found, for the live previews.
  */
 #include "jobs/models.h"
 
@@ -12,8 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/error.h"
+#include "model/resolve.h"
+#include "model/weights.h"
 
 #define MAX_MODELS 32
 
@@ -21,8 +28,10 @@ typedef struct entry {
     char name[64];
     char ref[1024]; /* configured folder or hub id; "" for registry names */
     m2p_model *model;
-    size_t memory;
-    unsigned long long used;
+    size_t memory;           /* m2p_model_memory once loaded; the estimate while loading */
+    unsigned long long used; /* tick of the last get: least recently used goes first */
+    int running;             /* jobs between get and release */
+    int loading;             /* a worker is loading it (memory is reserved) */
 } entry;
 
 struct model_cache {
@@ -33,6 +42,8 @@ struct model_cache {
     int n_threads;
     int dtype;
     unsigned long long tick;
+    pthread_cond_t changed; /* a load finished or a model was released */
+    int waiting, evictions;
 };
 
 model_cache *model_cache_new(size_t budget_bytes)
@@ -41,6 +52,7 @@ model_cache *model_cache_new(size_t budget_bytes)
     if (!mc)
         return NULL;
     pthread_mutex_init(&mc->lock, NULL);
+    pthread_cond_init(&mc->changed, NULL);
     mc->budget = budget_bytes;
     return mc;
 }
@@ -51,8 +63,19 @@ void model_cache_free(model_cache *mc)
         return;
     for (int i = 0; i < mc->n; i++)
         m2p_model_free(mc->e[i].model);
+    pthread_cond_destroy(&mc->changed);
     pthread_mutex_destroy(&mc->lock);
     free(mc);
+}
+
+int model_cache_parse_gb(const char *v, size_t *bytes)
+{
+    char *end = NULL;
+    double gb = v ? strtod(v, &end) : -1;
+    if (!v || !*v || *end || !(gb >= 0 && gb <= 65536))
+        return -1;
+    *bytes = (size_t)(gb * 1073741824.0);
+    return 0;
 }
 
 void model_cache_set_compute(model_cache *mc, int n_threads, int dtype)
@@ -160,48 +183,138 @@ int model_cache_is_loaded(model_cache *mc, const char *name)
     return loaded;
 }
 
-/* Free least recently used models (other than keep) until the loaded total fits the budget
- * (lock held). */
-static void evict(model_cache *mc, entry *keep)
+/* "10.2 MiB" / "6.94 GiB" for messages. */
+static const char *human(size_t bytes, char *buf, size_t len)
+{
+    if (bytes < ((size_t)1 << 30))
+        snprintf(buf, len, "%.1f MiB", bytes / 1048576.0);
+    else
+        snprintf(buf, len, "%.2f GiB", bytes / 1073741824.0);
+    return buf;
+}
+
+static const char *dtype_name(int dtype)
+{
+    return dtype == M2P_DTYPE_BF16 ? "bf16" : "f32";
+}
+
+/* Float parameters of one part that the engine keeps: all but the VAE's encoder (the loader
+ * skips encoder.* and quant_conv.*, see src/sd/vae.c) and integer buffers (position_ids). */
+static int part_params(const char *dir, int is_vae, int64_t *n)
+{
+    weights *w = NULL;
+    int rc = weights_open(dir, &w);
+    if (rc)
+        return rc;
+    st_file *f = weights_file(w);
+    for (int i = 0; i < f->n; i++) {
+        const st_tensor *t = &f->tensors[i];
+        if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16 && t->dtype != ST_F64)
+            continue;
+        if (is_vae && (!strncmp(t->name, "encoder.", 8) || !strncmp(t->name, "quant_conv.", 11)))
+            continue;
+        *n += t->numel;
+    }
+    weights_close(w);
+    return 0;
+}
+
+int model_cache_need(const char *ref, int dtype, size_t *bytes)
+{
+    *bytes = 0;
+    char path[4096];
+    int rc = m2p_model_resolve(ref, path, sizeof path);
+    if (rc)
+        return rc;
+    /* sdxl_lightning's UNet file replaces the base's unet/ with the same architecture, so the
+     * base folder's header gives its size too. */
+    static const char *parts[] = {"text_encoder", "text_encoder_2", "unet", "vae"};
+    int64_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/%s", path, parts[i]);
+        struct stat st;
+        if (i == 1 && stat(dir, &st) != 0)
+            continue; /* only SDXL has a second text encoder */
+        if ((rc = part_params(dir, i == 3, &n)))
+            return rc;
+    }
+    *bytes = (size_t)n * (dtype == M2P_DTYPE_BF16 ? 2 : 4);
+    return 0;
+}
+
+/* Bytes held by loaded models and reserved by loads in progress (lock held). */
+static size_t used_bytes(model_cache *mc)
+{
+    size_t total = 0;
+    for (int i = 0; i < mc->n; i++)
+        if (mc->e[i].model || mc->e[i].loading)
+            total += mc->e[i].memory;
+    return total;
+}
+
+/* Free least recently used models that no job is running until need more bytes fit the budget
+ * (lock held). Returns 1 when they fit, 0 when running or loading models hold the rest. */
+static int make_room(model_cache *mc, size_t need)
 {
     if (!mc->budget)
-        return;
+        return 1;
     for (;;) {
-        size_t total = 0;
+        size_t total = used_bytes(mc);
+        if (total + need <= mc->budget)
+            return 1;
         entry *lru = NULL;
         for (int i = 0; i < mc->n; i++) {
             entry *e = &mc->e[i];
-            if (!e->model)
-                continue;
-            total += e->memory;
-            if (e != keep && (!lru || e->used < lru->used))
+            if (e->model && !e->running && !e->loading && (!lru || e->used < lru->used))
                 lru = e;
         }
-        if (total <= mc->budget || !lru)
-            return;
-        M2P_LOGI("model cache: evicting '%s' (%zu MiB) to fit the budget", lru->name,
-                 lru->memory >> 20);
+        if (!lru)
+            return 0;
+        M2P_LOGI("model cache: evicting '%s' (%zu MiB) to fit the %zu MiB budget", lru->name,
+                 lru->memory >> 20, mc->budget >> 20);
         m2p_model_free(lru->model);
         lru->model = NULL;
         lru->memory = 0;
+        mc->evictions++;
     }
+}
+
+static entry *add_entry(model_cache *mc, const char *name)
+{
+    if (mc->n == MAX_MODELS)
+        return NULL;
+    entry *e = &mc->e[mc->n++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->name, sizeof e->name, "%s", name);
+    return e;
 }
 
 int model_cache_get(model_cache *mc, const char *name, m2p_model **out)
 {
     *out = NULL;
-    pthread_mutex_lock(&mc->lock);
-    entry *e = find(mc, name);
-    if (e && e->model) {
-        e->used = ++mc->tick;
-        *out = e->model;
-        pthread_mutex_unlock(&mc->lock);
-        return 0;
-    }
     char ref[1024] = "";
+    pthread_mutex_lock(&mc->lock);
+    entry *e;
+    for (;;) {
+        e = find(mc, name);
+        if (e && e->model) {
+            e->used = ++mc->tick;
+            e->running++;
+            *out = e->model;
+            pthread_mutex_unlock(&mc->lock);
+            return 0;
+        }
+        if (!e || !e->loading)
+            break;
+        mc->waiting++; /* another worker loads it: use that load */
+        pthread_cond_wait(&mc->changed, &mc->lock);
+        mc->waiting--;
+    }
     if (e && e->ref[0])
         snprintf(ref, sizeof ref, "%s", e->ref);
     int n_threads = mc->n_threads, dtype = mc->dtype;
+    size_t budget = mc->budget;
     pthread_mutex_unlock(&mc->lock);
 
     if (!ref[0]) {
@@ -210,33 +323,107 @@ int model_cache_get(model_cache *mc, const char *name, m2p_model **out)
             return m2p_error(M2P_ENOTFOUND, "model '%s' is not known", name);
         snprintf(ref, sizeof ref, "%s", r->name);
     }
+    size_t need = 0;
+    int rc = model_cache_need(ref, dtype, &need);
+    if (rc)
+        return m2p_error_wrap(rc, "model '%s'", name);
+    if (budget && need > budget) {
+        char hn[32], hb[32];
+        return m2p_error(
+            M2P_ETOOBIG,
+            "model '%s' needs %s of %s weights, more than the model memory budget "
+            "of %s: raise --model-memory-gb%s",
+            name, human(need, hn, sizeof hn), dtype_name(dtype), human(budget, hb, sizeof hb),
+            dtype == M2P_DTYPE_BF16 ? "" : " or run with --dtype bf16 (half the size)");
+    }
+
+    /* Reserve the room, waiting while running models hold it; then load without the lock. */
+    pthread_mutex_lock(&mc->lock);
+    for (;;) {
+        e = find(mc, name);
+        if (e && e->model) { /* loaded by another worker meanwhile */
+            e->used = ++mc->tick;
+            e->running++;
+            *out = e->model;
+            pthread_mutex_unlock(&mc->lock);
+            return 0;
+        }
+        if (!(e && e->loading) && make_room(mc, need))
+            break;
+        mc->waiting++;
+        pthread_cond_wait(&mc->changed, &mc->lock);
+        mc->waiting--;
+    }
+    if (!e && !(e = add_entry(mc, name))) {
+        pthread_mutex_unlock(&mc->lock);
+        return m2p_error(M2P_ETOOBIG, "at most %d models", MAX_MODELS);
+    }
+    e->loading = 1;
+    e->memory = need;
+    pthread_mutex_unlock(&mc->lock);
+
     m2p_model_params mp = m2p_model_default_params();
     if (n_threads > 0)
         mp.n_threads = n_threads;
     mp.compute_dtype = dtype;
+    /* Live previews through TAESD when `models fetch` brought it along (model/resolve.c); a
+     * TAESD that does not load only costs the previews, never the model. */
+    char dir[4096], taesd[4096];
+    if (m2p_model_resolve(ref, dir, sizeof dir) == 0 &&
+        hub_find_taesd(dir, taesd, sizeof taesd) == 0)
+        mp.taesd = taesd;
     m2p_model *m = NULL;
-    int rc = m2p_model_load(ref, &mp, &m);
-    if (rc)
-        return m2p_error_wrap(rc, "model '%s'", name);
+    rc = m2p_model_load(ref, &mp, &m);
+    if (rc && mp.taesd) {
+        M2P_LOGW("model '%s': TAESD from %s not used for previews: %s", name, taesd, m2p_errmsg());
+        mp.taesd = NULL;
+        rc = m2p_model_load(ref, &mp, &m);
+    }
 
     pthread_mutex_lock(&mc->lock);
-    e = find(mc, name);
-    if (!e) {
-        if (mc->n == MAX_MODELS) {
-            pthread_mutex_unlock(&mc->lock);
-            m2p_model_free(m);
-            return m2p_error(M2P_ETOOBIG, "at most %d models", MAX_MODELS);
-        }
-        e = &mc->e[mc->n++];
-        snprintf(e->name, sizeof e->name, "%s", name);
+    e = find(mc, name); /* entries never move or go away */
+    e->loading = 0;
+    if (rc) {
+        e->memory = 0;
+    } else {
+        e->model = m;
+        e->memory = m2p_model_memory(m);
+        if (e->memory > need) /* the headers' estimate was short: make up for it */
+            make_room(mc, 0);
+        e->used = ++mc->tick;
+        e->running = 1;
+        *out = m;
     }
-    e->model = m;
-    e->memory = m2p_model_memory(m);
-    e->used = ++mc->tick;
-    evict(mc, e);
-    *out = m;
+    pthread_cond_broadcast(&mc->changed);
     pthread_mutex_unlock(&mc->lock);
-    return 0;
+    return rc ? m2p_error_wrap(rc, "model '%s'", name) : 0;
+}
+
+void model_cache_release(model_cache *mc, m2p_model *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&mc->lock);
+    for (int i = 0; i < mc->n; i++)
+        if (mc->e[i].model == m && mc->e[i].running > 0)
+            mc->e[i].running--;
+    pthread_cond_broadcast(&mc->changed);
+    pthread_mutex_unlock(&mc->lock);
+}
+
+void model_cache_get_stats(model_cache *mc, model_cache_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    pthread_mutex_lock(&mc->lock);
+    st->budget_bytes = mc->budget;
+    st->used_bytes = used_bytes(mc);
+    for (int i = 0; i < mc->n; i++) {
+        st->loaded += mc->e[i].model != NULL;
+        st->running += mc->e[i].running;
+    }
+    st->waiting = mc->waiting;
+    st->evictions = mc->evictions;
+    pthread_mutex_unlock(&mc->lock);
 }
 
 int model_cache_n_extra(model_cache *mc)
@@ -283,8 +470,9 @@ char *model_cache_loaded_json(model_cache *mc)
         if (!e->model)
             continue;
         /* Names are checked by valid_name or come from the registry: no JSON escaping needed. */
-        n += (size_t)snprintf(s + n, cap - n, "%s{\"name\":\"%s\",\"memory_bytes\":%zu}",
-                              first ? "" : ",", e->name, e->memory);
+        n += (size_t)snprintf(s + n, cap - n,
+                              "%s{\"name\":\"%s\",\"memory_bytes\":%zu,\"running\":%s}",
+                              first ? "" : ",", e->name, e->memory, e->running ? "true" : "false");
         first = 0;
     }
     pthread_mutex_unlock(&mc->lock);

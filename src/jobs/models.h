@@ -14,9 +14,15 @@
 
 typedef struct model_cache model_cache;
 
-/* budget_bytes: loaded models beyond it are evicted, least recently used first (0 = no limit). */
+/* budget_bytes: the most bytes of model weights kept loaded (0 = no limit). A model's size is its
+ * resident weights at the compute dtype, known before loading from the safetensors headers
+ * (model_cache_need); to make room, loaded models that no job is running are evicted, least
+ * recently used first. */
 model_cache *model_cache_new(size_t budget_bytes);
 void model_cache_free(model_cache *mc);
+/* --model-memory-gb's value: GiB, decimals allowed, 0 = no limit. -1 when not a number in
+ * 0..65536. */
+int model_cache_parse_gb(const char *v, size_t *bytes);
 /* Compute threads (0 = every core, the default) and dtype (M2P_DTYPE_F32, default, or
  * M2P_DTYPE_BF16) for models loaded from now on. */
 void model_cache_set_compute(model_cache *mc, int n_threads, int dtype);
@@ -30,15 +36,29 @@ void model_cache_default(model_cache *mc, char *out, size_t len);
 int model_cache_installed(model_cache *mc, const char *name, char *path, size_t len);
 /* Is name known at all (configured or in the registry)? */
 int model_cache_known(model_cache *mc, const char *name);
-/* Load (once) and return the model; it stays loaded until evicted by a later get. */
+/* Load (once) and return the model, marked running until model_cache_release: a running model is
+ * never evicted. When the budget is held by running models, waits until they are released. A
+ * model alone larger than the budget fails with M2P_ETOOBIG naming both sizes. */
 int model_cache_get(model_cache *mc, const char *name, m2p_model **out);
+/* The job that got m from model_cache_get is done with it (it may now be evicted). */
+void model_cache_release(model_cache *mc, m2p_model *m);
+/* Bytes the model named by ref (folder, hub id or registry name) will hold once loaded at dtype:
+ * the float tensors of text_encoder(_2), unet and the VAE decoder, from the safetensors headers
+ * (nothing is read but the headers). */
+int model_cache_need(const char *ref, int dtype, size_t *bytes);
+typedef struct model_cache_stats {
+    size_t budget_bytes; /* 0 = no limit */
+    size_t used_bytes;   /* loaded models plus those being loaded */
+    int loaded, running, waiting, evictions;
+} model_cache_stats;
+void model_cache_get_stats(model_cache *mc, model_cache_stats *st);
 /* Is the model already loaded (no load cost)? */
 int model_cache_is_loaded(model_cache *mc, const char *name);
 /* Configured names not in the registry: count, and the i-th name and folder. */
 int model_cache_n_extra(model_cache *mc);
 int model_cache_extra(model_cache *mc, int i, char *name, size_t name_len, char *ref,
                       size_t ref_len);
-/* The loaded models as a JSON array of {name, path, memory_bytes} (malloc'd). */
+/* The loaded models as a JSON array of {name, memory_bytes, running} (malloc'd). */
 char *model_cache_loaded_json(model_cache *mc);
 
 #endif

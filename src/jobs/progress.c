@@ -6,7 +6,8 @@
  * held while writing to clients, so a subscriber is never freed during a write and a late
  * subscriber gets the state before any later event. Publishers take only q_lock and st_lock,
  * so a slow client (bounded by CivetWeb's write timeout) never stalls a worker. Order when
- * nested: s_lock, then st_lock.
+ * nested: s_lock, then st_lock. progress_hold is s_lock itself (recursive, so its holder may
+ * subscribe): the dispatcher cannot deliver while a job is being created and subscribed to.
  */
 #include "jobs/progress.h"
 
@@ -181,7 +182,12 @@ progress_bus *progress_bus_new(int queue_cap)
         return NULL;
     b->cap = queue_cap > 0 ? queue_cap : 4096;
     pthread_mutex_init(&b->q_lock, NULL);
-    pthread_mutex_init(&b->s_lock, NULL);
+    /* recursive: progress_hold's holder subscribes (progress_subscribe locks it again) */
+    pthread_mutexattr_t ra;
+    pthread_mutexattr_init(&ra);
+    pthread_mutexattr_settype(&ra, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&b->s_lock, &ra);
+    pthread_mutexattr_destroy(&ra);
     pthread_mutex_init(&b->st_lock, NULL);
     pthread_cond_init(&b->q_cond, NULL);
     if (pthread_create(&b->thread, NULL, dispatcher, b) != 0) {
@@ -331,6 +337,16 @@ int progress_subscribe(progress_bus *b, progress_sub *s, int64_t job, int proto,
     }
     pthread_mutex_unlock(&b->s_lock);
     return 0;
+}
+
+void progress_hold(progress_bus *b)
+{
+    pthread_mutex_lock(&b->s_lock);
+}
+
+void progress_release(progress_bus *b)
+{
+    pthread_mutex_unlock(&b->s_lock);
 }
 
 void progress_unsubscribe(progress_bus *b, progress_sub *s, int64_t job)

@@ -42,6 +42,12 @@ progress_sub *progress_sub_new(progress_bus *bus, progress_write_fn write, void 
 int progress_subscribe(progress_bus *bus, progress_sub *sub, int64_t job, int proto,
                        const char *first_msg);
 void progress_unsubscribe(progress_bus *bus, progress_sub *sub, int64_t job);
+/* Hold every delivery (publishers are not held: their events queue) until progress_release.
+ * For queueing a job and subscribing to it with nothing of it delivered in between: its worker
+ * may start at once, and the original protocol gets no replay of missed steps. The holder may
+ * call progress_subscribe; keep the hold short (one job creation). */
+void progress_hold(progress_bus *bus);
+void progress_release(progress_bus *bus);
 /* Unsubscribe from everything and free; waits for a delivery in progress to this subscriber. */
 void progress_sub_free(progress_bus *bus, progress_sub *sub);
 

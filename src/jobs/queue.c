@@ -33,7 +33,7 @@ jobs_config jobs_default_config(void)
     c.analysis_workers = 2;
     c.max_queued = 200;
     c.max_attempts = 2;
-    c.preview = M2P_PREVIEW_LATENT_RGB;
+    c.preview = M2P_PREVIEW_AUTO; /* TAESD when the model cache has it, else latent RGB */
     c.lease_ms = 30000;
     c.run_jobs = 1;
     c.kinds = 1 << STORE_JOB_ANALYZE | 1 << STORE_JOB_GENERATE;
@@ -598,6 +598,20 @@ int jobs_submit_batch(jobs *q, const char *params, int kind, const char *const *
     return 0;
 }
 
+/* A job that will never run (canceled while queued, deleted) lets go of its upload's shared
+ * copy (PostgreSQL, params "audio_key"; run_analyze drops it for a job that ran). */
+static void drop_shared_upload(jobs *q, const store_job *j)
+{
+    if (!q->remote || j->kind != STORE_JOB_ANALYZE || !j->params)
+        return;
+    json_t *p = json_loads(j->params, 0, NULL);
+    json_t *k = json_object_get(p, "audio_key");
+    if (json_is_string(k) && store_audio_delete(q->store, json_string_value(k)))
+        M2P_LOGW("job %lld: the shared upload %s stays in the store: %s", (long long)j->id,
+                 json_string_value(k), m2p_errmsg());
+    json_decref(p);
+}
+
 int jobs_cancel(jobs *q, int64_t id, int *now)
 {
     *now = 0;
@@ -616,14 +630,21 @@ int jobs_cancel(jobs *q, int64_t id, int *now)
         return rc;
     char state[12];
     snprintf(state, sizeof state, "%s", j.state);
-    store_job_clear(&j);
     /* Running on another node: its heartbeat reads the request within a third of a lease. */
-    if (!strcmp(state, "running") && store_job_request_cancel(q->store, id) == 0)
+    if (!strcmp(state, "running") && store_job_request_cancel(q->store, id) == 0) {
+        store_job_clear(&j);
         return 0;
-    if (strcmp(state, "queued") != 0 && strcmp(state, "running") != 0)
+    }
+    if (strcmp(state, "queued") != 0 && strcmp(state, "running") != 0) {
+        store_job_clear(&j);
         return m2p_error(M2P_EINVAL, "job %lld is already %s", (long long)id, state);
-    if (store_job_fail(q->store, id, 0, "canceled by request", 1))
+    }
+    if (store_job_fail(q->store, id, 0, "canceled by request", 1)) {
+        store_job_clear(&j);
         return m2p_error(M2P_EINVAL, "job %lld is no longer queued", (long long)id);
+    }
+    drop_shared_upload(q, &j);
+    store_job_clear(&j);
     json_t *e = json_pack("{s:s, s:I, s:s, s:b}", "type", "error", "job", (json_int_t)id, "message",
                           "canceled by request", "canceled", 1);
     json_t *o = json_pack("{s:s, s:s}", "type", "error", "message", "canceled by request");
@@ -648,7 +669,14 @@ int jobs_delete(jobs *q, int64_t id)
     pthread_mutex_unlock(&q->lock);
     if (!here)
         store_job_request_cancel(q->store, id); /* running elsewhere: its lease is lost anyway */
+    store_job j;
+    int have = store_job_get(q->store, id, &j) == 0;
     int rc = store_job_delete(q->store, id);
+    if (have) {
+        if (!rc)
+            drop_shared_upload(q, &j);
+        store_job_clear(&j);
+    }
     if (!rc)
         progress_forget(q->bus, id);
     return rc;

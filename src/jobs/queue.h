@@ -24,7 +24,7 @@ typedef struct jobs_config {
     int analysis_workers; /* default 2 */
     int max_queued;       /* queued jobs accepted at once; default 200 */
     int max_attempts;     /* a job interrupted by a crash runs at most this often; 2 */
-    int preview;          /* M2P_PREVIEW_* for step previews; default LATENT_RGB */
+    int preview;          /* M2P_PREVIEW_* for step previews; default AUTO (TAESD if cached) */
     int genre_offline;    /* 1: no network genre sources (tests) */
     int64_t audio_cache_limit; /* bytes of downloaded audio kept; 0 = fetch's default */
     /* Many machines (a PostgreSQL store): */

@@ -7,17 +7,23 @@
  * of a batch then queues its generation with the batch's parameters and the chosen prompt, in
  * the transaction that commits its result (store_job_finish_and_queue).
  * An uploaded file is removed once its job has finished (its result keeps the features and the
- * file's content hash as the source id).
+ * file's content hash as the source id). On a PostgreSQL store the web node put the file's bytes
+ * in the store (params "audio_key"): this node copies them into its own --data first, and the
+ * store's copy goes when the job has ended. A URL's download is shared the same way (the shared
+ * level of the audio cache), so a second node analysing it downloads nothing.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/error.h"
 #include "jobs/queue_internal.h"
+#include "store/store.h"
 
 typedef struct an_ctx {
     jobs *q;
@@ -164,13 +170,141 @@ static void remove_upload_file(int upload, const char *source)
     if (!upload || !source[0])
         return;
     unlink(source);
-    char dir[1200];
+    char dir[1600];
     snprintf(dir, sizeof dir, "%s", source);
     char *slash = strrchr(dir, '/');
     if (slash && strstr(dir, "/uploads/up-")) {
         *slash = 0;
         rmdir(dir);
     }
+}
+
+/* An upload kept in the shared store (PostgreSQL: the web node that received it may be another
+ * host) is copied to <data>/uploads/<key>/<its name> for the analyser, on a connection of its
+ * own (the node's shared one renews the leases: a long copy must not hold it). While the store
+ * is unreachable the copy is retried with backoff for up to one lease. */
+static int fetch_upload(jobs *q, worker_slot *slot, int64_t job, const char *key,
+                        const char *source, char *path, size_t len)
+{
+    const char *name = strrchr(source, '/');
+    name = name && name[1] ? name + 1 : "upload";
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/uploads", q->data_dir);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return m2p_error(M2P_EIO, "cannot create %s: %s", dir, strerror(errno));
+    snprintf(dir, sizeof dir, "%s/uploads/%s", q->data_dir, key);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return m2p_error(M2P_EIO, "cannot create %s: %s", dir, strerror(errno));
+    if (snprintf(path, len, "%s/%s", dir, name) >= (int)len)
+        return m2p_error(M2P_EINVAL, "the upload's local name is too long");
+    int64_t size = 0, give_up = (int64_t)time(NULL) * 1000 + q->cfg.lease_ms;
+    int wait_ms = 100, rc;
+    for (;;) {
+        m2p_store *own = NULL;
+        rc = q->cfg.store_url ? m2p_store_open(q->cfg.store_url, &own)
+                              : m2p_error(M2P_EUNSUPPORTED, "no shared store to fetch from");
+        if (!rc)
+            rc = store_audio_get(own, key, path, &size);
+        m2p_store_close(own);
+        if (rc != M2P_EBUSY || (int64_t)time(NULL) * 1000 >= give_up || jobs_should_stop(slot))
+            break;
+        struct timespec ts = {wait_ms / 1000, (long)(wait_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        wait_ms = wait_ms < 1600 ? wait_ms * 2 : wait_ms;
+    }
+    if (rc) {
+        rmdir(dir);
+        return rc;
+    }
+    M2P_LOGI("job %lld: fetched the upload %s (%lld bytes) from the store", (long long)job, key,
+             (long long)size);
+    return 0;
+}
+
+/* The shared level of the download cache (m2p_fetch_params.shared_get/put) on a PostgreSQL
+ * store: the entry's bytes are the shared file "dl-<key>", its index the cache row
+ * audio_shared/<key> = {"file": "audio.EXT", "info": {...}} written after the bytes, so an
+ * index row never names missing bytes for long (a trim may still race a reader: it then
+ * downloads). Both use a connection of their own, as fetch_upload does. The shared copies are
+ * kept under the node's audio cache limit, oldest out first. */
+#define SHARED_NS "audio_shared"
+
+static int shared_key(const char *key, char *out, size_t len)
+{
+    return snprintf(out, len, "dl-%s", key) < (int)len
+               ? 0
+               : m2p_error(M2P_EINVAL, "the cache key %s is too long to share", key);
+}
+
+static int shared_get(void *ud, const char *key, const char *dir, char *file, size_t file_len,
+                      char **info_json)
+{
+    jobs *q = ud;
+    char bkey[160];
+    int rc = shared_key(key, bkey, sizeof bkey);
+    m2p_store *own = NULL;
+    if (!rc)
+        rc = m2p_store_open(q->cfg.store_url, &own);
+    char *v = NULL;
+    if (!rc)
+        rc = store_cache_get(own, SHARED_NS, key, &v);
+    json_t *o = v ? json_loads(v, 0, NULL) : NULL;
+    free(v);
+    const char *name = str(o, "file", "");
+    json_t *info = json_object_get(o, "info");
+    if (!rc && (strncmp(name, "audio.", 6) != 0 || strchr(name, '/') || !json_is_object(info)))
+        rc = m2p_error(M2P_EFORMAT, "the shared index entry of %s is not valid", key);
+    if (!rc && snprintf(file, file_len, "%s/%s", dir, name) >= (int)file_len)
+        rc = m2p_error(M2P_EINVAL, "the folder name %s is too long", dir);
+    int64_t size = 0;
+    if (!rc)
+        rc = store_audio_get(own, bkey, file, &size);
+    if (!rc && !(*info_json = json_dumps(info, JSON_COMPACT)))
+        rc = m2p_error(M2P_ENOMEM, "out of memory");
+    json_decref(o);
+    m2p_store_close(own);
+    return rc;
+}
+
+static int shared_put(void *ud, const char *key, const char *file, const char *info_json)
+{
+    jobs *q = ud;
+    char bkey[160];
+    int rc = shared_key(key, bkey, sizeof bkey);
+    m2p_store *own = NULL;
+    if (!rc)
+        rc = m2p_store_open(q->cfg.store_url, &own);
+    const char *name = strrchr(file, '/');
+    name = name ? name + 1 : file;
+    int64_t limit = q->cfg.audio_cache_limit > 0 ? q->cfg.audio_cache_limit
+                                                 : m2p_fetch_default_params().cache_limit;
+    int64_t size = 0;
+    if (!rc)
+        rc = store_audio_put(own, bkey, file, limit, &size);
+    json_t *info = rc ? NULL : json_loads(info_json, 0, NULL);
+    json_t *o = info ? json_pack("{s:s, s:o}", "file", name, "info", info) : NULL;
+    char *v = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!rc && !v)
+        rc = m2p_error(M2P_ENOMEM, "out of memory indexing %s", key);
+    if (!rc)
+        rc = store_cache_put(own, SHARED_NS, key, v, 0);
+    free(v);
+    int removed = 0;
+    if (!rc && !store_audio_trim(own, "dl-", limit, &removed) && removed)
+        M2P_LOGI("cache: %d shared download(s) removed to stay under %lld bytes", removed,
+                 (long long)limit);
+    m2p_store_close(own);
+    return rc;
+}
+
+/* The job's end is committed (or it will never run again): the upload goes, here and, when it
+ * was shared, from the store. */
+static void drop_upload(jobs *q, int upload, const char *source, const char *key)
+{
+    remove_upload_file(upload, source);
+    if (key && store_audio_delete(q->store, key))
+        M2P_LOGW("the shared upload %s stays in the store: %s", key, m2p_errmsg());
 }
 
 /* The outcome to commit: the result, and for a batch item the generation queued with it in the
@@ -200,6 +334,7 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
     }
     const char *source = str(p, "source", "");
     int upload = json_is_true(json_object_get(p, "upload"));
+    const char *key = upload ? str(p, "audio_key", NULL) : NULL;
     json_t *dv = json_object_get(p, "duration");
     double duration = json_is_number(dv) ? json_number_value(dv) : 60;
     json_t *vv = json_object_get(p, "prompt_version");
@@ -214,6 +349,11 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
         fp.cache_limit = q->cfg.audio_cache_limit;
     fp.progress = on_download;
     fp.user_data = &c;
+    if (q->remote && q->cfg.store_url) {
+        fp.shared_get = shared_get;
+        fp.shared_put = shared_put;
+        fp.shared_ud = q;
+    }
     m2p_analysis_params ap = m2p_analysis_default_params();
     ap.duration_s = duration;
     ap.progress = on_stage;
@@ -222,6 +362,31 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
     if (q->cfg.genre_offline)
         gp.offline = 1;
 
+    char local[1500];
+    if (key) {
+        jobs_publish_stage(q, job->id, "download", 0);
+        int frc = fetch_upload(q, slot, job->id, key, source, local, sizeof local);
+        if (frc == M2P_ENOTFOUND) {
+            jobs_fail(q, job->id, job->attempts,
+                      "the uploaded file is no longer in the store; upload it again", 0);
+            json_decref(p);
+            return;
+        }
+        if (frc) {
+            /* The store is down or this node cannot write the copy: another attempt (here or
+             * on another worker) may succeed, so the job goes back rather than failing. */
+            M2P_LOGW("job %lld: cannot fetch the upload %s: %s", (long long)job->id, key,
+                     m2p_errmsg());
+            if (!atomic_load(&slot->lost) && !atomic_load(&slot->cancel) &&
+                store_job_release(q->store, job) == 0)
+                jobs_publish_stage(q, job->id, "queued", -1);
+            else
+                jobs_interrupted(q, slot, job);
+            json_decref(p);
+            return;
+        }
+        source = local;
+    }
     jobs_publish_stage(q, job->id, upload ? "decoding" : "download", upload ? -1 : 0);
     m2p_analysis a;
     memset(&a, 0, sizeof a);
@@ -261,12 +426,14 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
         int canceled = atomic_load(&slot->cancel);
         jobs_interrupted(q, slot, job);
         if (canceled)
-            remove_upload_file(upload, source);
+            drop_upload(q, upload, source, key);
+        else if (key)
+            remove_upload_file(upload, source); /* the store keeps it for the next attempt */
         return;
     }
     if (msg[0]) {
         jobs_fail(q, job->id, job->attempts, msg, 0);
-        remove_upload_file(upload, source);
+        drop_upload(q, upload, source, key);
         json_decref(result);
         json_decref(p);
         return;
@@ -282,6 +449,8 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
     free(next);
     if (rc == M2P_ENOTFOUND) {
         M2P_LOGW("job %lld: late result refused: %s", (long long)job->id, m2p_errmsg());
+        if (key)
+            remove_upload_file(upload, source); /* this copy only: the job is another's now */
         json_decref(result);
         json_decref(p);
         return;
@@ -289,12 +458,12 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
     if (rc) {
         snprintf(msg, sizeof msg, "%s", m2p_errmsg());
         jobs_fail(q, job->id, job->attempts, msg, 0);
-        remove_upload_file(upload, source);
+        drop_upload(q, upload, source, key);
         json_decref(result);
         json_decref(p);
         return;
     }
-    remove_upload_file(upload, source);
+    drop_upload(q, upload, source, key);
     if (out.next_id)
         announce_generation(q, out.next_id);
 

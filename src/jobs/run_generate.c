@@ -3,7 +3,8 @@
  * step callback -> PNGs -> results rows + job done, in one transaction.
  *
  * The step callback turns engine reports into bus events: "encoding", a step event per variation
- * (step s/t, elapsed, ETA, a base64 PNG of the latent->RGB preview) and "decoding_image"; and,
+ * (step s/t, elapsed, ETA, a base64 PNG preview: TAESD when the model has it, else latent->RGB)
+ * and "decoding_image"; and,
  * for clients of the original protocol, its {type:"progress"} message per variation per step
  * (progress = (i/n + k/(s*n))*100 capped at 99, i 0-based, as the original computed it).
  * It returns nonzero when the job must stop (canceled, lease lost, queue stopping), which stops
@@ -16,6 +17,7 @@
 
 #include "core/error.h"
 #include "jobs/queue_internal.h"
+#include "sd/pipeline.h"
 
 typedef struct gen_ctx {
     jobs *q;
@@ -190,11 +192,15 @@ void run_generate(jobs *q, worker_slot *slot, const store_job *job)
         jobs_fail(q, job->id, job->attempts, msg, 0);
         return;
     }
+    /* latent RGB (the default) becomes a real preview when the model came with its TAESD */
+    if (gp.preview == M2P_PREVIEW_LATENT_RGB && pipeline_taesd(model))
+        gp.preview = M2P_PREVIEW_TAESD;
     m2p_image img[16];
     memset(img, 0, sizeof img);
     double t0 = now_s();
     rc = m2p_generate(model, &gp, img);
     double total = now_s() - t0;
+    model_cache_release(q->models, model); /* from here on the cache may evict it */
     if (rc == M2P_ECANCELED && jobs_should_stop(slot)) {
         json_decref(p);
         jobs_interrupted(q, slot, job);

@@ -39,6 +39,7 @@ typedef struct {
 
 typedef struct {
     const char *repo, *endpoint, *token, *commit;
+    const char *name; /* what the user asked for (registry name or hub id), for the advice */
     char repo_dir[4096];
     m2p_fetch_progress progress;
     void *ud;
@@ -76,6 +77,26 @@ static int http_status_error(long code, const char *what, const char *repo)
     if (code == 404)
         return m2p_error(M2P_ENOTFOUND, "%s: not found (HTTP 404)", what);
     return m2p_error(M2P_ENETWORK, "%s: HTTP %ld", what, code);
+}
+
+/* No answer at all (offline, DNS, refused, timed out): curl's words alone ("Couldn't resolve
+ * host name") do not say what to do, so name the ways to a model without this hub. */
+static int unreachable(const fetch_ctx *c, const char *url, CURLcode cc)
+{
+    if (cc != CURLE_COULDNT_RESOLVE_HOST && cc != CURLE_COULDNT_RESOLVE_PROXY &&
+        cc != CURLE_COULDNT_CONNECT && cc != CURLE_OPERATION_TIMEDOUT)
+        return m2p_error(M2P_ENETWORK, "%s: %s", url, curl_easy_strerror(cc));
+    const m2p_registry_entry *r = m2p_registry_find(c->name);
+    const char *n = r ? r->name : "NAME";
+    return m2p_error(M2P_ENETWORK,
+                     "%s: %s. %s cannot be reached from this machine: check the network (or "
+                     "https_proxy), set HF_ENDPOINT to a hub mirror you can reach, or copy the "
+                     "model's folder (a diffusers folder, or models--%.*s--%s from another "
+                     "machine's Hugging Face cache) here and use it with `mus2pic serve --model "
+                     "%s=DIR` (or MUS2PIC_MODEL=DIR, or put it under ./models/)",
+                     url, curl_easy_strerror(cc), c->endpoint,
+                     (int)(strchr(c->repo, '/') ? strchr(c->repo, '/') - c->repo : 0), c->repo,
+                     strchr(c->repo, '/') ? strchr(c->repo, '/') + 1 : c->repo, n);
 }
 
 typedef struct {
@@ -124,8 +145,8 @@ static int list_files(fetch_ctx *c, json_t **out)
     curl_slist_free_all(hdr);
     int rc = 0;
     if (cc != CURLE_OK)
-        rc = m2p_error(M2P_ENETWORK, "%s: %s", url,
-                       b.over ? "answer too large" : curl_easy_strerror(cc));
+        rc =
+            b.over ? m2p_error(M2P_ENETWORK, "%s: answer too large", url) : unreachable(c, url, cc);
     else if (code != 200)
         rc = http_status_error(code, url, c->repo);
     if (!rc) {
@@ -276,9 +297,9 @@ static int download_blob(const fetch_ctx *c, const fetch_file *f, const char *bl
                 return rc; /* will not get better by retrying; keep the partial file */
             continue;
         }
-        rc = m2p_error(M2P_ENETWORK, "%s: %s", url, wr ? "write failed" : curl_easy_strerror(cc));
         if (wr)
-            return rc;
+            return m2p_error(M2P_ENETWORK, "%s: write failed", url);
+        rc = unreachable(c, url, cc);
     }
     if (rc)
         return rc;
@@ -528,10 +549,10 @@ static int select_named(json_t *sibs, const char *const *only, fetch_file *files
 }
 
 /* One repo into the cache: the engine's files (only == NULL) or the named ones. */
-static int fetch_repo(const char *repo, const char *const *only, m2p_fetch_progress progress,
-                      void *user_data, char *out, size_t out_len)
+static int fetch_repo(const char *name, const char *repo, const char *const *only,
+                      m2p_fetch_progress progress, void *user_data, char *out, size_t out_len)
 {
-    fetch_ctx c = {.repo = repo, .progress = progress, .ud = user_data};
+    fetch_ctx c = {.repo = repo, .name = name, .progress = progress, .ud = user_data};
     char endpoint[1024];
     const char *ep = getenv("HF_ENDPOINT");
     snprintf(endpoint, sizeof endpoint, "%s", ep && *ep ? ep : "https://huggingface.co");
@@ -627,15 +648,15 @@ int m2p_model_fetch(const char *name_or_hub_id, m2p_fetch_progress progress, voi
                          "'%s' is neither a known model name (`mus2pic models list`) nor a hub "
                          "id ORG/NAME",
                          name_or_hub_id);
-    int rc = fetch_repo(repo, NULL, progress, user_data, out, out_len);
+    int rc = fetch_repo(name_or_hub_id, repo, NULL, progress, user_data, out, out_len);
     if (rc || !reg)
         return rc;
     char extra[4400];
     int xl = !strcmp(reg->name, "turbo") || !strcmp(reg->name, "sdxl_lightning");
     if (!strcmp(reg->name, "sdxl_lightning") &&
-        (rc = fetch_repo("ByteDance/SDXL-Lightning", lightning_files, progress, user_data, extra,
-                         sizeof extra)))
+        (rc = fetch_repo(name_or_hub_id, "ByteDance/SDXL-Lightning", lightning_files, progress,
+                         user_data, extra, sizeof extra)))
         return rc;
-    return fetch_repo(xl ? "madebyollin/taesdxl" : "madebyollin/taesd", taesd_files, progress,
-                      user_data, extra, sizeof extra);
+    return fetch_repo(name_or_hub_id, xl ? "madebyollin/taesdxl" : "madebyollin/taesd", taesd_files,
+                      progress, user_data, extra, sizeof extra);
 }

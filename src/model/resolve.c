@@ -208,3 +208,26 @@ int m2p_model_resolve(const char *ref, char *out, size_t out_len)
                      "known model name (`mus2pic models list`)",
                      ref);
 }
+
+int hub_find_taesd(const char *model_dir, char *out, size_t len)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/text_encoder_2", model_dir ? model_dir : "");
+    int xl = is_dir(p);
+    const char *repo = xl ? "madebyollin/taesdxl" : "madebyollin/taesd";
+    char cfg[4400];
+    if (hub_find_file(repo, "diffusion_pytorch_model.safetensors", p, sizeof p) == 0 &&
+        hub_find_file(repo, "config.json", cfg, sizeof cfg) == 0) {
+        *strrchr(p, '/') = '\0';
+        return copy_out(out, len, p);
+    }
+    snprintf(p, sizeof p, "models/%s/diffusion_pytorch_model.safetensors", repo + 12);
+    if (is_file(p)) {
+        *strrchr(p, '/') = '\0';
+        return copy_out(out, len, p);
+    }
+    return m2p_error(M2P_ENOTFOUND,
+                     "no TAESD for %s: `mus2pic models fetch` brings %s along (or put it under "
+                     "./models/%s)",
+                     model_dir ? model_dir : "the model", repo, repo + 12);
+}

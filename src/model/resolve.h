@@ -22,4 +22,10 @@ int hub_find_snapshot(const char *repo_id, char *out, size_t len);
  * repo that is no pipeline, e.g. the Lightning UNet), else M2P_ENOTFOUND. */
 int hub_find_file(const char *repo_id, const char *file, char *out, size_t len);
 
+/* The TAESD decoder for the model in model_dir, as `models fetch` brings it along:
+ * madebyollin/taesdxl when the folder is SDXL (it has text_encoder_2/), madebyollin/taesd
+ * otherwise; from the hub cache, else ./models/taesd or ./models/taesdxl. Writes the folder
+ * (config.json + diffusion_pytorch_model.safetensors). M2P_ENOTFOUND when there is none. */
+int hub_find_taesd(const char *model_dir, char *out, size_t len);
+
 #endif

@@ -6,12 +6,15 @@
  * downloaded with variant="fp16"). weights_get is strict: the tensor must exist, be a float
  * type and have exactly the shape the config implies; the error names file, tensor and shapes.
  * Converted tensors (F16/BF16/F64) drop their source pages right away so the mapping does not
- * add to the peak RSS while a part is being built.
+ * add to the peak RSS while a part is being built. With the weight cache on (weights_set_cache)
+ * the ops' prepared weights come from a mapped cache file (model/wcache.c) instead, and the
+ * source is only read for its header, biases and norms.
  */
 #define _GNU_SOURCE
 #include "model/weights.h"
 
 #include "core/error.h"
+#include "model/wcache.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -34,6 +37,8 @@ struct weights {
     char *display;          /* "<part>/<file>" for messages */
     pooled free_bufs[POOL]; /* given back, ready for the next conversion */
     pooled lent[16];        /* handed out by weights_get, with their capacity */
+    int cache_on, cache_tried;
+    wcache *cache; /* prepared weights on disk, opened at the first weights_cache */
 };
 
 /* Preference order: full precision first (what from_pretrained loads without a variant). */
@@ -146,6 +151,7 @@ void weights_close(weights *w)
     if (!w)
         return;
     pool_drain(w);
+    wcache_unref(w->cache); /* ops built on its mapping keep their own references */
     st_close(w->f);
     free(w->path);
     free(w->display);
@@ -196,11 +202,11 @@ static float *alloc_f32(size_t n)
     return malloc((n ? n : 1) * sizeof(float));
 }
 
-int weights_get(weights *w, const char *name, int ndim, const int64_t *shape, const float **out,
-                float **owned)
+/* The tensor `name` if it exists with a float dtype and exactly `shape`, marked used. */
+static int check_tensor(weights *w, const char *name, int ndim, const int64_t *shape,
+                        st_tensor **out)
 {
     *out = NULL;
-    *owned = NULL;
     st_tensor *t = st_find(w->f, name);
     if (!t)
         return m2p_error(M2P_ENOTFOUND, "%s: tensor '%s' is missing", w->display, name);
@@ -218,6 +224,25 @@ int weights_get(weights *w, const char *name, int ndim, const int64_t *shape, co
         return m2p_error(M2P_EFORMAT, "%s: tensor '%s' has dtype %s, expected a float type",
                          w->display, name, st_dtype_name(t->dtype));
     t->used = 1;
+    *out = t;
+    return 0;
+}
+
+int weights_check(weights *w, const char *name, int ndim, const int64_t *shape)
+{
+    st_tensor *t;
+    return check_tensor(w, name, ndim, shape, &t);
+}
+
+int weights_get(weights *w, const char *name, int ndim, const int64_t *shape, const float **out,
+                float **owned)
+{
+    *out = NULL;
+    *owned = NULL;
+    st_tensor *t;
+    int rc = check_tensor(w, name, ndim, shape, &t);
+    if (rc)
+        return rc;
     if (t->dtype == ST_F32 && ((uintptr_t)t->data & 3) == 0) {
         *out = t->data;
         return 0;
@@ -308,4 +333,27 @@ void weights_release(weights *w)
     pool_drain(w);
     if (w->f && w->f->map)
         madvise(w->f->map, w->f->size, MADV_DONTNEED);
+    wcache_drop_pages(w->cache);
+}
+
+void weights_set_cache(weights *w, int on)
+{
+    w->cache_on = on;
+}
+
+wcache *weights_cache(weights *w, const char *tag)
+{
+    if (!w->cache_on)
+        return NULL;
+    if (!w->cache_tried) {
+        w->cache_tried = 1;
+        wcache_open(w->path, tag, &w->cache);
+    }
+    return w->cache;
+}
+
+void weights_cache_commit(weights *w)
+{
+    if (w)
+        wcache_commit(w->cache);
 }

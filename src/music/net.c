@@ -9,40 +9,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 #include "core/http.h"
 
 #define NET_MAX_BODY (4u << 20)
 
 
+/* The response body, kept in a growable buffer capped at NET_MAX_BODY (core/buf.c). */
 typedef struct sink {
-    char *buf;
-    size_t n, cap;
-    int overflow;
+    m2p_buf body;
+    int overflow; /* the body went over the cap */
 } sink;
 
 static size_t on_data(char *p, size_t sz, size_t nm, void *ud)
 {
     sink *s = ud;
     size_t k = sz * nm;
-    if (s->n + k + 1 > NET_MAX_BODY) {
+    int rc = m2p_buf_append(&s->body, p, k);
+    if (rc == M2P_ETOOBIG)
         s->overflow = 1;
-        return 0;
-    }
-    if (s->n + k + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 4096;
-        while (cap < s->n + k + 1)
-            cap *= 2;
-        char *b = realloc(s->buf, cap);
-        if (!b)
-            return 0;
-        s->buf = b;
-        s->cap = cap;
-    }
-    memcpy(s->buf + s->n, p, k);
-    s->n += k;
-    s->buf[s->n] = 0;
-    return k;
+    return rc ? 0 : k; /* 0 makes curl stop with CURLE_WRITE_ERROR */
 }
 
 char *net_escape(const char *s)
@@ -66,7 +53,8 @@ int net_fetch(const net_request *rq, long *status, char **body, size_t *body_len
     CURL *c = m2p_curl_new(timeout < 10 ? timeout : 10L);
     if (!c)
         return m2p_error(M2P_ENOMEM, "curl_easy_init failed");
-    sink s = {0};
+    sink s = {.overflow = 0};
+    m2p_buf_init(&s.body, NET_MAX_BODY - 1);
     struct curl_slist *hl = NULL;
     for (const char *const *h = rq->headers; h && *h; h++)
         hl = curl_slist_append(hl, *h);
@@ -95,16 +83,15 @@ int net_fetch(const net_request *rq, long *status, char **body, size_t *body_len
             rc = m2p_error(M2P_ETIMEOUT, "%s: no answer within %ld s", rq->url, timeout);
         else
             rc = m2p_error(M2P_ENETWORK, "%s: %s", rq->url, curl_easy_strerror(cr));
-        free(s.buf);
+        m2p_buf_free(&s.body);
     } else {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-        if (!s.buf)
-            s.buf = calloc(1, 1);
-        if (!s.buf)
+        size_t n = s.body.len;
+        *body = m2p_buf_detach(&s.body);
+        if (!*body)
             rc = m2p_error(M2P_ENOMEM, "out of memory");
-        *body = s.buf;
         if (body_len)
-            *body_len = s.n;
+            *body_len = *body ? n : 0;
     }
     curl_slist_free_all(hl);
     curl_easy_cleanup(c);

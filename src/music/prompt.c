@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 #include "music/genre.h"
 #include "music/rules.h"
@@ -68,57 +69,27 @@ json_t *prompt_features_json(const m2p_features *f)
     return o;
 }
 
-/* ---------------------------------------------------------------------------------------- */
-/* Small string builder                                                                     */
-/* ---------------------------------------------------------------------------------------- */
-
-typedef struct sbuf {
-    char *s;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t k)
-{
-    if (b->oom)
-        return;
-    if (b->n + k + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + k + 1)
-            cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->n, s, k);
-    b->n += k;
-    b->s[b->n] = 0;
-}
-
 /* Replace each {name} in tmpl via resolve(); other characters literal. */
 typedef int (*resolve_fn)(void *ud, const char *name, const char **text);
 
 static int substitute(const char *tmpl, resolve_fn resolve, void *ud, char **out)
 {
-    sbuf b = {0};
-    sb_add(&b, "", 0);
+    m2p_buf b;
+    m2p_buf_init(&b, 0);
+    int oom = m2p_buf_append(&b, "", 0);
     const char *p = tmpl;
     while (*p) {
         const char *open = strchr(p, '{');
         const char *close = open ? strchr(open, '}') : NULL;
         if (!open || !close) {
-            sb_add(&b, p, strlen(p));
+            oom |= m2p_buf_puts(&b, p);
             break;
         }
-        sb_add(&b, p, (size_t)(open - p));
+        oom |= m2p_buf_append(&b, p, (size_t)(open - p));
         char name[64];
         size_t nl = (size_t)(close - open - 1);
         if (nl >= sizeof name) {
-            free(b.s);
+            m2p_buf_free(&b);
             return m2p_error(M2P_EINTERNAL, "template placeholder too long in \"%s\"", tmpl);
         }
         memcpy(name, open + 1, nl);
@@ -126,17 +97,17 @@ static int substitute(const char *tmpl, resolve_fn resolve, void *ud, char **out
         const char *text = NULL;
         int rc = resolve(ud, name, &text);
         if (rc) {
-            free(b.s);
+            m2p_buf_free(&b);
             return rc;
         }
-        sb_add(&b, text, strlen(text));
+        oom |= m2p_buf_puts(&b, text);
         p = close + 1;
     }
-    if (b.oom) {
-        free(b.s);
+    if (oom) {
+        m2p_buf_free(&b);
         return m2p_error(M2P_ENOMEM, "out of memory");
     }
-    *out = b.s;
+    *out = m2p_buf_detach(&b);
     return 0;
 }
 

@@ -96,6 +96,7 @@ int clip_text_load(const char *dir, const m2p_model_params *p, clip_text **out)
         goto fail;
     if ((rc = weights_open(dir, &m->w)))
         goto fail;
+    weights_set_cache(m->w, p && p->weight_cache);
     /* transformers saves CLIPTextModel as "text_model.*"; accept a bare export too. */
     const char *pre =
         weights_has(m->w, "text_model.embeddings.token_embedding.weight") ? "text_model." : "";

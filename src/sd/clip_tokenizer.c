@@ -18,6 +18,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 #include "sd/clip_normalize.h"
 
@@ -166,38 +167,32 @@ static void bytes_to_unicode(int32_t map[256])
     }
 }
 
-static char *read_file(const char *path, size_t *len)
+/* A whole text file (merges.txt is ~0.5 MB; a file over 64 MiB is not a tokenizer). NULL with
+ * the error set and its code in *rc when it cannot be read or is too big. */
+#define CLIP_MAX_FILE (64u << 20)
+static char *read_file(const char *path, size_t *len, int *rc_out)
 {
     FILE *f = fopen(path, "rb");
-    if (!f)
+    if (!f) {
+        *rc_out = m2p_error(M2P_EIO, "%s: cannot read", path);
         return NULL;
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (cap - n < 65536) {
-            cap = cap ? cap * 2 : 1 << 20;
-            char *nb = realloc(buf, cap + 1);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
     }
+    m2p_buf b;
+    m2p_buf_init(&b, CLIP_MAX_FILE);
+    char chunk[65536];
+    size_t got;
+    int rc = 0;
+    while (!rc && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        rc = m2p_buf_append(&b, chunk, got);
     int err = ferror(f);
     fclose(f);
-    if (err) {
-        free(buf);
+    if (rc || err) {
+        m2p_buf_free(&b);
+        *rc_out = err ? m2p_error(M2P_EIO, "%s: cannot read", path) : m2p_error_wrap(rc, "%s", path);
         return NULL;
     }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    *len = b.len;
+    return m2p_buf_detach(&b);
 }
 
 static int load_vocab(clip_tokenizer *t, const char *path)
@@ -256,9 +251,10 @@ static int32_t vocab_id(const clip_tokenizer *t, const char *s, int32_t def)
 static int load_merges(clip_tokenizer *t, const char *path)
 {
     size_t len;
-    char *text = read_file(path, &len);
+    int rc = 0;
+    char *text = read_file(path, &len, &rc);
     if (!text)
-        return m2p_error(M2P_EIO, "%s: cannot read", path);
+        return rc;
     size_t cap = 1;
     while (cap < 2 * (size_t)CLIP_MAX_MERGES + 16)
         cap <<= 1;

@@ -99,6 +99,21 @@ int vae_scale_factor(const vae *m);
  * (f = vae_scale_factor), the raw decoder output (about [-1, 1], not clamped). */
 int vae_decode(vae *m, const float *z, int B, int h, int w, float *out);
 size_t vae_scratch_bytes(const vae *m, int B, int h, int w);
+/* The same image from overlapping tiles of at most max_tile x max_tile latents, each decoded
+ * alone and blended with linear ramps across overlaps of at least `overlap` latents (8 <=
+ * max_tile, 1 <= overlap <= max_tile / 2): memory is one tile's, whatever the size. GroupNorm
+ * and the mid-block attention see one tile, so the result is close to vae_decode's, not equal
+ * (as diffusers' tiled_decode). Latents that fit one tile decode untiled, exactly. */
+int vae_decode_tiled(vae *m, const float *z, int B, int h, int w, int max_tile, int overlap,
+                     float *out);
+/* Scratch plus tile buffers vae_decode_tiled needs. */
+size_t vae_decode_tiled_bytes(const vae *m, int B, int h, int w, int max_tile, int overlap);
+/* The pipeline's default tiles: 128 latents (1024 pixels) with diffusers' 25% overlap, so every
+ * size the original's models use (512, 768, 1024 square) decodes untiled, exactly as diffusers
+ * (whose tiling is opt-in), and only larger images pay tiling's per-tile GroupNorm error for
+ * bounded memory. `--vae-tile 64` tiles from 512 pixels up when memory is tighter. */
+#define VAE_TILE_DEFAULT 128
+#define VAE_TILE_OVERLAP 32
 void vae_set_tap(vae *m, sd_tap tap, void *ud);
 void vae_set_arena(vae *m, struct nn_arena *shared); /* NULL: its own again */
 weights *vae_weights(vae *m);

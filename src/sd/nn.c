@@ -3,7 +3,9 @@
  * weights into ops objects (copied once, so the safetensors mapping can be released), diffusers'
  * ResnetBlock2D (resnet.py: GroupNorm+SiLU, conv, time-embedding add, GroupNorm+SiLU, conv,
  * 1x1 conv_shortcut, output_scale_factor), PyTorch-style nearest resize, a grow-only scratch
- * arena and the NHWC -> NCHW debug taps.
+ * arena and the NHWC -> NCHW debug taps. With the weight cache on, bf16 conv and linear weights
+ * come from the mapped cache file (model/wcache.h) when it holds them in the layout this CPU
+ * wants, and a new cache file gets each op's prepared weights as they are made.
  */
 #include "sd/nn.h"
 
@@ -63,15 +65,79 @@ void nn_norm_free(nn_norm *n)
     n->gamma = n->beta = NULL;
 }
 
+/* What the loaders here make of a tensor before the ops prepare it (concatenations, names in
+ * the keys): bump it when that changes, so that cache files written before are not used. */
+#define NN_PREPARED_VERSION 1
+
+/* The weight cache of w for ops of this dtype, or NULL. bf16 only: its conversion and reorder
+ * are what a load spends its time on, while an f32 cache would take twice the model's size
+ * on disk for a cheap, exact conversion. */
+static wcache *load_cache(weights *w, int dtype)
+{
+    if (dtype != M2P_DTYPE_BF16)
+        return NULL;
+    char ops[96], tag[128];
+    op_prepared_tag(dtype, ops, sizeof ops);
+    snprintf(tag, sizeof tag, "nn %d %s", NN_PREPARED_VERSION, ops);
+    return weights_cache(w, tag);
+}
+
+/* The prepared weights of `key` from a mapped cache (0), or 1 when the caller converts them
+ * from the source. pw holds a reference on the cache for the op that is made from it. */
+static int cached_weights(wcache *wc, const char *key, op_prepared *pw)
+{
+    if (!wcache_is_reader(wc) ||
+        wcache_find(wc, key, &pw->layout, &pw->layout_size, &pw->data, &pw->size))
+        return 1;
+    pw->release = wcache_unref;
+    pw->release_ud = wc;
+    wcache_ref(wc);
+    return 0;
+}
+
+/* After create_prepared: rc 0 (the op holds the reference), 1 (layout of another CPU: convert,
+ * and have the cache rewritten) or an error. */
+static int cached_done(wcache *wc, int rc)
+{
+    if (rc == 0)
+        return 0;
+    wcache_unref(wc);
+    if (rc > 0)
+        wcache_mark_stale(wc);
+    return rc;
+}
+
 int nn_load_conv(weights *w, const char *prefix, int cin, int cout, int k, int stride, int pad,
                  int bias, int dtype, op_conv **out)
 {
-    char nm[256];
+    char nm[256], key[512];
     *out = NULL;
     int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
     const float *wp, *bp = NULL;
     float *wo = NULL, *bo = NULL;
-    int rc = weights_get(w, nn_name(nm, sizeof nm, prefix, "weight"), 4, ws, &wp, &wo);
+    int rc;
+    wcache *wc = load_cache(w, dtype);
+    snprintf(key, sizeof key, "conv %s %dx%dx%d s%d p%d", prefix, cout, cin, k, stride, pad);
+    op_prepared pw;
+    if (wc && (rc = weights_check(w, nn_name(nm, sizeof nm, prefix, "weight"), 4, ws)))
+        return rc;
+    if (wc && cached_weights(wc, key, &pw) == 0) {
+        if (bias &&
+            (rc = weights_get(w, nn_name(nm, sizeof nm, prefix, "bias"), 1, bs, &bp, &bo))) {
+            cached_done(wc, rc);
+            return rc;
+        }
+        rc = cached_done(wc,
+                         op_conv_create_prepared(out, &pw, bp, cin, cout, k, stride, pad, dtype));
+        weights_put(w, bo);
+        bp = NULL;
+        bo = NULL;
+        if (rc < 0)
+            return m2p_error_wrap(rc, "%s", prefix);
+        if (rc == 0)
+            return 0;
+    }
+    rc = weights_get(w, nn_name(nm, sizeof nm, prefix, "weight"), 4, ws, &wp, &wo);
     if (rc)
         return rc;
     if (bias) {
@@ -86,13 +152,17 @@ int nn_load_conv(weights *w, const char *prefix, int cin, int cout, int k, int s
     weights_put(w, bo);
     if (rc)
         return m2p_error_wrap(rc, "%s", prefix);
+    if (wc && !wcache_is_reader(wc)) {
+        op_conv_prepared(*out, &pw);
+        wcache_add(wc, key, pw.layout, pw.layout_size, pw.data, pw.size);
+    }
     return 0;
 }
 
 int nn_load_linear_cat(weights *w, const char *const *prefixes, int n, int in, const int *outs,
                        int bias, int conv1x1, int dtype, op_linear **out)
 {
-    char nm[256];
+    char nm[256], key[1024];
     *out = NULL;
     int total = 0;
     for (int i = 0; i < n; i++)
@@ -103,26 +173,58 @@ int nn_load_linear_cat(weights *w, const char *const *prefixes, int n, int in, c
     int rc = 0;
     if (n < 1 || n > 8)
         return m2p_error(M2P_EINTERNAL, "nn_load_linear_cat: %d parts", n);
+    wcache *wc = load_cache(w, dtype);
+    op_prepared pw;
+    int from_cache = 0;
+    if (wc) {
+        size_t o = 0;
+        o += (size_t)snprintf(key, sizeof key, "linear");
+        for (int i = 0; i < n && o < sizeof key; i++)
+            o += (size_t)snprintf(key + o, sizeof key - o, " %s:%d", prefixes[i], outs[i]);
+        if (o < sizeof key)
+            snprintf(key + o, sizeof key - o, " in %d c%d", in, conv1x1);
+        for (int i = 0; i < n && !rc; i++) {
+            int64_t ws[4] = {outs[i], in, 1, 1};
+            rc = weights_check(w, nn_name(nm, sizeof nm, prefixes[i], "weight"), conv1x1 ? 4 : 2,
+                               ws);
+        }
+        if (rc)
+            return rc;
+        from_cache = cached_weights(wc, key, &pw) == 0;
+    }
     for (int i = 0; i < n && !rc; i++) {
+        if (from_cache) {
+            int64_t bs[1] = {outs[i]};
+            if (bias)
+                rc = weights_get(w, nn_name(nm, sizeof nm, prefixes[i], "bias"), 1, bs, &bp[i],
+                                 &bo[i]);
+            continue;
+        }
         int64_t ws[4] = {outs[i], in, 1, 1}, bs[1] = {outs[i]};
         rc = weights_get(w, nn_name(nm, sizeof nm, prefixes[i], "weight"), conv1x1 ? 4 : 2, ws,
                          &wp[i], &wo[i]);
         if (!rc && bias)
             rc = weights_get(w, nn_name(nm, sizeof nm, prefixes[i], "bias"), 1, bs, &bp[i], &bo[i]);
     }
-    if (rc)
+    if (rc) {
+        if (from_cache)
+            cached_done(wc, rc);
         goto done;
-    const float *W = wp[0], *Bv = bias ? bp[0] : NULL;
+    }
+    const float *W = from_cache ? NULL : wp[0], *Bv = bias ? bp[0] : NULL;
     if (n > 1) {
-        wcat = malloc((size_t)total * (size_t)in * sizeof *wcat);
+        wcat = from_cache ? NULL : malloc((size_t)total * (size_t)in * sizeof *wcat);
         bcat = bias ? malloc((size_t)total * sizeof *bcat) : NULL;
-        if (!wcat || (bias && !bcat)) {
+        if ((!from_cache && !wcat) || (bias && !bcat)) {
             rc = m2p_error(M2P_ENOMEM, "out of memory loading %s", prefixes[0]);
+            if (from_cache)
+                cached_done(wc, rc);
             goto done;
         }
         size_t row = 0;
         for (int i = 0; i < n; i++) {
-            memcpy(wcat + row * (size_t)in, wp[i], (size_t)outs[i] * (size_t)in * sizeof *wcat);
+            if (wcat)
+                memcpy(wcat + row * (size_t)in, wp[i], (size_t)outs[i] * (size_t)in * sizeof *wcat);
             if (bias)
                 memcpy(bcat + row, bp[i], (size_t)outs[i] * sizeof *bcat);
             row += (size_t)outs[i];
@@ -130,7 +232,23 @@ int nn_load_linear_cat(weights *w, const char *const *prefixes, int n, int in, c
         W = wcat;
         Bv = bcat;
     }
-    rc = op_linear_create(out, W, Bv, in, total, dtype);
+    if (from_cache) {
+        rc = cached_done(wc, op_linear_create_prepared(out, &pw, Bv, in, total, dtype));
+        if (rc > 0) { /* another CPU's layout: convert from the source after all */
+            for (int i = 0; i < n; i++) {
+                weights_put(w, bo[i]);
+                bo[i] = NULL;
+            }
+            free(bcat);
+            return nn_load_linear_cat(w, prefixes, n, in, outs, bias, conv1x1, dtype, out);
+        }
+    } else {
+        rc = op_linear_create(out, W, Bv, in, total, dtype);
+        if (!rc && wc && !wcache_is_reader(wc)) {
+            op_linear_prepared(*out, &pw);
+            wcache_add(wc, key, pw.layout, pw.layout_size, pw.data, pw.size);
+        }
+    }
     if (rc)
         rc = m2p_error_wrap(rc, "%s", prefixes[0]);
 done:

@@ -50,6 +50,7 @@ struct m2p_model {
     int xl;             /* StableDiffusionXLPipeline: two encoders, text_time added conditioning */
     int force_zeros;    /* model_index.json force_zeros_for_empty_prompt (SDXL, default true) */
     sched_config sched; /* the model's own scheduler/scheduler_config.json */
+    int sched_spacing;  /* a spacing set over the file's (sdxl_lightning's trailing), else -1 */
     char sched_path[4200];
     nn_arena scratch; /* shared by the four networks: they run one after another */
     size_t memory;
@@ -66,8 +67,11 @@ static double now_s(void)
 
 m2p_model_params m2p_model_default_params(void)
 {
-    return (m2p_model_params){
-        .n_threads = 0, .compute_dtype = M2P_DTYPE_F32, .load_vae = 1, .taesd = NULL};
+    return (m2p_model_params){.n_threads = 0,
+                              .compute_dtype = M2P_DTYPE_F32,
+                              .load_vae = 1,
+                              .taesd = NULL,
+                              .weight_cache = 1};
 }
 
 m2p_gen_params m2p_gen_default_params(void)
@@ -153,6 +157,16 @@ static size_t used_bytes(weights *w, int dtype)
     return n * (dtype == M2P_DTYPE_BF16 ? 2 : 4);
 }
 
+/* A part has loaded completely: a new weight cache file is written now, and the source
+ * mapping's pages are dropped (everything has been copied or mapped out of it). */
+static void part_loaded(weights *w)
+{
+    if (!w)
+        return;
+    weights_cache_commit(w);
+    weights_release(w);
+}
+
 int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **out)
 {
     *out = NULL;
@@ -191,8 +205,7 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
     if ((rc = clip_text_load(dir, &m->params, &m->text)))
         goto fail;
     m->memory += used_bytes(clip_text_weights(m->text), dt);
-    if (clip_text_weights(m->text))
-        weights_release(clip_text_weights(m->text));
+    part_loaded(clip_text_weights(m->text));
     if (m->xl) {
         snprintf(dir, sizeof dir, "%s/tokenizer_2", m->path);
         if ((rc = clip_tokenizer_load(dir, &m->tok2)))
@@ -201,15 +214,16 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
         if ((rc = clip_text_load(dir, &m->params, &m->text2)))
             goto fail;
         m->memory += used_bytes(clip_text_weights(m->text2), dt);
-        if (clip_text_weights(m->text2))
-            weights_release(clip_text_weights(m->text2));
+        part_loaded(clip_text_weights(m->text2));
     }
     /* The registry's sdxl_lightning is the SDXL base with ByteDance's 4-step UNet and Euler,
      * trailing spacing, as the original ran it (fetched together by `models fetch`). */
+    /* By its short name only: the base's hub id is the plain SDXL base. */
     const m2p_registry_entry *reg = m2p_registry_find(ref);
     const char *unet_file = params ? params->unet_file : NULL;
     char light[4400];
-    if (reg && !strcmp(reg->name, "sdxl_lightning")) {
+    m->sched_spacing = -1;
+    if (reg && !strcmp(ref, "sdxl_lightning")) {
         if (!unet_file) {
             if ((rc = hub_find_file("ByteDance/SDXL-Lightning",
                                     "sdxl_lightning_4step_unet.safetensors", light, sizeof light))) {
@@ -222,27 +236,48 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
         if ((rc = sched_config_load(m->sched_path, sched_kind_from_class(reg->scheduler),
                                     &m->sched)))
             goto fail;
-        m->sched.timestep_spacing = SCHED_SPACING_TRAILING;
+        m->sched.timestep_spacing = m->sched_spacing = SCHED_SPACING_TRAILING;
     }
     snprintf(dir, sizeof dir, "%s/unet", m->path);
     if ((rc = unet_load_file(dir, unet_file, &m->params, &m->unet)))
         goto fail;
     m->memory += used_bytes(unet_weights(m->unet), dt);
-    if (unet_weights(m->unet))
-        weights_release(unet_weights(m->unet));
+    part_loaded(unet_weights(m->unet));
     if (m->params.load_vae) {
         snprintf(dir, sizeof dir, "%s/vae", m->path);
         if ((rc = vae_load(dir, &m->params, &m->vae)))
             goto fail;
         m->memory += used_bytes(vae_weights(m->vae), dt);
-        if (vae_weights(m->vae))
-            weights_release(vae_weights(m->vae));
+        part_loaded(vae_weights(m->vae));
     }
-    if (params && params->taesd) {
-        if ((rc = taesd_load(params->taesd, &m->params, &m->taesd))) {
-            m2p_error_wrap(rc, "loading TAESD from %s", params->taesd);
+    /* TAESD: the folder given, else the one `models fetch` put in the hub cache */
+    const char *taesd_dir = params ? params->taesd : NULL,
+               *taesd_repo = m->xl ? "madebyollin/taesdxl" : "madebyollin/taesd";
+    char found[4400];
+    int taesd_auto = 0;
+    if (!taesd_dir && hub_find_file(taesd_repo, "diffusion_pytorch_model.safetensors", found,
+                                    sizeof found) == 0) {
+        char *slash = strrchr(found, '/');
+        if (slash)
+            *slash = 0;
+        taesd_dir = found;
+        taesd_auto = 1;
+    }
+    m2p_error_clear();
+    if (taesd_dir && *taesd_dir && (rc = taesd_load(taesd_dir, &m->params, &m->taesd))) {
+        m2p_error_wrap(rc, "loading TAESD from %s", taesd_dir);
+        if (!taesd_auto || !m->vae)
             goto fail;
-        }
+        M2P_LOGW("%s (previews use the latent colours instead)", m2p_errmsg());
+        rc = 0;
+    }
+    if (!m->vae && !m->taesd) {
+        rc = m2p_error(M2P_ENOTFOUND,
+                       "%s: no decoder: the VAE was not loaded and no TAESD (%s) is in the model "
+                       "cache; `mus2pic models fetch NAME` of a registry model brings it along, "
+                       "or give a TAESD folder (generate --taesd DIR)",
+                       m->path, taesd_repo);
+        goto fail;
     }
     int ctx_dim = clip_text_hidden(m->text) + (m->xl ? clip_text_hidden(m->text2) : 0);
     if (ctx_dim != unet_cross_dim(m->unet)) {
@@ -399,7 +434,13 @@ static int gen_sched_config(const m2p_model *m, const m2p_gen_params *p, sched_c
         *c = m->sched;
         return 0;
     }
-    return sched_config_load(m->sched_path, kind, c);
+    /* from_config over the model's config as the pipeline holds it: a spacing set over the
+     * file's (the original's EulerDiscreteScheduler.from_config(..., timestep_spacing=
+     * "trailing") for Lightning) is part of it, so it carries over to the other class. */
+    int rc = sched_config_load(m->sched_path, kind, c);
+    if (!rc && m->sched_spacing >= 0)
+        c->timestep_spacing = m->sched_spacing;
+    return rc;
 }
 
 /* Classifier-free guidance runs when guidance > 1 and the UNet has no guidance embedding. */
@@ -452,14 +493,20 @@ static int validate(const m2p_model *m, const m2p_gen_params *p)
         return m2p_error(M2P_EINVAL, "height %d: must be a multiple of 8 in 64..2048", p->height);
     if (!isfinite(p->guidance))
         return m2p_error(M2P_EINVAL, "guidance: must be a finite number");
-    if (p->preview < M2P_PREVIEW_NONE || p->preview > M2P_PREVIEW_TAESD)
-        return m2p_error(M2P_EINVAL, "preview %d: must be 0 (none), 1 (latent RGB) or 2 (TAESD)",
+    if (p->preview < M2P_PREVIEW_NONE || p->preview > M2P_PREVIEW_AUTO)
+        return m2p_error(M2P_EINVAL,
+                         "preview %d: must be 0 (none), 1 (latent RGB), 2 (TAESD) or 3 (TAESD when "
+                         "the model has it, else latent RGB)",
                          p->preview);
     if ((p->preview == M2P_PREVIEW_TAESD || p->use_taesd) && !m->taesd)
         return m2p_error(M2P_EINVAL, "%s: no TAESD decoder was loaded with the model",
                          p->use_taesd ? "use_taesd" : "preview");
     if (!p->use_taesd && !m->vae)
         return m2p_error(M2P_EINVAL, "use_taesd: the model was loaded without its VAE");
+    if (p->vae_tile < -1 || (p->vae_tile > 0 && p->vae_tile < 8) || p->vae_tile > 256)
+        return m2p_error(M2P_EINVAL,
+                         "vae_tile %d: must be 8..256 latents, 0 (default) or -1 (never tile)",
+                         p->vae_tile);
     if (p->n_noise < 0)
         return m2p_error(M2P_EINVAL, "n_noise %d: must not be negative", p->n_noise);
     return 0;
@@ -556,11 +603,16 @@ static void repeat_rows(float *x, size_t row, int n)
         memcpy(x + (size_t)i * row, x, row * sizeof(float));
 }
 
-int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
+int m2p_generate(m2p_model *m, const m2p_gen_params *params, m2p_image *out)
 {
-    int rc = validate(m, p);
+    int rc = validate(m, params);
     if (rc)
         return rc;
+    m2p_gen_params resolved = *params; /* M2P_PREVIEW_AUTO made concrete */
+    if (resolved.preview == M2P_PREVIEW_AUTO)
+        resolved.preview =
+            m->taesd && latent_factor(m) == 8 ? M2P_PREVIEW_TAESD : M2P_PREVIEW_LATENT_RGB;
+    const m2p_gen_params *p = &resolved;
     if (!out)
         return m2p_error(M2P_EINVAL, "generate: no output array");
     sched_config scfg;
@@ -594,7 +646,11 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
     size_t own =
         ((size_t)B * L * ctx_dim + (3 * (size_t)B + 4 * N) * nl + 2 * npix) * sizeof(float) +
         (size_t)N * npix;
-    size_t dec = p->use_taesd ? 16 * npix * sizeof(float) : vae_scratch_bytes(m->vae, 1, h, w);
+    const int tile = p->vae_tile > 0 ? p->vae_tile : VAE_TILE_DEFAULT;
+    const int tile_overlap = p->vae_tile > 0 ? (tile + 3) / 4 : VAE_TILE_OVERLAP;
+    size_t dec = p->use_taesd        ? 16 * npix * sizeof(float)
+                 : p->vae_tile == -1 ? vae_scratch_bytes(m->vae, 1, h, w)
+                                     : vae_decode_tiled_bytes(m->vae, 1, h, w, tile, tile_overlap);
     size_t un = unet_scratch_bytes(m->unet, B, h, w, L);
     size_t need = own + (un > dec ? un : dec);
     size_t avail = mem_available();
@@ -683,6 +739,12 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
         }
     }
     tapn(m, "encoder_hidden_states", b.ctx, 3, B, L, ctx_dim);
+    /* Weights mapped from the weight cache leave the resident set while other networks run
+     * (they stay in the page cache): the peak is then the largest network plus its scratch,
+     * not the sum of all of them. */
+    weights_release(clip_text_weights(m->text));
+    if (m->text2)
+        weights_release(clip_text_weights(m->text2));
     unet_added_cond added = {0};
     if (m->xl) {
         /* add_time_ids = original_size (h, w) + crops_coords_top_left (0, 0) + target (h, w) */
@@ -779,6 +841,8 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
             goto done;
     }
 
+    weights_release(unet_weights(m->unet));
+
     /* 6. decode each variation's final latents: VAE on latents / scaling_factor, or TAESD on
      * the raw latents */
     info.stage = M2P_STAGE_DECODE;
@@ -796,7 +860,9 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *p, m2p_image *out)
             float sf = vae_scaling_factor(m->vae);
             for (size_t k = 0; k < nl; k++)
                 b.z[k] = lat[k] / sf;
-            rc = vae_decode(m->vae, b.z, 1, h, w, b.img);
+            rc = p->vae_tile == -1
+                     ? vae_decode(m->vae, b.z, 1, h, w, b.img)
+                     : vae_decode_tiled(m->vae, b.z, 1, h, w, tile, tile_overlap, b.img);
         }
         if (rc) {
             m2p_error_wrap(rc, "decoding variation %d", i + 1);

@@ -306,6 +306,7 @@ int unet_load_file(const char *dir, const char *weights_file, const m2p_model_pa
         goto fail;
     if ((rc = weights_file ? weights_open_file(weights_file, &m->w) : weights_open(dir, &m->w)))
         goto fail;
+    weights_set_cache(m->w, p && p->weight_cache);
     int nb = m->nb, C0 = m->boc[0], CL = m->boc[nb - 1];
     /* time embedding */
     if ((m->cond_dim > 0 && (rc = nn_load_linear(m->w, "time_embedding.cond_proj", m->cond_dim,

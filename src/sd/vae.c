@@ -7,6 +7,9 @@
  * Sizes come from vae/config.json. Attention weights may use to_q/to_k/to_v/to_out.0 or the
  * older query/key/value/proj_attn names. Taps: "post_quant_conv", "decoder.conv_in",
  * "decoder.mid_block", "decoder.up_blocks.N", "decoder.conv_norm_out".
+ * Big images decode in tiles (vae_decode_tiled): overlapping latent tiles, each decoded alone
+ * and blended with linear ramps across the overlaps, as diffusers' AutoencoderKL.tiled_decode
+ * does (there: 25% overlap, blend_v / blend_h), so memory stays one tile's whatever the size.
  */
 #include "core/error.h"
 #include "model/config.h"
@@ -142,6 +145,7 @@ int vae_load(const char *dir, const m2p_model_params *p, vae **out)
     }
     if ((rc = weights_open(dir, &m->w)))
         goto fail;
+    weights_set_cache(m->w, p && p->weight_cache);
     m->top_ch = boc[nb - 1];
     m->bottom_ch = boc[0];
     m->n_up = nb;
@@ -316,6 +320,130 @@ int vae_decode(vae *m, const float *z, int B, int h, int w, float *out)
         return rc;
     op_nhwc_to_nchw(t2, B, H, W, m->out_ch, out);
     return 0;
+}
+
+/* ---- tiled decode ------------------------------------------------------------------------ */
+
+/* Tile origins along one axis of n latents: the fewest tiles of at most max_tile with at least
+ * `overlap` between neighbours, then the smallest tile size for that count, evenly spaced from
+ * 0 to n - tile (so every tile has the same size). Returns the count (starts may be NULL). */
+static int tile_axis(int n, int max_tile, int overlap, int *tile, int *starts)
+{
+    if (n <= max_tile) {
+        *tile = n;
+        if (starts)
+            starts[0] = 0;
+        return 1;
+    }
+    int k = (n - overlap + (max_tile - overlap) - 1) / (max_tile - overlap);
+    int t = (n + (k - 1) * overlap + k - 1) / k;
+    *tile = t;
+    for (int i = 0; starts && i < k; i++)
+        starts[i] = (int)((long)i * (n - t) / (k - 1));
+    return k;
+}
+
+static int tile_args_ok(int max_tile, int overlap)
+{
+    return max_tile >= 8 && overlap >= 1 && 2 * overlap <= max_tile;
+}
+
+size_t vae_decode_tiled_bytes(const vae *m, int B, int h, int w, int max_tile, int overlap)
+{
+    if (!tile_args_ok(max_tile, overlap) || (h <= max_tile && w <= max_tile))
+        return vae_scratch_bytes(m, B, h, w);
+    int th, tw, f = vae_scale_factor(m);
+    tile_axis(h, max_tile, overlap, &th, NULL);
+    tile_axis(w, max_tile, overlap, &tw, NULL);
+    size_t tile_io = (size_t)B * th * tw * ((size_t)m->latent_ch + (size_t)m->out_ch * f * f);
+    return vae_scratch_bytes(m, B, th, tw) + (tile_io + (size_t)h * w * f * f) * sizeof(float);
+}
+
+/* Blend weight of pixel i of a tile of n pixels whose first `rise` pixels overlap the tile
+ * before and last `fall` pixels the tile after: linear ramps, so the two tiles' weights over
+ * an overlap sum to 1. */
+static float ramp(int i, int n, int rise, int fall)
+{
+    float v = 1.0f;
+    if (i < rise)
+        v = ((float)i + 0.5f) / (float)rise;
+    if (i >= n - fall)
+        v *= ((float)(n - i) - 0.5f) / (float)fall;
+    return v;
+}
+
+int vae_decode_tiled(vae *m, const float *z, int B, int h, int w, int max_tile, int overlap,
+                     float *out)
+{
+    if (B <= 0 || h <= 0 || w <= 0)
+        return m2p_error(M2P_EINVAL, "VAE: bad latent size %d x %d x %d", B, h, w);
+    if (!tile_args_ok(max_tile, overlap))
+        return m2p_error(M2P_EINVAL,
+                         "VAE tiles: %d latents with %d overlap (need a tile of at least 8 and "
+                         "an overlap of 1 to half the tile)",
+                         max_tile, overlap);
+    if (h <= max_tile && w <= max_tile)
+        return vae_decode(m, z, B, h, w, out);
+    int th, tw, f = vae_scale_factor(m), C = m->latent_ch, oc = m->out_ch;
+    int ny = tile_axis(h, max_tile, overlap, &th, NULL);
+    int nx = tile_axis(w, max_tile, overlap, &tw, NULL);
+    int *ys = malloc((size_t)ny * sizeof *ys), *xs = malloc((size_t)nx * sizeof *xs);
+    size_t H = (size_t)h * f, W = (size_t)w * f, TH = (size_t)th * f, TW = (size_t)tw * f;
+    float *zt = malloc((size_t)B * C * th * tw * sizeof *zt);
+    float *ot = malloc((size_t)B * oc * TH * TW * sizeof *ot);
+    float *wsum = calloc(H * W, sizeof *wsum);
+    float *wy = malloc(TH * sizeof *wy), *wx = malloc(TW * sizeof *wx);
+    int rc = 0;
+    if (!ys || !xs || !zt || !ot || !wsum || !wy || !wx) {
+        rc = m2p_error(M2P_ENOMEM, "VAE: out of memory for %dx%d tiles", (int)TW, (int)TH);
+        goto done;
+    }
+    tile_axis(h, max_tile, overlap, &th, ys);
+    tile_axis(w, max_tile, overlap, &tw, xs);
+    memset(out, 0, (size_t)B * oc * H * W * sizeof *out);
+    for (int ty = 0; ty < ny; ty++) {
+        int rise = ty > 0 ? (ys[ty - 1] + th - ys[ty]) * f : 0;
+        int fall = ty < ny - 1 ? (ys[ty] + th - ys[ty + 1]) * f : 0;
+        for (size_t y = 0; y < TH; y++)
+            wy[y] = ramp((int)y, (int)TH, rise, fall);
+        for (int tx = 0; tx < nx; tx++) {
+            rise = tx > 0 ? (xs[tx - 1] + tw - xs[tx]) * f : 0;
+            fall = tx < nx - 1 ? (xs[tx] + tw - xs[tx + 1]) * f : 0;
+            for (size_t x = 0; x < TW; x++)
+                wx[x] = ramp((int)x, (int)TW, rise, fall);
+            for (int b = 0; b < B; b++)
+                for (int c = 0; c < C; c++)
+                    for (int y = 0; y < th; y++)
+                        memcpy(zt + (((size_t)b * C + c) * th + y) * tw,
+                               z + (((size_t)b * C + c) * h + ys[ty] + y) * w + xs[tx],
+                               (size_t)tw * sizeof *zt);
+            if ((rc = vae_decode(m, zt, B, th, tw, ot)))
+                goto done;
+            size_t Y0 = (size_t)ys[ty] * f, X0 = (size_t)xs[tx] * f;
+            for (size_t y = 0; y < TH; y++)
+                for (size_t x = 0; x < TW; x++)
+                    wsum[(Y0 + y) * W + X0 + x] += wy[y] * wx[x];
+            for (size_t bc = 0; bc < (size_t)B * oc; bc++)
+                for (size_t y = 0; y < TH; y++) {
+                    float *o = out + (bc * H + Y0 + y) * W + X0;
+                    const float *t = ot + (bc * TH + y) * TW;
+                    for (size_t x = 0; x < TW; x++)
+                        o[x] += wy[y] * wx[x] * t[x];
+                }
+        }
+    }
+    for (size_t bc = 0; bc < (size_t)B * oc; bc++)
+        for (size_t i = 0; i < H * W; i++)
+            out[bc * H * W + i] /= wsum[i];
+done:
+    free(ys);
+    free(xs);
+    free(zt);
+    free(ot);
+    free(wsum);
+    free(wy);
+    free(wx);
+    return rc;
 }
 
 float vae_scaling_factor(const vae *m)

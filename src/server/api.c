@@ -64,6 +64,14 @@ void api_health(server *s, struct mg_connection *c, const route_args *a)
                   "rss_kb", (json_int_t)rss_kb(), "threads", s->cfg.threads);
     if (o) {
         json_object_set_new(o, "websockets_dropped", json_integer(ws_dropped));
+        /* The model cache's memory budget and use (--model-memory-gb). */
+        model_cache_stats ms;
+        model_cache_get_stats(s->models, &ms);
+        json_object_set_new(o, "model_memory",
+                            json_pack("{s:I, s:I, s:i, s:i, s:i}", "budget_bytes",
+                                      (json_int_t)ms.budget_bytes, "used_bytes",
+                                      (json_int_t)ms.used_bytes, "running", ms.running, "waiting",
+                                      ms.waiting, "evictions", ms.evictions));
         /* Many machines: the store's backend and the workers with a recent heartbeat. */
         char *workers = jobs_workers_json(s->q);
         json_t *wj = workers ? json_loads(workers, 0, NULL) : NULL;
@@ -109,6 +117,7 @@ static json_t *model_entry(server *s, const char *name, const m2p_registry_entry
     char path[1024], expected[160];
     json_t *m = measured(s, name, expected, sizeof expected);
 #define OR_EMPTY(f) (r && r->f ? r->f : "")
+    int installed = model_cache_installed(s->models, name, path, sizeof path);
     json_t *e = json_pack(
         "{s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:i, s:b, s:b, s:b}", "name",
         r && r->title ? r->title : name, "description",
@@ -116,8 +125,8 @@ static json_t *model_entry(server *s, const char *name, const m2p_registry_entry
         expected, "measured", m ? m : json_null(), "memory", OR_EMPTY(memory), "quality",
         OR_EMPTY(quality), "speed", OR_EMPTY(speed), "hub_id", OR_EMPTY(hub_id), "default_steps",
         r && r->default_steps > 0 ? r->default_steps : 8, "supported", r ? r->supported : 1,
-        "installed", model_cache_installed(s->models, name, path, sizeof path), "loaded",
-        model_cache_is_loaded(s->models, name));
+        "installed", installed, "loaded", model_cache_is_loaded(s->models, name));
+    ux_model_needs(s, e, name, installed ? path : NULL); /* RAM, disk, previews (api_fetch.c) */
     /* The original's per-model defaults (registry.c) for the page's controls; a local folder
      * given with --model has none (its scheduler_config decides). */
     if (e && r) {
@@ -159,11 +168,15 @@ void api_models(server *s, struct mg_connection *c, const route_args *a)
     http_json(c, 200, o);
 }
 
-int api_submit_analysis(server *s, const char *source, int upload, double duration, int version,
-                        const char *band, const char *song, int64_t *id, api_error *err)
+/* audio_key: an upload whose bytes are in the shared store under that key (PostgreSQL). */
+static int submit_analysis(server *s, const char *source, int upload, const char *audio_key,
+                           double duration, int version, const char *band, const char *song,
+                           int64_t *id, api_error *err)
 {
     json_t *p = json_pack("{s:s, s:b, s:f, s:i}", "source", source, "upload", upload, "duration",
                           duration, "prompt_version", version);
+    if (p && audio_key)
+        json_object_set_new(p, "audio_key", json_string(audio_key));
     if (p && band && *band)
         json_object_set_new(p, "band", json_string(band));
     if (p && song && *song)
@@ -179,6 +192,12 @@ int api_submit_analysis(server *s, const char *source, int upload, double durati
         snprintf(err->message, sizeof err->message, "%s", m2p_errmsg());
     }
     return rc;
+}
+
+int api_submit_analysis(server *s, const char *source, int upload, double duration, int version,
+                        const char *band, const char *song, int64_t *id, api_error *err)
+{
+    return submit_analysis(s, source, upload, NULL, duration, version, band, song, id, err);
 }
 
 static const char *jstr(json_t *o, const char *k)
@@ -218,6 +237,7 @@ typedef struct upload {
     long long size;
     int have_file, stored;
     char duration[16], version[16], band[257], song[257];
+    char audio_key[64]; /* the file's key in the shared store, once it is there */
     char *field; /* the form field being received into a buffer */
     size_t field_cap, field_len;
 } upload;
@@ -371,6 +391,36 @@ static int upload_cached(server *s, const char *key, int64_t *id, char *state, s
     return live;
 }
 
+/* On a PostgreSQL store the job may run on a worker on another host: the file goes into the
+ * store (store_audio_put) under its folder's name before the job is queued, so an acknowledged
+ * upload survives this node; the local copy is then removed. A SQLite store keeps it here.
+ * The copy runs on a connection of its own: the node's shared one stays free for the other
+ * requests while a large file streams (100 MiB take about 2 s on loopback). */
+static int share_upload(server *s, upload *u, api_error *e)
+{
+    if (strcmp(store_backend_name(s->store), "postgresql") != 0 || !s->cfg.store_url)
+        return 0;
+    const char *name = strrchr(u->dir, '/');
+    name = name ? name + 1 : u->dir;
+    int64_t size = 0;
+    m2p_store *own = NULL;
+    int rc = m2p_store_open(s->cfg.store_url, &own);
+    if (!rc)
+        rc = store_audio_put(own, name, u->path, (int64_t)s->cfg.max_upload, &size);
+    m2p_store_close(own);
+    if (rc) {
+        e->status = http_status_of(rc);
+        snprintf(e->field, sizeof e->field, "file");
+        snprintf(e->message, sizeof e->message, "the upload could not be shared: %s",
+                 m2p_errmsg());
+        return rc;
+    }
+    if (snprintf(u->audio_key, sizeof u->audio_key, "%.*s", (int)sizeof u->audio_key - 1,
+                 name) >= (int)sizeof u->audio_key)
+        u->audio_key[0] = 0;
+    return 0;
+}
+
 static void analyze_upload(server *s, struct mg_connection *c)
 {
     const struct mg_request_info *ri = mg_get_request_info(c);
@@ -428,11 +478,14 @@ static void analyze_upload(server *s, struct mg_connection *c)
                          u.song);
                 if (upload_cached(s, key, &id, state, sizeof state))
                     cached = 1;
-                else if (!api_submit_analysis(s, u.path, 1, duration, version, u.band, u.song, &id,
-                                              &e))
+                else if (!share_upload(s, &u, &e) &&
+                         !submit_analysis(s, u.path, 1, u.audio_key[0] ? u.audio_key : NULL,
+                                          duration, version, u.band, u.song, &id, &e))
                     store_cache_put(
                         s->store, "upload_analysis", key,
                         (snprintf(idtext, sizeof idtext, "%lld", (long long)id), idtext), 0);
+                else if (u.audio_key[0])
+                    store_audio_delete(s->store, u.audio_key); /* not queued: nobody needs it */
             }
         }
         json_decref(bv);
@@ -444,8 +497,9 @@ static void analyze_upload(server *s, struct mg_connection *c)
         e.status = 500;
         snprintf(e.message, sizeof e.message, "the analysis job could not be queued");
     }
-    if (e.message[0] || cached)
-        remove_upload(&u); /* a cached answer needs no second copy */
+    /* A cached answer needs no second copy; a shared one is in the store now. */
+    if (e.message[0] || cached || u.audio_key[0])
+        remove_upload(&u);
     if (e.message[0]) {
         http_api_error(c, &e);
         return;

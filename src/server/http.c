@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 #include "core/json_limit.h"
 #include "server/server_internal.h"
@@ -118,40 +119,28 @@ json_t *http_read_json(server *s, struct mg_connection *c)
                    ri->content_length, max);
         return NULL;
     }
-    size_t cap = ri->content_length >= 0 ? (size_t)ri->content_length + 1 : 4096, n = 0;
-    char *buf = malloc(cap);
+    /* The body in a growable buffer capped at the limit; the declared length is only a hint. */
+    m2p_buf body;
+    m2p_buf_init(&body, max);
+    int rc = m2p_buf_reserve(&body, ri->content_length > 0 ? (size_t)ri->content_length : 0);
+    char chunk[16384];
+    int r;
+    while (!rc && (r = mg_read(c, chunk, sizeof chunk)) > 0)
+        rc = m2p_buf_append(&body, chunk, (size_t)r);
+    if (rc) {
+        m2p_buf_free(&body);
+        if (rc == M2P_ETOOBIG)
+            http_error(c, 413, NULL, "the request body is over the limit of %zu bytes", max);
+        else
+            http_error(c, 500, NULL, "out of memory");
+        return NULL;
+    }
+    size_t n = body.len;
+    char *buf = m2p_buf_detach(&body);
     if (!buf) {
         http_error(c, 500, NULL, "out of memory");
         return NULL;
     }
-    for (;;) {
-        if (n + 1 >= cap) {
-            if (cap > max + 1) {
-                free(buf);
-                http_error(c, 413, NULL, "the request body is over the limit of %zu bytes", max);
-                return NULL;
-            }
-            size_t ncap = cap * 2 > max + 2 ? max + 2 : cap * 2;
-            char *nb = realloc(buf, ncap);
-            if (!nb) {
-                free(buf);
-                http_error(c, 500, NULL, "out of memory");
-                return NULL;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        int r = mg_read(c, buf + n, cap - 1 - n);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-        if (n > max) {
-            free(buf);
-            http_error(c, 413, NULL, "the request body is over the limit of %zu bytes", max);
-            return NULL;
-        }
-    }
-    buf[n] = 0;
     json_error_t err;
     json_t *j = m2p_json_loadb(buf, n, JSON_REJECT_DUPLICATES, &err);
     free(buf);

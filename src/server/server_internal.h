@@ -137,6 +137,10 @@ route_fn api_health, api_models, api_openapi, api_analyze, api_generate, api_job
 route_fn api_tokens, api_image_thumb, api_image_poster, api_models_fetch, api_models_fetch_get;
 /* api_fetch.c: let go of the download at server stop (it finishes on its own thread). */
 void ux_fetch_stop(server *s);
+/* api_fetch.c: a model's needs into its /api/models entry e: ram_bytes (this server's dtype),
+ * download_bytes, disk_bytes (path: its folder when installed, else NULL), preview,
+ * guidance_embedded. */
+void ux_model_needs(server *s, json_t *e, const char *name, const char *path);
 /* The download name of a stored poster (artist-song-seed.png, from its PNG text chunks). */
 void api_image_filename(const uint8_t *png, size_t len, int64_t id, char *out, size_t n);
 /* Check the configured models at start (warnings, s->model_problems); the problem of one. */

@@ -170,8 +170,10 @@ json_t *validate_generate(server *s, json_t *b, int need_prompt, api_error *e)
     int def_steps = reg && reg->default_steps > 0 ? reg->default_steps : 8;
     if (get_int(b, n_steps, 1, 50, def_steps, &steps, "from 1 to 50", e) ||
         get_int(b, n_var, 1, s->cfg.max_variations, 1, &variations, vrange, e) ||
-        get_int(b, n_w, MIN_SIDE, MAX_SIDE, 512, &width, "a multiple of 8 from 64 to 1024", e) ||
-        get_int(b, n_h, MIN_SIDE, MAX_SIDE, 512, &height, "a multiple of 8 from 64 to 1024", e))
+        get_int(b, n_w, MIN_SIDE, MAX_SIDE, reg ? reg->default_width : 512, &width,
+                "a multiple of 8 from 64 to 1024", e) ||
+        get_int(b, n_h, MIN_SIDE, MAX_SIDE, reg ? reg->default_height : 512, &height,
+                "a multiple of 8 from 64 to 1024", e))
         goto bad;
     if (width % 8) {
         fail(e, "width", "width is %lld; it must be a multiple of 8 from 64 to 1024", width);
@@ -187,7 +189,9 @@ json_t *validate_generate(server *s, json_t *b, int need_prompt, api_error *e)
     if (get_int(b, n_seed, 0, MAX_SEED, (long long)(rnd & 0xffffffffu), &seed,
                 "from 0 to 9007199254740991", e))
         goto bad;
-    double guidance = 8.5;
+    /* unless given: the model's own (the original's registry: 7.5 with CFG, 1.0 LCM, 0.0
+     * Turbo/Lightning), as `generate --model NAME` and the page do; 8.5 for a bare folder */
+    double guidance = reg ? reg->default_guidance : 8.5;
     const char *gf;
     static const char *const n_g[] = {"guidance", "guidance_scale", NULL};
     json_t *g = get_any(b, n_g, &gf);

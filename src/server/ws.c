@@ -267,8 +267,12 @@ static void generate(ws_client *w, json_t *msg)
 {
     api_error e;
     int64_t id = 0;
+    /* Deliveries wait until this client is subscribed: a free worker may run the job (and
+     * publish its first steps) before submit_generate returns. */
+    progress_hold(w->s->bus);
     json_t *p = submit_generate(w->s, msg, &id, &e);
     if (!p) {
+        progress_release(w->s->bus);
         send_error(w, e.field[0] ? e.field : NULL, e.message);
         return;
     }
@@ -278,7 +282,9 @@ static void generate(ws_client *w, json_t *msg)
     json_decref(p);
     first = acc ? json_dumps(acc, JSON_COMPACT) : NULL;
     json_decref(acc);
-    if (progress_subscribe(w->s->bus, w->sub, id, PROGRESS_PROTO_ORIGINAL, first))
+    int rc = progress_subscribe(w->s->bus, w->sub, id, PROGRESS_PROTO_ORIGINAL, first);
+    progress_release(w->s->bus);
+    if (rc)
         send_error(w, NULL, m2p_errmsg());
     free(first);
 }

@@ -310,12 +310,14 @@ static int jobs_recover(m2p_store *s, int max_attempts, const char *worker, int 
         "not retried again',"
         " COALESCE(worker, '?'), attempts) WHERE" STALE,
     };
+    /* one "now" for all three statements, as in jobs_store.c */
+    int64_t now = store_now_ms();
     int rc = pg_begin(s), n[3] = {0};
     if (rc)
         return rc;
     for (int i = 0; i < 3; i++) {
         pgp p = {0};
-        pgp_i64(&p, store_now_ms());
+        pgp_i64(&p, now);
         pgp_str(&p, worker);
         if (i == 1)
             pgp_i64(&p, max_attempts);
@@ -714,4 +716,8 @@ const store_backend store_pg_backend = {
     .workers_list = workers_list,
     .queue_depth = queue_depth,
     .event_put = store_pg_event_put,
+    .audio_put = store_pg_audio_put,
+    .audio_get = store_pg_audio_get,
+    .audio_delete = store_pg_audio_delete,
+    .audio_trim = store_pg_audio_trim,
 };

@@ -130,8 +130,13 @@ static int job_create(m2p_store *s, int kind, const char *params, int64_t batch_
         if ((rc = prepare(s, "SELECT COUNT(*) FROM jobs WHERE state = 'queued'", &st,
                           "counting queued jobs")))
             return rollback(s, rc);
-        int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        /* a failed step (out of memory) may have ended the transaction: the insert would then
+         * commit on its own and the COMMIT fail (found by tests/inject/test_alloc_request) */
+        int step = sqlite3_step(st);
+        int64_t n = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
         sqlite3_finalize(st);
+        if (step != SQLITE_ROW)
+            return rollback(s, db_fail(s, "counting queued jobs"));
         if (n >= max_queued)
             return rollback(s, m2p_error(M2P_EBUSY,
                                          "the queue is full (%d jobs waiting); try "
@@ -389,6 +394,9 @@ static int jobs_recover(m2p_store *s, int max_attempts, const char *worker, int 
         "not retried again',"
         " COALESCE(worker, '?'), attempts) WHERE" STALE,
     };
+    /* one "now" for all three: a lease expiring between the statements would otherwise skip the
+       requeue and fail a job that had attempts left */
+    int64_t now = store_now_ms();
     int rc = begin(s), n[3] = {0};
     if (rc)
         return rc;
@@ -396,7 +404,7 @@ static int jobs_recover(m2p_store *s, int max_attempts, const char *worker, int 
         sqlite3_stmt *st = NULL;
         if ((rc = prepare(s, sql[i], &st, "recovering jobs")))
             return rollback(s, rc);
-        sqlite3_bind_int64(st, 1, store_now_ms());
+        sqlite3_bind_int64(st, 1, now);
         if (worker)
             sqlite3_bind_text(st, 2, worker, -1, SQLITE_STATIC);
         else

@@ -58,6 +58,13 @@ static const store_migration list[] = {
      " seen_ms INTEGER NOT NULL);"
      "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER NOT NULL,"
      " event TEXT NOT NULL, created_ms INTEGER NOT NULL);"},
+    /* 4: shared audio files: an upload's bytes in chunks, for workers on other hosts
+     * (PostgreSQL only; kept for symmetry, see store_audio_put). */
+    {"audio_files, audio_chunks: uploaded audio shared by every node",
+     "CREATE TABLE audio_files (key TEXT PRIMARY KEY, size INTEGER NOT NULL,"
+     " chunks INTEGER NOT NULL, created_ms INTEGER NOT NULL);"
+     "CREATE TABLE audio_chunks (key TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,"
+     " PRIMARY KEY (key, seq));"},
     /* Append new migrations here (one line each). */
 };
 
@@ -93,6 +100,12 @@ static const store_migration pg_list[] = {
      " event TEXT NOT NULL,"
      " created_ms BIGINT NOT NULL);"
      "CREATE INDEX events_created ON events (created_ms);"},
+    {"audio_files, audio_chunks: uploaded audio shared by every node",
+     "CREATE TABLE audio_files (key TEXT PRIMARY KEY, size BIGINT NOT NULL,"
+     " chunks INTEGER NOT NULL, created_ms BIGINT NOT NULL);"
+     "CREATE TABLE audio_chunks (key TEXT NOT NULL, seq INTEGER NOT NULL, data BYTEA NOT NULL,"
+     " PRIMARY KEY (key, seq));"
+     "ALTER TABLE audio_chunks ALTER COLUMN data SET STORAGE EXTERNAL;"},
 };
 
 _Static_assert(sizeof list / sizeof list[0] == sizeof pg_list / sizeof pg_list[0],

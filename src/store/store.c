@@ -232,6 +232,67 @@ int store_event_put(m2p_store *s, int64_t job, const char *event, int64_t *id)
     STORE_CALL(s, event_put, job, event, id);
 }
 
+/* Shared audio: the key is a file name's worth of [A-Za-z0-9._-], so it can name a folder. */
+static int audio_args(m2p_store *s, const char *key)
+{
+    if (!s || !s->be)
+        return m2p_error(M2P_EINVAL, "store: no store");
+    if (!s->be->audio_put)
+        return m2p_error(M2P_EUNSUPPORTED,
+                         "store: shared audio files need a PostgreSQL store (--store "
+                         "postgresql://...); a %s store keeps them in the data folder",
+                         s->be->name);
+    size_t n = key ? strlen(key) : 0;
+    if (!n || n > 100 || key[0] == '.' || strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
+                                                        "OPQRSTUVWXYZ0123456789._-") != n)
+        return m2p_error(M2P_EINVAL, "store audio: the key '%s' is not a plain name",
+                         key ? key : "");
+    return 0;
+}
+
+int store_audio_put(m2p_store *s, const char *key, const char *path, int64_t max_bytes,
+                    int64_t *size)
+{
+    int rc = audio_args(s, key);
+    if (rc)
+        return rc;
+    if (!path || !size)
+        return m2p_error(M2P_EINVAL, "store audio put: no file");
+    STORE_CALL(s, audio_put, key, path, max_bytes, size);
+}
+
+int store_audio_get(m2p_store *s, const char *key, const char *path, int64_t *size)
+{
+    int rc = audio_args(s, key);
+    if (rc)
+        return rc;
+    if (!path || !size)
+        return m2p_error(M2P_EINVAL, "store audio get: no file");
+    STORE_CALL(s, audio_get, key, path, size);
+}
+
+int store_audio_delete(m2p_store *s, const char *key)
+{
+    int rc = audio_args(s, key);
+    if (rc)
+        return rc;
+    STORE_CALL(s, audio_delete, key);
+}
+
+int store_audio_trim(m2p_store *s, const char *prefix, int64_t max_bytes, int *removed)
+{
+    int n = 0;
+    if (!removed)
+        removed = &n;
+    *removed = 0;
+    int rc = audio_args(s, prefix);
+    if (rc)
+        return rc;
+    if (max_bytes < 0)
+        return m2p_error(M2P_EINVAL, "store audio trim: the limit is negative");
+    STORE_CALL(s, audio_trim, prefix, max_bytes, removed);
+}
+
 /* jobs_store.h */
 const char *store_job_kind_name(int kind)
 {

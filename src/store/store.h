@@ -62,4 +62,21 @@ int store_listener_open(const char *url, store_listener **out);
 int store_listener_wait(store_listener *l, int timeout_ms, int64_t *job, char **event);
 void store_listener_close(store_listener *l);
 
+/* Shared audio files (PostgreSQL only; M2P_EUNSUPPORTED on SQLite, where every job runs beside
+ * the one data folder): the bytes of an uploaded file live in the store under a key (the upload's
+ * folder name, "up-<hex>"), so that a worker on another host analyses what a web node received.
+ * The bytes go in chunks of STORE_AUDIO_CHUNK (tables audio_files, audio_chunks); put and get
+ * stream between a file and the database, so memory stays bounded whatever the file's size.
+ * put: the whole file in one transaction, M2P_ETOOBIG over max_bytes (0: no limit); *size gets
+ * its length. get: writes path (through path.part and a rename: never half a file),
+ * M2P_ENOTFOUND when the key is not stored. delete: 0 also when it was gone already. */
+#define STORE_AUDIO_CHUNK (1 << 20)
+int store_audio_put(m2p_store *s, const char *key, const char *path, int64_t max_bytes,
+                    int64_t *size);
+int store_audio_get(m2p_store *s, const char *key, const char *path, int64_t *size);
+int store_audio_delete(m2p_store *s, const char *key);
+/* Keep the files whose key starts with prefix under max_bytes in all: the oldest go first.
+ * *removed (may be NULL) gets how many went. */
+int store_audio_trim(m2p_store *s, const char *prefix, int64_t max_bytes, int *removed);
+
 #endif

@@ -60,6 +60,12 @@ typedef struct store_backend {
     int (*workers_list)(m2p_store *s, int64_t seen_since_ms, store_worker **out, int *n);
     int (*queue_depth)(m2p_store *s, char **json);
     int (*event_put)(m2p_store *s, int64_t job, const char *event, int64_t *id);
+    /* store.h, shared audio files (NULL: the backend has none) */
+    int (*audio_put)(m2p_store *s, const char *key, const char *path, int64_t max_bytes,
+                     int64_t *size);
+    int (*audio_get)(m2p_store *s, const char *key, const char *path, int64_t *size);
+    int (*audio_delete)(m2p_store *s, const char *key);
+    int (*audio_trim)(m2p_store *s, const char *prefix, int64_t max_bytes, int *removed);
 } store_backend;
 
 struct m2p_store {
@@ -95,6 +101,11 @@ int store_pg_cache_get(m2p_store *s, const char *ns, const char *key, char **val
 int store_pg_cache_put(m2p_store *s, const char *ns, const char *key, const char *value,
                        int64_t ttl_s);
 int store_pg_event_put(m2p_store *s, int64_t job, const char *event, int64_t *id);
+int store_pg_audio_put(m2p_store *s, const char *key, const char *path, int64_t max_bytes,
+                       int64_t *size);
+int store_pg_audio_get(m2p_store *s, const char *key, const char *path, int64_t *size);
+int store_pg_audio_delete(m2p_store *s, const char *key);
+int store_pg_audio_trim(m2p_store *s, const char *prefix, int64_t max_bytes, int *removed);
 
 /* Backend constructors: fill s (be, db or pg) or return an error. */
 int store_sqlite_open(m2p_store *s, const char *file);

@@ -1,8 +1,9 @@
 /*
  * store_pg.c — the PostgreSQL backend's connection (libpq): connect from a postgresql:// URI,
  * reconnect with backoff after the server went away, run statements with parameters, apply the
- * migrations under an advisory lock, the namespaced cache, and progress events for other nodes
- * (a row in events plus NOTIFY m2p_events). The job operations are in jobs_pg.c.
+ * migrations under an advisory lock, the namespaced cache, progress events for other nodes
+ * (a row in events plus NOTIFY m2p_events) and shared audio files (uploads, downloads) in
+ * 1 MiB chunk rows. The job operations are in jobs_pg.c.
  *
  * Reconnecting: a call that finds the connection broken returns M2P_EBUSY ("the database at ...
  * is unreachable") at once while a retry is not due, else tries PQreset; the wait doubles from
@@ -14,10 +15,13 @@
 #define _GNU_SOURCE
 #include "store/pg_internal.h"
 
+#include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "store/migrations.h"
@@ -376,6 +380,169 @@ int store_pg_event_put(m2p_store *s, int64_t job, const char *event, int64_t *id
         pg_cmd(s, "DELETE FROM events WHERE created_ms < $1", &q, NULL, "dropping old events");
     }
     return 0;
+}
+
+/* Shared audio files (store.h): chunk rows under one audio_files row, written in one
+ * transaction so that a reader sees all of a file or none of it. */
+int store_pg_audio_put(m2p_store *s, const char *key, const char *path, int64_t max_bytes,
+                       int64_t *size)
+{
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return m2p_error(M2P_EIO, "store audio: cannot read %s: %s", path, strerror(errno));
+    uint8_t *buf = malloc(STORE_AUDIO_CHUNK);
+    if (!buf) {
+        fclose(f);
+        return m2p_error(M2P_ENOMEM, "store audio: out of memory");
+    }
+    int rc = pg_begin(s);
+    if (rc) {
+        free(buf);
+        fclose(f);
+        return rc;
+    }
+    pgp p = {0};
+    pgp_str(&p, key);
+    if (!(rc = pg_cmd(s, "DELETE FROM audio_chunks WHERE key = $1", &p, NULL, "storing audio")))
+        rc = pg_cmd(s, "DELETE FROM audio_files WHERE key = $1", &p, NULL, "storing audio");
+    int64_t total = 0;
+    int seq = 0;
+    while (!rc) {
+        size_t n = fread(buf, 1, STORE_AUDIO_CHUNK, f);
+        if (n == 0) {
+            if (ferror(f))
+                rc = m2p_error(M2P_EIO, "store audio: cannot read %s", path);
+            break;
+        }
+        total += (int64_t)n;
+        if (max_bytes > 0 && total > max_bytes) {
+            rc = m2p_error(M2P_ETOOBIG, "store audio: %s is over the limit of %lld bytes", path,
+                           (long long)max_bytes);
+            break;
+        }
+        pgp q = {0};
+        pgp_str(&q, key);
+        pgp_i64(&q, seq++);
+        pgp_bin(&q, buf, n);
+        rc = pg_cmd(s, "INSERT INTO audio_chunks (key, seq, data) VALUES ($1, $2, $3)", &q, NULL,
+                    "storing audio");
+    }
+    free(buf);
+    fclose(f);
+    if (!rc) {
+        pgp q = {0};
+        pgp_str(&q, key);
+        pgp_i64(&q, total);
+        pgp_i64(&q, seq);
+        pgp_i64(&q, store_now_ms());
+        rc = pg_cmd(s,
+                    "INSERT INTO audio_files (key, size, chunks, created_ms) VALUES"
+                    " ($1, $2, $3, $4)",
+                    &q, NULL, "storing audio");
+    }
+    if (rc)
+        return pg_rollback(s, rc);
+    if ((rc = pg_commit(s)))
+        return rc;
+    *size = total;
+    return 0;
+}
+
+int store_pg_audio_get(m2p_store *s, const char *key, const char *path, int64_t *size)
+{
+    *size = 0;
+    pgp p = {0};
+    pgp_str(&p, key);
+    PGresult *r = NULL;
+    int rc = pg_run(s, "SELECT size, chunks FROM audio_files WHERE key = $1", &p, 0, &r,
+                    "reading audio");
+    if (rc)
+        return rc;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return m2p_error(M2P_ENOTFOUND, "store audio: no file %s in the store", key);
+    }
+    int64_t want = pg_i64(r, 0, 0), chunks = pg_i64(r, 0, 1);
+    PQclear(r);
+    size_t n = strlen(path) + sizeof ".part";
+    char *part = malloc(n);
+    if (!part)
+        return m2p_error(M2P_ENOMEM, "store audio: out of memory");
+    snprintf(part, n, "%s.part", path);
+    FILE *f = fopen(part, "wb");
+    if (!f) {
+        rc = m2p_error(M2P_EIO, "store audio: cannot write %s: %s", part, strerror(errno));
+        free(part);
+        return rc;
+    }
+    int64_t total = 0;
+    for (int64_t seq = 0; !rc && seq < chunks; seq++) {
+        pgp q = {0};
+        pgp_str(&q, key);
+        pgp_i64(&q, seq);
+        if ((rc = pg_run(s, "SELECT data FROM audio_chunks WHERE key = $1 AND seq = $2", &q, 1,
+                         &r, "reading audio")))
+            break;
+        if (PQntuples(r) == 0) {
+            rc = m2p_error(M2P_ENOTFOUND, "store audio: %s lost chunk %lld (deleted meanwhile?)",
+                           key, (long long)seq);
+        } else {
+            size_t len = (size_t)PQgetlength(r, 0, 0);
+            if (fwrite(PQgetvalue(r, 0, 0), 1, len, f) != len)
+                rc = m2p_error(M2P_EIO, "store audio: cannot write %s: %s", part, strerror(errno));
+            total += (int64_t)len;
+        }
+        PQclear(r);
+    }
+    if (fclose(f) != 0 && !rc)
+        rc = m2p_error(M2P_EIO, "store audio: cannot write %s: %s", part, strerror(errno));
+    if (!rc && total != want)
+        rc = m2p_error(M2P_EIO, "store audio: %s has %lld bytes, its row says %lld", key,
+                       (long long)total, (long long)want);
+    if (!rc && rename(part, path) != 0)
+        rc = m2p_error(M2P_EIO, "store audio: cannot rename %s: %s", part, strerror(errno));
+    if (rc)
+        unlink(part);
+    free(part);
+    if (!rc)
+        *size = total;
+    return rc;
+}
+
+int store_pg_audio_delete(m2p_store *s, const char *key)
+{
+    int rc = pg_begin(s);
+    if (rc)
+        return rc;
+    pgp p = {0};
+    pgp_str(&p, key);
+    if ((rc = pg_cmd(s, "DELETE FROM audio_files WHERE key = $1", &p, NULL, "deleting audio")) ||
+        (rc = pg_cmd(s, "DELETE FROM audio_chunks WHERE key = $1", &p, NULL, "deleting audio")))
+        return pg_rollback(s, rc);
+    return pg_commit(s);
+}
+
+int store_pg_audio_trim(m2p_store *s, const char *prefix, int64_t max_bytes, int *removed)
+{
+    int rc = pg_begin(s);
+    if (rc)
+        return rc;
+    pgp p = {0};
+    pgp_str(&p, prefix);
+    pgp_i64(&p, max_bytes);
+    /* newest first; a file goes when it and the newer ones are over the limit */
+    const char *victims =
+        "SELECT key FROM (SELECT key, SUM(size) OVER (ORDER BY created_ms DESC, key) AS total"
+        " FROM audio_files WHERE starts_with(key, $1)) f WHERE total > $2";
+    char sql[512];
+    snprintf(sql, sizeof sql, "DELETE FROM audio_chunks WHERE key IN (%s)", victims);
+    if ((rc = pg_cmd(s, sql, &p, NULL, "trimming shared audio")))
+        return pg_rollback(s, rc);
+    snprintf(sql, sizeof sql, "DELETE FROM audio_files WHERE key IN (%s)", victims);
+    if ((rc = pg_cmd(s, sql, &p, removed, "trimming shared audio")))
+        return pg_rollback(s, rc);
+    return pg_commit(s);
 }
 
 /* store_listener (store.h): its own connection, LISTEN m2p_events. A notification only says

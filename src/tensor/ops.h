@@ -22,6 +22,9 @@ int op_get_threads(void);
 /* 1 when this CPU runs bf16 matmuls/convs natively (AVX512-BF16 or AMX, as oneDNN sees it:
  * ONEDNN_MAX_CPU_ISA lowers it); without them oneDNN would fall back to slow reference code. */
 int op_bf16_supported(void);
+/* Which build of the vector kernels runs: "avx512" or "generic" (picked once from the CPU;
+ * MUS2PIC_CPU=generic forces the portable one), or "native" (-DM2P_NATIVE=ON builds). */
+const char *m2p_cpu_kernels(void);
 
 typedef struct op_conv op_conv;
 /* k x k conv, stride, zero padding pad. bias may be NULL. dtype: M2P_DTYPE_F32 / _BF16. */
@@ -41,6 +44,31 @@ int op_linear_create(op_linear **out, const float *w, const float *bias, int in,
 /* x [rows,in] -> y [rows,out] (+ residual [rows,out] when not NULL; may equal y). */
 int op_linear_forward(op_linear *l, const float *x, int rows, float *y, const float *residual);
 void op_linear_free(op_linear *l);
+
+/* ---- prepared weights (for the on-disk weight cache, model/wcache.c) ----------------------
+ * An op's weights as it holds them after create: the layout oneDNN chose for this CPU (an
+ * opaque descriptor) and the bytes in it. op_*_create_prepared builds the same op from such
+ * bytes without converting or copying them; they must stay valid until the op calls
+ * release(release_ud) at free (release may be NULL). Those return 1, not an error, when the
+ * layout is not the one this CPU / oneDNN build would choose (the caller converts from the
+ * source weights instead). op_prepared_tag names what the layouts depend on (oneDNN version,
+ * dispatched ISA, dtype): prepared weights written under another tag are not to be used. */
+typedef struct op_prepared {
+    const void *layout;
+    size_t layout_size;
+    const void *data; /* 64-byte aligned */
+    size_t size;      /* bytes */
+    void (*release)(void *ud);
+    void *release_ud;
+} op_prepared;
+int op_conv_create_prepared(op_conv **out, const op_prepared *pw, const float *bias, int cin,
+                            int cout, int k, int stride, int pad, int dtype);
+int op_linear_create_prepared(op_linear **out, const op_prepared *pw, const float *bias, int in,
+                              int n_out, int dtype);
+/* The op's own weights (valid while the op lives); release fields are left NULL. */
+void op_conv_prepared(const op_conv *c, op_prepared *pw);
+void op_linear_prepared(const op_linear *l, op_prepared *pw);
+void op_prepared_tag(int dtype, char *buf, size_t n);
 
 /* GroupNorm over NHWC x [B, HW, C] with `groups` groups; optional fused SiLU. y may equal x.
  * 0, or M2P_ENOMEM when its per-channel scratch cannot be allocated. */

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -316,9 +317,10 @@ static void test_missing_program(void)
     CHECK(strstr(m2p_errmsg(), "not found on PATH") != NULL);
 }
 
-/* Run the fake in a failure mode; the cache must be as it was and tmp empty. */
-static void failing(const char *mode, int want, const char *msg_part, double max_s,
-                    int64_t max_bytes)
+/* Run the fake in a failure mode; the cache must be as it was and tmp empty. No wall-clock
+ * bound: a stage that failed to stop yt-dlp shows as another code (the 2 s timeout's
+ * M2P_ETIMEOUT, or the fake's own end), so the codes alone prove each stop. */
+static void failing(const char *mode, int want, const char *msg_part, int64_t max_bytes)
 {
     m2p_fetch_params p = params();
     p.timeout_s = 2;
@@ -333,10 +335,9 @@ static void failing(const char *mode, int want, const char *msg_part, double max
     int rc = m2p_fetch("https://youtu.be/BBBBBBBBBBB", &p, &info, path, sizeof path);
     double dt = now_s() - t0;
     if (rc != want || !strstr(m2p_errmsg(), msg_part))
-        fprintf(stderr, "mode %s: rc %d, message: %s\n", mode, rc, m2p_errmsg());
+        fprintf(stderr, "mode %s: rc %d after %.2f s, message: %s\n", mode, rc, dt, m2p_errmsg());
     CHECK_INT(rc, want);
     CHECK(strstr(m2p_errmsg(), msg_part) != NULL);
-    CHECK(dt < max_s);
     CHECK_STR(path, "");
     CHECK_INT(test_count_lines(runs_file), runs + 1);
     CHECK_INT(count_dir("e"), entries);
@@ -358,9 +359,10 @@ static void test_cancel(void)
     double t0 = now_s();
     CHECK_INT(m2p_fetch("https://youtu.be/CCCCCCCCCCC", &p, &info, path, sizeof path),
               M2P_ECANCELED);
-    double dt = now_s() - t0;
+    fprintf(stderr, "canceled after %.2f s\n", now_s() - t0);
+    /* No wall-clock bound: without the cancel, the hanging fake ends at the 20 s timeout with
+     * M2P_ETIMEOUT, so the code above proves the stop. */
     CHECK(strstr(m2p_errmsg(), "canceled") != NULL);
-    CHECK(dt < 3.0); /* the timeout is 20 s */
     CHECK_INT(pr.calls, 3);
     CHECK_INT(test_count_lines(runs_file), runs + 1);
     CHECK_INT(count_dir("e"), entries);
@@ -379,17 +381,17 @@ static void test_cancel(void)
 
 static void test_failure_modes(void)
 {
-    failing("fail", M2P_ENETWORK, "ERROR: [youtube] xyz: Video unavailable", 5, 0);
+    failing("fail", M2P_ENETWORK, "ERROR: [youtube] xyz: Video unavailable", 0);
     CHECK(strstr(m2p_errmsg(), "exit status 1") != NULL);
     /* yt-dlp's own Python error: its last line and what to do, not the stack */
-    failing("crash", M2P_ENETWORK, "yt-dlp itself failed (KeyError: formats)", 5, 0);
+    failing("crash", M2P_ENETWORK, "yt-dlp itself failed (KeyError: formats)", 0);
     CHECK(strstr(m2p_errmsg(), "MUS2PIC_YTDLP") != NULL);
     CHECK(strstr(m2p_errmsg(), "Traceback") == NULL && strstr(m2p_errmsg(), ".py") == NULL);
-    failing("hang", M2P_ETIMEOUT, "longer than 2 s", 4.5, 0);
-    failing("nothing", M2P_EFORMAT, "wrote no audio file", 5, 0);
-    failing("big", M2P_ETOOBIG, "over the limit of 100000", 5, 100000);
-    failing("stream", M2P_ETOOBIG, "grew over the limit of 100000", 3, 100000);
-    failing("partial", M2P_ENETWORK, "connection reset", 5, 0);
+    failing("hang", M2P_ETIMEOUT, "longer than 2 s", 0);
+    failing("nothing", M2P_EFORMAT, "wrote no audio file", 0);
+    failing("big", M2P_ETOOBIG, "over the limit of 100000", 100000);
+    failing("stream", M2P_ETOOBIG, "grew over the limit of 100000", 100000);
+    failing("partial", M2P_ENETWORK, "connection reset", 0);
 }
 
 static void test_shell_metacharacters(void)
@@ -440,7 +442,12 @@ static void test_lru(void)
         setenv("FAKE_ID", ids[i], 1);
         CHECK_INT(m2p_fetch(url, &p, &info, path, sizeof path), 0);
         CHECK_INT(info.from_cache, i == 2);
-        usleep(20000);
+        /* The cache orders entries by mtime (a use touches it): give each use its own second
+         * instead of sleeping between fetches, so the order never depends on the clock's grain. */
+        char used[800];
+        snprintf(used, sizeof used, "%s/e/youtube-%s", dir2, ids[i]);
+        struct timespec when[2] = {{time(NULL) - 100 + i, 0}, {time(NULL) - 100 + i, 0}};
+        CHECK_INT(utimensat(AT_FDCWD, used, when, AT_SYMLINK_NOFOLLOW), 0);
     }
     CHECK_INT(test_count_lines(runs_file), runs + 3);
     /* 2 was used least recently (1 was touched by the third fetch), so 2 went */

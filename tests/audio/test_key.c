@@ -5,11 +5,10 @@
  *    here independently);
  *  - key_best (the reported key) finds all 24 keys for every profile set, and key_peak_chroma
  *    puts a C major triad on C, E and G (at tuning 0 and +0.3 semitone);
- *  - a flat chroma gives no key;
- *  - brahms.ogg (Hungarian Dance No. 5, US Army Strings) is G minor: the orchestral
- *    arrangement's key (Schmeling's orchestration; the piano-duet original and the file's
- *    title say F# minor). The recording's chroma leads with D, G, A, Bb, C, with C# (F# minor's
- *    dominant) among the weakest, at a measured tuning of +0.02 semitone.
+ *  - a flat chroma gives no key.
+ * Audio is checked only against keys an independent source states: synthesized chords
+ * (test_features.c) and the MIDI tunes of ../shared/fixtures/audio/tunes (bench/eval_tempo_key).
+ * librosa's brahms.ogg has no stated key (its fixture README), so no answer of ours is pinned.
  */
 #include "audio/key.h"
 #include "mus2pic.h"
@@ -104,21 +103,5 @@ int main(void)
     CHECK_INT(r.key_tonic, -1);
     CHECK_NEAR(r.mode_confidence, 0.5, 0);
 
-    m2p_audio a;
-    int rc = m2p_audio_decode(test_fixture("audio/librosa/brahms.ogg"), 0, 0, &a);
-    CHECK_INT(rc, 0);
-    if (!rc) {
-        m2p_features f;
-        CHECK_INT(m2p_features_compute(a.samples, a.n, a.sample_rate, &f), 0);
-        fprintf(stderr, "brahms: %s %s (mode_confidence %.3f), tempo %.1f\n",
-                m2p_key_name(f.key_tonic), f.is_major_key ? "major" : "minor", f.mode_confidence,
-                f.tempo);
-        CHECK_STR(m2p_key_name(f.key_tonic), "G");
-        CHECK_INT(f.is_major_key, 0);
-        CHECK_INT(f.key_major, 0);
-        CHECK(f.mode_confidence < 0.5);
-        m2p_features_free(&f);
-        m2p_audio_free(&a);
-    }
     TEST_DONE();
 }

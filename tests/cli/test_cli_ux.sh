@@ -3,8 +3,10 @@
 # cache in the user's cache folder, never ./data of the folder they run in; the text summary and
 # --json give the same key; `prompt --version llm` without a key stops before the analysis and
 # names --llm-key; `generate` prints no seed for a model it cannot load, and with --title/--artist
-# writes FILE-text.png beside the unchanged plain FILE.png; `serve -v` logs each
-# request and each job.
+# writes FILE-text.png beside the unchanged plain FILE.png; `serve -v` logs each request and
+# each job; a typo in MUS2PIC_MODEL is a warning at start; offline, `models fetch` says what to
+# do (HF_ENDPOINT, a copied folder with --model NAME=DIR); `models list` says what each model
+# needs on disk and in memory.
 set -uo pipefail
 : "${M2P_BIN:?M2P_BIN is set by ctest}" "${M2P_FIXTURES:?M2P_FIXTURES is set by ctest}"
 BIN="$M2P_BIN"
@@ -94,26 +96,64 @@ check "plain kept, text only in the top third ($(tail -1 "$T/rows"))" grep -q "^
 check "a bad --text-layout: exit 2 naming the choices" grep -q "top, bottom or band" "$T/err"
 
 # 6. serve -v: each request and each job in the log (no query string: a token stays out)
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-"$BIN" serve -v --port "$port" --data "$T/data" --offline --model "lcm=$M2P_FIXTURES/sd-tiny/model" >"$T/serve.log" 2>&1 &
+# The kernel picks the port; the server prints it once it listens, and the test reads that line
+# (an event, not a sleep; EOF if the server exits first).
+mkfifo "$T/serve.out"
+"$BIN" serve -v --port 0 --data "$T/data" --offline --model "lcm=$M2P_FIXTURES/sd-tiny/model" >"$T/serve.out" 2>"$T/serve.log" &
 pid=$!
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+exec 4<"$T/serve.out"
+read -r line <&4 || true
+port="$(sed -n 's|.*serving http://[^:]*:\([0-9]*\).*|\1|p' <<<"$line")"
+check "serve printed its address ($line)" test -n "$port"
 curl -s "http://127.0.0.1:$port/api/health?secret=1" >/dev/null
 job="$(curl -s -H 'Content-Type: application/json' -d '{"prompt":"a cat","width":64,"height":64,"steps":2}' \
   "http://127.0.0.1:$port/api/generate" | python3 -c 'import json,sys; print(json.load(sys.stdin)["job_id"])')"
 state=""
-for _ in $(seq 1 300); do
+for _ in $(seq 1 3000); do # polled; the bound (minutes) fails only on a hang
   state="$(curl -s "http://127.0.0.1:$port/api/jobs/$job" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')"
   [ "$state" = done ] || [ "$state" = failed ] && break
   sleep 0.1
 done
 check "the job finished ($state)" test "$state" = done
-kill "$pid"; wait "$pid" 2>/dev/null; pid=""
+kill "$pid"; wait "$pid" 2>/dev/null; pid=""; exec 4<&-
 check "serve -v logs a request with its status" grep -q "GET /api/health -> 200" "$T/serve.log"
 check "no query string in the log" bash -c "! grep -q 'secret=1' '$T/serve.log'"
 check "serve -v logs the POST" grep -q "POST /api/generate -> 202" "$T/serve.log"
 check "serve -v logs the job start" grep -q "job $job (generate) started" "$T/serve.log"
 check "serve -v logs the job end" grep -q "job $job (generate) ended after" "$T/serve.log"
+
+# 6b. a typo in MUS2PIC_MODEL: a warning at start naming the folder, and /api/models says so
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+MUS2PIC_MODEL="$T/no-such-model-folder" HF_HOME="$T/hf" "$BIN" serve --port "$port" --data "$T/data3" --offline >"$T/serve3.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+curl -s "http://127.0.0.1:$port/api/models" >"$T/models.json"
+kill "$pid"; wait "$pid" 2>/dev/null; pid=""
+check "MUS2PIC_MODEL typo: warned at start" grep -q "warn: model lcm cannot be used until this is fixed: .*$T/no-such-model-folder.*no such folder" "$T/serve3.log"
+check "MUS2PIC_MODEL typo: /api/models names the problem" python3 -c '
+import json, sys
+p = json.load(open(sys.argv[1])).get("problems", [])
+sys.exit(0 if any(x["name"] == "lcm" and "no such folder" in x["message"] for x in p) else 1)' "$T/models.json"
+
+# 7. models fetch with no way to the hub (a local port nobody listens on): curl's words plus
+# what to do instead
+closed="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+HF_HOME="$T/hf" HF_ENDPOINT="http://127.0.0.1:$closed" "$BIN" models fetch lcm >"$T/out" 2>"$T/err"
+check "offline fetch: exit 1" test $? = 1
+check "offline fetch: curl's reason" grep -q "Couldn't connect to server" "$T/err"
+check "offline fetch: names HF_ENDPOINT" grep -q "set HF_ENDPOINT to a hub mirror" "$T/err"
+check "offline fetch: names --model lcm=DIR" grep -q -- "--model lcm=DIR" "$T/err"
+check "offline fetch: names the cache folder to copy" grep -q "models--SimianLuo--LCM_Dreamshaper_v7" "$T/err"
+check "offline fetch: nothing half-made in the cache" test -z "$(find "$T/hf" -name model_index.json 2>/dev/null)"
+
+# 8. models list: download size (not installed) and memory per model; sdxl_lightning brings a
+# second UNet, so it downloads more than turbo
+HF_HOME="$T/hf" "$BIN" models list >"$T/ml" 2>"$T/err"
+check "models list: exit 0" test $? = 0
+check "models list: DISK and RAM columns" grep -q "DISK .*RAM F32, BF16" "$T/ml"
+gb() { awk -v n="$1" '$1 == n { for (i = 1; i <= NF; i++) if ($i == "download") print substr($(i - 2), 2) }' "$T/ml"; }
+check "lightning downloads more than turbo ($(gb sdxl_lightning) > $(gb turbo))" \
+  awk -v a="$(gb sdxl_lightning)" -v b="$(gb turbo)" 'BEGIN { exit !(a > b && b > 1) }'
 
 [ "$fail" -eq 0 ] || { echo "---- serve log ----"; cat "$T/serve.log"; echo "$fail check(s) failed"; exit 1; }
 echo "all passed"

@@ -5,9 +5,22 @@
 #include "test.h"
 
 #include <ftw.h>
+#include <stdarg.h>
 #include <unistd.h>
 
 int test_failures = 0;
+int test_skips = 0;
+
+void test_skip(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "SKIP: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    test_skips++;
+}
 
 const char *test_env(const char *name, const char *fallback)
 {
@@ -93,4 +106,18 @@ int test_count_lines(const char *path)
         n += c == '\n';
     fclose(f);
     return n;
+}
+
+int test_same_file(const char *got, const char *want)
+{
+    size_t na = 0, nb = 0;
+    char *a = test_read_file(got, &na), *b = test_read_file(want, &nb);
+    int same = a && b && na == nb && memcmp(a, b, na) == 0;
+    if (!a || !b)
+        fprintf(stderr, "cannot read %s\n", !a ? got : want);
+    else if (!same)
+        fprintf(stderr, "%s differs from %s: copy the second over the first\n", got, want);
+    free(a);
+    free(b);
+    return same;
 }

@@ -1,8 +1,10 @@
 /*
  * test.h — tiny assertion helpers shared by the C tests, and access to the fixtures.
  *
- * A test is a main() that calls CHECK*(); each failing check prints file:line and the values,
- * and the test's exit status is the number of failures (ctest reads nonzero as failed).
+ * A test is a main() that calls CHECK*(); each failing check prints file:line and the values.
+ * TEST_DONE() exits 1 when a check failed, else TEST_SKIP_CODE when a part could not run here
+ * (test_skip() says which and why; ctest reports the test as skipped, never as passed), else 0.
+ * Shell tests use the same code: `exit 77` after "SKIP: reason".
  */
 #ifndef M2P_TEST_H
 #define M2P_TEST_H
@@ -13,6 +15,12 @@
 #include <string.h>
 
 extern int test_failures;
+extern int test_skips;
+
+/* Exit status for "could not run here" (CMakeLists.txt sets it as ctest's SKIP_RETURN_CODE). */
+#define TEST_SKIP_CODE 77
+/* Record that a part of the test did not run, printing "SKIP: <reason>". */
+void test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define CHECK(cond)                                                                        \
     do {                                                                                   \
@@ -63,6 +71,9 @@ void test_rmtree(const char *path);
 /* A whole file, NUL-terminated and malloc'd (length in *len when len is not NULL); NULL when it
  * cannot be read. */
 char *test_read_file(const char *path, size_t *len);
+/* 1 when the two files hold the same bytes; else 0, saying which differs or cannot be read and
+ * how to fix it ("copy <want> over <got>"). */
+int test_same_file(const char *got, const char *want);
 /* Newlines in a file (0 when it does not exist). */
 int test_count_lines(const char *path);
 /* Compare float arrays; prints the worst element and returns its abs error. */
@@ -72,7 +83,9 @@ double test_max_abs_diff(const float *got, const float *want, size_t n, const ch
     do {                                                                                   \
         if (test_failures)                                                                 \
             fprintf(stderr, "%d check(s) failed\n", test_failures);                        \
-        return test_failures ? 1 : 0;                                                      \
+        else if (test_skips)                                                               \
+            fprintf(stderr, "%d part(s) skipped\n", test_skips);                           \
+        return test_failures ? 1 : test_skips ? TEST_SKIP_CODE : 0;                        \
     } while (0)
 
 #endif

@@ -5,7 +5,10 @@
 // the form; generate posters with the tiny model (progress card in view, live progress and
 // previews, a second click queued and listed, results); no horizontal overflow on the phone;
 // then the gallery (runs grouped, thumbnails, "use again" with every parameter, delete asks
-// first, server text stays text) and a one-URL batch through the fake yt-dlp.
+// first, server text stays text) and a one-URL batch through the fake yt-dlp. perModel: each
+// model's defaults (steps, guidance, size), the negative prompt's hint and what is sent, the
+// model list's RAM and disk, on a server with the tiny SD 2 and SDXL fixtures under registry names.
+// modelManager: a download from the page through a fake hub, then TAESD previews.
 // M2P_SHOTS=DIR keeps a screenshot of each main state there. Exits nonzero on the first failure.
 'use strict';
 
@@ -36,6 +39,29 @@ async function waitFor(page, fn, what, timeoutMs = 60000, arg = undefined) {
 async function noOverflow(page, where) {
   const w = await page.evaluate(() => ({ doc: document.documentElement.scrollWidth, body: document.body.scrollWidth, vw: window.innerWidth }));
   assert(w.doc === w.vw && w.body <= w.vw, where + ': document ' + w.doc + ' px (body ' + w.body + ') on a ' + w.vw + ' px viewport');
+}
+
+// Every control and picture stays inside its card (a select as wide as its longest option, a
+// file picker or a table can stick out of the card without widening the document).
+async function inCards(page, where) {
+  const out = await page.evaluate(() => {
+    const bad = [];
+    for (const card of document.querySelectorAll('.card')) {
+      if (!card.offsetParent) continue;
+      const c = card.getBoundingClientRect();
+      for (const n of card.querySelectorAll('input, select, textarea, button, img, canvas, table, .bar')) {
+        if (!n.offsetParent) continue;
+        let scroller = false; // inside a box that scrolls sideways on purpose
+        for (let a = n.parentElement; a && a !== card; a = a.parentElement)
+          if (/(auto|scroll)/.test(getComputedStyle(a).overflowX)) scroller = true;
+        const r = n.getBoundingClientRect();
+        if (!scroller && (r.right > c.right + 0.5 || r.left < c.left - 0.5))
+          bad.push((n.id || n.tagName.toLowerCase()) + ' in #' + card.id + ' [' + Math.round(r.left) + ',' + Math.round(r.right) + '] of [' + Math.round(c.left) + ',' + Math.round(c.right) + ']');
+      }
+    }
+    return bad;
+  });
+  assert(out.length === 0, where + ': sticking out of their card: ' + out.join('; '));
 }
 
 async function inView(page, sel) {
@@ -81,7 +107,7 @@ async function flow(browser, vp) {
   for (const m of ['sd14', 'sd21', 'lcm_sd21', 'turbo', 'sdxl_lightning'])
     assert((await page.$$('#model-list li[data-model="' + m + '"] button')).length === 1, m + ' offered for download');
   assert((await page.$$('#model-list li[data-model="lcm"] button')).length === 0, 'no download offered for an installed model');
-  if (phone) await noOverflow(page, 'the model list at 390 px');
+  if (phone) { await noOverflow(page, 'the model list at 390 px'); await inCards(page, 'the start page at 390 px'); }
   await shot('1-start');
 
   // 2. a file that is not audio: the error names the file, not the server's folder for it
@@ -181,6 +207,21 @@ async function flow(browser, vp) {
   assert((await page.inputValue('#size')) === '64x64' && (await page.inputValue('#guidance')) === '6.5' && (await page.inputValue('#seed')) === '123', 'the settings after a reload');
   assert((await page.$$('#tiles .tile')).length === 9, 'the analysis tiles after a reload');
 
+  // 1 again: a request the server refuses is answered next to the button, on screen, with its
+  // control marked and the field named once
+  await page.fill('#steps', '80');
+  expectStatus = 400;
+  await page.click('#generate');
+  await page.waitForSelector('#generate-error', { state: 'visible' });
+  const gerr = await page.textContent('#generate-error');
+  assert(/^steps is 80; it must be from 1 to 50/.test(gerr), 'the refused steps: ' + gerr);
+  assert(await page.$eval('#generate-error', (n) => { const r = n.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight && r.height > 0; }), 'the error is on screen');
+  assert((await page.getAttribute('#steps', 'aria-invalid')) === 'true', 'the steps field is marked');
+  assert(await page.isHidden('#progress-card'), 'no progress card for a refused request');
+  await shot('5b-refused');
+  expectStatus = 0;
+  await page.fill('#steps', '4');
+
   // 6. generate; the progress card comes into view; record what the progress area shows
   await page.evaluate(() => {
     window.__seen = { labels: new Set(), previews: 0 };
@@ -269,6 +310,7 @@ async function flow(browser, vp) {
   if (phone) {
     await page.evaluate(() => window.scrollTo(0, 0));
     await noOverflow(page, 'the main page at 390 px after a generation');
+    await inCards(page, 'the main page at 390 px after a generation');
     const h = await page.evaluate(() => document.getElementById('variations-progress').getBoundingClientRect().height);
     assert(h < 900, 'four variations in a grid, not a stack: ' + h + ' px');
   }
@@ -385,7 +427,7 @@ async function flow(browser, vp) {
   await waitFor(page, () => /finished/.test(document.getElementById('batch-summary').textContent), 'the batch to finish');
   assert(/Admiral Bob/.test(await page.textContent('#items tr')), 'the batch row names the artist');
   await waitFor(page, () => /1 song, 1 done, finished/.test(document.getElementById('batches').textContent), 'the list of batches to show it finished');
-  if (phone) await noOverflow(page, 'the batch page at 390 px');
+  if (phone) { await noOverflow(page, 'the batch page at 390 px'); await inCards(page, 'the batch page at 390 px'); }
   await shot('9-batch');
 
   assert(problems.length === 0, 'no page errors: ' + problems.join('; '));
@@ -417,8 +459,206 @@ async function badModel(browser, vp) {
   await page.close();
 }
 
-// The page while its server restarts: a "connection lost — reconnecting" notice that goes
-// away by itself when the server is back (the page subscribes again and catches up).
+// The text chunks of a served PNG ({key: text}), read in the page.
+async function pngChunks(page, url) {
+  return page.evaluate(async (u) => {
+    const b = new Uint8Array(await (await fetch(u)).arrayBuffer());
+    const dv = new DataView(b.buffer);
+    const chunks = {};
+    for (let at = 8; at + 8 <= b.length;) {
+      const len = dv.getUint32(at), type = String.fromCharCode(...b.slice(at + 4, at + 8));
+      if (type === 'tEXt' || type === 'iTXt') {
+        const body = b.slice(at + 8, at + 8 + len), z = body.indexOf(0);
+        const key = new TextDecoder().decode(body.slice(0, z));
+        let text = body.slice(z + 1);
+        if (type === 'iTXt') { let k = 2, nul = 0; while (nul < 2) { if (text[k] === 0) nul++; k++; } text = text.slice(k); }
+        chunks[key] = new TextDecoder(type === 'tEXt' ? 'latin1' : 'utf-8').decode(text);
+      }
+      at += 12 + len;
+    }
+    return chunks;
+  }, url);
+}
+
+async function freePort() {
+  return new Promise((res) => { const sv = net.createServer(); sv.listen(0, '127.0.0.1', () => { const p = sv.address().port; sv.close(() => res(p)); }); });
+}
+async function waitPort(port) {
+  for (let i = 0; i < 300; i++) {
+    const ok = await new Promise((res) => { const c = net.connect(port, '127.0.0.1', () => { c.end(); res(true); }); c.on('error', () => res(false)); });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('FAILED: the server on port ' + port + ' did not come up');
+}
+
+// Each model's own defaults (issue 8): a server with the tiny fixtures under registry names
+// (lcm = sd-tiny, sd21 = sd2-tiny, turbo = sdxl-tiny). Picking a model sets its steps, guidance
+// and size (the original's registry: SD 2.1 20 steps 7.5 768², Turbo 1 step 0.0 512², LCM 4
+// steps as the README's speeds); the negative prompt says when it is ignored (LCM, guidance <= 1)
+// and is sent, and lands in the PNG, only otherwise; the model list says what each needs.
+async function perModel(browser, vp) {
+  const tag = vp.width < 600 ? 'phone' : 'desktop';
+  const port = await freePort();
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'm2p-models-'));
+  const fx = process.env.M2P_FIXTURES;
+  const srv = spawn(process.env.M2P_BIN, ['serve', '--port', String(port), '--data', data, '--offline',
+    '--model', 'lcm=' + fx + '/sd-tiny/model', '--model', 'sd21=' + fx + '/sd2-tiny/model',
+    '--model', 'turbo=' + fx + '/sdxl-tiny/model'], { stdio: 'ignore' });
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push('console: ' + m.text() + ' at ' + JSON.stringify(m.location())); });
+  page.on('response', (r) => { if (r.status() >= 400) problems.push(r.status() + ' from ' + r.request().method() + ' ' + r.url()); });
+  const sent = [];
+  page.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/api/generate')) sent.push(JSON.parse(r.postData())); });
+  try {
+    await waitPort(port);
+    await page.setViewportSize(vp);
+    const url = 'http://127.0.0.1:' + port;
+    await page.goto(url + '/index.html'); // a new port: a new origin with nothing saved
+    for (const m of ['lcm', 'sd21', 'turbo']) await page.waitForSelector('#model option[value="' + m + '"]', { state: 'attached' });
+    const form = async () => ({ steps: await page.inputValue('#steps'), guidance: await page.inputValue('#guidance'), size: await page.inputValue('#size'), hint: await page.isVisible('#negative-hint') });
+    // lcm, the default model
+    let f = await form();
+    assert((await page.inputValue('#model')) === 'lcm' && f.steps === '4' && Number(f.guidance) === 1 && f.size === '512x512' && f.hint, 'lcm defaults: ' + JSON.stringify(f));
+    assert(/LCM/.test(await page.textContent('#negative-hint')), 'the hint names LCM');
+    // SD 2.1: 20 steps, guidance 7.5, 768², the negative prompt counts
+    await page.selectOption('#model', 'sd21');
+    f = await form();
+    assert(f.steps === '20' && Number(f.guidance) === 7.5 && f.size === '768x768' && !f.hint, 'sd21 defaults: ' + JSON.stringify(f));
+    assert(/this model's size/.test(await page.$eval('#size option[value="768x768"]', (o) => o.textContent)), 'the 768² option says it is the model\'s size');
+    // SDXL Turbo: 1 step, guidance 0, 512²; the negative prompt is ignored at guidance 0
+    await page.selectOption('#model', 'turbo');
+    f = await form();
+    assert(f.steps === '1' && Number(f.guidance) === 0 && f.size === '512x512' && f.hint, 'turbo defaults: ' + JSON.stringify(f));
+    assert(/guidance 0/.test(await page.textContent('#negative-hint')), 'the hint says guidance 0: ' + await page.textContent('#negative-hint'));
+    // back to SD 2.1: guidance 1 switches the negative prompt off, 7.5 on again
+    await page.selectOption('#model', 'sd21');
+    await page.fill('#guidance', '1');
+    assert(await page.isVisible('#negative-hint'), 'guidance 1: the negative prompt is ignored');
+    await page.fill('#guidance', '7.5');
+    assert(await page.isHidden('#negative-hint'), 'guidance 7.5: the negative prompt is used');
+    // the model list says what each needs: memory, and disk here or the download
+    const needs = await page.$$eval('#model-list li', (l) => Object.fromEntries(l.map((x) => [x.dataset.model, x.querySelector('.needs').textContent])));
+    assert(/RAM: about [\d.]+ [MG]B \(f32\)/.test(needs.sd21) && /disk: [\d.]+ [MG]B here/.test(needs.sd21), 'sd21 needs: ' + needs.sd21);
+    assert(/disk: about [\d.]+ GB to download/.test(needs.sd14) && /RAM: about [\d.]+ GB/.test(needs.sd14), 'sd14 needs: ' + needs.sd14);
+    if (vp.width < 600) await noOverflow(page, 'the per-model form at 390 px');
+    if (process.env.M2P_SHOTS) await page.screenshot({ path: path.join(process.env.M2P_SHOTS, tag + '-11-model-defaults.png'), fullPage: true });
+
+    // a run with sd21 (small and short for the test): the negative prompt is sent and kept in the PNG
+    const run = async (model, k) => {
+      await page.selectOption('#model', model);
+      await page.selectOption('#size', '64x64');
+      await page.fill('#steps', '2');
+      await page.fill('#prompt', 'a lighthouse at dusk');
+      await page.fill('#negative', 'blurry, low quality');
+      await page.click('#generate');
+      await waitFor(page, (j) => document.querySelectorAll('#results figure img').length === 1 &&
+        new RegExp('^Run ' + j + ':').test(document.getElementById('results-info').textContent), model + '\'s poster', 120000, k);
+      return pngChunks(page, await page.getAttribute('#results figure a[download]', 'href'));
+    };
+    let png = await run('sd21', 1);
+    assert(sent[0].negative_prompt === 'blurry, low quality' && sent[0].guidance === 7.5, 'sd21 request: ' + JSON.stringify(sent[0]));
+    assert(/\nNegative prompt: blurry, low quality\n/.test(png.parameters || '') && /CFG scale: 7\.5, /.test(png.parameters || ''), 'sd21 PNG: ' + png.parameters);
+    // turbo at its guidance 0: not sent, and the PNG claims none
+    png = await run('turbo', 2);
+    assert(!('negative_prompt' in sent[1]) && sent[1].guidance === 0, 'turbo request: ' + JSON.stringify(sent[1]));
+    assert(/Sampler: Euler a, /.test(png.parameters || '') && !/Negative prompt|CFG scale: [1-9]/.test(png.parameters || ''), 'turbo PNG: ' + png.parameters);
+
+    // the batch page follows the chosen model too
+    await page.goto(url + '/batch.html');
+    await page.waitForSelector('#model option[value="sd21"]', { state: 'attached' });
+    await page.selectOption('#model', 'sd21');
+    assert((await page.inputValue('#steps')) === '20' && (await page.inputValue('#size')) === '768x768', 'the batch page takes sd21\'s steps and size');
+    assert(problems.length === 0, 'no page errors: ' + problems.join('; '));
+  } finally {
+    await page.close();
+    srv.kill('SIGTERM');
+    await new Promise((r) => { if (srv.exitCode !== null) r(); else srv.on('exit', r); });
+    fs.rmSync(data, { recursive: true, force: true });
+  }
+}
+
+// The model manager from a clean start: a server with no model and an empty Hugging Face cache
+// (HF_HOME), a fake hub (HF_ENDPOINT, fake_hub.js) serving the tiny model as lcm. Download on
+// the page -> progress -> installed; TAESD came along and paints the live previews at full size
+// (the latent colour sketch is 1/8 of it) without anyone naming its folder.
+async function modelManager(browser) {
+  const hubPort = await freePort(); // nobody listens there until the hub starts below
+  let hub = null;
+  const port = await freePort();
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'm2p-manager-'));
+  fs.mkdirSync(path.join(root, 'hf'));
+  const env = { ...process.env, HF_HOME: path.join(root, 'hf'), HF_ENDPOINT: 'http://127.0.0.1:' + hubPort };
+  delete env.HF_HUB_CACHE;
+  delete env.MUS2PIC_MODEL;
+  const srv = spawn(process.env.M2P_BIN, ['serve', '--port', String(port), '--data', path.join(root, 'data'), '--offline'],
+    { stdio: 'ignore', env, cwd: root });
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push('console: ' + m.text()); });
+  try {
+    await waitPort(port);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto('http://127.0.0.1:' + port + '/index.html');
+    await page.waitForSelector('#no-model', { state: 'visible' });
+    assert(await page.isDisabled('#generate'), 'Generate waits for a model');
+    assert(/disk: about [\d.]+ GB to download/.test(await page.textContent('#model-list li[data-model="lcm"] .needs')), 'the download size before it starts');
+    // the hub cannot be reached yet (as offline): the error says what to do instead
+    await page.click('#model-list li[data-model="lcm"] button');
+    await page.waitForSelector('#fetch-error', { state: 'visible', timeout: 120000 });
+    const ferr = await page.textContent('#fetch-error');
+    assert(/^The download of lcm failed: /.test(ferr) && /HF_ENDPOINT/.test(ferr) && /--model lcm=DIR/.test(ferr), 'the offline download error: ' + ferr);
+    if (process.env.M2P_SHOTS) await page.screenshot({ path: path.join(process.env.M2P_SHOTS, 'desktop-12a-download-offline.png') });
+    // the hub is back
+    hub = await require('./fake_hub.js').start(process.env.M2P_FIXTURES, hubPort);
+    await page.evaluate(() => {
+      window.__fetchText = [];
+      new MutationObserver(() => window.__fetchText.push(document.getElementById('fetch-text').textContent))
+        .observe(document.getElementById('fetch-text'), { subtree: true, childList: true, characterData: true });
+    });
+    await page.click('#model-list li[data-model="lcm"] button');
+    assert(await page.isHidden('#fetch-error'), 'the old error goes with a new try');
+    await waitFor(page, () => window.__fetchText.some((t) => /^Downloading lcm: \S+safetensors \d+% of [\d.]+ MB/.test(t)), 'the download\'s progress (file, percent, size)');
+    if (process.env.M2P_SHOTS) await page.screenshot({ path: path.join(process.env.M2P_SHOTS, 'desktop-12b-downloading.png') });
+    await waitFor(page, () => /lcm is installed \(\d+ files/.test(document.getElementById('fetch-text').textContent), 'the download to finish');
+    await page.waitForSelector('#model option[value="lcm"]', { state: 'attached' });
+    assert(await page.isHidden('#no-model') && !(await page.isDisabled('#generate')), 'the banner goes and Generate is enabled once installed');
+    const needs = await page.textContent('#model-list li[data-model="lcm"] .needs');
+    assert(/disk: [\d.]+ MB here/.test(needs) && /live previews: TAESD/.test(needs), 'lcm installed, with TAESD: ' + needs);
+    assert(hub.requests.some((r) => r.startsWith('/madebyollin/taesd/resolve/')), 'TAESD was fetched with the model');
+    if (process.env.M2P_SHOTS) await page.screenshot({ path: path.join(process.env.M2P_SHOTS, 'desktop-12-model-downloaded.png'), fullPage: true });
+    // a run: every preview is a full-size TAESD image
+    await page.evaluate(() => {
+      window.__previews = new Set();
+      new MutationObserver(() => {
+        for (const i of document.querySelectorAll('#variations-progress img')) if (i.src.startsWith('data:image/png')) window.__previews.add(i.src);
+      }).observe(document.getElementById('variations-progress'), { subtree: true, childList: true, attributes: true });
+    });
+    await page.fill('#prompt', 'a lighthouse at dusk');
+    await page.selectOption('#size', '64x64');
+    await page.fill('#steps', '4');
+    await page.click('#generate');
+    await waitFor(page, () => document.querySelectorAll('#results figure img').length === 1, 'the poster', 120000);
+    const sizes = await page.evaluate(() => Promise.all([...window.__previews].map((u) => new Promise((res) => {
+      const i = new Image(); i.onload = () => res(i.naturalWidth + 'x' + i.naturalHeight); i.onerror = () => res('bad'); i.src = u;
+    }))));
+    assert(sizes.length > 0 && sizes.every((x) => x === '64x64'), 'TAESD previews at the image size: ' + sizes);
+    assert(problems.length === 0, 'no page errors: ' + problems.join('; '));
+  } finally {
+    await page.close();
+    srv.kill('SIGTERM');
+    await new Promise((r) => { if (srv.exitCode !== null) r(); else srv.on('exit', r); });
+    if (hub) await hub.close();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}
+
+// The page while its server restarts in the middle of a run: a "connection lost — reconnecting"
+// notice that goes away by itself when the server is back (the page subscribes again and catches
+// up), and the run is requeued and finishes (attempt 2), never shown as canceled.
 async function restart(browser) {
   const port = await new Promise((res) => { const sv = net.createServer(); sv.listen(0, '127.0.0.1', () => { const p = sv.address().port; sv.close(() => res(p)); }); });
   const data = fs.mkdtempSync(path.join(os.tmpdir(), 'm2p-restart-'));
@@ -439,6 +679,19 @@ async function restart(browser) {
     await page.goto('http://127.0.0.1:' + port + '/index.html');
     await page.waitForSelector('#model option[value="lcm"]', { state: 'attached' });
     assert(await page.isHidden('#conn-lost'), 'no connection notice while connected');
+    // a run in the middle of its steps when the server stops
+    await page.evaluate(() => {
+      window.__stages = [];
+      new MutationObserver(() => window.__stages.push(document.getElementById('gen-stage').textContent))
+        .observe(document.getElementById('gen-stage'), { subtree: true, childList: true, characterData: true });
+    });
+    await page.fill('#prompt', 'a run across a restart');
+    await page.selectOption('#size', '256x256');
+    await page.fill('#steps', '30');
+    await page.selectOption('#variations', '2');
+    await page.click('#generate');
+    await waitFor(page, () => /^Step ([2-9]|1\d) of 30$/.test(document.getElementById('gen-stage').textContent), 'the run mid-way', 120000);
+    const job = Number((await page.textContent('#gen-job')).replace(/\D+/g, ''));
     const gone = new Promise((r) => srv.on('exit', r));
     srv.kill('SIGTERM');
     await gone;
@@ -447,6 +700,13 @@ async function restart(browser) {
     srv = start();
     await up();
     await page.waitForSelector('#conn-lost', { state: 'hidden' });
+    // the run is taken up again and finishes: posters, never "Canceled"
+    await waitFor(page, () => document.querySelectorAll('#results figure img').length === 2, 'the run finished after the restart', 300000);
+    const stages = await page.evaluate(() => window.__stages);
+    assert(!stages.some((t) => /cancel|failed/i.test(t)), 'the run was never shown canceled or failed: ' + stages.filter((t, i) => t !== stages[i - 1]).join(' | '));
+    const j = await page.evaluate(async (id) => (await fetch('/api/jobs/' + id)).json(), job);
+    assert(j.state === 'done' && j.attempts === 2, 'the job requeued and done on its second attempt: ' + JSON.stringify({ state: j.state, attempts: j.attempts, error: j.error }));
+    if (process.env.M2P_SHOTS) await page.screenshot({ path: path.join(process.env.M2P_SHOTS, 'desktop-10b-after-restart.png'), fullPage: true });
   } finally {
     await page.close();
     srv.kill('SIGTERM');
@@ -473,9 +733,13 @@ async function restart(browser) {
       await p.goto(base + '/style.css');
       await p.evaluate(() => localStorage.clear());
       await badModel(browser, vp);
+      await perModel(browser, vp);
+      console.log('e2e: per-model defaults passed at ' + vp.width + '×' + vp.height);
       await flow(browser, vp);
       console.log('e2e: the whole flow passed at ' + vp.width + '×' + vp.height);
     }
+    await modelManager(browser);
+    console.log('e2e: a model downloaded from the page, with TAESD previews');
     await restart(browser);
     console.log('e2e: the connection notice comes and goes with a server restart');
   } catch (e) {

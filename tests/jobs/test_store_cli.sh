@@ -15,12 +15,12 @@ check() { # description, command...
 
 out=$("$BIN" store migrate --data "$T/data" 2>&1); rc=$?
 check "migrate exits 0" test "$rc" = 0
-check "migrate names the version: $out" grep -q "schema version 3 (this build knows 3)" <<<"$out"
+check "migrate names the version: $out" grep -q "schema version 4 (this build knows 4)" <<<"$out"
 check "the data folder's database exists" test -f "$T/data/mus2pic.db"
 out=$("$BIN" store status --store "sqlite:$T/q.db" 2>&1); rc=$?
 check "status exits 0" test "$rc" = 0
 check "status: backend and file: $out" grep -q "store: sqlite $T/q.db" <<<"$out"
-check "status: version" grep -q "schema version: 3 of 3" <<<"$out"
+check "status: version" grep -q "schema version: 4 of 4" <<<"$out"
 check "status: depth" grep -q '"generate":{"queued":0,"running":0,"done":0' <<<"$out"
 check "status: no workers yet" grep -q "(none yet)" <<<"$out"
 out=$(MUS2PIC_STORE="sqlite:$T/env.db" "$BIN" store status 2>&1)

@@ -8,7 +8,9 @@
  *   - a WebSocket client on the web node sees step events of a job a worker process runs.
  *   - a worker stopped (SIGSTOP) past its lease: another worker finishes the job; continued
  *     (SIGCONT), its outcome is refused and it says so in its log.
- *   - PostgreSQL restarts (pg_ctl restart -m fast) during a run: every job still ends done once.
+ *   - a worker sent SIGTERM mid-job hands the job back, says so and exits 0; another finishes.
+ *   - PostgreSQL restarts (pg_ctl restart -m fast) during a run: every job still ends done
+ *     once, and the web node's log says it reconnected.
  *   - PostgreSQL stopped: the web node answers 503 with the reason, and 200 once it is back.
  *   - a second web node on the same store answers for the first one's jobs, images and gallery,
  *     and its WebSocket clients see a worker's steps.
@@ -286,7 +288,49 @@ int main(void)
     snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM results WHERE job_id = %lld", slow2);
     CHECK_INT(count(db, sql), 4);
 
-    /* 3: PostgreSQL restarts during a run: every job still ends done once. */
+    /* 2b: SIGTERM a worker while it runs a job: it hands the job back, says so and exits 0;
+     * another worker runs it to done (the handed-back attempt stays counted). */
+    long long slow3 = submit(web.port, SLOW);
+    wsc *third_watch = watch(web.port, slow3);
+    char termed[64] = "";
+    CHECK(early_step(third_watch, slow3));
+    CHECK_INT(wait_running(web.port, slow3, termed, sizeof termed, 60), 0);
+    proc *tp = by_name(w, 4, termed);
+    CHECK(tp != NULL);
+    if (tp) {
+        CHECK_INT(proc_stop(tp, SIGTERM), 0);
+        char *log = test_read_file(tp->log, NULL);
+        char needle[96];
+        snprintf(needle, sizeof needle, "job %lld: handed back to the queue", slow3);
+        CHECK(log && strstr(log, needle) != NULL);
+        free(log);
+    }
+    j = wait_job(web.port, slow3, 300);
+    CHECK_STR(jstr(j, "state"), "done");
+    CHECK_INT(jint(j, "attempts"), 2);
+    CHECK(jstr(j, "worker") && strcmp(jstr(j, "worker"), termed) != 0);
+    json_decref(j);
+    if (tp) {
+        CHECK_INT(worker_start(tp, t, termed), 0); /* back to three */
+        /* up and connected before PostgreSQL restarts below (a worker that cannot connect at
+         * start exits 1: that is its service manager's to retry) */
+        char up[96];
+        snprintf(up, sizeof up, "worker %s running", termed);
+        double until_up = now_s() + 60;
+        int is_up = 0;
+        while (!is_up && now_s() < until_up) {
+            char *log = test_read_file(tp->log, NULL);
+            char *last = log ? strstr(log, "handed back to the queue") : NULL;
+            is_up = last && strstr(last, up) != NULL;
+            free(log);
+            if (!is_up)
+                sleep_ms(20);
+        }
+        CHECK(is_up);
+    }
+
+    /* 3: PostgreSQL restarts during a run: every job still ends done once, and the nodes say
+     * in their logs that they lost the server and reconnected. */
     long long more[12];
     more[0] = submit(web.port, SLOW);
     for (int i = 1; i < 12; i++) {
@@ -301,13 +345,16 @@ int main(void)
         CHECK_STR(jstr(j, "state"), "done");
         json_decref(j);
     }
+    char *wlog = test_read_file(web.log, NULL);
+    CHECK(wlog && strstr(wlog, "store: reconnected to") != NULL);
+    free(wlog);
     m2p_store_close(db);
     db = NULL;
     CHECK_INT(m2p_store_open(url, &db), 0);
-    CHECK_INT(count(db, "SELECT COUNT(*) FROM jobs WHERE state = 'done'"), 30 + 1 + 1 + 12);
-    CHECK_INT(count(db, "SELECT COUNT(*) FROM results"), 4 + 29 + 2 + 4 + 4 + 11);
+    CHECK_INT(count(db, "SELECT COUNT(*) FROM jobs WHERE state = 'done'"), 30 + 1 + 1 + 1 + 12);
+    CHECK_INT(count(db, "SELECT COUNT(*) FROM results"), 4 + 29 + 2 + 4 + 4 + 4 + 11);
     CHECK_INT(count(db, "SELECT COUNT(*) FROM (SELECT DISTINCT job_id, variation FROM results) r"),
-              4 + 29 + 2 + 4 + 4 + 11);
+              4 + 29 + 2 + 4 + 4 + 4 + 11);
 
     /* A second web node on the same store answers for the first one's jobs, images and gallery,
      * and its WebSocket clients see a worker's steps too. */
@@ -328,14 +375,17 @@ int main(void)
     resp_free(&png);
     int st2 = 0;
     json_t *g = api(web2.port, "GET", "/api/gallery?per_page=100", NULL, &st2);
-    CHECK_INT(jint(g, "total"), 4 + 29 + 2 + 4 + 4 + 11);
+    CHECK_INT(jint(g, "total"), 4 + 29 + 2 + 4 + 4 + 4 + 11);
     json_decref(g);
     long long third = submit(web2.port, SLOW);
     CHECK(early_step(watch(web2.port, third), third));
     json_decref(wait_job(web.port, third, 300));
 
-    /* 4: cancel on the web node reaches the worker that runs the job. */
-    long long c = submit(web.port, SLOW);
+    /* 4: cancel on the web node reaches the worker that runs the job. The job is 4x SLOW's
+     * pixels, so it is still running when the cancel arrives (within a heartbeat, lease / 3)
+     * however loaded the machine; once canceled it stops at its next step. */
+    long long c = submit(web.port, "{\"prompt\":\"cancel me\",\"steps\":40,\"variations\":4,"
+                                   "\"width\":256,\"height\":256,\"seed\":9}");
     CHECK_INT(wait_running(web.port, c, dummy, sizeof dummy, 60), 0);
     snprintf(sql, sizeof sql, "/api/jobs/%lld/cancel", c);
     int st = 0;

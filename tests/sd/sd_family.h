@@ -209,7 +209,7 @@ static int fam_bf16_ok(void)
 {
     if (op_bf16_supported())
         return 1;
-    fprintf(stderr, "bf16: this CPU has no avx512_bf16 / AMX, bf16 checks skipped\n");
+    test_skip("bf16: this CPU has no avx512_bf16 / AMX, bf16 checks not run");
     return 0;
 }
 

@@ -183,7 +183,7 @@ int main(void)
         check_fixture("sd2-tiny", 4, 1);
         check_fixture("sdxl-tiny", 4, 1);
     } else {
-        printf("bf16: not supported by this CPU, bf16 runs skipped\n");
+        test_skip("bf16: not supported by this CPU, bf16 runs not run");
     }
     TEST_DONE();
 }

@@ -5,6 +5,9 @@
  * as madebyollin/taesd, which `fetch` brings along), GET
  * /api/models/fetch follows it to "done" with the files counted, and /api/models then lists lcm
  * as installed and the default. Bad names and a hub that answers 404 are errors that say so.
+ * Each model says what it needs (download before, bytes on disk after: the files served, memory)
+ * and the fetched TAESD is used for the live previews without being named: a step's preview is
+ * the full image size (TAESD decodes x8), not the latent-size RGB projection.
  */
 #define _GNU_SOURCE
 #include <openssl/evp.h>
@@ -49,8 +52,8 @@ static const char *repo_of(int i)
 static char *fixture_file(int i, size_t *n)
 {
     char p[1200];
-    snprintf(p, sizeof p, "%s/%s", test_fixture(files[i].fixture ? files[i].fixture : "sd-tiny/model"),
-             files[i].path);
+    snprintf(p, sizeof p, "%s/%s",
+             test_fixture(files[i].fixture ? files[i].fixture : "sd-tiny/model"), files[i].path);
     return test_read_file(p, n);
 }
 
@@ -147,6 +150,31 @@ static int start_bare(srv *s, const char *data)
     return -1;
 }
 
+/* Width and height from a "data:image/png;base64,..." preview (IHDR, bytes 16..23). */
+static int preview_size(const char *uri, int *w, int *h)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *p = uri && !strncmp(uri, "data:image/png;base64,", 22) ? uri + 22 : NULL;
+    unsigned char b[24];
+    if (!p || strlen(p) < 32)
+        return -1;
+    for (int i = 0; i < 8; i++) {
+        unsigned v = 0;
+        for (int k = 0; k < 4; k++) {
+            const char *c = strchr(tab, p[4 * i + k]);
+            if (!c || !*c)
+                return -1;
+            v = v << 6 | (unsigned)(c - tab);
+        }
+        b[3 * i] = (unsigned char)(v >> 16);
+        b[3 * i + 1] = (unsigned char)(v >> 8);
+        b[3 * i + 2] = (unsigned char)v;
+    }
+    *w = b[16] << 24 | b[17] << 16 | b[18] << 8 | b[19];
+    *h = b[20] << 24 | b[21] << 16 | b[22] << 8 | b[23];
+    return 0;
+}
+
 /* Poll the download until it is no longer running (bounded). */
 static json_t *wait_fetch(int port)
 {
@@ -190,8 +218,17 @@ int main(void)
     int st = 0;
     json_t *m = api(s.port, "GET", "/api/models", NULL, &st);
     CHECK_INT(st, 200);
-    CHECK(json_is_false(
-        json_object_get(json_object_get(json_object_get(m, "models"), "lcm"), "installed")));
+    json_t *lcm = json_object_get(json_object_get(m, "models"), "lcm");
+    CHECK(json_is_false(json_object_get(lcm, "installed")));
+    /* what it needs before it is here: a download of GBs and the memory of ~1 G parameters */
+    CHECK(json_integer_value(json_object_get(lcm, "download_bytes")) > 1000000000LL);
+    CHECK(json_is_null(json_object_get(lcm, "disk_bytes")));
+    CHECK(json_integer_value(json_object_get(lcm, "ram_bytes")) > 4LL * 1032000000LL);
+    CHECK_STR(json_string_value(json_object_get(lcm, "dtype")), "f32");
+    CHECK(json_integer_value(json_object_get(
+              json_object_get(json_object_get(m, "models"), "sdxl_lightning"), "download_bytes")) >
+          json_integer_value(json_object_get(json_object_get(json_object_get(m, "models"), "turbo"),
+                                             "download_bytes")));
     CHECK(json_object_get(m, "default_model") == NULL ||
           json_is_null(json_object_get(m, "default_model")));
     json_decref(m);
@@ -234,15 +271,49 @@ int main(void)
     CHECK(path && strstr(path, hf) == path);
     json_decref(m);
     m = api(s.port, "GET", "/api/models", NULL, &st);
-    CHECK(json_is_true(
-        json_object_get(json_object_get(json_object_get(m, "models"), "lcm"), "installed")));
+    lcm = json_object_get(json_object_get(m, "models"), "lcm");
+    CHECK(json_is_true(json_object_get(lcm, "installed")));
     CHECK_STR(json_string_value(json_object_get(m, "default_model")), "lcm");
+    /* on disk: exactly the files the hub served, the model's and its TAESD's */
+    long long served = 0;
+    for (int i = 0; i < NFILES; i++) {
+        size_t n = 0;
+        free(fixture_file(i, &n));
+        served += (long long)n;
+    }
+    CHECK_INT(json_integer_value(json_object_get(lcm, "disk_bytes")), served);
+    CHECK_STR(json_string_value(json_object_get(lcm, "preview")), "taesd");
     json_decref(m);
-    /* and it generates */
-    m = api(s.port, "POST", "/api/generate",
-            "{\"prompt\":\"a cat\",\"width\":64,\"height\":64,\"steps\":2}", &st);
-    CHECK_INT(st, 202);
-    json_decref(m);
+
+    /* it generates, with TAESD previews nobody asked for by folder: a slow run holds the worker
+     * while the client subscribes to the watched one, then is canceled */
+    long long blocker = submit(s.port, "{\"prompt\":\"block\",\"width\":64,\"height\":64,"
+                                       "\"steps\":50,\"variations\":4}");
+    long long id = submit(s.port, "{\"prompt\":\"a cat\",\"width\":64,\"height\":64,"
+                                  "\"steps\":2}");
+    CHECK(blocker > 0 && id > 0);
+    wsc *w = wsc_open(s.port, "/ws/progress");
+    CHECK(w != NULL);
+    if (w) {
+        char msg[96], path2[64];
+        snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"jobs\":[%lld]}", id);
+        CHECK(wsc_send(w, msg) > 0);
+        size_t at = 0;
+        json_decref(wsc_wait(w, &at, "state", id, 10));
+        snprintf(path2, sizeof path2, "/api/jobs/%lld/cancel", blocker);
+        json_decref(api(s.port, "POST", path2, NULL, &st));
+        json_t *step = wsc_wait(w, &at, "step", id, 120);
+        CHECK(step != NULL);
+        int pw = 0, ph = 0;
+        CHECK_INT(preview_size(jstr(step, "preview"), &pw, &ph), 0);
+        CHECK_INT(pw, 64); /* latent RGB would be 8x8 */
+        CHECK_INT(ph, 64);
+        json_decref(step);
+        json_t *done = wsc_wait(w, &at, "done", id, 120);
+        CHECK(done != NULL);
+        json_decref(done);
+        wsc_close(w);
+    }
 
     CHECK_INT(srv_stop(&s, SIGTERM), 0);
     test_httpd_stop(hub);

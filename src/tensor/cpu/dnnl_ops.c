@@ -285,13 +285,15 @@ typedef struct {
     dnnl_memory_desc_t md;
     void *data;
     dnnl_memory_t mem;
+    int borrowed; /* data belongs to someone else (a mapped weight cache), not freed here */
 } wbuf;
 
 static void wbuf_free(wbuf *w)
 {
     if (w->mem)
         dnnl_memory_destroy(w->mem);
-    free(w->data);
+    if (!w->borrowed)
+        free(w->data);
     memset(w, 0, sizeof *w);
 }
 
@@ -344,6 +346,8 @@ typedef struct {
     float *bias_data;
     prim_entry cache[PRIM_CACHE];
     unsigned long tick;
+    void (*keep_release)(void *); /* called at free when w.data is borrowed */
+    void *keep_ud;
 } prim_op;
 
 static void prim_entry_free(prim_entry *e)
@@ -367,6 +371,9 @@ static void prim_op_free(prim_op *o)
     if (o->bias)
         dnnl_memory_destroy(o->bias);
     free(o->bias_data);
+    if (o->keep_release)
+        o->keep_release(o->keep_ud);
+    o->keep_release = NULL;
 }
 
 /* Keeps a copy of the f32 bias (n values) as a oneDNN memory of shape {n} (ndim 1) or {1, n}. */
@@ -403,6 +410,45 @@ fail:
     if (pd)
         dnnl_primitive_desc_destroy(pd);
     return rc;
+}
+
+/* Uses prepared weights (op_prepared) as they are when their layout is the one the primitive
+ * of op_desc prefers now: 0 and o->w borrows data, 1 when the layout differs (another CPU or
+ * oneDNN wrote them), negative on error. */
+static int prim_op_weights_prepared(prim_op *o, const void *op_desc, const op_prepared *pw,
+                                    const char *op)
+{
+    int rc = 0;
+    dnnl_primitive_desc_t pd = NULL;
+    if (pw->layout_size != sizeof(dnnl_memory_desc_t))
+        return 1;
+    dnnl_memory_desc_t md;
+    memcpy(&md, pw->layout, sizeof md);
+    DNNL_TRY_OP(dnnl_primitive_desc_create(&pd, op_desc, NULL, engine(), NULL), op,
+                "primitive desc");
+    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    if (!dnnl_memory_desc_equal(wmd, &md) || dnnl_memory_desc_get_size(wmd) != pw->size ||
+        ((uintptr_t)pw->data & 63) != 0) {
+        rc = 1;
+        goto fail;
+    }
+    o->w.md = *wmd;
+    o->w.data = (void *)pw->data;
+    o->w.borrowed = 1;
+    if (dnnl_memory_create(&o->w.mem, wmd, engine(), o->w.data) != dnnl_success)
+        rc = m2p_error(M2P_EINTERNAL, "oneDNN: weights memory failed");
+fail:
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    return rc;
+}
+
+static void prim_op_prepared(const prim_op *o, op_prepared *pw)
+{
+    pw->layout = &o->w.md;
+    pw->layout_size = sizeof o->w.md;
+    pw->data = o->w.data;
+    pw->size = dnnl_memory_desc_get_size(&o->w.md);
 }
 
 /* The cached primitive for `key`; NULL when there is none, with *victim the free or least
@@ -535,8 +581,9 @@ static int conv_desc(const op_conv *c, int B, int H, int W, dnnl_convolution_des
     return 0;
 }
 
-int op_conv_create(op_conv **out, const float *w, const float *bias, int cin, int cout, int k,
-                   int stride, int pad, int dtype)
+/* op_conv_create and op_conv_create_prepared: weights from f32 w, or borrowed from pw. */
+static int conv_create(op_conv **out, const float *w, const op_prepared *pw, const float *bias,
+                       int cin, int cout, int k, int stride, int pad, int dtype)
 {
     *out = NULL;
     if (cin <= 0 || cout <= 0 || k <= 0 || stride <= 0 || pad < 0)
@@ -563,17 +610,42 @@ int op_conv_create(op_conv **out, const float *w, const float *bias, int cin, in
     rc = conv_desc(c, 1, rep, rep, &cd);
     if (rc)
         goto fail;
-    dnnl_dims_t wd = {cout, cin, k, k};
-    dnnl_memory_desc_t src;
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&src, 4, wd, dnnl_f32, dnnl_oihw), "weights desc");
-    rc = prim_op_weights(&c->op, &cd, &src, w, "conv");
-    if (rc)
-        goto fail;
+    if (pw) {
+        rc = prim_op_weights_prepared(&c->op, &cd, pw, "conv");
+        if (rc)
+            goto fail;
+        c->op.keep_release = pw->release;
+        c->op.keep_ud = pw->release_ud;
+    } else {
+        dnnl_dims_t wd = {cout, cin, k, k};
+        dnnl_memory_desc_t src;
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&src, 4, wd, dnnl_f32, dnnl_oihw), "weights desc");
+        rc = prim_op_weights(&c->op, &cd, &src, w, "conv");
+        if (rc)
+            goto fail;
+    }
     *out = c;
     return 0;
 fail:
     op_conv_free(c);
     return rc;
+}
+
+int op_conv_create(op_conv **out, const float *w, const float *bias, int cin, int cout, int k,
+                   int stride, int pad, int dtype)
+{
+    return conv_create(out, w, NULL, bias, cin, cout, k, stride, pad, dtype);
+}
+
+int op_conv_create_prepared(op_conv **out, const op_prepared *pw, const float *bias, int cin,
+                            int cout, int k, int stride, int pad, int dtype)
+{
+    return conv_create(out, NULL, pw, bias, cin, cout, k, stride, pad, dtype);
+}
+
+void op_conv_prepared(const op_conv *c, op_prepared *pw)
+{
+    prim_op_prepared(&c->op, pw);
 }
 
 static int conv_entry_init(op_conv *c, prim_entry *e, const int key[4])
@@ -645,8 +717,8 @@ static int lin_desc(const op_linear *l, int rows, dnnl_matmul_desc_t *md)
     return 0;
 }
 
-int op_linear_create(op_linear **out, const float *w, const float *bias, int in, int outn,
-                     int dtype)
+static int linear_create(op_linear **out, const float *w, const op_prepared *pw, const float *bias,
+                         int in, int outn, int dtype)
 {
     *out = NULL;
     if (in <= 0 || outn <= 0)
@@ -666,18 +738,53 @@ int op_linear_create(op_linear **out, const float *w, const float *bias, int in,
     rc = lin_desc(l, 1024, &md);
     if (rc)
         goto fail;
-    /* PyTorch [out, in] row-major is the transposed ("ba") layout of a [in, out] matrix. */
-    dnnl_dims_t wd = {in, outn};
-    dnnl_memory_desc_t src;
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&src, 2, wd, dnnl_f32, dnnl_ba), "weights desc");
-    rc = prim_op_weights(&l->op, &md, &src, w, "matmul");
-    if (rc)
-        goto fail;
+    if (pw) {
+        rc = prim_op_weights_prepared(&l->op, &md, pw, "matmul");
+        if (rc)
+            goto fail;
+        l->op.keep_release = pw->release;
+        l->op.keep_ud = pw->release_ud;
+    } else {
+        /* PyTorch [out, in] row-major is the transposed ("ba") layout of a [in, out] matrix. */
+        dnnl_dims_t wd = {in, outn};
+        dnnl_memory_desc_t src;
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&src, 2, wd, dnnl_f32, dnnl_ba), "weights desc");
+        rc = prim_op_weights(&l->op, &md, &src, w, "matmul");
+        if (rc)
+            goto fail;
+    }
     *out = l;
     return 0;
 fail:
     op_linear_free(l);
     return rc;
+}
+
+int op_linear_create(op_linear **out, const float *w, const float *bias, int in, int outn,
+                     int dtype)
+{
+    return linear_create(out, w, NULL, bias, in, outn, dtype);
+}
+
+int op_linear_create_prepared(op_linear **out, const op_prepared *pw, const float *bias, int in,
+                              int outn, int dtype)
+{
+    return linear_create(out, NULL, pw, bias, in, outn, dtype);
+}
+
+void op_linear_prepared(const op_linear *l, op_prepared *pw)
+{
+    prim_op_prepared(&l->op, pw);
+}
+
+/* What decides whether prepared weights still fit: oneDNN's version, the ISA it dispatches to
+ * (the blocked layouts differ between AVX-512 and AMX) and the layout descriptor's size. */
+void op_prepared_tag(int dtype, char *buf, size_t n)
+{
+    const dnnl_version_t *v = dnnl_version();
+    snprintf(buf, n, "onednn %d.%d.%d %s isa 0x%x md %zu", v->major, v->minor, v->patch,
+             dtype == M2P_DTYPE_BF16 ? "bf16" : "f32", (unsigned)dnnl_get_effective_cpu_isa(),
+             sizeof(dnnl_memory_desc_t));
 }
 
 static int lin_entry_init(op_linear *l, prim_entry *e, const int key[4])

@@ -1,0 +1,35 @@
+/*
+ * buf.h — one growable byte buffer with a hard limit, for text and data whose size is known only
+ * as it arrives (a child's output, a response body, JSON being built). It doubles its capacity
+ * as needed, never grows past its limit (M2P_ETOOBIG, with the limit in the message), reports
+ * allocation failure as M2P_ENOMEM, and keeps its bytes NUL-terminated so text can be read as a
+ * C string.
+ */
+#ifndef M2P_CORE_BUF_H
+#define M2P_CORE_BUF_H
+
+#include <stddef.h>
+
+#include "core/error.h"
+
+typedef struct m2p_buf {
+    char *data;   /* NULL until the first append; else len bytes and a terminating NUL */
+    size_t len;   /* bytes held */
+    size_t cap;   /* bytes allocated (len + 1 <= cap) */
+    size_t limit; /* most bytes it may hold */
+} m2p_buf;
+
+/* An empty buffer that holds at most limit bytes (0: no limit but memory). */
+void m2p_buf_init(m2p_buf *b, size_t limit);
+/* Room for extra more bytes: 0, M2P_ETOOBIG over the limit, M2P_ENOMEM. */
+int m2p_buf_reserve(m2p_buf *b, size_t extra);
+/* Append n bytes (all or nothing). */
+int m2p_buf_append(m2p_buf *b, const void *p, size_t n);
+int m2p_buf_puts(m2p_buf *b, const char *s);
+int m2p_buf_printf(m2p_buf *b, const char *fmt, ...) M2P_PRINTF(2, 3);
+/* Hand the bytes to the caller (free() them; "" when empty, NULL when out of memory) and leave
+ * the buffer empty. */
+char *m2p_buf_detach(m2p_buf *b);
+void m2p_buf_free(m2p_buf *b);
+
+#endif

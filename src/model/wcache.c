@@ -1,0 +1,477 @@
+/*
+ * wcache.c — prepared weights cached on disk (wcache.h), one file per safetensors source.
+ *
+ * Layout (host byte order: the contents are for this machine's CPU anyway):
+ *   [0, 4096)      header: magic, version, source size + mtime, tag, entry count, index offset
+ *                  and size, file size, FNV-1a 64 of the index and of the header itself
+ *   4096-aligned   each entry's data (so every tensor is page aligned in the mapping)
+ *   index          per entry: data offset, size, FNV-1a of three 64-byte samples of the data
+ *                  (start, middle, end), key and layout bytes, each record 8-byte aligned
+ * A writer fills "<file>.tmp.<pid>", syncs it and renames it into place, so a reader never sees
+ * a half-written file; the checks at open catch what a crash, a full disk, a copy or an edit
+ * leaves behind. Data is checked by samples, not in full: hashing 1.7 GB would cost the load
+ * more than the conversion it saves.
+ */
+#define _GNU_SOURCE
+#include "model/wcache.h"
+
+#include "core/error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define WC_MAGIC "M2PWCv1"
+#define WC_VERSION 1u
+#define WC_HDR 4096u
+#define WC_TAG 128
+
+typedef struct {
+    char magic[8];
+    uint32_t version, header_size;
+    uint64_t src_size;
+    int64_t src_mtime_s, src_mtime_ns;
+    char tag[WC_TAG];
+    uint64_t n, index_off, index_size, file_size, index_hash;
+    uint64_t header_hash; /* of every byte above */
+} wc_header;
+
+typedef struct {
+    uint64_t data_off, data_size, sample_hash;
+    uint32_t key_len, layout_size;
+} wc_record;
+
+typedef struct {
+    const char *key;
+    size_t key_len;
+    const void *layout, *data;
+    size_t layout_size, size;
+    uint64_t sample_hash;
+} wc_entry;
+
+struct wcache {
+    atomic_int refs;
+    char path[PATH_MAX];
+    /* reader */
+    void *map;
+    size_t map_size;
+    wc_entry *ent;
+    size_t n, cursor;
+    int stale;
+    /* writer */
+    int fd;
+    char tmp[PATH_MAX + 32];
+    uint64_t cur;
+    char *index;
+    size_t index_len, index_cap, n_written;
+    int failed, committed;
+    wc_header hdr;
+};
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+#define FNV0 0xcbf29ce484222325ull
+
+static uint64_t sample_hash(const void *data, size_t n)
+{
+    const unsigned char *d = data;
+    if (n <= 192)
+        return fnv(FNV0, d, n);
+    uint64_t h = fnv(FNV0, d, 64);
+    h = fnv(h, d + (n / 2 & ~(size_t)63), 64);
+    return fnv(h, d + n - 64, 64);
+}
+
+static int mkdirs(const char *dir)
+{
+    char p[PATH_MAX];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
+        return -1;
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') {
+            *s = 0;
+            if (mkdir(p, 0755) && errno != EEXIST)
+                return -1;
+            *s = '/';
+        }
+    return mkdir(p, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+/* The cache folder (wcache.h); 0 when none can be named. */
+static int cache_dir(char *out, size_t n)
+{
+    const char *v;
+    int k;
+    if ((v = getenv("M2P_WEIGHT_CACHE_DIR")) && *v)
+        k = snprintf(out, n, "%s", v);
+    else if ((v = getenv("XDG_CACHE_HOME")) && v[0] == '/')
+        k = snprintf(out, n, "%s/mus2pic/weights", v);
+    else if ((v = getenv("HOME")) && v[0] == '/')
+        k = snprintf(out, n, "%s/.cache/mus2pic/weights", v);
+    else
+        return 0;
+    return k > 0 && (size_t)k < n - 128;
+}
+
+/* "<dir>/<part>-<hash of the source's real path and tag>.m2pw": one file per source and tag,
+ * so a changed source overwrites its old cache instead of adding another. */
+static int cache_path(const char *src, const char *tag, char *out, size_t n)
+{
+    char dir[PATH_MAX], real[PATH_MAX];
+    if (!cache_dir(dir, sizeof dir) || !realpath(src, real))
+        return 0;
+    uint64_t h = fnv(fnv(FNV0, real, strlen(real) + 1), tag, strlen(tag));
+    /* the part folder's name ("unet") makes the folder readable */
+    const char *slash = strrchr(real, '/');
+    const char *part = "weights";
+    char pbuf[64];
+    if (slash && slash > real) {
+        const char *ps = slash - 1;
+        while (ps > real && ps[-1] != '/')
+            ps--;
+        snprintf(pbuf, sizeof pbuf, "%.*s", (int)(slash - ps) < 40 ? (int)(slash - ps) : 40, ps);
+        if (pbuf[0])
+            part = pbuf;
+    }
+    int k = snprintf(out, n, "%s/%s-%016llx.m2pw", dir, part, (unsigned long long)h);
+    return k > 0 && (size_t)k < n - 32;
+}
+
+static void header_fill(wc_header *h, const struct stat *st, const char *tag)
+{
+    memset(h, 0, sizeof *h);
+    memcpy(h->magic, WC_MAGIC, sizeof h->magic);
+    h->version = WC_VERSION;
+    h->header_size = WC_HDR;
+    h->src_size = (uint64_t)st->st_size;
+    h->src_mtime_s = (int64_t)st->st_mtim.tv_sec;
+    h->src_mtime_ns = (int64_t)st->st_mtim.tv_nsec;
+    snprintf(h->tag, sizeof h->tag, "%s", tag);
+}
+
+/* Maps and checks the file at c->path against `want` (source key and tag). 0 or a reason. */
+static const char *reader_open(wcache *c, const wc_header *want)
+{
+    int fd = open(c->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return "absent";
+    struct stat st;
+    if (fstat(fd, &st) || (size_t)st.st_size < WC_HDR) {
+        close(fd);
+        return "shorter than its header";
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return "cannot be mapped";
+    c->map = map;
+    c->map_size = (size_t)st.st_size;
+    wc_header h;
+    memcpy(&h, map, sizeof h);
+    if (memcmp(h.magic, WC_MAGIC, sizeof h.magic) || h.version != WC_VERSION ||
+        h.header_size != WC_HDR)
+        return "not a weight cache of this version";
+    if (h.header_hash != fnv(FNV0, &h, offsetof(wc_header, header_hash)))
+        return "header checksum mismatch";
+    if (h.src_size != want->src_size || h.src_mtime_s != want->src_mtime_s ||
+        h.src_mtime_ns != want->src_mtime_ns)
+        return "stale (the source file changed)";
+    if (strncmp(h.tag, want->tag, sizeof h.tag))
+        return "written for another dtype, oneDNN or CPU";
+    if (h.file_size != c->map_size)
+        return "truncated or extended";
+    if (h.index_off < WC_HDR || h.index_off > c->map_size ||
+        h.index_size > c->map_size - h.index_off || h.n > h.index_size / sizeof(wc_record))
+        return "index out of bounds";
+    const char *idx = (const char *)map + h.index_off;
+    if (h.index_hash != fnv(FNV0, idx, h.index_size))
+        return "index checksum mismatch";
+    c->ent = calloc(h.n ? h.n : 1, sizeof *c->ent);
+    if (!c->ent)
+        return "out of memory";
+    size_t at = 0;
+    for (uint64_t i = 0; i < h.n; i++) {
+        wc_record r;
+        if (h.index_size - at < sizeof r)
+            return "index truncated";
+        memcpy(&r, idx + at, sizeof r);
+        size_t rec = sizeof r + (size_t)r.key_len + (size_t)r.layout_size;
+        if (r.key_len == 0 || r.key_len > 4096 || r.layout_size > 65536 || h.index_size - at < rec)
+            return "index record out of bounds";
+        if (r.data_off < WC_HDR || (r.data_off & 63) || r.data_off > h.index_off ||
+            r.data_size > h.index_off - r.data_off)
+            return "entry data out of bounds";
+        wc_entry *e = &c->ent[i];
+        e->key = idx + at + sizeof r;
+        e->key_len = r.key_len;
+        e->layout = idx + at + sizeof r + r.key_len;
+        e->layout_size = r.layout_size;
+        e->data = (const char *)map + r.data_off;
+        e->size = (size_t)r.data_size;
+        e->sample_hash = r.sample_hash;
+        at += (rec + 7) & ~(size_t)7;
+    }
+    c->n = (size_t)h.n;
+    /* start reading the data in while the rest of the model loads (a cold page cache) */
+    madvise((char *)map + WC_HDR, c->map_size - WC_HDR, MADV_WILLNEED);
+    return NULL;
+}
+
+static void reader_drop(wcache *c)
+{
+    if (c->map)
+        munmap(c->map, c->map_size);
+    c->map = NULL;
+    c->map_size = 0;
+    free(c->ent);
+    c->ent = NULL;
+    c->n = 0;
+}
+
+static int writer_start(wcache *c)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", c->path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    if (mkdirs(dir)) {
+        M2P_LOGD("weight cache: cannot create %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(c->tmp, sizeof c->tmp, "%s.tmp.%ld", c->path, (long)getpid());
+    c->fd = open(c->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (c->fd < 0) {
+        M2P_LOGD("weight cache: cannot write %s: %s", c->tmp, strerror(errno));
+        return -1;
+    }
+    c->cur = WC_HDR;
+    return 0;
+}
+
+static int pwrite_all(int fd, const void *p, size_t n, uint64_t off)
+{
+    const char *b = p;
+    while (n) {
+        ssize_t k = pwrite(fd, b, n, (off_t)off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        b += k;
+        n -= (size_t)k;
+        off += (uint64_t)k;
+    }
+    return 0;
+}
+
+static void writer_fail(wcache *c, const char *what)
+{
+    if (!c->failed)
+        M2P_LOGW("weight cache: %s %s: %s (the model loads without it)", what, c->tmp,
+                 strerror(errno));
+    c->failed = 1;
+    if (c->fd >= 0) {
+        close(c->fd);
+        unlink(c->tmp);
+    }
+    c->fd = -1;
+}
+
+void wcache_open(const char *src, const char *tag, wcache **out)
+{
+    *out = NULL;
+    struct stat st;
+    if (stat(src, &st) || !S_ISREG(st.st_mode))
+        return;
+    wcache *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    atomic_init(&c->refs, 1);
+    c->fd = -1;
+    if (!cache_path(src, tag, c->path, sizeof c->path)) {
+        M2P_LOGD("weight cache: no cache folder for %s", src);
+        free(c);
+        return;
+    }
+    header_fill(&c->hdr, &st, tag);
+    const char *why = reader_open(c, &c->hdr);
+    if (!why) {
+        M2P_LOGD("weight cache: mapped %s (%zu entries)", c->path, c->n);
+        *out = c;
+        return;
+    }
+    M2P_LOGD("weight cache: %s: %s; writing a new one", c->path, why);
+    reader_drop(c);
+    if (writer_start(c)) {
+        free(c);
+        return;
+    }
+    *out = c;
+}
+
+int wcache_is_reader(const wcache *c)
+{
+    return c && c->map != NULL;
+}
+
+const char *wcache_path(const wcache *c)
+{
+    return c->path;
+}
+
+int wcache_find(wcache *c, const char *key, const void **layout, size_t *layout_size,
+                const void **data, size_t *size)
+{
+    if (!c || !c->map || !c->n || c->stale) /* once stale, the rest converts from the source */
+        return M2P_ENOTFOUND;
+    size_t kl = strlen(key);
+    for (size_t k = 0; k < c->n; k++) { /* loads ask in the order they wrote: usually k = 0 */
+        size_t i = (c->cursor + k) % c->n;
+        wc_entry *e = &c->ent[i];
+        if (e->key_len != kl || memcmp(e->key, key, kl))
+            continue;
+        if (sample_hash(e->data, e->size) != e->sample_hash) {
+            M2P_LOGW("weight cache: %s: entry '%s' is corrupt; it will be rewritten", c->path, key);
+            c->stale = 1;
+            return M2P_ENOTFOUND;
+        }
+        c->cursor = i + 1;
+        *layout = e->layout;
+        *layout_size = e->layout_size;
+        *data = e->data;
+        *size = e->size;
+        return 0;
+    }
+    c->stale = 1;
+    return M2P_ENOTFOUND;
+}
+
+void wcache_mark_stale(wcache *c)
+{
+    if (c)
+        c->stale = 1;
+}
+
+void wcache_add(wcache *c, const char *key, const void *layout, size_t layout_size,
+                const void *data, size_t size)
+{
+    if (!c || c->map || c->failed || c->committed || c->fd < 0)
+        return;
+    c->cur = (c->cur + WC_HDR - 1) & ~(uint64_t)(WC_HDR - 1);
+    if (pwrite_all(c->fd, data, size, c->cur)) {
+        writer_fail(c, "writing");
+        return;
+    }
+    wc_record r = {.data_off = c->cur,
+                   .data_size = size,
+                   .sample_hash = sample_hash(data, size),
+                   .key_len = (uint32_t)strlen(key),
+                   .layout_size = (uint32_t)layout_size};
+    size_t rec = (sizeof r + r.key_len + layout_size + 7) & ~(size_t)7;
+    if (c->index_len + rec > c->index_cap) {
+        size_t cap = c->index_cap ? c->index_cap * 2 : 65536;
+        while (cap < c->index_len + rec)
+            cap *= 2;
+        char *p = realloc(c->index, cap);
+        if (!p) {
+            errno = ENOMEM;
+            writer_fail(c, "indexing");
+            return;
+        }
+        c->index = p;
+        c->index_cap = cap;
+    }
+    char *at = c->index + c->index_len;
+    memset(at, 0, rec);
+    memcpy(at, &r, sizeof r);
+    memcpy(at + sizeof r, key, r.key_len);
+    memcpy(at + sizeof r + r.key_len, layout, layout_size);
+    c->index_len += rec;
+    c->n_written++;
+    c->cur += size;
+}
+
+void wcache_commit(wcache *c)
+{
+    if (!c || c->committed)
+        return;
+    c->committed = 1;
+    if (c->map) {
+        if (c->stale) { /* the next load writes a complete one */
+            M2P_LOGD("weight cache: %s had stale entries; removed", c->path);
+            unlink(c->path);
+        }
+        return;
+    }
+    if (c->failed || c->fd < 0)
+        return;
+    wc_header *h = &c->hdr;
+    h->n = c->n_written;
+    h->index_off = (c->cur + 7) & ~(uint64_t)7;
+    h->index_size = c->index_len;
+    h->file_size = h->index_off + h->index_size;
+    h->index_hash = fnv(FNV0, c->index, c->index_len);
+    h->header_hash = fnv(FNV0, h, offsetof(wc_header, header_hash));
+    char page[WC_HDR];
+    memset(page, 0, sizeof page);
+    memcpy(page, h, sizeof *h);
+    if (pwrite_all(c->fd, c->index, c->index_len, h->index_off) ||
+        pwrite_all(c->fd, page, sizeof page, 0) || ftruncate(c->fd, (off_t)h->file_size) ||
+        fsync(c->fd)) {
+        writer_fail(c, "finishing");
+        return;
+    }
+    close(c->fd);
+    c->fd = -1;
+    if (rename(c->tmp, c->path)) {
+        M2P_LOGW("weight cache: cannot rename %s: %s", c->tmp, strerror(errno));
+        unlink(c->tmp);
+        return;
+    }
+    M2P_LOGD("weight cache: wrote %s (%zu entries, %llu bytes)", c->path, c->n_written,
+             (unsigned long long)h->file_size);
+}
+
+void wcache_ref(wcache *c)
+{
+    if (c)
+        atomic_fetch_add(&c->refs, 1);
+}
+
+void wcache_unref(void *p)
+{
+    wcache *c = p;
+    if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    if (c->fd >= 0) { /* never committed: the temporary file is not a cache */
+        close(c->fd);
+        unlink(c->tmp);
+    }
+    reader_drop(c);
+    free(c->index);
+    free(c);
+}
+
+void wcache_drop_pages(wcache *c)
+{
+    /* a shared read-only file mapping: this only unmaps the pages from the process, the page
+     * cache keeps them and the next touch maps them again (a minor fault) */
+    if (c && c->map)
+        madvise(c->map, c->map_size, MADV_DONTNEED);
+}

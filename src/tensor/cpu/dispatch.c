@@ -1,0 +1,106 @@
+/*
+ * dispatch.c — one binary for every x86-64: kernels.c and attention.c are compiled twice by
+ * CMakeLists.txt (portable x86-64 as op_*_generic, and x86-64-v4 = AVX-512 F/BW/DQ/VL as
+ * op_*_avx512), and the op_* entry points here pick one per call from a CPU check made once
+ * (cpuid through __builtin_cpu_supports, which also checks that the OS saves the AVX-512
+ * state). MUS2PIC_CPU=generic forces the portable kernels (tests compare the two).
+ * With -DM2P_NATIVE=ON the kernels are compiled once for this CPU and nothing here dispatches.
+ * A new exported function in kernels.c or attention.c needs its wrapper here and its name in
+ * M2P_DISPATCHED_OPS (CMakeLists.txt).
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor/ops.h"
+
+/* 0 unknown, 1 portable, 2 AVX-512 */
+static atomic_int cpu_level;
+
+const char *m2p_cpu_kernels(void)
+{
+#if M2P_DISPATCH
+    int lv = atomic_load_explicit(&cpu_level, memory_order_relaxed);
+    if (!lv) {
+        const char *force = getenv("MUS2PIC_CPU");
+        __builtin_cpu_init();
+        lv = (!force || strcmp(force, "generic") != 0) && __builtin_cpu_supports("avx512f") &&
+                     __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+                     __builtin_cpu_supports("avx512vl")
+                 ? 2
+                 : 1;
+        atomic_store_explicit(&cpu_level, lv, memory_order_relaxed);
+    }
+    return lv == 2 ? "avx512" : "generic";
+#else
+    (void)cpu_level;
+    return "native";
+#endif
+}
+
+#if M2P_DISPATCH
+
+static int use_avx512(void)
+{
+    int lv = atomic_load_explicit(&cpu_level, memory_order_relaxed);
+    if (!lv) {
+        m2p_cpu_kernels();
+        lv = atomic_load_explicit(&cpu_level, memory_order_relaxed);
+    }
+    return lv == 2;
+}
+
+/* Each op: its two compiled variants and the entry point that picks one. */
+#define DISPATCH_VOID(name, params, args)                                                          \
+    void name##_generic params;                                                                    \
+    void name##_avx512 params;                                                                     \
+    void name params                                                                               \
+    {                                                                                              \
+        if (use_avx512())                                                                          \
+            name##_avx512 args;                                                                    \
+        else                                                                                       \
+            name##_generic args;                                                                   \
+    }
+
+DISPATCH_VOID(op_groupnorm,
+              (const float *x, int B, int HW, int C, int groups, float eps, const float *gamma,
+               const float *beta, int silu, float *y),
+              (x, B, HW, C, groups, eps, gamma, beta, silu, y))
+DISPATCH_VOID(op_layernorm,
+              (const float *x, int rows, int C, float eps, const float *gamma, const float *beta,
+               float *y),
+              (x, rows, C, eps, gamma, beta, y))
+DISPATCH_VOID(op_geglu, (const float *x, int rows, int D, float *y), (x, rows, D, y))
+DISPATCH_VOID(op_silu, (float *x, size_t n), (x, n))
+DISPATCH_VOID(op_gelu, (float *x, size_t n), (x, n))
+DISPATCH_VOID(op_quick_gelu, (float *x, size_t n), (x, n))
+DISPATCH_VOID(op_relu, (float *x, size_t n), (x, n))
+DISPATCH_VOID(op_tanh_scale, (float *x, size_t n, float s), (x, n, s))
+DISPATCH_VOID(op_add, (float *y, const float *x, size_t n), (y, x, n))
+DISPATCH_VOID(op_scale, (float *y, float s, size_t n), (y, s, n))
+DISPATCH_VOID(op_add_channel_bias, (float *y, const float *v, int B, int HW, int C),
+              (y, v, B, HW, C))
+DISPATCH_VOID(op_upsample2x, (const float *x, int B, int H, int W, int C, float *y),
+              (x, B, H, W, C, y))
+DISPATCH_VOID(op_concat_channels,
+              (const float *a, int Ca, const float *b, int Cb, int B, int HW, float *y),
+              (a, Ca, b, Cb, B, HW, y))
+DISPATCH_VOID(op_nchw_to_nhwc, (const float *x, int B, int C, int H, int W, float *y),
+              (x, B, C, H, W, y))
+DISPATCH_VOID(op_nhwc_to_nchw, (const float *x, int B, int H, int W, int C, float *y),
+              (x, B, H, W, C, y))
+
+int op_attention_generic(const float *q, int q_stride, const float *k, const float *v,
+                         int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
+                         int causal, float *out);
+int op_attention_avx512(const float *q, int q_stride, const float *k, const float *v,
+                        int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
+                        int causal, float *out);
+int op_attention(const float *q, int q_stride, const float *k, const float *v, int kv_stride, int B,
+                 int Lq, int Lk, int heads, int dh, float scale, int causal, float *out)
+{
+    return (use_avx512() ? op_attention_avx512 : op_attention_generic)(
+        q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out);
+}
+
+#endif
