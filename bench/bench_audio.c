@@ -5,6 +5,9 @@
  *   decode + features for a 4-minute song (target <= 1.5 s)
  *   peak RSS for decode + features of a 10-minute song (target <= 150 MB; measured in a
  *   child process so that each run starts from a clean heap)
+ *   a 3-hour FLAC: decode + features of a 60 s window at 5 s, and decode of 10 s at 2 h (decoding
+ *   stops after the window; a long offset seeks; these were wall-clock asserts in
+ *   tests/audio/test_audio_badinput.c)
  *
  * Songs are made from the nutcracker fixture with the ffmpeg CLI (44.1 kHz stereo MP3, looped).
  * Usage: bench_audio [fixtures-dir]   (default $M2P_FIXTURES or ../shared/fixtures)
@@ -115,6 +118,25 @@ int main(int argc, char **argv)
     }
     int st;
     waitpid(pid, &st, 0);
+
+    /* 4. a 3-hour FLAC (220 Hz sine at 8 kHz): a 60 s window at 5 s, then 10 s at 2 h */
+    char longf[2100], cmd[4300];
+    snprintf(longf, sizeof longf, "%s/long.flac", dir);
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -v error -y -f lavfi -i 'sine=frequency=220:sample_rate=8000' -t 10800 "
+             "-c:a flac -compression_level 0 '%s'",
+             longf);
+    if (system(cmd) == 0) {
+        printf("3-hour FLAC, decode + features of 60 s at 5 s: %.3f s wall\n",
+               analyse(longf, 5, 60, NULL));
+        m2p_audio a;
+        double t0 = now();
+        if (m2p_audio_decode(longf, 7200, 10, &a) == 0) {
+            printf("3-hour FLAC, decode of 10 s at 2 h:            %.3f s wall\n", now() - t0);
+            m2p_audio_free(&a);
+        }
+        unlink(longf);
+    }
     unlink(s4);
     unlink(s10);
     rmdir(dir);

@@ -279,7 +279,7 @@ int audio_features_ticked(const float *x, int64_t n, int sr, m2p_features *out,
         key_tuning_add_frame(&w.kt, w.power, DSP_NBINS, sr, DSP_NFFT);
     }
     double tuning = key_tuning_estimate(&w.kt);
-    if (dsp_chromabank_init(w.chroma_w, sr, tuning) < 0) {
+    if (w.kt.failed || dsp_chromabank_init(w.chroma_w, sr, tuning) < 0) {
         rc = m2p_error(M2P_ENOMEM, "features: out of memory");
         goto done;
     }
@@ -458,6 +458,11 @@ int audio_features_ticked(const float *x, int64_t n, int sr, m2p_features *out,
         }
         out->tempo = tempo_estimate_mel(w.mel, (int)T, DSP_NMELS, sr, fps, be);
         free(be);
+        if (out->tempo < 0) {
+            out->tempo = 0;
+            rc = m2p_error(M2P_ENOMEM, "features: out of memory estimating the tempo");
+            goto done;
+        }
     }
     int nb = out->tempo > 0 ? tempo_beats(w.env, (int)T, fps, out->tempo, w.beats) : 0;
     if (nb < 0) {

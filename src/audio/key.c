@@ -69,8 +69,10 @@ double key_tuning_estimate(key_tuning *kt)
     if (kt->failed || kt->n == 0)
         return 0;
     float *m = malloc(kt->n * sizeof *m);
-    if (!m)
+    if (!m) {
+        kt->failed = 1;
         return 0;
+    }
     memcpy(m, kt->mag, kt->n * sizeof *m);
     qsort(m, kt->n, sizeof *m, cmp_float);
     float med = kt->n & 1 ? m[kt->n / 2] : 0.5f * (m[kt->n / 2 - 1] + m[kt->n / 2]);

@@ -14,7 +14,9 @@ typedef struct key_tuning {
     int failed;
 } key_tuning;
 void key_tuning_add_frame(key_tuning *kt, const float *power, int nbins, int sr, int nfft);
-double key_tuning_estimate(key_tuning *kt); /* semitone fraction in [-0.5, 0.5) */
+/* Semitone fraction in [-0.5, 0.5); when memory ran out (here or collecting) kt->failed is set
+ * and the answer is 0: the caller reports M2P_ENOMEM. */
+double key_tuning_estimate(key_tuning *kt);
 void key_tuning_free(key_tuning *kt);
 
 typedef struct key_result {

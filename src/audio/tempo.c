@@ -258,7 +258,7 @@ double tempo_librosa(const float *env, int T, double fps, int uniform_prior, dou
     double *tg = malloc(sizeof(double) * (size_t)win);
     if (!tg || mean_tempogram(env, T, win, fps, uniform_prior, frames, tg) < 0) {
         free(tg);
-        return 0;
+        return TEMPO_NOMEM;
     }
     int lag = librosa_pick(tg, win, fps, uniform_prior);
     free(tg);
@@ -356,7 +356,7 @@ double tempo_estimate(const float *env, int T, double fps, double *prior_bpm)
     double *tg = malloc(sizeof(double) * (size_t)win);
     if (!tg || mean_tempogram(env, T, win, fps, 0, NULL, tg) < 0) {
         free(tg);
-        return 0;
+        return TEMPO_NOMEM;
     }
     int best = librosa_pick(tg, win, fps, 0);
     if (best <= 0) {
@@ -447,16 +447,13 @@ static double env_std(const float *e, int T)
 
 /* Harmonic-change novelty: the L1 distance (dB, mean over the mel bands between 150 Hz and
  * 3 kHz) between the mean spectrum of the w frames before t and the w frames from t on. */
-static void harm_novelty(const float *mel_db, int T, int nm, int sr, int w, float *h)
+static int harm_novelty(const float *mel_db, int T, int nm, int sr, int w, float *h)
 {
     int m0 = mel_band(150.0, nm, sr), m1 = mel_band(3000.0, nm, sr);
     int nb = m1 - m0;
     double *cs = calloc((size_t)(T + 1) * nb, sizeof(double));
-    if (!cs) {
-        for (int t = 0; t < T; t++)
-            h[t] = 0;
-        return;
-    }
+    if (!cs)
+        return -1;
     for (int t = 0; t < T; t++)
         for (int m = 0; m < nb; m++)
             cs[(size_t)(t + 1) * nb + m] = cs[(size_t)t * nb + m] + mel_db[(size_t)t * nm + m0 + m];
@@ -474,6 +471,7 @@ static void harm_novelty(const float *mel_db, int T, int nm, int sr, int w, floa
         h[t] = (float)(s / nb);
     }
     free(cs);
+    return 0;
 }
 
 /* Normalised autocorrelation of x (mean removed) at a fractional lag: max over +-1 frame. */
@@ -538,10 +536,11 @@ static double harmonic_check(const float *mel_db, const float *env, int T, int n
         return bpm;
     double L = 60.0 * fps / bpm;
     float *h = malloc(sizeof(float) * (size_t)T);
-    if (!h)
-        return bpm;
     int w = (int)lround(L / 2);
-    harm_novelty(mel_db, T, nm, sr, w < 2 ? 2 : w, h);
+    if (!h || harm_novelty(mel_db, T, nm, sr, w < 2 ? 2 : w, h) < 0) {
+        free(h);
+        return TEMPO_NOMEM;
+    }
     double a15 = ac_at(h, T, 1.5 * L), a2 = ac_at(h, T, 2 * L), a3 = ac_at(h, T, 3 * L),
            a4 = ac_at(h, T, 4 * L), a6 = -1, a8 = -1;
     /* An autocorrelation lag is trusted up to a quarter of the signal (>= 4 periods seen). */
@@ -555,11 +554,11 @@ static double harmonic_check(const float *mel_db, const float *env, int T, int n
     if (halve_ok && high >= low + margin && high - a15 >= contrast) {
         /* the bass gate: a kick or bass line marking every estimated beat makes it the beat */
         float *bb = malloc(sizeof(float) * (size_t)T);
-        if (bb) {
-            band_env(mel_db, T, nm, 0, mel_band(200.0, nm, sr), bb);
-            bass_ok = ac_at(bb, T, 2 * L) >= ac_at(bb, T, L);
-            free(bb);
-        }
+        if (!bb)
+            return TEMPO_NOMEM;
+        band_env(mel_db, T, nm, 0, mel_band(200.0, nm, sr), bb);
+        bass_ok = ac_at(bb, T, 2 * L) >= ac_at(bb, T, L);
+        free(bb);
     }
     if (halve_ok && bass_ok && high >= low + margin && high - a15 >= contrast)
         return bpm / 2;
@@ -627,8 +626,8 @@ double tempo_estimate_mel(const float *mel_db, int T, int nm, int sr, double fps
      * (BENCHMARKS.md): 5-150-2000, 200-5000 and weights 0.5 or 1 for the high band measured
      * the same or worse. */
     const double f_low = 200.0, f_high = 3000.0;
-    float *b = malloc(sizeof(float) * (size_t)T);
-    if (!b || T < 1)
+    float *b = T < 1 ? NULL : malloc(sizeof(float) * (size_t)T);
+    if (!b)
         goto fail;
     int e[3] = {0, mel_band(f_low, nm, sr), mel_band(f_high, nm, sr)};
     for (int t = 0; t < T; t++)
@@ -650,10 +649,9 @@ double tempo_estimate_mel(const float *mel_db, int T, int nm, int sr, double fps
         bpm = density_check(mel_db, env, T, nm, fps, bpm);
     return bpm;
 fail:
-    free(b);
     for (int t = 0; t < T; t++)
         env[t] = 0;
-    return 0;
+    return T < 1 ? 0 : TEMPO_NOMEM;
 }
 
 int tempo_beats(const float *env, int T, double fps, double bpm, int *beats)

@@ -20,14 +20,19 @@ int tempo_mel_db(const float *x, int64_t n, int sr, float *mel);
  * env gets 1 + n / 512 values. Returns 0, or -1 on no memory. */
 int tempo_onset_strength(const float *x, int64_t n, int sr, float *env);
 
+/* What the tempo estimators return when an allocation failed (a tempo is never negative). */
+#define TEMPO_NOMEM (-1.0)
+
 /* librosa.feature.tempo(onset_envelope=env, sr, hop_length=512) exactly: mean autocorrelation
  * tempogram over 8 s windows, argmax of log1p(1e6 tg) + log prior on integer lags. The prior is
  * librosa's default log-normal around 120 BPM, or scipy.stats.uniform(30, 300) when
  * uniform_prior. When frames is not NULL it gets the per-frame estimates (aggregate=None), T
- * values. Returns the aggregate estimate in BPM, 0 for a flat envelope or no memory. */
+ * values. Returns the aggregate estimate in BPM, 0 for a flat envelope, TEMPO_NOMEM when memory
+ * ran out. */
 double tempo_librosa(const float *env, int T, double fps, int uniform_prior, double *frames);
 
-/* Tempo in BPM from an onset envelope (fps frames a second); 0 when the envelope is flat.
+/* Tempo in BPM from an onset envelope (fps frames a second); 0 when the envelope is flat,
+ * TEMPO_NOMEM when memory ran out.
  * Also returns the librosa estimate before octave checks in *prior_bpm (optional). */
 double tempo_estimate(const float *env, int T, double fps, double *prior_bpm);
 
@@ -39,7 +44,7 @@ double tempo_estimate(const float *env, int T, double fps, double *prior_bpm);
  * on bar lines; see harmonic_check in tempo.c), raised by 3/2 when the bass band repeats
  * clearly more strongly at 2/3 of the period (bass_metrical_check), and doubled when the music's
  * onsets come 3.3 or more times per estimated beat in a duple division (density_check). 0 when
- * flat or on no memory. */
+ * flat, TEMPO_NOMEM on no memory. */
 double tempo_estimate_mel(const float *mel_db, int T, int nm, int sr, double fps, float *env);
 
 /* Ellis' dynamic-programming beat tracker (librosa.beat.beat_track, tightness 100, trim).

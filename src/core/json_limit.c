@@ -4,6 +4,7 @@
  * down. Malformed text is left for jansson to report; only depth is judged here.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/json_limit.h"
@@ -77,4 +78,30 @@ json_t *m2p_json_loadb(const char *text, size_t n, size_t flags, json_error_t *e
 json_t *m2p_json_loads(const char *text, size_t flags, json_error_t *err)
 {
     return text ? m2p_json_loadb(text, strlen(text), flags, err) : NULL;
+}
+
+static _Thread_local unsigned json_alloc_failed;
+
+static void *json_tracked_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (!p)
+        json_alloc_failed++;
+    return p;
+}
+
+static void json_tracked_free(void *p)
+{
+    free(p);
+}
+
+void m2p_json_track_alloc(void)
+{
+    /* the same allocator as jansson's default, so values made before this still free alike */
+    json_set_alloc_funcs(json_tracked_malloc, json_tracked_free);
+}
+
+unsigned m2p_json_alloc_failures(void)
+{
+    return json_alloc_failed;
 }

@@ -27,4 +27,11 @@ json_t *m2p_json_loadb(const char *text, size_t n, size_t flags, json_error_t *e
 /* The same for a NUL-terminated string; NULL text gives NULL. */
 json_t *m2p_json_loads(const char *text, size_t flags, json_error_t *err);
 
+/* jansson 2.14 (Debian 12) ignores a failed allocation while it writes an object's key in
+ * json_dumps and returns text with the key missing: invalid JSON. m2p_json_track_alloc() makes
+ * jansson allocate through malloc while counting, per thread, the allocations that failed
+ * (m2p_json_alloc_failures()); a dump during which the count moved is thrown away. */
+void m2p_json_track_alloc(void);
+unsigned m2p_json_alloc_failures(void);
+
 #endif

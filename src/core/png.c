@@ -279,7 +279,9 @@ int m2p_png_encode_text(const uint8_t *rgb, int width, int height, const char *c
     png_infop info = png_create_info_struct(png);
     membuf buf = {.oom = 0};
     m2p_buf_init(&buf.b, 0);
-    png_bytep *rows = NULL;
+    /* volatile: set after setjmp and read after the longjmp (else it may read as NULL there and
+     * leak; found by tests/inject/test_alloc_generate) */
+    png_bytep *volatile rows = NULL;
     if (!info) {
         png_destroy_write_struct(&png, NULL);
         return m2p_error(M2P_ENOMEM, "png: out of memory");

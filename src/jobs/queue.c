@@ -584,6 +584,20 @@ int jobs_submit(jobs *q, int kind, const char *params, int64_t batch_id, int bat
     return 0;
 }
 
+int jobs_submit_batch(jobs *q, const char *params, int kind, const char *const *job_params, int n,
+                      int64_t *batch_id, int64_t *ids)
+{
+    int rc = store_batch_submit(q->store, params, kind, job_params, n, batch_id, ids);
+    if (rc)
+        return rc;
+    for (int i = 0; i < n; i++)
+        jobs_publish_stage(q, ids[i], "queued", -1);
+    pthread_mutex_lock(&q->lock);
+    pthread_cond_broadcast(&q->work[kind == STORE_JOB_GENERATE]);
+    pthread_mutex_unlock(&q->lock);
+    return 0;
+}
+
 /* A job that will never run (canceled while queued, deleted) lets go of its upload's shared
  * copy (PostgreSQL, params "audio_key"; run_analyze drops it for a job that ran). */
 static void drop_shared_upload(jobs *q, const store_job *j)

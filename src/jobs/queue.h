@@ -53,6 +53,9 @@ void jobs_stop(jobs *q);
 /* Queue a job (params: a validated JSON object). M2P_EBUSY when the queue is full. */
 int jobs_submit(jobs *q, int kind, const char *params, int64_t batch_id, int batch_index,
                 int64_t parent_id, int64_t *id);
+/* Queue a batch (store_batch_submit: the batch row and its n jobs, all or nothing). */
+int jobs_submit_batch(jobs *q, const char *params, int kind, const char *const *job_params, int n,
+                      int64_t *batch_id, int64_t *ids);
 /* Cancel: a queued job at once (*now = 1), a running generation at its next step (*now = 0).
  * M2P_ENOTFOUND when absent; M2P_EINVAL when it already finished. */
 int jobs_cancel(jobs *q, int64_t id, int *now);

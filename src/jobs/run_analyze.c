@@ -4,7 +4,8 @@
  *
  * Download percentages and the analyser's stages become bus events. When the request named the
  * band or song (the page's "verify" step), the chosen prompt is rebuilt with those names. A job
- * of a batch then queues its generation with the batch's parameters and the chosen prompt.
+ * of a batch then queues its generation with the batch's parameters and the chosen prompt, in
+ * the transaction that commits its result (store_job_finish_and_queue).
  * An uploaded file is removed once its job has finished (its result keeps the features and the
  * file's content hash as the source id). On a PostgreSQL store the web node put the file's bytes
  * in the store (params "audio_key"): this node copies them into its own --data first, and the
@@ -79,14 +80,17 @@ static json_t *features_summary(json_t *features)
     return out;
 }
 
-/* Queue the generation of a batch item from its finished analysis. */
-static void queue_batch_generation(jobs *q, const store_job *job, json_t *params, json_t *result)
+/* The parameters of a batch item's generation (malloc'd JSON; NULL when out of memory): the
+ * batch's generation settings with the analysis' prompt, features and source. */
+static char *batch_generation_params(const store_job *job, json_t *params, json_t *result)
 {
     json_t *gen = json_deep_copy(json_object_get(params, "generate"));
     if (!json_is_object(gen)) {
         json_decref(gen);
         gen = json_object();
     }
+    if (!gen)
+        return NULL;
     json_object_set(gen, "prompt", json_object_get(result, "prompt"));
     json_object_set(gen, "negative_prompt", json_object_get(result, "negative_prompt"));
     json_t *f = json_object_get(result, "features");
@@ -105,17 +109,12 @@ static void queue_batch_generation(jobs *q, const store_job *job, json_t *params
     }
     char *s = json_dumps(gen, JSON_COMPACT);
     json_decref(gen);
-    int64_t id = 0;
-    /* A batch's generations were admitted with the batch; they never hit the queue limit. */
-    int rc = s ? store_job_create(q->store, STORE_JOB_GENERATE, s, job->batch_id, job->batch_index,
-                                  job->id, 0, &id)
-               : M2P_ENOMEM;
-    free(s);
-    if (rc) {
-        M2P_LOGW("batch %lld: cannot queue the generation of item %d: %s", (long long)job->batch_id,
-                 job->batch_index, m2p_errmsg());
-        return;
-    }
+    return s;
+}
+
+/* A new queued generation: its "queued" event and a wake-up for the generation workers. */
+static void announce_generation(jobs *q, int64_t id)
+{
     jobs_publish_stage(q, id, "queued", -1);
     pthread_mutex_lock(&q->lock);
     pthread_cond_signal(&q->work[1]);
@@ -308,9 +307,21 @@ static void drop_upload(jobs *q, int upload, const char *source, const char *key
         M2P_LOGW("the shared upload %s stays in the store: %s", key, m2p_errmsg());
 }
 
+/* The outcome to commit: the result, and for a batch item the generation queued with it in the
+ * same transaction (a crash between the two left the item done with nothing after it). */
+typedef struct an_outcome {
+    const char *result;
+    const char *next_params; /* NULL: not a batch item */
+    int64_t next_id;
+} an_outcome;
+
 static int write_result(jobs *q, const store_job *job, void *ud)
 {
-    return store_job_finish(q->store, job, ud);
+    an_outcome *o = ud;
+    if (!o->next_params)
+        return store_job_finish(q->store, job, o->result);
+    return store_job_finish_and_queue(q->store, job, o->result, STORE_JOB_GENERATE, o->next_params,
+                                      &o->next_id);
 }
 
 void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
@@ -428,8 +439,14 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
         return;
     }
     char *rs = json_dumps(result, JSON_COMPACT);
-    rc = rs ? jobs_write_outcome(q, job, write_result, rs) : M2P_ENOMEM;
+    char *next = job->batch_id ? batch_generation_params(job, p, result) : NULL;
+    an_outcome out = {rs, next, 0};
+    if (rs && (next || !job->batch_id))
+        rc = jobs_write_outcome(q, job, write_result, &out);
+    else
+        rc = m2p_error(M2P_ENOMEM, "out of memory writing the analysis' result");
     free(rs);
+    free(next);
     if (rc == M2P_ENOTFOUND) {
         M2P_LOGW("job %lld: late result refused: %s", (long long)job->id, m2p_errmsg());
         if (key)
@@ -447,8 +464,8 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
         return;
     }
     drop_upload(q, upload, source, key);
-    if (job->batch_id)
-        queue_batch_generation(q, job, p, result);
+    if (out.next_id)
+        announce_generation(q, out.next_id);
 
     json_t *e = json_pack("{s:s, s:I, s:s, s:O}", "type", "done", "job", (json_int_t)job->id,
                           "kind", "analyze", "result", result);

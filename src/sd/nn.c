@@ -330,15 +330,18 @@ int nn_resnet_forward(nn_resnet *r, const float *x, int B, int H, int W, const f
                       float *out, float *t1, float *t2, float *tb)
 {
     int HW = H * W, rc;
-    op_groupnorm(x, B, HW, r->cin, r->groups, r->eps, r->norm1.gamma, r->norm1.beta, 1, t1);
-    if ((rc = op_conv_forward(r->conv1, t1, B, H, W, t2, NULL)))
+    if ((rc = op_groupnorm(x, B, HW, r->cin, r->groups, r->eps, r->norm1.gamma, r->norm1.beta, 1,
+                           t1)) ||
+        (rc = op_conv_forward(r->conv1, t1, B, H, W, t2, NULL)))
         return rc;
     if (r->temb_proj && temb_act) {
         if ((rc = op_linear_forward(r->temb_proj, temb_act, B, tb, NULL)))
             return rc;
         op_add_channel_bias(t2, tb, B, HW, r->cout);
     }
-    op_groupnorm(t2, B, HW, r->cout, r->groups, r->eps, r->norm2.gamma, r->norm2.beta, 1, t2);
+    if ((rc = op_groupnorm(t2, B, HW, r->cout, r->groups, r->eps, r->norm2.gamma, r->norm2.beta, 1,
+                           t2)))
+        return rc;
     const float *res = x;
     if (r->shortcut) {
         if ((rc = op_conv_forward(r->shortcut, x, B, H, W, out, NULL)))

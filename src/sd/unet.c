@@ -694,11 +694,15 @@ int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
 
     /* 6. conv_norm_out + SiLU + conv_out */
     if (m->tap) {
-        op_groupnorm(X, B, H * W, C, m->groups, m->eps, m->norm_out.gamma, m->norm_out.beta, 0, T1);
+        if ((rc = op_groupnorm(X, B, H * W, C, m->groups, m->eps, m->norm_out.gamma,
+                               m->norm_out.beta, 0, T1)))
+            return rc;
         nn_tap_nhwc(m->tap, m->tap_ud, "conv_norm_out", T1, B, H, W, C);
         op_silu(T1, (size_t)B * H * W * C);
     } else {
-        op_groupnorm(X, B, H * W, C, m->groups, m->eps, m->norm_out.gamma, m->norm_out.beta, 1, T1);
+        if ((rc = op_groupnorm(X, B, H * W, C, m->groups, m->eps, m->norm_out.gamma,
+                               m->norm_out.beta, 1, T1)))
+            return rc;
     }
     if ((rc = op_conv_forward(m->conv_out, T1, B, H, W, T2, NULL)))
         return rc;

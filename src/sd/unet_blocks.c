@@ -139,8 +139,9 @@ int unet_transformer_forward(unet_transformer *t, float *x, int B, int HW, const
     const float scale = 1.0f / sqrtf((float)t->dh);
     int rc;
 
-    op_groupnorm(x, B, HW, t->C, t->groups, TR_GN_EPS, t->norm.gamma, t->norm.beta, 0, n);
-    if ((rc = op_linear_forward(t->proj_in, n, rows, h, NULL)))
+    if ((rc = op_groupnorm(x, B, HW, t->C, t->groups, TR_GN_EPS, t->norm.gamma, t->norm.beta, 0,
+                           n)) ||
+        (rc = op_linear_forward(t->proj_in, n, rows, h, NULL)))
         return rc;
     for (int d = 0; d < t->depth; d++) {
         unet_tblock *b = &t->blk[d];

@@ -270,9 +270,9 @@ int vae_decode(vae *m, const float *z, int B, int h, int w, float *out)
     if (m->mid_attn) {
         /* Attention (_from_deprecated_attn_block): GroupNorm, single head over C, residual */
         size_t rows = (size_t)B * H * W;
-        op_groupnorm(x, B, H * W, C, m->groups, VAE_EPS, m->attn_norm.gamma, m->attn_norm.beta, 0,
-                     t2);
-        if ((rc = op_linear_forward(m->attn_qkv, t2, (int)rows, t1, NULL)))
+        if ((rc = op_groupnorm(x, B, H * W, C, m->groups, VAE_EPS, m->attn_norm.gamma,
+                               m->attn_norm.beta, 0, t2)) ||
+            (rc = op_linear_forward(m->attn_qkv, t2, (int)rows, t1, NULL)))
             return rc;
         if ((rc = op_attention(t1, 3 * C, t1 + C, t1 + 2 * C, 3 * C, B, H * W, H * W, 1, C,
                                1.0f / sqrtf((float)C), 0, t2)))
@@ -311,7 +311,9 @@ int vae_decode(vae *m, const float *z, int B, int h, int w, float *out)
             nn_tap_nhwc(m->tap, m->tap_ud, nm, x, B, H, W, C);
         }
     }
-    op_groupnorm(x, B, H * W, C, m->groups, VAE_EPS, m->norm_out.gamma, m->norm_out.beta, 0, t1);
+    if ((rc = op_groupnorm(x, B, H * W, C, m->groups, VAE_EPS, m->norm_out.gamma, m->norm_out.beta,
+                           0, t1)))
+        return rc;
     nn_tap_nhwc(m->tap, m->tap_ud, "decoder.conv_norm_out", t1, B, H, W, C);
     op_silu(t1, (size_t)B * H * W * C);
     if ((rc = op_conv_forward(m->conv_out, t1, B, H, W, t2, NULL)))

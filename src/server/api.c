@@ -576,10 +576,18 @@ void api_generate(server *s, struct mg_connection *c, const route_args *a)
         http_api_error(c, &e);
         return;
     }
-    http_json(c, 202,
-              json_pack("{s:b, s:I, s:s, s:O, s:O}", "success", 1, "job_id", (json_int_t)id,
-                        "state", "queued", "seed", json_object_get(p, "seed"), "params", p));
+    json_t *o = json_pack("{s:b, s:I, s:s, s:O, s:O}", "success", 1, "job_id", (json_int_t)id,
+                          "state", "queued", "seed", json_object_get(p, "seed"), "params", p);
     json_decref(p);
+    char *js = http_dumps(o);
+    json_decref(o);
+    /* The job is queued: out of memory for the full answer, the client still learns its id. */
+    char small[96];
+    if (!js)
+        snprintf(small, sizeof small, "{\"success\":true,\"job_id\":%lld,\"state\":\"queued\"}",
+                 (long long)id);
+    http_send(c, 202, "application/json", js ? js : small, strlen(js ? js : small), NULL);
+    free(js);
 }
 
 void api_job_get(server *s, struct mg_connection *c, const route_args *a)
@@ -742,28 +750,38 @@ void api_batch_post(server *s, struct mg_connection *c, const route_args *a)
                            "prompt_version", version, "generate", gen);
     char *bps = bp ? json_dumps(bp, JSON_COMPACT) : NULL;
     json_decref(bp);
-    int64_t bid = 0;
-    int rc = bps ? store_batch_create(s->store, bps, &bid) : M2P_ENOMEM;
-    free(bps);
-    json_t *ids = json_array();
-    for (size_t i = 0; !rc && i < json_array_size(urls); i++) {
-        json_t *p =
-            json_pack("{s:O, s:b, s:f, s:i, s:O}", "source", json_array_get(urls, i), "upload", 0,
-                      "duration", duration, "prompt_version", version, "generate", gen);
-        char *ps = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    /* the batch and its analyses are queued together or not at all */
+    int64_t bid = 0, jid[MAX_BATCH_URLS];
+    char *jps[MAX_BATCH_URLS] = {0};
+    int n = (int)json_array_size(urls), rc = bps ? 0 : M2P_ENOMEM;
+    for (int i = 0; !rc && i < n; i++) {
+        json_t *p = json_pack("{s:O, s:b, s:f, s:i, s:O}", "source",
+                              json_array_get(urls, (size_t)i), "upload", 0, "duration", duration,
+                              "prompt_version", version, "generate", gen);
+        jps[i] = p ? json_dumps(p, JSON_COMPACT) : NULL;
         json_decref(p);
-        int64_t id = 0;
-        rc = ps ? jobs_submit(s->q, STORE_JOB_ANALYZE, ps, bid, (int)i, 0, &id) : M2P_ENOMEM;
-        free(ps);
-        if (!rc)
-            json_array_append_new(ids, json_integer(id));
+        if (!jps[i])
+            rc = m2p_error(M2P_ENOMEM, "out of memory queuing the batch");
     }
+    json_t *ids = json_array();
+    if (!rc && !ids)
+        rc = m2p_error(M2P_ENOMEM, "out of memory queuing the batch");
+    else if (!rc)
+        rc =
+            jobs_submit_batch(s->q, bps, STORE_JOB_ANALYZE, (const char *const *)jps, n, &bid, jid);
+    else if (!bps)
+        m2p_error(M2P_ENOMEM, "out of memory queuing the batch");
+    free(bps);
+    for (int i = 0; i < n; i++)
+        free(jps[i]);
     json_decref(gen);
     if (rc) {
         json_decref(ids);
         http_error(c, http_status_of(rc), NULL, "%s", m2p_errmsg());
         return;
     }
+    for (int i = 0; i < n; i++)
+        json_array_append_new(ids, json_integer(jid[i]));
     http_json(c, 202,
               json_pack("{s:b, s:I, s:o}", "success", 1, "batch_id", (json_int_t)bid,
                         "analysis_jobs", ids));

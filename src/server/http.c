@@ -35,9 +35,20 @@ void http_send(struct mg_connection *c, int status, const char *type, const void
         mg_write(c, body, len);
 }
 
+char *http_dumps(const json_t *json)
+{
+    unsigned failed = m2p_json_alloc_failures();
+    char *s = json ? json_dumps(json, JSON_COMPACT) : NULL;
+    if (s && m2p_json_alloc_failures() != failed) { /* see m2p_json_track_alloc */
+        free(s);
+        s = NULL;
+    }
+    return s;
+}
+
 void http_json(struct mg_connection *c, int status, json_t *json)
 {
-    char *s = json ? json_dumps(json, JSON_COMPACT) : NULL;
+    char *s = http_dumps(json);
     json_decref(json);
     if (!s) {
         static const char oom[] = "{\"success\":false,\"error\":\"out of memory\"}";
@@ -59,10 +70,12 @@ void http_error(struct mg_connection *c, int status, const char *field, const ch
     if (o && field)
         json_object_set_new(o, "field", json_string(field));
     if (status == 503 || status == 429) {
-        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        char *s = http_dumps(o);
         json_decref(o);
-        if (s)
-            http_send(c, status, "application/json", s, strlen(s), "Retry-After: 5\r\n");
+        static const char oom[] = "{\"success\":false,\"error\":\"out of memory\"}";
+        /* out of memory for the message: still an answer, with the same status */
+        http_send(c, status, "application/json", s ? s : oom, s ? strlen(s) : sizeof oom - 1,
+                  "Retry-After: 5\r\n");
         free(s);
         return;
     }

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/json_limit.h"
 #include "core/paths.h"
 #include "sd/clip_tokenizer.h"
 #include "server/server_internal.h"
@@ -245,6 +246,8 @@ int server_start(const server_config *cfg, server **out)
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_message;
     cb.end_request = ux_end_request; /* serve -v logs each request */
+    /* answers dumped while memory ran out are refused (http.c) */
+    m2p_json_track_alloc();
     mg_init_library(0);
     s->ctx = mg_start(&cb, s, options);
     if (!s->ctx) {

@@ -14,7 +14,7 @@ typedef struct server_config {
     const char *host;     /* default 127.0.0.1; anything else needs a token */
     int port;             /* default 9090 */
     const char *data_dir; /* default ./data (SQLite, uploads, audio cache) */
-    const char *web_dir;  /* default M2P_WEB_DIR (the source tree's web/) */
+    const char *web_dir;  /* NULL: found at start (installed share/mus2pic/web, else the source tree) */
     const char *token;    /* access token; NULL = $MUS2PIC_TOKEN */
     int threads;          /* CivetWeb worker threads; 0 = max_ws + 1024 */
     int compute_threads;  /* the image engine's threads; 0 = every core */

@@ -38,6 +38,8 @@ struct server {
 };
 
 /* ---- responses (http.c) ---- */
+/* json_dumps (compact), NULL when memory ran out while dumping (m2p_json_track_alloc). */
+char *http_dumps(const json_t *json);
 void http_send(struct mg_connection *c, int status, const char *type, const void *body, size_t len,
                const char *extra_headers);
 /* Sends json (stolen). */

@@ -206,12 +206,14 @@ json_t *validate_generate(server *s, json_t *b, int need_prompt, api_error *e)
             goto bad;
         }
     }
-    json_object_set_new(out, "steps", json_integer(steps));
-    json_object_set_new(out, "variations", json_integer(variations));
-    json_object_set_new(out, "width", json_integer(width));
-    json_object_set_new(out, "height", json_integer(height));
-    json_object_set_new(out, "seed", json_integer(seed));
-    json_object_set_new(out, "guidance", json_real(guidance));
+    /* a value lost to a failed allocation would queue the job without it */
+    if (json_object_set_new(out, "steps", json_integer(steps)) ||
+        json_object_set_new(out, "variations", json_integer(variations)) ||
+        json_object_set_new(out, "width", json_integer(width)) ||
+        json_object_set_new(out, "height", json_integer(height)) ||
+        json_object_set_new(out, "seed", json_integer(seed)) ||
+        json_object_set_new(out, "guidance", json_real(guidance)))
+        goto oom;
 
     /* what the gallery shows beside the image */
     json_t *f = json_object_get(b, "features");
@@ -220,7 +222,8 @@ json_t *validate_generate(server *s, json_t *b, int need_prompt, api_error *e)
             fail(e, "features", "features must be an object of numbers");
             goto bad;
         }
-        json_object_set(out, "features", f);
+        if (json_object_set(out, "features", f))
+            goto oom;
     }
     json_t *src = json_object_get(b, "source");
     if (src && !json_is_null(src)) {
@@ -228,9 +231,13 @@ json_t *validate_generate(server *s, json_t *b, int need_prompt, api_error *e)
             fail(e, "source", "source must be an object (url, band, song, genre)");
             goto bad;
         }
-        json_object_set(out, "source", src);
+        if (json_object_set(out, "source", src))
+            goto oom;
     }
     return out;
+oom:
+    fail(e, "body", "out of memory");
+    e->status = 500;
 bad:
     json_decref(out);
     return NULL;
@@ -394,7 +401,8 @@ json_t *submit_generate(server *s, json_t *body, int64_t *id, api_error *err)
     if (!p)
         return NULL;
     char *ps = json_dumps(p, JSON_COMPACT);
-    int rc = ps ? jobs_submit(s->q, STORE_JOB_GENERATE, ps, 0, 0, 0, id) : M2P_ENOMEM;
+    int rc = ps ? jobs_submit(s->q, STORE_JOB_GENERATE, ps, 0, 0, 0, id)
+                : m2p_error(M2P_ENOMEM, "out of memory queuing the job");
     free(ps);
     if (rc) {
         json_decref(p);

@@ -58,7 +58,9 @@ static int jobs_from_result(PGresult *r, store_job **out, int *n)
     return 0;
 }
 
-static int job_create(m2p_store *s, int kind, const char *params, int64_t batch_id, int batch_index,
+/* The INSERT of a queued job (with max_queued > 0, only while fewer jobs wait); *id = 0 when
+ * the queue was full. */
+static int insert_job(m2p_store *s, int kind, const char *params, int64_t batch_id, int batch_index,
                       int64_t parent_id, int max_queued, int64_t *id)
 {
     pgp p = {0};
@@ -85,13 +87,23 @@ static int job_create(m2p_store *s, int kind, const char *params, int64_t batch_
                     &p, 0, &r, "inserting a job");
     if (rc)
         return rc;
-    if (PQntuples(r) == 0)
-        rc = m2p_error(M2P_EBUSY, "the queue is full (%d jobs waiting); try again later",
-                       max_queued);
-    else
-        *id = pg_i64(r, 0, 0);
+    *id = PQntuples(r) ? pg_i64(r, 0, 0) : 0;
     PQclear(r);
-    return rc;
+    return 0;
+}
+
+static int job_create(m2p_store *s, int kind, const char *params, int64_t batch_id, int batch_index,
+                      int64_t parent_id, int max_queued, int64_t *id)
+{
+    int64_t got = 0;
+    int rc = insert_job(s, kind, params, batch_id, batch_index, parent_id, max_queued, &got);
+    if (rc)
+        return rc;
+    if (!got)
+        return m2p_error(M2P_EBUSY, "the queue is full (%d jobs waiting); try again later",
+                         max_queued);
+    *id = got;
+    return 0;
 }
 
 static int one_job(m2p_store *s, const char *sql, const pgp *p, store_job *out, int *found,
@@ -203,6 +215,19 @@ static int finish_stmt(m2p_store *s, const store_job *job, const char *result)
 static int job_finish(m2p_store *s, const store_job *job, const char *result)
 {
     return finish_stmt(s, job, result);
+}
+
+/* A batch item's analysis and the generation it leads to commit together (see jobs_store.c). */
+static int job_finish_and_queue(m2p_store *s, const store_job *job, const char *result, int kind,
+                                const char *params, int64_t *id)
+{
+    int rc = pg_begin(s);
+    if (rc)
+        return rc;
+    if ((rc = finish_stmt(s, job, result)) ||
+        (rc = insert_job(s, kind, params, job->batch_id, job->batch_index, job->id, 0, id)))
+        return pg_rollback(s, rc);
+    return pg_commit(s);
 }
 
 static int job_fail(m2p_store *s, int64_t id, int attempt, const char *error, int canceled)
@@ -533,6 +558,21 @@ static int batch_create(m2p_store *s, const char *params, int64_t *id)
     return 0;
 }
 
+/* A batch and its first jobs commit together (see jobs_store.c). */
+static int batch_submit(m2p_store *s, const char *params, int kind, const char *const *job_params,
+                        int n, int64_t *id, int64_t *job_ids)
+{
+    int rc = pg_begin(s);
+    if (rc)
+        return rc;
+    if ((rc = batch_create(s, params, id)))
+        return pg_rollback(s, rc);
+    for (int i = 0; i < n; i++)
+        if ((rc = insert_job(s, kind, job_params[i], *id, i, 0, 0, &job_ids[i])))
+            return pg_rollback(s, rc);
+    return pg_commit(s);
+}
+
 static int batch_get(m2p_store *s, int64_t id, char **params, int64_t *created_ms)
 {
     pgp p = {0};
@@ -654,6 +694,7 @@ const store_backend store_pg_backend = {
     .job_release = job_release,
     .job_get = job_get,
     .job_finish = job_finish,
+    .job_finish_and_queue = job_finish_and_queue,
     .job_fail = job_fail,
     .job_request_cancel = job_request_cancel,
     .job_delete = job_delete,
@@ -668,6 +709,7 @@ const store_backend store_pg_backend = {
     .gallery = gallery,
     .results_of_job = results_of_job,
     .batch_create = batch_create,
+    .batch_submit = batch_submit,
     .batch_get = batch_get,
     .batches_list = batches_list,
     .worker_beat = worker_beat,

@@ -90,30 +90,17 @@ static int run(m2p_store *s, sqlite3_stmt *st, int *changes, const char *what)
     return 0;
 }
 
-static int job_create(m2p_store *s, int kind, const char *params, int64_t batch_id, int batch_index,
-                      int64_t parent_id, int max_queued, int64_t *id)
+/* The INSERT of a queued job, inside the caller's transaction. */
+static int insert_job(m2p_store *s, int kind, const char *params, int64_t batch_id, int batch_index,
+                      int64_t parent_id, int64_t *id)
 {
-    int rc = begin(s);
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(s,
+                     "INSERT INTO jobs (kind, state, params, batch_id, batch_index,"
+                     " parent_id, created_ms) VALUES (?, 'queued', ?, ?, ?, ?, ?)",
+                     &st, "inserting a job");
     if (rc)
         return rc;
-    sqlite3_stmt *st = NULL;
-    if (max_queued > 0) {
-        if ((rc = prepare(s, "SELECT COUNT(*) FROM jobs WHERE state = 'queued'", &st,
-                          "counting queued jobs")))
-            return rollback(s, rc);
-        int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-        sqlite3_finalize(st);
-        if (n >= max_queued)
-            return rollback(s, m2p_error(M2P_EBUSY,
-                                         "the queue is full (%d jobs waiting); try "
-                                         "again later",
-                                         max_queued));
-    }
-    if ((rc = prepare(s,
-                      "INSERT INTO jobs (kind, state, params, batch_id, batch_index,"
-                      " parent_id, created_ms) VALUES (?, 'queued', ?, ?, ?, ?, ?)",
-                      &st, "inserting a job")))
-        return rollback(s, rc);
     sqlite3_bind_int(st, 1, kind);
     sqlite3_bind_text(st, 2, params, -1, SQLITE_TRANSIENT);
     if (batch_id > 0)
@@ -127,8 +114,37 @@ static int job_create(m2p_store *s, int kind, const char *params, int64_t batch_
         sqlite3_bind_null(st, 5);
     sqlite3_bind_int64(st, 6, store_now_ms());
     if ((rc = run(s, st, NULL, "inserting a job")))
-        return rollback(s, rc);
+        return rc;
     *id = sqlite3_last_insert_rowid(s->db);
+    return 0;
+}
+
+static int job_create(m2p_store *s, int kind, const char *params, int64_t batch_id, int batch_index,
+                      int64_t parent_id, int max_queued, int64_t *id)
+{
+    int rc = begin(s);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    if (max_queued > 0) {
+        if ((rc = prepare(s, "SELECT COUNT(*) FROM jobs WHERE state = 'queued'", &st,
+                          "counting queued jobs")))
+            return rollback(s, rc);
+        /* a failed step (out of memory) may have ended the transaction: the insert would then
+         * commit on its own and the COMMIT fail (found by tests/inject/test_alloc_request) */
+        int step = sqlite3_step(st);
+        int64_t n = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        sqlite3_finalize(st);
+        if (step != SQLITE_ROW)
+            return rollback(s, db_fail(s, "counting queued jobs"));
+        if (n >= max_queued)
+            return rollback(s, m2p_error(M2P_EBUSY,
+                                         "the queue is full (%d jobs waiting); try "
+                                         "again later",
+                                         max_queued));
+    }
+    if ((rc = insert_job(s, kind, params, batch_id, batch_index, parent_id, id)))
+        return rollback(s, rc);
     return commit(s);
 }
 
@@ -263,6 +279,20 @@ static int finish_stmt(m2p_store *s, const store_job *job, const char *result)
 static int job_finish(m2p_store *s, const store_job *job, const char *result)
 {
     return finish_stmt(s, job, result);
+}
+
+/* A batch item's analysis and the generation it leads to commit together: a crash between the
+ * two would otherwise leave the item done with nothing queued after it. */
+static int job_finish_and_queue(m2p_store *s, const store_job *job, const char *result, int kind,
+                                const char *params, int64_t *id)
+{
+    int rc = begin(s);
+    if (rc)
+        return rc;
+    if ((rc = finish_stmt(s, job, result)) ||
+        (rc = insert_job(s, kind, params, job->batch_id, job->batch_index, job->id, id)))
+        return rollback(s, rc);
+    return commit(s);
 }
 
 static int job_fail(m2p_store *s, int64_t id, int attempt, const char *error, int canceled)
@@ -638,6 +668,22 @@ static int batch_create(m2p_store *s, const char *params, int64_t *id)
     return 0;
 }
 
+/* A batch and its first jobs commit together: a crash between the two left a batch "running"
+ * with items that never start. */
+static int batch_submit(m2p_store *s, const char *params, int kind, const char *const *job_params,
+                        int n, int64_t *id, int64_t *job_ids)
+{
+    int rc = begin(s);
+    if (rc)
+        return rc;
+    if ((rc = batch_create(s, params, id)))
+        return rollback(s, rc);
+    for (int i = 0; i < n; i++)
+        if ((rc = insert_job(s, kind, job_params[i], *id, i, 0, &job_ids[i])))
+            return rollback(s, rc);
+    return commit(s);
+}
+
 static int batch_get(m2p_store *s, int64_t id, char **params, int64_t *created_ms)
 {
     sqlite3_stmt *st = NULL;
@@ -787,6 +833,7 @@ const store_backend store_sqlite_backend = {
     .job_release = job_release,
     .job_get = job_get,
     .job_finish = job_finish,
+    .job_finish_and_queue = job_finish_and_queue,
     .job_fail = job_fail,
     .job_request_cancel = job_request_cancel,
     .job_delete = job_delete,
@@ -801,6 +848,7 @@ const store_backend store_sqlite_backend = {
     .gallery = gallery,
     .results_of_job = results_of_job,
     .batch_create = batch_create,
+    .batch_submit = batch_submit,
     .batch_get = batch_get,
     .batches_list = batches_list,
     .worker_beat = worker_beat,

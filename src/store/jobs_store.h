@@ -66,6 +66,11 @@ int store_job_get(m2p_store *s, int64_t id, store_job *out);
 /* running -> done with its result JSON, only while the lease holds (M2P_ENOTFOUND: the job is
  * no longer this claim's, e.g. its lease expired and another worker took it). */
 int store_job_finish(m2p_store *s, const store_job *job, const char *result);
+/* store_job_finish and store_job_create of the job that follows it (kind, params; same batch and
+ * index, parent = job) in one transaction: both happen or neither (a batch item's analysis and
+ * its generation). No queue limit: a batch was admitted whole. */
+int store_job_finish_and_queue(m2p_store *s, const store_job *job, const char *result, int kind,
+                               const char *params, int64_t *id);
 /* -> failed (or canceled when canceled = 1) with a message, unless already finished. attempt:
  * the claim's attempts (the write is refused when the job was claimed again since), 0 = any. */
 int store_job_fail(m2p_store *s, int64_t id, int attempt, const char *error, int canceled);
@@ -119,6 +124,10 @@ int store_gallery(m2p_store *s, int offset, int limit, char **json, int64_t *tot
 int store_results_of_job(m2p_store *s, int64_t job_id, int64_t **ids, int *n);
 
 int store_batch_create(m2p_store *s, const char *params, int64_t *id);
+/* A batch (params) and its n queued jobs of kind (job_params[i] at batch index i; ids into
+ * job_ids) in one transaction: all or nothing. No queue limit (the caller checked the room). */
+int store_batch_submit(m2p_store *s, const char *params, int kind, const char *const *job_params,
+                       int n, int64_t *id, int64_t *job_ids);
 /* params JSON (malloc'd) and creation time. M2P_ENOTFOUND when absent. */
 int store_batch_get(m2p_store *s, int64_t id, char **params, int64_t *created_ms);
 /* Newest first: ids (malloc'd). */

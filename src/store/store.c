@@ -347,6 +347,14 @@ int store_job_finish(m2p_store *s, const store_job *job, const char *result)
     STORE_CALL(s, job_finish, job, result);
 }
 
+int store_job_finish_and_queue(m2p_store *s, const store_job *job, const char *result, int kind,
+                               const char *params, int64_t *id)
+{
+    if (!job || !result || !params || !id)
+        return m2p_error(M2P_EINVAL, "store: finishing needs the job, its result and the next job");
+    STORE_CALL(s, job_finish_and_queue, job, result, kind, params, id);
+}
+
 int store_job_fail(m2p_store *s, int64_t id, int attempt, const char *error, int canceled)
 {
     STORE_CALL(s, job_fail, id, attempt, error ? error : "", canceled);
@@ -423,6 +431,17 @@ int store_results_of_job(m2p_store *s, int64_t job_id, int64_t **ids, int *n)
 int store_batch_create(m2p_store *s, const char *params, int64_t *id)
 {
     STORE_CALL(s, batch_create, params, id);
+}
+
+int store_batch_submit(m2p_store *s, const char *params, int kind, const char *const *job_params,
+                       int n, int64_t *id, int64_t *job_ids)
+{
+    if (!params || n < 0 || (n && (!job_params || !job_ids)) || !id)
+        return m2p_error(M2P_EINVAL, "store: a batch needs its parameters and its jobs'");
+    for (int i = 0; i < n; i++)
+        if (!job_params[i])
+            return m2p_error(M2P_EINVAL, "store: batch job %d has no parameters", i);
+    STORE_CALL(s, batch_submit, params, kind, job_params, n, id, job_ids);
 }
 
 int store_batch_get(m2p_store *s, int64_t id, char **params, int64_t *created_ms)

@@ -33,6 +33,8 @@ typedef struct store_backend {
     int (*job_release)(m2p_store *s, const store_job *job);
     int (*job_get)(m2p_store *s, int64_t id, store_job *out);
     int (*job_finish)(m2p_store *s, const store_job *job, const char *result);
+    int (*job_finish_and_queue)(m2p_store *s, const store_job *job, const char *result, int kind,
+                                const char *params, int64_t *id);
     int (*job_fail)(m2p_store *s, int64_t id, int attempt, const char *error, int canceled);
     int (*job_request_cancel)(m2p_store *s, int64_t id);
     int (*job_delete)(m2p_store *s, int64_t id);
@@ -50,6 +52,8 @@ typedef struct store_backend {
     int (*gallery)(m2p_store *s, int offset, int limit, char **json, int64_t *total);
     int (*results_of_job)(m2p_store *s, int64_t job_id, int64_t **ids, int *n);
     int (*batch_create)(m2p_store *s, const char *params, int64_t *id);
+    int (*batch_submit)(m2p_store *s, const char *params, int kind, const char *const *job_params,
+                        int n, int64_t *id, int64_t *job_ids);
     int (*batch_get)(m2p_store *s, int64_t id, char **params, int64_t *created_ms);
     int (*batches_list)(m2p_store *s, int offset, int limit, int64_t **ids, int *n);
     int (*worker_beat)(m2p_store *s, const store_worker *w);

@@ -70,8 +70,9 @@ void op_conv_prepared(const op_conv *c, op_prepared *pw);
 void op_linear_prepared(const op_linear *l, op_prepared *pw);
 void op_prepared_tag(int dtype, char *buf, size_t n);
 
-/* GroupNorm over NHWC x [B, HW, C] with `groups` groups; optional fused SiLU. y may equal x. */
-void op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps,
+/* GroupNorm over NHWC x [B, HW, C] with `groups` groups; optional fused SiLU. y may equal x.
+ * 0, or M2P_ENOMEM when its per-channel scratch cannot be allocated. */
+int op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps,
                   const float *gamma, const float *beta, int silu, float *y);
 /* LayerNorm over the last dim of x [rows, C]. y may equal x. */
 void op_layernorm(const float *x, int rows, int C, float eps, const float *gamma,

@@ -229,9 +229,9 @@ static void test_groupnorm_case(int B, int HW, int C, int G, int silu, float off
     char what[128];
     snprintf(what, sizeof what, "groupnorm B%d HW%d C%d G%d silu%d off%g", B, HW, C, G, silu,
              offset);
-    op_groupnorm(x, B, HW, C, G, eps, g, bt, silu, y);
+    CHECK_INT(op_groupnorm(x, B, HW, C, G, eps, g, bt, silu, y), 0);
     CHECK(test_max_abs_diff(y, ref, n, what) <= 2e-5 * (1 + fabs(offset) / 2));
-    op_groupnorm(x, B, HW, C, G, eps, g, bt, silu, x); /* in place */
+    CHECK_INT(op_groupnorm(x, B, HW, C, G, eps, g, bt, silu, x), 0); /* in place */
     CHECK(test_max_abs_diff(x, y, n, "  in place") == 0);
     free(x);
     free(g);

@@ -8,6 +8,7 @@
  * GELU uses the exact erf form as diffusers' GEGLU does (F.gelu default); quick_gelu is CLIP's
  * x * sigmoid(1.702 x).
  */
+#include "core/error.h"
 #include "tensor/cpu/cpu.h"
 #include "tensor/ops.h"
 
@@ -24,11 +25,14 @@
 /* ---------------------------------------------------------------------------------------- */
 
 /* Per-channel sums of x (and of (x - mean[c])^2 when mean != NULL) over rows [r0, r1). */
-static void channel_sums(const float *x, int C, int r0, int r1, const float *mean, double *acc)
+/* -1 when its scratch (C > 4096) cannot be allocated. */
+static int channel_sums(const float *x, int C, int r0, int r1, const float *mean, double *acc)
 {
     enum { RUN = 64 };
     float part[4096];
     float *p = C <= 4096 ? part : malloc((size_t)C * sizeof(float));
+    if (!p)
+        return -1;
     for (int r = r0; r < r1; r += RUN) {
         int re = r + RUN < r1 ? r + RUN : r1;
         memset(p, 0, (size_t)C * sizeof(float));
@@ -51,20 +55,31 @@ static void channel_sums(const float *x, int C, int r0, int r1, const float *mea
     }
     if (p != part)
         free(p);
+    return 0;
 }
 
 /* Sums over all HW rows of one image, split across threads. */
-static void image_channel_sums(const float *x, int HW, int C, const float *mean, double *out)
+static int image_channel_sums(const float *x, int HW, int C, const float *mean, double *out)
 {
     int nt = (size_t)HW * C >= PAR_MIN ? omp_get_max_threads() : 1;
     if (nt > HW)
         nt = HW;
     double *acc = calloc((size_t)nt * C, sizeof(double));
+    if (!acc)
+        return -1;
+    int failed = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int t = omp_get_thread_num(), n = omp_get_num_threads();
         int r0 = (int)((long)HW * t / n), r1 = (int)((long)HW * (t + 1) / n);
-        channel_sums(x, C, r0, r1, mean, acc + (size_t)t * C);
+        if (channel_sums(x, C, r0, r1, mean, acc + (size_t)t * C)) {
+#pragma omp atomic write
+            failed = 1;
+        }
+    }
+    if (failed) {
+        free(acc);
+        return -1;
     }
     for (int c = 0; c < C; c++) {
         double s = 0;
@@ -73,21 +88,24 @@ static void image_channel_sums(const float *x, int HW, int C, const float *mean,
         out[c] = s;
     }
     free(acc);
+    return 0;
 }
 
-void op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps, const float *gamma,
-                  const float *beta, int silu, float *y)
+int op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps, const float *gamma,
+                 const float *beta, int silu, float *y)
 {
     ops_sync_threads();
     int cg = C / groups;
     double *sum = malloc((size_t)C * sizeof(double));
     float *mean_c = malloc((size_t)C * sizeof(float));
     float *a = malloc((size_t)C * sizeof(float)), *b = malloc((size_t)C * sizeof(float));
+    int rc = sum && mean_c && a && b ? 0 : -1;
     double n = (double)HW * cg;
-    for (int bi = 0; bi < B; bi++) {
+    for (int bi = 0; bi < B && !rc; bi++) {
         const float *xb = x + (size_t)bi * HW * C;
         float *yb = y + (size_t)bi * HW * C;
-        image_channel_sums(xb, HW, C, NULL, sum);
+        if ((rc = image_channel_sums(xb, HW, C, NULL, sum)))
+            break;
         for (int g = 0; g < groups; g++) {
             double s = 0;
             for (int c = g * cg; c < (g + 1) * cg; c++)
@@ -96,7 +114,8 @@ void op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps, c
             for (int c = g * cg; c < (g + 1) * cg; c++)
                 mean_c[c] = m;
         }
-        image_channel_sums(xb, HW, C, mean_c, sum);
+        if ((rc = image_channel_sums(xb, HW, C, mean_c, sum)))
+            break;
         for (int g = 0; g < groups; g++) {
             double s = 0;
             for (int c = g * cg; c < (g + 1) * cg; c++)
@@ -140,6 +159,7 @@ void op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps, c
     free(mean_c);
     free(a);
     free(b);
+    return rc ? m2p_error(M2P_ENOMEM, "groupnorm: out of memory for %d channels", C) : 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
