@@ -62,10 +62,16 @@ static int use_avx512(void)
             name##_generic args;                                                                   \
     }
 
-DISPATCH_VOID(op_groupnorm,
-              (const float *x, int B, int HW, int C, int groups, float eps, const float *gamma,
-               const float *beta, int silu, float *y),
-              (x, B, HW, C, groups, eps, gamma, beta, silu, y))
+int op_groupnorm_generic(const float *x, int B, int HW, int C, int groups, float eps,
+                         const float *gamma, const float *beta, int silu, float *y);
+int op_groupnorm_avx512(const float *x, int B, int HW, int C, int groups, float eps,
+                        const float *gamma, const float *beta, int silu, float *y);
+int op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps, const float *gamma,
+                 const float *beta, int silu, float *y)
+{
+    return (use_avx512() ? op_groupnorm_avx512 : op_groupnorm_generic)(x, B, HW, C, groups, eps,
+                                                                       gamma, beta, silu, y);
+}
 DISPATCH_VOID(op_layernorm,
               (const float *x, int rows, int C, float eps, const float *gamma, const float *beta,
                float *y),
