@@ -60,7 +60,8 @@ static void usage(FILE *f)
         "  --threads N          compute threads (default: all cores)\n"
         "  --dtype f32|bf16     compute type (default f32, exact; bf16 is faster, not exact,\n"
         "                       and needs a CPU with avx512_bf16 or AMX)\n"
-        "  --taesd DIR          decode with the TAESD tiny decoder from DIR (fast, no VAE)\n"
+        "  --taesd DIR          decode with the TAESD tiny decoder from DIR (fast, no VAE;\n"
+        "                       an explicit --decoder vae still decodes with the VAE)\n"
         "  --decoder vae|taesd  final decoder (default vae); taesd is about 15x faster, less\n"
         "                       detailed, and uses madebyollin/taesd from the model cache\n"
         "                       (`models fetch` brings it) unless --taesd names a folder\n"
@@ -286,7 +287,7 @@ int cmd_generate(int argc, char **argv)
                *raw_f = NULL, *unet_f = NULL;
     m2p_gen_params p = m2p_gen_default_params();
     p.prompt = NULL;
-    int threads = 0, verbose = 0, have_seed = 0, dtype = M2P_DTYPE_F32, use_taesd = 0;
+    int threads = 0, verbose = 0, have_seed = 0, dtype = M2P_DTYPE_F32, use_taesd = -1;
     int no_weight_cache = 0;
     int have_guidance = 0, have_width = 0, have_height = 0;
     optind = 1;
@@ -524,7 +525,9 @@ int cmd_generate(int argc, char **argv)
     mp.compute_dtype = dtype;
     mp.unet_file = unet_f;
     mp.weight_cache = !no_weight_cache;
-    if (taesd || use_taesd) { /* TAESD alone: the VAE is not even loaded */
+    if (use_taesd < 0) /* no --decoder: --taesd DIR alone means "decode with it" */
+        use_taesd = taesd != NULL;
+    if (use_taesd) { /* TAESD alone: the VAE is not even loaded */
         mp.taesd = taesd;
         mp.load_vae = 0;
         p.use_taesd = 1;
