@@ -5,7 +5,7 @@
 #   compare FIXTURE RUN   -> $T/RUN/raw.safetensors against image_np (fixture tolerance) and
 #                            $T/RUN/out.png against image_uint8
 #   run_model MODEL FIXTURE RUN [generate args...]   both, with --model MODEL; counts in $fail
-# Needs BIN, FX, T and fail set by the caller. Same helpers as test_cli_families.sh.
+# Needs BIN, FX, T and fail set by the caller.
 # fixture run -> $T/<run>/{lat,noise,sched}.* and args; prints "K GUIDANCE STEPS W H"
 prep() { # fixture, run
     python3 - "$FX/$1/golden" "$2" "$T/$2" <<'PY'
