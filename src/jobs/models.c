@@ -16,11 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/error.h"
+#include "model/needs.h"
 #include "model/resolve.h"
-#include "model/weights.h"
 
 #define MAX_MODELS 32
 
@@ -200,25 +199,6 @@ static const char *dtype_name(int dtype)
 
 /* Float parameters of one part that the engine keeps: all but the VAE's encoder (the loader
  * skips encoder.* and quant_conv.*, see src/sd/vae.c) and integer buffers (position_ids). */
-static int part_params(const char *dir, int is_vae, int64_t *n)
-{
-    weights *w = NULL;
-    int rc = weights_open(dir, &w);
-    if (rc)
-        return rc;
-    st_file *f = weights_file(w);
-    for (int i = 0; i < f->n; i++) {
-        const st_tensor *t = &f->tensors[i];
-        if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16 && t->dtype != ST_F64)
-            continue;
-        if (is_vae && (!strncmp(t->name, "encoder.", 8) || !strncmp(t->name, "quant_conv.", 11)))
-            continue;
-        *n += t->numel;
-    }
-    weights_close(w);
-    return 0;
-}
-
 int model_cache_need(const char *ref, int dtype, size_t *bytes)
 {
     *bytes = 0;
@@ -228,17 +208,9 @@ int model_cache_need(const char *ref, int dtype, size_t *bytes)
         return rc;
     /* sdxl_lightning's UNet file replaces the base's unet/ with the same architecture, so the
      * base folder's header gives its size too. */
-    static const char *parts[] = {"text_encoder", "text_encoder_2", "unet", "vae"};
     int64_t n = 0;
-    for (int i = 0; i < 4; i++) {
-        char dir[4200];
-        snprintf(dir, sizeof dir, "%s/%s", path, parts[i]);
-        struct stat st;
-        if (i == 1 && stat(dir, &st) != 0)
-            continue; /* only SDXL has a second text encoder */
-        if ((rc = part_params(dir, i == 3, &n)))
-            return rc;
-    }
+    if ((rc = model_folder_params(path, &n)))
+        return rc;
     *bytes = (size_t)n * (dtype == M2P_DTYPE_BF16 ? 2 : 4);
     return 0;
 }

@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "model/resolve.h"
 #include "model/safetensors.h"
+#include "model/weights.h"
 #include "mus2pic.h"
 
 typedef struct {
@@ -48,47 +49,42 @@ static const family families[] = {
  * --steps 4): 4.58 GiB - 1032 M x 4 B in f32, 2.86 GiB - 1032 M x 2 B in bf16. */
 static const int64_t WORK_F32_512 = 790000000LL, WORK_BF16_512 = 1010000000LL;
 
-static int64_t count_file(const char *path, int decoder_only)
+/* Float parameters of one part as the loader opens it (VAE: the decoder only). */
+static int part_params(const char *dir, int is_vae, int64_t *n)
 {
-    st_file *f = NULL;
-    if (st_open(path, &f))
-        return -1;
-    int64_t n = 0;
-    for (int i = 0; i < f->n; i++)
-        if (!decoder_only || !strncmp(f->tensors[i].name, "decoder.", 8) ||
-            !strncmp(f->tensors[i].name, "post_quant_conv.", 16))
-            n += f->tensors[i].numel;
-    st_close(f);
-    return n;
-}
-
-/* Parameters of one part: the first weights file present, in the loader's order. */
-static int64_t count_part(const char *dir, const char *part, const char *base, int decoder_only)
-{
-    const char *suffix[] = {".safetensors", ".fp16.safetensors"};
-    for (int k = 0; k < 2; k++) {
-        char p[4600];
-        struct stat st;
-        snprintf(p, sizeof p, "%s/%s/%s%s", dir, part, base, suffix[k]);
-        if (stat(p, &st) == 0)
-            return count_file(p, decoder_only);
+    weights *w = NULL;
+    int rc = weights_open(dir, &w);
+    if (rc)
+        return rc;
+    st_file *f = weights_file(w);
+    for (int i = 0; i < f->n; i++) {
+        const st_tensor *t = &f->tensors[i];
+        if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16 && t->dtype != ST_F64)
+            continue;
+        if (is_vae && (!strncmp(t->name, "encoder.", 8) || !strncmp(t->name, "quant_conv.", 11)))
+            continue;
+        *n += t->numel;
     }
+    weights_close(w);
     return 0;
 }
 
-static int64_t count_folder(const char *dir)
+int model_folder_params(const char *dir, int64_t *params)
 {
-    int64_t parts[4] = {count_part(dir, "unet", "diffusion_pytorch_model", 0),
-                        count_part(dir, "text_encoder", "model", 0),
-                        count_part(dir, "text_encoder_2", "model", 0),
-                        count_part(dir, "vae", "diffusion_pytorch_model", 1)};
+    static const char *parts[] = {"text_encoder", "text_encoder_2", "unet", "vae"};
     int64_t n = 0;
     for (int i = 0; i < 4; i++) {
-        if (parts[i] < 0)
-            return -1;
-        n += parts[i];
+        char p[4200];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, parts[i]);
+        if (i == 1 && stat(p, &st) != 0)
+            continue; /* only SDXL has a second text encoder */
+        int rc = part_params(p, i == 3, &n);
+        if (rc)
+            return rc;
     }
-    return n;
+    *params = n;
+    return 0;
 }
 
 int model_needs_of(const char *name, const char *dir, model_needs *out)
@@ -109,9 +105,11 @@ int model_needs_of(const char *name, const char *dir, model_needs *out)
                               fam->extra_download + TAESD_BYTES;
     }
     if (dir) {
-        int64_t n = count_folder(dir);
-        if (n > 0)
+        int64_t n = 0;
+        if (model_folder_params(dir, &n) == 0 && n > 0)
             out->params = n;
+        else
+            m2p_error_clear(); /* not a loadable folder: the family's counts stand */
     }
     double px =
         r && r->default_width > 0 ? (double)r->default_width * r->default_height : 512.0 * 512.0;

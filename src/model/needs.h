@@ -20,6 +20,9 @@ typedef struct model_needs {
  * its safetensors headers instead of the family's. M2P_ENOTFOUND for a name not in the
  * registry and no dir. */
 int model_needs_of(const char *name, const char *dir, model_needs *out);
+/* Float parameters the engine loads from a model folder (text encoders, UNet, VAE decoder), read
+ * from the safetensors headers as the loader opens them. */
+int model_folder_params(const char *dir, int64_t *params);
 /* Bytes the files under dir take (a hub snapshot's links counted as their blobs); -1 when dir
  * cannot be read. */
 int64_t model_disk_bytes(const char *dir);
