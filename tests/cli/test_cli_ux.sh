@@ -123,10 +123,13 @@ check "serve -v logs the job start" grep -q "job $job (generate) started" "$T/se
 check "serve -v logs the job end" grep -q "job $job (generate) ended after" "$T/serve.log"
 
 # 6b. a typo in MUS2PIC_MODEL: a warning at start naming the folder, and /api/models says so
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-MUS2PIC_MODEL="$T/no-such-model-folder" HF_HOME="$T/hf" "$BIN" serve --port "$port" --data "$T/data3" --offline >"$T/serve3.log" 2>&1 &
+MUS2PIC_MODEL="$T/no-such-model-folder" HF_HOME="$T/hf" "$BIN" serve --port 0 --data "$T/data3" --offline >"$T/serve3.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+port=""
+for _ in $(seq 1 300); do
+  port="$(sed -n 's|.*serving http://[^:]*:\([0-9]*\).*|\1|p' "$T/serve3.log")"
+  [ -n "$port" ] && break; sleep 0.1
+done
 curl -s "http://127.0.0.1:$port/api/models" >"$T/models.json"
 kill "$pid"; wait "$pid" 2>/dev/null; pid=""
 check "MUS2PIC_MODEL typo: warned at start" grep -q "warn: model lcm cannot be used until this is fixed: .*$T/no-such-model-folder.*no such folder" "$T/serve3.log"

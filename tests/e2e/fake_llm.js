@@ -4,7 +4,7 @@
 // returns the last request (headers and body) so the test can check what was sent.
 'use strict';
 const http = require('http');
-const port = Number(process.argv[2]);
+const port = Number(process.argv[2] || 0); // 0: the kernel picks, and the line printed says which
 let last = null;
 http.createServer((req, res) => {
   let body = '';
@@ -28,4 +28,4 @@ http.createServer((req, res) => {
     res.end(JSON.stringify({ choices: [{ message: { role: 'assistant', content: 'a neon skyline poster for ' + song + ', bold type' } }],
       usage: { total_tokens: 42 }, model: 'fake' }));
   });
-}).listen(port, '127.0.0.1');
+}).listen(port, '127.0.0.1', function () { console.log('listening ' + this.address().port); });

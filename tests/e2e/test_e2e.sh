@@ -38,35 +38,36 @@ echo '[download] 100.0% of 134.30KiB'
 EOF
 chmod +x "$tmp/yt-dlp"
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-  echo $((20000 + RANDOM % 20000)))"
 # A fake OpenAI-compatible chat endpoint for the page's LLM prompt option.
-llmport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-node "$here/fake_llm.js" "$llmport" &
+# Servers here listen on a port the kernel picks and print it; a port picked by the test and
+# handed over could be taken by a test running beside this one first.
+served_port() { # log file -> the port the line "serving http://HOST:PORT" (or "listening PORT") names
+  local p=""
+  for _ in $(seq 1 600); do
+    p="$(sed -n -e 's|.*serving http://[^:]*:\([0-9]*\).*|\1|p' -e 's|^listening \([0-9]*\)$|\1|p' "$1" | head -1)"
+    [ -n "$p" ] && break
+    sleep 0.1
+  done
+  echo "$p"
+}
+node "$here/fake_llm.js" 0 >"$tmp/llm.log" 2>&1 &
 pid3=$!
+llmport="$(served_port "$tmp/llm.log")"
 mkdir -p "$tmp/data"
 MUS2PIC_LLM_URL="http://127.0.0.1:$llmport/v1" OPENAI_API_KEY="" \
 MUS2PIC_YTDLP="$tmp/yt-dlp" FAKE_AUDIO="$M2P_FIXTURES/audio/librosa/choice.ogg" \
-  "$M2P_BIN" serve --port "$port" --data "$tmp/data" --offline \
+  "$M2P_BIN" serve --port 0 --data "$tmp/data" --offline \
   --model "lcm=$M2P_FIXTURES/sd-tiny/model" >"$tmp/server.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 600); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-  sleep 0.1
-done
+port="$(served_port "$tmp/server.log")"
 
 # A second server started with a model folder that does not exist (a typo): it warns at start
 # and the page shows a banner naming the folder.
-port2="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-  echo $((20000 + RANDOM % 20000)))"
 mkdir -p "$tmp/data2"
-"$M2P_BIN" serve --port "$port2" --data "$tmp/data2" --offline \
+"$M2P_BIN" serve --port 0 --data "$tmp/data2" --offline \
   --model "lcm=$M2P_FIXTURES/sd-tiny/model" --model "typo=$tmp/no-such-folder" >"$tmp/server2.log" 2>&1 &
 pid2=$!
-for _ in $(seq 1 600); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port2") 2>/dev/null; then break; fi
-  sleep 0.1
-done
+port2="$(served_port "$tmp/server2.log")"
 grep -q "warn: model typo cannot be used until this is fixed: .*'$tmp/no-such-folder'.*no such folder" "$tmp/server2.log" ||
   { echo "FAILED: no warning at start for the missing model folder:"; cat "$tmp/server2.log"; exit 1; }
 

@@ -114,10 +114,17 @@ check "MUS2PIC_STORE is set: $e" test -n "${MUS2PIC_STORE:-}"
 out=$(cd "$T/web" && eval "$MIGRATE" 2>&1)
 check "store migrate over TCP with the password: $out" grep -q "schema version" <<<"$out"
 
-WEBPORT=$(free_port)
-s=${SERVE//--host 0.0.0.0/--host 127.0.0.1 --port $WEBPORT}
+# The kernel picks the web node's port and the log line says which (a port picked here could be
+# taken by a test running beside this one first).
+s=${SERVE//--host 0.0.0.0/--host 127.0.0.1 --port 0}
 (cd "$T/web" && eval "exec $s") >"$T/web.log" 2>&1 &
 PIDS+=($!)
+WEBPORT=""
+for _ in $(seq 1 600); do
+    WEBPORT=$(sed -n 's|.*serving http://[^:]*:\([0-9]*\).*|\1|p' "$T/web.log")
+    [ -n "$WEBPORT" ] || ! kill -0 "${PIDS[0]}" 2>/dev/null && break
+    sleep 0.1
+done
 for i in 0 1; do
     (cd "$T/gen-$((i + 1))" && eval "exec ${WORKERS[$i]}") >"$T/gen-$((i + 1)).log" 2>&1 &
     PIDS+=($!)

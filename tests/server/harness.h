@@ -226,31 +226,43 @@ static __attribute__((unused)) void harness_init(void)
     mg_init_library(0);
 }
 
-/* Start `mus2pic serve` with the tiny model on data (the server creates the folder); extra:
- * NULL-terminated extra arguments. Waits until /api/health answers; when the process exits
- * first or never answers, prints its log and returns -1. */
-static __attribute__((unused)) int srv_start(srv *s, const char *data, const char *const *extra)
+/* The port `mus2pic serve` reports in its log ("serving http://HOST:PORT") after offset, or 0
+ * while it has not said so yet. */
+static __attribute__((unused)) int srv_log_port(const srv *s, long offset)
 {
-    memset(s, 0, sizeof s[0]);
-    s->port = free_port();
+    FILE *f = fopen(s->log, "r");
+    if (!f)
+        return 0;
+    int port = 0;
+    char line[2048];
+    if (fseek(f, offset, SEEK_SET) == 0)
+        while (!port && fgets(line, sizeof line, f)) {
+            const char *p = strstr(line, ": serving http://");
+            const char *colon = p ? strchr(p + 17, ':') : NULL;
+            if (colon)
+                port = atoi(colon + 1);
+        }
+    fclose(f);
+    return port;
+}
+
+/* Run argv (a `mus2pic serve` with --port 0) with its output appended to s->log, and wait until
+ * it reports the port the kernel gave it and /api/health answers there. The server picks its own
+ * port: a port picked here and handed over could be taken by a test running beside this one,
+ * whose server would then answer in its place. */
+static __attribute__((unused)) int srv_spawn(srv *s, const char *data, const char *const *argv)
+{
+    s->port = 0;
     snprintf(s->data, sizeof s->data, "%s", data);
     snprintf(s->log, sizeof s->log, "%s.log", data);
-    const char *bin = test_env("M2P_BIN", "./mus2pic");
-    char port[16], model[700];
-    snprintf(port, sizeof port, "%d", s->port);
-    snprintf(model, sizeof model, "lcm=%s", test_fixture("sd-tiny/model"));
-    const char *argv[40] = {bin,  "serve",   "--port", port,       "--data",
-                            data, "--model", model,    "--offline"};
-    int n = 9;
-    for (int i = 0; extra && extra[i] && n < 38; i++)
-        argv[n++] = extra[i];
-    argv[n] = NULL;
+    struct stat lst;
+    long offset = stat(s->log, &lst) == 0 ? (long)lst.st_size : 0;
     s->pid = fork();
     if (s->pid == 0) {
         FILE *f = freopen(s->log, "a", stdout);
         (void)f;
         dup2(1, 2);
-        execv(bin, (char *const *)argv);
+        execv(argv[0], (char *const *)argv);
         _exit(127);
     }
     double end = now_s() + 30;
@@ -261,15 +273,37 @@ static __attribute__((unused)) int srv_start(srv *s, const char *data, const cha
             srv_dump_log(s);
             return -1;
         }
+        if (!s->port)
+            s->port = srv_log_port(s, offset);
         int st = 0;
-        json_t *h = api(s->port, "GET", "/api/health", NULL, &st);
-        json_decref(h);
+        if (s->port) {
+            json_t *h = api(s->port, "GET", "/api/health", NULL, &st);
+            json_decref(h);
+        }
         if (st > 0)
             return 0;
         sleep_ms(50);
     }
     srv_dump_log(s);
     return -1;
+}
+
+/* Start `mus2pic serve` with the tiny model on data (the server creates the folder); extra:
+ * NULL-terminated extra arguments. Waits until /api/health answers; when the process exits
+ * first or never answers, prints its log and returns -1. */
+static __attribute__((unused)) int srv_start(srv *s, const char *data, const char *const *extra)
+{
+    memset(s, 0, sizeof s[0]);
+    const char *bin = test_env("M2P_BIN", "./mus2pic");
+    char model[700];
+    snprintf(model, sizeof model, "lcm=%s", test_fixture("sd-tiny/model"));
+    const char *argv[40] = {bin,  "serve",   "--port", "0",        "--data",
+                            data, "--model", model,    "--offline"};
+    int n = 9;
+    for (int i = 0; extra && extra[i] && n < 38; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    return srv_spawn(s, data, argv);
 }
 
 /* Send sig and reap; returns the exit status (or 128 + signal). */

@@ -125,29 +125,9 @@ static int file_handler(struct mg_connection *c, void *ud)
 static int start_bare(srv *s, const char *data)
 {
     memset(s, 0, sizeof *s);
-    s->port = free_port();
-    snprintf(s->data, sizeof s->data, "%s", data);
-    snprintf(s->log, sizeof s->log, "%s.log", data);
-    char port[16];
-    snprintf(port, sizeof port, "%d", s->port);
     const char *bin = test_env("M2P_BIN", "./mus2pic");
-    s->pid = fork();
-    if (s->pid == 0) {
-        FILE *f = freopen(s->log, "a", stdout);
-        (void)f;
-        dup2(1, 2);
-        execl(bin, bin, "serve", "--port", port, "--data", data, "--offline", "-v", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 600; i++) {
-        int st = 0;
-        json_decref(api(s->port, "GET", "/api/health", NULL, &st));
-        if (st > 0)
-            return 0;
-        sleep_ms(50);
-    }
-    srv_dump_log(s);
-    return -1;
+    const char *argv[] = {bin, "serve", "--port", "0", "--data", data, "--offline", "-v", NULL};
+    return srv_spawn(s, data, argv);
 }
 
 /* Width and height from a "data:image/png;base64,..." preview (IHDR, bytes 16..23). */
