@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/assert.h"
 #include "core/error.h"
 #include "core/json_limit.h"
 #include "server/server_internal.h"
@@ -588,6 +589,7 @@ static int ws_session(ws_client *w, const char **why, int *echo)
         /* decided from the header: none of the payload is read when it is refused */
         if ((code = ws_frame_check(&r, &f, why)))
             break;
+        M2P_ASSERT(f.opcode & 8 ? f.len <= WS_MAX_CONTROL : r.len <= r.max && f.len <= r.len);
         if (!(f.opcode & 8)) {
             /* a data frame: its payload goes after the message's so far */
             if (!msg || r.len + 1 > cap) {
