@@ -579,6 +579,13 @@ static int ws_session(ws_client *w, const char **why, int *echo)
     *echo = 0;
     for (;;) {
         uint8_t h[14], ctl[WS_MAX_CONTROL], *p = ctl;
+        pthread_mutex_lock(&w->m);
+        int dead = w->dead;
+        pthread_mutex_unlock(&w->m);
+        if (dead) { /* dropped for not reading: whatever it still sends is not read */
+            code = ws_read_end(w, WS_READ_EOF, why);
+            break;
+        }
         if ((rc = ws_recv(w, &pings, h, 2)) ||
             (rc = ws_recv(w, &pings, h + 2, ws_frame_header_len(h) - 2))) {
             code = ws_read_end(w, rc, why);
