@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 #include "core/http.h"
 #include "model/resolve.h"
@@ -99,28 +100,20 @@ static int unreachable(const fetch_ctx *c, const char *url, CURLcode cc)
                      strchr(c->repo, '/') ? strchr(c->repo, '/') + 1 : c->repo, n);
 }
 
-typedef struct {
-    char *data;
-    size_t len;
-    int over;
+/* An answer body, capped at API_MAX_BYTES (core/buf.c). */
+typedef struct membuf {
+    m2p_buf body;
+    int over; /* the answer went over the cap */
 } membuf;
 
 static size_t mem_write(char *p, size_t sz, size_t n, void *ud)
 {
     membuf *b = ud;
     size_t k = sz * n;
-    if (b->len + k > API_MAX_BYTES) {
+    int rc = m2p_buf_append(&b->body, p, k);
+    if (rc == M2P_ETOOBIG)
         b->over = 1;
-        return 0;
-    }
-    char *nd = realloc(b->data, b->len + k + 1);
-    if (!nd)
-        return 0;
-    b->data = nd;
-    memcpy(b->data + b->len, p, k);
-    b->len += k;
-    b->data[b->len] = '\0';
-    return k;
+    return rc ? 0 : k; /* 0 makes curl stop with CURLE_WRITE_ERROR */
 }
 
 /* The repo's file list at main: commit sha and siblings. */
@@ -132,7 +125,8 @@ static int list_files(fetch_ctx *c, json_t **out)
     if (!e)
         return m2p_error(M2P_ENOMEM, "curl: cannot start");
     struct curl_slist *hdr = auth_headers(c);
-    membuf b = {0};
+    membuf b = {.over = 0};
+    m2p_buf_init(&b.body, API_MAX_BYTES);
     common_opts(e, hdr);
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, mem_write);
@@ -151,14 +145,14 @@ static int list_files(fetch_ctx *c, json_t **out)
         rc = http_status_error(code, url, c->repo);
     if (!rc) {
         json_error_t jerr;
-        *out = json_loadb(b.data ? b.data : "", b.len, 0, &jerr);
+        *out = json_loadb(b.body.data ? b.body.data : "", b.body.len, 0, &jerr);
         if (!*out || !json_is_object(*out)) {
             json_decref(*out);
             *out = NULL;
             rc = m2p_error(M2P_EFORMAT, "%s: not a JSON object (%s)", url, jerr.text);
         }
     }
-    free(b.data);
+    m2p_buf_free(&b.body);
     return rc;
 }
 

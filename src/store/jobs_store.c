@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 #include "store/store_internal.h"
 
@@ -424,26 +425,28 @@ static int jobs_recover(m2p_store *s, int max_attempts, const char *worker, int 
 /* Rows of a prepared statement -> jobs (st finalized). */
 static int jobs_from_stmt(m2p_store *s, sqlite3_stmt *st, store_job **out, int *n)
 {
-    int cap = 0, rc;
-    store_job *v = NULL;
+    m2p_vec v;
+    m2p_vec_init(&v, sizeof(store_job), STORE_MAX_ROWS);
+    int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            store_job *nv = realloc(v, (size_t)cap * sizeof *v);
-            if (!nv) {
-                for (int i = 0; i < *n; i++)
-                    store_job_clear(&v[i]);
-                free(v);
-                sqlite3_finalize(st);
-                *n = 0;
-                return m2p_error(M2P_ENOMEM, "store: out of memory reading jobs");
-            }
-            v = nv;
+        store_job j;
+        job_from_row(st, &j);
+        int bad = m2p_vec_push(&v, &j);
+        if (bad) {
+            store_job_clear(&j);
+            store_job *done = v.data;
+            for (size_t i = 0; i < v.n; i++)
+                store_job_clear(&done[i]);
+            m2p_vec_free(&v);
+            sqlite3_finalize(st);
+            *n = 0;
+            return m2p_error_wrap(bad, "store: reading jobs");
         }
-        job_from_row(st, &v[(*n)++]);
     }
     sqlite3_finalize(st);
-    *out = v;
+    size_t got;
+    *out = m2p_vec_detach(&v, &got);
+    *n = (int)got;
     return rc == SQLITE_DONE ? 0 : db_fail(s, "reading jobs");
 }
 
@@ -590,55 +593,52 @@ static int gallery(m2p_store *s, int offset, int limit, char **json, int64_t *to
         return rc;
     sqlite3_bind_int(st, 1, limit);
     sqlite3_bind_int(st, 2, offset);
-    store_sbuf b = {0};
-    int first = 1, bad = store_sb_str(&b, "[");
+    m2p_buf b;
+    m2p_buf_init(&b, 0);
+    int bad = m2p_buf_puts(&b, "[");
     while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        char head[512];
-        long long id = sqlite3_column_int64(st, 0);
-        snprintf(head, sizeof head,
-                 "%s{\"id\":%lld,\"job_id\":%lld,\"variation\":%d,\"seed\":%llu,\"width\":%d,"
-                 "\"height\":%d,\"seconds\":%.3f,\"created_ms\":%lld,"
-                 "\"url\":\"/api/images/%lld.png\",\"meta\":",
-                 first ? "" : ",", id, (long long)sqlite3_column_int64(st, 1),
-                 sqlite3_column_int(st, 2), (unsigned long long)sqlite3_column_int64(st, 3),
-                 sqlite3_column_int(st, 4), sqlite3_column_int(st, 5), sqlite3_column_double(st, 6),
-                 (long long)sqlite3_column_int64(st, 7), id);
-        const char *meta = (const char *)sqlite3_column_text(st, 8);
-        bad = store_sb_str(&b, head) || store_sb_str(&b, meta && *meta ? meta : "{}") ||
-              store_sb_str(&b, "}");
-        first = 0;
+        store_result_row row = {
+            .id = sqlite3_column_int64(st, 0),
+            .job_id = sqlite3_column_int64(st, 1),
+            .variation = sqlite3_column_int(st, 2),
+            .seed = (uint64_t)sqlite3_column_int64(st, 3),
+            .width = sqlite3_column_int(st, 4),
+            .height = sqlite3_column_int(st, 5),
+            .seconds = sqlite3_column_double(st, 6),
+            .created_ms = sqlite3_column_int64(st, 7),
+            .meta = (const char *)sqlite3_column_text(st, 8),
+        };
+        bad = store_gallery_add(&b, &row);
     }
     sqlite3_finalize(st);
-    if (bad || store_sb_str(&b, "]")) {
-        free(b.p);
-        return m2p_error(M2P_ENOMEM, "store: out of memory building the gallery");
+    if (bad || (bad = m2p_buf_puts(&b, "]"))) {
+        m2p_buf_free(&b);
+        return m2p_error_wrap(bad, "store: building the gallery");
     }
-    *json = b.p;
-    return 0;
+    *json = m2p_buf_detach(&b);
+    return *json ? 0 : m2p_error(M2P_ENOMEM, "store: out of memory building the gallery");
 }
 
 static int ids_query(m2p_store *s, sqlite3_stmt *st, int64_t **ids, int *n, const char *what)
 {
     *ids = NULL;
     *n = 0;
-    int cap = 0, rc;
-    int64_t *v = NULL;
+    m2p_vec v;
+    m2p_vec_init(&v, sizeof(int64_t), STORE_MAX_ROWS);
+    int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            int64_t *nv = realloc(v, (size_t)cap * sizeof *v);
-            if (!nv) {
-                free(v);
-                sqlite3_finalize(st);
-                *n = 0;
-                return m2p_error(M2P_ENOMEM, "store: out of memory (%s)", what);
-            }
-            v = nv;
+        int64_t id = sqlite3_column_int64(st, 0);
+        int bad = m2p_vec_push(&v, &id);
+        if (bad) {
+            m2p_vec_free(&v);
+            sqlite3_finalize(st);
+            return m2p_error_wrap(bad, "store: %s", what);
         }
-        v[(*n)++] = sqlite3_column_int64(st, 0);
     }
     sqlite3_finalize(st);
-    *ids = v;
+    size_t got;
+    *ids = m2p_vec_detach(&v, &got);
+    *n = (int)got;
     return rc == SQLITE_DONE ? 0 : db_fail(s, what);
 }
 
@@ -756,33 +756,30 @@ static int workers_list(m2p_store *s, int64_t since, store_worker **out, int *n)
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, since);
-    int cap = 0;
-    store_worker *v = NULL;
+    m2p_vec v;
+    m2p_vec_init(&v, sizeof(store_worker), STORE_MAX_ROWS);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            store_worker *nv = realloc(v, (size_t)cap * sizeof *v);
-            if (!nv) {
-                free(v);
-                sqlite3_finalize(st);
-                *n = 0;
-                return m2p_error(M2P_ENOMEM, "store: out of memory listing workers");
-            }
-            v = nv;
+        store_worker w;
+        memset(&w, 0, sizeof w);
+        snprintf(w.name, sizeof w.name, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(w.host, sizeof w.host, "%s", (const char *)sqlite3_column_text(st, 1));
+        w.pid = sqlite3_column_int(st, 2);
+        snprintf(w.kinds, sizeof w.kinds, "%s", (const char *)sqlite3_column_text(st, 3));
+        snprintf(w.models, sizeof w.models, "%s", (const char *)sqlite3_column_text(st, 4));
+        w.job = sqlite3_column_int64(st, 5);
+        w.started_ms = sqlite3_column_int64(st, 6);
+        w.seen_ms = sqlite3_column_int64(st, 7);
+        int bad = m2p_vec_push(&v, &w);
+        if (bad) {
+            m2p_vec_free(&v);
+            sqlite3_finalize(st);
+            return m2p_error_wrap(bad, "store: listing workers");
         }
-        store_worker *w = &v[(*n)++];
-        memset(w, 0, sizeof *w);
-        snprintf(w->name, sizeof w->name, "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(w->host, sizeof w->host, "%s", (const char *)sqlite3_column_text(st, 1));
-        w->pid = sqlite3_column_int(st, 2);
-        snprintf(w->kinds, sizeof w->kinds, "%s", (const char *)sqlite3_column_text(st, 3));
-        snprintf(w->models, sizeof w->models, "%s", (const char *)sqlite3_column_text(st, 4));
-        w->job = sqlite3_column_int64(st, 5);
-        w->started_ms = sqlite3_column_int64(st, 6);
-        w->seen_ms = sqlite3_column_int64(st, 7);
     }
     sqlite3_finalize(st);
-    *out = v;
+    size_t got;
+    *out = m2p_vec_detach(&v, &got);
+    *n = (int)got;
     return rc == SQLITE_DONE ? 0 : db_fail(s, "listing workers");
 }
 
