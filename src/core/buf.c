@@ -20,12 +20,12 @@ void m2p_buf_init(m2p_buf *b, size_t limit)
     b->limit = limit ? limit : SIZE_MAX / 2;
 }
 
-/* Make *data hold at least need elements of elem bytes (need <= most, most * elem fits a
- * size_t): double *cap from 256 bytes' worth, never past most. */
+/* Capacity doubles from 256 bytes' worth of elements, never past most (need <= most, and
+ * most * elem fits a size_t). */
 static int grow(void **data, size_t *cap, size_t need, size_t most, size_t elem)
 {
     M2P_ASSERT(need <= most && most <= SIZE_MAX / elem);
-    if (need <= *cap)
+    if (need <= *cap && *data)
         return 0;
     size_t c = *cap ? *cap : (256 + elem - 1) / elem;
     while (c < need)
@@ -38,6 +38,23 @@ static int grow(void **data, size_t *cap, size_t need, size_t most, size_t elem)
     *data = d;
     *cap = c;
     return 0;
+}
+
+/* The most elements of elem bytes an array may hold: limit, or what fits half of size_t. */
+static size_t most_of(size_t limit, size_t elem)
+{
+    return limit && limit <= SIZE_MAX / 2 / elem ? limit : SIZE_MAX / 2 / elem;
+}
+
+void *m2p_array_grow(void *data, size_t *cap, size_t need, size_t elem, size_t limit)
+{
+    M2P_ASSERT(elem > 0 && need > 0);
+    size_t most = most_of(limit, elem);
+    if (need > most) {
+        m2p_error(M2P_ETOOBIG, "more than the limit of %zu items", most);
+        return NULL;
+    }
+    return grow(&data, cap, need, most, elem) ? NULL : data;
 }
 
 int m2p_buf_reserve(m2p_buf *b, size_t extra)
@@ -104,7 +121,7 @@ void m2p_vec_init(m2p_vec *v, size_t elem, size_t limit)
     M2P_ASSERT(elem > 0);
     memset(v, 0, sizeof *v);
     v->elem = elem;
-    v->limit = limit && limit <= SIZE_MAX / 2 / elem ? limit : SIZE_MAX / 2 / elem;
+    v->limit = most_of(limit, elem);
 }
 
 int m2p_vec_reserve(m2p_vec *v, size_t extra)

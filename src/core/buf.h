@@ -34,6 +34,13 @@ int m2p_buf_printf(m2p_buf *b, const char *fmt, ...) M2P_PRINTF(2, 3);
 char *m2p_buf_detach(m2p_buf *b);
 void m2p_buf_free(m2p_buf *b);
 
+/* The growth rule itself, for arrays a struct keeps as its own pointer and counts (zeroed =
+ * empty; a code-point string, a token list): data grown to hold at least need (>= 1) elements of
+ * elem bytes, *cap doubling up to limit elements (0: no limit but memory). Returns the array,
+ * maybe moved, or NULL with M2P_ETOOBIG or M2P_ENOMEM recorded and data untouched (still the
+ * caller's to free). */
+void *m2p_array_grow(void *data, size_t *cap, size_t need, size_t elem, size_t limit);
+
 typedef struct m2p_vec {
     void *data;   /* NULL until the first reserve; else cap elements of elem bytes */
     size_t n;     /* elements held */
