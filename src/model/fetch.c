@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/assert.h"
 #include "core/buf.h"
 #include "core/error.h"
 #include "core/http.h"
@@ -30,6 +31,7 @@
 
 #define FETCH_RETRIES 4
 #define API_MAX_BYTES (16 << 20)
+#define FETCH_MAX_PATH 500 /* bytes of a repo-relative path (safe_path) */
 
 typedef struct {
     char path[512];  /* repo-relative */
@@ -343,7 +345,7 @@ static int mkdirs(const char *path)
 /* A safe repo-relative path: no absolute, no "..", no empty components. */
 static int safe_path(const char *p)
 {
-    if (!*p || p[0] == '/' || strlen(p) >= 500)
+    if (!*p || p[0] == '/' || strlen(p) >= FETCH_MAX_PATH)
         return 0;
     const char *s = p;
     while (*s) {
@@ -480,7 +482,11 @@ static int select_files(json_t *sibs, fetch_file *files, int *n, int max)
  * atomically by renaming a temporary link over it. */
 static int link_file(const char *snap, const fetch_file *f)
 {
-    char link[4700], tmp[4800], target[1024];
+    /* safe_path (checked on every listed path) keeps a path under FETCH_MAX_PATH bytes with no
+     * empty component, so it has at most FETCH_MAX_PATH / 2 slashes: target holds that many
+     * "../" plus two, "blobs/" and the blob id, by construction. */
+    char link[4700], tmp[4800],
+        target[(FETCH_MAX_PATH / 2 + 2) * 3 + sizeof "blobs/" + sizeof f->blob];
     snprintf(link, sizeof link, "%s/%s", snap, f->path);
     char dir[4700];
     snprintf(dir, sizeof dir, "%s", link);
@@ -491,10 +497,12 @@ static int link_file(const char *snap, const fetch_file *f)
     int depth = 0;
     for (const char *p = f->path; *p; p++)
         depth += *p == '/';
-    char *t = target;
-    for (int i = 0; i < depth + 2; i++)
-        t += sprintf(t, "../");
-    snprintf(t, sizeof target - (size_t)(t - target), "blobs/%s", f->blob);
+    M2P_ASSERT(safe_path(f->path) && depth <= FETCH_MAX_PATH / 2);
+    size_t o = 0;
+    for (int i = 0; i < depth + 2; i++, o += 3)
+        memcpy(target + o, "../", 3);
+    int w = snprintf(target + o, sizeof target - o, "blobs/%s", f->blob);
+    M2P_ASSERT(w > 0 && (size_t)w < sizeof target - o); /* not cut: the link would dangle */
     snprintf(tmp, sizeof tmp, "%s.tmp-link.%ld", link, (long)getpid());
     unlink(tmp);
     if (symlink(target, tmp) != 0)
