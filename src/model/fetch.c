@@ -102,22 +102,6 @@ static int unreachable(const fetch_ctx *c, const char *url, CURLcode cc)
                      strchr(c->repo, '/') ? strchr(c->repo, '/') + 1 : c->repo, n);
 }
 
-/* An answer body, capped at API_MAX_BYTES (core/buf.c). */
-typedef struct membuf {
-    m2p_buf body;
-    int over; /* the answer went over the cap */
-} membuf;
-
-static size_t mem_write(char *p, size_t sz, size_t n, void *ud)
-{
-    membuf *b = ud;
-    size_t k = sz * n;
-    int rc = m2p_buf_append(&b->body, p, k);
-    if (rc == M2P_ETOOBIG)
-        b->over = 1;
-    return rc ? 0 : k; /* 0 makes curl stop with CURLE_WRITE_ERROR */
-}
-
 /* The repo's file list at main: commit sha and siblings. */
 static int list_files(fetch_ctx *c, json_t **out)
 {
@@ -127,11 +111,11 @@ static int list_files(fetch_ctx *c, json_t **out)
     if (!e)
         return m2p_error(M2P_ENOMEM, "curl: cannot start");
     struct curl_slist *hdr = auth_headers(c);
-    membuf b = {.over = 0};
+    m2p_curl_sink b = {.over = 0}; /* the answer, capped at API_MAX_BYTES */
     m2p_buf_init(&b.body, API_MAX_BYTES);
     common_opts(e, hdr);
     curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, mem_write);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, m2p_curl_sink_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(e, CURLOPT_TIMEOUT, 120L);
     CURLcode cc = curl_easy_perform(e);
