@@ -151,13 +151,9 @@ int store_sqlite_migrate(m2p_store *s)
                      NULL, NULL, NULL) != SQLITE_OK)
         return rollback(s, fail(s, "creating schema_version"));
     int have = store_sqlite_schema_version(s);
-    if (have < 0)
-        return rollback(s, have);
-    if (have > n)
-        return rollback(s, m2p_error(M2P_EUNSUPPORTED,
-                                     "store: the database has schema version %d but this build "
-                                     "knows only %d; it was written by a newer mus2pic",
-                                     have, n));
+    int rc = store_schema_check(have, n);
+    if (rc)
+        return rollback(s, rc);
     for (int v = have + 1; v <= n; v++) {
         const store_migration *e = &m[v - 1];
         char *err = NULL;
