@@ -161,11 +161,7 @@ int cmd_serve(int argc, char **argv)
     /* SIGINT/SIGTERM are blocked here, so every thread the server starts inherits the mask and
      * only sigwait below receives them. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    node_block_signals(&set);
 
     server *s = NULL;
     int rc = server_start(&cfg, &s);

@@ -121,11 +121,7 @@ int cmd_worker(int argc, char **argv)
 
     /* SIGINT/SIGTERM blocked before any thread starts: only sigwait below receives them. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    node_block_signals(&set);
 
     if (m2p_store_open(store_url, &store) || !(bus = progress_bus_new(1024)) ||
         !(mc = model_cache_new(na.model_budget))) {

@@ -6,13 +6,14 @@
 #define _GNU_SOURCE
 #include "cli/node_args.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jobs/models.h"
-#include "mus2pic.h"
 #include "jobs/queue.h"
+#include "mus2pic.h"
 #include "tensor/ops.h"
 
 int node_int_arg(const char *cmd, const char *opt, const char *v, int lo, int hi, int *out)
@@ -143,4 +144,13 @@ void node_args_free(node_args *na)
     for (int k = 0; k < na->n_models; k++)
         free(na->model_names[k]);
     na->n_models = 0;
+}
+
+void node_block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
 }

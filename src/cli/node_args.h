@@ -3,11 +3,13 @@
  * store): --store, --name, --kinds, --lease-s, --workers, --compute-threads, --dtype,
  * --model-memory-gb, --data, --model NAME=DIR, --offline and -v, parsed in one place
  * (node_args.c) with the same ranges and messages; each command keeps its own options and
- * defaults and copies what it needs out of a node_args.
+ * defaults and copies what it needs out of a node_args. Both also stop the same way on SIGINT or
+ * SIGTERM (node_block_signals).
  */
 #ifndef M2P_CLI_NODE_ARGS_H
 #define M2P_CLI_NODE_ARGS_H
 
+#include <signal.h>
 #include <stddef.h>
 
 #define NODE_MAX_MODELS 16
@@ -30,5 +32,9 @@ int node_arg(node_args *na, int argc, char **argv, int *i);
 /* An integer option from lo to hi: 0, or -1 with "mus2pic CMD: OPT needs an integer ..." */
 int node_int_arg(const char *cmd, const char *opt, const char *v, int lo, int hi, int *out);
 void node_args_free(node_args *na);
+
+/* Before the node starts any thread: SIGINT and SIGTERM blocked (every thread started later
+ * inherits the mask, so only the caller's sigwait(set) receives them) and SIGPIPE ignored. */
+void node_block_signals(sigset_t *set);
 
 #endif
