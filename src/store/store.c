@@ -25,6 +25,13 @@ int64_t store_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t store_expires_ms(int64_t now, int64_t ttl_s)
+{
+    if (ttl_s <= 0 || ttl_s > (INT64_MAX - now) / 1000)
+        return 0;
+    return now + ttl_s * 1000;
+}
+
 int store_gallery_add(m2p_buf *b, const store_result_row *r)
 {
     /* meta is spliced in: it is JSON this program wrote and validated on the way in. */

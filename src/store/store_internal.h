@@ -113,6 +113,9 @@ int store_sqlite_open(m2p_store *s, const char *file);
 int store_pg_open(m2p_store *s, const char *url);
 
 int64_t store_now_ms(void);
+/* When a cache entry put at now with a lifetime of ttl_s seconds expires: 0 (never) for ttl_s
+ * <= 0 or a time past int64. */
+int64_t store_expires_ms(int64_t now, int64_t ttl_s);
 
 /* The most rows a list read from the store holds in memory at once (pages ask for far fewer). */
 #define STORE_MAX_ROWS 1000000

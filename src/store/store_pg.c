@@ -324,9 +324,7 @@ int store_pg_cache_get(m2p_store *s, const char *ns, const char *key, char **val
 int store_pg_cache_put(m2p_store *s, const char *ns, const char *key, const char *value,
                        int64_t ttl_s)
 {
-    int64_t now = store_now_ms(), expires = 0;
-    if (ttl_s > 0)
-        expires = ttl_s > (INT64_MAX - now) / 1000 ? 0 : now + ttl_s * 1000;
+    int64_t now = store_now_ms(), expires = store_expires_ms(now, ttl_s);
     pgp p = {0};
     pgp_str(&p, ns);
     pgp_str(&p, key);

@@ -218,10 +218,7 @@ int store_sqlite_cache_get(m2p_store *s, const char *ns, const char *key, char *
 int store_sqlite_cache_put(m2p_store *s, const char *ns, const char *key, const char *value,
                            int64_t ttl_s)
 {
-    int64_t now = store_now_ms();
-    int64_t expires = 0;
-    if (ttl_s > 0)
-        expires = ttl_s > (INT64_MAX - now) / 1000 ? 0 : now + ttl_s * 1000;
+    int64_t now = store_now_ms(), expires = store_expires_ms(now, ttl_s);
     int rc = 0;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db,
