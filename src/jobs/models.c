@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/assert.h"
 #include "core/error.h"
 #include "model/needs.h"
 #include "model/resolve.h"
@@ -60,8 +61,11 @@ void model_cache_free(model_cache *mc)
 {
     if (!mc)
         return;
-    for (int i = 0; i < mc->n; i++)
+    for (int i = 0; i < mc->n; i++) {
+        /* the queue's workers have stopped: no job holds a model, none is loading */
+        M2P_ASSERT(mc->e[i].running == 0 && !mc->e[i].loading);
         m2p_model_free(mc->e[i].model);
+    }
     pthread_cond_destroy(&mc->changed);
     pthread_mutex_destroy(&mc->lock);
     free(mc);
@@ -243,6 +247,7 @@ static int make_room(model_cache *mc, size_t need)
         }
         if (!lru)
             return 0;
+        M2P_ASSERT(lru->running == 0 && !lru->loading); /* never a model a job holds */
         M2P_LOGI("model cache: evicting '%s' (%zu MiB) to fit the %zu MiB budget", lru->name,
                  lru->memory >> 20, mc->budget >> 20);
         m2p_model_free(lru->model);
@@ -360,10 +365,12 @@ int model_cache_get(model_cache *mc, const char *name, m2p_model **out)
     } else {
         e->model = m;
         e->memory = m2p_model_memory(m);
-        if (e->memory > need) /* the headers' estimate was short: make up for it */
-            make_room(mc, 0);
+        /* held before any eviction: make_room must not take the model this job just loaded */
         e->used = ++mc->tick;
         e->running = 1;
+        if (e->memory > need) /* the headers' estimate was short: make up for it */
+            make_room(mc, 0);
+        M2P_ASSERT(e->model == m);
         *out = m;
     }
     pthread_cond_broadcast(&mc->changed);
@@ -376,9 +383,14 @@ void model_cache_release(model_cache *mc, m2p_model *m)
     if (!m)
         return;
     pthread_mutex_lock(&mc->lock);
+    int held = 0;
     for (int i = 0; i < mc->n; i++)
-        if (mc->e[i].model == m && mc->e[i].running > 0)
+        if (mc->e[i].model == m && mc->e[i].running > 0) {
             mc->e[i].running--;
+            held = 1;
+        }
+    /* a release without its get would let a model another job runs be evicted under it */
+    M2P_ASSERT(held);
     pthread_cond_broadcast(&mc->changed);
     pthread_mutex_unlock(&mc->lock);
 }
