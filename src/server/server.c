@@ -227,10 +227,6 @@ int server_start(const server_config *cfg, server **out)
                              maxreq,
                              "request_timeout_ms",
                              "10000",
-                             "websocket_timeout_ms",
-                             "3600000",
-                             "enable_websocket_ping_pong",
-                             "yes",
                              "enable_keep_alive",
                              "yes",
                              "connection_queue",
@@ -246,6 +242,8 @@ int server_start(const server_config *cfg, server **out)
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_message;
     cb.end_request = ux_end_request; /* serve -v logs each request */
+    /* /ws/progress: CivetWeb hands the request over before it answers it (ws.c frames it) */
+    cb.begin_request = ws_begin_request;
     /* answers dumped while memory ran out are refused (http.c) */
     m2p_json_track_alloc();
     mg_init_library(0);
@@ -259,7 +257,6 @@ int server_start(const server_config *cfg, server **out)
     int np = mg_get_server_ports(s->ctx, 4, sp);
     s->port = np > 0 ? sp[0].port : cfg->port;
     mg_set_request_handler(s->ctx, "/api", router_handle, s);
-    ws_register(s);
     *out = s;
     return 0;
 fail:
@@ -279,8 +276,11 @@ void server_stop(server *s)
     /* Running jobs stop at their next step and go back to the queue while CivetWeb's threads
      * wind down (which takes a while), not after. */
     jobs_request_stop(s->q);
-    if (s->ctx)
-        mg_stop(s->ctx); /* closes the WebSockets first: no bus writes after this */
+    if (s->ctx) {
+        /* the WebSockets close, mg_stop waits for their threads: no bus writes after this */
+        ws_stop(s);
+        mg_stop(s->ctx);
+    }
     jobs_stop(s->q);
     progress_bus_free(s->bus);
     model_cache_free(s->models);
