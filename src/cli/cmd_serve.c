@@ -14,7 +14,6 @@
 #include "jobs/models.h"
 #include "mus2pic.h"
 #include "server/server.h"
-#include "tensor/ops.h"
 
 static void usage(FILE *f)
 {
@@ -128,7 +127,7 @@ int cmd_serve(int argc, char **argv)
                 fprintf(stderr, "mus2pic serve: --dtype '%s' must be f32 or bf16\n", v);
                 bad = 1;
             }
-            if (!bad && cfg.compute_dtype == M2P_DTYPE_BF16 && !op_bf16_supported()) {
+            if (!bad && cfg.compute_dtype == M2P_DTYPE_BF16 && !m2p_system_info_get().bf16) {
                 fprintf(stderr, "mus2pic serve: --dtype bf16 needs a CPU with AVX512-BF16 or "
                                 "AMX; this one has neither (use f32)\n");
                 bad = 1;

@@ -18,7 +18,6 @@
 #include "jobs/queue.h"
 #include "mus2pic.h"
 #include "store/store.h"
-#include "tensor/ops.h"
 
 #define WORKER_MAX_MODELS 16
 
@@ -116,7 +115,7 @@ int cmd_worker(int argc, char **argv)
             if (strcmp(v, "f32") && strcmp(v, "bf16")) {
                 fprintf(stderr, "mus2pic worker: --dtype '%s' must be f32 or bf16\n", v);
                 bad = 1;
-            } else if (!strcmp(v, "bf16") && !op_bf16_supported()) {
+            } else if (!strcmp(v, "bf16") && !m2p_system_info_get().bf16) {
                 fprintf(stderr, "mus2pic worker: --dtype bf16 needs a CPU with AVX512-BF16 or "
                                 "AMX; this one has neither (use f32)\n");
                 bad = 1;

@@ -5,7 +5,7 @@
  * substring table, highest weight wins, first recorded wins a tie, "abstract" when nothing
  * matches; genre_infer: first matching tempo/energy rule). The chain is the issue's:
  * metadata (container tag) -> youtube (yt-dlp tags/categories) -> spotify -> musicbrainz ->
- * inferred -> default, each reported as genre_source. Network answers are cached in the store
+ * inferred -> default, each reported as genre_source. Network answers are cached (m2p_cache)
  * by genre_sources.c; failures are not cached and fall through to the next source.
  */
 #include "music/genre.h"
@@ -241,7 +241,7 @@ static int take_list(json_t *list, const char *source, char *genre_raw, size_t g
 }
 
 int m2p_genre_find(const m2p_source_info *info, const char *band, const m2p_features *features,
-                   const m2p_genre_params *params, struct m2p_store *store, char *genre_raw,
+                   const m2p_genre_params *params, const m2p_cache *cache, char *genre_raw,
                    size_t genre_len, char *source, size_t source_len)
 {
     if (!genre_raw || !source || !genre_len || !source_len)
@@ -296,7 +296,7 @@ int m2p_genre_find(const m2p_source_info *info, const char *band, const m2p_feat
         const char *id = getenv("SPOTIFY_CLIENT_ID"), *secret = getenv("SPOTIFY_CLIENT_SECRET");
         if (id && id[0] && secret && secret[0]) {
             json_t *g = NULL;
-            int rc = genre_spotify(band, p, store, &g);
+            int rc = genre_spotify(band, p, cache, &g);
             if (rc)
                 M2P_LOGW("genre: spotify lookup for '%s' failed: %s", band, m2p_errmsg());
             int got = rc == 0 && take_list(g, "spotify", genre_raw, genre_len, source, source_len);
@@ -305,7 +305,7 @@ int m2p_genre_find(const m2p_source_info *info, const char *band, const m2p_feat
                 return 0;
         }
         json_t *g = NULL;
-        int rc = genre_musicbrainz(band, p, store, &g);
+        int rc = genre_musicbrainz(band, p, cache, &g);
         if (rc)
             M2P_LOGW("genre: musicbrainz lookup for '%s' failed: %s", band, m2p_errmsg());
         int got = rc == 0 && take_list(g, "musicbrainz", genre_raw, genre_len, source, source_len);

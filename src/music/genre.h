@@ -31,9 +31,10 @@ const char *genre_table_word(const char *lower_text);
 
 /* Network sources. Each returns 0 with *genres a new JSON array (empty = the source has no
  * genre for this band; that answer is cached), or a negative code for a failure that is not
- * cached (network, timeout, 5xx, malformed answer). store may be NULL. */
-int genre_spotify(const char *band, const m2p_genre_params *p, m2p_store *store, json_t **genres);
-int genre_musicbrainz(const char *band, const m2p_genre_params *p, m2p_store *store,
+ * cached (network, timeout, 5xx, malformed answer). cache may be NULL. */
+int genre_spotify(const char *band, const m2p_genre_params *p, const m2p_cache *cache,
+                  json_t **genres);
+int genre_musicbrainz(const char *band, const m2p_genre_params *p, const m2p_cache *cache,
                       json_t **genres);
 /* MusicBrainz asks for at most one request a second; the original waited 1.1 s. */
 #define GENRE_MUSICBRAINZ_INTERVAL_S 1.1

@@ -30,7 +30,7 @@ struct server {
     char *openapi; /* /api/openapi.json, built at start */
     /* api_ux.c: the tokenizer of the last model a token count asked for (tok_lock) */
     pthread_mutex_t tok_lock;
-    struct clip_tokenizer *tok;
+    m2p_tokenizer *tok;
     char tok_dir[1024];
     json_t *model_problems; /* api_ux.c: configured models that cannot be used (read-only) */
     pthread_mutex_t fetch_lock;
