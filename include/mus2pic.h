@@ -548,6 +548,9 @@ typedef struct m2p_store m2p_store;
  * mode, created), sqlite:FILE, or a libpq URI postgresql://... (see src/store/store.h). */
 int m2p_store_open(const char *url, m2p_store **out);
 void m2p_store_close(m2p_store *s);
+/* Where the store is, for logs and status: the database file, or the URL without its
+ * password. */
+const char *m2p_store_where(m2p_store *s);
 /* The store's cache table as the analysis' cache (m2p_analyze, m2p_genre_find); valid while s
  * is open. */
 m2p_cache m2p_store_cache(m2p_store *s);

@@ -17,7 +17,6 @@
 #include "core/error.h"
 #include "jobs/queue.h"
 #include "mus2pic.h"
-#include "store/store.h"
 
 #define WORKER_MAX_MODELS 16
 
@@ -65,9 +64,9 @@ static int parse_kinds(const char *v, int *kinds)
     snprintf(buf, sizeof buf, "%s", v);
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         if (!strcmp(t, "generate"))
-            *kinds |= 1 << STORE_JOB_GENERATE;
+            *kinds |= 1 << JOBS_GENERATE;
         else if (!strcmp(t, "analyze"))
-            *kinds |= 1 << STORE_JOB_ANALYZE;
+            *kinds |= 1 << JOBS_ANALYZE;
         else
             return -1;
     }
@@ -166,7 +165,7 @@ int cmd_worker(int argc, char **argv)
                         "e.g. postgresql://mus2pic@db-host/mus2pic)\n");
         bad = 1;
     }
-    if (!bad && (jc.kinds & 1 << STORE_JOB_GENERATE) && n_models == 0) {
+    if (!bad && (jc.kinds & 1 << JOBS_GENERATE) && n_models == 0) {
         fprintf(stderr, "mus2pic worker: a worker that generates needs --model NAME=DIR (or "
                         "--kinds analyze)\n");
         bad = 1;
@@ -219,9 +218,9 @@ int cmd_worker(int argc, char **argv)
         goto out;
     }
     printf("mus2pic %s: worker %s running %s%s%s jobs from %s (lease %d s)\n", M2P_VERSION,
-           jc.worker_name, jc.kinds & 1 << STORE_JOB_GENERATE ? "generate" : "",
-           (jc.kinds & 3) == 3 ? "," : "", jc.kinds & 1 << STORE_JOB_ANALYZE ? "analyze" : "",
-           store_where(store), lease_s);
+           jc.worker_name, jc.kinds & 1 << JOBS_GENERATE ? "generate" : "",
+           (jc.kinds & 3) == 3 ? "," : "", jc.kinds & 1 << JOBS_ANALYZE ? "analyze" : "",
+           m2p_store_where(store), lease_s);
     fflush(stdout);
     int sig = 0;
     sigwait(&set, &sig);

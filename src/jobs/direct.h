@@ -14,9 +14,9 @@
 int jobs_names_passed(const char *band_name, const char *song_title, char **band, char **song);
 
 typedef struct jobs_prompt {
-    char *prompt, *negative; /* malloc'd */
-    char *band, *song;       /* the names passed (jobs_names_passed), or NULL */
-    const char *genre_hint;  /* the normalised genre ("abstract" when none); static */
+    char *prompt, *negative;  /* malloc'd */
+    char *band, *song;        /* the names passed (jobs_names_passed), or NULL */
+    const char *genre_hint;   /* the normalised genre ("abstract" when none); static */
     const char *genre_source; /* "metadata" (genre given), "inferred" (from features) or "none" */
 } jobs_prompt;
 

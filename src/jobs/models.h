@@ -64,12 +64,12 @@ char *model_cache_loaded_json(model_cache *mc);
 /* What the models lists (the page's /api/models, `mus2pic models list`) say of a registry name
  * or configured model beyond its name; the model module's estimates (model/needs.c). */
 typedef struct model_info {
-    int64_t download_bytes; /* what `models fetch NAME` brings (estimate); -1 unknown */
-    int64_t disk_bytes;     /* installed: its folder and the companions fetched with it; -1 not
-                               installed or unreadable */
+    int64_t download_bytes;    /* what `models fetch NAME` brings (estimate); -1 unknown */
+    int64_t disk_bytes;        /* installed: its folder and the companions fetched with it; -1 not
+                                  installed or unreadable */
     int64_t ram_f32, ram_bf16; /* about the peak memory of one image at the default size; -1 */
-    int guidance_embedded;  /* LCM: guidance distilled into the UNet, no negative prompt */
-    int taesd;              /* its TAESD is there for live previews */
+    int guidance_embedded;     /* LCM: guidance distilled into the UNet, no negative prompt */
+    int taesd;                 /* its TAESD is there for live previews */
 } model_info;
 /* path: the installed folder, or NULL. M2P_ENOTFOUND for a name not in the registry and no
  * path (the sizes are then -1, the rest 0). */

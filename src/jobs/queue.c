@@ -25,6 +25,10 @@
 #include "core/json_limit.h"
 #include "store/store.h"
 
+_Static_assert((int)JOBS_ANALYZE == (int)STORE_JOB_ANALYZE &&
+                   (int)JOBS_GENERATE == (int)STORE_JOB_GENERATE,
+               "the job kinds of jobs/queue.h are the store's");
+
 jobs_config jobs_default_config(void)
 {
     jobs_config c;

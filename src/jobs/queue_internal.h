@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "jobs/queue.h"
+#include "store/jobs_store.h"
 
 #define JOBS_MAX_WORKERS 16
 

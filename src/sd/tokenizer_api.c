@@ -41,8 +41,8 @@ void m2p_tokenizer_free(m2p_tokenizer *t)
     free(t);
 }
 
-int m2p_tokenizer_encode(const m2p_tokenizer *t, const char *text,
-                         int32_t ids[M2P_CLIP_MAX_TOKENS], int *n_untruncated)
+int m2p_tokenizer_encode(const m2p_tokenizer *t, const char *text, int32_t ids[M2P_CLIP_MAX_TOKENS],
+                         int *n_untruncated)
 {
     if (!t || !text || !ids)
         return m2p_error(M2P_EINVAL, "tokenizer: tokenizer, text and ids are required");

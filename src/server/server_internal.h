@@ -11,6 +11,7 @@
 
 #include "jobs/queue.h"
 #include "server/server.h"
+#include "store/jobs_store.h" /* the job records the routes read (store_job, results, batches) */
 
 typedef struct ux_fetch ux_fetch; /* api_fetch.c: a model download from the page */
 

@@ -26,9 +26,8 @@ sd=sd model tensor core
 music=music audio core
 jobs=jobs sd model music audio store poster core
 server=server jobs store core
-cli=cli server jobs store core'
-# server and cli -> store: the job records the routes and `mus2pic store|worker` read (not yet
-# through jobs; src/store/jobs_store.h, which jobs/queue.h shows).
+cli=cli server jobs core'
+# server -> store: the job records the routes read (not yet through jobs: store/jobs_store.h).
 # one header of each module that has headers (poster has none)
 headers='core=core/error.h
 tensor=tensor/ops.h

@@ -1,5 +1,6 @@
 /*
- * store_cache.c — the store's cache table as an m2p_cache (include/mus2pic.h), the form in which
+ * store_api.c — the store's public calls beyond open/close (include/mus2pic.h): where it is
+ * (m2p_store_where, for programs' logs), and its cache table as an m2p_cache, the form in which
  * the analysis takes its cache: the music module keeps band/song and genre answers through the
  * two calls and never sees the store (dependencies point one way: jobs and the CLI open the
  * store and hand this over). The table and its expiry are store.c's (store_cache_get/put).
@@ -22,4 +23,9 @@ m2p_cache m2p_store_cache(m2p_store *s)
 {
     m2p_cache c = {store_cache_get_cb, store_cache_put_cb, s};
     return c;
+}
+
+const char *m2p_store_where(m2p_store *s)
+{
+    return store_where(s);
 }
