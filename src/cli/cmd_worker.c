@@ -18,7 +18,6 @@
 #include "core/error.h"
 #include "jobs/queue.h"
 #include "mus2pic.h"
-#include "store/store.h"
 
 static void usage(FILE *f)
 {
@@ -93,7 +92,7 @@ int cmd_worker(int argc, char **argv)
                         "e.g. postgresql://mus2pic@db-host/mus2pic)\n");
         bad = 1;
     }
-    if (!bad && (jc.kinds & 1 << STORE_JOB_GENERATE) && na.n_models == 0) {
+    if (!bad && (jc.kinds & 1 << JOBS_GENERATE) && na.n_models == 0) {
         fprintf(stderr, "mus2pic worker: a worker that generates needs --model NAME=DIR (or "
                         "--kinds analyze)\n");
         bad = 1;
@@ -142,9 +141,9 @@ int cmd_worker(int argc, char **argv)
         goto out;
     }
     printf("mus2pic %s: worker %s running %s%s%s jobs from %s (lease %d s)\n", M2P_VERSION,
-           jc.worker_name, jc.kinds & 1 << STORE_JOB_GENERATE ? "generate" : "",
-           (jc.kinds & 3) == 3 ? "," : "", jc.kinds & 1 << STORE_JOB_ANALYZE ? "analyze" : "",
-           store_where(store), na.lease_s);
+           jc.worker_name, jc.kinds & 1 << JOBS_GENERATE ? "generate" : "",
+           (jc.kinds & 3) == 3 ? "," : "", jc.kinds & 1 << JOBS_ANALYZE ? "analyze" : "",
+           m2p_store_where(store), na.lease_s);
     fflush(stdout);
     int sig = 0;
     sigwait(&set, &sig);

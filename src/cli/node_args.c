@@ -14,7 +14,6 @@
 #include "jobs/models.h"
 #include "jobs/queue.h"
 #include "mus2pic.h"
-#include "tensor/ops.h"
 
 int node_int_arg(const char *cmd, const char *opt, const char *v, int lo, int hi, int *out)
 {
@@ -28,7 +27,7 @@ int node_int_arg(const char *cmd, const char *opt, const char *v, int lo, int hi
     return 0;
 }
 
-/* "generate", "analyze" or both, comma-separated -> 1 << STORE_JOB_* bits (0: not that). */
+/* "generate", "analyze" or both, comma-separated -> 1 << JOBS_* bits (0: not that). */
 static int parse_kinds(const char *v)
 {
     int kinds = 0;
@@ -38,9 +37,9 @@ static int parse_kinds(const char *v)
     snprintf(buf, sizeof buf, "%s", v);
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         if (!strcmp(t, "generate"))
-            kinds |= 1 << STORE_JOB_GENERATE;
+            kinds |= 1 << JOBS_GENERATE;
         else if (!strcmp(t, "analyze"))
-            kinds |= 1 << STORE_JOB_ANALYZE;
+            kinds |= 1 << JOBS_ANALYZE;
         else
             return 0;
     }
@@ -77,7 +76,7 @@ static int dtype_arg(node_args *na, const char *v)
         return -1;
     }
     na->dtype = strcmp(v, "bf16") ? M2P_DTYPE_F32 : M2P_DTYPE_BF16;
-    if (na->dtype == M2P_DTYPE_BF16 && !op_bf16_supported()) {
+    if (na->dtype == M2P_DTYPE_BF16 && !m2p_system_info_get().bf16) {
         fprintf(stderr,
                 "mus2pic %s: --dtype bf16 needs a CPU with AVX512-BF16 or AMX; this one "
                 "has neither (use f32)\n",

@@ -17,7 +17,7 @@
 typedef struct node_args {
     const char *cmd; /* "serve" or "worker": the messages' prefix */
     const char *store_url, *name, *data_dir;
-    int kinds; /* bits 1 << STORE_JOB_* */
+    int kinds; /* bits 1 << JOBS_* */
     int lease_s, workers, compute_threads, dtype, offline;
     size_t model_budget;
     int n_models;

@@ -12,6 +12,7 @@
  */
 #include "jobs/models.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -462,4 +463,39 @@ char *model_cache_loaded_json(model_cache *mc)
     pthread_mutex_unlock(&mc->lock);
     snprintf(s + n, cap - n, "]");
     return s;
+}
+
+int model_info_of(const char *name, const char *path, model_info *out)
+{
+    memset(out, 0, sizeof *out);
+    out->download_bytes = out->disk_bytes = out->ram_f32 = out->ram_bf16 = -1;
+    model_needs nd;
+    int rc = model_needs_of(name, path, &nd);
+    if (!rc) {
+        out->download_bytes = nd.download_bytes;
+        out->ram_f32 = nd.ram_f32;
+        out->ram_bf16 = nd.ram_bf16;
+    }
+    if (path)
+        out->disk_bytes = model_installed_bytes(name, path);
+    /* LCM distils the guidance into the UNet (time_cond_proj_dim, diffusers
+     * UNet2DConditionModel): no unconditional pass, so no negative prompt at any guidance */
+    if (path) {
+        char cfg[4200];
+        snprintf(cfg, sizeof cfg, "%s/unet/config.json", path);
+        json_t *u = json_load_file(cfg, 0, NULL);
+        out->guidance_embedded = json_integer_value(json_object_get(u, "time_cond_proj_dim")) > 0;
+        json_decref(u);
+        char taesd[4096];
+        out->taesd = hub_find_taesd(path, taesd, sizeof taesd) == 0;
+    } else {
+        const m2p_registry_entry *r = name ? m2p_registry_find(name) : NULL;
+        out->guidance_embedded = r && r->scheduler && !strcmp(r->scheduler, "LCMScheduler");
+    }
+    return rc;
+}
+
+const char *model_info_fmt_bytes(int64_t n, char *buf, size_t len)
+{
+    return model_fmt_bytes(n, buf, len);
 }

@@ -13,7 +13,6 @@
 
 #include "core/buf.h"
 #include "core/error.h"
-#include "sd/clip_tokenizer.h"
 #include "server/server_internal.h"
 
 #define UX_TOKEN_LIMIT 77 /* CLIPTextModel max_position_embeddings: BOS + 75 tokens + EOS */
@@ -21,19 +20,19 @@
 
 /* The tokenizer of the model folder dir, loaded once and kept until another folder is asked
  * for. Returns it with s->tok_lock held (the caller unlocks), or NULL with the lock released. */
-static clip_tokenizer *ux_tokenizer(server *s, const char *dir)
+static m2p_tokenizer *ux_tokenizer(server *s, const char *dir)
 {
     pthread_mutex_lock(&s->tok_lock);
     if (s->tok && !strcmp(s->tok_dir, dir))
         return s->tok;
     char tdir[1100];
     snprintf(tdir, sizeof tdir, "%s/tokenizer", dir);
-    clip_tokenizer *t = NULL;
-    if (clip_tokenizer_load(tdir, &t)) {
+    m2p_tokenizer *t = NULL;
+    if (m2p_tokenizer_load(tdir, &t)) {
         pthread_mutex_unlock(&s->tok_lock);
         return NULL;
     }
-    clip_tokenizer_free(s->tok);
+    m2p_tokenizer_free(s->tok);
     s->tok = t;
     snprintf(s->tok_dir, sizeof s->tok_dir, "%s", dir);
     return t;
@@ -41,13 +40,13 @@ static clip_tokenizer *ux_tokenizer(server *s, const char *dir)
 
 /* The vocabulary pieces of ids[from..to) as text: "</w>" ends a word. The text is at most most
  * bytes (NULL beyond, as when out of memory). */
-static json_t *ux_detokenize(const clip_tokenizer *t, const int32_t *ids, int from, int to,
+static json_t *ux_detokenize(const m2p_tokenizer *t, const int32_t *ids, int from, int to,
                              size_t most)
 {
     m2p_buf out;
     m2p_buf_init(&out, most);
     for (int i = from; i < to; i++) {
-        const char *p = clip_token_str(t, ids[i]);
+        const char *p = m2p_token_text(t, ids[i]);
         if (!p)
             continue;
         size_t n = strlen(p);
@@ -96,7 +95,7 @@ void api_tokens(server *s, struct mg_connection *c, const route_args *a)
         http_error(c, 404, "model", "model %s is not installed (see /api/models)", name);
         return;
     }
-    clip_tokenizer *t = ux_tokenizer(s, dir);
+    m2p_tokenizer *t = ux_tokenizer(s, dir);
     if (!t) {
         http_error(c, 500, "model", "the tokenizer of model %s cannot be read: %s", name,
                    m2p_errmsg());
@@ -104,7 +103,7 @@ void api_tokens(server *s, struct mg_connection *c, const route_args *a)
     }
     int32_t *ids = NULL;
     int n = 0;
-    int rc = clip_tokenize_full(t, json_string_value(tv), &ids, &n);
+    int rc = m2p_tokenizer_encode_all(t, json_string_value(tv), &ids, &n);
     json_t *ignored = NULL;
     if (!rc && n > UX_TOKEN_LIMIT) /* the last kept slot is EOS: tokens 76.. (before EOS) drop */
         /* pieces are the normalized text cut up, so 4x the text's bytes bounds them */
