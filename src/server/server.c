@@ -28,7 +28,6 @@
 #include "core/error.h"
 #include "core/json_limit.h"
 #include "core/paths.h"
-#include "sd/clip_tokenizer.h"
 #include "server/server_internal.h"
 
 #define SERVER_HTTP_THREADS 1024 /* workers for HTTP besides max_ws (the comment above) */
@@ -288,7 +287,7 @@ void server_stop(server *s)
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases the data folder's lock */
     pthread_mutex_destroy(&s->lock);
-    clip_tokenizer_free(s->tok);
+    m2p_tokenizer_free(s->tok);
     json_decref(s->model_problems);
     ux_fetch_stop(s);
     m2p_poster_cleanup(); /* the HTTP threads that drew poster text are gone */

@@ -11,6 +11,7 @@
 
 #include "jobs/queue.h"
 #include "server/server.h"
+#include "store/jobs_store.h" /* the job records the routes read (store_job, results, batches) */
 
 typedef struct ux_fetch ux_fetch; /* api_fetch.c: a model download from the page */
 
@@ -35,7 +36,7 @@ struct server {
     char *openapi; /* /api/openapi.json, built at start */
     /* api_ux.c: the tokenizer of the last model a token count asked for (tok_lock) */
     pthread_mutex_t tok_lock;
-    struct clip_tokenizer *tok;
+    m2p_tokenizer *tok;
     char tok_dir[1024];
     json_t *model_problems; /* api_ux.c: configured models that cannot be used (read-only) */
     pthread_mutex_t fetch_lock;
