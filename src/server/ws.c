@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "core/assert.h"
+#include "core/buf.h"
 #include "core/error.h"
 #include "core/json_limit.h"
 #include "server/server_internal.h"
@@ -609,16 +610,14 @@ static int ws_session(ws_client *w, const char **why, int *echo)
         M2P_ASSERT(f.opcode & 8 ? f.len <= WS_MAX_CONTROL : r.len <= r.max && f.len <= r.len);
         if (!(f.opcode & 8)) {
             /* a data frame: its payload goes after the message's so far */
-            if (!msg || r.len + 1 > cap) {
-                size_t want = r.len + 1 > 4096 ? r.len + 1 : 4096;
-                uint8_t *nm = realloc(msg, want);
+            if (r.len + 1 > cap) {
+                uint8_t *nm = m2p_array_grow(msg, &cap, r.len + 1, 1, WS_MAX_MESSAGE + 1);
                 if (!nm) {
                     code = WS_CLOSE_INTERNAL;
                     *why = "out of memory";
                     break;
                 }
                 msg = nm;
-                cap = want;
             }
             p = msg + (r.len - (size_t)f.len);
         }
