@@ -452,26 +452,43 @@ static int harm_novelty(const float *mel_db, int T, int nm, int sr, int w, float
 {
     int m0 = mel_band(150.0, nm, sr), m1 = mel_band(3000.0, nm, sr);
     int nb = m1 - m0;
-    double *cs = calloc((size_t)(T + 1) * nb, sizeof(double));
-    if (!cs)
+    /* running sums over the windows [t - w, t) and [t, t + w), slid one frame at a time (a
+     * T x bands table of prefix sums was 12 MB for a 10-minute song) */
+    double *a = calloc((size_t)nb, sizeof(double)), *b = calloc((size_t)nb, sizeof(double));
+    if (!a || !b) {
+        free(a);
+        free(b);
         return -1;
+    }
     for (int t = 0; t < T; t++)
-        for (int m = 0; m < nb; m++)
-            cs[(size_t)(t + 1) * nb + m] = cs[(size_t)t * nb + m] + mel_db[(size_t)t * nm + m0 + m];
-    for (int t = 0; t < T; t++) {
-        if (t - w < 0 || t + w > T) {
-            h[t] = 0;
-            continue;
+        h[t] = 0;
+    if (w < 1 || 2 * w > T) {
+        free(a);
+        free(b);
+        return 0;
+    }
+    for (int k = 0; k < w; k++)
+        for (int m = 0; m < nb; m++) {
+            a[m] += mel_db[(size_t)k * nm + m0 + m];
+            b[m] += mel_db[(size_t)(k + w) * nm + m0 + m];
+        }
+    for (int t = w; t + w <= T; t++) {
+        if (t > w) {
+            const float *out_a = mel_db + (size_t)(t - w - 1) * nm + m0;
+            const float *mid = mel_db + (size_t)(t - 1) * nm + m0;
+            const float *in_b = mel_db + (size_t)(t + w - 1) * nm + m0;
+            for (int m = 0; m < nb; m++) {
+                a[m] += mid[m] - out_a[m];
+                b[m] += in_b[m] - mid[m];
+            }
         }
         double s = 0;
-        for (int m = 0; m < nb; m++) {
-            double a = cs[(size_t)t * nb + m] - cs[(size_t)(t - w) * nb + m];
-            double b = cs[(size_t)(t + w) * nb + m] - cs[(size_t)t * nb + m];
-            s += fabs(b - a) / w;
-        }
+        for (int m = 0; m < nb; m++)
+            s += fabs(b[m] - a[m]) / w;
         h[t] = (float)(s / nb);
     }
-    free(cs);
+    free(a);
+    free(b);
     return 0;
 }
 
