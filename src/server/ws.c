@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "core/assert.h"
+#include "core/buf.h"
 #include "core/error.h"
 #include "core/json_limit.h"
 #include "server/server_internal.h"
@@ -572,8 +573,8 @@ static int ws_read_end(ws_client *w, int rc, const char **why)
 static int ws_session(ws_client *w, const char **why, int *echo)
 {
     ws_reassembly r = {0, 0, WS_MAX_MESSAGE};
-    uint8_t *msg = NULL;
-    size_t cap = 0;
+    m2p_buf msg;
+    m2p_buf_init(&msg, WS_MAX_MESSAGE);
     int pings = 0, code = 0, rc;
     *why = NULL;
     *echo = 0;
@@ -592,24 +593,23 @@ static int ws_session(ws_client *w, const char **why, int *echo)
         M2P_ASSERT(f.opcode & 8 ? f.len <= WS_MAX_CONTROL : r.len <= r.max && f.len <= r.len);
         if (!(f.opcode & 8)) {
             /* a data frame: its payload goes after the message's so far */
-            if (!msg || r.len + 1 > cap) {
-                size_t want = r.len + 1 > 4096 ? r.len + 1 : 4096;
-                uint8_t *nm = realloc(msg, want);
-                if (!nm) {
-                    code = WS_CLOSE_INTERNAL;
-                    *why = "out of memory";
-                    break;
-                }
-                msg = nm;
-                cap = want;
+            if (m2p_buf_reserve(&msg, (size_t)f.len)) {
+                code = WS_CLOSE_INTERNAL;
+                *why = "out of memory";
+                break;
             }
-            p = msg + (r.len - (size_t)f.len);
+            M2P_ASSERT(msg.len + (size_t)f.len == r.len);
+            p = (uint8_t *)msg.data + msg.len;
         }
         if ((rc = ws_recv(w, &pings, p, (size_t)f.len))) {
             code = ws_read_end(w, rc, why);
             break;
         }
         ws_frame_unmask(p, (size_t)f.len, f.mask, 0);
+        if (!(f.opcode & 8)) {
+            msg.len += (size_t)f.len;
+            msg.data[msg.len] = 0;
+        }
         if (f.opcode == WS_OP_PING) {
             ws_control(w, WS_OP_PONG, ctl, (size_t)f.len);
             continue;
@@ -630,12 +630,13 @@ static int ws_session(ws_client *w, const char **why, int *echo)
         }
         if (!f.fin)
             continue; /* more fragments follow */
-        size_t len = r.len;
         ws_reassembly_done(&r);
-        if ((code = ws_handle(w, 0x80 | WS_OP_TEXT, (const char *)msg, len, why)))
+        code = ws_handle(w, 0x80 | WS_OP_TEXT, msg.data, msg.len, why);
+        msg.len = 0;
+        if (code)
             break;
     }
-    free(msg);
+    m2p_buf_free(&msg);
     return code;
 }
 
