@@ -645,9 +645,9 @@ static double density_check(const float *mel_db, const float *env, int T, int nm
  * of the estimate's, by bar_margin on average over four views of it (the drum-band envelope,
  * the bass band's and the full band's onset strength, and the harmonic-change novelty: rhythm,
  * bass line and chords), the beat is the candidate: take 3/2 of the estimate (within 208 BPM).
- * Lags past a quarter of the signal are not used. Chosen on the dev half of
- * bench/tempo-devset.sh: the three pieces read at 2/3 score 0.42, 0.26 and 0.16, every piece
- * read right scores below -0.05 (BENCHMARKS.md). */
+ * Lags past a quarter of the signal are not used; the novelty's window is 0.23 s (10 frames).
+ * Chosen on the dev half of bench/tempo-devset.sh: the three pieces read at 2/3 score 0.42,
+ * 0.26 and 0.16, every piece read right -0.09 or below (BENCHMARKS.md). */
 static double bar_grid_check(const float *mel_db, const float *env, int T, int nm, int sr,
                              double fps, double bpm)
 {
