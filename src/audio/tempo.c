@@ -685,6 +685,56 @@ static double bar_grid_check(const float *mel_db, const float *env, int T, int n
     return sum / 4 >= bar_margin ? 1.5 * bpm : bpm;
 }
 
+/* Compound-meter check (the 3:2 confusion of 6/8 read at its quarter level: a 6/8 arpeggio
+ * groove at a dotted quarter of 68 read at 102): with P the estimated period, a 6/8 bar of six
+ * eighths lasts 3P and its dotted-quarter beat 1.5P. When the chords repeat clearly more
+ * strongly at 3P than at the 2- and 4-beat bars 2P and 4P (the harmonic-change novelty's
+ * autocorrelation by compound_bar or more; window 0.23 s, as in the bar-grid check) and the
+ * rhythm (the drum-band envelope, the bass band's and the full band's onset strength, averaged)
+ * repeats about as strongly at 1.5P as at P (by compound_flat or less below: no accent on the
+ * estimated beats, as a waltz's quarter notes have), the beat is the dotted quarter: take 2/3
+ * of the estimate (if it stays at or above 55 BPM). Chosen on the dev half of
+ * bench/tempo-devset.sh (BENCHMARKS.md): the three 6/8 pieces read at 3/2 score 0.56-0.74 on
+ * the chords and -0.00 to +0.05 on the rhythm; the next strongest 3P chords, a 3/4 waltz read
+ * right, 0.22 with its rhythm at -0.73. The first margins (0.35, -0.25) read three generated
+ * 3/4 tunes of bench/eval_tempo_key (seeds 1-3) at 2/3: chords 0.36-0.40, rhythm -0.15 to
+ * -0.25, so the margins were moved to between those and the dev pieces. A 3/4 piece of even
+ * eighths with one chord a bar is still read as 6/8: the signal alone does not tell them apart. */
+static double compound_check(const float *mel_db, const float *env, int T, int nm, int sr,
+                             double fps, double bpm)
+{
+    const double compound_bar = 0.45, compound_flat = -0.10, min_bpm = 55.0,
+                 harm_window_s = 0.23;
+    if (!(bpm > 0) || bpm * 2 / 3 < min_bpm)
+        return bpm;
+    double P = 60.0 * fps / bpm;
+    if (4 * 4 * P > T) /* the 4-beat bar must be seen 4 times */
+        return bpm;
+    float *x = malloc(sizeof(float) * (size_t)T);
+    if (!x)
+        return TEMPO_NOMEM;
+    int w = (int)lround(harm_window_s * fps);
+    if (harm_novelty(mel_db, T, nm, sr, w < 2 ? 2 : w, x) < 0) {
+        free(x);
+        return TEMPO_NOMEM;
+    }
+    double bar = ac_at(x, T, 3 * P) - fmax(ac_at(x, T, 2 * P), ac_at(x, T, 4 * P));
+    double flat = 0;
+    if (bar >= compound_bar) {
+        for (int k = 0; k < 3; k++) {
+            if (k == 0)
+                memcpy(x, env, sizeof(float) * (size_t)T);
+            else if (k == 1)
+                band_env(mel_db, T, nm, 0, mel_band(200.0, nm, sr), x);
+            else
+                tempo_onset_env(mel_db, T, nm, x);
+            flat += (ac_at(x, T, 1.5 * P) - ac_at(x, T, P)) / 3;
+        }
+    }
+    free(x);
+    return bar >= compound_bar && flat >= compound_flat ? bpm * 2 / 3 : bpm;
+}
+
 double tempo_estimate_mel(const float *mel_db, int T, int nm, int sr, double fps, float *env)
 {
     /* Low band (< 200 Hz: kick, bass) and mid band (200 Hz - 3 kHz: snare body, chords,
@@ -711,9 +761,12 @@ double tempo_estimate_mel(const float *mel_db, int T, int nm, int sr, double fps
     if (bpm > 0)
         bpm = harmonic_check(mel_db, env, T, nm, sr, fps, bpm);
     if (bpm > 0) {
-        double g = bar_grid_check(mel_db, env, T, nm, sr, fps, bpm);
+        double bpm0 = bpm, g = bar_grid_check(mel_db, env, T, nm, sr, fps, bpm);
         /* the bass 2:3 check looks for the same move; once made it is not made again */
         bpm = g == bpm ? bass_metrical_check(mel_db, T, nm, sr, fps, bpm) : g;
+        /* a 3:2 move made above is not undone */
+        if (bpm == bpm0)
+            bpm = compound_check(mel_db, env, T, nm, sr, fps, bpm);
     }
     if (bpm > 0)
         bpm = density_check(mel_db, env, T, nm, fps, bpm);
