@@ -28,6 +28,13 @@
 extern "C" {
 #endif
 
+/* What this header declares is the library's interface: the library is built with hidden
+ * visibility and its installed archive prelinked, so these m2p_ names are the only ones it
+ * exports (CMakeLists.txt, "the installed library"). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 /* M2P_VERSION ("MAJOR.MINOR.PATCH") and its parts, generated from CMakeLists.txt's project(). */
 #include "mus2pic_version.h"
 /* The library's version as built (M2P_VERSION of the library, which a program compiled against
@@ -485,6 +492,10 @@ typedef struct m2p_store m2p_store;
  * mode, created), sqlite:FILE, or a libpq URI postgresql://... (see src/store/store.h). */
 int m2p_store_open(const char *url, m2p_store **out);
 void m2p_store_close(m2p_store *s);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -81,6 +81,11 @@ static int resampler_matches(const resampler_input *in, const AVFrame *f)
            av_channel_layout_compare(&f->ch_layout, &in->layout) == 0;
 }
 
+/* Sample rates a file may have: telephone audio (8 kHz) has room below, DXD and 768 kHz
+ * studio files fit above. */
+#define DECODE_MIN_RATE 1000
+#define DECODE_MAX_RATE 768000
+
 /* A resampler for frames like f: equal-weight mix of all channels (librosa.to_mono) to mono
  * float at M2P_SAMPLE_RATE. Records what it was built for in *in. */
 static int resampler_open(SwrContext **swr, AVFrame *f, resampler_input *in)
@@ -89,6 +94,14 @@ static int resampler_open(SwrContext **swr, AVFrame *f, resampler_input *in)
     int fch = f->ch_layout.nb_channels;
     if (fch <= 0 || f->sample_rate <= 0)
         return m2p_error(M2P_EDECODE, "decode: a frame without channels or sample rate");
+    /* A header may claim any rate, and swresample's filter grows with the ratio: a 195-byte
+     * WAV claiming 1 GHz cost seconds of CPU and ~1 GB in swr_init (found by fuzz_audio). */
+    if (f->sample_rate < DECODE_MIN_RATE || f->sample_rate > DECODE_MAX_RATE)
+        return m2p_error(M2P_EDECODE,
+                         "decode: the file says its sample rate is %d Hz, outside what audio "
+                         "files use (%d-%d Hz): it is damaged or not audio; convert it with "
+                         "ffmpeg -i FILE -ar 44100 out.wav if it plays elsewhere",
+                         f->sample_rate, DECODE_MIN_RATE, DECODE_MAX_RATE);
     int err = swr_alloc_set_opts2(swr, &mono, AV_SAMPLE_FMT_FLT, M2P_SAMPLE_RATE, &f->ch_layout,
                                   f->format, f->sample_rate, 0, NULL);
     if (err < 0 || !*swr)

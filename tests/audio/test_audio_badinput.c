@@ -45,6 +45,62 @@ static void expect_decode_error(const char *name, const char *what)
 
 static void check_no_nan(const m2p_features *f);
 
+/* A 16-bit mono WAV header claiming rate Hz, with 0.1 s of a tone at 8 kHz worth of samples. */
+static void write_wav_rate(const char *name, uint32_t rate)
+{
+    FILE *f = fopen(path_of(name), "wb");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    const uint32_t n = 800;
+    uint32_t data_bytes = n * 2, riff = 36 + data_bytes, fmt_len = 16, byte_rate = rate * 2;
+    uint16_t fmt_tag = 1, ch = 1, align = 2, bits = 16;
+    fwrite("RIFF", 1, 4, f);
+    fwrite(&riff, 4, 1, f);
+    fwrite("WAVEfmt ", 1, 8, f);
+    fwrite(&fmt_len, 4, 1, f);
+    fwrite(&fmt_tag, 2, 1, f);
+    fwrite(&ch, 2, 1, f);
+    fwrite(&rate, 4, 1, f);
+    fwrite(&byte_rate, 4, 1, f);
+    fwrite(&align, 2, 1, f);
+    fwrite(&bits, 2, 1, f);
+    fwrite("data", 1, 4, f);
+    fwrite(&data_bytes, 4, 1, f);
+    for (uint32_t i = 0; i < n; i++) {
+        int16_t x = (int16_t)(8000.0f * sinf(2.0f * 3.14159265f * (float)i / 20.0f));
+        fwrite(&x, 2, 1, f);
+    }
+    fclose(f);
+}
+
+/* A header claiming a sample rate no audio has: refused with M2P_EDECODE before the resampler
+ * is built (a 1 GHz claim cost seconds of CPU and ~1 GB in swr_init; found by fuzz_audio),
+ * while the edges of the accepted range still decode. */
+static void check_absurd_rate(void)
+{
+    write_wav_rate("ghz.wav", 1048584000u);
+    expect_decode_error("ghz.wav", "1 GHz sample rate");
+    CHECK(strstr(m2p_errmsg(), "1048584000 Hz") != NULL);
+    write_wav_rate("slow.wav", 999);
+    expect_decode_error("slow.wav", "999 Hz sample rate");
+    const uint32_t ok[] = {8000, 768000};
+    for (int i = 0; i < 2; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "ok%u.wav", ok[i]);
+        write_wav_rate(name, ok[i]);
+        m2p_audio a;
+        int rc = m2p_audio_decode(path_of(name), 0, 0, &a);
+        if (rc)
+            fprintf(stderr, "%u Hz: %s\n", ok[i], m2p_errmsg());
+        CHECK_INT(rc, 0);
+        if (rc == 0) {
+            CHECK(a.n > 0);
+            m2p_audio_free(&a);
+        }
+    }
+}
+
 /* A 2 s 32-bit float WAV (22,050 Hz mono) of a 440 Hz tone with NaN, +inf and -inf in it:
  * decoded, every sample is finite and the features are numbers (the NaN reached the features
  * and their JSON before; found by fuzz_audio). */
@@ -243,6 +299,7 @@ int main(void)
     }
 
     check_float_nan();
+    check_absurd_rate();
     test_rmtree(tmp);
     free(tmp);
     TEST_DONE();

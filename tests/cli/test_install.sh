@@ -3,7 +3,8 @@
 # prefix, then (1) the installed bin/mus2pic, run from another folder, serves / and an asset from
 # <prefix>/share/mus2pic/web (not the source tree) on a port the kernel picks; (2) a small C
 # program compiled with `pkg-config --cflags --libs mus2pic` links libmus2pic and gets
-# m2p_version() equal to the header's M2P_VERSION and to `mus2pic --version`.
+# m2p_version() equal to the header's M2P_VERSION and to `mus2pic --version`; (3) the library
+# exports the functions the header declares and nothing else.
 set -u
 : "${M2P_BUILD_DIR:?M2P_BUILD_DIR is set by ctest}"
 fails=0
@@ -76,5 +77,16 @@ if cc $san -o "$T/v" "$T/v.c" $flags >"$T/cc.log" 2>&1; then
 else
     fail "compiling against the installed library: $(cat "$T/cc.log")"
 fi
-[ "$fails" -eq 0 ] && echo "install: serve from the prefix and pkg-config link passed"
+# (3) the library exports exactly the header's interface: every function include/mus2pic.h
+# declares is defined, and no other name (config_open, op_add: hidden, made local at install).
+declared=$(cc -E -P -I"$P/include" "$P/include/mus2pic.h" 2>/dev/null |
+    grep -oE '\bm2p_[a-z0-9_]+[[:space:]]*\(' | sed 's/[[:space:](]//g' | sort -u)
+exported=$(nm -g --defined-only "$lib" 2>/dev/null | awk 'NF == 3 {print $3}' | sort -u)
+[ -n "$declared" ] || fail "no m2p_ function found in the installed mus2pic.h"
+extra=$(comm -13 <(echo "$declared") <(echo "$exported") | head -20)
+[ -z "$extra" ] || fail "the installed library exports names outside include/mus2pic.h: $(echo $extra)"
+missing=$(comm -23 <(echo "$declared") <(echo "$exported") | head -20)
+[ -z "$missing" ] || fail "functions include/mus2pic.h declares but the library does not export: $(echo $missing)"
+
+[ "$fails" -eq 0 ] && echo "install: serve from the prefix, pkg-config link and the exported names passed"
 exit "$fails"
