@@ -372,6 +372,10 @@ unet *pipeline_unet(m2p_model *m)
 {
     return m->unet;
 }
+clip_text *pipeline_text_encoder(m2p_model *m, int which)
+{
+    return which ? m->text2 : m->text;
+}
 vae *pipeline_vae(m2p_model *m)
 {
     return m->vae;
