@@ -71,6 +71,15 @@ enum { M2P_LOG_ERROR = 0, M2P_LOG_WARN = 1, M2P_LOG_INFO = 2, M2P_LOG_DEBUG = 3 
 /* Messages at or below level go to stderr (default: M2P_LOG_WARN). */
 void m2p_log_set_level(int level);
 
+/* What this machine offers the engine (src/tensor/cpu/system_info.c). */
+typedef struct m2p_system_info {
+    int bf16;            /* 1: bf16 matmuls/convs run natively (AVX512-BF16 or AMX, as oneDNN
+                            sees it; ONEDNN_MAX_CPU_ISA lowers it), 0: they would be slow */
+    const char *kernels; /* the vector kernels that run: "avx512", "generic" or "native" */
+    int threads;         /* compute threads (a model's params set them, else OpenMP's) */
+} m2p_system_info;
+m2p_system_info m2p_system_info_get(void);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Image engine                                                                               */
 /* ------------------------------------------------------------------------------------------ */
@@ -121,6 +130,20 @@ int m2p_model_inspect(const char *ref, FILE *out);
  * truncation, BOS and EOS included. */
 int m2p_tokenize(const m2p_model *model, const char *text, int32_t ids[M2P_CLIP_MAX_TOKENS],
                  int *n_untruncated);
+
+/* A CLIP tokenizer on its own, without the networks (token counters, `mus2pic tokenize`):
+ * dir is a tokenizer folder (a model's tokenizer/, or SDXL's tokenizer_2/) with vocab.json and
+ * merges.txt; errors name the file. A loaded tokenizer may be shared by threads. */
+typedef struct m2p_tokenizer m2p_tokenizer;
+int m2p_tokenizer_load(const char *dir, m2p_tokenizer **out);
+void m2p_tokenizer_free(m2p_tokenizer *t);
+/* text -> 77 ids, as m2p_tokenize. */
+int m2p_tokenizer_encode(const m2p_tokenizer *t, const char *text,
+                         int32_t ids[M2P_CLIP_MAX_TOKENS], int *n_untruncated);
+/* text -> every id, BOS and EOS included, no truncation; *ids is malloc'd (caller frees). */
+int m2p_tokenizer_encode_all(const m2p_tokenizer *t, const char *text, int32_t **ids, int *n);
+/* The vocabulary text of an id ("cat</w>"), NULL when unknown. */
+const char *m2p_token_text(const m2p_tokenizer *t, int32_t id);
 
 /* What a step callback is told. */
 enum {
@@ -207,6 +230,24 @@ int m2p_model_uses_negative_prompt(const m2p_model *model, float guidance);
  * model. */
 int m2p_generate(m2p_model *model, const m2p_gen_params *params, m2p_image *out);
 void m2p_image_free(m2p_image *img);
+
+/* The schedulers m2p_gen_params.scheduler names: 1 for "lcm", "ddim", "pndm", "euler" or
+ * "euler_a", else 0. */
+int m2p_scheduler_known(const char *name);
+/* Read a diffusers scheduler_config.json as m2p_generate would with params->scheduler (NULL: the
+ * file's class), so a bad file is found before a model loads; errors name the key
+ * (M2P_EUNSUPPORTED for options this engine cannot honour). */
+int m2p_scheduler_config_check(const char *path, const char *scheduler);
+
+/* Float32 tensors in safetensors files, to exchange latents, noise and images with other tools
+ * (diffusers): the tensor `name` of the file, copied into *data (malloc'd, numel floats);
+ * shape gets its dimensions (at most 8, *ndim of them). M2P_ENOTFOUND when absent,
+ * M2P_EFORMAT when it is not float32. */
+int m2p_tensor_read_f32(const char *path, const char *name, int *ndim, int64_t shape[8],
+                        float **data);
+/* One float32 tensor into a new safetensors file (written beside it, then renamed). */
+int m2p_tensor_write_f32(const char *path, const char *name, int ndim, const int64_t *shape,
+                         const float *data);
 
 /* Write an RGB8 image as PNG (to a temporary name, then renamed: never a partial file). */
 int m2p_png_write(const char *path, const uint8_t *rgb, int width, int height);
@@ -436,11 +477,23 @@ typedef struct m2p_genre_params {
 
 m2p_genre_params m2p_genre_default_params(void);
 
-struct m2p_store;
+/* Where the analysis keeps small answers between runs (a video's band/song, a band's genre
+ * lookups): namespaced text values ("band_song", "genre:spotify", ...). get: 0 with *value
+ * malloc'd (caller frees), nonzero when absent or expired. put: keep value for ttl_s seconds
+ * (0 = no expiry); 0 or an M2P_E* code (a failed put is only logged). m2p_store_cache gives
+ * one over a store; a program may give its own. */
+typedef struct m2p_cache {
+    int (*get)(void *user_data, const char *ns, const char *key, char **value);
+    int (*put)(void *user_data, const char *ns, const char *key, const char *value,
+               int64_t ttl_s);
+    void *user_data;
+} m2p_cache;
+
 /* First source that answers: metadata, youtube, spotify, musicbrainz, inferred, default.
- * genre_raw gets the raw genre text, source the source's name. store (optional) caches answers. */
+ * genre_raw gets the raw genre text, source the source's name. cache (optional) keeps the
+ * network sources' answers. */
 int m2p_genre_find(const m2p_source_info *info, const char *band, const m2p_features *features,
-                   const m2p_genre_params *params, struct m2p_store *store, char *genre_raw,
+                   const m2p_genre_params *params, const m2p_cache *cache, char *genre_raw,
                    size_t genre_len, char *source, size_t source_len);
 
 enum { M2P_PROMPT_V1 = 1, M2P_PROMPT_V3 = 3, M2P_PROMPT_V4 = 4, M2P_PROMPT_LLM = 100 };
@@ -462,10 +515,16 @@ typedef struct m2p_llm_params {
 m2p_llm_params m2p_llm_default_params(void);
 /* 1 when key can go into an Authorization header (printable ASCII: no CR, LF or controls). */
 int m2p_llm_key_ok(const char *key);
+/* Does the endpoint (p->base_url) accept key? It lists its models with it (GET {base}/models, a
+ * read that costs nothing): *valid = 1 on 200, 0 on 401/403. Any other answer or none is the
+ * endpoint's failure (M2P_ENETWORK, M2P_ETIMEOUT), not an answer about the key; a key that
+ * cannot go into a header is M2P_EINVAL. */
+int m2p_llm_key_check(const m2p_llm_params *p, const char *key, int *valid);
 int m2p_prompt_llm(const m2p_llm_params *p, const char *song, const char *artist,
                    const char *genre, char **prompt, int *tokens_used);
 
-/* The whole analysis: source -> fetch -> decode -> features -> band/song -> genre -> prompts. */
+/* The whole analysis: source -> fetch -> decode -> features -> band/song -> genre -> prompts.
+ * cache (optional, m2p_store_cache) keeps the band/song and genre answers between runs. */
 typedef struct m2p_analysis {
     m2p_source_info info;
     m2p_features features;
@@ -477,7 +536,7 @@ typedef struct m2p_analysis {
 
 int m2p_analyze(const char *source, const m2p_fetch_params *fetch,
                 const m2p_analysis_params *params, const m2p_genre_params *genre,
-                struct m2p_store *store, m2p_analysis *out);
+                const m2p_cache *cache, m2p_analysis *out);
 void m2p_analysis_free(m2p_analysis *a);
 /* The analysis as a JSON object (malloc'd string): every feature, band, song, genre,
  * genre_source, key, mode, beats, envelope, prompts. */
@@ -492,6 +551,12 @@ typedef struct m2p_store m2p_store;
  * mode, created), sqlite:FILE, or a libpq URI postgresql://... (see src/store/store.h). */
 int m2p_store_open(const char *url, m2p_store **out);
 void m2p_store_close(m2p_store *s);
+/* Where the store is, for logs and status: the database file, or the URL without its
+ * password. */
+const char *m2p_store_where(m2p_store *s);
+/* The store's cache table as the analysis' cache (m2p_analyze, m2p_genre_find); valid while s
+ * is open. */
+m2p_cache m2p_store_cache(m2p_store *s);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -26,9 +26,11 @@
 #include <unistd.h>
 
 #include "audio/ytdlp.h"
+#include "core/buf.h"
 #include "core/error.h"
 
 #define STALE_TMP_S (24 * 3600)
+#define CACHE_MAX_ENTRIES 1000000 /* songs one trim pass lists: far more than a disk holds */
 
 static int mkdirs(const char *path)
 {
@@ -389,11 +391,11 @@ static int list_entries(audio_cache *c, entry_stat **out, int *n_out, int64_t *t
     *total = 0;
     if (!d)
         return m2p_error(M2P_EIO, "cache: %s: %s", edir, strerror(errno));
-    int n = 0, cap = 0;
-    entry_stat *v = NULL;
+    m2p_vec v;
+    m2p_vec_init(&v, sizeof(entry_stat), CACHE_MAX_ENTRIES);
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof v->name)
+        if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof(((entry_stat *)0)->name))
             continue;
         char p[2048];
         struct stat st;
@@ -408,25 +410,22 @@ static int list_entries(audio_cache *c, entry_stat **out, int *n_out, int64_t *t
         }
         if (!S_ISDIR(st.st_mode))
             continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            entry_stat *nv = realloc(v, (size_t)cap * sizeof *v);
-            if (!nv) {
-                free(v);
-                closedir(d);
-                return m2p_error(M2P_ENOMEM, "cache: out of memory");
-            }
-            v = nv;
+        entry_stat x;
+        snprintf(x.name, sizeof x.name, "%s", e->d_name);
+        x.bytes = dir_bytes(p);
+        x.used = st.st_mtim;
+        int rc = m2p_vec_push(&v, &x);
+        if (rc) {
+            m2p_vec_free(&v);
+            closedir(d);
+            return m2p_error_wrap(rc, "cache: listing %s", edir);
         }
-        snprintf(v[n].name, sizeof v[n].name, "%s", e->d_name);
-        v[n].bytes = dir_bytes(p);
-        v[n].used = st.st_mtim;
-        *total += v[n].bytes;
-        n++;
+        *total += x.bytes;
     }
     closedir(d);
-    *out = v;
-    *n_out = n;
+    size_t n;
+    *out = m2p_vec_detach(&v, &n);
+    *n_out = (int)n;
     return 0;
 }
 
@@ -545,7 +544,6 @@ void audio_cache_put_shared(const m2p_fetch_params *p, const char *key, const ch
         return;
     char *js = audio_info_to_json(info);
     if (!js || p->shared_put(p->shared_ud, key, path, js))
-        M2P_LOGW("cache: %s stays on this machine: %s", key,
-                 js ? m2p_errmsg() : "out of memory");
+        M2P_LOGW("cache: %s stays on this machine: %s", key, js ? m2p_errmsg() : "out of memory");
     free(js);
 }

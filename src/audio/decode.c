@@ -12,6 +12,7 @@
  * every path (one cleanup label).
  */
 #include "audio/audio.h"
+#include "core/buf.h"
 #include "core/error.h"
 
 #include <assert.h>
@@ -37,27 +38,9 @@ static void quiet_ffmpeg(void)
     av_log_set_level(AV_LOG_QUIET);
 }
 
-typedef struct sample_buf {
-    float *data;
-    int64_t n, cap, want; /* want: stop after this many output samples (-1 = no limit) */
-} sample_buf;
-
-static int buf_reserve(sample_buf *b, int64_t extra)
-{
-    if (b->n + extra <= b->cap)
-        return 0;
-    int64_t cap = b->cap ? b->cap : 1 << 16;
-    while (cap < b->n + extra)
-        cap *= 2;
-    if (b->want >= 0 && cap > b->want + 8192 && b->n + extra <= b->want + 8192)
-        cap = b->want + 8192;
-    float *d = realloc(b->data, (size_t)cap * sizeof *d);
-    if (!d)
-        return m2p_error(M2P_ENOMEM, "decode: out of memory for %lld samples", (long long)cap);
-    b->data = d;
-    b->cap = cap;
-    return 0;
-}
+/* The output samples go to a growable array (core/buf.c) of at most want + DECODE_SLACK floats,
+ * want being where decoding stops: the last frame may run past want and is cut there. */
+#define DECODE_SLACK 8192
 
 static void copy_tag(AVDictionary *md, const char *key, char *dst, size_t len)
 {
@@ -124,28 +107,31 @@ static int resampler_open(SwrContext **swr, AVFrame *f, resampler_input *in)
     return 0;
 }
 
-/* Resample what swr holds (in may be NULL to flush) into buf. */
-static int convert(SwrContext *swr, const uint8_t **in, int in_n, sample_buf *b)
+/* Resample what swr holds (in may be NULL to flush) into b, up to its limit (what swr holds past
+ * it lies past want and is dropped). */
+static int convert(SwrContext *swr, const uint8_t **in, int in_n, m2p_vec *b)
 {
     int out_max = swr_get_out_samples(swr, in_n);
     if (out_max < 0)
         return m2p_error(M2P_EDECODE, "decode: resampler failed");
+    if ((size_t)out_max > b->limit - b->n)
+        out_max = (int)(b->limit - b->n);
     if (out_max == 0)
         return 0;
-    int rc = buf_reserve(b, out_max);
+    int rc = m2p_vec_reserve(b, (size_t)out_max);
     if (rc)
-        return rc;
-    uint8_t *out = (uint8_t *)(b->data + b->n);
+        return m2p_error_wrap(rc, "decode");
+    float *o = (float *)b->data + b->n;
+    uint8_t *out = (uint8_t *)o;
     int got = swr_convert(swr, &out, out_max, in, in_n);
     if (got < 0)
         return m2p_error(M2P_EDECODE, "decode: resampler failed (%s)", av_err2str(got));
     /* Float files may hold NaN or infinity, which the resampler spreads to its neighbours:
      * those samples become silence, so features stay numbers (found by fuzz_audio). */
-    float *o = b->data + b->n;
     for (int i = 0; i < got; i++)
         if (!isfinite(o[i]))
             o[i] = 0.0f;
-    b->n += got;
+    b->n += (size_t)got;
     return 0;
 }
 
@@ -171,13 +157,14 @@ static int decode_impl(const char *path, AVIOContext *pb, double offset_s, doubl
     resampler_input swr_in = {0}; /* before the first goto done: freed there */
     AVPacket *pkt = NULL;
     AVFrame *frame = NULL;
-    sample_buf buf = {0};
+    m2p_vec buf = {0};
     int rc = 0, err;
 
     double max_s = duration_s > 0 ? duration_s : M2P_DECODE_MAX_S;
     if (max_s > M2P_DECODE_MAX_S)
         max_s = M2P_DECODE_MAX_S;
-    buf.want = (int64_t)llround(max_s * M2P_SAMPLE_RATE);
+    size_t want = (size_t)llround(max_s * M2P_SAMPLE_RATE);
+    m2p_vec_init(&buf, sizeof(float), want + DECODE_SLACK);
 
     struct stat sb;
     if (!pb && stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0) {
@@ -267,9 +254,10 @@ static int decode_impl(const char *path, AVIOContext *pb, double offset_s, doubl
     /* what this decode will cover, for the progress fraction */
     double span_s = duration_s > 0 ? duration_s : out->source_duration - offset_s;
     int64_t span = span_s > 0 ? (int64_t)llround(span_s * M2P_SAMPLE_RATE) : -1;
-    for (unsigned packets = 0; !eof && buf.n < buf.want; packets++) {
+    for (unsigned packets = 0; !eof && buf.n < want; packets++) {
         if (packets % 64 == 63 &&
-            audio_tick_canceled(tick, span > 0 && buf.n < span ? (double)buf.n / span : -1)) {
+            audio_tick_canceled(tick,
+                                span > 0 && (int64_t)buf.n < span ? (double)buf.n / span : -1)) {
             rc = M2P_ECANCELED;
             goto done;
         }
@@ -358,13 +346,13 @@ static int decode_impl(const char *path, AVIOContext *pb, double offset_s, doubl
         if (err == AVERROR_EOF)
             eof = 1;
     }
-    if (swr_ready && buf.n < buf.want) {
+    if (swr_ready && buf.n < want) {
         rc = convert(swr, NULL, 0, &buf);
         if (rc)
             goto done;
     }
-    if (buf.n > buf.want)
-        buf.n = buf.want;
+    if (buf.n > want)
+        buf.n = want;
 
     if (frames_ok == 0) {
         rc = m2p_error(M2P_EDECODE, "decode: '%s': no audio could be decoded%s", path,
@@ -381,7 +369,7 @@ static int decode_impl(const char *path, AVIOContext *pb, double offset_s, doubl
                            offset_s);
         goto done;
     }
-    if (eof && last_bad && buf.n < buf.want) {
+    if (eof && last_bad && buf.n < want) {
         rc = m2p_error(M2P_EDECODE,
                        "decode: '%s' is truncated or damaged: its last packet is incomplete "
                        "(%.1f s decoded)",
@@ -406,17 +394,16 @@ static int decode_impl(const char *path, AVIOContext *pb, double offset_s, doubl
             goto done;
         }
     }
-    if (duration_s <= 0 && buf.n >= buf.want && !eof)
+    if (duration_s <= 0 && buf.n >= want && !eof)
         M2P_LOGW("decode: '%s' is longer than %.0f min; analysing the first %.0f min only", path,
                  M2P_DECODE_MAX_S / 60, M2P_DECODE_MAX_S / 60);
 
-    out->samples = buf.data;
     out->n = buf.n;
+    out->samples = m2p_vec_detach(&buf, NULL);
     out->sample_rate = M2P_SAMPLE_RATE;
-    buf.data = NULL;
 
 done:
-    free(buf.data);
+    m2p_vec_free(&buf);
     av_frame_free(&frame);
     av_packet_free(&pkt);
     swr_free(&swr);
@@ -500,8 +487,8 @@ int audio_decode_memory(const uint8_t *data, size_t size, double duration_s, m2p
     mem_input m = {data, size, 0};
     enum { AVIO_BUF = 16384 };
     unsigned char *buf = av_malloc(AVIO_BUF);
-    AVIOContext *pb = buf ? avio_alloc_context(buf, AVIO_BUF, 0, &m, mem_read, NULL, mem_seek)
-                          : NULL;
+    AVIOContext *pb =
+        buf ? avio_alloc_context(buf, AVIO_BUF, 0, &m, mem_read, NULL, mem_seek) : NULL;
     if (!pb) {
         av_free(buf);
         return m2p_error(M2P_ENOMEM, "decode: out of memory");

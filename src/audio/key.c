@@ -17,10 +17,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Peaks collected for one tuning estimate: features.c feeds it a sample of frames, a few
+ * hundred peaks each; a full 30-minute song of every frame stays under this. */
+#define KEY_MAX_PEAKS ((size_t)1 << 26)
+
 void key_tuning_add_frame(key_tuning *kt, const float *S, int nbins, int sr, int nfft)
 {
     if (kt->failed)
         return;
+    if (!kt->peaks.elem)
+        m2p_vec_init(&kt->peaks, sizeof(key_peak), KEY_MAX_PEAKS);
     float ref = 0;
     for (int k = 0; k < nbins; k++)
         if (S[k] > ref)
@@ -38,23 +44,11 @@ void key_tuning_add_frame(key_tuning *kt, const float *S, int nbins, int sr, int
         double avg = 0.5 * ((double)S[k + 1] - S[k - 1]);
         double sh = 2.0 * S[k] - S[k + 1] - S[k - 1];
         sh = fabs(sh) < 1e-30 ? avg / (sh + 1) : avg / sh;
-        if (kt->n == kt->cap) {
-            size_t cap = kt->cap ? kt->cap * 2 : 4096;
-            float *nf = realloc(kt->freq, cap * sizeof *nf);
-            if (nf)
-                kt->freq = nf;
-            float *nm = realloc(kt->mag, cap * sizeof *nm);
-            if (nm)
-                kt->mag = nm;
-            if (!nf || !nm) {
-                kt->failed = 1;
-                return;
-            }
-            kt->cap = cap;
+        key_peak pk = {(float)((k + sh) * sr / nfft), (float)(S[k] + 0.5 * avg * sh)};
+        if (m2p_vec_push(&kt->peaks, &pk)) {
+            kt->failed = 1;
+            return;
         }
-        kt->freq[kt->n] = (float)((k + sh) * sr / nfft);
-        kt->mag[kt->n] = (float)(S[k] + 0.5 * avg * sh);
-        kt->n++;
     }
 }
 
@@ -66,22 +60,25 @@ static int cmp_float(const void *a, const void *b)
 
 double key_tuning_estimate(key_tuning *kt)
 {
-    if (kt->failed || kt->n == 0)
+    size_t n = kt->peaks.n;
+    const key_peak *pk = kt->peaks.data;
+    if (kt->failed || n == 0)
         return 0;
-    float *m = malloc(kt->n * sizeof *m);
+    float *m = malloc(n * sizeof *m);
     if (!m) {
         kt->failed = 1;
         return 0;
     }
-    memcpy(m, kt->mag, kt->n * sizeof *m);
-    qsort(m, kt->n, sizeof *m, cmp_float);
-    float med = kt->n & 1 ? m[kt->n / 2] : 0.5f * (m[kt->n / 2 - 1] + m[kt->n / 2]);
+    for (size_t i = 0; i < n; i++)
+        m[i] = pk[i].mag;
+    qsort(m, n, sizeof *m, cmp_float);
+    float med = n & 1 ? m[n / 2] : 0.5f * (m[n / 2 - 1] + m[n / 2]);
     free(m);
     int counts[100] = {0};
-    for (size_t i = 0; i < kt->n; i++) {
-        if (kt->mag[i] < med || !(kt->freq[i] > 0))
+    for (size_t i = 0; i < n; i++) {
+        if (pk[i].mag < med || !(pk[i].freq > 0))
             continue;
-        double r = fmod(12.0 * log2(kt->freq[i] / 27.5), 1.0);
+        double r = fmod(12.0 * log2(pk[i].freq / 27.5), 1.0);
         if (r < 0)
             r += 1;
         if (r >= 0.5)
@@ -102,8 +99,7 @@ double key_tuning_estimate(key_tuning *kt)
 
 void key_tuning_free(key_tuning *kt)
 {
-    free(kt->freq);
-    free(kt->mag);
+    m2p_vec_free(&kt->peaks);
     memset(kt, 0, sizeof *kt);
 }
 

@@ -6,11 +6,15 @@
 
 #include <stddef.h>
 
+#include "core/buf.h"
+
 /* Tuning estimation (librosa.estimate_tuning on a power spectrogram): collect the spectral
  * peaks of some frames, then take the most common deviation from equal temperament. */
+typedef struct key_peak {
+    float freq, mag;
+} key_peak;
 typedef struct key_tuning {
-    float *freq, *mag;
-    size_t n, cap;
+    m2p_vec peaks; /* key_peak, at most KEY_MAX_PEAKS; a zeroed key_tuning is empty */
     int failed;
 } key_tuning;
 void key_tuning_add_frame(key_tuning *kt, const float *power, int nbins, int sr, int nfft);

@@ -21,9 +21,7 @@
 
 #include "cli/commands.h"
 #include "cli/progress.h"
-#include "model/safetensors.h"
 #include "mus2pic.h"
-#include "sd/scheduler.h"
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig)
@@ -171,15 +169,17 @@ static int on_step(const m2p_step_info *info, void *ud)
 static int read_tensor(const char *opt, const char *path, const char *name, int ndim,
                        int64_t *shape, float **out)
 {
-    st_file *f = NULL;
-    if (st_open(path, &f)) {
+    int got_ndim = 0;
+    int64_t got[8];
+    float *data = NULL;
+    int rc = m2p_tensor_read_f32(path, name, &got_ndim, got, &data);
+    if (rc && rc != M2P_ENOTFOUND && rc != M2P_EFORMAT) {
         fprintf(stderr, "mus2pic generate: %s: %s\n", opt, m2p_errmsg());
         return -1;
     }
-    st_tensor *t = st_find(f, name);
-    int ok = t && t->dtype == ST_F32 && t->ndim == ndim;
+    int ok = !rc && got_ndim == ndim;
     for (int i = 0; ok && i < ndim; i++)
-        ok = t->shape[i] == shape[i] || (i == 0 && shape[0] < 0 && t->shape[0] >= 1);
+        ok = got[i] == shape[i] || (i == 0 && shape[0] < 0 && got[0] >= 1);
     if (!ok) {
         char want[128] = "", *p = want;
         for (int i = 0; i < ndim; i++) {
@@ -191,15 +191,12 @@ static int read_tensor(const char *opt, const char *path, const char *name, int 
         }
         fprintf(stderr, "mus2pic generate: %s %s: needs a float32 tensor '%s' of shape [%s]\n", opt,
                 path, name, want);
-        st_close(f);
+        free(data);
         return -1;
     }
-    shape[0] = t->shape[0];
-    *out = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
-    if (*out)
-        memcpy(*out, t->data, (size_t)t->numel * sizeof(float));
-    st_close(f);
-    return *out ? 0 : -1;
+    shape[0] = got[0];
+    *out = data;
+    return 0;
 }
 
 /* Where an image named path is written: a regular file only. A missing file is created; a
@@ -399,7 +396,7 @@ int cmd_generate(int argc, char **argv)
                 return 2;
             break;
         case 'C':
-            if (sched_kind_from_name(optarg) < 0) {
+            if (!m2p_scheduler_known(optarg)) {
                 fprintf(stderr,
                         "mus2pic generate: --scheduler '%s' must be lcm, ddim, pndm, euler or "
                         "euler_a\n",
@@ -485,8 +482,7 @@ int cmd_generate(int argc, char **argv)
     }
     if (p.scheduler_config) {
         /* a bad file is a usage error, found before the model loads */
-        sched_config sc;
-        if (sched_config_load(p.scheduler_config, sched_kind_from_name(p.scheduler), &sc)) {
+        if (m2p_scheduler_config_check(p.scheduler_config, p.scheduler)) {
             fprintf(stderr, "mus2pic generate: --scheduler-config: %s\n", m2p_errmsg());
             return 2;
         }
@@ -636,8 +632,8 @@ int cmd_generate(int argc, char **argv)
         } else {
             for (int i = 0; i < N; i++)
                 memcpy(all + i * per, imgs[i].raw, per * sizeof(float));
-            st_out_tensor t = {"image", ST_F32, 4, {N, 3, p.height, p.width}, all};
-            if (st_write(raw_f, &t, 1)) {
+            const int64_t shape[4] = {N, 3, p.height, p.width};
+            if (m2p_tensor_write_f32(raw_f, "image", 4, shape, all)) {
                 fprintf(stderr, "mus2pic generate: %s\n", m2p_errmsg());
                 failed = 1;
             }

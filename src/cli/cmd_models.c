@@ -1,7 +1,7 @@
 /*
  * cmd_models.c — `mus2pic models list`: the original app's six models (registry.c) with hub id,
  * whether this version can run them, the original's defaults (steps, guidance, size, negative
- * prompt used), what each needs (download or bytes on disk, memory in f32 / bf16: model/needs.c)
+ * prompt used), what each needs (download or bytes on disk, memory in f32 / bf16: model_info_of)
  * and where each is installed (HF cache or ./models), and
  * `mus2pic models fetch NAME|HUB_ID`: download into the Hugging Face cache with a progress bar
  * and resume (src/model/fetch.c).
@@ -11,7 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/progress.h"
-#include "model/needs.h"
+#include "jobs/models.h"
 #include "mus2pic.h"
 
 static void usage(FILE *f)
@@ -34,17 +34,16 @@ static int list(void)
         int have = m2p_model_resolve(e[i].name, path, sizeof path) == 0;
         snprintf(size, sizeof size, "%dx%d", e[i].default_width, e[i].default_height);
         /* installed: what its folder takes; else what `models fetch` downloads */
-        model_needs nd;
-        if (model_needs_of(e[i].name, have ? path : NULL, &nd))
-            nd.download_bytes = nd.ram_f32 = nd.ram_bf16 = -1;
+        model_info mi;
+        model_info_of(e[i].name, have ? path : NULL, &mi); /* unknown sizes stay -1 */
         if (have)
             snprintf(disk, sizeof disk, "%s here",
-                     model_fmt_bytes(model_installed_bytes(e[i].name, path), a, sizeof a));
+                     model_info_fmt_bytes(mi.disk_bytes, a, sizeof a));
         else
             snprintf(disk, sizeof disk, "~%s download",
-                     model_fmt_bytes(nd.download_bytes, a, sizeof a));
-        snprintf(ram, sizeof ram, "~%s, %s", model_fmt_bytes(nd.ram_f32, a, sizeof a),
-                 model_fmt_bytes(nd.ram_bf16, b, sizeof b));
+                     model_info_fmt_bytes(mi.download_bytes, a, sizeof a));
+        snprintf(ram, sizeof ram, "~%s, %s", model_info_fmt_bytes(mi.ram_f32, a, sizeof a),
+                 model_info_fmt_bytes(mi.ram_bf16, b, sizeof b));
         printf("%-15s %-42s %-9s %5d %8.1f %-9s %-8s %-18s %-17s %s\n", e[i].name, e[i].hub_id,
                e[i].supported ? "yes" : "no", e[i].default_steps, (double)e[i].default_guidance,
                size, m2p_registry_uses_negative(&e[i]) ? "yes" : "no", disk, ram,

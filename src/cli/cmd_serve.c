@@ -10,97 +10,80 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/node_args.h"
 #include "core/paths.h"
-#include "jobs/models.h"
 #include "mus2pic.h"
 #include "server/server.h"
-#include "tensor/ops.h"
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: mus2pic serve [options]\n\n"
-               "  --host H              address to bind (default 127.0.0.1; others need a token)\n"
-               "  --port P              port (default 9090)\n"
-               "  --data DIR            database, uploads and audio cache (default ./data)\n"
-               "  --store URL           the shared store instead of DIR's SQLite file:\n"
-               "                        postgresql://user@host/db, sqlite:FILE (MUS2PIC_STORE)\n"
-               "  --no-worker           queue and serve only; `mus2pic worker` runs the jobs\n"
-               "  --kinds LIST          the jobs this node runs: generate, analyze or both (default)\n"
-               "  --name NAME           this node's worker name (default: the host name)\n"
-               "  --lease-s N           a running job's lease, renewed while it runs (default 30)\n"
-               "  --model NAME=DIR      a model folder under a name (repeatable); MUS2PIC_MODEL\n"
-               "                        names one when no --model is given\n"
-               "  --token T             access token for /api and /ws (or MUS2PIC_TOKEN)\n"
-               "  --allowed-origin O    a web origin (scheme://host[:port]) whose pages may call\n"
-               "                        the API besides the server's own (repeatable)\n"
-               "  --allow-private-urls  analysis URLs may name loopback or private addresses\n"
-               "  --threads N           HTTP worker threads (default: max WebSockets + 1024)\n"
-               "  --compute-threads N   threads the image engine uses (default: every core)\n"
-               "  --dtype f32|bf16      engine compute type (default f32; bf16 is about twice as\n"
-               "                        fast and needs AVX512-BF16 or AMX)\n"
-               "  --model-memory-gb N   model weights kept loaded, in GiB (default 12; 0 = no\n"
-               "                        limit); the least recently used idle model goes first\n"
-               "  --max-ws N            concurrent WebSocket clients (default 256)\n"
-               "  --max-variations 4|8  variations per generation (default 4)\n"
-               "  --workers N           analysis workers (default 2)\n"
-               "  --max-queue N         queued jobs accepted (default 200)\n"
-               "  --max-upload-mb N     audio upload limit (default 100)\n"
-               "  --audio-cache-mb N    downloaded audio kept, least recently used first\n"
-               "                        (default 2048)\n"
-               "  --web DIR             the page's folder (default: <prefix>/share/mus2pic/web)\n"
-               "  --offline             no network genre lookups (MusicBrainz, Spotify)\n"
-               "  -v, --verbose         log requests and jobs\n");
+    fprintf(f,
+            "usage: mus2pic serve [options]\n\n"
+            "  --host H              address to bind (default 127.0.0.1; others need a token)\n"
+            "  --port P              port (default 9090)\n"
+            "  --data DIR            database, uploads and audio cache (default ./data)\n"
+            "  --store URL           the shared store instead of DIR's SQLite file:\n"
+            "                        postgresql://user@host/db, sqlite:FILE (MUS2PIC_STORE)\n"
+            "  --no-worker           queue and serve only; `mus2pic worker` runs the jobs\n"
+            "  --kinds LIST          the jobs this node runs: generate, analyze or both (default)\n"
+            "  --name NAME           this node's worker name (default: the host name)\n"
+            "  --lease-s N           a running job's lease, renewed while it runs (default 30)\n"
+            "  --model NAME=DIR      a model folder under a name (repeatable); MUS2PIC_MODEL\n"
+            "                        names one when no --model is given\n"
+            "  --token T             access token for /api and /ws (or MUS2PIC_TOKEN)\n"
+            "  --allowed-origin O    a web origin (scheme://host[:port]) whose pages may call\n"
+            "                        the API besides the server's own (repeatable)\n"
+            "  --allow-private-urls  analysis URLs may name loopback or private addresses\n"
+            "  --threads N           HTTP worker threads (default: max WebSockets + 1024)\n"
+            "  --compute-threads N   threads the image engine uses (default: every core)\n"
+            "  --dtype f32|bf16      engine compute type (default f32; bf16 is about twice as\n"
+            "                        fast and needs AVX512-BF16 or AMX)\n"
+            "  --model-memory-gb N   model weights kept loaded, in GiB (default 12; 0 = no\n"
+            "                        limit); the least recently used idle model goes first\n"
+            "  --max-ws N            concurrent WebSocket clients (default 256)\n"
+            "  --max-variations 4|8  variations per generation (default 4)\n"
+            "  --workers N           analysis workers (default 2)\n"
+            "  --max-queue N         queued jobs accepted (default 200)\n"
+            "  --max-upload-mb N     audio upload limit (default 100)\n"
+            "  --audio-cache-mb N    downloaded audio kept, least recently used first\n"
+            "                        (default 2048)\n"
+            "  --web DIR             the page's folder (default: <prefix>/share/mus2pic/web)\n"
+            "  --offline             no network genre lookups (MusicBrainz, Spotify)\n"
+            "  -v, --verbose         log requests and jobs\n");
 }
 
-static int int_arg(const char *opt, const char *v, int lo, int hi, int *out)
-{
-    char *end = NULL;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || !*v || *end || x < lo || x > hi) {
-        fprintf(stderr, "mus2pic serve: %s needs an integer from %d to %d\n", opt, lo, hi);
-        return -1;
-    }
-    *out = (int)x;
-    return 0;
-}
+_Static_assert(NODE_MAX_MODELS <= SERVER_MAX_MODELS, "serve takes every --model node_arg does");
 
 int cmd_serve(int argc, char **argv)
 {
     server_config cfg = server_default_config();
-    char *specs[SERVER_MAX_MODELS] = {0};
+    node_args na = {.cmd = "serve",
+                    .data_dir = cfg.data_dir,
+                    .kinds = cfg.kinds,
+                    .lease_s = cfg.lease_ms / 1000,
+                    .workers = cfg.analysis_workers,
+                    .compute_threads = cfg.compute_threads,
+                    .dtype = cfg.compute_dtype,
+                    .model_budget = cfg.model_budget};
     int upload_mb = 100, cache_mb = 0, web_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int used = 1, bad = 0;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        int used = 1, bad = 0, shared = node_arg(&na, argc, argv, &i);
+        if (shared) {
+            bad = shared < 0;
+            used = 0;
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            node_args_free(&na);
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--host") && v) {
             cfg.host = v;
         } else if (!strcmp(a, "--port")) {
-            bad = int_arg(a, v, 0, 65535, &cfg.port);
-        } else if (!strcmp(a, "--data") && v) {
-            cfg.data_dir = v;
-        } else if (!strcmp(a, "--store") && v) {
-            cfg.store_url = v;
+            bad = node_int_arg("serve", a, v, 0, 65535, &cfg.port);
         } else if (!strcmp(a, "--no-worker")) {
             cfg.no_worker = 1;
             used = 0;
-        } else if (!strcmp(a, "--name") && v) {
-            cfg.worker_name = v;
-        } else if (!strcmp(a, "--kinds") && v) {
-            cfg.kinds = (strstr(v, "generate") ? 2 : 0) | (strstr(v, "analyze") ? 1 : 0);
-            if (!cfg.kinds || strspn(v, "generatalyz,") != strlen(v)) {
-                fprintf(stderr, "mus2pic serve: --kinds '%s': use generate, analyze or "
-                                "generate,analyze\n",
-                        v);
-                bad = 1;
-            }
-        } else if (!strcmp(a, "--lease-s")) {
-            int lease = 0;
-            bad = int_arg(a, v, 1, 3600, &lease);
-            cfg.lease_ms = lease * 1000;
         } else if (!strcmp(a, "--web") && v) {
             cfg.web_dir = v;
             web_given = 1;
@@ -118,87 +101,58 @@ int cmd_serve(int argc, char **argv)
             cfg.allow_private_urls = 1;
             used = 0;
         } else if (!strcmp(a, "--threads")) {
-            bad = int_arg(a, v, 4, 4096, &cfg.threads);
-        } else if (!strcmp(a, "--compute-threads")) {
-            bad = int_arg(a, v, 1, 1024, &cfg.compute_threads);
-        } else if (!strcmp(a, "--dtype") && v) {
-            if (!strcmp(v, "f32") || !strcmp(v, "bf16")) {
-                cfg.compute_dtype = strcmp(v, "bf16") ? M2P_DTYPE_F32 : M2P_DTYPE_BF16;
-            } else {
-                fprintf(stderr, "mus2pic serve: --dtype '%s' must be f32 or bf16\n", v);
-                bad = 1;
-            }
-            if (!bad && cfg.compute_dtype == M2P_DTYPE_BF16 && !op_bf16_supported()) {
-                fprintf(stderr, "mus2pic serve: --dtype bf16 needs a CPU with AVX512-BF16 or "
-                                "AMX; this one has neither (use f32)\n");
-                bad = 1;
-            }
-        } else if (!strcmp(a, "--model-memory-gb")) {
-            if (model_cache_parse_gb(v, &cfg.model_budget)) {
-                fprintf(stderr, "mus2pic serve: --model-memory-gb needs GiB from 0 (no limit) to "
-                                "65536, e.g. 12 or 0.5\n");
-                bad = 1;
-            }
+            bad = node_int_arg("serve", a, v, 4, 4096, &cfg.threads);
         } else if (!strcmp(a, "--max-ws")) {
-            bad = int_arg(a, v, 1, 4000, &cfg.max_ws);
-        } else if (!strcmp(a, "--workers")) {
-            bad = int_arg(a, v, 1, 15, &cfg.analysis_workers);
+            bad = node_int_arg("serve", a, v, 1, 4000, &cfg.max_ws);
         } else if (!strcmp(a, "--max-queue")) {
-            bad = int_arg(a, v, 1, 100000, &cfg.max_queued);
+            bad = node_int_arg("serve", a, v, 1, 100000, &cfg.max_queued);
         } else if (!strcmp(a, "--max-upload-mb")) {
-            bad = int_arg(a, v, 1, 4096, &upload_mb);
+            bad = node_int_arg("serve", a, v, 1, 4096, &upload_mb);
         } else if (!strcmp(a, "--audio-cache-mb")) {
-            bad = int_arg(a, v, 1, 1 << 20, &cache_mb);
+            bad = node_int_arg("serve", a, v, 1, 1 << 20, &cache_mb);
         } else if (!strcmp(a, "--max-variations")) {
-            bad = int_arg(a, v, 4, 8, &cfg.max_variations);
+            bad = node_int_arg("serve", a, v, 4, 8, &cfg.max_variations);
             if (!bad && cfg.max_variations != 4 && cfg.max_variations != 8) {
                 fprintf(stderr, "mus2pic serve: --max-variations is 4 or 8\n");
                 bad = 1;
             }
-        } else if (!strcmp(a, "--model") && v) {
-            const char *eq = strchr(v, '=');
-            if (!eq || eq == v || !eq[1]) {
-                fprintf(stderr, "mus2pic serve: --model takes NAME=DIR (e.g. lcm=./models/lcm)\n");
-                bad = 1;
-            } else if (cfg.n_models == SERVER_MAX_MODELS) {
-                fprintf(stderr, "mus2pic serve: at most %d --model options\n", SERVER_MAX_MODELS);
-                bad = 1;
-            } else {
-                char *name = strndup(v, (size_t)(eq - v));
-                specs[cfg.n_models] = name;
-                cfg.model_names[cfg.n_models] = name;
-                cfg.model_refs[cfg.n_models] = eq + 1;
-                cfg.n_models++;
-            }
-        } else if (!strcmp(a, "--offline")) {
-            cfg.genre_offline = 1;
-            used = 0;
-        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-            m2p_log_set_level(M2P_LOG_INFO);
-            used = 0;
         } else {
             fprintf(stderr, "mus2pic serve: unknown or incomplete option '%s'\n\n", a);
             usage(stderr);
             bad = 1;
         }
         if (bad) {
-            for (int k = 0; k < cfg.n_models; k++)
-                free(specs[k]);
+            node_args_free(&na);
             return 2;
         }
         i += used;
+    }
+    cfg.store_url = na.store_url;
+    cfg.worker_name = na.name;
+    cfg.data_dir = na.data_dir;
+    cfg.kinds = na.kinds;
+    cfg.lease_ms = na.lease_s * 1000;
+    cfg.analysis_workers = na.workers;
+    cfg.compute_threads = na.compute_threads;
+    cfg.compute_dtype = na.dtype;
+    cfg.model_budget = na.model_budget;
+    cfg.genre_offline = na.offline;
+    cfg.n_models = na.n_models;
+    for (int k = 0; k < na.n_models; k++) {
+        cfg.model_names[k] = na.model_names[k];
+        cfg.model_refs[k] = na.model_refs[k];
     }
     if (!cfg.store_url && getenv("MUS2PIC_STORE") && *getenv("MUS2PIC_STORE"))
         cfg.store_url = getenv("MUS2PIC_STORE");
     cfg.max_upload = (size_t)upload_mb << 20;
     cfg.audio_cache_limit = (int64_t)cache_mb << 20;
-    /* The page comes from the installed share/mus2pic/web (or the source tree for build/mus2pic). */
+    /* The page comes from the installed share/mus2pic/web (or the source tree for build/mus2pic).
+     */
     static char web_dir[4096];
     if (!web_given) {
         if (m2p_find_web_dir(web_dir, sizeof web_dir)) {
             fprintf(stderr, "mus2pic serve: %s\n", m2p_errmsg());
-            for (int k = 0; k < cfg.n_models; k++)
-                free(specs[k]);
+            node_args_free(&na);
             return 1;
         }
         cfg.web_dir = web_dir;
@@ -207,16 +161,11 @@ int cmd_serve(int argc, char **argv)
     /* SIGINT/SIGTERM are blocked here, so every thread the server starts inherits the mask and
      * only sigwait below receives them. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    node_block_signals(&set);
 
     server *s = NULL;
     int rc = server_start(&cfg, &s);
-    for (int k = 0; k < cfg.n_models; k++)
-        free(specs[k]);
+    node_args_free(&na);
     if (rc) {
         fprintf(stderr, "mus2pic serve: %s\n", m2p_errmsg());
         return 1;

@@ -7,14 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/commands.h"
-#include "core/error.h"
+#include "jobs/store_admin.h"
 #include "mus2pic.h"
-#include "store/jobs_store.h"
-#include "store/migrations.h"
-#include "store/store.h"
 
 static void usage(FILE *f)
 {
@@ -51,41 +47,10 @@ int cmd_store(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    m2p_store *s = NULL;
-    /* Opening applies the migrations (under the backend's lock), so migrate is an open. */
-    if (m2p_store_open(url && *url ? url : data, &s)) {
+    int current = 0;
+    if (jobs_store_report(url && *url ? url : data, !strcmp(action, "status"), stdout, &current)) {
         fprintf(stderr, "mus2pic store: %s\n", m2p_errmsg());
         return 1;
     }
-    int known;
-    store_migrations(store_url_kind(url && *url ? url : data), &known);
-    int version = store_schema_version(s);
-    if (!strcmp(action, "migrate")) {
-        printf("%s %s: schema version %d (this build knows %d)\n", store_backend_name(s),
-               store_where(s), version, known);
-        m2p_store_close(s);
-        return version == known ? 0 : 1;
-    }
-    char *depth = NULL;
-    store_worker *w = NULL;
-    int n = 0, rc = 0;
-    if (store_queue_depth(s, &depth) || store_workers_list(s, 0, &w, &n)) {
-        fprintf(stderr, "mus2pic store: %s\n", m2p_errmsg());
-        rc = 1;
-    } else {
-        printf("store: %s %s\nschema version: %d of %d\njobs: %s\nworkers:\n",
-               store_backend_name(s), store_where(s), version, known, depth);
-        int64_t now = (int64_t)time(NULL) * 1000;
-        for (int i = 0; i < n; i++)
-            printf("  %-24s host %s pid %d kinds %s models %s job %lld last heartbeat %.1f s "
-                   "ago\n",
-                   w[i].name, w[i].host, w[i].pid, w[i].kinds, w[i].models[0] ? w[i].models : "any",
-                   (long long)w[i].job, (double)(now - w[i].seen_ms) / 1000.0);
-        if (n == 0)
-            printf("  (none yet)\n");
-    }
-    free(depth);
-    free(w);
-    m2p_store_close(s);
-    return rc;
+    return !strcmp(action, "migrate") && !current ? 1 : 0;
 }

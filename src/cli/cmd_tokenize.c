@@ -14,7 +14,6 @@
 
 #include "cli/commands.h"
 #include "mus2pic.h"
-#include "sd/clip_tokenizer.h"
 
 int cmd_tokenize(int argc, char **argv)
 {
@@ -79,15 +78,15 @@ int cmd_tokenize(int argc, char **argv)
                 dir);
         return 1;
     }
-    clip_tokenizer *t;
-    if (clip_tokenizer_load(tdir, &t)) {
+    m2p_tokenizer *t;
+    if (m2p_tokenizer_load(tdir, &t)) {
         fprintf(stderr, "mus2pic tokenize: %s\n", m2p_errmsg());
         return 1;
     }
     int32_t ids[M2P_CLIP_MAX_TOKENS];
     int n;
-    int rc = clip_tokenize(t, argv[optind], ids, M2P_CLIP_MAX_TOKENS, &n);
-    clip_tokenizer_free(t);
+    int rc = m2p_tokenizer_encode(t, argv[optind], ids, &n);
+    m2p_tokenizer_free(t);
     if (rc) {
         fprintf(stderr, "mus2pic tokenize: %s\n", m2p_errmsg());
         return 1;

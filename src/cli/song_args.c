@@ -136,7 +136,8 @@ int song_args_analyze(const song_args *a, const char *cmd, m2p_analysis *out)
             ap.user_data = bar;
         }
     }
-    int rc = m2p_analyze(a->source, &fp, &ap, &gp, store, out);
+    m2p_cache cache = m2p_store_cache(store);
+    int rc = m2p_analyze(a->source, &fp, &ap, &gp, store ? &cache : NULL, out);
     if (bar)
         progress_finish(bar);
     m2p_store_close(store);

@@ -1,7 +1,8 @@
 /*
- * buf.c — the growable buffer of buf.h: capacity doubles from 256 bytes, capped at the limit
- * (plus the NUL), so appending n bytes one at a time costs O(n) and a hostile producer costs at
- * most the limit. Sizes are checked before they are added, so no size_t overflows.
+ * buf.c — the growable buffer and array of buf.h: capacity doubles from 256 bytes, capped at the
+ * limit (plus the NUL for text), so appending n items one at a time costs O(n) and a hostile
+ * producer costs at most the limit. Sizes are checked before they are added or multiplied, so no
+ * size_t overflows. grow() is the one place in src/ that grows an allocation.
  */
 #include "core/buf.h"
 
@@ -11,30 +12,59 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/assert.h"
+
 void m2p_buf_init(m2p_buf *b, size_t limit)
 {
     memset(b, 0, sizeof *b);
     b->limit = limit ? limit : SIZE_MAX / 2;
 }
 
+/* Capacity doubles from 256 bytes' worth of elements, never past most (need <= most, and
+ * most * elem fits a size_t). */
+static int grow(void **data, size_t *cap, size_t need, size_t most, size_t elem)
+{
+    M2P_ASSERT(need <= most && most <= SIZE_MAX / elem);
+    if (need <= *cap && *data)
+        return 0;
+    size_t c = *cap ? *cap : (256 + elem - 1) / elem;
+    while (c < need)
+        c = c > SIZE_MAX / 4 ? need : c * 2;
+    if (c > most)
+        c = most;
+    void *d = realloc(*data, c * elem);
+    if (!d)
+        return m2p_error(M2P_ENOMEM, "out of memory (a buffer of %zu bytes)", c * elem);
+    *data = d;
+    *cap = c;
+    return 0;
+}
+
+/* The most elements of elem bytes an array may hold: limit, or what fits half of size_t. */
+static size_t most_of(size_t limit, size_t elem)
+{
+    return limit && limit <= SIZE_MAX / 2 / elem ? limit : SIZE_MAX / 2 / elem;
+}
+
+void *m2p_array_grow(void *data, size_t *cap, size_t need, size_t elem, size_t limit)
+{
+    M2P_ASSERT(elem > 0 && need > 0);
+    size_t most = most_of(limit, elem);
+    if (need > most) {
+        m2p_error(M2P_ETOOBIG, "more than the limit of %zu items", most);
+        return NULL;
+    }
+    return grow(&data, cap, need, most, elem) ? NULL : data;
+}
+
 int m2p_buf_reserve(m2p_buf *b, size_t extra)
 {
     if (extra > b->limit || b->len > b->limit - extra)
         return m2p_error(M2P_ETOOBIG, "more than the limit of %zu bytes", b->limit);
-    size_t need = b->len + extra + 1;
-    if (need <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < need)
-        cap = cap > SIZE_MAX / 4 ? need : cap * 2;
-    if (cap > b->limit + 1)
-        cap = b->limit + 1;
-    char *d = realloc(b->data, cap);
-    if (!d)
-        return m2p_error(M2P_ENOMEM, "out of memory (a buffer of %zu bytes)", cap);
+    void *d = b->data;
+    int rc = grow(&d, &b->cap, b->len + extra + 1, b->limit + 1, 1);
     b->data = d;
-    b->cap = cap;
-    return 0;
+    return rc;
 }
 
 int m2p_buf_append(m2p_buf *b, const void *p, size_t n)
@@ -84,4 +114,48 @@ void m2p_buf_free(m2p_buf *b)
 {
     free(b->data);
     m2p_buf_init(b, b->limit);
+}
+
+void m2p_vec_init(m2p_vec *v, size_t elem, size_t limit)
+{
+    M2P_ASSERT(elem > 0);
+    memset(v, 0, sizeof *v);
+    v->elem = elem;
+    v->limit = most_of(limit, elem);
+}
+
+int m2p_vec_reserve(m2p_vec *v, size_t extra)
+{
+    if (extra > v->limit || v->n > v->limit - extra)
+        return m2p_error(M2P_ETOOBIG, "more than the limit of %zu items", v->limit);
+    return grow(&v->data, &v->cap, v->n + extra, v->limit, v->elem);
+}
+
+int m2p_vec_push(m2p_vec *v, const void *x)
+{
+    int rc = m2p_vec_reserve(v, 1);
+    if (rc)
+        return rc;
+    memcpy((char *)v->data + v->n * v->elem, x, v->elem);
+    v->n++;
+    return 0;
+}
+
+void *m2p_vec_detach(m2p_vec *v, size_t *n)
+{
+    void *d = v->n ? v->data : NULL;
+    if (!v->n)
+        free(v->data);
+    if (n)
+        *n = v->n;
+    v->data = NULL;
+    v->n = v->cap = 0;
+    return d;
+}
+
+void m2p_vec_free(m2p_vec *v)
+{
+    free(v->data);
+    v->data = NULL;
+    v->n = v->cap = 0;
 }

@@ -33,3 +33,13 @@ CURL *m2p_curl_new(long connect_timeout_s)
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, connect_timeout_s > 0 ? connect_timeout_s : 30L);
     return c;
 }
+
+size_t m2p_curl_sink_write(char *p, size_t size, size_t n, void *sink)
+{
+    m2p_curl_sink *s = sink;
+    size_t k = size * n;
+    int rc = m2p_buf_append(&s->body, p, k);
+    if (rc == M2P_ETOOBIG)
+        s->over = 1;
+    return rc ? 0 : k; /* 0 makes curl stop with CURLE_WRITE_ERROR */
+}

@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 
+#include "core/buf.h"
 #include "mus2pic.h"
 
 #define M2P_USER_AGENT "mus2pic/" M2P_VERSION " ( https://github.com/mus2pic )"
@@ -18,5 +19,14 @@
 CURL *m2p_curl_new(long connect_timeout_s);
 /* curl_global_init, once per process; safe from any thread. */
 void m2p_curl_global_init(void);
+
+/* A response body kept in a growable buffer with a hard limit: m2p_buf_init(&s.body, limit),
+ * then CURLOPT_WRITEFUNCTION m2p_curl_sink_write and CURLOPT_WRITEDATA &s. Past the limit (or
+ * out of memory) the transfer stops with CURLE_WRITE_ERROR; over says it was the limit. */
+typedef struct m2p_curl_sink {
+    m2p_buf body;
+    int over;
+} m2p_curl_sink;
+size_t m2p_curl_sink_write(char *p, size_t size, size_t n, void *sink);
 
 #endif

@@ -12,11 +12,13 @@
  */
 #include "jobs/models.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/assert.h"
 #include "core/error.h"
 #include "model/needs.h"
 #include "model/resolve.h"
@@ -60,8 +62,11 @@ void model_cache_free(model_cache *mc)
 {
     if (!mc)
         return;
-    for (int i = 0; i < mc->n; i++)
+    for (int i = 0; i < mc->n; i++) {
+        /* the queue's workers have stopped: no job holds a model, none is loading */
+        M2P_ASSERT(mc->e[i].running == 0 && !mc->e[i].loading);
         m2p_model_free(mc->e[i].model);
+    }
     pthread_cond_destroy(&mc->changed);
     pthread_mutex_destroy(&mc->lock);
     free(mc);
@@ -243,6 +248,7 @@ static int make_room(model_cache *mc, size_t need)
         }
         if (!lru)
             return 0;
+        M2P_ASSERT(lru->running == 0 && !lru->loading); /* never a model a job holds */
         M2P_LOGI("model cache: evicting '%s' (%zu MiB) to fit the %zu MiB budget", lru->name,
                  lru->memory >> 20, mc->budget >> 20);
         m2p_model_free(lru->model);
@@ -360,10 +366,12 @@ int model_cache_get(model_cache *mc, const char *name, m2p_model **out)
     } else {
         e->model = m;
         e->memory = m2p_model_memory(m);
-        if (e->memory > need) /* the headers' estimate was short: make up for it */
-            make_room(mc, 0);
+        /* held before any eviction: make_room must not take the model this job just loaded */
         e->used = ++mc->tick;
         e->running = 1;
+        if (e->memory > need) /* the headers' estimate was short: make up for it */
+            make_room(mc, 0);
+        M2P_ASSERT(e->model == m);
         *out = m;
     }
     pthread_cond_broadcast(&mc->changed);
@@ -376,9 +384,14 @@ void model_cache_release(model_cache *mc, m2p_model *m)
     if (!m)
         return;
     pthread_mutex_lock(&mc->lock);
+    int held = 0;
     for (int i = 0; i < mc->n; i++)
-        if (mc->e[i].model == m && mc->e[i].running > 0)
+        if (mc->e[i].model == m && mc->e[i].running > 0) {
             mc->e[i].running--;
+            held = 1;
+        }
+    /* a release without its get would let a model another job runs be evicted under it */
+    M2P_ASSERT(held);
     pthread_cond_broadcast(&mc->changed);
     pthread_mutex_unlock(&mc->lock);
 }
@@ -450,4 +463,39 @@ char *model_cache_loaded_json(model_cache *mc)
     pthread_mutex_unlock(&mc->lock);
     snprintf(s + n, cap - n, "]");
     return s;
+}
+
+int model_info_of(const char *name, const char *path, model_info *out)
+{
+    memset(out, 0, sizeof *out);
+    out->download_bytes = out->disk_bytes = out->ram_f32 = out->ram_bf16 = -1;
+    model_needs nd;
+    int rc = model_needs_of(name, path, &nd);
+    if (!rc) {
+        out->download_bytes = nd.download_bytes;
+        out->ram_f32 = nd.ram_f32;
+        out->ram_bf16 = nd.ram_bf16;
+    }
+    if (path)
+        out->disk_bytes = model_installed_bytes(name, path);
+    /* LCM distils the guidance into the UNet (time_cond_proj_dim, diffusers
+     * UNet2DConditionModel): no unconditional pass, so no negative prompt at any guidance */
+    if (path) {
+        char cfg[4200];
+        snprintf(cfg, sizeof cfg, "%s/unet/config.json", path);
+        json_t *u = json_load_file(cfg, 0, NULL);
+        out->guidance_embedded = json_integer_value(json_object_get(u, "time_cond_proj_dim")) > 0;
+        json_decref(u);
+        char taesd[4096];
+        out->taesd = hub_find_taesd(path, taesd, sizeof taesd) == 0;
+    } else {
+        const m2p_registry_entry *r = name ? m2p_registry_find(name) : NULL;
+        out->guidance_embedded = r && r->scheduler && !strcmp(r->scheduler, "LCMScheduler");
+    }
+    return rc;
+}
+
+const char *model_info_fmt_bytes(int64_t n, char *buf, size_t len)
+{
+    return model_fmt_bytes(n, buf, len);
 }

@@ -61,4 +61,20 @@ int model_cache_extra(model_cache *mc, int i, char *name, size_t name_len, char 
 /* The loaded models as a JSON array of {name, memory_bytes, running} (malloc'd). */
 char *model_cache_loaded_json(model_cache *mc);
 
+/* What the models lists (the page's /api/models, `mus2pic models list`) say of a registry name
+ * or configured model beyond its name; the model module's estimates (model/needs.c). */
+typedef struct model_info {
+    int64_t download_bytes;    /* what `models fetch NAME` brings (estimate); -1 unknown */
+    int64_t disk_bytes;        /* installed: its folder and the companions fetched with it; -1 not
+                                  installed or unreadable */
+    int64_t ram_f32, ram_bf16; /* about the peak memory of one image at the default size; -1 */
+    int guidance_embedded;     /* LCM: guidance distilled into the UNet, no negative prompt */
+    int taesd;                 /* its TAESD is there for live previews */
+} model_info;
+/* path: the installed folder, or NULL. M2P_ENOTFOUND for a name not in the registry and no
+ * path (the sizes are then -1, the rest 0). */
+int model_info_of(const char *name, const char *path, model_info *out);
+/* "4.3 GB" (decimal, as disks and the hub count) into buf. */
+const char *model_info_fmt_bytes(int64_t n, char *buf, size_t len);
+
 #endif

@@ -17,7 +17,12 @@
 
 #include "jobs/models.h"
 #include "jobs/progress.h"
-#include "store/jobs_store.h"
+
+/* The job kinds (the store's STORE_JOB_*: queue.c checks they agree). */
+enum { JOBS_ANALYZE = 0, JOBS_GENERATE = 1 };
+/* A job row as the store keeps it (store/jobs_store.h; only the server, which may use the
+ * store, looks inside). */
+struct store_job;
 
 typedef struct jobs_config {
     const char *data_dir; /* uploads/ and cache/ live here */
@@ -33,7 +38,7 @@ typedef struct jobs_config {
     const char *worker_name; /* the lease holder's name; NULL = this host's name */
     int lease_ms;           /* a claim's lease, renewed every third of it; default 30000 */
     int run_jobs;           /* 0: queue only, run nothing (serve --no-worker); default 1 */
-    int kinds;              /* bit 1 << STORE_JOB_*: the kinds this node runs; default both */
+    int kinds;              /* bit 1 << JOBS_*: the kinds this node runs; default both */
     const char *models;     /* comma-separated models this node can run; NULL = any */
     int generate_workers;   /* generation threads; default 1 (the engine uses every core) */
     int progress_from_others; /* 1 (web nodes): other nodes' events come onto this bus */
@@ -62,12 +67,12 @@ int jobs_cancel(jobs *q, int64_t id, int *now);
 /* Delete a job and its images (a running one is canceled first). */
 int jobs_delete(jobs *q, int64_t id);
 /* Wait until the job is done, failed or canceled (or timeout_ms passes: M2P_ETIMEOUT). */
-int jobs_wait(jobs *q, int64_t id, int timeout_ms, store_job *out);
+int jobs_wait(jobs *q, int64_t id, int timeout_ms, struct store_job *out);
 
 /* A job as the API shows it: {id, kind, state, params, result, error, ...} (malloc'd JSON). */
-char *jobs_job_json(const store_job *j);
+char *jobs_job_json(const struct store_job *j);
 /* The event that tells a client the job's current state from the database ({type:"state"}). */
-char *jobs_state_event(const store_job *j);
+char *jobs_state_event(const struct store_job *j);
 
 /* Counts for /api/health. */
 typedef struct jobs_stats {

@@ -1,6 +1,7 @@
 /*
  * queue_internal.h — what the queue (queue.c) shares with the two job runners
- * (run_generate.c, run_analyze.c): the queue struct, cancellation flags and event helpers.
+ * (run_generate.c, run_analyze.c): the queue struct, cancellation flags and the runner API
+ * (runner.c). Calls go one way: queue.c -> run_*.c -> runner.c (tests/core/test_layering.sh).
  */
 #ifndef M2P_JOBS_QUEUE_INTERNAL_H
 #define M2P_JOBS_QUEUE_INTERNAL_H
@@ -10,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "jobs/queue.h"
+#include "store/jobs_store.h"
 
 #define JOBS_MAX_WORKERS 16
 
@@ -50,9 +52,12 @@ struct jobs {
     int64_t started_ms;
 };
 
-/* Run one claimed job; each writes the outcome to the store and publishes the final event. */
+/* Run one claimed job (called by queue.c only); each writes the outcome to the store and
+ * publishes the final event through the runner API below. */
 void run_generate(jobs *q, worker_slot *slot, const store_job *job);
 void run_analyze(jobs *q, worker_slot *slot, const store_job *job);
+
+/* ---- the runner API (runner.c): what a runner may call ---- */
 
 /* Publish json (stolen) as job's event of kind, plus the original protocol's messages. */
 void jobs_publish(jobs *q, int64_t job, int kind, int variation, json_t *event, json_t *const *orig,

@@ -390,7 +390,8 @@ void run_analyze(jobs *q, worker_slot *slot, const store_job *job)
     jobs_publish_stage(q, job->id, upload ? "decoding" : "download", upload ? -1 : 0);
     m2p_analysis a;
     memset(&a, 0, sizeof a);
-    int rc = m2p_analyze(source, &fp, &ap, &gp, q->cache, &a);
+    m2p_cache cache = m2p_store_cache(q->cache);
+    int rc = m2p_analyze(source, &fp, &ap, &gp, q->cache ? &cache : NULL, &a);
     char msg[1024] = "";
     json_t *result = NULL;
     /* Stopped by its callback: canceled, lease lost, or handed back because the queue stops. */

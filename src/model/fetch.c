@@ -22,6 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/assert.h"
+#include "core/buf.h"
 #include "core/error.h"
 #include "core/http.h"
 #include "model/resolve.h"
@@ -29,6 +31,7 @@
 
 #define FETCH_RETRIES 4
 #define API_MAX_BYTES (16 << 20)
+#define FETCH_MAX_PATH 500 /* bytes of a repo-relative path (safe_path) */
 
 typedef struct {
     char path[512];  /* repo-relative */
@@ -99,30 +102,6 @@ static int unreachable(const fetch_ctx *c, const char *url, CURLcode cc)
                      strchr(c->repo, '/') ? strchr(c->repo, '/') + 1 : c->repo, n);
 }
 
-typedef struct {
-    char *data;
-    size_t len;
-    int over;
-} membuf;
-
-static size_t mem_write(char *p, size_t sz, size_t n, void *ud)
-{
-    membuf *b = ud;
-    size_t k = sz * n;
-    if (b->len + k > API_MAX_BYTES) {
-        b->over = 1;
-        return 0;
-    }
-    char *nd = realloc(b->data, b->len + k + 1);
-    if (!nd)
-        return 0;
-    b->data = nd;
-    memcpy(b->data + b->len, p, k);
-    b->len += k;
-    b->data[b->len] = '\0';
-    return k;
-}
-
 /* The repo's file list at main: commit sha and siblings. */
 static int list_files(fetch_ctx *c, json_t **out)
 {
@@ -132,10 +111,11 @@ static int list_files(fetch_ctx *c, json_t **out)
     if (!e)
         return m2p_error(M2P_ENOMEM, "curl: cannot start");
     struct curl_slist *hdr = auth_headers(c);
-    membuf b = {0};
+    m2p_curl_sink b = {.over = 0}; /* the answer, capped at API_MAX_BYTES */
+    m2p_buf_init(&b.body, API_MAX_BYTES);
     common_opts(e, hdr);
     curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, mem_write);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, m2p_curl_sink_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(e, CURLOPT_TIMEOUT, 120L);
     CURLcode cc = curl_easy_perform(e);
@@ -151,14 +131,14 @@ static int list_files(fetch_ctx *c, json_t **out)
         rc = http_status_error(code, url, c->repo);
     if (!rc) {
         json_error_t jerr;
-        *out = json_loadb(b.data ? b.data : "", b.len, 0, &jerr);
+        *out = json_loadb(b.body.data ? b.body.data : "", b.body.len, 0, &jerr);
         if (!*out || !json_is_object(*out)) {
             json_decref(*out);
             *out = NULL;
             rc = m2p_error(M2P_EFORMAT, "%s: not a JSON object (%s)", url, jerr.text);
         }
     }
-    free(b.data);
+    m2p_buf_free(&b.body);
     return rc;
 }
 
@@ -349,7 +329,7 @@ static int mkdirs(const char *path)
 /* A safe repo-relative path: no absolute, no "..", no empty components. */
 static int safe_path(const char *p)
 {
-    if (!*p || p[0] == '/' || strlen(p) >= 500)
+    if (!*p || p[0] == '/' || strlen(p) >= FETCH_MAX_PATH)
         return 0;
     const char *s = p;
     while (*s) {
@@ -486,7 +466,11 @@ static int select_files(json_t *sibs, fetch_file *files, int *n, int max)
  * atomically by renaming a temporary link over it. */
 static int link_file(const char *snap, const fetch_file *f)
 {
-    char link[4700], tmp[4800], target[1024];
+    /* safe_path (checked on every listed path) keeps a path under FETCH_MAX_PATH bytes with no
+     * empty component, so it has at most FETCH_MAX_PATH / 2 slashes: target holds that many
+     * "../" plus two, "blobs/" and the blob id, by construction. */
+    char link[4700], tmp[4800],
+        target[(FETCH_MAX_PATH / 2 + 2) * 3 + sizeof "blobs/" + sizeof f->blob];
     snprintf(link, sizeof link, "%s/%s", snap, f->path);
     char dir[4700];
     snprintf(dir, sizeof dir, "%s", link);
@@ -497,10 +481,12 @@ static int link_file(const char *snap, const fetch_file *f)
     int depth = 0;
     for (const char *p = f->path; *p; p++)
         depth += *p == '/';
-    char *t = target;
-    for (int i = 0; i < depth + 2; i++)
-        t += sprintf(t, "../");
-    snprintf(t, sizeof target - (size_t)(t - target), "blobs/%s", f->blob);
+    M2P_ASSERT(safe_path(f->path) && depth <= FETCH_MAX_PATH / 2);
+    size_t o = 0;
+    for (int i = 0; i < depth + 2; i++, o += 3)
+        memcpy(target + o, "../", 3);
+    int w = snprintf(target + o, sizeof target - o, "blobs/%s", f->blob);
+    M2P_ASSERT(w > 0 && (size_t)w < sizeof target - o); /* not cut: the link would dangle */
     snprintf(tmp, sizeof tmp, "%s.tmp-link.%ld", link, (long)getpid());
     unlink(tmp);
     if (symlink(target, tmp) != 0)

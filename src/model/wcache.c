@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "model/wcache.h"
 
+#include "core/buf.h"
 #include "core/error.h"
 
 #include <errno.h>
@@ -33,6 +34,7 @@
 #define WC_VERSION 1u
 #define WC_HDR 4096u
 #define WC_TAG 128
+#define WC_MAX_INDEX (64u << 20) /* records of one model file: ~100 B per tensor */
 
 typedef struct {
     char magic[8];
@@ -70,8 +72,8 @@ struct wcache {
     int fd;
     char tmp[PATH_MAX + 32];
     uint64_t cur;
-    char *index;
-    size_t index_len, index_cap, n_written;
+    m2p_buf index; /* the records written so far, at most WC_MAX_INDEX bytes */
+    size_t n_written;
     int failed, committed;
     wc_header hdr;
 };
@@ -304,6 +306,7 @@ void wcache_open(const char *src, const char *tag, wcache **out)
         return;
     atomic_init(&c->refs, 1);
     c->fd = -1;
+    m2p_buf_init(&c->index, WC_MAX_INDEX);
     if (!cache_path(src, tag, c->path, sizeof c->path)) {
         M2P_LOGD("weight cache: no cache folder for %s", src);
         free(c);
@@ -384,25 +387,19 @@ void wcache_add(wcache *c, const char *key, const void *layout, size_t layout_si
                    .key_len = (uint32_t)strlen(key),
                    .layout_size = (uint32_t)layout_size};
     size_t rec = (sizeof r + r.key_len + layout_size + 7) & ~(size_t)7;
-    if (c->index_len + rec > c->index_cap) {
-        size_t cap = c->index_cap ? c->index_cap * 2 : 65536;
-        while (cap < c->index_len + rec)
-            cap *= 2;
-        char *p = realloc(c->index, cap);
-        if (!p) {
-            errno = ENOMEM;
-            writer_fail(c, "indexing");
-            return;
-        }
-        c->index = p;
-        c->index_cap = cap;
+    int grown = m2p_buf_reserve(&c->index, rec);
+    if (grown) {
+        errno = grown == M2P_ETOOBIG ? EFBIG : ENOMEM;
+        writer_fail(c, "indexing");
+        return;
     }
-    char *at = c->index + c->index_len;
+    char *at = c->index.data + c->index.len;
     memset(at, 0, rec);
     memcpy(at, &r, sizeof r);
     memcpy(at + sizeof r, key, r.key_len);
     memcpy(at + sizeof r + r.key_len, layout, layout_size);
-    c->index_len += rec;
+    c->index.len += rec;
+    c->index.data[c->index.len] = '\0';
     c->n_written++;
     c->cur += size;
 }
@@ -424,14 +421,14 @@ void wcache_commit(wcache *c)
     wc_header *h = &c->hdr;
     h->n = c->n_written;
     h->index_off = (c->cur + 7) & ~(uint64_t)7;
-    h->index_size = c->index_len;
+    h->index_size = c->index.len;
     h->file_size = h->index_off + h->index_size;
-    h->index_hash = fnv(FNV0, c->index, c->index_len);
+    h->index_hash = fnv(FNV0, c->index.data, c->index.len);
     h->header_hash = fnv(FNV0, h, offsetof(wc_header, header_hash));
     char page[WC_HDR];
     memset(page, 0, sizeof page);
     memcpy(page, h, sizeof *h);
-    if (pwrite_all(c->fd, c->index, c->index_len, h->index_off) ||
+    if (pwrite_all(c->fd, c->index.data, c->index.len, h->index_off) ||
         pwrite_all(c->fd, page, sizeof page, 0) || ftruncate(c->fd, (off_t)h->file_size) ||
         fsync(c->fd)) {
         writer_fail(c, "finishing");
@@ -464,7 +461,7 @@ void wcache_unref(void *p)
         unlink(c->tmp);
     }
     reader_drop(c);
-    free(c->index);
+    m2p_buf_free(&c->index);
     free(c);
 }
 

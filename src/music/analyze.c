@@ -2,8 +2,8 @@
  * analyze.c — the whole analysis of one song, and its JSON form.
  *
  *   source -> m2p_fetch -> m2p_audio_decode(offset, duration) -> m2p_features_compute
- *          -> band/song (yt-dlp info; container tags fill gaps; cached by id in the store,
- *             namespace "band_song") -> m2p_genre_find -> m2p_prompt_build (V1, V3, V4)
+ *          -> band/song (yt-dlp info; container tags fill gaps; cached by id in the caller's
+ *             m2p_cache, namespace "band_song") -> m2p_genre_find -> m2p_prompt_build (V1, V3, V4)
  *
  * Progress goes to params->progress by stage: "downloading" (fraction of the download, -1 when
  * unknown), "decoding", "analysing", "genre", "prompts"; a nonzero answer, between stages or
@@ -60,7 +60,7 @@ static void copy_str(char *dst, size_t len, const char *src)
 
 int m2p_analyze(const char *source, const m2p_fetch_params *fetch,
                 const m2p_analysis_params *params, const m2p_genre_params *genre,
-                struct m2p_store *store, m2p_analysis *out)
+                const m2p_cache *cache, m2p_analysis *out)
 {
     if (!out)
         return m2p_error(M2P_EINVAL, "analyze: out is NULL");
@@ -133,8 +133,8 @@ int m2p_analyze(const char *source, const m2p_fetch_params *fetch,
         goto fail;
     }
 
-    /* band/song: from the store when this video was seen before, else the rules (stored) */
-    rc = band_song_find(store, &out->info, out->band, sizeof out->band, out->song, sizeof out->song,
+    /* band/song: from the cache when this video was seen before, else the rules (stored) */
+    rc = band_song_find(cache, &out->info, out->band, sizeof out->band, out->song, sizeof out->song,
                         NULL);
     if (rc)
         goto fail;
@@ -143,7 +143,7 @@ int m2p_analyze(const char *source, const m2p_fetch_params *fetch,
         rc = M2P_ECANCELED;
         goto fail;
     }
-    rc = m2p_genre_find(&out->info, out->band, &out->features, genre, store, out->genre_raw,
+    rc = m2p_genre_find(&out->info, out->band, &out->features, genre, cache, out->genre_raw,
                         sizeof out->genre_raw, out->genre_source, sizeof out->genre_source);
     if (rc)
         goto fail;

@@ -26,7 +26,6 @@
 #include "music/regex.h"
 #include "music/rules.h"
 #include "music/text.h"
-#include "store/store.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Compiled rules                                                                           */
@@ -506,8 +505,8 @@ static int copy_out(const char *s, char *buf, size_t len, const char *what)
     return 0;
 }
 
-int band_song_find(m2p_store *store, const m2p_source_info *info, char *band, size_t band_len,
-                   char *song, size_t song_len, int *from_cache)
+int band_song_find(const m2p_cache *cache, const m2p_source_info *info, char *band,
+                   size_t band_len, char *song, size_t song_len, int *from_cache)
 {
     if (from_cache)
         *from_cache = 0;
@@ -515,9 +514,9 @@ int band_song_find(m2p_store *store, const m2p_source_info *info, char *band, si
         return m2p_error(M2P_EINVAL, "band/song: source info required");
     if (!band || !song || !band_len || !song_len)
         return m2p_error(M2P_EINVAL, "band/song: output buffers required");
-    if (store && info->id[0]) {
+    if (cache && info->id[0]) {
         char *v = NULL;
-        if (store_cache_get(store, "band_song", info->id, &v) == 0) {
+        if (cache->get(cache->user_data, "band_song", info->id, &v) == 0) {
             json_t *j = json_loads(v, 0, NULL);
             const char *b = json_string_value(json_object_get(j, "band"));
             const char *s = json_string_value(json_object_get(j, "song"));
@@ -548,10 +547,10 @@ int band_song_find(m2p_store *store, const m2p_source_info *info, char *band, si
         return rc;
     copy_out(b, band, band_len, "band");
     copy_out(s, song, song_len, "song");
-    if (store && info->id[0] && b[0] && s[0]) {
+    if (cache && info->id[0] && b[0] && s[0]) {
         json_t *j = json_pack("{s:s,s:s}", "band", band, "song", song);
         char *v = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        if (v && store_cache_put(store, "band_song", info->id, v, 0))
+        if (v && cache->put(cache->user_data, "band_song", info->id, v, 0))
             M2P_LOGW("band/song cache: %s", m2p_errmsg());
         free(v);
         json_decref(j);

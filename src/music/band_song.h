@@ -16,10 +16,10 @@ typedef struct band_song_input {
  * clean-up defects (see band_song.c). *band and *song are malloc'd ("" when none). */
 int band_song_extract(const band_song_input *in, char **band, char **song);
 
-/* m2p_band_song with the per-video cache: when info->id is set and store is not NULL, a cached
+/* m2p_band_song with the per-video cache: when info->id is set and cache is not NULL, a cached
  * pair (both non-empty) is used, and a found pair with both non-empty is stored (namespace
  * "band_song", key = video id). from_cache (optional) says which happened. */
-int band_song_find(m2p_store *store, const m2p_source_info *info, char *band, size_t band_len,
+int band_song_find(const m2p_cache *cache, const m2p_source_info *info, char *band, size_t band_len,
                    char *song, size_t song_len, int *from_cache);
 
 /* The band and song the original's prompt endpoint hands to the builders (prompt-rules.json

@@ -1,16 +1,14 @@
 /*
- * genre.c — genre normalisation, inference and the source chain of m2p_genre_find.
+ * genre.c — genre inference and the source chain of m2p_genre_find.
  *
- * Normalisation and inference follow prompt-rules.json (genre_normalize: ordered weighted
- * substring table, highest weight wins, first recorded wins a tie, "abstract" when nothing
- * matches; genre_infer: first matching tempo/energy rule). The chain is the issue's:
+ * Inference follows prompt-rules.json (genre_infer: first matching tempo/energy rule); the
+ * normalisation table is ruleset.c's. The chain is the issue's:
  * metadata (container tag) -> youtube (yt-dlp tags/categories) -> spotify -> musicbrainz ->
- * inferred -> default, each reported as genre_source. Network answers are cached in the store
+ * inferred -> default, each reported as genre_source. Network answers are cached (m2p_cache)
  * by genre_sources.c; failures are not cached and fall through to the next source.
  */
 #include "music/genre.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -19,128 +17,6 @@
 #include "music/prompt.h"
 #include "music/rules.h"
 #include "music/text.h"
-
-/* ---------------------------------------------------------------------------------------- */
-/* Normalisation                                                                            */
-/* ---------------------------------------------------------------------------------------- */
-
-static const json_t *norm_table(void)
-{
-    const json_t *s = rules_section("genre_normalize");
-    return s ? json_object_get(s, "table") : NULL;
-}
-
-const char *genre_normalize_json(const json_t *raw)
-{
-    const json_t *table = norm_table();
-    if (!raw || json_is_null(raw) || !table)
-        return "abstract";
-    size_t n_el = json_is_array(raw) ? json_array_size(raw) : 1;
-    size_t n_keys = json_array_size(table);
-    /* the ordered map "scores": recorded keys in order of first recording */
-    const char *best = NULL;
-    long long best_w = 0;
-    for (size_t e = 0; e < n_el; e++) {
-        const json_t *el = json_is_array(raw) ? json_array_get(raw, e) : raw;
-        if (!json_is_string(el)) /* the original fails on non-strings; we skip them */
-            continue;
-        char *g = text_lower(json_string_value(el));
-        if (!g)
-            continue;
-        for (size_t k = 0; k < n_keys; k++) {
-            const json_t *row = json_array_get(table, k);
-            const char *key = json_string_value(json_array_get(row, 0));
-            long long w = json_integer_value(json_array_get(row, 1));
-            if (!key || !strstr(g, key))
-                continue;
-            /* A key recorded earlier with the same weight keeps its place: only a strictly
-             * larger weight replaces the current best, which is the first-recorded tie rule. */
-            if (!best || w > best_w) {
-                best = key;
-                best_w = w;
-            }
-        }
-        free(g);
-    }
-    return best ? best : "abstract";
-}
-
-json_t *genre_raw_parse(const char *raw)
-{
-    if (!raw || !raw[0])
-        return json_null();
-    if (raw[0] == '[') {
-        json_t *j = json_loads(raw, JSON_REJECT_DUPLICATES, NULL);
-        if (j && json_is_array(j))
-            return j;
-        json_decref(j);
-    }
-    return json_string(raw);
-}
-
-void genre_raw_format(const json_t *list, char *out, size_t len)
-{
-    if (!len)
-        return;
-    out[0] = 0;
-    size_t n = json_array_size(list);
-    if (n == 0)
-        return;
-    if (n == 1) {
-        const char *s = json_string_value(json_array_get(list, 0));
-        if (s && strlen(s) < len)
-            memcpy(out, s, strlen(s) + 1);
-        return;
-    }
-    json_t *copy = json_array();
-    if (!copy)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        json_array_append(copy, json_array_get(list, i));
-        char *t = json_dumps(copy, JSON_COMPACT | JSON_ENSURE_ASCII);
-        if (!t || strlen(t) >= len) {
-            free(t);
-            break;
-        }
-        memcpy(out, t, strlen(t) + 1);
-        free(t);
-    }
-    json_decref(copy);
-}
-
-const char *m2p_genre_normalize(const char *raw)
-{
-    json_t *j = genre_raw_parse(raw);
-    const char *g = genre_normalize_json(j);
-    json_decref(j);
-    return g;
-}
-
-int genre_word_match(const char *t, const char *key)
-{
-    size_t kl = strlen(key);
-    for (const char *p = strstr(t, key); p; p = strstr(p + 1, key)) {
-        int before = p > t && isalnum((unsigned char)p[-1]);
-        int after = isalnum((unsigned char)p[kl]);
-        if (!before && !after)
-            return 1;
-    }
-    return 0;
-}
-
-const char *genre_table_word(const char *lower_text)
-{
-    const json_t *table = norm_table();
-    size_t k;
-    const json_t *row;
-    json_array_foreach(table, k, row)
-    {
-        const char *key = json_string_value(json_array_get(row, 0));
-        if (key && strcmp(key, "abstract") != 0 && genre_word_match(lower_text, key))
-            return key;
-    }
-    return NULL;
-}
 
 /* ---------------------------------------------------------------------------------------- */
 /* Inference                                                                                */
@@ -241,7 +117,7 @@ static int take_list(json_t *list, const char *source, char *genre_raw, size_t g
 }
 
 int m2p_genre_find(const m2p_source_info *info, const char *band, const m2p_features *features,
-                   const m2p_genre_params *params, struct m2p_store *store, char *genre_raw,
+                   const m2p_genre_params *params, const m2p_cache *cache, char *genre_raw,
                    size_t genre_len, char *source, size_t source_len)
 {
     if (!genre_raw || !source || !genre_len || !source_len)
@@ -296,7 +172,7 @@ int m2p_genre_find(const m2p_source_info *info, const char *band, const m2p_feat
         const char *id = getenv("SPOTIFY_CLIENT_ID"), *secret = getenv("SPOTIFY_CLIENT_SECRET");
         if (id && id[0] && secret && secret[0]) {
             json_t *g = NULL;
-            int rc = genre_spotify(band, p, store, &g);
+            int rc = genre_spotify(band, p, cache, &g);
             if (rc)
                 M2P_LOGW("genre: spotify lookup for '%s' failed: %s", band, m2p_errmsg());
             int got = rc == 0 && take_list(g, "spotify", genre_raw, genre_len, source, source_len);
@@ -305,7 +181,7 @@ int m2p_genre_find(const m2p_source_info *info, const char *band, const m2p_feat
                 return 0;
         }
         json_t *g = NULL;
-        int rc = genre_musicbrainz(band, p, store, &g);
+        int rc = genre_musicbrainz(band, p, cache, &g);
         if (rc)
             M2P_LOGW("genre: musicbrainz lookup for '%s' failed: %s", band, m2p_errmsg());
         int got = rc == 0 && take_list(g, "musicbrainz", genre_raw, genre_len, source, source_len);

@@ -9,7 +9,7 @@
  * normalisation table, most voted first. MusicBrainz allows one request a second per client:
  * a process-wide mutex keeps requests GENRE_MUSICBRAINZ_INTERVAL_S (1.1 s, the original's
  * delay) apart. Answers (also "no genre") are cached per lower-cased trimmed band name in the
- * store; failures are not.
+ * cache the caller gives (m2p_cache: the store's for jobs and the CLI); failures are not.
  */
 #include <math.h>
 #include <pthread.h>
@@ -21,7 +21,6 @@
 #include "music/genre.h"
 #include "music/net.h"
 #include "music/text.h"
-#include "store/store.h"
 
 #define NEGATIVE_TTL_S (7 * 24 * 3600) /* a "no genre" answer is asked again after a week */
 
@@ -48,10 +47,10 @@ static char *band_key(const char *band)
     return r;
 }
 
-static int cache_get(m2p_store *store, const char *ns, const char *key, json_t **genres)
+static int cache_get(const m2p_cache *cache, const char *ns, const char *key, json_t **genres)
 {
     char *v = NULL;
-    if (!store || store_cache_get(store, ns, key, &v) != 0)
+    if (!cache || cache->get(cache->user_data, ns, key, &v) != 0)
         return 0;
     json_t *j = json_loads(v, 0, NULL);
     free(v);
@@ -63,12 +62,14 @@ static int cache_get(m2p_store *store, const char *ns, const char *key, json_t *
     return 1;
 }
 
-static void cache_put(m2p_store *store, const char *ns, const char *key, const json_t *genres)
+static void cache_put(const m2p_cache *cache, const char *ns, const char *key,
+                      const json_t *genres)
 {
-    if (!store)
+    if (!cache)
         return;
     char *v = json_dumps(genres, JSON_COMPACT);
-    if (v && store_cache_put(store, ns, key, v, json_array_size(genres) ? 0 : NEGATIVE_TTL_S))
+    if (v && cache->put(cache->user_data, ns, key, v,
+                        json_array_size(genres) ? 0 : NEGATIVE_TTL_S))
         M2P_LOGW("genre cache (%s): %s", ns, m2p_errmsg());
     free(v);
 }
@@ -179,13 +180,13 @@ static int name_score(const char *want, const char *got)
 
 /* The band's cache key, and the answer when there is nothing to ask: 1 with *genres set (no
  * band, or a cached answer), 0 with *key to ask with (caller frees), or M2P_ENOMEM. */
-static int lookup_start(m2p_store *store, const char *ns, const char *band, char **key,
+static int lookup_start(const m2p_cache *cache, const char *ns, const char *band, char **key,
                         json_t **genres)
 {
     *key = band_key(band);
     if (!*key)
         return m2p_error(M2P_ENOMEM, "out of memory");
-    if ((*key)[0] && !cache_get(store, ns, *key, genres))
+    if ((*key)[0] && !cache_get(cache, ns, *key, genres))
         return 0;
     if (!(*key)[0])
         *genres = json_array();
@@ -194,14 +195,15 @@ static int lookup_start(m2p_store *store, const char *ns, const char *band, char
     return 1;
 }
 
-int genre_spotify(const char *band, const m2p_genre_params *p, m2p_store *store, json_t **genres)
+int genre_spotify(const char *band, const m2p_genre_params *p, const m2p_cache *cache,
+                  json_t **genres)
 {
     *genres = NULL;
     const char *id = getenv("SPOTIFY_CLIENT_ID"), *secret = getenv("SPOTIFY_CLIENT_SECRET");
     if (!id || !id[0] || !secret || !secret[0])
         return m2p_error(M2P_EINVAL, "spotify: SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET unset");
     char *key = NULL;
-    int known = lookup_start(store, "genre:spotify", band, &key, genres);
+    int known = lookup_start(cache, "genre:spotify", band, &key, genres);
     if (known)
         return known < 0 ? known : 0;
     char tok[512];
@@ -272,7 +274,7 @@ int genre_spotify(const char *band, const m2p_genre_params *p, m2p_store *store,
                 json_array_append(list, (json_t *)g);
         }
     }
-    cache_put(store, "genre:spotify", key, list);
+    cache_put(cache, "genre:spotify", key, list);
     *genres = list;
 out:
     json_decref(j);
@@ -341,14 +343,14 @@ static int by_count_desc(const void *a, const void *b)
     return cx < cy ? 1 : cx > cy ? -1 : 0;
 }
 
-int genre_musicbrainz(const char *band, const m2p_genre_params *p, m2p_store *store,
+int genre_musicbrainz(const char *band, const m2p_genre_params *p, const m2p_cache *cache,
                       json_t **genres)
 {
     *genres = NULL;
     const char *base = p && p->musicbrainz_url && p->musicbrainz_url[0] ? p->musicbrainz_url
                                                                         : "https://musicbrainz.org";
     char *key = NULL;
-    int known = lookup_start(store, "genre:musicbrainz", band, &key, genres);
+    int known = lookup_start(cache, "genre:musicbrainz", band, &key, genres);
     if (known)
         return known < 0 ? known : 0;
     int rc = 0;
@@ -448,7 +450,7 @@ int genre_musicbrainz(const char *band, const m2p_genre_params *p, m2p_store *st
             free(name);
         }
     }
-    cache_put(store, "genre:musicbrainz", key, list);
+    cache_put(cache, "genre:musicbrainz", key, list);
     *genres = list;
     list = NULL;
 out:

@@ -8,6 +8,7 @@
  * max_tokens 100; the answer is trimmed, unquoted, stripped of a "Prompt:" prefix and gets
  * ", masterpiece, best quality" when it names no quality keyword. Three tries with backoff on
  * network errors, 429 and 5xx; a 4xx is final. Bearer authorisation with the API key.
+ * m2p_llm_key_check asks the endpoint whether it takes a key (GET {base_url}/models).
  */
 #include <ctype.h>
 #include <jansson.h>
@@ -232,4 +233,37 @@ out:
     free(url);
     free(auth);
     return rc;
+}
+
+int m2p_llm_key_check(const m2p_llm_params *params, const char *key, int *valid)
+{
+    if (!valid)
+        return m2p_error(M2P_EINVAL, "llm: valid is NULL");
+    *valid = 0;
+    if (!key || !*key)
+        return m2p_error(M2P_EINVAL, "llm: no API key to check");
+    if (!m2p_llm_key_ok(key))
+        return m2p_error(M2P_EINVAL, "llm: the API key has control characters (CR, LF, ...); "
+                                     "paste the key alone");
+    m2p_llm_params p = params ? *params : m2p_llm_default_params();
+    size_t bl = strlen(p.base_url);
+    while (bl && p.base_url[bl - 1] == '/')
+        bl--;
+    char url[1100], auth[600];
+    if (bl >= 1000 || strlen(key) >= 512)
+        return m2p_error(M2P_EINVAL, "llm: the endpoint URL or the API key is too long");
+    snprintf(url, sizeof url, "%.*s/models", (int)bl, p.base_url);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    const char *hdr[] = {auth, "Accept: application/json", NULL};
+    net_request rq = {.method = "GET", .url = url, .headers = hdr, .timeout_s = 20};
+    long status = 0;
+    char *body = NULL;
+    int rc = net_fetch(&rq, &status, &body, NULL);
+    free(body);
+    if (rc)
+        return rc;
+    if (status != 200 && status != 401 && status != 403)
+        return m2p_error(M2P_ENETWORK, "%s answered HTTP %ld", url, status);
+    *valid = status == 200;
+    return 0;
 }

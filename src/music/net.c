@@ -15,23 +15,6 @@
 
 #define NET_MAX_BODY (4u << 20)
 
-
-/* The response body, kept in a growable buffer capped at NET_MAX_BODY (core/buf.c). */
-typedef struct sink {
-    m2p_buf body;
-    int overflow; /* the body went over the cap */
-} sink;
-
-static size_t on_data(char *p, size_t sz, size_t nm, void *ud)
-{
-    sink *s = ud;
-    size_t k = sz * nm;
-    int rc = m2p_buf_append(&s->body, p, k);
-    if (rc == M2P_ETOOBIG)
-        s->overflow = 1;
-    return rc ? 0 : k; /* 0 makes curl stop with CURLE_WRITE_ERROR */
-}
-
 char *net_escape(const char *s)
 {
     m2p_curl_global_init();
@@ -53,14 +36,14 @@ int net_fetch(const net_request *rq, long *status, char **body, size_t *body_len
     CURL *c = m2p_curl_new(timeout < 10 ? timeout : 10L);
     if (!c)
         return m2p_error(M2P_ENOMEM, "curl_easy_init failed");
-    sink s = {.overflow = 0};
+    m2p_curl_sink s = {.over = 0}; /* the body, capped at NET_MAX_BODY (core/http.h) */
     m2p_buf_init(&s.body, NET_MAX_BODY - 1);
     struct curl_slist *hl = NULL;
     for (const char *const *h = rq->headers; h && *h; h++)
         hl = curl_slist_append(hl, *h);
     curl_easy_setopt(c, CURLOPT_URL, rq->url);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, m2p_curl_sink_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
     if (hl)
@@ -76,9 +59,8 @@ int net_fetch(const net_request *rq, long *status, char **body, size_t *body_len
     CURLcode cr = curl_easy_perform(c);
     int rc = 0;
     if (cr != CURLE_OK) {
-        if (s.overflow)
-            rc = m2p_error(M2P_ETOOBIG, "%s: response larger than %u bytes", rq->url,
-                           NET_MAX_BODY);
+        if (s.over)
+            rc = m2p_error(M2P_ETOOBIG, "%s: response larger than %u bytes", rq->url, NET_MAX_BODY);
         else if (cr == CURLE_OPERATION_TIMEDOUT)
             rc = m2p_error(M2P_ETIMEOUT, "%s: no answer within %ld s", rq->url, timeout);
         else

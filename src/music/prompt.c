@@ -16,7 +16,6 @@
 
 #include "core/buf.h"
 #include "core/error.h"
-#include "music/genre.h"
 #include "music/rules.h"
 
 /* ---------------------------------------------------------------------------------------- */

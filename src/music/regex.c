@@ -14,8 +14,12 @@
 #include <string.h>
 #include <utf8proc.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 #include "music/text.h"
+
+/* Nodes, class items or alternatives in one pattern: the rules' patterns have a few dozen. */
+#define RX_MAX_NODES 65536
 
 enum { N_CHAR, N_ANY, N_CLASS, N_BOL, N_EOL, N_WORDB, N_NWORDB, N_GROUP, N_GROUP_END };
 enum { C_SPACE = 1, C_NSPACE, C_DIGIT, C_NDIGIT, C_WORD, C_NWORD };
@@ -27,14 +31,16 @@ typedef struct cls_item {
 
 typedef struct node {
     int type;
-    uint32_t ch;       /* N_CHAR; or special class kind for escapes (\s) with type N_CLASS */
-    cls_item *items;   /* N_CLASS */
-    int n_items, negate;
+    uint32_t ch;     /* N_CHAR; or special class kind for escapes (\s) with type N_CLASS */
+    cls_item *items; /* N_CLASS */
+    size_t n_items, items_cap;
+    int negate;
     int min, max, lazy;
     struct node *next;
     /* groups */
     struct node **alts;
-    int n_alts, cap; /* cap: capture index (1..), 0 = non-capturing */
+    size_t n_alts, alts_cap;
+    int cap;            /* capture index (1..), 0 = non-capturing */
     struct node *group; /* N_GROUP_END -> its group */
 } node;
 
@@ -42,7 +48,7 @@ struct rx {
     node *root; /* an N_GROUP (non-capturing) whose end continues to NULL (= accept) */
     int icase, multiline, n_caps;
     node **all; /* every node, for freeing */
-    int n_all, cap_all;
+    size_t n_all, cap_all;
 };
 
 typedef struct pstate {
@@ -56,14 +62,12 @@ static node *new_node(pstate *ps, int type)
 {
     rx *r = ps->r;
     if (r->n_all == r->cap_all) {
-        int cap = r->cap_all ? r->cap_all * 2 : 32;
-        node **a = realloc(r->all, (size_t)cap * sizeof *a);
+        node **a = m2p_array_grow(r->all, &r->cap_all, r->n_all + 1, sizeof *a, RX_MAX_NODES);
         if (!a) {
             ps->err = M2P_ENOMEM;
             return NULL;
         }
         r->all = a;
-        r->cap_all = cap;
     }
     node *n = calloc(1, sizeof *n);
     if (!n) {
@@ -78,7 +82,8 @@ static node *new_node(pstate *ps, int type)
 
 static int add_item(pstate *ps, node *n, uint32_t lo, uint32_t hi, int special)
 {
-    cls_item *it = realloc(n->items, (size_t)(n->n_items + 1) * sizeof *it);
+    cls_item *it =
+        m2p_array_grow(n->items, &n->items_cap, n->n_items + 1, sizeof *it, RX_MAX_NODES);
     if (!it) {
         ps->err = M2P_ENOMEM;
         return -1;
@@ -91,12 +96,18 @@ static int add_item(pstate *ps, node *n, uint32_t lo, uint32_t hi, int special)
 static int special_of(uint32_t c)
 {
     switch (c) {
-    case 's': return C_SPACE;
-    case 'S': return C_NSPACE;
-    case 'd': return C_DIGIT;
-    case 'D': return C_NDIGIT;
-    case 'w': return C_WORD;
-    case 'W': return C_NWORD;
+    case 's':
+        return C_SPACE;
+    case 'S':
+        return C_NSPACE;
+    case 'd':
+        return C_DIGIT;
+    case 'D':
+        return C_NDIGIT;
+    case 'w':
+        return C_WORD;
+    case 'W':
+        return C_NWORD;
     }
     return 0;
 }
@@ -104,11 +115,16 @@ static int special_of(uint32_t c)
 static uint32_t escape_char(uint32_t c)
 {
     switch (c) {
-    case 'n': return '\n';
-    case 't': return '\t';
-    case 'r': return '\r';
-    case 'f': return '\f';
-    case 'v': return '\v';
+    case 'n':
+        return '\n';
+    case 't':
+        return '\t';
+    case 'r':
+        return '\r';
+    case 'f':
+        return '\f';
+    case 'v':
+        return '\v';
     }
     return c; /* escaped punctuation or any other character stands for itself */
 }
@@ -295,7 +311,8 @@ static node *parse_alts(pstate *ps, int cap)
         node *seq = parse_seq(ps, end);
         if (ps->err)
             return NULL;
-        node **alts = realloc(g->alts, (size_t)(g->n_alts + 1) * sizeof *alts);
+        node **alts =
+            m2p_array_grow(g->alts, &g->alts_cap, g->n_alts + 1, sizeof *alts, RX_MAX_NODES);
         if (!alts) {
             ps->err = M2P_ENOMEM;
             return NULL;
@@ -315,7 +332,7 @@ void rx_free(rx *r)
 {
     if (!r)
         return;
-    for (int i = 0; i < r->n_all; i++) {
+    for (size_t i = 0; i < r->n_all; i++) {
         free(r->all[i]->items);
         free(r->all[i]->alts);
         free(r->all[i]);
@@ -391,19 +408,25 @@ static int is_digit(uint32_t c)
 static int special_match(int sp, uint32_t c)
 {
     switch (sp) {
-    case C_SPACE: return text_is_space(c);
-    case C_NSPACE: return !text_is_space(c);
-    case C_DIGIT: return is_digit(c);
-    case C_NDIGIT: return !is_digit(c);
-    case C_WORD: return is_word(c);
-    case C_NWORD: return !is_word(c);
+    case C_SPACE:
+        return text_is_space(c);
+    case C_NSPACE:
+        return !text_is_space(c);
+    case C_DIGIT:
+        return is_digit(c);
+    case C_NDIGIT:
+        return !is_digit(c);
+    case C_WORD:
+        return is_word(c);
+    case C_NWORD:
+        return !is_word(c);
     }
     return 0;
 }
 
 static int in_items(const node *nd, uint32_t c)
 {
-    for (int i = 0; i < nd->n_items; i++) {
+    for (size_t i = 0; i < nd->n_items; i++) {
         const cls_item *it = &nd->items[i];
         if (it->special ? special_match(it->special, c) : (c >= it->lo && c <= it->hi))
             return 1;
@@ -414,14 +437,16 @@ static int in_items(const node *nd, uint32_t c)
 static int atom_match(const mstate *m, const node *nd, uint32_t c)
 {
     switch (nd->type) {
-    case N_CHAR: return m->r->icase ? fold(c) == fold(nd->ch) : c == nd->ch;
-    case N_ANY: return c != '\n';
+    case N_CHAR:
+        return m->r->icase ? fold(c) == fold(nd->ch) : c == nd->ch;
+    case N_ANY:
+        return c != '\n';
     case N_CLASS: {
         int in = in_items(nd, c);
         if (!in && m->r->icase) {
             uint32_t lo = fold(c), up = (uint32_t)utf8proc_toupper((utf8proc_int32_t)c);
             in = in_items(nd, lo) || in_items(nd, up);
-            for (int i = 0; !in && i < nd->n_items; i++) /* a class letter vs folded text */
+            for (size_t i = 0; !in && i < nd->n_items; i++) /* a class letter vs folded text */
                 if (!nd->items[i].special && nd->items[i].lo == nd->items[i].hi &&
                     fold(nd->items[i].lo) == lo)
                     in = 1;
@@ -456,7 +481,7 @@ static int match_here(mstate *m, const node *nd, size_t i)
         return 0;
     }
     case N_GROUP:
-        for (int k = 0; k < nd->n_alts; k++) {
+        for (size_t k = 0; k < nd->n_alts; k++) {
             size_t old = nd->cap ? m->g[2 * nd->cap] : 0;
             if (nd->cap)
                 m->g[2 * nd->cap] = i;

@@ -13,48 +13,11 @@
 #include <ctype.h>
 #include <math.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
-#include "music/genre.h"
-
-/* ---------------------------------------------------------------------------------------- */
-/* The embedded data                                                                        */
-/* ---------------------------------------------------------------------------------------- */
-
-static json_t *g_root;
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static char g_parse_err[256];
-
-static void rules_load(void)
-{
-    json_error_t err;
-    g_root = json_loadb(m2p_rules_json, m2p_rules_json_len, 0, &err);
-    if (!g_root)
-        snprintf(g_parse_err, sizeof g_parse_err, "line %d: %s", err.line, err.text);
-}
-
-const json_t *rules_root(void)
-{
-    pthread_once(&g_once, rules_load);
-    if (!g_root)
-        m2p_error(M2P_EINTERNAL, "embedded prompt rules do not parse: %s", g_parse_err);
-    return g_root;
-}
-
-const json_t *rules_section(const char *name)
-{
-    const json_t *root = rules_root();
-    if (!root)
-        return NULL;
-    const json_t *s = json_object_get(root, name);
-    if (!s)
-        m2p_error(M2P_EINTERNAL, "prompt rules have no section '%s'", name);
-    return s;
-}
 
 /* ---------------------------------------------------------------------------------------- */
 /* Values and the environment                                                               */

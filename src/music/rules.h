@@ -1,8 +1,8 @@
 /*
- * rules.h — the prompt rules as data, and the evaluator of their expression language.
+ * rules.h — the evaluator of the prompt rules' expression language (the rules as data are
+ * ruleset.h's, which this header includes).
  *
- * The rules are ../shared/spec/prompt-rules.json, embedded at build time into rules_data.c by
- * tools/embed-json.sh, parsed once per process with jansson. Every "when" and derive "then"
+ * Every "when" and derive "then"
  * is evaluated by rule_eval() exactly as prompt-rules.json "expression_language" says:
  * doubles rounded after every operation (compiled with -ffp-contract=off), C-style
  * precedence, clip/min/max/has/contains/normalize/hash.
@@ -14,15 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The embedded copy of prompt-rules.json (rules_data.c, generated). */
-extern const char m2p_rules_json[];
-extern const size_t m2p_rules_json_len;
-
-/* The parsed rules (process lifetime; never free it). NULL with an error set if the embedded
- * text does not parse, which would be a build bug. */
-const json_t *rules_root(void);
-/* rules_root()[name] ("v1", "v3", "v4", "genre_normalize", ...), NULL with an error if absent. */
-const json_t *rules_section(const char *name);
+#include "music/ruleset.h"
 
 typedef enum { RV_NULL = 0, RV_NUM, RV_BOOL, RV_STR } rule_kind;
 

@@ -11,15 +11,18 @@
 #include <string.h>
 #include <utf8proc.h>
 
+#include "core/buf.h"
+
+/* Code points in one string: titles, descriptions and names are far shorter. */
+#define USTR_MAX ((size_t)1 << 24)
+
 int ustr_push(ustr *u, uint32_t c)
 {
     if (u->n + 1 > u->cap) {
-        size_t cap = u->cap ? u->cap * 2 : 64;
-        uint32_t *p = realloc(u->c, cap * sizeof *p);
+        uint32_t *p = m2p_array_grow(u->c, &u->cap, u->n + 1, sizeof *p, USTR_MAX);
         if (!p)
             return -2; /* M2P_ENOMEM */
         u->c = p;
-        u->cap = cap;
     }
     u->c[u->n++] = c;
     return 0;
@@ -72,8 +75,8 @@ char *ustr_to_utf8(const ustr *u)
 int text_is_space(uint32_t c)
 {
     if (c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F) || c == 0x85 ||
-        c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
-        c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000)
+        c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
+        c == 0x202F || c == 0x205F || c == 0x3000)
         return 1;
     return 0;
 }

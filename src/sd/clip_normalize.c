@@ -12,6 +12,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 #include "sd/clip_tokenizer.h"
 
@@ -22,12 +23,10 @@
 int clip_cp_push(clip_cpbuf *b, int32_t c)
 {
     if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
-        int32_t *nv = realloc(b->v, cap * sizeof *nv);
+        int32_t *nv = m2p_array_grow(b->v, &b->cap, b->n + 1, sizeof *nv, CLIP_MAX_TEXT_CPS);
         if (!nv)
             return -1;
         b->v = nv;
-        b->cap = cap;
     }
     b->v[b->n++] = c;
     return 0;

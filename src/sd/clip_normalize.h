@@ -8,13 +8,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A growable array of code points; zero-initialise, free(v) when done. */
+/* The most code points (and tokens) one text may become: far past any prompt a body carries. */
+#define CLIP_MAX_TEXT_CPS ((size_t)1 << 24)
+
+/* A growable array of code points (core/buf.h m2p_array_grow, at most CLIP_MAX_TEXT_CPS);
+ * zero-initialise, free(v) when done. */
 typedef struct {
     int32_t *v;
     size_t n, cap;
 } clip_cpbuf;
 
-/* Appends c; -1 when out of memory. */
+/* Appends c; -1 when out of memory or over the limit. */
 int clip_cp_push(clip_cpbuf *b, int32_t c);
 
 /* UTF-8 -> code points appended to out; ill-formed bytes are dropped. -1 when out of memory. */

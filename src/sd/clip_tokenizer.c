@@ -24,6 +24,7 @@
 
 /* CLIP's merges.txt is read as lines [1 : 49152 - 256 - 2 + 1] (tokenization_clip.py). */
 #define CLIP_MAX_MERGES (49152 - 256 - 2)
+#define CLIP_MAX_SYMS (1 << 20) /* vocabulary strings: CLIP has 49408 */
 
 /* ---------------------------------------------------------------------------------------- */
 /* Hash maps: interned strings -> symbol index, and (sym a, sym b) -> merge                  */
@@ -42,7 +43,8 @@ typedef struct {
 
 struct clip_tokenizer {
     clip_sym *syms;
-    int n_syms, cap_syms;
+    int n_syms;
+    size_t cap_syms;
     int32_t *sym_slots; /* open addressing over syms: index + 1, 0 = empty */
     size_t sym_mask;
     merge_slot *merges;
@@ -110,13 +112,12 @@ static int sym_intern(clip_tokenizer *t, const char *s, size_t n, int32_t vocab)
         t->sym_slots = slots;
         t->sym_mask = cap - 1;
     }
-    if (t->n_syms == t->cap_syms) {
-        int cap = t->cap_syms ? t->cap_syms * 2 : 1024;
-        clip_sym *ns = realloc(t->syms, (size_t)cap * sizeof *ns);
+    if ((size_t)t->n_syms == t->cap_syms) {
+        clip_sym *ns =
+            m2p_array_grow(t->syms, &t->cap_syms, (size_t)t->n_syms + 1, sizeof *ns, CLIP_MAX_SYMS);
         if (!ns)
             return -1;
         t->syms = ns;
-        t->cap_syms = cap;
     }
     char *copy = malloc(n + 1);
     if (!copy)
@@ -188,7 +189,8 @@ static char *read_file(const char *path, size_t *len, int *rc_out)
     fclose(f);
     if (rc || err) {
         m2p_buf_free(&b);
-        *rc_out = err ? m2p_error(M2P_EIO, "%s: cannot read", path) : m2p_error_wrap(rc, "%s", path);
+        *rc_out =
+            err ? m2p_error(M2P_EIO, "%s: cannot read", path) : m2p_error_wrap(rc, "%s", path);
         return NULL;
     }
     *len = b.len;
@@ -481,18 +483,18 @@ int32_t clip_pad_id(const clip_tokenizer *t)
 
 typedef struct {
     int32_t *v;
-    int n, cap;
+    int n;
+    size_t cap;
 } idbuf;
 
 static int id_push(idbuf *b, int32_t id)
 {
-    if (b->n == b->cap) {
-        int cap = b->cap ? b->cap * 2 : 128;
-        int32_t *nv = realloc(b->v, (size_t)cap * sizeof *nv);
+    if ((size_t)b->n == b->cap) {
+        int32_t *nv =
+            m2p_array_grow(b->v, &b->cap, (size_t)b->n + 1, sizeof *nv, CLIP_MAX_TEXT_CPS);
         if (!nv)
             return -1;
         b->v = nv;
-        b->cap = cap;
     }
     b->v[b->n++] = id;
     return 0;

@@ -91,12 +91,9 @@ m2p_gen_params m2p_gen_default_params(void)
     };
 }
 
+/* n <= 0: OpenMP's default (OMP_NUM_THREADS when set, else every core). */
 static void set_threads(int n)
 {
-    if (n <= 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        n = c > 0 ? (int)c : 1;
-    }
     op_set_threads(n);
 }
 

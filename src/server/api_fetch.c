@@ -5,7 +5,7 @@
  * /api/models/fetch says how far it is (file, bytes, state, error). One download at a time.
  *
  * Each model's needs for the list (ux_model_needs): download or bytes on disk, memory in the
- * server's compute dtype (model/needs.c), whether its TAESD is there for live previews, and
+ * server's compute dtype (model_info_of in jobs/models.c), whether its TAESD is there for live previews, and
  * whether its guidance is built into the UNet (LCM: the page then says the negative prompt
  * is not used).
  *
@@ -20,8 +20,6 @@
 #include <time.h>
 
 #include "core/error.h"
-#include "model/needs.h"
-#include "model/resolve.h"
 #include "server/server_internal.h"
 
 struct ux_fetch {
@@ -200,32 +198,16 @@ void ux_model_needs(server *s, json_t *e, const char *name, const char *path)
 {
     if (!e)
         return;
-    model_needs nd;
-    if (model_needs_of(name, path, &nd))
+    model_info mi;
+    if (model_info_of(name, path, &mi))
         return;
     int bf16 = s->cfg.compute_dtype == M2P_DTYPE_BF16;
-    json_object_set_new(e, "ram_bytes", json_integer(bf16 ? nd.ram_bf16 : nd.ram_f32));
+    json_object_set_new(e, "ram_bytes", json_integer(bf16 ? mi.ram_bf16 : mi.ram_f32));
     json_object_set_new(e, "dtype", json_string(bf16 ? "bf16" : "f32"));
     json_object_set_new(e, "download_bytes",
-                        nd.download_bytes > 0 ? json_integer(nd.download_bytes) : json_null());
-    int64_t disk = path ? model_installed_bytes(name, path) : -1;
-    json_object_set_new(e, "disk_bytes", disk >= 0 ? json_integer(disk) : json_null());
-    /* LCM distils the guidance into the UNet (time_cond_proj_dim, diffusers
-     * UNet2DConditionModel): no unconditional pass, so no negative prompt at any guidance */
-    int embedded = 0;
-    if (path) {
-        char cfg[4200];
-        snprintf(cfg, sizeof cfg, "%s/unet/config.json", path);
-        json_t *u = json_load_file(cfg, 0, NULL);
-        embedded = json_integer_value(json_object_get(u, "time_cond_proj_dim")) > 0;
-        json_decref(u);
-    } else {
-        const m2p_registry_entry *r = m2p_registry_find(name);
-        embedded = r && r->scheduler && !strcmp(r->scheduler, "LCMScheduler");
-    }
-    json_object_set_new(e, "guidance_embedded", json_boolean(embedded));
-    char taesd[4096];
-    json_object_set_new(
-        e, "preview",
-        json_string(path && !hub_find_taesd(path, taesd, sizeof taesd) ? "taesd" : "latent"));
+                        mi.download_bytes > 0 ? json_integer(mi.download_bytes) : json_null());
+    json_object_set_new(e, "disk_bytes",
+                        mi.disk_bytes >= 0 ? json_integer(mi.disk_bytes) : json_null());
+    json_object_set_new(e, "guidance_embedded", json_boolean(mi.guidance_embedded));
+    json_object_set_new(e, "preview", json_string(mi.taesd ? "taesd" : "latent"));
 }

@@ -5,7 +5,7 @@
  *
  * The long ones queue a job like every other route and answer when it has finished, as the
  * original did; the job id is in the answer too. /api/generate-prompt with posted features
- * builds the prompt directly (no download), through src/music/prompt.h.
+ * builds the prompt directly (no download), through jobs/direct.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +13,8 @@
 
 #include "core/error.h"
 #include "core/json_limit.h"
-#include "music/band_song.h"
-#include "music/genre.h"
-#include "music/net.h"
-#include "music/prompt.h"
-#include "server/quick_info.h"
+#include "jobs/direct.h"
+#include "jobs/quick_info.h"
 #include "server/server_internal.h"
 
 #define ANALYSIS_WAIT_MS (15 * 60 * 1000)
@@ -70,9 +67,9 @@ static int start_analysis(server *s, struct mg_connection *c, json_t *b, int64_t
         http_api_error(c, &e);
         return -1;
     }
-    /* both names or neither (band_song_passed): one alone leaves the video's pair */
+    /* both names or neither (jobs_names_passed): one alone leaves the video's pair */
     char *band = NULL, *song = NULL;
-    if (band_song_passed(jstr(b, "band_name"), jstr(b, "song_title"), &band, &song) < 0) {
+    if (jobs_names_passed(jstr(b, "band_name"), jstr(b, "song_title"), &band, &song) < 0) {
         http_error(c, 500, NULL, "%s", m2p_errmsg());
         return -1;
     }
@@ -115,42 +112,20 @@ static void prompt_from_features(struct mg_connection *c, json_t *b, json_t *fea
         http_api_error(c, &e);
         return;
     }
-    /* trimmed names when both are given, else null for both (band_song_passed) */
-    char *band = NULL, *song = NULL;
-    if (band_song_passed(jstr(b, "band_name"), jstr(b, "song_title"), &band, &song) < 0) {
-        http_error(c, 500, NULL, "%s", m2p_errmsg());
-        return;
-    }
-    const char *raw = jstr(b, "genre");
-    const char *source = "metadata";
-    if (!raw || !*raw) {
-        raw = NULL;
-        source = "none";
-        if (genre_infer_json(features, &raw) == 0 && raw)
-            source = "inferred";
-        else
-            raw = NULL;
-    }
-    json_t *rawj = raw ? json_string(raw) : json_null();
-    char *prompt = NULL, *neg = NULL;
-    int rc = prompt_build_json(version, features, band, song, rawj, &prompt, &neg);
-    const char *hint = genre_normalize_json(rawj);
-    json_decref(rawj);
+    jobs_prompt p;
+    int rc = jobs_prompt_from_features(version, features, jstr(b, "band_name"),
+                                       jstr(b, "song_title"), jstr(b, "genre"), &p);
     if (rc) {
-        http_error(c, http_status_of(rc), "features", "%s", m2p_errmsg());
-        free(band);
-        free(song);
+        http_error(c, http_status_of(rc), rc == M2P_ENOMEM ? NULL : "features", "%s",
+                   m2p_errmsg());
         return;
     }
     http_json(c, 200,
-              json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "success", 1, "prompt", prompt,
-                        "negative_prompt", neg ? neg : "", "band", band ? band : "", "song",
-                        song ? song : "", "genre_hint", hint ? hint : "abstract", "genre_source",
-                        source, "features", features));
-    free(prompt);
-    free(neg);
-    free(band);
-    free(song);
+              json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "success", 1, "prompt",
+                        p.prompt, "negative_prompt", p.negative ? p.negative : "", "band",
+                        p.band ? p.band : "", "song", p.song ? p.song : "", "genre_hint",
+                        p.genre_hint, "genre_source", p.genre_source, "features", features));
+    jobs_prompt_clear(&p);
 }
 
 void api_generate_prompt(server *s, struct mg_connection *c, const route_args *a)
@@ -190,7 +165,7 @@ void api_extract_metadata_quick(server *s, struct mg_connection *c, const route_
         return;
     }
     m2p_source_info info;
-    int rc = quick_info(jstr(b, "url"), &info);
+    int rc = jobs_quick_info(jstr(b, "url"), &info);
     if (rc) {
         http_error(c, http_status_of(rc) == 500 ? 502 : http_status_of(rc), "url", "%s",
                    m2p_errmsg());
@@ -261,9 +236,8 @@ void api_generate_prompt_llm(server *s, struct mg_connection *c, const route_arg
     free(prompt);
 }
 
-/* Does the chat endpoint accept the key? It lists its models with it (GET {base}/models, a
- * read that costs nothing): 200 is valid, 401/403 is not; anything else is the endpoint's
- * failure (502), not an answer about the key. */
+/* Does the chat endpoint accept the key (m2p_llm_key_check)? 200 is valid, 401/403 is not;
+ * anything else is the endpoint's failure (502), not an answer about the key. */
 void api_validate_api_key(server *s, struct mg_connection *c, const route_args *a)
 {
     (void)s;
@@ -282,28 +256,11 @@ void api_validate_api_key(server *s, struct mg_connection *c, const route_args *
                    "api_key has control characters (CR, LF, ...); paste the key alone");
         return;
     }
-    m2p_llm_params p = m2p_llm_default_params();
-    size_t bl = strlen(p.base_url);
-    while (bl && p.base_url[bl - 1] == '/')
-        bl--;
-    char url[1100], auth[600];
-    snprintf(url, sizeof url, "%.*s/models", (int)bl, p.base_url);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
-    const char *hdr[] = {auth, "Accept: application/json", NULL};
-    net_request rq = {.method = "GET", .url = url, .headers = hdr, .timeout_s = 20};
-    long status = 0;
-    char *body = NULL;
-    int rc = net_fetch(&rq, &status, &body, NULL);
-    free(body);
-    if (rc) {
+    int valid = 0;
+    if (m2p_llm_key_check(NULL, key, &valid)) {
         http_error(c, 502, NULL, "%s", m2p_errmsg());
         return;
     }
-    if (status != 200 && status != 401 && status != 403) {
-        http_error(c, 502, NULL, "%s answered HTTP %ld", url, status);
-        return;
-    }
-    int valid = status == 200;
     http_json(c, 200,
               json_pack("{s:b, s:b, s:s}", "success", 1, "valid", valid, "message",
                         valid ? "the API key is valid" : "the API key was rejected"));

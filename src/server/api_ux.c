@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/error.h"
-#include "sd/clip_tokenizer.h"
 #include "server/server_internal.h"
 
 #define UX_TOKEN_LIMIT 77 /* CLIPTextModel max_position_embeddings: BOS + 75 tokens + EOS */
@@ -20,60 +20,49 @@
 
 /* The tokenizer of the model folder dir, loaded once and kept until another folder is asked
  * for. Returns it with s->tok_lock held (the caller unlocks), or NULL with the lock released. */
-static clip_tokenizer *ux_tokenizer(server *s, const char *dir)
+static m2p_tokenizer *ux_tokenizer(server *s, const char *dir)
 {
     pthread_mutex_lock(&s->tok_lock);
     if (s->tok && !strcmp(s->tok_dir, dir))
         return s->tok;
     char tdir[1100];
     snprintf(tdir, sizeof tdir, "%s/tokenizer", dir);
-    clip_tokenizer *t = NULL;
-    if (clip_tokenizer_load(tdir, &t)) {
+    m2p_tokenizer *t = NULL;
+    if (m2p_tokenizer_load(tdir, &t)) {
         pthread_mutex_unlock(&s->tok_lock);
         return NULL;
     }
-    clip_tokenizer_free(s->tok);
+    m2p_tokenizer_free(s->tok);
     s->tok = t;
     snprintf(s->tok_dir, sizeof s->tok_dir, "%s", dir);
     return t;
 }
 
-/* The vocabulary pieces of ids[from..to) as text: "</w>" ends a word. */
-static json_t *ux_detokenize(const clip_tokenizer *t, const int32_t *ids, int from, int to)
+/* The vocabulary pieces of ids[from..to) as text: "</w>" ends a word. The text is at most most
+ * bytes (NULL beyond, as when out of memory). */
+static json_t *ux_detokenize(const m2p_tokenizer *t, const int32_t *ids, int from, int to,
+                             size_t most)
 {
-    size_t cap = 64, len = 0;
-    char *out = malloc(cap);
-    if (!out)
-        return NULL;
-    out[0] = 0;
+    m2p_buf out;
+    m2p_buf_init(&out, most);
     for (int i = from; i < to; i++) {
-        const char *p = clip_token_str(t, ids[i]);
+        const char *p = m2p_token_text(t, ids[i]);
         if (!p)
             continue;
         size_t n = strlen(p);
         int word_end = n >= 4 && !strcmp(p + n - 4, "</w>");
         if (word_end)
             n -= 4;
-        if (len + n + 2 > cap) {
-            while (len + n + 2 > cap)
-                cap *= 2;
-            char *nb = realloc(out, cap);
-            if (!nb) {
-                free(out);
-                return NULL;
-            }
-            out = nb;
+        if (m2p_buf_append(&out, p, n) ||
+            (word_end && i + 1 < to && m2p_buf_append(&out, " ", 1))) {
+            m2p_buf_free(&out);
+            return NULL;
         }
-        memcpy(out + len, p, n);
-        len += n;
-        if (word_end && i + 1 < to)
-            out[len++] = ' ';
-        out[len] = 0;
     }
     /* The vocabulary is valid UTF-8 (byte-level BPE maps every byte to a character); jansson
      * checks it anyway. */
-    json_t *v = json_stringn(out, len);
-    free(out);
+    json_t *v = json_stringn(out.data ? out.data : "", out.len);
+    m2p_buf_free(&out);
     return v ? v : json_string("");
 }
 
@@ -106,7 +95,7 @@ void api_tokens(server *s, struct mg_connection *c, const route_args *a)
         http_error(c, 404, "model", "model %s is not installed (see /api/models)", name);
         return;
     }
-    clip_tokenizer *t = ux_tokenizer(s, dir);
+    m2p_tokenizer *t = ux_tokenizer(s, dir);
     if (!t) {
         http_error(c, 500, "model", "the tokenizer of model %s cannot be read: %s", name,
                    m2p_errmsg());
@@ -114,10 +103,12 @@ void api_tokens(server *s, struct mg_connection *c, const route_args *a)
     }
     int32_t *ids = NULL;
     int n = 0;
-    int rc = clip_tokenize_full(t, json_string_value(tv), &ids, &n);
+    int rc = m2p_tokenizer_encode_all(t, json_string_value(tv), &ids, &n);
     json_t *ignored = NULL;
     if (!rc && n > UX_TOKEN_LIMIT) /* the last kept slot is EOS: tokens 76.. (before EOS) drop */
-        ignored = ux_detokenize(t, ids, UX_TOKEN_LIMIT - 1, n - 1);
+        /* pieces are the normalized text cut up, so 4x the text's bytes bounds them */
+        ignored = ux_detokenize(t, ids, UX_TOKEN_LIMIT - 1, n - 1,
+                                4 * strlen(json_string_value(tv)) + 64);
     pthread_mutex_unlock(&s->tok_lock);
     free(ids);
     if (rc || (n > UX_TOKEN_LIMIT && !ignored)) {

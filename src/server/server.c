@@ -28,7 +28,6 @@
 #include "core/error.h"
 #include "core/json_limit.h"
 #include "core/paths.h"
-#include "sd/clip_tokenizer.h"
 #include "server/server_internal.h"
 
 #define SERVER_HTTP_THREADS 1024 /* workers for HTTP besides max_ws (the comment above) */
@@ -227,10 +226,6 @@ int server_start(const server_config *cfg, server **out)
                              maxreq,
                              "request_timeout_ms",
                              "10000",
-                             "websocket_timeout_ms",
-                             "3600000",
-                             "enable_websocket_ping_pong",
-                             "yes",
                              "enable_keep_alive",
                              "yes",
                              "connection_queue",
@@ -246,6 +241,8 @@ int server_start(const server_config *cfg, server **out)
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_message;
     cb.end_request = ux_end_request; /* serve -v logs each request */
+    /* /ws/progress: CivetWeb hands the request over before it answers it (ws.c frames it) */
+    cb.begin_request = ws_begin_request;
     /* answers dumped while memory ran out are refused (http.c) */
     m2p_json_track_alloc();
     mg_init_library(0);
@@ -259,7 +256,6 @@ int server_start(const server_config *cfg, server **out)
     int np = mg_get_server_ports(s->ctx, 4, sp);
     s->port = np > 0 ? sp[0].port : cfg->port;
     mg_set_request_handler(s->ctx, "/api", router_handle, s);
-    ws_register(s);
     *out = s;
     return 0;
 fail:
@@ -279,8 +275,11 @@ void server_stop(server *s)
     /* Running jobs stop at their next step and go back to the queue while CivetWeb's threads
      * wind down (which takes a while), not after. */
     jobs_request_stop(s->q);
-    if (s->ctx)
-        mg_stop(s->ctx); /* closes the WebSockets first: no bus writes after this */
+    if (s->ctx) {
+        /* the WebSockets close, mg_stop waits for their threads: no bus writes after this */
+        ws_stop(s);
+        mg_stop(s->ctx);
+    }
     jobs_stop(s->q);
     progress_bus_free(s->bus);
     model_cache_free(s->models);
@@ -288,7 +287,7 @@ void server_stop(server *s)
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases the data folder's lock */
     pthread_mutex_destroy(&s->lock);
-    clip_tokenizer_free(s->tok);
+    m2p_tokenizer_free(s->tok);
     json_decref(s->model_problems);
     ux_fetch_stop(s);
     m2p_poster_cleanup(); /* the HTTP threads that drew poster text are gone */

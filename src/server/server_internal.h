@@ -11,8 +11,11 @@
 
 #include "jobs/queue.h"
 #include "server/server.h"
+#include "store/jobs_store.h" /* the job records the routes read (store_job, results, batches) */
 
 typedef struct ux_fetch ux_fetch; /* api_fetch.c: a model download from the page */
+
+typedef struct ws_client ws_client; /* ws.c: one /ws/progress connection */
 
 struct server {
     server_config cfg;
@@ -25,12 +28,15 @@ struct server {
     pthread_mutex_t lock;
     int n_ws; /* open WebSocket clients (lock) */
     long ws_dropped; /* clients dropped for not reading (lock) */
+    /* ws.c: the open WebSockets, for ws_stop, which sets ws_stopping (lock) */
+    ws_client *ws_clients;
+    int ws_stopping;
     int port;
     int lock_fd; /* DATA/server.lock, flock'd while the server runs */
     char *openapi; /* /api/openapi.json, built at start */
     /* api_ux.c: the tokenizer of the last model a token count asked for (tok_lock) */
     pthread_mutex_t tok_lock;
-    struct clip_tokenizer *tok;
+    m2p_tokenizer *tok;
     char tok_dir[1024];
     json_t *model_problems; /* api_ux.c: configured models that cannot be used (read-only) */
     pthread_mutex_t fetch_lock;
@@ -156,10 +162,19 @@ int api_submit_analysis(server *s, const char *source, int upload, double durati
 
 /* The OpenAPI 3.0 document built from api_routes and the schemas (malloc'd JSON text). */
 char *openapi_build(void);
-void ws_register(server *s);
-/* ws.c, for fuzz_ws: one client frame (bits: FIN and opcode as CivetWeb passes them) handled as
- * for a connected client without a socket. *keep_open gets 1 when the connection would stay
- * open; returns nonzero when an answer it would send is not a JSON object with a "type". */
+/* ws.c: CivetWeb's begin_request callback; takes the requests for /ws/progress (the WebSocket,
+ * framed by us: ws.c's comment) and returns 0 for every other one. */
+int ws_begin_request(struct mg_connection *c);
+/* ws.c: close every WebSocket (1001) and take no new one; before mg_stop, which waits for them. */
+void ws_stop(server *s);
+/* ws.c, for fuzz_ws: one client message (bits: FIN and opcode, as in a frame's first byte)
+ * handled as for a connected client without a socket. *keep_open gets 1 when the connection
+ * would stay open; returns nonzero when an answer it would send is not a JSON object with a
+ * "type". */
 int ws_message_check(server *s, int bits, const char *data, size_t len, int *keep_open);
+/* ws.c, for fuzz_ws: data as the bytes a client sends after the handshake, read by the same
+ * frame reader as a socket's (to their end). *close_code gets the code the connection would
+ * close with (0: it ran out of bytes); returns nonzero when a frame it would send is malformed. */
+int ws_stream_check(server *s, const uint8_t *data, size_t len, int *close_code);
 
 #endif

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 #include "store/pg_internal.h"
 
@@ -487,29 +488,30 @@ static int gallery(m2p_store *s, int offset, int limit, char **json, int64_t *to
                      " meta FROM results ORDER BY id DESC LIMIT $1 OFFSET $2",
                      &p, 0, &r, "reading the gallery")))
         return rc;
-    store_sbuf b = {0};
-    int bad = store_sb_str(&b, "[");
+    m2p_buf b;
+    m2p_buf_init(&b, 0);
+    int bad = m2p_buf_puts(&b, "[");
     for (int i = 0; !bad && i < PQntuples(r); i++) {
-        char head[512];
-        long long id = pg_i64(r, i, 0);
-        snprintf(head, sizeof head,
-                 "%s{\"id\":%lld,\"job_id\":%lld,\"variation\":%d,\"seed\":%llu,\"width\":%d,"
-                 "\"height\":%d,\"seconds\":%.3f,\"created_ms\":%lld,"
-                 "\"url\":\"/api/images/%lld.png\",\"meta\":",
-                 i ? "," : "", id, (long long)pg_i64(r, i, 1), (int)pg_i64(r, i, 2),
-                 (unsigned long long)pg_i64(r, i, 3), (int)pg_i64(r, i, 4), (int)pg_i64(r, i, 5),
-                 strtod(PQgetvalue(r, i, 6), NULL), (long long)pg_i64(r, i, 7), id);
-        const char *meta = PQgetvalue(r, i, 8);
-        bad = store_sb_str(&b, head) || store_sb_str(&b, meta && *meta ? meta : "{}") ||
-              store_sb_str(&b, "}");
+        store_result_row row = {
+            .id = pg_i64(r, i, 0),
+            .job_id = pg_i64(r, i, 1),
+            .variation = (int)pg_i64(r, i, 2),
+            .seed = (uint64_t)pg_i64(r, i, 3),
+            .width = (int)pg_i64(r, i, 4),
+            .height = (int)pg_i64(r, i, 5),
+            .seconds = strtod(PQgetvalue(r, i, 6), NULL),
+            .created_ms = pg_i64(r, i, 7),
+            .meta = PQgetvalue(r, i, 8),
+        };
+        bad = store_gallery_add(&b, &row);
     }
     PQclear(r);
-    if (bad || store_sb_str(&b, "]")) {
-        free(b.p);
-        return m2p_error(M2P_ENOMEM, "store: out of memory building the gallery");
+    if (bad || (bad = m2p_buf_puts(&b, "]"))) {
+        m2p_buf_free(&b);
+        return m2p_error_wrap(bad, "store: building the gallery");
     }
-    *json = b.p;
-    return 0;
+    *json = m2p_buf_detach(&b);
+    return *json ? 0 : m2p_error(M2P_ENOMEM, "store: out of memory building the gallery");
 }
 
 static int ids_query(m2p_store *s, const char *sql, const pgp *p, int64_t **ids, int *n,

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/assert.h"
+#include "core/buf.h"
 #include "core/error.h"
 #include "store/store_internal.h"
 
@@ -76,6 +78,25 @@ static int commit(m2p_store *s)
 static int prepare(m2p_store *s, const char *sql, sqlite3_stmt **st, const char *what)
 {
     return sqlite3_prepare_v2(s->db, sql, -1, st, NULL) == SQLITE_OK ? 0 : db_fail(s, what);
+}
+
+/* The row of sql (one ? for id) with that id: 0 with *st on it (the caller reads and finalizes
+ * it), else the error (M2P_ENOTFOUND "<thing> <id> does not exist"), nothing left open. */
+static int row_by_id(m2p_store *s, const char *sql, int64_t id, const char *thing,
+                     sqlite3_stmt **st, const char *what)
+{
+    int rc = prepare(s, sql, st, what);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(*st, 1, id);
+    rc = sqlite3_step(*st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    sqlite3_finalize(*st);
+    *st = NULL;
+    return rc == SQLITE_DONE
+               ? m2p_error(M2P_ENOTFOUND, "%s %lld does not exist", thing, (long long)id)
+               : db_fail(s, what);
 }
 
 /* Step a statement without rows and finalize it; *changes (if given) gets the rows changed. */
@@ -151,20 +172,13 @@ static int job_create(m2p_store *s, int kind, const char *params, int64_t batch_
 static int job_get(m2p_store *s, int64_t id, store_job *out)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prepare(s, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", &st, "reading a job");
+    int rc = row_by_id(s, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", id, "job", &st,
+                       "reading a job");
     if (rc)
         return rc;
-    sqlite3_bind_int64(st, 1, id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        job_from_row(st, out);
-        sqlite3_finalize(st);
-        return 0;
-    }
+    job_from_row(st, out);
     sqlite3_finalize(st);
-    if (rc == SQLITE_DONE)
-        return m2p_error(M2P_ENOTFOUND, "job %lld does not exist", (long long)id);
-    return db_fail(s, "reading a job");
+    return 0;
 }
 
 static int job_claim(m2p_store *s, int kind, const store_lease *lease, store_job *out)
@@ -421,30 +435,61 @@ static int jobs_recover(m2p_store *s, int max_attempts, const char *worker, int 
     return 0;
 }
 
+/* Every row of st (finalized here) read by row() into v, an array of the row's type; on a failure
+ * v is emptied, clear() (when given) run on each row read. */
+static int rows_read(m2p_store *s, sqlite3_stmt *st, m2p_vec *v,
+                     void (*row)(sqlite3_stmt *st, void *item), void (*clear)(void *item),
+                     const char *what)
+{
+    int rc, bad = 0;
+    union { /* one row of any type read here, aligned for each */
+        store_job job;
+        store_worker worker;
+        int64_t id;
+    } item;
+    M2P_ASSERT(v->elem <= sizeof item);
+    while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        row(st, &item);
+        if ((bad = m2p_vec_push(v, &item)) && clear)
+            clear(&item);
+    }
+    sqlite3_finalize(st);
+    if (bad || rc != SQLITE_DONE) {
+        for (size_t i = 0; clear && i < v->n; i++)
+            clear((char *)v->data + i * v->elem);
+        m2p_vec_free(v);
+        return bad ? m2p_error_wrap(bad, "store: %s", what) : db_fail(s, what);
+    }
+    return 0;
+}
+
+/* What rows_read gathered, for the caller (free() it; NULL when none), and its count. */
+static void *rows_take(m2p_vec *v, int *n)
+{
+    size_t got;
+    void *d = m2p_vec_detach(v, &got);
+    *n = (int)got;
+    return d;
+}
+
+static void job_row(sqlite3_stmt *st, void *item)
+{
+    job_from_row(st, item);
+}
+
+static void job_clear(void *item)
+{
+    store_job_clear(item);
+}
+
 /* Rows of a prepared statement -> jobs (st finalized). */
 static int jobs_from_stmt(m2p_store *s, sqlite3_stmt *st, store_job **out, int *n)
 {
-    int cap = 0, rc;
-    store_job *v = NULL;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            store_job *nv = realloc(v, (size_t)cap * sizeof *v);
-            if (!nv) {
-                for (int i = 0; i < *n; i++)
-                    store_job_clear(&v[i]);
-                free(v);
-                sqlite3_finalize(st);
-                *n = 0;
-                return m2p_error(M2P_ENOMEM, "store: out of memory reading jobs");
-            }
-            v = nv;
-        }
-        job_from_row(st, &v[(*n)++]);
-    }
-    sqlite3_finalize(st);
-    *out = v;
-    return rc == SQLITE_DONE ? 0 : db_fail(s, "reading jobs");
+    m2p_vec v;
+    m2p_vec_init(&v, sizeof(store_job), STORE_MAX_ROWS);
+    int rc = rows_read(s, st, &v, job_row, job_clear, "reading jobs");
+    *out = rows_take(&v, n);
+    return rc;
 }
 
 static int jobs_of_batch(m2p_store *s, int64_t batch_id, store_job **out, int *n)
@@ -539,17 +584,10 @@ static int finish_with_results(m2p_store *s, const store_job *job, const char *m
 static int result_png(m2p_store *s, int64_t id, uint8_t **png, size_t *len)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prepare(s, "SELECT png FROM results WHERE id = ?", &st, "reading an image");
+    int rc =
+        row_by_id(s, "SELECT png FROM results WHERE id = ?", id, "image", &st, "reading an image");
     if (rc)
         return rc;
-    sqlite3_bind_int64(st, 1, id);
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        sqlite3_finalize(st);
-        return rc == SQLITE_DONE
-                   ? m2p_error(M2P_ENOTFOUND, "image %lld does not exist", (long long)id)
-                   : db_fail(s, "reading an image");
-    }
     int n = sqlite3_column_bytes(st, 0);
     const void *b = sqlite3_column_blob(st, 0);
     *png = malloc(n > 0 ? (size_t)n : 1);
@@ -590,56 +628,45 @@ static int gallery(m2p_store *s, int offset, int limit, char **json, int64_t *to
         return rc;
     sqlite3_bind_int(st, 1, limit);
     sqlite3_bind_int(st, 2, offset);
-    store_sbuf b = {0};
-    int first = 1, bad = store_sb_str(&b, "[");
+    m2p_buf b;
+    m2p_buf_init(&b, 0);
+    int bad = m2p_buf_puts(&b, "[");
     while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        char head[512];
-        long long id = sqlite3_column_int64(st, 0);
-        snprintf(head, sizeof head,
-                 "%s{\"id\":%lld,\"job_id\":%lld,\"variation\":%d,\"seed\":%llu,\"width\":%d,"
-                 "\"height\":%d,\"seconds\":%.3f,\"created_ms\":%lld,"
-                 "\"url\":\"/api/images/%lld.png\",\"meta\":",
-                 first ? "" : ",", id, (long long)sqlite3_column_int64(st, 1),
-                 sqlite3_column_int(st, 2), (unsigned long long)sqlite3_column_int64(st, 3),
-                 sqlite3_column_int(st, 4), sqlite3_column_int(st, 5), sqlite3_column_double(st, 6),
-                 (long long)sqlite3_column_int64(st, 7), id);
-        const char *meta = (const char *)sqlite3_column_text(st, 8);
-        bad = store_sb_str(&b, head) || store_sb_str(&b, meta && *meta ? meta : "{}") ||
-              store_sb_str(&b, "}");
-        first = 0;
+        store_result_row row = {
+            .id = sqlite3_column_int64(st, 0),
+            .job_id = sqlite3_column_int64(st, 1),
+            .variation = sqlite3_column_int(st, 2),
+            .seed = (uint64_t)sqlite3_column_int64(st, 3),
+            .width = sqlite3_column_int(st, 4),
+            .height = sqlite3_column_int(st, 5),
+            .seconds = sqlite3_column_double(st, 6),
+            .created_ms = sqlite3_column_int64(st, 7),
+            .meta = (const char *)sqlite3_column_text(st, 8),
+        };
+        bad = store_gallery_add(&b, &row);
     }
     sqlite3_finalize(st);
-    if (bad || store_sb_str(&b, "]")) {
-        free(b.p);
-        return m2p_error(M2P_ENOMEM, "store: out of memory building the gallery");
+    if (bad || (bad = m2p_buf_puts(&b, "]"))) {
+        m2p_buf_free(&b);
+        return m2p_error_wrap(bad, "store: building the gallery");
     }
-    *json = b.p;
-    return 0;
+    *json = m2p_buf_detach(&b);
+    return *json ? 0 : m2p_error(M2P_ENOMEM, "store: out of memory building the gallery");
+}
+
+static void id_row(sqlite3_stmt *st, void *item)
+{
+    int64_t id = sqlite3_column_int64(st, 0);
+    memcpy(item, &id, sizeof id);
 }
 
 static int ids_query(m2p_store *s, sqlite3_stmt *st, int64_t **ids, int *n, const char *what)
 {
-    *ids = NULL;
-    *n = 0;
-    int cap = 0, rc;
-    int64_t *v = NULL;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            int64_t *nv = realloc(v, (size_t)cap * sizeof *v);
-            if (!nv) {
-                free(v);
-                sqlite3_finalize(st);
-                *n = 0;
-                return m2p_error(M2P_ENOMEM, "store: out of memory (%s)", what);
-            }
-            v = nv;
-        }
-        v[(*n)++] = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    *ids = v;
-    return rc == SQLITE_DONE ? 0 : db_fail(s, what);
+    m2p_vec v;
+    m2p_vec_init(&v, sizeof(int64_t), STORE_MAX_ROWS);
+    int rc = rows_read(s, st, &v, id_row, NULL, what);
+    *ids = rows_take(&v, n);
+    return rc;
 }
 
 static int results_of_job(m2p_store *s, int64_t job_id, int64_t **ids, int *n)
@@ -687,18 +714,10 @@ static int batch_submit(m2p_store *s, const char *params, int kind, const char *
 static int batch_get(m2p_store *s, int64_t id, char **params, int64_t *created_ms)
 {
     sqlite3_stmt *st = NULL;
-    int rc =
-        prepare(s, "SELECT params, created_ms FROM batches WHERE id = ?", &st, "reading a batch");
+    int rc = row_by_id(s, "SELECT params, created_ms FROM batches WHERE id = ?", id, "batch", &st,
+                       "reading a batch");
     if (rc)
         return rc;
-    sqlite3_bind_int64(st, 1, id);
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        sqlite3_finalize(st);
-        return rc == SQLITE_DONE
-                   ? m2p_error(M2P_ENOTFOUND, "batch %lld does not exist", (long long)id)
-                   : db_fail(s, "reading a batch");
-    }
     *params = col_text(st, 0);
     if (created_ms)
         *created_ms = sqlite3_column_int64(st, 1);
@@ -744,6 +763,20 @@ static int worker_beat(m2p_store *s, const store_worker *w)
     return run(s, st, NULL, "recording a worker");
 }
 
+static void worker_row(sqlite3_stmt *st, void *item)
+{
+    store_worker *w = item;
+    memset(w, 0, sizeof *w);
+    snprintf(w->name, sizeof w->name, "%s", (const char *)sqlite3_column_text(st, 0));
+    snprintf(w->host, sizeof w->host, "%s", (const char *)sqlite3_column_text(st, 1));
+    w->pid = sqlite3_column_int(st, 2);
+    snprintf(w->kinds, sizeof w->kinds, "%s", (const char *)sqlite3_column_text(st, 3));
+    snprintf(w->models, sizeof w->models, "%s", (const char *)sqlite3_column_text(st, 4));
+    w->job = sqlite3_column_int64(st, 5);
+    w->started_ms = sqlite3_column_int64(st, 6);
+    w->seen_ms = sqlite3_column_int64(st, 7);
+}
+
 static int workers_list(m2p_store *s, int64_t since, store_worker **out, int *n)
 {
     *out = NULL;
@@ -756,34 +789,11 @@ static int workers_list(m2p_store *s, int64_t since, store_worker **out, int *n)
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, since);
-    int cap = 0;
-    store_worker *v = NULL;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            store_worker *nv = realloc(v, (size_t)cap * sizeof *v);
-            if (!nv) {
-                free(v);
-                sqlite3_finalize(st);
-                *n = 0;
-                return m2p_error(M2P_ENOMEM, "store: out of memory listing workers");
-            }
-            v = nv;
-        }
-        store_worker *w = &v[(*n)++];
-        memset(w, 0, sizeof *w);
-        snprintf(w->name, sizeof w->name, "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(w->host, sizeof w->host, "%s", (const char *)sqlite3_column_text(st, 1));
-        w->pid = sqlite3_column_int(st, 2);
-        snprintf(w->kinds, sizeof w->kinds, "%s", (const char *)sqlite3_column_text(st, 3));
-        snprintf(w->models, sizeof w->models, "%s", (const char *)sqlite3_column_text(st, 4));
-        w->job = sqlite3_column_int64(st, 5);
-        w->started_ms = sqlite3_column_int64(st, 6);
-        w->seen_ms = sqlite3_column_int64(st, 7);
-    }
-    sqlite3_finalize(st);
-    *out = v;
-    return rc == SQLITE_DONE ? 0 : db_fail(s, "listing workers");
+    m2p_vec v;
+    m2p_vec_init(&v, sizeof(store_worker), STORE_MAX_ROWS);
+    rc = rows_read(s, st, &v, worker_row, NULL, "listing workers");
+    *out = rows_take(&v, n);
+    return rc;
 }
 
 static int queue_depth(m2p_store *s, char **json)

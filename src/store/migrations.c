@@ -16,6 +16,7 @@
  */
 #include "store/migrations.h"
 
+#include "core/error.h"
 #include "store/store.h"
 
 static const store_migration list[] = {
@@ -117,3 +118,14 @@ const store_migration *store_migrations(int backend, int *n)
     return backend == STORE_POSTGRESQL ? pg_list : list;
 }
 
+int store_schema_check(int have, int n)
+{
+    if (have < 0)
+        return have;
+    if (have > n)
+        return m2p_error(M2P_EUNSUPPORTED,
+                         "store: the database has schema version %d but this build knows only "
+                         "%d; it was written by a newer mus2pic",
+                         have, n);
+    return 0;
+}

@@ -16,5 +16,9 @@ typedef struct store_migration {
 
 /* The list of backend (STORE_SQLITE | STORE_POSTGRESQL), in order; *n gets its length. */
 const store_migration *store_migrations(int backend, int *n);
+/* A database at schema version have (negative: reading it failed, that error) against the n
+ * migrations of this build: 0 when versions have+1..n may be applied, else the error (a
+ * database written by a newer mus2pic is left alone). */
+int store_schema_check(int have, int n);
 
 #endif

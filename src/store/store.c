@@ -25,27 +25,24 @@ int64_t store_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int store_sb_add(store_sbuf *b, const char *s, size_t n)
+int64_t store_expires_ms(int64_t now, int64_t ttl_s)
 {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return -1;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-    return 0;
+    if (ttl_s <= 0 || ttl_s > (INT64_MAX - now) / 1000)
+        return 0;
+    return now + ttl_s * 1000;
 }
 
-int store_sb_str(store_sbuf *b, const char *s)
+int store_gallery_add(m2p_buf *b, const store_result_row *r)
 {
-    return store_sb_add(b, s, strlen(s));
+    /* meta is spliced in: it is JSON this program wrote and validated on the way in. */
+    return m2p_buf_printf(b,
+                          "%s{\"id\":%lld,\"job_id\":%lld,\"variation\":%d,\"seed\":%llu,"
+                          "\"width\":%d,\"height\":%d,\"seconds\":%.3f,\"created_ms\":%lld,"
+                          "\"url\":\"/api/images/%lld.png\",\"meta\":%s}",
+                          b->len > 1 ? "," : "", (long long)r->id, (long long)r->job_id,
+                          r->variation, (unsigned long long)r->seed, r->width, r->height,
+                          r->seconds, (long long)r->created_ms, (long long)r->id,
+                          r->meta && *r->meta ? r->meta : "{}");
 }
 
 static const char *const states[5] = {"queued", "running", "done", "failed", "canceled"};
@@ -243,8 +240,9 @@ static int audio_args(m2p_store *s, const char *key)
                          "postgresql://...); a %s store keeps them in the data folder",
                          s->be->name);
     size_t n = key ? strlen(key) : 0;
-    if (!n || n > 100 || key[0] == '.' || strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
-                                                        "OPQRSTUVWXYZ0123456789._-") != n)
+    if (!n || n > 100 || key[0] == '.' ||
+        strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
+                    "OPQRSTUVWXYZ0123456789._-") != n)
         return m2p_error(M2P_EINVAL, "store audio: the key '%s' is not a plain name",
                          key ? key : "");
     return 0;

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
+#include "core/buf.h"
 #include "store/jobs_store.h"
 #include "store/store.h"
 
@@ -112,14 +113,23 @@ int store_sqlite_open(m2p_store *s, const char *file);
 int store_pg_open(m2p_store *s, const char *url);
 
 int64_t store_now_ms(void);
+/* When a cache entry put at now with a lifetime of ttl_s seconds expires: 0 (never) for ttl_s
+ * <= 0 or a time past int64. */
+int64_t store_expires_ms(int64_t now, int64_t ttl_s);
 
-/* A growing text buffer for JSON built from rows: sb_* return 0 or -1 when out of memory. */
-typedef struct store_sbuf {
-    char *p;
-    size_t n, cap;
-} store_sbuf;
-int store_sb_add(store_sbuf *b, const char *s, size_t n);
-int store_sb_str(store_sbuf *b, const char *s);
+/* The most rows a list read from the store holds in memory at once (pages ask for far fewer). */
+#define STORE_MAX_ROWS 1000000
+
+/* One image of the gallery as both backends read it; store_gallery_add appends its JSON
+ * ({"id":..,"url":..,"meta":{..}}) to b, after a comma unless b holds only the opening "[". */
+typedef struct store_result_row {
+    int64_t id, job_id, created_ms;
+    uint64_t seed;
+    int variation, width, height;
+    double seconds;
+    const char *meta; /* JSON written by this program (validated on the way in); NULL or "": {} */
+} store_result_row;
+int store_gallery_add(m2p_buf *b, const store_result_row *r);
 
 /* Queue depth: the index of a state in queued, running, done, failed, canceled (-1: other),
  * and the JSON of store_queue_depth from counts[kind][state] (*json malloc'd). */

@@ -278,13 +278,8 @@ int store_pg_migrate(m2p_store *s)
                      NULL, NULL, "creating schema_version")))
         return pg_rollback(s, rc);
     int have = store_pg_schema_version(s);
-    if (have < 0)
-        return pg_rollback(s, have);
-    if (have > n)
-        return pg_rollback(s, m2p_error(M2P_EUNSUPPORTED,
-                                        "store: the database has schema version %d but this "
-                                        "build knows only %d; it was written by a newer mus2pic",
-                                        have, n));
+    if ((rc = store_schema_check(have, n)))
+        return pg_rollback(s, rc);
     for (int v = have + 1; v <= n; v++) {
         PGresult *r = PQexec(s->pg, m[v - 1].sql);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -329,9 +324,7 @@ int store_pg_cache_get(m2p_store *s, const char *ns, const char *key, char **val
 int store_pg_cache_put(m2p_store *s, const char *ns, const char *key, const char *value,
                        int64_t ttl_s)
 {
-    int64_t now = store_now_ms(), expires = 0;
-    if (ttl_s > 0)
-        expires = ttl_s > (INT64_MAX - now) / 1000 ? 0 : now + ttl_s * 1000;
+    int64_t now = store_now_ms(), expires = store_expires_ms(now, ttl_s);
     pgp p = {0};
     pgp_str(&p, ns);
     pgp_str(&p, key);
@@ -481,8 +474,8 @@ int store_pg_audio_get(m2p_store *s, const char *key, const char *path, int64_t 
         pgp q = {0};
         pgp_str(&q, key);
         pgp_i64(&q, seq);
-        if ((rc = pg_run(s, "SELECT data FROM audio_chunks WHERE key = $1 AND seq = $2", &q, 1,
-                         &r, "reading audio")))
+        if ((rc = pg_run(s, "SELECT data FROM audio_chunks WHERE key = $1 AND seq = $2", &q, 1, &r,
+                         "reading audio")))
             break;
         if (PQntuples(r) == 0) {
             rc = m2p_error(M2P_ENOTFOUND, "store audio: %s lost chunk %lld (deleted meanwhile?)",

@@ -151,13 +151,9 @@ int store_sqlite_migrate(m2p_store *s)
                      NULL, NULL, NULL) != SQLITE_OK)
         return rollback(s, fail(s, "creating schema_version"));
     int have = store_sqlite_schema_version(s);
-    if (have < 0)
-        return rollback(s, have);
-    if (have > n)
-        return rollback(s, m2p_error(M2P_EUNSUPPORTED,
-                                     "store: the database has schema version %d but this build "
-                                     "knows only %d; it was written by a newer mus2pic",
-                                     have, n));
+    int rc = store_schema_check(have, n);
+    if (rc)
+        return rollback(s, rc);
     for (int v = have + 1; v <= n; v++) {
         const store_migration *e = &m[v - 1];
         char *err = NULL;
@@ -222,10 +218,7 @@ int store_sqlite_cache_get(m2p_store *s, const char *ns, const char *key, char *
 int store_sqlite_cache_put(m2p_store *s, const char *ns, const char *key, const char *value,
                            int64_t ttl_s)
 {
-    int64_t now = store_now_ms();
-    int64_t expires = 0;
-    if (ttl_s > 0)
-        expires = ttl_s > (INT64_MAX - now) / 1000 ? 0 : now + ttl_s * 1000;
+    int64_t now = store_now_ms(), expires = store_expires_ms(now, ttl_s);
     int rc = 0;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db,

@@ -1,7 +1,7 @@
 /*
  * test_ytdlp_child.c — what a yt-dlp child gets from the one runner (src/audio/ytdlp.c), for
  * both of its users: the download (ytdlp_download) and the server's quick metadata route
- * (server/quick_info.c). A fake yt-dlp dumps what it sees:
+ * (jobs/quick_info.c). A fake yt-dlp dumps what it sees:
  *  - its environment: PATH, HOME and the names MUS2PIC_CHILD_ENV adds, never the server's
  *    secrets (OPENAI_API_KEY, HF_TOKEN even when listed, MUS2PIC_TOKEN) nor other variables;
  *  - its signal state: nothing blocked or ignored although this process, like `mus2pic serve`,
@@ -19,7 +19,7 @@
 
 #include "audio/ytdlp.h"
 #include "mus2pic.h"
-#include "server/quick_info.h"
+#include "jobs/quick_info.h"
 #include "test.h"
 
 static char dir[512], fake[600], dump[600];
@@ -168,7 +168,7 @@ int main(void)
     /* the quick metadata route */
     setenv("FAKE_MODE", "info", 1);
     m2p_source_info info;
-    CHECK_INT(quick_info("https://youtu.be/abcdefghijk", &info), 0);
+    CHECK_INT(jobs_quick_info("https://youtu.be/abcdefghijk", &info), 0);
     CHECK_STR(info.title, "Queen - Bohemian Rhapsody");
     check_child("quick_info");
 

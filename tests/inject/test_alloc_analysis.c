@@ -29,7 +29,8 @@ static int an_run(void *ud)
     ap.duration_s = 5;
     m2p_genre_params gp = m2p_genre_default_params();
     gp.offline = 1;
-    return m2p_analyze(c->clip, &fp, &ap, &gp, c->store, &c->a);
+    m2p_cache cache = m2p_store_cache(c->store);
+    return m2p_analyze(c->clip, &fp, &ap, &gp, &cache, &c->a);
 }
 
 static int an_check(void *ud)

@@ -6,12 +6,15 @@
  *   used goes first;
  * - a running model is never evicted: a second load waits until the job releases it;
  * - a model alone over the budget fails with a message naming the budget and the need;
+ * - with assertions on (test builds), a release without its get stops the process: it would
+ *   let a model another job runs be evicted under it (the invariant of issue 13);
  * - `serve --model-memory-gb`: two generations with two models under a budget for one, the
  *   health report shows the budget, what is loaded and the eviction; a bad value is refused.
  */
 #include <sched.h>
 
 #include "../server/harness.h"
+#include "core/assert.h"
 #include "jobs/models.h"
 
 static const char *fx_sd, *fx_sd2, *fx_xl;
@@ -183,6 +186,46 @@ static void test_too_large(void)
     model_cache_free(mc);
 }
 
+static void release_unheld(void)
+{
+    model_cache *mc = model_cache_new(0);
+    static int not_a_model;
+    model_cache_release(mc, (m2p_model *)&not_a_model);
+}
+
+static void test_release_unheld_asserts(void)
+{
+    if (!m2p_assert_enabled()) {
+        /* tests/core/test_assert reports this build as one without assertions */
+        printf("assertions off: the unbalanced release is not checked in this build\n");
+        return;
+    }
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        release_unheld();
+        _exit(0);
+    }
+    close(fds[1]);
+    char msg[512];
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof msg - 1 && (r = read(fds[0], msg + n, sizeof msg - 1 - n)) > 0)
+        n += (size_t)r;
+    msg[n] = '\0';
+    close(fds[0]);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    CHECK(strstr(msg, "assertion failed: held") != NULL);
+    CHECK(strstr(msg, "models.c:") != NULL);
+}
+
 static json_t *health(int port)
 {
     int st = 0;
@@ -289,6 +332,7 @@ int main(void)
     test_lru_order();
     test_running_not_evicted();
     test_too_large();
+    test_release_unheld_asserts();
     test_serve();
     TEST_DONE();
 }

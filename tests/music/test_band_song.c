@@ -246,12 +246,13 @@ static void test_public_and_cache(void)
     char *dir = test_tmpdir("bandsong");
     m2p_store *st = NULL;
     CHECK_INT(m2p_store_open(dir, &st), 0);
+    m2p_cache cache = m2p_store_cache(st);
     int from_cache = -1;
-    CHECK_INT(band_song_find(st, &info, band, sizeof band, song, sizeof song, &from_cache), 0);
+    CHECK_INT(band_song_find(&cache, &info, band, sizeof band, song, sizeof song, &from_cache), 0);
     CHECK_INT(from_cache, 0);
     /* a second lookup of the same video comes from the cache, even if the title changed */
     snprintf(info.title, sizeof info.title, "Other - Thing");
-    CHECK_INT(band_song_find(st, &info, band, sizeof band, song, sizeof song, &from_cache), 0);
+    CHECK_INT(band_song_find(&cache, &info, band, sizeof band, song, sizeof song, &from_cache), 0);
     CHECK_INT(from_cache, 1);
     CHECK_STR(band, "Nightwish");
     CHECK_STR(song, "Ghost Love Score");
@@ -259,7 +260,7 @@ static void test_public_and_cache(void)
     snprintf(info.id, sizeof info.id, "vid2");
     snprintf(info.title, sizeof info.title, "Song Title (Official Video)");
     snprintf(info.uploader, sizeof info.uploader, "Some Channel");
-    CHECK_INT(band_song_find(st, &info, band, sizeof band, song, sizeof song, &from_cache), 0);
+    CHECK_INT(band_song_find(&cache, &info, band, sizeof band, song, sizeof song, &from_cache), 0);
     CHECK_STR(band, "");
     char *v = NULL;
     CHECK_INT(store_cache_get(st, "band_song", "vid2", &v), M2P_ENOTFOUND);

@@ -71,12 +71,13 @@ static int mb_handler(struct mg_connection *c, void *ud)
 
 static void test_musicbrainz(test_httpd *h, m2p_store *st)
 {
+    m2p_cache cache = m2p_store_cache(st);
     m2p_genre_params p = m2p_genre_default_params();
     p.musicbrainz_url = test_httpd_url(h);
     json_t *g = NULL;
     double t0 = now_s();
     /* search + tags: 2 requests with the real 1.1 s spacing */
-    CHECK_INT(genre_musicbrainz("Slayer", &p, st, &g), 0);
+    CHECK_INT(genre_musicbrainz("Slayer", &p, &cache, &g), 0);
     char *s = json_dumps(g, JSON_COMPACT);
     CHECK_STR(s, "[\"thrash metal\",\"speed metal\",\"heavy metal\"]"); /* most votes first */
     free(s);
@@ -86,7 +87,7 @@ static void test_musicbrainz(test_httpd *h, m2p_store *st)
     fprintf(stderr, "two MusicBrainz requests: %.2f s\n", now_s() - t0);
     CHECK_INT(mb.bad_agent, 0);
     /* cached: no request, also with other case and spaces */
-    CHECK_INT(genre_musicbrainz("  SLAYER ", &p, st, &g), 0);
+    CHECK_INT(genre_musicbrainz("  SLAYER ", &p, &cache, &g), 0);
     CHECK_INT(json_array_size(g), 3);
     json_decref(g);
     CHECK_INT(mb.n, 2);
@@ -94,22 +95,22 @@ static void test_musicbrainz(test_httpd *h, m2p_store *st)
     /* the rest runs with a short spacing to keep the test fast */
     double old = genre_musicbrainz_set_interval(0.05);
     CHECK(old == 1.1);
-    CHECK_INT(genre_musicbrainz("Nobody Known", &p, st, &g), 0); /* no artist: empty, cached */
+    CHECK_INT(genre_musicbrainz("Nobody Known", &p, &cache, &g), 0); /* no artist: empty, cached */
     CHECK_INT(json_array_size(g), 0);
     json_decref(g);
     CHECK_INT(mb.n, 3);
     CHECK(strstr(mb.last_query, "artist%3A%22nobody%20known%22") != NULL);
-    CHECK_INT(genre_musicbrainz("Nobody Known", &p, st, &g), 0);
+    CHECK_INT(genre_musicbrainz("Nobody Known", &p, &cache, &g), 0);
     json_decref(g);
     CHECK_INT(mb.n, 3);
     /* failures are errors and are not cached */
     mb.fail = 1;
-    CHECK_INT(genre_musicbrainz("Failing Band", &p, st, &g), M2P_ENETWORK);
+    CHECK_INT(genre_musicbrainz("Failing Band", &p, &cache, &g), M2P_ENETWORK);
     CHECK(g == NULL);
-    CHECK_INT(genre_musicbrainz("Failing Band", &p, st, &g), M2P_ENETWORK);
+    CHECK_INT(genre_musicbrainz("Failing Band", &p, &cache, &g), M2P_ENETWORK);
     CHECK_INT(mb.n, 5);
     mb.fail = 0;
-    CHECK_INT(genre_musicbrainz("weird", &p, st, &g), M2P_EFORMAT);
+    CHECK_INT(genre_musicbrainz("weird", &p, &cache, &g), M2P_EFORMAT);
     char *v = NULL;
     CHECK_INT(store_cache_get(st, "genre:musicbrainz", "failing band", &v), M2P_ENOTFOUND);
     CHECK_INT(store_cache_get(st, "genre:musicbrainz", "weird", &v), M2P_ENOTFOUND);
@@ -163,6 +164,7 @@ static int sp_search(struct mg_connection *c, void *ud)
 
 static void test_spotify(test_httpd *h, m2p_store *st)
 {
+    m2p_cache cache = m2p_store_cache(st);
     char auth_url[256], api_url[256];
     snprintf(auth_url, sizeof auth_url, "%s/token", test_httpd_url(h));
     snprintf(api_url, sizeof api_url, "%s/v1", test_httpd_url(h));
@@ -172,21 +174,21 @@ static void test_spotify(test_httpd *h, m2p_store *st)
     p.musicbrainz_url = test_httpd_url(h);
     json_t *g = NULL;
     unsetenv("SPOTIFY_CLIENT_ID");
-    CHECK_INT(genre_spotify("Slayer", &p, st, &g), M2P_EINVAL); /* no credentials */
+    CHECK_INT(genre_spotify("Slayer", &p, &cache, &g), M2P_EINVAL); /* no credentials */
     setenv("SPOTIFY_CLIENT_ID", "cid", 1);
     setenv("SPOTIFY_CLIENT_SECRET", "csecret", 1);
-    CHECK_INT(genre_spotify("Slayer", &p, st, &g), 0);
+    CHECK_INT(genre_spotify("Slayer", &p, &cache, &g), 0);
     char *s = json_dumps(g, JSON_COMPACT);
     CHECK_STR(s, "[\"thrash metal\",\"speed metal\"]"); /* the exact name beats the first hit */
     free(s);
     json_decref(g);
     /* a poor name match gives no genre (cached as such); the token is reused */
-    CHECK_INT(genre_spotify("Miles Davis", &p, st, &g), 0);
+    CHECK_INT(genre_spotify("Miles Davis", &p, &cache, &g), 0);
     CHECK_INT(json_array_size(g), 0);
     json_decref(g);
     CHECK_INT(sp.token_calls, 1);
     CHECK_INT(sp.search_calls, 2);
-    CHECK_INT(genre_spotify("slayer", &p, st, &g), 0); /* cached */
+    CHECK_INT(genre_spotify("slayer", &p, &cache, &g), 0); /* cached */
     json_decref(g);
     CHECK_INT(sp.search_calls, 2);
     CHECK_INT(sp.bad_auth, 0);
@@ -195,7 +197,7 @@ static void test_spotify(test_httpd *h, m2p_store *st)
     m2p_source_info info;
     memset(&info, 0, sizeof info);
     char raw[256], src[32];
-    CHECK_INT(m2p_genre_find(&info, "Slayer", NULL, &p, st, raw, sizeof raw, src, sizeof src), 0);
+    CHECK_INT(m2p_genre_find(&info, "Slayer", NULL, &p, &cache, raw, sizeof raw, src, sizeof src), 0);
     CHECK_STR(src, "spotify");
     CHECK_STR(raw, "[\"thrash metal\",\"speed metal\"]");
     CHECK_STR(m2p_genre_normalize(raw), "thrash metal");
@@ -205,7 +207,7 @@ static void test_spotify(test_httpd *h, m2p_store *st)
     CHECK_STR(src, "spotify");
     CHECK_INT(sp.token_calls, 1);
     /* Spotify has no genre for this band: MusicBrainz answers (none there either: default) */
-    CHECK_INT(m2p_genre_find(&info, "Miles Davis", NULL, &p, st, raw, sizeof raw, src, sizeof src),
+    CHECK_INT(m2p_genre_find(&info, "Miles Davis", NULL, &p, &cache, raw, sizeof raw, src, sizeof src),
               0);
     CHECK_STR(src, "default");
     unsetenv("SPOTIFY_CLIENT_ID");
@@ -216,6 +218,7 @@ static void test_spotify(test_httpd *h, m2p_store *st)
 
 static void test_chain(test_httpd *h, m2p_store *st)
 {
+    m2p_cache cache = m2p_store_cache(st);
     m2p_genre_params p = m2p_genre_default_params();
     p.musicbrainz_url = test_httpd_url(h);
     m2p_source_info info;
@@ -229,7 +232,7 @@ static void test_chain(test_httpd *h, m2p_store *st)
     /* metadata wins, lower-cased and trimmed */
     snprintf(info.meta_genre, sizeof info.meta_genre, "  Progressive Rock ");
     snprintf(info.tags_json, sizeof info.tags_json, "[\"jazz\"]");
-    CHECK_INT(m2p_genre_find(&info, "Slayer", &f, &p, st, raw, sizeof raw, src, sizeof src), 0);
+    CHECK_INT(m2p_genre_find(&info, "Slayer", &f, &p, &cache, raw, sizeof raw, src, sizeof src), 0);
     CHECK_STR(src, "metadata");
     CHECK_STR(raw, "progressive rock");
     /* youtube: tags naming a genre as a whole word; "Music" alone is no genre */
@@ -237,25 +240,25 @@ static void test_chain(test_httpd *h, m2p_store *st)
     snprintf(info.tags_json, sizeof info.tags_json,
              "[\"official video\",\"Slayer\",\"Thrash Metal\",\"demo\",\"80s metal\"]");
     snprintf(info.categories_json, sizeof info.categories_json, "[\"Music\"]");
-    CHECK_INT(m2p_genre_find(&info, "Slayer", &f, &p, st, raw, sizeof raw, src, sizeof src), 0);
+    CHECK_INT(m2p_genre_find(&info, "Slayer", &f, &p, &cache, raw, sizeof raw, src, sizeof src), 0);
     CHECK_STR(src, "youtube");
     CHECK_STR(raw, "[\"thrash metal\",\"80s metal\"]");
     snprintf(info.tags_json, sizeof info.tags_json, "[\"demo\",\"trapped\",\"live\"]");
     /* musicbrainz (from the cache filled above: no request) */
     int before = mb.n;
-    CHECK_INT(m2p_genre_find(&info, "Slayer", &f, &p, st, raw, sizeof raw, src, sizeof src), 0);
+    CHECK_INT(m2p_genre_find(&info, "Slayer", &f, &p, &cache, raw, sizeof raw, src, sizeof src), 0);
     CHECK_STR(src, "musicbrainz");
     CHECK_STR(raw, "[\"thrash metal\",\"speed metal\",\"heavy metal\"]");
     CHECK_INT(mb.n, before);
     /* offline: inferred from the features (tempo > 140 and energy > 0.7: electronic) */
     p.offline = 1;
-    CHECK_INT(m2p_genre_find(&info, "Slayer", &f, &p, st, raw, sizeof raw, src, sizeof src), 0);
+    CHECK_INT(m2p_genre_find(&info, "Slayer", &f, &p, &cache, raw, sizeof raw, src, sizeof src), 0);
     CHECK_STR(src, "inferred");
     CHECK_STR(raw, "electronic");
     /* no rule: default, empty raw genre */
     f.tempo = 110;
     f.energy = 0.5;
-    CHECK_INT(m2p_genre_find(&info, "Slayer", &f, &p, st, raw, sizeof raw, src, sizeof src), 0);
+    CHECK_INT(m2p_genre_find(&info, "Slayer", &f, &p, &cache, raw, sizeof raw, src, sizeof src), 0);
     CHECK_STR(src, "default");
     CHECK_STR(raw, "");
     f.undetermined = 1;
@@ -268,23 +271,23 @@ static void test_chain(test_httpd *h, m2p_store *st)
     mb.fail = 1;
     f.undetermined = 0;
     before = mb.n;
-    CHECK_INT(m2p_genre_find(&info, "Unlucky", &f, &p, st, raw, sizeof raw, src, sizeof src), 0);
+    CHECK_INT(m2p_genre_find(&info, "Unlucky", &f, &p, &cache, raw, sizeof raw, src, sizeof src), 0);
     CHECK_STR(src, "inferred");
-    CHECK_INT(m2p_genre_find(&info, "Unlucky", &f, &p, st, raw, sizeof raw, src, sizeof src), 0);
+    CHECK_INT(m2p_genre_find(&info, "Unlucky", &f, &p, &cache, raw, sizeof raw, src, sizeof src), 0);
     CHECK_INT(mb.n, before + 2);
     mb.fail = 0;
     /* the placeholder for a video without an artist is not looked up */
     before = mb.n;
-    CHECK_INT(m2p_genre_find(&info, "Unknown Artist", &f, &p, st, raw, sizeof raw, src, sizeof src),
+    CHECK_INT(m2p_genre_find(&info, "Unknown Artist", &f, &p, &cache, raw, sizeof raw, src, sizeof src),
               0);
     CHECK_STR(src, "inferred");
     CHECK_INT(mb.n, before);
     /* bad arguments */
-    CHECK_INT(m2p_genre_find(&info, "x", &f, &p, st, NULL, 0, src, sizeof src), M2P_EINVAL);
+    CHECK_INT(m2p_genre_find(&info, "x", &f, &p, &cache, NULL, 0, src, sizeof src), M2P_EINVAL);
     /* malformed tags JSON is no answer, not a crash */
     snprintf(info.tags_json, sizeof info.tags_json, "[\"jazz\"");
     p.offline = 1;
-    CHECK_INT(m2p_genre_find(&info, "x", &f, &p, st, raw, sizeof raw, src, sizeof src), 0);
+    CHECK_INT(m2p_genre_find(&info, "x", &f, &p, &cache, raw, sizeof raw, src, sizeof src), 0);
     CHECK_STR(src, "inferred");
 }
 

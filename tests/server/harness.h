@@ -473,4 +473,160 @@ static __attribute__((unused)) void wsc_close(wsc *w)
     free(w);
 }
 
+/* ---- raw WebSocket: frames of the test's making on a plain socket (RFC 6455 5.2) ---- */
+
+/* Connect to port and send an upgrade for path with extra header lines (each ending in CRLF).
+ * Returns the socket when the server answered 101, else -1; *status gets the status and head
+ * (cap bytes) the answer's head. */
+static __attribute__((unused)) int wsr_open(int port, const char *path, const char *extra,
+                                            int *status, char *head, size_t cap)
+{
+    *status = -1;
+    head[0] = 0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    struct timeval tv = {(time_t)HARNESS_MIN_WAIT_S, 0}; /* a read that hangs fails */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char req[2048];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                     path, port, extra ? extra : "");
+    if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t got = 0;
+    while (got < cap - 1 && !strstr(head, "\r\n\r\n")) {
+        ssize_t r = read(fd, head + got, 1); /* byte by byte: nothing past the head */
+        if (r <= 0)
+            break;
+        head[++got] = 0;
+    }
+    if (sscanf(head, "HTTP/1.1 %d", status) != 1 || *status != 101) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* One client frame: b0 is its first byte (FIN, RSV, opcode); masked with a fixed key unless
+ * masked is 0; the length in the shortest form (126: 16 bits, 127: 64 bits). */
+static __attribute__((unused)) int wsr_send(int fd, int b0, int masked, const void *payload,
+                                            size_t len)
+{
+    unsigned char *f = malloc(len + 14);
+    if (!f)
+        return -1;
+    size_t h = 0;
+    f[h++] = (unsigned char)b0;
+    unsigned char m = masked ? 0x80 : 0;
+    if (len < 126) {
+        f[h++] = (unsigned char)(m | len);
+    } else if (len < 65536) {
+        f[h++] = m | 126;
+        f[h++] = (unsigned char)(len >> 8);
+        f[h++] = (unsigned char)len;
+    } else {
+        f[h++] = m | 127;
+        for (int i = 7; i >= 0; i--)
+            f[h++] = (unsigned char)((uint64_t)len >> (8 * i));
+    }
+    static const unsigned char key[4] = {0x37, 0xfa, 0x21, 0x3d};
+    if (masked) {
+        memcpy(f + h, key, 4);
+        h += 4;
+    }
+    for (size_t i = 0; i < len; i++)
+        f[h + i] = ((const unsigned char *)payload)[i] ^ (masked ? key[i & 3] : 0);
+    ssize_t w = send(fd, f, h + len, MSG_NOSIGNAL);
+    free(f);
+    return w == (ssize_t)(h + len) ? 0 : -1;
+}
+
+static __attribute__((unused)) int wsr_read_all(int fd, unsigned char *p, size_t n)
+{
+    while (n) {
+        ssize_t r = read(fd, p, n);
+        if (r <= 0)
+            return -1;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* One server frame: its first byte (FIN, opcode), its payload into buf (cap bytes; the rest is
+ * read and dropped) and its length into *len; -1 when the connection ended (or hung), -2 for a
+ * masked server frame (RFC 6455 5.1 forbids it). */
+static __attribute__((unused)) int wsr_frame(int fd, unsigned char *buf, size_t cap, size_t *len)
+{
+    unsigned char h[10];
+    if (wsr_read_all(fd, h, 2))
+        return -1;
+    if (h[1] & 0x80)
+        return -2;
+    uint64_t n = h[1] & 0x7f;
+    if (n == 126) {
+        if (wsr_read_all(fd, h + 2, 2))
+            return -1;
+        n = ((uint64_t)h[2] << 8) | h[3];
+    } else if (n == 127) {
+        if (wsr_read_all(fd, h + 2, 8))
+            return -1;
+        n = 0;
+        for (int i = 0; i < 8; i++)
+            n = (n << 8) | h[2 + i];
+    }
+    *len = (size_t)n;
+    for (uint64_t i = 0; i < n; i++) {
+        unsigned char c;
+        if (wsr_read_all(fd, &c, 1))
+            return -1;
+        if (i < cap)
+            buf[i] = c;
+    }
+    return h[0];
+}
+
+/* Read frames until the server's close: its status code (1005 when it has none), -1 when the
+ * connection ended (or hung) first. The close's reason goes into reason (cap bytes). */
+static __attribute__((unused)) int wsr_close_code(int fd, char *reason, size_t cap)
+{
+    unsigned char buf[256];
+    size_t len;
+    int b0;
+    if (reason)
+        reason[0] = 0;
+    while ((b0 = wsr_frame(fd, buf, sizeof buf, &len)) >= 0)
+        if ((b0 & 0x0f) == 8) {
+            if (len < 2)
+                return 1005;
+            if (reason && cap)
+                snprintf(reason, cap, "%.*s", (int)(len - 2 < cap ? len - 2 : cap - 1),
+                         (const char *)buf + 2);
+            return (buf[0] << 8) | buf[1];
+        }
+    return -1;
+}
+
+/* After the server's close: does it end the TCP connection (EOF; not a hang)? */
+static __attribute__((unused)) int wsr_eof(int fd)
+{
+    char c;
+    ssize_t r;
+    while ((r = read(fd, &c, 1)) > 0) {
+    }
+    return r == 0 || (r < 0 && errno == ECONNRESET);
+}
+
 #endif

@@ -2,8 +2,8 @@
  * test_security.c — the server findings of issue 7, each as an attack that crashed, stalled or
  * fooled the server before its fix: nested JSON (HTTP, WebSocket, a stored row), cross-site
  * requests (text/plain bodies, foreign Origin, DNS-rebound Host, WebSocket upgrades from other
- * sites), tokens with %00 or over 255 bytes, a WebSocket client that never reads, and
- * half-sent requests held open (slowloris).
+ * sites), tokens with %00 or over 255 bytes, a WebSocket client that never reads, WebSocket
+ * frames announcing 256 MB or sent unmasked, and half-sent requests held open (slowloris).
  * Talks raw sockets where CivetWeb's client would add its own headers.
  */
 #include <dirent.h>
@@ -736,6 +736,97 @@ static void check_slow_client(int port)
     CHECK(alive(port));
 }
 
+/* The server's resident memory (/api/health rss_kb). */
+static long long server_rss_kb(int port)
+{
+    int st;
+    json_t *h = api(port, "GET", "/api/health", NULL, &st);
+    long long kb = st == 200 ? jint(h, "rss_kb") : -1;
+    json_decref(h);
+    return kb;
+}
+
+/* The peak resident memory of process pid (VmHWM), in KiB; -1 when unknown. */
+static long long peak_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6))
+            kb = atoll(line + 6);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* Low: WebSocket frames were read whole before the 64 KiB check (two 256 MB frames took the
+ * server from 37 to 550 MB), and unmasked client frames were accepted. A header announcing
+ * 256 MB must be refused (close 1009) and the connection closed before any of the payload is
+ * sent, with the server's memory (now and at its peak) unchanged; an unmasked frame closes
+ * with 1002. Before the fix the server waited for the payload, and took all of it. */
+static void check_ws_frames(int port, pid_t pid)
+{
+    long long rss0 = server_rss_kb(port), peak0 = peak_rss_kb(pid);
+    size_t chunk_len = 1u << 20, most_sent = 0;
+    char *chunk = calloc(1, chunk_len);
+    for (int i = 0; i < 2 && chunk; i++) {
+        int st;
+        char head[1024], reason[128];
+        int fd = wsr_open(port, "/ws/progress", NULL, &st, head, sizeof head);
+        CHECK_INT(st, 101);
+        if (fd < 0)
+            break;
+        /* a final text frame of 256 MB (64-bit length), masked: only its 14-byte header */
+        static const unsigned char hdr[14] = {0x81, 0x80 | 127, 0, 0, 0, 0, 0x10,
+                                              0,    0,          0, 1, 2, 3, 4};
+        CHECK_INT(send(fd, hdr, sizeof hdr, MSG_NOSIGNAL), (long)sizeof hdr);
+        CHECK_INT(wsr_close_code(fd, reason, sizeof reason), 1009);
+        CHECK(strstr(reason, "64 KiB") != NULL);
+        CHECK(wsr_eof(fd));
+        /* the payload finds the connection closed: no more than the kernel buffers goes out */
+        size_t sent = 0;
+        while (sent < (256u << 20)) {
+            ssize_t w = send(fd, chunk, chunk_len, MSG_NOSIGNAL);
+            if (w <= 0)
+                break;
+            sent += (size_t)w;
+        }
+        if (sent > most_sent)
+            most_sent = sent;
+        close(fd);
+    }
+    free(chunk);
+    CHECK(most_sent < (32u << 20));
+    long long rss1 = server_rss_kb(port), peak1 = peak_rss_kb(pid);
+    fprintf(stderr,
+            "two WebSocket frames announcing 256 MB: server RSS %lld -> %lld KiB, peak %lld -> "
+            "%lld KiB, at most %zu payload bytes taken by the kernel\n",
+            rss0, rss1, peak0, peak1, most_sent);
+    CHECK(rss0 > 0 && rss1 > 0 && peak0 > 0 && peak1 > 0);
+    CHECK(rss1 - rss0 < 8 * 1024);
+    CHECK(peak1 - peak0 < 8 * 1024);
+
+    /* an unmasked frame (RFC 6455 5.1): close 1002, and the message is not handled */
+    int st;
+    char head[1024];
+    int fd = wsr_open(port, "/ws/progress", NULL, &st, head, sizeof head);
+    CHECK_INT(st, 101);
+    if (fd < 0)
+        return;
+    unsigned char buf[256];
+    size_t len;
+    CHECK_INT(wsr_frame(fd, buf, sizeof buf, &len), 0x81); /* hello */
+    CHECK_INT(wsr_send(fd, 0x81, 0, "{\"type\":\"ping\"}", 15), 0);
+    int b0 = wsr_frame(fd, buf, sizeof buf, &len);
+    CHECK_INT(b0, 0x88); /* the close, not a pong */
+    CHECK(b0 == 0x88 && len >= 2 && ((buf[0] << 8) | buf[1]) == 1002);
+    CHECK(wsr_eof(fd));
+    close(fd);
+    CHECK(alive(port));
+}
+
 /* Slowloris: SLOW_CONNS connections each send half a request and stop. Before the fix they
  * held all 320 HTTP workers (max_ws + 64) until CivetWeb's 30 s request timeout, and
  * /api/health waited behind them. Now /api/health must answer while every slow connection is
@@ -794,6 +885,7 @@ int main(void)
     check_cross_site(s.port);
     check_low(s.port);
     check_slow_client(s.port);
+    check_ws_frames(s.port, s.pid);
     check_slowloris(s.port);
     check_uploads(s.port, data);
     check_truncated_uploads(s.port, s.pid, data);

@@ -3,7 +3,8 @@
  * (state, encoding, step s/t per variation with elapsed, ETA and a PNG preview, decoding, done
  * with image URLs and the seed), a late client getting the current state, several clients on
  * one job, the original's {type:"generate"} messages and progress numbers, hostile frames, the
- * client cap and the token.
+ * RFC 6455 framing with frames of the test's making (fragments, control frames, close codes),
+ * refused handshakes, the close when the server stops, the client cap and the token.
  */
 #include "harness.h"
 
@@ -296,22 +297,16 @@ static void check_original(int port)
     wsc_close(w);
 }
 
-/* Raw TCP: a handshake, then one frame header of our making. */
+/* Raw TCP: a handshake, then (after the 101, as RFC 6455 4.1 asks of a client) one frame of
+ * our making; 1 when the server then closed the connection within wait_s. */
 static int raw_ws(int port, const unsigned char *frame, size_t len, double wait_s)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
+    int st;
+    char head[1024];
+    int fd = wsr_open(port, "/ws/progress", NULL, &st, head, sizeof head);
+    if (fd < 0)
         return -1;
-    }
-    const char *hs = "GET /ws/progress HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n";
-    if (write(fd, hs, strlen(hs)) < 0 || write(fd, frame, len) < 0) {
+    if (send(fd, frame, len, MSG_NOSIGNAL) != (ssize_t)len) {
         close(fd);
         return -1;
     }
@@ -374,8 +369,8 @@ static void check_hostile(int port)
     static const unsigned char unmasked[] = {0x81, 0x05, 'h', 'e', 'l', 'l', 'o'};
     static const unsigned char reserved[] = {0x83, 0x80, 1, 2, 3, 4};
     CHECK_INT(raw_ws(port, huge, sizeof huge, 5), 1);
-    CHECK(raw_ws(port, unmasked, sizeof unmasked, 1) >= 0);
-    CHECK(raw_ws(port, reserved, sizeof reserved, 1) >= 0);
+    CHECK_INT(raw_ws(port, unmasked, sizeof unmasked, 5), 1);
+    CHECK_INT(raw_ws(port, reserved, sizeof reserved, 5), 1);
 
     /* and the server keeps serving */
     int st;
@@ -391,6 +386,187 @@ static void check_hostile(int port)
         CHECK(p != NULL);
         json_decref(p);
         wsc_close(w);
+    }
+}
+
+/* ---- RFC 6455 framing, with frames of our making ---- */
+
+/* A raw client past the handshake and the hello; -1 when refused. */
+static int frames_open(int port)
+{
+    int st;
+    char head[1024];
+    int fd = wsr_open(port, "/ws/progress", NULL, &st, head, sizeof head);
+    CHECK_INT(st, 101);
+    if (fd < 0)
+        return -1;
+    unsigned char buf[256];
+    size_t len;
+    CHECK_INT(wsr_frame(fd, buf, sizeof buf, &len), 0x81); /* final text frame, unmasked */
+    CHECK(len > 15 && len < sizeof buf && !memcmp(buf, "{\"type\":\"hello\"", 15));
+    return fd;
+}
+
+/* The next server frame is a text message of type type. */
+static void expect_text(int fd, const char *type)
+{
+    unsigned char buf[1024];
+    size_t len = 0;
+    CHECK_INT(wsr_frame(fd, buf, sizeof buf - 1, &len), 0x81);
+    buf[len < sizeof buf - 1 ? len : sizeof buf - 1] = 0;
+    json_t *m = json_loads((char *)buf, 0, NULL);
+    CHECK_STR(jstr(m, "type"), type);
+    json_decref(m);
+}
+
+typedef struct bad_frames {
+    const char *what;
+    int b0[2];         /* first bytes of up to two frames (0: none) */
+    const char *pl[2]; /* their payloads */
+    size_t len[2];
+    int want; /* the close code */
+} bad_frames;
+
+static void check_frames(int port)
+{
+    unsigned char buf[256];
+    size_t len;
+
+    /* the handshake's accept key: RFC 6455 1.3's example */
+    int st;
+    char head[1024];
+    int fd = wsr_open(port, "/ws/progress", NULL, &st, head, sizeof head);
+    CHECK_INT(st, 101);
+    CHECK(strstr(head, "\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != NULL);
+    if (fd >= 0)
+        close(fd);
+
+    /* a message in three fragments, a ping between them (answered at once, RFC 6455 5.4), the
+     * middle one with a 16-bit length and a UTF-8 character split over two fragments */
+    fd = frames_open(port);
+    if (fd >= 0) {
+        char mid[400];
+        int n = snprintf(mid, sizeof mid, "\"ping\",\"pad\":\"%0300d\xc3", 0);
+        CHECK_INT(wsr_send(fd, 0x01, 1, "{\"type\":", 8), 0);
+        CHECK_INT(wsr_send(fd, 0x89, 1, "abc", 3), 0);
+        CHECK_INT(wsr_send(fd, 0x00, 1, mid, (size_t)n), 0);
+        CHECK_INT(wsr_send(fd, 0x80, 1, "\xa9\"}", 3), 0);
+        CHECK_INT(wsr_frame(fd, buf, sizeof buf, &len), 0x8a); /* pong, the ping's payload */
+        CHECK(len == 3 && !memcmp(buf, "abc", 3));
+        expect_text(fd, "pong"); /* the reassembled message was handled */
+        /* a ping of 125 bytes, the most a control frame carries */
+        char p125[125];
+        memset(p125, 'p', sizeof p125);
+        CHECK_INT(wsr_send(fd, 0x89, 1, p125, sizeof p125), 0);
+        CHECK_INT(wsr_frame(fd, buf, sizeof buf, &len), 0x8a);
+        CHECK(len == 125 && !memcmp(buf, p125, 125));
+        /* the client closes: the server answers with the same code, then ends the connection */
+        CHECK_INT(wsr_send(fd, 0x88, 1,
+                           "\x03\xe8"
+                           "bye",
+                           5),
+                  0);
+        CHECK_INT(wsr_close_code(fd, NULL, 0), 1000);
+        CHECK(wsr_eof(fd));
+        close(fd);
+    }
+
+    /* frames that end the connection, with the code RFC 6455 gives them */
+    static char big[40 * 1024];
+    memset(big, ' ', sizeof big);
+    char p126[126];
+    memset(p126, 'p', sizeof p126);
+    const bad_frames bad[] = {
+        {"control frame over 125 bytes", {0x89}, {p126}, {sizeof p126}, 1002},
+        {"fragmented control frame", {0x09}, {"x"}, {1}, 1002},
+        {"continuation without a message", {0x80}, {"{}"}, {2}, 1002},
+        {"new message inside one", {0x01, 0x81}, {"{", "{}"}, {1, 2}, 1002},
+        {"reserved bit", {0xc1}, {"{}"}, {2}, 1002},
+        {"reserved data opcode", {0x83}, {"{}"}, {2}, 1002},
+        {"reserved control opcode", {0x8b}, {""}, {0}, 1002},
+        {"binary message", {0x82}, {"\x01\x02"}, {2}, 1003},
+        {"overlong UTF-8", {0x81}, {"{\"type\":\"\xc0\xaf\"}"}, {13}, 1007},
+        {"UTF-16 surrogate", {0x81}, {"{\"type\":\"\xed\xa0\x80\"}"}, {14}, 1007},
+        {"close code 999", {0x88}, {"\x03\xe7"}, {2}, 1002},
+        {"close of one byte", {0x88}, {"\x03"}, {1}, 1002},
+        {"close reason not UTF-8", {0x88}, {"\x03\xe8\xff"}, {3}, 1007},
+        {"fragments over 64 KiB", {0x01, 0x80}, {big, big}, {sizeof big, sizeof big}, 1009},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fd = frames_open(port);
+        if (fd < 0)
+            continue;
+        for (int k = 0; k < 2 && bad[i].b0[k]; k++)
+            wsr_send(fd, bad[i].b0[k], 1, bad[i].pl[k], bad[i].len[k]);
+        char reason[128];
+        int code = wsr_close_code(fd, reason, sizeof reason);
+        if (code != bad[i].want)
+            fprintf(stderr, "%s: close %d (%s), expected %d\n", bad[i].what, code, reason,
+                    bad[i].want);
+        CHECK_INT(code, bad[i].want);
+        CHECK(wsr_eof(fd));
+        close(fd);
+    }
+
+    /* the 64 KiB limit counts a message's fragments, and is checked from the header: the
+     * second fragment's header alone closes the connection */
+    fd = frames_open(port);
+    if (fd >= 0) {
+        CHECK_INT(wsr_send(fd, 0x01, 1, big, sizeof big), 0);
+        static const unsigned char cont[8] = {0x80, 0x80 | 126, 0xa0, 0x00, 9, 8, 7, 6};
+        CHECK_INT(send(fd, cont, sizeof cont, MSG_NOSIGNAL), (long)sizeof cont);
+        CHECK_INT(wsr_close_code(fd, NULL, 0), 1009);
+        CHECK(wsr_eof(fd));
+        close(fd);
+    }
+}
+
+/* Upgrade requests the server refuses, with the status RFC 6455 4.2.2 and RFC 9110 give. */
+static void check_handshake_refusals(int port)
+{
+    struct {
+        const char *what, *req, *header;
+        int status;
+    } cases[] = {
+        {"no upgrade", "GET /ws/progress HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "Upgrade: websocket",
+         426},
+        {"version 8",
+         "GET /ws/progress HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: "
+         "Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: "
+         "8\r\n\r\n",
+         "Sec-WebSocket-Version: 13", 426},
+        {"bad key",
+         "GET /ws/progress HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: "
+         "Upgrade\r\nSec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         "Sec-WebSocket-Key", 400},
+        {"POST", "POST /ws/progress HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n",
+         "Allow: GET", 405},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {0};
+        a.sin_family = AF_INET;
+        a.sin_port = htons((uint16_t)port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        char resp[4096] = "";
+        size_t n = 0;
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+            send(fd, cases[i].req, strlen(cases[i].req), MSG_NOSIGNAL) > 0) {
+            ssize_t r;
+            while (n < sizeof resp - 1 && !strstr(resp, "}") &&
+                   (r = read(fd, resp + n, sizeof resp - 1 - n)) > 0) {
+                n += (size_t)r;
+                resp[n] = 0;
+            }
+        }
+        if (fd >= 0)
+            close(fd);
+        int status = 0;
+        sscanf(resp, "HTTP/1.1 %d", &status);
+        if (status != cases[i].status || !strstr(resp, cases[i].header))
+            fprintf(stderr, "%s: %s\n", cases[i].what, resp);
+        CHECK_INT(status, cases[i].status);
+        CHECK(strstr(resp, cases[i].header) != NULL);
     }
 }
 
@@ -461,7 +637,18 @@ int main(void)
     fprintf(stderr, "original: %.1f s\n", now_s() - t0);
     check_hostile(s.port);
     fprintf(stderr, "hostile: %.1f s\n", now_s() - t0);
-    CHECK_INT(srv_stop(&s, SIGTERM), 0);
+    check_frames(s.port);
+    check_handshake_refusals(s.port);
+    fprintf(stderr, "frames: %.1f s\n", now_s() - t0);
+    /* a server that stops says so to its clients (1001) and closes their connections */
+    int fd = frames_open(s.port);
+    kill(s.pid, SIGTERM);
+    if (fd >= 0) {
+        CHECK_INT(wsr_close_code(fd, NULL, 0), 1001);
+        CHECK(wsr_eof(fd));
+        close(fd);
+    }
+    CHECK_INT(srv_stop(&s, 0), 0);
     check_cap_and_token(t);
     fprintf(stderr, "cap and token: %.1f s\n", now_s() - t0);
     if (test_failures)

@@ -77,8 +77,11 @@ static dnnl_stream_t stream(void)
 
 void op_set_threads(int n)
 {
-    if (n < 1)
-        n = omp_get_num_procs();
+    if (n < 1) { /* OMP_NUM_THREADS when set, else every core */
+        const char *e = getenv("OMP_NUM_THREADS");
+        int v = e ? atoi(e) : 0;
+        n = v > 0 && v <= 4096 ? v : omp_get_num_procs();
+    }
     g_threads = n;
     omp_set_num_threads(n);
 }

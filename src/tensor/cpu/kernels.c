@@ -384,25 +384,29 @@ void op_concat_channels(const float *a, int Ca, const float *b, int Cb, int B, i
     }
 }
 
+/* y = the transpose of the R x S matrix x (y[s * R + r] = x[r * S + s]) in tiles of 16 x 16,
+ * which keep both sides in cache; the threads split the rows of y. */
+static void transpose_tiled(const float *x, size_t R, size_t S, float *y, int nt)
+{
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (size_t s0 = 0; s0 < S; s0 += 16)
+        for (size_t r0 = 0; r0 < R; r0 += 16) {
+            size_t se = s0 + 16 < S ? s0 + 16 : S;
+            size_t re = r0 + 16 < R ? r0 + 16 : R;
+            for (size_t s = s0; s < se; s++)
+                for (size_t r = r0; r < re; r++)
+                    y[s * R + r] = x[r * S + s];
+        }
+}
+
+/* Per image, [C][HW] -> [HW][C] and back: one transpose each way. */
 void op_nchw_to_nhwc(const float *x, int B, int C, int H, int W, float *y)
 {
     ops_sync_threads();
     size_t HW = (size_t)H * W;
     int nt = (size_t)B * C * HW >= PAR_MIN ? omp_get_max_threads() : 1;
-    for (int b = 0; b < B; b++) {
-        const float *xb = x + (size_t)b * C * HW;
-        float *yb = y + (size_t)b * C * HW;
-        /* tiles of 16 pixels x 16 channels keep both sides in cache */
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-        for (size_t p0 = 0; p0 < HW; p0 += 16)
-            for (int c0 = 0; c0 < C; c0 += 16) {
-                size_t pe = p0 + 16 < HW ? p0 + 16 : HW;
-                int ce = c0 + 16 < C ? c0 + 16 : C;
-                for (size_t p = p0; p < pe; p++)
-                    for (int c = c0; c < ce; c++)
-                        yb[p * C + c] = xb[(size_t)c * HW + p];
-            }
-    }
+    for (int b = 0; b < B; b++)
+        transpose_tiled(x + (size_t)b * C * HW, (size_t)C, HW, y + (size_t)b * C * HW, nt);
 }
 
 void op_nhwc_to_nchw(const float *x, int B, int H, int W, int C, float *y)
@@ -410,17 +414,6 @@ void op_nhwc_to_nchw(const float *x, int B, int H, int W, int C, float *y)
     ops_sync_threads();
     size_t HW = (size_t)H * W;
     int nt = (size_t)B * C * HW >= PAR_MIN ? omp_get_max_threads() : 1;
-    for (int b = 0; b < B; b++) {
-        const float *xb = x + (size_t)b * C * HW;
-        float *yb = y + (size_t)b * C * HW;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-        for (int c0 = 0; c0 < C; c0 += 16)
-            for (size_t p0 = 0; p0 < HW; p0 += 16) {
-                size_t pe = p0 + 16 < HW ? p0 + 16 : HW;
-                int ce = c0 + 16 < C ? c0 + 16 : C;
-                for (int c = c0; c < ce; c++)
-                    for (size_t p = p0; p < pe; p++)
-                        yb[(size_t)c * HW + p] = xb[p * C + c];
-            }
-    }
+    for (int b = 0; b < B; b++)
+        transpose_tiled(x + (size_t)b * C * HW, HW, (size_t)C, y + (size_t)b * C * HW, nt);
 }
