@@ -113,6 +113,20 @@ static void cache_suite(const char *url, int backend)
     CHECK_INT(store_migrate(s2), 0);
     CHECK_INT(scalar(s2, "SELECT COUNT(*) FROM schema_version"), n_mig);
 
+    /* A database a newer build migrated further is left alone, both versions named. */
+    char sql[200], want[100];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO schema_version (version, name, applied_ms) VALUES (%d, 'newer', 0)",
+             n_mig + 1);
+    CHECK_INT(store_exec(s2, sql), 0);
+    CHECK_INT(store_migrate(s2), M2P_EUNSUPPORTED);
+    snprintf(want, sizeof want, "schema version %d but this build knows only %d", n_mig + 1, n_mig);
+    CHECK(strstr(m2p_errmsg(), want) != NULL);
+    CHECK(strstr(m2p_errmsg(), "newer mus2pic") != NULL);
+    snprintf(sql, sizeof sql, "DELETE FROM schema_version WHERE version = %d", n_mig + 1);
+    CHECK_INT(store_exec(s2, sql), 0);
+    CHECK_INT(store_migrate(s2), 0);
+
     /* get/put */
     char *v = (char *)"junk";
     CHECK_INT(store_cache_get(s, "band_song", "abc", &v), M2P_ENOTFOUND);
