@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "core/error.h"
-#include "core/json_limit.h"
 #include "store/store.h"
 
 _Static_assert((int)JOBS_ANALYZE == (int)STORE_JOB_ANALYZE &&
