@@ -355,15 +355,15 @@ static void subscribe(ws_client *w, json_t *ids, int on)
             progress_unsubscribe(w->s->bus, w->sub, id);
             continue;
         }
-        store_job j;
-        if (store_job_get(w->s->store, id, &j)) {
+        jobs_record j;
+        if (jobs_job_get(w->s->q, id, &j)) {
             json_t *e = json_pack("{s:s, s:I, s:s}", "type", "error", "job", (json_int_t)id,
                                   "message", m2p_errmsg());
             send_json(w, e);
             continue;
         }
         char *state = jobs_state_event(&j);
-        store_job_clear(&j);
+        jobs_record_clear(&j);
         if (progress_subscribe(w->s->bus, w->sub, id, PROGRESS_PROTO_EVENTS, state))
             send_error(w, "jobs", m2p_errmsg());
         free(state);
