@@ -55,7 +55,7 @@
 #define WS_QUEUE_MSGS 512
 #define WS_QUEUE_BYTES (8u << 20)
 
-#define WS_PING_MS 60000      /* a ping after a minute without a byte from the client */
+#define WS_PING_MS 60000      /* a ping after a minute without a byte (M2P_WS_PING_MS: less) */
 #define WS_IDLE_PINGS 3       /* closed when that many pings in a row got nothing back */
 #define WS_CLOSE_WAIT_MS 1000 /* for our close frame to go out, then for the client to close */
 #define WS_WRITE_POLL_MS 1000 /* a blocked writer looks at its stop flag this often */
@@ -82,6 +82,7 @@ struct ws_client {
     int closing, close_sent; /* a close frame is queued / was written: no more frames */
     int has_writer;          /* 0 for ws_message_check's client without a socket */
     long dropped;
+    int ping_ms;       /* the silence before a ping (ws_ping_ms) */
     const uint8_t *in; /* ws_stream_check: the client's bytes, from memory instead of fd */
     size_t in_len;
     ws_client *next; /* s->ws_clients (s->lock) */
@@ -301,6 +302,14 @@ static void client_free(ws_client *w)
     free(w);
 }
 
+/* The silence before a ping: WS_PING_MS, or less from M2P_WS_PING_MS (tests of the idle close). */
+static int ws_ping_ms(void)
+{
+    const char *v = getenv("M2P_WS_PING_MS");
+    long ms = v && *v ? strtol(v, NULL, 10) : 0;
+    return ms >= 10 && ms < WS_PING_MS ? (int)ms : WS_PING_MS;
+}
+
 static ws_client *client_new(server *s, int fd)
 {
     ws_client *w = calloc(1, sizeof *w);
@@ -308,6 +317,7 @@ static ws_client *client_new(server *s, int fd)
         return NULL;
     w->s = s;
     w->fd = fd;
+    w->ping_ms = ws_ping_ms();
     pthread_mutex_init(&w->m, NULL);
     pthread_cond_init(&w->cv, NULL);
     pthread_cond_init(&w->sent, NULL);
@@ -355,15 +365,15 @@ static void subscribe(ws_client *w, json_t *ids, int on)
             progress_unsubscribe(w->s->bus, w->sub, id);
             continue;
         }
-        store_job j;
-        if (store_job_get(w->s->store, id, &j)) {
+        jobs_record j;
+        if (jobs_job_get(w->s->q, id, &j)) {
             json_t *e = json_pack("{s:s, s:I, s:s}", "type", "error", "job", (json_int_t)id,
                                   "message", m2p_errmsg());
             send_json(w, e);
             continue;
         }
         char *state = jobs_state_event(&j);
-        store_job_clear(&j);
+        jobs_record_clear(&j);
         if (progress_subscribe(w->s->bus, w->sub, id, PROGRESS_PROTO_EVENTS, state))
             send_error(w, "jobs", m2p_errmsg());
         free(state);
@@ -498,7 +508,7 @@ int ws_message_check(server *s, int bits, const char *data, size_t len, int *kee
 
 enum { WS_READ_OK, WS_READ_EOF, WS_READ_IDLE };
 
-/* Read exactly n bytes from the client. A silence of WS_PING_MS sends a ping; WS_READ_IDLE
+/* Read exactly n bytes from the client. A silence of w->ping_ms sends a ping; WS_READ_IDLE
  * when WS_IDLE_PINGS in a row got nothing back, WS_READ_EOF when the socket's reads end. */
 static int ws_recv(ws_client *w, int *pings, uint8_t *p, size_t n)
 {
@@ -513,7 +523,7 @@ static int ws_recv(ws_client *w, int *pings, uint8_t *p, size_t n)
     }
     while (n) {
         struct pollfd pf = {w->fd, POLLIN, 0};
-        int r = poll(&pf, 1, WS_PING_MS);
+        int r = poll(&pf, 1, w->ping_ms);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -580,6 +590,13 @@ static int ws_session(ws_client *w, const char **why, int *echo)
     *echo = 0;
     for (;;) {
         uint8_t h[14], ctl[WS_MAX_CONTROL], *p = ctl;
+        pthread_mutex_lock(&w->m);
+        int dead = w->dead;
+        pthread_mutex_unlock(&w->m);
+        if (dead) { /* dropped for not reading: whatever it still sends is not read */
+            code = ws_read_end(w, WS_READ_EOF, why);
+            break;
+        }
         if ((rc = ws_recv(w, &pings, h, 2)) ||
             (rc = ws_recv(w, &pings, h + 2, ws_frame_header_len(h) - 2))) {
             code = ws_read_end(w, rc, why);

@@ -1,17 +1,19 @@
 /*
  * ws_upgrade.c — the WebSocket opening handshake of /ws/progress (RFC 6455 4.2), for ws.c: the
  * upgrade request's checks and Sec-WebSocket-Accept, the refusals (JSON bodies, as the API's),
- * and the connection's socket found by its TCP addresses, since CivetWeb 1.15 gives a request
- * handler no other way to it. References: RFC 6455 1.3 and 4.2.1-4.2.2, RFC 9110 15.5.22 (426).
+ * and the connection's socket found by its TCP addresses (/proc/net/tcp), since CivetWeb 1.15
+ * gives a request handler no other way to it. References: RFC 6455 1.3 and 4.2.1-4.2.2, RFC
+ * 9110 15.5.22 (426).
  */
+#include <arpa/inet.h>
 #include <dirent.h>
-#include <netdb.h>
 #include <openssl/evp.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include "server/server_internal.h"
 #include "server/ws_upgrade.h"
@@ -57,8 +59,52 @@ static int upgrade_has_token(const char *v, const char *token)
     return 0;
 }
 
+/* The inode of the TCP socket with local port lport and peer raddr:rport, from the kernel's
+ * table of the connections (/proc/net/tcp or tcp6: addresses as the kernel's 32-bit words in hex,
+ * ports in hex); 0 when not there. */
+static unsigned long upgrade_inode(const char *table, int v6, const unsigned char *raddr, int lport,
+                                   int rport)
+{
+    char want[33] = "";
+    for (int i = 0; i < (v6 ? 4 : 1); i++) {
+        uint32_t word;
+        memcpy(&word, raddr + 4 * i, 4);
+        snprintf(want + 8 * i, 9, "%08X", (unsigned)word);
+    }
+    FILE *f = fopen(table, "r");
+    if (!f)
+        return 0;
+    char line[512], local[64], remote[64];
+    unsigned long inode = 0, ino;
+    while (!inode && fgets(line, sizeof line, f)) {
+        if (sscanf(line, " %*d: %63s %63s %*x %*s %*s %*s %*d %*d %lu", local, remote, &ino) != 3)
+            continue;
+        char *lp = strchr(local, ':'), *rp = strchr(remote, ':');
+        if (!lp || !rp || strtol(lp + 1, NULL, 16) != lport || strtol(rp + 1, NULL, 16) != rport)
+            continue;
+        *rp = 0;
+        if (!strcasecmp(remote, want))
+            inode = ino;
+    }
+    fclose(f);
+    return inode;
+}
+
+/* The socket is found through /proc: its inode from the connection table, then the descriptor
+ * whose link names that inode. Other connections' descriptors are never touched (fstat or
+ * getpeername on them would race with their worker closing them). */
 int ws_upgrade_socket(const struct mg_request_info *ri)
 {
+    unsigned char addr[16];
+    int v6 = strchr(ri->remote_addr, ':') != NULL;
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, ri->remote_addr, addr) != 1)
+        return -1;
+    unsigned long inode = upgrade_inode(v6 ? "/proc/net/tcp6" : "/proc/net/tcp", v6, addr,
+                                        ri->server_port, ri->remote_port);
+    if (!inode)
+        return -1;
+    char link[64], want[64];
+    snprintf(want, sizeof want, "socket:[%lu]", inode);
     DIR *d = opendir("/proc/self/fd");
     if (!d)
         return -1;
@@ -67,31 +113,13 @@ int ws_upgrade_socket(const struct mg_request_info *ri)
     while (found < 0 && (e = readdir(d))) {
         char *end;
         long fd = strtol(e->d_name, &end, 10);
-        struct stat st;
-        if (*end || end == e->d_name || fd < 0 || fd == dirfd(d) || fstat((int)fd, &st) ||
-            !S_ISSOCK(st.st_mode))
+        if (*end || end == e->d_name || fd < 0)
             continue;
-        struct sockaddr_storage la, pa;
-        socklen_t ll = sizeof la, pl = sizeof pa;
-        if (getsockname((int)fd, (struct sockaddr *)&la, &ll) ||
-            getpeername((int)fd, (struct sockaddr *)&pa, &pl))
+        ssize_t n = readlinkat(dirfd(d), e->d_name, link, sizeof link - 1);
+        if (n <= 0)
             continue;
-        int lport, pport;
-        if (la.ss_family == AF_INET && pa.ss_family == AF_INET) {
-            lport = ntohs(((struct sockaddr_in *)&la)->sin_port);
-            pport = ntohs(((struct sockaddr_in *)&pa)->sin_port);
-        } else if (la.ss_family == AF_INET6 && pa.ss_family == AF_INET6) {
-            lport = ntohs(((struct sockaddr_in6 *)&la)->sin6_port);
-            pport = ntohs(((struct sockaddr_in6 *)&pa)->sin6_port);
-        } else {
-            continue;
-        }
-        if (lport != ri->server_port || pport != ri->remote_port)
-            continue;
-        char host[64]; /* written as CivetWeb writes remote_addr */
-        if (getnameinfo((struct sockaddr *)&pa, pl, host, sizeof host, NULL, 0, NI_NUMERICHOST))
-            continue;
-        if (!strcmp(host, ri->remote_addr))
+        link[n] = 0;
+        if (!strcmp(link, want))
             found = (int)fd;
     }
     closedir(d);

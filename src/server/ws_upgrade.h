@@ -17,9 +17,9 @@ int ws_upgrade_check(struct mg_connection *c, const struct mg_request_info *ri, 
  * ending in CRLF, or NULL); returns status. */
 int ws_upgrade_refuse(struct mg_connection *c, int status, const char *headers, const char *msg);
 
-/* The request's socket: the open socket whose local port is the server's and whose peer is the
- * request's remote address and port (a TCP connection's addresses are unique among open
- * sockets); -1 when none is. */
+/* The request's socket: the one of this process whose local port is the server's and whose peer
+ * is the request's remote address and port (a TCP connection's addresses are unique); -1 when
+ * none is (Linux: /proc/net/tcp, /proc/self/fd). */
 int ws_upgrade_socket(const struct mg_request_info *ri);
 
 #endif

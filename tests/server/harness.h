@@ -462,7 +462,10 @@ static __attribute__((unused)) void wsc_close(wsc *w)
         return;
     /* CivetWeb's client reader thread only notices a local close after its receive timeout
      * (seconds); asking the server to close first ends it at once. */
-    if (!w->closed) {
+    pthread_mutex_lock(&w->m);
+    int closed = w->closed; /* set by CivetWeb's reader thread */
+    pthread_mutex_unlock(&w->m);
+    if (!closed) {
         mg_websocket_client_write(w->c, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, "", 0);
         wsc_wait_closed(w, 3);
     }

@@ -4,7 +4,8 @@
  * with image URLs and the seed), a late client getting the current state, several clients on
  * one job, the original's {type:"generate"} messages and progress numbers, hostile frames, the
  * RFC 6455 framing with frames of the test's making (fragments, control frames, close codes),
- * refused handshakes, the close when the server stops, the client cap and the token.
+ * refused handshakes, the close when the server stops, idle clients, the client cap and the
+ * token.
  */
 #include "harness.h"
 
@@ -570,6 +571,37 @@ static void check_handshake_refusals(int port)
     }
 }
 
+/* A silent client gets pings (M2P_WS_PING_MS shortens the wait from a minute); one that
+ * answers stays, one that stops answering is closed (1001) after the third unanswered ping. */
+static void check_idle(const char *root)
+{
+    char data[600];
+    snprintf(data, sizeof data, "%s/idle", root);
+    setenv("M2P_WS_PING_MS", "200", 1);
+    srv s;
+    int started = srv_start(&s, data, NULL) == 0;
+    unsetenv("M2P_WS_PING_MS");
+    CHECK(started);
+    if (!started)
+        return;
+    int fd = frames_open(s.port);
+    if (fd >= 0) {
+        unsigned char buf[256];
+        size_t len;
+        CHECK_INT(wsr_frame(fd, buf, sizeof buf, &len), 0x89); /* a ping, answered */
+        CHECK_INT(wsr_send(fd, 0x8a, 1, buf, len), 0);
+        int pings = 0, b0;
+        while ((b0 = wsr_frame(fd, buf, sizeof buf, &len)) == 0x89)
+            pings++;
+        CHECK_INT(pings, 3);
+        CHECK_INT(b0, 0x88);
+        CHECK(b0 == 0x88 && len >= 2 && ((buf[0] << 8) | buf[1]) == 1001);
+        CHECK(wsr_eof(fd));
+        close(fd);
+    }
+    CHECK_INT(srv_stop(&s, SIGTERM), 0);
+}
+
 static void check_cap_and_token(const char *root)
 {
     char data[600];
@@ -651,6 +683,8 @@ int main(void)
     CHECK_INT(srv_stop(&s, 0), 0);
     check_cap_and_token(t);
     fprintf(stderr, "cap and token: %.1f s\n", now_s() - t0);
+    check_idle(t);
+    fprintf(stderr, "idle: %.1f s\n", now_s() - t0);
     if (test_failures)
         srv_dump_log(&s);
     test_rmtree(t);
