@@ -55,7 +55,7 @@ static void usage(FILE *f)
         "                       e.g. 768 for sd21, 1024 for sdxl_lightning, else 512)\n"
         "  --seed N             variation i uses seed N+i (default: random, printed)\n"
         "  --variations N       1..8 images, one batch (FILE-1.png ... FILE-N.png)\n"
-        "  --threads N          compute threads (default: all cores)\n"
+        "  --threads N          compute threads (default: OMP_NUM_THREADS or all cores)\n"
         "  --dtype f32|bf16     compute type (default f32, exact; bf16 is faster, not exact,\n"
         "                       and needs a CPU with avx512_bf16 or AMX)\n"
         "  --taesd DIR          decode with the TAESD tiny decoder from DIR (fast, no VAE;\n"
