@@ -111,8 +111,11 @@ static void bench_linear(int rows, int in, int out, int dtype, const char *tag)
     free(y);
 }
 
-static void bench_attention(int B, int Lq, int Lk, int heads, int dh, const char *tag)
+/* dtype 1: op_attention_bf16 (AMX tiles where the CPU has them) */
+static void bench_attention(int B, int Lq, int Lk, int heads, int dh, int dtype, const char *tag)
 {
+    int (*attend)(const float *, int, const float *, const float *, int, int, int, int, int, int,
+                  float, int, float *) = dtype ? op_attention_bf16 : op_attention;
     char name[128];
     snprintf(name, sizeof name, "attention B%d %4dx%-4d %dx%d %s", B, Lq, Lk, heads, dh, tag);
     if (skip(name))
@@ -121,15 +124,15 @@ static void bench_attention(int B, int Lq, int Lk, int heads, int dh, const char
     float *q = rnd((size_t)B * Lq * C, 1), *k = rnd((size_t)B * Lk * C, 1),
           *v = rnd((size_t)B * Lk * C, 1), *o = rnd((size_t)B * Lq * C, 1);
     float sc = 1.0f / sqrtf((float)dh);
-    op_attention(q, C, k, v, C, B, Lq, Lk, heads, dh, sc, 0, o);
+    attend(q, C, k, v, C, B, Lq, Lk, heads, dh, sc, 0, o);
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         double t0 = now();
-        op_attention(q, C, k, v, C, B, Lq, Lk, heads, dh, sc, 0, o);
+        attend(q, C, k, v, C, B, Lq, Lk, heads, dh, sc, 0, o);
         double t = now() - t0;
         best = t < best ? t : best;
     }
-    report(name, "f32", 4.0 * B * heads * (double)Lq * Lk * dh, best);
+    report(name, dtype ? "bf16" : "f32", 4.0 * B * heads * (double)Lq * Lk * dh, best);
     free(q);
     free(k);
     free(v);
@@ -217,13 +220,14 @@ int main(int argc, char **argv)
         bench_linear(1024, 640, 5120, dt, "unet L1 ff in");
         bench_linear(77, 768, 320, dt, "unet k/v ctx");
         bench_linear(77, 768, 3072, dt, "clip mlp");
+        bench_attention(1, 4096, 4096, 8, 40, dt, "unet L0 self");
+        bench_attention(1, 4096, 77, 8, 40, dt, "unet L0 cross");
+        bench_attention(1, 1024, 1024, 8, 80, dt, "unet L1 self");
+        bench_attention(1, 256, 256, 8, 160, dt, "unet L2 self");
+        bench_attention(4, 4096, 4096, 8, 40, dt, "unet L0 self B4");
+        bench_attention(1, 4096, 4096, 1, 512, dt, "vae mid");
+        bench_attention(1, 77, 77, 12, 64, dt, "clip");
     }
-    bench_attention(1, 4096, 4096, 8, 40, "unet L0 self");
-    bench_attention(1, 4096, 77, 8, 40, "unet L0 cross");
-    bench_attention(1, 1024, 1024, 8, 80, "unet L1 self");
-    bench_attention(1, 256, 256, 8, 160, "unet L2 self");
-    bench_attention(1, 4096, 4096, 1, 512, "vae mid");
-    bench_attention(1, 77, 77, 12, 64, "clip");
     bench_misc(4096, 320);
     return 0;
 }

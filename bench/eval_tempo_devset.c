@@ -2,7 +2,7 @@
  * eval_tempo_devset.c — tempo accuracy on the real-music development set of
  * bench/tempo-devset.sh (composed songs shipped by Debian, with the tempo their files state).
  *
- *   eval_tempo_devset [--set CACHE/truth.tsv] [--dur 60] [--quiet]
+ *   eval_tempo_devset [--set CACHE/truth.tsv] [--dur 60] [--split dev|held] [--quiet]
  *
  * Each piece is decoded with m2p_audio_decode (offset 0, --dur seconds) and analysed with
  * m2p_features_compute (the tempo the analysis reports); librosa's feature.tempo
@@ -10,7 +10,8 @@
  * 4 % of the stated tempo; Acc2 = within 4 % of it times 1, 2, 3, 1/2 or 1/3 (Gouyon et al.
  * 2006). Errors are binned by the ratio estimate / truth: 2, 1/2, 3/2, 2/3, 3, 1/3, other. The
  * summary is per split (dev: choose the method; held: report only) as truth.tsv assigns it, then
- * per meter (4/4, 4/4 swing, 3/4, 6/8, other) over both splits.
+ * per meter (4/4, 4/4 swing, 3/4, 6/8, other) over both splits. --split scores one half only
+ * (dev while choosing a method, so the held half is not looked at).
  */
 #include "audio/dsp.h"
 #include "audio/tempo.h"
@@ -69,16 +70,20 @@ int main(int argc, char **argv)
     const char *set = "/var/cache/m2p-tempo-devset/truth.tsv";
     double dur = 60;
     int quiet = 0;
+    const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--set") && i + 1 < argc)
             set = argv[++i];
         else if (!strcmp(argv[i], "--dur") && i + 1 < argc)
             dur = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--split") && i + 1 < argc)
+            only = argv[++i];
         else if (!strcmp(argv[i], "--quiet"))
             quiet = 1;
         else {
-            fprintf(stderr, "usage: eval_tempo_devset [--set CACHE/truth.tsv] [--dur 60] "
-                            "[--quiet]\n(make the set with bench/tempo-devset.sh)\n");
+            fprintf(stderr,
+                    "usage: eval_tempo_devset [--set CACHE/truth.tsv] [--dur 60] "
+                    "[--split dev|held] [--quiet]\n(make the set with bench/tempo-devset.sh)\n");
             return 2;
         }
     }
@@ -110,6 +115,8 @@ int main(int argc, char **argv)
             continue;
         double truth = atof(fields[2]);
         int split = !strcmp(fields[4], "held");
+        if (only && strcmp(fields[4], only))
+            continue;
         char path[2048];
         snprintf(path, sizeof path, "%s%s", fields[1][0] == '/' ? "" : dir, fields[1]);
         m2p_audio a;
@@ -147,7 +154,8 @@ int main(int argc, char **argv)
     fclose(f);
     for (int s = 0; s < 2; s++)
         for (int m = 0; m < NM; m++)
-            print_tally(s ? "held" : "dev", method_names[m], &t[s][m]);
+            if (t[s][m].n)
+                print_tally(s ? "held" : "dev", method_names[m], &t[s][m]);
     for (int k = 0; k < NMETER; k++)
         for (int m = 0; m < NM; m++)
             if (tm[k][m].n)

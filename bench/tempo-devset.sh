@@ -226,14 +226,18 @@ for f in /usr/share/mscore3-*/demos/*.mscx /usr/share/mscore3-*/demos/*.mscz; do
     fi
 done
 
-# ---- Our own making (a minority, to cover 3/4 and 6/8, which the shipped songs lack): one
+# ---- Our own making (a minority, 26 of 101, to cover 3/4 and 6/8, which the shipped songs
+#      lack: Debian's abc examples hold one 6/8 tune with a Q: line, MMA's 6/8 example songs
+#      count eighths at tempos whose dotted quarter is under 60): one
 #      16-bar progression played 4 times by MMA's waltz and 6/8 library grooves at a tempo we
 #      state. MMA counts its "Time" beats per bar: 3 quarter notes in the waltzes; 2 dotted
 #      quarters in 68March; 6 eighth notes in 68Swing, Blues68 and Arpeggio68, whose beat (the
 #      dotted quarter) is then a third of the Tempo line (the grooves' own documentation). ----
 for spec in Waltz:96 JazzWaltz:140 CountryWaltz:104 FrenchWaltz:132 RockWaltz:84 LatinWaltz:116 \
     ArpeggioWaltz:72 BroadwayWaltz:126 ModernJazzWaltz:160 68March:112 68Swing:300 Blues68:186 \
-    Arpeggio68:204; do
+    Arpeggio68:204 \
+    68March:80 68March:96 68March:128 68March:144 68Swing:216 68Swing:252 68Swing:360 \
+    Blues68:216 Blues68:264 Blues68:330 Arpeggio68:180 Arpeggio68:240 Arpeggio68:294; do
     groove=${spec%:*}
     tempo=${spec#*:}
     lib=/usr/share/mma/lib/stdlib/$(echo "$groove" | tr 'A-Z' 'a-z').mma

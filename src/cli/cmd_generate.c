@@ -55,7 +55,7 @@ static void usage(FILE *f)
         "                       e.g. 768 for sd21, 1024 for sdxl_lightning, else 512)\n"
         "  --seed N             variation i uses seed N+i (default: random, printed)\n"
         "  --variations N       1..8 images, one batch (FILE-1.png ... FILE-N.png)\n"
-        "  --threads N          compute threads (default: all cores)\n"
+        "  --threads N          compute threads (default: OMP_NUM_THREADS or all cores)\n"
         "  --dtype f32|bf16     compute type (default f32, exact; bf16 is faster, not exact,\n"
         "                       and needs a CPU with avx512_bf16 or AMX)\n"
         "  --taesd DIR          decode with the TAESD tiny decoder from DIR (fast, no VAE;\n"
@@ -521,6 +521,7 @@ int cmd_generate(int argc, char **argv)
     mp.compute_dtype = dtype;
     mp.unet_file = unet_f;
     mp.weight_cache = !no_weight_cache;
+    mp.release_text_encoder = 1; /* one m2p_generate call: the encoder is not needed again */
     if (use_taesd < 0) /* no --decoder: --taesd DIR alone means "decode with it" */
         use_taesd = taesd != NULL;
     if (use_taesd) { /* TAESD alone: the VAE is not even loaded */

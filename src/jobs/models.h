@@ -2,8 +2,10 @@
  * models.h — the server's models: names configured with --model NAME=DIR (or MUS2PIC_MODEL) and
  * the registry's names, loaded lazily on first use and kept in an LRU cache with a memory budget.
  *
- * Only the generation worker loads (one at a time), but any thread may ask what is installed or
- * loaded, so the table is guarded by a lock.
+ * Jobs get a model (loading it if needed: one load at a time) and release it when they end; a
+ * model a job holds is never evicted or freed (asserted in models.c). Any thread may ask what is
+ * installed or loaded, so the table is guarded by a lock.
+ * Compute threads 0 means OpenMP's default: OMP_NUM_THREADS when set, else every core.
  */
 #ifndef M2P_JOBS_MODELS_H
 #define M2P_JOBS_MODELS_H
@@ -23,7 +25,7 @@ void model_cache_free(model_cache *mc);
 /* --model-memory-gb's value: GiB, decimals allowed, 0 = no limit. -1 when not a number in
  * 0..65536. */
 int model_cache_parse_gb(const char *v, size_t *bytes);
-/* Compute threads (0 = every core, the default) and dtype (M2P_DTYPE_F32, default, or
+/* Compute threads (0 = OMP_NUM_THREADS when set, else every core; the default) and dtype (M2P_DTYPE_F32, default, or
  * M2P_DTYPE_BF16) for models loaded from now on. */
 void model_cache_set_compute(model_cache *mc, int n_threads, int dtype);
 

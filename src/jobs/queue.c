@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "core/error.h"
-#include "core/json_limit.h"
 #include "store/store.h"
 
 _Static_assert((int)JOBS_ANALYZE == (int)STORE_JOB_ANALYZE &&
@@ -543,8 +542,19 @@ static int terminal(const char *state)
     return !strcmp(state, "done") || !strcmp(state, "failed") || !strcmp(state, "canceled");
 }
 
-int jobs_wait(jobs *q, int64_t id, int timeout_ms, store_job *out)
+/* The store's row until it is terminal; then it moves into the caller's record. */
+static int wait_get(jobs *q, int64_t id, store_job *j, int *done)
 {
+    int rc = store_job_get(q->store, id, j);
+    *done = !rc && terminal(j->state);
+    return rc;
+}
+
+int jobs_wait(jobs *q, int64_t id, int timeout_ms, jobs_record *out)
+{
+    memset(out, 0, sizeof *out);
+    store_job j;
+    int done = 0;
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += timeout_ms / 1000;
@@ -554,12 +564,14 @@ int jobs_wait(jobs *q, int64_t id, int timeout_ms, store_job *out)
         deadline.tv_nsec -= 1000000000L;
     }
     for (;;) {
-        int rc = store_job_get(q->store, id, out);
+        int rc = wait_get(q, id, &j, &done);
         if (rc)
             return rc;
-        if (terminal(out->state))
+        if (done) {
+            jobs_record_take(out, &j);
             return 0;
-        store_job_clear(out);
+        }
+        store_job_clear(&j);
         pthread_mutex_lock(&q->lock);
         /* Wake on any finished job, and at least every 500 ms (another process may run it). */
         struct timespec ts;
@@ -580,59 +592,17 @@ int jobs_wait(jobs *q, int64_t id, int timeout_ms, store_job *out)
         clock_gettime(CLOCK_REALTIME, &now);
         if (stop || now.tv_sec > deadline.tv_sec ||
             (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec)) {
-            rc = store_job_get(q->store, id, out);
-            if (rc)
+            if ((rc = wait_get(q, id, &j, &done)))
                 return rc;
-            if (terminal(out->state))
+            if (done) {
+                jobs_record_take(out, &j);
                 return 0;
-            return m2p_error(M2P_ETIMEOUT, "job %lld is still %s", (long long)id, out->state);
+            }
+            rc = m2p_error(M2P_ETIMEOUT, "job %lld is still %s", (long long)id, j.state);
+            store_job_clear(&j);
+            return rc;
         }
     }
-}
-
-static json_t *parse_or_null(const char *s)
-{
-    if (!s)
-        return json_null();
-    json_t *v = m2p_json_loads(s, 0, NULL);
-    return v ? v : json_string(s);
-}
-
-static json_t *job_object(const store_job *j)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_integer(j->id));
-    json_object_set_new(o, "kind", json_string(store_job_kind_name(j->kind)));
-    json_object_set_new(o, "state", json_string(j->state));
-    json_object_set_new(o, "params", parse_or_null(j->params));
-    json_object_set_new(o, "result", parse_or_null(j->result));
-    json_object_set_new(o, "error", j->error ? json_string(j->error) : json_null());
-    json_object_set_new(o, "attempts", json_integer(j->attempts));
-    json_object_set_new(o, "worker", j->worker[0] ? json_string(j->worker) : json_null());
-    json_object_set_new(o, "batch_id", j->batch_id ? json_integer(j->batch_id) : json_null());
-    json_object_set_new(o, "parent_id", j->parent_id ? json_integer(j->parent_id) : json_null());
-    json_object_set_new(o, "created_ms", json_integer(j->created_ms));
-    json_object_set_new(o, "started_ms", j->started_ms ? json_integer(j->started_ms) : json_null());
-    json_object_set_new(o, "finished_ms",
-                        j->finished_ms ? json_integer(j->finished_ms) : json_null());
-    return o;
-}
-
-char *jobs_job_json(const store_job *j)
-{
-    json_t *o = job_object(j);
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    return s;
-}
-
-char *jobs_state_event(const store_job *j)
-{
-    json_t *o = json_pack("{s:s, s:I, s:o}", "type", "state", "job", (json_int_t)j->id, "state",
-                          job_object(j));
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    return s;
 }
 
 void jobs_get_stats(jobs *q, jobs_stats *out)

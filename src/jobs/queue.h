@@ -20,9 +20,8 @@
 
 /* The job kinds (the store's STORE_JOB_*: queue.c checks they agree). */
 enum { JOBS_ANALYZE = 0, JOBS_GENERATE = 1 };
-/* A job row as the store keeps it (store/jobs_store.h; only the server, which may use the
- * store, looks inside). */
-struct store_job;
+/* A job's row as the API shows it (jobs/records.h). */
+typedef struct jobs_record jobs_record;
 
 typedef struct jobs_config {
     const char *data_dir; /* uploads/ and cache/ live here */
@@ -67,12 +66,7 @@ int jobs_cancel(jobs *q, int64_t id, int *now);
 /* Delete a job and its images (a running one is canceled first). */
 int jobs_delete(jobs *q, int64_t id);
 /* Wait until the job is done, failed or canceled (or timeout_ms passes: M2P_ETIMEOUT). */
-int jobs_wait(jobs *q, int64_t id, int timeout_ms, struct store_job *out);
-
-/* A job as the API shows it: {id, kind, state, params, result, error, ...} (malloc'd JSON). */
-char *jobs_job_json(const struct store_job *j);
-/* The event that tells a client the job's current state from the database ({type:"state"}). */
-char *jobs_state_event(const struct store_job *j);
+int jobs_wait(jobs *q, int64_t id, int timeout_ms, jobs_record *out);
 
 /* Counts for /api/health. */
 typedef struct jobs_stats {

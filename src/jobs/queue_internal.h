@@ -1,7 +1,8 @@
 /*
  * queue_internal.h — what the queue (queue.c) shares with the two job runners
- * (run_generate.c, run_analyze.c): the queue struct, cancellation flags and the runner API
- * (runner.c). Calls go one way: queue.c -> run_*.c -> runner.c (tests/core/test_layering.sh).
+ * (run_generate.c, run_analyze.c) and the records (records.c): the queue struct, cancellation
+ * flags and the runner API (runner.c). Calls go one way: queue.c -> run_*.c -> runner.c, and
+ * queue.c -> records.c, which calls only the store (tests/core/test_layering.sh).
  */
 #ifndef M2P_JOBS_QUEUE_INTERNAL_H
 #define M2P_JOBS_QUEUE_INTERNAL_H
@@ -11,6 +12,7 @@
 #include <stdatomic.h>
 
 #include "jobs/queue.h"
+#include "jobs/records.h"
 #include "store/jobs_store.h"
 
 #define JOBS_MAX_WORKERS 16
@@ -79,6 +81,9 @@ int jobs_write_outcome(jobs *q, const store_job *job,
                        int (*write)(jobs *q, const store_job *job, void *ud), void *ud);
 /* Nonzero when the running job must stop now (any of the three reasons above). */
 int jobs_should_stop(const worker_slot *slot);
+
+/* records.c: the store's row j into out, for the API; its strings move (j is left cleared). */
+void jobs_record_take(jobs_record *out, store_job *j);
 
 /* base64 of bytes (malloc'd, NUL terminated). */
 char *jobs_base64(const uint8_t *data, size_t n);

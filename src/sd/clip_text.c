@@ -6,6 +6,9 @@
  * pooled EOS row and text_projection (SDXL's text_encoder_2). Outputs: last_hidden_state or
  * any earlier layer's hidden state (SDXL's penultimate), pooled, text_embeds. Every size comes
  * from the part's config.json. Taps: "embeddings", "encoder.layers.N".
+ * clip_text_unload frees the weights and keeps the config and the open safetensors files; the
+ * next encode loads them again (a one-shot generate drops ~0.46 GiB of f32 ViT-L weights for
+ * the UNet and VAE stages).
  */
 #include "core/error.h"
 #include "model/config.h"
@@ -32,6 +35,9 @@ struct clip_text {
     nn_norm final_ln;
     op_linear *proj; /* text_projection [proj_dim, hidden], no bias; NULL without */
     weights *w;
+    int dtype;          /* compute dtype of the ops */
+    int has_proj;       /* text_projection in the files (kept while unloaded) */
+    const char *pre;    /* "text_model." or "" (a bare export) */
     nn_arena own_arena; /* used unless the pipeline shares one (clip_text_set_arena) */
     nn_arena *arena;
     sd_tap tap;
@@ -83,6 +89,8 @@ out:
     return rc;
 }
 
+static int load_weights(clip_text *m);
+
 int clip_text_load(const char *dir, const m2p_model_params *p, clip_text **out)
 {
     *out = NULL;
@@ -97,9 +105,24 @@ int clip_text_load(const char *dir, const m2p_model_params *p, clip_text **out)
     if ((rc = weights_open(dir, &m->w)))
         goto fail;
     weights_set_cache(m->w, p && p->weight_cache);
+    m->dtype = dtype;
     /* transformers saves CLIPTextModel as "text_model.*"; accept a bare export too. */
-    const char *pre =
-        weights_has(m->w, "text_model.embeddings.token_embedding.weight") ? "text_model." : "";
+    m->pre = weights_has(m->w, "text_model.embeddings.token_embedding.weight") ? "text_model." : "";
+    if ((rc = load_weights(m)))
+        goto fail;
+    *out = m;
+    return 0;
+fail:
+    clip_text_free(m);
+    return m2p_error_wrap(rc, "loading text encoder");
+}
+
+/* The weights (embeddings, layers, final norm, projection) from the open files into m. */
+static int load_weights(clip_text *m)
+{
+    const char *pre = m->pre;
+    const int dtype = m->dtype;
+    int rc;
     char nm[256], base[200];
     int C = m->hidden;
     snprintf(nm, sizeof nm, "%sembeddings.token_embedding.weight", pre);
@@ -142,15 +165,43 @@ int clip_text_load(const char *dir, const m2p_model_params *p, clip_text **out)
     if (weights_has(m->w, "text_projection.weight")) {
         if ((rc = nn_load_linear(m->w, "text_projection", C, m->proj_dim, 0, 0, dtype, &m->proj)))
             goto fail;
-    } else {
-        m->proj_dim = 0;
     }
+    m->has_proj = m->proj != NULL;
     weights_release(m->w);
-    *out = m;
     return 0;
 fail:
-    clip_text_free(m);
-    return m2p_error_wrap(rc, "loading text encoder");
+    clip_text_unload(m);
+    return rc;
+}
+
+void clip_text_unload(clip_text *m)
+{
+    if (m->layer) {
+        for (int i = 0; i < m->layers; i++) {
+            clip_layer *L = &m->layer[i];
+            nn_norm_free(&L->ln1);
+            nn_norm_free(&L->ln2);
+            op_linear_free(L->qkv);
+            op_linear_free(L->out);
+            op_linear_free(L->fc1);
+            op_linear_free(L->fc2);
+        }
+        free(m->layer);
+        m->layer = NULL;
+    }
+    nn_norm_free(&m->final_ln);
+    op_linear_free(m->proj);
+    m->proj = NULL;
+    free(m->tok_emb);
+    free(m->pos_emb);
+    m->tok_emb = m->pos_emb = NULL;
+    if (m->w)
+        weights_release(m->w);
+}
+
+int clip_text_loaded(const clip_text *m)
+{
+    return m->layer != NULL;
 }
 
 /* Pooled row of transformers' CLIPTextTransformer: with the legacy eos_token_id 2 the first
@@ -182,6 +233,11 @@ int clip_text_encode(clip_text *m, const int32_t *ids, int B, int L, int skip, i
     if (B <= 0 || L <= 0 || L > m->max_pos)
         return m2p_error(M2P_EINVAL, "text encoder: %d x %d tokens (at most %d per prompt)", B, L,
                          m->max_pos);
+    if (!m->layer) {
+        int rc = load_weights(m);
+        if (rc)
+            return m2p_error_wrap(rc, "loading text encoder again");
+    }
     if (skip < 0 || skip >= m->layers)
         return m2p_error(M2P_EINVAL, "text encoder: cannot skip %d of its %d layers", skip,
                          m->layers);
@@ -283,7 +339,7 @@ int clip_text_layers(const clip_text *m)
 
 int clip_text_projection_dim(const clip_text *m)
 {
-    return m->proj ? m->proj_dim : 0;
+    return m->has_proj ? m->proj_dim : 0;
 }
 
 void clip_text_set_arena(clip_text *m, nn_arena *shared)
@@ -306,22 +362,7 @@ void clip_text_free(clip_text *m)
 {
     if (!m)
         return;
-    if (m->layer) {
-        for (int i = 0; i < m->layers; i++) {
-            clip_layer *L = &m->layer[i];
-            nn_norm_free(&L->ln1);
-            nn_norm_free(&L->ln2);
-            op_linear_free(L->qkv);
-            op_linear_free(L->out);
-            op_linear_free(L->fc1);
-            op_linear_free(L->fc2);
-        }
-        free(m->layer);
-    }
-    nn_norm_free(&m->final_ln);
-    op_linear_free(m->proj);
-    free(m->tok_emb);
-    free(m->pos_emb);
+    clip_text_unload(m);
     nn_arena_free(&m->own_arena);
     weights_close(m->w);
     free(m);

@@ -46,6 +46,9 @@ int clip_text_projection_dim(const clip_text *m); /* 0 when there is no text_pro
 void clip_text_set_tap(clip_text *m, sd_tap tap, void *ud);
 void clip_text_set_arena(clip_text *m, struct nn_arena *shared); /* NULL: its own again */
 weights *clip_text_weights(clip_text *m);
+/* Free the weights (the config and open files stay); the next encode loads them again. */
+void clip_text_unload(clip_text *m);
+int clip_text_loaded(const clip_text *m);
 void clip_text_free(clip_text *m);
 
 /* --- UNet2DConditionModel (SD 1.x / 2.x / SDXL, with LCM's time_cond_proj_dim) ---------- */

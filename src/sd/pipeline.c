@@ -19,6 +19,7 @@
 #include "sd/pipeline.h"
 
 #include <jansson.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +72,8 @@ m2p_model_params m2p_model_default_params(void)
                               .compute_dtype = M2P_DTYPE_F32,
                               .load_vae = 1,
                               .taesd = NULL,
-                              .weight_cache = 1};
+                              .weight_cache = 1,
+                              .release_text_encoder = 0};
 }
 
 m2p_gen_params m2p_gen_default_params(void)
@@ -366,6 +368,10 @@ const clip_tokenizer *pipeline_tokenizer(const m2p_model *m)
 unet *pipeline_unet(m2p_model *m)
 {
     return m->unet;
+}
+clip_text *pipeline_text_encoder(m2p_model *m, int which)
+{
+    return which ? m->text2 : m->text;
 }
 vae *pipeline_vae(m2p_model *m)
 {
@@ -742,6 +748,14 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *params, m2p_image *out)
     weights_release(clip_text_weights(m->text));
     if (m->text2)
         weights_release(clip_text_weights(m->text2));
+    /* f32 (and uncached bf16) weights are anonymous memory: a one-shot generate frees them
+     * (they load again on the next prompt), and malloc_trim gives the freed heap pages back */
+    if (m->params.release_text_encoder) {
+        clip_text_unload(m->text);
+        if (m->text2)
+            clip_text_unload(m->text2);
+        malloc_trim(0);
+    }
     unet_added_cond added = {0};
     if (m->xl) {
         /* add_time_ids = original_size (h, w) + crops_coords_top_left (0, 0) + target (h, w) */

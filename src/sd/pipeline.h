@@ -19,6 +19,8 @@ const clip_tokenizer *pipeline_tokenizer(const m2p_model *m);
 unet *pipeline_unet(m2p_model *m);
 vae *pipeline_vae(m2p_model *m);
 taesd *pipeline_taesd(m2p_model *m);
+/* The text encoder (which = 1: SDXL's text_encoder_2; NULL when the model has none). */
+clip_text *pipeline_text_encoder(m2p_model *m, int which);
 
 /* Preview images (preview.c). */
 /* SD 1.x / 2.x (xl 0) or SDXL (xl 1) latents [C=4, h, w] -> RGB8 h x w with the known linear

@@ -4,6 +4,7 @@
  * attention -> +, LayerNorm -> cross-attention over the text context -> +, LayerNorm -> GEGLU
  * feed-forward -> +; LayerNorm eps 1e-5, attention scale head_dim^-0.5), proj_out, residual.
  * Residual adds are fused into the output linears; q/k/v of self-attention are one matmul.
+ * In bf16 mode the attention products run on bf16 too (op_attention_bf16).
  */
 #include "sd/unet_blocks.h"
 
@@ -68,6 +69,7 @@ int unet_transformer_load(weights *w, const char *prefix, int C, int heads, int 
     t->groups = groups;
     t->ctx_dim = ctx_dim;
     t->ff = t->inner * TR_FF_MULT;
+    t->dtype = dtype;
     int rc = nn_load_norm(w, nn_name(nm, sizeof nm, prefix, "norm"), C, &t->norm);
     if (!rc)
         rc = nn_load_linear(w, nn_name(nm, sizeof nm, prefix, "proj_in"), C, t->inner, 1,
@@ -137,6 +139,9 @@ int unet_transformer_forward(unet_transformer *t, float *x, int B, int HW, const
     float *u = h + NN_ALIGN_FLOATS(R * I);
     float *kv = u + NN_ALIGN_FLOATS(R * max3(4 * (size_t)I, 3 * (size_t)t->ff, 0));
     const float scale = 1.0f / sqrtf((float)t->dh);
+    int (*attend)(const float *, int, const float *, const float *, int, int, int, int, int, int,
+                  float, int, float *) =
+        t->dtype == M2P_DTYPE_BF16 ? op_attention_bf16 : op_attention;
     int rc;
 
     if ((rc = op_groupnorm(x, B, HW, t->C, t->groups, TR_GN_EPS, t->norm.gamma, t->norm.beta, 0,
@@ -149,8 +154,8 @@ int unet_transformer_forward(unet_transformer *t, float *x, int B, int HW, const
         /* self-attention */
         op_layernorm(h, rows, I, TR_LN_EPS, b->norm1.gamma, b->norm1.beta, n);
         if ((rc = op_linear_forward(b->qkv, n, rows, u, NULL)) ||
-            (rc = op_attention(u, 3 * I, u + I, u + 2 * I, 3 * I, B, HW, HW, t->heads, t->dh, scale,
-                               0, att)) ||
+            (rc = attend(u, 3 * I, u + I, u + 2 * I, 3 * I, B, HW, HW, t->heads, t->dh, scale, 0,
+                         att)) ||
             (rc = op_linear_forward(b->out1, att, rows, h, h)))
             return rc;
         /* cross-attention over the text context */
@@ -158,8 +163,8 @@ int unet_transformer_forward(unet_transformer *t, float *x, int B, int HW, const
         att = u + R * I;
         if ((rc = op_linear_forward(b->q2, n, rows, u, NULL)) ||
             (rc = op_linear_forward(b->kv2, ctx, crow, kv, NULL)) ||
-            (rc = op_attention(u, I, kv, kv + I, 2 * I, B, HW, ctx_len, t->heads, t->dh, scale, 0,
-                               att)) ||
+            (rc =
+                 attend(u, I, kv, kv + I, 2 * I, B, HW, ctx_len, t->heads, t->dh, scale, 0, att)) ||
             (rc = op_linear_forward(b->out2, att, rows, h, h)))
             return rc;
         /* GEGLU feed-forward */

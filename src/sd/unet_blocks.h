@@ -17,6 +17,7 @@ typedef struct unet_tblock {
 
 typedef struct unet_transformer {
     int C, inner, heads, dh, depth, groups, ctx_dim, ff;
+    int dtype; /* M2P_DTYPE_BF16: attention runs op_attention_bf16 (AMX where there is one) */
     nn_norm norm;
     op_linear *proj_in, *proj_out; /* 1x1 convs or linears: the same matmul in NHWC */
     unet_tblock *blk;

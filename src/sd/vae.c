@@ -37,6 +37,7 @@ struct vae {
     nn_resnet mid_res[2];
     nn_norm attn_norm;
     op_linear *attn_qkv, *attn_out;
+    int attn_bf16; /* bf16 compute: the mid attention runs op_attention_bf16 */
     vae_up up[VAE_MAX_BLOCKS];
     nn_norm norm_out;
     weights *w;
@@ -79,6 +80,7 @@ int vae_load(const char *dir, const m2p_model_params *p, vae **out)
     if (!m)
         return m2p_error(M2P_ENOMEM, "out of memory loading the VAE");
     m->arena = &m->own_arena;
+    m->attn_bf16 = dtype == M2P_DTYPE_BF16;
     m2p_config *c = NULL;
     int boc[VAE_MAX_BLOCKS], nb = 0, lpb = 0, nt = 0, post_quant = 1;
     const char *types[VAE_MAX_BLOCKS];
@@ -274,8 +276,9 @@ int vae_decode(vae *m, const float *z, int B, int h, int w, float *out)
                                m->attn_norm.beta, 0, t2)) ||
             (rc = op_linear_forward(m->attn_qkv, t2, (int)rows, t1, NULL)))
             return rc;
-        if ((rc = op_attention(t1, 3 * C, t1 + C, t1 + 2 * C, 3 * C, B, H * W, H * W, 1, C,
-                               1.0f / sqrtf((float)C), 0, t2)))
+        if ((rc = (m->attn_bf16 ? op_attention_bf16 : op_attention)(t1, 3 * C, t1 + C, t1 + 2 * C,
+                                                                    3 * C, B, H * W, H * W, 1, C,
+                                                                    1.0f / sqrtf((float)C), 0, t2)))
             return rc;
         if ((rc = op_linear_forward(m->attn_out, t2, (int)rows, x, x)))
             return rc;

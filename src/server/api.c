@@ -22,7 +22,6 @@
 #include "core/error.h"
 #include "core/json_limit.h"
 #include "server/server_internal.h"
-#include "store/store.h"
 
 static long rss_kb(void)
 {
@@ -76,7 +75,7 @@ void api_health(server *s, struct mg_connection *c, const route_args *a)
         char *workers = jobs_workers_json(s->q);
         json_t *wj = workers ? json_loads(workers, 0, NULL) : NULL;
         free(workers);
-        json_object_set_new(o, "store", json_string(store_backend_name(s->store)));
+        json_object_set_new(o, "store", json_string(jobs_store_backend(s->q)));
         json_object_set_new(o, "workers", wj ? wj : json_array());
     }
     http_json(c, 200, o);
@@ -88,8 +87,8 @@ void api_health(server *s, struct mg_connection *c, const route_args *a)
 static json_t *measured(server *s, const char *model, char *expected, size_t len)
 {
     expected[0] = 0;
-    store_job j;
-    if (store_last_generation(s->store, model, &j))
+    jobs_record j;
+    if (jobs_last_generation(s->q, model, &j))
         return NULL;
     json_t *p = m2p_json_loads(j.params ? j.params : "", 0, NULL);
     json_t *r = m2p_json_loads(j.result ? j.result : "", 0, NULL);
@@ -108,7 +107,7 @@ static json_t *measured(server *s, const char *model, char *expected, size_t len
     }
     json_decref(p);
     json_decref(r);
-    store_job_clear(&j);
+    jobs_record_clear(&j);
     return o;
 }
 
@@ -183,7 +182,7 @@ static int submit_analysis(server *s, const char *source, int upload, const char
         json_object_set_new(p, "song", json_string(song));
     char *ps = p ? json_dumps(p, JSON_COMPACT) : NULL;
     json_decref(p);
-    int rc = ps ? jobs_submit(s->q, STORE_JOB_ANALYZE, ps, 0, 0, 0, id)
+    int rc = ps ? jobs_submit(s->q, JOBS_ANALYZE, ps, 0, 0, 0, id)
                 : m2p_error(M2P_EINVAL, "the source, band and song must be UTF-8 text");
     free(ps);
     if (rc) {
@@ -412,44 +411,19 @@ static int sha256_file(const char *path, char out[65])
     return rc;
 }
 
-/* Uploads are analysed once per content: the key is the bytes' SHA-256 with what changes the
- * answer (duration, prompt version, band, song); the value the job id. An earlier job that is
- * queued, running or done answers the same request again; a failed or deleted one does not. */
-static int upload_cached(server *s, const char *key, int64_t *id, char *state, size_t len)
-{
-    char *v = NULL;
-    if (store_cache_get(s->store, "upload_analysis", key, &v))
-        return 0;
-    long long jid = strtoll(v, NULL, 10);
-    free(v);
-    store_job j;
-    if (jid <= 0 || store_job_get(s->store, jid, &j))
-        return 0;
-    int live =
-        !strcmp(j.state, "queued") || !strcmp(j.state, "running") || !strcmp(j.state, "done");
-    snprintf(state, len, "%s", j.state);
-    store_job_clear(&j);
-    *id = jid;
-    return live;
-}
-
 /* On a PostgreSQL store the job may run on a worker on another host: the file goes into the
- * store (store_audio_put) under its folder's name before the job is queued, so an acknowledged
+ * store (jobs_audio_put) under its folder's name before the job is queued, so an acknowledged
  * upload survives this node; the local copy is then removed. A SQLite store keeps it here.
  * The copy runs on a connection of its own: the node's shared one stays free for the other
  * requests while a large file streams (100 MiB take about 2 s on loopback). */
 static int share_upload(server *s, upload *u, api_error *e)
 {
-    if (strcmp(store_backend_name(s->store), "postgresql") != 0 || !s->cfg.store_url)
+    if (strcmp(jobs_store_backend(s->q), "postgresql") != 0 || !s->cfg.store_url)
         return 0;
     const char *name = strrchr(u->dir, '/');
     name = name ? name + 1 : u->dir;
     int64_t size = 0;
-    m2p_store *own = NULL;
-    int rc = m2p_store_open(s->cfg.store_url, &own);
-    if (!rc)
-        rc = store_audio_put(own, name, u->path, (int64_t)s->cfg.max_upload, &size);
-    m2p_store_close(own);
+    int rc = jobs_audio_put(s->q, name, u->path, (int64_t)s->cfg.max_upload, &size);
     if (rc) {
         e->status = http_status_of(rc);
         snprintf(e->field, sizeof e->field, "file");
@@ -493,7 +467,7 @@ static void analyze_upload(server *s, struct mg_connection *c)
     int version = M2P_PROMPT_V4;
     int64_t id = 0;
     int cached = 0;
-    char digest[65] = "", key[700], state[16] = "", idtext[32];
+    char digest[65] = "", key[700], state[16] = "";
     if (n < 0 || (u.have_file && !u.stored)) {
         e.status = 400;
         snprintf(e.field, sizeof e.field, "file");
@@ -522,18 +496,20 @@ static void analyze_upload(server *s, struct mg_connection *c)
                 e.status = 500;
                 snprintf(e.message, sizeof e.message, "%s", m2p_errmsg());
             } else {
+                /* Uploads are analysed once per content: the key is the bytes' SHA-256 with
+                 * what changes the answer (duration, prompt version, band, song). An earlier
+                 * job that is queued, running or done answers the same request again; a failed
+                 * or deleted one does not (jobs_upload_find). */
                 snprintf(key, sizeof key, "%s|%g|%d|%s|%s", digest, duration, version, u.band,
                          u.song);
-                if (upload_cached(s, key, &id, state, sizeof state))
+                if (jobs_upload_find(s->q, key, &id, state, sizeof state))
                     cached = 1;
                 else if (!share_upload(s, &u, &e) &&
                          !submit_analysis(s, u.path, 1, u.audio_key[0] ? u.audio_key : NULL,
                                           duration, version, u.band, u.song, &id, &e))
-                    store_cache_put(
-                        s->store, "upload_analysis", key,
-                        (snprintf(idtext, sizeof idtext, "%lld", (long long)id), idtext), 0);
+                    jobs_upload_remember(s->q, key, id);
                 else if (u.audio_key[0])
-                    store_audio_delete(s->store, u.audio_key); /* not queued: nobody needs it */
+                    jobs_audio_delete(s->q, u.audio_key); /* not queued: nobody needs it */
             }
         }
         json_decref(bv);
@@ -592,14 +568,14 @@ void api_generate(server *s, struct mg_connection *c, const route_args *a)
 
 void api_job_get(server *s, struct mg_connection *c, const route_args *a)
 {
-    store_job j;
-    int rc = store_job_get(s->store, a->id, &j);
+    jobs_record j;
+    int rc = jobs_job_get(s->q, a->id, &j);
     if (rc) {
         http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
         return;
     }
     char *js = jobs_job_json(&j);
-    store_job_clear(&j);
+    jobs_record_clear(&j);
     json_t *o = js ? m2p_json_loads(js, 0, NULL) : NULL;
     free(js);
     if (o)
@@ -638,7 +614,7 @@ void api_image_get(server *s, struct mg_connection *c, const route_args *a)
 {
     uint8_t *png = NULL;
     size_t len = 0;
-    int rc = store_result_png(s->store, a->id, &png, &len);
+    int rc = jobs_result_png(s->q, a->id, &png, &len);
     if (rc) {
         http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
         return;
@@ -652,7 +628,7 @@ void api_image_get(server *s, struct mg_connection *c, const route_args *a)
 
 void api_image_delete(server *s, struct mg_connection *c, const route_args *a)
 {
-    deleted(c, store_result_delete(s->store, a->id), a->id);
+    deleted(c, jobs_result_delete(s->q, a->id), a->id);
 }
 
 void api_gallery(server *s, struct mg_connection *c, const route_args *a)
@@ -660,7 +636,7 @@ void api_gallery(server *s, struct mg_connection *c, const route_args *a)
     long page = a->query[0], per = a->query[1];
     char *items = NULL;
     int64_t total = 0;
-    int rc = store_gallery(s->store, (int)((page - 1) * per), (int)per, &items, &total);
+    int rc = jobs_gallery(s->q, (int)((page - 1) * per), (int)per, &items, &total);
     if (rc) {
         http_error(c, 500, NULL, "%s", m2p_errmsg());
         return;
@@ -739,7 +715,7 @@ void api_batch_post(server *s, struct mg_connection *c, const route_args *a)
         json_object_del(gen, "seed");
     json_object_del(gen, "prompt");
     int64_t queued = 0;
-    store_job_count(s->store, "queued", -1, &queued);
+    jobs_count(s->q, "queued", -1, &queued);
     if (queued + (int64_t)json_array_size(urls) > s->cfg.max_queued) {
         json_decref(gen);
         http_error(c, 503, NULL, "the queue has room for %lld more jobs; this batch needs %zu",
@@ -767,8 +743,7 @@ void api_batch_post(server *s, struct mg_connection *c, const route_args *a)
     if (!rc && !ids)
         rc = m2p_error(M2P_ENOMEM, "out of memory queuing the batch");
     else if (!rc)
-        rc =
-            jobs_submit_batch(s->q, bps, STORE_JOB_ANALYZE, (const char *const *)jps, n, &bid, jid);
+        rc = jobs_submit_batch(s->q, bps, JOBS_ANALYZE, (const char *const *)jps, n, &bid, jid);
     else if (!bps)
         m2p_error(M2P_ENOMEM, "out of memory queuing the batch");
     free(bps);
@@ -807,7 +782,7 @@ static json_t *batch_object(server *s, int64_t id, int with_items)
 {
     char *params = NULL;
     int64_t created = 0;
-    if (store_batch_get(s->store, id, &params, &created))
+    if (jobs_batch_get(s->q, id, &params, &created))
         return NULL;
     json_t *bp = loads_or_null(params);
     free(params);
@@ -817,18 +792,18 @@ static json_t *batch_object(server *s, int64_t id, int with_items)
     for (size_t i = 0; i < n; i++)
         json_array_append_new(items, json_pack("{s:i, s:O, s:n, s:n}", "index", (int)i, "url",
                                                json_array_get(urls, i), "analysis", "generation"));
-    store_job *jobs = NULL;
+    jobs_record *jobs = NULL;
     int nj = 0;
-    store_jobs_of_batch(s->store, id, &jobs, &nj);
+    jobs_batch_jobs(s->q, id, &jobs, &nj);
     int done = 0, failed = 0, active = 0;
     for (int k = 0; k < nj; k++) {
-        store_job *j = &jobs[k];
+        jobs_record *j = &jobs[k];
         json_t *it = json_array_get(items, (size_t)j->batch_index);
         if (it) {
             json_t *jo = json_pack("{s:I, s:s, s:s?}", "id", (json_int_t)j->id, "state", j->state,
                                    "error", j->error);
             json_t *r = loads_or_null(j->result);
-            if (j->kind == STORE_JOB_ANALYZE) {
+            if (j->kind == JOBS_ANALYZE) {
                 json_object_set(jo, "band", json_object_get(r, "band"));
                 json_object_set(jo, "song", json_object_get(r, "song"));
                 json_object_set(jo, "genre", json_object_get(r, "genre"));
@@ -842,7 +817,7 @@ static json_t *batch_object(server *s, int64_t id, int with_items)
             json_decref(r);
         }
         /* An item is finished when its generation is, or its analysis did not succeed. */
-        if (j->kind == STORE_JOB_GENERATE) {
+        if (j->kind == JOBS_GENERATE) {
             if (!strcmp(j->state, "done"))
                 done++;
             else if (terminal(j->state))
@@ -852,7 +827,7 @@ static json_t *batch_object(server *s, int64_t id, int with_items)
         } else if (terminal(j->state) && strcmp(j->state, "done")) {
             failed++;
         }
-        store_job_clear(j);
+        jobs_record_clear(j);
     }
     free(jobs);
     int finished = done + failed;
@@ -874,7 +849,7 @@ void api_batch_list(server *s, struct mg_connection *c, const route_args *a)
     long page = a->query[0], per = a->query[1];
     int64_t *ids = NULL;
     int n = 0;
-    if (store_batches_list(s->store, (int)((page - 1) * per), (int)per, &ids, &n)) {
+    if (jobs_batches_list(s->q, (int)((page - 1) * per), (int)per, &ids, &n)) {
         http_error(c, 500, NULL, "%s", m2p_errmsg());
         return;
     }

@@ -31,7 +31,7 @@ static const char *jstr(json_t *o, const char *k)
 static int wait_result(server *s, struct mg_connection *c, int64_t id, int timeout_ms,
                        json_t **result)
 {
-    store_job j;
+    jobs_record j;
     int rc = jobs_wait(s->q, id, timeout_ms, &j);
     if (rc) {
         http_error(c, http_status_of(rc), NULL, "job %lld: %s", (long long)id, m2p_errmsg());
@@ -40,11 +40,11 @@ static int wait_result(server *s, struct mg_connection *c, int64_t id, int timeo
     if (strcmp(j.state, "done") != 0) {
         http_error(c, !strcmp(j.state, "canceled") ? 409 : 500, NULL, "job %lld %s: %s",
                    (long long)id, j.state, j.error ? j.error : "no reason recorded");
-        store_job_clear(&j);
+        jobs_record_clear(&j);
         return -1;
     }
     *result = j.result ? m2p_json_loads(j.result, 0, NULL) : NULL;
-    store_job_clear(&j);
+    jobs_record_clear(&j);
     if (!json_is_object(*result)) {
         json_decref(*result);
         http_error(c, 500, NULL, "job %lld has no readable result", (long long)id);

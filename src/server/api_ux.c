@@ -173,7 +173,7 @@ void api_image_thumb(server *s, struct mg_connection *c, const route_args *a)
     uint8_t *png = NULL, *rgb = NULL, *small = NULL, *out = NULL;
     size_t len = 0, out_len = 0;
     int w = 0, h = 0;
-    int rc = store_result_png(s->store, a->id, &png, &len);
+    int rc = jobs_result_png(s->q, a->id, &png, &len);
     if (rc) {
         http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
         return;
@@ -322,7 +322,7 @@ void api_image_poster(server *s, struct mg_connection *c, const route_args *a)
     uint8_t *png = NULL, *rgb = NULL, *out = NULL;
     size_t len = 0, out_len = 0;
     int w = 0, h = 0;
-    int rc = store_result_png(s->store, a->id, &png, &len);
+    int rc = jobs_result_png(s->q, a->id, &png, &len);
     if (rc) {
         http_error(c, http_status_of(rc), "id", "%s", m2p_errmsg());
         return;

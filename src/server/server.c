@@ -56,7 +56,7 @@ server_config server_default_config(void)
 
 const char *server_store_where(const server *s)
 {
-    return store_where(s->store);
+    return m2p_store_where(s->store);
 }
 
 static int is_loopback(const char *host)

@@ -33,7 +33,7 @@ typedef struct server_config {
     int no_worker;           /* 1: queue and serve only, run no jobs */
     const char *worker_name; /* lease holder's name; NULL = the host's */
     int lease_ms;            /* 0 = the queue's default (30 s) */
-    int kinds;               /* bit 1 << STORE_JOB_*: kinds this node runs; 0 = both */
+    int kinds;               /* bit 1 << JOBS_*: kinds this node runs; 0 = both */
     int n_models;
     const char *model_names[SERVER_MAX_MODELS];
     const char *model_refs[SERVER_MAX_MODELS];

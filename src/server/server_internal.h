@@ -10,8 +10,8 @@
 #include <pthread.h>
 
 #include "jobs/queue.h"
+#include "jobs/records.h" /* the rows the routes read and write (jobs, results, batches, uploads) */
 #include "server/server.h"
-#include "store/jobs_store.h" /* the job records the routes read (store_job, results, batches) */
 
 typedef struct ux_fetch ux_fetch; /* api_fetch.c: a model download from the page */
 

@@ -401,7 +401,7 @@ json_t *submit_generate(server *s, json_t *body, int64_t *id, api_error *err)
     if (!p)
         return NULL;
     char *ps = json_dumps(p, JSON_COMPACT);
-    int rc = ps ? jobs_submit(s->q, STORE_JOB_GENERATE, ps, 0, 0, 0, id)
+    int rc = ps ? jobs_submit(s->q, JOBS_GENERATE, ps, 0, 0, 0, id)
                 : m2p_error(M2P_ENOMEM, "out of memory queuing the job");
     free(ps);
     if (rc) {

@@ -365,15 +365,15 @@ static void subscribe(ws_client *w, json_t *ids, int on)
             progress_unsubscribe(w->s->bus, w->sub, id);
             continue;
         }
-        store_job j;
-        if (store_job_get(w->s->store, id, &j)) {
+        jobs_record j;
+        if (jobs_job_get(w->s->q, id, &j)) {
             json_t *e = json_pack("{s:s, s:I, s:s}", "type", "error", "job", (json_int_t)id,
                                   "message", m2p_errmsg());
             send_json(w, e);
             continue;
         }
         char *state = jobs_state_event(&j);
-        store_job_clear(&j);
+        jobs_record_clear(&j);
         if (progress_subscribe(w->s->bus, w->sub, id, PROGRESS_PROTO_EVENTS, state))
             send_error(w, "jobs", m2p_errmsg());
         free(state);
@@ -583,8 +583,8 @@ static int ws_read_end(ws_client *w, int rc, const char **why)
 static int ws_session(ws_client *w, const char **why, int *echo)
 {
     ws_reassembly r = {0, 0, WS_MAX_MESSAGE};
-    uint8_t *msg = NULL;
-    size_t cap = 0;
+    m2p_buf msg;
+    m2p_buf_init(&msg, WS_MAX_MESSAGE);
     int pings = 0, code = 0, rc;
     *why = NULL;
     *echo = 0;
@@ -610,22 +610,23 @@ static int ws_session(ws_client *w, const char **why, int *echo)
         M2P_ASSERT(f.opcode & 8 ? f.len <= WS_MAX_CONTROL : r.len <= r.max && f.len <= r.len);
         if (!(f.opcode & 8)) {
             /* a data frame: its payload goes after the message's so far */
-            if (r.len + 1 > cap) {
-                uint8_t *nm = m2p_array_grow(msg, &cap, r.len + 1, 1, WS_MAX_MESSAGE + 1);
-                if (!nm) {
-                    code = WS_CLOSE_INTERNAL;
-                    *why = "out of memory";
-                    break;
-                }
-                msg = nm;
+            if (m2p_buf_reserve(&msg, (size_t)f.len)) {
+                code = WS_CLOSE_INTERNAL;
+                *why = "out of memory";
+                break;
             }
-            p = msg + (r.len - (size_t)f.len);
+            M2P_ASSERT(msg.len + (size_t)f.len == r.len);
+            p = (uint8_t *)msg.data + msg.len;
         }
         if ((rc = ws_recv(w, &pings, p, (size_t)f.len))) {
             code = ws_read_end(w, rc, why);
             break;
         }
         ws_frame_unmask(p, (size_t)f.len, f.mask, 0);
+        if (!(f.opcode & 8)) {
+            msg.len += (size_t)f.len;
+            msg.data[msg.len] = 0;
+        }
         if (f.opcode == WS_OP_PING) {
             ws_control(w, WS_OP_PONG, ctl, (size_t)f.len);
             continue;
@@ -646,12 +647,13 @@ static int ws_session(ws_client *w, const char **why, int *echo)
         }
         if (!f.fin)
             continue; /* more fragments follow */
-        size_t len = r.len;
         ws_reassembly_done(&r);
-        if ((code = ws_handle(w, 0x80 | WS_OP_TEXT, (const char *)msg, len, why)))
+        code = ws_handle(w, 0x80 | WS_OP_TEXT, msg.data, msg.len, why);
+        msg.len = 0;
+        if (code)
             break;
     }
-    free(msg);
+    m2p_buf_free(&msg);
     return code;
 }
 

@@ -129,7 +129,7 @@ static int job_get(m2p_store *s, int64_t id, store_job *out)
     int rc = one_job(s, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = $1", &p, out, &found,
                      "reading a job");
     if (!rc && !found)
-        rc = m2p_error(M2P_ENOTFOUND, "job %lld does not exist", (long long)id);
+        rc = store_not_found("job", id);
     return rc;
 }
 
@@ -274,7 +274,7 @@ static int job_delete(m2p_store *s, int64_t id)
         (rc = pg_cmd(s, "DELETE FROM jobs WHERE id = $1", &p, &n, "deleting a job")))
         return pg_rollback(s, rc);
     if (n != 1)
-        return pg_rollback(s, m2p_error(M2P_ENOTFOUND, "job %lld does not exist", (long long)id));
+        return pg_rollback(s, store_not_found("job", id));
     return pg_commit(s);
 }
 
@@ -435,18 +435,30 @@ static int finish_with_results(m2p_store *s, const store_job *job, const char *m
     return pg_commit(s);
 }
 
-static int result_png(m2p_store *s, int64_t id, uint8_t **png, size_t *len)
+/* The row of sql (one $1 for id) with that id: 0 with *r holding it (the caller clears it),
+ * else the error (store_not_found for none), nothing left to clear. */
+static int row_by_id(m2p_store *s, const char *sql, int64_t id, int binary, const char *thing,
+                     PGresult **r, const char *what)
 {
     pgp p = {0};
     pgp_i64(&p, id);
-    PGresult *r = NULL;
-    int rc = pg_run(s, "SELECT png FROM results WHERE id = $1", &p, 1, &r, "reading an image");
+    int rc = pg_run(s, sql, &p, binary, r, what);
     if (rc)
         return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return m2p_error(M2P_ENOTFOUND, "image %lld does not exist", (long long)id);
-    }
+    if (PQntuples(*r) > 0)
+        return 0;
+    PQclear(*r);
+    *r = NULL;
+    return store_not_found(thing, id);
+}
+
+static int result_png(m2p_store *s, int64_t id, uint8_t **png, size_t *len)
+{
+    PGresult *r = NULL;
+    int rc = row_by_id(s, "SELECT png FROM results WHERE id = $1", id, 1, "image", &r,
+                       "reading an image");
+    if (rc)
+        return rc;
     int n = PQgetlength(r, 0, 0);
     *png = malloc(n > 0 ? (size_t)n : 1);
     if (!*png) {
@@ -467,7 +479,7 @@ static int result_delete(m2p_store *s, int64_t id)
     int n = 0;
     int rc = pg_cmd(s, "DELETE FROM results WHERE id = $1", &p, &n, "deleting an image");
     if (!rc && n != 1)
-        rc = m2p_error(M2P_ENOTFOUND, "image %lld does not exist", (long long)id);
+        rc = store_not_found("image", id);
     return rc;
 }
 
@@ -577,17 +589,11 @@ static int batch_submit(m2p_store *s, const char *params, int kind, const char *
 
 static int batch_get(m2p_store *s, int64_t id, char **params, int64_t *created_ms)
 {
-    pgp p = {0};
-    pgp_i64(&p, id);
     PGresult *r = NULL;
-    int rc = pg_run(s, "SELECT params, created_ms FROM batches WHERE id = $1", &p, 0, &r,
-                    "reading a batch");
+    int rc = row_by_id(s, "SELECT params, created_ms FROM batches WHERE id = $1", id, 0, "batch",
+                       &r, "reading a batch");
     if (rc)
         return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return m2p_error(M2P_ENOTFOUND, "batch %lld does not exist", (long long)id);
-    }
     *params = pg_strdup(r, 0, 0);
     if (created_ms)
         *created_ms = pg_i64(r, 0, 1);

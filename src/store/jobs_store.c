@@ -94,9 +94,7 @@ static int row_by_id(m2p_store *s, const char *sql, int64_t id, const char *thin
         return 0;
     sqlite3_finalize(*st);
     *st = NULL;
-    return rc == SQLITE_DONE
-               ? m2p_error(M2P_ENOTFOUND, "%s %lld does not exist", thing, (long long)id)
-               : db_fail(s, what);
+    return rc == SQLITE_DONE ? store_not_found(thing, id) : db_fail(s, what);
 }
 
 /* Step a statement without rows and finalize it; *changes (if given) gets the rows changed. */
@@ -367,7 +365,7 @@ static int job_delete(m2p_store *s, int64_t id)
     if ((rc = exec_id(s, "DELETE FROM jobs WHERE id = ?", id, &n, "deleting a job")))
         return rollback(s, rc);
     if (n != 1)
-        return rollback(s, m2p_error(M2P_ENOTFOUND, "job %lld does not exist", (long long)id));
+        return rollback(s, store_not_found("job", id));
     return commit(s);
 }
 
@@ -608,7 +606,7 @@ static int result_delete(m2p_store *s, int64_t id)
     int rc = exec_id(s, "DELETE FROM results WHERE id = ?", id, &n, "deleting an image");
     if (rc)
         return rc;
-    return n == 1 ? 0 : m2p_error(M2P_ENOTFOUND, "image %lld does not exist", (long long)id);
+    return n == 1 ? 0 : store_not_found("image", id);
 }
 
 static int gallery(m2p_store *s, int offset, int limit, char **json, int64_t *total)

@@ -25,6 +25,11 @@ int64_t store_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int store_not_found(const char *thing, int64_t id)
+{
+    return m2p_error(M2P_ENOTFOUND, "%s %lld does not exist", thing, (long long)id);
+}
+
 int64_t store_expires_ms(int64_t now, int64_t ttl_s)
 {
     if (ttl_s <= 0 || ttl_s > (INT64_MAX - now) / 1000)

@@ -113,6 +113,8 @@ int store_sqlite_open(m2p_store *s, const char *file);
 int store_pg_open(m2p_store *s, const char *url);
 
 int64_t store_now_ms(void);
+/* M2P_ENOTFOUND "<thing> <id> does not exist" (thing: job, image, batch), for both backends. */
+int store_not_found(const char *thing, int64_t id);
 /* When a cache entry put at now with a lifetime of ttl_s seconds expires: 0 (never) for ttl_s
  * <= 0 or a time past int64. */
 int64_t store_expires_ms(int64_t now, int64_t ttl_s);

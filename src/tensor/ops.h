@@ -84,6 +84,11 @@ void op_layernorm(const float *x, int rows, int C, float eps, const float *gamma
  * causal: key j > query i is masked (CLIP). */
 int op_attention(const float *q, int q_stride, const float *k, const float *v, int kv_stride,
                  int B, int Lq, int Lk, int heads, int dh, float scale, int causal, float *out);
+/* The same for bf16 compute: q, k, v rounded to bf16, products on AMX tiles with f32
+ * accumulation, softmax and output in f32 (cpu/attention_amx.c). Where the CPU (or the OS) has
+ * no AMX, and in the portable kernels, it is op_attention. MUS2PIC_AMX=0 turns AMX off. */
+int op_attention_bf16(const float *q, int q_stride, const float *k, const float *v, int kv_stride,
+                      int B, int Lq, int Lk, int heads, int dh, float scale, int causal, float *out);
 
 /* x [rows, 2D] = [h | gate] -> y [rows, D] = h * gelu_erf(gate) (diffusers GEGLU). */
 void op_geglu(const float *x, int rows, int D, float *y);

@@ -25,9 +25,8 @@ model=model tensor core
 sd=sd model tensor core
 music=music audio core
 jobs=jobs sd model music audio store poster core
-server=server jobs store core
+server=server jobs core
 cli=cli server jobs core'
-# server -> store: the job records the routes read (not yet through jobs: store/jobs_store.h).
 # one header of each module that has headers (poster has none)
 headers='core=core/error.h
 tensor=tensor/ops.h

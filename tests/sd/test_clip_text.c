@@ -54,6 +54,17 @@ static void test_golden(void)
     CHECK_INT(clip_text_forward(m, bad, 1, 2, one), M2P_EINVAL);
     CHECK(strstr(m2p_errmsg(), "49408") != NULL);
     CHECK_INT(clip_text_forward(m, ids, 1, 78, one), M2P_EINVAL);
+
+    /* unloaded (a one-shot generate frees the weights after encoding), the next encode loads
+     * them again and gives the same numbers, bit for bit */
+    clip_text_unload(m);
+    CHECK(!clip_text_loaded(m));
+    CHECK_INT(clip_text_hidden(m), 32);
+    float *again = malloc(sizeof(float) * (size_t)B * L * 32);
+    CHECK_INT(clip_text_forward(m, ids, B, L, again), 0);
+    CHECK(clip_text_loaded(m));
+    CHECK(memcmp(again, got, sizeof(float) * (size_t)B * L * 32) == 0);
+    free(again);
     free(one);
     free(ids);
     free(want);

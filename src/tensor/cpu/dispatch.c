@@ -1,11 +1,11 @@
 /*
- * dispatch.c — one binary for every x86-64: kernels.c and attention.c are compiled twice by
- * CMakeLists.txt (portable x86-64 as op_*_generic, and x86-64-v4 = AVX-512 F/BW/DQ/VL as
- * op_*_avx512), and the op_* entry points here pick one per call from a CPU check made once
- * (cpuid through __builtin_cpu_supports, which also checks that the OS saves the AVX-512
- * state). MUS2PIC_CPU=generic forces the portable kernels (tests compare the two).
+ * dispatch.c — one binary for every x86-64: kernels.c, attention.c and attention_amx.c are
+ * compiled twice by CMakeLists.txt (portable x86-64 as op_*_generic, and x86-64-v4 = AVX-512
+ * F/BW/DQ/VL as op_*_avx512), and the op_* entry points here pick one per call from a CPU check
+ * made once (cpuid through __builtin_cpu_supports, which also checks that the OS saves the
+ * AVX-512 state). MUS2PIC_CPU=generic forces the portable kernels (tests compare the two).
  * With -DM2P_NATIVE=ON the kernels are compiled once for this CPU and nothing here dispatches.
- * A new exported function in kernels.c or attention.c needs its wrapper here and its name in
+ * A new exported function in those files needs its wrapper here and its name in
  * M2P_DISPATCHED_OPS (CMakeLists.txt).
  */
 #include <stdatomic.h>
@@ -106,6 +106,20 @@ int op_attention(const float *q, int q_stride, const float *k, const float *v, i
                  int Lq, int Lk, int heads, int dh, float scale, int causal, float *out)
 {
     return (use_avx512() ? op_attention_avx512 : op_attention_generic)(
+        q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out);
+}
+
+/* attention_amx.c: the AVX-512 build checks for AMX itself and falls back to op_attention */
+int op_attention_bf16_generic(const float *q, int q_stride, const float *k, const float *v,
+                              int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
+                              int causal, float *out);
+int op_attention_bf16_avx512(const float *q, int q_stride, const float *k, const float *v,
+                             int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
+                             int causal, float *out);
+int op_attention_bf16(const float *q, int q_stride, const float *k, const float *v, int kv_stride,
+                      int B, int Lq, int Lk, int heads, int dh, float scale, int causal, float *out)
+{
+    return (use_avx512() ? op_attention_bf16_avx512 : op_attention_bf16_generic)(
         q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out);
 }
 

@@ -1,0 +1,389 @@
+/*
+ * attention_amx.c — op_attention_bf16: the same tiled online-softmax attention as attention.c
+ * (FlashAttention, Dao et al. 2022, algorithm 1) with S = Q K^T and O = P V on Intel AMX tiles
+ * (TDPBF16PS: bf16 products, f32 accumulation; Intel SDM vol. 1 ch. 18 and the intrinsics
+ * guide's _tile_* entries); the softmax, its running max/sum and O stay f32 in AVX-512.
+ * Why AMX and not AVX512-BF16: on this CPU vdpbf16ps zmm issues once per 2 cycles (32 FLOP per
+ * cycle) against two FMAs per cycle (64 FLOP), so a dot-product kernel loses to attention.c.
+ * Inputs are f32 (the linears' outputs); per call K and V are rounded to bf16 and packed once
+ * per (batch, head) in the tiles' pair-interleaved (VNNI) layout, a task's queries once per task.
+ * Without AMX (or in the portable build, or MUS2PIC_CPU=generic) it is op_attention.
+ */
+#include "core/error.h"
+#include "tensor/cpu/cpu.h"
+#include "tensor/ops.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if M2P_AVX512 && defined(__x86_64__)
+#pragma GCC target("avx512bf16,amx-tile,amx-bf16")
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define AQB 32  /* queries per task: two 16-row tiles */
+#define AKB 128 /* keys per block of the online softmax: 8 S tiles of 16 keys */
+
+/* Every tile is 16 rows x 64 bytes: 16 x 16 f32 (S, O), 16 x 32 bf16 (Q, P), or 16 pairs x 16
+ * columns x 2 bf16 (K^T, V: the B operand's pair-interleaved layout). */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_tilecfg;
+
+/* 0 unknown, 1 no AMX here, 2 AMX usable (CPU has it and the kernel let this process use it) */
+static atomic_int amx_state;
+
+static void cpuid_count(unsigned leaf, unsigned sub, unsigned r[4])
+{
+    __asm__ volatile("cpuid"
+                     : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+                     : "a"(leaf), "c"(sub));
+}
+
+static int amx_usable(void)
+{
+    int st = atomic_load_explicit(&amx_state, memory_order_relaxed);
+    if (st)
+        return st == 2;
+    unsigned r[4] = {0}, r1[4] = {0};
+    cpuid_count(0, 0, r);
+    int ok = 0;
+    if (r[0] >= 7) {
+        cpuid_count(7, 0, r);
+        cpuid_count(7, 1, r1);
+        /* leaf 7.0 EDX: 22 AMX-BF16, 24 AMX-TILE; leaf 7.1 EAX 5: AVX512-BF16 (vcvtneps2bf16) */
+        ok = (r[3] >> 22 & 1) && (r[3] >> 24 & 1) && (r1[0] >> 5 & 1);
+    }
+    const char *env = getenv("MUS2PIC_AMX");
+    if (env && strcmp(env, "0") == 0)
+        ok = 0;
+    /* Linux hands out the 8 KiB tile state only on request (ARCH_REQ_XCOMP_PERM = 0x1023,
+     * XFEATURE_XTILEDATA = 18); oneDNN makes the same request for its own AMX kernels. */
+    if (ok && syscall(SYS_arch_prctl, 0x1023, 18) != 0)
+        ok = 0;
+    atomic_store_explicit(&amx_state, ok ? 2 : 1, memory_order_relaxed);
+    return ok;
+}
+
+static void amx_configure(void)
+{
+    amx_tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = 16;
+    }
+    _tile_loadconfig(&cfg);
+}
+
+typedef struct {
+    const float *q, *k, *v;
+    int q_stride, kv_stride, B, Lq, Lk, heads, dh, causal;
+    float scale;
+    float *out;
+    int dp;         /* dh rounded up to 32 (the K extent of an S product) */
+    int ng;         /* 16-column groups of dh (the N extent of O) */
+    int lk16, lk32; /* Lk rounded up to 16 / 32 */
+    uint16_t *kp;   /* [B*heads][lk16/16][dp/2][16][2] */
+    uint16_t *vp;   /* [B*heads][ng][lk32/2][16][2] */
+} amx_args;
+
+static inline uint16_t bf16_round(float f) /* round to nearest even, as vcvtneps2bf16 */
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+/* K and V of one (batch, head) into the B-operand layouts; pads are zeros. */
+static void pack_kv(const amx_args *a, int bh)
+{
+    const int b = bh / a->heads, h = bh % a->heads, dh = a->dh;
+    const size_t ks = (size_t)a->kv_stride;
+    const float *kb = a->k + (size_t)b * a->Lk * ks + (size_t)h * dh;
+    const float *vb = a->v + (size_t)b * a->Lk * ks + (size_t)h * dh;
+    uint16_t *kp = a->kp + (size_t)bh * a->lk16 * a->dp;
+    for (int u = 0; u < a->lk16 / 16; u++) {
+        uint16_t *tile = kp + (size_t)u * 16 * a->dp; /* [dp/2][16 keys][2] */
+        for (int n = 0; n < 16; n++) {
+            int j = u * 16 + n;
+            const float *kr = kb + (size_t)j * ks;
+            for (int d = 0; d < a->dp; d++) {
+                uint16_t x = j < a->Lk && d < dh ? bf16_round(kr[d]) : 0;
+                tile[((size_t)(d >> 1) * 16 + n) * 2 + (d & 1)] = x;
+            }
+        }
+    }
+    uint16_t *vp = a->vp + (size_t)bh * a->ng * 16 * a->lk32;
+    for (int g = 0; g < a->ng; g++) {
+        uint16_t *col = vp + (size_t)g * 16 * a->lk32; /* [lk32/2][16 dims][2] */
+        for (int j = 0; j < a->lk32; j++) {
+            const float *vr = vb + (size_t)j * ks;
+            for (int n = 0; n < 16; n++) {
+                int d = g * 16 + n;
+                uint16_t x = j < a->Lk && d < dh ? bf16_round(vr[d]) : 0;
+                col[((size_t)(j >> 1) * 16 + n) * 2 + (j & 1)] = x;
+            }
+        }
+    }
+}
+
+typedef struct {
+    uint16_t *qb; /* [AQB][dp] scaled queries, bf16 */
+    float *s;     /* [AQB][AKB] scores */
+    uint16_t *pb; /* [AQB][AKB] probabilities, bf16 */
+    float *ob;    /* [AQB][ng*16] this block's P V */
+    float *o;     /* [AQB][ng*16] running output */
+    float *m, *l; /* [AQB] running max (log2 units) and sum */
+} amx_scratch;
+
+/* 2^x, x <= 0, -inf gives 0 exactly (masked keys) */
+static inline __m512 amx_exp2(__m512 x)
+{
+    __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ);
+    x = _mm512_max_ps(x, _mm512_set1_ps(-127.0f));
+    __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_sub_ps(x, n);
+    /* Cephes exp2f's polynomial on [-1/2, 1/2], as attention.c */
+    __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.339887440266574e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.618437357674640e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.550332471162809e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.402264791363012e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.931472028550421e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, n));
+}
+
+static void amx_block(const amx_args *a, amx_scratch *w, int b, int h, int i0)
+{
+    const int dh = a->dh, dp = a->dp, ng = a->ng, on = ng * 16;
+    const int nq = a->Lq - i0 < AQB ? a->Lq - i0 : AQB;
+    const float sc = a->scale * 1.44269504088896341f; /* scores in log2 units */
+    for (int r = 0; r < AQB; r++) {
+        uint16_t *dst = w->qb + (size_t)r * dp;
+        const float *src = a->q + ((size_t)b * a->Lq + i0 + r) * a->q_stride + (size_t)h * dh;
+        int d = 0;
+        if (r < nq)
+            for (; d + 16 <= dh; d += 16)
+                _mm256_storeu_si256((__m256i *)(dst + d),
+                                    (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(
+                                        _mm512_loadu_ps(src + d), _mm512_set1_ps(sc))));
+        for (; d < dp; d++)
+            dst[d] = r < nq && d < dh ? bf16_round(src[d] * sc) : 0;
+        w->m[r] = -INFINITY;
+        w->l[r] = 0.0f;
+    }
+    memset(w->o, 0, (size_t)AQB * on * sizeof(float));
+    const int bh = b * a->heads + h;
+    const uint16_t *kp = a->kp + (size_t)bh * a->lk16 * dp;
+    const uint16_t *vp = a->vp + (size_t)bh * ng * 16 * a->lk32;
+    int kend = a->Lk;
+    if (a->causal && i0 + nq < kend)
+        kend = i0 + nq; /* keys j <= i only */
+    for (int j0 = 0; j0 < kend; j0 += AKB) {
+        const int nk = kend - j0 < AKB ? kend - j0 : AKB;
+        const int nt = (nk + 15) / 16; /* S tiles of 16 keys */
+        /* S[32][16 t..] = Qb . K^T, two key tiles at a time: tmm0-3 accumulate, tmm4-5 Q,
+         * tmm6-7 K^T */
+        for (int t = 0; t < nt; t += 2) {
+            const int two = t + 1 < nt;
+            const uint16_t *k0 = kp + (size_t)(j0 / 16 + t) * 16 * dp;
+            const uint16_t *k1 = k0 + (size_t)16 * dp;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int d0 = 0; d0 < dp; d0 += 32) {
+                _tile_loadd(4, w->qb + d0, dp * 2);
+                _tile_loadd(5, w->qb + (size_t)16 * dp + d0, dp * 2);
+                _tile_loadd(6, k0 + (size_t)d0 * 16, 64);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 5, 6);
+                if (two) {
+                    _tile_loadd(7, k1 + (size_t)d0 * 16, 64);
+                    _tile_dpbf16ps(2, 4, 7);
+                    _tile_dpbf16ps(3, 5, 7);
+                }
+            }
+            _tile_stored(0, w->s + t * 16, AKB * 4);
+            _tile_stored(1, w->s + (size_t)16 * AKB + t * 16, AKB * 4);
+            if (two) {
+                _tile_stored(2, w->s + (t + 1) * 16, AKB * 4);
+                _tile_stored(3, w->s + (size_t)16 * AKB + (t + 1) * 16, AKB * 4);
+            }
+        }
+        /* online softmax per query row; keys past nk (tile padding, the causal mask) are
+         * -inf, and P is zero up to the 32-key boundary of the P V product */
+        const int nk32 = (nk + 31) & ~31;
+        for (int r = 0; r < AQB; r++) {
+            float *sr = w->s + (size_t)r * AKB;
+            int lim = nk; /* keys of this row */
+            if (a->causal) {
+                int ki = i0 + r - j0 + 1;
+                lim = ki < lim ? (ki > 0 ? ki : 0) : lim;
+            }
+            __m512 mx = _mm512_set1_ps(w->m[r]);
+            for (int c = 0; c < nk32; c += 16) {
+                __mmask16 in =
+                    c >= lim ? 0 : (__mmask16)(lim - c >= 16 ? 0xffff : (1u << (lim - c)) - 1);
+                __m512 s = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), in, sr + c);
+                _mm512_storeu_ps(sr + c, s);
+                mx = _mm512_max_ps(mx, s);
+            }
+            float m = _mm512_reduce_max_ps(mx);
+            float mold = w->m[r];
+            /* a row with no key yet keeps m = -inf: its P is all zero, alpha 1 */
+            float al = mold == -INFINITY ? (m == -INFINITY ? 1.0f : 0.0f) : exp2f(mold - m);
+            __m512 mv = _mm512_set1_ps(m == -INFINITY ? 0.0f : m), sum = _mm512_setzero_ps();
+            uint16_t *pr = w->pb + (size_t)r * AKB;
+            for (int c = 0; c < nk32; c += 16) {
+                __m512 e = amx_exp2(_mm512_sub_ps(_mm512_loadu_ps(sr + c), mv));
+                sum = _mm512_add_ps(sum, e);
+                _mm256_storeu_si256((__m256i *)(pr + c), (__m256i)_mm512_cvtneps_pbh(e));
+            }
+            w->m[r] = m;
+            w->l[r] = w->l[r] * al + _mm512_reduce_add_ps(sum);
+            w->s[(size_t)r * AKB] = al; /* alpha of this row, read below */
+        }
+        /* Ob[32][16 g..] = P . V, two column groups at a time, then O = O * alpha + Ob */
+        for (int g = 0; g < ng; g += 2) {
+            const int two = g + 1 < ng;
+            const uint16_t *v0 = vp + (size_t)g * 16 * a->lk32 + (size_t)(j0 / 2) * 32;
+            const uint16_t *v1 = v0 + (size_t)16 * a->lk32;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int c = 0; c < nk32; c += 32) {
+                _tile_loadd(4, w->pb + c, AKB * 2);
+                _tile_loadd(5, w->pb + (size_t)16 * AKB + c, AKB * 2);
+                _tile_loadd(6, v0 + (size_t)c * 16, 64);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 5, 6);
+                if (two) {
+                    _tile_loadd(7, v1 + (size_t)c * 16, 64);
+                    _tile_dpbf16ps(2, 4, 7);
+                    _tile_dpbf16ps(3, 5, 7);
+                }
+            }
+            _tile_stored(0, w->ob + g * 16, on * 4);
+            _tile_stored(1, w->ob + (size_t)16 * on + g * 16, on * 4);
+            if (two) {
+                _tile_stored(2, w->ob + (g + 1) * 16, on * 4);
+                _tile_stored(3, w->ob + (size_t)16 * on + (g + 1) * 16, on * 4);
+            }
+        }
+        for (int r = 0; r < AQB; r++) {
+            __m512 al = _mm512_set1_ps(w->s[(size_t)r * AKB]);
+            float *o = w->o + (size_t)r * on;
+            const float *ob = w->ob + (size_t)r * on;
+            for (int c = 0; c < on; c += 16)
+                _mm512_storeu_ps(
+                    o + c, _mm512_fmadd_ps(_mm512_loadu_ps(o + c), al, _mm512_loadu_ps(ob + c)));
+        }
+    }
+    const int ld = a->heads * dh;
+    for (int r = 0; r < nq; r++) {
+        float *dst = a->out + ((size_t)b * a->Lq + i0 + r) * ld + (size_t)h * dh;
+        const float *o = w->o + (size_t)r * on;
+        float inv = w->l[r] > 0 ? 1.0f / w->l[r] : 0.0f;
+        for (int d = 0; d < dh; d++)
+            dst[d] = o[d] * inv;
+    }
+}
+
+static int attention_amx(const float *q, int q_stride, const float *k, const float *v,
+                         int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
+                         int causal, float *out)
+{
+    amx_args a = {q,
+                  k,
+                  v,
+                  q_stride,
+                  kv_stride,
+                  B,
+                  Lq,
+                  Lk,
+                  heads,
+                  dh,
+                  causal,
+                  scale,
+                  out,
+                  (dh + 31) & ~31,
+                  (dh + 15) / 16,
+                  (Lk + 15) & ~15,
+                  (Lk + 31) & ~31,
+                  NULL,
+                  NULL};
+    const int nbh = B * heads;
+    const size_t kpn = (size_t)nbh * a.lk16 * a.dp, vpn = (size_t)nbh * a.ng * 16 * a.lk32;
+    uint16_t *packed = ops_big_alloc((kpn + vpn) * sizeof(uint16_t));
+    if (!packed)
+        return m2p_error(M2P_ENOMEM, "attention (bf16): out of memory for %zu MiB of packed K/V",
+                         (kpn + vpn) * sizeof(uint16_t) >> 20);
+    a.kp = packed;
+    a.vp = packed + kpn;
+    const int on = a.ng * 16;
+    const int nqb = (Lq + AQB - 1) / AQB, ntasks = nbh * nqb;
+    /* per thread, floats: qb and pb are bf16 (counted as halves), s, ob, o, m, l */
+    size_t per = (size_t)AQB * a.dp / 2 + (size_t)AQB * AKB + (size_t)AQB * AKB / 2 +
+                 2 * (size_t)AQB * on + 2 * AQB;
+    per = (per + 15) & ~(size_t)15;
+    const int nthr = omp_get_max_threads();
+    float *pool = aligned_alloc(64, (size_t)nthr * per * sizeof(float));
+    if (!pool) {
+        free(packed);
+        return m2p_error(M2P_ENOMEM, "attention (bf16): out of memory");
+    }
+#pragma omp parallel num_threads(nthr)
+    {
+#pragma omp for schedule(static)
+        for (int bh = 0; bh < nbh; bh++)
+            pack_kv(&a, bh);
+        float *base = pool + (size_t)omp_get_thread_num() * per;
+        amx_scratch w;
+        w.s = base;
+        w.ob = w.s + (size_t)AQB * AKB;
+        w.o = w.ob + (size_t)AQB * on;
+        w.m = w.o + (size_t)AQB * on;
+        w.l = w.m + AQB;
+        w.qb = (uint16_t *)(w.l + AQB);
+        w.pb = w.qb + (size_t)AQB * a.dp;
+        amx_configure();
+#pragma omp for schedule(dynamic, 1)
+        for (int t = 0; t < ntasks; t++) {
+            int qb = t % nqb, bhi = t / nqb;
+            amx_block(&a, &w, bhi / heads, bhi % heads, qb * AQB);
+        }
+        _tile_release();
+    }
+    free(pool);
+    free(packed);
+    return 0;
+}
+
+#endif /* M2P_AVX512 */
+
+int op_attention_bf16(const float *q, int q_stride, const float *k, const float *v, int kv_stride,
+                      int B, int Lq, int Lk, int heads, int dh, float scale, int causal, float *out)
+{
+#if M2P_AVX512 && defined(__x86_64__)
+    ops_sync_threads();
+    if (B > 0 && Lq > 0 && Lk > 0 && heads > 0 && dh > 0 && q_stride >= heads * dh &&
+        kv_stride >= heads * dh && amx_usable())
+        return attention_amx(q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal,
+                             out);
+#endif
+    return op_attention(q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out);
+}

@@ -1,0 +1,165 @@
+/*
+ * test_attention_bf16.c — op_attention_bf16 (AMX tiles, bf16 products, f32 softmax and
+ * accumulation) against a double-precision softmax(q k^T * scale) v on random inputs in [-1, 1]:
+ * the UNet's self and cross attention shapes (dh 40 / 80 / 160), the VAE's one head of 512, CLIP's
+ * causal 77 tokens, strided (fused qkv) inputs, sizes off the kernel's 32-query / 128-key / 16-key
+ * tiles, big scores, batches. Tolerance: bf16 keeps 8 significant bits (relative rounding
+ * 2^-9 = 0.2%) of q, k, v and P: an output that is one key's v (causal row 0) is off by up to
+ * 2^-9 |v|, and a score s by about 2^-8 |s|. Budgets on unit-range inputs: max abs 8e-3 (4 x
+ * 2^-9) and mean abs 2e-3 (one rounding of a unit v); scores scaled by 10: max 3e-2, mean 5e-3
+ * (measured here: max 3.5e-3 / 7e-3, mean <= 1.4e-3 / 1e-3). On a CPU with AMX the bf16 result must differ from op_attention's
+ * (the AMX path ran); without AMX it must equal it.
+ */
+#include "tensor/ops.h"
+#include "test.h"
+
+#include <stdint.h>
+#include <string.h>
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static float frand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 8388608.0) - 1.0);
+}
+
+static void ref_attention(const float *q, int qs, const float *k, const float *v, int kvs, int B,
+                          int Lq, int Lk, int heads, int dh, float scale, int causal, float *out)
+{
+    double *s = malloc((size_t)Lk * sizeof(double));
+    if (!s)
+        abort();
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < heads; h++)
+            for (int i = 0; i < Lq; i++) {
+                const float *qi = q + ((size_t)b * Lq + i) * qs + (size_t)h * dh;
+                double m = -INFINITY;
+                for (int j = 0; j < Lk; j++) {
+                    if (causal && j > i) {
+                        s[j] = -INFINITY;
+                        continue;
+                    }
+                    const float *kj = k + ((size_t)b * Lk + j) * kvs + (size_t)h * dh;
+                    double acc = 0;
+                    for (int d = 0; d < dh; d++)
+                        acc += (double)qi[d] * kj[d];
+                    s[j] = acc * scale;
+                    m = fmax(m, s[j]);
+                }
+                double sum = 0;
+                for (int j = 0; j < Lk; j++) {
+                    s[j] = s[j] == -INFINITY ? 0 : exp(s[j] - m);
+                    sum += s[j];
+                }
+                for (int d = 0; d < dh; d++) {
+                    double acc = 0;
+                    for (int j = 0; j < Lk; j++)
+                        acc += s[j] * v[((size_t)b * Lk + j) * kvs + (size_t)h * dh + d];
+                    out[((size_t)b * Lq + i) * heads * dh + (size_t)h * dh + d] =
+                        (float)(acc / sum);
+                }
+            }
+    free(s);
+}
+
+static int amx_expected; /* the CPU has AMX-BF16 and nothing turned the kernels off */
+static int ran_amx, ran_f32;
+
+static void run_case(int B, int Lq, int Lk, int heads, int dh, int causal, int fused, float qmul)
+{
+    int C = heads * dh;
+    int qs = fused ? 3 * C : C, kvs = fused ? 3 * C : C;
+    size_t nq = (size_t)B * Lq * qs, nk = (size_t)B * Lk * kvs;
+    if (fused && Lq != Lk)
+        return;
+    float *qbuf = malloc((fused ? nq : nq + 2 * nk) * sizeof(float));
+    CHECK(qbuf != NULL);
+    if (!qbuf)
+        return;
+    float *kbuf = fused ? qbuf + C : qbuf + nq, *vbuf = fused ? qbuf + 2 * C : qbuf + nq + nk;
+    for (size_t i = 0; i < (fused ? nq : nq + 2 * nk); i++)
+        qbuf[i] = frand();
+    if (!fused)
+        for (size_t i = 0; i < nq; i++)
+            qbuf[i] *= qmul;
+    size_t on = (size_t)B * Lq * C;
+    float *out = malloc(on * sizeof(float)), *ref = malloc(on * sizeof(float)),
+          *f32 = malloc(on * sizeof(float));
+    CHECK(out && ref && f32);
+    if (!out || !ref || !f32)
+        return;
+    float scale = 1.0f / sqrtf((float)dh);
+    ref_attention(qbuf, qs, kbuf, vbuf, kvs, B, Lq, Lk, heads, dh, scale, causal, ref);
+    CHECK_INT(
+        op_attention_bf16(qbuf, qs, kbuf, vbuf, kvs, B, Lq, Lk, heads, dh, scale, causal, out), 0);
+    CHECK_INT(op_attention(qbuf, qs, kbuf, vbuf, kvs, B, Lq, Lk, heads, dh, scale, causal, f32), 0);
+    double mx = 0, mean = 0;
+    for (size_t i = 0; i < on; i++) {
+        double e = fabs((double)out[i] - ref[i]);
+        mx = e > mx ? e : mx;
+        mean += e;
+    }
+    mean /= (double)on;
+    int same = memcmp(out, f32, on * sizeof(float)) == 0;
+    ran_amx += !same;
+    ran_f32 += same;
+    double tmax = qmul > 1 ? 3e-2 : 8e-3, tmean = qmul > 1 ? 5e-3 : 2e-3;
+    printf("bf16 attention B%d Lq%d Lk%d heads%d dh%d causal%d fused%d qmul%g: max %.2e mean "
+           "%.2e%s\n",
+           B, Lq, Lk, heads, dh, causal, fused, qmul, mx, mean, same ? " (f32 kernel)" : "");
+    CHECK(mx <= tmax);
+    CHECK(mean <= tmean);
+    /* one thread gives the same numbers: tasks are independent and the packing is exact */
+    op_set_threads(1);
+    CHECK_INT(
+        op_attention_bf16(qbuf, qs, kbuf, vbuf, kvs, B, Lq, Lk, heads, dh, scale, causal, f32), 0);
+    op_set_threads(2);
+    CHECK(memcmp(out, f32, on * sizeof(float)) == 0);
+    free(qbuf);
+    free(out);
+    free(ref);
+    free(f32);
+}
+
+int main(void)
+{
+    const char *cpu = getenv("MUS2PIC_CPU"), *amx = getenv("MUS2PIC_AMX");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[4096];
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "flags", 5) == 0) {
+            amx_expected = strstr(line, " amx_bf16") && strstr(line, " amx_tile") &&
+                           strstr(line, " avx512_bf16");
+            break;
+        }
+    if (f)
+        fclose(f);
+    if ((cpu && strcmp(cpu, "generic") == 0) || (amx && strcmp(amx, "0") == 0) ||
+        strcmp(m2p_cpu_kernels(), "generic") == 0)
+        amx_expected = 0;
+    op_set_threads(2);
+    run_case(1, 4096 / 8, 4096 / 8, 8, 40, 0, 1, 1); /* UNet level 0 self, fused qkv */
+    run_case(2, 300, 77, 8, 40, 0, 0, 1);            /* UNet cross attention, batch 2 */
+    run_case(1, 256, 256, 8, 80, 0, 0, 1);           /* level 1 */
+    run_case(1, 100, 64, 8, 160, 0, 0, 1);           /* level 2: dh 160 */
+    run_case(1, 256, 256, 1, 512, 0, 1, 1);          /* VAE mid: one head of 512 */
+    run_case(2, 77, 77, 12, 64, 1, 1, 1);            /* CLIP ViT-L, causal */
+    run_case(1, 200, 200, 2, 29, 1, 0, 1);           /* causal, odd dh, many tiles */
+    run_case(1, 33, 300, 2, 40, 0, 0, 1);            /* Lk > 2 key blocks, one query tile */
+    run_case(3, 17, 5, 3, 20, 0, 0, 1);              /* tiny: one partial tile each way */
+    run_case(1, 1, 1, 1, 1, 0, 0, 1);                /* degenerate */
+    run_case(1, 90, 150, 2, 40, 0, 0, 10);           /* big scores: softmax stability */
+    if (amx_expected) {
+        CHECK(ran_amx > 0);
+        CHECK_INT(ran_f32, 0);
+    } else {
+        CHECK_INT(ran_amx, 0);
+        printf("no AMX here (or turned off): op_attention_bf16 ran the f32 kernel\n");
+    }
+    float x[4] = {0};
+    CHECK(op_attention_bf16(x, 1, x, x, 1, 1, 1, 1, 2, 1, 1.0f, 0, x) != 0);
+    TEST_DONE();
+}
