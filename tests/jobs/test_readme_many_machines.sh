@@ -45,10 +45,14 @@ as_owner() { # run as the cluster's owner, against the cluster
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- env "${envs[@]}" "$@"
     else env "${envs[@]}" "$@"; fi
 }
-free_port() { # a port nothing listens on
-    local p
+free_port() { # a port nothing listens on, below the kernel's range for outgoing connections:
+    # PostgreSQL names its socket after the port, so it cannot take port 0, and a port in the
+    # ephemeral range may be a busy test's client socket by the time the cluster binds it
+    local p lo
+    lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    [ "$lo" -gt 12000 ] 2>/dev/null || lo=32768
     while :; do
-        p=$((20000 + RANDOM % 40000))
+        p=$((10000 + RANDOM % (lo - 10000)))
         (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
     done
 }
