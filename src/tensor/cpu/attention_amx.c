@@ -21,7 +21,15 @@
 #include <string.h>
 
 #if M2P_AVX512 && defined(__x86_64__)
+/* Only this section is built for AMX and AVX512-BF16 (run only where amx_usable() says so);
+ * GCC and clang spell that differently. */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512bf16,amx-tile,amx-bf16"))), \
+                             apply_to = function)
+#else
+#pragma GCC push_options
 #pragma GCC target("avx512bf16,amx-tile,amx-bf16")
+#endif
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -303,6 +311,32 @@ static void amx_block(const amx_args *a, amx_scratch *w, int b, int h, int i0)
     }
 }
 
+/* One thread's share of attention_amx, inside its parallel region (a function of its own, not
+ * the region's body: clang 14 does not build an OpenMP region's outlined body for AMX). */
+static void amx_thread(const amx_args *ap, float *base, int nbh, int heads, int nqb)
+{
+    amx_args a = *ap;
+    const int on = a.ng * 16, ntasks = nbh * nqb;
+#pragma omp for schedule(static)
+    for (int bh = 0; bh < nbh; bh++)
+        pack_kv(&a, bh);
+    amx_scratch w;
+    w.s = base;
+    w.ob = w.s + (size_t)AQB * AKB;
+    w.o = w.ob + (size_t)AQB * on;
+    w.m = w.o + (size_t)AQB * on;
+    w.l = w.m + AQB;
+    w.qb = (uint16_t *)(w.l + AQB);
+    w.pb = w.qb + (size_t)AQB * a.dp;
+    amx_configure();
+#pragma omp for schedule(dynamic, 1)
+    for (int t = 0; t < ntasks; t++) {
+        int qb = t % nqb, bhi = t / nqb;
+        amx_block(&a, &w, bhi / heads, bhi % heads, qb * AQB);
+    }
+    _tile_release();
+}
+
 static int attention_amx(const float *q, int q_stride, const float *k, const float *v,
                          int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
                          int causal, float *out)
@@ -334,8 +368,7 @@ static int attention_amx(const float *q, int q_stride, const float *k, const flo
                          (kpn + vpn) * sizeof(uint16_t) >> 20);
     a.kp = packed;
     a.vp = packed + kpn;
-    const int on = a.ng * 16;
-    const int nqb = (Lq + AQB - 1) / AQB, ntasks = nbh * nqb;
+    const int nqb = (Lq + AQB - 1) / AQB, on = a.ng * 16;
     /* per thread, floats: qb and pb are bf16 (counted as halves), s, ob, o, m, l */
     size_t per = (size_t)AQB * a.dp / 2 + (size_t)AQB * AKB + (size_t)AQB * AKB / 2 +
                  2 * (size_t)AQB * on + 2 * AQB;
@@ -347,32 +380,17 @@ static int attention_amx(const float *q, int q_stride, const float *k, const flo
         return m2p_error(M2P_ENOMEM, "attention (bf16): out of memory");
     }
 #pragma omp parallel num_threads(nthr)
-    {
-#pragma omp for schedule(static)
-        for (int bh = 0; bh < nbh; bh++)
-            pack_kv(&a, bh);
-        float *base = pool + (size_t)omp_get_thread_num() * per;
-        amx_scratch w;
-        w.s = base;
-        w.ob = w.s + (size_t)AQB * AKB;
-        w.o = w.ob + (size_t)AQB * on;
-        w.m = w.o + (size_t)AQB * on;
-        w.l = w.m + AQB;
-        w.qb = (uint16_t *)(w.l + AQB);
-        w.pb = w.qb + (size_t)AQB * a.dp;
-        amx_configure();
-#pragma omp for schedule(dynamic, 1)
-        for (int t = 0; t < ntasks; t++) {
-            int qb = t % nqb, bhi = t / nqb;
-            amx_block(&a, &w, bhi / heads, bhi % heads, qb * AQB);
-        }
-        _tile_release();
-    }
+    amx_thread(&a, pool + (size_t)omp_get_thread_num() * per, nbh, heads, nqb);
     free(pool);
     free(packed);
     return 0;
 }
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
 #endif /* M2P_AVX512 */
 
 int op_attention_bf16(const float *q, int q_stride, const float *k, const float *v, int kv_stride,
