@@ -348,9 +348,10 @@ static void check_hostile(int port)
     json_t *p = wsc_wait(w, &at, "pong", 0, 5);
     CHECK(p != NULL);
     json_decref(p);
-    /* a binary frame closes the connection */
-    CHECK(mg_websocket_client_write(w->c, MG_WEBSOCKET_OPCODE_BINARY, "\x01\x02", 2) > 0);
-    CHECK(wsc_wait_closed(w, 5));
+    /* A binary frame closes the connection with 1003: check_frames sends it from a raw socket
+     * and reads the code. CivetWeb's client is not used for it: about one run in ten its
+     * mg_websocket_client_write of a binary frame returned -1 (errno 0, connection open, our
+     * pong just read), so the frame never left this process. */
     wsc_close(w);
 
     /* a message over 64 KiB closes the connection */
