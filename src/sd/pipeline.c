@@ -91,12 +91,6 @@ m2p_gen_params m2p_gen_default_params(void)
     };
 }
 
-/* n <= 0: OpenMP's default (OMP_NUM_THREADS when set, else every core). */
-static void set_threads(int n)
-{
-    op_set_threads(n);
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* Loading                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
@@ -191,7 +185,7 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
         goto fail;
     if ((rc = check_index(m->path, &m->xl, &m->force_zeros)))
         goto fail;
-    set_threads(m->params.n_threads);
+    op_set_threads(m->params.n_threads); /* <= 0: OMP_NUM_THREADS, else every core */
     int dt = m->params.compute_dtype;
     char dir[4200];
     snprintf(m->sched_path, sizeof m->sched_path, "%s/scheduler/scheduler_config.json", m->path);
@@ -642,7 +636,7 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *params, m2p_image *out)
     const int proj = m->xl ? clip_text_projection_dim(m->text2) : 0;
     const size_t nl = (size_t)C * (size_t)h * (size_t)w; /* one variation's latents */
     const size_t npix = (size_t)3 * (size_t)H * (size_t)W;
-    set_threads(m->params.n_threads);
+    op_set_threads(m->params.n_threads); /* <= 0: OMP_NUM_THREADS, else every core */
 
     /* Refuse what would not fit: UNet scratch for the batch, decoder scratch for one image,
      * and our own buffers. */

@@ -10,6 +10,7 @@
 set -uo pipefail
 : "${M2P_BIN:?M2P_BIN is set by ctest}" "${M2P_FIXTURES:?M2P_FIXTURES is set by ctest}"
 BIN="$M2P_BIN"
+. "$(dirname "$0")/../common/served_port.sh"
 T="$(mktemp -d)"
 pid=""
 cleanup() {
@@ -125,11 +126,7 @@ check "serve -v logs the job end" grep -q "job $job (generate) ended after" "$T/
 # 6b. a typo in MUS2PIC_MODEL: a warning at start naming the folder, and /api/models says so
 MUS2PIC_MODEL="$T/no-such-model-folder" HF_HOME="$T/hf" "$BIN" serve --port 0 --data "$T/data3" --offline >"$T/serve3.log" 2>&1 &
 pid=$!
-port=""
-for _ in $(seq 1 300); do
-  port="$(sed -n 's|.*serving http://[^:]*:\([0-9]*\).*|\1|p' "$T/serve3.log")"
-  [ -n "$port" ] && break; sleep 0.1
-done
+port="$(served_port "$T/serve3.log" "$pid")"
 curl -s "http://127.0.0.1:$port/api/models" >"$T/models.json"
 kill "$pid"; wait "$pid" 2>/dev/null; pid=""
 check "MUS2PIC_MODEL typo: warned at start" grep -q "warn: model lcm cannot be used until this is fixed: .*$T/no-such-model-folder.*no such folder" "$T/serve3.log"

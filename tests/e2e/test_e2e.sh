@@ -39,27 +39,17 @@ EOF
 chmod +x "$tmp/yt-dlp"
 
 # A fake OpenAI-compatible chat endpoint for the page's LLM prompt option.
-# Servers here listen on a port the kernel picks and print it; a port picked by the test and
-# handed over could be taken by a test running beside this one first.
-served_port() { # log file -> the port the line "serving http://HOST:PORT" (or "listening PORT") names
-  local p=""
-  for _ in $(seq 1 600); do
-    p="$(sed -n -e 's|.*serving http://[^:]*:\([0-9]*\).*|\1|p' -e 's|^listening \([0-9]*\)$|\1|p' "$1" | head -1)"
-    [ -n "$p" ] && break
-    sleep 0.1
-  done
-  echo "$p"
-}
+. "$here/../common/served_port.sh" # servers here listen on port 0 and say which they got
 node "$here/fake_llm.js" 0 >"$tmp/llm.log" 2>&1 &
 pid3=$!
-llmport="$(served_port "$tmp/llm.log")"
+llmport="$(served_port "$tmp/llm.log" "$pid3")"
 mkdir -p "$tmp/data"
 MUS2PIC_LLM_URL="http://127.0.0.1:$llmport/v1" OPENAI_API_KEY="" \
 MUS2PIC_YTDLP="$tmp/yt-dlp" FAKE_AUDIO="$M2P_FIXTURES/audio/librosa/choice.ogg" \
   "$M2P_BIN" serve --port 0 --data "$tmp/data" --offline \
   --model "lcm=$M2P_FIXTURES/sd-tiny/model" >"$tmp/server.log" 2>&1 &
 pid=$!
-port="$(served_port "$tmp/server.log")"
+port="$(served_port "$tmp/server.log" "$pid")"
 
 # A second server started with a model folder that does not exist (a typo): it warns at start
 # and the page shows a banner naming the folder.
@@ -67,7 +57,7 @@ mkdir -p "$tmp/data2"
 "$M2P_BIN" serve --port 0 --data "$tmp/data2" --offline \
   --model "lcm=$M2P_FIXTURES/sd-tiny/model" --model "typo=$tmp/no-such-folder" >"$tmp/server2.log" 2>&1 &
 pid2=$!
-port2="$(served_port "$tmp/server2.log")"
+port2="$(served_port "$tmp/server2.log" "$pid2")"
 grep -q "warn: model typo cannot be used until this is fixed: .*'$tmp/no-such-folder'.*no such folder" "$tmp/server2.log" ||
   { echo "FAILED: no warning at start for the missing model folder:"; cat "$tmp/server2.log"; exit 1; }
 

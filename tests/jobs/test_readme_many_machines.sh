@@ -17,6 +17,7 @@
 set -u
 : "${M2P_BIN:?M2P_BIN is set by ctest}"
 : "${M2P_FIXTURES:?M2P_FIXTURES is set by ctest}"
+. "$(dirname "$0")/../common/served_port.sh"
 README="${M2P_SOURCE_DIR:-$(dirname "$0")/../..}/README.md"
 fail=0
 check() { # description, command...
@@ -123,12 +124,7 @@ check "store migrate over TCP with the password: $out" grep -q "schema version" 
 s=${SERVE//--host 0.0.0.0/--host 127.0.0.1 --port 0}
 (cd "$T/web" && eval "exec $s") >"$T/web.log" 2>&1 &
 PIDS+=($!)
-WEBPORT=""
-for _ in $(seq 1 600); do
-    WEBPORT=$(sed -n 's|.*serving http://[^:]*:\([0-9]*\).*|\1|p' "$T/web.log")
-    [ -n "$WEBPORT" ] || ! kill -0 "${PIDS[0]}" 2>/dev/null && break
-    sleep 0.1
-done
+WEBPORT=$(served_port "$T/web.log" "${PIDS[0]}")
 for i in 0 1; do
     (cd "$T/gen-$((i + 1))" && eval "exec ${WORKERS[$i]}") >"$T/gen-$((i + 1)).log" 2>&1 &
     PIDS+=($!)

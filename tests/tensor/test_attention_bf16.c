@@ -10,6 +10,7 @@
  * (measured here: max 3.5e-3 / 7e-3, mean <= 1.4e-3 / 1e-3). On a CPU with AMX the bf16 result must differ from op_attention's
  * (the AMX path ran); without AMX it must equal it.
  */
+#include "attention_ref.h"
 #include "tensor/ops.h"
 #include "test.h"
 
@@ -20,49 +21,7 @@ static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
 static float frand(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((rng >> 40) * (1.0 / 8388608.0) - 1.0);
-}
-
-static void ref_attention(const float *q, int qs, const float *k, const float *v, int kvs, int B,
-                          int Lq, int Lk, int heads, int dh, float scale, int causal, float *out)
-{
-    double *s = malloc((size_t)Lk * sizeof(double));
-    if (!s)
-        abort();
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < heads; h++)
-            for (int i = 0; i < Lq; i++) {
-                const float *qi = q + ((size_t)b * Lq + i) * qs + (size_t)h * dh;
-                double m = -INFINITY;
-                for (int j = 0; j < Lk; j++) {
-                    if (causal && j > i) {
-                        s[j] = -INFINITY;
-                        continue;
-                    }
-                    const float *kj = k + ((size_t)b * Lk + j) * kvs + (size_t)h * dh;
-                    double acc = 0;
-                    for (int d = 0; d < dh; d++)
-                        acc += (double)qi[d] * kj[d];
-                    s[j] = acc * scale;
-                    m = fmax(m, s[j]);
-                }
-                double sum = 0;
-                for (int j = 0; j < Lk; j++) {
-                    s[j] = s[j] == -INFINITY ? 0 : exp(s[j] - m);
-                    sum += s[j];
-                }
-                for (int d = 0; d < dh; d++) {
-                    double acc = 0;
-                    for (int j = 0; j < Lk; j++)
-                        acc += s[j] * v[((size_t)b * Lk + j) * kvs + (size_t)h * dh + d];
-                    out[((size_t)b * Lq + i) * heads * dh + (size_t)h * dh + d] =
-                        (float)(acc / sum);
-                }
-            }
-    free(s);
+    return attn_frand(&rng);
 }
 
 static int amx_expected; /* the CPU has AMX-BF16 and nothing turned the kernels off */
