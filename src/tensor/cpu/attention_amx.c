@@ -155,6 +155,37 @@ typedef struct {
     float *m, *l; /* [AQB] running max (log2 units) and sum */
 } amx_scratch;
 
+/* C[32][16 or 32] = A[32][kdim] . B, the one tile product both halves of attention make:
+ * A is bf16 rows lda elements apart (Q or P), B one or two 16-column tiles in the pair-interleaved
+ * layout (b1 NULL: one), advancing 16 elements per bf16 of kdim (K^T or V), C f32 rows ldc floats
+ * apart. tmm0-3 accumulate, tmm4-5 hold A's two 16-row halves, tmm6-7 the B tiles. */
+static inline void amx_gemm32(const uint16_t *a, int lda, int kdim, const uint16_t *b0,
+                              const uint16_t *b1, float *c, int ldc)
+{
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int k = 0; k < kdim; k += 32) {
+        _tile_loadd(4, a + k, lda * 2);
+        _tile_loadd(5, a + (size_t)16 * lda + k, lda * 2);
+        _tile_loadd(6, b0 + (size_t)k * 16, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 5, 6);
+        if (b1) {
+            _tile_loadd(7, b1 + (size_t)k * 16, 64);
+            _tile_dpbf16ps(2, 4, 7);
+            _tile_dpbf16ps(3, 5, 7);
+        }
+    }
+    _tile_stored(0, c, ldc * 4);
+    _tile_stored(1, c + (size_t)16 * ldc, ldc * 4);
+    if (b1) {
+        _tile_stored(2, c + 16, ldc * 4);
+        _tile_stored(3, c + (size_t)16 * ldc + 16, ldc * 4);
+    }
+}
+
 /* 2^x, x <= 0, -inf gives 0 exactly (masked keys) */
 static inline __m512 amx_exp2(__m512 x)
 {
@@ -173,6 +204,8 @@ static inline __m512 amx_exp2(__m512 x)
     return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, n));
 }
 
+/* One task: 32 queries (from i0) of head h of batch b over every key block, with the online
+ * softmax between the two tile products; the result divided by the running sum into out. */
 static void amx_block(const amx_args *a, amx_scratch *w, int b, int h, int i0)
 {
     const int dh = a->dh, dp = a->dp, ng = a->ng, on = ng * 16;
@@ -202,34 +235,11 @@ static void amx_block(const amx_args *a, amx_scratch *w, int b, int h, int i0)
     for (int j0 = 0; j0 < kend; j0 += AKB) {
         const int nk = kend - j0 < AKB ? kend - j0 : AKB;
         const int nt = (nk + 15) / 16; /* S tiles of 16 keys */
-        /* S[32][16 t..] = Qb . K^T, two key tiles at a time: tmm0-3 accumulate, tmm4-5 Q,
-         * tmm6-7 K^T */
+        /* S[32][16 t..] = Qb . K^T, two key tiles at a time */
         for (int t = 0; t < nt; t += 2) {
-            const int two = t + 1 < nt;
             const uint16_t *k0 = kp + (size_t)(j0 / 16 + t) * 16 * dp;
-            const uint16_t *k1 = k0 + (size_t)16 * dp;
-            _tile_zero(0);
-            _tile_zero(1);
-            _tile_zero(2);
-            _tile_zero(3);
-            for (int d0 = 0; d0 < dp; d0 += 32) {
-                _tile_loadd(4, w->qb + d0, dp * 2);
-                _tile_loadd(5, w->qb + (size_t)16 * dp + d0, dp * 2);
-                _tile_loadd(6, k0 + (size_t)d0 * 16, 64);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 5, 6);
-                if (two) {
-                    _tile_loadd(7, k1 + (size_t)d0 * 16, 64);
-                    _tile_dpbf16ps(2, 4, 7);
-                    _tile_dpbf16ps(3, 5, 7);
-                }
-            }
-            _tile_stored(0, w->s + t * 16, AKB * 4);
-            _tile_stored(1, w->s + (size_t)16 * AKB + t * 16, AKB * 4);
-            if (two) {
-                _tile_stored(2, w->s + (t + 1) * 16, AKB * 4);
-                _tile_stored(3, w->s + (size_t)16 * AKB + (t + 1) * 16, AKB * 4);
-            }
+            amx_gemm32(w->qb, dp, dp, k0, t + 1 < nt ? k0 + (size_t)16 * dp : NULL,
+                       w->s + t * 16, AKB);
         }
         /* online softmax per query row; keys past nk (tile padding, the causal mask) are
          * -inf, and P is zero up to the 32-key boundary of the P V product */
@@ -266,31 +276,9 @@ static void amx_block(const amx_args *a, amx_scratch *w, int b, int h, int i0)
         }
         /* Ob[32][16 g..] = P . V, two column groups at a time, then O = O * alpha + Ob */
         for (int g = 0; g < ng; g += 2) {
-            const int two = g + 1 < ng;
             const uint16_t *v0 = vp + (size_t)g * 16 * a->lk32 + (size_t)(j0 / 2) * 32;
-            const uint16_t *v1 = v0 + (size_t)16 * a->lk32;
-            _tile_zero(0);
-            _tile_zero(1);
-            _tile_zero(2);
-            _tile_zero(3);
-            for (int c = 0; c < nk32; c += 32) {
-                _tile_loadd(4, w->pb + c, AKB * 2);
-                _tile_loadd(5, w->pb + (size_t)16 * AKB + c, AKB * 2);
-                _tile_loadd(6, v0 + (size_t)c * 16, 64);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 5, 6);
-                if (two) {
-                    _tile_loadd(7, v1 + (size_t)c * 16, 64);
-                    _tile_dpbf16ps(2, 4, 7);
-                    _tile_dpbf16ps(3, 5, 7);
-                }
-            }
-            _tile_stored(0, w->ob + g * 16, on * 4);
-            _tile_stored(1, w->ob + (size_t)16 * on + g * 16, on * 4);
-            if (two) {
-                _tile_stored(2, w->ob + (g + 1) * 16, on * 4);
-                _tile_stored(3, w->ob + (size_t)16 * on + (g + 1) * 16, on * 4);
-            }
+            amx_gemm32(w->pb, AKB, nk32, v0, g + 1 < ng ? v0 + (size_t)16 * a->lk32 : NULL,
+                       w->ob + g * 16, on);
         }
         for (int r = 0; r < AQB; r++) {
             __m512 al = _mm512_set1_ps(w->s[(size_t)r * AKB]);
