@@ -39,23 +39,6 @@ static __attribute__((unused)) void sleep_ms(int ms)
  * caller asks, they last at least this long, so a loaded machine cannot fail them. */
 #define HARNESS_MIN_WAIT_S 120.0
 
-static __attribute__((unused)) int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return 0;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* ---- HTTP ---- */
 
 typedef struct resp {
