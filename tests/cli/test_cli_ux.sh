@@ -26,7 +26,8 @@ AUDIO="$M2P_FIXTURES/audio/librosa/choice.ogg"
 mkdir -p "$T/work" "$T/xdg" "$T/home"
 (cd "$T/work" && env -u MUS2PIC_DATA HOME="$T/home" XDG_CACHE_HOME="$T/xdg" \
   "$BIN" analyze "$AUDIO" --offline --quiet --duration 30 >"$T/text" 2>"$T/err")
-check "analyze exit 0 ($(tail -1 "$T/err"))" test $? = 0
+rc=$? # kept before the message's $(...) runs: that would reset $?
+check "analyze exit 0 (exit $rc: $(tail -30 "$T/err"))" test "$rc" = 0
 check "no ./data in the working folder" test ! -e "$T/work/data"
 check "the store is in \$XDG_CACHE_HOME/mus2pic" test -f "$T/xdg/mus2pic/mus2pic.db"
 (cd "$T/work" && env -u MUS2PIC_DATA -u XDG_CACHE_HOME HOME="$T/home" \
@@ -61,7 +62,8 @@ check "the error names the folder" grep -q "$T/no-such-model" "$T/err"
 G=(generate --model "$M2P_FIXTURES/sd-tiny/model" --prompt "a cat" --width 128 --height 192 --steps 2 --seed 5)
 "$BIN" "${G[@]}" --out "$T/p.png" >/dev/null 2>&1
 "$BIN" "${G[@]}" --out "$T/t.png" --title "Jóga" --artist "Björk" --text-layout top >"$T/out" 2>"$T/err"
-check "generate with poster text: exit 0 ($(tail -1 "$T/err"))" test $? = 0
+rc=$?
+check "generate with poster text: exit 0 (exit $rc: $(tail -30 "$T/err"))" test "$rc" = 0
 check "it names the text file" grep -q "t-text.png" "$T/out"
 python3 - "$T/p.png" "$T/t.png" "$T/t-text.png" <<'PY' >"$T/rows" 2>&1
 import sys, zlib
