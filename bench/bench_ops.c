@@ -177,6 +177,71 @@ static void bench_misc(int HW, int C)
     }
 }
 
+/* A norm / activation / upsample and the conv or linear that reads it, bf16: the two calls as
+ * before (f32 result, then the op converts it to bf16) against op_*_forward_pre (the bf16 input
+ * written directly; ops.h op_pre). Times are the pair's, best of --reps each, alternated. */
+static void bench_pre(int kind, int B, int H, int W, int cin, int cout, int k, const char *tag)
+{
+    char name[128];
+    snprintf(name, sizeof name, "pre %s %dx%dx%d -> %d B%d", tag, H, W, cin, cout, B);
+    if (skip(name))
+        return;
+    const int rows = B * H * W, xin = kind == OP_PRE_GEGLU ? 2 * cin : cin;
+    size_t nx = kind == OP_PRE_UPSAMPLE2X ? (size_t)rows / 4 * cin : (size_t)rows * xin;
+    float *w = rnd((size_t)cout * cin * k * k, 0.1f), *b = rnd(cout, 0.1f), *g = rnd(cin, 1),
+          *be = rnd(cin, 1), *x = rnd(nx, 1), *tmp = rnd((size_t)rows * cin, 1),
+          *y = rnd((size_t)rows * cout, 1);
+    op_conv *cv = NULL;
+    op_linear *l = NULL;
+    int rc = k ? op_conv_create(&cv, w, b, cin, cout, k, 1, k / 2, M2P_DTYPE_BF16)
+               : op_linear_create(&l, w, b, cin, cout, M2P_DTYPE_BF16);
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", name, m2p_errmsg());
+        exit(1);
+    }
+    op_pre pre = {kind, 32, 1e-5f, g, be, kind == OP_PRE_GROUPNORM && k};
+    double best[2] = {1e30, 1e30};
+    for (int r = 0; r <= reps; r++)
+        for (int fused = 0; fused < 2; fused++) {
+            double t0 = now();
+            if (fused) {
+                rc = cv ? op_conv_forward_pre(cv, &pre, x, B, H, W, tmp, y, NULL)
+                        : op_linear_forward_pre(l, &pre, x, B, H * W, tmp, y, NULL);
+            } else {
+                if (kind == OP_PRE_GROUPNORM)
+                    rc = op_groupnorm(x, B, H * W, cin, 32, 1e-5f, g, be, pre.silu, tmp);
+                else if (kind == OP_PRE_LAYERNORM)
+                    op_layernorm(x, rows, cin, 1e-5f, g, be, tmp);
+                else if (kind == OP_PRE_GEGLU)
+                    op_geglu(x, rows, cin, tmp);
+                else
+                    op_upsample2x(x, B, H / 2, W / 2, cin, tmp);
+                if (!rc)
+                    rc = cv ? op_conv_forward(cv, tmp, B, H, W, y, NULL)
+                            : op_linear_forward(l, tmp, rows, y, NULL);
+            }
+            double t = now() - t0;
+            if (rc) {
+                fprintf(stderr, "%s: %s\n", name, m2p_errmsg());
+                exit(1);
+            }
+            if (r && t < best[fused]) /* r 0: warm-up */
+                best[fused] = t;
+        }
+    printf("%-44s %-5s %9.2f ms unfused %9.2f ms fused (%.3fx)\n", name, "bf16", best[0] * 1e3,
+           best[1] * 1e3, best[0] / best[1]);
+    fflush(stdout);
+    op_conv_free(cv);
+    op_linear_free(l);
+    free(w);
+    free(b);
+    free(g);
+    free(be);
+    free(x);
+    free(tmp);
+    free(y);
+}
+
 int main(int argc, char **argv)
 {
     int threads = 0, dts[2] = {1, 1};
@@ -229,5 +294,16 @@ int main(int argc, char **argv)
         bench_attention(1, 77, 77, 12, 64, dt, "clip");
     }
     bench_misc(4096, 320);
+    if (dts[1] && op_bf16_supported() && op_fuse_enabled()) {
+        bench_pre(OP_PRE_GROUPNORM, 1, 64, 64, 320, 320, 3, "groupnorm+silu conv3x3 unet L0");
+        bench_pre(OP_PRE_GROUPNORM, 1, 16, 16, 1280, 1280, 3, "groupnorm+silu conv3x3 unet L2");
+        bench_pre(OP_PRE_GROUPNORM, 1, 64, 64, 320, 320, 0, "groupnorm proj_in unet L0");
+        bench_pre(OP_PRE_LAYERNORM, 1, 64, 64, 320, 960, 0, "layernorm qkv unet L0");
+        bench_pre(OP_PRE_LAYERNORM, 1, 32, 32, 640, 5120, 0, "layernorm ff in unet L1");
+        bench_pre(OP_PRE_GEGLU, 1, 64, 64, 1280, 320, 0, "geglu ff out unet L0");
+        bench_pre(OP_PRE_GEGLU, 4, 64, 64, 1280, 320, 0, "geglu ff out unet L0");
+        bench_pre(OP_PRE_GROUPNORM, 1, 256, 256, 256, 256, 3, "groupnorm+silu conv3x3 vae");
+        bench_pre(OP_PRE_UPSAMPLE2X, 1, 512, 512, 256, 256, 3, "upsample2x conv3x3 vae");
+    }
     return 0;
 }

@@ -330,25 +330,24 @@ int nn_resnet_forward(nn_resnet *r, const float *x, int B, int H, int W, const f
                       float *out, float *t1, float *t2, float *tb)
 {
     int HW = H * W, rc;
-    if ((rc = op_groupnorm(x, B, HW, r->cin, r->groups, r->eps, r->norm1.gamma, r->norm1.beta, 1,
-                           t1)) ||
-        (rc = op_conv_forward(r->conv1, t1, B, H, W, t2, NULL)))
+    /* GroupNorm+SiLU in front of each conv (bf16 mode: written as the conv's bf16 input) */
+    op_pre n1 = {OP_PRE_GROUPNORM, r->groups, r->eps, r->norm1.gamma, r->norm1.beta, 1};
+    op_pre n2 = {OP_PRE_GROUPNORM, r->groups, r->eps, r->norm2.gamma, r->norm2.beta, 1};
+    if ((rc = op_conv_forward_pre(r->conv1, &n1, x, B, H, W, t1, t2, NULL)))
         return rc;
     if (r->temb_proj && temb_act) {
         if ((rc = op_linear_forward(r->temb_proj, temb_act, B, tb, NULL)))
             return rc;
         op_add_channel_bias(t2, tb, B, HW, r->cout);
     }
-    if ((rc = op_groupnorm(t2, B, HW, r->cout, r->groups, r->eps, r->norm2.gamma, r->norm2.beta, 1,
-                           t2)))
-        return rc;
+    /* the shortcut before norm2: out may be t1, which norm1 used */
     const float *res = x;
     if (r->shortcut) {
         if ((rc = op_conv_forward(r->shortcut, x, B, H, W, out, NULL)))
             return rc;
         res = out;
     }
-    if ((rc = op_conv_forward(r->conv2, t2, B, H, W, out, res)))
+    if ((rc = op_conv_forward_pre(r->conv2, &n2, t2, B, H, W, t2, out, res)))
         return rc;
     if (r->out_scale != 1.0f)
         op_scale(out, 1.0f / r->out_scale, (size_t)B * HW * r->cout);

@@ -699,13 +699,13 @@ int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
             return rc;
         nn_tap_nhwc(m->tap, m->tap_ud, "conv_norm_out", T1, B, H, W, C);
         op_silu(T1, (size_t)B * H * W * C);
+        if ((rc = op_conv_forward(m->conv_out, T1, B, H, W, T2, NULL)))
+            return rc;
     } else {
-        if ((rc = op_groupnorm(X, B, H * W, C, m->groups, m->eps, m->norm_out.gamma,
-                               m->norm_out.beta, 1, T1)))
+        op_pre gn = {OP_PRE_GROUPNORM, m->groups, m->eps, m->norm_out.gamma, m->norm_out.beta, 1};
+        if ((rc = op_conv_forward_pre(m->conv_out, &gn, X, B, H, W, T1, T2, NULL)))
             return rc;
     }
-    if ((rc = op_conv_forward(m->conv_out, T1, B, H, W, T2, NULL)))
-        return rc;
     op_nhwc_to_nchw(T2, B, H, W, m->out_ch, out);
     return 0;
 }

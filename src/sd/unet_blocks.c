@@ -144,36 +144,36 @@ int unet_transformer_forward(unet_transformer *t, float *x, int B, int HW, const
         t->dtype == M2P_DTYPE_BF16 ? op_attention_bf16 : op_attention;
     int rc;
 
-    if ((rc = op_groupnorm(x, B, HW, t->C, t->groups, TR_GN_EPS, t->norm.gamma, t->norm.beta, 0,
-                           n)) ||
-        (rc = op_linear_forward(t->proj_in, n, rows, h, NULL)))
+    /* norms and GEGLU go in front of the linear that reads them (ops.h op_pre: in bf16 mode
+     * they write its bf16 input; n and g hold their f32 results otherwise) */
+    op_pre gn = {OP_PRE_GROUPNORM, t->groups, TR_GN_EPS, t->norm.gamma, t->norm.beta, 0};
+    if ((rc = op_linear_forward_pre(t->proj_in, &gn, x, B, HW, n, h, NULL)))
         return rc;
     for (int d = 0; d < t->depth; d++) {
         unet_tblock *b = &t->blk[d];
         float *att = u + R * 3 * I;
+        op_pre ln1 = {OP_PRE_LAYERNORM, 0, TR_LN_EPS, b->norm1.gamma, b->norm1.beta, 0};
+        op_pre ln2 = {OP_PRE_LAYERNORM, 0, TR_LN_EPS, b->norm2.gamma, b->norm2.beta, 0};
+        op_pre ln3 = {OP_PRE_LAYERNORM, 0, TR_LN_EPS, b->norm3.gamma, b->norm3.beta, 0};
+        op_pre geglu = {OP_PRE_GEGLU, 0, 0.0f, NULL, NULL, 0};
         /* self-attention */
-        op_layernorm(h, rows, I, TR_LN_EPS, b->norm1.gamma, b->norm1.beta, n);
-        if ((rc = op_linear_forward(b->qkv, n, rows, u, NULL)) ||
+        if ((rc = op_linear_forward_pre(b->qkv, &ln1, h, 1, rows, n, u, NULL)) ||
             (rc = attend(u, 3 * I, u + I, u + 2 * I, 3 * I, B, HW, HW, t->heads, t->dh, scale, 0,
                          att)) ||
             (rc = op_linear_forward(b->out1, att, rows, h, h)))
             return rc;
         /* cross-attention over the text context */
-        op_layernorm(h, rows, I, TR_LN_EPS, b->norm2.gamma, b->norm2.beta, n);
         att = u + R * I;
-        if ((rc = op_linear_forward(b->q2, n, rows, u, NULL)) ||
+        if ((rc = op_linear_forward_pre(b->q2, &ln2, h, 1, rows, n, u, NULL)) ||
             (rc = op_linear_forward(b->kv2, ctx, crow, kv, NULL)) ||
             (rc =
                  attend(u, I, kv, kv + I, 2 * I, B, HW, ctx_len, t->heads, t->dh, scale, 0, att)) ||
             (rc = op_linear_forward(b->out2, att, rows, h, h)))
             return rc;
         /* GEGLU feed-forward */
-        op_layernorm(h, rows, I, TR_LN_EPS, b->norm3.gamma, b->norm3.beta, n);
         float *g = u + R * 2 * t->ff;
-        if ((rc = op_linear_forward(b->ff1, n, rows, u, NULL)))
-            return rc;
-        op_geglu(u, rows, t->ff, g);
-        if ((rc = op_linear_forward(b->ff2, g, rows, h, h)))
+        if ((rc = op_linear_forward_pre(b->ff1, &ln3, h, 1, rows, n, u, NULL)) ||
+            (rc = op_linear_forward_pre(b->ff2, &geglu, u, 1, rows, g, h, h)))
             return rc;
     }
     return op_linear_forward(t->proj_out, h, rows, x, x);

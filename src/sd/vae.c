@@ -272,9 +272,9 @@ int vae_decode(vae *m, const float *z, int B, int h, int w, float *out)
     if (m->mid_attn) {
         /* Attention (_from_deprecated_attn_block): GroupNorm, single head over C, residual */
         size_t rows = (size_t)B * H * W;
-        if ((rc = op_groupnorm(x, B, H * W, C, m->groups, VAE_EPS, m->attn_norm.gamma,
-                               m->attn_norm.beta, 0, t2)) ||
-            (rc = op_linear_forward(m->attn_qkv, t2, (int)rows, t1, NULL)))
+        op_pre gn = {OP_PRE_GROUPNORM, m->groups, VAE_EPS, m->attn_norm.gamma, m->attn_norm.beta,
+                     0};
+        if ((rc = op_linear_forward_pre(m->attn_qkv, &gn, x, B, H * W, t2, t1, NULL)))
             return rc;
         if ((rc = (m->attn_bf16 ? op_attention_bf16 : op_attention)(t1, 3 * C, t1 + C, t1 + 2 * C,
                                                                     3 * C, B, H * W, H * W, 1, C,
@@ -302,10 +302,10 @@ int vae_decode(vae *m, const float *z, int B, int h, int w, float *out)
             C = r->cout;
         }
         if (u->upsample) {
-            op_upsample2x(x, B, H, W, C, t1);
+            op_pre up = {OP_PRE_UPSAMPLE2X, 0, 0.0f, NULL, NULL, 0};
             H *= 2;
             W *= 2;
-            if ((rc = op_conv_forward(u->up_conv, t1, B, H, W, x, NULL)))
+            if ((rc = op_conv_forward_pre(u->up_conv, &up, x, B, H, W, t1, x, NULL)))
                 return rc;
         }
         if (m->tap) {
@@ -314,13 +314,19 @@ int vae_decode(vae *m, const float *z, int B, int h, int w, float *out)
             nn_tap_nhwc(m->tap, m->tap_ud, nm, x, B, H, W, C);
         }
     }
-    if ((rc = op_groupnorm(x, B, H * W, C, m->groups, VAE_EPS, m->norm_out.gamma, m->norm_out.beta,
-                           0, t1)))
-        return rc;
-    nn_tap_nhwc(m->tap, m->tap_ud, "decoder.conv_norm_out", t1, B, H, W, C);
-    op_silu(t1, (size_t)B * H * W * C);
-    if ((rc = op_conv_forward(m->conv_out, t1, B, H, W, t2, NULL)))
-        return rc;
+    if (m->tap) {
+        if ((rc = op_groupnorm(x, B, H * W, C, m->groups, VAE_EPS, m->norm_out.gamma,
+                               m->norm_out.beta, 0, t1)))
+            return rc;
+        nn_tap_nhwc(m->tap, m->tap_ud, "decoder.conv_norm_out", t1, B, H, W, C);
+        op_silu(t1, (size_t)B * H * W * C);
+        if ((rc = op_conv_forward(m->conv_out, t1, B, H, W, t2, NULL)))
+            return rc;
+    } else {
+        op_pre gn = {OP_PRE_GROUPNORM, m->groups, VAE_EPS, m->norm_out.gamma, m->norm_out.beta, 1};
+        if ((rc = op_conv_forward_pre(m->conv_out, &gn, x, B, H, W, t1, t2, NULL)))
+            return rc;
+    }
     op_nhwc_to_nchw(t2, B, H, W, m->out_ch, out);
     return 0;
 }

@@ -45,6 +45,35 @@ int op_linear_create(op_linear **out, const float *w, const float *bias, int in,
 int op_linear_forward(op_linear *l, const float *x, int rows, float *y, const float *residual);
 void op_linear_free(op_linear *l);
 
+/* ---- a norm or activation in front of a conv / linear -----------------------------------
+ * op_*_forward_pre computes op(pre(x)): in bf16 mode pre writes its result as bf16 straight
+ * into the buffer the op reads (no f32 copy and no separate f32 -> bf16 pass); in f32 mode (or
+ * with MUS2PIC_FUSE=0) it writes f32 to tmp and the op runs on tmp as before, so the numbers are
+ * exactly those of the two calls. The bf16 values are bit-identical to converting pre's f32
+ * output (round to nearest even). */
+enum {
+    OP_PRE_GROUPNORM = 1, /* op_groupnorm(x, B, HW, C, groups, eps, gamma, beta, silu) */
+    OP_PRE_LAYERNORM,     /* op_layernorm over each of the B*HW rows */
+    OP_PRE_GEGLU,         /* op_geglu: x [rows, 2C] -> [rows, C] */
+    OP_PRE_UPSAMPLE2X,    /* op_upsample2x: x [B, H/2, W/2, C] -> [B, H, W, C] */
+};
+typedef struct op_pre {
+    int kind;
+    int groups; /* GroupNorm */
+    float eps;
+    const float *gamma, *beta;
+    int silu; /* GroupNorm: fused SiLU */
+} op_pre;
+/* conv of pre(x) at H x W (the conv's input size; x is [B, H/2, W/2, cin] for UPSAMPLE2X).
+ * tmp: room for B*H*W*cin floats, used in f32 mode (may equal x where pre allows y == x). */
+int op_conv_forward_pre(op_conv *c, const op_pre *pre, const float *x, int B, int H, int W,
+                        float *tmp, float *y, const float *residual);
+/* linear of pre(x) over B*HW rows (GroupNorm needs B and HW; the others see rows). */
+int op_linear_forward_pre(op_linear *l, const op_pre *pre, const float *x, int B, int HW,
+                          float *tmp, float *y, const float *residual);
+/* 1 unless MUS2PIC_FUSE=0 (read once): bf16 producers write the ops' inputs directly. */
+int op_fuse_enabled(void);
+
 /* ---- prepared weights (for the on-disk weight cache, model/wcache.c) ----------------------
  * An op's weights as it holds them after create: the layout oneDNN chose for this CPU (an
  * opaque descriptor) and the bytes in it. op_*_create_prepared builds the same op from such
@@ -77,6 +106,13 @@ int op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps,
 /* LayerNorm over the last dim of x [rows, C]. y may equal x. */
 void op_layernorm(const float *x, int rows, int C, float eps, const float *gamma,
                   const float *beta, float *y);
+/* The same three with the result rounded to bf16 (nearest even) into y (never aliasing x). */
+int op_groupnorm_bf16(const float *x, int B, int HW, int C, int groups, float eps,
+                      const float *gamma, const float *beta, int silu, uint16_t *y);
+void op_layernorm_bf16(const float *x, int rows, int C, float eps, const float *gamma,
+                       const float *beta, uint16_t *y);
+void op_geglu_bf16(const float *x, int rows, int D, uint16_t *y);
+void op_upsample2x_bf16(const float *x, int B, int H, int W, int C, uint16_t *y);
 
 /* Multi-head attention, tiled (flash-style online softmax): never builds Lq x Lk for all heads.
  * q [B, Lq, *] with row stride q_stride floats, head h at columns h*dh..; k, v [B, Lk, *] with

@@ -8,6 +8,8 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 /* Make the calling thread's OpenMP thread count match op_set_threads(). */
 void ops_sync_threads(void);
@@ -16,9 +18,31 @@ void ops_sync_threads(void);
  * be backed by transparent huge pages (a 4 GB model otherwise costs a million page faults). */
 void *ops_big_alloc(size_t n);
 
+/* f32 -> bf16, round to nearest even (as oneDNN's reorder and vcvtneps2bf16), NaN kept quiet. */
+static inline uint16_t ops_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define M2P_AVX512 1
+
+/* ops_bf16 for 16 floats with AVX-512F/BW only (no AVX512-BF16 needed), stored to p. */
+static inline void v_store_bf16(uint16_t *p, __m512 v)
+{
+    __m512i u = _mm512_castps_si512(v);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+    __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    r = _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x400000));
+    _mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
+}
 
 /* exp(x) for a vector: 2^n * p(r), r = x - n ln2 in [-ln2/2, ln2/2], degree-6 polynomial
  * (Cephes expf coefficients); relative error ~2 ulp. Inputs below -87.3 give 0. */

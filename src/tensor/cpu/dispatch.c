@@ -72,6 +72,23 @@ int op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps, co
     return (use_avx512() ? op_groupnorm_avx512 : op_groupnorm_generic)(x, B, HW, C, groups, eps,
                                                                        gamma, beta, silu, y);
 }
+int op_groupnorm_bf16_generic(const float *x, int B, int HW, int C, int groups, float eps,
+                              const float *gamma, const float *beta, int silu, uint16_t *y);
+int op_groupnorm_bf16_avx512(const float *x, int B, int HW, int C, int groups, float eps,
+                             const float *gamma, const float *beta, int silu, uint16_t *y);
+int op_groupnorm_bf16(const float *x, int B, int HW, int C, int groups, float eps,
+                      const float *gamma, const float *beta, int silu, uint16_t *y)
+{
+    return (use_avx512() ? op_groupnorm_bf16_avx512 : op_groupnorm_bf16_generic)(
+        x, B, HW, C, groups, eps, gamma, beta, silu, y);
+}
+DISPATCH_VOID(op_layernorm_bf16,
+              (const float *x, int rows, int C, float eps, const float *gamma, const float *beta,
+               uint16_t *y),
+              (x, rows, C, eps, gamma, beta, y))
+DISPATCH_VOID(op_geglu_bf16, (const float *x, int rows, int D, uint16_t *y), (x, rows, D, y))
+DISPATCH_VOID(op_upsample2x_bf16, (const float *x, int B, int H, int W, int C, uint16_t *y),
+              (x, B, H, W, C, y))
 DISPATCH_VOID(op_layernorm,
               (const float *x, int rows, int C, float eps, const float *gamma, const float *beta,
                float *y),

@@ -16,6 +16,7 @@
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -556,23 +557,55 @@ fail:
     return rc;
 }
 
+/* Where the bf16 input comes from when the op computes in bf16: a copy of x made by oneDNN's
+ * reorder (pre NULL), or pre's kernel writing bf16 straight into the scratch. */
+typedef struct {
+    const op_pre *pre;
+    int B, H, W, C; /* pre's output, the op's input: [B, H, W, C] (a linear's: W = 1) */
+} pre_call;
+
+static int pre_run_bf16(const pre_call *pc, const float *x, uint16_t *out)
+{
+    const op_pre *p = pc->pre;
+    switch (p->kind) {
+    case OP_PRE_GROUPNORM:
+        return op_groupnorm_bf16(x, pc->B, pc->H * pc->W, pc->C, p->groups, p->eps, p->gamma,
+                                 p->beta, p->silu, out);
+    case OP_PRE_LAYERNORM:
+        op_layernorm_bf16(x, pc->B * pc->H * pc->W, pc->C, p->eps, p->gamma, p->beta, out);
+        return 0;
+    case OP_PRE_GEGLU:
+        op_geglu_bf16(x, pc->B * pc->H * pc->W, pc->C, out);
+        return 0;
+    case OP_PRE_UPSAMPLE2X:
+        op_upsample2x_bf16(x, pc->B, pc->H / 2, pc->W / 2, pc->C, out);
+        return 0;
+    default:
+        return m2p_error(M2P_EINTERNAL, "unknown pre-op %d", p->kind);
+    }
+}
+
 /* x -> y through e; y is first loaded with `residual` (ny floats) unless it already holds it,
- * and a bf16 op reads a bf16 copy of x from the per-thread scratch. */
-static int prim_entry_run(prim_op *o, prim_entry *e, const float *x, float *y,
-                          const float *residual, size_t ny)
+ * and a bf16 op reads a bf16 copy of x (or pre(x), when pc) from the per-thread scratch. */
+static int prim_entry_run(prim_op *o, prim_entry *e, const float *x, const pre_call *pc,
+                          float *y, const float *residual, size_t ny)
 {
     e->last = ++o->tick;
-    if (residual && residual != y)
-        memcpy(y, residual, ny * sizeof(float));
     const void *src = x;
     if (o->dtype == M2P_DTYPE_BF16) {
         void *buf = scratch(e->src_bf16_bytes);
         if (!buf)
             return m2p_error(M2P_ENOMEM, "out of memory for a bf16 input copy");
-        int rc = cvt_run(&e->cvt, x, buf);
+        int rc = pc ? pre_run_bf16(pc, x, buf) : 0;
         if (rc)
             return rc;
+        if (residual && residual != y) /* after pre, which may read y's memory */
+            memcpy(y, residual, ny * sizeof(float));
+        if (!pc && (rc = cvt_run(&e->cvt, x, buf)))
+            return rc;
         src = buf;
+    } else if (residual && residual != y) {
+        memcpy(y, residual, ny * sizeof(float));
     }
     dnnl_memory_set_data_handle(e->src, (void *)src);
     dnnl_memory_set_data_handle(e->dst, y);
@@ -708,8 +741,8 @@ static int conv_entry_init(op_conv *c, prim_entry *e, const int key[4])
     return prim_entry_init(&c->op, e, key, sum, &cd, &f32md, "conv", label);
 }
 
-int op_conv_forward(op_conv *c, const float *x, int B, int H, int W, float *y,
-                    const float *residual)
+static int conv_forward(op_conv *c, const float *x, const pre_call *pc, int B, int H, int W,
+                        float *y, const float *residual)
 {
     ops_sync_threads();
     int Ho, Wo;
@@ -725,7 +758,59 @@ int op_conv_forward(op_conv *c, const float *x, int B, int H, int W, float *y,
             return rc;
         e = victim;
     }
-    return prim_entry_run(&c->op, e, x, y, residual, (size_t)B * Ho * Wo * c->cout);
+    return prim_entry_run(&c->op, e, x, pc, y, residual, (size_t)B * Ho * Wo * c->cout);
+}
+
+int op_conv_forward(op_conv *c, const float *x, int B, int H, int W, float *y,
+                    const float *residual)
+{
+    return conv_forward(c, x, NULL, B, H, W, y, residual);
+}
+
+/* pre(x) in f32 into tmp: the unfused path (f32 ops, or MUS2PIC_FUSE=0). */
+static int pre_run_f32(const op_pre *p, const float *x, int B, int H, int W, int C, float *tmp)
+{
+    int HW = H * W;
+    switch (p->kind) {
+    case OP_PRE_GROUPNORM:
+        return op_groupnorm(x, B, HW, C, p->groups, p->eps, p->gamma, p->beta, p->silu, tmp);
+    case OP_PRE_LAYERNORM:
+        op_layernorm(x, B * HW, C, p->eps, p->gamma, p->beta, tmp);
+        return 0;
+    case OP_PRE_GEGLU:
+        op_geglu(x, B * HW, C, tmp);
+        return 0;
+    case OP_PRE_UPSAMPLE2X:
+        op_upsample2x(x, B, H / 2, W / 2, C, tmp);
+        return 0;
+    default:
+        return m2p_error(M2P_EINTERNAL, "unknown pre-op %d", p->kind);
+    }
+}
+
+int op_fuse_enabled(void)
+{
+    static atomic_int state; /* 0 unknown, 1 off, 2 on */
+    int st = atomic_load_explicit(&state, memory_order_relaxed);
+    if (!st) {
+        const char *e = getenv("MUS2PIC_FUSE");
+        st = e && !strcmp(e, "0") ? 1 : 2;
+        atomic_store_explicit(&state, st, memory_order_relaxed);
+    }
+    return st == 2;
+}
+
+int op_conv_forward_pre(op_conv *c, const op_pre *pre, const float *x, int B, int H, int W,
+                        float *tmp, float *y, const float *residual)
+{
+    if (pre->kind == OP_PRE_UPSAMPLE2X && (H % 2 || W % 2))
+        return m2p_error(M2P_EINVAL, "conv: upsampled input %dx%d is not even", H, W);
+    if (c->op.dtype != M2P_DTYPE_BF16 || !op_fuse_enabled()) {
+        int rc = pre_run_f32(pre, x, B, H, W, c->cin, tmp);
+        return rc ? rc : op_conv_forward(c, tmp, B, H, W, y, residual);
+    }
+    pre_call pc = {pre, B, H, W, c->cin};
+    return conv_forward(c, x, &pc, B, H, W, y, residual);
 }
 
 void op_conv_free(op_conv *c)
@@ -847,7 +932,8 @@ static int lin_entry_init(op_linear *l, prim_entry *e, const int key[4])
     return prim_entry_init(&l->op, e, key, sum, &md, &f32md, "matmul", label);
 }
 
-int op_linear_forward(op_linear *l, const float *x, int rows, float *y, const float *residual)
+static int linear_forward(op_linear *l, const float *x, const pre_call *pc, int rows, float *y,
+                          const float *residual)
 {
     ops_sync_threads();
     if (rows <= 0)
@@ -861,7 +947,25 @@ int op_linear_forward(op_linear *l, const float *x, int rows, float *y, const fl
             return rc;
         e = victim;
     }
-    return prim_entry_run(&l->op, e, x, y, residual, (size_t)rows * l->out);
+    return prim_entry_run(&l->op, e, x, pc, y, residual, (size_t)rows * l->out);
+}
+
+int op_linear_forward(op_linear *l, const float *x, int rows, float *y, const float *residual)
+{
+    return linear_forward(l, x, NULL, rows, y, residual);
+}
+
+int op_linear_forward_pre(op_linear *l, const op_pre *pre, const float *x, int B, int HW,
+                          float *tmp, float *y, const float *residual)
+{
+    if (pre->kind == OP_PRE_UPSAMPLE2X)
+        return m2p_error(M2P_EINVAL, "linear: an upsample does not go in front of a linear");
+    if (l->op.dtype != M2P_DTYPE_BF16 || !op_fuse_enabled()) {
+        int rc = pre_run_f32(pre, x, B, HW, 1, l->in, tmp);
+        return rc ? rc : op_linear_forward(l, tmp, B * HW, y, residual);
+    }
+    pre_call pc = {pre, B, HW, 1, l->in};
+    return linear_forward(l, x, &pc, B * HW, y, residual);
 }
 
 void op_linear_free(op_linear *l)

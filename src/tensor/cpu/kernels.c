@@ -14,6 +14,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,8 +92,9 @@ static int image_channel_sums(const float *x, int HW, int C, const float *mean, 
     return 0;
 }
 
-int op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps, const float *gamma,
-                 const float *beta, int silu, float *y)
+/* op_groupnorm and op_groupnorm_bf16: the result to y (f32) or, when y is NULL, to yb (bf16). */
+static int groupnorm(const float *x, int B, int HW, int C, int groups, float eps,
+                     const float *gamma, const float *beta, int silu, float *y, uint16_t *yb)
 {
     ops_sync_threads();
     int cg = C / groups;
@@ -103,7 +105,8 @@ int op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps, co
     double n = (double)HW * cg;
     for (int bi = 0; bi < B && !rc; bi++) {
         const float *xb = x + (size_t)bi * HW * C;
-        float *yb = y + (size_t)bi * HW * C;
+        float *ybi = y ? y + (size_t)bi * HW * C : NULL;
+        uint16_t *ybb = y ? NULL : yb + (size_t)bi * HW * C;
         if ((rc = image_channel_sums(xb, HW, C, NULL, sum)))
             break;
         for (int g = 0; g < groups; g++) {
@@ -131,27 +134,30 @@ int op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps, co
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
         for (int r = 0; r < HW; r++) {
             const float *xr = xb + (size_t)r * C;
-            float *yr = yb + (size_t)r * C;
+            float *yr = ybi ? ybi + (size_t)r * C : NULL;
+            uint16_t *yq = ybi ? NULL : ybb + (size_t)r * C;
             int c = 0;
 #if M2P_AVX512
-            if (silu) {
-                for (; c + 16 <= C; c += 16) {
-                    __m512 v = _mm512_fmadd_ps(_mm512_loadu_ps(xr + c), _mm512_loadu_ps(a + c),
-                                               _mm512_loadu_ps(b + c));
+            for (; c + 16 <= C; c += 16) {
+                __m512 v = _mm512_fmadd_ps(_mm512_loadu_ps(xr + c), _mm512_loadu_ps(a + c),
+                                           _mm512_loadu_ps(b + c));
+                if (silu) {
                     __m512 e = v_exp(_mm512_sub_ps(_mm512_setzero_ps(), v));
-                    _mm512_storeu_ps(yr + c,
-                                     _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
+                    v = _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
                 }
-            } else {
-                for (; c + 16 <= C; c += 16)
-                    _mm512_storeu_ps(yr + c, _mm512_fmadd_ps(_mm512_loadu_ps(xr + c),
-                                                             _mm512_loadu_ps(a + c),
-                                                             _mm512_loadu_ps(b + c)));
+                if (yr)
+                    _mm512_storeu_ps(yr + c, v);
+                else
+                    v_store_bf16(yq + c, v);
             }
 #endif
             for (; c < C; c++) {
                 float v = xr[c] * a[c] + b[c];
-                yr[c] = silu ? v / (1.0f + expf(-v)) : v;
+                v = silu ? v / (1.0f + expf(-v)) : v;
+                if (yr)
+                    yr[c] = v;
+                else
+                    yq[c] = ops_bf16(v);
             }
         }
     }
@@ -162,48 +168,128 @@ int op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps, co
     return rc ? m2p_error(M2P_ENOMEM, "groupnorm: out of memory for %d channels", C) : 0;
 }
 
+int op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps, const float *gamma,
+                 const float *beta, int silu, float *y)
+{
+    return groupnorm(x, B, HW, C, groups, eps, gamma, beta, silu, y, NULL);
+}
+
+int op_groupnorm_bf16(const float *x, int B, int HW, int C, int groups, float eps,
+                      const float *gamma, const float *beta, int silu, uint16_t *y)
+{
+    return groupnorm(x, B, HW, C, groups, eps, gamma, beta, silu, NULL, y);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* LayerNorm                                                                                */
 /* ---------------------------------------------------------------------------------------- */
 
-void op_layernorm(const float *x, int rows, int C, float eps, const float *gamma, const float *beta,
-                  float *y)
+/* Mean and 1/std of one row. The AVX-512 build sums in 16 float lanes (a lane holds every 16th
+ * element: up to 80 of a 1280-wide row) and adds the lanes in double; the portable one sums
+ * runs of 64 in float and the runs in double. Two passes (mean, then squared deviations). */
+static void layernorm_stats(const float *xr, int C, float eps, float *mean, float *rstd)
+{
+    double s = 0, v = 0;
+    int c = 0;
+#if M2P_AVX512
+    if (C >= 16) {
+        __m512 acc = _mm512_setzero_ps();
+        for (; c + 16 <= C; c += 16)
+            acc = _mm512_add_ps(acc, _mm512_loadu_ps(xr + c));
+        float lane[16];
+        _mm512_storeu_ps(lane, acc);
+        for (int i = 0; i < 16; i++)
+            s += lane[i];
+        for (int i = c; i < C; i++)
+            s += xr[i];
+        float m = (float)(s / C);
+        __m512 mv = _mm512_set1_ps(m), av = _mm512_setzero_ps();
+        for (c = 0; c + 16 <= C; c += 16) {
+            __m512 d = _mm512_sub_ps(_mm512_loadu_ps(xr + c), mv);
+            av = _mm512_fmadd_ps(d, d, av);
+        }
+        _mm512_storeu_ps(lane, av);
+        for (int i = 0; i < 16; i++)
+            v += lane[i];
+        for (; c < C; c++)
+            v += (double)(xr[c] - m) * (xr[c] - m);
+        *mean = m;
+        *rstd = (float)(1.0 / sqrt(v / C + (double)eps));
+        return;
+    }
+#endif
+    float ps = 0;
+    for (c = 0; c < C; c++) {
+        ps += xr[c];
+        if ((c & 63) == 63) {
+            s += ps;
+            ps = 0;
+        }
+    }
+    s += ps;
+    float m = (float)(s / C);
+    float pv = 0;
+    for (c = 0; c < C; c++) {
+        float d = xr[c] - m;
+        pv += d * d;
+        if ((c & 63) == 63) {
+            v += pv;
+            pv = 0;
+        }
+    }
+    v += pv;
+    *mean = m;
+    *rstd = (float)(1.0 / sqrt(v / C + (double)eps));
+}
+
+/* op_layernorm and op_layernorm_bf16: to y (f32) or, when y is NULL, to yb (bf16). */
+static void layernorm(const float *x, int rows, int C, float eps, const float *gamma,
+                      const float *beta, float *y, uint16_t *yb)
 {
     ops_sync_threads();
     int nt = (size_t)rows * C >= PAR_MIN ? omp_get_max_threads() : 1;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * C;
-        float *yr = y + (size_t)r * C;
-        double s = 0;
-        float ps = 0;
-        for (int c = 0; c < C; c++) {
-            ps += xr[c];
-            if ((c & 63) == 63) {
-                s += ps;
-                ps = 0;
+        float m, rstd;
+        layernorm_stats(xr, C, eps, &m, &rstd);
+        float *yr = y ? y + (size_t)r * C : NULL;
+        uint16_t *yq = y ? NULL : yb + (size_t)r * C;
+        int c = 0;
+#if M2P_AVX512
+        if (gamma && beta) {
+            __m512 mv = _mm512_set1_ps(m), sv = _mm512_set1_ps(rstd);
+            for (; c + 16 <= C; c += 16) {
+                __m512 t = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(xr + c), mv), sv);
+                t = _mm512_fmadd_ps(t, _mm512_loadu_ps(gamma + c), _mm512_loadu_ps(beta + c));
+                if (yr)
+                    _mm512_storeu_ps(yr + c, t);
+                else
+                    v_store_bf16(yq + c, t);
             }
         }
-        s += ps;
-        float m = (float)(s / C);
-        double v = 0;
-        float pv = 0;
-        for (int c = 0; c < C; c++) {
-            float d = xr[c] - m;
-            pv += d * d;
-            if ((c & 63) == 63) {
-                v += pv;
-                pv = 0;
-            }
-        }
-        v += pv;
-        float rstd = (float)(1.0 / sqrt(v / C + (double)eps));
-#pragma omp simd
-        for (int c = 0; c < C; c++) {
+#endif
+        for (; c < C; c++) {
             float t = (xr[c] - m) * rstd;
-            yr[c] = t * (gamma ? gamma[c] : 1.0f) + (beta ? beta[c] : 0.0f);
+            t = t * (gamma ? gamma[c] : 1.0f) + (beta ? beta[c] : 0.0f);
+            if (yr)
+                yr[c] = t;
+            else
+                yq[c] = ops_bf16(t);
         }
     }
+}
+
+void op_layernorm(const float *x, int rows, int C, float eps, const float *gamma, const float *beta,
+                  float *y)
+{
+    layernorm(x, rows, C, eps, gamma, beta, y, NULL);
+}
+
+void op_layernorm_bf16(const float *x, int rows, int C, float eps, const float *gamma,
+                       const float *beta, uint16_t *y)
+{
+    layernorm(x, rows, C, eps, gamma, beta, NULL, y);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -231,23 +317,44 @@ static inline __m512 v_xsigmoid(__m512 v, float k)
 }
 #endif
 
-void op_geglu(const float *x, int rows, int D, float *y)
+/* op_geglu and op_geglu_bf16: to y (f32) or, when y is NULL, to yb (bf16). */
+static void geglu(const float *x, int rows, int D, float *y, uint16_t *yb)
 {
     ops_sync_threads();
     int nt = (size_t)rows * D >= PAR_MIN ? omp_get_max_threads() : 1;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int r = 0; r < rows; r++) {
         const float *h = x + (size_t)r * 2 * D, *g = h + D;
-        float *yr = y + (size_t)r * D;
+        float *yr = y ? y + (size_t)r * D : NULL;
+        uint16_t *yq = y ? NULL : yb + (size_t)r * D;
         int c = 0;
 #if M2P_AVX512
-        for (; c + 16 <= D; c += 16)
-            _mm512_storeu_ps(yr + c,
-                             _mm512_mul_ps(_mm512_loadu_ps(h + c), v_gelu(_mm512_loadu_ps(g + c))));
+        for (; c + 16 <= D; c += 16) {
+            __m512 v = _mm512_mul_ps(_mm512_loadu_ps(h + c), v_gelu(_mm512_loadu_ps(g + c)));
+            if (yr)
+                _mm512_storeu_ps(yr + c, v);
+            else
+                v_store_bf16(yq + c, v);
+        }
 #endif
-        for (; c < D; c++)
-            yr[c] = h[c] * gelu1(g[c]);
+        for (; c < D; c++) {
+            float v = h[c] * gelu1(g[c]);
+            if (yr)
+                yr[c] = v;
+            else
+                yq[c] = ops_bf16(v);
+        }
     }
+}
+
+void op_geglu(const float *x, int rows, int D, float *y)
+{
+    geglu(x, rows, D, y, NULL);
+}
+
+void op_geglu_bf16(const float *x, int rows, int D, uint16_t *y)
+{
+    geglu(x, rows, D, NULL, y);
 }
 
 /* Applies f element-wise in parallel; VEC is the vector body for 16 floats at p. */
@@ -369,6 +476,30 @@ void op_upsample2x(const float *x, int B, int H, int W, int C, float *y)
             for (int ox = 0; ox < 2 * W; ox++)
                 memcpy(yr + (size_t)ox * C, xr + (size_t)(ox / 2) * C, (size_t)C * sizeof(float));
         }
+}
+
+void op_upsample2x_bf16(const float *x, int B, int H, int W, int C, uint16_t *y)
+{
+    ops_sync_threads();
+    int nt = (size_t)B * H * W * C * 4 >= PAR_MIN ? omp_get_max_threads() : 1;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int r = 0; r < B * H; r++) { /* one input row -> two output rows */
+        const float *xr = x + (size_t)r * W * C;
+        uint16_t *y0 = y + (size_t)r * 4 * W * C, *y1 = y0 + (size_t)2 * W * C;
+        for (int ix = 0; ix < W; ix++) {
+            const float *xp = xr + (size_t)ix * C;
+            uint16_t *d = y0 + (size_t)ix * 2 * C;
+            int c = 0;
+#if M2P_AVX512
+            for (; c + 16 <= C; c += 16)
+                v_store_bf16(d + c, _mm512_loadu_ps(xp + c));
+#endif
+            for (; c < C; c++)
+                d[c] = ops_bf16(xp[c]);
+            memcpy(d + C, d, (size_t)C * sizeof *d);
+        }
+        memcpy(y1, y0, (size_t)2 * W * C * sizeof *y0);
+    }
 }
 
 void op_concat_channels(const float *a, int Ca, const float *b, int Cb, int B, int HW, float *y)
