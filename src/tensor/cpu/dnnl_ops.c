@@ -587,8 +587,8 @@ static int pre_run_bf16(const pre_call *pc, const float *x, uint16_t *out)
 
 /* x -> y through e; y is first loaded with `residual` (ny floats) unless it already holds it,
  * and a bf16 op reads a bf16 copy of x (or pre(x), when pc) from the per-thread scratch. */
-static int prim_entry_run(prim_op *o, prim_entry *e, const float *x, const pre_call *pc,
-                          float *y, const float *residual, size_t ny)
+static int prim_entry_run(prim_op *o, prim_entry *e, const float *x, const pre_call *pc, float *y,
+                          const float *residual, size_t ny)
 {
     e->last = ++o->tick;
     const void *src = x;

@@ -1,0 +1,220 @@
+/*
+ * test_fused_pre.c — the bf16 producers and the fused op inputs (ops.h op_pre):
+ *  - op_groupnorm_bf16 (with and without SiLU), op_layernorm_bf16, op_geglu_bf16 and
+ *    op_upsample2x_bf16 give exactly the f32 kernel's result rounded to bf16 (round to nearest
+ *    even, as oneDNN's reorder; this file's own rounding), at channel counts that take the
+ *    vector body and the scalar tail; ties, NaN, infinities and -0 through the upsample;
+ *  - op_conv_forward_pre / op_linear_forward_pre equal the two calls they replace (the f32
+ *    kernel into tmp, then the op), bit for bit: bf16 ops (when the CPU has bf16) and f32 ops,
+ *    with and without a residual;
+ * run with the dispatched kernels, then again in a child with MUS2PIC_CPU=generic (the portable
+ * kernels) and in one with MUS2PIC_FUSE=0 (the unfused path behind the same calls).
+ */
+#include "mus2pic.h"
+#include "tensor/ops.h"
+#include "test.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static uint64_t rng = 0x243f6a8885a308d3ull;
+
+static float *inputs(size_t n, float s)
+{
+    float *p = malloc(n * sizeof(float));
+    for (size_t i = 0; p && i < n; i++) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        p[i] = (float)((rng >> 40) * (1.0 / 8388608.0) - 1.0) * s;
+    }
+    return p;
+}
+
+/* round to nearest even; NaN stays a quiet NaN */
+static uint16_t ref_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if (isnan(f))
+        return (uint16_t)((u >> 16) | 0x40);
+    uint32_t lower = u & 0xffff, up = u >> 16;
+    if (lower > 0x8000 || (lower == 0x8000 && (up & 1)))
+        up++;
+    return (uint16_t)up;
+}
+
+/* count of a[i] != ref_bf16(want[i]) */
+static size_t bf16_mismatch(const uint16_t *a, const float *want, size_t n, const char *what)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != ref_bf16(want[i])) {
+            if (!bad)
+                fprintf(stderr, "%s: [%zu] got 0x%04x, want 0x%04x (%g)\n", what, i, a[i],
+                        ref_bf16(want[i]), want[i]);
+            bad++;
+        }
+    return bad;
+}
+
+static void check_kernels(void)
+{
+    const int B = 2, HW = 35, groups = 4;
+    const int chans[2] = {64, 40}; /* 40: the scalar tail after two vectors */
+    for (int ci = 0; ci < 2; ci++) {
+        int C = chans[ci];
+        size_t n = (size_t)B * HW * C;
+        float *x = inputs(2 * n, 3.0f), *g = inputs(C, 1.5f), *be = inputs(C, 0.5f);
+        float *f = malloc(4 * n * sizeof(float)); /* the upsample writes 4 n */
+        uint16_t *q = malloc(4 * n * sizeof(uint16_t));
+        CHECK(x && g && be && f && q);
+        if (!x || !g || !be || !f || !q)
+            return;
+        char what[64];
+        for (int silu = 0; silu < 2; silu++) {
+            CHECK_INT(op_groupnorm(x, B, HW, C, groups, 1e-5f, g, be, silu, f), 0);
+            CHECK_INT(op_groupnorm_bf16(x, B, HW, C, groups, 1e-5f, g, be, silu, q), 0);
+            snprintf(what, sizeof what, "groupnorm silu %d C %d", silu, C);
+            CHECK_INT(bf16_mismatch(q, f, n, what), 0);
+        }
+        op_layernorm(x, B * HW, C, 1e-5f, g, be, f);
+        op_layernorm_bf16(x, B * HW, C, 1e-5f, g, be, q);
+        snprintf(what, sizeof what, "layernorm C %d", C);
+        CHECK_INT(bf16_mismatch(q, f, n, what), 0);
+        op_geglu(x, B * HW, C, f); /* x as [rows, 2C] */
+        op_geglu_bf16(x, B * HW, C, q);
+        snprintf(what, sizeof what, "geglu D %d", C);
+        CHECK_INT(bf16_mismatch(q, f, n, what), 0);
+
+        /* upsample: special values in the input, layout checked against the f32 kernel */
+        const int H = 5, W = 7;
+        size_t ni = (size_t)B * H * W * C;
+        const uint32_t special[] = {0x3f808000u, 0x3f818000u, 0x7fc00001u, 0xff800000u,
+                                    0x7f800000u, 0x80000000u, 0x7f7fffffu, 0x00000001u};
+        for (size_t i = 0; i < sizeof special / sizeof *special; i++)
+            memcpy(&x[i * 37 % ni], &special[i], 4);
+        op_upsample2x(x, B, H, W, C, f);
+        op_upsample2x_bf16(x, B, H, W, C, q);
+        snprintf(what, sizeof what, "upsample2x C %d", C);
+        CHECK_INT(bf16_mismatch(q, f, 4 * ni, what), 0);
+        float t0, t1;
+        memcpy(&t0, &special[0], 4);
+        memcpy(&t1, &special[1], 4);
+        CHECK(ref_bf16(t0) == 0x3f80 && ref_bf16(t1) == 0x3f82); /* ties go to even */
+        free(x);
+        free(g);
+        free(be);
+        free(f);
+        free(q);
+    }
+}
+
+/* op_*_forward_pre against the two calls, for one dtype */
+static void check_ops(int dtype)
+{
+    const int B = 2, H = 8, W = 6, cin = 48, cout = 40, rows = B * H * W;
+    float *w = inputs((size_t)cout * cin * 9, 0.2f), *bias = inputs(cout, 0.5f);
+    float *x = inputs((size_t)rows * 2 * cin, 2.0f), *g = inputs(cin, 1.2f),
+          *be = inputs(cin, 0.3f), *res = inputs((size_t)rows * cout, 1.0f);
+    float *tmp = malloc((size_t)rows * cin * sizeof(float));
+    float *y1 = malloc((size_t)rows * cout * sizeof(float));
+    float *y2 = malloc((size_t)rows * cout * sizeof(float));
+    op_conv *cv = NULL;
+    op_linear *l = NULL;
+    CHECK(w && bias && x && g && be && res && tmp && y1 && y2);
+    CHECK_INT(op_conv_create(&cv, w, bias, cin, cout, 3, 1, 1, dtype), 0);
+    CHECK_INT(op_linear_create(&l, w, bias, cin, cout, dtype), 0);
+    if (!cv || !l || !tmp || !y1 || !y2)
+        goto done;
+    const char *names[4] = {"groupnorm+silu", "layernorm", "geglu", "upsample2x"};
+    for (int kind = OP_PRE_GROUPNORM; kind <= OP_PRE_UPSAMPLE2X; kind++) {
+        op_pre pre = {kind, 4, 1e-5f, g, be, kind == OP_PRE_GROUPNORM};
+        for (int with_res = 0; with_res < 2; with_res++) {
+            const float *r = with_res ? res : NULL;
+            char what[96];
+            /* the unfused reference */
+            if (kind == OP_PRE_GROUPNORM)
+                CHECK_INT(op_groupnorm(x, B, H * W, cin, 4, 1e-5f, g, be, 1, tmp), 0);
+            else if (kind == OP_PRE_LAYERNORM)
+                op_layernorm(x, rows, cin, 1e-5f, g, be, tmp);
+            else if (kind == OP_PRE_GEGLU)
+                op_geglu(x, rows, cin, tmp);
+            else
+                op_upsample2x(x, B, H / 2, W / 2, cin, tmp);
+            CHECK_INT(op_conv_forward(cv, tmp, B, H, W, y1, r), 0);
+            memset(y2, 0, (size_t)rows * cout * sizeof(float));
+            CHECK_INT(op_conv_forward_pre(cv, &pre, x, B, H, W, tmp, y2, r), 0);
+            snprintf(what, sizeof what, "conv of %s, %s, residual %d", names[kind - 1],
+                     dtype == M2P_DTYPE_BF16 ? "bf16" : "f32", with_res);
+            CHECK(test_max_abs_diff(y2, y1, (size_t)rows * cout, what) == 0.0);
+            if (kind == OP_PRE_UPSAMPLE2X) {
+                CHECK(op_linear_forward_pre(l, &pre, x, B, H * W, tmp, y2, r) < 0);
+                continue;
+            }
+            CHECK_INT(op_linear_forward(l, tmp, rows, y1, r), 0);
+            memset(y2, 0, (size_t)rows * cout * sizeof(float));
+            CHECK_INT(op_linear_forward_pre(l, &pre, x, B, H * W, tmp, y2, r), 0);
+            snprintf(what, sizeof what, "linear of %s, %s, residual %d", names[kind - 1],
+                     dtype == M2P_DTYPE_BF16 ? "bf16" : "f32", with_res);
+            CHECK(test_max_abs_diff(y2, y1, (size_t)rows * cout, what) == 0.0);
+        }
+    }
+    /* an odd size cannot come from a 2x upsample */
+    op_pre up = {OP_PRE_UPSAMPLE2X, 0, 0.0f, NULL, NULL, 0};
+    CHECK(op_conv_forward_pre(cv, &up, x, B, H + 1, W, tmp, y2, NULL) < 0);
+done:
+    op_conv_free(cv);
+    op_linear_free(l);
+    free(w);
+    free(bias);
+    free(x);
+    free(g);
+    free(be);
+    free(res);
+    free(tmp);
+    free(y1);
+    free(y2);
+}
+
+static void check_all(void)
+{
+    check_kernels();
+    check_ops(M2P_DTYPE_F32);
+    if (op_bf16_supported())
+        check_ops(M2P_DTYPE_BF16);
+    else
+        test_skip("no native bf16 on this CPU: the bf16 ops are not compared");
+}
+
+/* this test again in a child with env name=value; its exit status */
+static int child(const char *argv0, const char *name, const char *value)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv(name, value, 1);
+        execl("/proc/self/exe", argv0, "--child", (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
+int main(int argc, char **argv)
+{
+    int is_child = argc == 2 && !strcmp(argv[1], "--child");
+    printf("kernels: %s, fused: %d\n", m2p_cpu_kernels(), op_fuse_enabled());
+    check_all();
+    if (!is_child) {
+        int st = child(argv[0], "MUS2PIC_CPU", "generic");
+        CHECK(st == 0 || st == TEST_SKIP_CODE);
+        st = child(argv[0], "MUS2PIC_FUSE", "0");
+        CHECK(st == 0 || st == TEST_SKIP_CODE);
+    }
+    TEST_DONE();
+}
