@@ -3,7 +3,8 @@
  * input): GroupNorm (eps 1e-6), proj_in, BasicTransformerBlock x depth (LayerNorm -> self-
  * attention -> +, LayerNorm -> cross-attention over the text context -> +, LayerNorm -> GEGLU
  * feed-forward -> +; LayerNorm eps 1e-5, attention scale head_dim^-0.5), proj_out, residual.
- * Residual adds are fused into the output linears; q/k/v of self-attention are one matmul.
+ * Residual adds are fused into the output linears; q/k/v of self-attention are one matmul; the
+ * GroupNorm, LayerNorms and GEGLU are the pre-op of the linear that reads them (ops.h op_pre).
  * In bf16 mode the attention products run on bf16 too (op_attention_bf16).
  */
 #include "sd/unet_blocks.h"

@@ -4,8 +4,10 @@
  * arrive in PyTorch layouts (oihw, [out, in]) and are reordered once, at create, into the layout
  * and data type (f32 or bf16) the primitive prefers ("format any"). Primitives depend on the
  * input size, so each op keeps a small cache of them keyed by size. With bf16 weights the input
- * is converted to bf16 in a per-thread scratch buffer and accumulation stays in f32. A residual
- * add is oneDNN's sum post-op: y is preloaded with the residual and the primitive adds into it.
+ * is converted to bf16 in a per-thread scratch buffer and accumulation stays in f32; the
+ * op_*_forward_pre entry points have a norm / GEGLU / upsample kernel (kernels.c) write that bf16
+ * input itself instead (one pass less over the activation, no f32 copy of it). A residual add is
+ * oneDNN's sum post-op: y is preloaded with the residual and the primitive adds into it.
  */
 #define _GNU_SOURCE
 #include "tensor/ops.h"

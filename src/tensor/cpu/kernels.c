@@ -1,7 +1,9 @@
 /*
  * kernels.c — the ops oneDNN does not provide, vectorised and OpenMP-parallel: GroupNorm (with
  * fused SiLU) and LayerNorm over NHWC / [rows, C], GEGLU and the activations, element-wise
- * helpers and layout changes (upsample, concat, NCHW <-> NHWC).
+ * helpers and layout changes (upsample, concat, NCHW <-> NHWC). The norms, GEGLU and the
+ * upsample also write bf16 (rounded to nearest even, as oneDNN's reorder): the input of the
+ * bf16 conv / linear that reads them (dnnl_ops.c op_*_forward_pre).
  *
  * Norm statistics are two-pass (mean, then the mean of squared deviations) with partial sums
  * in float over short runs and double across them, so large means do not cancel precision.
