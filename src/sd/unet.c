@@ -675,14 +675,17 @@ int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
         if (b->resample) {
             /* Upsample2D: nearest to the next skip's size (x2 unless a size was odd), conv */
             int Ho = p.H[lvl - 1], Wo = p.W[lvl - 1];
-            if (Ho == 2 * H && Wo == 2 * W)
-                op_upsample2x(X, B, H, W, C, T1);
-            else
-                nn_resize_nearest(X, B, H, W, C, Ho, Wo, T1);
             lvl--;
+            if (Ho == 2 * H && Wo == 2 * W) { /* the upsample writes the conv's input */
+                op_pre up = {OP_PRE_UPSAMPLE2X, 0, 0.0f, NULL, NULL, 0};
+                rc = op_conv_forward_pre(b->sample_conv, &up, X, B, Ho, Wo, T1, X, NULL);
+            } else {
+                nn_resize_nearest(X, B, H, W, C, Ho, Wo, T1);
+                rc = op_conv_forward(b->sample_conv, T1, B, Ho, Wo, X, NULL);
+            }
             H = Ho;
             W = Wo;
-            if ((rc = op_conv_forward(b->sample_conv, T1, B, H, W, X, NULL)))
+            if (rc)
                 return rc;
         }
         if (m->tap) {
