@@ -8,7 +8,9 @@
 #   MMA song examples (mma: /usr/share/doc/mma/examples; x/4 songs with a Groove or a Time
 #     line), compiled to MIDI by `mma`;
 #   abc tunes with a Q: tempo (abcmidi and abcm2ps examples), compiled to MIDI by `abc2midi`;
-#   MuseScore 3 demo scores with a tempo marking (musescore3-common), exported to MIDI by mscore3.
+#   MuseScore 3 demo scores with a tempo marking (musescore3-common), exported to MIDI by mscore3;
+#   game music in MIDI that states its tempo: Planet Blupi's (planetblupi-music-midi) and
+#     OpenTTD's OpenMSX set (openttd-openmsx).
 # The MIDI pieces' tempo is the MIDI file's own tempo map (it must hold over the excerpt; see
 # miditruth.py below), rendered by fluidsynth with FluidR3_GM. The beat is the note the time
 # signature counts (the half note in 2/2), the dotted quarter in 6/8, 9/8 and 12/8. Pieces
@@ -39,6 +41,8 @@ command -v mscore3 >/dev/null || need="$need musescore3"
 command -v ffmpeg >/dev/null || need="$need ffmpeg"
 command -v python3 >/dev/null || need="$need python3"
 command -v unzip >/dev/null || need="$need unzip"
+[ -d /usr/share/planetblupi/music ] || need="$need planetblupi-music-midi"
+[ -d /usr/share/games/openttd/baseset/openmsx ] || need="$need openttd-openmsx"
 if [ -n "$need" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $need
 fi
@@ -226,7 +230,26 @@ for f in /usr/share/mscore3-*/demos/*.mscx /usr/share/mscore3-*/demos/*.mscz; do
     fi
 done
 
-# ---- Our own making (a minority, 26 of 101, to cover 3/4 and 6/8, which the shipped songs
+# ---- Game music in MIDI, composed for the games: Planet Blupi's (planetblupi-music-midi:
+#      music*.mid) and OpenTTD's OpenMSX set (openttd-openmsx: tracks by its contributors); each
+#      file states its tempo and time signature; rendered by fluidsynth like the other MIDI ----
+for f in /usr/share/planetblupi/music/*.mid /usr/share/games/openttd/baseset/openmsx/*.mid; do
+    [ -f "$f" ] || continue
+    case "$f" in
+    */planetblupi/*) id="planetblupi-$(basename "$f" .mid)" ;;
+    *) id="openmsx-$(basename "$f" .mid)" ;;
+    esac
+    truth=$(midi_truth "$f") || continue
+    bpm=${truth% *}
+    if in_range "$bpm" && [ ! -f "$CACHE/wav/$id.flac" ]; then
+        render_midi "$f" "$id" || echo "fluidsynth: $f did not render" >&2
+    fi
+    if in_range "$bpm" && long_enough "$id"; then
+        add "$id" "$bpm" "${truth#* }" "$(dpkg -S "$f" 2>/dev/null | cut -d: -f1) $f (MIDI tempo)"
+    fi
+done
+
+# ---- Our own making (a minority, 26 of 141, to cover 3/4 and 6/8, which the shipped songs
 #      lack: Debian's abc examples hold one 6/8 tune with a Q: line, MMA's 6/8 example songs
 #      count eighths at tempos whose dotted quarter is under 60): one
 #      16-bar progression played 4 times by MMA's waltz and 6/8 library grooves at a tempo we

@@ -375,10 +375,12 @@ double tempo_estimate(const float *env, int T, double fps, double *prior_bpm)
      * period only when H = B, i.e. nothing in the music marks the slower level as the beat
      * and the prior alone chose it (a click track, a steady fast pulse). Then keep the faster
      * level, if it stays within the tempo range music is written in (the issue's 60-200 BPM,
-     * plus the 4 % tolerance): above it a doubled estimate is more often an octave error.
+     * plus half the 4 % tolerance): above it a doubled estimate is more often an octave error.
+     * The limit was 208 until round 4 of bench/tempo-devset.sh: on its dev half two songs at
+     * 102 and 104 BPM were doubled to 203 and 208, and the two at 200 to 199.6 (BENCHMARKS.md).
      * "As strong" allows 10 % for noise (0.9; 0.99, 0.95, 0.85 and 0.8 measured on seed 1 of
      * bench/eval_tempo_key: 0.9 and 0.85 best, BENCHMARKS.md). */
-    const double max_doubled = 208.0, equal = 0.9;
+    const double max_doubled = 204.0, max_bpm = 208.0, equal = 0.9;
     double half = tg_at(tg, win, lag / 2.0), full = tg_at(tg, win, lag);
     double th = hann_taper(win, lag / 2.0), tf = hann_taper(win, lag);
     if (full > 0 && tf > 0 && half / th >= equal * full / tf &&
@@ -391,7 +393,12 @@ double tempo_estimate(const float *env, int T, double fps, double *prior_bpm)
     }
     double bpm = 60.0 * fps / lag;
     free(tg);
-    return bpm;
+    /* Range check: a beat is written at 208 BPM or slower (the issue's 60-200 with the 4 %
+     * tolerance, the limit the other level moves keep to); a faster reading, the tempogram's
+     * own pick or a 2:3 move whose sub-frame peak crossed the limit (a 104 BPM game tune read
+     * at 209 on the dev half of bench/tempo-devset.sh, BENCHMARKS.md), is its subdivision:
+     * halve it. */
+    return bpm > max_bpm ? bpm / 2 : bpm;
 }
 
 /* Slaney mel scale (librosa.hz_to_mel, htk=False). */

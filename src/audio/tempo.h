@@ -31,8 +31,9 @@ int tempo_onset_strength(const float *x, int64_t n, int sr, float *env);
  * ran out. */
 double tempo_librosa(const float *env, int T, double fps, int uniform_prior, double *frames);
 
-/* Tempo in BPM from an onset envelope (fps frames a second); 0 when the envelope is flat,
- * TEMPO_NOMEM when memory ran out.
+/* Tempo in BPM from an onset envelope (fps frames a second): librosa's pick, a 2:3 check, an
+ * octave check that doubles into 204 BPM at most, and a reading above 208 BPM halved; 0 when
+ * the envelope is flat, TEMPO_NOMEM when memory ran out.
  * Also returns the librosa estimate before octave checks in *prior_bpm (optional). */
 double tempo_estimate(const float *env, int T, double fps, double *prior_bpm);
 

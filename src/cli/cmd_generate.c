@@ -81,23 +81,6 @@ static void usage(FILE *f)
         "  -v, --verbose        a progress line per step when not on a terminal\n");
 }
 
-static int parse_int(const char *opt, const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end) {
-        fprintf(stderr, "mus2pic generate: %s '%s' is not an integer\n", opt, s);
-        return -1;
-    }
-    if (v < lo || v > hi) {
-        fprintf(stderr, "mus2pic generate: %s %ld is out of range %ld..%ld\n", opt, v, lo, hi);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
-}
-
 /* "dir/out.png" -> "dir/out-3.png" */
 static void numbered(const char *out, int i, char *buf, size_t len)
 {
@@ -316,7 +299,7 @@ int cmd_generate(int argc, char **argv)
             p.negative_prompt = optarg;
             break;
         case 's':
-            if (parse_int("--steps", optarg, 1, 50, &p.steps))
+            if (cli_int_arg("generate", "--steps", optarg, 1, 50, &p.steps))
                 return 2;
             break;
         case 'g': {
@@ -334,12 +317,12 @@ int cmd_generate(int argc, char **argv)
             break;
         }
         case 'W':
-            if (parse_int("--width", optarg, 64, 2048, &p.width))
+            if (cli_int_arg("generate", "--width", optarg, 64, 2048, &p.width))
                 return 2;
             have_width = 1;
             break;
         case 'H':
-            if (parse_int("--height", optarg, 64, 2048, &p.height))
+            if (cli_int_arg("generate", "--height", optarg, 64, 2048, &p.height))
                 return 2;
             have_height = 1;
             break;
@@ -362,11 +345,11 @@ int cmd_generate(int argc, char **argv)
             break;
         }
         case 'V':
-            if (parse_int("--variations", optarg, 1, 8, &p.variations))
+            if (cli_int_arg("generate", "--variations", optarg, 1, 8, &p.variations))
                 return 2;
             break;
         case 't':
-            if (parse_int("--threads", optarg, 1, 1024, &threads))
+            if (cli_int_arg("generate", "--threads", optarg, 1, 1024, &threads))
                 return 2;
             break;
         case 'D':
@@ -392,7 +375,7 @@ int cmd_generate(int argc, char **argv)
         case 'Z':
             if (!strcmp(optarg, "off"))
                 p.vae_tile = -1;
-            else if (parse_int("--vae-tile", optarg, 8, 256, &p.vae_tile))
+            else if (cli_int_arg("generate", "--vae-tile", optarg, 8, 256, &p.vae_tile))
                 return 2;
             break;
         case 'C':

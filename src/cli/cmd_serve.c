@@ -81,7 +81,7 @@ int cmd_serve(int argc, char **argv)
         } else if (!strcmp(a, "--host") && v) {
             cfg.host = v;
         } else if (!strcmp(a, "--port")) {
-            bad = node_int_arg("serve", a, v, 0, 65535, &cfg.port);
+            bad = cli_int_arg("serve", a, v, 0, 65535, &cfg.port);
         } else if (!strcmp(a, "--no-worker")) {
             cfg.no_worker = 1;
             used = 0;
@@ -102,17 +102,17 @@ int cmd_serve(int argc, char **argv)
             cfg.allow_private_urls = 1;
             used = 0;
         } else if (!strcmp(a, "--threads")) {
-            bad = node_int_arg("serve", a, v, 4, 4096, &cfg.threads);
+            bad = cli_int_arg("serve", a, v, 4, 4096, &cfg.threads);
         } else if (!strcmp(a, "--max-ws")) {
-            bad = node_int_arg("serve", a, v, 1, 4000, &cfg.max_ws);
+            bad = cli_int_arg("serve", a, v, 1, 4000, &cfg.max_ws);
         } else if (!strcmp(a, "--max-queue")) {
-            bad = node_int_arg("serve", a, v, 1, 100000, &cfg.max_queued);
+            bad = cli_int_arg("serve", a, v, 1, 100000, &cfg.max_queued);
         } else if (!strcmp(a, "--max-upload-mb")) {
-            bad = node_int_arg("serve", a, v, 1, 4096, &upload_mb);
+            bad = cli_int_arg("serve", a, v, 1, 4096, &upload_mb);
         } else if (!strcmp(a, "--audio-cache-mb")) {
-            bad = node_int_arg("serve", a, v, 1, 1 << 20, &cache_mb);
+            bad = cli_int_arg("serve", a, v, 1, 1 << 20, &cache_mb);
         } else if (!strcmp(a, "--max-variations")) {
-            bad = node_int_arg("serve", a, v, 4, 8, &cfg.max_variations);
+            bad = cli_int_arg("serve", a, v, 4, 8, &cfg.max_variations);
             if (!bad && cfg.max_variations != 4 && cfg.max_variations != 8) {
                 fprintf(stderr, "mus2pic serve: --max-variations is 4 or 8\n");
                 bad = 1;

@@ -69,7 +69,7 @@ int cmd_worker(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--max-attempts")) {
-            bad = node_int_arg("worker", a, v, 1, 100, &jc.max_attempts);
+            bad = cli_int_arg("worker", a, v, 1, 100, &jc.max_attempts);
             i++;
         } else {
             fprintf(stderr, "mus2pic worker: unknown or incomplete option '%s'\n\n", a);

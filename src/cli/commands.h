@@ -15,4 +15,8 @@ int cmd_serve(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_store(int argc, char **argv);
 
+/* The one parser of an integer option, for every command: v (may be NULL) from lo to hi into
+ * *out: 0, or -1 with "mus2pic CMD: OPT needs an integer from LO to HI, not 'V'" printed. */
+int cli_int_arg(const char *cmd, const char *opt, const char *v, int lo, int hi, int *out);
+
 #endif

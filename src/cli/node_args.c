@@ -11,21 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/commands.h"
 #include "jobs/models.h"
 #include "jobs/queue.h"
 #include "mus2pic.h"
-
-int node_int_arg(const char *cmd, const char *opt, const char *v, int lo, int hi, int *out)
-{
-    char *end = NULL;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || !*v || *end || x < lo || x > hi) {
-        fprintf(stderr, "mus2pic %s: %s needs an integer from %d to %d\n", cmd, opt, lo, hi);
-        return -1;
-    }
-    *out = (int)x;
-    return 0;
-}
 
 /* "generate", "analyze" or both, comma-separated -> 1 << JOBS_* bits (0: not that). */
 static int parse_kinds(const char *v)
@@ -112,11 +101,11 @@ int node_arg(node_args *na, int argc, char **argv, int *i)
             bad = 1;
         }
     } else if (!strcmp(a, "--lease-s")) {
-        bad = node_int_arg(na->cmd, a, v, 1, 3600, &na->lease_s);
+        bad = cli_int_arg(na->cmd, a, v, 1, 3600, &na->lease_s);
     } else if (!strcmp(a, "--workers")) {
-        bad = node_int_arg(na->cmd, a, v, 1, 15, &na->workers);
+        bad = cli_int_arg(na->cmd, a, v, 1, 15, &na->workers);
     } else if (!strcmp(a, "--compute-threads")) {
-        bad = node_int_arg(na->cmd, a, v, 1, 1024, &na->compute_threads);
+        bad = cli_int_arg(na->cmd, a, v, 1, 1024, &na->compute_threads);
     } else if (!strcmp(a, "--dtype")) {
         bad = dtype_arg(na, v);
     } else if (!strcmp(a, "--model-memory-gb")) {

@@ -29,8 +29,6 @@ typedef struct node_args {
  * takes one); 0 when it is not one of them (or lacks its value); -1 when its value is bad (the
  * message printed). */
 int node_arg(node_args *na, int argc, char **argv, int *i);
-/* An integer option from lo to hi: 0, or -1 with "mus2pic CMD: OPT needs an integer ..." */
-int node_int_arg(const char *cmd, const char *opt, const char *v, int lo, int hi, int *out);
 void node_args_free(node_args *na);
 
 /* Before the node starts any thread: SIGINT and SIGTERM blocked (every thread started later
