@@ -274,7 +274,9 @@ static void amx_block(const amx_args *a, amx_scratch *w, int b, int h, int i0)
             float m = _mm512_reduce_max_ps(mx);
             float mold = w->m[r];
             /* a row with no key yet keeps m = -inf: its P is all zero, alpha 1 */
-            float al = mold == -INFINITY ? (m == -INFINITY ? 1.0f : 0.0f) : exp2f(mold - m);
+            float al = mold == -INFINITY
+                           ? (m == -INFINITY ? 1.0f : 0.0f)
+                           : _mm512_cvtss_f32(amx_exp2_live(_mm512_set1_ps(mold - m)));
             __m512 mv = _mm512_set1_ps(m == -INFINITY ? 0.0f : m), sum = _mm512_setzero_ps();
             uint16_t *pr = w->pb + (size_t)r * AKB;
             if (full && m != -INFINITY) /* no -inf to mask */
