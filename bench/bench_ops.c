@@ -1,7 +1,9 @@
 /*
  * bench_ops.c — GFLOP/s of the engine's ops at Stable Diffusion 1.5 sizes (512^2 image, 64^2
  * latent): oneDNN 3x3 / 1x1 convs of the UNet and the VAE decoder, the linear layers of a
- * transformer block, tiled attention, GroupNorm+SiLU and GEGLU, in f32 and bf16.
+ * transformer block, tiled attention, GroupNorm+SiLU and GEGLU, in f32 and bf16; the "pre"
+ * cases time a norm / GEGLU / upsample with the bf16 conv or linear after it, as two calls and
+ * fused (ops.h op_pre).
  *
  *   ./build/bench_ops [--threads N] [--dtype f32|bf16|both] [--filter SUBSTR] [--reps N]
  *
