@@ -1,6 +1,6 @@
 /*
- * dnnl_ops.c — convolution and linear layers through oneDNN (v2.x C API), and the compute
- * thread count. Activations stay float32 NHWC / [rows, in] in the caller's buffers. Weights
+ * dnnl_ops.c — convolution and linear layers through oneDNN (v2.x C API) (the compute thread
+ * count is threads.c's). Activations stay float32 NHWC / [rows, in] in the caller's buffers. Weights
  * arrive in PyTorch layouts (oihw, [out, in]) and are reordered once, at create, into the layout
  * and data type (f32 or bf16) the primitive prefers ("format any"). Primitives depend on the
  * input size, so each op keeps a small cache of them keyed by size. With bf16 weights the input
@@ -33,7 +33,6 @@
 static dnnl_engine_t g_engine;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static dnnl_status_t g_engine_status = dnnl_success;
-static int g_threads = 0; /* 0: not set (OpenMP default) */
 
 /* Per-thread state (stream, bf16 scratch) is released when its thread exits. */
 static pthread_key_t g_key;
@@ -117,30 +116,6 @@ static dnnl_stream_t stream(void)
         pthread_setspecific(g_key, (void *)1); /* non-NULL: run the destructor at exit */
     }
     return t_stream;
-}
-
-void op_set_threads(int n)
-{
-    if (n < 1) { /* OMP_NUM_THREADS when set, else every core */
-        const char *e = getenv("OMP_NUM_THREADS");
-        int v = e ? atoi(e) : 0;
-        n = v > 0 && v <= 4096 ? v : omp_get_num_procs();
-    }
-    g_threads = n;
-    omp_set_num_threads(n);
-}
-
-int op_get_threads(void)
-{
-    return g_threads > 0 ? g_threads : omp_get_max_threads();
-}
-
-/* OpenMP's thread count is per calling thread: make the caller's match the process setting
- * (server workers are plain pthreads that start with the default). */
-void ops_sync_threads(void)
-{
-    if (g_threads > 0 && omp_get_max_threads() != g_threads)
-        omp_set_num_threads(g_threads);
 }
 
 int op_bf16_supported(void)
