@@ -408,6 +408,22 @@ void nn_arena_free(nn_arena *a)
     a->cap = a->used = 0;
 }
 
+int nn_norm_out_conv(op_conv *conv, const nn_norm *norm, int groups, float eps, const float *x,
+                     int B, int H, int W, int C, sd_tap tap, void *tap_ud, const char *tap_name,
+                     float *t1, float *y)
+{
+    if (!tap) {
+        op_pre gn = {OP_PRE_GROUPNORM, groups, eps, norm->gamma, norm->beta, 1};
+        return op_conv_forward_pre(conv, &gn, x, B, H, W, t1, y, NULL);
+    }
+    int rc = op_groupnorm(x, B, H * W, C, groups, eps, norm->gamma, norm->beta, 0, t1);
+    if (rc)
+        return rc;
+    nn_tap_nhwc(tap, tap_ud, tap_name, t1, B, H, W, C);
+    op_silu(t1, (size_t)B * H * W * C);
+    return op_conv_forward(conv, t1, B, H, W, y, NULL);
+}
+
 /* ---- taps -------------------------------------------------------------------------------- */
 
 void nn_tap_nhwc(sd_tap tap, void *ud, const char *name, const float *x, int B, int H, int W, int C)

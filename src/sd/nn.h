@@ -72,6 +72,13 @@ int nn_arena_reserve(nn_arena *a, size_t floats);
 float *nn_arena_alloc(nn_arena *a, size_t floats);
 void nn_arena_free(nn_arena *a);
 
+/* y = conv(SiLU(GroupNorm(x))), a decoder's norm_out + conv_out: fused (the GroupNorm writes the
+ * conv's input, op_conv_forward_pre) unless a tap wants the GroupNorm's output, which it gets
+ * under tap_name. t1 holds B*H*W*C floats of scratch. */
+int nn_norm_out_conv(op_conv *conv, const nn_norm *norm, int groups, float eps, const float *x,
+                     int B, int H, int W, int C, sd_tap tap, void *tap_ud, const char *tap_name,
+                     float *t1, float *y);
+
 /* ---- taps -------------------------------------------------------------------------------- */
 /* NHWC feature map -> NCHW copy -> tap(name, [B,C,H,W]). No-op when tap is NULL. */
 void nn_tap_nhwc(sd_tap tap, void *ud, const char *name, const float *x, int B, int H, int W,

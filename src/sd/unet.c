@@ -696,19 +696,9 @@ int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
     }
 
     /* 6. conv_norm_out + SiLU + conv_out */
-    if (m->tap) {
-        if ((rc = op_groupnorm(X, B, H * W, C, m->groups, m->eps, m->norm_out.gamma,
-                               m->norm_out.beta, 0, T1)))
-            return rc;
-        nn_tap_nhwc(m->tap, m->tap_ud, "conv_norm_out", T1, B, H, W, C);
-        op_silu(T1, (size_t)B * H * W * C);
-        if ((rc = op_conv_forward(m->conv_out, T1, B, H, W, T2, NULL)))
-            return rc;
-    } else {
-        op_pre gn = {OP_PRE_GROUPNORM, m->groups, m->eps, m->norm_out.gamma, m->norm_out.beta, 1};
-        if ((rc = op_conv_forward_pre(m->conv_out, &gn, X, B, H, W, T1, T2, NULL)))
-            return rc;
-    }
+    if ((rc = nn_norm_out_conv(m->conv_out, &m->norm_out, m->groups, m->eps, X, B, H, W, C, m->tap,
+                               m->tap_ud, "conv_norm_out", T1, T2)))
+        return rc;
     op_nhwc_to_nchw(T2, B, H, W, m->out_ch, out);
     return 0;
 }

@@ -314,19 +314,9 @@ int vae_decode(vae *m, const float *z, int B, int h, int w, float *out)
             nn_tap_nhwc(m->tap, m->tap_ud, nm, x, B, H, W, C);
         }
     }
-    if (m->tap) {
-        if ((rc = op_groupnorm(x, B, H * W, C, m->groups, VAE_EPS, m->norm_out.gamma,
-                               m->norm_out.beta, 0, t1)))
-            return rc;
-        nn_tap_nhwc(m->tap, m->tap_ud, "decoder.conv_norm_out", t1, B, H, W, C);
-        op_silu(t1, (size_t)B * H * W * C);
-        if ((rc = op_conv_forward(m->conv_out, t1, B, H, W, t2, NULL)))
-            return rc;
-    } else {
-        op_pre gn = {OP_PRE_GROUPNORM, m->groups, VAE_EPS, m->norm_out.gamma, m->norm_out.beta, 1};
-        if ((rc = op_conv_forward_pre(m->conv_out, &gn, x, B, H, W, t1, t2, NULL)))
-            return rc;
-    }
+    if ((rc = nn_norm_out_conv(m->conv_out, &m->norm_out, m->groups, VAE_EPS, x, B, H, W, C, m->tap,
+                               m->tap_ud, "decoder.conv_norm_out", t1, t2)))
+        return rc;
     op_nhwc_to_nchw(t2, B, H, W, m->out_ch, out);
     return 0;
 }
