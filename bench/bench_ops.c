@@ -210,14 +210,8 @@ static void bench_pre(int kind, int B, int H, int W, int cin, int cout, int k, c
                 rc = cv ? op_conv_forward_pre(cv, &pre, x, B, H, W, tmp, y, NULL)
                         : op_linear_forward_pre(l, &pre, x, B, H * W, tmp, y, NULL);
             } else {
-                if (kind == OP_PRE_GROUPNORM)
-                    rc = op_groupnorm(x, B, H * W, cin, 32, 1e-5f, g, be, pre.silu, tmp);
-                else if (kind == OP_PRE_LAYERNORM)
-                    op_layernorm(x, rows, cin, 1e-5f, g, be, tmp);
-                else if (kind == OP_PRE_GEGLU)
-                    op_geglu(x, rows, cin, tmp);
-                else
-                    op_upsample2x(x, B, H / 2, W / 2, cin, tmp);
+                rc = cv ? op_pre_run(&pre, x, B, H, W, cin, tmp)
+                        : op_pre_run(&pre, x, B, H * W, 1, cin, tmp);
                 if (!rc)
                     rc = cv ? op_conv_forward(cv, tmp, B, H, W, y, NULL)
                             : op_linear_forward(l, tmp, rows, y, NULL);

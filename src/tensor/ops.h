@@ -71,6 +71,9 @@ int op_conv_forward_pre(op_conv *c, const op_pre *pre, const float *x, int B, in
 /* linear of pre(x) over B*HW rows (GroupNorm needs B and HW; the others see rows). */
 int op_linear_forward_pre(op_linear *l, const op_pre *pre, const float *x, int B, int HW,
                           float *tmp, float *y, const float *residual);
+/* pre(x) alone, in f32, into out (the unfused path of the two calls above; C is the input's
+ * channel count, H x W the output's). */
+int op_pre_run(const op_pre *pre, const float *x, int B, int H, int W, int C, float *out);
 /* 1 unless MUS2PIC_FUSE=0 (read once): bf16 producers write the ops' inputs directly. */
 int op_fuse_enabled(void);
 

@@ -745,7 +745,7 @@ int op_conv_forward(op_conv *c, const float *x, int B, int H, int W, float *y,
 }
 
 /* pre(x) in f32 into tmp: the unfused path (f32 ops, or MUS2PIC_FUSE=0). */
-static int pre_run_f32(const op_pre *p, const float *x, int B, int H, int W, int C, float *tmp)
+int op_pre_run(const op_pre *p, const float *x, int B, int H, int W, int C, float *tmp)
 {
     int HW = H * W;
     switch (p->kind) {
@@ -783,7 +783,7 @@ int op_conv_forward_pre(op_conv *c, const op_pre *pre, const float *x, int B, in
     if (pre->kind == OP_PRE_UPSAMPLE2X && (H % 2 || W % 2))
         return m2p_error(M2P_EINVAL, "conv: upsampled input %dx%d is not even", H, W);
     if (c->op.dtype != M2P_DTYPE_BF16 || !op_fuse_enabled()) {
-        int rc = pre_run_f32(pre, x, B, H, W, c->cin, tmp);
+        int rc = op_pre_run(pre, x, B, H, W, c->cin, tmp);
         return rc ? rc : op_conv_forward(c, tmp, B, H, W, y, residual);
     }
     pre_call pc = {pre, B, H, W, c->cin};
@@ -938,7 +938,7 @@ int op_linear_forward_pre(op_linear *l, const op_pre *pre, const float *x, int B
     if (pre->kind == OP_PRE_UPSAMPLE2X)
         return m2p_error(M2P_EINVAL, "linear: an upsample does not go in front of a linear");
     if (l->op.dtype != M2P_DTYPE_BF16 || !op_fuse_enabled()) {
-        int rc = pre_run_f32(pre, x, B, HW, 1, l->in, tmp);
+        int rc = op_pre_run(pre, x, B, HW, 1, l->in, tmp);
         return rc ? rc : op_linear_forward(l, tmp, B * HW, y, residual);
     }
     pre_call pc = {pre, B, HW, 1, l->in};
