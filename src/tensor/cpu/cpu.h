@@ -44,6 +44,15 @@ static inline void v_store_bf16(uint16_t *p, __m512 v)
     _mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
 }
 
+/* 16 results at column c of the row a kernel writes: f32 yf when it has one, else bf16 yb. */
+static inline void v_store_f32_or_bf16(float *yf, uint16_t *yb, int c, __m512 v)
+{
+    if (yf)
+        _mm512_storeu_ps(yf + c, v);
+    else
+        v_store_bf16(yb + c, v);
+}
+
 /* exp(x) for a vector: 2^n * p(r), r = x - n ln2 in [-ln2/2, ln2/2], degree-6 polynomial
  * (Cephes expf coefficients); relative error ~2 ulp. Inputs below -87.3 give 0. */
 static inline __m512 v_exp(__m512 x)

@@ -147,10 +147,7 @@ static int groupnorm(const float *x, int B, int HW, int C, int groups, float eps
                     __m512 e = v_exp(_mm512_sub_ps(_mm512_setzero_ps(), v));
                     v = _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
                 }
-                if (yr)
-                    _mm512_storeu_ps(yr + c, v);
-                else
-                    v_store_bf16(yq + c, v);
+                v_store_f32_or_bf16(yr, yq, c, v);
             }
 #endif
             for (; c < C; c++) {
@@ -264,10 +261,7 @@ static void layernorm(const float *x, int rows, int C, float eps, const float *g
             for (; c + 16 <= C; c += 16) {
                 __m512 t = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(xr + c), mv), sv);
                 t = _mm512_fmadd_ps(t, _mm512_loadu_ps(gamma + c), _mm512_loadu_ps(beta + c));
-                if (yr)
-                    _mm512_storeu_ps(yr + c, t);
-                else
-                    v_store_bf16(yq + c, t);
+                v_store_f32_or_bf16(yr, yq, c, t);
             }
         }
 #endif
@@ -333,10 +327,7 @@ static void geglu(const float *x, int rows, int D, float *y, uint16_t *yb)
 #if M2P_AVX512
         for (; c + 16 <= D; c += 16) {
             __m512 v = _mm512_mul_ps(_mm512_loadu_ps(h + c), v_gelu(_mm512_loadu_ps(g + c)));
-            if (yr)
-                _mm512_storeu_ps(yr + c, v);
-            else
-                v_store_bf16(yq + c, v);
+            v_store_f32_or_bf16(yr, yq, c, v);
         }
 #endif
         for (; c < D; c++) {
