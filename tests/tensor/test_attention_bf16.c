@@ -7,8 +7,10 @@
  * 2^-9 = 0.2%) of q, k, v and P: an output that is one key's v (causal row 0) is off by up to
  * 2^-9 |v|, and a score s by about 2^-8 |s|. Budgets on unit-range inputs: max abs 8e-3 (4 x
  * 2^-9) and mean abs 2e-3 (one rounding of a unit v); scores scaled by 10: max 3e-2, mean 5e-3
- * (measured here: max 3.5e-3 / 7e-3, mean <= 1.4e-3 / 1e-3). On a CPU with AMX the bf16 result must differ from op_attention's
- * (the AMX path ran); without AMX it must equal it.
+ * (measured here: max 3.5e-3 / 7e-3, mean <= 1.4e-3 / 1e-3). Key rows scaled up with their index
+ * (scores x4 whose maximum grows every key block, so every block rescales the running output)
+ * take the scores-scaled budgets: measured max 1.6e-2, mean 1.4e-3. On a CPU with AMX the bf16
+ * result must differ from op_attention's (the AMX path ran); without AMX it must equal it.
  */
 #include "attention_ref.h"
 #include "tensor/ops.h"
@@ -27,7 +29,10 @@ static float frand(void)
 static int amx_expected; /* the CPU has AMX-BF16 and nothing turned the kernels off */
 static int ran_amx, ran_f32;
 
-static void run_case(int B, int Lq, int Lk, int heads, int dh, int causal, int fused, float qmul)
+/* rise > 0: key j's row is scaled by 1 + rise * j / Lk, so the scores' maximum grows from key block
+ * to key block and every block rescales the running output (alpha < 1 in every lane) */
+static void run_case_r(int B, int Lq, int Lk, int heads, int dh, int causal, int fused, float qmul,
+                       float rise)
 {
     int C = heads * dh;
     int qs = fused ? 3 * C : C, kvs = fused ? 3 * C : C;
@@ -44,6 +49,11 @@ static void run_case(int B, int Lq, int Lk, int heads, int dh, int causal, int f
     if (!fused)
         for (size_t i = 0; i < nq; i++)
             qbuf[i] *= qmul;
+    if (rise > 0 && !fused)
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < Lk; j++)
+                for (int c = 0; c < kvs; c++)
+                    kbuf[((size_t)b * Lk + j) * kvs + c] *= 1.0f + rise * (float)j / (float)Lk;
     size_t on = (size_t)B * Lq * C;
     float *out = malloc(on * sizeof(float)), *ref = malloc(on * sizeof(float)),
           *f32 = malloc(on * sizeof(float));
@@ -66,9 +76,9 @@ static void run_case(int B, int Lq, int Lk, int heads, int dh, int causal, int f
     ran_amx += !same;
     ran_f32 += same;
     double tmax = qmul > 1 ? 3e-2 : 8e-3, tmean = qmul > 1 ? 5e-3 : 2e-3;
-    printf("bf16 attention B%d Lq%d Lk%d heads%d dh%d causal%d fused%d qmul%g: max %.2e mean "
-           "%.2e%s\n",
-           B, Lq, Lk, heads, dh, causal, fused, qmul, mx, mean, same ? " (f32 kernel)" : "");
+    printf("bf16 attention B%d Lq%d Lk%d heads%d dh%d causal%d fused%d qmul%g rise%g: max %.2e "
+           "mean %.2e%s\n",
+           B, Lq, Lk, heads, dh, causal, fused, qmul, rise, mx, mean, same ? " (f32 kernel)" : "");
     CHECK(mx <= tmax);
     CHECK(mean <= tmean);
     /* one thread gives the same numbers: tasks are independent and the packing is exact */
@@ -81,6 +91,11 @@ static void run_case(int B, int Lq, int Lk, int heads, int dh, int causal, int f
     free(out);
     free(ref);
     free(f32);
+}
+
+static void run_case(int B, int Lq, int Lk, int heads, int dh, int causal, int fused, float qmul)
+{
+    run_case_r(B, Lq, Lk, heads, dh, causal, fused, qmul, 0);
 }
 
 int main(void)
@@ -111,6 +126,15 @@ int main(void)
     run_case(3, 17, 5, 3, 20, 0, 0, 1);              /* tiny: one partial tile each way */
     run_case(1, 1, 1, 1, 1, 0, 0, 1);                /* degenerate */
     run_case(1, 90, 150, 2, 40, 0, 0, 10);           /* big scores: softmax stability */
+    /* the kernel's pipeline: S^T of key block i + 1 and P V of block i - 1 run during block i's
+     * softmax, from two buffers each; these cover 1, 2, 3 and 5 blocks with a short last block
+     * (129: one key; 77 + 128), running maxima that grow every block, causal rows over several
+     * blocks, and the VAE's 32 dimension tiles */
+    run_case_r(1, 64, 129, 8, 40, 0, 0, 4, 3);
+    run_case_r(2, 45, 333, 3, 40, 0, 0, 4, 3);
+    run_case_r(1, 40, 205, 2, 64, 0, 0, 1, 0);
+    run_case_r(1, 300, 300, 2, 40, 1, 0, 4, 3);
+    run_case_r(1, 70, 600, 1, 512, 0, 0, 2, 2);
     if (amx_expected) {
         CHECK(ran_amx > 0);
         CHECK_INT(ran_f32, 0);

@@ -1,12 +1,14 @@
 /*
  * attention_amx.c — op_attention_bf16: the same tiled online-softmax attention as attention.c
- * (FlashAttention, Dao et al. 2022, algorithm 1) with S = Q K^T and O = P V on Intel AMX tiles
- * (TDPBF16PS: bf16 products, f32 accumulation; Intel SDM vol. 1 ch. 18 and the intrinsics
- * guide's _tile_* entries); the softmax, its running max/sum and O stay f32 in AVX-512.
- * Why AMX and not AVX512-BF16: on this CPU vdpbf16ps zmm issues once per 2 cycles (32 FLOP per
- * cycle) against two FMAs per cycle (64 FLOP), so a dot-product kernel loses to attention.c.
- * Inputs are f32 (the linears' outputs); per call K and V are rounded to bf16 and packed once
- * per (batch, head) in the tiles' pair-interleaved (VNNI) layout, a task's queries once per task.
+ * (FlashAttention, Dao et al. 2022, algorithm 1) on Intel AMX tiles (TDPBF16PS: bf16 products, f32
+ * accumulation; Intel SDM vol. 1 ch. 18 and the intrinsics guide's _tile_* entries), transposed:
+ * S^T = K Q^T and O^T = V^T P^T, so the 16 queries of a tile's columns are the 16 lanes of the
+ * softmax's vectors (running max, sum and rescale per lane, no horizontal reductions); the
+ * softmax, its max/sum and O stay f32 in AVX-512, and the tile products of the neighbouring key
+ * blocks run interleaved with it. Why AMX and not AVX512-BF16: on this CPU vdpbf16ps zmm issues
+ * once per 2 cycles (32 FLOP per cycle) against two FMAs per cycle (64 FLOP), so a dot-product
+ * kernel loses to attention.c. Inputs are f32 (the linears' outputs); per call K and V^T are
+ * rounded to bf16 and packed once per (batch, head) tile by tile, a task's queries once per task.
  * Without AMX (or in the portable build, or MUS2PIC_CPU=generic) it is op_attention.
  */
 #include "core/error.h"
@@ -24,7 +26,7 @@
 /* Only this section is built for AMX and AVX512-BF16 (run only where amx_usable() says so);
  * GCC and clang spell that differently. */
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512bf16,amx-tile,amx-bf16"))), \
+#pragma clang attribute push(__attribute__((target("avx512bf16,amx-tile,amx-bf16"))),              \
                              apply_to = function)
 #else
 #pragma GCC push_options
@@ -33,11 +35,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define AQB 32  /* queries per task: two 16-row tiles */
-#define AKB 128 /* keys per block of the online softmax: 8 S tiles of 16 keys */
+#define AQB 32  /* queries per task: two groups of 16, one per zmm lane */
+#define AKB 128 /* keys per block of the online softmax: 8 S^T tiles of 16 keys */
 
-/* Every tile is 16 rows x 64 bytes: 16 x 16 f32 (S, O), 16 x 32 bf16 (Q, P), or 16 pairs x 16
- * columns x 2 bf16 (K^T, V: the B operand's pair-interleaved layout). */
+/* Every tile is 16 rows x 64 bytes: 16 x 16 f32 (S^T, O^T), 16 x 32 bf16 (K rows, V^T rows), or
+ * 16 pairs x 16 columns x 2 bf16 (Q^T, P^T: the B operand's pair-interleaved layout). */
 typedef struct {
     uint8_t palette, start_row, reserved[14];
     uint16_t colsb[16];
@@ -96,103 +98,169 @@ typedef struct {
     int q_stride, kv_stride, B, Lq, Lk, heads, dh, causal;
     float scale;
     float *out;
-    int dp;         /* dh rounded up to 32 (the K extent of an S product) */
-    int ng;         /* 16-column groups of dh (the N extent of O) */
+    int dp;         /* dh rounded up to 32 (the K extent of an S^T product) */
+    int dv;         /* dh rounded up to 16 (the M extent of O^T: rows of V^T) */
     int lk16, lk32; /* Lk rounded up to 16 / 32 */
-    uint16_t *kp;   /* [B*heads][lk16/16][dp/2][16][2] */
-    uint16_t *vp;   /* [B*heads][ng][lk32/2][16][2] */
+    uint16_t *kp;   /* [B*heads][lk16/16][dp/32][16 keys][32 dims]: K's A tiles, bf16 */
+    uint16_t *vt;   /* [B*heads][lk32/32][dv][32 keys]: V^T's A tiles, bf16 */
 } amx_args;
 
-static inline uint16_t bf16_round(float f) /* round to nearest even, as vcvtneps2bf16 */
+/* n floats (scaled by sc) to bf16, rounded to nearest even, then zeros up to np */
+static inline void row_bf16(uint16_t *dst, const float *src, int n, int np, float sc)
 {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u)
-        return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
+    const __m512 s = _mm512_set1_ps(sc);
+    int d = 0;
+    for (; d < n; d += 16) {
+        __mmask16 in = n - d >= 16 ? 0xffff : (__mmask16)((1u << (n - d)) - 1);
+        __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(in, src + d), s);
+        _mm256_mask_storeu_epi16(dst + d, (__mmask16)(np - d >= 16 ? 0xffff : (1u << (np - d)) - 1),
+                                 (__m256i)_mm512_cvtneps_pbh(x));
+    }
+    for (; d < np; d++)
+        dst[d] = 0;
 }
 
-/* K and V of one (batch, head) into the B-operand layouts; pads are zeros. */
-static void pack_kv(const amx_args *a, int bh)
+/* K of one (batch, head) as bf16 rows (the A operand of S^T = K Q^T) and V transposed (the A
+ * operand of O^T = V^T P^T), each tile's 16 rows of 64 bytes contiguous (a row stride of a whole
+ * K row or, worse, of Lk keys of V^T would put a tile's 16 rows in the same few cache sets);
+ * pads are zeros. tmp holds 32 rows of dp or dv bf16. */
+static void pack_kv(const amx_args *a, int bh, uint16_t *tmp)
 {
-    const int b = bh / a->heads, h = bh % a->heads, dh = a->dh;
+    const int b = bh / a->heads, h = bh % a->heads, dh = a->dh, dp = a->dp, dv = a->dv;
     const size_t ks = (size_t)a->kv_stride;
     const float *kb = a->k + (size_t)b * a->Lk * ks + (size_t)h * dh;
     const float *vb = a->v + (size_t)b * a->Lk * ks + (size_t)h * dh;
-    uint16_t *kp = a->kp + (size_t)bh * a->lk16 * a->dp;
-    for (int u = 0; u < a->lk16 / 16; u++) {
-        uint16_t *tile = kp + (size_t)u * 16 * a->dp; /* [dp/2][16 keys][2] */
+    uint16_t *kp = a->kp + (size_t)bh * a->lk16 * dp;
+    for (int j0 = 0; j0 < a->lk16; j0 += 16) {
         for (int n = 0; n < 16; n++) {
-            int j = u * 16 + n;
-            const float *kr = kb + (size_t)j * ks;
-            for (int d = 0; d < a->dp; d++) {
-                uint16_t x = j < a->Lk && d < dh ? bf16_round(kr[d]) : 0;
-                tile[((size_t)(d >> 1) * 16 + n) * 2 + (d & 1)] = x;
-            }
+            int j = j0 + n < a->Lk ? j0 + n : 0;
+            row_bf16(tmp, kb + (size_t)j * ks, j0 + n < a->Lk ? dh : 0, dp, 1.0f);
+            for (int kk = 0; kk < dp; kk += 32) /* row n of the tile of k-step kk */
+                memcpy(kp + (size_t)j0 * dp + (size_t)kk * 16 + (size_t)n * 32, tmp + kk, 64);
         }
     }
-    uint16_t *vp = a->vp + (size_t)bh * a->ng * 16 * a->lk32;
-    for (int g = 0; g < a->ng; g++) {
-        uint16_t *col = vp + (size_t)g * 16 * a->lk32; /* [lk32/2][16 dims][2] */
-        for (int j = 0; j < a->lk32; j++) {
-            const float *vr = vb + (size_t)j * ks;
-            for (int n = 0; n < 16; n++) {
-                int d = g * 16 + n;
-                uint16_t x = j < a->Lk && d < dh ? bf16_round(vr[d]) : 0;
-                col[((size_t)(j >> 1) * 16 + n) * 2 + (j & 1)] = x;
-            }
+    uint16_t *vt = a->vt + (size_t)bh * dv * a->lk32;
+    for (int j0 = 0; j0 < a->lk32; j0 += 32) {
+        for (int n = 0; n < 32; n++) {
+            int j = j0 + n < a->Lk ? j0 + n : 0;
+            row_bf16(tmp + (size_t)n * dv, vb + (size_t)j * ks, j0 + n < a->Lk ? dh : 0, dv, 1.0f);
+        }
+        uint16_t *dst = vt + (size_t)j0 * dv; /* [dv][32 keys] */
+        for (int d = 0; d < dv; d++)
+            for (int n = 0; n < 32; n++)
+                dst[(size_t)d * 32 + n] = tmp[(size_t)n * dv + d];
+    }
+}
+
+/* One tile product C = A . B on a 2 x 2 grid of 16 x 16 f32 tiles, the one both halves of
+ * attention make: A is two 16 x 32 bf16 tiles (a1 NULL: one), rows 64 bytes apart, advancing astep
+ * elements per k-step; B one or two (b1 NULL) pair-interleaved tiles, rows 64 bytes apart,
+ * advancing bstep elements per k-step; C tile (m, n) at c + m*16*ldc + n*16. */
+typedef struct {
+    const uint16_t *a0, *a1, *b0, *b1;
+    int astep, bstep, ksteps, ldc;
+    float *c;
+} amx_gemm;
+
+/* The k-steps of a block's products, run a few at a time from inside the softmax loop (see
+ * amx_block): jobs in order, each job's k-steps in order, so one job holds the tiles at a time. */
+#define AMX_MAXJOBS 48
+typedef struct {
+    amx_gemm job[AMX_MAXJOBS];
+    int n, cur, k; /* jobs queued, the running one, its next k-step */
+} amx_queue;
+
+/* k-step k of g: tmm0-3 accumulate (zeroed at k-step 0, stored after the last), tmm4-5 hold A,
+ * tmm6-7 B */
+static inline void amx_gemm_step(const amx_gemm *g, int k)
+{
+    if (k == 0) {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    }
+    _tile_loadd(4, g->a0 + (size_t)k * g->astep, 64);
+    _tile_loadd(6, g->b0 + (size_t)k * g->bstep, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    if (g->b1) {
+        _tile_loadd(7, g->b1 + (size_t)k * g->bstep, 64);
+        _tile_dpbf16ps(1, 4, 7);
+    }
+    if (g->a1) {
+        _tile_loadd(5, g->a1 + (size_t)k * g->astep, 64);
+        _tile_dpbf16ps(2, 5, 6);
+        if (g->b1)
+            _tile_dpbf16ps(3, 5, 7);
+    }
+    if (k == g->ksteps - 1) {
+        _tile_stored(0, g->c, g->ldc * 4);
+        if (g->b1)
+            _tile_stored(1, g->c + 16, g->ldc * 4);
+        if (g->a1) {
+            _tile_stored(2, g->c + (size_t)16 * g->ldc, g->ldc * 4);
+            if (g->b1)
+                _tile_stored(3, g->c + (size_t)16 * g->ldc + 16, g->ldc * 4);
         }
     }
+}
+
+/* run the queue's next k-step, if any */
+static inline void amx_advance(amx_queue *q)
+{
+    if (q->cur >= q->n)
+        return;
+    const amx_gemm *g = &q->job[q->cur];
+    amx_gemm_step(g, q->k);
+    if (++q->k == g->ksteps) {
+        q->k = 0;
+        q->cur++;
+    }
+}
+
+static void amx_drain(amx_queue *q)
+{
+    while (q->cur < q->n)
+        amx_advance(q);
+    q->n = q->cur = q->k = 0;
+}
+
+static inline void amx_push(amx_queue *q, const uint16_t *a0, const uint16_t *a1, int astep,
+                            const uint16_t *b0, const uint16_t *b1, int bstep, int ksteps, float *c,
+                            int ldc)
+{
+    amx_gemm *g = &q->job[q->n++];
+    g->a0 = a0;
+    g->a1 = a1;
+    g->astep = astep;
+    g->b0 = b0;
+    g->b1 = b1;
+    g->bstep = bstep;
+    g->ksteps = ksteps;
+    g->c = c;
+    g->ldc = ldc;
 }
 
 typedef struct {
-    uint16_t *qb; /* [AQB][dp] scaled queries, bf16 */
-    float *s;     /* [AQB][AKB] scores */
-    uint16_t *pb; /* [AQB][AKB] probabilities, bf16 */
-    float *ob;    /* [AQB][ng*16] this block's P V */
-    float *o;     /* [AQB][ng*16] running output */
-    float *m, *l; /* [AQB] running max (log2 units) and sum */
+    uint16_t *qt; /* [2 groups][dp/2][16][2] scaled queries, bf16, pair-interleaved */
+    /* two of each, for blocks i and i + 1 (see amx_block) */
+    float *s[2];     /* [AKB keys][AQB queries] scores S^T */
+    uint16_t *pt[2]; /* [2 groups][AKB/2][16][2] probabilities P^T, bf16, pair-interleaved */
+    float *ob[2];    /* [dv][AQB] a block's O^T = V^T P^T */
+    float *al[2];    /* [AQB] a block's rescale of the running O^T */
+    float *o;        /* [dv][AQB] running O^T */
+    float *m, *l;    /* [AQB] running max (log2 units) and sum */
+    uint16_t *tmp;   /* [AQB][dp]: a query row on its way to qt */
+    amx_queue *q;    /* the tile products run from inside the softmax */
 } amx_scratch;
 
-/* C[32][16 or 32] = A[32][kdim] . B, the one tile product both halves of attention make:
- * A is bf16 rows lda elements apart (Q or P), B one or two 16-column tiles in the pair-interleaved
- * layout (b1 NULL: one), advancing 16 elements per bf16 of kdim (K^T or V), C f32 rows ldc floats
- * apart. tmm0-3 accumulate, tmm4-5 hold A's two 16-row halves, tmm6-7 the B tiles. */
-static inline void amx_gemm32(const uint16_t *a, int lda, int kdim, const uint16_t *b0,
-                              const uint16_t *b1, float *c, int ldc)
+/* 2^x for the x <= 0 of a softmax (any x: scalef takes exponents far below -126 to 0). The
+ * polynomial is the degree-4 interpolant of 2^r at the Chebyshev nodes of [-1/2, 1/2]: max
+ * relative error 3.5e-6, 500x below the 2^-9 of the bf16 rounding P gets before P V (Cephes'
+ * degree 6, which the f32 kernel keeps, spends two more FMAs for 1e-7 that the rounding throws
+ * away). Lanes off in k are 0. */
+static inline __m512 amx_exp2(__mmask16 k, __m512 x)
 {
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
-    for (int k = 0; k < kdim; k += 32) {
-        _tile_loadd(4, a + k, lda * 2);
-        _tile_loadd(5, a + (size_t)16 * lda + k, lda * 2);
-        _tile_loadd(6, b0 + (size_t)k * 16, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 5, 6);
-        if (b1) {
-            _tile_loadd(7, b1 + (size_t)k * 16, 64);
-            _tile_dpbf16ps(2, 4, 7);
-            _tile_dpbf16ps(3, 5, 7);
-        }
-    }
-    _tile_stored(0, c, ldc * 4);
-    _tile_stored(1, c + (size_t)16 * ldc, ldc * 4);
-    if (b1) {
-        _tile_stored(2, c + 16, ldc * 4);
-        _tile_stored(3, c + (size_t)16 * ldc + 16, ldc * 4);
-    }
-}
-
-/* 2^x for x <= 0 (down to -127; below, 2^-127 times the polynomial). The polynomial is the
- * degree-4 interpolant of 2^r at the Chebyshev nodes of [-1/2, 1/2]: max relative error 3.5e-6,
- * 500x below the 2^-9 of the bf16 rounding P gets before P V (Cephes' degree 6, which the f32
- * kernel keeps, spends two more FMAs for 1e-7 that the rounding throws away). */
-static inline __m512 amx_exp2_live(__m512 x)
-{
-    x = _mm512_max_ps(x, _mm512_set1_ps(-127.0f));
     __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_sub_ps(x, n);
     __m512 p = _mm512_set1_ps(0.00966636836528778f);
@@ -200,123 +268,194 @@ static inline __m512 amx_exp2_live(__m512 x)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.2402234971523285f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.6931210160255432f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
+    return _mm512_maskz_scalef_ps(k, p, n);
 }
 
-/* the same, and -inf (masked keys) gives 0 exactly */
-static inline __m512 amx_exp2(__m512 x)
+/* the queries of group g (lanes) that may see key jj: all, or under the causal mask those with
+ * i >= jj, where lane q is query q0 + q */
+static inline __mmask16 causal_lanes(int jj, int q0)
 {
-    __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ);
-    return _mm512_maskz_mov_ps(live, amx_exp2_live(x));
+    int c = jj - q0;
+    return c <= 0 ? 0xffff : c >= 16 ? 0 : (__mmask16)(0xffffu << c);
 }
 
-/* One task: 32 queries (from i0) of head h of batch b over every key block, with the online
- * softmax between the two tile products; the result divided by the running sum into out. */
+/* Online softmax of one block for the 16 queries of group g, in lanes: S^T rows are keys, so the
+ * running max, the sum and the rescale are per-lane vector ops (no horizontal reductions). Writes
+ * P^T pair-interleaved (zero for keys past nk up to nk32) and the group's rescale al[16]. */
+static void amx_softmax16(const amx_args *a, amx_scratch *w, amx_queue *aq, int buf, int g, int j0,
+                          int nk, int nk32, int q0)
+{
+    /* vpermw indices: interleave 16 bf16 of an even key (low half) and 16 of the odd (high) */
+    const __m512i ilv = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24,
+                                         8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const float *s = w->s[buf] + g * 16;
+    uint16_t *pt = w->pt[buf] + (size_t)g * (AKB / 2) * 32;
+    const __m512 mold = _mm512_loadu_ps(w->m + g * 16);
+    __m512 m0 = mold, m1 = mold;
+    const int masked = a->causal;
+    if (!masked) {
+        int j = 0;
+        for (; j + 1 < nk; j += 2) {
+            m0 = _mm512_max_ps(m0, _mm512_loadu_ps(s + (size_t)j * AQB));
+            m1 = _mm512_max_ps(m1, _mm512_loadu_ps(s + (size_t)(j + 1) * AQB));
+        }
+        if (j < nk)
+            m0 = _mm512_max_ps(m0, _mm512_loadu_ps(s + (size_t)j * AQB));
+    } else
+        for (int j = 0; j < nk; j++)
+            m0 = _mm512_mask_max_ps(m0, causal_lanes(j0 + j, q0), m0,
+                                    _mm512_loadu_ps(s + (size_t)j * AQB));
+    const __m512 m = _mm512_max_ps(m0, m1);
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    /* lanes with no key yet keep m = -inf: their P is all zero (every key masked), alpha 0 */
+    const __mmask16 seen = _mm512_cmp_ps_mask(m, ninf, _CMP_NEQ_OQ);
+    const __m512 mv = _mm512_maskz_mov_ps(seen, m);
+    const __m512 al = amx_exp2(_mm512_cmp_ps_mask(mold, ninf, _CMP_NEQ_OQ), _mm512_sub_ps(mold, m));
+    __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
+    int j = 0;
+    if (!masked)
+        for (; j + 1 < nk; j += 2) {
+            if ((j & 7) == 0)
+                amx_advance(aq); /* one k-step of tile work per 4 x 32 scores */
+            __m512 e0 = amx_exp2(0xffff, _mm512_sub_ps(_mm512_loadu_ps(s + (size_t)j * AQB), mv));
+            __m512 e1 =
+                amx_exp2(0xffff, _mm512_sub_ps(_mm512_loadu_ps(s + (size_t)(j + 1) * AQB), mv));
+            sum0 = _mm512_add_ps(sum0, e0);
+            sum1 = _mm512_add_ps(sum1, e1);
+            _mm512_storeu_si512(
+                pt + (size_t)j * 16,
+                _mm512_permutexvar_epi16(ilv, (__m512i)_mm512_cvtne2ps_pbh(e1, e0)));
+        }
+    for (; j < nk32; j += 2) { /* causal rows, the odd last key, the pad to 32 keys */
+        if ((j & 7) == 0)
+            amx_advance(aq);
+        __mmask16 k0 = j < nk ? (masked ? causal_lanes(j0 + j, q0) : 0xffff) : 0;
+        __mmask16 k1 = j + 1 < nk ? (masked ? causal_lanes(j0 + j + 1, q0) : 0xffff) : 0;
+        __m512 e0 = k0 ? amx_exp2(k0, _mm512_sub_ps(_mm512_loadu_ps(s + (size_t)j * AQB), mv))
+                       : _mm512_setzero_ps();
+        __m512 e1 = k1 ? amx_exp2(k1, _mm512_sub_ps(_mm512_loadu_ps(s + (size_t)(j + 1) * AQB), mv))
+                       : _mm512_setzero_ps();
+        sum0 = _mm512_add_ps(sum0, e0);
+        sum1 = _mm512_add_ps(sum1, e1);
+        _mm512_storeu_si512(pt + (size_t)j * 16,
+                            _mm512_permutexvar_epi16(ilv, (__m512i)_mm512_cvtne2ps_pbh(e1, e0)));
+    }
+    _mm512_storeu_ps(w->m + g * 16, m);
+    _mm512_storeu_ps(w->al[buf] + g * 16, al);
+    _mm512_storeu_ps(w->l + g * 16, _mm512_fmadd_ps(_mm512_loadu_ps(w->l + g * 16), al,
+                                                    _mm512_add_ps(sum0, sum1)));
+}
+
+/* queue S^T[keys j0.. of one block][32 queries] = K . Q^T into s, two key tiles per job */
+static void amx_scores(const amx_args *a, const amx_scratch *w, amx_queue *q, const uint16_t *kp,
+                       int j0, int kend, float *s)
+{
+    const int dp = a->dp, nk = kend - j0 < AKB ? kend - j0 : AKB, nt = (nk + 15) / 16;
+    for (int t = 0; t < nt; t += 2) {
+        const uint16_t *k0 = kp + (size_t)(j0 + t * 16) * dp;
+        amx_push(q, k0, t + 1 < nt ? k0 + (size_t)16 * dp : NULL, 512, w->qt,
+                 w->qt + (size_t)dp * 16, 512, dp / 32, s + (size_t)t * 16 * AQB, AQB);
+    }
+}
+
+/* queue Ob^T[dims][32 queries] = V^T . P^T of the block at j0 (buffer buf), two dimension tiles
+ * per job */
+static void amx_pv(const amx_args *a, const amx_scratch *w, amx_queue *q, const uint16_t *vt,
+                   int j0, int nk32, int buf)
+{
+    const int dv = a->dv;
+    for (int d = 0; d < dv; d += 32) {
+        const uint16_t *v0 = vt + ((size_t)j0 * dv + (size_t)d * 32);
+        amx_push(q, v0, d + 16 < dv ? v0 + (size_t)16 * 32 : NULL, dv * 32, w->pt[buf],
+                 w->pt[buf] + (size_t)(AKB / 2) * 32, 512, nk32 / 32, w->ob[buf] + (size_t)d * AQB,
+                 AQB);
+    }
+}
+
+/* O^T = O^T * alpha + Ob^T for the block in buffer buf: alpha is per query, so per lane */
+static inline void amx_rescale(amx_scratch *w, int dv, int buf)
+{
+    const __m512 al0 = _mm512_loadu_ps(w->al[buf]), al1 = _mm512_loadu_ps(w->al[buf] + 16);
+    for (int d = 0; d < dv; d++) {
+        float *o = w->o + (size_t)d * AQB;
+        const float *ob = w->ob[buf] + (size_t)d * AQB;
+        _mm512_storeu_ps(o, _mm512_fmadd_ps(_mm512_loadu_ps(o), al0, _mm512_loadu_ps(ob)));
+        _mm512_storeu_ps(o + 16,
+                         _mm512_fmadd_ps(_mm512_loadu_ps(o + 16), al1, _mm512_loadu_ps(ob + 16)));
+    }
+}
+
+/* One task: 32 queries (from i0) of head h of batch b over every key block, transposed: S^T =
+ * K Q^T and O^T = V^T P^T put the queries in the tiles' columns and so in the softmax's vector
+ * lanes; the result divided by the running sum into out. */
 static void amx_block(const amx_args *a, amx_scratch *w, int b, int h, int i0)
 {
-    const int dh = a->dh, dp = a->dp, ng = a->ng, on = ng * 16;
+    const int dh = a->dh, dp = a->dp, dv = a->dv;
     const int nq = a->Lq - i0 < AQB ? a->Lq - i0 : AQB;
     const float sc = a->scale * 1.44269504088896341f; /* scores in log2 units */
+    /* Q^T: each query row to bf16, then its dimension pairs (one 32-bit word) into the column
+     * of its lane; rows past nq are zeros (their lanes are computed and never written out) */
     for (int r = 0; r < AQB; r++) {
-        uint16_t *dst = w->qb + (size_t)r * dp;
-        const float *src = a->q + ((size_t)b * a->Lq + i0 + r) * a->q_stride + (size_t)h * dh;
-        int d = 0;
-        if (r < nq)
-            for (; d + 16 <= dh; d += 16)
-                _mm256_storeu_si256((__m256i *)(dst + d),
-                                    (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(
-                                        _mm512_loadu_ps(src + d), _mm512_set1_ps(sc))));
-        for (; d < dp; d++)
-            dst[d] = r < nq && d < dh ? bf16_round(src[d] * sc) : 0;
+        const float *src =
+            a->q + ((size_t)b * a->Lq + i0 + (r < nq ? r : 0)) * a->q_stride + (size_t)h * dh;
+        row_bf16(w->tmp + (size_t)r * dp, src, r < nq ? dh : 0, dp, sc);
+    }
+    for (int g = 0; g < 2; g++) {
+        uint32_t *qt = (uint32_t *)(w->qt + (size_t)g * dp * 16);
+        for (int p = 0; p < dp / 2; p++)
+            for (int q = 0; q < 16; q++) {
+                uint32_t x;
+                memcpy(&x, w->tmp + (size_t)(g * 16 + q) * dp + 2 * p, 4);
+                qt[p * 16 + q] = x;
+            }
+    }
+    for (int r = 0; r < AQB; r++) {
         w->m[r] = -INFINITY;
         w->l[r] = 0.0f;
     }
-    memset(w->o, 0, (size_t)AQB * on * sizeof(float));
+    memset(w->o, 0, (size_t)dv * AQB * sizeof(float));
     const int bh = b * a->heads + h;
     const uint16_t *kp = a->kp + (size_t)bh * a->lk16 * dp;
-    const uint16_t *vp = a->vp + (size_t)bh * ng * 16 * a->lk32;
+    const uint16_t *vt = a->vt + (size_t)bh * dv * a->lk32;
     int kend = a->Lk;
     if (a->causal && i0 + nq < kend)
         kend = i0 + nq; /* keys j <= i only */
-    for (int j0 = 0; j0 < kend; j0 += AKB) {
+    /* Software-pipelined: while block i's softmax runs on the vector units, the tile unit
+     * computes block i + 1's S^T and block i - 1's P V (queued, and run a k-step at a time from
+     * the softmax loop: the out-of-order core overlaps them only when they are close in the
+     * instruction stream); each product reads and writes the other buffer of a pair, so no load
+     * waits on a store still in flight (tile loads and stores do not forward from the store
+     * buffer). Then block i - 1's O^T update. */
+    const int nblk = (kend + AKB - 1) / AKB;
+    amx_queue *aq = w->q;
+    aq->n = aq->cur = aq->k = 0;
+    amx_scores(a, w, aq, kp, 0, kend, w->s[0]);
+    amx_drain(aq);
+    int nk32_prev = 0;
+    for (int i = 0; i < nblk; i++) {
+        const int j0 = i * AKB, c = i & 1;
         const int nk = kend - j0 < AKB ? kend - j0 : AKB;
-        const int nt = (nk + 15) / 16; /* S tiles of 16 keys */
-        /* S[32][16 t..] = Qb . K^T, two key tiles at a time */
-        for (int t = 0; t < nt; t += 2) {
-            const uint16_t *k0 = kp + (size_t)(j0 / 16 + t) * 16 * dp;
-            amx_gemm32(w->qb, dp, dp, k0, t + 1 < nt ? k0 + (size_t)16 * dp : NULL,
-                       w->s + t * 16, AKB);
-        }
-        /* online softmax per query row; keys past nk (tile padding, the causal mask) are
-         * -inf, and P is zero up to the 32-key boundary of the P V product */
         const int nk32 = (nk + 31) & ~31;
-        for (int r = 0; r < AQB; r++) {
-            float *sr = w->s + (size_t)r * AKB;
-            int lim = nk; /* keys of this row */
-            if (a->causal) {
-                int ki = i0 + r - j0 + 1;
-                lim = ki < lim ? (ki > 0 ? ki : 0) : lim;
-            }
-            __m512 mx = _mm512_set1_ps(w->m[r]);
-            const int full = lim == nk32; /* every score of the row is a real key's */
-            if (full)
-                for (int c = 0; c < nk32; c += 16)
-                    mx = _mm512_max_ps(mx, _mm512_loadu_ps(sr + c));
-            else
-                for (int c = 0; c < nk32; c += 16) {
-                    __mmask16 in = c >= lim ? 0
-                                            : (__mmask16)(lim - c >= 16 ? 0xffff
-                                                                        : (1u << (lim - c)) - 1);
-                    __m512 s = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), in, sr + c);
-                    _mm512_storeu_ps(sr + c, s);
-                    mx = _mm512_max_ps(mx, s);
-                }
-            float m = _mm512_reduce_max_ps(mx);
-            float mold = w->m[r];
-            /* a row with no key yet keeps m = -inf: its P is all zero, alpha 1 */
-            float al = mold == -INFINITY
-                           ? (m == -INFINITY ? 1.0f : 0.0f)
-                           : _mm512_cvtss_f32(amx_exp2_live(_mm512_set1_ps(mold - m)));
-            __m512 mv = _mm512_set1_ps(m == -INFINITY ? 0.0f : m), sum = _mm512_setzero_ps();
-            uint16_t *pr = w->pb + (size_t)r * AKB;
-            if (full && m != -INFINITY) /* no -inf to mask */
-                for (int c = 0; c < nk32; c += 16) {
-                    __m512 e = amx_exp2_live(_mm512_sub_ps(_mm512_loadu_ps(sr + c), mv));
-                    sum = _mm512_add_ps(sum, e);
-                    _mm256_storeu_si256((__m256i *)(pr + c), (__m256i)_mm512_cvtneps_pbh(e));
-                }
-            else
-                for (int c = 0; c < nk32; c += 16) {
-                    __m512 e = amx_exp2(_mm512_sub_ps(_mm512_loadu_ps(sr + c), mv));
-                    sum = _mm512_add_ps(sum, e);
-                    _mm256_storeu_si256((__m256i *)(pr + c), (__m256i)_mm512_cvtneps_pbh(e));
-                }
-            w->m[r] = m;
-            w->l[r] = w->l[r] * al + _mm512_reduce_add_ps(sum);
-            w->s[(size_t)r * AKB] = al; /* alpha of this row, read below */
-        }
-        /* Ob[32][16 g..] = P . V, two column groups at a time, then O = O * alpha + Ob */
-        for (int g = 0; g < ng; g += 2) {
-            const uint16_t *v0 = vp + (size_t)g * 16 * a->lk32 + (size_t)(j0 / 2) * 32;
-            amx_gemm32(w->pb, AKB, nk32, v0, g + 1 < ng ? v0 + (size_t)16 * a->lk32 : NULL,
-                       w->ob + g * 16, on);
-        }
-        for (int r = 0; r < AQB; r++) {
-            __m512 al = _mm512_set1_ps(w->s[(size_t)r * AKB]);
-            float *o = w->o + (size_t)r * on;
-            const float *ob = w->ob + (size_t)r * on;
-            for (int c = 0; c < on; c += 16)
-                _mm512_storeu_ps(
-                    o + c, _mm512_fmadd_ps(_mm512_loadu_ps(o + c), al, _mm512_loadu_ps(ob + c)));
-        }
+        if (i + 1 < nblk)
+            amx_scores(a, w, aq, kp, j0 + AKB, kend, w->s[c ^ 1]);
+        if (i > 0)
+            amx_pv(a, w, aq, vt, j0 - AKB, nk32_prev, c ^ 1);
+        amx_softmax16(a, w, aq, c, 0, j0, nk, nk32, i0);
+        amx_softmax16(a, w, aq, c, 1, j0, nk, nk32, i0 + 16);
+        amx_drain(aq);
+        if (i > 0)
+            amx_rescale(w, dv, c ^ 1);
+        nk32_prev = nk32;
     }
+    amx_pv(a, w, aq, vt, (nblk - 1) * AKB, nk32_prev, (nblk - 1) & 1);
+    amx_drain(aq);
+    amx_rescale(w, dv, (nblk - 1) & 1);
     const int ld = a->heads * dh;
     for (int r = 0; r < nq; r++) {
         float *dst = a->out + ((size_t)b * a->Lq + i0 + r) * ld + (size_t)h * dh;
-        const float *o = w->o + (size_t)r * on;
         float inv = w->l[r] > 0 ? 1.0f / w->l[r] : 0.0f;
         for (int d = 0; d < dh; d++)
-            dst[d] = o[d] * inv;
+            dst[d] = w->o[(size_t)d * AQB + r] * inv;
     }
 }
 
@@ -325,18 +464,28 @@ static void amx_block(const amx_args *a, amx_scratch *w, int b, int h, int i0)
 static void amx_thread(const amx_args *ap, float *base, int nbh, int heads, int nqb)
 {
     amx_args a = *ap;
-    const int on = a.ng * 16, ntasks = nbh * nqb;
+    const int ntasks = nbh * nqb;
+    amx_scratch w;
+    float *f = base;
+    for (int i = 0; i < 2; i++) {
+        w.s[i] = f;
+        w.ob[i] = f + (size_t)AKB * AQB;
+        w.al[i] = w.ob[i] + (size_t)a.dv * AQB;
+        f = w.al[i] + AQB;
+    }
+    w.o = f;
+    w.m = w.o + (size_t)a.dv * AQB;
+    w.l = w.m + AQB;
+    uint16_t *h = (uint16_t *)(w.l + AQB);
+    w.qt = h;
+    w.pt[0] = w.qt + (size_t)AQB * a.dp;
+    w.pt[1] = w.pt[0] + (size_t)AKB * AQB;
+    w.tmp = w.pt[1] + (size_t)AKB * AQB;
 #pragma omp for schedule(static)
     for (int bh = 0; bh < nbh; bh++)
-        pack_kv(&a, bh);
-    amx_scratch w;
-    w.s = base;
-    w.ob = w.s + (size_t)AQB * AKB;
-    w.o = w.ob + (size_t)AQB * on;
-    w.m = w.o + (size_t)AQB * on;
-    w.l = w.m + AQB;
-    w.qb = (uint16_t *)(w.l + AQB);
-    w.pb = w.qb + (size_t)AQB * a.dp;
+        pack_kv(&a, bh, w.tmp);
+    amx_queue queue;
+    w.q = &queue;
     amx_configure();
 #pragma omp for schedule(dynamic, 1)
     for (int t = 0; t < ntasks; t++) {
@@ -364,23 +513,25 @@ static int attention_amx(const float *q, int q_stride, const float *k, const flo
                   scale,
                   out,
                   (dh + 31) & ~31,
-                  (dh + 15) / 16,
+                  (dh + 15) & ~15,
                   (Lk + 15) & ~15,
                   (Lk + 31) & ~31,
                   NULL,
                   NULL};
     const int nbh = B * heads;
-    const size_t kpn = (size_t)nbh * a.lk16 * a.dp, vpn = (size_t)nbh * a.ng * 16 * a.lk32;
+    const size_t kpn = (size_t)nbh * a.lk16 * a.dp, vpn = (size_t)nbh * a.dv * a.lk32;
     uint16_t *packed = ops_big_alloc((kpn + vpn) * sizeof(uint16_t));
     if (!packed)
         return m2p_error(M2P_ENOMEM, "attention (bf16): out of memory for %zu MiB of packed K/V",
                          (kpn + vpn) * sizeof(uint16_t) >> 20);
     a.kp = packed;
-    a.vp = packed + kpn;
-    const int nqb = (Lq + AQB - 1) / AQB, on = a.ng * 16;
-    /* per thread, floats: qb and pb are bf16 (counted as halves), s, ob, o, m, l */
-    size_t per = (size_t)AQB * a.dp / 2 + (size_t)AQB * AKB + (size_t)AQB * AKB / 2 +
-                 2 * (size_t)AQB * on + 2 * AQB;
+    a.vt = packed + kpn;
+    const int nqb = (Lq + AQB - 1) / AQB;
+    /* per thread, floats: two s, ob, al, then o, m, l; then bf16 (counted as halves) qt, two pt,
+     * and tmp, which holds AQB query rows of dp or, while packing V, 32 key rows of dv */
+    size_t tmpn = (size_t)32 * (a.dp > a.dv ? a.dp : a.dv);
+    size_t per = 2 * ((size_t)AKB * AQB + (size_t)a.dv * AQB + AQB) + (size_t)a.dv * AQB + 2 * AQB +
+                 ((size_t)AQB * a.dp + 2 * (size_t)AKB * AQB + tmpn + 1) / 2;
     per = (per + 15) & ~(size_t)15;
     const int nthr = omp_get_max_threads();
     float *pool = aligned_alloc(64, (size_t)nthr * per * sizeof(float));
