@@ -254,21 +254,23 @@ typedef struct {
     amx_queue *q;    /* the tile products run from inside the softmax */
 } amx_scratch;
 
-/* 2^x for the x <= 0 of a softmax (any x: scalef takes exponents far below -126 to 0). The
- * polynomial is the degree-4 interpolant of 2^r at the Chebyshev nodes of [-1/2, 1/2]: max
- * relative error 3.5e-6, 500x below the 2^-9 of the bf16 rounding P gets before P V (Cephes'
- * degree 6, which the f32 kernel keeps, spends two more FMAs for 1e-7 that the rounding throws
- * away). Lanes off in k are 0. */
+/* 2^x for the x <= 0 of a softmax: 2^floor(x) * 2^r with r = x - floor(x) in [0, 1), which
+ * vreduceps gives in one instruction, and vscalefps multiplies by 2^floor(x) itself (it floors
+ * its exponent operand), so neither floor(x) nor r needs its own subtraction; exponents far
+ * below -126 give 0. The polynomial is the degree-4 interpolant of 2^r at the Chebyshev nodes of
+ * [0, 1]: max relative error 3.5e-6, 500x below the 2^-9 of the bf16 rounding P gets before P V
+ * (Cephes' degree 6, which the f32 kernel keeps, spends two more FMAs for 1e-7 that the rounding
+ * throws away). Lanes off in k are 0. */
 static inline __m512 amx_exp2(__mmask16 k, __m512 x)
 {
-    __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_sub_ps(x, n);
-    __m512 p = _mm512_set1_ps(0.00966636836528778f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.055921975523233414f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.2402234971523285f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.6931210160255432f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_maskz_scalef_ps(k, p, n);
+    /* imm 0x09: keep 0 fraction bits, round down, no precision exception */
+    __m512 r = _mm512_reduce_ps(x, 0x09);
+    __m512 p = _mm512_set1_ps(0.0136703094533634f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.051744997764090285f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.24160435727010388f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.6929729221730486f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0000034929076984f));
+    return _mm512_maskz_scalef_ps(k, p, x);
 }
 
 /* the queries of group g (lanes) that may see key jj: all, or under the causal mask those with
