@@ -6,7 +6,10 @@
  *
  *   ./build/bench_engine --model DIR [--sizes 512,256] [--threads N] [--dtype f32|bf16]
  *                        [--taesd DIR] [--reps N] [--no-batch4] [--no-components]
- *                        [--no-images] [--only-unet]
+ *                        [--no-images] [--only-unet] [--batches 1,4]
+ *
+ * --batches lists the UNet step's batch sizes (default 1,4; --no-batch4 is --batches 1), e.g.
+ * --batches 4 to profile the batch alone.
  *
  * Peak RSS is read (getrusage) right after the whole-image runs, before the components are
  * timed, so it is the RSS of load + generate as the CLI does them. Component times are the
@@ -90,6 +93,7 @@ int main(int argc, char **argv)
     int threads = 0, dtype = M2P_DTYPE_F32, reps = 2, batch4 = 1, components = 1, images = 1;
     int only_unet = 0;
     int sizes[4] = {512, 256}, nsizes = 2;
+    int batches[4] = {1, 4}, nbatches = 2;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model = argv[++i];
@@ -101,7 +105,19 @@ int main(int argc, char **argv)
             reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-batch4"))
             batch4 = 0;
-        else if (!strcmp(argv[i], "--no-components"))
+        else if (!strcmp(argv[i], "--batches") && i + 1 < argc) {
+            nbatches = 0;
+            for (char *s = argv[++i]; *s && nbatches < 4;) {
+                int v = (int)strtol(s, &s, 10);
+                if (v <= 0 || v > 64) {
+                    fprintf(stderr, "bench_engine: --batches wants sizes 1..64, e.g. 1,4\n");
+                    return 2;
+                }
+                batches[nbatches++] = v;
+                if (*s == ',')
+                    s++;
+            }
+        } else if (!strcmp(argv[i], "--no-components"))
             components = 0;
         else if (!strcmp(argv[i], "--no-images"))
             images = 0;
@@ -122,7 +138,7 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr, "usage: bench_engine --model DIR [--sizes 512,256] [--threads N] "
                             "[--dtype f32|bf16] [--taesd DIR] [--reps N] [--no-batch4] "
-                            "[--no-components]\n");
+                            "[--no-components] [--no-images] [--only-unet] [--batches 1,4]\n");
             return 2;
         }
     }
@@ -225,8 +241,9 @@ int main(int argc, char **argv)
     int cross = unet_cross_dim(u), cond_dim = unet_cond_dim(u), inch = unet_in_channels(u);
     for (int si = 0; si < nsizes; si++) {
         int h = sizes[si] / 8, w = sizes[si] / 8;
-        for (int B = 1; B <= 4; B += 3) {
-            if (B == 4 && !batch4)
+        for (int bi = 0; bi < nbatches; bi++) {
+            const int B = batches[bi];
+            if (B != 1 && !batch4)
                 continue;
             float *lat = randn((size_t)B * inch * h * w, 1),
                   *ctx = randn((size_t)B * 77 * cross, 2),
