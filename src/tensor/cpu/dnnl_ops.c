@@ -1,8 +1,8 @@
 /*
  * dnnl_ops.c — convolution and linear layers through oneDNN (v2.x C API) (the compute thread
- * count is threads.c's). Activations stay float32 NHWC / [rows, in] in the caller's buffers. Weights
- * arrive in PyTorch layouts (oihw, [out, in]) and are reordered once, at create, into the layout
- * and data type (f32 or bf16) the primitive prefers ("format any"). Primitives depend on the
+ * count is threads.c's). Activations stay float32 NHWC / [rows, in] in the caller's buffers.
+ * Weights arrive in PyTorch layouts (oihw, [out, in]) and are reordered once, at create, into the
+ * layout and data type (f32 or bf16) the primitive prefers ("format any"). Primitives depend on the
  * input size, so each op keeps a small cache of them keyed by size. With bf16 weights the input
  * is converted to bf16 in a per-thread scratch buffer and accumulation stays in f32; the
  * op_*_forward_pre entry points have a norm / GEGLU / upsample kernel (kernels.c) write that bf16
@@ -76,8 +76,8 @@ static dnnl_status_t pd_create(dnnl_primitive_desc_t *pd, const void *op_desc,
     do {
         dnnl_primitive_desc_t cur = dnnl_primitive_desc_iterator_fetch(it);
         const char *impl = NULL;
-        if (cur && dnnl_primitive_desc_query(cur, dnnl_query_impl_info_str, 0, &impl) ==
-                       dnnl_success &&
+        if (cur &&
+            dnnl_primitive_desc_query(cur, dnnl_query_impl_info_str, 0, &impl) == dnnl_success &&
             impl && strncmp(impl, "brgconv:avx512_core_amx", 23) != 0) {
             *pd = cur;
             dnnl_primitive_desc_iterator_destroy(it);
@@ -424,8 +424,7 @@ static int prim_op_weights(prim_op *o, const void *op_desc, const dnnl_memory_de
 {
     int rc = 0;
     dnnl_primitive_desc_t pd = NULL;
-    DNNL_TRY_OP(pd_create(&pd, op_desc, NULL), op,
-                "primitive desc");
+    DNNL_TRY_OP(pd_create(&pd, op_desc, NULL), op, "primitive desc");
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     rc = wbuf_make(&o->w, wmd, srcmd, w);
 fail:
@@ -446,8 +445,7 @@ static int prim_op_weights_prepared(prim_op *o, const void *op_desc, const op_pr
         return 1;
     dnnl_memory_desc_t md;
     memcpy(&md, pw->layout, sizeof md);
-    DNNL_TRY_OP(pd_create(&pd, op_desc, NULL), op,
-                "primitive desc");
+    DNNL_TRY_OP(pd_create(&pd, op_desc, NULL), op, "primitive desc");
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     if (!dnnl_memory_desc_equal(wmd, &md) || dnnl_memory_desc_get_size(wmd) != pw->size ||
         ((uintptr_t)pw->data & 63) != 0) {
@@ -504,8 +502,7 @@ static int prim_entry_init(prim_op *o, prim_entry *e, const int key[4], int sum,
     rc = make_attr(sum, &attr);
     if (rc)
         goto fail;
-    DNNL_TRY_OP(pd_create(&pd, op_desc, attr), op,
-                "primitive desc");
+    DNNL_TRY_OP(pd_create(&pd, op_desc, attr), op, "primitive desc");
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     if (!dnnl_memory_desc_equal(wmd, &o->w.md)) {
         M2P_LOGD("%s wants another weights layout; reordering", label);
@@ -562,6 +559,24 @@ static int pre_run_bf16(const pre_call *pc, const float *x, uint16_t *out)
     }
 }
 
+/* y = residual (n floats), for the sum post-op, on every compute thread: a 64x64x320 residual
+ * is 5 MiB, and one thread copying it kept the other waiting (memmove was 1.1 % of a UNet
+ * step's samples, and the idle thread's spin in libgomp as much again). */
+static void copy_residual(float *y, const float *residual, size_t n)
+{
+    if (n < ((size_t)1 << 16)) {
+        memcpy(y, residual, n * sizeof(float));
+        return;
+    }
+    ops_sync_threads();
+#pragma omp parallel
+    {
+        const size_t t = (size_t)omp_get_thread_num(), k = (size_t)omp_get_num_threads();
+        size_t a = (n / k * t) & ~(size_t)15, b = t + 1 == k ? n : (n / k * (t + 1)) & ~(size_t)15;
+        memcpy(y + a, residual + a, (b - a) * sizeof(float));
+    }
+}
+
 /* x -> y through e; y is first loaded with `residual` (ny floats) unless it already holds it,
  * and a bf16 op reads a bf16 copy of x (or pre(x), when pc) from the per-thread scratch. */
 static int prim_entry_run(prim_op *o, prim_entry *e, const float *x, const pre_call *pc, float *y,
@@ -577,12 +592,12 @@ static int prim_entry_run(prim_op *o, prim_entry *e, const float *x, const pre_c
         if (rc)
             return rc;
         if (residual && residual != y) /* after pre, which may read y's memory */
-            memcpy(y, residual, ny * sizeof(float));
+            copy_residual(y, residual, ny);
         if (!pc && (rc = cvt_run(&e->cvt, x, buf)))
             return rc;
         src = buf;
     } else if (residual && residual != y) {
-        memcpy(y, residual, ny * sizeof(float));
+        copy_residual(y, residual, ny);
     }
     dnnl_memory_set_data_handle(e->src, (void *)src);
     dnnl_memory_set_data_handle(e->dst, y);
