@@ -120,10 +120,43 @@ static inline void row_bf16(uint16_t *dst, const float *src, int n, int np, floa
         dst[d] = 0;
 }
 
+/* r[k] lane l = r[l] lane k: a 16 x 16 transpose of 32-bit elements in registers (unpack 32-
+ * and 64-bit pairs, then exchange 128-bit quarters twice) */
+static inline void tr16x16(__m512 r[16])
+{
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]),
+                c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++) {
+            t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0x88);
+            t[8 * i + 4 + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0xdd);
+        }
+    for (int j = 0; j < 8; j++) {
+        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
+    }
+}
+
+static inline __mmask16 first_n(int n) /* lanes 0 .. n-1 (n may be <= 0 or >= 16) */
+{
+    return n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
+
 /* K of one (batch, head) as bf16 rows (the A operand of S^T = K Q^T) and V transposed (the A
  * operand of O^T = V^T P^T), each tile's 16 rows of 64 bytes contiguous (a row stride of a whole
  * K row or, worse, of Lk keys of V^T would put a tile's 16 rows in the same few cache sets);
- * pads are zeros. tmp holds 32 rows of dp or dv bf16. */
+ * pads are zeros. tmp holds one row of dp bf16. */
 static void pack_kv(const amx_args *a, int bh, uint16_t *tmp)
 {
     const int b = bh / a->heads, h = bh % a->heads, dh = a->dh, dp = a->dp, dv = a->dv;
@@ -139,16 +172,21 @@ static void pack_kv(const amx_args *a, int bh, uint16_t *tmp)
                 memcpy(kp + (size_t)j0 * dp + (size_t)kk * 16 + (size_t)n * 32, tmp + kk, 64);
         }
     }
+    /* V^T by 16 keys x 16 dimensions: 16 key rows in, transposed, 16 dimension rows out */
     uint16_t *vt = a->vt + (size_t)bh * dv * a->lk32;
-    for (int j0 = 0; j0 < a->lk32; j0 += 32) {
-        for (int n = 0; n < 32; n++) {
-            int j = j0 + n < a->Lk ? j0 + n : 0;
-            row_bf16(tmp + (size_t)n * dv, vb + (size_t)j * ks, j0 + n < a->Lk ? dh : 0, dv, 1.0f);
+    for (int j0 = 0; j0 < a->lk32; j0 += 16) {
+        uint16_t *dst = vt + (size_t)(j0 & ~31) * dv + (j0 & 31); /* [dv][32 keys] */
+        for (int d0 = 0; d0 < dv; d0 += 16) {
+            __m512 r[16];
+            const __mmask16 dm = first_n(dh - d0);
+            for (int n = 0; n < 16; n++)
+                r[n] = j0 + n < a->Lk ? _mm512_maskz_loadu_ps(dm, vb + (size_t)(j0 + n) * ks + d0)
+                                      : _mm512_setzero_ps();
+            tr16x16(r);
+            for (int k = 0; k < 16; k++)
+                _mm256_storeu_si256((__m256i *)(dst + (size_t)(d0 + k) * 32),
+                                    (__m256i)_mm512_cvtneps_pbh(r[k]));
         }
-        uint16_t *dst = vt + (size_t)j0 * dv; /* [dv][32 keys] */
-        for (int d = 0; d < dv; d++)
-            for (int n = 0; n < 32; n++)
-                dst[(size_t)d * 32 + n] = tmp[(size_t)n * dv + d];
     }
 }
 
@@ -402,15 +440,15 @@ static void amx_block(const amx_args *a, amx_scratch *w, int b, int h, int i0)
             a->q + ((size_t)b * a->Lq + i0 + (r < nq ? r : 0)) * a->q_stride + (size_t)h * dh;
         row_bf16(w->tmp + (size_t)r * dp, src, r < nq ? dh : 0, dp, sc);
     }
-    for (int g = 0; g < 2; g++) {
-        uint32_t *qt = (uint32_t *)(w->qt + (size_t)g * dp * 16);
-        for (int p = 0; p < dp / 2; p++)
-            for (int q = 0; q < 16; q++) {
-                uint32_t x;
-                memcpy(&x, w->tmp + (size_t)(g * 16 + q) * dp + 2 * p, 4);
-                qt[p * 16 + q] = x;
-            }
-    }
+    for (int g = 0; g < 2; g++) /* [16 queries][16 pairs] -> [16 pairs][16 queries] */
+        for (int p0 = 0; p0 < dp / 2; p0 += 16) {
+            __m512 r[16];
+            for (int q = 0; q < 16; q++)
+                r[q] = _mm512_loadu_ps(w->tmp + (size_t)(g * 16 + q) * dp + 2 * p0);
+            tr16x16(r);
+            for (int p = 0; p < 16; p++)
+                _mm512_storeu_ps(w->qt + (size_t)g * dp * 16 + (size_t)(p0 + p) * 32, r[p]);
+        }
     for (int r = 0; r < AQB; r++) {
         w->m[r] = -INFINITY;
         w->l[r] = 0.0f;
@@ -452,12 +490,25 @@ static void amx_block(const amx_args *a, amx_scratch *w, int b, int h, int i0)
     amx_pv(a, w, aq, vt, (nblk - 1) * AKB, nk32_prev, (nblk - 1) & 1);
     amx_drain(aq);
     amx_rescale(w, dv, (nblk - 1) & 1);
+    /* O^T / l, transposed back to rows by 16 dimensions x 16 queries */
     const int ld = a->heads * dh;
-    for (int r = 0; r < nq; r++) {
-        float *dst = a->out + ((size_t)b * a->Lq + i0 + r) * ld + (size_t)h * dh;
-        float inv = w->l[r] > 0 ? 1.0f / w->l[r] : 0.0f;
-        for (int d = 0; d < dh; d++)
-            dst[d] = w->o[(size_t)d * AQB + r] * inv;
+    for (int g = 0; g * 16 < nq; g++) {
+        const __m512 l = _mm512_loadu_ps(w->l + g * 16);
+        const __m512 inv = _mm512_maskz_div_ps(
+            _mm512_cmp_ps_mask(l, _mm512_setzero_ps(), _CMP_GT_OQ), _mm512_set1_ps(1.0f), l);
+        float iv[16];
+        _mm512_storeu_ps(iv, inv);
+        for (int d0 = 0; d0 < dh; d0 += 16) {
+            __m512 r[16];
+            for (int k = 0; k < 16; k++)
+                r[k] = _mm512_loadu_ps(w->o + (size_t)(d0 + k) * AQB + g * 16);
+            tr16x16(r);
+            const __mmask16 dm = first_n(dh - d0);
+            for (int q = 0; q < 16 && g * 16 + q < nq; q++)
+                _mm512_mask_storeu_ps(a->out + ((size_t)b * a->Lq + i0 + g * 16 + q) * ld +
+                                          (size_t)h * dh + d0,
+                                      dm, _mm512_mul_ps(r[q], _mm512_set1_ps(iv[q])));
+        }
     }
 }
 
@@ -530,8 +581,8 @@ static int attention_amx(const float *q, int q_stride, const float *k, const flo
     a.vt = packed + kpn;
     const int nqb = (Lq + AQB - 1) / AQB;
     /* per thread, floats: two s, ob, al, then o, m, l; then bf16 (counted as halves) qt, two pt,
-     * and tmp, which holds AQB query rows of dp or, while packing V, 32 key rows of dv */
-    size_t tmpn = (size_t)32 * (a.dp > a.dv ? a.dp : a.dv);
+     * and tmp, which holds AQB query rows of dp (or, while packing K, one key row) */
+    size_t tmpn = (size_t)AQB * a.dp;
     size_t per = 2 * ((size_t)AKB * AQB + (size_t)a.dv * AQB + AQB) + (size_t)a.dv * AQB + 2 * AQB +
                  ((size_t)AQB * a.dp + 2 * (size_t)AKB * AQB + tmpn + 1) / 2;
     per = (per + 15) & ~(size_t)15;
