@@ -310,7 +310,7 @@ for f in "$TMP"/freedoom*.mid /usr/share/games/dink/dink/Sound/*.mid; do
     fi
 done
 
-# ---- Our own making (a minority, 26 of 141, to cover 3/4 and 6/8, which the shipped songs
+# ---- Our own making (a minority, 26 of 167, to cover 3/4 and 6/8, which the shipped songs
 #      lack: Debian's abc examples hold one 6/8 tune with a Q: line, MMA's 6/8 example songs
 #      count eighths at tempos whose dotted quarter is under 60): one
 #      16-bar progression played 4 times by MMA's waltz and 6/8 library grooves at a tempo we
