@@ -35,8 +35,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+/* AKB 128 was 8-11 % slower at level 0 and 512 slower at level 1 and in the VAE */
 #define AQB 32  /* queries per task: two groups of 16, one per zmm lane */
-#define AKB 128 /* keys per block of the online softmax: 8 S^T tiles of 16 keys */
+#define AKB 256 /* keys per block of the online softmax: 16 S^T tiles of 16 keys */
 
 /* Every tile is 16 rows x 64 bytes: 16 x 16 f32 (S^T, O^T), 16 x 32 bf16 (K rows, V^T rows), or
  * 16 pairs x 16 columns x 2 bf16 (Q^T, P^T: the B operand's pair-interleaved layout). */
