@@ -203,7 +203,7 @@ typedef struct {
 
 /* The k-steps of a block's products, run a few at a time from inside the softmax loop (see
  * amx_block): jobs in order, each job's k-steps in order, so one job holds the tiles at a time. */
-#define AMX_MAXJOBS 48
+#define AMX_MAXJOBS 48 /* a block queues AKB / 32 S^T jobs and dv / 32 P V jobs: dh <= 1024 */
 typedef struct {
     amx_gemm job[AMX_MAXJOBS];
     int n, cur, k; /* jobs queued, the running one, its next k-step */
@@ -616,7 +616,7 @@ int op_attention_bf16(const float *q, int q_stride, const float *k, const float 
 #if M2P_AVX512 && defined(__x86_64__)
     ops_sync_threads();
     if (B > 0 && Lq > 0 && Lk > 0 && heads > 0 && dh > 0 && q_stride >= heads * dh &&
-        kv_stride >= heads * dh && amx_usable())
+        kv_stride >= heads * dh && dh <= 1024 && amx_usable()) /* dh: AMX_MAXJOBS */
         return attention_amx(q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal,
                              out);
 #endif
