@@ -8,7 +8,8 @@
  * the functions here are host memory, moved in and out by the network at this boundary.
  *
  * Scratch: each network has its own arena until *_set_arena hands it a shared one (the pipeline
- * shares one between all four, so only the largest forward's scratch is ever resident).
+ * shares one between all four, so only the largest forward's scratch is ever resident); a
+ * shared arena allocates from the same backend as the networks that use it.
  *
  * Debug taps: when a component's `tap` is set, it is called with each named intermediate the
  * fixtures record (e.g. "down_blocks.0", "mid_block", "conv_norm_out"), NCHW, so tests can

@@ -60,7 +60,7 @@ static float *cpu_alloc(const m2p_backend *be, size_t n)
     (void)be;
     void *p = NULL;
     if (n > SIZE_MAX / sizeof(float) || posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)) != 0) {
-        m2p_error(M2P_ENOMEM, "out of memory: %zu MiB of scratch", n * sizeof(float) >> 20);
+        m2p_error(M2P_ENOMEM, "out of memory: %zu MiB of buffers", n * sizeof(float) >> 20);
         return NULL;
     }
     return p;
