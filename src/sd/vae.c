@@ -11,7 +11,8 @@
  * and blended with linear ramps across the overlaps, as diffusers' AutoencoderKL.tiled_decode
  * does (there: 25% overlap, blend_v / blend_h), so memory stays one tile's whatever the size.
  * Runs on a compute backend (tensor/backend.h): latents are uploaded and the image downloaded
- * per decode; the tiles are cut from and blended into the caller's host arrays.
+ * per decode; tiles are cut from the caller's latents on the host, decoded and blended in
+ * backend memory, and the whole image downloaded once.
  */
 #include "core/error.h"
 #include "model/config.h"
@@ -251,10 +252,10 @@ size_t vae_scratch_bytes(const vae *m, int B, int h, int w)
     return (2 * NN_ALIGN_FLOATS(mx) + NN_ALIGN_FLOATS(mx2)) * sizeof(float);
 }
 
-int vae_decode(vae *m, const float *z, int B, int h, int w, float *out)
+/* z (host, NCHW) -> the NCHW image in the arena (*img, backend memory, valid until the arena's
+ * next use). */
+static int decode(vae *m, const float *z, int B, int h, int w, const float **img)
 {
-    if (B <= 0 || h <= 0 || w <= 0)
-        return m2p_error(M2P_EINVAL, "VAE: bad latent size %d x %d x %d", B, h, w);
     size_t mx, mx2;
     plan(m, B, h, w, &mx, &mx2);
     int rc = nn_arena_reserve(m->arena, 2 * NN_ALIGN_FLOATS(mx) + NN_ALIGN_FLOATS(mx2));
@@ -333,7 +334,19 @@ int vae_decode(vae *m, const float *z, int B, int h, int w, float *out)
                                m->tap, m->tap_ud, "decoder.conv_norm_out", t1, t2)) ||
         (rc = be->nhwc_to_nchw(be, t2, B, H, W, m->out_ch, t1)))
         return rc;
-    return be->download(be, out, t1, (size_t)B * H * W * m->out_ch);
+    *img = t1;
+    return 0;
+}
+
+int vae_decode(vae *m, const float *z, int B, int h, int w, float *out)
+{
+    if (B <= 0 || h <= 0 || w <= 0)
+        return m2p_error(M2P_EINVAL, "VAE: bad latent size %d x %d x %d", B, h, w);
+    const float *img;
+    int f = vae_scale_factor(m), rc = decode(m, z, B, h, w, &img);
+    if (rc)
+        return rc;
+    return m->be->download(m->be, out, img, (size_t)B * m->out_ch * h * f * w * f);
 }
 
 /* ---- tiled decode ------------------------------------------------------------------------ */
@@ -369,8 +382,10 @@ size_t vae_decode_tiled_bytes(const vae *m, int B, int h, int w, int max_tile, i
     int th, tw, f = vae_scale_factor(m);
     tile_axis(h, max_tile, overlap, &th, NULL);
     tile_axis(w, max_tile, overlap, &tw, NULL);
-    size_t tile_io = (size_t)B * th * tw * ((size_t)m->latent_ch + (size_t)m->out_ch * f * f);
-    return vae_scratch_bytes(m, B, th, tw) + (tile_io + (size_t)h * w * f * f) * sizeof(float);
+    /* a tile's latents on the host; the blended image and its weights in backend memory */
+    size_t tile_in = (size_t)B * th * tw * (size_t)m->latent_ch;
+    size_t img = (size_t)h * w * f * f * ((size_t)B * m->out_ch + 1);
+    return vae_scratch_bytes(m, B, th, tw) + (tile_in + img) * sizeof(float);
 }
 
 /* Blend weight of pixel i of a tile of n pixels whose first `rise` pixels overlap the tile
@@ -401,20 +416,23 @@ int vae_decode_tiled(vae *m, const float *z, int B, int h, int w, int max_tile, 
     int th, tw, f = vae_scale_factor(m), C = m->latent_ch, oc = m->out_ch;
     int ny = tile_axis(h, max_tile, overlap, &th, NULL);
     int nx = tile_axis(w, max_tile, overlap, &tw, NULL);
+    const m2p_backend *be = m->be;
     int *ys = malloc((size_t)ny * sizeof *ys), *xs = malloc((size_t)nx * sizeof *xs);
     size_t H = (size_t)h * f, W = (size_t)w * f, TH = (size_t)th * f, TW = (size_t)tw * f;
+    size_t nimg = (size_t)B * oc * H * W;
     float *zt = malloc((size_t)B * C * th * tw * sizeof *zt);
-    float *ot = malloc((size_t)B * oc * TH * TW * sizeof *ot);
-    float *wsum = calloc(H * W, sizeof *wsum);
     float *wy = malloc(TH * sizeof *wy), *wx = malloc(TW * sizeof *wx);
+    /* the image being blended and its weight sums, in backend memory */
+    float *acc = be->alloc(be, nimg), *wsum = be->alloc(be, H * W);
     int rc = 0;
-    if (!ys || !xs || !zt || !ot || !wsum || !wy || !wx) {
+    if (!ys || !xs || !zt || !acc || !wsum || !wy || !wx) {
         rc = m2p_error(M2P_ENOMEM, "VAE: out of memory for %dx%d tiles", (int)TW, (int)TH);
         goto done;
     }
     tile_axis(h, max_tile, overlap, &th, ys);
     tile_axis(w, max_tile, overlap, &tw, xs);
-    memset(out, 0, (size_t)B * oc * H * W * sizeof *out);
+    if ((rc = be->zero(be, acc, nimg)) || (rc = be->zero(be, wsum, H * W)))
+        goto done;
     for (int ty = 0; ty < ny; ty++) {
         int rise = ty > 0 ? (ys[ty - 1] + th - ys[ty]) * f : 0;
         int fall = ty < ny - 1 ? (ys[ty] + th - ys[ty + 1]) * f : 0;
@@ -431,30 +449,21 @@ int vae_decode_tiled(vae *m, const float *z, int B, int h, int w, int max_tile, 
                         memcpy(zt + (((size_t)b * C + c) * th + y) * tw,
                                z + (((size_t)b * C + c) * h + ys[ty] + y) * w + xs[tx],
                                (size_t)tw * sizeof *zt);
-            if ((rc = vae_decode(m, zt, B, th, tw, ot)))
+            const float *img;
+            if ((rc = decode(m, zt, B, th, tw, &img)) ||
+                (rc = be->blend_tile(be, acc, wsum, img, B * oc, (int)H, (int)W, ys[ty] * f,
+                                     xs[tx] * f, (int)TH, (int)TW, wy, wx)))
                 goto done;
-            size_t Y0 = (size_t)ys[ty] * f, X0 = (size_t)xs[tx] * f;
-            for (size_t y = 0; y < TH; y++)
-                for (size_t x = 0; x < TW; x++)
-                    wsum[(Y0 + y) * W + X0 + x] += wy[y] * wx[x];
-            for (size_t bc = 0; bc < (size_t)B * oc; bc++)
-                for (size_t y = 0; y < TH; y++) {
-                    float *o = out + (bc * H + Y0 + y) * W + X0;
-                    const float *t = ot + (bc * TH + y) * TW;
-                    for (size_t x = 0; x < TW; x++)
-                        o[x] += wy[y] * wx[x] * t[x];
-                }
         }
     }
-    for (size_t bc = 0; bc < (size_t)B * oc; bc++)
-        for (size_t i = 0; i < H * W; i++)
-            out[bc * H * W + i] /= wsum[i];
+    if (!(rc = be->blend_finish(be, acc, wsum, B * oc, H * W)))
+        rc = be->download(be, out, acc, nimg);
 done:
     free(ys);
     free(xs);
     free(zt);
-    free(ot);
-    free(wsum);
+    be->free(be, acc);
+    be->free(be, wsum);
     free(wy);
     free(wx);
     return rc;

@@ -142,6 +142,14 @@ struct m2p_backend {
      * out[b,t] = tok[ids[b*L + t]] + pos[t]; ids (host) are valid rows of tok. */
     int (*embed)(const m2p_backend *be, const int32_t *ids, int B, int L, const float *tok,
                  const float *pos, int C, float *out);
+    /* Tiled decoding's blend (diffusers AutoencoderKL.tiled_decode, linear ramps): a tile
+     * [BC, TH, TW] placed at (Y0, X0) of an image [BC, H, W] adds wy[y] * wx[x] * tile into out
+     * and wy[y] * wx[x] into wsum [H, W]; wy [TH] and wx [TW] are host arrays. */
+    int (*blend_tile)(const m2p_backend *be, float *out, float *wsum, const float *tile, int BC,
+                      int H, int W, int Y0, int X0, int TH, int TW, const float *wy,
+                      const float *wx);
+    /* out [BC, HW] /= wsum [HW] once every tile is in. */
+    int (*blend_finish)(const m2p_backend *be, float *out, const float *wsum, int BC, size_t HW);
 };
 
 /* The CPU backend (oneDNN + our vector kernels, ops.h): one process-wide instance. */

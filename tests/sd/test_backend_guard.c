@@ -230,6 +230,12 @@ WRAP(int, embed,
      (const m2p_backend *be, const int32_t *ids, int B, int L, const float *tok, const float *pos,
       int C, float *out),
      (IN(be), ids, B, L, tok, pos, C, out))
+WRAP(int, blend_tile,
+     (const m2p_backend *be, float *out, float *wsum, const float *tile, int BC, int H, int W,
+      int Y0, int X0, int TH, int TW, const float *wy, const float *wx),
+     (IN(be), out, wsum, tile, BC, H, W, Y0, X0, TH, TW, wy, wx))
+WRAP(int, blend_finish, (const m2p_backend *be, float *out, const float *wsum, int BC, size_t HW),
+     (IN(be), out, wsum, BC, HW))
 
 static guard g_state;
 static const m2p_backend guard_backend = {
@@ -277,6 +283,8 @@ static const m2p_backend guard_backend = {
     F(nhwc_to_nchw),
     F(resize_nearest),
     F(embed),
+    F(blend_tile),
+    F(blend_finish),
 #undef F
 };
 

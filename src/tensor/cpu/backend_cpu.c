@@ -326,6 +326,22 @@ static int cpu_embed(const m2p_backend *be, const int32_t *ids, int B, int L, co
     return 0;
 }
 
+static int cpu_blend_tile(const m2p_backend *be, float *out, float *wsum, const float *tile, int BC,
+                          int H, int W, int Y0, int X0, int TH, int TW, const float *wy,
+                          const float *wx)
+{
+    (void)be;
+    op_blend_tile(out, wsum, tile, BC, H, W, Y0, X0, TH, TW, wy, wx);
+    return 0;
+}
+
+static int cpu_blend_finish(const m2p_backend *be, float *out, const float *wsum, int BC, size_t HW)
+{
+    (void)be;
+    op_blend_finish(out, wsum, BC, HW);
+    return 0;
+}
+
 static const m2p_backend cpu_backend = {
     .name = "cpu",
     .ctx = NULL,
@@ -370,6 +386,8 @@ static const m2p_backend cpu_backend = {
     .nhwc_to_nchw = cpu_nhwc_to_nchw,
     .resize_nearest = cpu_resize_nearest,
     .embed = cpu_embed,
+    .blend_tile = cpu_blend_tile,
+    .blend_finish = cpu_blend_finish,
 };
 
 const m2p_backend *m2p_backend_cpu(void)
