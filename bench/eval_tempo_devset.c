@@ -8,7 +8,8 @@
  * m2p_features_compute (the tempo the analysis reports); librosa's feature.tempo
  * (tempo_librosa on the onset strength) runs on the same samples for comparison. Acc1 = within
  * 4 % of the stated tempo; Acc2 = within 4 % of it times 1, 2, 3, 1/2 or 1/3 (Gouyon et al.
- * 2006). Errors are binned by the ratio estimate / truth: 2, 1/2, 3/2, 2/3, 3, 1/3, other. The
+ * 2006). Errors are binned by the ratio estimate / truth: 2, 1/2, 3/2, 2/3, 3, 1/3, 4/3, 3/4,
+ * other (4/3 and 3/4 since round 5: a beat read at its dotted-eighth level and the converse). The
  * summary is per split (dev: choose the method; held: report only) as truth.tsv assigns it, then
  * per meter (4/4, 4/4 swing, 3/4, 6/8, other) over both splits. --split scores one half only
  * (dev while choosing a method, so the held half is not looked at).
@@ -24,7 +25,7 @@
 
 #define SR 22050
 #define NM 2 /* methods: analysis, librosa */
-#define NBIN 8
+#define NBIN 10
 #define NMETER 5
 
 static const char *meter_names[NMETER] = {"4/4", "4/4-swing", "3/4", "6/8", "other"};
@@ -38,8 +39,9 @@ static int meter_of(const char *m)
 }
 
 static const char *method_names[NM] = {"analysis", "librosa"};
-static const char *bin_names[NBIN] = {"ok", "x2", "x1/2", "x3/2", "x2/3", "x3", "x1/3", "other"};
-static const double bin_ratio[NBIN] = {1, 2, 0.5, 1.5, 2.0 / 3, 3, 1.0 / 3, 0};
+static const char *bin_names[NBIN] = {"ok", "x2",   "x1/2", "x3/2", "x2/3",
+                                      "x3", "x1/3", "x4/3", "x3/4", "other"};
+static const double bin_ratio[NBIN] = {1, 2, 0.5, 1.5, 2.0 / 3, 3, 1.0 / 3, 4.0 / 3, 0.75, 0};
 
 static int bin_of(double est, double truth)
 {

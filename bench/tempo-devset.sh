@@ -9,10 +9,11 @@
 #     line), compiled to MIDI by `mma`;
 #   abc tunes with a Q: tempo (abcmidi and abcm2ps examples), compiled to MIDI by `abc2midi`;
 #   MuseScore 3 demo scores with a tempo marking (musescore3-common), exported to MIDI by mscore3;
-#   game music in MIDI that states its tempo: Planet Blupi's (planetblupi-music-midi) and
-#     OpenTTD's OpenMSX set (openttd-openmsx).
-# The MIDI pieces' tempo is the MIDI file's own tempo map (it must hold over the excerpt; see
-# miditruth.py below), rendered by fluidsynth with FluidR3_GM. The beat is the note the time
+#   game music in MIDI that states its tempo: Planet Blupi's (planetblupi-music-midi),
+#     OpenTTD's OpenMSX set (openttd-openmsx), Freedoom's (freedoom: MIDI lumps of its WADs) and
+#     Dink Smallwood's (freedink-data).
+# The MIDI pieces' tempo is the MIDI file's own tempo map (it and the time signature must hold
+# over the excerpt; see miditruth.py below), rendered by fluidsynth with FluidR3_GM. The beat is the note the time
 # signature counts (the half note in 2/2), the dotted quarter in 6/8, 9/8 and 12/8. Pieces
 # outside 60-200 BPM or shorter than 12 s are left out.
 # Each render is cut to a 60 s mono 22,050 Hz excerpt (from 0 s) in $CACHE (default
@@ -43,6 +44,8 @@ command -v python3 >/dev/null || need="$need python3"
 command -v unzip >/dev/null || need="$need unzip"
 [ -d /usr/share/planetblupi/music ] || need="$need planetblupi-music-midi"
 [ -d /usr/share/games/openttd/baseset/openmsx ] || need="$need openttd-openmsx"
+[ -f /usr/share/games/doom/freedoom2.wad ] || need="$need freedoom"
+[ -d /usr/share/games/dink/dink/Sound ] || need="$need freedink-data"
 if [ -n "$need" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $need
 fi
@@ -79,8 +82,8 @@ long_enough() { # a cached excerpt of at least 12 s (the tempogram's window is 8
     awk -v d="$d" 'BEGIN {exit !(d >= 12)}'
 }
 
-midi_truth() { # midi_truth <mid>: "bpm meter" when the MIDI's tempo holds over 60 s
-    python3 "$TMP/miditruth.py" "$1" 60
+midi_truth() { # midi_truth <mid> [strict]: "bpm meter" when its tempo and meter hold over 60 s
+    python3 "$TMP/miditruth.py" "$1" 60 ${2:-}
 }
 
 : >"$TRUTH.new"
@@ -88,16 +91,20 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 cat >"$TMP/miditruth.py" <<'EOF'
 import struct, sys
-# midi_truth FILE SECONDS: the tempo (quarter notes a minute) and the first time signature of a
-# standard MIDI file, when the tempo holds over the first SECONDS of it; else nothing
+# midi_truth FILE SECONDS [strict]: the tempo (quarter notes a minute) and the time signature
+# of a standard MIDI file when both hold over the first SECONDS of it; else nothing. "strict"
+# (game music, round 5) also needs both stated in the file and the notes played on the beat
+# grid the tempo names (>= 90 % of note-ons within 1/48 quarter of a sixteenth or an eighth
+# triplet), so that a tempo the sequencer merely defaulted to is not taken for the music's.
 d = open(sys.argv[1], 'rb').read()
 limit = float(sys.argv[2])
+strict = len(sys.argv) > 3 and sys.argv[3] == 'strict'
 if d[:4] != b'MThd':
     sys.exit(1)
 ntr, div = struct.unpack('>HH', d[10:14])
 if div & 0x8000:
     sys.exit(1)
-pos, ev = 8 + struct.unpack('>I', d[4:8])[0], []
+pos, ev, on = 8 + struct.unpack('>I', d[4:8])[0], [], []
 for _ in range(ntr):
     ln = struct.unpack('>I', d[pos + 4:pos + 8])[0]
     p, end, t, run = pos + 8, pos + 8 + ln, 0, 0
@@ -125,18 +132,30 @@ for _ in range(ntr):
             p += n
         else:
             if s & 0x80: run = s; p += 1
+            if run & 0xF0 == 0x90 and d[p + 1] > 0: on.append(t)
             p += 1 if (run & 0xF0) in (0xC0, 0xD0) else 2
 ev.sort(key=lambda e: e[0])
 tempos = [e for e in ev if e[1] == 'T']
-sigs = [e[2] for e in ev if e[1] == 'S']
+sigs = [e for e in ev if e[1] == 'S']
+if strict and (not tempos or not sigs):
+    sys.exit(1)
+
 us = tempos[0][2] if tempos and tempos[0][0] == 0 else 500000
-sec, last, ok = 0.0, 0, True
+sec, last, ok, end_tick = 0.0, 0, True, None
 for t, _, v in tempos:
     sec += (t - last) * us / 1e6 / div; last = t
     if sec >= limit: break
     if abs(v - us) > us * 0.005: ok = False; break
 if not ok: sys.exit(1)
-num, den = sigs[0] if sigs else (4, 4)
+end_tick = int(last + (limit - sec) * 1e6 / us * div)
+num, den = sigs[0][2] if sigs else (4, 4)
+if any(t < end_tick and v != (num, den) for t, _, v in sigs):
+    sys.exit(1)  # the meter changes within the excerpt
+if strict:
+    inside = [t for t in on if t < end_tick]
+    near = lambda t, g: min(t % g, g - t % g) <= div / 48
+    if not inside or sum(near(t, div / 4) or near(t, div / 3) for t in inside) < 0.9 * len(inside):
+        sys.exit(1)
 if den == 8 and (num % 3 or num == 3):
     sys.exit(1)  # 3/8, 5/8, 7/8: which level is the beat is not stated
 q = 60e6 / us
@@ -249,7 +268,49 @@ for f in /usr/share/planetblupi/music/*.mid /usr/share/games/openttd/baseset/ope
     fi
 done
 
-# ---- Our own making (a minority, 26 of 141, to cover 3/4 and 6/8, which the shipped songs
+# ---- Game music in MIDI, round 5: Freedoom's music (freedoom: the D_* lumps of freedoom1.wad
+#      and freedoom2.wad are standard MIDI files; identical lumps count once) and Dink
+#      Smallwood's (freedink-data: dink/Sound/*.mid). Only files that state both tempo and time
+#      signature and whose notes sit on the grid the tempo names ("strict" in miditruth.py):
+#      several Freedoom lumps carry a converter's clock (95 BPM at 89 ticks a quarter) and no
+#      meter, and several Dink files were played in freely over a nominal 100 BPM ----
+python3 - "$TMP" /usr/share/games/doom/freedoom1.wad /usr/share/games/doom/freedoom2.wad <<'EOF'
+import struct, sys, zlib
+seen = set()
+for wad in sys.argv[2:]:
+    d = open(wad, 'rb').read()
+    n, off = struct.unpack('<ii', d[4:12])
+    for i in range(n):
+        p, size, name = struct.unpack('<ii8s', d[off + 16 * i:off + 16 * i + 16])
+        name = name.rstrip(b'\0').decode().lower()
+        lump = d[p:p + size]
+        if not name.startswith('d_') or lump[:4] != b'MThd' or zlib.crc32(lump) in seen:
+            continue
+        seen.add(zlib.crc32(lump))
+        base = wad.rsplit('/', 1)[1][:-4]
+        open('%s/%s-%s.mid' % (sys.argv[1], base, name[2:]), 'wb').write(lump)
+EOF
+for f in "$TMP"/freedoom*.mid /usr/share/games/dink/dink/Sound/*.mid; do
+    [ -f "$f" ] || continue
+    case "$f" in
+    "$TMP"/*)
+        id=$(basename "$f" .mid)
+        lump=$(echo "${id#*-}" | tr 'a-z' 'A-Z')
+        src="freedoom /usr/share/games/doom/${id%%-*}.wad lump D_$lump"
+        ;;
+    *) id="freedink-$(basename "$f" .mid)" src="freedink-data $f" ;;
+    esac
+    truth=$(midi_truth "$f" strict) || continue
+    bpm=${truth% *}
+    if in_range "$bpm" && [ ! -f "$CACHE/wav/$id.flac" ]; then
+        render_midi "$f" "$id" || echo "fluidsynth: $f did not render" >&2
+    fi
+    if in_range "$bpm" && long_enough "$id"; then
+        add "$id" "$bpm" "${truth#* }" "$src (MIDI tempo)"
+    fi
+done
+
+# ---- Our own making (a minority, 26 of 167, to cover 3/4 and 6/8, which the shipped songs
 #      lack: Debian's abc examples hold one 6/8 tune with a Q: line, MMA's 6/8 example songs
 #      count eighths at tempos whose dotted quarter is under 60): one
 #      16-bar progression played 4 times by MMA's waltz and 6/8 library grooves at a tempo we

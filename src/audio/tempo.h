@@ -44,8 +44,11 @@ double tempo_estimate(const float *env, int T, double fps, double *prior_bpm);
  * novelty of the mel bands repeats at 6 or 8 estimated beats rather than 3 or 4 (chords change
  * on bar lines; see harmonic_check in tempo.c), raised by 3/2 when the music repeats more
  * strongly at the bars of a beat 3/2 as fast than at its own bars (bar_grid_check) or else when
- * the bass band repeats clearly more strongly at 2/3 of the period (bass_metrical_check), and
- * doubled when the music's onsets come 3.3 or more times per estimated beat in a duple division
+ * the bass band repeats clearly more strongly at 2/3 of the period (bass_metrical_check),
+ * lowered to 2/3 when a 6/8 bar shows at 3 estimated beats (compound_check) or, when no such
+ * move was made, to 3/4 when the music repeats more strongly at the 4-beat bars of a beat 3/4
+ * as fast than at its own 2- and 3-beat bars (dotted_grid_check), and doubled when the
+ * music's onsets come 3.3 or more times per estimated beat in a duple division
  * (density_check). 0 when flat, TEMPO_NOMEM on no memory. */
 double tempo_estimate_mel(const float *mel_db, int T, int nm, int sr, double fps, float *env);
 

@@ -7,6 +7,9 @@
  *    stabs on eighths 1, 4 and 7 of each bar, hi-hat on every eighth, a new chord each bar
  *    (tempo within 4 %: 150, 170 and 180 were read at 2/3, the dotted level, 100, 113 and 120,
  *    before the bar-grid check);
+ *  - a dotted-eighth figure synthesised here in 4/4 at 110, 127 and 140 BPM: bass and stabs on
+ *    sixteenths 0, 3, 6, 9 and 12 of each bar, hi-hat on every eighth, a new chord each bar
+ *    (tempo within 4 %: read at 4/3, 146, 170 and 185, before the dotted-grid check);
  *  - a 6/8 arpeggio in even eighths at 80 and 100 BPM (the dotted quarter; read at 3/2 before
  *    the compound-meter check) and a 3/4 waltz on the same chords at 90-180 BPM (tempo within
  *    4 %);
@@ -180,6 +183,61 @@ static void tresillo(double bpm)
     m2p_features f;
     CHECK_INT(m2p_features_compute(x, n, SR, &f), 0);
     fprintf(stderr, "3+3+2 groove %g BPM: tempo %.2f\n", bpm, f.tempo);
+    CHECK(within(f.tempo, bpm, 0.04));
+    free(x);
+    m2p_features_free(&f);
+}
+
+/* A dotted-eighth figure in 4/4, synthesised here so its beat and bar are known by construction:
+ * each bar of 16 sixteenths has a bass note with a chord stab on sixteenths 0, 3, 6, 9 and 12
+ * (3+3+3+3+4), a closed hi-hat on every eighth, and a held chord that changes on every bar line
+ * (four chords in turn). The accents repeat every three sixteenths, 4/3 of the tempo, the level
+ * librosa's tempogram prefers; the bar, 16 sixteenths, is no whole number of dotted eighths and
+ * places the beat (audio/tempo.c dotted_grid_check). */
+static void dotted_sixteenths(double bpm)
+{
+    const double dur = 30, s16 = 15.0 / bpm; /* a sixteenth note, s */
+    static const double chords[4][3] = {{261.63, 329.63, 392.00},
+                                        {220.00, 261.63, 329.63},
+                                        {174.61, 220.00, 261.63},
+                                        {196.00, 246.94, 293.66}};
+    int64_t n = (int64_t)(dur * SR);
+    float *x = calloc((size_t)n, sizeof *x);
+    CHECK(x != NULL);
+    if (!x)
+        return;
+    int nbar = (int)(dur / (16 * s16));
+    for (int b = 0; b < nbar; b++) {
+        const double *c = chords[b % 4];
+        int64_t s0 = (int64_t)(b * 16 * s16 * SR), len = (int64_t)(16 * s16 * SR);
+        for (int64_t i = 0; i < len && s0 + i < n; i++) {
+            double t = (double)i / SR, env = fmin(1.0, t / 0.02) * fmin(1.0, (16 * s16 - t) / 0.02);
+            for (int k = 0; k < 3; k++)
+                x[s0 + i] += (float)(0.06 * env * sin(2 * M_PI * c[k] * t));
+        }
+        for (int j = 0; j < 16; j++) {
+            int64_t t0 = s0 + (int64_t)(j * s16 * SR);
+            if (j % 2 == 0) {
+                float prev = 0;
+                for (int i = 0; i < SR * 0.03 && t0 + i < n; i++) {
+                    float w = rock_noise();
+                    x[t0 + i] += 0.1f * (w - prev) * expf(-(float)i / SR * 120);
+                    prev = w;
+                }
+            }
+            if (j % 3 != 0 || j == 15)
+                continue;
+            for (int i = 0; i < SR * 0.25 && t0 + i < n; i++) {
+                double t = (double)i / SR, d = exp(-t * 12);
+                x[t0 + i] += (float)(0.6 * sin(2 * M_PI * (45 + 25 * exp(-t * 20)) * t) * d);
+                for (int k = 0; k < 3; k++)
+                    x[t0 + i] += (float)(0.08 * sin(2 * M_PI * 2 * c[k] * t) * exp(-t * 25));
+            }
+        }
+    }
+    m2p_features f;
+    CHECK_INT(m2p_features_compute(x, n, SR, &f), 0);
+    fprintf(stderr, "dotted-eighth figure %g BPM: tempo %.2f\n", bpm, f.tempo);
     CHECK(within(f.tempo, bpm, 0.04));
     free(x);
     m2p_features_free(&f);
@@ -433,6 +491,9 @@ int main(void)
     const double tresillo_bpms[] = {120, 150, 170, 180};
     for (size_t i = 0; i < sizeof tresillo_bpms / sizeof tresillo_bpms[0]; i++)
         tresillo(tresillo_bpms[i]);
+    const double dotted_bpms[] = {110, 127, 140};
+    for (size_t i = 0; i < sizeof dotted_bpms / sizeof dotted_bpms[0]; i++)
+        dotted_sixteenths(dotted_bpms[i]);
     compound(80, 0);
     compound(100, 0);
     const double waltz_bpms[] = {90, 120, 150, 180};
