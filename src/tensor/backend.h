@@ -50,8 +50,8 @@ typedef struct bk_prepared {
 } bk_prepared;
 
 /* Every float * / const float * called x, y, out, tmp, residual, q, k, v, gamma, beta, tok,
- * pos below is backend memory (from alloc, or an offset into it); w and bias of the create
- * functions, src of upload, dst of download and ids are host memory. */
+ * pos, tile, wsum below is backend memory (from alloc, or an offset into it); w and bias of the
+ * create functions, src of upload, dst of download, ids, wy and wx are host memory. */
 struct m2p_backend {
     const char *name; /* "cpu" */
     void *ctx;        /* the backend's own state */

@@ -83,7 +83,8 @@ static int cpu_copy(const m2p_backend *be, float *dst, const float *src, size_t 
 static int cpu_zero(const m2p_backend *be, float *dst, size_t n)
 {
     (void)be;
-    memset(dst, 0, n * sizeof *dst);
+    if (n)
+        memset(dst, 0, n * sizeof *dst);
     return 0;
 }
 
