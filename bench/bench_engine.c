@@ -214,7 +214,7 @@ int main(int argc, char **argv)
     if (m2p_model_resolve(model, resolved, sizeof resolved) == 0)
         snprintf(tdir, sizeof tdir, "%s/text_encoder", resolved);
     clip_text *ct = NULL;
-    if (!only_unet && clip_text_load(tdir, &mp, &ct))
+    if (!only_unet && clip_text_load(tdir, &mp, NULL, &ct))
         die("text encoder load");
     if (ct) {
         int32_t ids[77];

@@ -9,6 +9,8 @@
  * clip_text_unload frees the weights and keeps the config and the open safetensors files; the
  * next encode loads them again (a one-shot generate drops ~0.46 GiB of f32 ViT-L weights for
  * the UNet and VAE stages).
+ * Runs on a compute backend (tensor/backend.h): the embedding tables, norms and activations live
+ * in its memory; ids come in and the wanted outputs go out as host arrays.
  */
 #include "core/error.h"
 #include "model/config.h"
@@ -22,18 +24,19 @@
 
 typedef struct clip_layer {
     nn_norm ln1, ln2;
-    op_linear *qkv, *out, *fc1, *fc2;
+    bk_linear *qkv, *out, *fc1, *fc2;
 } clip_layer;
 
 struct clip_text {
+    const m2p_backend *be;
     int hidden, layers, heads, inter, vocab, max_pos, eos_id, proj_dim;
     float eps;
     int act_quick;  /* 1: quick_gelu, 0: gelu (erf) */
-    float *tok_emb; /* [vocab, hidden] */
-    float *pos_emb; /* [max_pos, hidden] */
+    float *tok_emb; /* [vocab, hidden], backend memory */
+    float *pos_emb; /* [max_pos, hidden], backend memory */
     clip_layer *layer;
     nn_norm final_ln;
-    op_linear *proj; /* text_projection [proj_dim, hidden], no bias; NULL without */
+    bk_linear *proj; /* text_projection [proj_dim, hidden], no bias; NULL without */
     weights *w;
     int dtype;          /* compute dtype of the ops */
     int has_proj;       /* text_projection in the files (kept while unloaded) */
@@ -91,13 +94,16 @@ out:
 
 static int load_weights(clip_text *m);
 
-int clip_text_load(const char *dir, const m2p_model_params *p, clip_text **out)
+int clip_text_load(const char *dir, const m2p_model_params *p, const m2p_backend *be,
+                   clip_text **out)
 {
     *out = NULL;
     int dtype = p ? p->compute_dtype : M2P_DTYPE_F32;
     clip_text *m = calloc(1, sizeof *m);
     if (!m)
         return m2p_error(M2P_ENOMEM, "out of memory loading the text encoder");
+    m->be = be ? be : m2p_backend_cpu();
+    m->own_arena.be = m->be;
     m->arena = &m->own_arena;
     int rc = read_config(m, dir);
     if (rc)
@@ -122,14 +128,15 @@ static int load_weights(clip_text *m)
 {
     const char *pre = m->pre;
     const int dtype = m->dtype;
+    const m2p_backend *be = m->be;
     int rc;
     char nm[256], base[200];
     int C = m->hidden;
     snprintf(nm, sizeof nm, "%sembeddings.token_embedding.weight", pre);
-    if ((rc = nn_get_copy(m->w, nm, 2, (const int64_t[2]){m->vocab, C}, &m->tok_emb)))
+    if ((rc = nn_get_backend(be, m->w, nm, 2, (const int64_t[2]){m->vocab, C}, &m->tok_emb)))
         goto fail;
     snprintf(nm, sizeof nm, "%sembeddings.position_embedding.weight", pre);
-    if ((rc = nn_get_copy(m->w, nm, 2, (const int64_t[2]){m->max_pos, C}, &m->pos_emb)))
+    if ((rc = nn_get_backend(be, m->w, nm, 2, (const int64_t[2]){m->max_pos, C}, &m->pos_emb)))
         goto fail;
     m->layer = calloc((size_t)m->layers, sizeof *m->layer);
     if (!m->layer) {
@@ -145,25 +152,28 @@ static int load_weights(clip_text *m)
         snprintf(v, sizeof v, "%s.self_attn.v_proj", base);
         const char *qkv[3] = {q, k, v};
         int outs[3] = {C, C, C};
-        if ((rc = nn_load_norm(m->w, nn_name(nm, sizeof nm, base, "layer_norm1"), C, &L->ln1)) ||
-            (rc = nn_load_linear_cat(m->w, qkv, 3, C, outs, 1, 0, dtype, &L->qkv)) ||
-            (rc = nn_load_linear(m->w, nn_name(nm, sizeof nm, base, "self_attn.out_proj"), C, C, 1,
-                                 0, dtype, &L->out)) ||
-            (rc = nn_load_norm(m->w, nn_name(nm, sizeof nm, base, "layer_norm2"), C, &L->ln2)) ||
-            (rc = nn_load_linear(m->w, nn_name(nm, sizeof nm, base, "mlp.fc1"), C, m->inter, 1, 0,
-                                 dtype, &L->fc1)) ||
-            (rc = nn_load_linear(m->w, nn_name(nm, sizeof nm, base, "mlp.fc2"), m->inter, C, 1, 0,
-                                 dtype, &L->fc2)))
+        if ((rc =
+                 nn_load_norm(be, m->w, nn_name(nm, sizeof nm, base, "layer_norm1"), C, &L->ln1)) ||
+            (rc = nn_load_linear_cat(be, m->w, qkv, 3, C, outs, 1, 0, dtype, &L->qkv)) ||
+            (rc = nn_load_linear(be, m->w, nn_name(nm, sizeof nm, base, "self_attn.out_proj"), C, C,
+                                 1, 0, dtype, &L->out)) ||
+            (rc =
+                 nn_load_norm(be, m->w, nn_name(nm, sizeof nm, base, "layer_norm2"), C, &L->ln2)) ||
+            (rc = nn_load_linear(be, m->w, nn_name(nm, sizeof nm, base, "mlp.fc1"), C, m->inter, 1,
+                                 0, dtype, &L->fc1)) ||
+            (rc = nn_load_linear(be, m->w, nn_name(nm, sizeof nm, base, "mlp.fc2"), m->inter, C, 1,
+                                 0, dtype, &L->fc2)))
             goto fail;
         weights_release(m->w); /* copied out: keep peak RSS near one copy of the weights */
     }
     snprintf(nm, sizeof nm, "%sfinal_layer_norm", pre);
-    if ((rc = nn_load_norm(m->w, nm, C, &m->final_ln)))
+    if ((rc = nn_load_norm(be, m->w, nm, C, &m->final_ln)))
         goto fail;
     /* CLIPTextModelWithProjection keeps text_projection beside text_model; a plain
      * CLIPTextModel folder has none (its projection_dim in config.json is then unused). */
     if (weights_has(m->w, "text_projection.weight")) {
-        if ((rc = nn_load_linear(m->w, "text_projection", C, m->proj_dim, 0, 0, dtype, &m->proj)))
+        if ((rc = nn_load_linear(be, m->w, "text_projection", C, m->proj_dim, 0, 0, dtype,
+                                 &m->proj)))
             goto fail;
     }
     m->has_proj = m->proj != NULL;
@@ -176,24 +186,25 @@ fail:
 
 void clip_text_unload(clip_text *m)
 {
+    const m2p_backend *be = m->be;
     if (m->layer) {
         for (int i = 0; i < m->layers; i++) {
             clip_layer *L = &m->layer[i];
             nn_norm_free(&L->ln1);
             nn_norm_free(&L->ln2);
-            op_linear_free(L->qkv);
-            op_linear_free(L->out);
-            op_linear_free(L->fc1);
-            op_linear_free(L->fc2);
+            be->linear_free(be, L->qkv);
+            be->linear_free(be, L->out);
+            be->linear_free(be, L->fc1);
+            be->linear_free(be, L->fc2);
         }
         free(m->layer);
         m->layer = NULL;
     }
     nn_norm_free(&m->final_ln);
-    op_linear_free(m->proj);
+    be->linear_free(be, m->proj);
     m->proj = NULL;
-    free(m->tok_emb);
-    free(m->pos_emb);
+    be->free(be, m->tok_emb);
+    be->free(be, m->pos_emb);
     m->tok_emb = m->pos_emb = NULL;
     if (m->w)
         weights_release(m->w);
@@ -248,11 +259,14 @@ int clip_text_encode(clip_text *m, const int32_t *ids, int B, int L, int skip, i
         if (ids[i] < 0 || ids[i] >= m->vocab)
             return m2p_error(M2P_EINVAL, "text encoder: token id %d outside the vocabulary (%d)",
                              ids[i], m->vocab);
+    const m2p_backend *be = m->be;
     const int C = m->hidden, rows = B * L, dh = C / m->heads;
     const size_t RC = (size_t)rows * C;
     int want_pool = pooled || text_embeds;
+    size_t n_te = text_embeds ? (size_t)B * m->proj_dim : 0;
     size_t need = NN_ALIGN_FLOATS(RC) * 3 + NN_ALIGN_FLOATS((size_t)rows * 3 * C) +
-                  NN_ALIGN_FLOATS((size_t)rows * m->inter) + NN_ALIGN_FLOATS((size_t)B * C);
+                  NN_ALIGN_FLOATS((size_t)rows * m->inter) + NN_ALIGN_FLOATS((size_t)B * C) +
+                  NN_ALIGN_FLOATS(n_te);
     int rc = nn_arena_reserve(m->arena, need);
     if (rc)
         return rc;
@@ -263,53 +277,43 @@ int clip_text_encode(clip_text *m, const int32_t *ids, int B, int L, int skip, i
     float *qkv = nn_arena_alloc(m->arena, (size_t)rows * 3 * C);
     float *f = nn_arena_alloc(m->arena, (size_t)rows * m->inter);
     float *pool = nn_arena_alloc(m->arena, (size_t)B * C);
-    if (!x || !n || !att || !qkv || !f || !pool)
+    float *te = n_te ? nn_arena_alloc(m->arena, n_te) : pool;
+    if (!x || !n || !att || !qkv || !f || !pool || !te)
         return m2p_error(M2P_EINTERNAL, "text encoder: scratch plan too small");
 
     /* CLIPTextEmbeddings: token_embedding(ids) + position_embedding(arange(L)) */
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < L; t++) {
-            const float *te = m->tok_emb + (size_t)ids[b * L + t] * C;
-            const float *pe = m->pos_emb + (size_t)t * C;
-            float *o = x + ((size_t)b * L + t) * C;
-            for (int c = 0; c < C; c++)
-                o[c] = te[c] + pe[c];
-        }
+    if ((rc = be->embed(be, ids, B, L, m->tok_emb, m->pos_emb, C, x)))
+        return rc;
     int64_t shape[3] = {B, L, C};
-    nn_tap_raw(m->tap, m->tap_ud, "embeddings", x, 3, shape);
+    nn_tap_raw(be, m->tap, m->tap_ud, "embeddings", x, 3, shape);
 
     const float scale = 1.0f / sqrtf((float)dh);
     const int out_layer = m->layers - 1 - skip;
     const int last = want_pool || m->tap ? m->layers - 1 : out_layer;
     for (int i = 0; i <= last; i++) {
         clip_layer *Ly = &m->layer[i];
-        op_layernorm(x, rows, C, m->eps, Ly->ln1.gamma, Ly->ln1.beta, n);
-        if ((rc = op_linear_forward(Ly->qkv, n, rows, qkv, NULL)))
-            return rc;
-        if ((rc = op_attention(qkv, 3 * C, qkv + C, qkv + 2 * C, 3 * C, B, L, L, m->heads, dh,
-                               scale, 1, att)))
-            return rc;
-        if ((rc = op_linear_forward(Ly->out, att, rows, x, x)))
-            return rc;
-        op_layernorm(x, rows, C, m->eps, Ly->ln2.gamma, Ly->ln2.beta, n);
-        if ((rc = op_linear_forward(Ly->fc1, n, rows, f, NULL)))
-            return rc;
-        if (m->act_quick)
-            op_quick_gelu(f, (size_t)rows * m->inter);
-        else
-            op_gelu(f, (size_t)rows * m->inter);
-        if ((rc = op_linear_forward(Ly->fc2, f, rows, x, x)))
+        if ((rc = be->layernorm(be, x, rows, C, m->eps, Ly->ln1.gamma, Ly->ln1.beta, n)) ||
+            (rc = be->linear_forward(be, Ly->qkv, n, rows, qkv, NULL)) ||
+            (rc = be->attention(be, qkv, 3 * C, qkv + C, qkv + 2 * C, 3 * C, B, L, L, m->heads, dh,
+                                scale, 1, att)) ||
+            (rc = be->linear_forward(be, Ly->out, att, rows, x, x)) ||
+            (rc = be->layernorm(be, x, rows, C, m->eps, Ly->ln2.gamma, Ly->ln2.beta, n)) ||
+            (rc = be->linear_forward(be, Ly->fc1, n, rows, f, NULL)) ||
+            (rc = (m->act_quick ? be->quick_gelu : be->gelu)(be, f, (size_t)rows * m->inter)) ||
+            (rc = be->linear_forward(be, Ly->fc2, f, rows, x, x)))
             return rc;
         if (m->tap) {
             char nm[64];
             snprintf(nm, sizeof nm, "encoder.layers.%d", i);
-            nn_tap_raw(m->tap, m->tap_ud, nm, x, 3, shape);
+            nn_tap_raw(be, m->tap, m->tap_ud, nm, x, 3, shape);
         }
         if (i == out_layer && hidden) {
-            if (final_norm)
-                op_layernorm(x, rows, C, m->eps, m->final_ln.gamma, m->final_ln.beta, hidden);
-            else
-                memcpy(hidden, x, RC * sizeof *hidden);
+            /* n is free until the next layer's LayerNorm */
+            if (final_norm && (rc = be->layernorm(be, x, rows, C, m->eps, m->final_ln.gamma,
+                                                  m->final_ln.beta, n)))
+                return rc;
+            if ((rc = be->download(be, hidden, final_norm ? n : x, RC)))
+                return rc;
         }
     }
     if (!want_pool)
@@ -317,12 +321,14 @@ int clip_text_encode(clip_text *m, const int32_t *ids, int B, int L, int skip, i
     /* pooled = final_layer_norm(last_hidden_state)[b, eos]: normalise only those rows */
     for (int b = 0; b < B; b++) {
         int e = eos_pos(m, ids + (size_t)b * L, L);
-        op_layernorm(x + ((size_t)b * L + e) * C, 1, C, m->eps, m->final_ln.gamma, m->final_ln.beta,
-                     pool + (size_t)b * C);
+        if ((rc = be->layernorm(be, x + ((size_t)b * L + e) * C, 1, C, m->eps, m->final_ln.gamma,
+                                m->final_ln.beta, pool + (size_t)b * C)))
+            return rc;
     }
-    if (pooled)
-        memcpy(pooled, pool, (size_t)B * C * sizeof *pooled);
-    if (text_embeds && (rc = op_linear_forward(m->proj, pool, B, text_embeds, NULL)))
+    if (pooled && (rc = be->download(be, pooled, pool, (size_t)B * C)))
+        return rc;
+    if (text_embeds && ((rc = be->linear_forward(be, m->proj, pool, B, te, NULL)) ||
+                        (rc = be->download(be, text_embeds, te, n_te))))
         return rc;
     return 0;
 }

@@ -3,8 +3,13 @@
  * diffusers part folder with every size read from its config.json. Inputs and outputs at this
  * boundary are NCHW / [B, L, C] float32 like diffusers, so the golden tensors compare directly.
  *
+ * Compute: each network runs on the backend given to its load function (tensor/backend.h; NULL:
+ * the CPU's), which holds its weights and activations; the arrays passed to and returned from
+ * the functions here are host memory, moved in and out by the network at this boundary.
+ *
  * Scratch: each network has its own arena until *_set_arena hands it a shared one (the pipeline
- * shares one between all four, so only the largest forward's scratch is ever resident).
+ * shares one between all four, so only the largest forward's scratch is ever resident); a
+ * shared arena allocates from the same backend as the networks that use it.
  *
  * Debug taps: when a component's `tap` is set, it is called with each named intermediate the
  * fixtures record (e.g. "down_blocks.0", "mid_block", "conv_norm_out"), NCHW, so tests can
@@ -16,14 +21,16 @@
 #include "model/weights.h"
 #include "mus2pic.h"
 
-struct nn_arena; /* sd/nn.h */
+struct nn_arena;    /* sd/nn.h */
+struct m2p_backend; /* tensor/backend.h */
 
 typedef void (*sd_tap)(const char *name, const float *data, int ndim, const int64_t *shape,
                        void *ud);
 
 /* --- CLIP text encoder (transformers CLIPTextModel / CLIPTextModelWithProjection) ------- */
 typedef struct clip_text clip_text;
-int clip_text_load(const char *dir, const m2p_model_params *p, clip_text **out);
+int clip_text_load(const char *dir, const m2p_model_params *p, const struct m2p_backend *be,
+                   clip_text **out);
 /* ids [B, L] (L <= max_position) -> last_hidden_state [B, L, hidden] (after final_layer_norm):
  * what SD 1.x / 2.x pipelines use. Same as clip_text_encode(m, ids, B, L, 0, 1, out, NULL, NULL).
  */
@@ -63,12 +70,12 @@ typedef struct unet_added_cond {
     const float *time_ids; /* [B, n_time_ids]: orig (h, w), crop (top, left), target (h, w) */
     int n_time_ids;
 } unet_added_cond;
-int unet_load(const char *dir, const m2p_model_params *p, unet **out);
+int unet_load(const char *dir, const m2p_model_params *p, const struct m2p_backend *be, unet **out);
 /* As unet_load with the config of `dir` but the weights of `weights_file` (a .safetensors file
  * with the same tensor names, e.g. ByteDance/SDXL-Lightning's UNet over the SDXL base folder);
  * NULL weights_file = the folder's own. */
 int unet_load_file(const char *dir, const char *weights_file, const m2p_model_params *p,
-                   unet **out);
+                   const struct m2p_backend *be, unet **out);
 /* sample [B, in_ch, h, w], timestep t (same for the batch, as float as diffusers passes it;
  * the sinusoid uses t as float32), timestep_cond [B, cond_dim] or NULL when the config has no
  * time_cond_proj_dim, added: required when unet_added_dims() says so, else NULL,
@@ -92,7 +99,7 @@ void unet_free(unet *m);
 
 /* --- AutoencoderKL decoder (post_quant_conv + decoder) ---------------------------------- */
 typedef struct vae vae;
-int vae_load(const char *dir, const m2p_model_params *p, vae **out);
+int vae_load(const char *dir, const m2p_model_params *p, const struct m2p_backend *be, vae **out);
 float vae_scaling_factor(const vae *m);
 int vae_latent_channels(const vae *m);
 /* diffusers' vae_scale_factor = 2^(len(block_out_channels) - 1): 8 for every SD / SDXL VAE; the
@@ -124,7 +131,8 @@ void vae_free(vae *m);
 
 /* --- TAESD decoder (AutoencoderTiny) ---------------------------------------------------- */
 typedef struct taesd taesd;
-int taesd_load(const char *dir, const m2p_model_params *p, taesd **out);
+int taesd_load(const char *dir, const m2p_model_params *p, const struct m2p_backend *be,
+               taesd **out);
 /* raw UNet-space latents [B, 4, h, w] -> image [B, 3, 8h, 8w] in [-1, 1] (not clamped). */
 int taesd_decode(taesd *m, const float *z, int B, int h, int w, float *out);
 void taesd_set_tap(taesd *m, sd_tap tap, void *ud);

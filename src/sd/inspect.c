@@ -92,13 +92,13 @@ static int inspect_part(FILE *out, const char *model, const char *part)
     unet *un = NULL;
     vae *va = NULL;
     if (!strncmp(part, "text_encoder", 12)) {
-        rc = clip_text_load(dir, &mp, &ct);
+        rc = clip_text_load(dir, &mp, NULL, &ct);
         w = ct ? clip_text_weights(ct) : NULL;
     } else if (!strcmp(part, "unet")) {
-        rc = unet_load(dir, &mp, &un);
+        rc = unet_load(dir, &mp, NULL, &un);
         w = un ? unet_weights(un) : NULL;
     } else {
-        rc = vae_load(dir, &mp, &va);
+        rc = vae_load(dir, &mp, NULL, &va);
         w = va ? vae_weights(va) : NULL;
     }
     if (rc) {

@@ -1,11 +1,12 @@
 /*
  * nn.c — shared building blocks of the SD networks: strict loading of conv / linear / norm
- * weights into ops objects (copied once, so the safetensors mapping can be released), diffusers'
- * ResnetBlock2D (resnet.py: GroupNorm+SiLU, conv, time-embedding add, GroupNorm+SiLU, conv,
- * 1x1 conv_shortcut, output_scale_factor), PyTorch-style nearest resize, a grow-only scratch
- * arena and the NHWC -> NCHW debug taps. With the weight cache on, bf16 conv and linear weights
- * come from the mapped cache file (model/wcache.h) when it holds them in the layout this CPU
- * wants, and a new cache file gets each op's prepared weights as they are made.
+ * weights into the backend's objects and memory (copied once, so the safetensors mapping can be
+ * released), diffusers' ResnetBlock2D (resnet.py: GroupNorm+SiLU, conv, time-embedding add,
+ * GroupNorm+SiLU, conv, 1x1 conv_shortcut, output_scale_factor), a grow-only scratch arena of
+ * backend memory and the NHWC -> NCHW debug taps (downloaded to the host). With the weight cache
+ * on, bf16 conv and linear weights come from the mapped cache file (model/wcache.h) when it holds
+ * them in the layout this CPU wants, and a new cache file gets each op's prepared weights as they
+ * are made.
  */
 #include "sd/nn.h"
 
@@ -21,7 +22,8 @@ const char *nn_name(char *buf, size_t n, const char *a, const char *b)
     return buf;
 }
 
-int nn_get_copy(weights *w, const char *name, int ndim, const int64_t *shape, float **out)
+int nn_get_backend(const m2p_backend *be, weights *w, const char *name, int ndim,
+                   const int64_t *shape, float **out)
 {
     const float *p;
     float *owned = NULL;
@@ -34,25 +36,28 @@ int nn_get_copy(weights *w, const char *name, int ndim, const int64_t *shape, fl
         n *= (size_t)shape[i];
     /* Always an exact-size copy: a converted buffer may be a bigger pooled one, which goes back
      * to the pool for the next conversion. */
-    float *c = malloc(n * sizeof *c);
-    if (c)
-        memcpy(c, p, n * sizeof *c);
+    float *c = be->alloc(be, n);
+    if (c && (rc = be->upload(be, c, p, n))) {
+        be->free(be, c);
+        c = NULL;
+    }
     weights_put(w, owned);
     if (!c)
-        return m2p_error(M2P_ENOMEM, "out of memory copying tensor '%s'", name);
+        return m2p_error_wrap(rc ? rc : M2P_ENOMEM, "copying tensor '%s'", name);
     *out = c;
     return 0;
 }
 
-int nn_load_norm(weights *w, const char *prefix, int C, nn_norm *out)
+int nn_load_norm(const m2p_backend *be, weights *w, const char *prefix, int C, nn_norm *out)
 {
     char nm[256];
     int64_t shape[1] = {C};
     memset(out, 0, sizeof *out);
+    out->be = be;
     out->C = C;
-    int rc = nn_get_copy(w, nn_name(nm, sizeof nm, prefix, "weight"), 1, shape, &out->gamma);
+    int rc = nn_get_backend(be, w, nn_name(nm, sizeof nm, prefix, "weight"), 1, shape, &out->gamma);
     if (!rc)
-        rc = nn_get_copy(w, nn_name(nm, sizeof nm, prefix, "bias"), 1, shape, &out->beta);
+        rc = nn_get_backend(be, w, nn_name(nm, sizeof nm, prefix, "bias"), 1, shape, &out->beta);
     if (rc)
         nn_norm_free(out);
     return rc;
@@ -60,8 +65,10 @@ int nn_load_norm(weights *w, const char *prefix, int C, nn_norm *out)
 
 void nn_norm_free(nn_norm *n)
 {
-    free(n->gamma);
-    free(n->beta);
+    if (n->be) {
+        n->be->free(n->be, n->gamma);
+        n->be->free(n->be, n->beta);
+    }
     n->gamma = n->beta = NULL;
 }
 
@@ -72,19 +79,19 @@ void nn_norm_free(nn_norm *n)
 /* The weight cache of w for ops of this dtype, or NULL. bf16 only: its conversion and reorder
  * are what a load spends its time on, while an f32 cache would take twice the model's size
  * on disk for a cheap, exact conversion. */
-static wcache *load_cache(weights *w, int dtype)
+static wcache *load_cache(const m2p_backend *be, weights *w, int dtype)
 {
     if (dtype != M2P_DTYPE_BF16)
         return NULL;
     char ops[96], tag[128];
-    op_prepared_tag(dtype, ops, sizeof ops);
+    be->prepared_tag(be, dtype, ops, sizeof ops);
     snprintf(tag, sizeof tag, "nn %d %s", NN_PREPARED_VERSION, ops);
     return weights_cache(w, tag);
 }
 
 /* The prepared weights of `key` from a mapped cache (0), or 1 when the caller converts them
  * from the source. pw holds a reference on the cache for the op that is made from it. */
-static int cached_weights(wcache *wc, const char *key, op_prepared *pw)
+static int cached_weights(wcache *wc, const char *key, bk_prepared *pw)
 {
     if (!wcache_is_reader(wc) ||
         wcache_find(wc, key, &pw->layout, &pw->layout_size, &pw->data, &pw->size))
@@ -107,8 +114,8 @@ static int cached_done(wcache *wc, int rc)
     return rc;
 }
 
-int nn_load_conv(weights *w, const char *prefix, int cin, int cout, int k, int stride, int pad,
-                 int bias, int dtype, op_conv **out)
+int nn_load_conv(const m2p_backend *be, weights *w, const char *prefix, int cin, int cout, int k,
+                 int stride, int pad, int bias, int dtype, bk_conv **out)
 {
     char nm[256], key[512];
     *out = NULL;
@@ -116,9 +123,9 @@ int nn_load_conv(weights *w, const char *prefix, int cin, int cout, int k, int s
     const float *wp, *bp = NULL;
     float *wo = NULL, *bo = NULL;
     int rc;
-    wcache *wc = load_cache(w, dtype);
+    wcache *wc = load_cache(be, w, dtype);
     snprintf(key, sizeof key, "conv %s %dx%dx%d s%d p%d", prefix, cout, cin, k, stride, pad);
-    op_prepared pw;
+    bk_prepared pw;
     if (wc && (rc = weights_check(w, nn_name(nm, sizeof nm, prefix, "weight"), 4, ws)))
         return rc;
     if (wc && cached_weights(wc, key, &pw) == 0) {
@@ -127,8 +134,8 @@ int nn_load_conv(weights *w, const char *prefix, int cin, int cout, int k, int s
             cached_done(wc, rc);
             return rc;
         }
-        rc = cached_done(wc,
-                         op_conv_create_prepared(out, &pw, bp, cin, cout, k, stride, pad, dtype));
+        rc = cached_done(
+            wc, be->conv_create_prepared(be, out, &pw, bp, cin, cout, k, stride, pad, dtype));
         weights_put(w, bo);
         bp = NULL;
         bo = NULL;
@@ -147,20 +154,20 @@ int nn_load_conv(weights *w, const char *prefix, int cin, int cout, int k, int s
             return rc;
         }
     }
-    rc = op_conv_create(out, wp, bp, cin, cout, k, stride, pad, dtype);
+    rc = be->conv_create(be, out, wp, bp, cin, cout, k, stride, pad, dtype);
     weights_put(w, wo); /* reused by the next conversion instead of faulting in fresh pages */
     weights_put(w, bo);
     if (rc)
         return m2p_error_wrap(rc, "%s", prefix);
     if (wc && !wcache_is_reader(wc)) {
-        op_conv_prepared(*out, &pw);
+        be->conv_prepared(be, *out, &pw);
         wcache_add(wc, key, pw.layout, pw.layout_size, pw.data, pw.size);
     }
     return 0;
 }
 
-int nn_load_linear_cat(weights *w, const char *const *prefixes, int n, int in, const int *outs,
-                       int bias, int conv1x1, int dtype, op_linear **out)
+int nn_load_linear_cat(const m2p_backend *be, weights *w, const char *const *prefixes, int n,
+                       int in, const int *outs, int bias, int conv1x1, int dtype, bk_linear **out)
 {
     char nm[256], key[1024];
     *out = NULL;
@@ -173,8 +180,8 @@ int nn_load_linear_cat(weights *w, const char *const *prefixes, int n, int in, c
     int rc = 0;
     if (n < 1 || n > 8)
         return m2p_error(M2P_EINTERNAL, "nn_load_linear_cat: %d parts", n);
-    wcache *wc = load_cache(w, dtype);
-    op_prepared pw;
+    wcache *wc = load_cache(be, w, dtype);
+    bk_prepared pw;
     int from_cache = 0;
     if (wc) {
         size_t o = 0;
@@ -233,19 +240,19 @@ int nn_load_linear_cat(weights *w, const char *const *prefixes, int n, int in, c
         Bv = bcat;
     }
     if (from_cache) {
-        rc = cached_done(wc, op_linear_create_prepared(out, &pw, Bv, in, total, dtype));
+        rc = cached_done(wc, be->linear_create_prepared(be, out, &pw, Bv, in, total, dtype));
         if (rc > 0) { /* another CPU's layout: convert from the source after all */
             for (int i = 0; i < n; i++) {
                 weights_put(w, bo[i]);
                 bo[i] = NULL;
             }
             free(bcat);
-            return nn_load_linear_cat(w, prefixes, n, in, outs, bias, conv1x1, dtype, out);
+            return nn_load_linear_cat(be, w, prefixes, n, in, outs, bias, conv1x1, dtype, out);
         }
     } else {
-        rc = op_linear_create(out, W, Bv, in, total, dtype);
+        rc = be->linear_create(be, out, W, Bv, in, total, dtype);
         if (!rc && wc && !wcache_is_reader(wc)) {
-            op_linear_prepared(*out, &pw);
+            be->linear_prepared(be, *out, &pw);
             wcache_add(wc, key, pw.layout, pw.layout_size, pw.data, pw.size);
         }
     }
@@ -261,21 +268,22 @@ done:
     return rc;
 }
 
-int nn_load_linear(weights *w, const char *prefix, int in, int out, int bias, int conv1x1,
-                   int dtype, op_linear **res)
+int nn_load_linear(const m2p_backend *be, weights *w, const char *prefix, int in, int out, int bias,
+                   int conv1x1, int dtype, bk_linear **res)
 {
     const char *p[1] = {prefix};
     int o[1] = {out};
-    return nn_load_linear_cat(w, p, 1, in, o, bias, conv1x1, dtype, res);
+    return nn_load_linear_cat(be, w, p, 1, in, o, bias, conv1x1, dtype, res);
 }
 
 /* ---- ResnetBlock2D ----------------------------------------------------------------------- */
 
-int nn_resnet_load(weights *w, const char *prefix, int cin, int cout, int temb_ch, int groups,
-                   float eps, float out_scale, int dtype, nn_resnet *r)
+int nn_resnet_load(const m2p_backend *be, weights *w, const char *prefix, int cin, int cout,
+                   int temb_ch, int groups, float eps, float out_scale, int dtype, nn_resnet *r)
 {
     char nm[256];
     memset(r, 0, sizeof *r);
+    r->be = be;
     r->cin = cin;
     r->cout = cout;
     r->groups = groups;
@@ -285,21 +293,21 @@ int nn_resnet_load(weights *w, const char *prefix, int cin, int cout, int temb_c
     if (cin % groups || cout % groups)
         return m2p_error(M2P_EFORMAT, "%s: channels %d/%d not divisible by %d groups", prefix, cin,
                          cout, groups);
-    int rc = nn_load_norm(w, nn_name(nm, sizeof nm, prefix, "norm1"), cin, &r->norm1);
+    int rc = nn_load_norm(be, w, nn_name(nm, sizeof nm, prefix, "norm1"), cin, &r->norm1);
     if (!rc)
-        rc = nn_load_conv(w, nn_name(nm, sizeof nm, prefix, "conv1"), cin, cout, 3, 1, 1, 1, dtype,
-                          &r->conv1);
+        rc = nn_load_conv(be, w, nn_name(nm, sizeof nm, prefix, "conv1"), cin, cout, 3, 1, 1, 1,
+                          dtype, &r->conv1);
     if (!rc && temb_ch > 0)
-        rc = nn_load_linear(w, nn_name(nm, sizeof nm, prefix, "time_emb_proj"), temb_ch, cout, 1, 0,
-                            dtype, &r->temb_proj);
+        rc = nn_load_linear(be, w, nn_name(nm, sizeof nm, prefix, "time_emb_proj"), temb_ch, cout,
+                            1, 0, dtype, &r->temb_proj);
     if (!rc)
-        rc = nn_load_norm(w, nn_name(nm, sizeof nm, prefix, "norm2"), cout, &r->norm2);
+        rc = nn_load_norm(be, w, nn_name(nm, sizeof nm, prefix, "norm2"), cout, &r->norm2);
     if (!rc)
-        rc = nn_load_conv(w, nn_name(nm, sizeof nm, prefix, "conv2"), cout, cout, 3, 1, 1, 1, dtype,
-                          &r->conv2);
+        rc = nn_load_conv(be, w, nn_name(nm, sizeof nm, prefix, "conv2"), cout, cout, 3, 1, 1, 1,
+                          dtype, &r->conv2);
     if (!rc && cin != cout)
-        rc = nn_load_conv(w, nn_name(nm, sizeof nm, prefix, "conv_shortcut"), cin, cout, 1, 1, 0, 1,
-                          dtype, &r->shortcut);
+        rc = nn_load_conv(be, w, nn_name(nm, sizeof nm, prefix, "conv_shortcut"), cin, cout, 1, 1,
+                          0, 1, dtype, &r->shortcut);
     if (rc)
         nn_resnet_free(r);
     return rc;
@@ -309,10 +317,12 @@ void nn_resnet_free(nn_resnet *r)
 {
     nn_norm_free(&r->norm1);
     nn_norm_free(&r->norm2);
-    op_conv_free(r->conv1);
-    op_conv_free(r->conv2);
-    op_conv_free(r->shortcut);
-    op_linear_free(r->temb_proj);
+    if (r->be) {
+        r->be->conv_free(r->be, r->conv1);
+        r->be->conv_free(r->be, r->conv2);
+        r->be->conv_free(r->be, r->shortcut);
+        r->be->linear_free(r->be, r->temb_proj);
+    }
     r->conv1 = r->conv2 = r->shortcut = NULL;
     r->temb_proj = NULL;
 }
@@ -329,47 +339,30 @@ void nn_resnets_free(nn_resnet *r, int n)
 int nn_resnet_forward(nn_resnet *r, const float *x, int B, int H, int W, const float *temb_act,
                       float *out, float *t1, float *t2, float *tb)
 {
+    const m2p_backend *be = r->be;
     int HW = H * W, rc;
     /* GroupNorm+SiLU in front of each conv (bf16 mode: written as the conv's bf16 input) */
-    op_pre n1 = {OP_PRE_GROUPNORM, r->groups, r->eps, r->norm1.gamma, r->norm1.beta, 1};
-    op_pre n2 = {OP_PRE_GROUPNORM, r->groups, r->eps, r->norm2.gamma, r->norm2.beta, 1};
-    if ((rc = op_conv_forward_pre(r->conv1, &n1, x, B, H, W, t1, t2, NULL)))
+    bk_pre n1 = {BK_PRE_GROUPNORM, r->groups, r->eps, r->norm1.gamma, r->norm1.beta, 1};
+    bk_pre n2 = {BK_PRE_GROUPNORM, r->groups, r->eps, r->norm2.gamma, r->norm2.beta, 1};
+    if ((rc = be->conv_forward_pre(be, r->conv1, &n1, x, B, H, W, t1, t2, NULL)))
         return rc;
     if (r->temb_proj && temb_act) {
-        if ((rc = op_linear_forward(r->temb_proj, temb_act, B, tb, NULL)))
+        if ((rc = be->linear_forward(be, r->temb_proj, temb_act, B, tb, NULL)) ||
+            (rc = be->add_channel_bias(be, t2, tb, B, HW, r->cout)))
             return rc;
-        op_add_channel_bias(t2, tb, B, HW, r->cout);
     }
     /* the shortcut before norm2: out may be t1, which norm1 used */
     const float *res = x;
     if (r->shortcut) {
-        if ((rc = op_conv_forward(r->shortcut, x, B, H, W, out, NULL)))
+        if ((rc = be->conv_forward(be, r->shortcut, x, B, H, W, out, NULL)))
             return rc;
         res = out;
     }
-    if ((rc = op_conv_forward_pre(r->conv2, &n2, t2, B, H, W, t2, out, res)))
+    if ((rc = be->conv_forward_pre(be, r->conv2, &n2, t2, B, H, W, t2, out, res)))
         return rc;
     if (r->out_scale != 1.0f)
-        op_scale(out, 1.0f / r->out_scale, (size_t)B * HW * r->cout);
+        return be->scale(be, out, 1.0f / r->out_scale, (size_t)B * HW * r->cout);
     return 0;
-}
-
-void nn_resize_nearest(const float *x, int B, int H, int W, int C, int Ho, int Wo, float *y)
-{
-    float sh = (float)H / (float)Ho, sw = (float)W / (float)Wo;
-    for (int b = 0; b < B; b++)
-        for (int oy = 0; oy < Ho; oy++) {
-            int iy = (int)((float)oy * sh);
-            if (iy > H - 1)
-                iy = H - 1;
-            for (int ox = 0; ox < Wo; ox++) {
-                int ix = (int)((float)ox * sw);
-                if (ix > W - 1)
-                    ix = W - 1;
-                memcpy(y + (((size_t)b * Ho + oy) * Wo + ox) * C,
-                       x + (((size_t)b * H + iy) * W + ix) * C, (size_t)C * sizeof *y);
-            }
-        }
 }
 
 /* ---- arena ------------------------------------------------------------------------------- */
@@ -379,11 +372,13 @@ int nn_arena_reserve(nn_arena *a, size_t floats)
     a->used = 0;
     if (floats <= a->cap)
         return 0;
-    free(a->base);
+    if (!a->be)
+        return m2p_error(M2P_EINTERNAL, "scratch arena without a backend");
+    a->be->free(a->be, a->base);
     a->base = NULL;
     a->cap = 0;
-    void *p = NULL;
-    if (posix_memalign(&p, 64, floats * sizeof(float)) != 0)
+    float *p = a->be->alloc(a->be, floats);
+    if (!p)
         return m2p_error(M2P_ENOMEM, "out of memory: %zu MiB of scratch",
                          floats * sizeof(float) >> 20);
     a->base = p;
@@ -403,45 +398,57 @@ float *nn_arena_alloc(nn_arena *a, size_t floats)
 
 void nn_arena_free(nn_arena *a)
 {
-    free(a->base);
+    if (a->be)
+        a->be->free(a->be, a->base);
     a->base = NULL;
     a->cap = a->used = 0;
 }
 
-int nn_norm_out_conv(op_conv *conv, const nn_norm *norm, int groups, float eps, const float *x,
-                     int B, int H, int W, int C, sd_tap tap, void *tap_ud, const char *tap_name,
-                     float *t1, float *y)
+int nn_norm_out_conv(const m2p_backend *be, bk_conv *conv, const nn_norm *norm, int groups,
+                     float eps, const float *x, int B, int H, int W, int C, sd_tap tap,
+                     void *tap_ud, const char *tap_name, float *t1, float *y)
 {
     if (!tap) {
-        op_pre gn = {OP_PRE_GROUPNORM, groups, eps, norm->gamma, norm->beta, 1};
-        return op_conv_forward_pre(conv, &gn, x, B, H, W, t1, y, NULL);
+        bk_pre gn = {BK_PRE_GROUPNORM, groups, eps, norm->gamma, norm->beta, 1};
+        return be->conv_forward_pre(be, conv, &gn, x, B, H, W, t1, y, NULL);
     }
-    int rc = op_groupnorm(x, B, H * W, C, groups, eps, norm->gamma, norm->beta, 0, t1);
+    int rc = be->groupnorm(be, x, B, H * W, C, groups, eps, norm->gamma, norm->beta, 0, t1);
     if (rc)
         return rc;
-    nn_tap_nhwc(tap, tap_ud, tap_name, t1, B, H, W, C);
-    op_silu(t1, (size_t)B * H * W * C);
-    return op_conv_forward(conv, t1, B, H, W, y, NULL);
+    nn_tap_nhwc(be, tap, tap_ud, tap_name, t1, B, H, W, C);
+    if ((rc = be->silu(be, t1, (size_t)B * H * W * C)))
+        return rc;
+    return be->conv_forward(be, conv, t1, B, H, W, y, NULL);
 }
 
 /* ---- taps -------------------------------------------------------------------------------- */
 
-void nn_tap_nhwc(sd_tap tap, void *ud, const char *name, const float *x, int B, int H, int W, int C)
+void nn_tap_nhwc(const m2p_backend *be, sd_tap tap, void *ud, const char *name, const float *x,
+                 int B, int H, int W, int C)
 {
     if (!tap)
         return;
-    float *t = malloc((size_t)B * H * W * C * sizeof *t);
-    if (!t)
-        return; /* debug aid only: skip the tap rather than fail the forward */
-    op_nhwc_to_nchw(x, B, H, W, C, t);
-    int64_t shape[4] = {B, C, H, W};
-    tap(name, t, 4, shape, ud);
+    size_t n = (size_t)B * H * W * C;
+    float *t = malloc(n * sizeof *t), *d = be->alloc(be, n);
+    /* debug aid only: skip the tap rather than fail the forward */
+    if (t && d && !be->nhwc_to_nchw(be, x, B, H, W, C, d) && !be->download(be, t, d, n)) {
+        int64_t shape[4] = {B, C, H, W};
+        tap(name, t, 4, shape, ud);
+    }
+    be->free(be, d);
     free(t);
 }
 
-void nn_tap_raw(sd_tap tap, void *ud, const char *name, const float *x, int ndim,
-                const int64_t *shape)
+void nn_tap_raw(const m2p_backend *be, sd_tap tap, void *ud, const char *name, const float *x,
+                int ndim, const int64_t *shape)
 {
-    if (tap)
-        tap(name, x, ndim, shape, ud);
+    if (!tap)
+        return;
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= (size_t)shape[i];
+    float *t = malloc(n * sizeof *t);
+    if (t && !be->download(be, t, x, n))
+        tap(name, t, ndim, shape, ud);
+    free(t);
 }

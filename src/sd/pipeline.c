@@ -33,7 +33,7 @@
 #include "model/resolve.h"
 #include "sd/nn.h"
 #include "sd/scheduler.h"
-#include "tensor/ops.h"
+#include "tensor/backend.h"
 
 #define LCM_DEFAULT_STEPS 8 /* the original app's default for lcm (model-registry.json) */
 #define DEFAULT_STEPS 50    /* StableDiffusion(XL)Pipeline's num_inference_steps default */
@@ -41,6 +41,7 @@
 #define MAX_VARIATIONS 8
 
 struct m2p_model {
+    const m2p_backend *be; /* what every network runs on (the CPU's) */
     char path[4096];
     m2p_model_params params;
     clip_tokenizer *tok, *tok2; /* tok2, text2: SDXL's second tokenizer and text encoder */
@@ -162,10 +163,18 @@ static void part_loaded(weights *w)
 
 int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **out)
 {
+    return pipeline_model_load(ref, params, NULL, out);
+}
+
+int pipeline_model_load(const char *ref, const m2p_model_params *params,
+                        const struct m2p_backend *be, m2p_model **out)
+{
     *out = NULL;
     m2p_model *m = calloc(1, sizeof *m);
     if (!m)
         return m2p_error(M2P_ENOMEM, "model: out of memory");
+    m->be = be = be ? be : m2p_backend_cpu();
+    m->scratch.be = be;
     m->params = params ? *params : m2p_model_default_params();
     m->params.taesd = NULL; /* the caller's strings are not ours to keep */
     m->params.unet_file = NULL;
@@ -175,7 +184,7 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
                        m->params.compute_dtype);
         goto fail;
     }
-    if (m->params.compute_dtype == M2P_DTYPE_BF16 && !op_bf16_supported()) {
+    if (m->params.compute_dtype == M2P_DTYPE_BF16 && !be->bf16_supported(be)) {
         rc = m2p_error(M2P_EUNSUPPORTED,
                        "bf16: this CPU has no avx512_bf16 or AMX (oneDNN would run bf16 at a "
                        "fraction of the f32 speed); use f32");
@@ -185,7 +194,7 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
         goto fail;
     if ((rc = check_index(m->path, &m->xl, &m->force_zeros)))
         goto fail;
-    op_set_threads(m->params.n_threads); /* <= 0: OMP_NUM_THREADS, else every core */
+    be->set_threads(be, m->params.n_threads); /* <= 0: OMP_NUM_THREADS, else every core */
     int dt = m->params.compute_dtype;
     char dir[4200];
     snprintf(m->sched_path, sizeof m->sched_path, "%s/scheduler/scheduler_config.json", m->path);
@@ -195,7 +204,7 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
     if ((rc = clip_tokenizer_load(dir, &m->tok)))
         goto fail;
     snprintf(dir, sizeof dir, "%s/text_encoder", m->path);
-    if ((rc = clip_text_load(dir, &m->params, &m->text)))
+    if ((rc = clip_text_load(dir, &m->params, be, &m->text)))
         goto fail;
     m->memory += used_bytes(clip_text_weights(m->text), dt);
     part_loaded(clip_text_weights(m->text));
@@ -204,7 +213,7 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
         if ((rc = clip_tokenizer_load(dir, &m->tok2)))
             goto fail;
         snprintf(dir, sizeof dir, "%s/text_encoder_2", m->path);
-        if ((rc = clip_text_load(dir, &m->params, &m->text2)))
+        if ((rc = clip_text_load(dir, &m->params, be, &m->text2)))
             goto fail;
         m->memory += used_bytes(clip_text_weights(m->text2), dt);
         part_loaded(clip_text_weights(m->text2));
@@ -218,8 +227,9 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
     m->sched_spacing = -1;
     if (reg && !strcmp(ref, "sdxl_lightning")) {
         if (!unet_file) {
-            if ((rc = hub_find_file("ByteDance/SDXL-Lightning",
-                                    "sdxl_lightning_4step_unet.safetensors", light, sizeof light))) {
+            if ((rc =
+                     hub_find_file("ByteDance/SDXL-Lightning",
+                                   "sdxl_lightning_4step_unet.safetensors", light, sizeof light))) {
                 rc = m2p_error_wrap(rc, "sdxl_lightning needs its UNet; get it with `mus2pic "
                                         "models fetch sdxl_lightning`");
                 goto fail;
@@ -232,13 +242,13 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
         m->sched.timestep_spacing = m->sched_spacing = SCHED_SPACING_TRAILING;
     }
     snprintf(dir, sizeof dir, "%s/unet", m->path);
-    if ((rc = unet_load_file(dir, unet_file, &m->params, &m->unet)))
+    if ((rc = unet_load_file(dir, unet_file, &m->params, be, &m->unet)))
         goto fail;
     m->memory += used_bytes(unet_weights(m->unet), dt);
     part_loaded(unet_weights(m->unet));
     if (m->params.load_vae) {
         snprintf(dir, sizeof dir, "%s/vae", m->path);
-        if ((rc = vae_load(dir, &m->params, &m->vae)))
+        if ((rc = vae_load(dir, &m->params, be, &m->vae)))
             goto fail;
         m->memory += used_bytes(vae_weights(m->vae), dt);
         part_loaded(vae_weights(m->vae));
@@ -257,7 +267,7 @@ int m2p_model_load(const char *ref, const m2p_model_params *params, m2p_model **
         taesd_auto = 1;
     }
     m2p_error_clear();
-    if (taesd_dir && *taesd_dir && (rc = taesd_load(taesd_dir, &m->params, &m->taesd))) {
+    if (taesd_dir && *taesd_dir && (rc = taesd_load(taesd_dir, &m->params, be, &m->taesd))) {
         m2p_error_wrap(rc, "loading TAESD from %s", taesd_dir);
         if (!taesd_auto || !m->vae)
             goto fail;
@@ -636,7 +646,7 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *params, m2p_image *out)
     const int proj = m->xl ? clip_text_projection_dim(m->text2) : 0;
     const size_t nl = (size_t)C * (size_t)h * (size_t)w; /* one variation's latents */
     const size_t npix = (size_t)3 * (size_t)H * (size_t)W;
-    op_set_threads(m->params.n_threads); /* <= 0: OMP_NUM_THREADS, else every core */
+    m->be->set_threads(m->be, m->params.n_threads); /* <= 0: OMP_NUM_THREADS, else all cores */
 
     /* Refuse what would not fit: UNet scratch for the batch, decoder scratch for one image,
      * and our own buffers. */

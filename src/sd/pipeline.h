@@ -15,6 +15,12 @@
  * output). NULL turns it off. */
 void pipeline_set_tap(m2p_model *m, sd_tap tap, void *ud);
 
+struct m2p_backend; /* tensor/backend.h */
+/* m2p_model_load with every network on backend be (NULL: the CPU's, which m2p_model_load
+ * uses); be must outlive the model. */
+int pipeline_model_load(const char *ref, const m2p_model_params *params,
+                        const struct m2p_backend *be, m2p_model **out);
+
 const clip_tokenizer *pipeline_tokenizer(const m2p_model *m);
 unet *pipeline_unet(m2p_model *m);
 vae *pipeline_vae(m2p_model *m);

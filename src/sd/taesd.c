@@ -5,7 +5,8 @@
  * RGB; the result is mapped to [-1, 1] by x*2-1. Sizes come from config.json
  * (decoder_block_out_channels, num_decoder_blocks, latent_channels, out_channels, act_fn,
  * upsampling_scaling_factor). Weights "decoder.layers.N.*" (or the original "N+1.*" names).
- * Taps: "clamp", "layers.N" (NCHW).
+ * Taps: "clamp", "layers.N" (NCHW). Runs on a compute backend (tensor/backend.h): latents are
+ * uploaded, the image downloaded.
  */
 #include "core/error.h"
 #include "model/config.h"
@@ -20,14 +21,15 @@ enum { L_CONV, L_ACT, L_BLOCK, L_UP };
 
 typedef struct taesd_layer {
     int kind, cin, cout;
-    op_conv *conv;     /* L_CONV */
-    op_conv *bconv[3]; /* L_BLOCK: conv.0, conv.2, conv.4 */
+    bk_conv *conv;     /* L_CONV */
+    bk_conv *bconv[3]; /* L_BLOCK: conv.0, conv.2, conv.4 */
 } taesd_layer;
 
 #define TAESD_MAX_STAGES 8
 #define TAESD_MAX_LAYERS 128
 
 struct taesd {
+    const m2p_backend *be;
     int latent_ch, out_ch;
     int act_relu; /* block / layer activation: 1 relu, 0 silu */
     int n;
@@ -38,12 +40,9 @@ struct taesd {
     void *tap_ud;
 };
 
-static void act(const taesd *m, float *x, size_t n)
+static int act(const taesd *m, float *x, size_t n)
 {
-    if (m->act_relu)
-        op_relu(x, n);
-    else
-        op_silu(x, n);
+    return (m->act_relu ? m->be->relu : m->be->silu)(m->be, x, n);
 }
 
 /* Prefix of layer idx: "decoder.layers.N[.rest]", or madebyollin's "N+1[.rest]". */
@@ -68,13 +67,15 @@ static int add_layer(taesd *m, int kind, int cin, int cout, taesd_layer **out)
     return 0;
 }
 
-int taesd_load(const char *dir, const m2p_model_params *p, taesd **out)
+int taesd_load(const char *dir, const m2p_model_params *p, const m2p_backend *be, taesd **out)
 {
     *out = NULL;
     int dtype = p ? p->compute_dtype : M2P_DTYPE_F32;
     taesd *m = calloc(1, sizeof *m);
     if (!m)
         return m2p_error(M2P_ENOMEM, "out of memory loading TAESD");
+    m->be = be = be ? be : m2p_backend_cpu();
+    m->own_arena.be = be;
     m->arena = &m->own_arena;
     m2p_config *c = NULL;
     weights *w = NULL;
@@ -118,8 +119,8 @@ int taesd_load(const char *dir, const m2p_model_params *p, taesd **out)
     taesd_layer *l = NULL;
     char nm[256];
     if ((rc = add_layer(m, L_CONV, m->latent_ch, boc[0], &l)) ||
-        (rc = nn_load_conv(w, lprefix(nm, sizeof nm, orig, m->n - 1, NULL), m->latent_ch, boc[0], 3,
-                           1, 1, 1, dtype, &l->conv)) ||
+        (rc = nn_load_conv(be, w, lprefix(nm, sizeof nm, orig, m->n - 1, NULL), m->latent_ch,
+                           boc[0], 3, 1, 1, 1, dtype, &l->conv)) ||
         (rc = add_layer(m, L_ACT, boc[0], boc[0], &l)))
         goto fail;
     int cur = boc[0];
@@ -139,8 +140,8 @@ int taesd_load(const char *dir, const m2p_model_params *p, taesd **out)
             for (int k = 0; k < 3; k++) {
                 char rest[16];
                 snprintf(rest, sizeof rest, "conv.%d", 2 * k);
-                if ((rc = nn_load_conv(w, lprefix(nm, sizeof nm, orig, m->n - 1, rest), nc, nc, 3,
-                                       1, 1, 1, dtype, &l->bconv[k])))
+                if ((rc = nn_load_conv(be, w, lprefix(nm, sizeof nm, orig, m->n - 1, rest), nc, nc,
+                                       3, 1, 1, 1, dtype, &l->bconv[k])))
                     goto fail;
             }
         }
@@ -148,7 +149,7 @@ int taesd_load(const char *dir, const m2p_model_params *p, taesd **out)
             goto fail;
         int co = last ? m->out_ch : nc;
         if ((rc = add_layer(m, L_CONV, nc, co, &l)) ||
-            (rc = nn_load_conv(w, lprefix(nm, sizeof nm, orig, m->n - 1, NULL), nc, co, 3, 1, 1,
+            (rc = nn_load_conv(be, w, lprefix(nm, sizeof nm, orig, m->n - 1, NULL), nc, co, 3, 1, 1,
                                last, dtype, &l->conv)))
             goto fail;
         cur = co;
@@ -188,40 +189,43 @@ int taesd_decode(taesd *m, const float *z, int B, int h, int w, float *out)
           *t2 = nn_arena_alloc(m->arena, maxf), *tmp;
     if (!x || !t1 || !t2)
         return m2p_error(M2P_EINTERNAL, "TAESD: scratch plan too small");
+    const m2p_backend *be = m->be;
     H = h;
     W = w;
     int C = m->latent_ch;
-    op_nchw_to_nhwc(z, B, C, H, W, x);
-    op_tanh_scale(x, (size_t)B * H * W * C, 3.0f); /* DecoderTiny: torch.tanh(x / 3) * 3 */
-    nn_tap_nhwc(m->tap, m->tap_ud, "clamp", x, B, H, W, C);
+    size_t nz = (size_t)B * C * H * W;
+    if ((rc = be->upload(be, t2, z, nz)) || (rc = be->nchw_to_nhwc(be, t2, B, C, H, W, x)) ||
+        (rc = be->tanh_scale(be, x, nz, 3.0f))) /* DecoderTiny: torch.tanh(x / 3) * 3 */
+        return rc;
+    nn_tap_nhwc(be, m->tap, m->tap_ud, "clamp", x, B, H, W, C);
     for (int i = 0; i < m->n; i++) {
         taesd_layer *l = &m->layer[i];
         size_t n;
         switch (l->kind) {
         case L_CONV:
-            if ((rc = op_conv_forward(l->conv, x, B, H, W, t1, NULL)))
+            if ((rc = be->conv_forward(be, l->conv, x, B, H, W, t1, NULL)))
                 return rc;
             tmp = x, x = t1, t1 = tmp;
             C = l->cout;
             break;
         case L_ACT:
-            act(m, x, (size_t)B * H * W * C);
+            if ((rc = act(m, x, (size_t)B * H * W * C)))
+                return rc;
             break;
         case L_BLOCK:
             n = (size_t)B * H * W * C;
-            if ((rc = op_conv_forward(l->bconv[0], x, B, H, W, t1, NULL)))
+            if ((rc = be->conv_forward(be, l->bconv[0], x, B, H, W, t1, NULL)) ||
+                (rc = act(m, t1, n)) ||
+                (rc = be->conv_forward(be, l->bconv[1], t1, B, H, W, t2, NULL)) ||
+                (rc = act(m, t2, n)) ||
+                (rc = be->conv_forward(be, l->bconv[2], t2, B, H, W, t1, x)) ||
+                (rc = be->relu(be, t1, n))) /* AutoencoderTinyBlock.fuse */
                 return rc;
-            act(m, t1, n);
-            if ((rc = op_conv_forward(l->bconv[1], t1, B, H, W, t2, NULL)))
-                return rc;
-            act(m, t2, n);
-            if ((rc = op_conv_forward(l->bconv[2], t2, B, H, W, t1, x)))
-                return rc;
-            op_relu(t1, n); /* AutoencoderTinyBlock.fuse */
             tmp = x, x = t1, t1 = tmp;
             break;
         case L_UP:
-            op_upsample2x(x, B, H, W, C, t1);
+            if ((rc = be->upsample2x(be, x, B, H, W, C, t1)))
+                return rc;
             H *= 2;
             W *= 2;
             tmp = x, x = t1, t1 = tmp;
@@ -230,12 +234,13 @@ int taesd_decode(taesd *m, const float *z, int B, int h, int w, float *out)
         if (m->tap) {
             char nm[32];
             snprintf(nm, sizeof nm, "layers.%d", i);
-            nn_tap_nhwc(m->tap, m->tap_ud, nm, x, B, H, W, C);
+            nn_tap_nhwc(be, m->tap, m->tap_ud, nm, x, B, H, W, C);
         }
     }
     size_t n = (size_t)B * H * W * C;
-    op_nhwc_to_nchw(x, B, H, W, C, out);
-    for (size_t i = 0; i < n; i++)
+    if ((rc = be->nhwc_to_nchw(be, x, B, H, W, C, t1)) || (rc = be->download(be, out, t1, n)))
+        return rc;
+    for (size_t i = 0; i < n; i++)     /* on the host image */
         out[i] = out[i] * 2.0f - 1.0f; /* DecoderTiny: x.mul(2).sub(1) */
     return 0;
 }
@@ -256,9 +261,9 @@ void taesd_free(taesd *m)
     if (!m)
         return;
     for (int i = 0; i < m->n; i++) {
-        op_conv_free(m->layer[i].conv);
+        m->be->conv_free(m->be, m->layer[i].conv);
         for (int k = 0; k < 3; k++)
-            op_conv_free(m->layer[i].bconv[k]);
+            m->be->conv_free(m->be, m->layer[i].bconv[k]);
     }
     nn_arena_free(&m->own_arena);
     free(m);

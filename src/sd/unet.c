@@ -11,7 +11,9 @@
  * num_attention_heads is null; transformer_layers_per_block per level; any number of levels).
  * NHWC inside; the down path writes straight into the skip slots. Taps: time_proj,
  * time_embedding, add_time_proj, add_embedding, conv_in, down_blocks.N, mid_block, up_blocks.N,
- * conv_norm_out.
+ * conv_norm_out. Runs on a compute backend (tensor/backend.h): the sample, the text context and
+ * the small host-computed vectors (sinusoids, SDXL's added conditioning) are uploaded per call,
+ * the prediction downloaded.
  */
 #include "core/error.h"
 #include "model/config.h"
@@ -31,18 +33,20 @@ typedef struct unet_block {
     int n_res, has_attn, cout, resample; /* resample: down- or upsampling conv present */
     nn_resnet *res;
     unet_transformer *attn;
-    op_conv *sample_conv;
+    bk_conv *sample_conv;
 } unet_block;
 
 struct unet {
+    const m2p_backend *be;
     int in_ch, out_ch, sample_size, cond_dim, cross_dim, nb, groups, ted, t_dim;
     int flip_sin_to_cos;
     float freq_shift, eps;
     int boc[UNET_MAX_BLOCKS];
     int add_in, add_tdim; /* text_time: projection_class_embeddings_input_dim, time embed dim */
-    op_linear *cond_proj, *lin1, *lin2;
-    op_linear *add_lin1, *add_lin2; /* add_embedding (TimestepEmbedding) */
-    op_conv *conv_in, *conv_out;
+    bk_linear *cond_proj, *lin1, *lin2;
+    bk_linear *add_lin1, *add_lin2; /* add_embedding (TimestepEmbedding) */
+    bk_conv *conv_in, *conv_out;
+    float *host_row; /* host: one row of sinusoids (t_dim) or of add_embedding's input (add_in) */
     unet_block down[UNET_MAX_BLOCKS], up[UNET_MAX_BLOCKS];
     nn_resnet mid_res[2];
     unet_transformer mid_attn;
@@ -264,12 +268,12 @@ static int load_block(unet *m, const ucfg *u, int dtype, int is_up, int i, int c
         else
             rin = j == 0 ? cin : b->cout;
         snprintf(pre, sizeof pre, "%s.%d.resnets.%d", kind, i, j);
-        if ((rc = nn_resnet_load(m->w, pre, rin, b->cout, m->ted, m->groups, m->eps, 1.0f, dtype,
-                                 &b->res[j])))
+        if ((rc = nn_resnet_load(m->be, m->w, pre, rin, b->cout, m->ted, m->groups, m->eps, 1.0f,
+                                 dtype, &b->res[j])))
             return rc;
         if (b->has_attn) {
             snprintf(pre, sizeof pre, "%s.%d.attentions.%d", kind, i, j);
-            if ((rc = unet_transformer_load(m->w, pre, b->cout, u->heads[ri], u->tlpb[ri],
+            if ((rc = unet_transformer_load(m->be, m->w, pre, b->cout, u->heads[ri], u->tlpb[ri],
                                             u->cross[ri], m->groups, u->linear_proj, dtype,
                                             &b->attn[j])))
                 return rc;
@@ -279,25 +283,28 @@ static int load_block(unet *m, const ucfg *u, int dtype, int is_up, int i, int c
     if (b->resample) {
         snprintf(pre, sizeof pre, "%s.%d.%s.0.conv", kind, i,
                  is_up ? "upsamplers" : "downsamplers");
-        if ((rc = nn_load_conv(m->w, pre, b->cout, b->cout, 3, is_up ? 1 : 2, 1, 1, dtype,
+        if ((rc = nn_load_conv(m->be, m->w, pre, b->cout, b->cout, 3, is_up ? 1 : 2, 1, 1, dtype,
                                &b->sample_conv)))
             return rc;
     }
     return 0;
 }
 
-int unet_load(const char *dir, const m2p_model_params *p, unet **out)
+int unet_load(const char *dir, const m2p_model_params *p, const m2p_backend *be, unet **out)
 {
-    return unet_load_file(dir, NULL, p, out);
+    return unet_load_file(dir, NULL, p, be, out);
 }
 
-int unet_load_file(const char *dir, const char *weights_file, const m2p_model_params *p, unet **out)
+int unet_load_file(const char *dir, const char *weights_file, const m2p_model_params *p,
+                   const m2p_backend *be, unet **out)
 {
     *out = NULL;
     int dtype = p ? p->compute_dtype : M2P_DTYPE_F32;
     unet *m = calloc(1, sizeof *m);
     if (!m)
         return m2p_error(M2P_ENOMEM, "out of memory loading the UNet");
+    m->be = be = be ? be : m2p_backend_cpu();
+    m->own_arena.be = be;
     m->arena = &m->own_arena;
     ucfg u;
     memset(&u, 0, sizeof u);
@@ -308,19 +315,24 @@ int unet_load_file(const char *dir, const char *weights_file, const m2p_model_pa
         goto fail;
     weights_set_cache(m->w, p && p->weight_cache);
     int nb = m->nb, C0 = m->boc[0], CL = m->boc[nb - 1];
+    if (!(m->host_row = malloc((size_t)(m->t_dim > m->add_in ? m->t_dim : m->add_in) *
+                               sizeof *m->host_row))) {
+        rc = m2p_error(M2P_ENOMEM, "out of memory loading the UNet");
+        goto fail;
+    }
     /* time embedding */
-    if ((m->cond_dim > 0 && (rc = nn_load_linear(m->w, "time_embedding.cond_proj", m->cond_dim,
+    if ((m->cond_dim > 0 && (rc = nn_load_linear(be, m->w, "time_embedding.cond_proj", m->cond_dim,
                                                  m->t_dim, 0, 0, dtype, &m->cond_proj))) ||
-        (rc = nn_load_linear(m->w, "time_embedding.linear_1", m->t_dim, m->ted, 1, 0, dtype,
+        (rc = nn_load_linear(be, m->w, "time_embedding.linear_1", m->t_dim, m->ted, 1, 0, dtype,
                              &m->lin1)) ||
-        (rc = nn_load_linear(m->w, "time_embedding.linear_2", m->ted, m->ted, 1, 0, dtype,
+        (rc = nn_load_linear(be, m->w, "time_embedding.linear_2", m->ted, m->ted, 1, 0, dtype,
                              &m->lin2)) ||
-        (m->add_in > 0 && ((rc = nn_load_linear(m->w, "add_embedding.linear_1", m->add_in, m->ted,
-                                                1, 0, dtype, &m->add_lin1)) ||
-                           (rc = nn_load_linear(m->w, "add_embedding.linear_2", m->ted, m->ted, 1,
-                                                0, dtype, &m->add_lin2)))) ||
-        (rc = nn_load_conv(m->w, "conv_in", m->in_ch, C0, u.conv_in_k, 1, u.conv_in_k / 2, 1, dtype,
-                           &m->conv_in)))
+        (m->add_in > 0 && ((rc = nn_load_linear(be, m->w, "add_embedding.linear_1", m->add_in,
+                                                m->ted, 1, 0, dtype, &m->add_lin1)) ||
+                           (rc = nn_load_linear(be, m->w, "add_embedding.linear_2", m->ted, m->ted,
+                                                1, 0, dtype, &m->add_lin2)))) ||
+        (rc = nn_load_conv(be, m->w, "conv_in", m->in_ch, C0, u.conv_in_k, 1, u.conv_in_k / 2, 1,
+                           dtype, &m->conv_in)))
         goto fail;
     /* down path; remember each skip's channels for the up path */
     int skip_ch[UNET_MAX_SKIPS], ns = 0;
@@ -341,13 +353,14 @@ int unet_load_file(const char *dir, const char *weights_file, const m2p_model_pa
     }
     /* mid block */
     m->has_mid = u.has_mid;
-    if (u.has_mid && ((rc = nn_resnet_load(m->w, "mid_block.resnets.0", CL, CL, m->ted, m->groups,
-                                           m->eps, u.mid_scale, dtype, &m->mid_res[0])) ||
-                      (rc = unet_transformer_load(m->w, "mid_block.attentions.0", CL,
-                                                  u.heads[nb - 1], u.tlpb[nb - 1], u.cross[nb - 1],
-                                                  m->groups, u.linear_proj, dtype, &m->mid_attn)) ||
-                      (rc = nn_resnet_load(m->w, "mid_block.resnets.1", CL, CL, m->ted, m->groups,
-                                           m->eps, u.mid_scale, dtype, &m->mid_res[1]))))
+    if (u.has_mid &&
+        ((rc = nn_resnet_load(be, m->w, "mid_block.resnets.0", CL, CL, m->ted, m->groups, m->eps,
+                              u.mid_scale, dtype, &m->mid_res[0])) ||
+         (rc = unet_transformer_load(be, m->w, "mid_block.attentions.0", CL, u.heads[nb - 1],
+                                     u.tlpb[nb - 1], u.cross[nb - 1], m->groups, u.linear_proj,
+                                     dtype, &m->mid_attn)) ||
+         (rc = nn_resnet_load(be, m->w, "mid_block.resnets.1", CL, CL, m->ted, m->groups, m->eps,
+                              u.mid_scale, dtype, &m->mid_res[1]))))
         goto fail;
     /* up path: consumes the skips from the end */
     int cprev = CL;
@@ -366,9 +379,9 @@ int unet_load_file(const char *dir, const char *weights_file, const m2p_model_pa
         rc = m2p_error(M2P_EFORMAT, "UNet: %d skip connections left unused (layers_per_block)", ns);
         goto fail;
     }
-    if ((rc = nn_load_norm(m->w, "conv_norm_out", C0, &m->norm_out)) ||
-        (rc = nn_load_conv(m->w, "conv_out", C0, m->out_ch, u.conv_out_k, 1, u.conv_out_k / 2, 1,
-                           dtype, &m->conv_out)))
+    if ((rc = nn_load_norm(be, m->w, "conv_norm_out", C0, &m->norm_out)) ||
+        (rc = nn_load_conv(be, m->w, "conv_out", C0, m->out_ch, u.conv_out_k, 1, u.conv_out_k / 2,
+                           1, dtype, &m->conv_out)))
         goto fail;
     weights_release(m->w);
     *out = m;
@@ -400,7 +413,8 @@ static void plan(const unet *m, int B, int h, int w, int ctx_len, uplan *p)
     p->H[0] = h;
     p->W[0] = w;
     for (int i = 0; i + 1 < nb; i++) /* Downsample2D: 3x3 stride 2 pad 1 */
-        op_conv_out_hw(m->down[i].sample_conv, p->H[i], p->W[i], &p->H[i + 1], &p->W[i + 1]);
+        m->be->conv_out_hw(m->be, m->down[i].sample_conv, p->H[i], p->W[i], &p->H[i + 1],
+                           &p->W[i + 1]);
     size_t Bz = (size_t)B;
 #define HW(l) ((size_t)p->H[l] * (size_t)p->W[l])
     /* skips: conv_in output, then each down resnet(+attn) output and downsample output */
@@ -444,9 +458,11 @@ static void plan(const unet *m, int B, int h, int w, int ctx_len, uplan *p)
     int maxc = 0;
     for (int i = 0; i < nb; i++)
         maxc = m->boc[i] > maxc ? m->boc[i] : maxc;
-    /* t_proj, t_emb hidden, emb, silu(emb), per-resnet temb projection, add_embedding input */
+    /* t_proj, t_emb hidden, emb, silu(emb), per-resnet temb projection, add_embedding input,
+     * and the uploaded timestep_cond and text context */
     p->small = NN_ALIGN_FLOATS(Bz * m->t_dim) + 3 * NN_ALIGN_FLOATS(Bz * m->ted) +
-               NN_ALIGN_FLOATS(Bz * maxc) + NN_ALIGN_FLOATS(Bz * m->add_in);
+               NN_ALIGN_FLOATS(Bz * maxc) + NN_ALIGN_FLOATS(Bz * m->add_in) +
+               NN_ALIGN_FLOATS(Bz * m->cond_dim) + NN_ALIGN_FLOATS(crow * m->cross_dim);
     p->total = p->skip_total + 4 * p->mf + p->tr + p->small;
 }
 
@@ -482,55 +498,52 @@ static void sinusoid(const unet *m, float t, int D, float *out)
         out[D - 1] = 0.0f;
 }
 
-static void time_proj(const unet *m, float t, int B, float *out)
+/* The sinusoid of t into every row of out [B, t_dim] (backend memory). */
+static int time_proj(const unet *m, float t, int B, float *out)
 {
-    int D = m->t_dim;
-    sinusoid(m, t, D, out);
-    for (int b = 1; b < B; b++)
-        memcpy(out + (size_t)b * D, out, (size_t)D * sizeof *out);
+    int D = m->t_dim, rc = 0;
+    sinusoid(m, t, D, m->host_row);
+    for (int b = 0; b < B && !rc; b++)
+        rc = m->be->upload(m->be, out + (size_t)b * D, m->host_row, (size_t)D);
+    return rc;
 }
 
 /* SDXL text_time: emb += add_embedding(concat(text_embeds, add_time_proj(time_ids))), where
- * add_time_proj maps each time id to a sinusoid of addition_time_embed_dim. `in` is
- * [B, add_in] scratch, th [B, ted] scratch. */
-static int add_embedding(unet *m, const unet_added_cond *a, int B, float *in, float *th, float *emb)
+ * add_time_proj maps each time id to a sinusoid of addition_time_embed_dim. Each row of the
+ * input is made on the host and uploaded into `in` ([B, add_in]); th [B, ted] is scratch, aug
+ * [B, ted] scratch for the tap (backend memory, all three). */
+static int add_embedding(unet *m, const unet_added_cond *a, int B, float *in, float *th, float *aug,
+                         float *emb)
 {
+    const m2p_backend *be = m->be;
     const int nt = a->n_time_ids, T = m->add_tdim, D = m->add_in;
-    for (int b = 0; b < B; b++) {
-        float *row = in + (size_t)b * D;
+    float *tp = m->tap ? malloc((size_t)B * nt * T * sizeof *tp) : NULL;
+    int rc = 0;
+    for (int b = 0; b < B && !rc; b++) {
+        float *row = m->host_row;
         memcpy(row, a->text_embeds + (size_t)b * a->n_text_embeds,
                (size_t)a->n_text_embeds * sizeof *row);
         for (int k = 0; k < nt; k++)
             sinusoid(m, a->time_ids[(size_t)b * nt + k], T, row + a->n_text_embeds + k * T);
+        if (tp) /* add_time_proj as diffusers records it: [B * n_time_ids, T] */
+            memcpy(tp + (size_t)b * nt * T, row + a->n_text_embeds, (size_t)nt * T * sizeof *tp);
+        rc = be->upload(be, in + (size_t)b * D, row, (size_t)D);
     }
-    if (m->tap) { /* add_time_proj as diffusers records it: [B * n_time_ids, T] */
-        float *tp = malloc((size_t)B * nt * T * sizeof *tp);
-        if (tp) {
-            for (int b = 0; b < B; b++)
-                memcpy(tp + (size_t)b * nt * T, in + (size_t)b * D + a->n_text_embeds,
-                       (size_t)nt * T * sizeof *tp);
-            int64_t s[2] = {(int64_t)B * nt, T};
-            nn_tap_raw(m->tap, m->tap_ud, "add_time_proj", tp, 2, s);
-            free(tp);
-        }
+    if (tp && !rc) {
+        int64_t s[2] = {(int64_t)B * nt, T};
+        m->tap("add_time_proj", tp, 2, s, m->tap_ud);
     }
-    int rc = op_linear_forward(m->add_lin1, in, B, th, NULL);
-    if (rc)
+    free(tp);
+    if (rc || (rc = be->linear_forward(be, m->add_lin1, in, B, th, NULL)) ||
+        (rc = be->silu(be, th, (size_t)B * m->ted)))
         return rc;
-    op_silu(th, (size_t)B * m->ted);
     if (m->tap) {
-        float *aug = malloc((size_t)B * m->ted * sizeof *aug);
-        if (aug) {
-            rc = op_linear_forward(m->add_lin2, th, B, aug, NULL);
-            int64_t s[2] = {B, m->ted};
-            if (!rc)
-                nn_tap_raw(m->tap, m->tap_ud, "add_embedding", aug, 2, s);
-            free(aug);
-            if (rc)
-                return rc;
-        }
+        if ((rc = be->linear_forward(be, m->add_lin2, th, B, aug, NULL)))
+            return rc;
+        int64_t s[2] = {B, m->ted};
+        nn_tap_raw(be, m->tap, m->tap_ud, "add_embedding", aug, 2, s);
     }
-    return op_linear_forward(m->add_lin2, th, B, emb, emb); /* emb + aug */
+    return be->linear_forward(be, m->add_lin2, th, B, emb, emb); /* emb + aug */
 }
 
 static int run_block_down(unet *m, unet_block *b, int i, const uplan *p, float *const *slot,
@@ -549,7 +562,8 @@ static int run_block_down(unet *m, unet_block *b, int i, const uplan *p, float *
             return rc;
     }
     if (b->resample) {
-        if ((rc = op_conv_forward(b->sample_conv, slot[*si - 1], B, H, W, slot[*si], NULL)))
+        if ((rc = m->be->conv_forward(m->be, b->sample_conv, slot[*si - 1], B, H, W, slot[*si],
+                                      NULL)))
             return rc;
         (*si)++;
         H = p->H[i + 1];
@@ -558,7 +572,7 @@ static int run_block_down(unet *m, unet_block *b, int i, const uplan *p, float *
     if (m->tap) {
         char nm[32];
         snprintf(nm, sizeof nm, "down_blocks.%d", i);
-        nn_tap_nhwc(m->tap, m->tap_ud, nm, slot[*si - 1], B, H, W, b->cout);
+        nn_tap_nhwc(m->be, m->tap, m->tap_ud, nm, slot[*si - 1], B, H, W, b->cout);
     }
     return 0;
 }
@@ -590,6 +604,7 @@ int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
         return m2p_error(M2P_EINVAL, "UNet: added conditioning given to a model without "
                                      "addition_embed_type");
     }
+    const m2p_backend *be = m->be;
     uplan p;
     plan(m, B, h, w, ctx_len, &p);
     int rc = nn_arena_reserve(m->arena, p.total);
@@ -609,41 +624,50 @@ int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
         maxc = m->boc[i] > maxc ? m->boc[i] : maxc;
     float *tb = nn_arena_alloc(a, (size_t)B * maxc);
     float *ain = m->add_in ? nn_arena_alloc(a, (size_t)B * m->add_in) : tb;
-    if (!skips || !X || !CAT || !T1 || !T2 || !TR || !tp || !th || !emb || !temb || !tb || !ain)
+    float *cond = m->cond_dim ? nn_arena_alloc(a, (size_t)B * m->cond_dim) : tb;
+    float *cx = nn_arena_alloc(a, (size_t)B * ctx_len * m->cross_dim);
+    if (!skips || !X || !CAT || !T1 || !T2 || !TR || !tp || !th || !emb || !temb || !tb || !ain ||
+        !cond || !cx)
         return m2p_error(M2P_EINTERNAL, "UNet: scratch plan too small");
+    if ((rc = be->upload(be, cx, ctx, (size_t)B * ctx_len * m->cross_dim)))
+        return rc;
     float *slot[UNET_MAX_SKIPS];
     for (int s = 0; s < p.n_skip; s++)
         slot[s] = skips + p.skip_off[s];
 
     /* 1. time: sinusoid (+ cond_proj(timestep_cond)) -> linear_1 -> SiLU -> linear_2 */
-    time_proj(m, t, B, tp);
+    if ((rc = time_proj(m, t, B, tp)))
+        return rc;
     int64_t s2[2] = {B, m->t_dim};
-    nn_tap_raw(m->tap, m->tap_ud, "time_proj", tp, 2, s2);
-    if (m->cond_proj && (rc = op_linear_forward(m->cond_proj, timestep_cond, B, tp, tp)))
+    nn_tap_raw(be, m->tap, m->tap_ud, "time_proj", tp, 2, s2);
+    if (m->cond_proj && ((rc = be->upload(be, cond, timestep_cond, (size_t)B * m->cond_dim)) ||
+                         (rc = be->linear_forward(be, m->cond_proj, cond, B, tp, tp))))
         return rc;
-    if ((rc = op_linear_forward(m->lin1, tp, B, th, NULL)))
-        return rc;
-    op_silu(th, (size_t)B * m->ted);
-    if ((rc = op_linear_forward(m->lin2, th, B, emb, NULL)))
+    if ((rc = be->linear_forward(be, m->lin1, tp, B, th, NULL)) ||
+        (rc = be->silu(be, th, (size_t)B * m->ted)) ||
+        (rc = be->linear_forward(be, m->lin2, th, B, emb, NULL)))
         return rc;
     s2[1] = m->ted;
-    nn_tap_raw(m->tap, m->tap_ud, "time_embedding", emb, 2, s2);
-    if (m->add_in > 0 && (rc = add_embedding(m, added, B, ain, th, emb)))
+    nn_tap_raw(be, m->tap, m->tap_ud, "time_embedding", emb, 2, s2);
+    if (m->add_in > 0 && (rc = add_embedding(m, added, B, ain, th, temb, emb)))
         return rc;
-    memcpy(temb, emb, (size_t)B * m->ted * sizeof *temb);
-    op_silu(temb, (size_t)B * m->ted); /* ResnetBlock2D: time_emb_proj(nonlinearity(temb)) */
+    /* ResnetBlock2D: time_emb_proj(nonlinearity(temb)) */
+    if ((rc = be->copy(be, temb, emb, (size_t)B * m->ted)) ||
+        (rc = be->silu(be, temb, (size_t)B * m->ted)))
+        return rc;
 
-    /* 2. conv_in into skip slot 0 */
-    op_nchw_to_nhwc(sample, B, m->in_ch, h, w, T1);
-    if ((rc = op_conv_forward(m->conv_in, T1, B, h, w, slot[0], NULL)))
+    /* 2. conv_in into skip slot 0 (the NCHW sample uploaded into T2) */
+    if ((rc = be->upload(be, T2, sample, (size_t)B * m->in_ch * h * w)) ||
+        (rc = be->nchw_to_nhwc(be, T2, B, m->in_ch, h, w, T1)) ||
+        (rc = be->conv_forward(be, m->conv_in, T1, B, h, w, slot[0], NULL)))
         return rc;
-    nn_tap_nhwc(m->tap, m->tap_ud, "conv_in", slot[0], B, h, w, m->boc[0]);
+    nn_tap_nhwc(be, m->tap, m->tap_ud, "conv_in", slot[0], B, h, w, m->boc[0]);
 
     /* 3. down path: every output lands in its skip slot */
     int si = 1;
     for (int i = 0; i < m->nb; i++)
-        if ((rc = run_block_down(m, &m->down[i], i, &p, slot, &si, B, temb, ctx, ctx_len, T1, T2,
-                                 tb, TR)))
+        if ((rc = run_block_down(m, &m->down[i], i, &p, slot, &si, B, temb, cx, ctx_len, T1, T2, tb,
+                                 TR)))
             return rc;
 
     /* 4. mid block */
@@ -651,12 +675,12 @@ int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
     const float *cur = slot[si - 1];
     if (m->has_mid) {
         if ((rc = nn_resnet_forward(&m->mid_res[0], cur, B, H, W, temb, X, T1, T2, tb)) ||
-            (rc = unet_transformer_forward(&m->mid_attn, X, B, H * W, ctx, ctx_len, TR)) ||
+            (rc = unet_transformer_forward(&m->mid_attn, X, B, H * W, cx, ctx_len, TR)) ||
             (rc = nn_resnet_forward(&m->mid_res[1], X, B, H, W, temb, X, T1, T2, tb)))
             return rc;
-        nn_tap_nhwc(m->tap, m->tap_ud, "mid_block", X, B, H, W, C);
-    } else {
-        memcpy(X, cur, (size_t)B * H * W * C * sizeof *X);
+        nn_tap_nhwc(be, m->tap, m->tap_ud, "mid_block", X, B, H, W, C);
+    } else if ((rc = be->copy(be, X, cur, (size_t)B * H * W * C))) {
+        return rc;
     }
 
     /* 5. up path: concat(hidden, skip) -> resnet (-> transformer), then upsample + conv */
@@ -664,12 +688,12 @@ int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
         unet_block *b = &m->up[i];
         for (int j = 0; j < b->n_res; j++) {
             int s = --si, cs = b->res[j].cin - C;
-            op_concat_channels(X, C, slot[s], cs, B, H * W, CAT);
-            if ((rc = nn_resnet_forward(&b->res[j], CAT, B, H, W, temb, X, T1, T2, tb)))
+            if ((rc = be->concat_channels(be, X, C, slot[s], cs, B, H * W, CAT)) ||
+                (rc = nn_resnet_forward(&b->res[j], CAT, B, H, W, temb, X, T1, T2, tb)))
                 return rc;
             C = b->cout;
             if (b->has_attn &&
-                (rc = unet_transformer_forward(&b->attn[j], X, B, H * W, ctx, ctx_len, TR)))
+                (rc = unet_transformer_forward(&b->attn[j], X, B, H * W, cx, ctx_len, TR)))
                 return rc;
         }
         if (b->resample) {
@@ -677,11 +701,10 @@ int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
             int Ho = p.H[lvl - 1], Wo = p.W[lvl - 1];
             lvl--;
             if (Ho == 2 * H && Wo == 2 * W) { /* the upsample writes the conv's input */
-                op_pre up = {OP_PRE_UPSAMPLE2X, 0, 0.0f, NULL, NULL, 0};
-                rc = op_conv_forward_pre(b->sample_conv, &up, X, B, Ho, Wo, T1, X, NULL);
-            } else {
-                nn_resize_nearest(X, B, H, W, C, Ho, Wo, T1);
-                rc = op_conv_forward(b->sample_conv, T1, B, Ho, Wo, X, NULL);
+                bk_pre up = {BK_PRE_UPSAMPLE2X, 0, 0.0f, NULL, NULL, 0};
+                rc = be->conv_forward_pre(be, b->sample_conv, &up, X, B, Ho, Wo, T1, X, NULL);
+            } else if (!(rc = be->resize_nearest(be, X, B, H, W, C, Ho, Wo, T1))) {
+                rc = be->conv_forward(be, b->sample_conv, T1, B, Ho, Wo, X, NULL);
             }
             H = Ho;
             W = Wo;
@@ -691,16 +714,16 @@ int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
         if (m->tap) {
             char nm[32];
             snprintf(nm, sizeof nm, "up_blocks.%d", i);
-            nn_tap_nhwc(m->tap, m->tap_ud, nm, X, B, H, W, C);
+            nn_tap_nhwc(be, m->tap, m->tap_ud, nm, X, B, H, W, C);
         }
     }
 
     /* 6. conv_norm_out + SiLU + conv_out */
-    if ((rc = nn_norm_out_conv(m->conv_out, &m->norm_out, m->groups, m->eps, X, B, H, W, C, m->tap,
-                               m->tap_ud, "conv_norm_out", T1, T2)))
+    if ((rc = nn_norm_out_conv(be, m->conv_out, &m->norm_out, m->groups, m->eps, X, B, H, W, C,
+                               m->tap, m->tap_ud, "conv_norm_out", T1, T2)) ||
+        (rc = be->nhwc_to_nchw(be, T2, B, H, W, m->out_ch, T1)))
         return rc;
-    op_nhwc_to_nchw(T2, B, H, W, m->out_ch, out);
-    return 0;
+    return be->download(be, out, T1, (size_t)B * H * W * m->out_ch);
 }
 
 /* ---- accessors --------------------------------------------------------------------------- */
@@ -750,7 +773,7 @@ weights *unet_weights(unet *m)
     return m->w;
 }
 
-static void free_block(unet_block *b)
+static void free_block(const m2p_backend *be, unet_block *b)
 {
     nn_resnets_free(b->res, b->n_res);
     if (b->attn) {
@@ -758,24 +781,26 @@ static void free_block(unet_block *b)
             unet_transformer_free(&b->attn[j]);
         free(b->attn);
     }
-    op_conv_free(b->sample_conv);
+    be->conv_free(be, b->sample_conv);
 }
 
 void unet_free(unet *m)
 {
     if (!m)
         return;
-    op_linear_free(m->cond_proj);
-    op_linear_free(m->lin1);
-    op_linear_free(m->lin2);
-    op_linear_free(m->add_lin1);
-    op_linear_free(m->add_lin2);
-    op_conv_free(m->conv_in);
-    op_conv_free(m->conv_out);
+    const m2p_backend *be = m->be;
+    be->linear_free(be, m->cond_proj);
+    be->linear_free(be, m->lin1);
+    be->linear_free(be, m->lin2);
+    be->linear_free(be, m->add_lin1);
+    be->linear_free(be, m->add_lin2);
+    be->conv_free(be, m->conv_in);
+    be->conv_free(be, m->conv_out);
     for (int i = 0; i < UNET_MAX_BLOCKS; i++) {
-        free_block(&m->down[i]);
-        free_block(&m->up[i]);
+        free_block(be, &m->down[i]);
+        free_block(be, &m->up[i]);
     }
+    free(m->host_row);
     nn_resnet_free(&m->mid_res[0]);
     nn_resnet_free(&m->mid_res[1]);
     unet_transformer_free(&m->mid_attn);

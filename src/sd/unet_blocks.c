@@ -4,8 +4,8 @@
  * attention -> +, LayerNorm -> cross-attention over the text context -> +, LayerNorm -> GEGLU
  * feed-forward -> +; LayerNorm eps 1e-5, attention scale head_dim^-0.5), proj_out, residual.
  * Residual adds are fused into the output linears; q/k/v of self-attention are one matmul; the
- * GroupNorm, LayerNorms and GEGLU are the pre-op of the linear that reads them (ops.h op_pre).
- * In bf16 mode the attention products run on bf16 too (op_attention_bf16).
+ * GroupNorm, LayerNorms and GEGLU are the pre-op of the linear that reads them (backend.h
+ * bk_pre). In bf16 mode the attention products run on bf16 too (the backend's attention_bf16).
  */
 #include "sd/unet_blocks.h"
 
@@ -22,9 +22,10 @@
 
 static int load_block(weights *w, const char *pre, unet_transformer *t, int dtype, unet_tblock *b)
 {
+    const m2p_backend *be = t->be;
     char nm[256], q[256], k[256], v[256];
     int I = t->inner;
-    int rc = nn_load_norm(w, nn_name(nm, sizeof nm, pre, "norm1"), I, &b->norm1);
+    int rc = nn_load_norm(be, w, nn_name(nm, sizeof nm, pre, "norm1"), I, &b->norm1);
     if (rc)
         return rc;
     snprintf(q, sizeof q, "%s.attn1.to_q", pre);
@@ -32,33 +33,35 @@ static int load_block(weights *w, const char *pre, unet_transformer *t, int dtyp
     snprintf(v, sizeof v, "%s.attn1.to_v", pre);
     const char *qkv[3] = {q, k, v};
     int outs[3] = {I, I, I};
-    if ((rc = nn_load_linear_cat(w, qkv, 3, I, outs, 0, 0, dtype, &b->qkv)) ||
-        (rc = nn_load_linear(w, nn_name(nm, sizeof nm, pre, "attn1.to_out.0"), I, I, 1, 0, dtype,
-                             &b->out1)) ||
-        (rc = nn_load_norm(w, nn_name(nm, sizeof nm, pre, "norm2"), I, &b->norm2)) ||
-        (rc = nn_load_linear(w, nn_name(nm, sizeof nm, pre, "attn2.to_q"), I, I, 0, 0, dtype,
+    if ((rc = nn_load_linear_cat(be, w, qkv, 3, I, outs, 0, 0, dtype, &b->qkv)) ||
+        (rc = nn_load_linear(be, w, nn_name(nm, sizeof nm, pre, "attn1.to_out.0"), I, I, 1, 0,
+                             dtype, &b->out1)) ||
+        (rc = nn_load_norm(be, w, nn_name(nm, sizeof nm, pre, "norm2"), I, &b->norm2)) ||
+        (rc = nn_load_linear(be, w, nn_name(nm, sizeof nm, pre, "attn2.to_q"), I, I, 0, 0, dtype,
                              &b->q2)))
         return rc;
     snprintf(k, sizeof k, "%s.attn2.to_k", pre);
     snprintf(v, sizeof v, "%s.attn2.to_v", pre);
     const char *kv[2] = {k, v};
-    if ((rc = nn_load_linear_cat(w, kv, 2, t->ctx_dim, outs, 0, 0, dtype, &b->kv2)) ||
-        (rc = nn_load_linear(w, nn_name(nm, sizeof nm, pre, "attn2.to_out.0"), I, I, 1, 0, dtype,
-                             &b->out2)) ||
-        (rc = nn_load_norm(w, nn_name(nm, sizeof nm, pre, "norm3"), I, &b->norm3)) ||
-        (rc = nn_load_linear(w, nn_name(nm, sizeof nm, pre, "ff.net.0.proj"), I, 2 * t->ff, 1, 0,
-                             dtype, &b->ff1)) ||
-        (rc = nn_load_linear(w, nn_name(nm, sizeof nm, pre, "ff.net.2"), t->ff, I, 1, 0, dtype,
+    if ((rc = nn_load_linear_cat(be, w, kv, 2, t->ctx_dim, outs, 0, 0, dtype, &b->kv2)) ||
+        (rc = nn_load_linear(be, w, nn_name(nm, sizeof nm, pre, "attn2.to_out.0"), I, I, 1, 0,
+                             dtype, &b->out2)) ||
+        (rc = nn_load_norm(be, w, nn_name(nm, sizeof nm, pre, "norm3"), I, &b->norm3)) ||
+        (rc = nn_load_linear(be, w, nn_name(nm, sizeof nm, pre, "ff.net.0.proj"), I, 2 * t->ff, 1,
+                             0, dtype, &b->ff1)) ||
+        (rc = nn_load_linear(be, w, nn_name(nm, sizeof nm, pre, "ff.net.2"), t->ff, I, 1, 0, dtype,
                              &b->ff2)))
         return rc;
     return 0;
 }
 
-int unet_transformer_load(weights *w, const char *prefix, int C, int heads, int depth, int ctx_dim,
-                          int groups, int linear_proj, int dtype, unet_transformer *t)
+int unet_transformer_load(const m2p_backend *be, weights *w, const char *prefix, int C, int heads,
+                          int depth, int ctx_dim, int groups, int linear_proj, int dtype,
+                          unet_transformer *t)
 {
     char nm[256];
     memset(t, 0, sizeof *t);
+    t->be = be;
     if (heads <= 0 || C % heads || C % groups || depth <= 0)
         return m2p_error(M2P_EFORMAT, "%s: %d channels do not split into %d heads / %d groups",
                          prefix, C, heads, groups);
@@ -71,12 +74,12 @@ int unet_transformer_load(weights *w, const char *prefix, int C, int heads, int 
     t->ctx_dim = ctx_dim;
     t->ff = t->inner * TR_FF_MULT;
     t->dtype = dtype;
-    int rc = nn_load_norm(w, nn_name(nm, sizeof nm, prefix, "norm"), C, &t->norm);
+    int rc = nn_load_norm(be, w, nn_name(nm, sizeof nm, prefix, "norm"), C, &t->norm);
     if (!rc)
-        rc = nn_load_linear(w, nn_name(nm, sizeof nm, prefix, "proj_in"), C, t->inner, 1,
+        rc = nn_load_linear(be, w, nn_name(nm, sizeof nm, prefix, "proj_in"), C, t->inner, 1,
                             !linear_proj, dtype, &t->proj_in);
     if (!rc)
-        rc = nn_load_linear(w, nn_name(nm, sizeof nm, prefix, "proj_out"), t->inner, C, 1,
+        rc = nn_load_linear(be, w, nn_name(nm, sizeof nm, prefix, "proj_out"), t->inner, C, 1,
                             !linear_proj, dtype, &t->proj_out);
     if (!rc && !(t->blk = calloc((size_t)depth, sizeof *t->blk)))
         rc = m2p_error(M2P_ENOMEM, "out of memory loading %s", prefix);
@@ -92,22 +95,27 @@ int unet_transformer_load(weights *w, const char *prefix, int C, int heads, int 
 
 void unet_transformer_free(unet_transformer *t)
 {
+    const m2p_backend *be = t->be;
     nn_norm_free(&t->norm);
-    op_linear_free(t->proj_in);
-    op_linear_free(t->proj_out);
+    if (!be) { /* never loaded: nothing of the backend's */
+        memset(t, 0, sizeof *t);
+        return;
+    }
+    be->linear_free(be, t->proj_in);
+    be->linear_free(be, t->proj_out);
     if (t->blk) {
         for (int d = 0; d < t->depth; d++) {
             unet_tblock *b = &t->blk[d];
             nn_norm_free(&b->norm1);
             nn_norm_free(&b->norm2);
             nn_norm_free(&b->norm3);
-            op_linear_free(b->qkv);
-            op_linear_free(b->out1);
-            op_linear_free(b->q2);
-            op_linear_free(b->kv2);
-            op_linear_free(b->out2);
-            op_linear_free(b->ff1);
-            op_linear_free(b->ff2);
+            be->linear_free(be, b->qkv);
+            be->linear_free(be, b->out1);
+            be->linear_free(be, b->q2);
+            be->linear_free(be, b->kv2);
+            be->linear_free(be, b->out2);
+            be->linear_free(be, b->ff1);
+            be->linear_free(be, b->ff2);
         }
         free(t->blk);
     }
@@ -140,42 +148,43 @@ int unet_transformer_forward(unet_transformer *t, float *x, int B, int HW, const
     float *u = h + NN_ALIGN_FLOATS(R * I);
     float *kv = u + NN_ALIGN_FLOATS(R * max3(4 * (size_t)I, 3 * (size_t)t->ff, 0));
     const float scale = 1.0f / sqrtf((float)t->dh);
-    int (*attend)(const float *, int, const float *, const float *, int, int, int, int, int, int,
-                  float, int, float *) =
-        t->dtype == M2P_DTYPE_BF16 ? op_attention_bf16 : op_attention;
+    const m2p_backend *be = t->be;
+    int (*attend)(const m2p_backend *, const float *, int, const float *, const float *, int, int,
+                  int, int, int, int, float, int, float *) =
+        t->dtype == M2P_DTYPE_BF16 ? be->attention_bf16 : be->attention;
     int rc;
 
-    /* norms and GEGLU go in front of the linear that reads them (ops.h op_pre: in bf16 mode
+    /* norms and GEGLU go in front of the linear that reads them (backend.h bk_pre: in bf16 mode
      * they write its bf16 input; n and g hold their f32 results otherwise) */
-    op_pre gn = {OP_PRE_GROUPNORM, t->groups, TR_GN_EPS, t->norm.gamma, t->norm.beta, 0};
-    if ((rc = op_linear_forward_pre(t->proj_in, &gn, x, B, HW, n, h, NULL)))
+    bk_pre gn = {BK_PRE_GROUPNORM, t->groups, TR_GN_EPS, t->norm.gamma, t->norm.beta, 0};
+    if ((rc = be->linear_forward_pre(be, t->proj_in, &gn, x, B, HW, n, h, NULL)))
         return rc;
     for (int d = 0; d < t->depth; d++) {
         unet_tblock *b = &t->blk[d];
         float *att = u + R * 3 * I;
-        op_pre ln1 = {OP_PRE_LAYERNORM, 0, TR_LN_EPS, b->norm1.gamma, b->norm1.beta, 0};
-        op_pre ln2 = {OP_PRE_LAYERNORM, 0, TR_LN_EPS, b->norm2.gamma, b->norm2.beta, 0};
-        op_pre ln3 = {OP_PRE_LAYERNORM, 0, TR_LN_EPS, b->norm3.gamma, b->norm3.beta, 0};
-        op_pre geglu = {OP_PRE_GEGLU, 0, 0.0f, NULL, NULL, 0};
+        bk_pre ln1 = {BK_PRE_LAYERNORM, 0, TR_LN_EPS, b->norm1.gamma, b->norm1.beta, 0};
+        bk_pre ln2 = {BK_PRE_LAYERNORM, 0, TR_LN_EPS, b->norm2.gamma, b->norm2.beta, 0};
+        bk_pre ln3 = {BK_PRE_LAYERNORM, 0, TR_LN_EPS, b->norm3.gamma, b->norm3.beta, 0};
+        bk_pre geglu = {BK_PRE_GEGLU, 0, 0.0f, NULL, NULL, 0};
         /* self-attention */
-        if ((rc = op_linear_forward_pre(b->qkv, &ln1, h, 1, rows, n, u, NULL)) ||
-            (rc = attend(u, 3 * I, u + I, u + 2 * I, 3 * I, B, HW, HW, t->heads, t->dh, scale, 0,
-                         att)) ||
-            (rc = op_linear_forward(b->out1, att, rows, h, h)))
+        if ((rc = be->linear_forward_pre(be, b->qkv, &ln1, h, 1, rows, n, u, NULL)) ||
+            (rc = attend(be, u, 3 * I, u + I, u + 2 * I, 3 * I, B, HW, HW, t->heads, t->dh, scale,
+                         0, att)) ||
+            (rc = be->linear_forward(be, b->out1, att, rows, h, h)))
             return rc;
         /* cross-attention over the text context */
         att = u + R * I;
-        if ((rc = op_linear_forward_pre(b->q2, &ln2, h, 1, rows, n, u, NULL)) ||
-            (rc = op_linear_forward(b->kv2, ctx, crow, kv, NULL)) ||
-            (rc =
-                 attend(u, I, kv, kv + I, 2 * I, B, HW, ctx_len, t->heads, t->dh, scale, 0, att)) ||
-            (rc = op_linear_forward(b->out2, att, rows, h, h)))
+        if ((rc = be->linear_forward_pre(be, b->q2, &ln2, h, 1, rows, n, u, NULL)) ||
+            (rc = be->linear_forward(be, b->kv2, ctx, crow, kv, NULL)) ||
+            (rc = attend(be, u, I, kv, kv + I, 2 * I, B, HW, ctx_len, t->heads, t->dh, scale, 0,
+                         att)) ||
+            (rc = be->linear_forward(be, b->out2, att, rows, h, h)))
             return rc;
         /* GEGLU feed-forward */
         float *g = u + R * 2 * t->ff;
-        if ((rc = op_linear_forward_pre(b->ff1, &ln3, h, 1, rows, n, u, NULL)) ||
-            (rc = op_linear_forward_pre(b->ff2, &geglu, u, 1, rows, g, h, h)))
+        if ((rc = be->linear_forward_pre(be, b->ff1, &ln3, h, 1, rows, n, u, NULL)) ||
+            (rc = be->linear_forward_pre(be, b->ff2, &geglu, u, 1, rows, g, h, h)))
             return rc;
     }
-    return op_linear_forward(t->proj_out, h, rows, x, x);
+    return be->linear_forward(be, t->proj_out, h, rows, x, x);
 }

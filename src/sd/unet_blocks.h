@@ -10,27 +10,29 @@
 
 typedef struct unet_tblock {
     nn_norm norm1, norm2, norm3;
-    op_linear *qkv, *out1;      /* attn1: to_q|to_k|to_v fused, to_out.0 */
-    op_linear *q2, *kv2, *out2; /* attn2: to_q, to_k|to_v over the context, to_out.0 */
-    op_linear *ff1, *ff2;       /* ff.net.0.proj (GEGLU, -> 2*ff), ff.net.2 */
+    bk_linear *qkv, *out1;      /* attn1: to_q|to_k|to_v fused, to_out.0 */
+    bk_linear *q2, *kv2, *out2; /* attn2: to_q, to_k|to_v over the context, to_out.0 */
+    bk_linear *ff1, *ff2;       /* ff.net.0.proj (GEGLU, -> 2*ff), ff.net.2 */
 } unet_tblock;
 
 typedef struct unet_transformer {
+    const m2p_backend *be;
     int C, inner, heads, dh, depth, groups, ctx_dim, ff;
-    int dtype; /* M2P_DTYPE_BF16: attention runs op_attention_bf16 (AMX where there is one) */
+    int dtype; /* M2P_DTYPE_BF16: attention runs the backend's attention_bf16 (CPU: AMX) */
     nn_norm norm;
-    op_linear *proj_in, *proj_out; /* 1x1 convs or linears: the same matmul in NHWC */
+    bk_linear *proj_in, *proj_out; /* 1x1 convs or linears: the same matmul in NHWC */
     unet_tblock *blk;
 } unet_transformer;
 
 /* prefix e.g. "down_blocks.0.attentions.1"; proj_in/out are linears when linear_proj, else
  * 1x1 convs ([out, in, 1, 1]). */
-int unet_transformer_load(weights *w, const char *prefix, int C, int heads, int depth, int ctx_dim,
-                          int groups, int linear_proj, int dtype, unet_transformer *t);
+int unet_transformer_load(const m2p_backend *be, weights *w, const char *prefix, int C, int heads,
+                          int depth, int ctx_dim, int groups, int linear_proj, int dtype,
+                          unet_transformer *t);
 void unet_transformer_free(unet_transformer *t);
 /* Floats of scratch a forward over `rows` = B*HW tokens with B*ctx_len context rows needs. */
 size_t unet_transformer_scratch(const unet_transformer *t, size_t rows, size_t ctx_rows);
-/* x [B, HW, C] -> x + transformer(x) in place. ctx [B, ctx_len, ctx_dim]. */
+/* x [B, HW, C] -> x + transformer(x) in place. ctx [B, ctx_len, ctx_dim]. All backend memory. */
 int unet_transformer_forward(unet_transformer *t, float *x, int B, int HW, const float *ctx,
                              int ctx_len, float *scratch);
 

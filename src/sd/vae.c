@@ -10,6 +10,9 @@
  * Big images decode in tiles (vae_decode_tiled): overlapping latent tiles, each decoded alone
  * and blended with linear ramps across the overlaps, as diffusers' AutoencoderKL.tiled_decode
  * does (there: 25% overlap, blend_v / blend_h), so memory stays one tile's whatever the size.
+ * Runs on a compute backend (tensor/backend.h): latents are uploaded and the image downloaded
+ * per decode; tiles are cut from the caller's latents on the host, decoded and blended in
+ * backend memory, and the whole image downloaded once.
  */
 #include "core/error.h"
 #include "model/config.h"
@@ -27,17 +30,18 @@
 typedef struct vae_up {
     int n_res, cin, cout, upsample;
     nn_resnet *res;
-    op_conv *up_conv;
+    bk_conv *up_conv;
 } vae_up;
 
 struct vae {
+    const m2p_backend *be;
     int latent_ch, out_ch, groups, n_up, top_ch, bottom_ch, mid_attn;
     float scaling;
-    op_conv *post_quant, *conv_in, *conv_out;
+    bk_conv *post_quant, *conv_in, *conv_out;
     nn_resnet mid_res[2];
     nn_norm attn_norm;
-    op_linear *attn_qkv, *attn_out;
-    int attn_bf16; /* bf16 compute: the mid attention runs op_attention_bf16 */
+    bk_linear *attn_qkv, *attn_out;
+    int attn_bf16; /* bf16 compute: the mid attention runs the backend's attention_bf16 */
     vae_up up[VAE_MAX_BLOCKS];
     nn_norm norm_out;
     weights *w;
@@ -64,21 +68,24 @@ static int load_attention(vae *m, int dtype)
     int conv1x1 = t && t->ndim == 4;
     const char *qkv[3] = {q, k, v};
     int outs[3] = {C, C, C};
-    int rc = nn_load_norm(m->w, nn_name(nm, sizeof nm, base, "group_norm"), C, &m->attn_norm);
+    int rc =
+        nn_load_norm(m->be, m->w, nn_name(nm, sizeof nm, base, "group_norm"), C, &m->attn_norm);
     if (!rc)
-        rc = nn_load_linear_cat(m->w, qkv, 3, C, outs, 1, conv1x1, dtype, &m->attn_qkv);
+        rc = nn_load_linear_cat(m->be, m->w, qkv, 3, C, outs, 1, conv1x1, dtype, &m->attn_qkv);
     if (!rc)
-        rc = nn_load_linear(m->w, o, C, C, 1, conv1x1, dtype, &m->attn_out);
+        rc = nn_load_linear(m->be, m->w, o, C, C, 1, conv1x1, dtype, &m->attn_out);
     return rc;
 }
 
-int vae_load(const char *dir, const m2p_model_params *p, vae **out)
+int vae_load(const char *dir, const m2p_model_params *p, const m2p_backend *be, vae **out)
 {
     *out = NULL;
     int dtype = p ? p->compute_dtype : M2P_DTYPE_F32;
     vae *m = calloc(1, sizeof *m);
     if (!m)
         return m2p_error(M2P_ENOMEM, "out of memory loading the VAE");
+    m->be = be = be ? be : m2p_backend_cpu();
+    m->own_arena.be = be;
     m->arena = &m->own_arena;
     m->attn_bf16 = dtype == M2P_DTYPE_BF16;
     m2p_config *c = NULL;
@@ -153,14 +160,14 @@ int vae_load(const char *dir, const m2p_model_params *p, vae **out)
     m->n_up = nb;
     int L = m->latent_ch, G = m->groups, C = m->top_ch;
     if (post_quant &&
-        (rc = nn_load_conv(m->w, "post_quant_conv", L, L, 1, 1, 0, 1, dtype, &m->post_quant)))
+        (rc = nn_load_conv(be, m->w, "post_quant_conv", L, L, 1, 1, 0, 1, dtype, &m->post_quant)))
         goto fail;
-    if ((rc = nn_load_conv(m->w, "decoder.conv_in", L, C, 3, 1, 1, 1, dtype, &m->conv_in)) ||
-        (rc = nn_resnet_load(m->w, "decoder.mid_block.resnets.0", C, C, 0, G, VAE_EPS, 1.0f, dtype,
-                             &m->mid_res[0])) ||
+    if ((rc = nn_load_conv(be, m->w, "decoder.conv_in", L, C, 3, 1, 1, 1, dtype, &m->conv_in)) ||
+        (rc = nn_resnet_load(be, m->w, "decoder.mid_block.resnets.0", C, C, 0, G, VAE_EPS, 1.0f,
+                             dtype, &m->mid_res[0])) ||
         (m->mid_attn && (rc = load_attention(m, dtype))) ||
-        (rc = nn_resnet_load(m->w, "decoder.mid_block.resnets.1", C, C, 0, G, VAE_EPS, 1.0f, dtype,
-                             &m->mid_res[1])))
+        (rc = nn_resnet_load(be, m->w, "decoder.mid_block.resnets.1", C, C, 0, G, VAE_EPS, 1.0f,
+                             dtype, &m->mid_res[1])))
         goto fail;
     /* Decoder: reversed_block_out_channels; up block i maps prev_output_channel -> rev[i] */
     int prev = C;
@@ -177,20 +184,21 @@ int vae_load(const char *dir, const m2p_model_params *p, vae **out)
         }
         for (int j = 0; j < u->n_res; j++) {
             snprintf(pre, sizeof pre, "decoder.up_blocks.%d.resnets.%d", i, j);
-            if ((rc = nn_resnet_load(m->w, pre, j == 0 ? u->cin : u->cout, u->cout, 0, G, VAE_EPS,
-                                     1.0f, dtype, &u->res[j])))
+            if ((rc = nn_resnet_load(be, m->w, pre, j == 0 ? u->cin : u->cout, u->cout, 0, G,
+                                     VAE_EPS, 1.0f, dtype, &u->res[j])))
                 goto fail;
         }
         if (u->upsample) {
             snprintf(pre, sizeof pre, "decoder.up_blocks.%d.upsamplers.0.conv", i);
-            if ((rc = nn_load_conv(m->w, pre, u->cout, u->cout, 3, 1, 1, 1, dtype, &u->up_conv)))
+            if ((rc =
+                     nn_load_conv(be, m->w, pre, u->cout, u->cout, 3, 1, 1, 1, dtype, &u->up_conv)))
                 goto fail;
         }
         prev = u->cout;
         weights_release(m->w); /* copied out: keep peak RSS near one copy of the weights */
     }
-    if ((rc = nn_load_norm(m->w, "decoder.conv_norm_out", m->bottom_ch, &m->norm_out)) ||
-        (rc = nn_load_conv(m->w, "decoder.conv_out", m->bottom_ch, m->out_ch, 3, 1, 1, 1, dtype,
+    if ((rc = nn_load_norm(be, m->w, "decoder.conv_norm_out", m->bottom_ch, &m->norm_out)) ||
+        (rc = nn_load_conv(be, m->w, "decoder.conv_out", m->bottom_ch, m->out_ch, 3, 1, 1, 1, dtype,
                            &m->conv_out)))
         goto fail;
     (void)nm;
@@ -229,6 +237,10 @@ static void plan(const vae *m, int B, int h, int w, size_t *mx_out, size_t *mx2_
         mx = HW * (size_t)m->bottom_ch;
     if (HW * (size_t)m->out_ch > mx2)
         mx2 = HW * (size_t)m->out_ch;
+    if (HW * (size_t)m->out_ch > mx) /* t1: the NCHW image before its download */
+        mx = HW * (size_t)m->out_ch;
+    if ((size_t)h * w * (size_t)m->latent_ch > mx2) /* t2: the uploaded NCHW latents */
+        mx2 = (size_t)h * w * (size_t)m->latent_ch;
     *mx_out = mx * (size_t)B;
     *mx2_out = mx2 * (size_t)B;
 }
@@ -240,10 +252,10 @@ size_t vae_scratch_bytes(const vae *m, int B, int h, int w)
     return (2 * NN_ALIGN_FLOATS(mx) + NN_ALIGN_FLOATS(mx2)) * sizeof(float);
 }
 
-int vae_decode(vae *m, const float *z, int B, int h, int w, float *out)
+/* z (host, NCHW) -> the NCHW image in the arena (*img, backend memory, valid until the arena's
+ * next use). */
+static int decode(vae *m, const float *z, int B, int h, int w, const float **img)
 {
-    if (B <= 0 || h <= 0 || w <= 0)
-        return m2p_error(M2P_EINVAL, "VAE: bad latent size %d x %d x %d", B, h, w);
     size_t mx, mx2;
     plan(m, B, h, w, &mx, &mx2);
     int rc = nn_arena_reserve(m->arena, 2 * NN_ALIGN_FLOATS(mx) + NN_ALIGN_FLOATS(mx2));
@@ -253,18 +265,22 @@ int vae_decode(vae *m, const float *z, int B, int h, int w, float *out)
           *t2 = nn_arena_alloc(m->arena, mx2), *tmp;
     if (!x || !t1 || !t2)
         return m2p_error(M2P_EINTERNAL, "VAE: scratch plan too small");
+    const m2p_backend *be = m->be;
     int H = h, W = w, C = m->latent_ch;
-    op_nchw_to_nhwc(z, B, C, H, W, t1);
+    /* t2 holds at least top_ch x h x w floats, more than the latents */
+    if ((rc = be->upload(be, t2, z, (size_t)B * C * H * W)) ||
+        (rc = be->nchw_to_nhwc(be, t2, B, C, H, W, t1)))
+        return rc;
     if (m->post_quant) {
-        if ((rc = op_conv_forward(m->post_quant, t1, B, H, W, x, NULL)))
+        if ((rc = be->conv_forward(be, m->post_quant, t1, B, H, W, x, NULL)))
             return rc;
         tmp = x, x = t1, t1 = tmp;
     }
-    nn_tap_nhwc(m->tap, m->tap_ud, "post_quant_conv", t1, B, H, W, C);
+    nn_tap_nhwc(be, m->tap, m->tap_ud, "post_quant_conv", t1, B, H, W, C);
     C = m->top_ch;
-    if ((rc = op_conv_forward(m->conv_in, t1, B, H, W, x, NULL)))
+    if ((rc = be->conv_forward(be, m->conv_in, t1, B, H, W, x, NULL)))
         return rc;
-    nn_tap_nhwc(m->tap, m->tap_ud, "decoder.conv_in", x, B, H, W, C);
+    nn_tap_nhwc(be, m->tap, m->tap_ud, "decoder.conv_in", x, B, H, W, C);
 
     /* mid block: resnet (in place), attention, resnet */
     if ((rc = nn_resnet_forward(&m->mid_res[0], x, B, H, W, NULL, x, t1, t2, NULL)))
@@ -272,20 +288,20 @@ int vae_decode(vae *m, const float *z, int B, int h, int w, float *out)
     if (m->mid_attn) {
         /* Attention (_from_deprecated_attn_block): GroupNorm, single head over C, residual */
         size_t rows = (size_t)B * H * W;
-        op_pre gn = {OP_PRE_GROUPNORM, m->groups, VAE_EPS, m->attn_norm.gamma, m->attn_norm.beta,
-                     0};
-        if ((rc = op_linear_forward_pre(m->attn_qkv, &gn, x, B, H * W, t2, t1, NULL)))
+        bk_pre gn = {BK_PRE_GROUPNORM,   m->groups,         VAE_EPS,
+                     m->attn_norm.gamma, m->attn_norm.beta, 0};
+        if ((rc = be->linear_forward_pre(be, m->attn_qkv, &gn, x, B, H * W, t2, t1, NULL)))
             return rc;
-        if ((rc = (m->attn_bf16 ? op_attention_bf16 : op_attention)(t1, 3 * C, t1 + C, t1 + 2 * C,
-                                                                    3 * C, B, H * W, H * W, 1, C,
-                                                                    1.0f / sqrtf((float)C), 0, t2)))
+        if ((rc = (m->attn_bf16 ? be->attention_bf16
+                                : be->attention)(be, t1, 3 * C, t1 + C, t1 + 2 * C, 3 * C, B, H * W,
+                                                 H * W, 1, C, 1.0f / sqrtf((float)C), 0, t2)))
             return rc;
-        if ((rc = op_linear_forward(m->attn_out, t2, (int)rows, x, x)))
+        if ((rc = be->linear_forward(be, m->attn_out, t2, (int)rows, x, x)))
             return rc;
     }
     if ((rc = nn_resnet_forward(&m->mid_res[1], x, B, H, W, NULL, x, t1, t2, NULL)))
         return rc;
-    nn_tap_nhwc(m->tap, m->tap_ud, "decoder.mid_block", x, B, H, W, C);
+    nn_tap_nhwc(be, m->tap, m->tap_ud, "decoder.mid_block", x, B, H, W, C);
 
     for (int i = 0; i < m->n_up; i++) {
         vae_up *u = &m->up[i];
@@ -302,23 +318,35 @@ int vae_decode(vae *m, const float *z, int B, int h, int w, float *out)
             C = r->cout;
         }
         if (u->upsample) {
-            op_pre up = {OP_PRE_UPSAMPLE2X, 0, 0.0f, NULL, NULL, 0};
+            bk_pre up = {BK_PRE_UPSAMPLE2X, 0, 0.0f, NULL, NULL, 0};
             H *= 2;
             W *= 2;
-            if ((rc = op_conv_forward_pre(u->up_conv, &up, x, B, H, W, t1, x, NULL)))
+            if ((rc = be->conv_forward_pre(be, u->up_conv, &up, x, B, H, W, t1, x, NULL)))
                 return rc;
         }
         if (m->tap) {
             char nm[48];
             snprintf(nm, sizeof nm, "decoder.up_blocks.%d", i);
-            nn_tap_nhwc(m->tap, m->tap_ud, nm, x, B, H, W, C);
+            nn_tap_nhwc(be, m->tap, m->tap_ud, nm, x, B, H, W, C);
         }
     }
-    if ((rc = nn_norm_out_conv(m->conv_out, &m->norm_out, m->groups, VAE_EPS, x, B, H, W, C, m->tap,
-                               m->tap_ud, "decoder.conv_norm_out", t1, t2)))
+    if ((rc = nn_norm_out_conv(be, m->conv_out, &m->norm_out, m->groups, VAE_EPS, x, B, H, W, C,
+                               m->tap, m->tap_ud, "decoder.conv_norm_out", t1, t2)) ||
+        (rc = be->nhwc_to_nchw(be, t2, B, H, W, m->out_ch, t1)))
         return rc;
-    op_nhwc_to_nchw(t2, B, H, W, m->out_ch, out);
+    *img = t1;
     return 0;
+}
+
+int vae_decode(vae *m, const float *z, int B, int h, int w, float *out)
+{
+    if (B <= 0 || h <= 0 || w <= 0)
+        return m2p_error(M2P_EINVAL, "VAE: bad latent size %d x %d x %d", B, h, w);
+    const float *img;
+    int f = vae_scale_factor(m), rc = decode(m, z, B, h, w, &img);
+    if (rc)
+        return rc;
+    return m->be->download(m->be, out, img, (size_t)B * m->out_ch * h * f * w * f);
 }
 
 /* ---- tiled decode ------------------------------------------------------------------------ */
@@ -354,8 +382,10 @@ size_t vae_decode_tiled_bytes(const vae *m, int B, int h, int w, int max_tile, i
     int th, tw, f = vae_scale_factor(m);
     tile_axis(h, max_tile, overlap, &th, NULL);
     tile_axis(w, max_tile, overlap, &tw, NULL);
-    size_t tile_io = (size_t)B * th * tw * ((size_t)m->latent_ch + (size_t)m->out_ch * f * f);
-    return vae_scratch_bytes(m, B, th, tw) + (tile_io + (size_t)h * w * f * f) * sizeof(float);
+    /* a tile's latents on the host; the blended image and its weights in backend memory */
+    size_t tile_in = (size_t)B * th * tw * (size_t)m->latent_ch;
+    size_t img = (size_t)h * w * f * f * ((size_t)B * m->out_ch + 1);
+    return vae_scratch_bytes(m, B, th, tw) + (tile_in + img) * sizeof(float);
 }
 
 /* Blend weight of pixel i of a tile of n pixels whose first `rise` pixels overlap the tile
@@ -386,20 +416,23 @@ int vae_decode_tiled(vae *m, const float *z, int B, int h, int w, int max_tile, 
     int th, tw, f = vae_scale_factor(m), C = m->latent_ch, oc = m->out_ch;
     int ny = tile_axis(h, max_tile, overlap, &th, NULL);
     int nx = tile_axis(w, max_tile, overlap, &tw, NULL);
+    const m2p_backend *be = m->be;
     int *ys = malloc((size_t)ny * sizeof *ys), *xs = malloc((size_t)nx * sizeof *xs);
     size_t H = (size_t)h * f, W = (size_t)w * f, TH = (size_t)th * f, TW = (size_t)tw * f;
+    size_t nimg = (size_t)B * oc * H * W;
     float *zt = malloc((size_t)B * C * th * tw * sizeof *zt);
-    float *ot = malloc((size_t)B * oc * TH * TW * sizeof *ot);
-    float *wsum = calloc(H * W, sizeof *wsum);
     float *wy = malloc(TH * sizeof *wy), *wx = malloc(TW * sizeof *wx);
+    /* the image being blended and its weight sums, in backend memory */
+    float *acc = be->alloc(be, nimg), *wsum = be->alloc(be, H * W);
     int rc = 0;
-    if (!ys || !xs || !zt || !ot || !wsum || !wy || !wx) {
+    if (!ys || !xs || !zt || !acc || !wsum || !wy || !wx) {
         rc = m2p_error(M2P_ENOMEM, "VAE: out of memory for %dx%d tiles", (int)TW, (int)TH);
         goto done;
     }
     tile_axis(h, max_tile, overlap, &th, ys);
     tile_axis(w, max_tile, overlap, &tw, xs);
-    memset(out, 0, (size_t)B * oc * H * W * sizeof *out);
+    if ((rc = be->zero(be, acc, nimg)) || (rc = be->zero(be, wsum, H * W)))
+        goto done;
     for (int ty = 0; ty < ny; ty++) {
         int rise = ty > 0 ? (ys[ty - 1] + th - ys[ty]) * f : 0;
         int fall = ty < ny - 1 ? (ys[ty] + th - ys[ty + 1]) * f : 0;
@@ -416,30 +449,21 @@ int vae_decode_tiled(vae *m, const float *z, int B, int h, int w, int max_tile, 
                         memcpy(zt + (((size_t)b * C + c) * th + y) * tw,
                                z + (((size_t)b * C + c) * h + ys[ty] + y) * w + xs[tx],
                                (size_t)tw * sizeof *zt);
-            if ((rc = vae_decode(m, zt, B, th, tw, ot)))
+            const float *img;
+            if ((rc = decode(m, zt, B, th, tw, &img)) ||
+                (rc = be->blend_tile(be, acc, wsum, img, B * oc, (int)H, (int)W, ys[ty] * f,
+                                     xs[tx] * f, (int)TH, (int)TW, wy, wx)))
                 goto done;
-            size_t Y0 = (size_t)ys[ty] * f, X0 = (size_t)xs[tx] * f;
-            for (size_t y = 0; y < TH; y++)
-                for (size_t x = 0; x < TW; x++)
-                    wsum[(Y0 + y) * W + X0 + x] += wy[y] * wx[x];
-            for (size_t bc = 0; bc < (size_t)B * oc; bc++)
-                for (size_t y = 0; y < TH; y++) {
-                    float *o = out + (bc * H + Y0 + y) * W + X0;
-                    const float *t = ot + (bc * TH + y) * TW;
-                    for (size_t x = 0; x < TW; x++)
-                        o[x] += wy[y] * wx[x] * t[x];
-                }
         }
     }
-    for (size_t bc = 0; bc < (size_t)B * oc; bc++)
-        for (size_t i = 0; i < H * W; i++)
-            out[bc * H * W + i] /= wsum[i];
+    if (!(rc = be->blend_finish(be, acc, wsum, B * oc, H * W)))
+        rc = be->download(be, out, acc, nimg);
 done:
     free(ys);
     free(xs);
     free(zt);
-    free(ot);
-    free(wsum);
+    be->free(be, acc);
+    be->free(be, wsum);
     free(wy);
     free(wx);
     return rc;
@@ -480,17 +504,18 @@ void vae_free(vae *m)
 {
     if (!m)
         return;
-    op_conv_free(m->post_quant);
-    op_conv_free(m->conv_in);
-    op_conv_free(m->conv_out);
+    const m2p_backend *be = m->be;
+    be->conv_free(be, m->post_quant);
+    be->conv_free(be, m->conv_in);
+    be->conv_free(be, m->conv_out);
     nn_resnet_free(&m->mid_res[0]);
     nn_resnet_free(&m->mid_res[1]);
     nn_norm_free(&m->attn_norm);
-    op_linear_free(m->attn_qkv);
-    op_linear_free(m->attn_out);
+    be->linear_free(be, m->attn_qkv);
+    be->linear_free(be, m->attn_out);
     for (int i = 0; i < VAE_MAX_BLOCKS; i++) {
         nn_resnets_free(m->up[i].res, m->up[i].n_res);
-        op_conv_free(m->up[i].up_conv);
+        be->conv_free(be, m->up[i].up_conv);
     }
     nn_norm_free(&m->norm_out);
     nn_arena_free(&m->own_arena);

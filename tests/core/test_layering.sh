@@ -8,6 +8,9 @@
 # Inside a module the files call one way too: no cycle among its objects' symbols (nm: who
 # defines what another uses) — music's genre/rules/prompt and jobs' queue/run_* once called each
 # other. Also: no source reaches past its include path with a relative "../" include.
+# src/sd runs on the compute backend interface only (tensor/backend.h, issue 12): no file of it
+# includes, even through another header, tensor/ops.h or tensor/cpu/*, and no object of it
+# calls an op_* / ops_* function of the CPU implementation.
 set -u
 : "${M2P_BUILD_DIR:?M2P_BUILD_DIR is set by ctest}" "${M2P_SOURCE_DIR:?}"
 db="$M2P_BUILD_DIR/compile_commands.json"
@@ -48,6 +51,10 @@ fails, probes, seen, covered = 0, 0, set(), set()
 objects = {}  # module -> its object files
 # Known cycles, not yet taken apart: the store front (store.c) and its backends call each other.
 known_cycles = {"store": {"store", "store_sqlite", "store_pg", "jobs_store", "jobs_pg"}}
+# Modules that reach a lower module only through its interface: headers they must not include
+# (directly or through other headers) and symbol prefixes they must not call.
+interface_only = {"sd": (("tensor/ops.h", "tensor/cpu/"), ("op_", "ops_"))}
+n_interface = 0
 
 def fail(msg):
     global fails
@@ -73,6 +80,21 @@ for e in json.load(open(db)):
                 objects.setdefault(module, []).append(os.path.join(e["directory"], argv[i + 1]))
         elif a != f:
             out.append(a)
+    if module in interface_only:
+        # every header this file pulls in, from the preprocessor's line markers
+        r = subprocess.run(out + ["-E", f, "-o", "-"], cwd=e["directory"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if r.returncode:
+            fail(f"{f}: does not preprocess:\n" + "\n".join(r.stderr.splitlines()[:3]))
+        # (through build/modinc's links: the real path says which module's header it is)
+        inc = {os.path.realpath(os.path.join(e["directory"], l.split('"')[1]))
+               for l in r.stdout.splitlines() if l.startswith("# ") and '"' in l}
+        n_interface += 1
+        for h in sorted(inc):
+            if h.startswith(src) and any(h[len(src):].startswith(b)
+                                         for b in interface_only[module][0]):
+                fail(f"{f[len(src):]} includes {h[len(src):]}: src/{module} must use "
+                     f"the interface (tensor/backend.h), not the CPU ops")
     if (module, tuple(out)) in seen:
         continue
     seen.add((module, tuple(out)))
@@ -141,6 +163,11 @@ for m, objs in sorted(objects.items()):
                 defined[name].add(p[2])
             elif len(p) == 2 and p[0] == "U":
                 used[name].add(p[1])
+    for name, syms in sorted(used.items()):
+        for sym in sorted(syms):
+            if m in interface_only and sym.startswith(interface_only[m][1]):
+                fail(f"src/{m}/{name}.c calls {sym}: src/{m} must call the compute backend "
+                     f"(tensor/backend.h), not the CPU ops")
     owner = {sym: name for name, syms in defined.items() for sym in syms}
     graph = {name: {owner[s] for s in syms if owner.get(s, name) != name}
              for name, syms in used.items()}
@@ -149,7 +176,8 @@ for m, objs in sorted(objects.items()):
             fail(f"src/{m}: {', '.join(sorted(comp))} call each other (a cycle)")
 if not fails:
     print(f"layering: {probes} includes probed from {len(seen)} compile commands; each module "
-          f"reaches only the modules it may use; no calls in a circle among {n_objects} objects")
+          f"reaches only the modules it may use; no calls in a circle among {n_objects} objects; "
+          f"{n_interface} files of {', '.join(interface_only)} use only the backend interface")
 sys.exit(1 if fails else 0)
 PY
 fails=$?

@@ -166,7 +166,7 @@ static void fam_check_vae(const char *dir, const char *golden, const char *manif
     CHECK_INT(st_open(test_fixture(golden), &g), 0);
     json_t *man = gold_manifest(manifest);
     vae *m = NULL;
-    int rc = vae_load(test_fixture(dir), NULL, &m);
+    int rc = vae_load(test_fixture(dir), NULL, NULL, &m);
     if (rc)
         fprintf(stderr, "%s\n", m2p_errmsg());
     CHECK_INT(rc, 0);
@@ -233,7 +233,7 @@ static double fam_bf16_unet(const char *dir, st_file *g, const fam_unet_in *in, 
     m2p_model_params p = m2p_model_default_params();
     p.compute_dtype = M2P_DTYPE_BF16;
     unet *m = NULL;
-    int rc = unet_load(test_fixture(dir), &p, &m);
+    int rc = unet_load(test_fixture(dir), &p, NULL, &m);
     CHECK_INT(rc, 0);
     char name[64];
     snprintf(name, sizeof name, "noise_pred_t%d", t);
@@ -264,7 +264,7 @@ static double fam_bf16_text(const char *dir, st_file *g, const char *ids_name, i
     m2p_model_params p = m2p_model_default_params();
     p.compute_dtype = M2P_DTYPE_BF16;
     clip_text *m = NULL;
-    CHECK_INT(clip_text_load(test_fixture(dir), &p, &m), 0);
+    CHECK_INT(clip_text_load(test_fixture(dir), &p, NULL, &m), 0);
     st_tensor *t = st_find(g, ids_name);
     float *want = gold_get(g, want_name, NULL, NULL);
     double rel = 1e9;
@@ -296,7 +296,7 @@ static double fam_bf16_vae(const char *dir, const char *golden)
     st_file *g = NULL;
     CHECK_INT(st_open(test_fixture(golden), &g), 0);
     vae *m = NULL;
-    CHECK_INT(vae_load(test_fixture(dir), &p, &m), 0);
+    CHECK_INT(vae_load(test_fixture(dir), &p, NULL, &m), 0);
     int64_t zs[4], ys[4];
     float *z = g ? gold_get(g, "latents_scaled", zs, NULL) : NULL;
     float *want = g ? gold_get(g, "image", ys, NULL) : NULL;
@@ -345,14 +345,14 @@ static int fam_run_open(fam_run *f, const char *name, int sdxl)
         rc = clip_tokenizer_load(test_fixture(p), &f->tok[e]);
         snprintf(p, sizeof p, "%s/model/text_encoder%s", name, e ? "_2" : "");
         if (!rc)
-            rc = clip_text_load(test_fixture(p), NULL, &f->te[e]);
+            rc = clip_text_load(test_fixture(p), NULL, NULL, &f->te[e]);
     }
     snprintf(p, sizeof p, "%s/model/unet", name);
     if (!rc)
-        rc = unet_load(test_fixture(p), NULL, &f->un);
+        rc = unet_load(test_fixture(p), NULL, NULL, &f->un);
     snprintf(p, sizeof p, "%s/model/vae", name);
     if (!rc)
-        rc = vae_load(test_fixture(p), NULL, &f->va);
+        rc = vae_load(test_fixture(p), NULL, NULL, &f->va);
     snprintf(p, sizeof p, "%s/golden/manifest.json", name);
     if (!rc)
         f->man = gold_manifest(p);

@@ -12,7 +12,7 @@ static void test_golden(void)
     CHECK_INT(st_open(test_fixture("sd-tiny/golden/text_encoder.safetensors"), &g), 0);
     json_t *man = gold_manifest("sd-tiny/golden/manifest.json");
     clip_text *m = NULL;
-    int rc = clip_text_load(test_fixture("sd-tiny/model/text_encoder"), NULL, &m);
+    int rc = clip_text_load(test_fixture("sd-tiny/model/text_encoder"), NULL, NULL, &m);
     if (rc)
         fprintf(stderr, "%s\n", m2p_errmsg());
     CHECK_INT(rc, 0);
@@ -78,7 +78,7 @@ done:
 static int load_clip(const char *dir, void **out)
 {
     clip_text *m = NULL;
-    int rc = clip_text_load(dir, NULL, &m);
+    int rc = clip_text_load(dir, NULL, NULL, &m);
     *out = m;
     return rc;
 }
@@ -92,7 +92,7 @@ static void test_bad_folders(void)
     /* a folder without config.json */
     clip_text *m = NULL;
     char *d3 = test_tmpdir("clip-empty");
-    CHECK(clip_text_load(d3, NULL, &m) < 0);
+    CHECK(clip_text_load(d3, NULL, NULL, &m) < 0);
     CHECK(err_mentions("config.json", NULL));
     test_rmtree(d3);
     free(d3);

@@ -81,14 +81,14 @@ static void run_parts(const char *model)
     snprintf(p, sizeof p, "%s/tokenizer", model);
     CHECK_INT(clip_tokenizer_load(p, &tok), 0);
     snprintf(p, sizeof p, "%s/text_encoder", model);
-    CHECK_INT(clip_text_load(p, NULL, &te), 0);
+    CHECK_INT(clip_text_load(p, NULL, NULL, &te), 0);
     snprintf(p, sizeof p, "%s/unet", model);
-    int rc = unet_load(p, NULL, &un);
+    int rc = unet_load(p, NULL, NULL, &un);
     if (rc)
         fprintf(stderr, "%s\n", m2p_errmsg());
     CHECK_INT(rc, 0);
     snprintf(p, sizeof p, "%s/vae", model);
-    CHECK_INT(vae_load(p, NULL, &va), 0);
+    CHECK_INT(vae_load(p, NULL, NULL, &va), 0);
     if (!tok || !te || !un || !va)
         goto out;
     CHECK_INT(clip_text_hidden(te), 40);
@@ -186,13 +186,13 @@ static void run_sdxl_parts(const char *model)
         snprintf(p, sizeof p, "%s/tokenizer", model); /* the same files for both */
         CHECK_INT(clip_tokenizer_load(p, &tok[e]), 0);
         snprintf(p, sizeof p, "%s/text_encoder%s", model, e ? "_2" : "");
-        int rc = clip_text_load(p, NULL, &te[e]);
+        int rc = clip_text_load(p, NULL, NULL, &te[e]);
         if (rc)
             fprintf(stderr, "%s\n", m2p_errmsg());
         CHECK_INT(rc, 0);
     }
     snprintf(p, sizeof p, "%s/unet", model);
-    int rc = unet_load(p, NULL, &un);
+    int rc = unet_load(p, NULL, NULL, &un);
     if (rc)
         fprintf(stderr, "%s\n", m2p_errmsg());
     CHECK_INT(rc, 0);

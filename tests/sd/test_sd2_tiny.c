@@ -29,7 +29,7 @@ static void test_text_encoder(void)
     CHECK_INT(st_open(test_fixture("sd2-tiny/golden/text_encoder.safetensors"), &g), 0);
     json_t *man = gold_manifest(MAN);
     clip_text *m = NULL;
-    int rc = clip_text_load(test_fixture("sd2-tiny/model/text_encoder"), NULL, &m);
+    int rc = clip_text_load(test_fixture("sd2-tiny/model/text_encoder"), NULL, NULL, &m);
     if (rc)
         fprintf(stderr, "%s\n", m2p_errmsg());
     CHECK_INT(rc, 0);
@@ -76,7 +76,7 @@ static void test_unet(void)
     CHECK_INT(st_open(test_fixture("sd2-tiny/golden/unet.safetensors"), &g), 0);
     json_t *man = gold_manifest(MAN);
     unet *m = NULL;
-    int rc = unet_load(test_fixture("sd2-tiny/model/unet"), NULL, &m);
+    int rc = unet_load(test_fixture("sd2-tiny/model/unet"), NULL, NULL, &m);
     if (rc)
         fprintf(stderr, "%s\n", m2p_errmsg());
     CHECK_INT(rc, 0);
@@ -105,7 +105,7 @@ done:
 static int load_unet(const char *dir, void **out)
 {
     unet *m = NULL;
-    int rc = unet_load(dir, NULL, &m);
+    int rc = unet_load(dir, NULL, NULL, &m);
     *out = m;
     return rc;
 }
@@ -113,7 +113,7 @@ static int load_unet(const char *dir, void **out)
 static int load_vae(const char *dir, void **out)
 {
     vae *m = NULL;
-    int rc = vae_load(dir, NULL, &m);
+    int rc = vae_load(dir, NULL, NULL, &m);
     *out = m;
     return rc;
 }
@@ -121,7 +121,7 @@ static int load_vae(const char *dir, void **out)
 static int load_te(const char *dir, void **out)
 {
     clip_text *m = NULL;
-    int rc = clip_text_load(dir, NULL, &m);
+    int rc = clip_text_load(dir, NULL, NULL, &m);
     *out = m;
     return rc;
 }

@@ -60,9 +60,9 @@ static void test_text_encoders(void)
     CHECK_INT(st_open(test_fixture("sdxl-tiny/golden/text_encoders.safetensors"), &g), 0);
     json_t *man = gold_manifest(MAN);
     clip_text *t1 = NULL, *t2 = NULL;
-    int rc = clip_text_load(test_fixture("sdxl-tiny/model/text_encoder"), NULL, &t1);
+    int rc = clip_text_load(test_fixture("sdxl-tiny/model/text_encoder"), NULL, NULL, &t1);
     if (!rc)
-        rc = clip_text_load(test_fixture("sdxl-tiny/model/text_encoder_2"), NULL, &t2);
+        rc = clip_text_load(test_fixture("sdxl-tiny/model/text_encoder_2"), NULL, NULL, &t2);
     if (rc)
         fprintf(stderr, "%s\n", m2p_errmsg());
     CHECK_INT(rc, 0);
@@ -190,7 +190,7 @@ static void test_unet(void)
     CHECK_INT(st_open(test_fixture("sdxl-tiny/golden/unet.safetensors"), &g), 0);
     json_t *man = gold_manifest(MAN);
     unet *m = NULL;
-    int rc = unet_load(test_fixture("sdxl-tiny/model/unet"), NULL, &m);
+    int rc = unet_load(test_fixture("sdxl-tiny/model/unet"), NULL, NULL, &m);
     if (rc)
         fprintf(stderr, "%s\n", m2p_errmsg());
     CHECK_INT(rc, 0);
@@ -238,7 +238,7 @@ static void test_unet_file(void)
     snprintf(file, sizeof file, "%s/lightning_unet.safetensors", d);
     CHECK_INT(copy_file(src, file), 0);
     unet *m = NULL;
-    int rc = unet_load_file(test_fixture("sdxl-tiny/model/unet"), file, NULL, &m);
+    int rc = unet_load_file(test_fixture("sdxl-tiny/model/unet"), file, NULL, NULL, &m);
     if (rc)
         fprintf(stderr, "%s\n", m2p_errmsg());
     CHECK_INT(rc, 0);
@@ -251,11 +251,11 @@ static void test_unet_file(void)
     m = NULL;
     snprintf(src, sizeof src, "%s/diffusion_pytorch_model.safetensors",
              test_fixture("sd2-tiny/model/unet"));
-    CHECK(unet_load_file(test_fixture("sdxl-tiny/model/unet"), src, NULL, &m) < 0);
+    CHECK(unet_load_file(test_fixture("sdxl-tiny/model/unet"), src, NULL, NULL, &m) < 0);
     CHECK(m == NULL);
     CHECK(err_mentions("sd2-tiny/model/unet/diffusion_pytorch_model.safetensors", NULL));
     snprintf(file, sizeof file, "%s/missing.safetensors", d);
-    CHECK(unet_load_file(test_fixture("sdxl-tiny/model/unet"), file, NULL, &m) < 0);
+    CHECK(unet_load_file(test_fixture("sdxl-tiny/model/unet"), file, NULL, NULL, &m) < 0);
     CHECK(err_mentions("missing.safetensors", "not found"));
     test_rmtree(d);
     free(d);
@@ -266,7 +266,7 @@ static void test_unet_file(void)
 static int load_unet(const char *dir, void **out)
 {
     unet *m = NULL;
-    int rc = unet_load(dir, NULL, &m);
+    int rc = unet_load(dir, NULL, NULL, &m);
     *out = m;
     return rc;
 }
@@ -274,7 +274,7 @@ static int load_unet(const char *dir, void **out)
 static int load_te(const char *dir, void **out)
 {
     clip_text *m = NULL;
-    int rc = clip_text_load(dir, NULL, &m);
+    int rc = clip_text_load(dir, NULL, NULL, &m);
     *out = m;
     return rc;
 }

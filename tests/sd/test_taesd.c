@@ -38,7 +38,7 @@ static void test_golden(void)
     CHECK_INT(st_open(test_fixture("taesd/golden/taesd.safetensors"), &g), 0);
     json_t *man = gold_manifest("taesd/golden/manifest.json");
     taesd *m = NULL;
-    int rc = taesd_load(test_fixture("taesd/model"), NULL, &m);
+    int rc = taesd_load(test_fixture("taesd/model"), NULL, NULL, &m);
     if (rc)
         fprintf(stderr, "%s\n", m2p_errmsg());
     CHECK_INT(rc, 0);
@@ -64,7 +64,7 @@ done:
 static int load_taesd(const char *dir, void **out)
 {
     taesd *m = NULL;
-    int rc = taesd_load(dir, NULL, &m);
+    int rc = taesd_load(dir, NULL, NULL, &m);
     *out = m;
     return rc;
 }

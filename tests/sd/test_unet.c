@@ -58,7 +58,7 @@ static void check_t(unet *m, st_file *g, json_t *man, const inputs *in, int t, i
 static void test_golden(const char *dir, const inputs *in, st_file *g, json_t *man, int full)
 {
     unet *m = NULL;
-    int rc = unet_load(dir, NULL, &m);
+    int rc = unet_load(dir, NULL, NULL, &m);
     if (rc)
         fprintf(stderr, "%s\n", m2p_errmsg());
     CHECK_INT(rc, 0);
@@ -142,7 +142,7 @@ out:
 static int load_unet(const char *dir, void **out)
 {
     unet *m = NULL;
-    int rc = unet_load(dir, NULL, &m);
+    int rc = unet_load(dir, NULL, NULL, &m);
     *out = m;
     return rc;
 }

@@ -41,7 +41,7 @@ static void test_golden(void)
     CHECK_INT(st_open(test_fixture("sd-tiny/golden/vae_decoder.safetensors"), &g), 0);
     json_t *man = gold_manifest("sd-tiny/golden/manifest.json");
     vae *m = NULL;
-    int rc = vae_load(test_fixture("sd-tiny/model/vae"), NULL, &m);
+    int rc = vae_load(test_fixture("sd-tiny/model/vae"), NULL, NULL, &m);
     if (rc)
         fprintf(stderr, "%s\n", m2p_errmsg());
     CHECK_INT(rc, 0);
@@ -122,7 +122,7 @@ static void test_old_names(void)
     free(names);
     st_close(f);
     vae *m = NULL;
-    int rc = vae_load(d, NULL, &m);
+    int rc = vae_load(d, NULL, NULL, &m);
     if (rc)
         fprintf(stderr, "%s\n", m2p_errmsg());
     CHECK_INT(rc, 0);
@@ -142,7 +142,7 @@ out:
 static int load_vae(const char *dir, void **out)
 {
     vae *m = NULL;
-    int rc = vae_load(dir, NULL, &m);
+    int rc = vae_load(dir, NULL, NULL, &m);
     *out = m;
     return rc;
 }

@@ -115,7 +115,7 @@ static void test_model(const char *fixture)
     char dir[256];
     snprintf(dir, sizeof dir, "%s/model/vae", fixture);
     vae *m = NULL;
-    int rc = vae_load(test_fixture(dir), NULL, &m);
+    int rc = vae_load(test_fixture(dir), NULL, NULL, &m);
     if (rc)
         fprintf(stderr, "%s\n", m2p_errmsg());
     CHECK_INT(rc, 0);
