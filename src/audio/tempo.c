@@ -643,6 +643,29 @@ static double density_check(const float *mel_db, const float *env, int T, int nm
     return bpm;
 }
 
+/* The four views of the music the bar-level checks compare lags in, written into x [T]: 0 the
+ * drum-band envelope (env), 1 the bass band's (< 200 Hz) and 2 the full band's onset strength
+ * (rhythm and bass line), 3 the harmonic-change novelty over a 0.23 s window (chords). Views
+ * 0-2 cannot fail; view 3 returns -1 when its scratch cannot be allocated. */
+enum { BAR_VIEWS = 4 };
+static int bar_view(int k, const float *mel_db, const float *env, int T, int nm, int sr,
+                    double fps, float *x)
+{
+    const double harm_window_s = 0.23;
+    if (k == 0) {
+        memcpy(x, env, sizeof(float) * (size_t)T);
+    } else if (k == 1) {
+        band_env(mel_db, T, nm, 0, mel_band(200.0, nm, sr), x);
+    } else if (k == 2) {
+        tempo_onset_env(mel_db, T, nm, x);
+    } else {
+        int w = (int)lround(harm_window_s * fps);
+        if (harm_novelty(mel_db, T, nm, sr, w < 2 ? 2 : w, x) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Bar-grid check (metrical level from bar-level periodicity; the 2:3 confusion of a beat read
  * at its dotted level, 140 BPM read at 93): write u for a third of the estimated period, the
  * common tatum of the estimate (3u) and of the candidate at 3/2 the tempo (2u). Bars and
@@ -658,7 +681,7 @@ static double density_check(const float *mel_db, const float *env, int T, int nm
 static double bar_grid_check(const float *mel_db, const float *env, int T, int nm, int sr,
                              double fps, double bpm)
 {
-    const double bar_margin = 0.05, max_bpm = 208.0, harm_window_s = 0.23;
+    const double bar_margin = 0.05, max_bpm = 208.0;
     if (!(bpm > 0) || 1.5 * bpm > max_bpm)
         return bpm;
     double u = 60.0 * fps / bpm / 3.0;
@@ -668,19 +691,10 @@ static double bar_grid_check(const float *mel_db, const float *env, int T, int n
     if (!x)
         return TEMPO_NOMEM;
     double sum = 0;
-    for (int k = 0; k < 4; k++) {
-        if (k == 0) {
-            memcpy(x, env, sizeof(float) * (size_t)T);
-        } else if (k == 1) {
-            band_env(mel_db, T, nm, 0, mel_band(200.0, nm, sr), x);
-        } else if (k == 2) {
-            tempo_onset_env(mel_db, T, nm, x);
-        } else {
-            int w = (int)lround(harm_window_s * fps);
-            if (harm_novelty(mel_db, T, nm, sr, w < 2 ? 2 : w, x) < 0) {
-                free(x);
-                return TEMPO_NOMEM;
-            }
+    for (int k = 0; k < BAR_VIEWS; k++) {
+        if (bar_view(k, mel_db, env, T, nm, sr, fps, x) < 0) {
+            free(x);
+            return TEMPO_NOMEM;
         }
         double cand = ac_at(x, T, 8 * u);
         if (4 * 16 * u <= T)
@@ -710,8 +724,7 @@ static double bar_grid_check(const float *mel_db, const float *env, int T, int n
 static double compound_check(const float *mel_db, const float *env, int T, int nm, int sr,
                              double fps, double bpm)
 {
-    const double compound_bar = 0.35, compound_flat = -0.10, min_bpm = 55.0,
-                 harm_window_s = 0.23;
+    const double compound_bar = 0.35, compound_flat = -0.10, min_bpm = 55.0;
     if (!(bpm > 0) || bpm * 2 / 3 < min_bpm)
         return bpm;
     double P = 60.0 * fps / bpm;
@@ -720,21 +733,15 @@ static double compound_check(const float *mel_db, const float *env, int T, int n
     float *x = malloc(sizeof(float) * (size_t)T);
     if (!x)
         return TEMPO_NOMEM;
-    int w = (int)lround(harm_window_s * fps);
-    if (harm_novelty(mel_db, T, nm, sr, w < 2 ? 2 : w, x) < 0) {
+    if (bar_view(3, mel_db, env, T, nm, sr, fps, x) < 0) {
         free(x);
         return TEMPO_NOMEM;
     }
     double bar = ac_at(x, T, 3 * P) - fmax(ac_at(x, T, 2 * P), ac_at(x, T, 4 * P));
     double flat = 0;
     if (bar >= compound_bar) {
-        for (int k = 0; k < 3; k++) {
-            if (k == 0)
-                memcpy(x, env, sizeof(float) * (size_t)T);
-            else if (k == 1)
-                band_env(mel_db, T, nm, 0, mel_band(200.0, nm, sr), x);
-            else
-                tempo_onset_env(mel_db, T, nm, x);
+        for (int k = 0; k < 3; k++) { /* the rhythm views: bar_view 0-2 need no memory */
+            bar_view(k, mel_db, env, T, nm, sr, fps, x);
             flat += (ac_at(x, T, 1.5 * P) - ac_at(x, T, P)) / 3;
         }
     }
@@ -757,7 +764,7 @@ static double compound_check(const float *mel_db, const float *env, int T, int n
 static double dotted_grid_check(const float *mel_db, const float *env, int T, int nm, int sr,
                                 double fps, double bpm)
 {
-    const double dotted_margin = 0.09, min_bpm = 58.0, harm_window_s = 0.23;
+    const double dotted_margin = 0.09, min_bpm = 58.0;
     if (!(bpm > 0) || 0.75 * bpm < min_bpm)
         return bpm;
     double u = 60.0 * fps / bpm / 3.0;
@@ -767,19 +774,10 @@ static double dotted_grid_check(const float *mel_db, const float *env, int T, in
     if (!x)
         return TEMPO_NOMEM;
     double sum = 0;
-    for (int k = 0; k < 4; k++) {
-        if (k == 0) {
-            memcpy(x, env, sizeof(float) * (size_t)T);
-        } else if (k == 1) {
-            band_env(mel_db, T, nm, 0, mel_band(200.0, nm, sr), x);
-        } else if (k == 2) {
-            tempo_onset_env(mel_db, T, nm, x);
-        } else {
-            int w = (int)lround(harm_window_s * fps);
-            if (harm_novelty(mel_db, T, nm, sr, w < 2 ? 2 : w, x) < 0) {
-                free(x);
-                return TEMPO_NOMEM;
-            }
+    for (int k = 0; k < BAR_VIEWS; k++) {
+        if (bar_view(k, mel_db, env, T, nm, sr, fps, x) < 0) {
+            free(x);
+            return TEMPO_NOMEM;
         }
         double cand = ac_at(x, T, 16 * u);
         if (4 * 32 * u <= T)

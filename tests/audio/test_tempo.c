@@ -135,15 +135,14 @@ static void rock(double bpm)
     m2p_features_free(&f);
 }
 
-/* A 3+3+2 groove in 4/4, synthesised here so its beat and bar are known by construction: each
- * bar of 8 eighths has a bass note (a falling sine, 70 Hz and down) with a chord stab on eighths
- * 0, 3 and 6, a closed hi-hat on every eighth, and a held chord that changes on every bar line
- * (four chords in turn). The 3-3-2 accents repeat every dotted quarter twice a bar, the level
- * librosa's tempogram prefers (150-180 BPM read at 100-120 before); the bar, 4 beats, places the
- * beat (audio/tempo.c bar_grid_check). */
-static void tresillo(double bpm)
+/* A groove synthesised here so its beat and bar are known by construction: bars of `steps`
+ * notes of 1/per_beat of a beat each, a bass note with a chord stab on the steps marked 'x' in
+ * accents, a closed hi-hat on every hat_every-th step, and a held chord that changes on every
+ * bar line (four chords in turn). The tempo must be read within 4 %. */
+static void accent_groove(const char *what, double bpm, int per_beat, int steps,
+                          const char *accents, int hat_every)
 {
-    const double dur = 30, e = 30.0 / bpm; /* an eighth note, s */
+    const double dur = 30, step = 60.0 / bpm / per_beat; /* one step, s */
     static const double chords[4][3] = {{261.63, 329.63, 392.00},
                                         {220.00, 261.63, 329.63},
                                         {174.61, 220.00, 261.63},
@@ -153,24 +152,27 @@ static void tresillo(double bpm)
     CHECK(x != NULL);
     if (!x)
         return;
-    int nbar = (int)(dur / (8 * e));
+    int nbar = (int)(dur / (steps * step));
     for (int b = 0; b < nbar; b++) {
         const double *c = chords[b % 4];
-        int64_t s0 = (int64_t)(b * 8 * e * SR), len = (int64_t)(8 * e * SR);
+        int64_t s0 = (int64_t)(b * steps * step * SR), len = (int64_t)(steps * step * SR);
         for (int64_t i = 0; i < len && s0 + i < n; i++) {
-            double t = (double)i / SR, env = fmin(1.0, t / 0.02) * fmin(1.0, (8 * e - t) / 0.02);
+            double t = (double)i / SR,
+                   env = fmin(1.0, t / 0.02) * fmin(1.0, (steps * step - t) / 0.02);
             for (int k = 0; k < 3; k++)
                 x[s0 + i] += (float)(0.06 * env * sin(2 * M_PI * c[k] * t));
         }
-        for (int j = 0; j < 8; j++) {
-            int64_t t0 = s0 + (int64_t)(j * e * SR);
-            float prev = 0;
-            for (int i = 0; i < SR * 0.03 && t0 + i < n; i++) {
-                float w = rock_noise();
-                x[t0 + i] += 0.1f * (w - prev) * expf(-(float)i / SR * 120);
-                prev = w;
+        for (int j = 0; j < steps; j++) {
+            int64_t t0 = s0 + (int64_t)(j * step * SR);
+            if (j % hat_every == 0) {
+                float prev = 0;
+                for (int i = 0; i < SR * 0.03 && t0 + i < n; i++) {
+                    float w = rock_noise();
+                    x[t0 + i] += 0.1f * (w - prev) * expf(-(float)i / SR * 120);
+                    prev = w;
+                }
             }
-            if (j != 0 && j != 3 && j != 6)
+            if (accents[j] != 'x')
                 continue;
             for (int i = 0; i < SR * 0.25 && t0 + i < n; i++) {
                 double t = (double)i / SR, d = exp(-t * 12);
@@ -182,10 +184,21 @@ static void tresillo(double bpm)
     }
     m2p_features f;
     CHECK_INT(m2p_features_compute(x, n, SR, &f), 0);
-    fprintf(stderr, "3+3+2 groove %g BPM: tempo %.2f\n", bpm, f.tempo);
+    fprintf(stderr, "%s %g BPM: tempo %.2f\n", what, bpm, f.tempo);
     CHECK(within(f.tempo, bpm, 0.04));
     free(x);
     m2p_features_free(&f);
+}
+
+/* A 3+3+2 groove in 4/4, synthesised here so its beat and bar are known by construction: each
+ * bar of 8 eighths has a bass note (a falling sine, 70 Hz and down) with a chord stab on eighths
+ * 0, 3 and 6, a closed hi-hat on every eighth, and a held chord that changes on every bar line
+ * (four chords in turn). The 3-3-2 accents repeat every dotted quarter twice a bar, the level
+ * librosa's tempogram prefers (150-180 BPM read at 100-120 before); the bar, 4 beats, places the
+ * beat (audio/tempo.c bar_grid_check). */
+static void tresillo(double bpm)
+{
+    accent_groove("3+3+2 groove", bpm, 2, 8, "x..x..x.", 1);
 }
 
 /* A dotted-eighth figure in 4/4, synthesised here so its beat and bar are known by construction:
@@ -196,51 +209,7 @@ static void tresillo(double bpm)
  * places the beat (audio/tempo.c dotted_grid_check). */
 static void dotted_sixteenths(double bpm)
 {
-    const double dur = 30, s16 = 15.0 / bpm; /* a sixteenth note, s */
-    static const double chords[4][3] = {{261.63, 329.63, 392.00},
-                                        {220.00, 261.63, 329.63},
-                                        {174.61, 220.00, 261.63},
-                                        {196.00, 246.94, 293.66}};
-    int64_t n = (int64_t)(dur * SR);
-    float *x = calloc((size_t)n, sizeof *x);
-    CHECK(x != NULL);
-    if (!x)
-        return;
-    int nbar = (int)(dur / (16 * s16));
-    for (int b = 0; b < nbar; b++) {
-        const double *c = chords[b % 4];
-        int64_t s0 = (int64_t)(b * 16 * s16 * SR), len = (int64_t)(16 * s16 * SR);
-        for (int64_t i = 0; i < len && s0 + i < n; i++) {
-            double t = (double)i / SR, env = fmin(1.0, t / 0.02) * fmin(1.0, (16 * s16 - t) / 0.02);
-            for (int k = 0; k < 3; k++)
-                x[s0 + i] += (float)(0.06 * env * sin(2 * M_PI * c[k] * t));
-        }
-        for (int j = 0; j < 16; j++) {
-            int64_t t0 = s0 + (int64_t)(j * s16 * SR);
-            if (j % 2 == 0) {
-                float prev = 0;
-                for (int i = 0; i < SR * 0.03 && t0 + i < n; i++) {
-                    float w = rock_noise();
-                    x[t0 + i] += 0.1f * (w - prev) * expf(-(float)i / SR * 120);
-                    prev = w;
-                }
-            }
-            if (j % 3 != 0 || j == 15)
-                continue;
-            for (int i = 0; i < SR * 0.25 && t0 + i < n; i++) {
-                double t = (double)i / SR, d = exp(-t * 12);
-                x[t0 + i] += (float)(0.6 * sin(2 * M_PI * (45 + 25 * exp(-t * 20)) * t) * d);
-                for (int k = 0; k < 3; k++)
-                    x[t0 + i] += (float)(0.08 * sin(2 * M_PI * 2 * c[k] * t) * exp(-t * 25));
-            }
-        }
-    }
-    m2p_features f;
-    CHECK_INT(m2p_features_compute(x, n, SR, &f), 0);
-    fprintf(stderr, "dotted-eighth figure %g BPM: tempo %.2f\n", bpm, f.tempo);
-    CHECK(within(f.tempo, bpm, 0.04));
-    free(x);
-    m2p_features_free(&f);
+    accent_groove("dotted-eighth figure", bpm, 4, 16, "x..x..x..x..x...", 2);
 }
 
 static void tune(const char *tmp, const char *name, double bpm, int tonic, int major, int waltz)
