@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tensor/backend.h"
+
 void op_set_threads(int n);
 int op_get_threads(void);
 /* 1 when this CPU runs bf16 matmuls/convs natively (AVX512-BF16 or AMX, as oneDNN sees it:
@@ -51,19 +53,15 @@ void op_linear_free(op_linear *l);
  * with MUS2PIC_FUSE=0) it writes f32 to tmp and the op runs on tmp as before, so the numbers are
  * exactly those of the two calls. The bf16 values are bit-identical to converting pre's f32
  * output (round to nearest even). */
+/* The pre-op and its kinds are the backend interface's (tensor/backend.h bk_pre), so the CPU
+ * backend hands them through unchanged. */
 enum {
-    OP_PRE_GROUPNORM = 1, /* op_groupnorm(x, B, HW, C, groups, eps, gamma, beta, silu) */
-    OP_PRE_LAYERNORM,     /* op_layernorm over each of the B*HW rows */
-    OP_PRE_GEGLU,         /* op_geglu: x [rows, 2C] -> [rows, C] */
-    OP_PRE_UPSAMPLE2X,    /* op_upsample2x: x [B, H/2, W/2, C] -> [B, H, W, C] */
+    OP_PRE_GROUPNORM = BK_PRE_GROUPNORM,
+    OP_PRE_LAYERNORM = BK_PRE_LAYERNORM,
+    OP_PRE_GEGLU = BK_PRE_GEGLU,
+    OP_PRE_UPSAMPLE2X = BK_PRE_UPSAMPLE2X,
 };
-typedef struct op_pre {
-    int kind;
-    int groups; /* GroupNorm */
-    float eps;
-    const float *gamma, *beta;
-    int silu; /* GroupNorm: fused SiLU */
-} op_pre;
+typedef bk_pre op_pre;
 /* conv of pre(x) at H x W (the conv's input size; x is [B, H/2, W/2, cin] for UPSAMPLE2X).
  * tmp: room for B*H*W*cin floats, used in f32 mode (may equal x where pre allows y == x). */
 int op_conv_forward_pre(op_conv *c, const op_pre *pre, const float *x, int B, int H, int W,
@@ -85,14 +83,7 @@ int op_fuse_enabled(void);
  * layout is not the one this CPU / oneDNN build would choose (the caller converts from the
  * source weights instead). op_prepared_tag names what the layouts depend on (oneDNN version,
  * dispatched ISA, dtype): prepared weights written under another tag are not to be used. */
-typedef struct op_prepared {
-    const void *layout;
-    size_t layout_size;
-    const void *data; /* 64-byte aligned */
-    size_t size;      /* bytes */
-    void (*release)(void *ud);
-    void *release_ud;
-} op_prepared;
+typedef bk_prepared op_prepared; /* tensor/backend.h */
 int op_conv_create_prepared(op_conv **out, const op_prepared *pw, const float *bias, int cin,
                             int cout, int k, int stride, int pad, int dtype);
 int op_linear_create_prepared(op_linear **out, const op_prepared *pw, const float *bias, int in,

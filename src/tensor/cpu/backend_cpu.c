@@ -17,28 +17,6 @@
 #define CONV(c) ((op_conv *)(c))
 #define LIN(l) ((op_linear *)(l))
 
-static op_pre cpu_pre(const bk_pre *p)
-{
-    op_pre o = {p->kind, p->groups, p->eps, p->gamma, p->beta, p->silu};
-    return o;
-}
-
-static op_prepared cpu_prepared_in(const bk_prepared *p)
-{
-    op_prepared o = {p->layout, p->layout_size, p->data, p->size, p->release, p->release_ud};
-    return o;
-}
-
-static void cpu_prepared_out(const op_prepared *o, bk_prepared *p)
-{
-    p->layout = o->layout;
-    p->layout_size = o->layout_size;
-    p->data = o->data;
-    p->size = o->size;
-    p->release = o->release;
-    p->release_ud = o->release_ud;
-}
-
 /* ---- device ---- */
 
 static int cpu_bf16_supported(const m2p_backend *be)
@@ -102,16 +80,13 @@ static int cpu_conv_create_prepared(const m2p_backend *be, bk_conv **out, const 
                                     int pad, int dtype)
 {
     (void)be;
-    op_prepared p = cpu_prepared_in(pw);
-    return op_conv_create_prepared((op_conv **)out, &p, bias, cin, cout, k, stride, pad, dtype);
+    return op_conv_create_prepared((op_conv **)out, pw, bias, cin, cout, k, stride, pad, dtype);
 }
 
 static void cpu_conv_prepared(const m2p_backend *be, const bk_conv *c, bk_prepared *pw)
 {
     (void)be;
-    op_prepared p;
-    op_conv_prepared((const op_conv *)c, &p);
-    cpu_prepared_out(&p, pw);
+    op_conv_prepared((const op_conv *)c, pw);
 }
 
 static int cpu_conv_forward(const m2p_backend *be, bk_conv *c, const float *x, int B, int H, int W,
@@ -126,8 +101,7 @@ static int cpu_conv_forward_pre(const m2p_backend *be, bk_conv *c, const bk_pre 
                                 const float *residual)
 {
     (void)be;
-    op_pre p = cpu_pre(pre);
-    return op_conv_forward_pre(CONV(c), &p, x, B, H, W, tmp, y, residual);
+    return op_conv_forward_pre(CONV(c), pre, x, B, H, W, tmp, y, residual);
 }
 
 static void cpu_conv_out_hw(const m2p_backend *be, const bk_conv *c, int H, int W, int *Ho, int *Wo)
@@ -155,16 +129,13 @@ static int cpu_linear_create_prepared(const m2p_backend *be, bk_linear **out, co
                                       const float *bias, int in, int n_out, int dtype)
 {
     (void)be;
-    op_prepared p = cpu_prepared_in(pw);
-    return op_linear_create_prepared((op_linear **)out, &p, bias, in, n_out, dtype);
+    return op_linear_create_prepared((op_linear **)out, pw, bias, in, n_out, dtype);
 }
 
 static void cpu_linear_prepared(const m2p_backend *be, const bk_linear *l, bk_prepared *pw)
 {
     (void)be;
-    op_prepared p;
-    op_linear_prepared((const op_linear *)l, &p);
-    cpu_prepared_out(&p, pw);
+    op_linear_prepared((const op_linear *)l, pw);
 }
 
 static int cpu_linear_forward(const m2p_backend *be, bk_linear *l, const float *x, int rows,
@@ -179,8 +150,7 @@ static int cpu_linear_forward_pre(const m2p_backend *be, bk_linear *l, const bk_
                                   const float *residual)
 {
     (void)be;
-    op_pre p = cpu_pre(pre);
-    return op_linear_forward_pre(LIN(l), &p, x, B, HW, tmp, y, residual);
+    return op_linear_forward_pre(LIN(l), pre, x, B, HW, tmp, y, residual);
 }
 
 static void cpu_linear_free(const m2p_backend *be, bk_linear *l)
