@@ -577,7 +577,7 @@ static int attention_amx(const float *q, int q_stride, const float *k, const flo
                   NULL};
     const int nbh = B * heads;
     const size_t kpn = (size_t)nbh * a.lk16 * a.dp, vpn = (size_t)nbh * a.dv * a.lk32;
-    uint16_t *packed = ops_big_alloc((kpn + vpn) * sizeof(uint16_t));
+    uint16_t *packed = ops_scratch(OPS_SCRATCH_ATTN_KV, (kpn + vpn) * sizeof(uint16_t));
     if (!packed)
         return m2p_error(M2P_ENOMEM, "attention (bf16): out of memory for %zu MiB of packed K/V",
                          (kpn + vpn) * sizeof(uint16_t) >> 20);
@@ -591,15 +591,11 @@ static int attention_amx(const float *q, int q_stride, const float *k, const flo
                  ((size_t)AQB * a.dp + 2 * (size_t)AKB * AQB + tmpn + 1) / 2;
     per = (per + 15) & ~(size_t)15;
     const int nthr = omp_get_max_threads();
-    float *pool = aligned_alloc(64, (size_t)nthr * per * sizeof(float));
-    if (!pool) {
-        free(packed);
+    float *pool = ops_scratch(OPS_SCRATCH_ATTN_POOL, (size_t)nthr * per * sizeof(float));
+    if (!pool)
         return m2p_error(M2P_ENOMEM, "attention (bf16): out of memory");
-    }
 #pragma omp parallel num_threads(nthr)
     amx_thread(&a, pool + (size_t)omp_get_thread_num() * per, nbh, heads, nqb);
-    free(pool);
-    free(packed);
     return 0;
 }
 

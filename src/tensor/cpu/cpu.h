@@ -14,9 +14,16 @@
 /* Make the calling thread's OpenMP thread count match op_set_threads(). */
 void ops_sync_threads(void);
 
-/* 64-byte aligned memory for free(); blocks of 4 MiB and more are 2 MiB aligned and asked to
- * be backed by transparent huge pages (a 4 GB model otherwise costs a million page faults). */
+/* 64-byte aligned memory for free(); blocks of 4 MiB and more are 2 MiB aligned (and backed
+ * by transparent huge pages only with M2P_THP=1, see dnnl_ops.c). */
 void *ops_big_alloc(size_t n);
+
+/* The calling thread's scratch buffer of a slot, at least n bytes, kept (grow-only) until the
+ * thread exits, so that ops called every step reuse pages instead of faulting in fresh ones
+ * (a batch-4 UNet step faulted in ~145 MB of attention packing per step); NULL when out of
+ * memory. Its contents are undefined; a slot holds one op's buffer for the length of a call. */
+enum { OPS_SCRATCH_BF16, OPS_SCRATCH_ATTN_KV, OPS_SCRATCH_ATTN_POOL, OPS_SCRATCH_SLOTS };
+void *ops_scratch(int slot, size_t n);
 
 /* f32 -> bf16, round to nearest even (as oneDNN's reorder and vcvtneps2bf16), NaN kept quiet. */
 static inline uint16_t ops_bf16(float f)

@@ -95,8 +95,8 @@ static dnnl_status_t pd_create(dnnl_primitive_desc_t *pd, const void *op_desc,
  * shared between threads that execute concurrently). */
 static _Thread_local dnnl_stream_t t_stream;
 
-static _Thread_local void *t_scratch;
-static _Thread_local size_t t_scratch_size;
+static _Thread_local void *t_scratch[OPS_SCRATCH_SLOTS];
+static _Thread_local size_t t_scratch_size[OPS_SCRATCH_SLOTS];
 
 static void thread_state_free(void *p)
 {
@@ -104,9 +104,11 @@ static void thread_state_free(void *p)
     if (t_stream)
         dnnl_stream_destroy(t_stream);
     t_stream = NULL;
-    free(t_scratch);
-    t_scratch = NULL;
-    t_scratch_size = 0;
+    for (int i = 0; i < OPS_SCRATCH_SLOTS; i++) {
+        free(t_scratch[i]);
+        t_scratch[i] = NULL;
+        t_scratch_size[i] = 0;
+    }
 }
 
 static dnnl_stream_t stream(void)
@@ -175,15 +177,17 @@ void *ops_big_alloc(size_t n)
     return p;
 }
 
-/* Per-thread scratch for the bf16 copy of an input (t_scratch above). */
-static void *scratch(size_t n)
+void *ops_scratch(int slot, size_t n)
 {
-    if (n > t_scratch_size) {
-        free(t_scratch);
-        t_scratch = ops_big_alloc(n);
-        t_scratch_size = t_scratch ? n : 0;
+    if (n > t_scratch_size[slot]) {
+        if (!engine()) /* creates the key whose destructor frees the scratch at thread exit */
+            return NULL;
+        pthread_setspecific(g_key, (void *)1);
+        free(t_scratch[slot]);
+        t_scratch[slot] = ops_big_alloc(n);
+        t_scratch_size[slot] = t_scratch[slot] ? n : 0;
     }
-    return t_scratch;
+    return t_scratch[slot];
 }
 
 #define DNNL_TRY(call, what)                                                                       \
@@ -585,7 +589,7 @@ static int prim_entry_run(prim_op *o, prim_entry *e, const float *x, const pre_c
     e->last = ++o->tick;
     const void *src = x;
     if (o->dtype == M2P_DTYPE_BF16) {
-        void *buf = scratch(e->src_bf16_bytes);
+        void *buf = ops_scratch(OPS_SCRATCH_BF16, e->src_bf16_bytes);
         if (!buf)
             return m2p_error(M2P_ENOMEM, "out of memory for a bf16 input copy");
         int rc = pc ? pre_run_bf16(pc, x, buf) : 0;
