@@ -11,7 +11,11 @@
 #   MuseScore 3 demo scores with a tempo marking (musescore3-common), exported to MIDI by mscore3;
 #   game music in MIDI that states its tempo: Planet Blupi's (planetblupi-music-midi),
 #     OpenTTD's OpenMSX set (openttd-openmsx), Freedoom's (freedoom: MIDI lumps of its WADs) and
-#     Dink Smallwood's (freedink-data).
+#     Dink Smallwood's (freedink-data);
+#   tracker modules of nine games (round 6: pingus-data, tecnoballz-data, heroes-sound-tracks,
+#     freedroid-data, criticalmass-data, powermanga-data, pachi-data, ceferino-data,
+#     ri-li-data), played by libopenmpt; the tempo is the module's tempo and speed (see
+#     modtruth.py below).
 # The MIDI pieces' tempo is the MIDI file's own tempo map (it and the time signature must hold
 # over the excerpt; see miditruth.py below), rendered by fluidsynth with FluidR3_GM. The beat is the note the time
 # signature counts (the half note in 2/2), the dotted quarter in 6/8, 9/8 and 12/8. Pieces
@@ -20,7 +24,9 @@
 # /var/cache/m2p-tempo-devset; no audio goes into the repo) and listed in $CACHE/truth.tsv:
 #   id <TAB> file <TAB> bpm <TAB> meter <TAB> split <TAB> source
 # split: "dev" or "held" from the parity of the cksum of the id (deterministic, independent of
-# the order of the files and of our results): tune on dev only, report held-out.
+# the order of the files and of our results): tune on dev only, report held-out. "held2" holds
+# every tracker module (round 6's fresh reporting set, added after held had been looked at four
+# times); the cksum rule still splits the first 167 pieces.
 # Usage: bench/tempo-devset.sh [cache-dir]   (re-running renders only what is missing)
 # LMMS renders whole songs (about a minute each on a loaded 2-core machine); LMMS_RENDER=0
 # lists only the LMMS pieces already in the cache and renders no new ones.
