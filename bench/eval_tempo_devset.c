@@ -10,9 +10,10 @@
  * 4 % of the stated tempo; Acc2 = within 4 % of it times 1, 2, 3, 1/2 or 1/3 (Gouyon et al.
  * 2006). Errors are binned by the ratio estimate / truth: 2, 1/2, 3/2, 2/3, 3, 1/3, 4/3, 3/4,
  * other (4/3 and 3/4 since round 5: a beat read at its dotted-eighth level and the converse). The
- * summary is per split (dev: choose the method; held: report only) as truth.tsv assigns it, then
- * per meter (4/4, 4/4 swing, 3/4, 6/8, other) over both splits. --split scores one half only
- * (dev while choosing a method, so the held half is not looked at).
+ * summary is per split (dev: choose the method; held: report only; held2: round 6's fresh
+ * reporting set, tracker modules, run once) as truth.tsv assigns it, then per meter (4/4, 4/4
+ * swing, 3/4, 6/8, other) over all splits. --split scores one split only (dev while choosing a
+ * method, so the others are not looked at).
  */
 #include "audio/dsp.h"
 #include "audio/tempo.h"
@@ -27,6 +28,9 @@
 #define NM 2 /* methods: analysis, librosa */
 #define NBIN 10
 #define NMETER 5
+#define NSPLIT 3
+
+static const char *split_names[NSPLIT] = {"dev", "held", "held2"};
 
 static const char *meter_names[NMETER] = {"4/4", "4/4-swing", "3/4", "6/8", "other"};
 
@@ -85,9 +89,13 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr,
                     "usage: eval_tempo_devset [--set CACHE/truth.tsv] [--dur 60] "
-                    "[--split dev|held] [--quiet]\n(make the set with bench/tempo-devset.sh)\n");
+                    "[--split dev|held|held2] [--quiet]\n(make the set with bench/tempo-devset.sh)\n");
             return 2;
         }
+    }
+    if (only && strcmp(only, "dev") && strcmp(only, "held") && strcmp(only, "held2")) {
+        fprintf(stderr, "eval_tempo_devset: --split takes dev, held or held2, not \"%s\"\n", only);
+        return 2;
     }
     FILE *f = fopen(set, "r");
     if (!f) {
@@ -104,7 +112,7 @@ int main(int argc, char **argv)
         slash[1] = 0;
     else
         dir[0] = 0;
-    tally t[2][NM], tm[NMETER][NM];
+    tally t[NSPLIT][NM], tm[NMETER][NM];
     memset(t, 0, sizeof t);
     memset(tm, 0, sizeof tm);
     char line[4096];
@@ -116,7 +124,13 @@ int main(int argc, char **argv)
         if (nf < 5)
             continue;
         double truth = atof(fields[2]);
-        int split = !strcmp(fields[4], "held");
+        int split = 0;
+        while (split < NSPLIT && strcmp(fields[4], split_names[split]))
+            split++;
+        if (split == NSPLIT) {
+            fprintf(stderr, "%s: unknown split \"%s\" (dev, held or held2)\n", fields[0], fields[4]);
+            continue;
+        }
         if (only && strcmp(fields[4], only))
             continue;
         char path[2048];
@@ -154,10 +168,10 @@ int main(int argc, char **argv)
         fflush(stdout);
     }
     fclose(f);
-    for (int s = 0; s < 2; s++)
+    for (int s = 0; s < NSPLIT; s++)
         for (int m = 0; m < NM; m++)
             if (t[s][m].n)
-                print_tally(s ? "held" : "dev", method_names[m], &t[s][m]);
+                print_tally(split_names[s], method_names[m], &t[s][m]);
     for (int k = 0; k < NMETER; k++)
         for (int m = 0; m < NM; m++)
             if (tm[k][m].n)
