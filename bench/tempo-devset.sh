@@ -19,7 +19,7 @@
 #   round 7 (split held3, reserved): Rosegarden's example compositions (rosegarden, built into
 #     its binary as Qt resources; tempo and time-signature events, made MIDI by rgmidi.py),
 #     Pang Zero's and Kobo Deluxe's MIDI music, Frets on Fire's band recordings with their
-#     charts' tempo (fretsonfire-songs-muldjord, -sectoid) and modules of eight more games;
+#     charts' tempo (fretsonfire-songs-muldjord, -sectoid) and modules of nine more games;
 #     downloaded and unpacked, not installed (see the section "Round 7" below). LilyPond gives
 #     no piece (Debian ships only its documentation's snippets; see there).
 # The MIDI pieces' tempo is the MIDI file's own tempo map (it and the time signature must hold
@@ -530,9 +530,9 @@ done
 #      rgmidi.py below), the MIDI music of Pang Zero (pangzero) and Kobo Deluxe
 #      (kobodeluxe-data), Frets on Fire's songs (fretsonfire-songs-muldjord, -sectoid: band
 #      recordings, song.ogg + guitar.ogg [+ rhythm.ogg] mixed, with the chart notes.mid whose
-#      tempo map and notes follow the recording) and tracker modules of eight more games
+#      tempo map and notes follow the recording) and tracker modules of nine more games
 #      (open-invaders-data, gweled, njam-data, penguin-command, circuslinux-data,
-#      madbomber-data, vectoroids, tuxtype-data). The truth rule is round 5's
+#      madbomber-data, vectoroids, tuxtype-data, solarwolf). The truth rule is round 5's
 #      strict one for every MIDI file (tempo and meter stated and holding over the first 60 s,
 #      >= 90 % of the note-ons on the grid) and round 6's for modules plus the beat of 4 or 8
 #      rows ("strict" in modtruth.py). LilyPond was looked at and gives no piece: Debian ships
@@ -543,7 +543,7 @@ done
 mkdir -p "$CACHE/debs"
 for p in rosegarden pangzero kobodeluxe-data fretsonfire-songs-muldjord fretsonfire-songs-sectoid \
     open-invaders-data gweled njam-data penguin-command circuslinux-data madbomber-data vectoroids \
-    tuxtype-data; do
+    tuxtype-data solarwolf; do
     ls "$CACHE/debs/${p}_"*.deb >/dev/null 2>&1 ||
         (cd "$CACHE/debs" && apt-get download "$p" >/dev/null 2>&1) || echo "apt-get download $p failed" >&2
 done
@@ -777,12 +777,13 @@ for f in "$R7"/root/usr/share/games/fretsonfire/data/songs/*/*/notes.mid; do
         add "$id" "$bpm" "${truth#* }" "fretsonfire-songs-$pack ${f#"$R7"/root} (chart tempo; audio: the song's .ogg files mixed)" held3
     fi
 done
-# tracker modules of eight more games, round 6's rule plus a beat of 4 or 8 rows
+# tracker modules of nine more games, round 6's rule plus a beat of 4 or 8 rows
 for f in "$R7"/root/usr/share/open-invaders/*.mod "$R7"/root/usr/share/sounds/gweled/*.s3m \
     "$R7"/root/usr/share/games/njam/data/*.xm "$R7"/root/usr/share/games/njam/data/*.s3m \
     "$R7"/root/usr/share/games/penguin-command/sound/*.s3m \
     "$R7"/root/usr/share/games/circuslinux/data/music/*.mod "$R7"/root/usr/share/games/madbomber/music/* \
-    "$R7"/root/usr/share/games/vectoroids/music/*.s3m "$R7"/root/usr/share/tuxtype/sounds/*.mod; do
+    "$R7"/root/usr/share/games/vectoroids/music/*.s3m "$R7"/root/usr/share/tuxtype/sounds/*.mod \
+    "$R7"/root/usr/share/games/solarwolf/data/music/*.xm; do
     [ -f "$f" ] || continue
     case "$f" in
     */open-invaders/*) pkg=open-invaders-data ;;
@@ -792,6 +793,7 @@ for f in "$R7"/root/usr/share/open-invaders/*.mod "$R7"/root/usr/share/sounds/gw
     */circuslinux/*) pkg=circuslinux-data ;;
     */madbomber/*) pkg=madbomber-data ;;
     */vectoroids/*) pkg=vectoroids ;;
+    */solarwolf/*) pkg=solarwolf ;;
     *) pkg=tuxtype-data ;;
     esac
     id="mod-${pkg%-data}-$(basename "$f" | sed 's/\.[^.]*$//; s/[^A-Za-z0-9_-]/_/g')"
