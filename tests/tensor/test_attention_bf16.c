@@ -9,7 +9,9 @@
  * 2^-9) and mean abs 2e-3 (one rounding of a unit v); scores scaled by 10: max 3e-2, mean 5e-3
  * (measured here: max 3.5e-3 / 7e-3, mean <= 1.4e-3 / 1e-3). Key rows scaled up with their index
  * (scores x4 whose maximum grows every key block, so every block rescales the running output)
- * take the scores-scaled budgets: measured max 1.8e-2, mean 1.4e-3. On a CPU with AMX the bf16
+ * take the scores-scaled budgets: measured max 1.8e-2, mean 1.4e-3. Scores of one key block that
+ * jump by +29 or +12 log2 units (the kernel's softmax reference moves past a margin of 16, or
+ * not) take the unit budgets. On a CPU with AMX the bf16
  * result must differ from op_attention's (the AMX path ran); without AMX it must equal it.
  */
 #include "attention_ref.h"
@@ -30,9 +32,14 @@ static int amx_expected; /* the CPU has AMX-BF16 and nothing turned the kernels 
 static int ran_amx, ran_f32;
 
 /* rise > 0: key j's row is scaled by 1 + rise * j / Lk, so the scores' maximum grows from key block
- * to key block and every block rescales the running output (alpha < 1 in every lane) */
-static void run_case_r(int B, int Lq, int Lk, int heads, int dh, int causal, int fused, float qmul,
-                       float rise)
+ * to key block and every block rescales the running output (alpha < 1 in every lane). jump > 0:
+ * every query's first dimension is 1 and every key's 0, but jump for keys 768-1023 (the fourth key
+ * block of 256), so every score of that block rises by jump * scale * log2(e) log2 units over the
+ * others (jump 128 at dh 40: +29.2, past the kernel's margin of 16: its reference moves mid-row;
+ * 52: +11.9, inside it: the reference stays and that block's P reach 2^12). Both are exact in bf16
+ * and shift a whole block alike, so the rounding of the big product cancels in the softmax. */
+static void run_case_x(int B, int Lq, int Lk, int heads, int dh, int causal, int fused, float qmul,
+                       float rise, float jump)
 {
     int C = heads * dh;
     int qs = fused ? 3 * C : C, kvs = fused ? 3 * C : C;
@@ -54,6 +61,15 @@ static void run_case_r(int B, int Lq, int Lk, int heads, int dh, int causal, int
             for (int j = 0; j < Lk; j++)
                 for (int c = 0; c < kvs; c++)
                     kbuf[((size_t)b * Lk + j) * kvs + c] *= 1.0f + rise * (float)j / (float)Lk;
+    if (jump > 0 && !fused)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < heads; h++) {
+                for (int i = 0; i < Lq; i++)
+                    qbuf[((size_t)b * Lq + i) * qs + (size_t)h * dh] = 1.0f;
+                for (int j = 0; j < Lk; j++)
+                    kbuf[((size_t)b * Lk + j) * kvs + (size_t)h * dh] =
+                        j >= 768 && j < 1024 ? jump : 0.0f;
+            }
     size_t on = (size_t)B * Lq * C;
     float *out = malloc(on * sizeof(float)), *ref = malloc(on * sizeof(float)),
           *f32 = malloc(on * sizeof(float));
@@ -76,9 +92,10 @@ static void run_case_r(int B, int Lq, int Lk, int heads, int dh, int causal, int
     ran_amx += !same;
     ran_f32 += same;
     double tmax = qmul > 1 ? 3e-2 : 8e-3, tmean = qmul > 1 ? 5e-3 : 2e-3;
-    printf("bf16 attention B%d Lq%d Lk%d heads%d dh%d causal%d fused%d qmul%g rise%g: max %.2e "
-           "mean %.2e%s\n",
-           B, Lq, Lk, heads, dh, causal, fused, qmul, rise, mx, mean, same ? " (f32 kernel)" : "");
+    printf("bf16 attention B%d Lq%d Lk%d heads%d dh%d causal%d fused%d qmul%g rise%g jump%g: max "
+           "%.2e mean %.2e%s\n",
+           B, Lq, Lk, heads, dh, causal, fused, qmul, rise, jump, mx, mean,
+           same ? " (f32 kernel)" : "");
     CHECK(mx <= tmax);
     CHECK(mean <= tmean);
     /* one thread gives the same numbers: tasks are independent and the packing is exact */
@@ -91,6 +108,12 @@ static void run_case_r(int B, int Lq, int Lk, int heads, int dh, int causal, int
     free(out);
     free(ref);
     free(f32);
+}
+
+static void run_case_r(int B, int Lq, int Lk, int heads, int dh, int causal, int fused, float qmul,
+                       float rise)
+{
+    run_case_x(B, Lq, Lk, heads, dh, causal, fused, qmul, rise, 0);
 }
 
 static void run_case(int B, int Lq, int Lk, int heads, int dh, int causal, int fused, float qmul)
@@ -135,6 +158,13 @@ int main(void)
     run_case_r(1, 40, 205, 2, 64, 0, 0, 1, 0);
     run_case_r(1, 300, 300, 2, 40, 1, 0, 4, 3);
     run_case_r(1, 70, 1100, 1, 512, 0, 0, 2, 2);
+    /* the kernel keeps a reference per query that moves only when a block's scores rise more than
+     * 16 log2 units above it: 6 blocks where block 3 jumps by +29 (it moves mid-row), by +12 (it
+     * never moves; P up to 2^12), causal over the jump, and 6 plain blocks (it never moves) */
+    run_case_x(1, 70, 1400, 2, 40, 0, 0, 1, 0, 128);
+    run_case_x(1, 70, 1400, 2, 40, 0, 0, 1, 0, 52);
+    run_case_x(1, 1100, 1100, 1, 40, 1, 0, 1, 0, 128);
+    run_case_x(1, 70, 1400, 2, 40, 0, 0, 1, 0, 0);
     if (amx_expected) {
         CHECK(ran_amx > 0);
         CHECK_INT(ran_f32, 0);

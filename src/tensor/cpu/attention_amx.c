@@ -3,13 +3,15 @@
  * (FlashAttention, Dao et al. 2022, algorithm 1) on Intel AMX tiles (TDPBF16PS: bf16 products, f32
  * accumulation; Intel SDM vol. 1 ch. 18 and the intrinsics guide's _tile_* entries), transposed:
  * S^T = K Q^T and O^T = V^T P^T, so the 16 queries of a tile's columns are the 16 lanes of the
- * softmax's vectors (running max, sum and rescale per lane, no horizontal reductions); the
+ * softmax's vectors (reference max, sum and rescale per lane, no horizontal reductions); the
  * softmax, its max/sum and O stay f32 in AVX-512, and the tile products of the neighbouring key
- * blocks run interleaved with it. Why AMX and not AVX512-BF16: on this CPU vdpbf16ps zmm issues
- * once per 2 cycles (32 FLOP per cycle) against two FMAs per cycle (64 FLOP), so a dot-product
- * kernel loses to attention.c. Inputs are f32 (the linears' outputs); per call K and V^T are
- * rounded to bf16 and packed once per (batch, head) tile by tile, a task's queries once per task.
- * Without AMX (or in the portable build, or MUS2PIC_CPU=generic) it is op_attention.
+ * blocks run interleaved with it. The reference moves only when a block's scores rise past a
+ * margin, so most blocks take one pass over S^T and P V adds into O^T with no rescale. Why AMX and
+ * not AVX512-BF16: on this CPU vdpbf16ps zmm issues once per 2 cycles (32 FLOP per cycle) against
+ * two FMAs per cycle (64 FLOP), so a dot-product kernel loses to attention.c. Inputs are f32 (the
+ * linears' outputs); per call K and V^T are rounded to bf16 and packed once per (batch, head) tile
+ * by tile, a task's queries once per task. Without AMX (or in the portable build, or
+ * MUS2PIC_CPU=generic) it is op_attention.
  */
 #include "core/error.h"
 #include "tensor/cpu/cpu.h"
@@ -191,13 +193,13 @@ static void pack_kv(const amx_args *a, int bh, uint16_t *tmp)
     }
 }
 
-/* One tile product C = A . B on a 2 x 2 grid of 16 x 16 f32 tiles, the one both halves of
- * attention make: A is two 16 x 32 bf16 tiles (a1 NULL: one), rows 64 bytes apart, advancing astep
- * elements per k-step; B one or two (b1 NULL) pair-interleaved tiles, rows 64 bytes apart,
- * advancing bstep elements per k-step; C tile (m, n) at c + m*16*ldc + n*cn. */
+/* One tile product C = A . B (acc: C += A . B) on a 2 x 2 grid of 16 x 16 f32 tiles, the one both
+ * halves of attention make: A is two 16 x 32 bf16 tiles (a1 NULL: one), rows 64 bytes apart,
+ * advancing astep elements per k-step; B one or two (b1 NULL) pair-interleaved tiles, rows 64
+ * bytes apart, advancing bstep elements per k-step; C tile (m, n) at c + m*16*ldc + n*cn. */
 typedef struct {
     const uint16_t *a0, *a1, *b0, *b1;
-    int astep, bstep, ksteps, ldc, cn;
+    int astep, bstep, ksteps, ldc, cn, acc;
     float *c;
 } amx_gemm;
 
@@ -209,11 +211,20 @@ typedef struct {
     int n, cur, k; /* jobs queued, the running one, its next k-step */
 } amx_queue;
 
-/* k-step k of g: tmm0-3 accumulate (zeroed at k-step 0, stored after the last), tmm4-5 hold A,
- * tmm6-7 B */
+/* k-step k of g: tmm0-3 accumulate (zeroed, or loaded from C, at k-step 0, stored after the
+ * last), tmm4-5 hold A, tmm6-7 B */
 static inline void amx_gemm_step(const amx_gemm *g, int k)
 {
-    if (k == 0) {
+    if (k == 0 && g->acc) {
+        _tile_loadd(0, g->c, g->ldc * 4);
+        if (g->b1)
+            _tile_loadd(1, g->c + g->cn, g->ldc * 4);
+        if (g->a1) {
+            _tile_loadd(2, g->c + (size_t)16 * g->ldc, g->ldc * 4);
+            if (g->b1)
+                _tile_loadd(3, g->c + (size_t)16 * g->ldc + g->cn, g->ldc * 4);
+        }
+    } else if (k == 0) {
         _tile_zero(0);
         _tile_zero(1);
         _tile_zero(2);
@@ -266,7 +277,7 @@ static void amx_drain(amx_queue *q)
 
 static inline void amx_push(amx_queue *q, const uint16_t *a0, const uint16_t *a1, int astep,
                             const uint16_t *b0, const uint16_t *b1, int bstep, int ksteps, float *c,
-                            int ldc, int cn)
+                            int ldc, int cn, int acc)
 {
     amx_gemm *g = &q->job[q->n++];
     g->a0 = a0;
@@ -279,19 +290,19 @@ static inline void amx_push(amx_queue *q, const uint16_t *a0, const uint16_t *a1
     g->c = c;
     g->ldc = ldc;
     g->cn = cn;
+    g->acc = acc;
 }
 
 typedef struct {
     uint16_t *qt; /* [2 groups][dp/2][16][2] scaled queries, bf16, pair-interleaved */
     /* two of each, for blocks i and i + 1 (see amx_block) */
-    /* S^T and Ob^T keep each query group's 16 columns apart, so a tile stores 1 KiB in one
-     * piece (2-4 % faster than rows of both groups side by side, 4 rounds of 5) */
+    /* S^T keeps each query group's 16 columns apart, so a tile stores 1 KiB in one piece (2-4 %
+     * faster than rows of both groups side by side, 4 rounds of 5); O^T likewise */
     float *s[2];     /* [2 groups][AKB keys][16 queries] scores S^T */
     uint16_t *pt[2]; /* [2 groups][AKB/2][16][2] probabilities P^T, bf16, pair-interleaved */
-    float *ob[2];    /* [2 groups][dv][16 queries] a block's O^T = V^T P^T */
-    float *al[2];    /* [AQB] a block's rescale of the running O^T */
-    float *o;        /* [dv][AQB] running O^T */
-    float *m, *l;    /* [AQB] running max (log2 units) and sum */
+    float *al;       /* [AQB] the running O^T's rescale for the current block */
+    float *o;        /* [2 groups][dv][16 queries] running O^T, accumulated by the P V tiles */
+    float *m, *l;    /* [AQB] the softmax's reference (log2 units; see amx_softmax16) and sum */
     uint16_t *tmp;   /* [AQB][dp]: a query row on its way to qt */
     amx_queue *q;    /* the tile products run from inside the softmax */
 } amx_scratch;
@@ -299,10 +310,11 @@ typedef struct {
 /* 2^x for the x <= 0 of a softmax: 2^floor(x) * 2^r with r = x - floor(x) in [0, 1), which
  * vreduceps gives in one instruction, and vscalefps multiplies by 2^floor(x) itself (it floors
  * its exponent operand), so neither floor(x) nor r needs its own subtraction; exponents far
- * below -126 give 0. The polynomial is the degree-4 interpolant of 2^r at the Chebyshev nodes of
- * [0, 1]: max relative error 3.5e-6, 500x below the 2^-9 of the bf16 rounding P gets before P V
- * (Cephes' degree 6, which the f32 kernel keeps, spends two more FMAs for 1e-7 that the rounding
- * throws away). Lanes off in k are 0. */
+ * below -126 give 0 (and x up to AMX_MARGIN, see amx_softmax16, is as exact). The polynomial is
+ * the degree-4 interpolant of 2^r at the Chebyshev nodes of [0, 1]: max relative error 3.5e-6,
+ * 500x below the 2^-9 of the bf16 rounding P gets before P V (Cephes' degree 6, which the f32
+ * kernel keeps, spends two more FMAs for 1e-7 that the rounding throws away). Lanes off in k are
+ * 0. */
 static inline __m512 amx_exp2(__mmask16 k, __m512 x)
 {
     /* imm 0x09: keep 0 fraction bits, round down, no precision exception */
@@ -323,47 +335,34 @@ static inline __mmask16 causal_lanes(int jj, int q0)
     return c <= 0 ? 0xffff : c >= 16 ? 0 : (__mmask16)(0xffffu << c);
 }
 
-/* Online softmax of one block for the 16 queries of group g, in lanes: S^T rows are keys, so the
- * running max, the sum and the rescale are per-lane vector ops (no horizontal reductions). Writes
- * P^T pair-interleaved (zero for keys past nk up to nk32) and the group's rescale al[16]. */
-static void amx_softmax16(const amx_args *a, amx_scratch *w, amx_queue *aq, int buf, int g, int j0,
-                          int nk, int nk32, int q0)
+/* How far (log2 units) a block's scores may rise above a lane's reference m before the block is
+ * redone with a new one: P = 2^(s - m) <= 2^16 then, far inside f32's and bf16's exponent range
+ * (bf16's relative rounding does not depend on the magnitude), and l <= Lk 2^16. */
+#define AMX_MARGIN 16.0f
+
+/* One pass over a block's S^T for one group: P^T = 2^(S^T - mv) pair-interleaved into pt (zero
+ * for masked keys and for keys past nk up to nk32), one k-step of queued tile work per 4 x 32
+ * scores; returns the lanes' sum of P and, in *bmax, the block's max of the scores they see. */
+static inline __m512 amx_exp_pass(const amx_args *a, amx_queue *aq, const float *s, uint16_t *pt,
+                                  int j0, int nk, int nk32, int q0, __m512 mv, __m512 *bmax)
 {
     /* vpermw indices: interleave 16 bf16 of an even key (low half) and 16 of the odd (high) */
     const __m512i ilv = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24,
                                          8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    const float *s = w->s[buf] + (size_t)g * AKB * 16;
-    uint16_t *pt = w->pt[buf] + (size_t)g * (AKB / 2) * 32;
-    const __m512 mold = _mm512_loadu_ps(w->m + g * 16);
-    __m512 m0 = mold, m1 = mold;
     const int masked = a->causal;
-    if (!masked) {
-        int j = 0;
-        for (; j + 1 < nk; j += 2) {
-            m0 = _mm512_max_ps(m0, _mm512_loadu_ps(s + (size_t)j * 16));
-            m1 = _mm512_max_ps(m1, _mm512_loadu_ps(s + (size_t)(j + 1) * 16));
-        }
-        if (j < nk)
-            m0 = _mm512_max_ps(m0, _mm512_loadu_ps(s + (size_t)j * 16));
-    } else
-        for (int j = 0; j < nk; j++)
-            m0 = _mm512_mask_max_ps(m0, causal_lanes(j0 + j, q0), m0,
-                                    _mm512_loadu_ps(s + (size_t)j * 16));
-    const __m512 m = _mm512_max_ps(m0, m1);
-    const __m512 ninf = _mm512_set1_ps(-INFINITY);
-    /* lanes with no key yet keep m = -inf: their P is all zero (every key masked), alpha 0 */
-    const __mmask16 seen = _mm512_cmp_ps_mask(m, ninf, _CMP_NEQ_OQ);
-    const __m512 mv = _mm512_maskz_mov_ps(seen, m);
-    const __m512 al = amx_exp2(_mm512_cmp_ps_mask(mold, ninf, _CMP_NEQ_OQ), _mm512_sub_ps(mold, m));
     __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
+    __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0;
     int j = 0;
     if (!masked)
         for (; j + 1 < nk; j += 2) {
             if ((j & 7) == 0)
                 amx_advance(aq); /* one k-step of tile work per 4 x 32 scores */
-            __m512 e0 = amx_exp2(0xffff, _mm512_sub_ps(_mm512_loadu_ps(s + (size_t)j * 16), mv));
-            __m512 e1 =
-                amx_exp2(0xffff, _mm512_sub_ps(_mm512_loadu_ps(s + (size_t)(j + 1) * 16), mv));
+            const __m512 s0 = _mm512_loadu_ps(s + (size_t)j * 16);
+            const __m512 s1 = _mm512_loadu_ps(s + (size_t)(j + 1) * 16);
+            m0 = _mm512_max_ps(m0, s0);
+            m1 = _mm512_max_ps(m1, s1);
+            __m512 e0 = amx_exp2(0xffff, _mm512_sub_ps(s0, mv));
+            __m512 e1 = amx_exp2(0xffff, _mm512_sub_ps(s1, mv));
             sum0 = _mm512_add_ps(sum0, e0);
             sum1 = _mm512_add_ps(sum1, e1);
             _mm512_storeu_si512(
@@ -375,19 +374,80 @@ static void amx_softmax16(const amx_args *a, amx_scratch *w, amx_queue *aq, int 
             amx_advance(aq);
         __mmask16 k0 = j < nk ? (masked ? causal_lanes(j0 + j, q0) : 0xffff) : 0;
         __mmask16 k1 = j + 1 < nk ? (masked ? causal_lanes(j0 + j + 1, q0) : 0xffff) : 0;
-        __m512 e0 = k0 ? amx_exp2(k0, _mm512_sub_ps(_mm512_loadu_ps(s + (size_t)j * 16), mv))
-                       : _mm512_setzero_ps();
-        __m512 e1 = k1 ? amx_exp2(k1, _mm512_sub_ps(_mm512_loadu_ps(s + (size_t)(j + 1) * 16), mv))
-                       : _mm512_setzero_ps();
+        __m512 e0 = _mm512_setzero_ps(), e1 = _mm512_setzero_ps();
+        if (k0) {
+            const __m512 s0 = _mm512_loadu_ps(s + (size_t)j * 16);
+            m0 = _mm512_mask_max_ps(m0, k0, m0, s0);
+            e0 = amx_exp2(k0, _mm512_sub_ps(s0, mv));
+        }
+        if (k1) {
+            const __m512 s1 = _mm512_loadu_ps(s + (size_t)(j + 1) * 16);
+            m1 = _mm512_mask_max_ps(m1, k1, m1, s1);
+            e1 = amx_exp2(k1, _mm512_sub_ps(s1, mv));
+        }
         sum0 = _mm512_add_ps(sum0, e0);
         sum1 = _mm512_add_ps(sum1, e1);
         _mm512_storeu_si512(pt + (size_t)j * 16,
                             _mm512_permutexvar_epi16(ilv, (__m512i)_mm512_cvtne2ps_pbh(e1, e0)));
     }
+    *bmax = _mm512_max_ps(m0, m1);
+    return _mm512_add_ps(sum0, sum1);
+}
+
+/* Online softmax of one block for the 16 queries of group g, in lanes: S^T rows are keys, so the
+ * reference, the sum and the rescale are per-lane vector ops (no horizontal reductions). The
+ * reference m is not the running max: P = 2^(s - m) is exact whatever m is (O / l cancels it),
+ * so m moves only when a block's max rises above it by more than AMX_MARGIN. Then a block is one
+ * pass over S^T (exps and max together) with alpha = 1: no rescale of the running O^T. A lane
+ * whose max rises too far (or a block that finds a lane with no reference yet, m = -inf: the
+ * first block, or causal rows that saw no key) takes the running max as today: its max (one
+ * pass, or a max pass), then the exp pass again with m = max(m, block max) and alpha = 2^(m_old -
+ * m); lanes that still see no key keep m = -inf, P = 0, alpha 0. Writes P^T pair-interleaved
+ * (zero for keys past nk up to nk32), the group's alpha al[16] and l; returns 1 when alpha is not
+ * 1 in every lane (the running O^T needs amx_rescale). */
+static int amx_softmax16(const amx_args *a, amx_scratch *w, amx_queue *aq, int buf, int g, int j0,
+                         int nk, int nk32, int q0)
+{
+    const float *s = w->s[buf] + (size_t)g * AKB * 16;
+    uint16_t *pt = w->pt[buf] + (size_t)g * (AKB / 2) * 32;
+    const __m512 mold = _mm512_loadu_ps(w->m + g * 16);
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    const __mmask16 had = _mm512_cmp_ps_mask(mold, ninf, _CMP_NEQ_OQ);
+    __m512 bmax, sum;
+    if (had == 0xffff) {
+        sum = amx_exp_pass(a, aq, s, pt, j0, nk, nk32, q0, mold, &bmax);
+        const __mmask16 up =
+            _mm512_cmp_ps_mask(bmax, _mm512_add_ps(mold, _mm512_set1_ps(AMX_MARGIN)), _CMP_GT_OQ);
+        if (!up) {
+            _mm512_storeu_ps(w->al + g * 16, _mm512_set1_ps(1.0f));
+            _mm512_storeu_ps(w->l + g * 16, _mm512_add_ps(_mm512_loadu_ps(w->l + g * 16), sum));
+            return 0;
+        }
+    } else if (!a->causal) {
+        __m512 m0 = ninf, m1 = ninf;
+        int j = 0;
+        for (; j + 1 < nk; j += 2) {
+            m0 = _mm512_max_ps(m0, _mm512_loadu_ps(s + (size_t)j * 16));
+            m1 = _mm512_max_ps(m1, _mm512_loadu_ps(s + (size_t)(j + 1) * 16));
+        }
+        if (j < nk)
+            m0 = _mm512_max_ps(m0, _mm512_loadu_ps(s + (size_t)j * 16));
+        bmax = _mm512_max_ps(m0, m1);
+    } else {
+        bmax = ninf;
+        for (int j = 0; j < nk; j++)
+            bmax = _mm512_mask_max_ps(bmax, causal_lanes(j0 + j, q0), bmax,
+                                      _mm512_loadu_ps(s + (size_t)j * 16));
+    }
+    const __m512 m = _mm512_max_ps(mold, bmax);
+    /* lanes with no key yet keep m = -inf: their P is all zero (every key masked), alpha 0 */
+    const __mmask16 seen = _mm512_cmp_ps_mask(m, ninf, _CMP_NEQ_OQ);
+    const __m512 al = amx_exp2(had, _mm512_sub_ps(mold, m));
+    sum = amx_exp_pass(a, aq, s, pt, j0, nk, nk32, q0, _mm512_maskz_mov_ps(seen, m), &bmax);
     _mm512_storeu_ps(w->m + g * 16, m);
-    _mm512_storeu_ps(w->al[buf] + g * 16, al);
-    _mm512_storeu_ps(w->l + g * 16, _mm512_fmadd_ps(_mm512_loadu_ps(w->l + g * 16), al,
-                                                    _mm512_add_ps(sum0, sum1)));
+    _mm512_storeu_ps(w->al + g * 16, al);
+    _mm512_storeu_ps(w->l + g * 16, _mm512_fmadd_ps(_mm512_loadu_ps(w->l + g * 16), al, sum));
+    return 1;
 }
 
 /* queue S^T[keys j0.. of one block][32 queries] = K . Q^T into s, two key tiles per job */
@@ -398,12 +458,12 @@ static void amx_scores(const amx_args *a, const amx_scratch *w, amx_queue *q, co
     for (int t = 0; t < nt; t += 2) {
         const uint16_t *k0 = kp + (size_t)(j0 + t * 16) * dp;
         amx_push(q, k0, t + 1 < nt ? k0 + (size_t)16 * dp : NULL, 512, w->qt,
-                 w->qt + (size_t)dp * 16, 512, dp / 32, s + (size_t)t * 16 * 16, 16, AKB * 16);
+                 w->qt + (size_t)dp * 16, 512, dp / 32, s + (size_t)t * 16 * 16, 16, AKB * 16, 0);
     }
 }
 
-/* queue Ob^T[dims][32 queries] = V^T . P^T of the block at j0 (buffer buf), two dimension tiles
- * per job */
+/* queue O^T[dims][32 queries] += V^T . P^T of the block at j0 (buffer buf), two dimension tiles
+ * per job, straight into the running O^T */
 static void amx_pv(const amx_args *a, const amx_scratch *w, amx_queue *q, const uint16_t *vt,
                    int j0, int nk32, int buf)
 {
@@ -411,21 +471,20 @@ static void amx_pv(const amx_args *a, const amx_scratch *w, amx_queue *q, const 
     for (int d = 0; d < dv; d += 32) {
         const uint16_t *v0 = vt + ((size_t)j0 * dv + (size_t)d * 32);
         amx_push(q, v0, d + 16 < dv ? v0 + (size_t)16 * 32 : NULL, dv * 32, w->pt[buf],
-                 w->pt[buf] + (size_t)(AKB / 2) * 32, 512, nk32 / 32, w->ob[buf] + (size_t)d * 16,
-                 16, dv * 16);
+                 w->pt[buf] + (size_t)(AKB / 2) * 32, 512, nk32 / 32, w->o + (size_t)d * 16, 16,
+                 dv * 16, 1);
     }
 }
 
-/* O^T = O^T * alpha + Ob^T for the block in buffer buf: alpha is per query, so per lane */
-static inline void amx_rescale(amx_scratch *w, int dv, int buf)
+/* O^T = O^T * alpha: alpha is per query, so per lane */
+static inline void amx_rescale(amx_scratch *w, int dv)
 {
-    const __m512 al0 = _mm512_loadu_ps(w->al[buf]), al1 = _mm512_loadu_ps(w->al[buf] + 16);
-    for (int d = 0; d < dv; d++) {
-        float *o = w->o + (size_t)d * AQB;
-        const float *ob = w->ob[buf] + (size_t)d * 16; /* [2 groups][dv][16] */
-        _mm512_storeu_ps(o, _mm512_fmadd_ps(_mm512_loadu_ps(o), al0, _mm512_loadu_ps(ob)));
-        _mm512_storeu_ps(o + 16, _mm512_fmadd_ps(_mm512_loadu_ps(o + 16), al1,
-                                                 _mm512_loadu_ps(ob + (size_t)dv * 16)));
+    for (int g = 0; g < 2; g++) {
+        const __m512 al = _mm512_loadu_ps(w->al + g * 16);
+        float *o = w->o + (size_t)g * dv * 16;
+        for (int d = 0; d < dv; d++)
+            _mm512_storeu_ps(o + (size_t)d * 16,
+                             _mm512_mul_ps(_mm512_loadu_ps(o + (size_t)d * 16), al));
     }
 }
 
@@ -469,7 +528,8 @@ static void amx_block(const amx_args *a, amx_scratch *w, int b, int h, int i0)
      * the softmax loop: the out-of-order core overlaps them only when they are close in the
      * instruction stream); each product reads and writes the other buffer of a pair, so no load
      * waits on a store still in flight (tile loads and stores do not forward from the store
-     * buffer). Then block i - 1's O^T update. */
+     * buffer). P V adds into the running O^T; when block i moved a reference, O^T (blocks up to
+     * i - 1) is then rescaled to it before block i's P V. */
     const int nblk = (kend + AKB - 1) / AKB;
     amx_queue *aq = w->q;
     aq->n = aq->cur = aq->k = 0;
@@ -484,16 +544,15 @@ static void amx_block(const amx_args *a, amx_scratch *w, int b, int h, int i0)
             amx_scores(a, w, aq, kp, j0 + AKB, kend, w->s[c ^ 1]);
         if (i > 0)
             amx_pv(a, w, aq, vt, j0 - AKB, nk32_prev, c ^ 1);
-        amx_softmax16(a, w, aq, c, 0, j0, nk, nk32, i0);
-        amx_softmax16(a, w, aq, c, 1, j0, nk, nk32, i0 + 16);
+        int moved = amx_softmax16(a, w, aq, c, 0, j0, nk, nk32, i0);
+        moved |= amx_softmax16(a, w, aq, c, 1, j0, nk, nk32, i0 + 16);
         amx_drain(aq);
-        if (i > 0)
-            amx_rescale(w, dv, c ^ 1);
+        if (i > 0 && moved) /* before block 0's P V, O^T is zero */
+            amx_rescale(w, dv);
         nk32_prev = nk32;
     }
     amx_pv(a, w, aq, vt, (nblk - 1) * AKB, nk32_prev, (nblk - 1) & 1);
     amx_drain(aq);
-    amx_rescale(w, dv, (nblk - 1) & 1);
     /* O^T / l, transposed back to rows by 16 dimensions x 16 queries */
     const int ld = a->heads * dh;
     for (int g = 0; g * 16 < nq; g++) {
@@ -505,7 +564,7 @@ static void amx_block(const amx_args *a, amx_scratch *w, int b, int h, int i0)
         for (int d0 = 0; d0 < dh; d0 += 16) {
             __m512 r[16];
             for (int k = 0; k < 16; k++)
-                r[k] = _mm512_loadu_ps(w->o + (size_t)(d0 + k) * AQB + g * 16);
+                r[k] = _mm512_loadu_ps(w->o + ((size_t)g * dv + d0 + k) * 16);
             tr16x16(r);
             const __mmask16 dm = first_n(dh - d0);
             for (int q = 0; q < 16 && g * 16 + q < nq; q++)
@@ -524,13 +583,10 @@ static void amx_thread(const amx_args *ap, float *base, int nbh, int heads, int 
     const int ntasks = nbh * nqb;
     amx_scratch w;
     float *f = base;
-    for (int i = 0; i < 2; i++) {
-        w.s[i] = f;
-        w.ob[i] = f + (size_t)AKB * AQB;
-        w.al[i] = w.ob[i] + (size_t)a.dv * AQB;
-        f = w.al[i] + AQB;
-    }
-    w.o = f;
+    w.s[0] = f;
+    w.s[1] = f + (size_t)AKB * AQB;
+    w.al = w.s[1] + (size_t)AKB * AQB;
+    w.o = w.al + AQB;
     w.m = w.o + (size_t)a.dv * AQB;
     w.l = w.m + AQB;
     uint16_t *h = (uint16_t *)(w.l + AQB);
@@ -584,10 +640,10 @@ static int attention_amx(const float *q, int q_stride, const float *k, const flo
     a.kp = packed;
     a.vt = packed + kpn;
     const int nqb = (Lq + AQB - 1) / AQB;
-    /* per thread, floats: two s, ob, al, then o, m, l; then bf16 (counted as halves) qt, two pt,
-     * and tmp, which holds AQB query rows of dp (or, while packing K, one key row) */
+    /* per thread, floats: two s, al, o, m, l; then bf16 (counted as halves) qt, two pt, and tmp,
+     * which holds AQB query rows of dp (or, while packing K, one key row) */
     size_t tmpn = (size_t)AQB * a.dp;
-    size_t per = 2 * ((size_t)AKB * AQB + (size_t)a.dv * AQB + AQB) + (size_t)a.dv * AQB + 2 * AQB +
+    size_t per = 2 * (size_t)AKB * AQB + AQB + (size_t)a.dv * AQB + 2 * AQB +
                  ((size_t)AQB * a.dp + 2 * (size_t)AKB * AQB + tmpn + 1) / 2;
     per = (per + 15) & ~(size_t)15;
     const int nthr = omp_get_max_threads();
