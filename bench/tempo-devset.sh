@@ -545,7 +545,8 @@ for p in rosegarden pangzero kobodeluxe-data fretsonfire-songs-muldjord fretsonf
     open-invaders-data gweled njam-data penguin-command circuslinux-data madbomber-data vectoroids \
     tuxtype-data solarwolf; do
     ls "$CACHE/debs/${p}_"*.deb >/dev/null 2>&1 ||
-        (cd "$CACHE/debs" && apt-get download "$p" >/dev/null 2>&1) || echo "apt-get download $p failed" >&2
+        (cd "$CACHE/debs" && apt-get download "$p" >/dev/null 2>&1) ||
+        echo "apt-get download $p failed" >&2
 done
 R7="$TMP/r7"
 mkdir -p "$R7/root" "$R7/rg"
@@ -746,11 +747,13 @@ for f in "$R7"/rg/*.rg; do
     esac
     id="rosegarden-$(echo "$n" | sed 's/[^A-Za-z0-9_-]/_/g')"
     python3 "$TMP/rgmidi.py" "$f" "$TMP/$id.mid" || { echo "rgmidi: $n not converted" >&2; continue; }
-    held3_midi "$TMP/$id.mid" "$id" "rosegarden /usr/bin/rosegarden :/examples/$n.rg (tempo and time signature events)"
+    held3_midi "$TMP/$id.mid" "$id" \
+        "rosegarden /usr/bin/rosegarden :/examples/$n.rg (tempo and time signature events)"
     rm -f "$TMP/$id.mid"
 done
 # game music in MIDI: Pang Zero's and Kobo Deluxe's
-for f in "$R7"/root/usr/share/perl5/auto/share/dist/Games-PangZero/*.mid "$R7"/root/usr/share/kobo-deluxe/sfx/*.mid; do
+for f in "$R7"/root/usr/share/perl5/auto/share/dist/Games-PangZero/*.mid \
+    "$R7"/root/usr/share/kobo-deluxe/sfx/*.mid; do
     [ -f "$f" ] || continue
     case "$f" in
     *PangZero*) pkg=pangzero ;;
