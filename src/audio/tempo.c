@@ -666,6 +666,35 @@ static int bar_view(int k, const float *mel_db, const float *env, int T, int nm,
     return 0;
 }
 
+/* How much more strongly the music repeats at a candidate's bar than at the estimate's own bars,
+ * averaged over the BAR_VIEWS views: per view, the autocorrelation at the candidate's bar lag
+ * `bar` (or at its two-bar phrase, 2 bar, when that is seen 4 times) minus the largest at the
+ * estimate's n_own lags, into *out; -1 when out of memory. */
+static int grid_contrast(const float *mel_db, const float *env, int T, int nm, int sr, double fps,
+                         double bar, const double *own, int n_own, double *out)
+{
+    float *x = malloc(sizeof(float) * (size_t)T);
+    if (!x)
+        return -1;
+    double sum = 0;
+    for (int k = 0; k < BAR_VIEWS; k++) {
+        if (bar_view(k, mel_db, env, T, nm, sr, fps, x) < 0) {
+            free(x);
+            return -1;
+        }
+        double cand = ac_at(x, T, bar);
+        if (4 * 2 * bar <= T)
+            cand = fmax(cand, ac_at(x, T, 2 * bar));
+        double best_own = ac_at(x, T, own[0]);
+        for (int i = 1; i < n_own; i++)
+            best_own = fmax(best_own, ac_at(x, T, own[i]));
+        sum += cand - best_own;
+    }
+    free(x);
+    *out = sum / BAR_VIEWS;
+    return 0;
+}
+
 /* Bar-grid check (metrical level from bar-level periodicity; the 2:3 confusion of a beat read
  * at its dotted level, 140 BPM read at 93): write u for a third of the estimated period, the
  * common tatum of the estimate (3u) and of the candidate at 3/2 the tempo (2u). Bars and
@@ -687,23 +716,11 @@ static double bar_grid_check(const float *mel_db, const float *env, int T, int n
     double u = 60.0 * fps / bpm / 3.0;
     if (4 * 12 * u > T) /* the estimate's 4-beat bar must be seen 4 times */
         return bpm;
-    float *x = malloc(sizeof(float) * (size_t)T);
-    if (!x)
+    const double own[] = {6 * u, 9 * u, 12 * u};
+    double c;
+    if (grid_contrast(mel_db, env, T, nm, sr, fps, 8 * u, own, 3, &c) < 0)
         return TEMPO_NOMEM;
-    double sum = 0;
-    for (int k = 0; k < BAR_VIEWS; k++) {
-        if (bar_view(k, mel_db, env, T, nm, sr, fps, x) < 0) {
-            free(x);
-            return TEMPO_NOMEM;
-        }
-        double cand = ac_at(x, T, 8 * u);
-        if (4 * 16 * u <= T)
-            cand = fmax(cand, ac_at(x, T, 16 * u));
-        double own = fmax(ac_at(x, T, 6 * u), fmax(ac_at(x, T, 9 * u), ac_at(x, T, 12 * u)));
-        sum += cand - own;
-    }
-    free(x);
-    return sum / 4 >= bar_margin ? 1.5 * bpm : bpm;
+    return c >= bar_margin ? 1.5 * bpm : bpm;
 }
 
 /* Compound-meter check (the 3:2 confusion of 6/8 read at its quarter level: a 6/8 arpeggio
@@ -770,22 +787,11 @@ static double dotted_grid_check(const float *mel_db, const float *env, int T, in
     double u = 60.0 * fps / bpm / 3.0;
     if (4 * 16 * u > T) /* the candidate's 4-beat bar must be seen 4 times */
         return bpm;
-    float *x = malloc(sizeof(float) * (size_t)T);
-    if (!x)
+    const double own[] = {6 * u, 9 * u};
+    double c;
+    if (grid_contrast(mel_db, env, T, nm, sr, fps, 16 * u, own, 2, &c) < 0)
         return TEMPO_NOMEM;
-    double sum = 0;
-    for (int k = 0; k < BAR_VIEWS; k++) {
-        if (bar_view(k, mel_db, env, T, nm, sr, fps, x) < 0) {
-            free(x);
-            return TEMPO_NOMEM;
-        }
-        double cand = ac_at(x, T, 16 * u);
-        if (4 * 32 * u <= T)
-            cand = fmax(cand, ac_at(x, T, 32 * u));
-        sum += cand - fmax(ac_at(x, T, 6 * u), ac_at(x, T, 9 * u));
-    }
-    free(x);
-    return sum / 4 >= dotted_margin ? 0.75 * bpm : bpm;
+    return c >= dotted_margin ? 0.75 * bpm : bpm;
 }
 
 double tempo_estimate_mel(const float *mel_db, int T, int nm, int sr, double fps, float *env)

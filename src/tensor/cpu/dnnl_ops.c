@@ -34,14 +34,26 @@ static dnnl_engine_t g_engine;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static dnnl_status_t g_engine_status = dnnl_success;
 
-/* Per-thread state (stream, bf16 scratch) is released when its thread exits. */
+/* Per-thread state (stream, scratch) is released when its thread exits: thread_state_used
+ * registers the calling thread for that. */
 static pthread_key_t g_key;
+static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
 static void thread_state_free(void *p);
+
+static void key_init(void)
+{
+    pthread_key_create(&g_key, thread_state_free);
+}
+
+static void thread_state_used(void)
+{
+    pthread_once(&g_key_once, key_init);
+    pthread_setspecific(g_key, (void *)1); /* non-NULL: run the destructor at exit */
+}
 
 static void engine_init(void)
 {
     g_engine_status = dnnl_engine_create(&g_engine, dnnl_cpu, 0);
-    pthread_key_create(&g_key, thread_state_free);
 }
 
 static dnnl_engine_t engine(void)
@@ -115,7 +127,7 @@ static dnnl_stream_t stream(void)
 {
     if (!t_stream && engine()) {
         dnnl_stream_create(&t_stream, engine(), dnnl_stream_default_flags);
-        pthread_setspecific(g_key, (void *)1); /* non-NULL: run the destructor at exit */
+        thread_state_used();
     }
     return t_stream;
 }
@@ -180,9 +192,7 @@ void *ops_big_alloc(size_t n)
 void *ops_scratch(int slot, size_t n)
 {
     if (n > t_scratch_size[slot]) {
-        if (!engine()) /* creates the key whose destructor frees the scratch at thread exit */
-            return NULL;
-        pthread_setspecific(g_key, (void *)1);
+        thread_state_used();
         free(t_scratch[slot]);
         t_scratch[slot] = ops_big_alloc(n);
         t_scratch_size[slot] = t_scratch[slot] ? n : 0;
