@@ -5,7 +5,8 @@
  * feed-forward -> +; LayerNorm eps 1e-5, attention scale head_dim^-0.5), proj_out, residual.
  * Residual adds are fused into the output linears; q/k/v of self-attention are one matmul; the
  * GroupNorm, LayerNorms and GEGLU are the pre-op of the linear that reads them (backend.h
- * bk_pre). In bf16 mode the attention products run on bf16 too (the backend's attention_bf16).
+ * bk_pre). In bf16 mode the attention products run on bf16 too (the backend's attention_bf16),
+ * and the feed-forward's hidden layer stays bf16 from ff1 to GEGLU (linear_forward_bf16).
  */
 #include "sd/unet_blocks.h"
 
@@ -166,6 +167,7 @@ int unet_transformer_forward(unet_transformer *t, float *x, int B, int HW, const
         bk_pre ln2 = {BK_PRE_LAYERNORM, 0, TR_LN_EPS, b->norm2.gamma, b->norm2.beta, 0};
         bk_pre ln3 = {BK_PRE_LAYERNORM, 0, TR_LN_EPS, b->norm3.gamma, b->norm3.beta, 0};
         bk_pre geglu = {BK_PRE_GEGLU, 0, 0.0f, NULL, NULL, 0};
+        bk_pre geglu16 = {BK_PRE_GEGLU_BF16, 0, 0.0f, NULL, NULL, 0};
         /* self-attention */
         if ((rc = be->linear_forward_pre(be, b->qkv, &ln1, h, 1, rows, n, u, NULL)) ||
             (rc = attend(be, u, 3 * I, u + I, u + 2 * I, 3 * I, B, HW, HW, t->heads, t->dh, scale,
@@ -180,10 +182,14 @@ int unet_transformer_forward(unet_transformer *t, float *x, int B, int HW, const
                          att)) ||
             (rc = be->linear_forward(be, b->out2, att, rows, h, h)))
             return rc;
-        /* GEGLU feed-forward */
+        /* GEGLU feed-forward (bf16 mode: ff1 writes bf16 into u, which only GEGLU reads) */
         float *g = u + R * 2 * t->ff;
-        if ((rc = be->linear_forward_pre(be, b->ff1, &ln3, h, 1, rows, n, u, NULL)) ||
-            (rc = be->linear_forward_pre(be, b->ff2, &geglu, u, 1, rows, g, h, h)))
+        if (t->dtype == M2P_DTYPE_BF16) {
+            if ((rc = be->linear_forward_bf16(be, b->ff1, &ln3, h, 1, rows, n, u)) ||
+                (rc = be->linear_forward_pre(be, b->ff2, &geglu16, u, 1, rows, g, h, h)))
+                return rc;
+        } else if ((rc = be->linear_forward_pre(be, b->ff1, &ln3, h, 1, rows, n, u, NULL)) ||
+                   (rc = be->linear_forward_pre(be, b->ff2, &geglu, u, 1, rows, g, h, h)))
             return rc;
     }
     return be->linear_forward(be, t->proj_out, h, rows, x, x);

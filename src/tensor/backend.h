@@ -29,6 +29,7 @@ enum {
     BK_PRE_LAYERNORM,     /* layernorm over each of the B*HW rows */
     BK_PRE_GEGLU,         /* geglu: x [rows, 2C] -> [rows, C] */
     BK_PRE_UPSAMPLE2X,    /* upsample2x: x [B, H/2, W/2, C] -> [B, H, W, C] */
+    BK_PRE_GEGLU_BF16,    /* geglu of bf16 x [rows, 2C] (a linear_forward_bf16 output) */
 };
 typedef struct bk_pre {
     int kind;
@@ -100,6 +101,15 @@ struct m2p_backend {
                               const float *x, int B, int HW, float *tmp, float *y,
                               const float *residual);
     void (*linear_free)(const m2p_backend *be, bk_linear *l); /* NULL is fine */
+    /* ---- bf16 activations between ops: a linear output that only a bf16 consumer reads stays
+     * bf16. Such a buffer is still a float buffer: element i (bfloat16 bits) is the 16-bit word
+     * i from its start, so n values fill its first n / 2 floats. Only linear_forward_bf16
+     * writes one; BK_PRE_GEGLU_BF16 and attention_bf16_act read one. ---- */
+    /* linear_forward_pre (pre NULL: the linear of x [B*HW, in]) with y rounded to bf16 (nearest
+     * even) after the f32 accumulation and bias: y holds B*HW*n_out bf16 values. Only for
+     * linears created with M2P_DTYPE_BF16; no residual (an error otherwise). */
+    int (*linear_forward_bf16)(const m2p_backend *be, bk_linear *l, const bk_pre *pre,
+                               const float *x, int B, int HW, float *tmp, float *y);
     /* What prepared layouts depend on (ops.h op_prepared_tag). */
     void (*prepared_tag)(const m2p_backend *be, int dtype, char *buf, size_t n);
 

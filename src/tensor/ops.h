@@ -60,6 +60,7 @@ enum {
     OP_PRE_LAYERNORM = BK_PRE_LAYERNORM,
     OP_PRE_GEGLU = BK_PRE_GEGLU,
     OP_PRE_UPSAMPLE2X = BK_PRE_UPSAMPLE2X,
+    OP_PRE_GEGLU_BF16 = BK_PRE_GEGLU_BF16,
 };
 typedef bk_pre op_pre;
 /* conv of pre(x) at H x W (the conv's input size; x is [B, H/2, W/2, cin] for UPSAMPLE2X).
@@ -69,6 +70,11 @@ int op_conv_forward_pre(op_conv *c, const op_pre *pre, const float *x, int B, in
 /* linear of pre(x) over B*HW rows (GroupNorm needs B and HW; the others see rows). */
 int op_linear_forward_pre(op_linear *l, const op_pre *pre, const float *x, int B, int HW,
                           float *tmp, float *y, const float *residual);
+/* bf16 activations between ops (backend.h linear_forward_bf16): the linear of pre(x) (pre NULL:
+ * of x) rounded to bf16 (nearest even) into y, B*HW*n_out values; bf16 linears only, no
+ * residual. In f32 the products and the bias are those of op_linear_forward_pre. */
+int op_linear_forward_bf16(op_linear *l, const op_pre *pre, const float *x, int B, int HW,
+                           float *tmp, uint16_t *y);
 /* pre(x) alone, in f32, into out (the unfused path of the two calls above; C is the input's
  * channel count, H x W the output's). */
 int op_pre_run(const op_pre *pre, const float *x, int B, int H, int W, int C, float *out);
@@ -106,6 +112,8 @@ int op_groupnorm_bf16(const float *x, int B, int HW, int C, int groups, float ep
 void op_layernorm_bf16(const float *x, int rows, int C, float eps, const float *gamma,
                        const float *beta, uint16_t *y);
 void op_geglu_bf16(const float *x, int rows, int D, uint16_t *y);
+/* GEGLU of bf16 x [rows, 2D] (a linear's bf16 output) to f32 y, or to bf16 yb when y is NULL. */
+void op_geglu_from_bf16(const uint16_t *x, int rows, int D, float *y, uint16_t *yb);
 void op_upsample2x_bf16(const float *x, int B, int H, int W, int C, uint16_t *y);
 
 /* Multi-head attention, tiled (flash-style online softmax): never builds Lq x Lk for all heads.

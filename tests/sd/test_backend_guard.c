@@ -181,6 +181,10 @@ WRAP(int, linear_forward_pre,
      (const m2p_backend *be, bk_linear *l, const bk_pre *pre, const float *x, int B, int HW,
       float *tmp, float *y, const float *residual),
      (IN(be), l, pre, x, B, HW, tmp, y, residual))
+WRAP(int, linear_forward_bf16,
+     (const m2p_backend *be, bk_linear *l, const bk_pre *pre, const float *x, int B, int HW,
+      float *tmp, float *y),
+     (IN(be), l, pre, x, B, HW, tmp, y))
 WRAP_VOID(linear_free, (const m2p_backend *be, bk_linear *l), (IN(be), l))
 WRAP_VOID(prepared_tag, (const m2p_backend *be, int dtype, char *buf, size_t n),
           (IN(be), dtype, buf, n))
@@ -262,6 +266,7 @@ static const m2p_backend guard_backend = {
     F(linear_prepared),
     F(linear_forward),
     F(linear_forward_pre),
+    F(linear_forward_bf16),
     F(linear_free),
     F(prepared_tag),
     F(attention),

@@ -4,9 +4,13 @@
  *    op_upsample2x_bf16 give exactly the f32 kernel's result rounded to bf16 (round to nearest
  *    even, as oneDNN's reorder; this file's own rounding), at channel counts that take the
  *    vector body and the scalar tail; ties, NaN, infinities and -0 through the upsample;
+ *  - op_geglu_from_bf16 (GEGLU of a linear's bf16 output) gives op_geglu's result on the widened
+ *    input, exactly, in f32 and rounded to bf16;
  *  - op_conv_forward_pre / op_linear_forward_pre equal the two calls they replace (the f32
  *    kernel into tmp, then the op), bit for bit: bf16 ops (when the CPU has bf16) and f32 ops,
- *    with and without a residual;
+ *    with and without a residual, and with the GEGLU of a bf16 input;
+ *  - op_linear_forward_bf16 (bf16 output) is op_linear_forward_pre's f32 output rounded to bf16,
+ *    with and without a pre-op, and is refused for an f32 linear;
  * run with the dispatched kernels, then again in a child with MUS2PIC_CPU=generic (the portable
  * kernels) and in one with MUS2PIC_FUSE=0 (the unfused path behind the same calls).
  */
@@ -89,6 +93,27 @@ static void check_kernels(void)
         op_geglu_bf16(x, B * HW, C, q);
         snprintf(what, sizeof what, "geglu D %d", C);
         CHECK_INT(bf16_mismatch(q, f, n, what), 0);
+        /* the same from bf16 input: x rounded, widened for the f32 kernel */
+        uint16_t *xb = malloc(2 * n * sizeof(uint16_t));
+        float *xw = malloc(2 * n * sizeof(float)), *f2 = malloc(n * sizeof(float));
+        CHECK(xb && xw && f2);
+        if (xb && xw && f2) {
+            for (size_t i = 0; i < 2 * n; i++) {
+                xb[i] = ref_bf16(x[i]);
+                uint32_t u = (uint32_t)xb[i] << 16;
+                memcpy(&xw[i], &u, 4);
+            }
+            op_geglu(xw, B * HW, C, f);
+            op_geglu_from_bf16(xb, B * HW, C, f2, NULL);
+            snprintf(what, sizeof what, "geglu from bf16 D %d, f32 out", C);
+            CHECK(test_max_abs_diff(f2, f, n, what) == 0.0);
+            op_geglu_from_bf16(xb, B * HW, C, NULL, q);
+            snprintf(what, sizeof what, "geglu from bf16 D %d, bf16 out", C);
+            CHECK_INT(bf16_mismatch(q, f, n, what), 0);
+        }
+        free(xb);
+        free(xw);
+        free(f2);
 
         /* upsample: special values in the input, layout checked against the f32 kernel */
         const int H = 5, W = 7;
@@ -163,6 +188,43 @@ static void check_ops(int dtype)
             CHECK(test_max_abs_diff(y2, y1, (size_t)rows * cout, what) == 0.0);
         }
     }
+    /* GEGLU of a bf16 input (a linear's bf16 output) against widening it and the two calls */
+    uint16_t *xb = malloc((size_t)rows * 2 * cin * sizeof(uint16_t));
+    uint16_t *yb = malloc((size_t)rows * cout * sizeof(uint16_t));
+    CHECK(xb && yb);
+    if (!xb || !yb)
+        goto done_b;
+    for (size_t i = 0; i < (size_t)rows * 2 * cin; i++)
+        xb[i] = ref_bf16(x[i]);
+    op_pre g16 = {OP_PRE_GEGLU_BF16, 0, 0.0f, NULL, NULL, 0};
+    for (int with_res = 0; with_res < 2; with_res++) {
+        const float *r = with_res ? res : NULL;
+        char what[96];
+        op_geglu_from_bf16(xb, rows, cin, tmp, NULL);
+        CHECK_INT(op_linear_forward(l, tmp, rows, y1, r), 0);
+        memset(y2, 0, (size_t)rows * cout * sizeof(float));
+        CHECK_INT(op_linear_forward_pre(l, &g16, (const float *)xb, B, H * W, tmp, y2, r), 0);
+        snprintf(what, sizeof what, "linear of geglu from bf16, %s, residual %d",
+                 dtype == M2P_DTYPE_BF16 ? "bf16" : "f32", with_res);
+        CHECK(test_max_abs_diff(y2, y1, (size_t)rows * cout, what) == 0.0);
+    }
+    /* bf16 outputs: the f32 output rounded, with a pre-op and without */
+    if (dtype == M2P_DTYPE_BF16) {
+        op_pre ln = {OP_PRE_LAYERNORM, 0, 1e-5f, g, be, 0};
+        CHECK_INT(op_linear_forward_pre(l, &ln, x, B, H * W, tmp, y1, NULL), 0);
+        memset(yb, 0, (size_t)rows * cout * sizeof(uint16_t));
+        CHECK_INT(op_linear_forward_bf16(l, &ln, x, B, H * W, tmp, yb), 0);
+        CHECK_INT(bf16_mismatch(yb, y1, (size_t)rows * cout, "bf16 out of linear of layernorm"), 0);
+        CHECK_INT(op_linear_forward(l, x, rows, y1, NULL), 0);
+        memset(yb, 0, (size_t)rows * cout * sizeof(uint16_t));
+        CHECK_INT(op_linear_forward_bf16(l, NULL, x, B, H * W, tmp, yb), 0);
+        CHECK_INT(bf16_mismatch(yb, y1, (size_t)rows * cout, "bf16 out of linear"), 0);
+    } else {
+        CHECK(op_linear_forward_bf16(l, NULL, x, B, H * W, tmp, yb) < 0);
+    }
+done_b:
+    free(xb);
+    free(yb);
     /* an odd size cannot come from a 2x upsample */
     op_pre up = {OP_PRE_UPSAMPLE2X, 0, 0.0f, NULL, NULL, 0};
     CHECK(op_conv_forward_pre(cv, &up, x, B, H + 1, W, tmp, y2, NULL) < 0);

@@ -153,6 +153,13 @@ static int cpu_linear_forward_pre(const m2p_backend *be, bk_linear *l, const bk_
     return op_linear_forward_pre(LIN(l), pre, x, B, HW, tmp, y, residual);
 }
 
+static int cpu_linear_forward_bf16(const m2p_backend *be, bk_linear *l, const bk_pre *pre,
+                                   const float *x, int B, int HW, float *tmp, float *y)
+{
+    (void)be;
+    return op_linear_forward_bf16(LIN(l), pre, x, B, HW, tmp, (uint16_t *)y);
+}
+
 static void cpu_linear_free(const m2p_backend *be, bk_linear *l)
 {
     (void)be;
@@ -336,6 +343,7 @@ static const m2p_backend cpu_backend = {
     .linear_prepared = cpu_linear_prepared,
     .linear_forward = cpu_linear_forward,
     .linear_forward_pre = cpu_linear_forward_pre,
+    .linear_forward_bf16 = cpu_linear_forward_bf16,
     .linear_free = cpu_linear_free,
     .prepared_tag = cpu_prepared_tag,
     .attention = cpu_attention,

@@ -36,9 +36,25 @@ static inline uint16_t ops_bf16(float f)
     return (uint16_t)(u >> 16);
 }
 
+/* bf16 -> f32: exact (the bf16 bits are the float's upper half). */
+static inline float ops_f32(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define M2P_AVX512 1
+
+/* 16 bf16 at p widened to f32 (exact), AVX-512F only. */
+static inline __m512 v_load_bf16(const uint16_t *p)
+{
+    __m256i h = _mm256_loadu_si256((const __m256i *)p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
 
 /* ops_bf16 for 16 floats with AVX-512F/BW only (no AVX512-BF16 needed), stored to p. */
 static inline void v_store_bf16(uint16_t *p, __m512 v)

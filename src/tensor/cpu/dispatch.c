@@ -87,6 +87,8 @@ DISPATCH_VOID(op_layernorm_bf16,
                uint16_t *y),
               (x, rows, C, eps, gamma, beta, y))
 DISPATCH_VOID(op_geglu_bf16, (const float *x, int rows, int D, uint16_t *y), (x, rows, D, y))
+DISPATCH_VOID(op_geglu_from_bf16, (const uint16_t *x, int rows, int D, float *y, uint16_t *yb),
+              (x, rows, D, y, yb))
 DISPATCH_VOID(op_upsample2x_bf16, (const float *x, int B, int H, int W, int C, uint16_t *y),
               (x, B, H, W, C, y))
 DISPATCH_VOID(op_layernorm,

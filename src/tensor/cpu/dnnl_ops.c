@@ -7,7 +7,9 @@
  * is converted to bf16 in a per-thread scratch buffer and accumulation stays in f32; the
  * op_*_forward_pre entry points have a norm / GEGLU / upsample kernel (kernels.c) write that bf16
  * input itself instead (one pass less over the activation, no f32 copy of it). A residual add is
- * oneDNN's sum post-op: y is preloaded with the residual and the primitive adds into it.
+ * oneDNN's sum post-op: y is preloaded with the residual and the primitive adds into it. A bf16
+ * linear whose only reader is a bf16 kernel (the feed-forward's GEGLU) may write bf16 itself
+ * (op_linear_forward_bf16: the primitive's dst is bf16, rounded after the f32 accumulation).
  */
 #define _GNU_SOURCE
 #include "tensor/ops.h"
@@ -364,7 +366,8 @@ static int wbuf_make(wbuf *w, const dnnl_memory_desc_t *md, const dnnl_memory_de
 
 #define PRIM_CACHE 6
 
-/* One primitive for one input size. key: conv {B, H, W, sum}, linear {rows, sum, 0, 0}. */
+/* One primitive for one input size. key: conv {B, H, W, sum}, linear {rows, sum, dst_bf16, 0}
+ * (dst_bf16: op_linear_forward_bf16's bf16 output). */
 typedef struct {
     int key[4];
     unsigned long last;
@@ -565,6 +568,9 @@ static int pre_run_bf16(const pre_call *pc, const float *x, uint16_t *out)
     case OP_PRE_GEGLU:
         op_geglu_bf16(x, pc->B * pc->H * pc->W, pc->C, out);
         return 0;
+    case OP_PRE_GEGLU_BF16:
+        op_geglu_from_bf16((const uint16_t *)x, pc->B * pc->H * pc->W, pc->C, NULL, out);
+        return 0;
     case OP_PRE_UPSAMPLE2X:
         op_upsample2x_bf16(x, pc->B, pc->H / 2, pc->W / 2, pc->C, out);
         return 0;
@@ -591,9 +597,10 @@ static void copy_residual(float *y, const float *residual, size_t n)
     }
 }
 
-/* x -> y through e; y is first loaded with `residual` (ny floats) unless it already holds it,
- * and a bf16 op reads a bf16 copy of x (or pre(x), when pc) from the per-thread scratch. */
-static int prim_entry_run(prim_op *o, prim_entry *e, const float *x, const pre_call *pc, float *y,
+/* x -> y through e; y (f32, or bf16 when e was built so) is first loaded with `residual` (ny
+ * floats) unless it already holds it, and a bf16 op reads a bf16 copy of x (or pre(x), when pc)
+ * from the per-thread scratch. */
+static int prim_entry_run(prim_op *o, prim_entry *e, const float *x, const pre_call *pc, void *y,
                           const float *residual, size_t ny)
 {
     e->last = ++o->tick;
@@ -786,6 +793,9 @@ int op_pre_run(const op_pre *p, const float *x, int B, int H, int W, int C, floa
     case OP_PRE_GEGLU:
         op_geglu(x, B * HW, C, tmp);
         return 0;
+    case OP_PRE_GEGLU_BF16:
+        op_geglu_from_bf16((const uint16_t *)x, B * HW, C, tmp, NULL);
+        return 0;
     case OP_PRE_UPSAMPLE2X:
         op_upsample2x(x, B, H / 2, W / 2, C, tmp);
         return 0;
@@ -836,14 +846,15 @@ struct op_linear {
     prim_op op;
 };
 
-static int lin_desc(const op_linear *l, int rows, dnnl_matmul_desc_t *md)
+static int lin_desc(const op_linear *l, int rows, int dst_bf16, dnnl_matmul_desc_t *md)
 {
     dnnl_dims_t sd = {rows, l->in}, wd = {l->in, l->out}, dd = {rows, l->out}, bd = {1, l->out};
     dnnl_memory_desc_t smd, wmd, dmd, bmd;
     dnnl_data_type_t dt = wdt(l->op.dtype);
     if (dnnl_memory_desc_init_by_tag(&smd, 2, sd, dt, dnnl_ab) != dnnl_success ||
         dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dt, dnnl_format_tag_any) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dst_bf16 ? dnnl_bf16 : dnnl_f32, dnnl_ab) !=
+            dnnl_success ||
         dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab) != dnnl_success)
         return m2p_error(M2P_EINTERNAL, "oneDNN: matmul memory desc failed");
     if (dnnl_matmul_desc_init(md, &smd, &wmd, l->op.bias ? &bmd : NULL, &dmd) != dnnl_success)
@@ -870,7 +881,7 @@ static int linear_create(op_linear **out, const float *w, const op_prepared *pw,
     if (rc)
         goto fail;
     dnnl_matmul_desc_t md;
-    rc = lin_desc(l, 1024, &md);
+    rc = lin_desc(l, 1024, 0, &md);
     if (rc)
         goto fail;
     if (pw) {
@@ -926,7 +937,7 @@ static int lin_entry_init(op_linear *l, prim_entry *e, const int key[4])
 {
     int rows = key[0], sum = key[1];
     dnnl_matmul_desc_t md;
-    int rc = lin_desc(l, rows, &md);
+    int rc = lin_desc(l, rows, key[2], &md);
     if (rc)
         return rc;
     dnnl_dims_t sd = {rows, l->in};
@@ -938,13 +949,14 @@ static int lin_entry_init(op_linear *l, prim_entry *e, const int key[4])
     return prim_entry_init(&l->op, e, key, sum, &md, &f32md, "matmul", label);
 }
 
-static int linear_forward(op_linear *l, const float *x, const pre_call *pc, int rows, float *y,
-                          const float *residual)
+/* y: f32, or bf16 when dst_bf16 (then no residual) */
+static int linear_forward(op_linear *l, const float *x, const pre_call *pc, int rows, void *y,
+                          const float *residual, int dst_bf16)
 {
     ops_sync_threads();
     if (rows <= 0)
         return m2p_error(M2P_EINVAL, "linear: %d rows", rows);
-    const int key[4] = {rows, residual != NULL, 0, 0};
+    const int key[4] = {rows, residual != NULL, dst_bf16, 0};
     prim_entry *victim = NULL, *e = prim_op_find(&l->op, key, &victim);
     if (!e) {
         prim_entry_free(victim);
@@ -958,7 +970,7 @@ static int linear_forward(op_linear *l, const float *x, const pre_call *pc, int 
 
 int op_linear_forward(op_linear *l, const float *x, int rows, float *y, const float *residual)
 {
-    return linear_forward(l, x, NULL, rows, y, residual);
+    return linear_forward(l, x, NULL, rows, y, residual, 0);
 }
 
 int op_linear_forward_pre(op_linear *l, const op_pre *pre, const float *x, int B, int HW,
@@ -971,7 +983,26 @@ int op_linear_forward_pre(op_linear *l, const op_pre *pre, const float *x, int B
         return rc ? rc : op_linear_forward(l, tmp, B * HW, y, residual);
     }
     pre_call pc = {pre, B, HW, 1, l->in};
-    return linear_forward(l, x, &pc, B * HW, y, residual);
+    return linear_forward(l, x, &pc, B * HW, y, residual, 0);
+}
+
+int op_linear_forward_bf16(op_linear *l, const op_pre *pre, const float *x, int B, int HW,
+                           float *tmp, uint16_t *y)
+{
+    if (l->op.dtype != M2P_DTYPE_BF16)
+        return m2p_error(M2P_EINVAL, "linear: a bf16 output needs a bf16 linear (%d -> %d)", l->in,
+                         l->out);
+    if (pre && pre->kind == OP_PRE_UPSAMPLE2X)
+        return m2p_error(M2P_EINVAL, "linear: an upsample does not go in front of a linear");
+    if (pre && !op_fuse_enabled()) {
+        int rc = op_pre_run(pre, x, B, HW, 1, l->in, tmp);
+        if (rc)
+            return rc;
+        x = tmp;
+        pre = NULL;
+    }
+    pre_call pc = {pre, B, HW, 1, l->in};
+    return linear_forward(l, x, pre ? &pc : NULL, B * HW, y, NULL, 1);
 }
 
 void op_linear_free(op_linear *l)

@@ -313,25 +313,34 @@ static inline __m512 v_xsigmoid(__m512 v, float k)
 }
 #endif
 
-/* op_geglu and op_geglu_bf16: to y (f32) or, when y is NULL, to yb (bf16). */
-static void geglu(const float *x, int rows, int D, float *y, uint16_t *yb)
+/* op_geglu, op_geglu_bf16 and op_geglu_from_bf16: from f32 x or, when x is NULL, bf16 xb (a
+ * linear's bf16 output: widened exactly); to y (f32) or, when y is NULL, to yb (bf16). */
+static void geglu(const float *x, const uint16_t *xb, int rows, int D, float *y, uint16_t *yb)
 {
     ops_sync_threads();
     int nt = (size_t)rows * D >= PAR_MIN ? omp_get_max_threads() : 1;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int r = 0; r < rows; r++) {
-        const float *h = x + (size_t)r * 2 * D, *g = h + D;
+        const float *h = x ? x + (size_t)r * 2 * D : NULL, *g = h ? h + D : NULL;
+        const uint16_t *hb = x ? NULL : xb + (size_t)r * 2 * D, *gb = hb ? hb + D : NULL;
         float *yr = y ? y + (size_t)r * D : NULL;
         uint16_t *yq = y ? NULL : yb + (size_t)r * D;
         int c = 0;
 #if M2P_AVX512
         for (; c + 16 <= D; c += 16) {
-            __m512 v = _mm512_mul_ps(_mm512_loadu_ps(h + c), v_gelu(_mm512_loadu_ps(g + c)));
-            v_store_f32_or_bf16(yr, yq, c, v);
+            __m512 hv, gv;
+            if (h) {
+                hv = _mm512_loadu_ps(h + c);
+                gv = _mm512_loadu_ps(g + c);
+            } else {
+                hv = v_load_bf16(hb + c);
+                gv = v_load_bf16(gb + c);
+            }
+            v_store_f32_or_bf16(yr, yq, c, _mm512_mul_ps(hv, v_gelu(gv)));
         }
 #endif
         for (; c < D; c++) {
-            float v = h[c] * gelu1(g[c]);
+            float v = h ? h[c] * gelu1(g[c]) : ops_f32(hb[c]) * gelu1(ops_f32(gb[c]));
             if (yr)
                 yr[c] = v;
             else
@@ -342,12 +351,17 @@ static void geglu(const float *x, int rows, int D, float *y, uint16_t *yb)
 
 void op_geglu(const float *x, int rows, int D, float *y)
 {
-    geglu(x, rows, D, y, NULL);
+    geglu(x, NULL, rows, D, y, NULL);
 }
 
 void op_geglu_bf16(const float *x, int rows, int D, uint16_t *y)
 {
-    geglu(x, rows, D, NULL, y);
+    geglu(x, NULL, rows, D, NULL, y);
+}
+
+void op_geglu_from_bf16(const uint16_t *x, int rows, int D, float *y, uint16_t *yb)
+{
+    geglu(NULL, x, rows, D, y, yb);
 }
 
 /* Applies f element-wise in parallel; VEC is the vector body for 16 floats at p. */
