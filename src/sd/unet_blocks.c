@@ -5,8 +5,9 @@
  * feed-forward -> +; LayerNorm eps 1e-5, attention scale head_dim^-0.5), proj_out, residual.
  * Residual adds are fused into the output linears; q/k/v of self-attention are one matmul; the
  * GroupNorm, LayerNorms and GEGLU are the pre-op of the linear that reads them (backend.h
- * bk_pre). In bf16 mode the attention products run on bf16 too (the backend's attention_bf16),
- * and the feed-forward's hidden layer stays bf16 from ff1 to GEGLU (linear_forward_bf16).
+ * bk_pre). In bf16 mode the linears whose only reader is a bf16 kernel write bf16
+ * (linear_forward_bf16): q/k/v, which the attention reads as bf16 (attention_bf16in, whose
+ * products run on bf16), and ff1, which GEGLU reads (BK_PRE_GEGLU_BF16).
  */
 #include "sd/unet_blocks.h"
 
@@ -150,9 +151,9 @@ int unet_transformer_forward(unet_transformer *t, float *x, int B, int HW, const
     float *kv = u + NN_ALIGN_FLOATS(R * max3(4 * (size_t)I, 3 * (size_t)t->ff, 0));
     const float scale = 1.0f / sqrtf((float)t->dh);
     const m2p_backend *be = t->be;
-    int (*attend)(const m2p_backend *, const float *, int, const float *, const float *, int, int,
-                  int, int, int, int, float, int, float *) =
-        t->dtype == M2P_DTYPE_BF16 ? be->attention_bf16 : be->attention;
+    /* bf16 mode: the q/k/v and ff1 outputs, which only the attention and GEGLU read, stay bf16
+     * (backend.h linear_forward_bf16) */
+    const int bf16 = t->dtype == M2P_DTYPE_BF16;
     int rc;
 
     /* norms and GEGLU go in front of the linear that reads them (backend.h bk_pre: in bf16 mode
@@ -168,23 +169,36 @@ int unet_transformer_forward(unet_transformer *t, float *x, int B, int HW, const
         bk_pre ln3 = {BK_PRE_LAYERNORM, 0, TR_LN_EPS, b->norm3.gamma, b->norm3.beta, 0};
         bk_pre geglu = {BK_PRE_GEGLU, 0, 0.0f, NULL, NULL, 0};
         bk_pre geglu16 = {BK_PRE_GEGLU_BF16, 0, 0.0f, NULL, NULL, 0};
-        /* self-attention */
-        if ((rc = be->linear_forward_pre(be, b->qkv, &ln1, h, 1, rows, n, u, NULL)) ||
-            (rc = attend(be, u, 3 * I, u + I, u + 2 * I, 3 * I, B, HW, HW, t->heads, t->dh, scale,
-                         0, att)) ||
-            (rc = be->linear_forward(be, b->out1, att, rows, h, h)))
+        /* self-attention (bf16 mode: q/k/v stay bf16 from the linear to the attention) */
+        if (bf16) {
+            if ((rc = be->linear_forward_bf16(be, b->qkv, &ln1, h, 1, rows, n, u)) ||
+                (rc = be->attention_bf16in(be, u, 0, 3 * I, u, (size_t)I, 2 * (size_t)I, 3 * I, B,
+                                           HW, HW, t->heads, t->dh, scale, 0, att)))
+                return rc;
+        } else if ((rc = be->linear_forward_pre(be, b->qkv, &ln1, h, 1, rows, n, u, NULL)) ||
+                   (rc = be->attention(be, u, 3 * I, u + I, u + 2 * I, 3 * I, B, HW, HW, t->heads,
+                                       t->dh, scale, 0, att)))
+            return rc;
+        if ((rc = be->linear_forward(be, b->out1, att, rows, h, h)))
             return rc;
         /* cross-attention over the text context */
         att = u + R * I;
-        if ((rc = be->linear_forward_pre(be, b->q2, &ln2, h, 1, rows, n, u, NULL)) ||
-            (rc = be->linear_forward(be, b->kv2, ctx, crow, kv, NULL)) ||
-            (rc = attend(be, u, I, kv, kv + I, 2 * I, B, HW, ctx_len, t->heads, t->dh, scale, 0,
-                         att)) ||
-            (rc = be->linear_forward(be, b->out2, att, rows, h, h)))
+        if (bf16) {
+            if ((rc = be->linear_forward_bf16(be, b->q2, &ln2, h, 1, rows, n, u)) ||
+                (rc = be->linear_forward_bf16(be, b->kv2, NULL, ctx, 1, crow, NULL, kv)) ||
+                (rc = be->attention_bf16in(be, u, 0, I, kv, 0, (size_t)I, 2 * I, B, HW, ctx_len,
+                                           t->heads, t->dh, scale, 0, att)))
+                return rc;
+        } else if ((rc = be->linear_forward_pre(be, b->q2, &ln2, h, 1, rows, n, u, NULL)) ||
+                   (rc = be->linear_forward(be, b->kv2, ctx, crow, kv, NULL)) ||
+                   (rc = be->attention(be, u, I, kv, kv + I, 2 * I, B, HW, ctx_len, t->heads, t->dh,
+                                       scale, 0, att)))
+            return rc;
+        if ((rc = be->linear_forward(be, b->out2, att, rows, h, h)))
             return rc;
         /* GEGLU feed-forward (bf16 mode: ff1 writes bf16 into u, which only GEGLU reads) */
         float *g = u + R * 2 * t->ff;
-        if (t->dtype == M2P_DTYPE_BF16) {
+        if (bf16) {
             if ((rc = be->linear_forward_bf16(be, b->ff1, &ln3, h, 1, rows, n, u)) ||
                 (rc = be->linear_forward_pre(be, b->ff2, &geglu16, u, 1, rows, g, h, h)))
                 return rc;

@@ -127,6 +127,12 @@ int op_attention(const float *q, int q_stride, const float *k, const float *v, i
  * no AMX, and in the portable kernels, it is op_attention. MUS2PIC_AMX=0 turns AMX off. */
 int op_attention_bf16(const float *q, int q_stride, const float *k, const float *v, int kv_stride,
                       int B, int Lq, int Lk, int heads, int dh, float scale, int causal, float *out);
+/* op_attention_bf16 on bf16 q, k, v (linears' bf16 outputs, op_linear_forward_bf16; strides in
+ * elements): the same numbers as op_attention_bf16 on their widened (exact f32) values. Without
+ * AMX: op_attention on widened copies. */
+int op_attention_bf16in(const uint16_t *q, int q_stride, const uint16_t *k, const uint16_t *v,
+                        int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
+                        int causal, float *out);
 
 /* x [rows, 2D] = [h | gate] -> y [rows, D] = h * gelu_erf(gate) (diffusers GEGLU). */
 void op_geglu(const float *x, int rows, int D, float *y);

@@ -13,6 +13,9 @@
  * jump by +29 or +12 log2 units (the kernel's softmax reference moves past a margin of 16, or
  * not) take the unit budgets. On a CPU with AMX the bf16
  * result must differ from op_attention's (the AMX path ran); without AMX it must equal it.
+ * op_attention_bf16in (bf16 q, k, v: the UNet's linears write them so) must give, bit for bit,
+ * op_attention_bf16's result on the same values widened to f32, in every case, and so stay within
+ * the same budgets against the reference on the unrounded inputs.
  */
 #include "attention_ref.h"
 #include "tensor/ops.h"
@@ -29,6 +32,56 @@ static float frand(void)
 }
 
 static int amx_expected; /* the CPU has AMX-BF16 and nothing turned the kernels off */
+
+/* round to nearest even (finite inputs) */
+static uint16_t to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7fffu + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+/* op_attention_bf16in on the n inputs of buf (q at 0, k at ko, v at vo) rounded to bf16 against
+ * op_attention_bf16 on the same values widened: the same bits; its error against ref in budget */
+static void check_bf16in(const float *buf, size_t n, size_t ko, size_t vo, int qs, int kvs, int B,
+                         int Lq, int Lk, int heads, int dh, float scale, int causal,
+                         const float *ref, double tmax, double tmean)
+{
+    size_t on = (size_t)B * Lq * heads * dh;
+    uint16_t *hb = malloc(n * sizeof(uint16_t));
+    float *wb = malloc(n * sizeof(float)), *o1 = malloc(on * sizeof(float)),
+          *o2 = malloc(on * sizeof(float));
+    CHECK(hb && wb && o1 && o2);
+    if (hb && wb && o1 && o2) {
+        for (size_t i = 0; i < n; i++) {
+            hb[i] = to_bf16(buf[i]);
+            uint32_t u = (uint32_t)hb[i] << 16;
+            memcpy(&wb[i], &u, 4);
+        }
+        CHECK_INT(op_attention_bf16(wb, qs, wb + ko, wb + vo, kvs, B, Lq, Lk, heads, dh, scale,
+                                    causal, o1),
+                  0);
+        CHECK_INT(op_attention_bf16in(hb, qs, hb + ko, hb + vo, kvs, B, Lq, Lk, heads, dh, scale,
+                                      causal, o2),
+                  0);
+        CHECK(memcmp(o1, o2, on * sizeof(float)) == 0);
+        double mx = 0, mean = 0;
+        for (size_t i = 0; i < on; i++) {
+            double e = fabs((double)o2[i] - ref[i]);
+            mx = e > mx ? e : mx;
+            mean += e;
+        }
+        mean /= (double)on;
+        printf("  bf16 inputs: max %.2e mean %.2e\n", mx, mean);
+        CHECK(mx <= tmax);
+        CHECK(mean <= tmean);
+    }
+    free(hb);
+    free(wb);
+    free(o1);
+    free(o2);
+}
 static int ran_amx, ran_f32;
 
 /* rise > 0: key j's row is scaled by 1 + rise * j / Lk, so the scores' maximum grows from key block
@@ -98,6 +151,8 @@ static void run_case_x(int B, int Lq, int Lk, int heads, int dh, int causal, int
            same ? " (f32 kernel)" : "");
     CHECK(mx <= tmax);
     CHECK(mean <= tmean);
+    check_bf16in(qbuf, fused ? nq : nq + 2 * nk, (size_t)(kbuf - qbuf), (size_t)(vbuf - qbuf), qs,
+                 kvs, B, Lq, Lk, heads, dh, scale, causal, ref, tmax, tmean);
     /* one thread gives the same numbers: tasks are independent and the packing is exact */
     op_set_threads(1);
     CHECK_INT(
@@ -174,5 +229,7 @@ int main(void)
     }
     float x[4] = {0};
     CHECK(op_attention_bf16(x, 1, x, x, 1, 1, 1, 1, 2, 1, 1.0f, 0, x) != 0);
+    uint16_t xb[4] = {0};
+    CHECK(op_attention_bf16in(xb, 1, xb, xb, 1, 1, 1, 1, 2, 1, 1.0f, 0, x) != 0);
     TEST_DONE();
 }

@@ -9,9 +9,11 @@
  * margin, so most blocks take one pass over S^T and P V adds into O^T with no rescale. Why AMX and
  * not AVX512-BF16: on this CPU vdpbf16ps zmm issues once per 2 cycles (32 FLOP per cycle) against
  * two FMAs per cycle (64 FLOP), so a dot-product kernel loses to attention.c. Inputs are f32 (the
- * linears' outputs); per call K and V^T are rounded to bf16 and packed once per (batch, head) tile
- * by tile, a task's queries once per task. Without AMX (or in the portable build, or
- * MUS2PIC_CPU=generic) it is op_attention.
+ * linears' outputs), or bf16 (op_attention_bf16in: the UNet's q/k/v linears write bf16, and the
+ * values are those op_attention_bf16 sees when handed them widened); per call K and V^T are
+ * rounded to bf16 and packed once per (batch, head) tile by tile, a task's queries (scaled) once
+ * per task. Without AMX (or in the portable build, or MUS2PIC_CPU=generic) it is op_attention,
+ * on widened copies for bf16 inputs.
  */
 #include "core/error.h"
 #include "tensor/cpu/cpu.h"
@@ -97,7 +99,8 @@ static void amx_configure(void)
 }
 
 typedef struct {
-    const float *q, *k, *v;
+    const void *q, *k, *v; /* f32, or bf16 when in16 (strides in elements either way) */
+    int in16;
     int q_stride, kv_stride, B, Lq, Lk, heads, dh, causal;
     float scale;
     float *out;
@@ -108,14 +111,30 @@ typedef struct {
     uint16_t *vt;   /* [B*heads][lk32/32][dv][32 keys]: V^T's A tiles, bf16 */
 } amx_args;
 
-/* n floats (scaled by sc) to bf16, rounded to nearest even, then zeros up to np */
-static inline void row_bf16(uint16_t *dst, const float *src, int n, int np, float sc)
+/* element i of an input: f32, or bf16 when in16 */
+static inline const void *in_at(const void *p, size_t i, int in16)
+{
+    return (const char *)p + i * (in16 ? 2 : 4);
+}
+
+/* the elements of mask m at src (f32, or bf16 widened exactly when in16), zeros elsewhere */
+static inline __m512 in_load(const void *src, __mmask16 m, int in16)
+{
+    if (!in16)
+        return _mm512_maskz_loadu_ps(m, src);
+    __m256i h = _mm256_maskz_loadu_epi16(m, src);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* n inputs (scaled by sc) to bf16, rounded to nearest even, then zeros up to np (bf16 inputs
+ * with sc 1 come out as they are) */
+static inline void row_bf16(uint16_t *dst, const void *src, int in16, int n, int np, float sc)
 {
     const __m512 s = _mm512_set1_ps(sc);
     int d = 0;
     for (; d < n; d += 16) {
         __mmask16 in = n - d >= 16 ? 0xffff : (__mmask16)((1u << (n - d)) - 1);
-        __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(in, src + d), s);
+        __m512 x = _mm512_mul_ps(in_load(in_at(src, (size_t)d, in16), in, in16), s);
         _mm256_mask_storeu_epi16(dst + d, (__mmask16)(np - d >= 16 ? 0xffff : (1u << (np - d)) - 1),
                                  (__m256i)_mm512_cvtneps_pbh(x));
     }
@@ -163,14 +182,14 @@ static inline __mmask16 first_n(int n) /* lanes 0 .. n-1 (n may be <= 0 or >= 16
 static void pack_kv(const amx_args *a, int bh, uint16_t *tmp)
 {
     const int b = bh / a->heads, h = bh % a->heads, dh = a->dh, dp = a->dp, dv = a->dv;
-    const size_t ks = (size_t)a->kv_stride;
-    const float *kb = a->k + (size_t)b * a->Lk * ks + (size_t)h * dh;
-    const float *vb = a->v + (size_t)b * a->Lk * ks + (size_t)h * dh;
+    const size_t ks = (size_t)a->kv_stride, base = (size_t)b * a->Lk * ks + (size_t)h * dh;
+    const int in16 = a->in16;
     uint16_t *kp = a->kp + (size_t)bh * a->lk16 * dp;
     for (int j0 = 0; j0 < a->lk16; j0 += 16) {
         for (int n = 0; n < 16; n++) {
             int j = j0 + n < a->Lk ? j0 + n : 0;
-            row_bf16(tmp, kb + (size_t)j * ks, j0 + n < a->Lk ? dh : 0, dp, 1.0f);
+            row_bf16(tmp, in_at(a->k, base + (size_t)j * ks, in16), in16, j0 + n < a->Lk ? dh : 0,
+                     dp, 1.0f);
             for (int kk = 0; kk < dp; kk += 32) /* row n of the tile of k-step kk */
                 memcpy(kp + (size_t)j0 * dp + (size_t)kk * 16 + (size_t)n * 32, tmp + kk, 64);
         }
@@ -183,8 +202,9 @@ static void pack_kv(const amx_args *a, int bh, uint16_t *tmp)
             __m512 r[16];
             const __mmask16 dm = first_n(dh - d0);
             for (int n = 0; n < 16; n++)
-                r[n] = j0 + n < a->Lk ? _mm512_maskz_loadu_ps(dm, vb + (size_t)(j0 + n) * ks + d0)
-                                      : _mm512_setzero_ps();
+                r[n] = j0 + n < a->Lk
+                           ? in_load(in_at(a->v, base + (size_t)(j0 + n) * ks + d0, in16), dm, in16)
+                           : _mm512_setzero_ps();
             tr16x16(r);
             for (int k = 0; k < 16; k++)
                 _mm256_storeu_si256((__m256i *)(dst + (size_t)(d0 + k) * 32),
@@ -499,9 +519,9 @@ static void amx_block(const amx_args *a, amx_scratch *w, int b, int h, int i0)
     /* Q^T: each query row to bf16, then its dimension pairs (one 32-bit word) into the column
      * of its lane; rows past nq are zeros (their lanes are computed and never written out) */
     for (int r = 0; r < AQB; r++) {
-        const float *src =
-            a->q + ((size_t)b * a->Lq + i0 + (r < nq ? r : 0)) * a->q_stride + (size_t)h * dh;
-        row_bf16(w->tmp + (size_t)r * dp, src, r < nq ? dh : 0, dp, sc);
+        const size_t i = ((size_t)b * a->Lq + i0 + (r < nq ? r : 0)) * a->q_stride + (size_t)h * dh;
+        row_bf16(w->tmp + (size_t)r * dp, in_at(a->q, i, a->in16), a->in16, r < nq ? dh : 0, dp,
+                 sc);
     }
     for (int g = 0; g < 2; g++) /* [16 queries][16 pairs] -> [16 pairs][16 queries] */
         for (int p0 = 0; p0 < dp / 2; p0 += 16) {
@@ -608,13 +628,14 @@ static void amx_thread(const amx_args *ap, float *base, int nbh, int heads, int 
     _tile_release();
 }
 
-static int attention_amx(const float *q, int q_stride, const float *k, const float *v,
-                         int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
-                         int causal, float *out)
+static int attention_amx(const void *q, int q_stride, const void *k, const void *v, int kv_stride,
+                         int B, int Lq, int Lk, int heads, int dh, float scale, int causal,
+                         int in16, float *out)
 {
     amx_args a = {q,
                   k,
                   v,
+                  in16,
                   q_stride,
                   kv_stride,
                   B,
@@ -669,8 +690,46 @@ int op_attention_bf16(const float *q, int q_stride, const float *k, const float 
     ops_sync_threads();
     if (B > 0 && Lq > 0 && Lk > 0 && heads > 0 && dh > 0 && q_stride >= heads * dh &&
         kv_stride >= heads * dh && dh <= 1024 && amx_usable()) /* dh: AMX_MAXJOBS */
-        return attention_amx(q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal,
+        return attention_amx(q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, 0,
                              out);
 #endif
     return op_attention(q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out);
+}
+
+/* rows [B*L, heads*dh] of bf16 src (row stride `stride`) widened to f32 dst, contiguous */
+static void widen_rows(const uint16_t *src, int stride, size_t rows, int C, float *dst)
+{
+#pragma omp parallel for schedule(static) if (rows * (size_t)C >= 32768)
+    for (size_t r = 0; r < rows; r++)
+        for (int c = 0; c < C; c++)
+            dst[r * C + c] = ops_f32(src[r * (size_t)stride + c]);
+}
+
+int op_attention_bf16in(const uint16_t *q, int q_stride, const uint16_t *k, const uint16_t *v,
+                        int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
+                        int causal, float *out)
+{
+    ops_sync_threads();
+    if (B <= 0 || Lq <= 0 || Lk <= 0 || heads <= 0 || dh <= 0 || q_stride < heads * dh ||
+        kv_stride < heads * dh)
+        return m2p_error(M2P_EINVAL,
+                         "attention (bf16 in): bad shape B %d Lq %d Lk %d heads %d dh %d, strides "
+                         "%d / %d",
+                         B, Lq, Lk, heads, dh, q_stride, kv_stride);
+#if M2P_AVX512 && defined(__x86_64__)
+    if (dh <= 1024 && amx_usable()) /* dh: AMX_MAXJOBS */
+        return attention_amx(q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, 1,
+                             out);
+#endif
+    /* no AMX: op_attention on widened copies (exact), in the slot the AMX packing uses */
+    const int C = heads * dh;
+    const size_t nq = (size_t)B * Lq * C, nk = (size_t)B * Lk * C;
+    float *f = ops_scratch(OPS_SCRATCH_ATTN_KV, (nq + 2 * nk) * sizeof(float));
+    if (!f)
+        return m2p_error(M2P_ENOMEM, "attention (bf16 in): out of memory for %zu MiB of f32 q/k/v",
+                         (nq + 2 * nk) * sizeof(float) >> 20);
+    widen_rows(q, q_stride, (size_t)B * Lq, C, f);
+    widen_rows(k, kv_stride, (size_t)B * Lk, C, f + nq);
+    widen_rows(v, kv_stride, (size_t)B * Lk, C, f + nq + nk);
+    return op_attention(f, C, f + nq, f + nq + nk, C, B, Lq, Lk, heads, dh, scale, causal, out);
 }
