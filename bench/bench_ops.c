@@ -201,7 +201,7 @@ static void bench_pre(int kind, int B, int H, int W, int cin, int cout, int k, c
         fprintf(stderr, "%s: %s\n", name, m2p_errmsg());
         exit(1);
     }
-    op_pre pre = {kind, 32, 1e-5f, g, be, kind == OP_PRE_GROUPNORM && k};
+    op_pre pre = {kind, 32, 1e-5f, g, be, kind == OP_PRE_GROUPNORM && k, NULL};
     double best[2] = {1e30, 1e30};
     for (int r = 0; r <= reps; r++)
         for (int fused = 0; fused < 2; fused++) {

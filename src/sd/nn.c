@@ -6,7 +6,8 @@
  * backend memory and the NHWC -> NCHW debug taps (downloaded to the host). With the weight cache
  * on, bf16 conv and linear weights come from the mapped cache file (model/wcache.h) when it holds
  * them in the layout this CPU wants, and a new cache file gets each op's prepared weights as they
- * are made.
+ * are made. In bf16 mode a resnet's hidden activation stays bf16 from conv1 to norm2, which adds
+ * the time embedding itself (tensor/backend.h conv_forward_bf16, BK_PRE_GROUPNORM_BF16).
  */
 #include "sd/nn.h"
 
@@ -290,6 +291,7 @@ int nn_resnet_load(const m2p_backend *be, weights *w, const char *prefix, int ci
     r->temb_ch = temb_ch;
     r->eps = eps;
     r->out_scale = out_scale;
+    r->bf16 = dtype == M2P_DTYPE_BF16;
     if (cin % groups || cout % groups)
         return m2p_error(M2P_EFORMAT, "%s: channels %d/%d not divisible by %d groups", prefix, cin,
                          cout, groups);
@@ -342,13 +344,21 @@ int nn_resnet_forward(nn_resnet *r, const float *x, int B, int H, int W, const f
     const m2p_backend *be = r->be;
     int HW = H * W, rc;
     /* GroupNorm+SiLU in front of each conv (bf16 mode: written as the conv's bf16 input) */
-    bk_pre n1 = {BK_PRE_GROUPNORM, r->groups, r->eps, r->norm1.gamma, r->norm1.beta, 1};
-    bk_pre n2 = {BK_PRE_GROUPNORM, r->groups, r->eps, r->norm2.gamma, r->norm2.beta, 1};
-    if ((rc = be->conv_forward_pre(be, r->conv1, &n1, x, B, H, W, t1, t2, NULL)))
-        return rc;
-    if (r->temb_proj && temb_act) {
-        if ((rc = be->linear_forward(be, r->temb_proj, temb_act, B, tb, NULL)) ||
-            (rc = be->add_channel_bias(be, t2, tb, B, HW, r->cout)))
+    bk_pre n1 = {BK_PRE_GROUPNORM, r->groups, r->eps, r->norm1.gamma, r->norm1.beta, 1, NULL};
+    bk_pre n2 = {BK_PRE_GROUPNORM, r->groups, r->eps, r->norm2.gamma, r->norm2.beta, 1, NULL};
+    const int temb = r->temb_proj && temb_act;
+    if (r->bf16) {
+        /* t2 holds conv1's output as bf16; norm2 reads it, adding temb_proj(temb) itself */
+        if ((rc = be->conv_forward_bf16(be, r->conv1, &n1, x, B, H, W, t1, t2)) ||
+            (temb && (rc = be->linear_forward(be, r->temb_proj, temb_act, B, tb, NULL))))
+            return rc;
+        n2.kind = BK_PRE_GROUPNORM_BF16;
+        n2.add = temb ? tb : NULL;
+    } else {
+        if ((rc = be->conv_forward_pre(be, r->conv1, &n1, x, B, H, W, t1, t2, NULL)))
+            return rc;
+        if (temb && ((rc = be->linear_forward(be, r->temb_proj, temb_act, B, tb, NULL)) ||
+                     (rc = be->add_channel_bias(be, t2, tb, B, HW, r->cout))))
             return rc;
     }
     /* the shortcut before norm2: out may be t1, which norm1 used */
@@ -409,7 +419,7 @@ int nn_norm_out_conv(const m2p_backend *be, bk_conv *conv, const nn_norm *norm, 
                      void *tap_ud, const char *tap_name, float *t1, float *y)
 {
     if (!tap) {
-        bk_pre gn = {BK_PRE_GROUPNORM, groups, eps, norm->gamma, norm->beta, 1};
+        bk_pre gn = {BK_PRE_GROUPNORM, groups, eps, norm->gamma, norm->beta, 1, NULL};
         return be->conv_forward_pre(be, conv, &gn, x, B, H, W, t1, y, NULL);
     }
     int rc = be->groupnorm(be, x, B, H * W, C, groups, eps, norm->gamma, norm->beta, 0, t1);

@@ -45,6 +45,7 @@ int nn_load_linear_cat(const m2p_backend *be, weights *w, const char *const *pre
 typedef struct nn_resnet {
     const m2p_backend *be;
     int cin, cout, groups, temb_ch;
+    int bf16; /* bf16 ops: the hidden activation (conv1 -> norm2) stays bf16 */
     float eps, out_scale;
     nn_norm norm1, norm2;
     bk_conv *conv1, *conv2, *shortcut; /* shortcut NULL when cin == cout */
@@ -58,7 +59,9 @@ void nn_resnets_free(nn_resnet *r, int n);
 /* x [B,H,W,cin] -> out [B,H,W,cout]. out may equal x when cin == cout, and may equal t1
  * (never t2). temb_act [B, temb_ch]
  * is SiLU(temb) (or NULL without temb). Scratch: t1 >= B*H*W*cin, t2 >= B*H*W*cout,
- * tb >= B*cout floats. */
+ * tb >= B*cout floats. bf16 ops: conv1 writes bf16 into t2 (backend.h conv_forward_bf16) and
+ * norm2 reads it with the time embedding added (BK_PRE_GROUPNORM_BF16): no f32 copy of the
+ * hidden activation and no separate add pass. */
 int nn_resnet_forward(nn_resnet *r, const float *x, int B, int H, int W, const float *temb_act,
                       float *out, float *t1, float *t2, float *tb);
 

@@ -701,7 +701,7 @@ int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
             int Ho = p.H[lvl - 1], Wo = p.W[lvl - 1];
             lvl--;
             if (Ho == 2 * H && Wo == 2 * W) { /* the upsample writes the conv's input */
-                bk_pre up = {BK_PRE_UPSAMPLE2X, 0, 0.0f, NULL, NULL, 0};
+                bk_pre up = {BK_PRE_UPSAMPLE2X, 0, 0.0f, NULL, NULL, 0, NULL};
                 rc = be->conv_forward_pre(be, b->sample_conv, &up, X, B, Ho, Wo, T1, X, NULL);
             } else if (!(rc = be->resize_nearest(be, X, B, H, W, C, Ho, Wo, T1))) {
                 rc = be->conv_forward(be, b->sample_conv, T1, B, Ho, Wo, X, NULL);

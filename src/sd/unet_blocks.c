@@ -158,17 +158,17 @@ int unet_transformer_forward(unet_transformer *t, float *x, int B, int HW, const
 
     /* norms and GEGLU go in front of the linear that reads them (backend.h bk_pre: in bf16 mode
      * they write its bf16 input; n and g hold their f32 results otherwise) */
-    bk_pre gn = {BK_PRE_GROUPNORM, t->groups, TR_GN_EPS, t->norm.gamma, t->norm.beta, 0};
+    bk_pre gn = {BK_PRE_GROUPNORM, t->groups, TR_GN_EPS, t->norm.gamma, t->norm.beta, 0, NULL};
     if ((rc = be->linear_forward_pre(be, t->proj_in, &gn, x, B, HW, n, h, NULL)))
         return rc;
     for (int d = 0; d < t->depth; d++) {
         unet_tblock *b = &t->blk[d];
         float *att = u + R * 3 * I;
-        bk_pre ln1 = {BK_PRE_LAYERNORM, 0, TR_LN_EPS, b->norm1.gamma, b->norm1.beta, 0};
-        bk_pre ln2 = {BK_PRE_LAYERNORM, 0, TR_LN_EPS, b->norm2.gamma, b->norm2.beta, 0};
-        bk_pre ln3 = {BK_PRE_LAYERNORM, 0, TR_LN_EPS, b->norm3.gamma, b->norm3.beta, 0};
-        bk_pre geglu = {BK_PRE_GEGLU, 0, 0.0f, NULL, NULL, 0};
-        bk_pre geglu16 = {BK_PRE_GEGLU_BF16, 0, 0.0f, NULL, NULL, 0};
+        bk_pre ln1 = {BK_PRE_LAYERNORM, 0, TR_LN_EPS, b->norm1.gamma, b->norm1.beta, 0, NULL};
+        bk_pre ln2 = {BK_PRE_LAYERNORM, 0, TR_LN_EPS, b->norm2.gamma, b->norm2.beta, 0, NULL};
+        bk_pre ln3 = {BK_PRE_LAYERNORM, 0, TR_LN_EPS, b->norm3.gamma, b->norm3.beta, 0, NULL};
+        bk_pre geglu = {BK_PRE_GEGLU, 0, 0.0f, NULL, NULL, 0, NULL};
+        bk_pre geglu16 = {BK_PRE_GEGLU_BF16, 0, 0.0f, NULL, NULL, 0, NULL};
         /* self-attention (bf16 mode: q/k/v stay bf16 from the linear to the attention) */
         if (bf16) {
             if ((rc = be->linear_forward_bf16(be, b->qkv, &ln1, h, 1, rows, n, u)) ||

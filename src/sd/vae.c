@@ -288,8 +288,8 @@ static int decode(vae *m, const float *z, int B, int h, int w, const float **img
     if (m->mid_attn) {
         /* Attention (_from_deprecated_attn_block): GroupNorm, single head over C, residual */
         size_t rows = (size_t)B * H * W;
-        bk_pre gn = {BK_PRE_GROUPNORM,   m->groups,         VAE_EPS,
-                     m->attn_norm.gamma, m->attn_norm.beta, 0};
+        bk_pre gn = {BK_PRE_GROUPNORM,  m->groups, VAE_EPS, m->attn_norm.gamma,
+                     m->attn_norm.beta, 0,         NULL};
         if ((rc = be->linear_forward_pre(be, m->attn_qkv, &gn, x, B, H * W, t2, t1, NULL)))
             return rc;
         if ((rc = (m->attn_bf16 ? be->attention_bf16
@@ -318,7 +318,7 @@ static int decode(vae *m, const float *z, int B, int h, int w, const float **img
             C = r->cout;
         }
         if (u->upsample) {
-            bk_pre up = {BK_PRE_UPSAMPLE2X, 0, 0.0f, NULL, NULL, 0};
+            bk_pre up = {BK_PRE_UPSAMPLE2X, 0, 0.0f, NULL, NULL, 0, NULL};
             H *= 2;
             W *= 2;
             if ((rc = be->conv_forward_pre(be, u->up_conv, &up, x, B, H, W, t1, x, NULL)))

@@ -30,13 +30,18 @@ enum {
     BK_PRE_GEGLU,         /* geglu: x [rows, 2C] -> [rows, C] */
     BK_PRE_UPSAMPLE2X,    /* upsample2x: x [B, H/2, W/2, C] -> [B, H, W, C] */
     BK_PRE_GEGLU_BF16,    /* geglu of bf16 x [rows, 2C] (a linear_forward_bf16 output) */
+    /* groupnorm (as BK_PRE_GROUPNORM) of bf16 x [B, HW, C] (a conv_forward_bf16 output) widened
+     * exactly, plus `add` [B, C] when not NULL: add[b, c] is added to every x[b, :, c] in f32
+     * before the statistics (add_channel_bias's values: the resnets' time embedding). */
+    BK_PRE_GROUPNORM_BF16,
 };
 typedef struct bk_pre {
     int kind;
     int groups; /* GroupNorm */
     float eps;
     const float *gamma, *beta;
-    int silu; /* GroupNorm: fused SiLU */
+    int silu;         /* GroupNorm: fused SiLU */
+    const float *add; /* GROUPNORM_BF16: per (batch, channel) vector [B, C] or NULL */
 } bk_pre;
 
 /* An op's weights as the backend holds them after create, for the on-disk weight cache
@@ -101,15 +106,22 @@ struct m2p_backend {
                               const float *x, int B, int HW, float *tmp, float *y,
                               const float *residual);
     void (*linear_free)(const m2p_backend *be, bk_linear *l); /* NULL is fine */
-    /* ---- bf16 activations between ops: a linear output that only a bf16 consumer reads stays
-     * bf16. Such a buffer is still a float buffer: element i (bfloat16 bits) is the 16-bit word
-     * i from its start, so n values fill its first n / 2 floats. Only linear_forward_bf16
-     * writes one; BK_PRE_GEGLU_BF16 and attention_bf16in read one. ---- */
+    /* ---- bf16 activations between ops: a linear or conv output that only a bf16 consumer
+     * reads stays bf16. Such a buffer is still a float buffer: element i (bfloat16 bits) is the
+     * 16-bit word i from its start, so n values fill its first n / 2 floats. linear_forward_bf16
+     * and conv_forward_bf16 write one; BK_PRE_GEGLU_BF16, BK_PRE_GROUPNORM_BF16 and
+     * attention_bf16in read one. ---- */
     /* linear_forward_pre (pre NULL: the linear of x [B*HW, in], and tmp is not used) with y
      * rounded to bf16 (nearest even) after the f32 accumulation and bias: y holds B*HW*n_out bf16
      * values. Only for linears created with M2P_DTYPE_BF16 (an error otherwise); no residual. */
     int (*linear_forward_bf16)(const m2p_backend *be, bk_linear *l, const bk_pre *pre,
                                const float *x, int B, int HW, float *tmp, float *y);
+    /* conv_forward_pre (pre NULL: the conv of x, and tmp is not used) with y rounded to bf16
+     * (nearest even) after the f32 accumulation and bias: y holds B*Ho*Wo*cout bf16 values. Only
+     * for convs created with M2P_DTYPE_BF16 (an error otherwise); no residual. A conv_forward_pre
+     * reading it through BK_PRE_GROUPNORM_BF16 may take its tmp equal to x (y's buffer). */
+    int (*conv_forward_bf16)(const m2p_backend *be, bk_conv *c, const bk_pre *pre, const float *x,
+                             int B, int H, int W, float *tmp, float *y);
     /* What prepared layouts depend on (ops.h op_prepared_tag). */
     void (*prepared_tag)(const m2p_backend *be, int dtype, char *buf, size_t n);
 

@@ -61,6 +61,7 @@ enum {
     OP_PRE_GEGLU = BK_PRE_GEGLU,
     OP_PRE_UPSAMPLE2X = BK_PRE_UPSAMPLE2X,
     OP_PRE_GEGLU_BF16 = BK_PRE_GEGLU_BF16,
+    OP_PRE_GROUPNORM_BF16 = BK_PRE_GROUPNORM_BF16,
 };
 typedef bk_pre op_pre;
 /* conv of pre(x) at H x W (the conv's input size; x is [B, H/2, W/2, cin] for UPSAMPLE2X).
@@ -75,6 +76,11 @@ int op_linear_forward_pre(op_linear *l, const op_pre *pre, const float *x, int B
  * residual. In f32 the products and the bias are those of op_linear_forward_pre. */
 int op_linear_forward_bf16(op_linear *l, const op_pre *pre, const float *x, int B, int HW,
                            float *tmp, uint16_t *y);
+/* bf16 activations between ops (backend.h conv_forward_bf16): the conv of pre(x) (pre NULL: of
+ * x) rounded to bf16 (nearest even) into y, B*Ho*Wo*cout values; bf16 convs only, no residual.
+ * In f32 the products and the bias are those of op_conv_forward_pre. */
+int op_conv_forward_bf16(op_conv *c, const op_pre *pre, const float *x, int B, int H, int W,
+                         float *tmp, uint16_t *y);
 /* pre(x) alone, in f32, into out (the unfused path of the two calls above; C is the input's
  * channel count, H x W the output's). */
 int op_pre_run(const op_pre *pre, const float *x, int B, int H, int W, int C, float *out);
@@ -112,6 +118,12 @@ int op_groupnorm_bf16(const float *x, int B, int HW, int C, int groups, float ep
 void op_layernorm_bf16(const float *x, int rows, int C, float eps, const float *gamma,
                        const float *beta, uint16_t *y);
 void op_geglu_bf16(const float *x, int rows, int D, uint16_t *y);
+/* GroupNorm of bf16 x [B, HW, C] (a conv's bf16 output, widened exactly) plus add [B, C] (per
+ * batch and channel, in f32, before the statistics: op_add_channel_bias's sums; NULL: none), to
+ * f32 y, or to bf16 yb when y is NULL; neither may overlap x. 0 or M2P_ENOMEM. */
+int op_groupnorm_from_bf16(const uint16_t *x, const float *add, int B, int HW, int C, int groups,
+                           float eps, const float *gamma, const float *beta, int silu, float *y,
+                           uint16_t *yb);
 /* GEGLU of bf16 x [rows, 2D] (a linear's bf16 output) to f32 y, or to bf16 yb when y is NULL. */
 void op_geglu_from_bf16(const uint16_t *x, int rows, int D, float *y, uint16_t *yb);
 void op_upsample2x_bf16(const float *x, int B, int H, int W, int C, uint16_t *y);

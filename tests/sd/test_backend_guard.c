@@ -185,6 +185,10 @@ WRAP(int, linear_forward_bf16,
      (const m2p_backend *be, bk_linear *l, const bk_pre *pre, const float *x, int B, int HW,
       float *tmp, float *y),
      (IN(be), l, pre, x, B, HW, tmp, y))
+WRAP(int, conv_forward_bf16,
+     (const m2p_backend *be, bk_conv *c, const bk_pre *pre, const float *x, int B, int H, int W,
+      float *tmp, float *y),
+     (IN(be), c, pre, x, B, H, W, tmp, y))
 WRAP_VOID(linear_free, (const m2p_backend *be, bk_linear *l), (IN(be), l))
 WRAP_VOID(prepared_tag, (const m2p_backend *be, int dtype, char *buf, size_t n),
           (IN(be), dtype, buf, n))
@@ -273,6 +277,7 @@ static const m2p_backend guard_backend = {
     F(linear_forward),
     F(linear_forward_pre),
     F(linear_forward_bf16),
+    F(conv_forward_bf16),
     F(linear_free),
     F(prepared_tag),
     F(attention),

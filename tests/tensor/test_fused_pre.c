@@ -10,7 +10,12 @@
  *    kernel into tmp, then the op), bit for bit: bf16 ops (when the CPU has bf16) and f32 ops,
  *    with and without a residual, and with the GEGLU of a bf16 input;
  *  - op_linear_forward_bf16 (bf16 output) is op_linear_forward_pre's f32 output rounded to bf16,
- *    with and without a pre-op, and is refused for an f32 linear;
+ *    with and without a pre-op, and is refused for an f32 linear; op_conv_forward_bf16 likewise
+ *    for convs (also refused for an odd upsampled size);
+ *  - op_groupnorm_from_bf16 (a conv's bf16 output plus the time embedding per batch and channel)
+ *    equals widening, op_add_channel_bias and op_groupnorm, in f32 and rounded to bf16, and as
+ *    the conv pre-op OP_PRE_GROUPNORM_BF16 (also with tmp on x's own buffer, which the unfused
+ *    path widens in place) equals the two calls;
  * run with the dispatched kernels, then again in a child with MUS2PIC_CPU=generic (the portable
  * kernels) and in one with MUS2PIC_FUSE=0 (the unfused path behind the same calls).
  */
@@ -111,6 +116,30 @@ static void check_kernels(void)
             snprintf(what, sizeof what, "geglu from bf16 D %d, bf16 out", C);
             CHECK_INT(bf16_mismatch(q, f, n, what), 0);
         }
+        /* GroupNorm of a bf16 input plus a per-(batch, channel) vector: widen, add, normalise */
+        float *add = inputs((size_t)B * C, 2.0f);
+        CHECK(add != NULL);
+        for (int k = 0; xb && xw && f2 && add && k < 4; k++) {
+            int silu = k & 1, with_add = k >> 1;
+            for (size_t i = 0; i < n; i++) {
+                uint32_t u = (uint32_t)xb[i] << 16;
+                memcpy(&xw[i], &u, 4);
+            }
+            if (with_add)
+                op_add_channel_bias(xw, add, B, HW, C);
+            CHECK_INT(op_groupnorm(xw, B, HW, C, groups, 1e-5f, g, be, silu, f), 0);
+            CHECK_INT(op_groupnorm_from_bf16(xb, with_add ? add : NULL, B, HW, C, groups, 1e-5f, g,
+                                             be, silu, f2, NULL),
+                      0);
+            snprintf(what, sizeof what, "groupnorm from bf16 C %d silu %d add %d", C, silu,
+                     with_add);
+            CHECK(test_max_abs_diff(f2, f, n, what) <= 2e-6);
+            CHECK_INT(op_groupnorm_from_bf16(xb, with_add ? add : NULL, B, HW, C, groups, 1e-5f, g,
+                                             be, silu, NULL, q),
+                      0);
+            CHECK_INT(bf16_mismatch(q, f2, n, what), 0);
+        }
+        free(add);
         free(xb);
         free(xw);
         free(f2);
@@ -157,7 +186,7 @@ static void check_ops(int dtype)
         goto done;
     const char *names[4] = {"groupnorm+silu", "layernorm", "geglu", "upsample2x"};
     for (int kind = OP_PRE_GROUPNORM; kind <= OP_PRE_UPSAMPLE2X; kind++) {
-        op_pre pre = {kind, 4, 1e-5f, g, be, kind == OP_PRE_GROUPNORM};
+        op_pre pre = {kind, 4, 1e-5f, g, be, kind == OP_PRE_GROUPNORM, NULL};
         for (int with_res = 0; with_res < 2; with_res++) {
             const float *r = with_res ? res : NULL;
             char what[96];
@@ -196,7 +225,7 @@ static void check_ops(int dtype)
         goto done_b;
     for (size_t i = 0; i < (size_t)rows * 2 * cin; i++)
         xb[i] = ref_bf16(x[i]);
-    op_pre g16 = {OP_PRE_GEGLU_BF16, 0, 0.0f, NULL, NULL, 0};
+    op_pre g16 = {OP_PRE_GEGLU_BF16, 0, 0.0f, NULL, NULL, 0, NULL};
     for (int with_res = 0; with_res < 2; with_res++) {
         const float *r = with_res ? res : NULL;
         char what[96];
@@ -210,7 +239,7 @@ static void check_ops(int dtype)
     }
     /* bf16 outputs: the f32 output rounded, with a pre-op and without */
     if (dtype == M2P_DTYPE_BF16) {
-        op_pre ln = {OP_PRE_LAYERNORM, 0, 1e-5f, g, be, 0};
+        op_pre ln = {OP_PRE_LAYERNORM, 0, 1e-5f, g, be, 0, NULL};
         CHECK_INT(op_linear_forward_pre(l, &ln, x, B, H * W, tmp, y1, NULL), 0);
         memset(yb, 0, (size_t)rows * cout * sizeof(uint16_t));
         CHECK_INT(op_linear_forward_bf16(l, &ln, x, B, H * W, tmp, yb), 0);
@@ -219,14 +248,56 @@ static void check_ops(int dtype)
         memset(yb, 0, (size_t)rows * cout * sizeof(uint16_t));
         CHECK_INT(op_linear_forward_bf16(l, NULL, x, B, H * W, tmp, yb), 0);
         CHECK_INT(bf16_mismatch(yb, y1, (size_t)rows * cout, "bf16 out of linear"), 0);
+        op_pre gn = {OP_PRE_GROUPNORM, 4, 1e-5f, g, be, 1, NULL};
+        CHECK_INT(op_conv_forward_pre(cv, &gn, x, B, H, W, tmp, y1, NULL), 0);
+        memset(yb, 0, (size_t)rows * cout * sizeof(uint16_t));
+        CHECK_INT(op_conv_forward_bf16(cv, &gn, x, B, H, W, tmp, yb), 0);
+        CHECK_INT(bf16_mismatch(yb, y1, (size_t)rows * cout, "bf16 out of conv of groupnorm"), 0);
+        CHECK_INT(op_conv_forward(cv, x, B, H, W, y1, NULL), 0);
+        memset(yb, 0, (size_t)rows * cout * sizeof(uint16_t));
+        CHECK_INT(op_conv_forward_bf16(cv, NULL, x, B, H, W, tmp, yb), 0);
+        CHECK_INT(bf16_mismatch(yb, y1, (size_t)rows * cout, "bf16 out of conv"), 0);
+        op_pre up = {OP_PRE_UPSAMPLE2X, 0, 0.0f, NULL, NULL, 0, NULL};
+        CHECK(op_conv_forward_bf16(cv, &up, x, B, H + 1, W, tmp, yb) < 0);
     } else {
         CHECK(op_linear_forward_bf16(l, NULL, x, B, H * W, tmp, yb) < 0);
+        CHECK(op_conv_forward_bf16(cv, NULL, x, B, H, W, tmp, yb) < 0);
     }
+    /* GroupNorm(+SiLU) of a bf16 input plus a per-(batch, channel) vector in front of a conv:
+     * the two calls; then with tmp on x's own buffer (the resnets' conv2: the unfused path
+     * widens it in place) */
+    float *add = inputs((size_t)B * cin, 2.0f), *xin = malloc((size_t)rows * cin * sizeof(float));
+    CHECK(add && xin);
+    for (int with_add = 0; add && xin && with_add < 2; with_add++) {
+        for (int with_res = 0; with_res < 2; with_res++) {
+            const float *r = with_res ? res : NULL;
+            char what[96];
+            op_pre gn16 = {OP_PRE_GROUPNORM_BF16, 4, 1e-5f, g, be, 1, with_add ? add : NULL};
+            CHECK_INT(
+                op_groupnorm_from_bf16(xb, gn16.add, B, H * W, cin, 4, 1e-5f, g, be, 1, tmp, NULL),
+                0);
+            CHECK_INT(op_conv_forward(cv, tmp, B, H, W, y1, r), 0);
+            memset(y2, 0, (size_t)rows * cout * sizeof(float));
+            CHECK_INT(op_conv_forward_pre(cv, &gn16, (const float *)xb, B, H, W, tmp, y2, r), 0);
+            snprintf(what, sizeof what, "conv of groupnorm from bf16, %s, add %d, residual %d",
+                     dtype == M2P_DTYPE_BF16 ? "bf16" : "f32", with_add, with_res);
+            CHECK(test_max_abs_diff(y2, y1, (size_t)rows * cout, what) == 0.0);
+            memcpy(xin, xb, (size_t)rows * cin * sizeof(uint16_t));
+            memset(y2, 0, (size_t)rows * cout * sizeof(float));
+            CHECK_INT(op_conv_forward_pre(cv, &gn16, xin, B, H, W, xin, y2, r), 0);
+            snprintf(what, sizeof what, "conv of groupnorm from bf16 in place, %s, add %d",
+                     dtype == M2P_DTYPE_BF16 ? "bf16" : "f32", with_add);
+            /* the unfused path widens, adds and normalises in f32 (op_groupnorm's sums) */
+            CHECK(test_max_abs_diff(y2, y1, (size_t)rows * cout, what) <= 1e-4);
+        }
+    }
+    free(add);
+    free(xin);
 done_b:
     free(xb);
     free(yb);
     /* an odd size cannot come from a 2x upsample */
-    op_pre up = {OP_PRE_UPSAMPLE2X, 0, 0.0f, NULL, NULL, 0};
+    op_pre up = {OP_PRE_UPSAMPLE2X, 0, 0.0f, NULL, NULL, 0, NULL};
     CHECK(op_conv_forward_pre(cv, &up, x, B, H + 1, W, tmp, y2, NULL) < 0);
 done:
     op_conv_free(cv);

@@ -104,6 +104,13 @@ static int cpu_conv_forward_pre(const m2p_backend *be, bk_conv *c, const bk_pre 
     return op_conv_forward_pre(CONV(c), pre, x, B, H, W, tmp, y, residual);
 }
 
+static int cpu_conv_forward_bf16(const m2p_backend *be, bk_conv *c, const bk_pre *pre,
+                                 const float *x, int B, int H, int W, float *tmp, float *y)
+{
+    (void)be;
+    return op_conv_forward_bf16(CONV(c), pre, x, B, H, W, tmp, (uint16_t *)y);
+}
+
 static void cpu_conv_out_hw(const m2p_backend *be, const bk_conv *c, int H, int W, int *Ho, int *Wo)
 {
     (void)be;
@@ -355,6 +362,7 @@ static const m2p_backend cpu_backend = {
     .linear_forward = cpu_linear_forward,
     .linear_forward_pre = cpu_linear_forward_pre,
     .linear_forward_bf16 = cpu_linear_forward_bf16,
+    .conv_forward_bf16 = cpu_conv_forward_bf16,
     .linear_free = cpu_linear_free,
     .prepared_tag = cpu_prepared_tag,
     .attention = cpu_attention,

@@ -82,6 +82,19 @@ int op_groupnorm_bf16(const float *x, int B, int HW, int C, int groups, float ep
     return (use_avx512() ? op_groupnorm_bf16_avx512 : op_groupnorm_bf16_generic)(
         x, B, HW, C, groups, eps, gamma, beta, silu, y);
 }
+int op_groupnorm_from_bf16_generic(const uint16_t *x, const float *add, int B, int HW, int C,
+                                   int groups, float eps, const float *gamma, const float *beta,
+                                   int silu, float *y, uint16_t *yb);
+int op_groupnorm_from_bf16_avx512(const uint16_t *x, const float *add, int B, int HW, int C,
+                                  int groups, float eps, const float *gamma, const float *beta,
+                                  int silu, float *y, uint16_t *yb);
+int op_groupnorm_from_bf16(const uint16_t *x, const float *add, int B, int HW, int C, int groups,
+                           float eps, const float *gamma, const float *beta, int silu, float *y,
+                           uint16_t *yb)
+{
+    return (use_avx512() ? op_groupnorm_from_bf16_avx512 : op_groupnorm_from_bf16_generic)(
+        x, add, B, HW, C, groups, eps, gamma, beta, silu, y, yb);
+}
 DISPATCH_VOID(op_layernorm_bf16,
               (const float *x, int rows, int C, float eps, const float *gamma, const float *beta,
                uint16_t *y),

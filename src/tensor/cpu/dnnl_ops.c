@@ -8,8 +8,9 @@
  * op_*_forward_pre entry points have a norm / GEGLU / upsample kernel (kernels.c) write that bf16
  * input itself instead (one pass less over the activation, no f32 copy of it). A residual add is
  * oneDNN's sum post-op: y is preloaded with the residual and the primitive adds into it. A bf16
- * linear whose only reader is a bf16 kernel (the feed-forward's GEGLU) may write bf16 itself
- * (op_linear_forward_bf16: the primitive's dst is bf16, rounded after the f32 accumulation).
+ * linear or conv whose only reader is a bf16 kernel (the feed-forward's GEGLU, the resnets'
+ * second GroupNorm) may write bf16 itself (op_linear_forward_bf16, op_conv_forward_bf16: the
+ * primitive's dst is bf16, rounded after the f32 accumulation).
  */
 #define _GNU_SOURCE
 #include "tensor/ops.h"
@@ -366,8 +367,8 @@ static int wbuf_make(wbuf *w, const dnnl_memory_desc_t *md, const dnnl_memory_de
 
 #define PRIM_CACHE 6
 
-/* One primitive for one input size. key: conv {B, H, W, sum}, linear {rows, sum, dst_bf16, 0}
- * (dst_bf16: op_linear_forward_bf16's bf16 output). */
+/* One primitive for one input size. key: conv {B, H, W, sum | dst_bf16 << 1}, linear {rows, sum,
+ * dst_bf16, 0} (dst_bf16: op_*_forward_bf16's bf16 output). */
 typedef struct {
     int key[4];
     unsigned long last;
@@ -571,6 +572,9 @@ static int pre_run_bf16(const pre_call *pc, const float *x, uint16_t *out)
     case OP_PRE_GEGLU_BF16:
         op_geglu_from_bf16((const uint16_t *)x, pc->B * pc->H * pc->W, pc->C, NULL, out);
         return 0;
+    case OP_PRE_GROUPNORM_BF16:
+        return op_groupnorm_from_bf16((const uint16_t *)x, p->add, pc->B, pc->H * pc->W, pc->C,
+                                      p->groups, p->eps, p->gamma, p->beta, p->silu, NULL, out);
     case OP_PRE_UPSAMPLE2X:
         op_upsample2x_bf16(x, pc->B, pc->H / 2, pc->W / 2, pc->C, out);
         return 0;
@@ -646,7 +650,8 @@ void op_conv_out_hw(const op_conv *c, int H, int W, int *Ho, int *Wo)
     *Wo = (W + 2 * c->pad - c->k) / c->stride + 1;
 }
 
-static int conv_desc(const op_conv *c, int B, int H, int W, dnnl_convolution_desc_t *cd)
+static int conv_desc(const op_conv *c, int B, int H, int W, int dst_bf16,
+                     dnnl_convolution_desc_t *cd)
 {
     int Ho, Wo;
     op_conv_out_hw(c, H, W, &Ho, &Wo);
@@ -655,7 +660,8 @@ static int conv_desc(const op_conv *c, int B, int H, int W, dnnl_convolution_des
     dnnl_memory_desc_t smd, dmd, wmd, bmd;
     dnnl_data_type_t dt = wdt(c->op.dtype);
     if (dnnl_memory_desc_init_by_tag(&smd, 4, sd, dt, dnnl_nhwc) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&dmd, 4, dd, dnnl_f32, dnnl_nhwc) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&dmd, 4, dd, dst_bf16 ? dnnl_bf16 : dnnl_f32, dnnl_nhwc) !=
+            dnnl_success ||
         dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_a) != dnnl_success ||
         dnnl_memory_desc_init_by_tag(&wmd, 4, wd, dt, dnnl_format_tag_any) != dnnl_success)
         return m2p_error(M2P_EINTERNAL, "oneDNN: conv memory desc failed");
@@ -697,7 +703,7 @@ static int conv_create(op_conv **out, const float *w, const op_prepared *pw, con
      * depend on the spatial size in practice; other sizes check and reorder if it does). */
     int rep = 32 * stride;
     dnnl_convolution_desc_t cd;
-    rc = conv_desc(c, 1, rep, rep, &cd);
+    rc = conv_desc(c, 1, rep, rep, 0, &cd);
     if (rc)
         goto fail;
     if (pw) {
@@ -740,9 +746,9 @@ void op_conv_prepared(const op_conv *c, op_prepared *pw)
 
 static int conv_entry_init(op_conv *c, prim_entry *e, const int key[4])
 {
-    int B = key[0], H = key[1], W = key[2], sum = key[3];
+    int B = key[0], H = key[1], W = key[2], sum = key[3] & 1;
     dnnl_convolution_desc_t cd;
-    int rc = conv_desc(c, B, H, W, &cd);
+    int rc = conv_desc(c, B, H, W, key[3] >> 1, &cd);
     if (rc)
         return rc;
     dnnl_dims_t sd = {B, c->cin, H, W};
@@ -754,15 +760,16 @@ static int conv_entry_init(op_conv *c, prim_entry *e, const int key[4])
     return prim_entry_init(&c->op, e, key, sum, &cd, &f32md, "conv", label);
 }
 
+/* y: f32, or bf16 when dst_bf16 (then no residual) */
 static int conv_forward(op_conv *c, const float *x, const pre_call *pc, int B, int H, int W,
-                        float *y, const float *residual)
+                        void *y, const float *residual, int dst_bf16)
 {
     ops_sync_threads();
     int Ho, Wo;
     op_conv_out_hw(c, H, W, &Ho, &Wo);
     if (B <= 0 || Ho <= 0 || Wo <= 0)
         return m2p_error(M2P_EINVAL, "conv: bad input size %dx%dx%d", B, H, W);
-    const int key[4] = {B, H, W, residual != NULL};
+    const int key[4] = {B, H, W, (residual != NULL) | dst_bf16 << 1};
     prim_entry *victim = NULL, *e = prim_op_find(&c->op, key, &victim);
     if (!e) {
         prim_entry_free(victim);
@@ -777,7 +784,27 @@ static int conv_forward(op_conv *c, const float *x, const pre_call *pc, int B, i
 int op_conv_forward(op_conv *c, const float *x, int B, int H, int W, float *y,
                     const float *residual)
 {
-    return conv_forward(c, x, NULL, B, H, W, y, residual);
+    return conv_forward(c, x, NULL, B, H, W, y, residual, 0);
+}
+
+/* The n bf16 values at the start of buf widened to the n floats of buf. Values n/2.. first: f32
+ * element i takes bytes [4i, 4i + 4), which hold bf16 values 2i and 2i + 1, so when [lo, hi)
+ * with hi <= 2 lo is widened, its reads (bytes [2 lo, 2 hi)) and writes (from 4 lo) do not
+ * meet and every value below lo is still unread: each such range runs in parallel. */
+static void widen_in_place(float *buf, size_t n)
+{
+    ops_sync_threads();
+    const uint16_t *h = (const uint16_t *)buf;
+    size_t hi = n;
+    while (hi > 1) {
+        size_t lo = (hi + 1) / 2;
+#pragma omp parallel for schedule(static) if (hi - lo >= 32768)
+        for (size_t i = lo; i < hi; i++)
+            buf[i] = ops_f32(h[i]);
+        hi = lo;
+    }
+    if (n)
+        buf[0] = ops_f32(h[0]);
 }
 
 /* pre(x) in f32 into tmp: the unfused path (f32 ops, or MUS2PIC_FUSE=0). */
@@ -796,6 +823,15 @@ int op_pre_run(const op_pre *p, const float *x, int B, int H, int W, int C, floa
     case OP_PRE_GEGLU_BF16:
         op_geglu_from_bf16((const uint16_t *)x, B * HW, C, tmp, NULL);
         return 0;
+    case OP_PRE_GROUPNORM_BF16:
+        if ((const void *)x == (void *)tmp) { /* the resnets' conv2 (backend.h): widen in place */
+            widen_in_place(tmp, (size_t)B * HW * C);
+            if (p->add)
+                op_add_channel_bias(tmp, p->add, B, HW, C);
+            return op_groupnorm(tmp, B, HW, C, p->groups, p->eps, p->gamma, p->beta, p->silu, tmp);
+        }
+        return op_groupnorm_from_bf16((const uint16_t *)x, p->add, B, HW, C, p->groups, p->eps,
+                                      p->gamma, p->beta, p->silu, tmp, NULL);
     case OP_PRE_UPSAMPLE2X:
         op_upsample2x(x, B, H / 2, W / 2, C, tmp);
         return 0;
@@ -826,7 +862,26 @@ int op_conv_forward_pre(op_conv *c, const op_pre *pre, const float *x, int B, in
         return rc ? rc : op_conv_forward(c, tmp, B, H, W, y, residual);
     }
     pre_call pc = {pre, B, H, W, c->cin};
-    return conv_forward(c, x, &pc, B, H, W, y, residual);
+    return conv_forward(c, x, &pc, B, H, W, y, residual, 0);
+}
+
+int op_conv_forward_bf16(op_conv *c, const op_pre *pre, const float *x, int B, int H, int W,
+                         float *tmp, uint16_t *y)
+{
+    if (c->op.dtype != M2P_DTYPE_BF16)
+        return m2p_error(M2P_EINVAL, "conv: a bf16 output needs a bf16 conv (%d -> %d)", c->cin,
+                         c->cout);
+    if (pre && pre->kind == OP_PRE_UPSAMPLE2X && (H % 2 || W % 2))
+        return m2p_error(M2P_EINVAL, "conv: upsampled input %dx%d is not even", H, W);
+    if (pre && !op_fuse_enabled()) {
+        int rc = op_pre_run(pre, x, B, H, W, c->cin, tmp);
+        if (rc)
+            return rc;
+        x = tmp;
+        pre = NULL;
+    }
+    pre_call pc = {pre, B, H, W, c->cin};
+    return conv_forward(c, x, pre ? &pc : NULL, B, H, W, y, NULL, 1);
 }
 
 void op_conv_free(op_conv *c)

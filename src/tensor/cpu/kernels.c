@@ -3,7 +3,9 @@
  * fused SiLU) and LayerNorm over NHWC / [rows, C], GEGLU and the activations, element-wise
  * helpers and layout changes (upsample, concat, NCHW <-> NHWC). The norms, GEGLU and the
  * upsample also write bf16 (rounded to nearest even, as oneDNN's reorder): the input of the
- * bf16 conv / linear that reads them (dnnl_ops.c op_*_forward_pre).
+ * bf16 conv / linear that reads them (dnnl_ops.c op_*_forward_pre). GroupNorm and GEGLU also
+ * read bf16 (a conv's or linear's bf16 output, widened exactly; GroupNorm adding a per-channel
+ * vector first: the resnets' time embedding).
  *
  * Norm statistics are two-pass (mean, then the mean of squared deviations) with partial sums
  * in float over short runs and double across them, so large means do not cancel precision.
@@ -27,20 +29,68 @@
 /* GroupNorm                                                                                */
 /* ---------------------------------------------------------------------------------------- */
 
-/* Per-channel sums of x (and of (x - mean[c])^2 when mean != NULL) over rows [r0, r1). */
-/* -1 when its scratch (C > 4096) cannot be allocated. */
-static int channel_sums(const float *x, int C, int r0, int r1, const float *mean, double *acc)
+/* Row i of a GroupNorm input: x's own row, or (bf16 input) xb's row widened exactly plus the
+ * per-channel add (when not NULL) in f32, into buf [C]: the values add_channel_bias on the
+ * widened input would hold. */
+static const float *gn_row(const float *x, const uint16_t *xb, const float *add, int C, size_t i,
+                           float *buf)
+{
+    if (x)
+        return x + i * C;
+    const uint16_t *r = xb + i * C;
+    int c = 0;
+#if M2P_AVX512
+    for (; c + 16 <= C; c += 16) {
+        __m512 v = v_load_bf16(r + c);
+        _mm512_storeu_ps(buf + c, add ? _mm512_add_ps(v, _mm512_loadu_ps(add + c)) : v);
+    }
+#endif
+    for (; c < C; c++)
+        buf[c] = add ? ops_f32(r[c]) + add[c] : ops_f32(r[c]);
+    return buf;
+}
+
+/* Per-channel sums of x (and of (x - mean[c])^2 when mean != NULL) over rows [r0, r1); x is
+ * f32, or bf16 xb (+ add) as gn_row reads it. -1 when its scratch (C > 4096) cannot be
+ * allocated. */
+static int channel_sums(const float *x, const uint16_t *xb, const float *add, int C, int r0, int r1,
+                        const float *mean, double *acc)
 {
     enum { RUN = 64 };
-    float part[4096];
+    float part[4096], rowbuf[4096];
     float *p = C <= 4096 ? part : malloc((size_t)C * sizeof(float));
-    if (!p)
+    float *buf = x || C <= 4096 ? rowbuf : malloc((size_t)C * sizeof(float));
+    if (!p || !buf) {
+        if (p != part)
+            free(p);
+        if (buf != rowbuf)
+            free(buf);
         return -1;
+    }
     for (int r = r0; r < r1; r += RUN) {
         int re = r + RUN < r1 ? r + RUN : r1;
         memset(p, 0, (size_t)C * sizeof(float));
         for (int i = r; i < re; i++) {
-            const float *row = x + (size_t)i * C;
+#if M2P_AVX512
+            if (!x && C % 16 == 0) { /* bf16 rows widened in registers, the same sums */
+                const uint16_t *q = xb + (size_t)i * C;
+                for (int c = 0; c < C; c += 16) {
+                    __m512 v = v_load_bf16(q + c);
+                    if (add)
+                        v = _mm512_add_ps(v, _mm512_loadu_ps(add + c));
+                    __m512 s = _mm512_loadu_ps(p + c);
+                    if (mean) {
+                        __m512 d = _mm512_sub_ps(v, _mm512_loadu_ps(mean + c));
+                        s = _mm512_fmadd_ps(d, d, s);
+                    } else {
+                        s = _mm512_add_ps(s, v);
+                    }
+                    _mm512_storeu_ps(p + c, s);
+                }
+                continue;
+            }
+#endif
+            const float *row = gn_row(x, xb, add, C, (size_t)i, buf);
             if (mean) {
 #pragma omp simd
                 for (int c = 0; c < C; c++) {
@@ -58,11 +108,14 @@ static int channel_sums(const float *x, int C, int r0, int r1, const float *mean
     }
     if (p != part)
         free(p);
+    if (buf != rowbuf)
+        free(buf);
     return 0;
 }
 
 /* Sums over all HW rows of one image, split across threads. */
-static int image_channel_sums(const float *x, int HW, int C, const float *mean, double *out)
+static int image_channel_sums(const float *x, const uint16_t *xb, const float *add, int HW, int C,
+                              const float *mean, double *out)
 {
     int nt = (size_t)HW * C >= PAR_MIN ? omp_get_max_threads() : 1;
     if (nt > HW)
@@ -75,7 +128,7 @@ static int image_channel_sums(const float *x, int HW, int C, const float *mean, 
     {
         int t = omp_get_thread_num(), n = omp_get_num_threads();
         int r0 = (int)((long)HW * t / n), r1 = (int)((long)HW * (t + 1) / n);
-        if (channel_sums(x, C, r0, r1, mean, acc + (size_t)t * C)) {
+        if (channel_sums(x, xb, add, C, r0, r1, mean, acc + (size_t)t * C)) {
 #pragma omp atomic write
             failed = 1;
         }
@@ -94,22 +147,29 @@ static int image_channel_sums(const float *x, int HW, int C, const float *mean, 
     return 0;
 }
 
-/* op_groupnorm and op_groupnorm_bf16: the result to y (f32) or, when y is NULL, to yb (bf16). */
-static int groupnorm(const float *x, int B, int HW, int C, int groups, float eps,
-                     const float *gamma, const float *beta, int silu, float *y, uint16_t *yb)
+/* op_groupnorm, op_groupnorm_bf16 and op_groupnorm_from_bf16: of f32 x or, when x is NULL, of
+ * bf16 xb plus the per-(batch, channel) add [B, C] when not NULL (gn_row); the result to y (f32)
+ * or, when y is NULL, to yb (bf16). */
+static int groupnorm(const float *x, const uint16_t *xq, const float *add, int B, int HW, int C,
+                     int groups, float eps, const float *gamma, const float *beta, int silu,
+                     float *y, uint16_t *yb)
 {
     ops_sync_threads();
     int cg = C / groups;
     double *sum = malloc((size_t)C * sizeof(double));
     float *mean_c = malloc((size_t)C * sizeof(float));
     float *a = malloc((size_t)C * sizeof(float)), *b = malloc((size_t)C * sizeof(float));
-    int rc = sum && mean_c && a && b ? 0 : -1;
+    /* bf16 input: each row widened (+ add) into its thread's row of rbuf before it is normalised */
+    float *rbuf = x ? NULL : malloc((size_t)omp_get_max_threads() * C * sizeof(float));
+    int rc = sum && mean_c && a && b && (x || rbuf) ? 0 : -1;
     double n = (double)HW * cg;
     for (int bi = 0; bi < B && !rc; bi++) {
-        const float *xb = x + (size_t)bi * HW * C;
+        const float *xb = x ? x + (size_t)bi * HW * C : NULL;
+        const uint16_t *xqb = x ? NULL : xq + (size_t)bi * HW * C;
+        const float *addb = add ? add + (size_t)bi * C : NULL;
         float *ybi = y ? y + (size_t)bi * HW * C : NULL;
         uint16_t *ybb = y ? NULL : yb + (size_t)bi * HW * C;
-        if ((rc = image_channel_sums(xb, HW, C, NULL, sum)))
+        if ((rc = image_channel_sums(xb, xqb, addb, HW, C, NULL, sum)))
             break;
         for (int g = 0; g < groups; g++) {
             double s = 0;
@@ -119,7 +179,7 @@ static int groupnorm(const float *x, int B, int HW, int C, int groups, float eps
             for (int c = g * cg; c < (g + 1) * cg; c++)
                 mean_c[c] = m;
         }
-        if ((rc = image_channel_sums(xb, HW, C, mean_c, sum)))
+        if ((rc = image_channel_sums(xb, xqb, addb, HW, C, mean_c, sum)))
             break;
         for (int g = 0; g < groups; g++) {
             double s = 0;
@@ -135,7 +195,8 @@ static int groupnorm(const float *x, int B, int HW, int C, int groups, float eps
         int nt = (size_t)HW * C >= PAR_MIN ? omp_get_max_threads() : 1;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
         for (int r = 0; r < HW; r++) {
-            const float *xr = xb + (size_t)r * C;
+            const float *xr = gn_row(xb, xqb, addb, C, (size_t)r,
+                                     rbuf ? rbuf + (size_t)omp_get_thread_num() * C : NULL);
             float *yr = ybi ? ybi + (size_t)r * C : NULL;
             uint16_t *yq = ybi ? NULL : ybb + (size_t)r * C;
             int c = 0;
@@ -164,19 +225,27 @@ static int groupnorm(const float *x, int B, int HW, int C, int groups, float eps
     free(mean_c);
     free(a);
     free(b);
+    free(rbuf);
     return rc ? m2p_error(M2P_ENOMEM, "groupnorm: out of memory for %d channels", C) : 0;
 }
 
 int op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps, const float *gamma,
                  const float *beta, int silu, float *y)
 {
-    return groupnorm(x, B, HW, C, groups, eps, gamma, beta, silu, y, NULL);
+    return groupnorm(x, NULL, NULL, B, HW, C, groups, eps, gamma, beta, silu, y, NULL);
 }
 
 int op_groupnorm_bf16(const float *x, int B, int HW, int C, int groups, float eps,
                       const float *gamma, const float *beta, int silu, uint16_t *y)
 {
-    return groupnorm(x, B, HW, C, groups, eps, gamma, beta, silu, NULL, y);
+    return groupnorm(x, NULL, NULL, B, HW, C, groups, eps, gamma, beta, silu, NULL, y);
+}
+
+int op_groupnorm_from_bf16(const uint16_t *x, const float *add, int B, int HW, int C, int groups,
+                           float eps, const float *gamma, const float *beta, int silu, float *y,
+                           uint16_t *yb)
+{
+    return groupnorm(NULL, x, add, B, HW, C, groups, eps, gamma, beta, silu, y, yb);
 }
 
 /* ---------------------------------------------------------------------------------------- */
