@@ -6,8 +6,9 @@
  * Residual adds are fused into the output linears; q/k/v of self-attention are one matmul; the
  * GroupNorm, LayerNorms and GEGLU are the pre-op of the linear that reads them (backend.h
  * bk_pre). In bf16 mode the linears whose only reader is a bf16 kernel write bf16
- * (linear_forward_bf16): q/k/v, which the attention reads as bf16 (attention_bf16in, whose
- * products run on bf16), and ff1, which GEGLU reads (BK_PRE_GEGLU_BF16).
+ * (linear_forward_bf16): q/k/v, which the attention reads as bf16 (whose products run on bf16),
+ * and ff1, which GEGLU reads (BK_PRE_GEGLU_BF16); the attention writes bf16 too
+ * (attention_bf16io), which to_out reads as it is (linear_forward_bf16in).
  */
 #include "sd/unet_blocks.h"
 
@@ -169,32 +170,33 @@ int unet_transformer_forward(unet_transformer *t, float *x, int B, int HW, const
         bk_pre ln3 = {BK_PRE_LAYERNORM, 0, TR_LN_EPS, b->norm3.gamma, b->norm3.beta, 0, NULL};
         bk_pre geglu = {BK_PRE_GEGLU, 0, 0.0f, NULL, NULL, 0, NULL};
         bk_pre geglu16 = {BK_PRE_GEGLU_BF16, 0, 0.0f, NULL, NULL, 0, NULL};
-        /* self-attention (bf16 mode: q/k/v stay bf16 from the linear to the attention) */
+        /* self-attention (bf16 mode: q/k/v stay bf16 from the linear to the attention, and its
+         * output to to_out) */
         if (bf16) {
             if ((rc = be->linear_forward_bf16(be, b->qkv, &ln1, h, 1, rows, n, u)) ||
-                (rc = be->attention_bf16in(be, u, 0, 3 * I, u, (size_t)I, 2 * (size_t)I, 3 * I, B,
-                                           HW, HW, t->heads, t->dh, scale, 0, att)))
+                (rc = be->attention_bf16io(be, u, 0, 3 * I, u, (size_t)I, 2 * (size_t)I, 3 * I, B,
+                                           HW, HW, t->heads, t->dh, scale, 0, att)) ||
+                (rc = be->linear_forward_bf16in(be, b->out1, att, rows, h, h)))
                 return rc;
         } else if ((rc = be->linear_forward_pre(be, b->qkv, &ln1, h, 1, rows, n, u, NULL)) ||
                    (rc = be->attention(be, u, 3 * I, u + I, u + 2 * I, 3 * I, B, HW, HW, t->heads,
-                                       t->dh, scale, 0, att)))
-            return rc;
-        if ((rc = be->linear_forward(be, b->out1, att, rows, h, h)))
+                                       t->dh, scale, 0, att)) ||
+                   (rc = be->linear_forward(be, b->out1, att, rows, h, h)))
             return rc;
         /* cross-attention over the text context */
         att = u + R * I;
         if (bf16) {
             if ((rc = be->linear_forward_bf16(be, b->q2, &ln2, h, 1, rows, n, u)) ||
                 (rc = be->linear_forward_bf16(be, b->kv2, NULL, ctx, 1, crow, NULL, kv)) ||
-                (rc = be->attention_bf16in(be, u, 0, I, kv, 0, (size_t)I, 2 * I, B, HW, ctx_len,
-                                           t->heads, t->dh, scale, 0, att)))
+                (rc = be->attention_bf16io(be, u, 0, I, kv, 0, (size_t)I, 2 * I, B, HW, ctx_len,
+                                           t->heads, t->dh, scale, 0, att)) ||
+                (rc = be->linear_forward_bf16in(be, b->out2, att, rows, h, h)))
                 return rc;
         } else if ((rc = be->linear_forward_pre(be, b->q2, &ln2, h, 1, rows, n, u, NULL)) ||
                    (rc = be->linear_forward(be, b->kv2, ctx, crow, kv, NULL)) ||
                    (rc = be->attention(be, u, I, kv, kv + I, 2 * I, B, HW, ctx_len, t->heads, t->dh,
-                                       scale, 0, att)))
-            return rc;
-        if ((rc = be->linear_forward(be, b->out2, att, rows, h, h)))
+                                       scale, 0, att)) ||
+                   (rc = be->linear_forward(be, b->out2, att, rows, h, h)))
             return rc;
         /* GEGLU feed-forward (bf16 mode: ff1 writes bf16 into u, which only GEGLU reads) */
         float *g = u + R * 2 * t->ff;

@@ -41,7 +41,7 @@ struct vae {
     nn_resnet mid_res[2];
     nn_norm attn_norm;
     bk_linear *attn_qkv, *attn_out;
-    int attn_bf16; /* bf16 compute: the mid attention runs the backend's attention_bf16 */
+    int attn_bf16; /* bf16 compute: q/k/v and the mid attention's output stay bf16 */
     vae_up up[VAE_MAX_BLOCKS];
     nn_norm norm_out;
     weights *w;
@@ -290,13 +290,17 @@ static int decode(vae *m, const float *z, int B, int h, int w, const float **img
         size_t rows = (size_t)B * H * W;
         bk_pre gn = {BK_PRE_GROUPNORM,  m->groups, VAE_EPS, m->attn_norm.gamma,
                      m->attn_norm.beta, 0,         NULL};
-        if ((rc = be->linear_forward_pre(be, m->attn_qkv, &gn, x, B, H * W, t2, t1, NULL)))
-            return rc;
-        if ((rc = (m->attn_bf16 ? be->attention_bf16
-                                : be->attention)(be, t1, 3 * C, t1 + C, t1 + 2 * C, 3 * C, B, H * W,
-                                                 H * W, 1, C, 1.0f / sqrtf((float)C), 0, t2)))
-            return rc;
-        if ((rc = be->linear_forward(be, m->attn_out, t2, (int)rows, x, x)))
+        const float scale = 1.0f / sqrtf((float)C);
+        if (m->attn_bf16) { /* q/k/v and the attention's output stay bf16 (backend.h) */
+            if ((rc = be->linear_forward_bf16(be, m->attn_qkv, &gn, x, B, H * W, t2, t1)) ||
+                (rc = be->attention_bf16io(be, t1, 0, 3 * C, t1, (size_t)C, 2 * (size_t)C, 3 * C, B,
+                                           H * W, H * W, 1, C, scale, 0, t2)) ||
+                (rc = be->linear_forward_bf16in(be, m->attn_out, t2, (int)rows, x, x)))
+                return rc;
+        } else if ((rc = be->linear_forward_pre(be, m->attn_qkv, &gn, x, B, H * W, t2, t1, NULL)) ||
+                   (rc = be->attention(be, t1, 3 * C, t1 + C, t1 + 2 * C, 3 * C, B, H * W, H * W, 1,
+                                       C, scale, 0, t2)) ||
+                   (rc = be->linear_forward(be, m->attn_out, t2, (int)rows, x, x)))
             return rc;
     }
     if ((rc = nn_resnet_forward(&m->mid_res[1], x, B, H, W, NULL, x, t1, t2, NULL)))

@@ -109,8 +109,8 @@ struct m2p_backend {
     /* ---- bf16 activations between ops: a linear or conv output that only a bf16 consumer
      * reads stays bf16. Such a buffer is still a float buffer: element i (bfloat16 bits) is the
      * 16-bit word i from its start, so n values fill its first n / 2 floats. linear_forward_bf16
-     * and conv_forward_bf16 write one; BK_PRE_GEGLU_BF16, BK_PRE_GROUPNORM_BF16 and
-     * attention_bf16in read one. ---- */
+     * and conv_forward_bf16 write one, and attention_bf16io; BK_PRE_GEGLU_BF16,
+     * BK_PRE_GROUPNORM_BF16, attention_bf16in / _bf16io and linear_forward_bf16in read one. ---- */
     /* linear_forward_pre (pre NULL: the linear of x [B*HW, in], and tmp is not used) with y
      * rounded to bf16 (nearest even) after the f32 accumulation and bias: y holds B*HW*n_out bf16
      * values. Only for linears created with M2P_DTYPE_BF16 (an error otherwise); no residual. */
@@ -122,6 +122,11 @@ struct m2p_backend {
      * reading it through BK_PRE_GROUPNORM_BF16 may take its tmp equal to x (y's buffer). */
     int (*conv_forward_bf16)(const m2p_backend *be, bk_conv *c, const bk_pre *pre, const float *x,
                              int B, int H, int W, float *tmp, float *y);
+    /* linear_forward of bf16 x [rows, in] (an attention_bf16io output), read as it is: the
+     * numbers of linear_forward on its widened values. Only for linears created with
+     * M2P_DTYPE_BF16 (an error otherwise). */
+    int (*linear_forward_bf16in)(const m2p_backend *be, bk_linear *l, const float *x, int rows,
+                                 float *y, const float *residual);
     /* What prepared layouts depend on (ops.h op_prepared_tag). */
     void (*prepared_tag)(const m2p_backend *be, int dtype, char *buf, size_t n);
 
@@ -141,6 +146,11 @@ struct m2p_backend {
                             const float *kvb, size_t k_off, size_t v_off, int kv_stride, int B,
                             int Lq, int Lk, int heads, int dh, float scale, int causal,
                             float *out);
+    /* attention_bf16in with out [B, Lq, heads*dh] rounded to bf16 (nearest even): out holds bf16
+     * values (for linear_forward_bf16in). */
+    int (*attention_bf16io)(const m2p_backend *be, const float *qb, size_t q_off, int q_stride,
+                            const float *kvb, size_t k_off, size_t v_off, int kv_stride, int B,
+                            int Lq, int Lk, int heads, int dh, float scale, int causal, float *out);
 
     /* ---- norms (y may equal x) ---- */
     int (*groupnorm)(const m2p_backend *be, const float *x, int B, int HW, int C, int groups,

@@ -76,6 +76,10 @@ int op_linear_forward_pre(op_linear *l, const op_pre *pre, const float *x, int B
  * residual. In f32 the products and the bias are those of op_linear_forward_pre. */
 int op_linear_forward_bf16(op_linear *l, const op_pre *pre, const float *x, int B, int HW,
                            float *tmp, uint16_t *y);
+/* op_linear_forward of bf16 x [rows, in] (backend.h linear_forward_bf16in): the bf16 op reads x
+ * as it is (no conversion); bf16 linears only. */
+int op_linear_forward_bf16in(op_linear *l, const uint16_t *x, int rows, float *y,
+                             const float *residual);
 /* bf16 activations between ops (backend.h conv_forward_bf16): the conv of pre(x) (pre NULL: of
  * x) rounded to bf16 (nearest even) into y, B*Ho*Wo*cout values; bf16 convs only, no residual.
  * In f32 the products and the bias are those of op_conv_forward_pre. */
@@ -145,6 +149,11 @@ int op_attention_bf16(const float *q, int q_stride, const float *k, const float 
 int op_attention_bf16in(const uint16_t *q, int q_stride, const uint16_t *k, const uint16_t *v,
                         int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
                         int causal, float *out);
+/* op_attention_bf16in with the output rounded to bf16 (nearest even, as ops_bf16) into out
+ * [B, Lq, heads*dh] (the input of op_linear_forward_bf16in). */
+int op_attention_bf16io(const uint16_t *q, int q_stride, const uint16_t *k, const uint16_t *v,
+                        int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
+                        int causal, uint16_t *out);
 
 /* x [rows, 2D] = [h | gate] -> y [rows, D] = h * gelu_erf(gate) (diffusers GEGLU). */
 void op_geglu(const float *x, int rows, int D, float *y);

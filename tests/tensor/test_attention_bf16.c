@@ -15,7 +15,8 @@
  * result must differ from op_attention's (the AMX path ran); without AMX it must equal it.
  * op_attention_bf16in (bf16 q, k, v: the UNet's linears write them so) must give, bit for bit,
  * op_attention_bf16's result on the same values widened to f32, in every case, and so stay within
- * the same budgets against the reference on the unrounded inputs.
+ * the same budgets against the reference on the unrounded inputs; op_attention_bf16io (its output
+ * as bf16, for the bf16 to_out) must give exactly that result rounded to nearest even.
  */
 #include "attention_ref.h"
 #include "tensor/ops.h"
@@ -66,6 +67,15 @@ static void check_bf16in(const float *buf, size_t n, size_t ko, size_t vo, int q
                                       causal, o2),
                   0);
         CHECK(memcmp(o1, o2, on * sizeof(float)) == 0);
+        /* bf16 out: the same values rounded (wb reused: on <= n) */
+        uint16_t *ob = (uint16_t *)wb;
+        CHECK_INT(op_attention_bf16io(hb, qs, hb + ko, hb + vo, kvs, B, Lq, Lk, heads, dh, scale,
+                                      causal, ob),
+                  0);
+        size_t bad = 0;
+        for (size_t i = 0; i < on; i++)
+            bad += ob[i] != to_bf16(o2[i]);
+        CHECK_INT(bad, 0);
         double mx = 0, mean = 0;
         for (size_t i = 0; i < on; i++) {
             double e = fabs((double)o2[i] - ref[i]);
@@ -231,5 +241,6 @@ int main(void)
     CHECK(op_attention_bf16(x, 1, x, x, 1, 1, 1, 1, 2, 1, 1.0f, 0, x) != 0);
     uint16_t xb[4] = {0};
     CHECK(op_attention_bf16in(xb, 1, xb, xb, 1, 1, 1, 1, 2, 1, 1.0f, 0, x) != 0);
+    CHECK(op_attention_bf16io(xb, 1, xb, xb, 1, 1, 1, 1, 2, 1, 1.0f, 0, xb) != 0);
     TEST_DONE();
 }

@@ -11,7 +11,8 @@
  *    with and without a residual, and with the GEGLU of a bf16 input;
  *  - op_linear_forward_bf16 (bf16 output) is op_linear_forward_pre's f32 output rounded to bf16,
  *    with and without a pre-op, and is refused for an f32 linear; op_conv_forward_bf16 likewise
- *    for convs (also refused for an odd upsampled size);
+ *    for convs (also refused for an odd upsampled size); op_linear_forward_bf16in (a bf16 input
+ *    read as it is) equals op_linear_forward on the widened input, and is refused for f32;
  *  - op_groupnorm_from_bf16 (a conv's bf16 output plus the time embedding per batch and channel)
  *    equals widening, op_add_channel_bias and op_groupnorm, in f32 and rounded to bf16, and as
  *    the conv pre-op OP_PRE_GROUPNORM_BF16 (also with tmp on x's own buffer, which the unfused
@@ -259,9 +260,24 @@ static void check_ops(int dtype)
         CHECK_INT(bf16_mismatch(yb, y1, (size_t)rows * cout, "bf16 out of conv"), 0);
         op_pre up = {OP_PRE_UPSAMPLE2X, 0, 0.0f, NULL, NULL, 0, NULL};
         CHECK(op_conv_forward_bf16(cv, &up, x, B, H + 1, W, tmp, yb) < 0);
+        /* a bf16 input read as it is: op_linear_forward on its widened values, bit for bit */
+        for (size_t i = 0; i < (size_t)rows * cin; i++) {
+            uint32_t u = (uint32_t)xb[i] << 16;
+            memcpy(&tmp[i], &u, 4);
+        }
+        for (int with_res = 0; with_res < 2; with_res++) {
+            const float *r = with_res ? res : NULL;
+            char what[96];
+            CHECK_INT(op_linear_forward(l, tmp, rows, y1, r), 0);
+            memset(y2, 0, (size_t)rows * cout * sizeof(float));
+            CHECK_INT(op_linear_forward_bf16in(l, xb, rows, y2, r), 0);
+            snprintf(what, sizeof what, "linear of a bf16 input, residual %d", with_res);
+            CHECK(test_max_abs_diff(y2, y1, (size_t)rows * cout, what) == 0.0);
+        }
     } else {
         CHECK(op_linear_forward_bf16(l, NULL, x, B, H * W, tmp, yb) < 0);
         CHECK(op_conv_forward_bf16(cv, NULL, x, B, H, W, tmp, yb) < 0);
+        CHECK(op_linear_forward_bf16in(l, xb, rows, y2, NULL) < 0);
     }
     /* GroupNorm(+SiLU) of a bf16 input plus a per-(batch, channel) vector in front of a conv:
      * the two calls; then with tmp on x's own buffer (the resnets' conv2: the unfused path

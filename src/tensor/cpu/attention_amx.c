@@ -104,11 +104,12 @@ typedef struct {
     int q_stride, kv_stride, B, Lq, Lk, heads, dh, causal;
     float scale;
     float *out;
-    int dp;         /* dh rounded up to 32 (the K extent of an S^T product) */
-    int dv;         /* dh rounded up to 16 (the M extent of O^T: rows of V^T) */
-    int lk16, lk32; /* Lk rounded up to 16 / 32 */
-    uint16_t *kp;   /* [B*heads][lk16/16][dp/32][16 keys][32 dims]: K's A tiles, bf16 */
-    uint16_t *vt;   /* [B*heads][lk32/32][dv][32 keys]: V^T's A tiles, bf16 */
+    uint16_t *out16; /* when not NULL, the output as bf16 (op_attention_bf16io) instead of out */
+    int dp;          /* dh rounded up to 32 (the K extent of an S^T product) */
+    int dv;          /* dh rounded up to 16 (the M extent of O^T: rows of V^T) */
+    int lk16, lk32;  /* Lk rounded up to 16 / 32 */
+    uint16_t *kp;    /* [B*heads][lk16/16][dp/32][16 keys][32 dims]: K's A tiles, bf16 */
+    uint16_t *vt;    /* [B*heads][lk32/32][dv][32 keys]: V^T's A tiles, bf16 */
 } amx_args;
 
 /* element i of an input: f32, or bf16 when in16 */
@@ -587,10 +588,14 @@ static void amx_block(const amx_args *a, amx_scratch *w, int b, int h, int i0)
                 r[k] = _mm512_loadu_ps(w->o + ((size_t)g * dv + d0 + k) * 16);
             tr16x16(r);
             const __mmask16 dm = first_n(dh - d0);
-            for (int q = 0; q < 16 && g * 16 + q < nq; q++)
-                _mm512_mask_storeu_ps(a->out + ((size_t)b * a->Lq + i0 + g * 16 + q) * ld +
-                                          (size_t)h * dh + d0,
-                                      dm, _mm512_mul_ps(r[q], _mm512_set1_ps(iv[q])));
+            for (int q = 0; q < 16 && g * 16 + q < nq; q++) {
+                const size_t o = ((size_t)b * a->Lq + i0 + g * 16 + q) * ld + (size_t)h * dh + d0;
+                const __m512 v = _mm512_mul_ps(r[q], _mm512_set1_ps(iv[q]));
+                if (a->out16)
+                    _mm256_mask_storeu_epi16(a->out16 + o, dm, v_bf16_bits(v));
+                else
+                    _mm512_mask_storeu_ps(a->out + o, dm, v);
+            }
         }
     }
 }
@@ -630,7 +635,7 @@ static void amx_thread(const amx_args *ap, float *base, int nbh, int heads, int 
 
 static int attention_amx(const void *q, int q_stride, const void *k, const void *v, int kv_stride,
                          int B, int Lq, int Lk, int heads, int dh, float scale, int causal,
-                         int in16, float *out)
+                         int in16, float *out, uint16_t *out16)
 {
     amx_args a = {q,
                   k,
@@ -646,6 +651,7 @@ static int attention_amx(const void *q, int q_stride, const void *k, const void 
                   causal,
                   scale,
                   out,
+                  out16,
                   (dh + 31) & ~31,
                   (dh + 15) & ~15,
                   (Lk + 15) & ~15,
@@ -691,7 +697,7 @@ int op_attention_bf16(const float *q, int q_stride, const float *k, const float 
     if (B > 0 && Lq > 0 && Lk > 0 && heads > 0 && dh > 0 && q_stride >= heads * dh &&
         kv_stride >= heads * dh && dh <= 1024 && amx_usable()) /* dh: AMX_MAXJOBS */
         return attention_amx(q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, 0,
-                             out);
+                             out, NULL);
 #endif
     return op_attention(q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out);
 }
@@ -705,9 +711,10 @@ static void widen_rows(const uint16_t *src, int stride, size_t rows, int C, floa
             dst[r * C + c] = ops_f32(src[r * (size_t)stride + c]);
 }
 
-int op_attention_bf16in(const uint16_t *q, int q_stride, const uint16_t *k, const uint16_t *v,
-                        int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
-                        int causal, float *out)
+/* op_attention_bf16in (out) and op_attention_bf16io (out16) */
+static int attention_bf16in(const uint16_t *q, int q_stride, const uint16_t *k, const uint16_t *v,
+                            int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
+                            int causal, float *out, uint16_t *out16)
 {
     ops_sync_threads();
     if (B <= 0 || Lq <= 0 || Lk <= 0 || heads <= 0 || dh <= 0 || q_stride < heads * dh ||
@@ -719,17 +726,41 @@ int op_attention_bf16in(const uint16_t *q, int q_stride, const uint16_t *k, cons
 #if M2P_AVX512 && defined(__x86_64__)
     if (dh <= 1024 && amx_usable()) /* dh: AMX_MAXJOBS */
         return attention_amx(q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, 1,
-                             out);
+                             out, out16);
 #endif
-    /* no AMX: op_attention on widened copies (exact), in the slot the AMX packing uses */
+    /* no AMX: op_attention on widened copies (exact), in the slot the AMX packing uses; a bf16
+     * output is op_attention's rounded, from the slot of the AMX threads' scratch */
     const int C = heads * dh;
     const size_t nq = (size_t)B * Lq * C, nk = (size_t)B * Lk * C;
     float *f = ops_scratch(OPS_SCRATCH_ATTN_KV, (nq + 2 * nk) * sizeof(float));
-    if (!f)
+    float *o = out16 ? ops_scratch(OPS_SCRATCH_ATTN_POOL, nq * sizeof(float)) : out;
+    if (!f || !o)
         return m2p_error(M2P_ENOMEM, "attention (bf16 in): out of memory for %zu MiB of f32 q/k/v",
-                         (nq + 2 * nk) * sizeof(float) >> 20);
+                         (2 * nq + 2 * nk) * sizeof(float) >> 20);
     widen_rows(q, q_stride, (size_t)B * Lq, C, f);
     widen_rows(k, kv_stride, (size_t)B * Lk, C, f + nq);
     widen_rows(v, kv_stride, (size_t)B * Lk, C, f + nq + nk);
-    return op_attention(f, C, f + nq, f + nq + nk, C, B, Lq, Lk, heads, dh, scale, causal, out);
+    int rc = op_attention(f, C, f + nq, f + nq + nk, C, B, Lq, Lk, heads, dh, scale, causal, o);
+    if (!rc && out16) {
+#pragma omp parallel for schedule(static) if (nq >= 32768)
+        for (size_t i = 0; i < nq; i++)
+            out16[i] = ops_bf16(o[i]);
+    }
+    return rc;
+}
+
+int op_attention_bf16in(const uint16_t *q, int q_stride, const uint16_t *k, const uint16_t *v,
+                        int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
+                        int causal, float *out)
+{
+    return attention_bf16in(q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out,
+                            NULL);
+}
+
+int op_attention_bf16io(const uint16_t *q, int q_stride, const uint16_t *k, const uint16_t *v,
+                        int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
+                        int causal, uint16_t *out)
+{
+    return attention_bf16in(q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, NULL,
+                            out);
 }

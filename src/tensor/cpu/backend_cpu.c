@@ -209,6 +209,24 @@ static int cpu_attention_bf16in(const m2p_backend *be, const float *qb, size_t q
                                heads, dh, scale, causal, out);
 }
 
+static int cpu_attention_bf16io(const m2p_backend *be, const float *qb, size_t q_off, int q_stride,
+                                const float *kvb, size_t k_off, size_t v_off, int kv_stride, int B,
+                                int Lq, int Lk, int heads, int dh, float scale, int causal,
+                                float *out)
+{
+    (void)be;
+    const uint16_t *q = (const uint16_t *)qb, *kv = (const uint16_t *)kvb;
+    return op_attention_bf16io(q + q_off, q_stride, kv + k_off, kv + v_off, kv_stride, B, Lq, Lk,
+                               heads, dh, scale, causal, (uint16_t *)out);
+}
+
+static int cpu_linear_forward_bf16in(const m2p_backend *be, bk_linear *l, const float *x, int rows,
+                                     float *y, const float *residual)
+{
+    (void)be;
+    return op_linear_forward_bf16in(LIN(l), (const uint16_t *)x, rows, y, residual);
+}
+
 static int cpu_groupnorm(const m2p_backend *be, const float *x, int B, int HW, int C, int groups,
                          float eps, const float *gamma, const float *beta, int silu, float *y)
 {
@@ -368,6 +386,8 @@ static const m2p_backend cpu_backend = {
     .attention = cpu_attention,
     .attention_bf16 = cpu_attention_bf16,
     .attention_bf16in = cpu_attention_bf16in,
+    .attention_bf16io = cpu_attention_bf16io,
+    .linear_forward_bf16in = cpu_linear_forward_bf16in,
     .groupnorm = cpu_groupnorm,
     .layernorm = cpu_layernorm,
     .geglu = cpu_geglu,

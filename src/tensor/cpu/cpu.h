@@ -56,15 +56,22 @@ static inline __m512 v_load_bf16(const uint16_t *p)
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/* ops_bf16 for 16 floats with AVX-512F/BW only (no AVX512-BF16 needed), stored to p. */
-static inline void v_store_bf16(uint16_t *p, __m512 v)
+/* ops_bf16 of 16 floats with AVX-512F/BW only (no AVX512-BF16 needed: vcvtneps2bf16 flushes
+ * denormals, ops_bf16 does not), as 16 bf16 bit patterns. */
+static inline __m256i v_bf16_bits(__m512 v)
 {
     __m512i u = _mm512_castps_si512(v);
     __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
     __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
     __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
     r = _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x400000));
-    _mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
+    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
+}
+
+/* ops_bf16 for 16 floats, stored to p. */
+static inline void v_store_bf16(uint16_t *p, __m512 v)
+{
+    _mm256_storeu_si256((__m256i *)p, v_bf16_bits(v));
 }
 
 /* 16 results at column c of the row a kernel writes: f32 yf when it has one, else bf16 yb. */

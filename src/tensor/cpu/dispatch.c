@@ -167,5 +167,18 @@ int op_attention_bf16in(const uint16_t *q, int q_stride, const uint16_t *k, cons
     return (use_avx512() ? op_attention_bf16in_avx512 : op_attention_bf16in_generic)(
         q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out);
 }
+int op_attention_bf16io_generic(const uint16_t *q, int q_stride, const uint16_t *k,
+                                const uint16_t *v, int kv_stride, int B, int Lq, int Lk, int heads,
+                                int dh, float scale, int causal, uint16_t *out);
+int op_attention_bf16io_avx512(const uint16_t *q, int q_stride, const uint16_t *k,
+                               const uint16_t *v, int kv_stride, int B, int Lq, int Lk, int heads,
+                               int dh, float scale, int causal, uint16_t *out);
+int op_attention_bf16io(const uint16_t *q, int q_stride, const uint16_t *k, const uint16_t *v,
+                        int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
+                        int causal, uint16_t *out)
+{
+    return (use_avx512() ? op_attention_bf16io_avx512 : op_attention_bf16io_generic)(
+        q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out);
+}
 
 #endif

@@ -10,7 +10,8 @@
  * oneDNN's sum post-op: y is preloaded with the residual and the primitive adds into it. A bf16
  * linear or conv whose only reader is a bf16 kernel (the feed-forward's GEGLU, the resnets'
  * second GroupNorm) may write bf16 itself (op_linear_forward_bf16, op_conv_forward_bf16: the
- * primitive's dst is bf16, rounded after the f32 accumulation).
+ * primitive's dst is bf16, rounded after the f32 accumulation), and one whose input is bf16
+ * already (the attention's output) reads it as it is (op_linear_forward_bf16in).
  */
 #define _GNU_SOURCE
 #include "tensor/ops.h"
@@ -603,13 +604,17 @@ static void copy_residual(float *y, const float *residual, size_t n)
 
 /* x -> y through e; y (f32, or bf16 when e was built so) is first loaded with `residual` (ny
  * floats) unless it already holds it, and a bf16 op reads a bf16 copy of x (or pre(x), when pc)
- * from the per-thread scratch. */
+ * from the per-thread scratch, or x itself when pc's pre is NULL (x already holds bf16 values:
+ * op_linear_forward_bf16in). */
 static int prim_entry_run(prim_op *o, prim_entry *e, const float *x, const pre_call *pc, void *y,
                           const float *residual, size_t ny)
 {
     e->last = ++o->tick;
     const void *src = x;
-    if (o->dtype == M2P_DTYPE_BF16) {
+    if (o->dtype == M2P_DTYPE_BF16 && pc && !pc->pre) {
+        if (residual && residual != y)
+            copy_residual(y, residual, ny);
+    } else if (o->dtype == M2P_DTYPE_BF16) {
         void *buf = ops_scratch(OPS_SCRATCH_BF16, e->src_bf16_bytes);
         if (!buf)
             return m2p_error(M2P_ENOMEM, "out of memory for a bf16 input copy");
@@ -1058,6 +1063,16 @@ int op_linear_forward_bf16(op_linear *l, const op_pre *pre, const float *x, int 
     }
     pre_call pc = {pre, B, HW, 1, l->in};
     return linear_forward(l, x, pre ? &pc : NULL, B * HW, y, NULL, 1);
+}
+
+int op_linear_forward_bf16in(op_linear *l, const uint16_t *x, int rows, float *y,
+                             const float *residual)
+{
+    if (l->op.dtype != M2P_DTYPE_BF16)
+        return m2p_error(M2P_EINVAL, "linear: a bf16 input needs a bf16 linear (%d -> %d)", l->in,
+                         l->out);
+    const pre_call as_is = {NULL, rows, 1, 1, l->in};
+    return linear_forward(l, (const float *)x, &as_is, rows, y, residual, 0);
 }
 
 void op_linear_free(op_linear *l)
