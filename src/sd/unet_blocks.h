@@ -18,7 +18,7 @@ typedef struct unet_tblock {
 typedef struct unet_transformer {
     const m2p_backend *be;
     int C, inner, heads, dh, depth, groups, ctx_dim, ff;
-    int dtype; /* M2P_DTYPE_BF16: bf16 q/k/v into the backend's attention_bf16in (CPU: AMX) */
+    int dtype; /* M2P_DTYPE_BF16: bf16 q/k/v into the backend's attention_bf16io (CPU: AMX) */
     nn_norm norm;
     bk_linear *proj_in, *proj_out; /* 1x1 convs or linears: the same matmul in NHWC */
     unet_tblock *blk;

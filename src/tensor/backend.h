@@ -110,7 +110,7 @@ struct m2p_backend {
      * reads stays bf16. Such a buffer is still a float buffer: element i (bfloat16 bits) is the
      * 16-bit word i from its start, so n values fill its first n / 2 floats. linear_forward_bf16
      * and conv_forward_bf16 write one, and attention_bf16io; BK_PRE_GEGLU_BF16,
-     * BK_PRE_GROUPNORM_BF16, attention_bf16in / _bf16io and linear_forward_bf16in read one. ---- */
+     * BK_PRE_GROUPNORM_BF16, attention_bf16io and linear_forward_bf16in read one. ---- */
     /* linear_forward_pre (pre NULL: the linear of x [B*HW, in], and tmp is not used) with y
      * rounded to bf16 (nearest even) after the f32 accumulation and bias: y holds B*HW*n_out bf16
      * values. Only for linears created with M2P_DTYPE_BF16 (an error otherwise); no residual. */
@@ -138,16 +138,11 @@ struct m2p_backend {
     int (*attention_bf16)(const m2p_backend *be, const float *q, int q_stride, const float *k,
                           const float *v, int kv_stride, int B, int Lq, int Lk, int heads, int dh,
                           float scale, int causal, float *out);
-    /* attention_bf16 on bf16 q, k, v (linear_forward_bf16 outputs): q starts at bf16 value q_off
-     * of qb, its rows q_stride values apart; k and v at values k_off and v_off of kvb, rows
-     * kv_stride apart; out f32 as above. The numbers are attention_bf16's on the widened values
-     * (bf16 -> f32 is exact). */
-    int (*attention_bf16in)(const m2p_backend *be, const float *qb, size_t q_off, int q_stride,
-                            const float *kvb, size_t k_off, size_t v_off, int kv_stride, int B,
-                            int Lq, int Lk, int heads, int dh, float scale, int causal,
-                            float *out);
-    /* attention_bf16in with out [B, Lq, heads*dh] rounded to bf16 (nearest even): out holds bf16
-     * values (for linear_forward_bf16in). */
+    /* attention_bf16 on bf16 q, k, v (linear_forward_bf16 outputs) into bf16 out: q starts at
+     * bf16 value q_off of qb, its rows q_stride values apart; k and v at values k_off and v_off
+     * of kvb, rows kv_stride apart; out [B, Lq, heads*dh] holds bf16 values (for
+     * linear_forward_bf16in): attention_bf16's numbers on the widened inputs (bf16 -> f32 is
+     * exact), rounded to nearest even. */
     int (*attention_bf16io)(const m2p_backend *be, const float *qb, size_t q_off, int q_stride,
                             const float *kvb, size_t k_off, size_t v_off, int kv_stride, int B,
                             int Lq, int Lk, int heads, int dh, float scale, int causal, float *out);

@@ -198,17 +198,6 @@ static int cpu_attention_bf16(const m2p_backend *be, const float *q, int q_strid
                              out);
 }
 
-static int cpu_attention_bf16in(const m2p_backend *be, const float *qb, size_t q_off, int q_stride,
-                                const float *kvb, size_t k_off, size_t v_off, int kv_stride, int B,
-                                int Lq, int Lk, int heads, int dh, float scale, int causal,
-                                float *out)
-{
-    (void)be;
-    const uint16_t *q = (const uint16_t *)qb, *kv = (const uint16_t *)kvb;
-    return op_attention_bf16in(q + q_off, q_stride, kv + k_off, kv + v_off, kv_stride, B, Lq, Lk,
-                               heads, dh, scale, causal, out);
-}
-
 static int cpu_attention_bf16io(const m2p_backend *be, const float *qb, size_t q_off, int q_stride,
                                 const float *kvb, size_t k_off, size_t v_off, int kv_stride, int B,
                                 int Lq, int Lk, int heads, int dh, float scale, int causal,
@@ -385,7 +374,6 @@ static const m2p_backend cpu_backend = {
     .prepared_tag = cpu_prepared_tag,
     .attention = cpu_attention,
     .attention_bf16 = cpu_attention_bf16,
-    .attention_bf16in = cpu_attention_bf16in,
     .attention_bf16io = cpu_attention_bf16io,
     .linear_forward_bf16in = cpu_linear_forward_bf16in,
     .groupnorm = cpu_groupnorm,
