@@ -6,7 +6,8 @@
  *
  *   ./build/bench_engine --model DIR [--sizes 512,256] [--threads N] [--dtype f32|bf16]
  *                        [--taesd DIR] [--reps N] [--no-batch4] [--no-components]
- *                        [--no-images] [--only-unet] [--batches 1,4]
+ *                        [--no-images] [--only-unet] [--batches 1,4] [--ratio-rounds N]
+ *                        [--ab-ff-chunk N]
  *
  * --batches lists the UNet step's batch sizes (default 1,4; --no-batch4 is --batches 1), e.g.
  * --batches 4 to profile the batch alone.
@@ -14,12 +15,16 @@
  * Peak RSS is read (getrusage) right after the whole-image runs, before the components are
  * timed, so it is the RSS of load + generate as the CLI does them. Component times are the
  * best of --reps runs after one warm-up run (oneDNN primitive creation).
+ * --ratio-rounds N: only batch 4 against batch 1 on adjacent runs, N rounds, at the first size
+ * (SD-style UNets; see ratio_rounds). --ab-ff-chunk N: the feed-forward's row chunks against
+ * none, N alternated rounds (see ab_ff_chunk).
  */
 #define _GNU_SOURCE
 #include "core/error.h"
 #include "mus2pic.h"
 #include "sd/components.h"
 #include "sd/pipeline.h"
+#include "sd/unet_blocks.h"
 #include "tensor/ops.h"
 
 #include <math.h>
@@ -87,11 +92,137 @@ static void line(const char *what, int size, double s, double cpu)
     fflush(stdout);
 }
 
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_dbl);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* One UNet step of batch B (inputs of batch 4 reused: batch-major, so their first B images). */
+static double step_s(unet *u, int B, int h, int w, const float *lat, const float *ctx,
+                     const float *cond, float *pred)
+{
+    double t0 = now();
+    if (unet_forward(u, lat, B, h, w, 759.0f, cond, NULL, ctx, 77, pred))
+        die("unet");
+    return now() - t0;
+}
+
+/* --ratio-rounds N: batch 4 against batch 1 on adjacent runs, so the host's slow minutes hit
+ * both: each round is a batch-4 step between two batch-1 steps, and its ratio is batch 4 over
+ * the mean of those two. */
+static void ratio_rounds(unet *u, int size, int rounds)
+{
+    const int h = size / 8, w = size / 8, B = 4;
+    int cross = unet_cross_dim(u), cond_dim = unet_cond_dim(u), inch = unet_in_channels(u);
+    int add_in = 0, add_t = 0;
+    if (unet_added_dims(u, &add_in, &add_t))
+        die("--ratio-rounds: SDXL-style UNets are not covered");
+    float *lat = randn((size_t)B * inch * h * w, 1), *ctx = randn((size_t)B * 77 * cross, 2),
+          *cond = cond_dim ? randn((size_t)B * cond_dim, 3) : NULL,
+          *pred = malloc((size_t)B * inch * h * w * sizeof(float));
+    double *t1 = calloc((size_t)rounds, sizeof(double)),
+           *t4 = calloc((size_t)rounds, sizeof(double)),
+           *ra = calloc((size_t)rounds, sizeof(double));
+    if (!lat || !ctx || (cond_dim && !cond) || !pred || !t1 || !t4 || !ra)
+        die("out of memory");
+    step_s(u, 1, h, w, lat, ctx, cond, pred); /* warm-up: both shapes' primitives */
+    step_s(u, B, h, w, lat, ctx, cond, pred);
+    printf("\n| round | batch 1 (s) | batch 4 (s) | ratio |\n");
+    double prev = step_s(u, 1, h, w, lat, ctx, cond, pred);
+    for (int r = 0; r < rounds; r++) {
+        t4[r] = step_s(u, B, h, w, lat, ctx, cond, pred);
+        double next = step_s(u, 1, h, w, lat, ctx, cond, pred);
+        t1[r] = 0.5 * (prev + next);
+        ra[r] = t4[r] / t1[r];
+        prev = next;
+        printf("| %5d | %11.3f | %11.3f | %5.2f |\n", r + 1, t1[r], t4[r], ra[r]);
+        fflush(stdout);
+    }
+    printf("| median | %10.3f | %11.3f | %5.2f |\n", median(t1, rounds), median(t4, rounds),
+           median(ra, rounds));
+    free(lat);
+    free(ctx);
+    free(cond);
+    free(pred);
+    free(t1);
+    free(t4);
+    free(ra);
+}
+
+/* --ab-ff-chunk N: the bf16 feed-forward in row chunks (the default) against all rows at once
+ * (unet_set_ff_chunk 0), a step of each per round at batches 1 and 4, the order alternating
+ * from round to round; the median of each and of the per-round differences. */
+static void ab_ff_chunk(unet *u, int size, int rounds)
+{
+    const int h = size / 8, w = size / 8, B = 4;
+    int cross = unet_cross_dim(u), cond_dim = unet_cond_dim(u), inch = unet_in_channels(u);
+    int add_in = 0, add_t = 0;
+    if (unet_added_dims(u, &add_in, &add_t))
+        die("--ab-ff-chunk: SDXL-style UNets are not covered");
+    float *lat = randn((size_t)B * inch * h * w, 1), *ctx = randn((size_t)B * 77 * cross, 2),
+          *cond = cond_dim ? randn((size_t)B * cond_dim, 3) : NULL,
+          *pred = malloc((size_t)B * inch * h * w * sizeof(float));
+    double *t[2][2], *d[2];
+    for (int k = 0; k < 2; k++) {
+        t[k][0] = calloc((size_t)rounds, sizeof(double));
+        t[k][1] = calloc((size_t)rounds, sizeof(double));
+        d[k] = calloc((size_t)rounds, sizeof(double));
+        if (!t[k][0] || !t[k][1] || !d[k])
+            die("out of memory");
+    }
+    if (!lat || !ctx || (cond_dim && !cond) || !pred)
+        die("out of memory");
+    const int bs[2] = {1, B};
+    for (int v = 0; v < 2; v++) { /* warm-up */
+        unet_set_ff_chunk(u, v ? UNET_FF_CHUNK : 0);
+        for (int k = 0; k < 2; k++)
+            step_s(u, bs[k], h, w, lat, ctx, cond, pred);
+    }
+    printf("\n| round | batch | all rows (s) | chunked (s) |\n");
+    for (int r = 0; r < rounds; r++)
+        for (int k = 0; k < 2; k++) {
+            for (int i = 0; i < 2; i++) {
+                const int v = i ^ (r & 1);
+                unet_set_ff_chunk(u, v ? UNET_FF_CHUNK : 0);
+                t[k][v][r] = step_s(u, bs[k], h, w, lat, ctx, cond, pred);
+            }
+            d[k][r] = t[k][1][r] - t[k][0][r];
+            printf("| %5d | %5d | %12.3f | %11.3f |\n", r + 1, bs[k], t[k][0][r], t[k][1][r]);
+            fflush(stdout);
+        }
+    for (int k = 0; k < 2; k++) {
+        int faster = 0;
+        for (int r = 0; r < rounds; r++)
+            faster += d[k][r] < 0;
+        double dm = median(d[k], rounds);
+        printf("batch %d: median all rows %.3f s, chunked %.3f s; median difference %+.3f s, "
+               "chunked faster in %d of %d rounds\n",
+               bs[k], median(t[k][0], rounds), median(t[k][1], rounds), dm, faster, rounds);
+    }
+    unet_set_ff_chunk(u, UNET_FF_CHUNK);
+    for (int k = 0; k < 2; k++) {
+        free(t[k][0]);
+        free(t[k][1]);
+        free(d[k]);
+    }
+    free(lat);
+    free(ctx);
+    free(cond);
+    free(pred);
+}
+
 int main(int argc, char **argv)
 {
     const char *model = NULL, *taesd_dir = NULL;
     int threads = 0, dtype = M2P_DTYPE_F32, reps = 2, batch4 = 1, components = 1, images = 1;
-    int only_unet = 0;
+    int only_unet = 0, ratio_n = 0, ab_n = 0;
     int sizes[4] = {512, 256}, nsizes = 2;
     int batches[4] = {1, 4}, nbatches = 2;
     for (int i = 1; i < argc; i++) {
@@ -103,6 +234,10 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--ratio-rounds") && i + 1 < argc)
+            ratio_n = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--ab-ff-chunk") && i + 1 < argc)
+            ab_n = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-batch4"))
             batch4 = 0;
         else if (!strcmp(argv[i], "--batches") && i + 1 < argc) {
@@ -138,7 +273,8 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr, "usage: bench_engine --model DIR [--sizes 512,256] [--threads N] "
                             "[--dtype f32|bf16] [--taesd DIR] [--reps N] [--no-batch4] "
-                            "[--no-components] [--no-images] [--only-unet] [--batches 1,4]\n");
+                            "[--no-components] [--no-images] [--only-unet] [--batches 1,4] "
+                            "[--ratio-rounds N] [--ab-ff-chunk N]\n");
             return 2;
         }
     }
@@ -238,6 +374,16 @@ int main(int argc, char **argv)
     }
     clip_text_free(ct);
 
+    if (ab_n > 0) {
+        ab_ff_chunk(u, sizes[0], ab_n);
+        m2p_model_free(m);
+        return 0;
+    }
+    if (ratio_n > 0) {
+        ratio_rounds(u, sizes[0], ratio_n);
+        m2p_model_free(m);
+        return 0;
+    }
     int cross = unet_cross_dim(u), cond_dim = unet_cond_dim(u), inch = unet_in_channels(u);
     for (int si = 0; si < nsizes; si++) {
         int h = sizes[si] / 8, w = sizes[si] / 8;

@@ -93,6 +93,9 @@ int unet_sample_size(const unet *m);
 /* Bytes of scratch memory a forward pass at this size needs (for "too large for memory"). */
 size_t unet_scratch_bytes(const unet *m, int B, int h, int w, int ctx_len);
 void unet_set_tap(unet *m, sd_tap tap, void *ud);
+/* Rows per bf16 feed-forward chunk on big maps (unet_blocks.h UNET_FF_CHUNK, the default; 0:
+ * every row at once). For tests and benchmarks: the numbers are the same either way. */
+void unet_set_ff_chunk(unet *m, int rows);
 void unet_set_arena(unet *m, struct nn_arena *shared); /* NULL: its own again */
 weights *unet_weights(unet *m);
 void unet_free(unet *m);

@@ -757,6 +757,19 @@ int unet_sample_size(const unet *m)
     return m->sample_size;
 }
 
+void unet_set_ff_chunk(unet *m, int rows)
+{
+    rows = rows > 0 ? rows : 0;
+    for (int i = 0; i < m->nb; i++) {
+        for (int j = 0; m->down[i].has_attn && j < m->down[i].n_res; j++)
+            m->down[i].attn[j].ff_chunk = rows;
+        for (int j = 0; m->up[i].has_attn && j < m->up[i].n_res; j++)
+            m->up[i].attn[j].ff_chunk = rows;
+    }
+    if (m->has_mid)
+        m->mid_attn.ff_chunk = rows;
+}
+
 void unet_set_arena(unet *m, nn_arena *shared)
 {
     m->arena = shared ? shared : &m->own_arena;

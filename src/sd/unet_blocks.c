@@ -8,7 +8,8 @@
  * bk_pre). In bf16 mode the linears whose only reader is a bf16 kernel write bf16
  * (linear_forward_bf16): q/k/v, which the attention reads as bf16 (whose products run on bf16),
  * and ff1, which GEGLU reads (BK_PRE_GEGLU_BF16); the attention writes bf16 too
- * (attention_bf16io), which to_out reads as it is (linear_forward_bf16in).
+ * (attention_bf16io), which to_out reads as it is (linear_forward_bf16in). On big maps the
+ * bf16 feed-forward runs in row chunks (UNET_FF_CHUNK in unet_blocks.h).
  */
 #include "sd/unet_blocks.h"
 
@@ -77,6 +78,7 @@ int unet_transformer_load(const m2p_backend *be, weights *w, const char *prefix,
     t->ctx_dim = ctx_dim;
     t->ff = t->inner * TR_FF_MULT;
     t->dtype = dtype;
+    t->ff_chunk = UNET_FF_CHUNK;
     int rc = nn_load_norm(be, w, nn_name(nm, sizeof nm, prefix, "norm"), C, &t->norm);
     if (!rc)
         rc = nn_load_linear(be, w, nn_name(nm, sizeof nm, prefix, "proj_in"), C, t->inner, 1,
@@ -201,9 +203,14 @@ int unet_transformer_forward(unet_transformer *t, float *x, int B, int HW, const
         /* GEGLU feed-forward (bf16 mode: ff1 writes bf16 into u, which only GEGLU reads) */
         float *g = u + R * 2 * t->ff;
         if (bf16) {
-            if ((rc = be->linear_forward_bf16(be, b->ff1, &ln3, h, 1, rows, n, u)) ||
-                (rc = be->linear_forward_pre(be, b->ff2, &geglu16, u, 1, rows, g, h, h)))
-                return rc;
+            const int ch = t->ff_chunk > 0 && rows >= UNET_FF_CHUNK_FROM ? t->ff_chunk : rows;
+            for (int r0 = 0; r0 < rows; r0 += ch) {
+                const int nr = rows - r0 < ch ? rows - r0 : ch;
+                float *hr = h + (size_t)r0 * I;
+                if ((rc = be->linear_forward_bf16(be, b->ff1, &ln3, hr, 1, nr, n, u)) ||
+                    (rc = be->linear_forward_pre(be, b->ff2, &geglu16, u, 1, nr, g, hr, hr)))
+                    return rc;
+            }
         } else if ((rc = be->linear_forward_pre(be, b->ff1, &ln3, h, 1, rows, n, u, NULL)) ||
                    (rc = be->linear_forward_pre(be, b->ff2, &geglu, u, 1, rows, g, h, h)))
             return rc;

@@ -18,11 +18,19 @@ typedef struct unet_tblock {
 typedef struct unet_transformer {
     const m2p_backend *be;
     int C, inner, heads, dh, depth, groups, ctx_dim, ff;
-    int dtype; /* M2P_DTYPE_BF16: bf16 q/k/v into the backend's attention_bf16io (CPU: AMX) */
+    int dtype;    /* M2P_DTYPE_BF16: bf16 q/k/v into the backend's attention_bf16io (CPU: AMX) */
+    int ff_chunk; /* bf16: rows per feed-forward pass once there are UNET_FF_CHUNK_FROM (0: all) */
     nn_norm norm;
     bk_linear *proj_in, *proj_out; /* 1x1 convs or linears: the same matmul in NHWC */
     unet_tblock *blk;
 } unet_transformer;
+
+/* In bf16 mode a forward over UNET_FF_CHUNK_FROM rows or more (SD's 64x64 level at any batch,
+ * its 32x32 level from batch 4) runs LayerNorm -> ff1 -> GEGLU -> ff2 UNET_FF_CHUNK rows at a
+ * time, so ff1's bf16 output (512 x 2 ff) is still in cache when GEGLU reads it; the rows are
+ * independent, so the numbers are the same. */
+#define UNET_FF_CHUNK 512
+#define UNET_FF_CHUNK_FROM 4096
 
 /* prefix e.g. "down_blocks.0.attentions.1"; proj_in/out are linears when linear_proj, else
  * 1x1 convs ([out, in, 1, 1]). */
