@@ -104,12 +104,45 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* One UNet step of batch B (inputs of batch 4 reused: batch-major, so their first B images). */
-static double step_s(unet *u, int B, int h, int w, const float *lat, const float *ctx,
-                     const float *cond, float *pred)
+/* A UNet step's inputs at one size for batches up to 4 (batch-major, so the first B images are
+ * a batch of B); SD-style UNets (no added conditioning) only. */
+typedef struct step_inputs {
+    int h, w;
+    float *lat, *ctx, *cond, *pred;
+} step_inputs;
+
+static step_inputs step_inputs_make(unet *u, int size, const char *what)
+{
+    const int B = 4;
+    int cross = unet_cross_dim(u), cond_dim = unet_cond_dim(u), inch = unet_in_channels(u);
+    int add_in = 0, add_t = 0;
+    if (unet_added_dims(u, &add_in, &add_t)) {
+        fprintf(stderr, "bench_engine: %s: SDXL-style UNets are not covered\n", what);
+        exit(2);
+    }
+    step_inputs s = {size / 8, size / 8, NULL, NULL, NULL, NULL};
+    s.lat = randn((size_t)B * inch * s.h * s.w, 1);
+    s.ctx = randn((size_t)B * 77 * cross, 2);
+    s.cond = cond_dim ? randn((size_t)B * cond_dim, 3) : NULL;
+    s.pred = malloc((size_t)B * inch * s.h * s.w * sizeof(float));
+    if (!s.lat || !s.ctx || (cond_dim && !s.cond) || !s.pred)
+        die("out of memory");
+    return s;
+}
+
+static void step_inputs_free(step_inputs *s)
+{
+    free(s->lat);
+    free(s->ctx);
+    free(s->cond);
+    free(s->pred);
+}
+
+/* One UNet step of batch B, in seconds */
+static double step_s(unet *u, const step_inputs *in, int B)
 {
     double t0 = now();
-    if (unet_forward(u, lat, B, h, w, 759.0f, cond, NULL, ctx, 77, pred))
+    if (unet_forward(u, in->lat, B, in->h, in->w, 759.0f, in->cond, NULL, in->ctx, 77, in->pred))
         die("unet");
     return now() - t0;
 }
@@ -119,26 +152,19 @@ static double step_s(unet *u, int B, int h, int w, const float *lat, const float
  * the mean of those two. */
 static void ratio_rounds(unet *u, int size, int rounds)
 {
-    const int h = size / 8, w = size / 8, B = 4;
-    int cross = unet_cross_dim(u), cond_dim = unet_cond_dim(u), inch = unet_in_channels(u);
-    int add_in = 0, add_t = 0;
-    if (unet_added_dims(u, &add_in, &add_t))
-        die("--ratio-rounds: SDXL-style UNets are not covered");
-    float *lat = randn((size_t)B * inch * h * w, 1), *ctx = randn((size_t)B * 77 * cross, 2),
-          *cond = cond_dim ? randn((size_t)B * cond_dim, 3) : NULL,
-          *pred = malloc((size_t)B * inch * h * w * sizeof(float));
+    step_inputs in = step_inputs_make(u, size, "--ratio-rounds");
     double *t1 = calloc((size_t)rounds, sizeof(double)),
            *t4 = calloc((size_t)rounds, sizeof(double)),
            *ra = calloc((size_t)rounds, sizeof(double));
-    if (!lat || !ctx || (cond_dim && !cond) || !pred || !t1 || !t4 || !ra)
+    if (!t1 || !t4 || !ra)
         die("out of memory");
-    step_s(u, 1, h, w, lat, ctx, cond, pred); /* warm-up: both shapes' primitives */
-    step_s(u, B, h, w, lat, ctx, cond, pred);
+    step_s(u, &in, 1); /* warm-up: both shapes' primitives */
+    step_s(u, &in, 4);
     printf("\n| round | batch 1 (s) | batch 4 (s) | ratio |\n");
-    double prev = step_s(u, 1, h, w, lat, ctx, cond, pred);
+    double prev = step_s(u, &in, 1);
     for (int r = 0; r < rounds; r++) {
-        t4[r] = step_s(u, B, h, w, lat, ctx, cond, pred);
-        double next = step_s(u, 1, h, w, lat, ctx, cond, pred);
+        t4[r] = step_s(u, &in, 4);
+        double next = step_s(u, &in, 1);
         t1[r] = 0.5 * (prev + next);
         ra[r] = t4[r] / t1[r];
         prev = next;
@@ -147,10 +173,7 @@ static void ratio_rounds(unet *u, int size, int rounds)
     }
     printf("| median | %10.3f | %11.3f | %5.2f |\n", median(t1, rounds), median(t4, rounds),
            median(ra, rounds));
-    free(lat);
-    free(ctx);
-    free(cond);
-    free(pred);
+    step_inputs_free(&in);
     free(t1);
     free(t4);
     free(ra);
@@ -161,14 +184,7 @@ static void ratio_rounds(unet *u, int size, int rounds)
  * from round to round; the median of each and of the per-round differences. */
 static void ab_ff_chunk(unet *u, int size, int rounds)
 {
-    const int h = size / 8, w = size / 8, B = 4;
-    int cross = unet_cross_dim(u), cond_dim = unet_cond_dim(u), inch = unet_in_channels(u);
-    int add_in = 0, add_t = 0;
-    if (unet_added_dims(u, &add_in, &add_t))
-        die("--ab-ff-chunk: SDXL-style UNets are not covered");
-    float *lat = randn((size_t)B * inch * h * w, 1), *ctx = randn((size_t)B * 77 * cross, 2),
-          *cond = cond_dim ? randn((size_t)B * cond_dim, 3) : NULL,
-          *pred = malloc((size_t)B * inch * h * w * sizeof(float));
+    step_inputs in = step_inputs_make(u, size, "--ab-ff-chunk");
     double *t[2][2], *d[2];
     for (int k = 0; k < 2; k++) {
         t[k][0] = calloc((size_t)rounds, sizeof(double));
@@ -177,13 +193,11 @@ static void ab_ff_chunk(unet *u, int size, int rounds)
         if (!t[k][0] || !t[k][1] || !d[k])
             die("out of memory");
     }
-    if (!lat || !ctx || (cond_dim && !cond) || !pred)
-        die("out of memory");
-    const int bs[2] = {1, B};
+    const int bs[2] = {1, 4};
     for (int v = 0; v < 2; v++) { /* warm-up */
         unet_set_ff_chunk(u, v ? UNET_FF_CHUNK : 0);
         for (int k = 0; k < 2; k++)
-            step_s(u, bs[k], h, w, lat, ctx, cond, pred);
+            step_s(u, &in, bs[k]);
     }
     printf("\n| round | batch | all rows (s) | chunked (s) |\n");
     for (int r = 0; r < rounds; r++)
@@ -191,7 +205,7 @@ static void ab_ff_chunk(unet *u, int size, int rounds)
             for (int i = 0; i < 2; i++) {
                 const int v = i ^ (r & 1);
                 unet_set_ff_chunk(u, v ? UNET_FF_CHUNK : 0);
-                t[k][v][r] = step_s(u, bs[k], h, w, lat, ctx, cond, pred);
+                t[k][v][r] = step_s(u, &in, bs[k]);
             }
             d[k][r] = t[k][1][r] - t[k][0][r];
             printf("| %5d | %5d | %12.3f | %11.3f |\n", r + 1, bs[k], t[k][0][r], t[k][1][r]);
@@ -212,10 +226,7 @@ static void ab_ff_chunk(unet *u, int size, int rounds)
         free(t[k][1]);
         free(d[k]);
     }
-    free(lat);
-    free(ctx);
-    free(cond);
-    free(pred);
+    step_inputs_free(&in);
 }
 
 int main(int argc, char **argv)
