@@ -4,7 +4,7 @@
  * each level scales with the batch, and the bf16 feed-forward in row chunks (the default) against
  * all rows at once (unet_transformer.ff_chunk 0) at the same time.
  *
- *   ./build/bench_transformer --model DIR [--rounds N] [--level L] [--dtype bf16|f32]
+ *   ./build/bench_transformer --model DIR [--rounds N] [--level L]
  *
  * DIR is an SD 1.5-shaped model folder (tools/make-random-model writes one). Per level: the
  * median over the rounds of batch 1 and batch 4 (ms), batch 4 / batch 1, and for each the
@@ -71,11 +71,11 @@ static const struct {
               {"down_blocks.2.attentions.0", 1280, 16},
               {"mid_block.attentions.0", 1280, 8}};
 
-static void run_level(const m2p_backend *be, weights *w, int lvl, int dtype, int rounds)
+static void run_level(const m2p_backend *be, weights *w, int lvl, int rounds)
 {
     const int B = 4, C = LEVELS[lvl].C, HW = LEVELS[lvl].side * LEVELS[lvl].side, ctx_len = 77;
     unet_transformer t;
-    if (unet_transformer_load(be, w, LEVELS[lvl].prefix, C, 8, 1, 768, 32, 0, dtype, &t))
+    if (unet_transformer_load(be, w, LEVELS[lvl].prefix, C, 8, 1, 768, 32, 0, M2P_DTYPE_BF16, &t))
         die("loading the transformer");
     const size_t n = (size_t)B * HW * C, nc = (size_t)B * ctx_len * 768;
     float *hx = malloc(n * sizeof *hx), *hc = malloc(nc * sizeof *hc);
@@ -130,7 +130,7 @@ static void run_level(const m2p_backend *be, weights *w, int lvl, int dtype, int
 int main(int argc, char **argv)
 {
     const char *model = NULL;
-    int rounds = 15, only = -1, dtype = M2P_DTYPE_BF16;
+    int rounds = 15, only = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model = argv[++i];
@@ -138,17 +138,14 @@ int main(int argc, char **argv)
             rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--level") && i + 1 < argc)
             only = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--dtype") && i + 1 < argc)
-            dtype = !strcmp(argv[++i], "f32") ? M2P_DTYPE_F32 : M2P_DTYPE_BF16;
         else
             model = NULL, i = argc;
     }
     if (!model || rounds < 1 || only > 3) {
-        fprintf(stderr, "usage: bench_transformer --model DIR [--rounds N] [--level 0-3] "
-                        "[--dtype bf16|f32]\n");
+        fprintf(stderr, "usage: bench_transformer --model DIR [--rounds N] [--level 0-3]\n");
         return 2;
     }
-    if (dtype == M2P_DTYPE_BF16 && !op_bf16_supported()) {
+    if (!op_bf16_supported()) {
         fprintf(stderr, "bench_transformer: no native bf16 on this CPU\n");
         return 1;
     }
@@ -158,13 +155,12 @@ int main(int argc, char **argv)
     if (weights_open(dir, &w))
         die("opening the UNet's weights");
     const m2p_backend *be = m2p_backend_cpu();
-    printf("bench_transformer: %s, %s, %d rounds, medians in ms\n\n", model,
-           dtype == M2P_DTYPE_BF16 ? "bf16" : "f32 (no chunks: both columns run all rows)", rounds);
+    printf("bench_transformer: %s, bf16, %d rounds, medians in ms\n\n", model, rounds);
     printf("| level | chunked B1 | B4 | B4/B1 | all rows B1 | B4 | B4/B1 | chunked faster, B1 / "
            "B4 |\n|---|---|---|---|---|---|---|---|\n");
     for (int l = 0; l < 4; l++)
         if (only < 0 || only == l)
-            run_level(be, w, l, dtype, rounds);
+            run_level(be, w, l, rounds);
     weights_close(w);
     return 0;
 }
