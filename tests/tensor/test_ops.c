@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
@@ -109,9 +110,16 @@ static void test_conv_case(int cin, int cout, int k, int s, int p, int B, int H,
     free(bias);
 }
 
+/* f32, and bf16 where the CPU runs it (elsewhere oneDNN has no bf16 primitive and the create
+ * calls refuse it; that refusal is checked once in test_bf16_refused) */
+static int n_dtypes(void)
+{
+    return op_bf16_supported() ? 2 : 1;
+}
+
 static void test_conv(void)
 {
-    for (int dt = 0; dt < 2; dt++) {
+    for (int dt = 0; dt < n_dtypes(); dt++) {
         test_conv_case(4, 16, 3, 1, 1, 1, 8, 8, dt);
         test_conv_case(13, 7, 3, 1, 1, 2, 9, 7, dt);   /* odd channels */
         test_conv_case(20, 33, 3, 2, 1, 1, 9, 10, dt); /* stride 2, pad 1, odd size */
@@ -184,7 +192,7 @@ static void test_linear_case(int in, int out, int rows, int with_bias, int dtype
 
 static void test_linear(void)
 {
-    for (int dt = 0; dt < 2; dt++) {
+    for (int dt = 0; dt < n_dtypes(); dt++) {
         test_linear_case(32, 96, 77, 1, dt);
         test_linear_case(37, 13, 5, 1, dt);
         test_linear_case(37, 13, 1, 0, dt);
@@ -442,7 +450,7 @@ static void *thread_main(void *p)
 
 static void test_threads(void)
 {
-    for (int dt = 0; dt < 2; dt++) {
+    for (int dt = 0; dt < n_dtypes(); dt++) {
         float *w = rand_buf(8 * 5 * 9, 0.3f, 0), *x = rand_buf(6 * 5 * 5, 1, 0);
         float y0[6 * 5 * 8], y1[6 * 5 * 8];
         op_conv *c;
@@ -460,6 +468,22 @@ static void test_threads(void)
     }
 }
 
+/* Without native bf16 the create calls refuse bf16 with a message that says what to use */
+static void test_bf16_refused(void)
+{
+    if (op_bf16_supported())
+        return;
+    float *w = rand_buf(8 * 5 * 9, 0.3f, 0);
+    op_conv *c = NULL;
+    op_linear *l = NULL;
+    CHECK_INT(op_conv_create(&c, w, NULL, 5, 8, 3, 1, 1, M2P_DTYPE_BF16), M2P_EUNSUPPORTED);
+    CHECK(c == NULL && strstr(m2p_errmsg(), "use f32"));
+    CHECK_INT(op_linear_create(&l, w, NULL, 5, 8, M2P_DTYPE_BF16), M2P_EUNSUPPORTED);
+    CHECK(l == NULL && strstr(m2p_errmsg(), "use f32"));
+    free(w);
+    test_skip("bf16: this CPU has no avx512_bf16 / AMX, the bf16 conv and linear checks not run");
+}
+
 int main(void)
 {
     op_set_threads(2);
@@ -470,5 +494,6 @@ int main(void)
     test_activations();
     test_layout();
     test_threads();
+    test_bf16_refused();
     TEST_DONE();
 }

@@ -142,6 +142,16 @@ int op_bf16_supported(void)
     return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
 }
 
+/* oneDNN has no bf16 convolution or matmul for CPUs without AVX512-BF16 (plain AVX2, say): it
+ * answers "unimplemented", which would read as an internal error */
+static int bf16_refused(const char *what)
+{
+    return m2p_error(M2P_EUNSUPPORTED,
+                     "%s: bf16 needs a CPU with avx512_bf16 or AMX, which this one "
+                     "lacks; use f32 (--dtype f32)",
+                     what);
+}
+
 /* Bytes the kernel could hand out as 2 MiB pages right now without compacting memory: free
  * buddy blocks of order >= 9 (/proc/buddyinfo). 0 when unknown. */
 static size_t free_huge_bytes(void)
@@ -690,6 +700,8 @@ static int conv_create(op_conv **out, const float *w, const op_prepared *pw, con
     if (cin <= 0 || cout <= 0 || k <= 0 || stride <= 0 || pad < 0)
         return m2p_error(M2P_EINVAL, "conv: bad geometry %d->%d k%d s%d p%d", cin, cout, k, stride,
                          pad);
+    if (dtype == M2P_DTYPE_BF16 && !op_bf16_supported())
+        return bf16_refused("conv");
     if (!engine())
         return m2p_error(M2P_EINTERNAL, "oneDNN: no CPU engine");
     op_conv *c = calloc(1, sizeof *c);
@@ -929,6 +941,8 @@ static int linear_create(op_linear **out, const float *w, const op_prepared *pw,
     *out = NULL;
     if (in <= 0 || outn <= 0)
         return m2p_error(M2P_EINVAL, "linear: bad size %d -> %d", in, outn);
+    if (dtype == M2P_DTYPE_BF16 && !op_bf16_supported())
+        return bf16_refused("linear");
     if (!engine())
         return m2p_error(M2P_EINTERNAL, "oneDNN: no CPU engine");
     op_linear *l = calloc(1, sizeof *l);
