@@ -41,7 +41,12 @@
     node.textContent = err ? err.message : '';
     const ctl = err && err.field && $(FIELDS[err.field] || '');
     if (ctl) ctl.setAttribute('aria-invalid', 'true');
-    if (err) node.scrollIntoView({ block: 'nearest' });
+    if (err) {
+      node.scrollIntoView({ block: 'nearest' });
+      // and again once the frame is laid out: content still rendering (after a reload, on a
+      // busy machine) can move the page between this call and the next paint
+      requestAnimationFrame(() => { if (!node.hidden) node.scrollIntoView({ block: 'nearest' }); });
+    }
   }
 
   // ---- the form, kept across reloads ----
