@@ -123,7 +123,9 @@ static void *heartbeat_main(void *arg)
     int period = q->cfg.lease_ms / 3 > 50 ? q->cfg.lease_ms / 3 : 50;
     int was_down = 0;
     pthread_mutex_lock(&q->lock);
-    while (!q->stop) {
+    /* Not q->stop: runners that are stopping still hold their leases until they have handed
+     * their jobs back, which can take a step of the model; jobs_stop ends this loop after them. */
+    while (!q->beat_stop) {
         int64_t ids[JOBS_MAX_WORKERS];
         int attempts[JOBS_MAX_WORKERS], n = 0;
         for (int i = 0; i < q->n_slots; i++)
@@ -163,8 +165,8 @@ static void *heartbeat_main(void *arg)
                      "%d failed after %d attempts",
                      requeued, failed, q->cfg.max_attempts);
         if (q->cfg.run_jobs) {
-            store_worker w = {.pid = (int)getpid(), .started_ms = q->started_ms,
-                              .job = n ? ids[0] : 0};
+            store_worker w = {
+                .pid = (int)getpid(), .started_ms = q->started_ms, .job = n ? ids[0] : 0};
             snprintf(w.name, sizeof w.name, "%s", q->name);
             snprintf(w.host, sizeof w.host, "%s", q->host);
             kinds_text(q->cfg.kinds, w.kinds, sizeof w.kinds);
@@ -178,7 +180,7 @@ static void *heartbeat_main(void *arg)
             M2P_LOGW("jobs: the store is reachable again");
         was_down = down;
         pthread_mutex_lock(&q->lock);
-        if (q->stop)
+        if (q->beat_stop)
             break;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -401,7 +403,6 @@ void jobs_request_stop(jobs *q)
     pthread_cond_broadcast(&q->work[0]);
     pthread_cond_broadcast(&q->work[1]);
     pthread_cond_broadcast(&q->done);
-    pthread_cond_broadcast(&q->beat);
     pthread_mutex_unlock(&q->lock);
 }
 
@@ -412,6 +413,10 @@ void jobs_stop(jobs *q)
     jobs_request_stop(q);
     for (int i = 0; i < q->n_slots; i++)
         pthread_join(q->slots[i].thread, NULL);
+    pthread_mutex_lock(&q->lock);
+    q->beat_stop = 1;
+    pthread_cond_broadcast(&q->beat);
+    pthread_mutex_unlock(&q->lock);
     if (q->heartbeat_started)
         pthread_join(q->heartbeat, NULL);
     if (q->relay_started)
@@ -622,11 +627,11 @@ char *jobs_workers_json(jobs *q)
     if (store_workers_list(q->store, (int64_t)time(NULL) * 1000 - 3LL * q->cfg.lease_ms, &w, &n) ==
         0) {
         for (int i = 0; i < n; i++)
-            json_array_append_new(
-                arr, json_pack("{s:s, s:s, s:i, s:s, s:s, s:I, s:I}", "name", w[i].name, "host",
-                               w[i].host, "pid", w[i].pid, "kinds", w[i].kinds, "models",
-                               w[i].models, "job", (json_int_t)w[i].job, "seen_ms",
-                               (json_int_t)w[i].seen_ms));
+            json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:s, s:s, s:I, s:I}", "name",
+                                                 w[i].name, "host", w[i].host, "pid", w[i].pid,
+                                                 "kinds", w[i].kinds, "models", w[i].models, "job",
+                                                 (json_int_t)w[i].job, "seen_ms",
+                                                 (json_int_t)w[i].seen_ms));
     }
     free(w);
     char *s = arr ? json_dumps(arr, JSON_COMPACT) : NULL;

@@ -40,17 +40,18 @@ struct jobs {
     pthread_cond_t done;    /* some job finished */
     pthread_cond_t beat;    /* wakes the heartbeat thread to stop */
     atomic_int stop;        /* jobs_stop: runners hand their job back and return */
+    int beat_stop;          /* under lock: the runners have returned, the heartbeat may end */
     worker_slot slots[JOBS_MAX_WORKERS];
     int n_slots;
     pthread_t heartbeat;
     int heartbeat_started;
     pthread_t relay; /* PostgreSQL: other nodes' progress events -> this bus */
     int relay_started;
-    int remote;      /* PostgreSQL store: events go to the other nodes too */
+    int remote;               /* PostgreSQL store: events go to the other nodes too */
     atomic_int relay_failing; /* the last event could not be written for the other nodes */
-    char name[64];   /* this node's worker name (the lease holder) */
+    char name[64];            /* this node's worker name (the lease holder) */
     char host[64];
-    char node[96];   /* this process, unique: relayed events it wrote itself are skipped */
+    char node[96]; /* this process, unique: relayed events it wrote itself are skipped */
     int64_t started_ms;
 };
 
