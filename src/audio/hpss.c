@@ -6,8 +6,8 @@
  * frequency (scipy.ndimage.median_filter, mode 'reflect'), soft masks with power 2 and
  * margin 1. Instead of inverting the STFT we keep only what the features need: the energy
  * of the masked spectrum per frame (by Parseval proportional to the frame's signal energy).
- * Medians use sorted windows that slide by one element (O(shift) per step), and only the
- * last 32 frames are held, so memory does not grow with the song.
+ * Medians use sorted windows that slide by one element (O(shift) per step; at the reflected
+ * edges too), and only the last 32 frames are held, so memory does not grow with the song.
  */
 #include "audio/hpss.h"
 
@@ -123,10 +123,12 @@ static void process_center(hpss *h, int64_t c)
 {
     const int nb = h->nb;
     const int64_t T = h->T;
-    /* Harmonic: median over time for every bin. */
-    int inside = c - HALF >= 0 && c + HALF < T;
-    if (inside && h->tsort_center == c - 1) {
-        const float *old = frame_at(h, c - HALF - 1), *nw = frame_at(h, c + HALF);
+    /* Harmonic: median over time for every bin. The window of centre c holds the frames
+     * reflect(c - HALF .. c + HALF); from c - 1 to c one frame leaves and one enters, at the
+     * edges too (reflected indices), so only a segment's first centre sorts. */
+    if (h->tsort_center == c - 1) {
+        const float *old = frame_at(h, reflect(c - HALF - 1, T));
+        const float *nw = frame_at(h, reflect(c + HALF, T));
         for (int k = 0; k < nb; k++)
             replace_sorted(h->tsort + (size_t)k * K, old[k], nw[k]);
     } else {
@@ -138,22 +140,20 @@ static void process_center(hpss *h, int64_t c)
         for (int k = 0; k < nb; k++)
             sort_small(h->tsort + (size_t)k * K, K);
     }
-    h->tsort_center = inside ? c : -2;
+    h->tsort_center = c;
     for (int k = 0; k < nb; k++)
         h->harm[k] = h->tsort[(size_t)k * K + HALF];
 
     /* Percussive: median over frequency within this frame, then the soft masks. */
     const float *s = frame_at(h, c);
     double eh = 0, ep = 0;
-    int valid = 0;
     for (int k = 0; k < nb; k++) {
-        if (valid && k - HALF - 1 >= 0 && k + HALF < nb) {
-            replace_sorted(h->fwin, s[k - HALF - 1], s[k + HALF]);
+        if (k > 0) { /* the same sliding, over bins */
+            replace_sorted(h->fwin, s[reflect(k - HALF - 1, nb)], s[reflect(k + HALF, nb)]);
         } else {
             for (int j = 0; j < K; j++)
                 h->fwin[j] = s[reflect(k - HALF + j, nb)];
             sort_small(h->fwin, K);
-            valid = k - HALF >= 0 && k + HALF < nb;
         }
         double H = h->harm[k], P = h->fwin[HALF], x = s[k];
         double h2 = H * H, p2 = P * P, d = h2 + p2;
