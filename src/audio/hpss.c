@@ -12,21 +12,25 @@
 #include "audio/hpss.h"
 
 #include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define K 31
 #define HALF 15
 #define RING 32
+#define KP 32 /* a window's stride: K sorted values and +inf */
 
 struct hpss {
     int nb;
     int64_t T, pushed, done;
     double *eh, *ep;
-    float *ring;          /* RING x nb magnitudes, frame t at slot t % RING */
-    float *tsort;         /* nb x K sorted time windows */
-    float *harm;          /* nb: time medians of the current centre frame */
-    float fwin[K];        /* sorted frequency window */
+    float *ring;      /* RING x nb magnitudes, frame t at slot t % RING */
+    float *tsort_mem; /* 1 + nb x KP + 1 floats: tsort and one float either side */
+    float *tsort;     /* nb windows of KP: sorted time windows, each +inf at K */
+    float *harm;      /* nb: time medians of the current centre frame */
+    float fwin_mem[1 + KP + 1];
+    float *fwin;          /* sorted frequency window, +inf at K */
     int64_t tsort_center; /* centre of the windows in tsort, -2 when not valid */
 };
 
@@ -40,10 +44,14 @@ hpss *hpss_new(int nb, int64_t n_frames, double *eh, double *ep)
     h->eh = eh;
     h->ep = ep;
     h->ring = malloc(sizeof(float) * RING * (size_t)nb);
-    h->tsort = malloc(sizeof(float) * K * (size_t)nb);
+    h->tsort_mem = malloc(sizeof(float) * (KP * (size_t)nb + 2));
+    h->tsort = h->tsort_mem ? h->tsort_mem + 1 : NULL;
+    h->fwin = h->fwin_mem + 1;
+    if (h->tsort_mem) /* read by replace_sorted's vector loads, never used */
+        h->tsort_mem[0] = h->tsort_mem[KP * (size_t)nb + 1] = 0;
     h->harm = malloc(sizeof(float) * (size_t)nb);
     h->tsort_center = -2;
-    if (!h->ring || !h->tsort || !h->harm) {
+    if (!h->ring || !h->tsort_mem || !h->harm) {
         hpss_free(h);
         return NULL;
     }
@@ -55,7 +63,7 @@ void hpss_free(hpss *h)
     if (!h)
         return;
     free(h->ring);
-    free(h->tsort);
+    free(h->tsort_mem);
     free(h->harm);
     free(h);
 }
@@ -88,30 +96,27 @@ static void sort_small(float *v, int n)
     }
 }
 
-/* Replace one occurrence of old by nw in the sorted window w[K], keeping it sorted. */
+/* Replace one occurrence of old by nw in the sorted window w[K] (+inf at w[K]; w[-1] and
+ * w[KP] readable), keeping it sorted. Branch-free, so that the compiler can vectorise it: the
+ * ranks of old and nw come from counts, then each slot takes its own value, its neighbour's
+ * (the values between the two ranks move by one towards the hole) or nw. */
 static void replace_sorted(float *w, float old, float nw)
 {
-    int lo = 0, hi = K - 1;
-    while (lo < hi) { /* first index with w[i] >= old */
-        int mid = (lo + hi) / 2;
-        if (w[mid] < old)
-            lo = mid + 1;
-        else
-            hi = mid;
+    int i = 0, j = 0;
+    for (int p = 0; p < KP; p++) {
+        i += w[p] < old; /* old's slot: the values are finite, so the count is its index */
+        j += w[p] < nw;
     }
-    int i = lo;
-    if (nw > old) {
-        while (i + 1 < K && w[i + 1] < nw) {
-            w[i] = w[i + 1];
-            i++;
-        }
-    } else {
-        while (i > 0 && w[i - 1] > nw) {
-            w[i] = w[i - 1];
-            i--;
-        }
+    int up = nw > old; /* nw lands at j - 1 (old, below it, leaves), else at j */
+    int at = up ? j - 1 : j;
+    int lo = up ? i : at, hi = up ? at : i;
+    const float *next = up ? w + 1 : w - 1; /* where a moving value comes from */
+    float out[KP];
+    for (int p = 0; p < KP; p++) {
+        float keep = w[p], moved = next[p];
+        out[p] = p < lo || p > hi ? keep : p == at ? nw : moved;
     }
-    w[i] = nw;
+    memcpy(w, out, sizeof out);
 }
 
 static const float *frame_at(const hpss *h, int64_t t)
@@ -130,19 +135,21 @@ static void process_center(hpss *h, int64_t c)
         const float *old = frame_at(h, reflect(c - HALF - 1, T));
         const float *nw = frame_at(h, reflect(c + HALF, T));
         for (int k = 0; k < nb; k++)
-            replace_sorted(h->tsort + (size_t)k * K, old[k], nw[k]);
+            replace_sorted(h->tsort + (size_t)k * KP, old[k], nw[k]);
     } else {
         for (int j = 0; j < K; j++) {
             const float *f = frame_at(h, reflect(c - HALF + j, T));
             for (int k = 0; k < nb; k++)
-                h->tsort[(size_t)k * K + j] = f[k];
+                h->tsort[(size_t)k * KP + j] = f[k];
         }
-        for (int k = 0; k < nb; k++)
-            sort_small(h->tsort + (size_t)k * K, K);
+        for (int k = 0; k < nb; k++) {
+            sort_small(h->tsort + (size_t)k * KP, K);
+            h->tsort[(size_t)k * KP + K] = INFINITY;
+        }
     }
     h->tsort_center = c;
     for (int k = 0; k < nb; k++)
-        h->harm[k] = h->tsort[(size_t)k * K + HALF];
+        h->harm[k] = h->tsort[(size_t)k * KP + HALF];
 
     /* Percussive: median over frequency within this frame, then the soft masks. */
     const float *s = frame_at(h, c);
@@ -154,6 +161,7 @@ static void process_center(hpss *h, int64_t c)
             for (int j = 0; j < K; j++)
                 h->fwin[j] = s[reflect(k - HALF + j, nb)];
             sort_small(h->fwin, K);
+            h->fwin[K] = INFINITY;
         }
         double H = h->harm[k], P = h->fwin[HALF], x = s[k];
         double h2 = H * H, p2 = P * P, d = h2 + p2;
