@@ -210,8 +210,8 @@ double key_best(const double chroma[12], int profiles, int *tonic, int *major)
 int key_peak_chroma(const float *mag, int nbins, int sr, int nfft, double tuning, double acc[12])
 {
     double c[12] = {0}, fmx = 0, cmx = 0;
-    for (int k = 1; k + 1 < nbins; k++)
-        fmx = fmax(fmx, mag[k]);
+    for (int k = 1; k + 1 < nbins; k++) /* not fmax(): a libm call per bin */
+        fmx = mag[k] > fmx ? mag[k] : fmx;
     if (!(fmx > 0))
         return 0;
     for (int k = 2; k + 1 < nbins; k++) {
