@@ -20,58 +20,13 @@
 #include "../server/harness.h"
 #include "pgtest.h"
 #include "store/store.h"
+#include "worker_proc.h"
 
 #define FAST "{\"prompt\":\"fast %d\",\"steps\":2,\"width\":64,\"height\":64,\"seed\":%d}"
 #define SLOW                                                                                       \
     "{\"prompt\":\"slow\",\"steps\":40,\"variations\":4,\"width\":128,\"height\":128,\"seed\":9}"
 
-typedef struct proc {
-    pid_t pid;
-    char name[16];
-    char log[700];
-} proc;
-
 static const char *store_url;
-
-static int worker_start(proc *w, const char *dir, const char *name)
-{
-    snprintf(w->name, sizeof w->name, "%s", name);
-    snprintf(w->log, sizeof w->log, "%s/%s.log", dir, name);
-    char model[700], data[700];
-    snprintf(model, sizeof model, "lcm=%s", test_fixture("sd-tiny/model"));
-    snprintf(data, sizeof data, "%s/%s-data", dir, name);
-    const char *bin = test_env("M2P_BIN", "./mus2pic");
-    const char *argv[] = {bin,      "worker", "--store",           store_url, "--model", model,
-                          "--name", name,     "--lease-s",         "2",       "--kinds", "generate",
-                          "--data", data,     "--compute-threads", "1",       "-v",      NULL};
-    w->pid = fork();
-    if (w->pid == 0) {
-        FILE *f = freopen(w->log, "a", stdout);
-        (void)f;
-        dup2(1, 2);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    return w->pid > 0 ? 0 : -1;
-}
-
-static int proc_stop(proc *w, int sig)
-{
-    if (w->pid <= 0)
-        return -1;
-    kill(w->pid, sig);
-    int status = 0;
-    waitpid(w->pid, &status, 0);
-    w->pid = 0;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static void dump(const char *path)
-{
-    char *t = test_read_file(path, NULL);
-    fprintf(stderr, "---- %s ----\n%s\n", path, t ? t : "(none)");
-    free(t);
-}
 
 /* Poll the job until it is running; its worker's name goes to worker. */
 static int wait_running(int port, long long id, char *worker, size_t n, double timeout_s)
@@ -187,7 +142,7 @@ int main(void)
     proc w[4];
     const char *names[4] = {"w1", "w2", "w3", "w4"};
     for (int i = 0; i < 3; i++)
-        CHECK_INT(worker_start(&w[i], t, names[i]), 0);
+        CHECK_INT(worker_start(&w[i], t, store_url, names[i], "2"), 0);
 
     /* 1: 30 jobs, the first one slow; kill -9 the worker that runs it. */
     long long ids[30];
@@ -245,7 +200,7 @@ int main(void)
     }
     CHECK_INT(live, 2);
     CHECK_INT(victim_listed, 0);
-    CHECK_INT(worker_start(&w[3], t, "w4"), 0); /* back to three */
+    CHECK_INT(worker_start(&w[3], t, store_url, "w4", "2"), 0); /* back to three */
     check_original(web.port);
 
     /* 2: SIGSTOP a worker past its lease; another finishes; SIGCONT: its outcome is refused. */
@@ -311,7 +266,7 @@ int main(void)
     CHECK(jstr(j, "worker") && strcmp(jstr(j, "worker"), termed) != 0);
     json_decref(j);
     if (tp) {
-        CHECK_INT(worker_start(tp, t, termed), 0); /* back to three */
+        CHECK_INT(worker_start(tp, t, store_url, termed, "2"), 0); /* back to three */
         /* up and connected before PostgreSQL restarts below (a worker that cannot connect at
          * start exits 1: that is its service manager's to retry) */
         char up[96];
