@@ -2,17 +2,19 @@
  * test_stop_lease.c — a worker sent SIGTERM keeps renewing its job's lease until it has handed
  * the job back, even when the step it must finish first takes longer than the lease.
  *
- * Two workers on one sqlite:FILE store with 1 s leases, a web node without workers to submit.
- * Worker A runs a 384x384 job on one thread (a step of the tiny model there takes about 3 s on
- * an AVX2 core, three leases); it is sent SIGTERM mid-step. Before the fix its heartbeat thread
+ * Two workers on one sqlite:FILE store with 2 s leases, a web node without workers to submit.
+ * Worker A runs a 448x448 job on one thread (a step of the tiny model there takes about 4.5 s on
+ * an AVX2 core: two leases); it is sent SIGTERM mid-step. Before the fix its heartbeat thread
  * ended at the signal, so the lease expired while the step ran, worker B requeued and claimed the
  * job, and A's hand-back was refused ("could not hand it back"). Now A says "handed back to the
- * queue" and exits 0, and B runs the job to done as attempt 2 with all its images.
+ * queue" and exits 0, and B runs the job to done as attempt 2 with all its images. (With 1 s
+ * leases and 384x384 the old code failed 2 runs of 2; 2 s leave a renewal more room on a loaded
+ * machine.)
  */
 #include "../server/harness.h"
 #include "worker_proc.h"
 
-#define JOB "{\"prompt\":\"long steps\",\"steps\":2,\"width\":384,\"height\":384,\"seed\":3}"
+#define JOB "{\"prompt\":\"long steps\",\"steps\":2,\"width\":448,\"height\":448,\"seed\":3}"
 
 int main(void)
 {
@@ -21,11 +23,11 @@ int main(void)
     char store[760], data[700];
     snprintf(store, sizeof store, "sqlite:%s/queue.db", t);
     snprintf(data, sizeof data, "%s/web", t);
-    const char *extra[] = {"--store", store, "--no-worker", "--lease-s", "1", NULL};
+    const char *extra[] = {"--store", store, "--no-worker", "--lease-s", "2", NULL};
     srv web;
     CHECK_INT(srv_start(&web, data, extra), 0);
     proc a = {0}, b = {0};
-    CHECK_INT(worker_start(&a, t, store, "wa", "1"), 0);
+    CHECK_INT(worker_start(&a, t, store, "wa", "2"), 0);
 
     long long id = submit(web.port, JOB);
     char started[64];
@@ -35,7 +37,7 @@ int main(void)
         sleep_ms(20);
     CHECK(log_has(&a, started));
     /* B only now, so that A holds the job; B requeues leases that expire. */
-    CHECK_INT(worker_start(&b, t, store, "wb", "1"), 0);
+    CHECK_INT(worker_start(&b, t, store, "wb", "2"), 0);
     char up[64];
     snprintf(up, sizeof up, "worker wb running");
     while (!log_has(&b, up) && now_s() < end)
