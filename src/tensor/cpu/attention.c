@@ -300,15 +300,18 @@ static void attend_block(const attn_args *a, attn_scratch *w, int b, int h, int 
         int kend = a->causal && i0 + r + 1 < a->Lk ? i0 + r + 1 : a->Lk;
         for (int j0 = 0; j0 < kend; j0 += KB) {
             int nk = kend - j0 < KB ? kend - j0 : KB;
-            float bm = -INFINITY;
-            for (int j = 0; j < nk; j++) {
-                float acc = 0;
-                for (int d = 0; d < dh; d++)
-                    acc += qs[d] * kt[(size_t)d * a->Lkp + j0 + j];
-                s[j] = acc;
-                if (acc > bm)
-                    bm = acc;
+            /* over the keys in the inner loop (K is packed transposed for it), so that it
+             * vectorises; each score still sums its dims in order, as a dot product would */
+            for (int j = 0; j < nk; j++)
+                s[j] = 0;
+            for (int d = 0; d < dh; d++) {
+                const float qd = qs[d], *kr = kt + (size_t)d * a->Lkp + j0;
+                for (int j = 0; j < nk; j++)
+                    s[j] += qd * kr[j];
             }
+            float bm = -INFINITY;
+            for (int j = 0; j < nk; j++)
+                bm = s[j] > bm ? s[j] : bm;
             float mnew = bm > m ? bm : m;
             float al = m == -INFINITY ? 0.0f : expf(m - mnew);
             float sum = 0;
