@@ -282,7 +282,80 @@ static void attend_block(const attn_args *a, attn_scratch *w, int b, int h, int 
     }
 }
 
-#else /* portable version of the same algorithm */
+#else        /* portable version of the same algorithm */
+
+/* Four queries at a time, in register tiles (GCC vector types: SSE2 registers on any x86-64,
+ * 16 of them): scores of 4 queries x 8 keys, each K vector loaded feeding four queries, and
+ * P V as 4 queries x 8 dims. Every score still sums its dims in order from 0, every output
+ * its keys in order, and the softmax runs per query as before, so the results do not depend
+ * on the tiling. */
+#define QR 4 /* queries per tile */
+typedef float v4f __attribute__((vector_size(16)));
+
+static inline v4f v4_load(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Scores of nr (<= QR) queries qs[r] against keys [j0, j0 + nk8) of kt, nk8 a multiple of 8
+ * within the packed (zero-padded) keys, into s[r][0..nk8). */
+static void scores(const float *const *qs, int nr, int dh, const float *kt, size_t lkp, int j0,
+                   int nk8, float *const *s)
+{
+    for (int j = 0; j < nk8; j += 8) {
+        v4f acc[QR][2] = {{{0}}};
+        for (int d = 0; d < dh; d++) {
+            const float *kr = kt + (size_t)d * lkp + j0 + j;
+            v4f k0 = v4_load(kr), k1 = v4_load(kr + 4);
+            for (int r = 0; r < QR; r++) {
+                float q = r < nr ? qs[r][d] : 0.0f;
+                acc[r][0] += q * k0;
+                acc[r][1] += q * k1;
+            }
+        }
+        for (int r = 0; r < nr; r++) {
+            memcpy(s[r] + j, &acc[r][0], sizeof acc[r][0]);
+            memcpy(s[r] + j + 4, &acc[r][1], sizeof acc[r][1]);
+        }
+    }
+}
+
+/* o[r][d] += sum over keys j < nk, in order, of s[r][j] v[j0 + j][d] for nr (<= QR) queries:
+ * register tiles of 4 queries x 8 dims, each V vector loaded feeding four queries. */
+static void pv(const float *const *s, int nr, int nk, const float *vb, size_t vs, int j0, int dh,
+               float *const *o)
+{
+    int d = 0;
+    for (; d + 8 <= dh; d += 8) {
+        v4f acc[QR][2] = {{{0}}};
+        for (int r = 0; r < nr; r++) {
+            acc[r][0] = v4_load(o[r] + d);
+            acc[r][1] = v4_load(o[r] + d + 4);
+        }
+        for (int j = 0; j < nk; j++) {
+            const float *vr = vb + (size_t)(j0 + j) * vs + d;
+            v4f v0 = v4_load(vr), v1 = v4_load(vr + 4);
+            for (int r = 0; r < QR; r++) {
+                float p = r < nr ? s[r][j] : 0.0f;
+                acc[r][0] += p * v0;
+                acc[r][1] += p * v1;
+            }
+        }
+        for (int r = 0; r < nr; r++) {
+            memcpy(o[r] + d, &acc[r][0], sizeof acc[r][0]);
+            memcpy(o[r] + d + 4, &acc[r][1], sizeof acc[r][1]);
+        }
+    }
+    for (; d < dh; d++)
+        for (int r = 0; r < nr; r++) {
+            float x = o[r][d];
+            for (int j = 0; j < nk; j++)
+                x += s[r][j] * vb[(size_t)(j0 + j) * vs + d];
+            o[r][d] = x;
+        }
+}
 
 static void attend_block(const attn_args *a, attn_scratch *w, int b, int h, int i0)
 {
@@ -290,48 +363,51 @@ static void attend_block(const attn_args *a, attn_scratch *w, int b, int h, int 
     int nq = a->Lq - i0 < QB ? a->Lq - i0 : QB;
     const float *kt = a->kt + ((size_t)b * a->heads + h) * dh * a->Lkp;
     const float *vb = a->v + (size_t)b * a->Lk * a->kv_stride + (size_t)h * dh;
-    for (int r = 0; r < nq; r++) {
-        const float *src = a->q + ((size_t)b * a->Lq + i0 + r) * a->q_stride + (size_t)h * dh;
-        float *qs = w->qs, *o = w->o, *s = w->s;
-        for (int d = 0; d < dh; d++)
-            qs[d] = src[d] * a->scale;
-        memset(o, 0, (size_t)dhp * sizeof(float));
-        float m = -INFINITY, l = 0;
-        int kend = a->causal && i0 + r + 1 < a->Lk ? i0 + r + 1 : a->Lk;
+    /* a causal tile is one query: its keys end at its own position */
+    const int step = a->causal ? 1 : QR;
+    for (int r0 = 0; r0 < nq; r0 += step) {
+        int nr = nq - r0 < step ? nq - r0 : step;
+        float *qs[QR], *o[QR], *s[QR], m[QR], l[QR];
+        for (int r = 0; r < nr; r++) {
+            qs[r] = w->qs + (size_t)r * dhp;
+            o[r] = w->o + (size_t)r * dhp;
+            s[r] = w->s + (size_t)r * KB;
+            const float *src =
+                a->q + ((size_t)b * a->Lq + i0 + r0 + r) * a->q_stride + (size_t)h * dh;
+            for (int d = 0; d < dh; d++)
+                qs[r][d] = src[d] * a->scale;
+            memset(o[r], 0, (size_t)dhp * sizeof(float));
+            m[r] = -INFINITY;
+            l[r] = 0;
+        }
+        int kend = a->causal && i0 + r0 + 1 < a->Lk ? i0 + r0 + 1 : a->Lk;
         for (int j0 = 0; j0 < kend; j0 += KB) {
             int nk = kend - j0 < KB ? kend - j0 : KB;
-            /* over the keys in the inner loop (K is packed transposed for it), so that it
-             * vectorises; each score still sums its dims in order, as a dot product would */
-            for (int j = 0; j < nk; j++)
-                s[j] = 0;
-            for (int d = 0; d < dh; d++) {
-                const float qd = qs[d], *kr = kt + (size_t)d * a->Lkp + j0;
+            scores((const float *const *)qs, nr, dh, kt, (size_t)a->Lkp, j0, (nk + 7) & ~7, s);
+            for (int r = 0; r < nr; r++) {
+                float *sr = s[r], bm = -INFINITY;
                 for (int j = 0; j < nk; j++)
-                    s[j] += qd * kr[j];
-            }
-            float bm = -INFINITY;
-            for (int j = 0; j < nk; j++)
-                bm = s[j] > bm ? s[j] : bm;
-            float mnew = bm > m ? bm : m;
-            float al = m == -INFINITY ? 0.0f : expf(m - mnew);
-            float sum = 0;
-            for (int j = 0; j < nk; j++) {
-                s[j] = expf(s[j] - mnew);
-                sum += s[j];
-            }
-            l = l * al + sum;
-            m = mnew;
-            for (int d = 0; d < dh; d++)
-                o[d] *= al;
-            for (int j = 0; j < nk; j++) {
-                const float *vr = vb + (size_t)(j0 + j) * a->kv_stride;
+                    bm = sr[j] > bm ? sr[j] : bm;
+                float mnew = bm > m[r] ? bm : m[r];
+                float al = m[r] == -INFINITY ? 0.0f : expf(m[r] - mnew);
+                float sum = 0;
+                for (int j = 0; j < nk; j++) {
+                    sr[j] = expf(sr[j] - mnew);
+                    sum += sr[j];
+                }
+                l[r] = l[r] * al + sum;
+                m[r] = mnew;
                 for (int d = 0; d < dh; d++)
-                    o[d] += s[j] * vr[d];
+                    o[r][d] *= al;
             }
+            pv((const float *const *)s, nr, nk, vb, (size_t)a->kv_stride, j0, dh, o);
         }
-        float *dst = a->out + ((size_t)b * a->Lq + i0 + r) * a->heads * dh + (size_t)h * dh;
-        for (int d = 0; d < dh; d++)
-            dst[d] = l > 0 ? o[d] / l : 0.0f;
+        for (int r = 0; r < nr; r++) {
+            float *dst =
+                a->out + ((size_t)b * a->Lq + i0 + r0 + r) * a->heads * dh + (size_t)h * dh;
+            for (int d = 0; d < dh; d++)
+                dst[d] = l[r] > 0 ? o[r][d] / l[r] : 0.0f;
+        }
     }
 }
 
