@@ -25,13 +25,13 @@ struct hpss {
     int nb;
     int64_t T, pushed, done;
     double *eh, *ep;
-    float *ring;      /* RING x nb magnitudes, frame t at slot t % RING */
-    float *tsort_mem; /* 1 + nb x KP + 1 floats: tsort and one float either side */
-    float *tsort;     /* nb windows of KP: sorted time windows, each +inf at K */
-    float *harm;      /* nb: time medians of the current centre frame */
-    float fwin_mem[1 + KP + 1];
-    float *fwin;          /* sorted frequency window, +inf at K */
-    int64_t tsort_center; /* centre of the windows in tsort, -2 when not valid */
+    float *ring; /* RING x nb magnitudes, frame t at slot t % RING */
+    /* 1 + nb x KP + 1 floats: nb sorted time windows of KP (each +inf at K) from [1], and
+     * one float either side for replace_sorted's loads */
+    float *tsort_mem;
+    float *harm;                /* nb: time medians of the current centre frame */
+    float fwin_mem[1 + KP + 1]; /* the sorted frequency window from [1], the same way */
+    int64_t tsort_center;       /* centre of the time windows, -2 when not valid */
 };
 
 hpss *hpss_new(int nb, int64_t n_frames, double *eh, double *ep)
@@ -45,8 +45,6 @@ hpss *hpss_new(int nb, int64_t n_frames, double *eh, double *ep)
     h->ep = ep;
     h->ring = malloc(sizeof(float) * RING * (size_t)nb);
     h->tsort_mem = malloc(sizeof(float) * (KP * (size_t)nb + 2));
-    h->tsort = h->tsort_mem ? h->tsort_mem + 1 : NULL;
-    h->fwin = h->fwin_mem + 1;
     if (h->tsort_mem) /* read by replace_sorted's vector loads, never used */
         h->tsort_mem[0] = h->tsort_mem[KP * (size_t)nb + 1] = 0;
     h->harm = malloc(sizeof(float) * (size_t)nb);
@@ -128,6 +126,7 @@ static void process_center(hpss *h, int64_t c)
 {
     const int nb = h->nb;
     const int64_t T = h->T;
+    float *tsort = h->tsort_mem + 1, *fwin = h->fwin_mem + 1;
     /* Harmonic: median over time for every bin. The window of centre c holds the frames
      * reflect(c - HALF .. c + HALF); from c - 1 to c one frame leaves and one enters, at the
      * edges too (reflected indices), so only a segment's first centre sorts. */
@@ -135,35 +134,35 @@ static void process_center(hpss *h, int64_t c)
         const float *old = frame_at(h, reflect(c - HALF - 1, T));
         const float *nw = frame_at(h, reflect(c + HALF, T));
         for (int k = 0; k < nb; k++)
-            replace_sorted(h->tsort + (size_t)k * KP, old[k], nw[k]);
+            replace_sorted(tsort + (size_t)k * KP, old[k], nw[k]);
     } else {
         for (int j = 0; j < K; j++) {
             const float *f = frame_at(h, reflect(c - HALF + j, T));
             for (int k = 0; k < nb; k++)
-                h->tsort[(size_t)k * KP + j] = f[k];
+                tsort[(size_t)k * KP + j] = f[k];
         }
         for (int k = 0; k < nb; k++) {
-            sort_small(h->tsort + (size_t)k * KP, K);
-            h->tsort[(size_t)k * KP + K] = INFINITY;
+            sort_small(tsort + (size_t)k * KP, K);
+            tsort[(size_t)k * KP + K] = INFINITY;
         }
     }
     h->tsort_center = c;
     for (int k = 0; k < nb; k++)
-        h->harm[k] = h->tsort[(size_t)k * KP + HALF];
+        h->harm[k] = tsort[(size_t)k * KP + HALF];
 
     /* Percussive: median over frequency within this frame, then the soft masks. */
     const float *s = frame_at(h, c);
     double eh = 0, ep = 0;
     for (int k = 0; k < nb; k++) {
         if (k > 0) { /* the same sliding, over bins */
-            replace_sorted(h->fwin, s[reflect(k - HALF - 1, nb)], s[reflect(k + HALF, nb)]);
+            replace_sorted(fwin, s[reflect(k - HALF - 1, nb)], s[reflect(k + HALF, nb)]);
         } else {
             for (int j = 0; j < K; j++)
-                h->fwin[j] = s[reflect(k - HALF + j, nb)];
-            sort_small(h->fwin, K);
-            h->fwin[K] = INFINITY;
+                fwin[j] = s[reflect(k - HALF + j, nb)];
+            sort_small(fwin, K);
+            fwin[K] = INFINITY;
         }
-        double H = h->harm[k], P = h->fwin[HALF], x = s[k];
+        double H = h->harm[k], P = fwin[HALF], x = s[k];
         double h2 = H * H, p2 = P * P, d = h2 + p2;
         if (d < (double)FLT_MIN * FLT_MIN)
             continue;       /* librosa.util.softmask: both references ~0 -> mask 0 */
