@@ -35,9 +35,9 @@ typedef struct {
 } attn_args;
 
 typedef struct {
-    float *qs; /* scaled queries: AVX-512 [dh][QB] (zero lanes past the end), else [dh] */
-    float *s;  /* scores, then probabilities: AVX-512 [KB][QB], else [KB] */
-    float *o;  /* accumulator: AVX-512 [dh][QB], else [dhp] */
+    float *qs; /* scaled queries: AVX-512 [dh][QB] (zero lanes past the end), else [QR][dhp] */
+    float *s;  /* scores, then probabilities: AVX-512 [KB][QB], else [QR][KB] */
+    float *o;  /* accumulator: AVX-512 [dh][QB], else [QR][dhp] */
     float *m, *l;
 } attn_scratch;
 
