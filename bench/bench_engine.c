@@ -75,6 +75,16 @@ static float *randn(size_t n, uint32_t seed)
     return p;
 }
 
+/* B copies of one random row of n: what variations of one prompt share (its text context,
+ * pooled embedding and guidance embedding); only their latents differ */
+static float *randn_shared(int B, size_t n, uint32_t seed)
+{
+    float *p = randn((size_t)B * n, seed);
+    for (int b = 1; p && b < B; b++)
+        memcpy(p + (size_t)b * n, p, n * sizeof *p);
+    return p;
+}
+
 static void die(const char *what)
 {
     fprintf(stderr, "bench_engine: %s: %s\n", what, m2p_errmsg());
@@ -122,8 +132,8 @@ static step_inputs step_inputs_make(unet *u, int size, const char *what)
     }
     step_inputs s = {size / 8, size / 8, NULL, NULL, NULL, NULL};
     s.lat = randn((size_t)B * inch * s.h * s.w, 1);
-    s.ctx = randn((size_t)B * 77 * cross, 2);
-    s.cond = cond_dim ? randn((size_t)B * cond_dim, 3) : NULL;
+    s.ctx = randn_shared(B, (size_t)77 * cross, 2);
+    s.cond = cond_dim ? randn_shared(B, (size_t)cond_dim, 3) : NULL;
     s.pred = malloc((size_t)B * inch * s.h * s.w * sizeof(float));
     if (!s.lat || !s.ctx || (cond_dim && !s.cond) || !s.pred)
         die("out of memory");
@@ -403,15 +413,15 @@ int main(int argc, char **argv)
             if (B != 1 && !batch4)
                 continue;
             float *lat = randn((size_t)B * inch * h * w, 1),
-                  *ctx = randn((size_t)B * 77 * cross, 2),
-                  *cond = cond_dim ? randn((size_t)B * cond_dim, 3) : NULL,
+                  *ctx = randn_shared(B, (size_t)77 * cross, 2),
+                  *cond = cond_dim ? randn_shared(B, (size_t)cond_dim, 3) : NULL,
                   *pred = malloc((size_t)B * inch * h * w * sizeof(float));
             /* SDXL (text_time): pooled text_embeds + the 6 time ids of this size */
             int add_in = 0, add_t = 0, nte = 0;
             float *temb = NULL, *tids = NULL;
             if (unet_added_dims(u, &add_in, &add_t)) {
                 nte = add_in - 6 * add_t;
-                temb = randn((size_t)B * (nte > 0 ? nte : 1), 5);
+                temb = randn_shared(B, (size_t)(nte > 0 ? nte : 1), 5);
                 tids = malloc((size_t)B * 6 * sizeof *tids);
                 if (!temb || !tids)
                     die("out of memory");

@@ -99,7 +99,7 @@ static void run_level(const m2p_backend *be, weights *w, int lvl, int rounds)
             if (be->upload(be, x, hx, (size_t)bb * HW * C))
                 die("upload");
             double t0 = now();
-            if (unet_transformer_forward(&t, x, bb, HW, ctx, ctx_len, scratch))
+            if (unet_transformer_forward(&t, x, bb, HW, ctx, bb, ctx_len, scratch))
                 die("forward");
             if (r >= 0)
                 ms[chunked][b4][r] = (now() - t0) * 1e3;

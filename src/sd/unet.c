@@ -547,8 +547,8 @@ static int add_embedding(unet *m, const unet_added_cond *a, int B, float *in, fl
 }
 
 static int run_block_down(unet *m, unet_block *b, int i, const uplan *p, float *const *slot,
-                          int *si, int B, const float *temb, const float *ctx, int ctx_len,
-                          float *t1, float *t2, float *tb, float *tr)
+                          int *si, int B, const float *temb, const float *ctx, int ctx_b,
+                          int ctx_len, float *t1, float *t2, float *tb, float *tr)
 {
     int H = p->H[i], W = p->W[i], rc;
     for (int j = 0; j < b->n_res; j++) {
@@ -558,7 +558,7 @@ static int run_block_down(unet *m, unet_block *b, int i, const uplan *p, float *
         if ((rc = nn_resnet_forward(&b->res[j], x, B, H, W, temb, y, t1, t2, tb)))
             return rc;
         if (b->has_attn &&
-            (rc = unet_transformer_forward(&b->attn[j], y, B, H * W, ctx, ctx_len, tr)))
+            (rc = unet_transformer_forward(&b->attn[j], y, B, H * W, ctx, ctx_b, ctx_len, tr)))
             return rc;
     }
     if (b->resample) {
@@ -629,8 +629,24 @@ int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
     if (!skips || !X || !CAT || !T1 || !T2 || !TR || !tp || !th || !emb || !temb || !tb || !ain ||
         !cond || !cx)
         return m2p_error(M2P_EINTERNAL, "UNet: scratch plan too small");
-    if ((rc = be->upload(be, cx, ctx, (size_t)B * ctx_len * m->cross_dim)))
-        return rc;
+    /* Images that share a context share its keys and values: variations of one prompt are one
+     * run of images with one context, and with guidance two (unconditional, then prompt); cx
+     * holds one context per run, ctx_b of them, and the cross-attentions see ctx_b batches */
+    const size_t cn = (size_t)ctx_len * m->cross_dim;
+    int ctx_b = 1;
+    for (; ctx_b < B; ctx_b++) {
+        if (B % ctx_b)
+            continue;
+        int b = 1, run = B / ctx_b;
+        while (b < B &&
+               !memcmp(ctx + (size_t)(b - b % run) * cn, ctx + (size_t)b * cn, cn * sizeof(float)))
+            b++;
+        if (b == B)
+            break;
+    }
+    for (int g = 0; g < ctx_b; g++)
+        if ((rc = be->upload(be, cx + g * cn, ctx + (size_t)g * (B / ctx_b) * cn, cn)))
+            return rc;
     float *slot[UNET_MAX_SKIPS];
     for (int s = 0; s < p.n_skip; s++)
         slot[s] = skips + p.skip_off[s];
@@ -666,8 +682,8 @@ int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
     /* 3. down path: every output lands in its skip slot */
     int si = 1;
     for (int i = 0; i < m->nb; i++)
-        if ((rc = run_block_down(m, &m->down[i], i, &p, slot, &si, B, temb, cx, ctx_len, T1, T2, tb,
-                                 TR)))
+        if ((rc = run_block_down(m, &m->down[i], i, &p, slot, &si, B, temb, cx, ctx_b, ctx_len, T1,
+                                 T2, tb, TR)))
             return rc;
 
     /* 4. mid block */
@@ -675,7 +691,7 @@ int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
     const float *cur = slot[si - 1];
     if (m->has_mid) {
         if ((rc = nn_resnet_forward(&m->mid_res[0], cur, B, H, W, temb, X, T1, T2, tb)) ||
-            (rc = unet_transformer_forward(&m->mid_attn, X, B, H * W, cx, ctx_len, TR)) ||
+            (rc = unet_transformer_forward(&m->mid_attn, X, B, H * W, cx, ctx_b, ctx_len, TR)) ||
             (rc = nn_resnet_forward(&m->mid_res[1], X, B, H, W, temb, X, T1, T2, tb)))
             return rc;
         nn_tap_nhwc(be, m->tap, m->tap_ud, "mid_block", X, B, H, W, C);
@@ -693,7 +709,7 @@ int unet_forward(unet *m, const float *sample, int B, int h, int w, float t,
                 return rc;
             C = b->cout;
             if (b->has_attn &&
-                (rc = unet_transformer_forward(&b->attn[j], X, B, H * W, cx, ctx_len, TR)))
+                (rc = unet_transformer_forward(&b->attn[j], X, B, H * W, cx, ctx_b, ctx_len, TR)))
                 return rc;
         }
         if (b->resample) {

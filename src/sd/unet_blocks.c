@@ -144,9 +144,13 @@ size_t unet_transformer_scratch(const unet_transformer *t, size_t rows, size_t c
 }
 
 int unet_transformer_forward(unet_transformer *t, float *x, int B, int HW, const float *ctx,
-                             int ctx_len, float *scratch)
+                             int ctx_b, int ctx_len, float *scratch)
 {
-    const int I = t->inner, rows = B * HW, crow = B * ctx_len;
+    if (ctx_b < 1 || B % ctx_b)
+        return m2p_error(M2P_EINVAL, "UNet transformer: %d contexts for %d images", ctx_b, B);
+    const int I = t->inner, rows = B * HW, crow = ctx_b * ctx_len;
+    /* the cross-attention runs one batch per context, over the queries of all its images */
+    const int xb = ctx_b, xq = rows / ctx_b;
     const size_t R = (size_t)rows;
     float *n = scratch;
     float *h = n + NN_ALIGN_FLOATS(R * (size_t)(t->C > I ? t->C : I));
@@ -190,14 +194,14 @@ int unet_transformer_forward(unet_transformer *t, float *x, int B, int HW, const
         if (bf16) {
             if ((rc = be->linear_forward_bf16(be, b->q2, &ln2, h, 1, rows, n, u)) ||
                 (rc = be->linear_forward_bf16(be, b->kv2, NULL, ctx, 1, crow, NULL, kv)) ||
-                (rc = be->attention_bf16io(be, u, 0, I, kv, 0, (size_t)I, 2 * I, B, HW, ctx_len,
+                (rc = be->attention_bf16io(be, u, 0, I, kv, 0, (size_t)I, 2 * I, xb, xq, ctx_len,
                                            t->heads, t->dh, scale, 0, att)) ||
                 (rc = be->linear_forward_bf16in(be, b->out2, att, rows, h, h)))
                 return rc;
         } else if ((rc = be->linear_forward_pre(be, b->q2, &ln2, h, 1, rows, n, u, NULL)) ||
                    (rc = be->linear_forward(be, b->kv2, ctx, crow, kv, NULL)) ||
-                   (rc = be->attention(be, u, I, kv, kv + I, 2 * I, B, HW, ctx_len, t->heads, t->dh,
-                                       scale, 0, att)) ||
+                   (rc = be->attention(be, u, I, kv, kv + I, 2 * I, xb, xq, ctx_len, t->heads,
+                                       t->dh, scale, 0, att)) ||
                    (rc = be->linear_forward(be, b->out2, att, rows, h, h)))
             return rc;
         /* GEGLU feed-forward (bf16 mode: ff1 writes bf16 into u, which only GEGLU reads) */

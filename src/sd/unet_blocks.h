@@ -40,8 +40,10 @@ int unet_transformer_load(const m2p_backend *be, weights *w, const char *prefix,
 void unet_transformer_free(unet_transformer *t);
 /* Floats of scratch a forward over `rows` = B*HW tokens with B*ctx_len context rows needs. */
 size_t unet_transformer_scratch(const unet_transformer *t, size_t rows, size_t ctx_rows);
-/* x [B, HW, C] -> x + transformer(x) in place. ctx [B, ctx_len, ctx_dim]. All backend memory. */
+/* x [B, HW, C] -> x + transformer(x) in place. ctx [ctx_b, ctx_len, ctx_dim]: ctx_b divides B,
+ * and B / ctx_b images in a row share a context (its keys and values are computed once). All
+ * backend memory. */
 int unet_transformer_forward(unet_transformer *t, float *x, int B, int HW, const float *ctx,
-                             int ctx_len, float *scratch);
+                             int ctx_b, int ctx_len, float *scratch);
 
 #endif

@@ -1,9 +1,9 @@
 /*
  * test_unet.c — UNet2DConditionModel against diffusers' golden values
  * (sd-tiny/golden/unet.safetensors): noise_pred at t=999 and t=259 with LCM's timestep_cond,
- * every per-block intermediate through the taps, a batch of 2, proj_in/proj_out stored as
- * linears (use_linear_projection true), an odd latent size, and loading errors that name the
- * tensor and the file.
+ * every per-block intermediate through the taps, a batch of 2, batches whose images share contexts,
+ * proj_in/proj_out stored as linears (use_linear_projection true), an odd latent size, and loading
+ * errors that name the tensor and the file.
  */
 #include "sd/components.h"
 #include "sd/unet_blocks.h"
@@ -190,6 +190,56 @@ static void test_ff_chunks(const inputs *in)
     free(chunked);
 }
 
+/* Images that share a context share its keys and values (unet_forward computes them once per
+ * run of images with one context): batches of 4 with contexts A A C C (two runs, as with
+ * guidance), A C A C (no runs) and A A A A give each image what a batch of 1 with its own
+ * context gives, in f32 and (where the CPU has it) bf16. */
+static void test_shared_contexts(const inputs *in, int dtype)
+{
+    m2p_model_params p = m2p_model_default_params();
+    p.compute_dtype = dtype;
+    p.weight_cache = 0;
+    unet *m = NULL;
+    CHECK_INT(unet_load(test_fixture("sd-tiny/model/unet"), &p, NULL, &m), 0);
+    if (!m)
+        return;
+    const int B = 4, h = 8, w = 8, L = (int)in->cs[1];
+    const size_t n = (size_t)(in->ss[1] * in->ss[2] * in->ss[3]), nc = (size_t)(L * in->cs[2]);
+    float *ctx2 = malloc(nc * sizeof *ctx2), *x = malloc(n * B * sizeof *x);
+    float *ctx = malloc(nc * B * sizeof *ctx), *cond = malloc(256 * (size_t)B * sizeof *cond);
+    float *got = malloc(n * B * sizeof *got), *one = malloc(n * 2 * sizeof *one);
+    for (size_t i = 0; i < nc; i++) /* C: not a permutation of A's rows, which keys ignore */
+        ctx2[i] = 0.5f - 2.0f * in->ctx[i];
+    for (int b = 0; b < B; b++) { /* four different latents */
+        for (size_t i = 0; i < n; i++)
+            x[n * b + i] = in->sample[(i + 17 * (size_t)b) % n];
+        memcpy(cond + 256 * b, in->cond, 256 * sizeof *cond);
+    }
+    const char *layouts[] = {"AACC", "ACAC", "AAAA"};
+    for (int k = 0; k < 3; k++) {
+        for (int b = 0; b < B; b++)
+            memcpy(ctx + nc * b, layouts[k][b] == 'A' ? in->ctx : ctx2, nc * sizeof *ctx);
+        CHECK_INT(unet_forward(m, x, B, h, w, 259.0f, cond, NULL, ctx, L, got), 0);
+        for (int b = 0; b < B; b++) {
+            const float *c = layouts[k][b] == 'A' ? in->ctx : ctx2;
+            CHECK_INT(unet_forward(m, x + n * b, 1, h, w, 259.0f, cond, NULL, c, L, one), 0);
+            /* the other context's answer, to show the two differ */
+            CHECK_INT(unet_forward(m, x + n * b, 1, h, w, 259.0f, cond, NULL,
+                                   c == ctx2 ? in->ctx : ctx2, L, one + n),
+                      0);
+            CHECK(test_max_abs_diff(got + n * b, one, n, layouts[k]) <= 1e-5);
+            CHECK(test_max_abs_diff(one + n, one, n, "other context") > 1e-3);
+        }
+    }
+    unet_free(m);
+    free(ctx2);
+    free(x);
+    free(ctx);
+    free(cond);
+    free(got);
+    free(one);
+}
+
 static int load_unet(const char *dir, void **out)
 {
     unet *m = NULL;
@@ -220,6 +270,9 @@ int main(void)
         test_golden(test_fixture("sd-tiny/model/unet"), &in, g, man, 1);
         test_linear_projection(&in, g, man);
         test_ff_chunks(&in);
+        test_shared_contexts(&in, M2P_DTYPE_F32);
+        if (op_bf16_supported())
+            test_shared_contexts(&in, M2P_DTYPE_BF16);
     }
     test_bad_folders();
     free(in.sample);
