@@ -3,8 +3,11 @@
  * the job back, even when the step it must finish first takes longer than the lease.
  *
  * Two workers on one sqlite:FILE store with 2 s leases, a web node without workers to submit.
- * Worker A runs a 448x448 job on one thread (a step of the tiny model there takes about 4.5 s on
- * an AVX2 core: two leases); it is sent SIGTERM mid-step. Before the fix its heartbeat thread
+ * Worker A runs a job on one thread whose steps take several leases; it is sent SIGTERM mid-step.
+ * How big that image must be depends on the CPU (a step of the tiny model at 448x448 takes about
+ * 4.5 s on an AVX2 core, 0.1 s with AVX-512) and on the build (sanitizers), so the test first
+ * times one-step generations of the same binary on one thread, growing the size (then the
+ * variations, a batch) until one takes 6 s. Before the fix its heartbeat thread
  * ended at the signal, so the lease expired while the step ran, worker B requeued and claimed the
  * job, and A's hand-back was refused ("could not hand it back"). Now A says "handed back to the
  * queue" and exits 0, and B runs the job to done as attempt 2 with all its images. (With 1 s
@@ -14,12 +17,62 @@
 #include "../server/harness.h"
 #include "worker_proc.h"
 
-#define JOB "{\"prompt\":\"long steps\",\"steps\":2,\"width\":448,\"height\":448,\"seed\":3}"
+/* The first of a few (size, variations) at which a one-step `mus2pic generate` of the tiny model
+ * on one thread takes 6 s or more (load and decode included: the step is most of it), else the
+ * last (the API's limits: sides up to 1024, 4 variations). 0 when generate failed. */
+static int pick_job(const char *dir, int *variations)
+{
+    static const int ladder[][2] = {{448, 1},  {576, 1},  {704, 1}, {896, 1},
+                                    {1024, 1}, {1024, 2}, {1024, 4}};
+    const int n = (int)(sizeof ladder / sizeof ladder[0]);
+    const char *bin = test_env("M2P_BIN", "./mus2pic");
+    char model[700], out[700], wh[16], nv[16];
+    snprintf(model, sizeof model, "%s", test_fixture("sd-tiny/model"));
+    snprintf(out, sizeof out, "%s/probe.png", dir);
+    for (int i = 0; i < n; i++) {
+        snprintf(wh, sizeof wh, "%d", ladder[i][0]);
+        snprintf(nv, sizeof nv, "%d", ladder[i][1]);
+        const char *argv[] = {bin,        "generate", "--model",
+                              model,      "--prompt", "long steps",
+                              "--steps",  "1",        "--variations",
+                              nv,         "--width",  wh,
+                              "--height", wh,         "--threads",
+                              "1",        "--seed",   "3",
+                              "--out",    out,        NULL};
+        double t0 = now_s();
+        pid_t pid = fork();
+        if (pid == 0) {
+            FILE *f = freopen("/dev/null", "w", stdout);
+            (void)f;
+            execv(bin, (char *const *)argv);
+            _exit(127);
+        }
+        int status = 0;
+        if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+            WEXITSTATUS(status) != 0)
+            return 0;
+        double s = now_s() - t0;
+        fprintf(stderr, "probe: %dx%d x %d, one step: %.1f s in all\n", ladder[i][0], ladder[i][0],
+                ladder[i][1], s);
+        *variations = ladder[i][1];
+        if (s >= 6.0 || i == n - 1)
+            return ladder[i][0];
+    }
+    return 0;
+}
 
 int main(void)
 {
     harness_init();
     char *t = test_tmpdir("jobs-stop-lease");
+    int nv = 1;
+    const int size = pick_job(t, &nv);
+    CHECK(size > 0);
+    char job[192];
+    snprintf(job, sizeof job,
+             "{\"prompt\":\"long steps\",\"steps\":2,\"width\":%d,\"height\":%d,"
+             "\"variations\":%d,\"seed\":3}",
+             size, size, nv);
     char store[760], data[700];
     snprintf(store, sizeof store, "sqlite:%s/queue.db", t);
     snprintf(data, sizeof data, "%s/web", t);
@@ -29,7 +82,7 @@ int main(void)
     proc a = {0}, b = {0};
     CHECK_INT(worker_start(&a, t, store, "wa", "2"), 0);
 
-    long long id = submit(web.port, JOB);
+    long long id = submit(web.port, job);
     char started[64];
     snprintf(started, sizeof started, "job %lld (generate) started", id);
     double end = now_s() + 120;
@@ -55,7 +108,7 @@ int main(void)
     CHECK_STR(jstr(j, "state"), "done");
     CHECK_INT(jint(j, "attempts"), 2);
     CHECK_STR(jstr(j, "worker"), "wb");
-    CHECK_INT(json_array_size(json_object_get(json_object_get(j, "result"), "images")), 1);
+    CHECK_INT(json_array_size(json_object_get(json_object_get(j, "result"), "images")), nv);
     json_decref(j);
 
     CHECK_INT(proc_stop(&b, SIGTERM), 0);
