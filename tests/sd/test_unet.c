@@ -143,6 +143,18 @@ out:
     free(d);
 }
 
+/* The sd-tiny UNet computing in dtype, without the weight cache; NULL (a failed check) when it
+ * does not load. */
+static unet *load_tiny(int dtype)
+{
+    m2p_model_params p = m2p_model_default_params();
+    p.compute_dtype = dtype;
+    p.weight_cache = 0;
+    unet *m = NULL;
+    CHECK_INT(unet_load(test_fixture("sd-tiny/model/unet"), &p, NULL, &m), 0);
+    return m;
+}
+
 /* bf16 on a 64 x 64 latent (level 0: 4096 rows, so its feed-forward runs in row chunks): the
  * chunked pass gives the same bits as all rows at once, at batch 1 and at batch 2 */
 static void test_ff_chunks(const inputs *in)
@@ -151,11 +163,7 @@ static void test_ff_chunks(const inputs *in)
         fprintf(stderr, "no native bf16 on this CPU: the feed-forward chunks are not compared\n");
         return;
     }
-    m2p_model_params p = m2p_model_default_params();
-    p.compute_dtype = M2P_DTYPE_BF16;
-    p.weight_cache = 0;
-    unet *m = NULL;
-    CHECK_INT(unet_load(test_fixture("sd-tiny/model/unet"), &p, NULL, &m), 0);
+    unet *m = load_tiny(M2P_DTYPE_BF16);
     if (!m)
         return;
     const int B = 2, h = 64, w = 64, inch = unet_in_channels(m);
@@ -196,11 +204,7 @@ static void test_ff_chunks(const inputs *in)
  * context gives, in f32 and (where the CPU has it) bf16. */
 static void test_shared_contexts(const inputs *in, int dtype)
 {
-    m2p_model_params p = m2p_model_default_params();
-    p.compute_dtype = dtype;
-    p.weight_cache = 0;
-    unet *m = NULL;
-    CHECK_INT(unet_load(test_fixture("sd-tiny/model/unet"), &p, NULL, &m), 0);
+    unet *m = load_tiny(dtype);
     if (!m)
         return;
     const int B = 4, h = 8, w = 8, L = (int)in->cs[1];
