@@ -26,9 +26,10 @@ static int pick_job(const char *dir, int *variations)
                                     {1024, 1}, {1024, 2}, {1024, 4}};
     const int n = (int)(sizeof ladder / sizeof ladder[0]);
     const char *bin = test_env("M2P_BIN", "./mus2pic");
-    char model[700], out[700], wh[16], nv[16];
+    char model[700], out[700], log[700], wh[16], nv[16];
     snprintf(model, sizeof model, "%s", test_fixture("sd-tiny/model"));
     snprintf(out, sizeof out, "%s/probe.png", dir);
+    snprintf(log, sizeof log, "%s/probe.log", dir);
     for (int i = 0; i < n; i++) {
         snprintf(wh, sizeof wh, "%d", ladder[i][0]);
         snprintf(nv, sizeof nv, "%d", ladder[i][1]);
@@ -40,16 +41,8 @@ static int pick_job(const char *dir, int *variations)
                               "1",        "--seed",   "3",
                               "--out",    out,        NULL};
         double t0 = now_s();
-        pid_t pid = fork();
-        if (pid == 0) {
-            FILE *f = freopen("/dev/null", "w", stdout);
-            (void)f;
-            execv(bin, (char *const *)argv);
-            _exit(127);
-        }
-        int status = 0;
-        if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
-            WEXITSTATUS(status) != 0)
+        proc p = {0};
+        if (proc_spawn(&p, "probe", log, argv) || proc_stop(&p, 0) != 0)
             return 0;
         double s = now_s() - t0;
         fprintf(stderr, "probe: %dx%d x %d, one step: %.1f s in all\n", ladder[i][0], ladder[i][0],

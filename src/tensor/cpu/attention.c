@@ -299,6 +299,25 @@ static inline v4f v4_load(const float *p)
     return v;
 }
 
+/* acc[r] += a[r] x[0..8): one rank-1 update of a tile, x loaded once for its QR rows */
+static inline void tile_rank1(v4f acc[QR][2], const float a[QR], const float *x)
+{
+    v4f x0 = v4_load(x), x1 = v4_load(x + 4);
+    for (int r = 0; r < QR; r++) {
+        acc[r][0] += a[r] * x0;
+        acc[r][1] += a[r] * x1;
+    }
+}
+
+/* A tile's 8 columns of its nr rows to dst[r] + off .. + 8 */
+static inline void tile_store(v4f acc[QR][2], int nr, float *const *dst, int off)
+{
+    for (int r = 0; r < nr; r++) {
+        memcpy(dst[r] + off, &acc[r][0], sizeof acc[r][0]);
+        memcpy(dst[r] + off + 4, &acc[r][1], sizeof acc[r][1]);
+    }
+}
+
 /* Scores of nr (<= QR) queries qs[r] against keys [j0, j0 + nk8) of kt, nk8 a multiple of 8
  * within the packed (zero-padded) keys, into s[r][0..nk8). */
 static void scores(const float *const *qs, int nr, int dh, const float *kt, size_t lkp, int j0,
@@ -307,18 +326,12 @@ static void scores(const float *const *qs, int nr, int dh, const float *kt, size
     for (int j = 0; j < nk8; j += 8) {
         v4f acc[QR][2] = {{{0}}};
         for (int d = 0; d < dh; d++) {
-            const float *kr = kt + (size_t)d * lkp + j0 + j;
-            v4f k0 = v4_load(kr), k1 = v4_load(kr + 4);
-            for (int r = 0; r < QR; r++) {
-                float q = r < nr ? qs[r][d] : 0.0f;
-                acc[r][0] += q * k0;
-                acc[r][1] += q * k1;
-            }
+            float q[QR];
+            for (int r = 0; r < QR; r++)
+                q[r] = r < nr ? qs[r][d] : 0.0f;
+            tile_rank1(acc, q, kt + (size_t)d * lkp + j0 + j);
         }
-        for (int r = 0; r < nr; r++) {
-            memcpy(s[r] + j, &acc[r][0], sizeof acc[r][0]);
-            memcpy(s[r] + j + 4, &acc[r][1], sizeof acc[r][1]);
-        }
+        tile_store(acc, nr, s, j);
     }
 }
 
@@ -335,18 +348,12 @@ static void pv(const float *const *s, int nr, int nk, const float *vb, size_t vs
             acc[r][1] = v4_load(o[r] + d + 4);
         }
         for (int j = 0; j < nk; j++) {
-            const float *vr = vb + (size_t)(j0 + j) * vs + d;
-            v4f v0 = v4_load(vr), v1 = v4_load(vr + 4);
-            for (int r = 0; r < QR; r++) {
-                float p = r < nr ? s[r][j] : 0.0f;
-                acc[r][0] += p * v0;
-                acc[r][1] += p * v1;
-            }
+            float p[QR];
+            for (int r = 0; r < QR; r++)
+                p[r] = r < nr ? s[r][j] : 0.0f;
+            tile_rank1(acc, p, vb + (size_t)(j0 + j) * vs + d);
         }
-        for (int r = 0; r < nr; r++) {
-            memcpy(o[r] + d, &acc[r][0], sizeof acc[r][0]);
-            memcpy(o[r] + d + 4, &acc[r][1], sizeof acc[r][1]);
-        }
+        tile_store(acc, nr, o, d);
     }
     for (; d < dh; d++)
         for (int r = 0; r < nr; r++) {
