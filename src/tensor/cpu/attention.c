@@ -30,12 +30,12 @@ typedef struct {
     int q_stride, kv_stride, B, Lq, Lk, heads, dh, causal;
     float scale;
     float *out;
-    float *kt; /* [B*heads][dh][Lkp] */
+    float *kt; /* portable: [B*heads][Lkp / KB][dh][KB], K transposed block by block */
     int Lkp;
 } attn_args;
 
 typedef struct {
-    float *qs; /* scaled queries: AVX-512 [dh][QB] (zero lanes past the end), else [QR][dhp] */
+    float *qs; /* scaled queries, zero lanes past the end: AVX-512 [dh][QB], else [dh][QR] */
     float *s;  /* scores, then probabilities: AVX-512 [KB][QB], else [QR][KB] */
     float *o;  /* accumulator: AVX-512 [dh][QB], else [QR][dhp] */
     float *m, *l;
@@ -51,7 +51,7 @@ static void pack_kt(const attn_args *a)
         float *kt = a->kt + (size_t)bh * a->dh * a->Lkp;
         for (int j0 = 0; j0 < a->Lkp; j0 += 16) {
             for (int d = 0; d < a->dh; d++) {
-                float *dst = kt + (size_t)d * a->Lkp + j0;
+                float *dst = kt + (size_t)(j0 / KB) * a->dh * KB + (size_t)d * KB + j0 % KB;
                 for (int jj = 0; jj < 16; jj++) {
                     int j = j0 + jj;
                     dst[jj] =
@@ -282,86 +282,157 @@ static void attend_block(const attn_args *a, attn_scratch *w, int b, int h, int 
     }
 }
 
-#else        /* portable version of the same algorithm */
+#else /* portable version of the same algorithm */
 
-/* Four queries at a time, in register tiles (GCC vector types: SSE2 registers on any x86-64,
- * 16 of them): scores of 4 queries x 8 keys, each K vector loaded feeding four queries, and
- * P V as 4 queries x 8 dims. Every score still sums its dims in order from 0, every output
- * its keys in order, and the softmax runs per query as before, so the results do not depend
- * on the tiling. */
-#define QR 4 /* queries per tile */
-typedef float v4f __attribute__((vector_size(16)));
+/* Register tiles of QR queries x 2 vectors, in GCC vector types: SSE2 registers (4 floats) on
+ * any x86-64, AVX2 registers (8 floats, FMA) in the x86-64-v3 build. Scores are QR queries x
+ * 2 vectors of keys, each K vector loaded feeding QR queries; P V is QR queries x 2 vectors
+ * of dims. Every score sums its dims in order from 0 and every output its keys in order, so
+ * the results do not depend on the tiling. */
+#if defined(__AVX2__) && defined(__FMA__)
+#define VW 8 /* floats per vector */
+#define QR 6 /* queries per tile: 12 accumulators of the 16 registers */
+#else
+#define VW 4
+#define QR 4
+#endif
+#define TW (2 * VW) /* keys or dims per tile */
+typedef float vf __attribute__((vector_size(VW * sizeof(float))));
+typedef int32_t vi __attribute__((vector_size(VW * sizeof(int32_t))));
 
-static inline v4f v4_load(const float *p)
+static inline vf v_load(const float *p)
 {
-    v4f v;
+    vf v;
     memcpy(&v, p, sizeof v);
     return v;
 }
 
-/* acc[r] += a[r] x[0..8): one rank-1 update of a tile, x loaded once for its QR rows */
-static inline void tile_rank1(v4f acc[QR][2], const float a[QR], const float *x)
+static inline void v_store(float *p, vf v)
 {
-    v4f x0 = v4_load(x), x1 = v4_load(x + 4);
+    memcpy(p, &v, sizeof v);
+}
+
+/* e^x for x <= 0 (scores minus their running max), within 2 ulp; below -87 it is 0.
+ * Cephes' expf: x = n ln2 + r with |r| <= ln2 / 2, e^r by a degree-7 polynomial. */
+static inline vf v_exp(vf x)
+{
+    vi keep = x > -87.0f;
+    x = (vf)((vi)x & keep);
+    vf n = x * 1.44269504088896341f + 12582912.0f; /* round to nearest: 1.5 x 2^23 */
+    n -= 12582912.0f;
+    vf r = x - n * 0.693359375f;
+    r -= n * -2.12194440e-4f;
+    vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    vi e = (__builtin_convertvector(n, vi) + 127) << 23;
+    return (vf)((vi)(p * (vf)e) & keep);
+}
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* acc[r] += a[r * as] x[0 .. nv VW): one rank-1 update of a tile, x loaded once for its QR
+ * rows, a read at constant offsets from one pointer */
+INLINE void tile_rank1(vf acc[QR][2], int nv, const float *a, int as, const float *x)
+{
+    vf x0 = v_load(x), x1 = nv > 1 ? v_load(x + VW) : x0;
     for (int r = 0; r < QR; r++) {
-        acc[r][0] += a[r] * x0;
-        acc[r][1] += a[r] * x1;
+        acc[r][0] += a[r * as] * x0;
+        if (nv > 1)
+            acc[r][1] += a[r * as] * x1;
     }
 }
 
-/* A tile's 8 columns of its nr rows to dst[r] + off .. + 8 */
-static inline void tile_store(v4f acc[QR][2], int nr, float *const *dst, int off)
+/* A tile's nv vectors of its first nr rows to dst + r * ld */
+INLINE void tile_store(vf acc[QR][2], int nr, int nv, float *dst, int ld)
 {
-    for (int r = 0; r < nr; r++) {
-        memcpy(dst[r] + off, &acc[r][0], sizeof acc[r][0]);
-        memcpy(dst[r] + off + 4, &acc[r][1], sizeof acc[r][1]);
-    }
+    for (int r = 0; r < nr; r++)
+        for (int i = 0; i < nv; i++)
+            v_store(dst + (size_t)r * ld + i * VW, acc[r][i]);
 }
 
-/* Scores of nr (<= QR) queries qs[r] against keys [j0, j0 + nk8) of kt, nk8 a multiple of 8
- * within the packed (zero-padded) keys, into s[r][0..nk8). */
-static void scores(const float *const *qs, int nr, int dh, const float *kt, size_t lkp, int j0,
-                   int nk8, float *const *s)
+/* Scores of the QR queries qt[dh][QR] (scaled, zeros past the last query) against the first
+ * nkt keys of a packed block kt[dh][KB] (zero-padded), nkt a multiple of TW, into rows
+ * s[r * KB + 0 .. nkt) for the first nr. */
+static void scores(const float *qt, int nr, int dh, const float *kt, int nkt, float *s)
 {
-    for (int j = 0; j < nk8; j += 8) {
-        v4f acc[QR][2] = {{{0}}};
-        for (int d = 0; d < dh; d++) {
-            float q[QR];
-            for (int r = 0; r < QR; r++)
-                q[r] = r < nr ? qs[r][d] : 0.0f;
-            tile_rank1(acc, q, kt + (size_t)d * lkp + j0 + j);
-        }
-        tile_store(acc, nr, s, j);
+    for (int j = 0; j < nkt; j += TW) {
+        vf acc[QR][2] = {{{0}}};
+        for (int d = 0; d < dh; d++)
+            tile_rank1(acc, 2, qt + (size_t)d * QR, 1, kt + (size_t)d * KB + j);
+        tile_store(acc, nr, 2, s + j, KB);
     }
 }
 
-/* o[r][d] += sum over keys j < nk, in order, of s[r][j] v[j0 + j][d] for nr (<= QR) queries:
- * register tiles of 4 queries x 8 dims, each V vector loaded feeding four queries. */
-static void pv(const float *const *s, int nr, int nk, const float *vb, size_t vs, int j0, int dh,
-               float *const *o)
+/* o[r * ld + d ..] (nv vectors) += sum over keys j < nk, in order, of s[r * KB + j] v[j][d ..] */
+INLINE void pv_tile(const float *s, int nr, int nk, const float *vb, size_t vs, int d, int nv,
+                    float *o, int ld)
+{
+    vf acc[QR][2];
+    for (int r = 0; r < QR; r++)
+        for (int i = 0; i < nv; i++)
+            acc[r][i] = r < nr ? v_load(o + (size_t)r * ld + d + i * VW) : (vf){0};
+    for (int j = 0; j < nk; j++)
+        tile_rank1(acc, nv, s + j, KB, vb + (size_t)j * vs + d);
+    tile_store(acc, nr, nv, o + d, ld);
+}
+
+/* o[r][d] += sum over keys j < nk, in order, of s[r][j] v[j][d] for nr (<= QR) queries, s in
+ * rows of KB (zeros in the rows past nr), o in rows of ld: register tiles of QR queries x 2
+ * vectors of dims, each V vector loaded feeding QR queries. */
+static void pv(const float *s, int nr, int nk, const float *vb, size_t vs, int dh, float *o, int ld)
 {
     int d = 0;
-    for (; d + 8 <= dh; d += 8) {
-        v4f acc[QR][2] = {{{0}}};
-        for (int r = 0; r < nr; r++) {
-            acc[r][0] = v4_load(o[r] + d);
-            acc[r][1] = v4_load(o[r] + d + 4);
-        }
-        for (int j = 0; j < nk; j++) {
-            float p[QR];
-            for (int r = 0; r < QR; r++)
-                p[r] = r < nr ? s[r][j] : 0.0f;
-            tile_rank1(acc, p, vb + (size_t)(j0 + j) * vs + d);
-        }
-        tile_store(acc, nr, o, d);
-    }
+    for (; d + TW <= dh; d += TW)
+        pv_tile(s, nr, nk, vb, vs, d, 2, o, ld);
+    for (; d + VW <= dh; d += VW)
+        pv_tile(s, nr, nk, vb, vs, d, 1, o, ld);
     for (; d < dh; d++)
         for (int r = 0; r < nr; r++) {
-            float x = o[r][d];
+            float x = o[(size_t)r * ld + d];
             for (int j = 0; j < nk; j++)
-                x += s[r][j] * vb[(size_t)(j0 + j) * vs + d];
-            o[r][d] = x;
+                x += s[(size_t)r * KB + j] * vb[(size_t)j * vs + d];
+            o[(size_t)r * ld + d] = x;
         }
+}
+
+/* The online softmax of one query's nk new scores sr[0..nk) (sr padded to a multiple of VW):
+ * the running max m and sum l are updated, sr becomes exp(sr - m), and the factor that
+ * rescales the query's earlier output is returned. */
+static float softmax_block(float *sr, int nk, float *m, float *l)
+{
+    int nv = nk / VW;
+    float bm = -INFINITY;
+    if (nv) {
+        vf vm = v_load(sr);
+        for (int i = 1; i < nv; i++) {
+            vf x = v_load(sr + i * VW);
+            vm = (vf)(((vi)x & (vi)(x > vm)) | ((vi)vm & ~(vi)(x > vm)));
+        }
+        for (int i = 0; i < VW; i++)
+            bm = vm[i] > bm ? vm[i] : bm;
+    }
+    for (int j = nv * VW; j < nk; j++)
+        bm = sr[j] > bm ? sr[j] : bm;
+    float mnew = bm > *m ? bm : *m;
+    float al = *m == -INFINITY ? 0.0f : v_exp((vf){0} + (*m - mnew))[0];
+    vf vs = {0};
+    for (int j = 0; j < nk; j += VW) {
+        vf e = v_exp(v_load(sr + j) - mnew);
+        for (int i = nk - j; i < VW; i++) /* past the last key */
+            e[i] = 0.0f;
+        v_store(sr + j, e);
+        vs += e;
+    }
+    float sum = 0;
+    for (int i = 0; i < VW; i++)
+        sum += vs[i];
+    *l = *l * al + sum;
+    *m = mnew;
+    return al;
 }
 
 static void attend_block(const attn_args *a, attn_scratch *w, int b, int h, int i0)
@@ -374,46 +445,37 @@ static void attend_block(const attn_args *a, attn_scratch *w, int b, int h, int 
     const int step = a->causal ? 1 : QR;
     for (int r0 = 0; r0 < nq; r0 += step) {
         int nr = nq - r0 < step ? nq - r0 : step;
-        float *qs[QR], *o[QR], *s[QR], m[QR], l[QR];
-        for (int r = 0; r < nr; r++) {
-            qs[r] = w->qs + (size_t)r * dhp;
-            o[r] = w->o + (size_t)r * dhp;
-            s[r] = w->s + (size_t)r * KB;
-            const float *src =
-                a->q + ((size_t)b * a->Lq + i0 + r0 + r) * a->q_stride + (size_t)h * dh;
+        float m[QR], l[QR];
+        for (int r = 0; r < QR; r++) {
+            const float *src = a->q +
+                               ((size_t)b * a->Lq + i0 + r0 + (r < nr ? r : 0)) * a->q_stride +
+                               (size_t)h * dh;
             for (int d = 0; d < dh; d++)
-                qs[r][d] = src[d] * a->scale;
-            memset(o[r], 0, (size_t)dhp * sizeof(float));
+                w->qs[d * QR + r] = r < nr ? src[d] * a->scale : 0.0f;
             m[r] = -INFINITY;
             l[r] = 0;
         }
+        memset(w->o, 0, (size_t)nr * dhp * sizeof(float));
+        if (nr < QR) /* rows of P past the last query are zeros */
+            memset(w->s + (size_t)nr * KB, 0, (size_t)(QR - nr) * KB * sizeof(float));
         int kend = a->causal && i0 + r0 + 1 < a->Lk ? i0 + r0 + 1 : a->Lk;
         for (int j0 = 0; j0 < kend; j0 += KB) {
             int nk = kend - j0 < KB ? kend - j0 : KB;
-            scores((const float *const *)qs, nr, dh, kt, (size_t)a->Lkp, j0, (nk + 7) & ~7, s);
+            scores(w->qs, nr, dh, kt + (size_t)j0 * dh, (nk + TW - 1) / TW * TW, w->s);
             for (int r = 0; r < nr; r++) {
-                float *sr = s[r], bm = -INFINITY;
-                for (int j = 0; j < nk; j++)
-                    bm = sr[j] > bm ? sr[j] : bm;
-                float mnew = bm > m[r] ? bm : m[r];
-                float al = m[r] == -INFINITY ? 0.0f : expf(m[r] - mnew);
-                float sum = 0;
-                for (int j = 0; j < nk; j++) {
-                    sr[j] = expf(sr[j] - mnew);
-                    sum += sr[j];
-                }
-                l[r] = l[r] * al + sum;
-                m[r] = mnew;
+                float al = softmax_block(w->s + (size_t)r * KB, nk, &m[r], &l[r]);
+                float *o = w->o + (size_t)r * dhp;
                 for (int d = 0; d < dh; d++)
-                    o[r][d] *= al;
+                    o[d] *= al;
             }
-            pv((const float *const *)s, nr, nk, vb, (size_t)a->kv_stride, j0, dh, o);
+            pv(w->s, nr, nk, vb + (size_t)j0 * a->kv_stride, (size_t)a->kv_stride, dh, w->o, dhp);
         }
         for (int r = 0; r < nr; r++) {
             float *dst =
                 a->out + ((size_t)b * a->Lq + i0 + r0 + r) * a->heads * dh + (size_t)h * dh;
+            const float *o = w->o + (size_t)r * dhp;
             for (int d = 0; d < dh; d++)
-                dst[d] = l[r] > 0 ? o[r][d] / l[r] : 0.0f;
+                dst[d] = l[r] > 0 ? o[d] / l[r] : 0.0f;
         }
     }
 }

@@ -1,10 +1,11 @@
 /*
  * dispatch.c — one binary for every x86-64: kernels.c, attention.c and attention_amx.c are
- * compiled twice by CMakeLists.txt (portable x86-64 as op_*_generic, and x86-64-v4 = AVX-512
- * F/BW/DQ/VL as op_*_avx512), and the op_* entry points here pick one per call from a CPU check
- * made once (cpuid through __builtin_cpu_supports, which also checks that the OS saves the
- * AVX-512 state). MUS2PIC_CPU=generic forces the portable kernels (tests compare the two).
- * With -DM2P_NATIVE=ON the kernels are compiled once for this CPU and nothing here dispatches.
+ * compiled three times by CMakeLists.txt (portable x86-64 as op_*_generic, x86-64-v3 = AVX2
+ * and FMA as op_*_avx2, x86-64-v4 = AVX-512 F/BW/DQ/VL as op_*_avx512), and the op_* entry
+ * points here pick one per call from a CPU check made once (cpuid through
+ * __builtin_cpu_supports, which also checks that the OS saves the AVX state).
+ * MUS2PIC_CPU=generic or avx2 caps the choice (tests compare the builds). With
+ * -DM2P_NATIVE=ON the kernels are compiled once for this CPU and nothing here dispatches.
  * A new exported function in those files needs its wrapper here and its name in
  * M2P_DISPATCHED_OPS (CMakeLists.txt).
  */
@@ -14,24 +15,44 @@
 
 #include "tensor/ops.h"
 
-/* 0 unknown, 1 portable, 2 AVX-512 */
+/* 0 unknown, 1 portable, 2 AVX2, 3 AVX-512 */
 static atomic_int cpu_level;
+
+#if M2P_DISPATCH
+static int detect_level(void)
+{
+    const char *force = getenv("MUS2PIC_CPU");
+    int cap = !force || !*force           ? 3
+              : !strcmp(force, "generic") ? 1
+              : !strcmp(force, "avx2")    ? 2
+                                          : 3;
+    __builtin_cpu_init();
+    int lv = 1;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("f16c"))
+        lv = 2;
+    if (lv == 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        lv = 3;
+    return lv < cap ? lv : cap;
+}
+
+static int level(void)
+{
+    int lv = atomic_load_explicit(&cpu_level, memory_order_relaxed);
+    if (!lv) {
+        lv = detect_level();
+        atomic_store_explicit(&cpu_level, lv, memory_order_relaxed);
+    }
+    return lv;
+}
+#endif
 
 const char *m2p_cpu_kernels(void)
 {
 #if M2P_DISPATCH
-    int lv = atomic_load_explicit(&cpu_level, memory_order_relaxed);
-    if (!lv) {
-        const char *force = getenv("MUS2PIC_CPU");
-        __builtin_cpu_init();
-        lv = (!force || strcmp(force, "generic") != 0) && __builtin_cpu_supports("avx512f") &&
-                     __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
-                     __builtin_cpu_supports("avx512vl")
-                 ? 2
-                 : 1;
-        atomic_store_explicit(&cpu_level, lv, memory_order_relaxed);
-    }
-    return lv == 2 ? "avx512" : "generic";
+    static const char *const names[] = {"", "generic", "avx2", "avx512"};
+    return names[level()];
 #else
     (void)cpu_level;
     return "native";
@@ -40,61 +61,37 @@ const char *m2p_cpu_kernels(void)
 
 #if M2P_DISPATCH
 
-static int use_avx512(void)
-{
-    int lv = atomic_load_explicit(&cpu_level, memory_order_relaxed);
-    if (!lv) {
-        m2p_cpu_kernels();
-        lv = atomic_load_explicit(&cpu_level, memory_order_relaxed);
-    }
-    return lv == 2;
-}
-
-/* Each op: its two compiled variants and the entry point that picks one. */
+/* Each op: its three compiled variants and the entry point that picks one. */
+#define PICK(name) (level() == 3 ? name##_avx512 : level() == 2 ? name##_avx2 : name##_generic)
+#define DECLARE(ret, name, params)                                                                 \
+    ret name##_generic params;                                                                     \
+    ret name##_avx2 params;                                                                        \
+    ret name##_avx512 params;
 #define DISPATCH_VOID(name, params, args)                                                          \
-    void name##_generic params;                                                                    \
-    void name##_avx512 params;                                                                     \
+    DECLARE(void, name, params)                                                                    \
     void name params                                                                               \
     {                                                                                              \
-        if (use_avx512())                                                                          \
-            name##_avx512 args;                                                                    \
-        else                                                                                       \
-            name##_generic args;                                                                   \
+        PICK(name) args;                                                                           \
+    }
+#define DISPATCH_INT(name, params, args)                                                           \
+    DECLARE(int, name, params)                                                                     \
+    int name params                                                                                \
+    {                                                                                              \
+        return PICK(name) args;                                                                    \
     }
 
-int op_groupnorm_generic(const float *x, int B, int HW, int C, int groups, float eps,
-                         const float *gamma, const float *beta, int silu, float *y);
-int op_groupnorm_avx512(const float *x, int B, int HW, int C, int groups, float eps,
-                        const float *gamma, const float *beta, int silu, float *y);
-int op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps, const float *gamma,
-                 const float *beta, int silu, float *y)
-{
-    return (use_avx512() ? op_groupnorm_avx512 : op_groupnorm_generic)(x, B, HW, C, groups, eps,
-                                                                       gamma, beta, silu, y);
-}
-int op_groupnorm_bf16_generic(const float *x, int B, int HW, int C, int groups, float eps,
-                              const float *gamma, const float *beta, int silu, uint16_t *y);
-int op_groupnorm_bf16_avx512(const float *x, int B, int HW, int C, int groups, float eps,
-                             const float *gamma, const float *beta, int silu, uint16_t *y);
-int op_groupnorm_bf16(const float *x, int B, int HW, int C, int groups, float eps,
-                      const float *gamma, const float *beta, int silu, uint16_t *y)
-{
-    return (use_avx512() ? op_groupnorm_bf16_avx512 : op_groupnorm_bf16_generic)(
-        x, B, HW, C, groups, eps, gamma, beta, silu, y);
-}
-int op_groupnorm_from_bf16_generic(const uint16_t *x, const float *add, int B, int HW, int C,
-                                   int groups, float eps, const float *gamma, const float *beta,
-                                   int silu, float *y, uint16_t *yb);
-int op_groupnorm_from_bf16_avx512(const uint16_t *x, const float *add, int B, int HW, int C,
-                                  int groups, float eps, const float *gamma, const float *beta,
-                                  int silu, float *y, uint16_t *yb);
-int op_groupnorm_from_bf16(const uint16_t *x, const float *add, int B, int HW, int C, int groups,
-                           float eps, const float *gamma, const float *beta, int silu, float *y,
-                           uint16_t *yb)
-{
-    return (use_avx512() ? op_groupnorm_from_bf16_avx512 : op_groupnorm_from_bf16_generic)(
-        x, add, B, HW, C, groups, eps, gamma, beta, silu, y, yb);
-}
+DISPATCH_INT(op_groupnorm,
+             (const float *x, int B, int HW, int C, int groups, float eps, const float *gamma,
+              const float *beta, int silu, float *y),
+             (x, B, HW, C, groups, eps, gamma, beta, silu, y))
+DISPATCH_INT(op_groupnorm_bf16,
+             (const float *x, int B, int HW, int C, int groups, float eps, const float *gamma,
+              const float *beta, int silu, uint16_t *y),
+             (x, B, HW, C, groups, eps, gamma, beta, silu, y))
+DISPATCH_INT(op_groupnorm_from_bf16,
+             (const uint16_t *x, const float *add, int B, int HW, int C, int groups, float eps,
+              const float *gamma, const float *beta, int silu, float *y, uint16_t *yb),
+             (x, add, B, HW, C, groups, eps, gamma, beta, silu, y, yb))
 DISPATCH_VOID(op_layernorm_bf16,
               (const float *x, int rows, int C, float eps, const float *gamma, const float *beta,
                uint16_t *y),
@@ -128,57 +125,22 @@ DISPATCH_VOID(op_nchw_to_nhwc, (const float *x, int B, int C, int H, int W, floa
 DISPATCH_VOID(op_nhwc_to_nchw, (const float *x, int B, int H, int W, int C, float *y),
               (x, B, H, W, C, y))
 
-int op_attention_generic(const float *q, int q_stride, const float *k, const float *v,
-                         int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
-                         int causal, float *out);
-int op_attention_avx512(const float *q, int q_stride, const float *k, const float *v,
-                        int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
-                        int causal, float *out);
-int op_attention(const float *q, int q_stride, const float *k, const float *v, int kv_stride, int B,
-                 int Lq, int Lk, int heads, int dh, float scale, int causal, float *out)
-{
-    return (use_avx512() ? op_attention_avx512 : op_attention_generic)(
-        q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out);
-}
-
+DISPATCH_INT(op_attention,
+             (const float *q, int q_stride, const float *k, const float *v, int kv_stride, int B,
+              int Lq, int Lk, int heads, int dh, float scale, int causal, float *out),
+             (q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out))
 /* attention_amx.c: the AVX-512 build checks for AMX itself and falls back to op_attention */
-int op_attention_bf16_generic(const float *q, int q_stride, const float *k, const float *v,
-                              int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
-                              int causal, float *out);
-int op_attention_bf16_avx512(const float *q, int q_stride, const float *k, const float *v,
-                             int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
-                             int causal, float *out);
-int op_attention_bf16(const float *q, int q_stride, const float *k, const float *v, int kv_stride,
-                      int B, int Lq, int Lk, int heads, int dh, float scale, int causal, float *out)
-{
-    return (use_avx512() ? op_attention_bf16_avx512 : op_attention_bf16_generic)(
-        q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out);
-}
-int op_attention_bf16in_generic(const uint16_t *q, int q_stride, const uint16_t *k,
-                                const uint16_t *v, int kv_stride, int B, int Lq, int Lk, int heads,
-                                int dh, float scale, int causal, float *out);
-int op_attention_bf16in_avx512(const uint16_t *q, int q_stride, const uint16_t *k,
-                               const uint16_t *v, int kv_stride, int B, int Lq, int Lk, int heads,
-                               int dh, float scale, int causal, float *out);
-int op_attention_bf16in(const uint16_t *q, int q_stride, const uint16_t *k, const uint16_t *v,
-                        int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
-                        int causal, float *out)
-{
-    return (use_avx512() ? op_attention_bf16in_avx512 : op_attention_bf16in_generic)(
-        q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out);
-}
-int op_attention_bf16io_generic(const uint16_t *q, int q_stride, const uint16_t *k,
-                                const uint16_t *v, int kv_stride, int B, int Lq, int Lk, int heads,
-                                int dh, float scale, int causal, uint16_t *out);
-int op_attention_bf16io_avx512(const uint16_t *q, int q_stride, const uint16_t *k,
-                               const uint16_t *v, int kv_stride, int B, int Lq, int Lk, int heads,
-                               int dh, float scale, int causal, uint16_t *out);
-int op_attention_bf16io(const uint16_t *q, int q_stride, const uint16_t *k, const uint16_t *v,
-                        int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
-                        int causal, uint16_t *out)
-{
-    return (use_avx512() ? op_attention_bf16io_avx512 : op_attention_bf16io_generic)(
-        q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out);
-}
+DISPATCH_INT(op_attention_bf16,
+             (const float *q, int q_stride, const float *k, const float *v, int kv_stride, int B,
+              int Lq, int Lk, int heads, int dh, float scale, int causal, float *out),
+             (q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out))
+DISPATCH_INT(op_attention_bf16in,
+             (const uint16_t *q, int q_stride, const uint16_t *k, const uint16_t *v, int kv_stride,
+              int B, int Lq, int Lk, int heads, int dh, float scale, int causal, float *out),
+             (q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out))
+DISPATCH_INT(op_attention_bf16io,
+             (const uint16_t *q, int q_stride, const uint16_t *k, const uint16_t *v, int kv_stride,
+              int B, int Lq, int Lk, int heads, int dh, float scale, int causal, uint16_t *out),
+             (q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out))
 
 #endif
