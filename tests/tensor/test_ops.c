@@ -2,7 +2,8 @@
  * test_ops.c — every op of tensor/ops.h except attention (test_attention.c) against plain
  * double-precision loops: conv (odd channel counts, stride 2 / pad 1, k = 1, residual, size
  * cache), linear, GroupNorm (+SiLU), LayerNorm, GEGLU and activations, element-wise and layout
- * ops. bf16 variants are checked with a bf16-sized tolerance.
+ * ops. bf16 variants are checked with a bf16-sized tolerance. With --conv only the convs: ctest
+ * runs them again in each f32 layout (MUS2PIC_CONV_BLOCKED=0 and 1, the blocked one in bands).
  */
 #include "mus2pic.h"
 #include "tensor/ops.h"
@@ -127,6 +128,10 @@ static void test_conv(void)
         test_conv_case(17, 24, 1, 1, 0, 2, 5, 6, dt);  /* 1x1 */
         test_conv_case(48, 3, 3, 1, 1, 1, 16, 16, dt); /* VAE conv_out */
         test_conv_case(64, 80, 3, 1, 1, 1, 12, 12, dt);
+        /* run in bands of rows by the blocked f32 layout (tensor/test_ops_conv_blocked sets the
+         * band size so that these take 2 or 3 bands, the last one shorter) */
+        test_conv_case(16, 24, 3, 1, 1, 2, 19, 5, dt);
+        test_conv_case(24, 16, 1, 1, 0, 1, 20, 6, dt);
     }
     /* no bias */
     float w[2 * 3] = {1, 2, 3, -1, 0.5f, 0.25f}, x[3 * 2] = {1, 1, 1, 2, 0, -4}, y[4];
@@ -484,11 +489,13 @@ static void test_bf16_refused(void)
     test_skip("bf16: this CPU has no avx512_bf16 / AMX, the bf16 conv and linear checks not run");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     op_set_threads(2);
     CHECK_INT(op_get_threads(), 2);
     test_conv();
+    if (argc > 1 && !strcmp(argv[1], "--conv"))
+        TEST_DONE();
     test_linear();
     test_norms();
     test_activations();

@@ -22,7 +22,14 @@ void *ops_big_alloc(size_t n);
  * thread exits, so that ops called every step reuse pages instead of faulting in fresh ones
  * (a batch-4 UNet step faulted in ~145 MB of attention packing per step); NULL when out of
  * memory. Its contents are undefined; a slot holds one op's buffer for the length of a call. */
-enum { OPS_SCRATCH_BF16, OPS_SCRATCH_ATTN_KV, OPS_SCRATCH_ATTN_POOL, OPS_SCRATCH_SLOTS };
+enum {
+    OPS_SCRATCH_BF16,
+    OPS_SCRATCH_ATTN_KV,
+    OPS_SCRATCH_ATTN_POOL,
+    OPS_SCRATCH_BLK_SRC, /* dnnl_ops.c: a blocked f32 conv's input and output */
+    OPS_SCRATCH_BLK_DST,
+    OPS_SCRATCH_SLOTS
+};
 void *ops_scratch(int slot, size_t n);
 
 /* f32 -> bf16, round to nearest even (as oneDNN's reorder and vcvtneps2bf16), NaN kept quiet. */

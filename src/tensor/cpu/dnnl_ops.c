@@ -388,6 +388,10 @@ typedef struct {
     wbuf own_w; /* only when this size wants another weights layout */
     cvt_entry cvt;
     size_t src_bf16_bytes;
+    /* an f32 conv in the blocked layout (conv_blocked): reorders from NHWC x and residual,
+     * and back to NHWC y, through two per-thread scratch buffers */
+    cvt_entry blk_in, blk_res, blk_out;
+    size_t blk_src_bytes, blk_dst_bytes;
 } prim_entry;
 
 typedef struct {
@@ -411,6 +415,9 @@ static void prim_entry_free(prim_entry *e)
         dnnl_memory_destroy(e->dst);
     wbuf_free(&e->own_w);
     cvt_free(&e->cvt);
+    cvt_free(&e->blk_in);
+    cvt_free(&e->blk_res);
+    cvt_free(&e->blk_out);
     memset(e, 0, sizeof *e);
 }
 
@@ -656,8 +663,27 @@ static int prim_entry_run(prim_op *o, prim_entry *e, const float *x, const pre_c
 
 struct op_conv {
     int cin, cout, k, stride, pad;
+    int blocked; /* f32 in oneDNN's nChw8c layout, reordered from and to NHWC at each call */
     prim_op op;
 };
+
+/* Whether f32 convs run in the blocked nChw8c layout: on CPUs without AVX-512, where oneDNN's
+ * NHWC f32 convs run at half the rate or less (on an AVX2 EPYC, 47-99 against 104-167 GFLOP/s
+ * for the UNet's and VAE's 3x3 convs, bench_ops) and the two reorders cost ~1 % of that.
+ * MUS2PIC_CONV_BLOCKED=0 or 1 overrides (benchmarks compare the two). */
+static int conv_blocked_wanted(void)
+{
+    static atomic_int state; /* 0 unknown, 1 no, 2 yes */
+    int st = atomic_load_explicit(&state, memory_order_relaxed);
+    if (!st) {
+        const char *e = getenv("MUS2PIC_CONV_BLOCKED");
+        __builtin_cpu_init();
+        int yes = e && *e ? strcmp(e, "0") != 0 : !__builtin_cpu_supports("avx512f");
+        st = yes ? 2 : 1;
+        atomic_store_explicit(&state, st, memory_order_relaxed);
+    }
+    return st == 2;
+}
 
 void op_conv_out_hw(const op_conv *c, int H, int W, int *Ho, int *Wo)
 {
@@ -665,24 +691,31 @@ void op_conv_out_hw(const op_conv *c, int H, int W, int *Ho, int *Wo)
     *Wo = (W + 2 * c->pad - c->k) / c->stride + 1;
 }
 
-static int conv_desc(const op_conv *c, int B, int H, int W, int dst_bf16,
+/* The conv of B x H x W inputs; a band of rows (conv_forward) has its own top padding pt and
+ * output rows Ho, else pt < 0 (the conv's padding and output size). */
+static int conv_desc(const op_conv *c, int B, int H, int W, int dst_bf16, int pt, int Ho,
                      dnnl_convolution_desc_t *cd)
 {
-    int Ho, Wo;
-    op_conv_out_hw(c, H, W, &Ho, &Wo);
+    int Hfull, Wo;
+    op_conv_out_hw(c, H, W, &Hfull, &Wo);
+    if (pt < 0) {
+        pt = c->pad;
+        Ho = Hfull;
+    }
     dnnl_dims_t sd = {B, c->cin, H, W}, dd = {B, c->cout, Ho, Wo},
                 wd = {c->cout, c->cin, c->k, c->k}, bd = {c->cout};
     dnnl_memory_desc_t smd, dmd, wmd, bmd;
     dnnl_data_type_t dt = wdt(c->op.dtype);
-    if (dnnl_memory_desc_init_by_tag(&smd, 4, sd, dt, dnnl_nhwc) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&dmd, 4, dd, dst_bf16 ? dnnl_bf16 : dnnl_f32, dnnl_nhwc) !=
+    dnnl_format_tag_t tag = c->blocked ? dnnl_nChw8c : dnnl_nhwc;
+    if (dnnl_memory_desc_init_by_tag(&smd, 4, sd, dt, tag) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&dmd, 4, dd, dst_bf16 ? dnnl_bf16 : dnnl_f32, tag) !=
             dnnl_success ||
         dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_a) != dnnl_success ||
         dnnl_memory_desc_init_by_tag(&wmd, 4, wd, dt, dnnl_format_tag_any) != dnnl_success)
         return m2p_error(M2P_EINTERNAL, "oneDNN: conv memory desc failed");
-    dnnl_dims_t strides = {c->stride, c->stride}, pl = {c->pad, c->pad};
+    dnnl_dims_t strides = {c->stride, c->stride}, pl = {pt, c->pad};
     /* padding_r so that the output size is exactly Ho, Wo */
-    dnnl_dims_t pr = {(Ho - 1) * c->stride + c->k - H - c->pad,
+    dnnl_dims_t pr = {(Ho - 1) * c->stride + c->k - H - pt,
                       (Wo - 1) * c->stride + c->k - W - c->pad};
     if (dnnl_convolution_forward_desc_init(cd, dnnl_forward_inference, dnnl_convolution_direct,
                                            &smd, &wmd, c->op.bias ? &bmd : NULL, &dmd, strides, pl,
@@ -713,6 +746,8 @@ static int conv_create(op_conv **out, const float *w, const op_prepared *pw, con
     c->stride = stride;
     c->pad = pad;
     c->op.dtype = dtype == M2P_DTYPE_BF16 ? M2P_DTYPE_BF16 : M2P_DTYPE_F32;
+    c->blocked =
+        c->op.dtype == M2P_DTYPE_F32 && cin % 8 == 0 && cout % 8 == 0 && conv_blocked_wanted();
     int rc = bias ? prim_op_bias(&c->op, bias, cout, 1) : 0;
     if (rc)
         goto fail;
@@ -720,7 +755,7 @@ static int conv_create(op_conv **out, const float *w, const op_prepared *pw, con
      * depend on the spatial size in practice; other sizes check and reorder if it does). */
     int rep = 32 * stride;
     dnnl_convolution_desc_t cd;
-    rc = conv_desc(c, 1, rep, rep, 0, &cd);
+    rc = conv_desc(c, 1, rep, rep, 0, -1, 0, &cd);
     if (rc)
         goto fail;
     if (pw) {
@@ -761,11 +796,14 @@ void op_conv_prepared(const op_conv *c, op_prepared *pw)
     prim_op_prepared(&c->op, pw);
 }
 
+/* key: {B, H, W, sum | dst_bf16 << 1 | band}, band = 0 or, for a band of rows (conv_forward),
+ * 1 << 2 | its top padding << 3 | its output rows << 8 */
 static int conv_entry_init(op_conv *c, prim_entry *e, const int key[4])
 {
-    int B = key[0], H = key[1], W = key[2], sum = key[3] & 1;
+    int B = key[0], H = key[1], W = key[2], sum = key[3] & 1, band = key[3] & 4;
+    int pt = band ? (key[3] >> 3) & 31 : -1, Ho = band ? key[3] >> 8 : 0, Wo;
     dnnl_convolution_desc_t cd;
-    int rc = conv_desc(c, B, H, W, key[3] >> 1, &cd);
+    int rc = conv_desc(c, B, H, W, (key[3] >> 1) & 1, pt, Ho, &cd);
     if (rc)
         return rc;
     dnnl_dims_t sd = {B, c->cin, H, W};
@@ -774,10 +812,127 @@ static int conv_entry_init(op_conv *c, prim_entry *e, const int key[4])
         return m2p_error(M2P_EINTERNAL, "oneDNN: desc failed");
     char label[96];
     snprintf(label, sizeof label, "conv %d->%d k%d at %dx%d", c->cin, c->cout, c->k, H, W);
-    return prim_entry_init(&c->op, e, key, sum, &cd, &f32md, "conv", label);
+    rc = prim_entry_init(&c->op, e, key, sum, &cd, &f32md, "conv", label);
+    if (rc || !c->blocked)
+        return rc;
+    if (!band)
+        op_conv_out_hw(c, H, W, &Ho, &Wo);
+    else
+        op_conv_out_hw(c, H, W, &(int){0}, &Wo);
+    dnnl_dims_t dd = {B, c->cout, Ho, Wo};
+    dnnl_memory_desc_t ymd;
+    const dnnl_memory_desc_t *smd, *dmd;
+    if (dnnl_memory_desc_init_by_tag(&ymd, 4, dd, dnnl_f32, dnnl_nhwc) != dnnl_success ||
+        dnnl_memory_get_memory_desc(e->src, &smd) != dnnl_success ||
+        dnnl_memory_get_memory_desc(e->dst, &dmd) != dnnl_success)
+        rc = m2p_error(M2P_EINTERNAL, "oneDNN: desc failed");
+    if (!rc)
+        rc = cvt_init(&e->blk_in, &f32md, smd);
+    if (!rc)
+        rc = cvt_init(&e->blk_res, &ymd, dmd);
+    if (!rc)
+        rc = cvt_init(&e->blk_out, dmd, &ymd);
+    if (rc) {
+        prim_entry_free(e);
+        return rc;
+    }
+    e->blk_src_bytes = dnnl_memory_desc_get_size(smd);
+    e->blk_dst_bytes = dnnl_memory_desc_get_size(dmd);
+    return 0;
+}
+
+/* x -> y through e, a blocked f32 conv: x (and the residual) reordered into the blocked
+ * layout, the conv, and its output reordered back into y. */
+static int conv_run_blocked(op_conv *c, prim_entry *e, const float *x, float *y,
+                            const float *residual)
+{
+    e->last = ++c->op.tick;
+    void *bs = ops_scratch(OPS_SCRATCH_BLK_SRC, e->blk_src_bytes);
+    void *bd = ops_scratch(OPS_SCRATCH_BLK_DST, e->blk_dst_bytes);
+    if (!bs || !bd)
+        return m2p_error(M2P_ENOMEM, "out of memory for a conv's blocked copies");
+    int rc = cvt_run(&e->blk_in, x, bs);
+    if (!rc && residual)
+        rc = cvt_run(&e->blk_res, residual, bd);
+    if (rc)
+        return rc;
+    dnnl_memory_set_data_handle(e->src, bs);
+    dnnl_memory_set_data_handle(e->dst, bd);
+    dnnl_exec_arg_t args[4] = {
+        {DNNL_ARG_SRC, e->src},
+        {DNNL_ARG_WEIGHTS, e->own_w.mem ? e->own_w.mem : c->op.w.mem},
+        {DNNL_ARG_DST, e->dst},
+        {DNNL_ARG_BIAS, c->op.bias},
+    };
+    rc = exec(e->prim, c->op.bias ? 4 : 3, args);
+    return rc ? rc : cvt_run(&e->blk_out, bd, y);
 }
 
 /* y: f32, or bf16 when dst_bf16 (then no residual) */
+/* The cached primitive for key, built when missing */
+static int conv_entry(op_conv *c, const int key[4], prim_entry **out)
+{
+    prim_entry *victim = NULL;
+    *out = prim_op_find(&c->op, key, &victim);
+    if (*out)
+        return 0;
+    prim_entry_free(victim);
+    int rc = conv_entry_init(c, victim, key);
+    if (!rc)
+        *out = victim;
+    return rc;
+}
+
+/* A blocked conv's copies stay below this many bytes (24 MiB; MUS2PIC_CONV_BAND_BYTES for
+ * tests): a bigger one (the VAE decoder's last levels: up to 256 MiB at 512^2) runs image by
+ * image in bands of output rows, each band's input rows (its halo included) copied in turn, so
+ * memory stays bounded at any image size. */
+static size_t blocked_band_bytes(void)
+{
+    static _Atomic size_t bytes;
+    size_t n = atomic_load_explicit(&bytes, memory_order_relaxed);
+    if (!n) {
+        const char *e = getenv("MUS2PIC_CONV_BAND_BYTES");
+        long long v = e ? atoll(e) : 0;
+        n = v >= 1024 ? (size_t)v : (size_t)24 << 20;
+        atomic_store_explicit(&bytes, n, memory_order_relaxed);
+    }
+    return n;
+}
+
+static int conv_forward_banded(op_conv *c, const float *x, int B, int H, int W, float *y,
+                               const float *residual)
+{
+    int Ho, Wo;
+    op_conv_out_hw(c, H, W, &Ho, &Wo);
+    size_t row = (size_t)W * (c->cin > c->cout ? c->cin : c->cout) * sizeof(float);
+    int ob = (int)(blocked_band_bytes() / row) - c->k;
+    ob = ob < 8 ? 8 : ob;
+    int nb = (Ho + ob - 1) / ob;
+    ob = (Ho + nb - 1) / nb; /* equal bands but the last */
+    for (int b = 0; b < B; b++) {
+        const float *xb = x + (size_t)b * H * W * c->cin;
+        float *yb = y + (size_t)b * Ho * Wo * c->cout;
+        for (int o0 = 0; o0 < Ho; o0 += ob) {
+            int o1 = o0 + ob < Ho ? o0 + ob : Ho;
+            int lo = o0 - c->pad, hi = o1 - 1 - c->pad + c->k; /* input rows [lo, hi) */
+            int i0 = lo < 0 ? 0 : lo, i1 = hi > H ? H : hi;
+            const int key[4] = {1, i1 - i0, W,
+                                (residual != NULL) | 1 << 2 | (i0 - lo) << 3 | (o1 - o0) << 8};
+            prim_entry *e;
+            int rc = conv_entry(c, key, &e);
+            size_t off = (size_t)o0 * Wo * c->cout;
+            if (!rc)
+                rc = conv_run_blocked(c, e, xb + (size_t)i0 * W * c->cin, yb + off,
+                                      residual ? residual + (size_t)b * Ho * Wo * c->cout + off
+                                               : NULL);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
 static int conv_forward(op_conv *c, const float *x, const pre_call *pc, int B, int H, int W,
                         void *y, const float *residual, int dst_bf16)
 {
@@ -786,15 +941,19 @@ static int conv_forward(op_conv *c, const float *x, const pre_call *pc, int B, i
     op_conv_out_hw(c, H, W, &Ho, &Wo);
     if (B <= 0 || Ho <= 0 || Wo <= 0)
         return m2p_error(M2P_EINVAL, "conv: bad input size %dx%dx%d", B, H, W);
+    /* bands need an input that the output does not overwrite, rows of one stride, and
+     * paddings that fit conv_entry_init's key */
+    if (c->blocked && c->stride == 1 && c->pad < 32 && (const void *)x != y &&
+        (size_t)B * H * W * (c->cin > c->cout ? c->cin : c->cout) * sizeof(float) >
+            blocked_band_bytes())
+        return conv_forward_banded(c, x, B, H, W, y, residual);
     const int key[4] = {B, H, W, (residual != NULL) | dst_bf16 << 1};
-    prim_entry *victim = NULL, *e = prim_op_find(&c->op, key, &victim);
-    if (!e) {
-        prim_entry_free(victim);
-        int rc = conv_entry_init(c, victim, key);
-        if (rc)
-            return rc;
-        e = victim;
-    }
+    prim_entry *e;
+    int rc = conv_entry(c, key, &e);
+    if (rc)
+        return rc;
+    if (c->blocked)
+        return conv_run_blocked(c, e, x, y, residual);
     return prim_entry_run(&c->op, e, x, pc, y, residual, (size_t)B * Ho * Wo * c->cout);
 }
 
@@ -1002,9 +1161,10 @@ void op_linear_prepared(const op_linear *l, op_prepared *pw)
 void op_prepared_tag(int dtype, char *buf, size_t n)
 {
     const dnnl_version_t *v = dnnl_version();
-    snprintf(buf, n, "onednn %d.%d.%d %s isa 0x%x md %zu", v->major, v->minor, v->patch,
+    snprintf(buf, n, "onednn %d.%d.%d %s isa 0x%x md %zu%s", v->major, v->minor, v->patch,
              dtype == M2P_DTYPE_BF16 ? "bf16" : "f32", (unsigned)dnnl_get_effective_cpu_isa(),
-             sizeof(dnnl_memory_desc_t));
+             sizeof(dnnl_memory_desc_t),
+             dtype != M2P_DTYPE_BF16 && conv_blocked_wanted() ? " conv nChw8c" : "");
 }
 
 static int lin_entry_init(op_linear *l, prim_entry *e, const int key[4])
