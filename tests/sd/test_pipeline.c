@@ -103,6 +103,20 @@ static m2p_model *load(const char *dir, int threads)
     return m;
 }
 
+/* x and y the same image within float rounding: each 8-bit value at most one step apart */
+static int same_image(const m2p_image *x, const m2p_image *y, const char *what)
+{
+    if (!x->rgb || !y->rgb || x->width != y->width || x->height != y->height)
+        return 0;
+    int worst = 0;
+    for (size_t i = 0; i < (size_t)x->width * x->height * 3; i++) {
+        int d = abs((int)x->rgb[i] - (int)y->rgb[i]);
+        worst = d > worst ? d : worst;
+    }
+    printf("%s: max 8-bit difference %d\n", what, worst);
+    return worst <= 1;
+}
+
 static int gen(m2p_model *m, m2p_gen_params *p, m2p_image *out)
 {
     int rc = m2p_generate(m, p, out);
@@ -259,15 +273,18 @@ int main(void)
     q.seed = 78;
     CHECK_INT(gen(m, &q, &b), 0);
     CHECK(b.rgb && memcmp(a.rgb, b.rgb, 64 * 72 * 3) != 0);
-    /* variation 2 of a 2-variation run with seed 77 == a single run with seed 78 */
+    /* variation 2 of a 2-variation run with seed 77 == a single run with seed 78, within float
+     * rounding: on an AVX2-only CPU the batch of two sums in another order than one image
+     * does (its float image 1.3e-6 away on an AVX2 EPYC, before this session's kernels too;
+     * bit-identical on AVX-512 hosts), so a pixel may land one 8-bit step away */
     q.seed = 77;
     q.variations = 2;
     q.want_raw = 1;
     CHECK_INT(gen(m, &q, two), 0);
     CHECK_INT(two[0].seed, 77);
     CHECK_INT(two[1].seed, 78);
-    CHECK(two[0].rgb && memcmp(two[0].rgb, a.rgb, 64 * 72 * 3) == 0);
-    CHECK(two[1].rgb && memcmp(two[1].rgb, b.rgb, 64 * 72 * 3) == 0);
+    CHECK(same_image(&two[0], &a, "variation 1 of 2 vs seed 77 alone"));
+    CHECK(same_image(&two[1], &b, "variation 2 of 2 vs seed 78 alone"));
     m2p_image_free(&a);
     m2p_image_free(&b);
 
