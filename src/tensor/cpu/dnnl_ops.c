@@ -663,27 +663,41 @@ static int prim_entry_run(prim_op *o, prim_entry *e, const float *x, const pre_c
 
 struct op_conv {
     int cin, cout, k, stride, pad;
-    int blocked; /* f32 in oneDNN's nChw8c layout, reordered from and to NHWC at each call */
+    int may_block; /* f32 with channels in 8s: conv_blocked decides per input size */
     prim_op op;
 };
 
-/* Whether f32 convs run in the blocked nChw8c layout: on CPUs without AVX-512, where oneDNN's
- * NHWC f32 convs run at half the rate or less (on an AVX2 EPYC, 47-99 against 104-167 GFLOP/s
- * for the UNet's and VAE's 3x3 convs, bench_ops) and the two reorders cost ~1 % of that.
- * MUS2PIC_CONV_BLOCKED=0 or 1 overrides (benchmarks compare the two). */
-static int conv_blocked_wanted(void)
+/* When f32 convs run in oneDNN's blocked nChw8c layout, reordered from and to NHWC at each
+ * call: 0 never, 1 on inputs of 64x64 pixels or more, 2 always. On CPUs without AVX-512 the
+ * default is 1: there oneDNN 2.6's NHWC f32 convs on big maps run at about half the rate
+ * (an AVX2 EPYC, bench_ops best of 3, NHWC vs blocked with both reorders: the VAE's 3x3 convs
+ * at 64^2-512^2 164-837 ms vs 108-513 ms), while at 8^2-32^2 (the UNet's inner levels) they
+ * are even or faster, and the two layouts take the same weights. MUS2PIC_CONV_BLOCKED=0 or 1
+ * (always) overrides. */
+static int conv_blocked_mode(void)
 {
-    static atomic_int state; /* 0 unknown, 1 no, 2 yes */
+    static atomic_int state; /* 0 unknown, else mode + 1 */
     int st = atomic_load_explicit(&state, memory_order_relaxed);
     if (!st) {
         const char *e = getenv("MUS2PIC_CONV_BLOCKED");
         __builtin_cpu_init();
-        int yes = e && *e ? strcmp(e, "0") != 0 : !__builtin_cpu_supports("avx512f");
-        st = yes ? 2 : 1;
+        int mode = e && *e ? (strcmp(e, "0") != 0) * 2 : !__builtin_cpu_supports("avx512f");
+        st = mode + 1;
         atomic_store_explicit(&state, st, memory_order_relaxed);
     }
-    return st == 2;
+    return st - 1;
 }
+
+static int conv_blocked(const op_conv *c, int H, int W)
+{
+    int mode = c->may_block ? conv_blocked_mode() : 0;
+    return mode == 2 || (mode == 1 && H * W >= 64 * 64);
+}
+
+/* conv_entry_init's key[3]: sum | dst_bf16 << 1 | band | KEY_BLOCKED, band = 0 or, for a band
+ * of rows (conv_forward_banded), KEY_BAND | its top padding << 3 | its output rows << 8 */
+#define KEY_BAND (1 << 2)
+#define KEY_BLOCKED (1 << 30)
 
 void op_conv_out_hw(const op_conv *c, int H, int W, int *Ho, int *Wo)
 {
@@ -694,7 +708,7 @@ void op_conv_out_hw(const op_conv *c, int H, int W, int *Ho, int *Wo)
 /* The conv of B x H x W inputs; a band of rows (conv_forward) has its own top padding pt and
  * output rows Ho, else pt < 0 (the conv's padding and output size). */
 static int conv_desc(const op_conv *c, int B, int H, int W, int dst_bf16, int pt, int Ho,
-                     dnnl_convolution_desc_t *cd)
+                     int blocked, dnnl_convolution_desc_t *cd)
 {
     int Hfull, Wo;
     op_conv_out_hw(c, H, W, &Hfull, &Wo);
@@ -706,7 +720,7 @@ static int conv_desc(const op_conv *c, int B, int H, int W, int dst_bf16, int pt
                 wd = {c->cout, c->cin, c->k, c->k}, bd = {c->cout};
     dnnl_memory_desc_t smd, dmd, wmd, bmd;
     dnnl_data_type_t dt = wdt(c->op.dtype);
-    dnnl_format_tag_t tag = c->blocked ? dnnl_nChw8c : dnnl_nhwc;
+    dnnl_format_tag_t tag = blocked ? dnnl_nChw8c : dnnl_nhwc;
     if (dnnl_memory_desc_init_by_tag(&smd, 4, sd, dt, tag) != dnnl_success ||
         dnnl_memory_desc_init_by_tag(&dmd, 4, dd, dst_bf16 ? dnnl_bf16 : dnnl_f32, tag) !=
             dnnl_success ||
@@ -746,8 +760,7 @@ static int conv_create(op_conv **out, const float *w, const op_prepared *pw, con
     c->stride = stride;
     c->pad = pad;
     c->op.dtype = dtype == M2P_DTYPE_BF16 ? M2P_DTYPE_BF16 : M2P_DTYPE_F32;
-    c->blocked =
-        c->op.dtype == M2P_DTYPE_F32 && cin % 8 == 0 && cout % 8 == 0 && conv_blocked_wanted();
+    c->may_block = c->op.dtype == M2P_DTYPE_F32 && cin % 8 == 0 && cout % 8 == 0;
     int rc = bias ? prim_op_bias(&c->op, bias, cout, 1) : 0;
     if (rc)
         goto fail;
@@ -755,7 +768,7 @@ static int conv_create(op_conv **out, const float *w, const op_prepared *pw, con
      * depend on the spatial size in practice; other sizes check and reorder if it does). */
     int rep = 32 * stride;
     dnnl_convolution_desc_t cd;
-    rc = conv_desc(c, 1, rep, rep, 0, -1, 0, &cd);
+    rc = conv_desc(c, 1, rep, rep, 0, -1, 0, 0, &cd);
     if (rc)
         goto fail;
     if (pw) {
@@ -796,14 +809,14 @@ void op_conv_prepared(const op_conv *c, op_prepared *pw)
     prim_op_prepared(&c->op, pw);
 }
 
-/* key: {B, H, W, sum | dst_bf16 << 1 | band}, band = 0 or, for a band of rows (conv_forward),
- * 1 << 2 | its top padding << 3 | its output rows << 8 */
+/* key: {B, H, W, flags} (KEY_BAND) */
 static int conv_entry_init(op_conv *c, prim_entry *e, const int key[4])
 {
-    int B = key[0], H = key[1], W = key[2], sum = key[3] & 1, band = key[3] & 4;
-    int pt = band ? (key[3] >> 3) & 31 : -1, Ho = band ? key[3] >> 8 : 0, Wo;
+    int B = key[0], H = key[1], W = key[2], sum = key[3] & 1, band = key[3] & KEY_BAND;
+    int blocked = (key[3] & KEY_BLOCKED) != 0;
+    int pt = band ? (key[3] >> 3) & 31 : -1, Ho = band ? (key[3] & ~KEY_BLOCKED) >> 8 : 0, Wo;
     dnnl_convolution_desc_t cd;
-    int rc = conv_desc(c, B, H, W, (key[3] >> 1) & 1, pt, Ho, &cd);
+    int rc = conv_desc(c, B, H, W, (key[3] >> 1) & 1, pt, Ho, blocked, &cd);
     if (rc)
         return rc;
     dnnl_dims_t sd = {B, c->cin, H, W};
@@ -813,7 +826,7 @@ static int conv_entry_init(op_conv *c, prim_entry *e, const int key[4])
     char label[96];
     snprintf(label, sizeof label, "conv %d->%d k%d at %dx%d", c->cin, c->cout, c->k, H, W);
     rc = prim_entry_init(&c->op, e, key, sum, &cd, &f32md, "conv", label);
-    if (rc || !c->blocked)
+    if (rc || !blocked)
         return rc;
     if (!band)
         op_conv_out_hw(c, H, W, &Ho, &Wo);
@@ -918,7 +931,8 @@ static int conv_forward_banded(op_conv *c, const float *x, int B, int H, int W, 
             int lo = o0 - c->pad, hi = o1 - 1 - c->pad + c->k; /* input rows [lo, hi) */
             int i0 = lo < 0 ? 0 : lo, i1 = hi > H ? H : hi;
             const int key[4] = {1, i1 - i0, W,
-                                (residual != NULL) | 1 << 2 | (i0 - lo) << 3 | (o1 - o0) << 8};
+                                (residual != NULL) | KEY_BAND | (i0 - lo) << 3 | (o1 - o0) << 8 |
+                                    KEY_BLOCKED};
             prim_entry *e;
             int rc = conv_entry(c, key, &e);
             size_t off = (size_t)o0 * Wo * c->cout;
@@ -943,16 +957,17 @@ static int conv_forward(op_conv *c, const float *x, const pre_call *pc, int B, i
         return m2p_error(M2P_EINVAL, "conv: bad input size %dx%dx%d", B, H, W);
     /* bands need an input that the output does not overwrite, rows of one stride, and
      * paddings that fit conv_entry_init's key */
-    if (c->blocked && c->stride == 1 && c->pad < 32 && (const void *)x != y &&
+    int blocked = conv_blocked(c, H, W);
+    if (blocked && c->stride == 1 && c->pad < 32 && (const void *)x != y &&
         (size_t)B * H * W * (c->cin > c->cout ? c->cin : c->cout) * sizeof(float) >
             blocked_band_bytes())
         return conv_forward_banded(c, x, B, H, W, y, residual);
-    const int key[4] = {B, H, W, (residual != NULL) | dst_bf16 << 1};
+    const int key[4] = {B, H, W, (residual != NULL) | dst_bf16 << 1 | (blocked ? KEY_BLOCKED : 0)};
     prim_entry *e;
     int rc = conv_entry(c, key, &e);
     if (rc)
         return rc;
-    if (c->blocked)
+    if (blocked)
         return conv_run_blocked(c, e, x, y, residual);
     return prim_entry_run(&c->op, e, x, pc, y, residual, (size_t)B * Ho * Wo * c->cout);
 }
@@ -1161,10 +1176,9 @@ void op_linear_prepared(const op_linear *l, op_prepared *pw)
 void op_prepared_tag(int dtype, char *buf, size_t n)
 {
     const dnnl_version_t *v = dnnl_version();
-    snprintf(buf, n, "onednn %d.%d.%d %s isa 0x%x md %zu%s", v->major, v->minor, v->patch,
+    snprintf(buf, n, "onednn %d.%d.%d %s isa 0x%x md %zu", v->major, v->minor, v->patch,
              dtype == M2P_DTYPE_BF16 ? "bf16" : "f32", (unsigned)dnnl_get_effective_cpu_isa(),
-             sizeof(dnnl_memory_desc_t),
-             dtype != M2P_DTYPE_BF16 && conv_blocked_wanted() ? " conv nChw8c" : "");
+             sizeof(dnnl_memory_desc_t));
 }
 
 static int lin_entry_init(op_linear *l, prim_entry *e, const int key[4])
