@@ -46,7 +46,9 @@ struct m2p_model {
     m2p_model_params params;
     clip_tokenizer *tok, *tok2; /* tok2, text2: SDXL's second tokenizer and text encoder */
     clip_text *text, *text2;
-    unet *unet;
+    unet *unet;                /* NULL between generates when params.release_unet: ensure_unet */
+    char unet_file[4400];      /* the UNet's weights file when not the folder's (sdxl_lightning) */
+    int unet_in_ch, unet_cond; /* unet_in_channels, unet_cond_dim: known while it is released */
     vae *vae;
     taesd *taesd;
     int xl;             /* StableDiffusionXLPipeline: two encoders, text_time added conditioning */
@@ -244,6 +246,10 @@ int pipeline_model_load(const char *ref, const m2p_model_params *params,
     snprintf(dir, sizeof dir, "%s/unet", m->path);
     if ((rc = unet_load_file(dir, unet_file, &m->params, be, &m->unet)))
         goto fail;
+    if (unet_file)
+        snprintf(m->unet_file, sizeof m->unet_file, "%s", unet_file);
+    m->unet_in_ch = unet_in_channels(m->unet);
+    m->unet_cond = unet_cond_dim(m->unet);
     m->memory += used_bytes(unet_weights(m->unet), dt);
     part_loaded(unet_weights(m->unet));
     if (m->params.load_vae) {
@@ -369,9 +375,29 @@ const clip_tokenizer *pipeline_tokenizer(const m2p_model *m)
 {
     return m->tok;
 }
+/* The UNet loaded again after a generate released it (params.release_unet) */
+static int ensure_unet(m2p_model *m)
+{
+    if (m->unet)
+        return 0;
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/unet", m->path);
+    int rc =
+        unet_load_file(dir, m->unet_file[0] ? m->unet_file : NULL, &m->params, m->be, &m->unet);
+    if (rc)
+        return m2p_error_wrap(rc, "loading the UNet again");
+    unet_set_arena(m->unet, &m->scratch);
+    return 0;
+}
+
 unet *pipeline_unet(m2p_model *m)
 {
-    return m->unet;
+    return ensure_unet(m) ? NULL : m->unet;
+}
+
+int pipeline_unet_loaded(const m2p_model *m)
+{
+    return m->unet != NULL;
 }
 clip_text *pipeline_text_encoder(m2p_model *m, int which)
 {
@@ -453,7 +479,7 @@ static int gen_sched_config(const m2p_model *m, const m2p_gen_params *p, sched_c
 /* Classifier-free guidance runs when guidance > 1 and the UNet has no guidance embedding. */
 static int gen_uses_cfg(const m2p_model *m, float guidance)
 {
-    return guidance > 1.0f && unet_cond_dim(m->unet) == 0;
+    return guidance > 1.0f && m->unet_cond == 0;
 }
 
 /* diffusers' vae_scale_factor (image size / latent size); TAESD decodes x8 only. */
@@ -470,7 +496,7 @@ int m2p_model_latent_shape(const m2p_model *m, int width, int height, int *chann
     if (width <= 0 || height <= 0 || width % f || height % f)
         return m2p_error(M2P_EINVAL, "width %d x height %d: must be multiples of %d for this model",
                          width, height, f);
-    *channels = unet_in_channels(m->unet);
+    *channels = m->unet_in_ch;
     *h = height / f;
     *w = width / f;
     return 0;
@@ -641,6 +667,8 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *params, m2p_image *out)
         return m2p_error(M2P_EINVAL,
                          "%s: TAESD decodes latents x8, this model's VAE scale factor is %d",
                          p->use_taesd ? "use_taesd" : "preview", latent_factor(m));
+    if ((rc = ensure_unet(m)))
+        return rc;
     const int L = M2P_CLIP_MAX_TOKENS, ctx_dim = unet_cross_dim(m->unet);
     const int cond_dim = unet_cond_dim(m->unet);
     const int proj = m->xl ? clip_text_projection_dim(m->text2) : 0;
@@ -857,6 +885,14 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *params, m2p_image *out)
     }
 
     weights_release(unet_weights(m->unet));
+    /* a one-shot generate frees f32 (and uncached bf16) UNet weights before the decoder runs:
+     * they are most of the resident set (3.2 GiB at f32 for SD 1.5), and the decode's big
+     * activations came on top of them */
+    if (m->params.release_unet) {
+        unet_free(m->unet);
+        m->unet = NULL;
+        malloc_trim(0);
+    }
 
     /* 6. decode each variation's final latents: VAE on latents / scaling_factor, or TAESD on
      * the raw latents */

@@ -22,7 +22,8 @@ int pipeline_model_load(const char *ref, const m2p_model_params *params,
                         const struct m2p_backend *be, m2p_model **out);
 
 const clip_tokenizer *pipeline_tokenizer(const m2p_model *m);
-unet *pipeline_unet(m2p_model *m);
+unet *pipeline_unet(m2p_model *m); /* loaded again if released (NULL on error) */
+int pipeline_unet_loaded(const m2p_model *m);
 vae *pipeline_vae(m2p_model *m);
 taesd *pipeline_taesd(m2p_model *m);
 /* The text encoder (which = 1: SDXL's text_encoder_2; NULL when the model has none). */

@@ -1,7 +1,8 @@
 /*
- * test_release_encoder.c — m2p_model_params.release_text_encoder (what a one-shot CLI generate
- * sets): the text encoder's weights are freed after each prompt is encoded and loaded again for
- * the next one, which must not change a single pixel. On the sd-tiny and sdxl-tiny (two text
+ * test_release_encoder.c — m2p_model_params.release_text_encoder and release_unet (what a
+ * one-shot CLI generate sets): the text encoder's weights are freed after each prompt is
+ * encoded and the UNet after the last step, both loaded again by the next generate, which
+ * must not change a single pixel. On the sd-tiny and sdxl-tiny (two text
  * encoders) fixtures, two generates with different prompts on a model that releases and on one
  * that keeps its encoders give identical images, in f32 and, where the CPU has it, in bf16 with
  * the weight cache on (a temporary cache folder) so that the reload maps the cache again.
@@ -22,6 +23,7 @@ static m2p_model *load(const char *dir, int dtype, int release)
     mp.n_threads = 2;
     mp.compute_dtype = dtype;
     mp.release_text_encoder = release;
+    mp.release_unet = release;
     mp.taesd = ""; /* no TAESD: only the networks under test */
     m2p_model *m = NULL;
     int rc = m2p_model_load(dir, &mp, &m);
@@ -58,8 +60,8 @@ static void check_model(const char *fixture, int dtype)
         CHECK(a.rgb && b.rgb && a.width == b.width && a.height == b.height);
         if (a.rgb && b.rgb) {
             int same = memcmp(a.rgb, b.rgb, (size_t)a.width * a.height * 3) == 0;
-            printf("%s %s prompt %d: released encoder %s\n", fixture, dtype ? "bf16" : "f32", i,
-                   same ? "gives the same image" : "CHANGED the image");
+            printf("%s %s prompt %d: released encoder and UNet %s\n", fixture,
+                   dtype ? "bf16" : "f32", i, same ? "gives the same image" : "CHANGED the image");
             CHECK(same);
         }
         m2p_image_free(&a);
@@ -73,6 +75,8 @@ static void check_model(const char *fixture, int dtype)
                 CHECK(!clip_text_loaded(tr));
             }
         }
+        CHECK(pipeline_unet_loaded(keep));
+        CHECK(!pipeline_unet_loaded(rel));
     }
 done:
     m2p_model_free(keep);
