@@ -75,7 +75,7 @@ void m2p_log_set_level(int level);
 typedef struct m2p_system_info {
     int bf16;            /* 1: bf16 matmuls/convs run natively (AVX512-BF16 or AMX, as oneDNN
                             sees it; ONEDNN_MAX_CPU_ISA lowers it), 0: they would be slow */
-    const char *kernels; /* the vector kernels that run: "avx512", "generic" or "native" */
+    const char *kernels; /* the vector kernels that run: "avx512", "avx2", "generic" or "native" */
     int threads;         /* compute threads (a model's params set them, else OpenMP's) */
 } m2p_system_info;
 m2p_system_info m2p_system_info_get(void);

@@ -119,8 +119,8 @@ static void test_system_info(void)
 {
     m2p_system_info si = m2p_system_info_get();
     CHECK(si.bf16 == 0 || si.bf16 == 1);
-    CHECK(si.kernels && (!strcmp(si.kernels, "avx512") || !strcmp(si.kernels, "generic") ||
-                         !strcmp(si.kernels, "native")));
+    CHECK(si.kernels && (!strcmp(si.kernels, "avx512") || !strcmp(si.kernels, "avx2") ||
+                         !strcmp(si.kernels, "generic") || !strcmp(si.kernels, "native")));
     CHECK(si.threads >= 1);
 }
 
