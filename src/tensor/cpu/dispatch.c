@@ -9,6 +9,7 @@
  * A new exported function in those files needs its wrapper here and its name in
  * M2P_DISPATCHED_OPS (CMakeLists.txt).
  */
+#include <cpuid.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +29,10 @@ static int detect_level(void)
                                           : 3;
     __builtin_cpu_init();
     int lv = 1;
+    unsigned a, b, c, d; /* F16C from cpuid leaf 1: clang 14 has no "f16c" for the builtin */
+    int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("f16c"))
+        __builtin_cpu_supports("bmi2") && f16c)
         lv = 2;
     if (lv == 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
