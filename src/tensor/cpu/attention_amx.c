@@ -12,8 +12,8 @@
  * linears' outputs), or bf16 (op_attention_bf16in: the UNet's q/k/v linears write bf16, and the
  * values are those op_attention_bf16 sees when handed them widened); per call K and V^T are
  * rounded to bf16 and packed once per (batch, head) tile by tile, a task's queries (scaled) once
- * per task. Without AMX (or in the portable build, or MUS2PIC_CPU=generic) it is op_attention,
- * on widened copies for bf16 inputs.
+ * per task. Without AMX (or in the portable and AVX2 builds, or MUS2PIC_CPU=generic or avx2) it
+ * is op_attention, on widened copies for bf16 inputs.
  */
 #include "core/error.h"
 #include "tensor/cpu/cpu.h"
