@@ -11,7 +11,10 @@
  * linear or conv whose only reader is a bf16 kernel (the feed-forward's GEGLU, the resnets'
  * second GroupNorm) may write bf16 itself (op_linear_forward_bf16, op_conv_forward_bf16: the
  * primitive's dst is bf16, rounded after the f32 accumulation), and one whose input is bf16
- * already (the attention's output) reads it as it is (op_linear_forward_bf16in).
+ * already (the attention's output) reads it as it is (op_linear_forward_bf16in). On CPUs
+ * without AVX-512 an f32 conv on a big map runs in the blocked nChw8c layout instead, its input,
+ * residual and output reordered around it, in bands of rows when those copies would be big
+ * (conv_blocked, conv_forward_banded).
  */
 #define _GNU_SOURCE
 #include "tensor/ops.h"
