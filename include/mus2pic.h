@@ -75,7 +75,8 @@ void m2p_log_set_level(int level);
 typedef struct m2p_system_info {
     int bf16;            /* 1: bf16 matmuls/convs run natively (AVX512-BF16 or AMX, as oneDNN
                             sees it; ONEDNN_MAX_CPU_ISA lowers it), 0: they would be slow */
-    const char *kernels; /* the vector kernels that run: "avx512", "avx2", "generic" or "native" */
+    const char *kernels; /* the vector kernels that run: "avx512", "avx2", "generic" or
+                            "native" */
     int threads;         /* compute threads (a model's params set them, else OpenMP's) */
 } m2p_system_info;
 m2p_system_info m2p_system_info_get(void);
@@ -89,24 +90,23 @@ typedef struct m2p_model m2p_model;
 enum { M2P_DTYPE_F32 = 0, M2P_DTYPE_BF16 = 1 };
 
 typedef struct m2p_model_params {
-    int n_threads;            /* compute threads; 0 = all cores */
-    int compute_dtype;        /* M2P_DTYPE_F32 (default) or M2P_DTYPE_BF16 where the CPU has it */
-    int load_vae;             /* 1 (default): load the full VAE decoder */
-    const char *taesd;        /* folder with TAESD decoder weights (fast decoder, previews); NULL
-                               * (default): madebyollin/taesd (taesdxl for SDXL) from the hub cache
-                               * when it is there (`models fetch` brings it); "": none */
-    const char *unet_file;    /* optional .safetensors replacing the folder's UNet weights (same
-                               * config; e.g. SDXL-Lightning's UNet over the SDXL base folder) */
-    int weight_cache;         /* 1 (default): bf16 weights are prepared once into a cache file
-                               * ($M2P_WEIGHT_CACHE_DIR, else $XDG_CACHE_HOME/mus2pic/weights, else
-                               * ~/.cache/mus2pic/weights) that later loads map; 0: convert each time */
+    int n_threads;      /* compute threads; 0 = all cores */
+    int compute_dtype;  /* M2P_DTYPE_F32 (default) or M2P_DTYPE_BF16 where the CPU has it */
+    int load_vae;       /* 1 (default): load the full VAE decoder */
+    const char *taesd;  /* folder with TAESD decoder weights (fast decoder, previews); NULL
+                         * (default): madebyollin/taesd (taesdxl for SDXL) from the hub cache
+                         * when it is there (`models fetch` brings it); "": none */
+    const char *unet_file; /* optional .safetensors replacing the folder's UNet weights (same
+                            * config; e.g. SDXL-Lightning's UNet over the SDXL base folder) */
+    int weight_cache;      /* 1 (default): bf16 weights are prepared once into a cache file
+                            * ($M2P_WEIGHT_CACHE_DIR, else $XDG_CACHE_HOME/mus2pic/weights, else
+                            * ~/.cache/mus2pic/weights) that later loads map; 0: convert each time */
     int release_text_encoder; /* 1: free the text encoders' weights once the prompts are
                                * encoded (a one-shot generate: -0.46 GiB at f32 for SD 1.5);
                                * the next generate loads them again. 0 (default): keep them */
-    int release_unet;         /* 1: free the UNet's weights after the last step, before the decoder
-                               * runs (a one-shot generate: the f32 peak drops by the decode's
-                               * activations, ~0.5 GiB at 512^2); the next generate loads them again.
-                               * 0 (default): keep them */
+    int release_unet; /* 1: free the UNet's weights after its last step, before the decoder
+                       * runs (a one-shot generate: -0.35 GiB of f32 peak at 512^2 for SD 1.5);
+                       * the next generate loads them again. 0 (default): keep them */
 } m2p_model_params;
 
 m2p_model_params m2p_model_default_params(void);
@@ -142,8 +142,8 @@ typedef struct m2p_tokenizer m2p_tokenizer;
 int m2p_tokenizer_load(const char *dir, m2p_tokenizer **out);
 void m2p_tokenizer_free(m2p_tokenizer *t);
 /* text -> 77 ids, as m2p_tokenize. */
-int m2p_tokenizer_encode(const m2p_tokenizer *t, const char *text, int32_t ids[M2P_CLIP_MAX_TOKENS],
-                         int *n_untruncated);
+int m2p_tokenizer_encode(const m2p_tokenizer *t, const char *text,
+                         int32_t ids[M2P_CLIP_MAX_TOKENS], int *n_untruncated);
 /* text -> every id, BOS and EOS included, no truncation; *ids is malloc'd (caller frees). */
 int m2p_tokenizer_encode_all(const m2p_tokenizer *t, const char *text, int32_t **ids, int *n);
 /* The vocabulary text of an id ("cat</w>"), NULL when unknown. */
@@ -160,12 +160,12 @@ enum { M2P_PREVIEW_NONE = 0, M2P_PREVIEW_LATENT_RGB = 1, M2P_PREVIEW_TAESD = 2 }
 enum { M2P_PREVIEW_AUTO = 3 };
 
 typedef struct m2p_step_info {
-    int stage;           /* M2P_STAGE_* */
-    int variation_first; /* 0-based index of the first variation this report covers */
-    int variation_count; /* the variations advance together (one batch) */
-    int step;            /* 1-based step that just finished (STAGE_STEP), else 0 */
-    int steps;           /* total steps */
-    double elapsed_s;    /* seconds since m2p_generate started */
+    int stage;              /* M2P_STAGE_* */
+    int variation_first;    /* 0-based index of the first variation this report covers */
+    int variation_count;    /* the variations advance together (one batch) */
+    int step;               /* 1-based step that just finished (STAGE_STEP), else 0 */
+    int steps;              /* total steps */
+    double elapsed_s;       /* seconds since m2p_generate started */
     /* Optional preview for each variation in the batch: variation_count RGB8 images,
      * preview_w x preview_h each, packed one after another. NULL when previews are off. */
     const uint8_t *preview_rgb;
@@ -177,30 +177,30 @@ typedef int (*m2p_step_callback)(const m2p_step_info *info, void *user_data);
 
 typedef struct m2p_gen_params {
     const char *prompt;
-    const char *negative_prompt;  /* used with classifier-free guidance (guidance > 1 on a UNet
-                                   * without a guidance embedding); NULL or "" = none: "" is
-                                   * encoded, SDXL uses zeros (force_zeros_for_empty_prompt) */
-    int steps;                    /* 1..50; 0 = the model's default (8 for LCM, else 50) */
-    float guidance;               /* CFG scale (> 1 turns CFG on; 0 and 1 off), or LCM's
-                                   * w-embedding scale on a UNet with time_cond_proj_dim;
-                                   * default 8.5 */
+    const char *negative_prompt; /* used with classifier-free guidance (guidance > 1 on a UNet
+                                  * without a guidance embedding); NULL or "" = none: "" is
+                                  * encoded, SDXL uses zeros (force_zeros_for_empty_prompt) */
+    int steps;                   /* 1..50; 0 = the model's default (8 for LCM, else 50) */
+    float guidance;              /* CFG scale (> 1 turns CFG on; 0 and 1 off), or LCM's
+                                  * w-embedding scale on a UNet with time_cond_proj_dim;
+                                  * default 8.5 */
     const char *scheduler;        /* NULL = the config's class, or lcm|ddim|pndm|euler|euler_a */
     const char *scheduler_config; /* a diffusers scheduler_config.json; NULL = the model's own */
-    int width, height;            /* multiples of 8, 64..2048; default 512 */
-    uint64_t seed;                /* variation i uses seed + i (Philox4x32-10 stream) */
-    int variations;               /* 1..8 */
-    int preview;                  /* M2P_PREVIEW_* (default NONE) */
-    int use_taesd;                /* decode final images with TAESD instead of the full VAE */
-    int vae_tile;                 /* VAE decoder tiles, latents per edge: 0 = default (64, so
-                                   * images above 512x512 decode in overlapping tiles, in
-                                   * bounded memory), 8..256 = that size, -1 = never tiled */
+    int width, height;           /* multiples of 8, 64..2048; default 512 */
+    uint64_t seed;               /* variation i uses seed + i (Philox4x32-10 stream) */
+    int variations;              /* 1..8 */
+    int preview;                 /* M2P_PREVIEW_* (default NONE) */
+    int use_taesd;               /* decode final images with TAESD instead of the full VAE */
+    int vae_tile;                /* VAE decoder tiles, latents per edge: 0 = default (64, so
+                                  * images above 512x512 decode in overlapping tiles, in
+                                  * bounded memory), 8..256 = that size, -1 = never tiled */
     /* Reproduce another tool's run: optional, owned by the caller. */
-    const float *latents; /* [variations,4,H/8,W/8] initial latents, or NULL */
-    const float *noise;   /* [K,variations,4,H/8,W/8]: every random tensor the scheduler
-                           * draws, in order (LCM steps-1, Euler / Euler ancestral steps,
-                           * DDIM / PNDM none), or NULL */
-    int n_noise;          /* K when noise is given (checked); 0 = not checked */
-    int want_raw;         /* fill m2p_image.raw with the float image */
+    const float *latents;        /* [variations,4,H/8,W/8] initial latents, or NULL */
+    const float *noise;          /* [K,variations,4,H/8,W/8]: every random tensor the scheduler
+                                  * draws, in order (LCM steps-1, Euler / Euler ancestral steps,
+                                  * DDIM / PNDM none), or NULL */
+    int n_noise;                 /* K when noise is given (checked); 0 = not checked */
+    int want_raw;                /* fill m2p_image.raw with the float image */
     m2p_step_callback callback;
     void *user_data;
 } m2p_gen_params;
@@ -209,11 +209,11 @@ m2p_gen_params m2p_gen_default_params(void);
 
 typedef struct m2p_image {
     int width, height;
-    uint8_t *rgb;        /* width*height*3, row-major RGB */
-    float *raw;          /* NULL unless want_raw: 3*height*width floats, CHW, in [0,1] */
-    uint64_t seed;       /* the seed that reproduces this image alone */
-    double seconds;      /* this variation's share of the generation time */
-    int steps;           /* the steps it took (num_inference_steps; the model's default when 0) */
+    uint8_t *rgb;   /* width*height*3, row-major RGB */
+    float *raw;     /* NULL unless want_raw: 3*height*width floats, CHW, in [0,1] */
+    uint64_t seed;  /* the seed that reproduces this image alone */
+    double seconds; /* this variation's share of the generation time */
+    int steps;      /* the steps it took (num_inference_steps; the model's default when 0) */
     const char *sampler; /* static: the sampler as image tools name it ("Euler a", "DDIM",
                           * "PLMS", "PNDM", "Euler", "LCM") */
 } m2p_image;
@@ -299,7 +299,8 @@ typedef struct m2p_poster_text {
  * until the text has 4.5:1 contrast), in any script an installed font covers (fontconfig,
  * HarfBuzz, FreeType). box (optional) gets x, y, w, h of the only region that changed; keep a
  * copy for the plain image. Thread safe. */
-int m2p_poster_draw_text(uint8_t *rgb, int width, int height, const m2p_poster_text *t, int box[4]);
+int m2p_poster_draw_text(uint8_t *rgb, int width, int height, const m2p_poster_text *t,
+                         int box[4]);
 /* Release fontconfig's caches (FcFini) at the end of a process that drew text, when no other
  * thread draws; a later draw sets them up again. */
 void m2p_poster_cleanup(void);
@@ -308,17 +309,17 @@ int m2p_poster_layout(const char *name);
 
 /* The registry of known models (the original's six): name -> hub id, default steps. */
 typedef struct m2p_registry_entry {
-    const char *name;   /* "lcm" */
-    const char *hub_id; /* "SimianLuo/LCM_Dreamshaper_v7" */
-    const char *title;  /* "LCM (Latent Consistency Model)" */
+    const char *name;          /* "lcm" */
+    const char *hub_id;        /* "SimianLuo/LCM_Dreamshaper_v7" */
+    const char *title;         /* "LCM (Latent Consistency Model)" */
     const char *description;
     const char *expected_time, *memory, *quality, *speed;
     int default_steps;
-    int supported; /* 1 when this version can run it */
+    int supported;             /* 1 when this version can run it */
     /* The original's defaults (ORIGINAL.md, model-registry.json "scheduler"): */
-    float default_guidance; /* 7.5 with classifier-free guidance; 1.0 LCM; 0.0 Turbo/Lightning */
+    float default_guidance;    /* 7.5 with classifier-free guidance; 1.0 LCM; 0.0 Turbo/Lightning */
     int default_width, default_height;
-    const char *scheduler;        /* diffusers _class_name the original ran: "LCMScheduler" ... */
+    const char *scheduler;     /* diffusers _class_name the original ran: "LCMScheduler" ... */
     const char *timestep_spacing; /* "trailing" where the original overrode the repo, else NULL */
 } m2p_registry_entry;
 
@@ -344,11 +345,11 @@ int m2p_model_fetch(const char *name_or_hub_id, m2p_fetch_progress progress, voi
 
 /* Where audio comes from. */
 typedef struct m2p_fetch_params {
-    const char *cache_dir; /* default: $XDG_CACHE_HOME/mus2pic/audio or ./data/cache */
-    int64_t cache_limit;   /* bytes; default 2 GiB; least recently used goes first */
-    const char *ytdlp;     /* program; default $MUS2PIC_YTDLP or "yt-dlp" on PATH */
-    int timeout_s;         /* default 300 */
-    int64_t max_bytes;     /* default 200 MiB */
+    const char *cache_dir;     /* default: $XDG_CACHE_HOME/mus2pic/audio or ./data/cache */
+    int64_t cache_limit;       /* bytes; default 2 GiB; least recently used goes first */
+    const char *ytdlp;         /* program; default $MUS2PIC_YTDLP or "yt-dlp" on PATH */
+    int timeout_s;             /* default 300 */
+    int64_t max_bytes;         /* default 200 MiB */
     /* progress: percent 0..100 (-1 unknown) while downloading, also called about every 0.2 s
      * while yt-dlp runs. Return nonzero to cancel: m2p_fetch then stops the download, caches
      * nothing and returns M2P_ECANCELED. */
@@ -370,18 +371,18 @@ m2p_fetch_params m2p_fetch_default_params(void);
 
 /* What we know about a source before analysing its audio. Strings are "" when unknown. */
 typedef struct m2p_source_info {
-    char id[128]; /* video id, or "sha256:<hex>" for files and direct URLs */
+    char id[128];        /* video id, or "sha256:<hex>" for files and direct URLs */
     char title[512];
     char uploader[256];
     char artist[256];
     char track[256];
-    char creator[256];      /* yt-dlp's "creator" (the band/song rules read it after artist) */
+    char creator[256];    /* yt-dlp's "creator" (the band/song rules read it after artist) */
     char description[4096]; /* yt-dlp's description, cut on a character boundary */
-    char meta_genre[128];   /* the container's genre tag */
-    char tags_json[4096];   /* yt-dlp tags as a JSON array of strings */
+    char meta_genre[128]; /* the container's genre tag */
+    char tags_json[4096]; /* yt-dlp tags as a JSON array of strings */
     char categories_json[1024];
-    double duration; /* seconds, 0 when unknown */
-    int from_cache;  /* 1 when nothing was downloaded */
+    double duration;      /* seconds, 0 when unknown */
+    int from_cache;       /* 1 when nothing was downloaded */
 } m2p_source_info;
 
 /* source (URL or local path) -> a local audio file path in the cache + info. */
@@ -396,9 +397,9 @@ int m2p_url_check(const char *url, char *why, size_t why_len);
 
 /* The original's features, same names and scales, plus what it lacked. */
 typedef struct m2p_features {
-    double tempo; /* BPM, a real estimate (no doubling) */
+    double tempo;                 /* BPM, a real estimate (no doubling) */
     double raw_energy, energy;
-    double brightness; /* mean spectral centroid, Hz */
+    double brightness;            /* mean spectral centroid, Hz */
     double spectral_rolloff, spectral_bandwidth, spectral_contrast, zero_crossing_rate;
     double chroma_std;
     double mfcc_mean[M2P_N_MFCC], mfcc_std[M2P_N_MFCC];
@@ -406,14 +407,14 @@ typedef struct m2p_features {
     double harmonicity, hp_ratio;
     double mode_confidence;
     int is_major_key;
-    int key_tonic; /* pitch class 0..11 (C=0), -1 undetermined */
-    int key_major; /* the reported key's mode (1 major), with key_tonic */
+    int key_tonic;                /* pitch class 0..11 (C=0), -1 undetermined */
+    int key_major;                /* the reported key's mode (1 major), with key_tonic */
     double spectral_flux;
     double onset_density, onset_density_raw;
     double dynamic_range, dynamic_range_db;
     double pitch_register;
     double valence_scientific, arousal_scientific;
-    double duration_analyzed; /* seconds */
+    double duration_analyzed;     /* seconds */
     /* beat times in seconds */
     double *beats;
     int n_beats;
@@ -427,14 +428,14 @@ typedef struct m2p_features {
     float *envelope;
     int n_envelope;
     double envelope_hop_s;
-    int undetermined; /* 1 for silence or too little audio: values are defaults */
+    int undetermined;             /* 1 for silence or too little audio: values are defaults */
 } m2p_features;
 
 enum { M2P_DURATION_FULL = 0 };
 
 typedef struct m2p_analysis_params {
-    double offset_s;   /* default 5 */
-    double duration_s; /* default 60; M2P_DURATION_FULL (0) = to the end */
+    double offset_s;    /* default 5 */
+    double duration_s;  /* default 60; M2P_DURATION_FULL (0) = to the end */
     /* By stage ("downloading", "decoding", "analysing", "genre", "prompts") with the fraction
      * done (0..1, -1 unknown): between stages and every few hundred packets or frames inside
      * them. Return nonzero to cancel: m2p_analyze then returns M2P_ECANCELED. */
@@ -448,9 +449,9 @@ m2p_analysis_params m2p_analysis_default_params(void);
 typedef struct m2p_audio {
     float *samples;
     int64_t n;
-    int sample_rate; /* 22050 */
+    int sample_rate;          /* 22050 */
     char meta_artist[256], meta_title[256], meta_genre[128];
-    double source_duration; /* seconds in the file, 0 if unknown */
+    double source_duration;   /* seconds in the file, 0 if unknown */
 } m2p_audio;
 
 #define M2P_SAMPLE_RATE 22050
@@ -472,7 +473,7 @@ int m2p_band_song(const m2p_source_info *info, char *band, size_t band_len, char
 const char *m2p_genre_normalize(const char *raw);
 
 typedef struct m2p_genre_params {
-    const char *musicbrainz_url; /* default https://musicbrainz.org (or $MUS2PIC_MUSICBRAINZ_URL) */
+    const char *musicbrainz_url;  /* default https://musicbrainz.org (or $MUS2PIC_MUSICBRAINZ_URL) */
     const char *spotify_auth_url; /* default https://accounts.spotify.com/api/token */
     const char *spotify_api_url;  /* default https://api.spotify.com/v1 */
     int offline;                  /* 1: no network sources */
@@ -487,7 +488,8 @@ m2p_genre_params m2p_genre_default_params(void);
  * one over a store; a program may give its own. */
 typedef struct m2p_cache {
     int (*get)(void *user_data, const char *ns, const char *key, char **value);
-    int (*put)(void *user_data, const char *ns, const char *key, const char *value, int64_t ttl_s);
+    int (*put)(void *user_data, const char *ns, const char *key, const char *value,
+               int64_t ttl_s);
     void *user_data;
 } m2p_cache;
 
@@ -506,12 +508,12 @@ int m2p_prompt_build(int version, const m2p_features *f, const char *band, const
                      const char *raw_genre, char **prompt, char **negative_prompt);
 
 typedef struct m2p_llm_params {
-    const char *base_url; /* default $MUS2PIC_LLM_URL or https://api.openai.com/v1 */
-    const char *model;    /* default $MUS2PIC_LLM_MODEL or gpt-4o-mini */
-    const char *api_key;  /* default $OPENAI_API_KEY */
-    double temperature;   /* 0..1, default 0.7 */
+    const char *base_url;  /* default $MUS2PIC_LLM_URL or https://api.openai.com/v1 */
+    const char *model;     /* default $MUS2PIC_LLM_MODEL or gpt-4o-mini */
+    const char *api_key;   /* default $OPENAI_API_KEY */
+    double temperature;    /* 0..1, default 0.7 */
     const char *additional_context;
-    int timeout_s; /* default 30 */
+    int timeout_s;         /* default 30 */
 } m2p_llm_params;
 
 m2p_llm_params m2p_llm_default_params(void);
@@ -522,8 +524,8 @@ int m2p_llm_key_ok(const char *key);
  * endpoint's failure (M2P_ENETWORK, M2P_ETIMEOUT), not an answer about the key; a key that
  * cannot go into a header is M2P_EINVAL. */
 int m2p_llm_key_check(const m2p_llm_params *p, const char *key, int *valid);
-int m2p_prompt_llm(const m2p_llm_params *p, const char *song, const char *artist, const char *genre,
-                   char **prompt, int *tokens_used);
+int m2p_prompt_llm(const m2p_llm_params *p, const char *song, const char *artist,
+                   const char *genre, char **prompt, int *tokens_used);
 
 /* The whole analysis: source -> fetch -> decode -> features -> band/song -> genre -> prompts.
  * cache (optional, m2p_store_cache) keeps the band/song and genre answers between runs. */

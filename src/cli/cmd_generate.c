@@ -504,9 +504,9 @@ int cmd_generate(int argc, char **argv)
     mp.compute_dtype = dtype;
     mp.unet_file = unet_f;
     mp.weight_cache = !no_weight_cache;
-    mp.release_text_encoder = 1; /* one m2p_generate call: the encoder is not needed again */
-    mp.release_unet = 1;         /* nor the UNet, once its last step ran */
-    if (use_taesd < 0)           /* no --decoder: --taesd DIR alone means "decode with it" */
+    /* one m2p_generate call: the encoder is not needed again, nor the UNet after its steps */
+    mp.release_text_encoder = mp.release_unet = 1;
+    if (use_taesd < 0) /* no --decoder: --taesd DIR alone means "decode with it" */
         use_taesd = taesd != NULL;
     if (use_taesd) { /* TAESD alone: the VAE is not even loaded */
         mp.taesd = taesd;

@@ -24,8 +24,8 @@ int op_get_threads(void);
 /* 1 when this CPU runs bf16 matmuls/convs natively (AVX512-BF16 or AMX, as oneDNN sees it:
  * ONEDNN_MAX_CPU_ISA lowers it); without them oneDNN would fall back to slow reference code. */
 int op_bf16_supported(void);
-/* Which build of the vector kernels runs: "avx512", "avx2" or "generic" (picked once from the CPU;
- * MUS2PIC_CPU=generic or avx2 caps it), or "native" (-DM2P_NATIVE=ON builds). */
+/* Which build of the vector kernels runs: "avx512", "avx2" or "generic" (picked once from the
+ * CPU; MUS2PIC_CPU=generic or avx2 caps it), or "native" (-DM2P_NATIVE=ON builds). */
 const char *m2p_cpu_kernels(void);
 
 typedef struct op_conv op_conv;
@@ -111,11 +111,11 @@ void op_prepared_tag(int dtype, char *buf, size_t n);
 
 /* GroupNorm over NHWC x [B, HW, C] with `groups` groups; optional fused SiLU. y may equal x.
  * 0, or M2P_ENOMEM when its per-channel scratch cannot be allocated. */
-int op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps, const float *gamma,
-                 const float *beta, int silu, float *y);
+int op_groupnorm(const float *x, int B, int HW, int C, int groups, float eps,
+                  const float *gamma, const float *beta, int silu, float *y);
 /* LayerNorm over the last dim of x [rows, C]. y may equal x. */
-void op_layernorm(const float *x, int rows, int C, float eps, const float *gamma, const float *beta,
-                  float *y);
+void op_layernorm(const float *x, int rows, int C, float eps, const float *gamma,
+                  const float *beta, float *y);
 /* The same three with the result rounded to bf16 (nearest even) into y (never aliasing x). */
 int op_groupnorm_bf16(const float *x, int B, int HW, int C, int groups, float eps,
                       const float *gamma, const float *beta, int silu, uint16_t *y);
@@ -136,14 +136,13 @@ void op_upsample2x_bf16(const float *x, int B, int H, int W, int C, uint16_t *y)
  * q [B, Lq, *] with row stride q_stride floats, head h at columns h*dh..; k, v [B, Lk, *] with
  * row stride kv_stride; out [B, Lq, heads*dh] contiguous. softmax(scale * q k^T) v;
  * causal: key j > query i is masked (CLIP). */
-int op_attention(const float *q, int q_stride, const float *k, const float *v, int kv_stride, int B,
-                 int Lq, int Lk, int heads, int dh, float scale, int causal, float *out);
+int op_attention(const float *q, int q_stride, const float *k, const float *v, int kv_stride,
+                 int B, int Lq, int Lk, int heads, int dh, float scale, int causal, float *out);
 /* The same for bf16 compute: q, k, v rounded to bf16, products on AMX tiles with f32
  * accumulation, softmax and output in f32 (cpu/attention_amx.c). Where the CPU (or the OS) has
  * no AMX, and in the portable kernels, it is op_attention. MUS2PIC_AMX=0 turns AMX off. */
 int op_attention_bf16(const float *q, int q_stride, const float *k, const float *v, int kv_stride,
-                      int B, int Lq, int Lk, int heads, int dh, float scale, int causal,
-                      float *out);
+                      int B, int Lq, int Lk, int heads, int dh, float scale, int causal, float *out);
 /* op_attention_bf16 on bf16 q, k, v (linears' bf16 outputs, op_linear_forward_bf16; strides in
  * elements): the same numbers as op_attention_bf16 on their widened (exact f32) values. Without
  * AMX: op_attention on widened copies. */

@@ -622,6 +622,20 @@ static void copy_residual(float *y, const float *residual, size_t n)
     }
 }
 
+/* e's primitive from src to dst, both in the layouts e was built for */
+static int prim_entry_exec(const prim_op *o, prim_entry *e, const void *src, void *dst)
+{
+    dnnl_memory_set_data_handle(e->src, (void *)src);
+    dnnl_memory_set_data_handle(e->dst, dst);
+    dnnl_exec_arg_t args[4] = {
+        {DNNL_ARG_SRC, e->src},
+        {DNNL_ARG_WEIGHTS, e->own_w.mem ? e->own_w.mem : o->w.mem},
+        {DNNL_ARG_DST, e->dst},
+        {DNNL_ARG_BIAS, o->bias},
+    };
+    return exec(e->prim, o->bias ? 4 : 3, args);
+}
+
 /* x -> y through e; y (f32, or bf16 when e was built so) is first loaded with `residual` (ny
  * floats) unless it already holds it, and a bf16 op reads a bf16 copy of x (or pre(x), when pc)
  * from the per-thread scratch, or x itself when pc's pre is NULL (x already holds bf16 values:
@@ -649,15 +663,7 @@ static int prim_entry_run(prim_op *o, prim_entry *e, const float *x, const pre_c
     } else if (residual && residual != y) {
         copy_residual(y, residual, ny);
     }
-    dnnl_memory_set_data_handle(e->src, (void *)src);
-    dnnl_memory_set_data_handle(e->dst, y);
-    dnnl_exec_arg_t args[4] = {
-        {DNNL_ARG_SRC, e->src},
-        {DNNL_ARG_WEIGHTS, e->own_w.mem ? e->own_w.mem : o->w.mem},
-        {DNNL_ARG_DST, e->dst},
-        {DNNL_ARG_BIAS, o->bias},
-    };
-    return exec(e->prim, o->bias ? 4 : 3, args);
+    return prim_entry_exec(o, e, src, y);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -817,7 +823,7 @@ static int conv_entry_init(op_conv *c, prim_entry *e, const int key[4])
 {
     int B = key[0], H = key[1], W = key[2], sum = key[3] & 1, band = key[3] & KEY_BAND;
     int blocked = (key[3] & KEY_BLOCKED) != 0;
-    int pt = band ? (key[3] >> 3) & 31 : -1, Ho = band ? (key[3] & ~KEY_BLOCKED) >> 8 : 0, Wo;
+    int pt = band ? (key[3] >> 3) & 31 : -1, Ho = band ? (key[3] & ~KEY_BLOCKED) >> 8 : 0;
     dnnl_convolution_desc_t cd;
     int rc = conv_desc(c, B, H, W, (key[3] >> 1) & 1, pt, Ho, blocked, &cd);
     if (rc)
@@ -831,16 +837,12 @@ static int conv_entry_init(op_conv *c, prim_entry *e, const int key[4])
     rc = prim_entry_init(&c->op, e, key, sum, &cd, &f32md, "conv", label);
     if (rc || !blocked)
         return rc;
-    if (!band)
-        op_conv_out_hw(c, H, W, &Ho, &Wo);
-    else
-        op_conv_out_hw(c, H, W, &(int){0}, &Wo);
-    dnnl_dims_t dd = {B, c->cout, Ho, Wo};
+    /* the reorders between the blocked src / dst and NHWC memory of the same sizes */
     dnnl_memory_desc_t ymd;
     const dnnl_memory_desc_t *smd, *dmd;
-    if (dnnl_memory_desc_init_by_tag(&ymd, 4, dd, dnnl_f32, dnnl_nhwc) != dnnl_success ||
-        dnnl_memory_get_memory_desc(e->src, &smd) != dnnl_success ||
-        dnnl_memory_get_memory_desc(e->dst, &dmd) != dnnl_success)
+    if (dnnl_memory_get_memory_desc(e->src, &smd) != dnnl_success ||
+        dnnl_memory_get_memory_desc(e->dst, &dmd) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&ymd, 4, dmd->dims, dnnl_f32, dnnl_nhwc) != dnnl_success)
         rc = m2p_error(M2P_EINTERNAL, "oneDNN: desc failed");
     if (!rc)
         rc = cvt_init(&e->blk_in, &f32md, smd);
@@ -870,17 +872,8 @@ static int conv_run_blocked(op_conv *c, prim_entry *e, const float *x, float *y,
     int rc = cvt_run(&e->blk_in, x, bs);
     if (!rc && residual)
         rc = cvt_run(&e->blk_res, residual, bd);
-    if (rc)
-        return rc;
-    dnnl_memory_set_data_handle(e->src, bs);
-    dnnl_memory_set_data_handle(e->dst, bd);
-    dnnl_exec_arg_t args[4] = {
-        {DNNL_ARG_SRC, e->src},
-        {DNNL_ARG_WEIGHTS, e->own_w.mem ? e->own_w.mem : c->op.w.mem},
-        {DNNL_ARG_DST, e->dst},
-        {DNNL_ARG_BIAS, c->op.bias},
-    };
-    rc = exec(e->prim, c->op.bias ? 4 : 3, args);
+    if (!rc)
+        rc = prim_entry_exec(&c->op, e, bs, bd);
     return rc ? rc : cvt_run(&e->blk_out, bd, y);
 }
 
