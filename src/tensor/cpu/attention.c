@@ -289,48 +289,13 @@ static void attend_block(const attn_args *a, attn_scratch *w, int b, int h, int 
  * 2 vectors of keys, each K vector loaded feeding QR queries; P V is QR queries x 2 vectors
  * of dims. Every score sums its dims in order from 0 and every output its keys in order, so
  * the results do not depend on the tiling. */
-#if defined(__AVX2__) && defined(__FMA__)
-#define VW 8 /* floats per vector */
+#if VF_W == 8
 #define QR 6 /* queries per tile: 12 accumulators of the 16 registers */
 #else
-#define VW 4
 #define QR 4
 #endif
+#define VW VF_W     /* floats per vector (cpu.h) */
 #define TW (2 * VW) /* keys or dims per tile */
-typedef float vf __attribute__((vector_size(VW * sizeof(float))));
-typedef int32_t vi __attribute__((vector_size(VW * sizeof(int32_t))));
-
-static inline vf v_load(const float *p)
-{
-    vf v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline void v_store(float *p, vf v)
-{
-    memcpy(p, &v, sizeof v);
-}
-
-/* e^x for x <= 0 (scores minus their running max), within 2 ulp; below -87 it is 0.
- * Cephes' expf: x = n ln2 + r with |r| <= ln2 / 2, e^r by a degree-7 polynomial. */
-static inline vf v_exp(vf x)
-{
-    vi keep = x > -87.0f;
-    x = (vf)((vi)x & keep);
-    vf n = x * 1.44269504088896341f + 12582912.0f; /* round to nearest: 1.5 x 2^23 */
-    n -= 12582912.0f;
-    vf r = x - n * 0.693359375f;
-    r -= n * -2.12194440e-4f;
-    vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    vi e = (__builtin_convertvector(n, vi) + 127) << 23;
-    return (vf)((vi)(p * (vf)e) & keep);
-}
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -338,7 +303,7 @@ static inline vf v_exp(vf x)
  * rows, a read at constant offsets from one pointer */
 INLINE void tile_rank1(vf acc[QR][2], int nv, const float *a, int as, const float *x)
 {
-    vf x0 = v_load(x), x1 = nv > 1 ? v_load(x + VW) : x0;
+    vf x0 = vf_load(x), x1 = nv > 1 ? vf_load(x + VW) : x0;
     for (int r = 0; r < QR; r++) {
         acc[r][0] += a[r * as] * x0;
         if (nv > 1)
@@ -351,7 +316,7 @@ INLINE void tile_store(vf acc[QR][2], int nr, int nv, float *dst, int ld)
 {
     for (int r = 0; r < nr; r++)
         for (int i = 0; i < nv; i++)
-            v_store(dst + (size_t)r * ld + i * VW, acc[r][i]);
+            vf_store(dst + (size_t)r * ld + i * VW, acc[r][i]);
 }
 
 /* Scores of the QR queries qt[dh][QR] (scaled, zeros past the last query) against the first
@@ -374,7 +339,7 @@ INLINE void pv_tile(const float *s, int nr, int nk, const float *vb, size_t vs, 
     vf acc[QR][2];
     for (int r = 0; r < QR; r++)
         for (int i = 0; i < nv; i++)
-            acc[r][i] = r < nr ? v_load(o + (size_t)r * ld + d + i * VW) : (vf){0};
+            acc[r][i] = r < nr ? vf_load(o + (size_t)r * ld + d + i * VW) : (vf){0};
     for (int j = 0; j < nk; j++)
         tile_rank1(acc, nv, s + j, KB, vb + (size_t)j * vs + d);
     tile_store(acc, nr, nv, o + d, ld);
@@ -407,10 +372,10 @@ static float softmax_block(float *sr, int nk, float *m, float *l)
     int nv = nk / VW;
     float bm = -INFINITY;
     if (nv) {
-        vf vm = v_load(sr);
+        vf vm = vf_load(sr);
         for (int i = 1; i < nv; i++) {
-            vf x = v_load(sr + i * VW);
-            vm = (vf)(((vi)x & (vi)(x > vm)) | ((vi)vm & ~(vi)(x > vm)));
+            vf x = vf_load(sr + i * VW);
+            vm = vf_select(x > vm, x, vm);
         }
         for (int i = 0; i < VW; i++)
             bm = vm[i] > bm ? vm[i] : bm;
@@ -418,13 +383,13 @@ static float softmax_block(float *sr, int nk, float *m, float *l)
     for (int j = nv * VW; j < nk; j++)
         bm = sr[j] > bm ? sr[j] : bm;
     float mnew = bm > *m ? bm : *m;
-    float al = *m == -INFINITY ? 0.0f : v_exp((vf){0} + (*m - mnew))[0];
+    float al = *m == -INFINITY ? 0.0f : vf_exp(vf_splat(*m - mnew))[0];
     vf vs = {0};
     for (int j = 0; j < nk; j += VW) {
-        vf e = v_exp(v_load(sr + j) - mnew);
+        vf e = vf_exp(vf_load(sr + j) - mnew);
         for (int i = nk - j; i < VW; i++) /* past the last key */
             e[i] = 0.0f;
-        v_store(sr + j, e);
+        vf_store(sr + j, e);
         vs += e;
     }
     float sum = 0;

@@ -138,77 +138,102 @@ static inline __m512 v_erf(__m512 x)
     q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(-1.42647390514189e-02f));
     return _mm512_mask_mov_ps(_mm512_div_ps(p, q), sat, one);
 }
-#elif defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define M2P_AVX2 1
+#endif
 
-/* 8 bf16 at p widened to f32 (exact). */
-static inline __m256 v8_load_bf16(const uint16_t *p)
+/* Portable vectors (GCC's vector extensions) for the builds without AVX-512: 8 floats where
+ * the build has AVX2 and FMA (x86-64-v3: ymm registers), else 4 (SSE2). vf_exp and vf_erf are
+ * v_exp's and v_erf's polynomials lane by lane. */
+#if defined(__AVX2__) && defined(__FMA__)
+#define VF_W 8
+#else
+#define VF_W 4
+#endif
+typedef float vf __attribute__((vector_size(VF_W * sizeof(float))));
+typedef int32_t vfi __attribute__((vector_size(VF_W * sizeof(int32_t))));
+typedef uint16_t vfh __attribute__((vector_size(VF_W * sizeof(uint16_t))));
+
+static inline vf vf_load(const float *p)
 {
-    __m128i h = _mm_loadu_si128((const __m128i *)p);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
 }
 
-/* 8 results at column c of the row a kernel writes: f32 yf when it has one, else bf16 yb
- * (rounded by ops_bf16, as the scalar code). */
-static inline void v8_store_f32_or_bf16(float *yf, uint16_t *yb, int c, __m256 v)
+static inline void vf_store(float *p, vf v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+static inline vf vf_splat(float x)
+{
+    return (vf){0} + x;
+}
+
+/* a where the lanes of m are all ones, else b */
+static inline vf vf_select(vfi m, vf a, vf b)
+{
+    return (vf)(((vfi)a & m) | ((vfi)b & ~m));
+}
+
+/* VF_W bf16 at p widened to f32 (exact) */
+static inline vf vf_load_bf16(const uint16_t *p)
+{
+    vfh h;
+    memcpy(&h, p, sizeof h);
+    return (vf)(__builtin_convertvector(h, vfi) << 16);
+}
+
+/* VF_W results at column c of the row a kernel writes: f32 yf when it has one, else bf16 yb
+ * (rounded by ops_bf16, as the scalar code) */
+static inline void vf_store_f32_or_bf16(float *yf, uint16_t *yb, int c, vf v)
 {
     if (yf) {
-        _mm256_storeu_ps(yf + c, v);
+        vf_store(yf + c, v);
         return;
     }
-    float t[8];
-    _mm256_storeu_ps(t, v);
-    for (int i = 0; i < 8; i++)
-        yb[c + i] = ops_bf16(t[i]);
+    for (int i = 0; i < VF_W; i++)
+        yb[c + i] = ops_bf16(v[i]);
 }
 
-/* v_exp for 8 floats (the x86-64-v3 build): the same polynomial, 2^n built from the exponent
- * bits; inputs below -87.3 give 0, above 88.3 saturate at e^88.3. */
-static inline __m256 v8_exp(__m256 x)
+/* e^x within 2 ulp; below -87.3 it is 0, above 88.3 e^88.3 */
+static inline vf vf_exp(vf x)
 {
-    const __m256 lo = _mm256_set1_ps(-87.3f), hi = _mm256_set1_ps(88.3f);
-    __m256 keep = _mm256_cmp_ps(x, lo, _CMP_GT_OQ);
-    x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e =
-        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), keep);
+    vfi keep = x > -87.3f;
+    x = vf_select(x < 88.3f, x, vf_splat(88.3f));
+    x = (vf)((vfi)x & keep);                       /* far below: e^0, zeroed at the end */
+    vf n = x * 1.44269504088896341f + 12582912.0f; /* round to nearest: 1.5 x 2^23 */
+    n -= 12582912.0f;
+    vf r = x - n * 0.693359375f;
+    r -= n * -2.12194440e-4f;
+    vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    vfi e = (__builtin_convertvector(n, vfi) + 127) << 23;
+    return (vf)((vfi)(p * (vf)e) & keep);
 }
 
-/* v_erf for 8 floats: the same rational approximation */
-static inline __m256 v8_erf(__m256 x)
+/* erf(x), exactly +-1 where |x| >= 3.8325 */
+static inline vf vf_erf(vf x)
 {
-    const __m256 c = _mm256_set1_ps(3.832506856900711f), sign = _mm256_set1_ps(-0.0f);
-    __m256 sat = _mm256_cmp_ps(_mm256_andnot_ps(sign, x), c, _CMP_GE_OQ);
-    __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(x, sign));
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_sub_ps(_mm256_setzero_ps(), c)), c);
-    __m256 x2 = _mm256_mul_ps(x, x);
-    __m256 p = _mm256_set1_ps(-2.72614225801306e-10f);
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(2.77068142495902e-08f));
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-2.10102402082508e-06f));
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-5.69250639462346e-05f));
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-7.34990630326855e-04f));
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-2.95459980854025e-03f));
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-1.60960333262415e-02f));
-    p = _mm256_mul_ps(p, x);
-    __m256 q = _mm256_set1_ps(-1.45660718464996e-05f);
-    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(-2.13374055278905e-04f));
-    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(-1.68282697438203e-03f));
-    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(-7.37332916720468e-03f));
-    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(-1.42647390514189e-02f));
-    return _mm256_blendv_ps(_mm256_div_ps(p, q), one, sat);
+    vf ax = (vf)((vfi)x & 0x7fffffff);
+    vfi sat = ax >= 3.832506856900711f;
+    vf one = (vf)((vfi)vf_splat(1.0f) | ((vfi)x & (int32_t)0x80000000));
+    vf x2 = x * x;
+    vf p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
+    p = p * x2 + -2.10102402082508e-06f;
+    p = p * x2 + -5.69250639462346e-05f;
+    p = p * x2 + -7.34990630326855e-04f;
+    p = p * x2 + -2.95459980854025e-03f;
+    p = p * x2 + -1.60960333262415e-02f;
+    p = p * x;
+    vf q = x2 * -1.45660718464996e-05f + -2.13374055278905e-04f;
+    q = q * x2 + -1.68282697438203e-03f;
+    q = q * x2 + -7.37332916720468e-03f;
+    q = q * x2 + -1.42647390514189e-02f;
+    return vf_select(sat, one, p / q);
 }
-#endif
 
 #endif

@@ -210,15 +210,12 @@ static int groupnorm(const float *x, const uint16_t *xq, const float *add, int B
                 }
                 v_store_f32_or_bf16(yr, yq, c, v);
             }
-#elif M2P_AVX2
-            for (; c + 8 <= C; c += 8) {
-                __m256 v = _mm256_fmadd_ps(_mm256_loadu_ps(xr + c), _mm256_loadu_ps(a + c),
-                                           _mm256_loadu_ps(b + c));
-                if (silu) {
-                    __m256 e = v8_exp(_mm256_sub_ps(_mm256_setzero_ps(), v));
-                    v = _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
-                }
-                v8_store_f32_or_bf16(yr, yq, c, v);
+#else
+            for (; c + VF_W <= C; c += VF_W) {
+                vf v = vf_load(xr + c) * vf_load(a + c) + vf_load(b + c);
+                if (silu)
+                    v = v / (1.0f + vf_exp(-v));
+                vf_store_f32_or_bf16(yr, yq, c, v);
             }
 #endif
             for (; c < C; c++) {
@@ -417,14 +414,12 @@ static void geglu(const float *x, const uint16_t *xb, int rows, int D, float *y,
             }
             v_store_f32_or_bf16(yr, yq, c, _mm512_mul_ps(hv, v_gelu(gv)));
         }
-#elif M2P_AVX2
-        for (; c + 8 <= D; c += 8) {
-            __m256 hv = h ? _mm256_loadu_ps(h + c) : v8_load_bf16(hb + c);
-            __m256 gv = h ? _mm256_loadu_ps(g + c) : v8_load_bf16(gb + c);
-            __m256 e = v8_erf(_mm256_mul_ps(gv, _mm256_set1_ps(0.70710678118654752f)));
-            __m256 gelu = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), gv),
-                                        _mm256_add_ps(_mm256_set1_ps(1.0f), e));
-            v8_store_f32_or_bf16(yr, yq, c, _mm256_mul_ps(hv, gelu));
+#else
+        for (; c + VF_W <= D; c += VF_W) {
+            vf hv = h ? vf_load(h + c) : vf_load_bf16(hb + c);
+            vf gv = h ? vf_load(g + c) : vf_load_bf16(gb + c);
+            vf_store_f32_or_bf16(yr, yq, c,
+                                 hv * (0.5f * gv * (1.0f + vf_erf(gv * 0.70710678118654752f))));
         }
 #endif
         for (; c < D; c++) {
