@@ -98,7 +98,7 @@ typedef struct m2p_model_params {
                          * when it is there (`models fetch` brings it); "": none */
     const char *unet_file; /* optional .safetensors replacing the folder's UNet weights (same
                             * config; e.g. SDXL-Lightning's UNet over the SDXL base folder) */
-    int weight_cache;      /* 1 (default): bf16 weights are prepared once into a cache file
+    int weight_cache;      /* 1 (default): weights are prepared once into a cache file
                             * ($M2P_WEIGHT_CACHE_DIR, else $XDG_CACHE_HOME/mus2pic/weights, else
                             * ~/.cache/mus2pic/weights) that later loads map; 0: convert each time */
     int release_text_encoder; /* 1: free the text encoders' weights once the prompts are

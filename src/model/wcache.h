@@ -16,10 +16,14 @@
 
 typedef struct wcache wcache;
 
+#define WC_MIN_FREE ((unsigned long long)2 << 30) /* bytes the cache never takes from a disk */
+
 /* The cache of source file src for tag: a valid file is mapped (reader), otherwise a new one is
- * started (writer). Never an error for the load: NULL in *out when no cache can be used or
- * written (the reason is logged at debug level). */
-void wcache_open(const char *src, const char *tag, wcache **out);
+ * started (writer) when the cache folder's file system has room for `expect` bytes (what the
+ * entries will take, about) and still keeps WC_MIN_FREE free after them, or
+ * $M2P_WEIGHT_CACHE_MIN_FREE bytes. Never an error for the load: NULL in *out when no cache
+ * can be used or written (a full disk is said at info level, other reasons at debug level). */
+void wcache_open(const char *src, const char *tag, size_t expect, wcache **out);
 /* 1 if this cache maps a valid file. */
 int wcache_is_reader(const wcache *c);
 /* Reader: the entry `key` (layout, data; data is 64-byte aligned and stays mapped while a

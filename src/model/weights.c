@@ -341,13 +341,17 @@ void weights_set_cache(weights *w, int on)
     w->cache_on = on;
 }
 
-wcache *weights_cache(weights *w, const char *tag)
+wcache *weights_cache(weights *w, const char *tag, int elem_bytes)
 {
     if (!w->cache_on)
         return NULL;
     if (!w->cache_tried) {
         w->cache_tried = 1;
-        wcache_open(w->path, tag, &w->cache);
+        /* every tensor at elem_bytes, page aligned, and 1/32 for blocked layouts' padding */
+        size_t expect = 0;
+        for (int i = 0; i < w->f->n; i++)
+            expect += (size_t)w->f->tensors[i].numel * (size_t)elem_bytes + 4096;
+        wcache_open(w->path, tag, expect + expect / 32, &w->cache);
     }
     return w->cache;
 }

@@ -34,11 +34,12 @@ void weights_put(weights *w, float *owned);
  * reading the data (its prepared form comes from the weight cache). */
 int weights_check(weights *w, const char *name, int ndim, const int64_t *shape);
 /* The weight cache (model/wcache.h): off until weights_set_cache(w, 1). weights_cache opens it
- * at its first call for tag (tensor/ops.h op_prepared_tag) and returns NULL when it is off or
+ * at its first call for tag (tensor/ops.h op_prepared_tag), for prepared weights of elem_bytes
+ * per value (which sizes the room it needs on disk), and returns NULL when it is off or
  * unavailable; weights_cache_commit is called once the part has loaded completely (a new
  * cache file is written only then). */
 void weights_set_cache(weights *w, int on);
-wcache *weights_cache(weights *w, const char *tag);
+wcache *weights_cache(weights *w, const char *tag, int elem_bytes);
 void weights_cache_commit(weights *w);
 /* 1 if the tensor exists (for optional tensors / alternative names). */
 int weights_has(weights *w, const char *name);

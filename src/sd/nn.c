@@ -77,17 +77,16 @@ void nn_norm_free(nn_norm *n)
  * the keys): bump it when that changes, so that cache files written before are not used. */
 #define NN_PREPARED_VERSION 1
 
-/* The weight cache of w for ops of this dtype, or NULL. bf16 only: its conversion and reorder
- * are what a load spends its time on, while an f32 cache would take twice the model's size
- * on disk for a cheap, exact conversion. */
+/* The weight cache of w for ops of this dtype, or NULL. f32 too: an fp16 model's f32 weights
+ * take twice its size on disk, but converting and reordering them cost a fresh process 2-4 s
+ * of page faults and copies (CPUs without bf16 have no other dtype), and mapping costs a
+ * fraction of that (BENCHMARKS.md); wcache_open skips the file when the disk is short. */
 static wcache *load_cache(const m2p_backend *be, weights *w, int dtype)
 {
-    if (dtype != M2P_DTYPE_BF16)
-        return NULL;
     char ops[96], tag[128];
     be->prepared_tag(be, dtype, ops, sizeof ops);
     snprintf(tag, sizeof tag, "nn %d %s", NN_PREPARED_VERSION, ops);
-    return weights_cache(w, tag);
+    return weights_cache(w, tag, dtype == M2P_DTYPE_BF16 ? 2 : 4);
 }
 
 /* The prepared weights of `key` from a mapped cache (0), or 1 when the caller converts them

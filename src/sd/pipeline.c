@@ -780,7 +780,7 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *params, m2p_image *out)
     weights_release(clip_text_weights(m->text));
     if (m->text2)
         weights_release(clip_text_weights(m->text2));
-    /* f32 (and uncached bf16) weights are anonymous memory: a one-shot generate frees them
+    /* uncached weights are anonymous memory: a one-shot generate frees them
      * (they load again on the next prompt), and malloc_trim gives the freed heap pages back */
     if (m->params.release_text_encoder) {
         clip_text_unload(m->text);
@@ -885,8 +885,8 @@ int m2p_generate(m2p_model *m, const m2p_gen_params *params, m2p_image *out)
     }
 
     weights_release(unet_weights(m->unet));
-    /* a one-shot generate frees f32 (and uncached bf16) UNet weights before the decoder runs:
-     * they are most of the resident set (3.2 GiB at f32 for SD 1.5), and the decode's big
+    /* a one-shot generate frees uncached UNet weights before the decoder runs: they are most
+     * of the resident set (3.2 GiB at f32 for SD 1.5), and the decode's big
      * activations came on top of them */
     if (m->params.release_unet) {
         unet_free(m->unet);

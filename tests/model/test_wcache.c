@@ -2,10 +2,11 @@
  * test_wcache.c — the on-disk weight cache (src/model/wcache.c): entries written, committed and
  * mapped back byte for byte; every way a file can go bad (truncated, extended, header, index or
  * data bytes changed, source touched, another tag, garbage, empty) is refused at open or at
- * find and rebuilt, never trusted. Then, where the CPU runs bf16, the whole pipeline on the
- * sd-tiny fixture: the first load writes the cache, the next maps it (the file shows in
- * /proc/self/maps), and images from a converted load, a mapped load, a corrupted cache and its
- * rebuild are identical bit for bit.
+ * find and rebuilt, never trusted; no file is started where the disk would keep less than the
+ * reserve. Then the whole pipeline on the sd-tiny fixture, in f32 and, where the CPU runs it,
+ * bf16: the first load writes the cache, the next maps it (the file shows in /proc/self/maps),
+ * and images from a converted load, a mapped load, a corrupted cache and its rebuild are
+ * identical bit for bit.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -31,7 +32,7 @@ static const char layouts[NENT][24] = {"layout-0", "layout-one", "layout-2-longe
 static void write_cache(const char *tag)
 {
     wcache *c = NULL;
-    wcache_open(src, tag, &c);
+    wcache_open(src, tag, 1 << 20, &c);
     CHECK(c != NULL);
     if (!c)
         return;
@@ -46,7 +47,7 @@ static void write_cache(const char *tag)
 static int read_back(const char *tag, char *path, size_t n)
 {
     wcache *c = NULL;
-    wcache_open(src, tag, &c);
+    wcache_open(src, tag, 1 << 20, &c);
     if (!c)
         return 0;
     if (path)
@@ -118,7 +119,7 @@ static void test_file_level(void)
     /* a key the file lacks (a load that wants more than was written): nothing more is served
      * from it, and the commit removes it */
     wcache *c = NULL;
-    wcache_open(src, "tag one", &c);
+    wcache_open(src, "tag one", 1 << 20, &c);
     CHECK(wcache_is_reader(c));
     if (c) {
         const void *l, *d;
@@ -174,7 +175,7 @@ static void test_file_level(void)
     /* an uncommitted writer leaves nothing behind */
     CHECK_INT(unlink(path), 0);
     c = NULL;
-    wcache_open(src, "tag one", &c);
+    wcache_open(src, "tag one", 1 << 20, &c);
     CHECK(c && !wcache_is_reader(c));
     if (c)
         wcache_add(c, keys[0], layouts[0], sizeof layouts[0], data[0], sizes[0]);
@@ -183,9 +184,29 @@ static void test_file_level(void)
     char cmd[1300];
     snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s/cache')\"", tmp);
     CHECK_INT(system(cmd), 0);
+
+    /* a disk that would keep less than the reserve: no writer, no file; a file already there
+     * is still read */
+    setenv("M2P_WEIGHT_CACHE_MIN_FREE", "18000000000000000000", 1); /* 18 EB */
+    c = NULL;
+    wcache_open(src, "tag one", 1 << 20, &c);
+    CHECK(c == NULL);
+    wcache_unref(c);
+    CHECK(access(path, F_OK) != 0);
+    setenv("M2P_WEIGHT_CACHE_MIN_FREE", "0", 1);
+    c = NULL; /* nor a file bigger than the disk's free space */
+    wcache_open(src, "tag one", SIZE_MAX / 2, &c);
+    CHECK(c == NULL);
+    wcache_unref(c);
+    unsetenv("M2P_WEIGHT_CACHE_MIN_FREE");
+    write_cache("tag one");
+    setenv("M2P_WEIGHT_CACHE_MIN_FREE", "18000000000000000000", 1);
+    CHECK(read_back("tag one", NULL, 0));
+    unsetenv("M2P_WEIGHT_CACHE_MIN_FREE");
+    CHECK_INT(unlink(path), 0);
 }
 
-/* ---- the pipeline on sd-tiny in bf16 ------------------------------------------------------- */
+/* ---- the pipeline on sd-tiny ---------------------------------------------------------------- */
 
 static int maps_cache(void)
 {
@@ -200,12 +221,12 @@ static int maps_cache(void)
     return n;
 }
 
-/* One 64x64 4-step image of sd-tiny in bf16; *mapped gets how many mappings of cache files the
- * loaded model holds. */
-static uint8_t *image(int cache, int *mapped)
+/* One 64x64 4-step image of sd-tiny in dtype; *mapped gets how many mappings of cache files
+ * the loaded model holds. */
+static uint8_t *image(int dtype, int cache, int *mapped)
 {
     m2p_model_params mp = m2p_model_default_params();
-    mp.compute_dtype = M2P_DTYPE_BF16;
+    mp.compute_dtype = dtype;
     mp.weight_cache = cache;
     mp.n_threads = 2;
     m2p_model *m = NULL;
@@ -249,24 +270,20 @@ static int count_files(void)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static void test_pipeline(void)
+static void test_pipeline(int dtype)
 {
-    if (!op_bf16_supported()) {
-        printf("pipeline part skipped: no bf16 on this CPU (the cache is bf16 only)\n");
-        return;
-    }
     char cmd[800];
     snprintf(cmd, sizeof cmd, "rm -rf '%s/cache'", tmp);
     CHECK_INT(system(cmd), 0);
     int mapped = 0;
-    uint8_t *ref = image(0, &mapped); /* converted, no cache */
+    uint8_t *ref = image(dtype, 0, &mapped); /* converted, no cache */
     CHECK_INT(mapped, 0);
     CHECK_INT(count_files(), 0);
-    uint8_t *first = image(1, &mapped); /* converts and writes */
+    uint8_t *first = image(dtype, 1, &mapped); /* converts and writes */
     CHECK_INT(mapped, 0);
     CHECK_INT(count_files(), 3); /* text_encoder, unet, vae */
     check_same(ref, first, "the load that wrote the cache");
-    uint8_t *second = image(1, &mapped); /* maps */
+    uint8_t *second = image(dtype, 1, &mapped); /* maps */
     CHECK_INT(mapped, 3);
     check_same(ref, second, "the mapped load");
     /* damage every cache file's first data page: detected, converted, removed, rebuilt */
@@ -275,12 +292,12 @@ static void test_pipeline(void)
              "seek=4100 conv=notrunc status=none; done",
              tmp);
     CHECK_INT(system(cmd), 0);
-    uint8_t *bad = image(1, &mapped);
+    uint8_t *bad = image(dtype, 1, &mapped);
     check_same(ref, bad, "the load over a corrupted cache");
     CHECK_INT(count_files(), 0);
-    uint8_t *again = image(1, &mapped);
+    uint8_t *again = image(dtype, 1, &mapped);
     CHECK_INT(count_files(), 3);
-    uint8_t *mapped_again = image(1, &mapped);
+    uint8_t *mapped_again = image(dtype, 1, &mapped);
     CHECK_INT(mapped, 3);
     check_same(ref, again, "the rebuilding load");
     check_same(ref, mapped_again, "the load of the rebuilt cache");
@@ -311,7 +328,11 @@ int main(void)
             data[i][j] = (unsigned char)(j * 7 + (size_t)i * 13 + j / 251);
     }
     test_file_level();
-    test_pipeline();
+    test_pipeline(M2P_DTYPE_F32);
+    if (op_bf16_supported())
+        test_pipeline(M2P_DTYPE_BF16);
+    else
+        test_skip("bf16: not supported by this CPU, its cache not loaded");
     for (int i = 0; i < NENT; i++)
         free(data[i]);
     test_rmtree(tmp);
