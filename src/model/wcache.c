@@ -20,7 +20,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +31,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #define WC_MAGIC "M2PWCv1"
@@ -284,6 +287,34 @@ static unsigned long long min_free(void)
     return WC_MIN_FREE;
 }
 
+/* Removes "<file>.tmp.<pid>" files in dir left by writers that died (killed during their first
+ * load: 3.5 GB each for an f32 UNet): their process is gone and the file has not been written
+ * to for a minute. A live writer keeps its file's mtime fresh. */
+static void remove_orphans(const char *dir, const char *file)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    size_t fl = strlen(file);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (strncmp(n, file, fl) || strncmp(n + fl, ".tmp.", 5))
+            continue;
+        char *end;
+        long pid = strtol(n + fl + 5, &end, 10);
+        char p[PATH_MAX];
+        struct stat st;
+        if (*end || pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno != ESRCH) ||
+            snprintf(p, sizeof p, "%s/%s", dir, n) >= (int)sizeof p || stat(p, &st) ||
+            time(NULL) - st.st_mtime < 60)
+            continue;
+        if (unlink(p) == 0)
+            M2P_LOGI("weight cache: removed %s, left by a load that did not finish", p);
+    }
+    closedir(d);
+}
+
 static int writer_start(wcache *c, size_t expect)
 {
     char dir[PATH_MAX];
@@ -295,6 +326,7 @@ static int writer_start(wcache *c, size_t expect)
         M2P_LOGD("weight cache: cannot create %s: %s", dir, strerror(errno));
         return -1;
     }
+    remove_orphans(dir, slash ? slash + 1 : c->path);
     struct statvfs vfs;
     unsigned long long keep = min_free();
     if (statvfs(dir, &vfs) == 0) {

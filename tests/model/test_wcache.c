@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -203,6 +204,36 @@ static void test_file_level(void)
     setenv("M2P_WEIGHT_CACHE_MIN_FREE", "18000000000000000000", 1);
     CHECK(read_back("tag one", NULL, 0));
     unsetenv("M2P_WEIGHT_CACHE_MIN_FREE");
+    CHECK_INT(unlink(path), 0);
+
+    /* temporary files of writers that died are removed by the next writer; a live writer's
+     * (the parent) and a recently written one are not */
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    CHECK(dead > 0);
+    waitpid(dead, NULL, 0);
+    char orphan[1300], live[1300], fresh[1300];
+    snprintf(orphan, sizeof orphan, "%s.tmp.%ld", path, (long)dead);
+    snprintf(live, sizeof live, "%s.tmp.%ld", path, (long)getppid());
+    snprintf(fresh, sizeof fresh, "%s.tmp.%ld", path, (long)dead + 1000000);
+    struct timespec old_times[2] = {{1000000000, 0}, {1000000000, 0}};
+    const char *made[3] = {orphan, live, fresh};
+    for (int i = 0; i < 3; i++) {
+        FILE *t = fopen(made[i], "wb");
+        CHECK(t != NULL);
+        if (t)
+            fclose(t);
+        if (i < 2)
+            CHECK_INT(utimensat(AT_FDCWD, made[i], old_times, 0), 0);
+    }
+    write_cache("tag one");
+    CHECK(access(orphan, F_OK) != 0);
+    CHECK(access(live, F_OK) == 0);
+    CHECK(access(fresh, F_OK) == 0);
+    CHECK(read_back("tag one", NULL, 0));
+    unlink(live);
+    unlink(fresh);
     CHECK_INT(unlink(path), 0);
 }
 
