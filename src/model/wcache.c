@@ -345,9 +345,10 @@ static int writer_start(wcache *c, size_t expect)
         M2P_LOGD("weight cache: cannot write %s: %s", c->tmp, strerror(errno));
         return -1;
     }
+    /* the stage first: O_DIRECT is set only when the writes can go through it */
     int fl = fcntl(c->fd, F_GETFL);
-    c->direct = fl != -1 && fcntl(c->fd, F_SETFL, fl | O_DIRECT) == 0 &&
-                posix_memalign((void **)&c->stage, DIRECT_ALIGN, DIRECT_STAGE) == 0;
+    if (fl != -1 && posix_memalign((void **)&c->stage, DIRECT_ALIGN, DIRECT_STAGE) == 0)
+        c->direct = fcntl(c->fd, F_SETFL, fl | O_DIRECT) == 0;
     if (!c->direct)
         direct_off(c);
     c->cur = WC_HDR;
@@ -459,31 +460,24 @@ void wcache_mark_stale(wcache *c)
         c->stale = 1;
 }
 
-/* n bytes of p at off (a multiple of DIRECT_ALIGN) with O_DIRECT: the page-aligned part of an
- * aligned buffer as it is, the rest through the stage, its last block padded with zeros (the
- * padding lies before the next entry's aligned offset, or is cut by the commit's truncate).
- * A file system that refuses O_DIRECT halfway turns it off and the write is buffered. */
+/* n bytes of p at off (a multiple of DIRECT_ALIGN) with O_DIRECT: the whole pages of a
+ * page-aligned buffer as they are, anything else through the stage, its last block padded with
+ * zeros (the padding lies before the next entry's aligned offset, or is cut by the commit's
+ * truncate). A file system that refuses O_DIRECT halfway turns it off: the rest is buffered. */
 static int write_data(wcache *c, const void *p, size_t n, uint64_t off)
 {
     const char *b = p;
-    if (c->direct && ((uintptr_t)b & (DIRECT_ALIGN - 1)) == 0) {
-        size_t whole = n & ~(size_t)(DIRECT_ALIGN - 1);
-        if (whole && pwrite_all(c->fd, b, whole, off) == 0) {
-            b += whole;
-            n -= whole;
-            off += whole;
-        } else if (whole) {
-            if (errno != EINVAL)
-                return -1;
-            direct_off(c);
-        }
-    }
     while (c->direct && n) {
-        size_t k = n < DIRECT_STAGE ? n : DIRECT_STAGE;
-        size_t padded = (k + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1);
-        memcpy(c->stage, b, k);
-        memset(c->stage + k, 0, padded - k);
-        if (pwrite_all(c->fd, c->stage, padded, off)) {
+        const char *from = b;
+        size_t k = n & ~(size_t)(DIRECT_ALIGN - 1), len = k;
+        if (((uintptr_t)b & (DIRECT_ALIGN - 1)) || !k) {
+            k = n < DIRECT_STAGE ? n : DIRECT_STAGE;
+            len = (k + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1);
+            memcpy(c->stage, b, k);
+            memset(c->stage + k, 0, len - k);
+            from = c->stage;
+        }
+        if (pwrite_all(c->fd, from, len, off)) {
             if (errno != EINVAL)
                 return -1;
             direct_off(c);
