@@ -38,7 +38,8 @@ struct weights {
     pooled free_bufs[POOL]; /* given back, ready for the next conversion */
     pooled lent[16];        /* handed out by weights_get, with their capacity */
     int cache_on, cache_tried;
-    wcache *cache; /* prepared weights on disk, opened at the first weights_cache */
+    wcache *cache;  /* prepared weights on disk, opened at the first weights_cache */
+    int src_random; /* the source is advised MADV_RANDOM while a cache answers (below) */
 };
 
 /* Preference order: full precision first (what from_pretrained loads without a variant). */
@@ -183,6 +184,8 @@ static void fmt_shape(char *buf, size_t n, int ndim, const int64_t *shape)
         snprintf(buf + o, n - o, "]");
 }
 
+#define SMALL_READ ((size_t)1 << 20) /* a bias or a norm, not a weight being converted */
+
 /* Give the pages strictly inside [p, p+n) back to the page cache (the process no longer
  * needs them once converted). */
 static void drop_pages(const void *p, size_t n)
@@ -243,6 +246,10 @@ int weights_get(weights *w, const char *name, int ndim, const int64_t *shape, co
     int rc = check_tensor(w, name, ndim, shape, &t);
     if (rc)
         return rc;
+    if (w->src_random && t->nbytes > SMALL_READ) { /* converting after all: read around again */
+        madvise(w->f->map, w->f->size, MADV_NORMAL);
+        w->src_random = 0;
+    }
     if (t->dtype == ST_F32 && ((uintptr_t)t->data & 3) == 0) {
         *out = t->data;
         return 0;
@@ -352,6 +359,20 @@ wcache *weights_cache(weights *w, const char *tag, int elem_bytes)
         for (int i = 0; i < w->f->n; i++)
             expect += (size_t)w->f->tensors[i].numel * (size_t)elem_bytes + 4096;
         wcache_open(w->path, tag, expect + expect / 32, &w->cache);
+        /* With a cache the load reads only biases and norms from the source, a few KB each
+         * spread over the file; the default read-around faults in up to read_ahead_kb (8 MB
+         * here) for each, which on a cold page cache read most of a 1.7 GB UNet file again. */
+        if (wcache_is_reader(w->cache) && w->f->map) {
+            madvise(w->f->map, w->f->size, MADV_RANDOM);
+            w->src_random = 1;
+            long pg = sysconf(_SC_PAGESIZE);
+            for (int i = 0; i < w->f->n; i++) { /* asked for at once, served side by side */
+                const st_tensor *t = &w->f->tensors[i];
+                uintptr_t b = (uintptr_t)t->data & ~(uintptr_t)(pg - 1);
+                if (t->nbytes && t->nbytes <= SMALL_READ)
+                    madvise((void *)b, (uintptr_t)t->data + t->nbytes - b, MADV_WILLNEED);
+            }
+        }
     }
     return w->cache;
 }

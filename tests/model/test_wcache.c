@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -340,6 +341,98 @@ static void test_pipeline(int dtype)
     free(mapped_again);
 }
 
+/* Pages of the file at path in the page cache, and how many it has. */
+static size_t resident(const char *path, size_t *pages)
+{
+    *pages = 0;
+    int fd = open(path, O_RDONLY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st)) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), n = ((size_t)st.st_size + pg - 1) / pg, in = 0;
+    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    unsigned char *v = malloc(n);
+    if (m != MAP_FAILED && v && mincore(m, (size_t)st.st_size, v) == 0)
+        for (size_t i = 0; i < n; i++)
+            in += v[i] & 1;
+    free(v);
+    if (m != MAP_FAILED)
+        munmap(m, (size_t)st.st_size);
+    close(fd);
+    *pages = n;
+    return in;
+}
+
+/* A cold file: while the network loads, its sampled checksums read a page each (MADV_RANDOM),
+ * not a read-around window; once it has loaded (commit), the whole file is read in behind the
+ * caller's back, in order, for the first steps that use it. */
+static void test_prefetch(void)
+{
+    const size_t big = (size_t)40 << 20; /* more than the 16 MB the reader keeps in flight */
+    unsigned char *d = malloc(big);
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    for (size_t j = 0; j < big; j++)
+        d[j] = (unsigned char)(j * 31 + j / 4093);
+    wcache *c = NULL;
+    wcache_open(src, "prefetch", big + (1 << 20), &c);
+    CHECK(c != NULL && !wcache_is_reader(c));
+    if (!c) {
+        free(d);
+        return;
+    }
+    wcache_add(c, "big", "L", 1, d, big);
+    wcache_add(c, "small", "S", 1, d, 5000);
+    wcache_commit(c);
+    wcache_unref(c);
+    c = NULL;
+    wcache_open(src, "prefetch", big + (1 << 20), &c);
+    CHECK(wcache_is_reader(c));
+    char path[1200];
+    snprintf(path, sizeof path, "%s", c ? wcache_path(c) : "");
+    wcache_unref(c);
+    int fd = open(path, O_RDONLY);
+    CHECK(fd >= 0);
+    if (fd >= 0) {
+        fdatasync(fd);
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED); /* out of the page cache, where it can */
+        close(fd);
+    }
+    size_t pages, in = resident(path, &pages);
+    if (in > pages / 8) { /* tmpfs and the like keep their pages: nothing to observe */
+        test_skip("prefetch: the file system keeps the cache file's pages in memory");
+        free(d);
+        return;
+    }
+    c = NULL;
+    wcache_open(src, "prefetch", big + (1 << 20), &c);
+    CHECK(wcache_is_reader(c));
+    const void *l, *data_big, *data_small;
+    size_t ls, ds;
+    CHECK_INT(wcache_find(c, "big", &l, &ls, &data_big, &ds), 0);
+    CHECK_INT(wcache_find(c, "small", &l, &ls, &data_small, &ds), 0);
+    in = resident(path, &pages);
+    if (in > pages / 4) {
+        fprintf(stderr, "the load's checks read %zu of %zu pages (read-around, not a page each)\n",
+                in, pages);
+        test_failures++;
+    }
+    wcache_commit(c); /* loaded: the rest comes in behind */
+    for (int i = 0; i < 1000 && (in = resident(path, &pages)) < pages; i++)
+        usleep(10000);
+    if (in < pages) {
+        fprintf(stderr, "10 s after the load %zu of %zu pages were read in\n", in, pages);
+        test_failures++;
+    }
+    CHECK(ds == 5000 && !memcmp(data_small, d, 5000) && !memcmp(data_big, d, big));
+    wcache_unref(c);
+    free(d);
+}
+
 int main(void)
 {
     tmp = test_tmpdir("wcache");
@@ -359,6 +452,7 @@ int main(void)
             data[i][j] = (unsigned char)(j * 7 + (size_t)i * 13 + j / 251);
     }
     test_file_level();
+    test_prefetch();
     test_pipeline(M2P_DTYPE_F32);
     if (op_bf16_supported())
         test_pipeline(M2P_DTYPE_BF16);
