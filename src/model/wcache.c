@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -180,21 +181,21 @@ static void header_fill(wc_header *h, const struct stat *st, const char *tag)
 }
 
 /* Reading a cold file in. One MADV_WILLNEED over the whole mapping reads only its first
- * max(read_ahead_kb, max_sectors_kb) (the kernel clamps each request), and the load's own touches
- * (the sampled checksums, spread over the file) then each fault in a read-around window of that
- * size, one after another: a cold 3.4 GB f32 UNet took 2.0-2.9 s to load. So the mapping is
- * advised MADV_RANDOM while the network loads (those touches read a page each, and the pages
- * are asked for all at once when the index is read, so the disk serves them side by side:
- * 700 faults of a cold SD 1.5 load fell to 120-230), and once it has
- * loaded (wcache_commit) a thread reads the file in, in order, while the text encoder and the
- * first steps run: they use the weights in the order they were written. The thread asks for
- * PF_CHUNK at a time (under any device's clamp) and keeps PF_AHEAD in flight: the disk stays
- * busy, and a read anything else needs (a library's code page, the next part's file) waits
- * behind 8 MB, not behind the whole file (unpaced, a cold load's TAESD and oneDNN code faults
- * waited 1.2 s). Nothing is read ahead beyond half the memory available, where the first pages
- * would be evicted again before their use. */
+ * max(read_ahead_kb, max_sectors_kb) (the kernel clamps each request), and the load's own
+ * touches (the sampled checksums, spread over the file) then each faulted in a read-around
+ * window of that size, one after another: a cold 3.4 GB f32 UNet read most of its file inside
+ * the load (1.1-2.3 s here, 9.8 s on a disk throttled to 420 MB/s). Now the mapping is advised
+ * MADV_RANDOM while the network loads, so those touches read a page each, and the pages are
+ * asked for all at once when the index is read (the disk serves them side by side: ~700 faults
+ * of a cold SD 1.5 load fell to 120-230). Once the part has loaded (wcache_commit), a thread
+ * reads the rest in, in file order, which is the order the weights are used in, while the text
+ * encoder and the first step run. It runs at SCHED_IDLE (prefetch_main), is skipped when the
+ * file is already in the page cache, and reads nothing beyond half the memory available, where
+ * the first pages would be evicted again before their use. BENCHMARKS.md, "The load of a cold
+ * weight cache", has the measurements. */
 #define PF_CHUNK ((uint64_t)128 << 10)
 #define PF_AHEAD ((uint64_t)8 << 20)
+#define PF_POP ((uint64_t)8 << 20)
 
 static uint64_t mem_available(void)
 {
@@ -209,20 +210,70 @@ static uint64_t mem_available(void)
     return (uint64_t)kb << 10;
 }
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+/* Reads [off, off+n) of the file into the page cache and waits for it: populating a mapping of
+ * its own reads through the fault path's read-around (one call, one wait, however the device
+ * clamps a request) without adding the pages to the reader's mapping (the process's resident
+ * set: a part's pages come in when it runs, and leave after, weights_release). 0 or -1 where
+ * MADV_POPULATE_READ is unknown (Linux < 5.14). */
+static int populate(int fd, uint64_t off, uint64_t n)
+{
+    void *m = mmap(NULL, (size_t)n, PROT_READ, MAP_SHARED, fd, (off_t)off);
+    if (m == MAP_FAILED)
+        return -1;
+    int rc = madvise(m, (size_t)n, MADV_POPULATE_READ);
+    munmap(m, (size_t)n);
+    return rc;
+}
+
 static void *prefetch_main(void *arg)
 {
     wcache *c = arg;
     char b;
-    for (uint64_t off = WC_HDR; off < c->pf_end && !atomic_load(&c->pf_stop); off += PF_CHUNK) {
-        uint64_t n = c->pf_end - off < PF_CHUNK ? c->pf_end - off : PF_CHUNK;
+    int pop = 1;
+    /* Only on a CPU that would idle: reading a page in costs CPU time too (page-cache pages,
+     * on this VM a host fault each), and taking it from one thread of a 2-thread OpenMP team
+     * stalls both at the next barrier. The compute threads wait for the disk, and leave a CPU
+     * to this thread, only where the disk is the slower side. */
+    struct sched_param sp = {0};
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    for (uint64_t off = WC_HDR; off < c->pf_end && !atomic_load(&c->pf_stop);) {
+        uint64_t n = c->pf_end - off < PF_POP ? c->pf_end - off : PF_POP;
+        if (pop && populate(c->pf_fd, off, n) == 0) {
+            off += n;
+            continue;
+        }
+        /* an older kernel: requests under any device's clamp, PF_AHEAD of them in flight (a
+         * read the process needs meanwhile waits behind 8 MB, not behind the whole file),
+         * paced by reading the last byte of the one PF_AHEAD back */
+        pop = 0;
+        n = c->pf_end - off < PF_CHUNK ? c->pf_end - off : PF_CHUNK;
         if (posix_fadvise(c->pf_fd, (off_t)off, (off_t)n, POSIX_FADV_WILLNEED))
             break;
-        /* wait for the request PF_AHEAD back: reading its last byte returns once it is in */
         if (off >= WC_HDR + PF_AHEAD &&
             pread(c->pf_fd, &b, 1, (off_t)(off - PF_AHEAD + n - 1)) != 1)
             break;
+        off += n;
     }
     return NULL;
+}
+
+/* The share of the file's pages already in the page cache (a warm start needs no thread). */
+static double resident_share(const wcache *c)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), n = (c->map_size + pg - 1) / pg, in = 0;
+    unsigned char *v = malloc(n);
+    if (!v || mincore(c->map, c->map_size, v)) {
+        free(v);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        in += v[i] & 1;
+    free(v);
+    return (double)in / (double)n;
 }
 
 static void prefetch_start(wcache *c)
@@ -230,7 +281,7 @@ static void prefetch_start(wcache *c)
     madvise(c->map, c->map_size, MADV_NORMAL);
     uint64_t avail = mem_available() / 2;
     c->pf_end = c->map_size < avail ? c->map_size : avail;
-    if (c->pf_end <= WC_HDR)
+    if (c->pf_end <= WC_HDR || resident_share(c) > 0.95)
         return;
     atomic_init(&c->pf_stop, 0);
     c->pf_on = pthread_create(&c->pf, NULL, prefetch_main, c) == 0;

@@ -39,9 +39,9 @@ void wcache_add(wcache *c, const char *key, const void *layout, size_t layout_si
                 const void *data, size_t size);
 /* The load finished: a writer writes its index and header, syncs and renames the file into
  * place; a reader that met stale entries removes its file so that the next load rewrites it. A
- * reader then has a thread read the rest of its file into the page cache, in order, paced, so a
- * cold file comes in while the first steps run instead of page by page inside the load (until
- * then the mapping reads only the pages touched). */
+ * reader then has a thread at idle priority read the rest of its file into the page cache, in
+ * order, so a cold file comes in while the first steps run instead of window by window inside
+ * the load (until then the mapping reads only the pages touched). */
 void wcache_commit(wcache *c);
 /* References: the opener holds one; each op built on mapped data holds one (wcache_unref is
  * its release callback). The mapping goes when the last is dropped; an uncommitted writer's

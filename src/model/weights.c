@@ -369,7 +369,7 @@ wcache *weights_cache(weights *w, const char *tag, int elem_bytes)
             for (int i = 0; i < w->f->n; i++) { /* asked for at once, served side by side */
                 const st_tensor *t = &w->f->tensors[i];
                 uintptr_t b = (uintptr_t)t->data & ~(uintptr_t)(pg - 1);
-                if (t->nbytes && t->nbytes <= SMALL_READ)
+                if (t->ndim == 1 && t->nbytes && t->nbytes <= SMALL_READ)
                     madvise((void *)b, (uintptr_t)t->data + t->nbytes - b, MADV_WILLNEED);
             }
         }
