@@ -360,8 +360,8 @@ wcache *weights_cache(weights *w, const char *tag, int elem_bytes)
             expect += (size_t)w->f->tensors[i].numel * (size_t)elem_bytes + 4096;
         wcache_open(w->path, tag, expect + expect / 32, &w->cache);
         /* With a cache the load reads only biases and norms from the source, a few KB each
-         * spread over the file; the default read-around faults in up to read_ahead_kb (8 MB
-         * here) for each, which on a cold page cache read most of a 1.7 GB UNet file again. */
+         * spread over the file: a page each, not a read-around window, and all asked for at
+         * once so that a cold disk serves them side by side instead of one fault at a time. */
         if (wcache_is_reader(w->cache) && w->f->map) {
             madvise(w->f->map, w->f->size, MADV_RANDOM);
             w->src_random = 1;
