@@ -17,6 +17,7 @@
 
 #include "core/buf.h"
 #include "core/error.h"
+#include "core/mem.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -102,14 +103,26 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 }
 #define FNV0 0xcbf29ce484222325ull
 
+/* The bytes of an entry of n bytes that its checksum covers: three 64-byte samples at the
+ * offsets in at (start, middle, end), or one sample of all n when n <= 192. The count. */
+static int samples(size_t n, size_t at[3], size_t *len)
+{
+    at[0] = 0;
+    *len = n <= 192 ? n : 64;
+    if (n <= 192)
+        return 1;
+    at[1] = n / 2 & ~(size_t)63;
+    at[2] = n - 64;
+    return 3;
+}
+
 static uint64_t sample_hash(const void *data, size_t n)
 {
-    const unsigned char *d = data;
-    if (n <= 192)
-        return fnv(FNV0, d, n);
-    uint64_t h = fnv(FNV0, d, 64);
-    h = fnv(h, d + (n / 2 & ~(size_t)63), 64);
-    return fnv(h, d + n - 64, 64);
+    size_t at[3], len;
+    uint64_t h = FNV0;
+    for (int k = 0, m = samples(n, at, &len); k < m; k++)
+        h = fnv(h, (const char *)data + at[k], len);
+    return h;
 }
 
 static int mkdirs(const char *dir)
@@ -184,7 +197,7 @@ static void header_fill(wc_header *h, const struct stat *st, const char *tag)
  * max(read_ahead_kb, max_sectors_kb) (the kernel clamps each request), and the load's own
  * touches (the sampled checksums, spread over the file) then each faulted in a read-around
  * window of that size, one after another: a cold 3.4 GB f32 UNet read most of its file inside
- * the load (1.1-2.3 s here, 9.8 s on a disk throttled to 420 MB/s). Now the mapping is advised
+ * the load (1.1-2.6 s here, 9.8 s on a disk throttled to 420 MB/s). Now the mapping is advised
  * MADV_RANDOM while the network loads, so those touches read a page each, and the pages are
  * asked for all at once when the index is read (the disk serves them side by side: ~700 faults
  * of a cold SD 1.5 load fell to 120-230). Once the part has loaded (wcache_commit), a thread
@@ -193,22 +206,7 @@ static void header_fill(wc_header *h, const struct stat *st, const char *tag)
  * file is already in the page cache, and reads nothing beyond half the memory available, where
  * the first pages would be evicted again before their use. BENCHMARKS.md, "The load of a cold
  * weight cache", has the measurements. */
-#define PF_CHUNK ((uint64_t)128 << 10)
-#define PF_AHEAD ((uint64_t)8 << 20)
-#define PF_POP ((uint64_t)8 << 20)
-
-static uint64_t mem_available(void)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    unsigned long long kb = 0;
-    char line[128];
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return (uint64_t)kb << 10;
-}
+#define PF_POP ((uint64_t)8 << 20) /* bytes a populate call reads */
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
@@ -232,31 +230,17 @@ static int populate(int fd, uint64_t off, uint64_t n)
 static void *prefetch_main(void *arg)
 {
     wcache *c = arg;
-    char b;
-    int pop = 1;
     /* Only on a CPU that would idle: reading a page in costs CPU time too (page-cache pages,
      * on this VM a host fault each), and taking it from one thread of a 2-thread OpenMP team
      * stalls both at the next barrier. The compute threads wait for the disk, and leave a CPU
      * to this thread, only where the disk is the slower side. */
     struct sched_param sp = {0};
     pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
-    for (uint64_t off = WC_HDR; off < c->pf_end && !atomic_load(&c->pf_stop);) {
-        uint64_t n = c->pf_end - off < PF_POP ? c->pf_end - off : PF_POP;
-        if (pop && populate(c->pf_fd, off, n) == 0) {
-            off += n;
-            continue;
-        }
-        /* an older kernel: requests under any device's clamp, PF_AHEAD of them in flight (a
-         * read the process needs meanwhile waits behind 8 MB, not behind the whole file),
-         * paced by reading the last byte of the one PF_AHEAD back */
-        pop = 0;
-        n = c->pf_end - off < PF_CHUNK ? c->pf_end - off : PF_CHUNK;
-        if (posix_fadvise(c->pf_fd, (off_t)off, (off_t)n, POSIX_FADV_WILLNEED))
+    /* before Linux 5.14 populate fails at once and the first steps fault the pages in */
+    for (uint64_t off = WC_HDR, n; off < c->pf_end && !atomic_load(&c->pf_stop); off += n) {
+        n = c->pf_end - off < PF_POP ? c->pf_end - off : PF_POP;
+        if (populate(c->pf_fd, off, n))
             break;
-        if (off >= WC_HDR + PF_AHEAD &&
-            pread(c->pf_fd, &b, 1, (off_t)(off - PF_AHEAD + n - 1)) != 1)
-            break;
-        off += n;
     }
     return NULL;
 }
@@ -279,19 +263,12 @@ static double resident_share(const wcache *c)
 static void prefetch_start(wcache *c)
 {
     madvise(c->map, c->map_size, MADV_NORMAL);
-    uint64_t avail = mem_available() / 2;
+    uint64_t avail = m2p_mem_available() / 2;
     c->pf_end = c->map_size < avail ? c->map_size : avail;
     if (c->pf_end <= WC_HDR || resident_share(c) > 0.95)
         return;
     atomic_init(&c->pf_stop, 0);
     c->pf_on = pthread_create(&c->pf, NULL, prefetch_main, c) == 0;
-}
-
-/* Starts reading the pages under [p, p+n) in without waiting for them. */
-static void will_need(const void *p, size_t n)
-{
-    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), b = (uintptr_t)p & ~(pg - 1);
-    madvise((void *)b, (uintptr_t)p + n - b, MADV_WILLNEED);
 }
 
 /* Maps and checks the file at c->path against `want` (source key and tag). 0 or a reason. */
@@ -333,7 +310,7 @@ static const char *reader_open(wcache *c, const wc_header *want)
         h.index_size > c->map_size - h.index_off || h.n > h.index_size / sizeof(wc_record))
         return "index out of bounds";
     const char *idx = (const char *)map + h.index_off;
-    will_need(idx, h.index_size); /* one request, not a fault per page */
+    m2p_will_need(idx, h.index_size); /* one request, not a fault per page */
     if (h.index_hash != fnv(FNV0, idx, h.index_size))
         return "index checksum mismatch";
     c->ent = calloc(h.n ? h.n : 1, sizeof *c->ent);
@@ -365,10 +342,9 @@ static const char *reader_open(wcache *c, const wc_header *want)
     /* ask for every sampled page at once: the disk serves them side by side, where the load's
      * touches, one after another, would each wait for a read */
     for (size_t i = 0; i < c->n; i++) {
-        const wc_entry *e = &c->ent[i];
-        size_t at[3] = {0, e->size / 2 & ~(size_t)63, e->size > 64 ? e->size - 64 : 0};
-        for (int k = 0; k < 3; k++)
-            will_need((const char *)e->data + at[k], 64);
+        size_t at[3], len;
+        for (int k = 0, m = samples(c->ent[i].size, at, &len); k < m; k++)
+            m2p_will_need((const char *)c->ent[i].data + at[k], len);
     }
     return NULL;
 }

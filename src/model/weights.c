@@ -14,6 +14,7 @@
 #include "model/weights.h"
 
 #include "core/error.h"
+#include "core/mem.h"
 #include "model/wcache.h"
 
 #include <limits.h>
@@ -365,12 +366,10 @@ wcache *weights_cache(weights *w, const char *tag, int elem_bytes)
         if (wcache_is_reader(w->cache) && w->f->map) {
             madvise(w->f->map, w->f->size, MADV_RANDOM);
             w->src_random = 1;
-            long pg = sysconf(_SC_PAGESIZE);
-            for (int i = 0; i < w->f->n; i++) { /* asked for at once, served side by side */
+            for (int i = 0; i < w->f->n; i++) {
                 const st_tensor *t = &w->f->tensors[i];
-                uintptr_t b = (uintptr_t)t->data & ~(uintptr_t)(pg - 1);
-                if (t->ndim == 1 && t->nbytes && t->nbytes <= SMALL_READ)
-                    madvise((void *)b, (uintptr_t)t->data + t->nbytes - b, MADV_WILLNEED);
+                if (t->ndim == 1 && t->nbytes <= SMALL_READ)
+                    m2p_will_need(t->data, t->nbytes);
             }
         }
     }

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/mem.h"
 #include "core/rng.h"
 #include "model/resolve.h"
 #include "sd/nn.h"
@@ -428,17 +429,7 @@ int m2p_tokenize(const m2p_model *model, const char *text, int32_t ids[M2P_CLIP_
  * a server can keep generation within a budget; 0 when unknown. */
 static size_t mem_available(void)
 {
-    size_t avail = 0;
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (f) {
-        char line[256];
-        size_t kb = 0;
-        while (fgets(line, sizeof line, f))
-            if (sscanf(line, "MemAvailable: %zu kB", &kb) == 1)
-                break;
-        fclose(f);
-        avail = kb * 1024;
-    }
+    size_t avail = m2p_mem_available();
     const char *lim = getenv("M2P_MEMORY_LIMIT");
     if (lim && *lim) {
         char *end;

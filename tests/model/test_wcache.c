@@ -261,6 +261,8 @@ static int maps_cache(void)
     return n;
 }
 
+/* One 64x64 4-step image of sd-tiny in dtype; *mapped gets how many cache files the loaded
+ * model maps. */
 static uint8_t *image(int dtype, int cache, int *mapped)
 {
     m2p_model_params mp = m2p_model_default_params();
@@ -377,7 +379,7 @@ static size_t resident(const char *path, size_t *pages)
  * caller's back, in order, for the first steps that use it. */
 static void test_prefetch(void)
 {
-    const size_t big = (size_t)40 << 20; /* more than the 16 MB the reader keeps in flight */
+    const size_t big = (size_t)40 << 20; /* several of the reader's 8 MB reads */
     unsigned char *d = malloc(big);
     CHECK(d != NULL);
     if (!d)
