@@ -3,7 +3,9 @@
  * double-precision loops: conv (odd channel counts, stride 2 / pad 1, k = 1, residual, size
  * cache), linear, GroupNorm (+SiLU), LayerNorm, GEGLU and activations, element-wise and layout
  * ops. bf16 variants are checked with a bf16-sized tolerance. With --conv only the convs: ctest
- * runs them again in each f32 layout (MUS2PIC_CONV_BLOCKED=0 and 1, the blocked one in bands).
+ * runs them again in each f32 layout (MUS2PIC_CONV_BLOCKED=0 and 1, the blocked one in bands)
+ * and as Winograd convs at every size (MUS2PIC_CONV_WINOGRAD=2, with each build of the
+ * kernels).
  */
 #include "mus2pic.h"
 #include "tensor/ops.h"
@@ -132,6 +134,11 @@ static void test_conv(void)
          * band size so that these take 2 or 3 bands, the last one shorter) */
         test_conv_case(16, 24, 3, 1, 1, 2, 19, 5, dt);
         test_conv_case(24, 16, 1, 1, 0, 1, 20, 6, dt);
+        /* Winograd in f32 (tensor/test_ops_conv_winograd*: at every size): 4x4 tiles cut by
+         * the edges, blocks of tiles across images with a shorter last one, and more input
+         * channels than one pass of its register tiles (256) */
+        test_conv_case(32, 48, 3, 1, 1, 2, 21, 18, dt);
+        test_conv_case(264, 32, 3, 1, 1, 1, 9, 10, dt);
     }
     /* no bias */
     float w[2 * 3] = {1, 2, 3, -1, 0.5f, 0.25f}, x[3 * 2] = {1, 1, 1, 2, 0, -4}, y[4];

@@ -1,7 +1,7 @@
 /*
- * dispatch.c — one binary for every x86-64: kernels.c, attention.c and attention_amx.c are
- * compiled three times by CMakeLists.txt (portable x86-64 as op_*_generic, x86-64-v3 = AVX2
- * and FMA as op_*_avx2, x86-64-v4 = AVX-512 F/BW/DQ/VL as op_*_avx512), and the op_* entry
+ * dispatch.c — one binary for every x86-64: kernels.c, attention.c, attention_amx.c and
+ * winograd.c are compiled three times by CMakeLists.txt (portable x86-64 as op_*_generic, x86-64-v3
+ * = AVX2 and FMA as op_*_avx2, x86-64-v4 = AVX-512 F/BW/DQ/VL as op_*_avx512), and the op_* entry
  * points here pick one per call from a CPU check made once (cpuid through
  * __builtin_cpu_supports, which also checks that the OS saves the AVX state).
  * MUS2PIC_CPU=generic or avx2 caps the choice (tests compare the builds). With
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tensor/cpu/cpu.h"
 #include "tensor/ops.h"
 
 /* 0 unknown, 1 portable, 2 AVX2, 3 AVX-512 */
@@ -145,5 +146,11 @@ DISPATCH_INT(op_attention_bf16io,
              (const uint16_t *q, int q_stride, const uint16_t *k, const uint16_t *v, int kv_stride,
               int B, int Lq, int Lk, int heads, int dh, float scale, int causal, uint16_t *out),
              (q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out))
+
+DISPATCH_VOID(op_winograd_weights, (const float *w, int cin, int cout, float *u), (w, cin, cout, u))
+DISPATCH_INT(op_winograd_conv,
+             (const float *u, const float *bias, int cin, int cout, const float *x, int B, int H,
+              int W, float *y, const float *residual, int block_tiles),
+             (u, bias, cin, cout, x, B, H, W, y, residual, block_tiles))
 
 #endif

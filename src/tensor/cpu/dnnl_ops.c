@@ -673,6 +673,8 @@ static int prim_entry_run(prim_op *o, prim_entry *e, const float *x, const pre_c
 struct op_conv {
     int cin, cout, k, stride, pad;
     int may_block; /* f32 with channels in 8s: conv_blocked decides per input size */
+    int may_wino;  /* f32 3x3, stride 1, padding 1, cin in 8s, cout in 16s: conv_winograd */
+    float *wino;   /* the Winograd-transformed weights, made at the first such call */
     prim_op op;
 };
 
@@ -748,6 +750,87 @@ static int conv_desc(const op_conv *c, int B, int H, int W, int dst_bf16, int pt
     return 0;
 }
 
+/* When f32 3x3 convs run as Winograd F(4x4, 3x3) (winograd.c): 0 never, 1 by the rule of
+ * conv_winograd on CPUs without AVX-512, 2 always. There oneDNN 2.6 has no Winograd f32 conv,
+ * and its direct convs already run near the cores' peak (an AVX2 EPYC: 160-186 GFLOP/s of
+ * about 190), so only fewer multiplies make them faster. MUS2PIC_CONV_WINOGRAD=0, 1 or 2
+ * overrides; MUS2PIC_WINOGRAD_TILES sets the tiles of a block (benchmarks). */
+static int conv_winograd_mode(void)
+{
+    static atomic_int state; /* 0 unknown, else mode + 1 */
+    int st = atomic_load_explicit(&state, memory_order_relaxed);
+    if (!st) {
+        const char *e = getenv("MUS2PIC_CONV_WINOGRAD");
+        __builtin_cpu_init();
+        int mode = e && *e ? atoi(e) : !__builtin_cpu_supports("avx512f");
+        st = (mode < 0 ? 0 : mode > 2 ? 2 : mode) + 1;
+        atomic_store_explicit(&state, st, memory_order_relaxed);
+    }
+    return st - 1;
+}
+
+/* The transformed weights are 4 times the conv's. Up to WINO_KEEP_BYTES they are kept with
+ * the conv (the UNet's 320-channel convs: 14.7 MB); bigger ones, up to WINO_CALL_BYTES, are
+ * made again at each call, into a scratch buffer, which pays from about 64 tiles on: on the
+ * AVX2 EPYC (bench_ops, ms, direct / kept / made per call) 640 channels at 32x32 (64 tiles)
+ * 45-48 / 21 / 28-29, 1280 at 16x16 (16 tiles) 45 / 37 / 58-61, 512 at 64x64 105 / 47 / 48.
+ * The UNet's convs of 960 to 2560 input channels stay direct: made per call they would need
+ * up to 0.7 GB of scratch, kept 0.1-0.5 GB each. */
+#define WINO_KEEP_BYTES ((size_t)16 << 20)
+#define WINO_CALL_BYTES ((size_t)64 << 20)
+
+static size_t winograd_bytes(const op_conv *c)
+{
+    return op_winograd_weights_floats(c->cin, c->cout) * sizeof(float);
+}
+
+static int conv_winograd(const op_conv *c, int B, int H, int W)
+{
+    int mode = c->may_wino ? conv_winograd_mode() : 0;
+    long tiles = (long)B * ((H + 3) / 4) * ((W + 3) / 4);
+    return mode == 2 || (mode == 1 && tiles >= 64 && winograd_bytes(c) <= WINO_CALL_BYTES);
+}
+
+static int winograd_block_tiles(void)
+{
+    const char *e = getenv("MUS2PIC_WINOGRAD_TILES");
+    return e ? atoi(e) : 0;
+}
+
+/* The Winograd weights of c: kept in c->wino when small, else made into the calling thread's
+ * scratch (after the weights reordered back to PyTorch's layout, in the same buffer). */
+static int conv_winograd_weights(op_conv *c, const float **out)
+{
+    if (c->wino) {
+        *out = c->wino;
+        return 0;
+    }
+    size_t ub = winograd_bytes(c), wb = (size_t)c->cout * c->cin * 9 * sizeof(float);
+    int keep = ub <= WINO_KEEP_BYTES;
+    char *tmp = ops_scratch(OPS_SCRATCH_WINOGRAD_W, keep ? wb : ub + wb);
+    float *u = keep ? ops_big_alloc(ub) : (float *)tmp, *w = (float *)(keep ? tmp : tmp + ub);
+    if (!tmp || !u) {
+        if (keep)
+            free(u);
+        return m2p_error(M2P_ENOMEM, "out of memory for a conv's Winograd weights");
+    }
+    dnnl_dims_t wd = {c->cout, c->cin, 3, 3};
+    dnnl_memory_desc_t oihw;
+    int rc = dnnl_memory_desc_init_by_tag(&oihw, 4, wd, dnnl_f32, dnnl_oihw) != dnnl_success
+                 ? m2p_error(M2P_EINTERNAL, "oneDNN: weights desc failed")
+                 : reorder_once(&c->op.w.md, c->op.w.data, &oihw, w);
+    if (rc) {
+        if (keep)
+            free(u);
+        return rc;
+    }
+    op_winograd_weights(w, c->cin, c->cout, u);
+    if (keep)
+        c->wino = u;
+    *out = u;
+    return 0;
+}
+
 /* op_conv_create and op_conv_create_prepared: weights from f32 w, or borrowed from pw. */
 static int conv_create(op_conv **out, const float *w, const op_prepared *pw, const float *bias,
                        int cin, int cout, int k, int stride, int pad, int dtype)
@@ -770,6 +853,8 @@ static int conv_create(op_conv **out, const float *w, const op_prepared *pw, con
     c->pad = pad;
     c->op.dtype = dtype == M2P_DTYPE_BF16 ? M2P_DTYPE_BF16 : M2P_DTYPE_F32;
     c->may_block = c->op.dtype == M2P_DTYPE_F32 && cin % 8 == 0 && cout % 8 == 0;
+    c->may_wino = c->op.dtype == M2P_DTYPE_F32 && k == 3 && stride == 1 && pad == 1 &&
+                  cin % 8 == 0 && cout % 16 == 0;
     int rc = bias ? prim_op_bias(&c->op, bias, cout, 1) : 0;
     if (rc)
         goto fail;
@@ -951,6 +1036,13 @@ static int conv_forward(op_conv *c, const float *x, const pre_call *pc, int B, i
     op_conv_out_hw(c, H, W, &Ho, &Wo);
     if (B <= 0 || Ho <= 0 || Wo <= 0)
         return m2p_error(M2P_EINVAL, "conv: bad input size %dx%dx%d", B, H, W);
+    if (!dst_bf16 && !pc && (const void *)x != y && conv_winograd(c, B, H, W)) {
+        const float *u;
+        int rc = conv_winograd_weights(c, &u);
+        return rc ? rc
+                  : op_winograd_conv(u, c->op.bias_data, c->cin, c->cout, x, B, H, W, y, residual,
+                                     winograd_block_tiles());
+    }
     /* bands need an input that the output does not overwrite, rows of one stride, and
      * paddings that fit conv_entry_init's key */
     int blocked = conv_blocked(c, H, W);
@@ -1076,6 +1168,7 @@ void op_conv_free(op_conv *c)
     if (!c)
         return;
     prim_op_free(&c->op);
+    free(c->wino);
     free(c);
 }
 

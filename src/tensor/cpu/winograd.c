@@ -1,0 +1,267 @@
+/*
+ * winograd.c — f32 3x3 convolutions (stride 1, padding 1, NHWC) by Winograd's minimal
+ * filtering F(4x4, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+ * 2016): each 6x6 input tile d and 3x3 filter g give the 4x4 output tile A^T [(G g G^T) .
+ * (B^T d B)] A, so a conv's multiply-adds become 36 matrix products of (tiles x cin) by
+ * (cin x cout), 4 times fewer than direct convolution's. Used for the f32 convs on big maps
+ * (dnnl_ops.c decides when), where oneDNN runs direct convolutions near the cores' peak.
+ *
+ * The interpolation points are 0, 1, -1, 2, -2 and infinity (Lavin's matrices). The filter
+ * transform is computed in double and rounded once; the input and output transforms take
+ * integer weights only (1, 2, 4, 5, 8).
+ *
+ * Work is split over blocks of tiles, each done whole by one thread: its input transform into
+ * V [36][nt][cin], the 36 products into M [36][nt][cout] (register tiles of WR tiles x 16
+ * output channels, the weights packed in panels of 16 columns), and the output transform
+ * with the bias and residual into y. V and M stay in the thread's caches between the steps.
+ */
+#include "core/error.h"
+#include "tensor/cpu/cpu.h"
+#include "tensor/ops.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WT 36  /* transformed positions of a 6x6 tile */
+#define WN 16  /* output channels of a packed weight panel */
+#define KC 256 /* input channels per pass of a register tile */
+#if VF_W == 8
+#define WR 6 /* tiles per register tile: 12 accumulators of the 16 ymm registers */
+#else
+#define WR 3 /* 12 accumulators of the 16 xmm registers */
+#endif
+#define WV (WN / VF_W)
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* u [36][cout / 16][cin][16] = G g G^T of every filter g of w [cout][cin][3][3], 16 output
+ * channels at a time in vectors (f32, FMA: the rounding of u is a few ulps) */
+void op_winograd_weights(const float *w, int cin, int cout, float *u)
+{
+    const float q = 1.0f / 4, s = 1.0f / 6, t = 1.0f / 12, e = 1.0f / 24;
+    const size_t panel = (size_t)cin * WN, pos = (size_t)cin * cout;
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int p = 0; p < cout / WN; p++)
+        for (int i = 0; i < cin; i++)
+            for (int v = 0; v < WV; v++) {
+                vf g[9], h[6][3];
+                for (int k = 0; k < 9; k++)
+                    for (int l = 0; l < VF_W; l++)
+                        g[k][l] = w[((size_t)(p * WN + v * VF_W + l) * cin + i) * 9 + k];
+                for (int j = 0; j < 3; j++) { /* h = G g, column j */
+                    vf g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+                    h[0][j] = q * g0;
+                    h[1][j] = -s * (g0 + g2) - s * g1;
+                    h[2][j] = -s * (g0 + g2) + s * g1;
+                    h[3][j] = e * g0 + t * g1 + s * g2;
+                    h[4][j] = e * g0 - t * g1 + s * g2;
+                    h[5][j] = g2;
+                }
+                float *uo = u + (size_t)p * panel + (size_t)i * WN + v * VF_W;
+                for (int a = 0; a < 6; a++) { /* u = h G^T, row a */
+                    vf h0 = h[a][0], h1 = h[a][1], h2 = h[a][2], r[6];
+                    r[0] = q * h0;
+                    r[1] = -s * (h0 + h2) - s * h1;
+                    r[2] = -s * (h0 + h2) + s * h1;
+                    r[3] = e * h0 + t * h1 + s * h2;
+                    r[4] = e * h0 - t * h1 + s * h2;
+                    r[5] = h2;
+                    for (int b = 0; b < 6; b++)
+                        vf_store(uo + (size_t)(a * 6 + b) * pos, r[b]);
+                }
+            }
+}
+
+/* r = B^T d along one direction of the tile */
+INLINE void bt6(vf d0, vf d1, vf d2, vf d3, vf d4, vf d5, vf r[6])
+{
+    vf four = vf_splat(4.0f), five = vf_splat(5.0f), two = vf_splat(2.0f);
+    r[0] = four * d0 - five * d2 + d4;
+    r[1] = (d3 + d4) - four * (d1 + d2);
+    r[2] = (d4 - d3) + four * (d1 - d2);
+    r[3] = (d4 - d2) + two * (d3 - d1);
+    r[4] = (d4 - d2) + two * (d1 - d3);
+    r[5] = four * d1 - five * d3 + d5;
+}
+
+/* r = A^T m along one direction */
+INLINE void at6(vf m0, vf m1, vf m2, vf m3, vf m4, vf m5, vf r[4])
+{
+    vf a = m1 + m2, s = m1 - m2, b = m3 + m4, t = m3 - m4;
+    r[0] = m0 + a + b;
+    r[1] = s + vf_splat(2.0f) * t;
+    r[2] = a + vf_splat(4.0f) * b;
+    r[3] = s + vf_splat(8.0f) * t + m5;
+}
+
+typedef struct {
+    const float *u, *bias, *x, *residual;
+    float *y;
+    int cin, cout, B, H, W, th, tw;
+    long ntiles;
+    int nt; /* tiles per block, a multiple of WR */
+} wino_args;
+
+/* The input transform of tile t (row `row` of the block) into v [36][nt][cin] */
+static void input_tile(const wino_args *a, long t, int row, float *v)
+{
+    const int cin = a->cin, H = a->H, W = a->W;
+    const int b = (int)(t / ((long)a->th * a->tw)), rest = (int)(t % ((long)a->th * a->tw));
+    const int y0 = rest / a->tw * 4 - 1, x0 = rest % a->tw * 4 - 1;
+    const size_t vs = (size_t)a->nt * cin;
+    const float *xb = a->x + (size_t)b * H * W * cin;
+    const int full = y0 >= 0 && x0 >= 0 && y0 + 6 <= H && x0 + 6 <= W;
+    float *vr = v + (size_t)row * cin;
+    for (int c = 0; c < cin; c += VF_W) {
+        vf d[6][6], t1[6][6];
+        for (int i = 0; i < 6; i++)
+            for (int j = 0; j < 6; j++) {
+                int yy = y0 + i, xx = x0 + j;
+                d[i][j] = full || (yy >= 0 && yy < H && xx >= 0 && xx < W)
+                              ? vf_load(xb + ((size_t)yy * W + xx) * cin + c)
+                              : vf_splat(0.0f);
+            }
+        for (int j = 0; j < 6; j++) {
+            vf r[6];
+            bt6(d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j], r);
+            for (int i = 0; i < 6; i++)
+                t1[i][j] = r[i];
+        }
+        for (int i = 0; i < 6; i++) {
+            vf r[6];
+            bt6(t1[i][0], t1[i][1], t1[i][2], t1[i][3], t1[i][4], t1[i][5], r);
+            for (int j = 0; j < 6; j++)
+                vf_store(vr + (size_t)(i * 6 + j) * vs + c, r[j]);
+        }
+    }
+}
+
+/* The output transform of row `row` of m [36][nt][cout] into tile t of y, with the bias and
+ * the residual */
+static void output_tile(const wino_args *a, long t, int row, const float *m)
+{
+    const int cout = a->cout, H = a->H, W = a->W;
+    const int b = (int)(t / ((long)a->th * a->tw)), rest = (int)(t % ((long)a->th * a->tw));
+    const int y0 = rest / a->tw * 4, x0 = rest % a->tw * 4;
+    const int ny = H - y0 < 4 ? H - y0 : 4, nx = W - x0 < 4 ? W - x0 : 4;
+    const size_t ms = (size_t)a->nt * cout;
+    const float *mr = m + (size_t)row * cout;
+    const size_t base = (size_t)b * H * W * cout;
+    for (int c = 0; c < cout; c += VF_W) {
+        vf t1[4][6];
+        for (int j = 0; j < 6; j++) {
+            vf r[4];
+            at6(vf_load(mr + (size_t)(0 * 6 + j) * ms + c),
+                vf_load(mr + (size_t)(1 * 6 + j) * ms + c),
+                vf_load(mr + (size_t)(2 * 6 + j) * ms + c),
+                vf_load(mr + (size_t)(3 * 6 + j) * ms + c),
+                vf_load(mr + (size_t)(4 * 6 + j) * ms + c),
+                vf_load(mr + (size_t)(5 * 6 + j) * ms + c), r);
+            for (int i = 0; i < 4; i++)
+                t1[i][j] = r[i];
+        }
+        vf bias = a->bias ? vf_load(a->bias + c) : vf_splat(0.0f);
+        for (int i = 0; i < ny; i++) {
+            vf r[4];
+            at6(t1[i][0], t1[i][1], t1[i][2], t1[i][3], t1[i][4], t1[i][5], r);
+            for (int j = 0; j < nx; j++) {
+                size_t off = base + ((size_t)(y0 + i) * W + x0 + j) * cout + c;
+                vf o = r[j] + bias;
+                if (a->residual)
+                    o += vf_load(a->residual + off);
+                vf_store(a->y + off, o);
+            }
+        }
+    }
+}
+
+/* c [WR][16] (row stride ldc) = (acc ? c : 0) + a [WR][kc] (row stride lda) x b [kc][16] */
+INLINE void gemm_tile(int kc, const float *a, int lda, const float *b, float *c, int ldc, int acc)
+{
+    vf s[WR][WV];
+    for (int r = 0; r < WR; r++)
+        for (int v = 0; v < WV; v++)
+            s[r][v] = acc ? vf_load(c + (size_t)r * ldc + v * VF_W) : vf_splat(0.0f);
+    for (int k = 0; k < kc; k++) {
+        vf bv[WV];
+        for (int v = 0; v < WV; v++)
+            bv[v] = vf_load(b + (size_t)k * WN + v * VF_W);
+        for (int r = 0; r < WR; r++) {
+            float av = a[(size_t)r * lda + k];
+            for (int v = 0; v < WV; v++)
+                s[r][v] += av * bv[v];
+        }
+    }
+    for (int r = 0; r < WR; r++)
+        for (int v = 0; v < WV; v++)
+            vf_store(c + (size_t)r * ldc + v * VF_W, s[r][v]);
+}
+
+/* m[xi] = v[xi] x u[xi] for the first nr rows (a multiple of WR) of each of the 36 products */
+static void products(const wino_args *a, int nr, const float *v, float *m)
+{
+    const int cin = a->cin, cout = a->cout, nt = a->nt;
+    for (int xi = 0; xi < WT; xi++) {
+        const float *va = v + (size_t)xi * nt * cin, *ua = a->u + (size_t)xi * cin * cout;
+        float *ma = m + (size_t)xi * nt * cout;
+        for (int k0 = 0; k0 < cin; k0 += KC) {
+            int kc = cin - k0 < KC ? cin - k0 : KC;
+            for (int j = 0; j < cout; j += WN) {
+                const float *panel = ua + (size_t)j * cin + (size_t)k0 * WN;
+                for (int r = 0; r < nr; r += WR)
+                    gemm_tile(kc, va + (size_t)r * cin + k0, cin, panel, ma + (size_t)r * cout + j,
+                              cout, k0 > 0);
+            }
+        }
+    }
+}
+
+static void run_block(const wino_args *a, long blk, float *v, float *m)
+{
+    long t0 = blk * a->nt;
+    int n = a->ntiles - t0 < a->nt ? (int)(a->ntiles - t0) : a->nt;
+    int nr = (n + WR - 1) / WR * WR;
+    for (int r = 0; r < n; r++)
+        input_tile(a, t0 + r, r, v);
+    for (int xi = 0; xi < WT && nr > n; xi++) /* the last block's rows past its tiles */
+        memset(v + ((size_t)xi * a->nt + n) * a->cin, 0, (size_t)(nr - n) * a->cin * sizeof(float));
+    products(a, nr, v, m);
+    for (int r = 0; r < n; r++)
+        output_tile(a, t0 + r, r, m);
+}
+
+int op_winograd_conv(const float *u, const float *bias, int cin, int cout, const float *x, int B,
+                     int H, int W, float *y, const float *residual, int block_tiles)
+{
+    if (cin <= 0 || cout <= 0 || cin % VF_W || cout % WN || B <= 0 || H <= 0 || W <= 0)
+        return m2p_error(M2P_EINVAL, "winograd conv: bad shape %d->%d at %dx%dx%d", cin, cout, B, H,
+                         W);
+    wino_args a = {u, bias, x, residual, y, cin, cout, B, H, W, (H + 3) / 4, (W + 3) / 4, 0, 0};
+    a.ntiles = (long)B * a.th * a.tw;
+    /* V and M of a block in about 3 MiB but at least 48 tiles (each panel of weights serves
+     * 8 register tiles or more), and at least four blocks a thread */
+    int threads = omp_get_max_threads();
+    long nt = block_tiles > 0 ? block_tiles : ((long)3 << 20) / ((long)WT * (cin + cout) * 4);
+    nt = block_tiles > 0 || nt >= 48 ? nt : 48;
+    long fair = (a.ntiles + 4L * threads - 1) / (4L * threads);
+    nt = nt < fair ? nt : fair;
+    nt = (nt + WR - 1) / WR * WR;
+    a.nt = (int)(nt < WR ? WR : nt);
+    long nblocks = (a.ntiles + a.nt - 1) / a.nt;
+    size_t vn = (size_t)WT * a.nt * cin, mn = (size_t)WT * a.nt * cout;
+    int failed = 0;
+#pragma omp parallel
+    {
+        float *buf = ops_scratch(OPS_SCRATCH_WINOGRAD, (vn + mn) * sizeof(float));
+        if (!buf) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (long blk = 0; blk < nblocks; blk++)
+            if (buf)
+                run_block(&a, blk, buf, buf + vn);
+    }
+    return failed ? m2p_error(M2P_ENOMEM, "out of memory for a conv's scratch") : 0;
+}
