@@ -35,7 +35,7 @@ enum {
 void *ops_scratch(int slot, size_t n);
 
 /* Winograd F(4x4, 3x3) convs (winograd.c): 3x3 kernels, stride 1, padding 1, f32, NHWC.
- * op_winograd_weights transforms w [cout][cin][3][3] (cin a multiple of 8, cout of 16) into u,
+ * op_winograd_weights transforms w [3][3][cin][cout] (HWIO; cin a multiple of 8, cout of 16) into u,
  * op_winograd_weights_floats(cin, cout) floats (4 times w). op_winograd_conv: x [B,H,W,cin] ->
  * y [B,H,W,cout] (+ bias, + residual, which may be y; x must not overlap y), in blocks of
  * block_tiles 4x4 output tiles (0: chosen from the channel counts). */

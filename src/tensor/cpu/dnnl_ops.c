@@ -798,7 +798,7 @@ static int winograd_block_tiles(void)
 }
 
 /* The Winograd weights of c: kept in c->wino when small, else made into the calling thread's
- * scratch (after the weights reordered back to PyTorch's layout, in the same buffer). */
+ * scratch (from the weights reordered to HWIO, in the same buffer). */
 static int conv_winograd_weights(op_conv *c, const float **out)
 {
     if (c->wino) {
@@ -815,10 +815,10 @@ static int conv_winograd_weights(op_conv *c, const float **out)
         return m2p_error(M2P_ENOMEM, "out of memory for a conv's Winograd weights");
     }
     dnnl_dims_t wd = {c->cout, c->cin, 3, 3};
-    dnnl_memory_desc_t oihw;
-    int rc = dnnl_memory_desc_init_by_tag(&oihw, 4, wd, dnnl_f32, dnnl_oihw) != dnnl_success
+    dnnl_memory_desc_t hwio;
+    int rc = dnnl_memory_desc_init_by_tag(&hwio, 4, wd, dnnl_f32, dnnl_hwio) != dnnl_success
                  ? m2p_error(M2P_EINTERNAL, "oneDNN: weights desc failed")
-                 : reorder_once(&c->op.w.md, c->op.w.data, &oihw, w);
+                 : reorder_once(&c->op.w.md, c->op.w.data, &hwio, w);
     if (rc) {
         if (keep)
             free(u);

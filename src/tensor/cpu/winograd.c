@@ -35,8 +35,8 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-/* u [36][cout / 16][cin][16] = G g G^T of every filter g of w [cout][cin][3][3], 16 output
- * channels at a time in vectors (f32, FMA: the rounding of u is a few ulps) */
+/* u [36][cout / 16][cin][16] = G g G^T of every filter g of w [3][3][cin][cout] (HWIO), 16
+ * output channels at a time in vectors (f32, FMA: the rounding of u is a few ulps) */
 void op_winograd_weights(const float *w, int cin, int cout, float *u)
 {
     const float q = 1.0f / 4, s = 1.0f / 6, t = 1.0f / 12, e = 1.0f / 24;
@@ -47,8 +47,7 @@ void op_winograd_weights(const float *w, int cin, int cout, float *u)
             for (int v = 0; v < WV; v++) {
                 vf g[9], h[6][3];
                 for (int k = 0; k < 9; k++)
-                    for (int l = 0; l < VF_W; l++)
-                        g[k][l] = w[((size_t)(p * WN + v * VF_W + l) * cin + i) * 9 + k];
+                    g[k] = vf_load(w + ((size_t)k * cin + i) * cout + p * WN + v * VF_W);
                 for (int j = 0; j < 3; j++) { /* h = G g, column j */
                     vf g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
                     h[0][j] = q * g0;
