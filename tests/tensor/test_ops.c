@@ -4,7 +4,7 @@
  * cache), linear, GroupNorm (+SiLU), LayerNorm, GEGLU and activations, element-wise and layout
  * ops. bf16 variants are checked with a bf16-sized tolerance. With --conv only the convs: ctest
  * runs them again in each f32 layout (MUS2PIC_CONV_BLOCKED=0 and 1, the blocked one in bands)
- * and as Winograd convs at every size (MUS2PIC_CONV_WINOGRAD=2, with each build of the
+ * and as Winograd convs at every size (MUS2PIC_CONV_WINOGRAD=1, with each build of the
  * kernels).
  */
 #include "mus2pic.h"

@@ -678,6 +678,21 @@ struct op_conv {
     prim_op op;
 };
 
+/* A conv path's setting, read once: 0 never (NAME=0), 2 at every size (NAME set otherwise),
+ * and when NAME is unset 1 (the caller's size rule) on CPUs without AVX-512, else 0. */
+static int conv_env_mode(atomic_int *state, const char *name)
+{
+    int st = atomic_load_explicit(state, memory_order_relaxed); /* 0 unknown, else mode + 1 */
+    if (!st) {
+        const char *e = getenv(name);
+        __builtin_cpu_init();
+        int mode = e && *e ? (strcmp(e, "0") != 0) * 2 : !__builtin_cpu_supports("avx512f");
+        st = mode + 1;
+        atomic_store_explicit(state, st, memory_order_relaxed);
+    }
+    return st - 1;
+}
+
 /* When f32 convs run in oneDNN's blocked nChw8c layout, reordered from and to NHWC at each
  * call: 0 never, 1 on inputs of 64x64 pixels or more, 2 always. On CPUs without AVX-512 the
  * default is 1: there oneDNN 2.6's NHWC f32 convs on big maps run at about half the rate
@@ -687,16 +702,8 @@ struct op_conv {
  * (always) overrides. */
 static int conv_blocked_mode(void)
 {
-    static atomic_int state; /* 0 unknown, else mode + 1 */
-    int st = atomic_load_explicit(&state, memory_order_relaxed);
-    if (!st) {
-        const char *e = getenv("MUS2PIC_CONV_BLOCKED");
-        __builtin_cpu_init();
-        int mode = e && *e ? (strcmp(e, "0") != 0) * 2 : !__builtin_cpu_supports("avx512f");
-        st = mode + 1;
-        atomic_store_explicit(&state, st, memory_order_relaxed);
-    }
-    return st - 1;
+    static atomic_int state;
+    return conv_env_mode(&state, "MUS2PIC_CONV_BLOCKED");
 }
 
 static int conv_blocked(const op_conv *c, int H, int W)
@@ -751,22 +758,15 @@ static int conv_desc(const op_conv *c, int B, int H, int W, int dst_bf16, int pt
 }
 
 /* When f32 3x3 convs run as Winograd F(4x4, 3x3) (winograd.c): 0 never, 1 by the rule of
- * conv_winograd on CPUs without AVX-512, 2 always. There oneDNN 2.6 has no Winograd f32 conv,
- * and its direct convs already run near the cores' peak (an AVX2 EPYC: 160-186 GFLOP/s of
- * about 190), so only fewer multiplies make them faster. MUS2PIC_CONV_WINOGRAD=0, 1 or 2
- * overrides; MUS2PIC_WINOGRAD_TILES sets the tiles of a block (benchmarks). */
+ * conv_winograd (the default on CPUs without AVX-512), 2 always. There oneDNN 2.6 has no
+ * Winograd f32 conv, and its direct convs already run near the cores' peak (an AVX2 EPYC:
+ * 160-186 GFLOP/s of about 190), so only fewer multiplies make them faster.
+ * MUS2PIC_CONV_WINOGRAD=0 or 1 (always) overrides; MUS2PIC_WINOGRAD_TILES sets the tiles of
+ * a block (benchmarks). */
 static int conv_winograd_mode(void)
 {
-    static atomic_int state; /* 0 unknown, else mode + 1 */
-    int st = atomic_load_explicit(&state, memory_order_relaxed);
-    if (!st) {
-        const char *e = getenv("MUS2PIC_CONV_WINOGRAD");
-        __builtin_cpu_init();
-        int mode = e && *e ? atoi(e) : !__builtin_cpu_supports("avx512f");
-        st = (mode < 0 ? 0 : mode > 2 ? 2 : mode) + 1;
-        atomic_store_explicit(&state, st, memory_order_relaxed);
-    }
-    return st - 1;
+    static atomic_int state;
+    return conv_env_mode(&state, "MUS2PIC_CONV_WINOGRAD");
 }
 
 /* The transformed weights are 4 times the conv's. Up to WINO_KEEP_BYTES they are kept with
