@@ -12,7 +12,7 @@
  * 3-5 times a direct f32 conv's (tests/tensor/test_ops.c; BENCHMARKS.md).
  *
  * Work is split over blocks of tiles, each done whole by one thread: its input transform into
- * V [36][nt][cin], the 36 products into M [36][nt][cout] (register tiles of WR tiles x 16
+ * V [nt][36][cin], the 36 products into M [nt][36][cout] (register tiles of WR tiles x 16
  * output channels, the weights packed in panels of 16 columns), and the output transform
  * with the bias and residual into y. V and M (about 3 MiB) stay in the caches between the
  * steps.
@@ -22,6 +22,7 @@
 #include "tensor/ops.h"
 
 #include <omp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,28 +105,19 @@ typedef struct {
     int nt; /* tiles per block, a multiple of WR */
 } wino_args;
 
-/* The input transform of tile t (row `row` of the block) into v [36][nt][cin] */
-static void input_tile(const wino_args *a, long t, int row, float *v)
+/* The input transform of one tile, channels from xb + off[i][j] where ok[i][j] (all of them
+ * when full: the branch is compiled away), zeros elsewhere, into vr [36][cin]. Each column of
+ * six is loaded into registers and transformed at once. */
+INLINE void input_tile_at(const float *xb, const ptrdiff_t off[6][6], const char ok[6][6], int full,
+                          int cin, float *vr)
 {
-    const int cin = a->cin, H = a->H, W = a->W;
-    const int b = (int)(t / ((long)a->th * a->tw)), rest = (int)(t % ((long)a->th * a->tw));
-    const int y0 = rest / a->tw * 4 - 1, x0 = rest % a->tw * 4 - 1;
-    const size_t vs = (size_t)a->nt * cin;
-    const float *xb = a->x + (size_t)b * H * W * cin;
-    const int full = y0 >= 0 && x0 >= 0 && y0 + 6 <= H && x0 + 6 <= W;
-    float *vr = v + (size_t)row * cin;
     for (int c = 0; c < cin; c += VF_W) {
-        vf d[6][6], t1[6][6];
-        for (int i = 0; i < 6; i++)
-            for (int j = 0; j < 6; j++) {
-                int yy = y0 + i, xx = x0 + j;
-                d[i][j] = full || (yy >= 0 && yy < H && xx >= 0 && xx < W)
-                              ? vf_load(xb + ((size_t)yy * W + xx) * cin + c)
-                              : vf_splat(0.0f);
-            }
+        vf t1[6][6];
         for (int j = 0; j < 6; j++) {
-            vf r[6];
-            bt6(d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j], r);
+            vf d[6], r[6];
+            for (int i = 0; i < 6; i++)
+                d[i] = full || ok[i][j] ? vf_load(xb + off[i][j] + c) : vf_splat(0.0f);
+            bt6(d[0], d[1], d[2], d[3], d[4], d[5], r);
             for (int i = 0; i < 6; i++)
                 t1[i][j] = r[i];
         }
@@ -133,12 +125,34 @@ static void input_tile(const wino_args *a, long t, int row, float *v)
             vf r[6];
             bt6(t1[i][0], t1[i][1], t1[i][2], t1[i][3], t1[i][4], t1[i][5], r);
             for (int j = 0; j < 6; j++)
-                vf_store(vr + (size_t)(i * 6 + j) * vs + c, r[j]);
+                vf_store(vr + (size_t)(i * 6 + j) * cin + c, r[j]);
         }
     }
 }
 
-/* The output transform of row `row` of m [36][nt][cout] into tile t of y, with the bias and
+/* The input transform of tile t (row `row` of the block) into v [nt][36][cin] */
+static void input_tile(const wino_args *a, long t, int row, float *v)
+{
+    const int cin = a->cin, H = a->H, W = a->W;
+    const int b = (int)(t / ((long)a->th * a->tw)), rest = (int)(t % ((long)a->th * a->tw));
+    const int y0 = rest / a->tw * 4 - 1, x0 = rest % a->tw * 4 - 1;
+    const float *xb = a->x + (size_t)b * H * W * cin;
+    ptrdiff_t off[6][6];
+    char ok[6][6];
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 6; j++) {
+            int yy = y0 + i, xx = x0 + j;
+            ok[i][j] = yy >= 0 && yy < H && xx >= 0 && xx < W;
+            off[i][j] = ok[i][j] ? ((ptrdiff_t)yy * W + xx) * cin : 0;
+        }
+    float *vr = v + (size_t)row * WT * cin;
+    if (y0 >= 0 && x0 >= 0 && y0 + 6 <= H && x0 + 6 <= W)
+        input_tile_at(xb, off, ok, 1, cin, vr);
+    else
+        input_tile_at(xb, off, ok, 0, cin, vr);
+}
+
+/* The output transform of row `row` of m [nt][36][cout] into tile t of y, with the bias and
  * the residual */
 static void output_tile(const wino_args *a, long t, int row, const float *m)
 {
@@ -146,8 +160,8 @@ static void output_tile(const wino_args *a, long t, int row, const float *m)
     const int b = (int)(t / ((long)a->th * a->tw)), rest = (int)(t % ((long)a->th * a->tw));
     const int y0 = rest / a->tw * 4, x0 = rest % a->tw * 4;
     const int ny = H - y0 < 4 ? H - y0 : 4, nx = W - x0 < 4 ? W - x0 : 4;
-    const size_t ms = (size_t)a->nt * cout;
-    const float *mr = m + (size_t)row * cout;
+    const size_t ms = (size_t)cout;
+    const float *mr = m + (size_t)row * WT * cout;
     const size_t base = (size_t)b * H * W * cout;
     for (int c = 0; c < cout; c += VF_W) {
         vf t1[4][6];
@@ -202,17 +216,17 @@ INLINE void gemm_tile(int kc, const float *a, int lda, const float *b, float *c,
 /* m[xi] = v[xi] x u[xi] for the first nr rows (a multiple of WR) of each of the 36 products */
 static void products(const wino_args *a, int nr, const float *v, float *m)
 {
-    const int cin = a->cin, cout = a->cout, nt = a->nt;
+    const int cin = a->cin, cout = a->cout, lda = WT * cin, ldc = WT * cout;
     for (int xi = 0; xi < WT; xi++) {
-        const float *va = v + (size_t)xi * nt * cin, *ua = a->u + (size_t)xi * cin * cout;
-        float *ma = m + (size_t)xi * nt * cout;
+        const float *va = v + (size_t)xi * cin, *ua = a->u + (size_t)xi * cin * cout;
+        float *ma = m + (size_t)xi * cout;
         for (int k0 = 0; k0 < cin; k0 += KC) {
             int kc = cin - k0 < KC ? cin - k0 : KC;
             for (int j = 0; j < cout; j += WN) {
                 const float *panel = ua + (size_t)j * cin + (size_t)k0 * WN;
                 for (int r = 0; r < nr; r += WR)
-                    gemm_tile(kc, va + (size_t)r * cin + k0, cin, panel, ma + (size_t)r * cout + j,
-                              cout, k0 > 0);
+                    gemm_tile(kc, va + (size_t)r * lda + k0, lda, panel, ma + (size_t)r * ldc + j,
+                              ldc, k0 > 0);
             }
         }
     }
@@ -225,8 +239,8 @@ static void run_block(const wino_args *a, long blk, float *v, float *m)
     int nr = (n + WR - 1) / WR * WR;
     for (int r = 0; r < n; r++)
         input_tile(a, t0 + r, r, v);
-    for (int xi = 0; xi < WT && nr > n; xi++) /* the last block's rows past its tiles */
-        memset(v + ((size_t)xi * a->nt + n) * a->cin, 0, (size_t)(nr - n) * a->cin * sizeof(float));
+    if (nr > n) /* the last block's rows past its tiles */
+        memset(v + (size_t)n * WT * a->cin, 0, (size_t)(nr - n) * WT * a->cin * sizeof(float));
     products(a, nr, v, m);
     for (int r = 0; r < n; r++)
         output_tile(a, t0 + r, r, m);
