@@ -147,10 +147,11 @@ DISPATCH_INT(op_attention_bf16io,
               int B, int Lq, int Lk, int heads, int dh, float scale, int causal, uint16_t *out),
              (q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out))
 
-DISPATCH_VOID(op_winograd_weights, (const float *w, int cin, int cout, float *u), (w, cin, cout, u))
+DISPATCH_VOID(op_winograd_weights, (const float *w, int cin, int cout, int ldw, float *u),
+              (w, cin, cout, ldw, u))
 DISPATCH_INT(op_winograd_conv,
              (const float *u, const float *bias, int cin, int cout, const float *x, int B, int H,
-              int W, float *y, const float *residual, int block_tiles),
-             (u, bias, cin, cout, x, B, H, W, y, residual, block_tiles))
+              int W, float *y, int ldy, const float *residual, int block_tiles),
+             (u, bias, cin, cout, x, B, H, W, y, ldy, residual, block_tiles))
 
 #endif

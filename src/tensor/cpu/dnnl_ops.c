@@ -693,6 +693,20 @@ static int conv_env_mode(atomic_int *state, const char *name)
     return st - 1;
 }
 
+/* A size in bytes for a conv path, read once: NAME's value when it is 1024 or more (tests),
+ * else dflt. */
+static size_t conv_env_bytes(_Atomic size_t *cache, const char *name, size_t dflt)
+{
+    size_t n = atomic_load_explicit(cache, memory_order_relaxed);
+    if (!n) {
+        const char *e = getenv(name);
+        long long v = e ? atoll(e) : 0;
+        n = v >= 1024 ? (size_t)v : dflt;
+        atomic_store_explicit(cache, n, memory_order_relaxed);
+    }
+    return n;
+}
+
 /* When f32 convs run in oneDNN's blocked nChw8c layout, reordered from and to NHWC at each
  * call: 0 never, 1 on inputs of 64x64 pixels or more, 2 always. On CPUs without AVX-512 the
  * default is 1: there oneDNN 2.6's NHWC f32 convs on big maps run at about half the rate
@@ -769,26 +783,29 @@ static int conv_winograd_mode(void)
     return conv_env_mode(&state, "MUS2PIC_CONV_WINOGRAD");
 }
 
-/* The transformed weights are 4 times the conv's. Up to WINO_KEEP_BYTES they are kept with
- * the conv (the UNet's 320-channel convs: 14.7 MB); bigger ones, up to WINO_CALL_BYTES, are
- * made again at each call, into a scratch buffer, which pays from about 64 tiles on: on the
- * AVX2 EPYC (bench_ops, ms, direct / kept / made per call) 640 channels at 32x32 (64 tiles)
- * 45-48 / 21 / 28-29, 1280 at 16x16 (16 tiles) 45 / 37 / 58-61, 512 at 64x64 105 / 47 / 48.
- * The UNet's convs of 960 to 2560 input channels stay direct: made per call they would need
- * up to 0.7 GB of scratch, kept 0.1-0.5 GB each. */
-#define WINO_KEEP_BYTES ((size_t)16 << 20)
-#define WINO_CALL_BYTES ((size_t)64 << 20)
+/* The transformed weights are 4 times the conv's. Up to a quarter of WINO_PART_BYTES they are kept
+ * with the conv (the UNet's 320-channel convs: 14.7 MB); bigger ones are made again at each call
+ * into a scratch buffer, at most WINO_PART_BYTES of them at a time: a conv with more runs in
+ * parts of its output channels, each part's transformed weights made in turn (the input
+ * transform is done again for each part). Made per call they pay from about 64 tiles on: on
+ * the AVX2 EPYC (bench_ops, ms, direct / kept / made per call) 640 channels at 32x32 (64
+ * tiles) 45-48 / 21 / 26-29, 1280 at 16x16 (16 tiles) 45 / 37 / 58-61, 512 at 64x64 105 / 47 /
+ * 45-48. */
+#define WINO_PART_BYTES ((size_t)64 << 20)
 
-static size_t winograd_bytes(const op_conv *c)
+/* WINO_PART_BYTES, or MUS2PIC_WINOGRAD_BYTES (tests: small convs in parts; the kept ones then
+ * up to a quarter of it) */
+static size_t winograd_part_bytes(void)
 {
-    return op_winograd_weights_floats(c->cin, c->cout) * sizeof(float);
+    static _Atomic size_t bytes;
+    return conv_env_bytes(&bytes, "MUS2PIC_WINOGRAD_BYTES", WINO_PART_BYTES);
 }
 
 static int conv_winograd(const op_conv *c, int B, int H, int W)
 {
     int mode = c->may_wino ? conv_winograd_mode() : 0;
     long tiles = (long)B * ((H + 3) / 4) * ((W + 3) / 4);
-    return mode == 2 || (mode == 1 && tiles >= 64 && winograd_bytes(c) <= WINO_CALL_BYTES);
+    return mode == 2 || (mode == 1 && tiles >= 64);
 }
 
 static int winograd_block_tiles(void)
@@ -797,16 +814,21 @@ static int winograd_block_tiles(void)
     return e ? atoi(e) : 0;
 }
 
-/* The Winograd weights of c: kept in c->wino when small, else made into the calling thread's
- * scratch (from the weights reordered to HWIO, in the same buffer). */
-static int conv_winograd_weights(op_conv *c, const float **out)
+/* y = conv(x) (+ residual) as Winograd convs: with the kept weights, else with weights made
+ * from the conv's (reordered to HWIO) into the calling thread's scratch, part by part. */
+static int conv_winograd_run(op_conv *c, const float *x, int B, int H, int W, float *y,
+                             const float *residual)
 {
-    if (c->wino) {
-        *out = c->wino;
-        return 0;
-    }
-    size_t ub = winograd_bytes(c), wb = (size_t)c->cout * c->cin * 9 * sizeof(float);
-    int keep = ub <= WINO_KEEP_BYTES;
+    const int cin = c->cin, cout = c->cout, bt = winograd_block_tiles();
+    const float *bias = c->op.bias_data;
+    if (c->wino)
+        return op_winograd_conv(c->wino, bias, cin, cout, x, B, H, W, y, cout, residual, bt);
+    size_t per16 = op_winograd_weights_floats(cin, 16) * sizeof(float), pb = winograd_part_bytes();
+    int keep = per16 * (size_t)(cout / 16) <= pb / 4;
+    size_t fit = pb / per16 * 16;
+    int part = fit < (size_t)cout ? (int)fit : cout;
+    part = keep ? cout : part < 16 ? 16 : part;
+    size_t ub = per16 * (size_t)(part / 16), wb = (size_t)cout * cin * 9 * sizeof(float);
     char *tmp = ops_scratch(OPS_SCRATCH_WINOGRAD_W, keep ? wb : ub + wb);
     float *u = keep ? ops_big_alloc(ub) : (float *)tmp, *w = (float *)(keep ? tmp : tmp + ub);
     if (!tmp || !u) {
@@ -814,7 +836,7 @@ static int conv_winograd_weights(op_conv *c, const float **out)
             free(u);
         return m2p_error(M2P_ENOMEM, "out of memory for a conv's Winograd weights");
     }
-    dnnl_dims_t wd = {c->cout, c->cin, 3, 3};
+    dnnl_dims_t wd = {cout, cin, 3, 3};
     dnnl_memory_desc_t hwio;
     int rc = dnnl_memory_desc_init_by_tag(&hwio, 4, wd, dnnl_f32, dnnl_hwio) != dnnl_success
                  ? m2p_error(M2P_EINTERNAL, "oneDNN: weights desc failed")
@@ -824,11 +846,18 @@ static int conv_winograd_weights(op_conv *c, const float **out)
             free(u);
         return rc;
     }
-    op_winograd_weights(w, c->cin, c->cout, u);
-    if (keep)
+    if (keep) {
+        op_winograd_weights(w, cin, cout, cout, u);
         c->wino = u;
-    *out = u;
-    return 0;
+        return op_winograd_conv(u, bias, cin, cout, x, B, H, W, y, cout, residual, bt);
+    }
+    for (int o0 = 0; o0 < cout && !rc; o0 += part) {
+        int n = cout - o0 < part ? cout - o0 : part;
+        op_winograd_weights(w + o0, cin, n, cout, u);
+        rc = op_winograd_conv(u, bias ? bias + o0 : NULL, cin, n, x, B, H, W, y + o0, cout,
+                              residual ? residual + o0 : NULL, bt);
+    }
+    return rc;
 }
 
 /* op_conv_create and op_conv_create_prepared: weights from f32 w, or borrowed from pw. */
@@ -984,14 +1013,7 @@ static int conv_entry(op_conv *c, const int key[4], prim_entry **out)
 static size_t blocked_band_bytes(void)
 {
     static _Atomic size_t bytes;
-    size_t n = atomic_load_explicit(&bytes, memory_order_relaxed);
-    if (!n) {
-        const char *e = getenv("MUS2PIC_CONV_BAND_BYTES");
-        long long v = e ? atoll(e) : 0;
-        n = v >= 1024 ? (size_t)v : (size_t)24 << 20;
-        atomic_store_explicit(&bytes, n, memory_order_relaxed);
-    }
-    return n;
+    return conv_env_bytes(&bytes, "MUS2PIC_CONV_BAND_BYTES", (size_t)24 << 20);
 }
 
 static int conv_forward_banded(op_conv *c, const float *x, int B, int H, int W, float *y,
@@ -1036,13 +1058,8 @@ static int conv_forward(op_conv *c, const float *x, const pre_call *pc, int B, i
     op_conv_out_hw(c, H, W, &Ho, &Wo);
     if (B <= 0 || Ho <= 0 || Wo <= 0)
         return m2p_error(M2P_EINVAL, "conv: bad input size %dx%dx%d", B, H, W);
-    if (!dst_bf16 && !pc && (const void *)x != y && conv_winograd(c, B, H, W)) {
-        const float *u;
-        int rc = conv_winograd_weights(c, &u);
-        return rc ? rc
-                  : op_winograd_conv(u, c->op.bias_data, c->cin, c->cout, x, B, H, W, y, residual,
-                                     winograd_block_tiles());
-    }
+    if (!dst_bf16 && !pc && (const void *)x != y && conv_winograd(c, B, H, W))
+        return conv_winograd_run(c, x, B, H, W, y, residual);
     /* bands need an input that the output does not overwrite, rows of one stride, and
      * paddings that fit conv_entry_init's key */
     int blocked = conv_blocked(c, H, W);

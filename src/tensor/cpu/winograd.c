@@ -38,9 +38,10 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-/* u [36][cout / 16][cin][16] = G g G^T of every filter g of w [3][3][cin][cout] (HWIO), 16
- * output channels at a time in vectors (f32, FMA: the rounding of u is a few ulps) */
-void op_winograd_weights(const float *w, int cin, int cout, float *u)
+/* u [36][cout / 16][cin][16] = G g G^T of every filter g of w [3][3][cin][ldw] (HWIO, the first
+ * cout of ldw output channels), 16 output channels at a time in vectors (f32, FMA: the
+ * rounding of u is a few ulps) */
+void op_winograd_weights(const float *w, int cin, int cout, int ldw, float *u)
 {
     const float q = 1.0f / 4, s = 1.0f / 6, t = 1.0f / 12, e = 1.0f / 24;
     const size_t panel = (size_t)cin * WN, pos = (size_t)cin * cout;
@@ -50,7 +51,7 @@ void op_winograd_weights(const float *w, int cin, int cout, float *u)
             for (int v = 0; v < WV; v++) {
                 vf g[9], h[6][3];
                 for (int k = 0; k < 9; k++)
-                    g[k] = vf_load(w + ((size_t)k * cin + i) * cout + p * WN + v * VF_W);
+                    g[k] = vf_load(w + ((size_t)k * cin + i) * ldw + p * WN + v * VF_W);
                 for (int j = 0; j < 3; j++) { /* h = G g, column j */
                     vf g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
                     h[0][j] = q * g0;
@@ -100,7 +101,7 @@ INLINE void at6(vf m0, vf m1, vf m2, vf m3, vf m4, vf m5, vf r[4])
 typedef struct {
     const float *u, *bias, *x, *residual;
     float *y;
-    int cin, cout, B, H, W, th, tw;
+    int cin, cout, ldy, B, H, W, th, tw; /* ldy: y's and the residual's channels a pixel */
     long ntiles;
     int nt; /* tiles per block, a multiple of WR */
 } wino_args;
@@ -162,7 +163,7 @@ static void output_tile(const wino_args *a, long t, int row, const float *m)
     const int ny = H - y0 < 4 ? H - y0 : 4, nx = W - x0 < 4 ? W - x0 : 4;
     const size_t ms = (size_t)cout;
     const float *mr = m + (size_t)row * WT * cout;
-    const size_t base = (size_t)b * H * W * cout;
+    const size_t base = (size_t)b * H * W * a->ldy;
     for (int c = 0; c < cout; c += VF_W) {
         vf t1[4][6];
         for (int j = 0; j < 6; j++) {
@@ -181,7 +182,7 @@ static void output_tile(const wino_args *a, long t, int row, const float *m)
             vf r[4];
             at6(t1[i][0], t1[i][1], t1[i][2], t1[i][3], t1[i][4], t1[i][5], r);
             for (int j = 0; j < nx; j++) {
-                size_t off = base + ((size_t)(y0 + i) * W + x0 + j) * cout + c;
+                size_t off = base + ((size_t)(y0 + i) * W + x0 + j) * a->ldy + c;
                 vf o = r[j] + bias;
                 if (a->residual)
                     o += vf_load(a->residual + off);
@@ -247,12 +248,14 @@ static void run_block(const wino_args *a, long blk, float *v, float *m)
 }
 
 int op_winograd_conv(const float *u, const float *bias, int cin, int cout, const float *x, int B,
-                     int H, int W, float *y, const float *residual, int block_tiles)
+                     int H, int W, float *y, int ldy, const float *residual, int block_tiles)
 {
-    if (cin <= 0 || cout <= 0 || cin % VF_W || cout % WN || B <= 0 || H <= 0 || W <= 0)
+    if (cin <= 0 || cout <= 0 || cin % VF_W || cout % WN || ldy < cout || B <= 0 || H <= 0 ||
+        W <= 0)
         return m2p_error(M2P_EINVAL, "winograd conv: bad shape %d->%d at %dx%dx%d", cin, cout, B, H,
                          W);
-    wino_args a = {u, bias, x, residual, y, cin, cout, B, H, W, (H + 3) / 4, (W + 3) / 4, 0, 0};
+    wino_args a = {u, bias, x, residual,    y,           cin, cout, ldy,
+                   B, H,    W, (H + 3) / 4, (W + 3) / 4, 0,   0};
     a.ntiles = (long)B * a.th * a.tw;
     /* V and M of a block in about 3 MiB but at least 48 tiles (each panel of weights serves
      * 8 register tiles or more), and at least four blocks a thread */
