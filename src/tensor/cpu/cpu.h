@@ -39,15 +39,14 @@ void *ops_scratch(int slot, size_t n);
  * cin a multiple of 8, cout of 16) into u, op_winograd_weights_floats(cin, cout) floats (4
  * times their weights). op_winograd_conv: x [B,H,W,cin] -> y [B,H,W,cout] (+ bias, +
  * residual, which may be y), y and the residual ldy channels a pixel (a part of a wider
- * output); x must not overlap y. It works in blocks of block_tiles 4x4 output tiles (0: chosen
- * from the channel counts). */
+ * output); x must not overlap y. */
 static inline size_t op_winograd_weights_floats(int cin, int cout)
 {
     return (size_t)36 * cin * cout;
 }
 void op_winograd_weights(const float *w, int cin, int cout, int ldw, float *u);
 int op_winograd_conv(const float *u, const float *bias, int cin, int cout, const float *x, int B,
-                     int H, int W, float *y, int ldy, const float *residual, int block_tiles);
+                     int H, int W, float *y, int ldy, const float *residual);
 
 /* f32 -> bf16, round to nearest even (as oneDNN's reorder and vcvtneps2bf16), NaN kept quiet. */
 static inline uint16_t ops_bf16(float f)

@@ -151,7 +151,7 @@ DISPATCH_VOID(op_winograd_weights, (const float *w, int cin, int cout, int ldw, 
               (w, cin, cout, ldw, u))
 DISPATCH_INT(op_winograd_conv,
              (const float *u, const float *bias, int cin, int cout, const float *x, int B, int H,
-              int W, float *y, int ldy, const float *residual, int block_tiles),
-             (u, bias, cin, cout, x, B, H, W, y, ldy, residual, block_tiles))
+              int W, float *y, int ldy, const float *residual),
+             (u, bias, cin, cout, x, B, H, W, y, ldy, residual))
 
 #endif

@@ -775,8 +775,7 @@ static int conv_desc(const op_conv *c, int B, int H, int W, int dst_bf16, int pt
  * conv_winograd (the default on CPUs without AVX-512), 2 always. There oneDNN 2.6 has no
  * Winograd f32 conv, and its direct convs already run near the cores' peak (an AVX2 EPYC:
  * 160-186 GFLOP/s of about 190), so only fewer multiplies make them faster.
- * MUS2PIC_CONV_WINOGRAD=0 or 1 (always) overrides; MUS2PIC_WINOGRAD_TILES sets the tiles of
- * a block (benchmarks). */
+ * MUS2PIC_CONV_WINOGRAD=0 or 1 (always) overrides. */
 static int conv_winograd_mode(void)
 {
     static atomic_int state;
@@ -808,55 +807,39 @@ static int conv_winograd(const op_conv *c, int B, int H, int W)
     return mode == 2 || (mode == 1 && tiles >= 64);
 }
 
-static int winograd_block_tiles(void)
-{
-    const char *e = getenv("MUS2PIC_WINOGRAD_TILES");
-    return e ? atoi(e) : 0;
-}
-
 /* y = conv(x) (+ residual) as Winograd convs: with the kept weights, else with weights made
- * from the conv's (reordered to HWIO) into the calling thread's scratch, part by part. */
+ * from the conv's (reordered to HWIO, into the calling thread's scratch), kept when small,
+ * else made into that scratch too, part by part. */
 static int conv_winograd_run(op_conv *c, const float *x, int B, int H, int W, float *y,
                              const float *residual)
 {
-    const int cin = c->cin, cout = c->cout, bt = winograd_block_tiles();
+    const int cin = c->cin, cout = c->cout;
     const float *bias = c->op.bias_data;
     if (c->wino)
-        return op_winograd_conv(c->wino, bias, cin, cout, x, B, H, W, y, cout, residual, bt);
+        return op_winograd_conv(c->wino, bias, cin, cout, x, B, H, W, y, cout, residual);
     size_t per16 = op_winograd_weights_floats(cin, 16) * sizeof(float), pb = winograd_part_bytes();
     int keep = per16 * (size_t)(cout / 16) <= pb / 4;
     size_t fit = pb / per16 * 16;
-    int part = fit < (size_t)cout ? (int)fit : cout;
-    part = keep ? cout : part < 16 ? 16 : part;
+    int part = keep || fit >= (size_t)cout ? cout : fit < 16 ? 16 : (int)fit;
     size_t ub = per16 * (size_t)(part / 16), wb = (size_t)cout * cin * 9 * sizeof(float);
     char *tmp = ops_scratch(OPS_SCRATCH_WINOGRAD_W, keep ? wb : ub + wb);
     float *u = keep ? ops_big_alloc(ub) : (float *)tmp, *w = (float *)(keep ? tmp : tmp + ub);
-    if (!tmp || !u) {
-        if (keep)
-            free(u);
-        return m2p_error(M2P_ENOMEM, "out of memory for a conv's Winograd weights");
-    }
     dnnl_dims_t wd = {cout, cin, 3, 3};
     dnnl_memory_desc_t hwio;
-    int rc = dnnl_memory_desc_init_by_tag(&hwio, 4, wd, dnnl_f32, dnnl_hwio) != dnnl_success
+    int rc = !tmp || !u ? m2p_error(M2P_ENOMEM, "out of memory for a conv's Winograd weights")
+             : dnnl_memory_desc_init_by_tag(&hwio, 4, wd, dnnl_f32, dnnl_hwio) != dnnl_success
                  ? m2p_error(M2P_EINTERNAL, "oneDNN: weights desc failed")
                  : reorder_once(&c->op.w.md, c->op.w.data, &hwio, w);
-    if (rc) {
-        if (keep)
-            free(u);
-        return rc;
-    }
-    if (keep) {
-        op_winograd_weights(w, cin, cout, cout, u);
-        c->wino = u;
-        return op_winograd_conv(u, bias, cin, cout, x, B, H, W, y, cout, residual, bt);
-    }
     for (int o0 = 0; o0 < cout && !rc; o0 += part) {
         int n = cout - o0 < part ? cout - o0 : part;
         op_winograd_weights(w + o0, cin, n, cout, u);
         rc = op_winograd_conv(u, bias ? bias + o0 : NULL, cin, n, x, B, H, W, y + o0, cout,
-                              residual ? residual + o0 : NULL, bt);
+                              residual ? residual + o0 : NULL);
     }
+    if (keep && !rc)
+        c->wino = u;
+    else if (keep)
+        free(u);
     return rc;
 }
 
