@@ -279,6 +279,9 @@ int main(int argc, char **argv)
         bench_linear(4096, 320, 2560, dt, "unet ff in");
         bench_linear(4096, 1280, 320, dt, "unet ff out");
         bench_linear(1024, 640, 5120, dt, "unet L1 ff in");
+        bench_linear(256, 1280, 10240, dt, "unet L2 ff in");
+        bench_linear(256, 1280, 1280, dt, "unet L2 q/o");
+        bench_linear(256, 5120, 1280, dt, "unet L2 ff out");
         bench_linear(77, 768, 320, dt, "unet k/v ctx");
         bench_linear(77, 768, 3072, dt, "clip mlp");
         bench_attention(1, 4096, 4096, 8, 40, dt, "unet L0 self");

@@ -5,7 +5,8 @@
  * ops. bf16 variants are checked with a bf16-sized tolerance. With --conv only the convs: ctest
  * runs them again in each f32 layout (MUS2PIC_CONV_BLOCKED=0 and 1, the blocked one in bands)
  * and as Winograd convs at every size (MUS2PIC_CONV_WINOGRAD=1, with each build of the
- * kernels).
+ * kernels). With --linear only the linears: ctest runs them as oneDNN matmuls and as 1x1 convs
+ * (MUS2PIC_LINEAR_CONV=0 and 1; the default depends on the CPU).
  */
 #include "mus2pic.h"
 #include "tensor/ops.h"
@@ -500,6 +501,10 @@ int main(int argc, char **argv)
 {
     op_set_threads(2);
     CHECK_INT(op_get_threads(), 2);
+    if (argc > 1 && !strcmp(argv[1], "--linear")) {
+        test_linear();
+        TEST_DONE();
+    }
     test_conv();
     if (argc > 1 && !strcmp(argv[1], "--conv"))
         TEST_DONE();

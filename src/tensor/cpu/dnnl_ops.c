@@ -1178,11 +1178,53 @@ void op_conv_free(op_conv *c)
 
 struct op_linear {
     int in, out;
+    int as_conv; /* runs as a 1x1 conv (linear_as_conv) */
     prim_op op;
 };
 
-static int lin_desc(const op_linear *l, int rows, int dst_bf16, dnnl_matmul_desc_t *md)
+/* Whether f32 linears run as 1x1 convs of a 1 x rows image: 1 on CPUs without AVX-512, where
+ * oneDNN 2.6 has no brgemm matmul and its matmul is gemm:jit on plain weights, which packs
+ * them again at every call. There the conv reads weights packed once, at create (an AVX2
+ * EPYC, bench_ops best of 3, matmul vs 1x1 conv: the UNet's 16x16 feed-forward input, 256 x
+ * 1280 -> 10240, 75 vs 38 ms). MUS2PIC_LINEAR_CONV=0 or 1 overrides. The weights' layout
+ * differs, so the choice is part of op_prepared_tag. */
+static int linear_as_conv_mode(void)
 {
+    static atomic_int state;
+    return conv_env_mode(&state, "MUS2PIC_LINEAR_CONV") != 0;
+}
+
+/* A linear's primitive: a matmul, or a 1x1 conv (as_conv) */
+typedef union {
+    dnnl_matmul_desc_t mm;
+    dnnl_convolution_desc_t conv;
+} lin_op_desc;
+
+/* The 1x1 conv of rows x in inputs: a 1 x rows NHWC image, whose memory is the matmul's
+ * row-major [rows][in] (and [rows][out] for the output). */
+static int lin_conv_desc(const op_linear *l, int rows, dnnl_convolution_desc_t *cd)
+{
+    dnnl_dims_t sd = {1, l->in, 1, rows}, dd = {1, l->out, 1, rows}, wd = {l->out, l->in, 1, 1},
+                bd = {l->out}, st = {1, 1}, pad = {0, 0};
+    dnnl_memory_desc_t smd, wmd, dmd, bmd;
+    if (dnnl_memory_desc_init_by_tag(&smd, 4, sd, dnnl_f32, dnnl_nhwc) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&wmd, 4, wd, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&dmd, 4, dd, dnnl_f32, dnnl_nhwc) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_a) != dnnl_success)
+        return m2p_error(M2P_EINTERNAL, "oneDNN: linear-as-conv memory desc failed");
+    if (dnnl_convolution_forward_desc_init(cd, dnnl_forward_inference, dnnl_convolution_direct,
+                                           &smd, &wmd, l->op.bias ? &bmd : NULL, &dmd, st, pad,
+                                           pad) != dnnl_success)
+        return m2p_error(M2P_EINTERNAL, "oneDNN: linear-as-conv desc failed (%d x %d -> %d)", rows,
+                         l->in, l->out);
+    return 0;
+}
+
+static int lin_desc(const op_linear *l, int rows, int dst_bf16, lin_op_desc *od)
+{
+    if (l->as_conv)
+        return lin_conv_desc(l, rows, &od->conv);
+    dnnl_matmul_desc_t *md = &od->mm;
     dnnl_dims_t sd = {rows, l->in}, wd = {l->in, l->out}, dd = {rows, l->out}, bd = {1, l->out};
     dnnl_memory_desc_t smd, wmd, dmd, bmd;
     dnnl_data_type_t dt = wdt(l->op.dtype);
@@ -1214,25 +1256,30 @@ static int linear_create(op_linear **out, const float *w, const op_prepared *pw,
     l->in = in;
     l->out = outn;
     l->op.dtype = dtype == M2P_DTYPE_BF16 ? M2P_DTYPE_BF16 : M2P_DTYPE_F32;
-    int rc = bias ? prim_op_bias(&l->op, bias, outn, 2) : 0;
+    l->as_conv = l->op.dtype == M2P_DTYPE_F32 && linear_as_conv_mode();
+    const char *kind = l->as_conv ? "conv" : "matmul";
+    int rc = bias ? prim_op_bias(&l->op, bias, outn, l->as_conv ? 1 : 2) : 0;
     if (rc)
         goto fail;
-    dnnl_matmul_desc_t md;
+    lin_op_desc md;
     rc = lin_desc(l, 1024, 0, &md);
     if (rc)
         goto fail;
     if (pw) {
-        rc = prim_op_weights_prepared(&l->op, &md, pw, "matmul");
+        rc = prim_op_weights_prepared(&l->op, &md, pw, kind);
         if (rc)
             goto fail;
         l->op.keep_release = pw->release;
         l->op.keep_ud = pw->release_ud;
     } else {
-        /* PyTorch [out, in] row-major is the transposed ("ba") layout of a [in, out] matrix. */
-        dnnl_dims_t wd = {in, outn};
+        /* PyTorch [out, in] row-major is the transposed ("ba") layout of a [in, out] matrix,
+         * and a 1x1 conv's oihw weights */
+        dnnl_dims_t wd = {in, outn}, cwd = {outn, in, 1, 1};
         dnnl_memory_desc_t src;
-        DNNL_TRY(dnnl_memory_desc_init_by_tag(&src, 2, wd, dnnl_f32, dnnl_ba), "weights desc");
-        rc = prim_op_weights(&l->op, &md, &src, w, "matmul");
+        DNNL_TRY(l->as_conv ? dnnl_memory_desc_init_by_tag(&src, 4, cwd, dnnl_f32, dnnl_oihw)
+                            : dnnl_memory_desc_init_by_tag(&src, 2, wd, dnnl_f32, dnnl_ba),
+                 "weights desc");
+        rc = prim_op_weights(&l->op, &md, &src, w, kind);
         if (rc)
             goto fail;
     }
@@ -1265,15 +1312,16 @@ void op_linear_prepared(const op_linear *l, op_prepared *pw)
 void op_prepared_tag(int dtype, char *buf, size_t n)
 {
     const dnnl_version_t *v = dnnl_version();
-    snprintf(buf, n, "onednn %d.%d.%d %s isa 0x%x md %zu", v->major, v->minor, v->patch,
+    int lin1x1 = dtype != M2P_DTYPE_BF16 && linear_as_conv_mode();
+    snprintf(buf, n, "onednn %d.%d.%d %s isa 0x%x md %zu%s", v->major, v->minor, v->patch,
              dtype == M2P_DTYPE_BF16 ? "bf16" : "f32", (unsigned)dnnl_get_effective_cpu_isa(),
-             sizeof(dnnl_memory_desc_t));
+             sizeof(dnnl_memory_desc_t), lin1x1 ? " linear 1x1" : "");
 }
 
 static int lin_entry_init(op_linear *l, prim_entry *e, const int key[4])
 {
     int rows = key[0], sum = key[1];
-    dnnl_matmul_desc_t md;
+    lin_op_desc md;
     int rc = lin_desc(l, rows, key[2], &md);
     if (rc)
         return rc;
@@ -1283,7 +1331,7 @@ static int lin_entry_init(op_linear *l, prim_entry *e, const int key[4])
         return m2p_error(M2P_EINTERNAL, "oneDNN: desc failed");
     char label[96];
     snprintf(label, sizeof label, "linear %d->%d at %d rows", l->in, l->out, rows);
-    return prim_entry_init(&l->op, e, key, sum, &md, &f32md, "matmul", label);
+    return prim_entry_init(&l->op, e, key, sum, &md, &f32md, l->as_conv ? "conv" : "matmul", label);
 }
 
 /* y: f32, or bf16 when dst_bf16 (then no residual) */
