@@ -268,6 +268,8 @@ int main(int argc, char **argv)
         bench_conv(1280, 1280, 3, 1, 16, 1, dt, "unet L2");
         bench_conv(1280, 1280, 3, 1, 8, 1, dt, "unet L3");
         bench_conv(2560, 1280, 3, 1, 8, 1, dt, "unet up0");
+        bench_conv(1280, 1280, 3, 1, 32, 1, dt, "unet up1 upsample");
+        bench_conv(320, 320, 3, 1, 32, 1, dt, "unet L0 at 256^2");
         bench_conv(320, 320, 3, 2, 64, 1, dt, "unet down");
         bench_conv(320, 320, 3, 1, 64, 4, dt, "unet L0 B4");
         bench_conv(320, 320, 1, 1, 64, 1, dt, "unet proj_in");

@@ -4,11 +4,12 @@
  * cache), linear, GroupNorm (+SiLU), LayerNorm, GEGLU and activations, element-wise and layout
  * ops. bf16 variants are checked with a bf16-sized tolerance. With --conv only the convs: ctest
  * runs them again in each f32 layout (MUS2PIC_CONV_BLOCKED=0 and 1, the blocked one in bands)
- * and as Winograd convs at every size (MUS2PIC_CONV_WINOGRAD=1, with each build of the
- * kernels). With --linear only the linears: ctest runs them as oneDNN matmuls and as 1x1 convs
- * (MUS2PIC_LINEAR_CONV=0 and 1; the default depends on the CPU).
+ * and as Winograd convs at every size (MUS2PIC_CONV_WINOGRAD=1 for F(4x4), 2 for F(2x2), with
+ * each build of the kernels). With --linear only the linears: ctest runs them as oneDNN matmuls and
+ * as 1x1 convs (MUS2PIC_LINEAR_CONV=0 and 1; the default depends on the CPU).
  */
 #include "mus2pic.h"
+#include "tensor/cpu/cpu.h"
 #include "tensor/ops.h"
 #include "test.h"
 
@@ -112,6 +113,49 @@ static void test_conv_case(int cin, int cout, int k, int s, int p, int B, int H,
     op_conv_free(c);
     free(w);
     free(bias);
+}
+
+/* op_winograd2_conv itself, from each of its weight layouts (the conv path reads oneDNN's
+ * ABcd8b8a where the CPU's primitive uses it, HWIO elsewhere), against double loops: tiles cut
+ * by the edges (odd sizes), two images, a ldy wider than cout, a residual */
+static void test_winograd2_layouts(void)
+{
+    const int cin = 24, cout = 32, B = 2, H = 7, W = 5, ldy = 48;
+    size_t wn = (size_t)cout * cin * 9, xn = (size_t)B * H * W * cin, yn = (size_t)B * H * W * ldy;
+    float *w = rand_buf(wn, 1.0f / sqrtf(cin * 9.0f), 0), *bias = rand_buf(cout, 0.5f, 0);
+    float *x = rand_buf(xn, 1, 0), *res = rand_buf(yn, 1, 0),
+          *ref = malloc(cout * (size_t)B * H * W * 4);
+    float *hwio = malloc(wn * 4), *b8 = malloc(wn * 4), *y = malloc(yn * 4);
+    for (int o = 0; o < cout; o++)
+        for (int i = 0; i < cin; i++)
+            for (int t = 0; t < 9; t++) {
+                float v = w[((size_t)o * cin + i) * 9 + t];
+                hwio[((size_t)t * cin + i) * cout + o] = v;
+                b8[((((size_t)(o / 8) * (cin / 8) + i / 8) * 9 + t) * 8 + i % 8) * 8 + o % 8] = v;
+            }
+    ref_conv(x, w, bias, B, H, W, cin, cout, 3, 1, 1, ref, H, W);
+    for (int blocked = 0; blocked < 2; blocked++) {
+        memcpy(y, res, yn * 4);
+        CHECK_INT(
+            op_winograd2_conv(blocked ? b8 : hwio, blocked, bias, cin, cout, x, B, H, W, y, ldy, y),
+            0);
+        double worst = 0;
+        for (size_t px = 0; px < (size_t)B * H * W; px++)
+            for (int o = 0; o < ldy; o++) {
+                double want = res[px * ldy + o] + (o < cout ? ref[px * cout + o] : 0);
+                worst = fmax(worst, fabs(y[px * ldy + o] - want));
+            }
+        printf("winograd2 %s weights: max abs diff %.3g\n", blocked ? "ABcd8b8a" : "HWIO", worst);
+        CHECK(worst <= 2e-5 * 4);
+    }
+    free(w);
+    free(bias);
+    free(x);
+    free(res);
+    free(ref);
+    free(hwio);
+    free(b8);
+    free(y);
 }
 
 /* f32, and bf16 where the CPU runs it (elsewhere oneDNN has no bf16 primitive and the create
@@ -506,6 +550,7 @@ int main(int argc, char **argv)
         TEST_DONE();
     }
     test_conv();
+    test_winograd2_layouts();
     if (argc > 1 && !strcmp(argv[1], "--conv"))
         TEST_DONE();
     test_linear();

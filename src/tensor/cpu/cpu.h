@@ -30,6 +30,7 @@ enum {
     OPS_SCRATCH_BLK_DST,
     OPS_SCRATCH_WINOGRAD,   /* winograd.c: a block's transformed tiles and products */
     OPS_SCRATCH_WINOGRAD_W, /* dnnl_ops.c: a conv's Winograd weights made for one call */
+    OPS_SCRATCH_WINOGRAD_V, /* winograd.c: F(2x2)'s transformed tiles, shared by the threads */
     OPS_SCRATCH_SLOTS
 };
 void *ops_scratch(int slot, size_t n);
@@ -47,6 +48,12 @@ static inline size_t op_winograd_weights_floats(int cin, int cout)
 void op_winograd_weights(const float *w, int cin, int cout, int ldw, float *u);
 int op_winograd_conv(const float *u, const float *bias, int cin, int cout, const float *x, int B,
                      int H, int W, float *y, int ldy, const float *residual);
+/* Winograd F(2x2, 3x3) for small maps, the same conv from the conv's own weights w: oneDNN's
+ * ABcd8b8a layout when w_blocked, else HWIO [3][3][cin][cout] (cin a multiple of 8, cout of
+ * 16). No weights are kept: they are transformed a chunk at a time as they are used. */
+int op_winograd2_conv(const float *w, int w_blocked, const float *bias, int cin, int cout,
+                      const float *x, int B, int H, int W, float *y, int ldy,
+                      const float *residual);
 
 /* f32 -> bf16, round to nearest even (as oneDNN's reorder and vcvtneps2bf16), NaN kept quiet. */
 static inline uint16_t ops_bf16(float f)

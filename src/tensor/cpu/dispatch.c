@@ -153,5 +153,9 @@ DISPATCH_INT(op_winograd_conv,
              (const float *u, const float *bias, int cin, int cout, const float *x, int B, int H,
               int W, float *y, int ldy, const float *residual),
              (u, bias, cin, cout, x, B, H, W, y, ldy, residual))
+DISPATCH_INT(op_winograd2_conv,
+             (const float *w, int w_blocked, const float *bias, int cin, int cout, const float *x,
+              int B, int H, int W, float *y, int ldy, const float *residual),
+             (w, w_blocked, bias, cin, cout, x, B, H, W, y, ldy, residual))
 
 #endif

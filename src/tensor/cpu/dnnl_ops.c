@@ -674,19 +674,24 @@ struct op_conv {
     int cin, cout, k, stride, pad;
     int may_block; /* f32 with channels in 8s: conv_blocked decides per input size */
     int may_wino;  /* f32 3x3, stride 1, padding 1, cin in 8s, cout in 16s: conv_winograd */
-    float *wino;   /* the Winograd-transformed weights, made at the first such call */
+    int w_blocked; /* the weights are in oneDNN's ABcd8b8a layout (op_winograd2_conv reads it) */
+    float *wino;   /* the F(4x4)-transformed weights, made at the first such call */
     prim_op op;
 };
 
-/* A conv path's setting, read once: 0 never (NAME=0), 2 at every size (NAME set otherwise),
- * and when NAME is unset 1 (the caller's size rule) on CPUs without AVX-512, else 0. */
+/* A conv path's setting, read once: 0 never (NAME=0), 2 at every size (NAME=1 or any other
+ * value), 3 (NAME=2: a second variant at every size), and when NAME is unset 1 (the caller's
+ * size rule) on CPUs without AVX-512, else 0. */
 static int conv_env_mode(atomic_int *state, const char *name)
 {
     int st = atomic_load_explicit(state, memory_order_relaxed); /* 0 unknown, else mode + 1 */
     if (!st) {
         const char *e = getenv(name);
         __builtin_cpu_init();
-        int mode = e && *e ? (strcmp(e, "0") != 0) * 2 : !__builtin_cpu_supports("avx512f");
+        int mode = !e || !*e         ? !__builtin_cpu_supports("avx512f")
+                   : !strcmp(e, "0") ? 0
+                   : !strcmp(e, "2") ? 3
+                                     : 2;
         st = mode + 1;
         atomic_store_explicit(state, st, memory_order_relaxed);
     }
@@ -723,7 +728,7 @@ static int conv_blocked_mode(void)
 static int conv_blocked(const op_conv *c, int H, int W)
 {
     int mode = c->may_block ? conv_blocked_mode() : 0;
-    return mode == 2 || (mode == 1 && H * W >= 64 * 64);
+    return mode >= 2 || (mode == 1 && H * W >= 64 * 64);
 }
 
 /* conv_entry_init's key[3]: sum | dst_bf16 << 1 | band | KEY_BLOCKED, band = 0 or, for a band
@@ -771,11 +776,11 @@ static int conv_desc(const op_conv *c, int B, int H, int W, int dst_bf16, int pt
     return 0;
 }
 
-/* When f32 3x3 convs run as Winograd F(4x4, 3x3) (winograd.c): 0 never, 1 by the rule of
- * conv_winograd (the default on CPUs without AVX-512), 2 always. There oneDNN 2.6 has no
- * Winograd f32 conv, and its direct convs already run near the cores' peak (an AVX2 EPYC:
- * 160-186 GFLOP/s of about 190), so only fewer multiplies make them faster.
- * MUS2PIC_CONV_WINOGRAD=0 or 1 (always) overrides. */
+/* When f32 3x3 convs run as Winograd convs (winograd.c): 0 never, 1 by the rule of
+ * conv_winograd (the default on CPUs without AVX-512), 2 always F(4x4, 3x3), 3 always F(2x2,
+ * 3x3). There oneDNN 2.6 has no Winograd f32 conv, and its direct convs already run near the
+ * cores' peak (an AVX2 EPYC: 160-186 GFLOP/s of about 190), so only fewer multiplies make them
+ * faster. MUS2PIC_CONV_WINOGRAD=0, 1 (F(4x4) always) or 2 (F(2x2) always) overrides. */
 static int conv_winograd_mode(void)
 {
     static atomic_int state;
@@ -800,11 +805,49 @@ static size_t winograd_part_bytes(void)
     return conv_env_bytes(&bytes, "MUS2PIC_WINOGRAD_BYTES", WINO_PART_BYTES);
 }
 
+/* Which Winograd conv runs B x H x W: 4 (F(4x4)), 2 (F(2x2)) or 0 (a direct conv). F(4x4)
+ * where it has 64 tiles of 4x4 or more and keeps its weights, F(2x2) on small maps (16-256
+ * tiles of 2x2), F(4x4) with weights made at each call above that. On the AVX2 EPYC
+ * (bench_ops, ms, direct / F(4x4) made per call / F(2x2)): 1280 channels at 16x16 44 / 58-61 /
+ * 25-27, at 8x8 12 / - / 10.5-11.3, 640 at 32x32 43-46 / 26-30 / 25; 320 at 64x64 (1024 tiles of
+ * 2x2) 41 / 13-15 (kept) / 37-42: F(2x2) reads its whole input transform again for each group
+ * of output channels, which big maps make too big for the caches. */
 static int conv_winograd(const op_conv *c, int B, int H, int W)
 {
     int mode = c->may_wino ? conv_winograd_mode() : 0;
-    long tiles = (long)B * ((H + 3) / 4) * ((W + 3) / 4);
-    return mode == 2 || (mode == 1 && tiles >= 64);
+    long t4 = (long)B * ((H + 3) / 4) * ((W + 3) / 4), t2 = (long)B * ((H + 1) / 2) * ((W + 1) / 2);
+    if (mode != 1)
+        return mode == 2 ? 4 : mode == 3 ? 2 : 0;
+    size_t u = op_winograd_weights_floats(c->cin, c->cout) * sizeof(float);
+    int kept = c->wino || u <= winograd_part_bytes() / 4;
+    if (t4 >= 64 && kept)
+        return 4;
+    if (t2 >= 16 && t2 <= 256)
+        return 2;
+    return t4 >= 64 ? 4 : 0;
+}
+
+/* y = conv(x) (+ residual) as an F(2x2) conv, from the weights in oneDNN's layout when it is
+ * ABcd8b8a, else from an HWIO copy in the calling thread's scratch */
+static int conv_winograd2_run(op_conv *c, const float *x, int B, int H, int W, float *y,
+                              const float *residual)
+{
+    const float *w = c->op.w.data;
+    if (!c->w_blocked) {
+        size_t wb = (size_t)c->cout * c->cin * 9 * sizeof(float);
+        float *hw = ops_scratch(OPS_SCRATCH_WINOGRAD_W, wb);
+        dnnl_dims_t wd = {c->cout, c->cin, 3, 3};
+        dnnl_memory_desc_t hwio;
+        int rc = !hw ? m2p_error(M2P_ENOMEM, "out of memory for a conv's Winograd weights")
+                 : dnnl_memory_desc_init_by_tag(&hwio, 4, wd, dnnl_f32, dnnl_hwio) != dnnl_success
+                     ? m2p_error(M2P_EINTERNAL, "oneDNN: weights desc failed")
+                     : reorder_once(&c->op.w.md, c->op.w.data, &hwio, hw);
+        if (rc)
+            return rc;
+        w = hw;
+    }
+    return op_winograd2_conv(w, c->w_blocked, c->op.bias_data, c->cin, c->cout, x, B, H, W, y,
+                             c->cout, residual);
 }
 
 /* y = conv(x) (+ residual) as Winograd convs: with the kept weights, else with weights made
@@ -890,6 +933,13 @@ static int conv_create(op_conv **out, const float *w, const op_prepared *pw, con
         rc = prim_op_weights(&c->op, &cd, &src, w, "conv");
         if (rc)
             goto fail;
+    }
+    if (c->may_wino) {
+        dnnl_dims_t wd = {cout, cin, k, k};
+        dnnl_memory_desc_t b8;
+        c->w_blocked =
+            dnnl_memory_desc_init_by_tag(&b8, 4, wd, dnnl_f32, dnnl_ABcd8b8a) == dnnl_success &&
+            dnnl_memory_desc_equal(&b8, &c->op.w.md);
     }
     *out = c;
     return 0;
@@ -1041,8 +1091,11 @@ static int conv_forward(op_conv *c, const float *x, const pre_call *pc, int B, i
     op_conv_out_hw(c, H, W, &Ho, &Wo);
     if (B <= 0 || Ho <= 0 || Wo <= 0)
         return m2p_error(M2P_EINVAL, "conv: bad input size %dx%dx%d", B, H, W);
-    if (!dst_bf16 && !pc && (const void *)x != y && conv_winograd(c, B, H, W))
+    int wino = !dst_bf16 && !pc && (const void *)x != y ? conv_winograd(c, B, H, W) : 0;
+    if (wino == 4)
         return conv_winograd_run(c, x, B, H, W, y, residual);
+    if (wino == 2)
+        return conv_winograd2_run(c, x, B, H, W, y, residual);
     /* bands need an input that the output does not overwrite, rows of one stride, and
      * paddings that fit conv_entry_init's key */
     int blocked = conv_blocked(c, H, W);

@@ -298,3 +298,257 @@ int op_winograd_conv(const float *u, const float *bias, int cin, int cout, const
     }
     return failed ? m2p_error(M2P_ENOMEM, "out of memory for a conv's scratch") : 0;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* F(2x2, 3x3) on small maps, the weights transformed as they are used                      */
+/* ---------------------------------------------------------------------------------------- */
+
+/* On the UNet's 16x16 and 8x8 levels (1280 channels, 16-64 tiles of 4x4) F(4x4) loses: its
+ * transformed weights (4 times the conv's, 236 MB at 1280 channels) cost more to make or read
+ * at each call than its products save. F(2x2, 3x3) takes 16 products of (tiles x cin) by (cin
+ * x cout), 2.25 times fewer multiplies than direct convolution, and its weights are never
+ * made whole: a thread takes a group of output channels, transforms its weights a chunk of
+ * input channels at a time (G g G^T, 16 values a filter, into L2) straight from the conv's
+ * own weights, and multiplies every tile by that chunk before it makes the next one. The
+ * input transform (all tiles, all channels: 5 MB at 16x16 with 1280 channels) is made once,
+ * shared by the threads. Points 0, 1, -1 and infinity: the transforms take 1/2 and integers,
+ * so the error is about a direct conv's. */
+#define W2T 16  /* transformed positions of a 4x4 tile */
+#define W2P 4   /* panels of WN output channels in a group at most */
+#define W2KC 64 /* input channels of a weight chunk */
+
+typedef struct {
+    const float *w, *bias, *x, *residual;
+    float *y, *v; /* v [16][ntp][cin]: every tile's input transform */
+    int cin, cout, ldy, B, H, W, th, tw, ntp, np;
+    long ntiles;
+    size_t so, sib, sii, st; /* w's offsets: a block of 8 outputs, of 8 inputs, an input, a tap */
+} wino2_args;
+
+/* r = B^T d (F(2x2)) along one direction of a tile */
+INLINE void bt4(vf d0, vf d1, vf d2, vf d3, vf r[4])
+{
+    r[0] = d0 - d2;
+    r[1] = d1 + d2;
+    r[2] = d2 - d1;
+    r[3] = d1 - d3;
+}
+
+/* r = G g along one direction of a filter */
+INLINE void g4(vf g0, vf g1, vf g2, vf r[4])
+{
+    vf h = vf_splat(0.5f) * (g0 + g2), k = vf_splat(0.5f) * g1;
+    r[0] = g0;
+    r[1] = h + k;
+    r[2] = h - k;
+    r[3] = g2;
+}
+
+/* r = A^T m along one direction */
+INLINE void at4(vf m0, vf m1, vf m2, vf m3, vf r[2])
+{
+    r[0] = m0 + m1 + m2;
+    r[1] = m1 - m2 - m3;
+}
+
+INLINE void input_tile2_at(const float *xb, const ptrdiff_t off[4][4], const char ok[4][4],
+                           int full, int cin, size_t ps, float *vr)
+{
+    for (int c = 0; c < cin; c += VF_W) {
+        vf t1[4][4];
+        for (int j = 0; j < 4; j++) {
+            vf d[4], r[4];
+            for (int i = 0; i < 4; i++)
+                d[i] = full || ok[i][j] ? vf_load(xb + off[i][j] + c) : vf_splat(0.0f);
+            bt4(d[0], d[1], d[2], d[3], r);
+            for (int i = 0; i < 4; i++)
+                t1[i][j] = r[i];
+        }
+        for (int i = 0; i < 4; i++) {
+            vf r[4];
+            bt4(t1[i][0], t1[i][1], t1[i][2], t1[i][3], r);
+            for (int j = 0; j < 4; j++)
+                vf_store(vr + (size_t)(i * 4 + j) * ps + c, r[j]);
+        }
+    }
+}
+
+/* The input transform of tile t into v[xi][t] (zeros for the rows past the last tile) */
+static void input_tile2(const wino2_args *a, long t)
+{
+    const int cin = a->cin, H = a->H, W = a->W;
+    const size_t ps = (size_t)a->ntp * cin; /* one position's rows */
+    float *vr = a->v + (size_t)t * cin;
+    if (t >= a->ntiles) {
+        for (int xi = 0; xi < W2T; xi++)
+            memset(vr + xi * ps, 0, (size_t)cin * sizeof(float));
+        return;
+    }
+    long per = (long)a->th * a->tw, rest = t % per;
+    int b = (int)(t / per), y0 = (int)(rest / a->tw) * 2 - 1, x0 = (int)(rest % a->tw) * 2 - 1;
+    const float *xb = a->x + (size_t)b * H * W * cin;
+    ptrdiff_t off[4][4];
+    char ok[4][4];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            int yy = y0 + i, xx = x0 + j;
+            ok[i][j] = yy >= 0 && yy < H && xx >= 0 && xx < W;
+            off[i][j] = ok[i][j] ? ((ptrdiff_t)yy * W + xx) * cin : 0;
+        }
+    if (y0 >= 0 && x0 >= 0 && y0 + 4 <= H && x0 + 4 <= W)
+        input_tile2_at(xb, off, ok, 1, cin, ps, vr);
+    else
+        input_tile2_at(xb, off, ok, 0, cin, ps, vr);
+}
+
+/* u [16][np][kc][16] = G g G^T of the filters of input channels k0.. k0 + kc and output
+ * channels o0.. o0 + 16 np */
+static void weights_chunk2(const wino2_args *a, int o0, int np, int k0, int kc, float *u)
+{
+    for (int pp = 0; pp < np; pp++)
+        for (int i = 0; i < kc; i++)
+            for (int v = 0; v < WV; v++) {
+                int o = o0 + pp * WN + v * VF_W, ci = k0 + i;
+                const float *src = a->w + (size_t)(o / 8) * a->so + o % 8 +
+                                   (size_t)(ci / 8) * a->sib + (size_t)(ci % 8) * a->sii;
+                vf h[4][3];
+                for (int j = 0; j < 3; j++) { /* h = G g, column j */
+                    vf r[4];
+                    g4(vf_load(src + j * a->st), vf_load(src + (3 + j) * a->st),
+                       vf_load(src + (6 + j) * a->st), r);
+                    for (int q = 0; q < 4; q++)
+                        h[q][j] = r[q];
+                }
+                float *uo = u + ((size_t)pp * kc + i) * WN + v * VF_W;
+                const size_t pos = (size_t)np * kc * WN;
+                for (int q = 0; q < 4; q++) { /* u = h G^T, row q */
+                    vf r[4];
+                    g4(h[q][0], h[q][1], h[q][2], r);
+                    for (int s = 0; s < 4; s++)
+                        vf_store(uo + (size_t)(q * 4 + s) * pos, r[s]);
+                }
+            }
+}
+
+/* The output transform of group g's m [16][np][ntp][16] into y, with the bias and residual */
+static void output_group2(const wino2_args *a, int o0, int np, const float *m)
+{
+    const int H = a->H, W = a->W;
+    const size_t pos = (size_t)np * a->ntp * WN;
+    for (long t = 0; t < a->ntiles; t++) {
+        long per = (long)a->th * a->tw, rest = t % per;
+        int b = (int)(t / per), y0 = (int)(rest / a->tw) * 2, x0 = (int)(rest % a->tw) * 2;
+        const int ny = H - y0 < 2 ? H - y0 : 2, nx = W - x0 < 2 ? W - x0 : 2;
+        const size_t base = (size_t)b * H * W * a->ldy;
+        for (int pp = 0; pp < np; pp++)
+            for (int v = 0; v < WV; v++) {
+                const int c = o0 + pp * WN + v * VF_W;
+                const float *mr = m + ((size_t)pp * a->ntp + t) * WN + v * VF_W;
+                vf t1[2][4];
+                for (int j = 0; j < 4; j++) {
+                    vf r[2];
+                    at4(vf_load(mr + (size_t)(0 * 4 + j) * pos),
+                        vf_load(mr + (size_t)(1 * 4 + j) * pos),
+                        vf_load(mr + (size_t)(2 * 4 + j) * pos),
+                        vf_load(mr + (size_t)(3 * 4 + j) * pos), r);
+                    t1[0][j] = r[0];
+                    t1[1][j] = r[1];
+                }
+                vf bias = a->bias ? vf_load(a->bias + c) : vf_splat(0.0f);
+                for (int i = 0; i < ny; i++) {
+                    vf r[2];
+                    at4(t1[i][0], t1[i][1], t1[i][2], t1[i][3], r);
+                    for (int j = 0; j < nx; j++) {
+                        size_t off = base + ((size_t)(y0 + i) * W + x0 + j) * a->ldy + c;
+                        vf o = r[j] + bias;
+                        if (a->residual)
+                            o += vf_load(a->residual + off);
+                        vf_store(a->y + off, o);
+                    }
+                }
+            }
+    }
+}
+
+/* Output channels o0.. o0 + 16 np: their weights chunk by chunk, the 16 products, the output
+ * transform. u: 16 x np x W2KC x 16 floats, m: 16 x np x ntp x 16. */
+static void run_group2(const wino2_args *a, int o0, int np, float *u, float *m)
+{
+    const int cin = a->cin, ntp = a->ntp;
+    for (int k0 = 0; k0 < cin; k0 += W2KC) {
+        int kc = cin - k0 < W2KC ? cin - k0 : W2KC;
+        weights_chunk2(a, o0, np, k0, kc, u);
+        for (int xi = 0; xi < W2T; xi++) {
+            const float *va = a->v + (size_t)xi * ntp * cin + k0;
+            const float *ux = u + (size_t)xi * np * kc * WN;
+            float *mx = m + (size_t)xi * np * ntp * WN;
+            for (int r = 0; r < ntp; r += WR)
+                for (int pp = 0; pp < np; pp++)
+                    gemm_tile(kc, va + (size_t)r * cin, cin, ux + (size_t)pp * kc * WN,
+                              mx + ((size_t)pp * ntp + r) * WN, WN, k0 > 0);
+        }
+    }
+    output_group2(a, o0, np, m);
+}
+
+int op_winograd2_conv(const float *w, int w_blocked, const float *bias, int cin, int cout,
+                      const float *x, int B, int H, int W, float *y, int ldy, const float *residual)
+{
+    if (cin <= 0 || cout <= 0 || cin % 8 || cout % WN || ldy < cout || B <= 0 || H <= 0 || W <= 0)
+        return m2p_error(M2P_EINVAL, "winograd conv: bad shape %d->%d at %dx%dx%d", cin, cout, B, H,
+                         W);
+    wino2_args a = {.w = w,
+                    .bias = bias,
+                    .x = x,
+                    .residual = residual,
+                    .y = y,
+                    .cin = cin,
+                    .cout = cout,
+                    .ldy = ldy,
+                    .B = B,
+                    .H = H,
+                    .W = W,
+                    .th = (H + 1) / 2,
+                    .tw = (W + 1) / 2};
+    a.ntiles = (long)B * a.th * a.tw;
+    a.ntp = (int)((a.ntiles + WR - 1) / WR * WR);
+    if (w_blocked) { /* oneDNN's ABcd8b8a: [cout / 8][cin / 8][3][3][8 in][8 out] */
+        a.st = 64;
+        a.sii = 8;
+        a.sib = 9 * 64;
+        a.so = (size_t)(cin / 8) * 9 * 64;
+    } else { /* HWIO [3][3][cin][cout] */
+        a.so = 8;
+        a.sii = (size_t)cout;
+        a.sib = (size_t)8 * cout;
+        a.st = (size_t)cin * cout;
+    }
+    /* groups of np panels, at least four groups a thread where the panels allow */
+    int threads = omp_get_max_threads(), panels = cout / WN;
+    int np = panels / (4 * threads);
+    a.np = np < 1 ? 1 : np > W2P ? W2P : np;
+    int ngroups = (panels + a.np - 1) / a.np;
+    a.v = ops_scratch(OPS_SCRATCH_WINOGRAD_V, (size_t)W2T * a.ntp * cin * sizeof(float));
+    if (!a.v)
+        return m2p_error(M2P_ENOMEM, "out of memory for a conv's scratch");
+    size_t un = (size_t)W2T * a.np * W2KC * WN, mn = (size_t)W2T * a.np * a.ntp * WN;
+    int failed = 0;
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (long t = 0; t < a.ntp; t++)
+            input_tile2(&a, t);
+        float *buf = ops_scratch(OPS_SCRATCH_WINOGRAD, (un + mn) * sizeof(float));
+        if (!buf) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int g = 0; g < ngroups; g++) {
+            int o0 = g * a.np * WN, np = panels - g * a.np < a.np ? panels - g * a.np : a.np;
+            if (buf)
+                run_group2(&a, o0, np, buf, buf + un);
+        }
+    }
+    return failed ? m2p_error(M2P_ENOMEM, "out of memory for a conv's scratch") : 0;
+}
