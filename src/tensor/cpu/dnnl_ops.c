@@ -808,10 +808,11 @@ static size_t winograd_part_bytes(void)
 /* Which Winograd conv runs B x H x W: 4 (F(4x4)), 2 (F(2x2)) or 0 (a direct conv). F(4x4)
  * where it has 64 tiles of 4x4 or more and keeps its weights, F(2x2) on small maps (16-256
  * tiles of 2x2), F(4x4) with weights made at each call above that. On the AVX2 EPYC
- * (bench_ops, ms, direct / F(4x4) made per call / F(2x2)): 1280 channels at 16x16 44 / 58-61 /
- * 25-27, at 8x8 12 / - / 10.5-11.3, 640 at 32x32 43-46 / 26-30 / 25; 320 at 64x64 (1024 tiles of
- * 2x2) 41 / 13-15 (kept) / 37-42: F(2x2) reads its whole input transform again for each group
- * of output channels, which big maps make too big for the caches. */
+ * (bench_ops, ms, direct / F(4x4) made per call / F(2x2)): 1280 channels at 16x16 44 / 58-61
+ * / 24-25, at 8x8 12 / - / 10.4-11.1, at 32x32 174-179 / 116 / 84-86; 640 at 32x32 43-46 /
+ * 26-30 / 21-22; 320 at 64x64 (1024 tiles of 2x2) 41 / 13-15 (kept) / 37-42: F(2x2) reads its
+ * whole input transform again for each group of output channels, which big maps make too big
+ * for the caches. */
 static int conv_winograd(const op_conv *c, int B, int H, int W)
 {
     int mode = c->may_wino ? conv_winograd_mode() : 0;
