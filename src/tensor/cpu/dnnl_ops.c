@@ -805,6 +805,12 @@ static size_t winograd_part_bytes(void)
     return conv_env_bytes(&bytes, "MUS2PIC_WINOGRAD_BYTES", WINO_PART_BYTES);
 }
 
+/* Whether a conv keeps its F(4x4) weights (a quarter of a part at most) */
+static int winograd_keeps(const op_conv *c)
+{
+    return op_winograd_weights_floats(c->cin, c->cout) * sizeof(float) <= winograd_part_bytes() / 4;
+}
+
 /* Which Winograd conv runs B x H x W: 4 (F(4x4)), 2 (F(2x2)) or 0 (a direct conv). F(4x4)
  * where it has 64 tiles of 4x4 or more and keeps its weights, F(2x2) on small maps (16-256
  * tiles of 2x2), F(4x4) with weights made at each call above that. On the AVX2 EPYC
@@ -819,13 +825,23 @@ static int conv_winograd(const op_conv *c, int B, int H, int W)
     long t4 = (long)B * ((H + 3) / 4) * ((W + 3) / 4), t2 = (long)B * ((H + 1) / 2) * ((W + 1) / 2);
     if (mode != 1)
         return mode == 2 ? 4 : mode == 3 ? 2 : 0;
-    size_t u = op_winograd_weights_floats(c->cin, c->cout) * sizeof(float);
-    int kept = c->wino || u <= winograd_part_bytes() / 4;
-    if (t4 >= 64 && kept)
+    if (t4 >= 64 && winograd_keeps(c))
         return 4;
     if (t2 >= 16 && t2 <= 256)
         return 2;
     return t4 >= 64 ? 4 : 0;
+}
+
+/* A 3x3 conv's weights reordered into w [3][3][cin][cout] (HWIO), or an error */
+static int conv_weights_hwio(const op_conv *c, float *w)
+{
+    dnnl_dims_t wd = {c->cout, c->cin, 3, 3};
+    dnnl_memory_desc_t hwio;
+    if (!w)
+        return m2p_error(M2P_ENOMEM, "out of memory for a conv's Winograd weights");
+    if (dnnl_memory_desc_init_by_tag(&hwio, 4, wd, dnnl_f32, dnnl_hwio) != dnnl_success)
+        return m2p_error(M2P_EINTERNAL, "oneDNN: weights desc failed");
+    return reorder_once(&c->op.w.md, c->op.w.data, &hwio, w);
 }
 
 /* y = conv(x) (+ residual) as an F(2x2) conv, from the weights in oneDNN's layout when it is
@@ -835,14 +851,9 @@ static int conv_winograd2_run(op_conv *c, const float *x, int B, int H, int W, f
 {
     const float *w = c->op.w.data;
     if (!c->w_blocked) {
-        size_t wb = (size_t)c->cout * c->cin * 9 * sizeof(float);
-        float *hw = ops_scratch(OPS_SCRATCH_WINOGRAD_W, wb);
-        dnnl_dims_t wd = {c->cout, c->cin, 3, 3};
-        dnnl_memory_desc_t hwio;
-        int rc = !hw ? m2p_error(M2P_ENOMEM, "out of memory for a conv's Winograd weights")
-                 : dnnl_memory_desc_init_by_tag(&hwio, 4, wd, dnnl_f32, dnnl_hwio) != dnnl_success
-                     ? m2p_error(M2P_EINTERNAL, "oneDNN: weights desc failed")
-                     : reorder_once(&c->op.w.md, c->op.w.data, &hwio, hw);
+        float *hw =
+            ops_scratch(OPS_SCRATCH_WINOGRAD_W, (size_t)c->cout * c->cin * 9 * sizeof(float));
+        int rc = conv_weights_hwio(c, hw);
         if (rc)
             return rc;
         w = hw;
@@ -862,18 +873,14 @@ static int conv_winograd_run(op_conv *c, const float *x, int B, int H, int W, fl
     if (c->wino)
         return op_winograd_conv(c->wino, bias, cin, cout, x, B, H, W, y, cout, residual);
     size_t per16 = op_winograd_weights_floats(cin, 16) * sizeof(float), pb = winograd_part_bytes();
-    int keep = per16 * (size_t)(cout / 16) <= pb / 4;
+    int keep = winograd_keeps(c);
     size_t fit = pb / per16 * 16;
     int part = keep || fit >= (size_t)cout ? cout : fit < 16 ? 16 : (int)fit;
     size_t ub = per16 * (size_t)(part / 16), wb = (size_t)cout * cin * 9 * sizeof(float);
     char *tmp = ops_scratch(OPS_SCRATCH_WINOGRAD_W, keep ? wb : ub + wb);
-    float *u = keep ? ops_big_alloc(ub) : (float *)tmp, *w = (float *)(keep ? tmp : tmp + ub);
-    dnnl_dims_t wd = {cout, cin, 3, 3};
-    dnnl_memory_desc_t hwio;
-    int rc = !tmp || !u ? m2p_error(M2P_ENOMEM, "out of memory for a conv's Winograd weights")
-             : dnnl_memory_desc_init_by_tag(&hwio, 4, wd, dnnl_f32, dnnl_hwio) != dnnl_success
-                 ? m2p_error(M2P_EINTERNAL, "oneDNN: weights desc failed")
-                 : reorder_once(&c->op.w.md, c->op.w.data, &hwio, w);
+    float *u = keep ? ops_big_alloc(ub) : (float *)tmp;
+    float *w = !tmp ? NULL : (float *)(keep ? tmp : tmp + ub);
+    int rc = conv_weights_hwio(c, u ? w : NULL);
     for (int o0 = 0; o0 < cout && !rc; o0 += part) {
         int n = cout - o0 < part ? cout - o0 : part;
         op_winograd_weights(w + o0, cin, n, cout, u);

@@ -109,13 +109,27 @@ typedef struct {
     int nt; /* tiles per block, a multiple of WR */
 } wino_args;
 
-/* Image b and the top-left output pixel (y0, x0) of tile t */
-static void tile_origin(const wino_args *a, long t, int *b, int *y0, int *x0)
+/* Image b and the top-left output pixel (y0, x0) of tile t, of m x m output pixels, th x tw
+ * tiles an image */
+static void tile_origin(long t, int th, int tw, int m, int *b, int *y0, int *x0)
 {
-    long per = (long)a->th * a->tw, rest = t % per;
+    long per = (long)th * tw, rest = t % per;
     *b = (int)(t / per);
-    *y0 = (int)(rest / a->tw) * 4;
-    *x0 = (int)(rest % a->tw) * 4;
+    *y0 = (int)(rest / tw) * m;
+    *x0 = (int)(rest % tw) * m;
+}
+
+/* The offsets (pixel times cin) in an H x W image of the n x n input tile at (y0, x0), and ok
+ * where the pixel is inside (off 0 elsewhere); 1 when all of them are. */
+static int tile_pixels(int y0, int x0, int n, int H, int W, int cin, ptrdiff_t *off, char *ok)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            int yy = y0 + i, xx = x0 + j;
+            ok[i * n + j] = yy >= 0 && yy < H && xx >= 0 && xx < W;
+            off[i * n + j] = ok[i * n + j] ? ((ptrdiff_t)yy * W + xx) * cin : 0;
+        }
+    return y0 >= 0 && x0 >= 0 && y0 + n <= H && x0 + n <= W;
 }
 
 /* The input transform of one tile, channels from xb + off[i][j] where ok[i][j] (all of them
@@ -148,19 +162,13 @@ static void input_tile(const wino_args *a, long t, int row, float *v)
 {
     const int cin = a->cin, H = a->H, W = a->W;
     int b, y0, x0;
-    tile_origin(a, t, &b, &y0, &x0);
-    y0--, x0--; /* the input tile starts a pixel up and left (padding 1) */
+    tile_origin(t, a->th, a->tw, 4, &b, &y0, &x0);
     const float *xb = a->x + (size_t)b * H * W * cin;
     ptrdiff_t off[6][6];
     char ok[6][6];
-    for (int i = 0; i < 6; i++)
-        for (int j = 0; j < 6; j++) {
-            int yy = y0 + i, xx = x0 + j;
-            ok[i][j] = yy >= 0 && yy < H && xx >= 0 && xx < W;
-            off[i][j] = ok[i][j] ? ((ptrdiff_t)yy * W + xx) * cin : 0;
-        }
     float *vr = v + (size_t)row * WT * cin;
-    if (y0 >= 0 && x0 >= 0 && y0 + 6 <= H && x0 + 6 <= W)
+    /* the input tile starts a pixel up and left (padding 1) */
+    if (tile_pixels(y0 - 1, x0 - 1, 6, H, W, cin, &off[0][0], &ok[0][0]))
         input_tile_at(xb, off, ok, 1, cin, vr);
     else
         input_tile_at(xb, off, ok, 0, cin, vr);
@@ -172,7 +180,7 @@ static void output_tile(const wino_args *a, long t, int row, const float *m)
 {
     const int cout = a->cout, H = a->H, W = a->W;
     int b, y0, x0;
-    tile_origin(a, t, &b, &y0, &x0);
+    tile_origin(t, a->th, a->tw, 4, &b, &y0, &x0);
     const int ny = H - y0 < 4 ? H - y0 : 4, nx = W - x0 < 4 ? W - x0 : 4;
     const size_t ms = (size_t)cout;
     const float *mr = m + (size_t)row * WT * cout;
@@ -353,6 +361,8 @@ INLINE void at4(vf m0, vf m1, vf m2, vf m3, vf r[2])
     r[1] = m1 - m2 - m3;
 }
 
+/* input_tile_at for F(2x2): the 4x4 tile's 16 positions into vr[xi * ps] (kept apart from
+ * the 6x6 one, as the transforms are: a fixed tile size keeps the tile in registers) */
 INLINE void input_tile2_at(const float *xb, const ptrdiff_t off[4][4], const char ok[4][4],
                            int full, int cin, size_t ps, float *vr)
 {
@@ -386,18 +396,12 @@ static void input_tile2(const wino2_args *a, long t)
             memset(vr + xi * ps, 0, (size_t)cin * sizeof(float));
         return;
     }
-    long per = (long)a->th * a->tw, rest = t % per;
-    int b = (int)(t / per), y0 = (int)(rest / a->tw) * 2 - 1, x0 = (int)(rest % a->tw) * 2 - 1;
+    int b, y0, x0;
+    tile_origin(t, a->th, a->tw, 2, &b, &y0, &x0);
     const float *xb = a->x + (size_t)b * H * W * cin;
     ptrdiff_t off[4][4];
     char ok[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) {
-            int yy = y0 + i, xx = x0 + j;
-            ok[i][j] = yy >= 0 && yy < H && xx >= 0 && xx < W;
-            off[i][j] = ok[i][j] ? ((ptrdiff_t)yy * W + xx) * cin : 0;
-        }
-    if (y0 >= 0 && x0 >= 0 && y0 + 4 <= H && x0 + 4 <= W)
+    if (tile_pixels(y0 - 1, x0 - 1, 4, H, W, cin, &off[0][0], &ok[0][0]))
         input_tile2_at(xb, off, ok, 1, cin, ps, vr);
     else
         input_tile2_at(xb, off, ok, 0, cin, ps, vr);
@@ -438,8 +442,8 @@ static void output_group2(const wino2_args *a, int o0, int np, const float *m)
     const int H = a->H, W = a->W;
     const size_t pos = (size_t)np * a->ntp * WN;
     for (long t = 0; t < a->ntiles; t++) {
-        long per = (long)a->th * a->tw, rest = t % per;
-        int b = (int)(t / per), y0 = (int)(rest / a->tw) * 2, x0 = (int)(rest % a->tw) * 2;
+        int b, y0, x0;
+        tile_origin(t, a->th, a->tw, 2, &b, &y0, &x0);
         const int ny = H - y0 < 2 ? H - y0 : 2, nx = W - x0 < 2 ? W - x0 : 2;
         const size_t base = (size_t)b * H * W * a->ldy;
         for (int pp = 0; pp < np; pp++)
