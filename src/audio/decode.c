@@ -19,6 +19,7 @@
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/channel_layout.h>
+#include <libavutil/mem.h>
 #include <libavutil/opt.h>
 #include <libswresample/swresample.h>
 #include <math.h>
@@ -30,12 +31,21 @@
 #define M2P_DECODE_MAX_S (30.0 * 60.0) /* documented cap for a full-length decode */
 #define SEEK_OVER_S 60.0               /* offsets over this seek instead of decoding through */
 
-/* FFmpeg would print warnings about damaged input to stderr; the library reports errors
- * through m2p_errmsg() instead and never prints unasked. */
+/* No single FFmpeg allocation may pass this (its own default is INT_MAX). A header can make
+ * a decoder size its buffers from what it claims (rate, channels, frame length), and a
+ * libFuzzer campaign of fuzz_audio once saw the process grow from 412 MB to 2.3 GB between
+ * two inputs of at most 256 KiB. Audio decoding needs far less: packets and frames of a few
+ * MB, a probe buffer, cover art. */
+#define DECODE_MAX_ALLOC ((size_t)128 << 20)
+
+/* Once per process: FFmpeg would print warnings about damaged input to stderr (the library
+ * reports errors through m2p_errmsg() instead and never prints unasked), and its allocations
+ * are capped. */
 static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
 static void quiet_ffmpeg(void)
 {
     av_log_set_level(AV_LOG_QUIET);
+    av_max_alloc(DECODE_MAX_ALLOC);
 }
 
 /* The output samples go to a growable array (core/buf.c) of at most want + DECODE_SLACK floats,
@@ -69,6 +79,18 @@ static int resampler_matches(const resampler_input *in, const AVFrame *f)
 #define DECODE_MIN_RATE 1000
 #define DECODE_MAX_RATE 768000
 
+/* 0 for a sample rate audio files have, else an error that says what to do */
+static int check_rate(int rate)
+{
+    if (rate >= DECODE_MIN_RATE && rate <= DECODE_MAX_RATE)
+        return 0;
+    return m2p_error(M2P_EDECODE,
+                     "decode: the file says its sample rate is %d Hz, outside what audio files "
+                     "use (%d-%d Hz): it is damaged or not audio; convert it with ffmpeg -i FILE "
+                     "-ar 44100 out.wav if it plays elsewhere",
+                     rate, DECODE_MIN_RATE, DECODE_MAX_RATE);
+}
+
 /* A resampler for frames like f: equal-weight mix of all channels (librosa.to_mono) to mono
  * float at M2P_SAMPLE_RATE. Records what it was built for in *in. */
 static int resampler_open(SwrContext **swr, AVFrame *f, resampler_input *in)
@@ -79,14 +101,11 @@ static int resampler_open(SwrContext **swr, AVFrame *f, resampler_input *in)
         return m2p_error(M2P_EDECODE, "decode: a frame without channels or sample rate");
     /* A header may claim any rate, and swresample's filter grows with the ratio: a 195-byte
      * WAV claiming 1 GHz cost seconds of CPU and ~1 GB in swr_init (found by fuzz_audio). */
-    if (f->sample_rate < DECODE_MIN_RATE || f->sample_rate > DECODE_MAX_RATE)
-        return m2p_error(M2P_EDECODE,
-                         "decode: the file says its sample rate is %d Hz, outside what audio "
-                         "files use (%d-%d Hz): it is damaged or not audio; convert it with "
-                         "ffmpeg -i FILE -ar 44100 out.wav if it plays elsewhere",
-                         f->sample_rate, DECODE_MIN_RATE, DECODE_MAX_RATE);
-    int err = swr_alloc_set_opts2(swr, &mono, AV_SAMPLE_FMT_FLT, M2P_SAMPLE_RATE, &f->ch_layout,
-                                  f->format, f->sample_rate, 0, NULL);
+    int err = check_rate(f->sample_rate);
+    if (err)
+        return err;
+    err = swr_alloc_set_opts2(swr, &mono, AV_SAMPLE_FMT_FLT, M2P_SAMPLE_RATE, &f->ch_layout,
+                              f->format, f->sample_rate, 0, NULL);
     if (err < 0 || !*swr)
         return m2p_error(M2P_EDECODE, "decode: cannot set up the resampler: %s", av_err2str(err));
     double matrix[64];
@@ -217,6 +236,14 @@ static int decode_impl(const char *path, AVIOContext *pb, double offset_s, doubl
         goto done;
     }
     dec->pkt_timebase = st->time_base;
+    /* What the header claims, checked before the decoder sizes its buffers from it */
+    if (dec->ch_layout.nb_channels > 64) {
+        rc = m2p_error(M2P_EDECODE, "decode: '%s' has %d channels; at most 64 are read", path,
+                       dec->ch_layout.nb_channels);
+        goto done;
+    }
+    if (dec->sample_rate > 0 && (rc = check_rate(dec->sample_rate)))
+        goto done;
     if ((err = avcodec_open2(dec, codec, NULL)) < 0) {
         rc = m2p_error(M2P_EDECODE, "decode: cannot open the %s decoder: %s", codec->name,
                        av_err2str(err));
