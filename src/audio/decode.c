@@ -7,7 +7,8 @@
  * offset is sample exact; offsets over 60 s seek first and trim by timestamp. Decoding stops
  * once the window is full, so a 3-hour file costs only the window. A full-length decode is
  * capped at M2P_DECODE_MAX_S (30 min): longer audio is cut there with a warning.
- * Non-finite samples (NaN or infinity in float files) become silence.
+ * Non-finite samples (NaN or infinity in float files) become silence, and samples beyond
+ * +-DECODE_CLIP are clipped there.
  * Container tags artist/title/genre are copied into meta_*. Every FFmpeg object is freed on
  * every path (one cleanup label).
  */
@@ -126,6 +127,10 @@ static int resampler_open(SwrContext **swr, AVFrame *f, resampler_input *in)
     return 0;
 }
 
+/* Full scale is 1; 80 dB over it no recording reaches, and a 2048-point spectrum of it stays
+ * far inside float's range. */
+#define DECODE_CLIP 10000.0f
+
 /* Resample what swr holds (in may be NULL to flush) into b, up to its limit (what swr holds past
  * it lies past want and is dropped). */
 static int convert(SwrContext *swr, const uint8_t **in, int in_n, m2p_vec *b)
@@ -146,10 +151,16 @@ static int convert(SwrContext *swr, const uint8_t **in, int in_n, m2p_vec *b)
     if (got < 0)
         return m2p_error(M2P_EDECODE, "decode: resampler failed (%s)", av_err2str(got));
     /* Float files may hold NaN or infinity, which the resampler spreads to its neighbours:
-     * those samples become silence, so features stay numbers (found by fuzz_audio). */
-    for (int i = 0; i < got; i++)
-        if (!isfinite(o[i]))
-            o[i] = 0.0f;
+     * those samples become silence, so features stay numbers (found by fuzz_audio). Finite
+     * values near FLT_MAX overflowed the spectra to infinity and the features to NaN (also
+     * found by fuzz_audio): samples are clipped to +-DECODE_CLIP. */
+    for (int i = 0; i < got; i++) {
+        float v = o[i];
+        o[i] = !isfinite(v)       ? 0.0f
+               : v > DECODE_CLIP  ? DECODE_CLIP
+               : v < -DECODE_CLIP ? -DECODE_CLIP
+                                  : v;
+    }
     b->n += (size_t)got;
     return 0;
 }

@@ -111,6 +111,37 @@ static void check_absurd_rate(void)
     }
 }
 
+/* A 1 s float WAV (22,050 Hz mono) of a tone whose every 100th sample is +-3e38, finite but
+ * near FLT_MAX: decoded and analysed, the features are numbers (the spectra overflowed to
+ * infinity and the brightness became NaN; found by fuzz_audio) */
+static void check_float_huge(void)
+{
+    const uint32_t rate = 22050, n = rate;
+    FILE *f = fopen(path_of("huge.wav"), "wb");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    wav_header(f, 3, 1, 32, rate, n); /* WAVE_FORMAT_IEEE_FLOAT */
+    for (uint32_t i = 0; i < n; i++) {
+        float x = 0.5f * sinf(2.0f * 3.14159265f * 440.0f * (float)i / (float)rate);
+        if (i % 100 == 3)
+            x = i % 200 == 3 ? 3e38f : -3e38f;
+        fwrite(&x, 4, 1, f);
+    }
+    fclose(f);
+    m2p_audio a;
+    int rc = m2p_audio_decode(path_of("huge.wav"), 0, 0, &a);
+    CHECK_INT(rc, 0);
+    if (rc)
+        return;
+    m2p_features feat;
+    CHECK_INT(m2p_features_compute(a.samples, a.n, a.sample_rate, &feat), 0);
+    check_no_nan(&feat);
+    CHECK(isfinite(feat.brightness) && feat.brightness > 0);
+    m2p_features_free(&feat);
+    m2p_audio_free(&a);
+}
+
 /* A header claiming 1000 channels is refused before the decoder sizes its frames from it, and
  * no single FFmpeg allocation may pass 128 MB (decode.c: a fuzz_audio campaign once saw 2.3
  * GB between two small inputs). */
@@ -318,6 +349,7 @@ int main(void)
     check_float_nan();
     check_absurd_rate();
     check_header_claims();
+    check_float_huge();
     test_rmtree(tmp);
     free(tmp);
     TEST_DONE();
