@@ -80,6 +80,18 @@ static int resampler_matches(const resampler_input *in, const AVFrame *f)
 #define DECODE_MIN_RATE 1000
 #define DECODE_MAX_RATE 768000
 
+/* Channels the mix to mono reads at most (resampler_open's matrix) */
+#define DECODE_MAX_CHANNELS 64
+
+/* 0 for a channel count the mix takes, else an error */
+static int check_channels(const char *path, int n)
+{
+    if (n <= DECODE_MAX_CHANNELS)
+        return 0;
+    return m2p_error(M2P_EDECODE, "decode: '%s' has %d channels; at most %d are read", path, n,
+                     DECODE_MAX_CHANNELS);
+}
+
 /* 0 for a sample rate audio files have, else an error that says what to do */
 static int check_rate(int rate)
 {
@@ -109,8 +121,8 @@ static int resampler_open(SwrContext **swr, AVFrame *f, resampler_input *in)
                               f->format, f->sample_rate, 0, NULL);
     if (err < 0 || !*swr)
         return m2p_error(M2P_EDECODE, "decode: cannot set up the resampler: %s", av_err2str(err));
-    double matrix[64];
-    assert(fch <= 64); /* the caller refuses wider frames */
+    double matrix[DECODE_MAX_CHANNELS];
+    assert(fch <= DECODE_MAX_CHANNELS); /* the caller refuses wider frames */
     for (int c = 0; c < fch; c++)
         matrix[c] = 1.0 / fch;
     av_opt_set_int(*swr, "filter_size", 32, 0);
@@ -248,12 +260,8 @@ static int decode_impl(const char *path, AVIOContext *pb, double offset_s, doubl
     }
     dec->pkt_timebase = st->time_base;
     /* What the header claims, checked before the decoder sizes its buffers from it */
-    if (dec->ch_layout.nb_channels > 64) {
-        rc = m2p_error(M2P_EDECODE, "decode: '%s' has %d channels; at most 64 are read", path,
-                       dec->ch_layout.nb_channels);
-        goto done;
-    }
-    if (dec->sample_rate > 0 && (rc = check_rate(dec->sample_rate)))
+    if ((rc = check_channels(path, dec->ch_layout.nb_channels)) ||
+        (dec->sample_rate > 0 && (rc = check_rate(dec->sample_rate))))
         goto done;
     if ((err = avcodec_open2(dec, codec, NULL)) < 0) {
         rc = m2p_error(M2P_EDECODE, "decode: cannot open the %s decoder: %s", codec->name,
@@ -345,11 +353,8 @@ static int decode_impl(const char *path, AVIOContext *pb, double offset_s, doubl
                 av_frame_unref(frame);
                 continue;
             }
-            if (frame->ch_layout.nb_channels > 64) {
-                rc = m2p_error(M2P_EDECODE, "decode: '%s' has %d channels; at most 64 are read",
-                               path, frame->ch_layout.nb_channels);
+            if ((rc = check_channels(path, frame->ch_layout.nb_channels)))
                 goto done;
-            }
             /* The input's format, rate or channel layout may change mid-stream (concatenated
              * files, broadcast streams): the resampler was built for the old one, so drain it
              * and build another, as FFmpeg's own tools reconfigure their filter graphs. */

@@ -91,6 +91,24 @@ INLINE void bt6(vf d0, vf d1, vf d2, vf d3, vf d4, vf d5, vf r[6])
     r[5] = four * d1 - five * d3 + d5;
 }
 
+/* r = B^T d (F(2x2)) along one direction of a tile */
+INLINE void bt4(vf d0, vf d1, vf d2, vf d3, vf r[4])
+{
+    r[0] = d0 - d2;
+    r[1] = d1 + d2;
+    r[2] = d2 - d1;
+    r[3] = d1 - d3;
+}
+
+/* B^T d along one direction of an n x n input tile: F(4x4)'s (n = 6) or F(2x2)'s (n = 4) */
+INLINE void bt_n(int n, const vf d[6], vf r[6])
+{
+    if (n == 6)
+        bt6(d[0], d[1], d[2], d[3], d[4], d[5], r);
+    else
+        bt4(d[0], d[1], d[2], d[3], r);
+}
+
 /* r = A^T m along one direction */
 INLINE void at6(vf m0, vf m1, vf m2, vf m3, vf m4, vf m5, vf r[4])
 {
@@ -132,27 +150,28 @@ static int tile_pixels(int y0, int x0, int n, int H, int W, int cin, ptrdiff_t *
     return y0 >= 0 && x0 >= 0 && y0 + n <= H && x0 + n <= W;
 }
 
-/* The input transform of one tile, channels from xb + off[i][j] where ok[i][j] (all of them
- * when full: the branch is compiled away), zeros elsewhere, into vr [36][cin]. Each column of
- * six is loaded into registers and transformed at once. */
-INLINE void input_tile_at(const float *xb, const ptrdiff_t off[6][6], const char ok[6][6], int full,
-                          int cin, float *vr)
+/* The input transform of one n x n tile (n = 6 or 4, a constant at each call, as is full, so
+ * the loops unroll into registers and the branch is compiled away): channels from xb +
+ * off[i n + j] where ok[i n + j] (all of them when full), zeros elsewhere, position xi = i n + j
+ * into vr + xi ps. Each column is loaded into registers and transformed at once. */
+INLINE void input_tile_at(int n, const float *xb, const ptrdiff_t *off, const char *ok, int full,
+                          int cin, size_t ps, float *vr)
 {
     for (int c = 0; c < cin; c += VF_W) {
         vf t1[6][6];
-        for (int j = 0; j < 6; j++) {
+        for (int j = 0; j < n; j++) {
             vf d[6], r[6];
-            for (int i = 0; i < 6; i++)
-                d[i] = full || ok[i][j] ? vf_load(xb + off[i][j] + c) : vf_splat(0.0f);
-            bt6(d[0], d[1], d[2], d[3], d[4], d[5], r);
-            for (int i = 0; i < 6; i++)
+            for (int i = 0; i < n; i++)
+                d[i] = full || ok[i * n + j] ? vf_load(xb + off[i * n + j] + c) : vf_splat(0.0f);
+            bt_n(n, d, r);
+            for (int i = 0; i < n; i++)
                 t1[i][j] = r[i];
         }
-        for (int i = 0; i < 6; i++) {
+        for (int i = 0; i < n; i++) {
             vf r[6];
-            bt6(t1[i][0], t1[i][1], t1[i][2], t1[i][3], t1[i][4], t1[i][5], r);
-            for (int j = 0; j < 6; j++)
-                vf_store(vr + (size_t)(i * 6 + j) * cin + c, r[j]);
+            bt_n(n, t1[i], r);
+            for (int j = 0; j < n; j++)
+                vf_store(vr + (size_t)(i * n + j) * ps + c, r[j]);
         }
     }
 }
@@ -164,14 +183,14 @@ static void input_tile(const wino_args *a, long t, int row, float *v)
     int b, y0, x0;
     tile_origin(t, a->th, a->tw, 4, &b, &y0, &x0);
     const float *xb = a->x + (size_t)b * H * W * cin;
-    ptrdiff_t off[6][6];
-    char ok[6][6];
+    ptrdiff_t off[36];
+    char ok[36];
     float *vr = v + (size_t)row * WT * cin;
     /* the input tile starts a pixel up and left (padding 1) */
-    if (tile_pixels(y0 - 1, x0 - 1, 6, H, W, cin, &off[0][0], &ok[0][0]))
-        input_tile_at(xb, off, ok, 1, cin, vr);
+    if (tile_pixels(y0 - 1, x0 - 1, 6, H, W, cin, off, ok))
+        input_tile_at(6, xb, off, ok, 1, cin, cin, vr);
     else
-        input_tile_at(xb, off, ok, 0, cin, vr);
+        input_tile_at(6, xb, off, ok, 0, cin, cin, vr);
 }
 
 /* The output transform of row `row` of m [nt][36][cout] into tile t of y, with the bias and
@@ -335,15 +354,6 @@ typedef struct {
     size_t so, sib, sii, st; /* w's offsets: a block of 8 outputs, of 8 inputs, an input, a tap */
 } wino2_args;
 
-/* r = B^T d (F(2x2)) along one direction of a tile */
-INLINE void bt4(vf d0, vf d1, vf d2, vf d3, vf r[4])
-{
-    r[0] = d0 - d2;
-    r[1] = d1 + d2;
-    r[2] = d2 - d1;
-    r[3] = d1 - d3;
-}
-
 /* r = G g along one direction of a filter */
 INLINE void g4(vf g0, vf g1, vf g2, vf r[4])
 {
@@ -361,30 +371,6 @@ INLINE void at4(vf m0, vf m1, vf m2, vf m3, vf r[2])
     r[1] = m1 - m2 - m3;
 }
 
-/* input_tile_at for F(2x2): the 4x4 tile's 16 positions into vr[xi * ps] (kept apart from
- * the 6x6 one, as the transforms are: a fixed tile size keeps the tile in registers) */
-INLINE void input_tile2_at(const float *xb, const ptrdiff_t off[4][4], const char ok[4][4],
-                           int full, int cin, size_t ps, float *vr)
-{
-    for (int c = 0; c < cin; c += VF_W) {
-        vf t1[4][4];
-        for (int j = 0; j < 4; j++) {
-            vf d[4], r[4];
-            for (int i = 0; i < 4; i++)
-                d[i] = full || ok[i][j] ? vf_load(xb + off[i][j] + c) : vf_splat(0.0f);
-            bt4(d[0], d[1], d[2], d[3], r);
-            for (int i = 0; i < 4; i++)
-                t1[i][j] = r[i];
-        }
-        for (int i = 0; i < 4; i++) {
-            vf r[4];
-            bt4(t1[i][0], t1[i][1], t1[i][2], t1[i][3], r);
-            for (int j = 0; j < 4; j++)
-                vf_store(vr + (size_t)(i * 4 + j) * ps + c, r[j]);
-        }
-    }
-}
-
 /* The input transform of tile t into v[xi][t] (zeros for the rows past the last tile) */
 static void input_tile2(const wino2_args *a, long t)
 {
@@ -399,12 +385,12 @@ static void input_tile2(const wino2_args *a, long t)
     int b, y0, x0;
     tile_origin(t, a->th, a->tw, 2, &b, &y0, &x0);
     const float *xb = a->x + (size_t)b * H * W * cin;
-    ptrdiff_t off[4][4];
-    char ok[4][4];
-    if (tile_pixels(y0 - 1, x0 - 1, 4, H, W, cin, &off[0][0], &ok[0][0]))
-        input_tile2_at(xb, off, ok, 1, cin, ps, vr);
+    ptrdiff_t off[16];
+    char ok[16];
+    if (tile_pixels(y0 - 1, x0 - 1, 4, H, W, cin, off, ok))
+        input_tile_at(4, xb, off, ok, 1, cin, ps, vr);
     else
-        input_tile2_at(xb, off, ok, 0, cin, ps, vr);
+        input_tile_at(4, xb, off, ok, 0, cin, ps, vr);
 }
 
 /* u [16][np][kc][16] = G g G^T of the filters of input channels k0.. k0 + kc and output
