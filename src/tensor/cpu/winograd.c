@@ -119,6 +119,50 @@ INLINE void at6(vf m0, vf m1, vf m2, vf m3, vf m4, vf m5, vf r[4])
     r[3] = s + vf_splat(8.0f) * t + m5;
 }
 
+/* r = A^T m (F(2x2)) along one direction */
+INLINE void at4(vf m0, vf m1, vf m2, vf m3, vf r[2])
+{
+    r[0] = m0 + m1 + m2;
+    r[1] = m1 - m2 - m3;
+}
+
+/* A^T m along one direction of an n x n tile: F(4x4)'s (n = 6) or F(2x2)'s (n = 4) */
+INLINE void at_n(int n, const vf m[6], vf r[4])
+{
+    if (n == 6)
+        at6(m[0], m[1], m[2], m[3], m[4], m[5], r);
+    else
+        at4(m[0], m[1], m[2], m[3], r);
+}
+
+/* The output transform of one tile: the n x n products m[xi ps] (n = 6 or 4, a constant at
+ * each call) give (n - 2) x (n - 2) outputs, of which the first ny x nx are stored, plus the
+ * bias and the residual, at y[i row + j ldy] (residual at the same offsets). */
+INLINE void output_tile_at(int n, const float *m, size_t ps, vf bias, int ny, int nx, float *y,
+                           const float *residual, size_t row, size_t ldy)
+{
+    vf t1[4][6];
+    for (int j = 0; j < n; j++) {
+        vf d[6], r[4];
+        for (int i = 0; i < n; i++)
+            d[i] = vf_load(m + (size_t)(i * n + j) * ps);
+        at_n(n, d, r);
+        for (int i = 0; i < n - 2; i++)
+            t1[i][j] = r[i];
+    }
+    for (int i = 0; i < ny; i++) {
+        vf r[4];
+        at_n(n, t1[i], r);
+        for (int j = 0; j < nx; j++) {
+            size_t off = i * row + j * ldy;
+            vf o = r[j] + bias;
+            if (residual)
+                o += vf_load(residual + off);
+            vf_store(y + off, o);
+        }
+    }
+}
+
 typedef struct {
     const float *u, *bias, *x, *residual;
     float *y;
@@ -201,35 +245,12 @@ static void output_tile(const wino_args *a, long t, int row, const float *m)
     int b, y0, x0;
     tile_origin(t, a->th, a->tw, 4, &b, &y0, &x0);
     const int ny = H - y0 < 4 ? H - y0 : 4, nx = W - x0 < 4 ? W - x0 : 4;
-    const size_t ms = (size_t)cout;
     const float *mr = m + (size_t)row * WT * cout;
-    const size_t base = (size_t)b * H * W * a->ldy;
-    for (int c = 0; c < cout; c += VF_W) {
-        vf t1[4][6];
-        for (int j = 0; j < 6; j++) {
-            vf r[4];
-            at6(vf_load(mr + (size_t)(0 * 6 + j) * ms + c),
-                vf_load(mr + (size_t)(1 * 6 + j) * ms + c),
-                vf_load(mr + (size_t)(2 * 6 + j) * ms + c),
-                vf_load(mr + (size_t)(3 * 6 + j) * ms + c),
-                vf_load(mr + (size_t)(4 * 6 + j) * ms + c),
-                vf_load(mr + (size_t)(5 * 6 + j) * ms + c), r);
-            for (int i = 0; i < 4; i++)
-                t1[i][j] = r[i];
-        }
-        vf bias = a->bias ? vf_load(a->bias + c) : vf_splat(0.0f);
-        for (int i = 0; i < ny; i++) {
-            vf r[4];
-            at6(t1[i][0], t1[i][1], t1[i][2], t1[i][3], t1[i][4], t1[i][5], r);
-            for (int j = 0; j < nx; j++) {
-                size_t off = base + ((size_t)(y0 + i) * W + x0 + j) * a->ldy + c;
-                vf o = r[j] + bias;
-                if (a->residual)
-                    o += vf_load(a->residual + off);
-                vf_store(a->y + off, o);
-            }
-        }
-    }
+    const size_t at = ((size_t)b * H * W + (size_t)y0 * W + x0) * a->ldy;
+    for (int c = 0; c < cout; c += VF_W)
+        output_tile_at(6, mr + c, cout, a->bias ? vf_load(a->bias + c) : vf_splat(0.0f), ny, nx,
+                       a->y + at + c, a->residual ? a->residual + at + c : NULL, (size_t)W * a->ldy,
+                       a->ldy);
 }
 
 /* c [WR][16] (row stride ldc) = (acc ? c : 0) + a [WR][kc] (row stride lda) x b [kc][16] */
@@ -364,13 +385,6 @@ INLINE void g4(vf g0, vf g1, vf g2, vf r[4])
     r[3] = g2;
 }
 
-/* r = A^T m along one direction */
-INLINE void at4(vf m0, vf m1, vf m2, vf m3, vf r[2])
-{
-    r[0] = m0 + m1 + m2;
-    r[1] = m1 - m2 - m3;
-}
-
 /* The input transform of tile t into v[xi][t] (zeros for the rows past the last tile) */
 static void input_tile2(const wino2_args *a, long t)
 {
@@ -431,33 +445,14 @@ static void output_group2(const wino2_args *a, int o0, int np, const float *m)
         int b, y0, x0;
         tile_origin(t, a->th, a->tw, 2, &b, &y0, &x0);
         const int ny = H - y0 < 2 ? H - y0 : 2, nx = W - x0 < 2 ? W - x0 : 2;
-        const size_t base = (size_t)b * H * W * a->ldy;
+        const size_t at = ((size_t)b * H * W + (size_t)y0 * W + x0) * a->ldy;
         for (int pp = 0; pp < np; pp++)
             for (int v = 0; v < WV; v++) {
                 const int c = o0 + pp * WN + v * VF_W;
-                const float *mr = m + ((size_t)pp * a->ntp + t) * WN + v * VF_W;
-                vf t1[2][4];
-                for (int j = 0; j < 4; j++) {
-                    vf r[2];
-                    at4(vf_load(mr + (size_t)(0 * 4 + j) * pos),
-                        vf_load(mr + (size_t)(1 * 4 + j) * pos),
-                        vf_load(mr + (size_t)(2 * 4 + j) * pos),
-                        vf_load(mr + (size_t)(3 * 4 + j) * pos), r);
-                    t1[0][j] = r[0];
-                    t1[1][j] = r[1];
-                }
-                vf bias = a->bias ? vf_load(a->bias + c) : vf_splat(0.0f);
-                for (int i = 0; i < ny; i++) {
-                    vf r[2];
-                    at4(t1[i][0], t1[i][1], t1[i][2], t1[i][3], r);
-                    for (int j = 0; j < nx; j++) {
-                        size_t off = base + ((size_t)(y0 + i) * W + x0 + j) * a->ldy + c;
-                        vf o = r[j] + bias;
-                        if (a->residual)
-                            o += vf_load(a->residual + off);
-                        vf_store(a->y + off, o);
-                    }
-                }
+                output_tile_at(4, m + ((size_t)pp * a->ntp + t) * WN + v * VF_W, pos,
+                               a->bias ? vf_load(a->bias + c) : vf_splat(0.0f), ny, nx,
+                               a->y + at + c, a->residual ? a->residual + at + c : NULL,
+                               (size_t)W * a->ldy, a->ldy);
             }
     }
 }
