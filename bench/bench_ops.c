@@ -122,22 +122,24 @@ static void bench_attention(int B, int Lq, int Lk, int heads, int dh, int dtype,
     snprintf(name, sizeof name, "attention B%d %4dx%-4d %dx%d %s", B, Lq, Lk, heads, dh, tag);
     if (skip(name))
         return;
-    int C = heads * dh;
-    float *q = rnd((size_t)B * Lq * C, 1), *k = rnd((size_t)B * Lk * C, 1),
-          *v = rnd((size_t)B * Lk * C, 1), *o = rnd((size_t)B * Lq * C, 1);
+    /* The engine's layouts: self-attention reads q, k and v from one projection [L, 3C]
+     * (unet_blocks.c, vae.c, clip_text.c), cross-attention q [Lq, C] and k, v from one
+     * [Lk, 2C] */
+    int C = heads * dh, self = Lq == Lk, qs = self ? 3 * C : C, kvs = self ? 3 * C : 2 * C;
+    float *qkv = rnd((size_t)B * Lq * qs, 1), *kv = self ? NULL : rnd((size_t)B * Lk * kvs, 1);
+    float *q = qkv, *k = self ? qkv + C : kv, *v = k + C, *o = rnd((size_t)B * Lq * C, 1);
     float sc = 1.0f / sqrtf((float)dh);
-    attend(q, C, k, v, C, B, Lq, Lk, heads, dh, sc, 0, o);
+    attend(q, qs, k, v, kvs, B, Lq, Lk, heads, dh, sc, 0, o);
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         double t0 = now();
-        attend(q, C, k, v, C, B, Lq, Lk, heads, dh, sc, 0, o);
+        attend(q, qs, k, v, kvs, B, Lq, Lk, heads, dh, sc, 0, o);
         double t = now() - t0;
         best = t < best ? t : best;
     }
     report(name, dtype ? "bf16" : "f32", 4.0 * B * heads * (double)Lq * Lk * dh, best);
-    free(q);
-    free(k);
-    free(v);
+    free(qkv);
+    free(kv);
     free(o);
 }
 

@@ -9,7 +9,8 @@
  * queries of a task in vector lanes (q transposed into Qt[dh][64], O kept as O^T[dh][64]): the
  * score kernel is 6 keys x 64 queries of accumulators fed by broadcasts of K read in place,
  * the softmax is vertical (no horizontal reductions), and P V is 6 dims x 64 queries fed by
- * broadcasts of V, so dh needs no padding to 16. The portable version packs K transposed.
+ * broadcasts of V, so dh needs no padding to 16. The portable version (AVX2 or SSE2 vectors)
+ * keeps the same layout in groups of 3 vectors of queries.
  */
 #include "core/error.h"
 #include "tensor/cpu/cpu.h"
@@ -30,44 +31,19 @@ typedef struct {
     int q_stride, kv_stride, B, Lq, Lk, heads, dh, causal;
     float scale;
     float *out;
-    float *kt; /* portable: [B*heads][Lkp / KB][dh][KB], K transposed block by block */
-    int Lkp;
 } attn_args;
 
 typedef struct {
-    float *qs; /* scaled queries, zeros past the end: AVX-512 [dh][QB], else [tile][dh][QR] */
-    float *s;  /* scores, then probabilities: AVX-512 [KB][QB], else one tile's [QR][KB] */
-    float *o;  /* accumulator: AVX-512 [dh][QB], else [tile][QR][dhp] */
+    float *qs; /* scaled queries transposed, zeros past the end: AVX-512 [dh][QB], else
+                * [group][dh][QG] */
+    float *s;  /* scores, then probabilities: AVX-512 [KB][QB], else one group's [KB][QG] */
+    float *o;  /* accumulator O^T: AVX-512 [dh][QB], else [group][dh][QG] */
     float *m, *l;
 } attn_scratch;
 
-#if !M2P_AVX512
-static void pack_kt(const attn_args *a)
-{
-    int n = a->B * a->heads;
-#pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < n; bh++) {
-        int b = bh / a->heads, h = bh % a->heads;
-        float *kt = a->kt + (size_t)bh * a->dh * a->Lkp;
-        for (int j0 = 0; j0 < a->Lkp; j0 += 16) {
-            for (int d = 0; d < a->dh; d++) {
-                float *dst = kt + (size_t)(j0 / KB) * a->dh * KB + (size_t)d * KB + j0 % KB;
-                for (int jj = 0; jj < 16; jj++) {
-                    int j = j0 + jj;
-                    dst[jj] =
-                        j < a->Lk
-                            ? a->k[((size_t)b * a->Lk + j) * a->kv_stride + (size_t)h * a->dh + d]
-                            : 0.0f;
-                }
-            }
-        }
-    }
-}
-
-#endif
-
 #if M2P_AVX512
 #define QBT QB /* a task's queries, in vector lanes */
+#define TQ QB
 
 /* Keep a loaded vector in a register: GCC otherwise folds the load into every FMA that uses
  * it, and the kernels become load-bound. */
@@ -285,95 +261,77 @@ static void attend_block(const attn_args *a, attn_scratch *w, int b, int h, int 
 
 #else /* portable version of the same algorithm */
 
-/* Register tiles of QR queries x 2 vectors, in GCC vector types: SSE2 registers (4 floats) on
- * any x86-64, AVX2 registers (8 floats, FMA) in the x86-64-v3 build. Scores are QR queries x
- * 2 vectors of keys, each K vector loaded feeding QR queries; P V is QR queries x 2 vectors
- * of dims. Every score sums its dims in order from 0 and every output its keys in order, so
- * the results do not depend on the tiling. */
-#if VF_W == 8
-#define QR 6 /* queries per tile: 12 accumulators of the 16 registers */
-#else
-#define QR 4
-#endif
-#define VW VF_W     /* floats per vector (cpu.h) */
-#define QBT ((QB + QR - 1) / QR * QR) /* a task's queries in whole tiles */
-#define TW (2 * VW) /* keys or dims per tile */
+/* The AVX-512 layout in GCC vector types (AVX2's 8 floats in the x86-64-v3 build, SSE2's 4
+ * elsewhere): a task's queries sit in vector lanes, in NG groups of NV vectors (QG = 24
+ * queries with AVX2). Per group and block of keys, S^T = K Q^T in register tiles of TJ = 4 keys
+ * x NV vectors fed by broadcasts of K read in place, the online softmax is vertical (per lane:
+ * no horizontal reductions), and O^T = O^T alpha + V^T P^T in tiles of 4 dims x NV vectors fed
+ * by broadcasts of V: 12 accumulators of the 16 registers and 7 loads per 12 FMAs in both
+ * kernels, any dh without padding. Every score sums its dims in order from 0 and every output
+ * its keys in order, so the results do not depend on the tiling. On the AVX2 EPYC this layout
+ * replaced row tiles of 6 queries (per-row softmax with horizontal sums, K packed transposed
+ * per call); BENCHMARKS.md has the measurement. */
+#define NV 3           /* vectors of queries in a group */
+#define QG (NV * VF_W) /* queries in a group */
+#define NG 3           /* groups in a task */
+#define TQ (NG * QG)   /* queries per task */
+#define QBT TQ
+#define TJ 4 /* keys of a score tile, dims of a P V tile */
 
 #define INLINE static inline __attribute__((always_inline))
 
-/* acc[r] += a[r * as] x[0 .. nv VW): one rank-1 update of a tile, x loaded once for its QR
- * rows, a read at constant offsets from one pointer */
-INLINE void tile_rank1(vf acc[QR][2], int nv, const float *a, int as, const float *x)
+/* s[j][QG] = k[j][0..dh) . qt[0..dh)[QG] for the nj keys at k (rows ks apart) */
+INLINE void score_tile(int nj, const float *qt, int dh, const float *k, size_t ks, float *s)
 {
-    vf x0 = vf_load(x), x1 = nv > 1 ? vf_load(x + VW) : x0;
-    for (int r = 0; r < QR; r++) {
-        acc[r][0] += a[r * as] * x0;
-        if (nv > 1)
-            acc[r][1] += a[r * as] * x1;
-    }
-}
-
-/* A tile's nv vectors of its first nr rows to dst + r * ld */
-INLINE void tile_store(vf acc[QR][2], int nr, int nv, float *dst, int ld)
-{
-    for (int r = 0; r < nr; r++)
-        for (int i = 0; i < nv; i++)
-            vf_store(dst + (size_t)r * ld + i * VW, acc[r][i]);
-}
-
-/* Scores of the QR queries qt[dh][QR] (scaled, zeros past the last query) against the first
- * nkt keys of a packed block kt[dh][KB] (zero-padded), nkt a multiple of TW, into rows
- * s[r * KB + 0 .. nkt) for all QR rows (those past the last query get zeros). */
-static void scores(const float *qt, int dh, const float *kt, int nkt, float *s)
-{
-    for (int j = 0; j < nkt; j += TW) {
-        vf acc[QR][2];
-        for (int r = 0; r < QR; r++)
-            acc[r][0] = acc[r][1] = vf_splat(0.0f);
-        for (int d = 0; d < dh; d++)
-            tile_rank1(acc, 2, qt + (size_t)d * QR, 1, kt + (size_t)d * KB + j);
-        tile_store(acc, QR, 2, s + j, KB);
-    }
-}
-
-/* o[r * ld + d ..] (nv vectors) += sum over keys j < nk, in order, of s[r * KB + j] v[j][d ..]
- * for all QR rows */
-INLINE void pv_tile(const float *s, int nk, const float *vb, size_t vs, int d, int nv, float *o,
-                    int ld)
-{
-    vf acc[QR][2];
-    for (int r = 0; r < QR; r++)
-        for (int i = 0; i < nv; i++)
-            acc[r][i] = vf_load(o + (size_t)r * ld + d + i * VW);
-    for (int j = 0; j < nk; j++)
-        tile_rank1(acc, nv, s + j, KB, vb + (size_t)j * vs + d);
-    tile_store(acc, QR, nv, o + d, ld);
-}
-
-/* o[r][d] += sum over keys j < nk, in order, of s[r][j] v[j][d] for the QR rows of a tile, s in
- * rows of KB, o in rows of ld: register tiles of QR queries x 2 vectors of dims, each V vector
- * loaded feeding QR queries. */
-static void pv(const float *s, int nk, const float *vb, size_t vs, int dh, float *o, int ld)
-{
-    int d = 0;
-    for (; d + TW <= dh; d += TW)
-        pv_tile(s, nk, vb, vs, d, 2, o, ld);
-    for (; d + VW <= dh; d += VW)
-        pv_tile(s, nk, vb, vs, d, 1, o, ld);
-    for (; d < dh; d++)
-        for (int r = 0; r < QR; r++) {
-            float x = o[(size_t)r * ld + d];
-            for (int j = 0; j < nk; j++)
-                x += s[(size_t)r * KB + j] * vb[(size_t)j * vs + d];
-            o[(size_t)r * ld + d] = x;
+    vf acc[TJ][NV];
+    for (int j = 0; j < nj; j++)
+        for (int c = 0; c < NV; c++)
+            acc[j][c] = vf_splat(0.0f);
+    for (int d = 0; d < dh; d++) {
+        vf q[NV];
+        for (int c = 0; c < NV; c++)
+            q[c] = vf_load(qt + (size_t)d * QG + c * VF_W);
+        for (int j = 0; j < nj; j++) {
+            float kv = k[(size_t)j * ks + d];
+            for (int c = 0; c < NV; c++)
+                acc[j][c] += kv * q[c];
         }
+    }
+    for (int j = 0; j < nj; j++)
+        for (int c = 0; c < NV; c++)
+            vf_store(s + (size_t)j * QG + c * VF_W, acc[j][c]);
+}
+
+/* ot[d][QG] = ot[d][QG] al + sum over the nk keys j, in order, of v[j][d] p[j][QG], for the nd
+ * dims at v and ot */
+INLINE void pv_tile(int nd, const float *p, int nk, const float *v, size_t vs, float *ot,
+                    const vf al[NV])
+{
+    vf acc[TJ][NV];
+    for (int d = 0; d < nd; d++)
+        for (int c = 0; c < NV; c++)
+            acc[d][c] = vf_load(ot + (size_t)d * QG + c * VF_W) * al[c];
+    for (int j = 0; j < nk; j++) {
+        vf pj[NV];
+        for (int c = 0; c < NV; c++)
+            pj[c] = vf_load(p + (size_t)j * QG + c * VF_W);
+        const float *vr = v + (size_t)j * vs;
+        for (int d = 0; d < nd; d++) {
+            float vv = vr[d];
+            for (int c = 0; c < NV; c++)
+                acc[d][c] += vv * pj[c];
+        }
+    }
+    for (int d = 0; d < nd; d++)
+        for (int c = 0; c < NV; c++)
+            vf_store(ot + (size_t)d * QG + c * VF_W, acc[d][c]);
 }
 
 /* 2^x lane by lane for x <= 0 (the scores are in log2 units: q is pre-scaled by log2 e):
  * Cephes exp2f's degree-6 polynomial on [-1/2, 1/2] (about 1 ulp), the power of two added to
  * the exponent's bits. Below -125 it gives 2^-125 instead of less, nothing next to the 1 of
- * the row's maximum. Half the operations of vf_exp, which needs its range checks and the
- * change of base (on the AVX2 EPYC the softmax was a third of the score kernel's time). */
+ * the lane's maximum (masked keys are zeroed by the caller). Half the operations of vf_exp,
+ * which needs its range checks and the change of base. */
 static inline vf vf_exp2_nonpos(vf x)
 {
     x = vf_select(x > -125.0f, x, vf_splat(-125.0f));
@@ -388,118 +346,108 @@ static inline vf vf_exp2_nonpos(vf x)
     return (vf)((vfi)p + __builtin_convertvector(n, vfi) * (1 << 23));
 }
 
-/* The online softmax of one query's nk new scores sr[0..nk) (sr padded to a multiple of VW),
- * in log2 units: the running max m and sum l are updated, sr becomes 2^(sr - m), and the
- * factor that rescales the query's earlier output is returned. */
-static float softmax_block(float *sr, int nk, float *m, float *l)
+/* One group's block of nk keys from key j0: its scores into w->s, the online softmax (running
+ * max m and sum l per lane; keys past a lane's own query are masked when causal), O^T
+ * rescaled and P V added. qi: the group's first query. */
+static void group_block(const attn_args *a, attn_scratch *w, int g, int qi, const float *kj,
+                        const float *vj, int j0, int nk)
 {
-    int nv = nk / VW;
-    float bm = -INFINITY;
-    if (nv) {
-        vf vm = vf_load(sr);
-        for (int i = 1; i < nv; i++) {
-            vf x = vf_load(sr + i * VW);
-            vm = vf_select(x > vm, x, vm);
-        }
-        for (int i = 0; i < VW; i++)
-            bm = vm[i] > bm ? vm[i] : bm;
-    }
-    for (int j = nv * VW; j < nk; j++)
-        bm = sr[j] > bm ? sr[j] : bm;
-    float mnew = bm > *m ? bm : *m;
-    float al = *m == -INFINITY ? 0.0f : vf_exp2_nonpos(vf_splat(*m - mnew))[0];
-    vf vs = {0};
+    const int dh = a->dh;
+    const size_t ks = (size_t)a->kv_stride;
+    const float *qt = w->qs + (size_t)g * dh * QG;
+    float *ot = w->o + (size_t)g * dh * QG, *p = w->s;
     int j = 0;
-    for (; j + VW <= nk; j += VW) {
-        vf e = vf_exp2_nonpos(vf_load(sr + j) - mnew);
-        vf_store(sr + j, e);
-        vs += e;
+    for (; j + TJ <= nk; j += TJ)
+        score_tile(TJ, qt, dh, kj + (size_t)j * ks, ks, p + (size_t)j * QG);
+    for (; j < nk; j++)
+        score_tile(1, qt, dh, kj + (size_t)j * ks, ks, p + (size_t)j * QG);
+    /* a key past some lane's query: the lanes' query positions against the keys' */
+    int masked = a->causal && j0 + nk - 1 > qi;
+    vfi q[NV];
+    for (int c = 0; c < NV; c++)
+        for (int i = 0; i < VF_W; i++)
+            q[c][i] = qi + c * VF_W + i;
+    vf m[NV], mx[NV], al[NV], sum[NV];
+    for (int c = 0; c < NV; c++)
+        mx[c] = m[c] = vf_load(w->m + (size_t)g * QG + c * VF_W);
+    for (j = 0; j < nk; j++)
+        for (int c = 0; c < NV; c++) {
+            vf x = vf_load(p + (size_t)j * QG + c * VF_W);
+            vfi keep = x > mx[c];
+            if (masked)
+                keep &= q[c] >= j0 + j;
+            mx[c] = vf_select(keep, x, mx[c]);
+        }
+    for (int c = 0; c < NV; c++) {
+        al[c] = vf_exp2_nonpos(m[c] - mx[c]); /* m = -inf: 2^-125 times l = 0 and O = 0 */
+        sum[c] = vf_splat(0.0f);
     }
-    if (j < nk) { /* the lanes past the last key get 0 */
-        vfi lane;
-        for (int i = 0; i < VW; i++)
-            lane[i] = i;
-        vf e = vf_exp2_nonpos(vf_load(sr + j) - mnew);
-        e = vf_select(lane < nk - j, e, vf_splat(0.0f));
-        vf_store(sr + j, e);
-        vs += e;
+    for (j = 0; j < nk; j++)
+        for (int c = 0; c < NV; c++) {
+            vf e = vf_exp2_nonpos(vf_load(p + (size_t)j * QG + c * VF_W) - mx[c]);
+            if (masked)
+                e = vf_select(q[c] >= j0 + j, e, vf_splat(0.0f));
+            vf_store(p + (size_t)j * QG + c * VF_W, e);
+            sum[c] += e;
+        }
+    for (int c = 0; c < NV; c++) {
+        vf l = vf_load(w->l + (size_t)g * QG + c * VF_W);
+        vf_store(w->l + (size_t)g * QG + c * VF_W, l * al[c] + sum[c]);
+        vf_store(w->m + (size_t)g * QG + c * VF_W, mx[c]);
     }
-    float sum = 0;
-    for (int i = 0; i < VW; i++)
-        sum += vs[i];
-    *l = *l * al + sum;
-    *m = mnew;
-    return al;
+    int d = 0;
+    for (; d + TJ <= dh; d += TJ)
+        pv_tile(TJ, p, nk, vj + d, ks, ot + (size_t)d * QG, al);
+    for (; d < dh; d++)
+        pv_tile(1, p, nk, vj + d, ks, ot + (size_t)d * QG, al);
 }
 
-/* The task's queries in tiles of QR, every tile's state (scaled queries, output, max and sum)
- * kept in the scratch, and the keys in the outer loop: each block of K and V is read from
- * memory once for all the task's tiles and stays in L1/L2 while they use it (with one tile at
- * a time, the whole K and V of the head, 1.3 MB at 4096 x 40, came from L3 for every 6
- * queries). Causal: a row's keys end at its own position; the probabilities past that stay 0. */
+/* The task's TQ queries from i0, the keys in the outer loop: each block of K and V is read
+ * from memory once for all the task's groups and stays in L1/L2 while they use it. Causal: a
+ * group stops at the keys of its last query; keys past a lane's own query are masked. */
 static void attend_block(const attn_args *a, attn_scratch *w, int b, int h, int i0)
 {
-    const int dh = a->dh, dhp = (dh + 15) & ~15;
-    int nq = a->Lq - i0 < QB ? a->Lq - i0 : QB;
-    const float *kt = a->kt + ((size_t)b * a->heads + h) * dh * a->Lkp;
-    const float *vb = a->v + (size_t)b * a->Lk * a->kv_stride + (size_t)h * dh;
-    const int ntile = (nq + QR - 1) / QR;
+    const int dh = a->dh;
+    int nq = a->Lq - i0 < TQ ? a->Lq - i0 : TQ;
     const float sc = a->scale * 1.44269504088896341f; /* scores in log2 units */
-    for (int t = 0; t < ntile; t++) {
-        int r0 = t * QR, nr = nq - r0 < QR ? nq - r0 : QR;
-        float *qs = w->qs + (size_t)t * dh * QR;
-        for (int r = 0; r < QR; r++) {
-            const float *src = a->q +
-                               ((size_t)b * a->Lq + i0 + r0 + (r < nr ? r : 0)) * a->q_stride +
-                               (size_t)h * dh;
+    for (int r = 0; r < TQ; r++) {
+        float *qt = w->qs + (size_t)(r / QG) * dh * QG + r % QG;
+        if (r >= nq) {
             for (int d = 0; d < dh; d++)
-                qs[d * QR + r] = r < nr ? src[d] * sc : 0.0f;
-            w->m[t * QR + r] = -INFINITY;
-            w->l[t * QR + r] = 0;
+                qt[(size_t)d * QG] = 0.0f;
+        } else {
+            const float *src = a->q + ((size_t)b * a->Lq + i0 + r) * a->q_stride + (size_t)h * dh;
+            for (int d = 0; d < dh; d++)
+                qt[(size_t)d * QG] = src[d] * sc;
+        }
+        w->m[r] = -INFINITY;
+        w->l[r] = 0;
+    }
+    memset(w->o, 0, (size_t)TQ * dh * sizeof(float));
+    const size_t ks = (size_t)a->kv_stride;
+    const float *kb = a->k + (size_t)b * a->Lk * ks + (size_t)h * dh;
+    const float *vb = a->v + (size_t)b * a->Lk * ks + (size_t)h * dh;
+    const int ng = (nq + QG - 1) / QG;
+    int kend = a->Lk;
+    if (a->causal && i0 + nq < kend)
+        kend = i0 + nq; /* keys j <= i only */
+    for (int j0 = 0; j0 < kend; j0 += KB) {
+        int nk = kend - j0 < KB ? kend - j0 : KB;
+        for (int g = 0; g < ng; g++) {
+            int qi = i0 + g * QG, nkg = nk;
+            if (a->causal && qi + QG - j0 < nkg) /* keys past the group's last query */
+                nkg = qi + QG - j0;
+            if (nkg > 0)
+                group_block(a, w, g, qi, kb + (size_t)j0 * ks, vb + (size_t)j0 * ks, j0, nkg);
         }
     }
-    memset(w->o, 0, (size_t)ntile * QR * dhp * sizeof(float));
-    /* the end of row i's keys: i + 1 when causal */
-#define KEND(i) (a->causal && (i) + 1 < a->Lk ? (i) + 1 : a->Lk)
-    for (int j0 = 0; j0 < KEND(i0 + nq - 1); j0 += KB) {
-        for (int t = 0; t < ntile; t++) {
-            int r0 = t * QR, nr = nq - r0 < QR ? nq - r0 : QR;
-            int nk = KEND(i0 + r0 + nr - 1) - j0; /* the tile's last row has the most keys */
-            if (nk <= 0)
-                continue;
-            nk = nk < KB ? nk : KB;
-            float *o = w->o + (size_t)t * QR * dhp;
-            scores(w->qs + (size_t)t * dh * QR, dh, kt + (size_t)j0 * dh, (nk + TW - 1) / TW * TW,
-                   w->s);
-            for (int r = 0; r < nr; r++) {
-                float *sr = w->s + (size_t)r * KB;
-                int nkr = KEND(i0 + r0 + r) - j0, done = 0;
-                nkr = nkr < nk ? nkr : nk;
-                if (nkr > 0) {
-                    float al = softmax_block(sr, nkr, &w->m[t * QR + r], &w->l[t * QR + r]);
-                    if (al != 1.0f) /* the row's padding to dhp too */
-                        for (int d = 0; d < dhp; d += VW)
-                            vf_store(o + (size_t)r * dhp + d,
-                                     vf_load(o + (size_t)r * dhp + d) * al);
-                    done = (nkr + VW - 1) / VW * VW;
-                }
-                if (done < nk)
-                    memset(sr + done, 0, (size_t)(nk - done) * sizeof(float));
-            }
-            pv(w->s, nk, vb + (size_t)j0 * a->kv_stride, (size_t)a->kv_stride, dh, o, dhp);
-        }
-    }
-#undef KEND
-    for (int t = 0; t < ntile; t++) {
-        int r0 = t * QR, nr = nq - r0 < QR ? nq - r0 : QR;
-        for (int r = 0; r < nr; r++) {
-            float *dst =
-                a->out + ((size_t)b * a->Lq + i0 + r0 + r) * a->heads * dh + (size_t)h * dh;
-            const float *o = w->o + ((size_t)t * QR + r) * dhp;
-            float l = w->l[t * QR + r];
-            for (int d = 0; d < dh; d++)
-                dst[d] = l > 0 ? o[d] / l : 0.0f;
-        }
+    int ld = a->heads * dh;
+    for (int r = 0; r < nq; r++) {
+        float *dst = a->out + ((size_t)b * a->Lq + i0 + r) * ld + (size_t)h * dh;
+        const float *ot = w->o + (size_t)(r / QG) * dh * QG + r % QG;
+        float l = w->l[r];
+        for (int d = 0; d < dh; d++)
+            dst[d] = l > 0 ? ot[(size_t)d * QG] / l : 0.0f;
     }
 }
 
@@ -513,16 +461,8 @@ int op_attention(const float *q, int q_stride, const float *k, const float *v, i
         kv_stride < heads * dh)
         return m2p_error(M2P_EINVAL, "attention: bad sizes B=%d Lq=%d Lk=%d heads=%d dh=%d", B, Lq,
                          Lk, heads, dh);
-    attn_args a = {q,      k,     v,   q_stride, kv_stride,
-                   B,      Lq,    Lk,  heads,    dh,
-                   causal, scale, out, NULL,     (Lk + KB - 1) / KB * KB};
-#if !M2P_AVX512
-    a.kt = ops_big_alloc((size_t)B * heads * dh * a.Lkp * sizeof(float));
-    if (!a.kt)
-        return m2p_error(M2P_ENOMEM, "attention: out of memory");
-    pack_kt(&a);
-#endif
-    int nqb = (Lq + QB - 1) / QB;
+    attn_args a = {q, k, v, q_stride, kv_stride, B, Lq, Lk, heads, dh, causal, scale, out};
+    int nqb = (Lq + TQ - 1) / TQ;
     int ntasks = B * heads * nqb;
     int dhp = (dh + 15) & ~15;
     /* All scratch from the calling thread in one block: allocating in the OpenMP workers
@@ -531,10 +471,8 @@ int op_attention(const float *q, int q_stride, const float *k, const float *v, i
     size_t per = (size_t)QBT * dhp * 2 + (size_t)QBT * KB + 2 * QBT + 16; /* floats */
     per = (per + 15) & ~(size_t)15;
     float *pool = aligned_alloc(64, (size_t)nthr * per * sizeof(float));
-    if (!pool) {
-        free(a.kt);
+    if (!pool)
         return m2p_error(M2P_ENOMEM, "attention: out of memory");
-    }
 #pragma omp parallel num_threads(nthr)
     {
         float *base = pool + (size_t)omp_get_thread_num() * per;
@@ -547,10 +485,9 @@ int op_attention(const float *q, int q_stride, const float *k, const float *v, i
 #pragma omp for schedule(dynamic, 1)
         for (int t = 0; t < ntasks; t++) {
             int qb = t % nqb, bh = t / nqb;
-            attend_block(&a, &w, bh / heads, bh % heads, qb * QB);
+            attend_block(&a, &w, bh / heads, bh % heads, qb * TQ);
         }
     }
     free(pool);
-    free(a.kt);
     return 0;
 }
