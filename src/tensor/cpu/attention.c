@@ -3,14 +3,14 @@
  * (FlashAttention, Dao et al. 2022, algorithm 1) so memory stays O(block) instead of
  * heads x Lq x Lk (at 512^2 the UNet's first self-attention has Lq = Lk = 4096).
  *
- * Work is split over (batch, head, block of QB queries) and run with OpenMP. For each block:
+ * Work is split over (batch, head, block of TQ queries) and run with OpenMP. For each block:
  * S = (scale q) k^T over KB keys at a time, running row max m and sum l, P = exp(S - m),
  * O = O * exp(m_old - m_new) + P v, and finally O / l. The AVX-512 version keeps the QB = 64
  * queries of a task in vector lanes (q transposed into Qt[dh][64], O kept as O^T[dh][64]): the
  * score kernel is 6 keys x 64 queries of accumulators fed by broadcasts of K read in place,
  * the softmax is vertical (no horizontal reductions), and P V is 6 dims x 64 queries fed by
  * broadcasts of V, so dh needs no padding to 16. The portable version (AVX2 or SSE2 vectors)
- * keeps the same layout in groups of 3 vectors of queries.
+ * keeps the same layout in 3 groups of 3 vectors of queries (TQ = 72 with AVX2).
  */
 #include "core/error.h"
 #include "tensor/cpu/cpu.h"
