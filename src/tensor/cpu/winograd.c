@@ -318,14 +318,19 @@ int op_winograd_conv(const float *u, const float *bias, int cin, int cout, const
     wino_args a = {u, bias, x, residual,    y,           cin, cout, ldy,
                    B, H,    W, (H + 3) / 4, (W + 3) / 4, 0,   0};
     a.ntiles = (long)B * a.th * a.tw;
-    /* V and M of a block in about 3 MiB but at least 48 tiles (each panel of weights serves
-     * 8 register tiles or more), and at least four blocks a thread. On the AVX2 EPYC fixed
-     * blocks of 12-192 tiles measured the same as this within the noise, but for the
-     * 512-channel convs at 128x128, 134-146 ms from 48 tiles on against 168-231 below. */
+    /* Every block reads all of u, so V and M of a block get a budget as big as u, within 3-12
+     * MiB, but at least 48 tiles (each panel of weights serves 8 register tiles or more), and
+     * there are at least two blocks a thread. On the AVX2 EPYC (bench_ops, ms), against 3 MiB
+     * and four blocks a thread: 512 channels at 64x64 (u 38 MB) 45 -> 37, 320 at 64x64 (15 MB)
+     * 16 -> 13, 512 at 128x128 141-148 -> 138-139; at 128 channels (2.4 MB) 12 MiB blocks took
+     * 157-166 against 140 at 512x512. Earlier, with 3 MiB: the 512-channel convs at 128x128
+     * 134-146 ms from 48 tiles on against 168-231 below. */
     int threads = omp_get_max_threads();
-    long nt = ((long)3 << 20) / ((long)WT * (cin + cout) * 4);
+    const long ub = (long)(op_winograd_weights_floats(cin, cout) * sizeof(float));
+    const long budget = ub < (3L << 20) ? 3L << 20 : ub > (12L << 20) ? 12L << 20 : ub;
+    long nt = budget / ((long)WT * (cin + cout) * 4);
     nt = nt >= 48 ? nt : 48;
-    long fair = (a.ntiles + 4L * threads - 1) / (4L * threads);
+    long fair = (a.ntiles + 2L * threads - 1) / (2L * threads);
     nt = nt < fair ? nt : fair;
     nt = (nt + WR - 1) / WR * WR;
     a.nt = (int)(nt < WR ? WR : nt);
