@@ -42,8 +42,7 @@ typedef struct {
 } attn_scratch;
 
 #if M2P_AVX512
-#define QBT QB /* a task's queries, in vector lanes */
-#define TQ QB
+#define TQ QB /* a task's queries, in vector lanes */
 
 /* Keep a loaded vector in a register: GCC otherwise folds the load into every FMA that uses
  * it, and the kernels become load-bound. */
@@ -275,7 +274,6 @@ static void attend_block(const attn_args *a, attn_scratch *w, int b, int h, int 
 #define QG (NV * VF_W) /* queries in a group */
 #define NG 3           /* groups in a task */
 #define TQ (NG * QG)   /* queries per task */
-#define QBT TQ
 #define TJ 4 /* keys of a score tile, dims of a P V tile */
 
 #define INLINE static inline __attribute__((always_inline))
@@ -464,11 +462,10 @@ int op_attention(const float *q, int q_stride, const float *k, const float *v, i
     attn_args a = {q, k, v, q_stride, kv_stride, B, Lq, Lk, heads, dh, causal, scale, out};
     int nqb = (Lq + TQ - 1) / TQ;
     int ntasks = B * heads * nqb;
-    int dhp = (dh + 15) & ~15;
     /* All scratch from the calling thread in one block: allocating in the OpenMP workers
      * would spread it over glibc's per-thread arenas, which keep freed memory resident. */
     int nthr = omp_get_max_threads();
-    size_t per = (size_t)QBT * dhp * 2 + (size_t)QBT * KB + 2 * QBT + 16; /* floats */
+    size_t per = (size_t)TQ * dh * 2 + (size_t)TQ * KB + 2 * TQ + 16; /* floats */
     per = (per + 15) & ~(size_t)15;
     float *pool = aligned_alloc(64, (size_t)nthr * per * sizeof(float));
     if (!pool)
@@ -478,10 +475,10 @@ int op_attention(const float *q, int q_stride, const float *k, const float *v, i
         float *base = pool + (size_t)omp_get_thread_num() * per;
         attn_scratch w;
         w.qs = base;
-        w.o = w.qs + (size_t)QBT * dhp;
-        w.s = w.o + (size_t)QBT * dhp;
-        w.m = w.s + (size_t)QBT * KB;
-        w.l = w.m + QBT;
+        w.o = w.qs + (size_t)TQ * dh;
+        w.s = w.o + (size_t)TQ * dh;
+        w.m = w.s + (size_t)TQ * KB;
+        w.l = w.m + TQ;
 #pragma omp for schedule(dynamic, 1)
         for (int t = 0; t < ntasks; t++) {
             int qb = t % nqb, bh = t / nqb;

@@ -377,6 +377,12 @@ int op_winograd_conv(const float *u, const float *bias, int cin, int cout, const
  * 10.0-10.3 ms, at 16x16 25.2-25.9 -> 24.4-24.5) */
 #define UPAD 16
 
+/* Floats from one position of a weight chunk of np panels and kc input channels to the next */
+static inline size_t chunk_pos(int np, int kc)
+{
+    return (size_t)np * kc * WN + UPAD;
+}
+
 typedef struct {
     const float *w, *bias, *x, *residual;
     float *y, *v; /* v [16][ntp][cin]: every tile's input transform */
@@ -436,7 +442,7 @@ static void weights_chunk2(const wino2_args *a, int o0, int np, int k0, int kc, 
                         h[q][j] = r[q];
                 }
                 float *uo = u + ((size_t)pp * kc + i) * WN + v * VF_W;
-                const size_t pos = (size_t)np * kc * WN + UPAD;
+                const size_t pos = chunk_pos(np, kc);
                 for (int q = 0; q < 4; q++) { /* u = h G^T, row q */
                     vf r[4];
                     g4(h[q][0], h[q][1], h[q][2], r);
@@ -477,7 +483,7 @@ static void run_group2(const wino2_args *a, int o0, int np, float *u, float *m)
         weights_chunk2(a, o0, np, k0, kc, u);
         for (int xi = 0; xi < W2T; xi++) {
             const float *va = a->v + (size_t)xi * ntp * cin + k0;
-            const float *ux = u + (size_t)xi * ((size_t)np * kc * WN + UPAD);
+            const float *ux = u + xi * chunk_pos(np, kc);
             float *mx = m + (size_t)xi * np * ntp * WN;
             for (int r = 0; r < ntp; r += WR)
                 for (int pp = 0; pp < np; pp++)
@@ -528,8 +534,7 @@ int op_winograd2_conv(const float *w, int w_blocked, const float *bias, int cin,
     a.v = ops_scratch(OPS_SCRATCH_WINOGRAD_V, (size_t)W2T * a.ntp * cin * sizeof(float));
     if (!a.v)
         return m2p_error(M2P_ENOMEM, "out of memory for a conv's scratch");
-    size_t un = (size_t)W2T * ((size_t)a.np * W2KC * WN + UPAD),
-           mn = (size_t)W2T * a.np * a.ntp * WN;
+    size_t un = W2T * chunk_pos(a.np, W2KC), mn = (size_t)W2T * a.np * a.ntp * WN;
     int failed = 0;
 #pragma omp parallel
     {
