@@ -18,11 +18,16 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -268,6 +273,64 @@ int server_port(const server *s)
     return s->port;
 }
 
+/* CivetWeb's master thread polls the listening sockets two seconds at a time (its
+ * SOCKET_TIMEOUT_QUANTUM) and sees mg_stop's flag only when a poll returns, so every stop waited
+ * up to 2 s. While mg_stop runs, this thread connects to the server's own port every 10 ms: the
+ * poll returns, the master sees the flag and closes the sockets (the next connect is refused). */
+typedef struct listener_waker {
+    pthread_t thread;
+    atomic_int done;
+    struct addrinfo *addr;
+} listener_waker;
+
+static void *wake_listener(void *arg)
+{
+    listener_waker *w = arg;
+    while (!atomic_load(&w->done)) {
+        int fd = socket(w->addr->ai_family, w->addr->ai_socktype | SOCK_CLOEXEC, 0);
+        if (fd >= 0) {
+            (void)connect(fd, w->addr->ai_addr, w->addr->ai_addrlen);
+            close(fd);
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+/* Starts the waker for s's port; 0 when it runs (a failure only leaves the 2 s wait). */
+static int listener_waker_start(const server *s, listener_waker *w)
+{
+    char host[sizeof s->host], port[16];
+    snprintf(host, sizeof host, "%s", s->host[0] == '[' ? s->host + 1 : s->host);
+    char *rb = strchr(host, ']');
+    if (rb)
+        *rb = 0;
+    /* a server on every address answers on loopback */
+    if (!strcmp(host, "0.0.0.0") || !host[0])
+        snprintf(host, sizeof host, "127.0.0.1");
+    else if (!strcmp(host, "::"))
+        snprintf(host, sizeof host, "::1");
+    snprintf(port, sizeof port, "%d", s->port);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    w->addr = NULL;
+    atomic_init(&w->done, 0);
+    if (s->port <= 0 || getaddrinfo(host, port, &hints, &w->addr) || !w->addr)
+        return -1;
+    if (pthread_create(&w->thread, NULL, wake_listener, w)) {
+        freeaddrinfo(w->addr);
+        return -1;
+    }
+    return 0;
+}
+
+static void listener_waker_stop(listener_waker *w)
+{
+    atomic_store(&w->done, 1);
+    pthread_join(w->thread, NULL);
+    freeaddrinfo(w->addr);
+}
+
 void server_stop(server *s)
 {
     if (!s)
@@ -278,7 +341,11 @@ void server_stop(server *s)
     if (s->ctx) {
         /* the WebSockets close, mg_stop waits for their threads: no bus writes after this */
         ws_stop(s);
+        listener_waker w;
+        int waking = listener_waker_start(s, &w) == 0;
         mg_stop(s->ctx);
+        if (waking)
+            listener_waker_stop(&w);
     }
     jobs_stop(s->q);
     progress_bus_free(s->bus);

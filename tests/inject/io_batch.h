@@ -173,6 +173,10 @@ static server *start(const char *data)
     cfg.genre_offline = 1;
     cfg.analysis_workers = 1;
     cfg.compute_threads = 2;
+    /* a write that fails while a job ends leaves its claim to expire (its outcome is dropped,
+     * the job goes back to the queue when its lease runs out): a short lease keeps each such
+     * run to seconds instead of the default 30 s; renewed every third of it */
+    cfg.lease_ms = 4000;
     cfg.n_models = 1;
     cfg.model_names[0] = "lcm";
     cfg.model_refs[0] = test_fixture("sd-tiny/model");
