@@ -46,28 +46,6 @@ static void expect_decode_error(const char *name, const char *what)
 
 static void check_no_nan(const m2p_features *f);
 
-/* A WAV header (RIFF, fmt, data) for n samples of ch channels of format tag fmt_tag (1 PCM, 3
- * float) at bits per sample and rate Hz, as a file claims it: the rate is written as given. */
-static void wav_header(FILE *f, uint16_t fmt_tag, uint16_t ch, uint16_t bits, uint32_t rate,
-                       uint32_t n)
-{
-    uint16_t align = (uint16_t)(bits / 8 * ch);
-    uint32_t data_bytes = n * align, riff = 36 + data_bytes, fmt_len = 16, byte_rate = rate * align;
-    fwrite("RIFF", 1, 4, f);
-    fwrite(&riff, 4, 1, f);
-    fwrite("WAVEfmt ", 1, 8, f);
-    fwrite(&fmt_len, 4, 1, f);
-    fwrite(&fmt_tag, 2, 1, f);
-    fwrite(&ch, 2, 1, f);
-    fwrite(&rate, 4, 1, f);
-    fwrite(&byte_rate, 4, 1, f);
-    fwrite(&align, 2, 1, f);
-    fwrite(&bits, 2, 1, f);
-    fwrite("data", 1, 4, f);
-    fwrite(&data_bytes, 4, 1, f);
-}
-
-
 /* A 16-bit mono WAV header claiming rate Hz, with 0.1 s of a tone at 8 kHz worth of samples. */
 static void write_wav_rate(const char *name, uint32_t rate)
 {
@@ -76,7 +54,7 @@ static void write_wav_rate(const char *name, uint32_t rate)
     if (!f)
         return;
     const uint32_t n = 800;
-    wav_header(f, 1, 1, 16, rate, n);
+    test_wav_header(f, 1, 1, 16, rate, n);
     for (uint32_t i = 0; i < n; i++) {
         int16_t x = (int16_t)(8000.0f * sinf(2.0f * 3.14159265f * (float)i / 20.0f));
         fwrite(&x, 2, 1, f);
@@ -120,7 +98,7 @@ static void check_header_claims(void)
     CHECK(f != NULL);
     if (!f)
         return;
-    wav_header(f, 1, 1000, 16, 44100, 50);
+    test_wav_header(f, 1, 1000, 16, 44100, 50);
     for (int i = 0; i < 50 * 1000; i++)
         fwrite(&(int16_t){(int16_t)(i % 977)}, 2, 1, f);
     fclose(f);
@@ -141,7 +119,7 @@ static double check_float_tone(const char *name, uint32_t n, float (*spoil)(uint
     CHECK(f != NULL);
     if (!f)
         return -1;
-    wav_header(f, 3, 1, 32, rate, n); /* WAVE_FORMAT_IEEE_FLOAT */
+    test_wav_header(f, 3, 1, 32, rate, n); /* WAVE_FORMAT_IEEE_FLOAT */
     for (uint32_t i = 0; i < n; i++) {
         float x = spoil(i, 0.5f * sinf(2.0f * 3.14159265f * 440.0f * (float)i / (float)rate));
         fwrite(&x, 4, 1, f);

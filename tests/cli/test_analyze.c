@@ -66,44 +66,6 @@ static int run(const char *const *args)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* A mono 16-bit WAV of seconds at 22,050 Hz: a 440 Hz tone with clicks at 120 BPM, or
- * silence. */
-static void write_wav(const char *path, double seconds, int silent)
-{
-    int rate = 22050;
-    uint32_t n = (uint32_t)(seconds * rate);
-    FILE *f = fopen(path, "wb");
-    uint32_t u32;
-    uint16_t u16;
-    fwrite("RIFF", 1, 4, f);
-    u32 = 36 + n * 2;
-    fwrite(&u32, 4, 1, f);
-    fwrite("WAVEfmt ", 1, 8, f);
-    u32 = 16;
-    fwrite(&u32, 4, 1, f);
-    u16 = 1;
-    fwrite(&u16, 2, 1, f);
-    fwrite(&u16, 2, 1, f); /* mono */
-    u32 = (uint32_t)rate;
-    fwrite(&u32, 4, 1, f);
-    u32 = (uint32_t)rate * 2;
-    fwrite(&u32, 4, 1, f);
-    u16 = 2;
-    fwrite(&u16, 2, 1, f);
-    u16 = 16;
-    fwrite(&u16, 2, 1, f);
-    fwrite("data", 1, 4, f);
-    u32 = n * 2;
-    fwrite(&u32, 4, 1, f);
-    for (uint32_t i = 0; i < n; i++) {
-        double t = (double)i / rate, beat = fmod(t, 0.5);
-        double v = silent ? 0 : 0.3 * sin(2 * M_PI * 440 * t) + (beat < 0.01 ? 0.6 : 0);
-        int16_t s = (int16_t)lrint(v * 32000);
-        fwrite(&s, 2, 1, f);
-    }
-    fclose(f);
-}
-
 static const char *top_keys[] = {"band", "song", "genre",    "genre_raw", "genre_source", "tempo",
                                  "key",  "mode", "features", "source",    "prompts"};
 static const char *feature_keys[] = {"tempo",
@@ -288,14 +250,15 @@ static void test_short_and_silent(void)
 {
     char wav[700];
     snprintf(wav, sizeof wav, "%s/short.wav", tmp);
-    write_wav(wav, 3.0, 0); /* shorter than the 5 s default offset: analysed from 0 */
+    CHECK_INT(test_write_wav(wav, 3.0, 0),
+              0); /* shorter than the 5 s default offset: analysed from 0 */
     const char *a[] = {"analyze", wav, "--json", "--offline", "--data", data_dir, NULL};
     CHECK_INT(run(a), 0);
     json_t *j = parse_out();
     CHECK_NEAR(fnum(j, "duration_analyzed"), 3.0, 0.1);
     json_decref(j);
     snprintf(wav, sizeof wav, "%s/silence.wav", tmp);
-    write_wav(wav, 12.0, 1);
+    CHECK_INT(test_write_wav(wav, 12.0, 1), 0);
     CHECK_INT(run(a), 0);
     j = parse_out();
     CHECK(json_is_true(json_object_get(json_object_get(j, "features"), "undetermined")));

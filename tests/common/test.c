@@ -1,5 +1,5 @@
 /*
- * test.c — fixture paths, temporary folders and array comparison for the C tests.
+ * test.c — fixture paths, temporary folders, array comparison and WAV files for the C tests.
  */
 #define _GNU_SOURCE
 #include "test.h"
@@ -120,4 +120,39 @@ int test_same_file(const char *got, const char *want)
     free(a);
     free(b);
     return same;
+}
+
+void test_wav_header(FILE *f, uint16_t fmt_tag, uint16_t ch, uint16_t bits, uint32_t rate,
+                     uint32_t n)
+{
+    uint16_t align = (uint16_t)(bits / 8 * ch);
+    uint32_t data_bytes = n * align, riff = 36 + data_bytes, fmt_len = 16, byte_rate = rate * align;
+    fwrite("RIFF", 1, 4, f);
+    fwrite(&riff, 4, 1, f);
+    fwrite("WAVEfmt ", 1, 8, f);
+    fwrite(&fmt_len, 4, 1, f);
+    fwrite(&fmt_tag, 2, 1, f);
+    fwrite(&ch, 2, 1, f);
+    fwrite(&rate, 4, 1, f);
+    fwrite(&byte_rate, 4, 1, f);
+    fwrite(&align, 2, 1, f);
+    fwrite(&bits, 2, 1, f);
+    fwrite("data", 1, 4, f);
+    fwrite(&data_bytes, 4, 1, f);
+}
+
+int test_write_wav(const char *path, double seconds, int silent)
+{
+    const uint32_t rate = 22050, n = (uint32_t)(seconds * rate);
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    test_wav_header(f, 1, 1, 16, rate, n);
+    for (uint32_t i = 0; i < n; i++) {
+        double t = (double)i / rate, beat = fmod(t, 0.5);
+        double v = silent ? 0 : 0.3 * sin(2 * M_PI * 440 * t) + (beat < 0.01 ? 0.6 : 0);
+        int16_t s = (int16_t)lrint(v * 32000);
+        fwrite(&s, 2, 1, f);
+    }
+    return fclose(f) ? -1 : 0;
 }

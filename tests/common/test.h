@@ -10,6 +10,7 @@
 #define M2P_TEST_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,13 @@ int test_same_file(const char *got, const char *want);
 int test_count_lines(const char *path);
 /* Compare float arrays; prints the worst element and returns its abs error. */
 double test_max_abs_diff(const float *got, const float *want, size_t n, const char *what);
+/* A WAV header (RIFF, fmt, data) for n samples of ch channels of format tag fmt_tag (1 PCM, 3
+ * float) at bits per sample and rate Hz, as a file claims it: the rate is written as given. */
+void test_wav_header(FILE *f, uint16_t fmt_tag, uint16_t ch, uint16_t bits, uint32_t rate,
+                     uint32_t n);
+/* A mono 16-bit WAV of seconds at 22,050 Hz: a 440 Hz tone with clicks at 120 BPM, or silence.
+ * 0 when written. */
+int test_write_wav(const char *path, double seconds, int silent);
 
 #define TEST_DONE()                                                                        \
     do {                                                                                   \

@@ -18,7 +18,6 @@
 #ifndef M2P_TEST_IO_BATCH_H
 #define M2P_TEST_IO_BATCH_H
 
-#include <math.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 
@@ -386,45 +385,20 @@ static void walk(const char *root, int mode, long from, long to, long stride)
     fprintf(stderr, "%s: %d runs, writes %ld to %ld\n", name, runs, from, to);
 }
 
-/* The download's audio: 6 s of a 120 BPM click on a chord (16-bit mono WAV; the fake yt-dlp
- * names its copy .ogg, the decoder reads the content). The walk is about the store's writes, not
- * the music, and every life analyses it (twice when a fault ends the first): the 25 s fixture
- * made each life 0.6 s of analysis longer under ASan, a minute of the walk's two minutes. */
-static void write_short_audio(const char *dir)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/short.wav", dir);
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return;
-    const uint32_t rate = 22050, n = 6 * 22050, bytes = n * 2;
-    const uint32_t hdr32[] = {16, 0x00010001u, rate, rate * 2, 0x00100002u};
-    fwrite("RIFF", 1, 4, f);
-    uint32_t riff = 36 + bytes;
-    fwrite(&riff, 4, 1, f);
-    fwrite("WAVEfmt ", 1, 8, f);
-    fwrite(hdr32, 4, 5, f);
-    fwrite("data", 1, 4, f);
-    fwrite(&bytes, 4, 1, f);
-    for (uint32_t i = 0; i < n; i++) {
-        double t = (double)i / rate, tb = fmod(t, 0.5);
-        double x = 0.15 * (sin(2 * M_PI * 261.63 * t) + sin(2 * M_PI * 329.63 * t) +
-                           sin(2 * M_PI * 392.0 * t)) +
-                   (tb < 0.03 ? 0.5 * exp(-tb * 120) * sin(2 * M_PI * 80 * tb) : 0);
-        int16_t v = (int16_t)lrint(x * 16000);
-        fwrite(&v, 2, 1, f);
-    }
-    fclose(f);
-    setenv("FAKE_AUDIO", path, 1);
-}
-
 /* The test: count the writes of a clean life, then walk mode over them. */
 static int io_batch_main(int mode)
 {
     harness_init();
     char *tmp = test_tmpdir(mode == SHIM_KILL ? "io-kill" : "io-fail");
     write_fake_ytdlp(tmp);
-    write_short_audio(tmp);
+    /* The download's audio: 6 s of test_write_wav instead of the 25 s fixture (the fake yt-dlp
+     * names its copy .ogg; the decoder reads the content). The walk is about the store's writes,
+     * and every life analyses the audio, twice when a fault ends the first: the fixture made each
+     * life 0.6 s longer under ASan, a minute of the walk's two minutes. */
+    char audio[700];
+    snprintf(audio, sizeof audio, "%s/short.wav", tmp);
+    CHECK_INT(test_write_wav(audio, 6.0, 0), 0);
+    setenv("FAKE_AUDIO", audio, 1);
 
     /* the clean life: how many writes it makes */
     char data[700], counts[700];
