@@ -3,8 +3,10 @@
  *
  * Input: "<flags byte><pattern>\0<subject>". The pattern is compiled (bad syntax must give an
  * error, never a crash) and searched over the subject's code points from every start; group
- * bounds reported must lie inside the subject. Subjects are capped at 64 code points so that
- * exponential patterns stay within libFuzzer's per-input timeout.
+ * bounds reported must lie inside the subject. The matcher remembers failed (node, position)
+ * pairs, so a search is polynomial (it was exponential on a*a*a*...b until a run here found
+ * one taking 14 s); subjects are capped at 64 code points because this target searches from
+ * every start, each search up to nodes x positions x run length.
  */
 #include "music/regex.h"
 #include "music/text.h"

@@ -133,6 +133,15 @@ typedef struct bs_ctx {
     int oom;
 } bs_ctx;
 
+/* rx_search, with a memo that cannot be allocated counted as out of memory (no match). */
+static int search(bs_ctx *cx, const rx *re, const ustr *u, size_t start, size_t *gr)
+{
+    int rc = rx_search(re, u->c, u->n, start, gr);
+    if (rc < 0)
+        cx->oom = 1;
+    return rc > 0;
+}
+
 static ustr u_copy(bs_ctx *cx, const uint32_t *c, size_t n)
 {
     ustr u = {0};
@@ -249,7 +258,7 @@ static ustr rx_remove(bs_ctx *cx, const rx *re, const ustr *u)
 {
     ustr out = u_copy(cx, NULL, 0);
     size_t pos = 0, gr[2 * (RX_MAX_GROUPS + 1)];
-    while (pos <= u->n && rx_search(re, u->c, u->n, pos, gr)) {
+    while (pos <= u->n && search(cx, re, u, pos, gr)) {
         for (size_t i = pos; i < gr[0]; i++)
             cx->oom |= ustr_push(&out, u->c[i]) != 0;
         if (gr[1] == gr[0]) { /* empty match: keep one character and go on */
@@ -275,7 +284,7 @@ static void apply_list(bs_ctx *cx, const cleanup_list *l, ustr *u)
             u_set(u, rx_remove(cx, o->re, u));
         } else { /* cut: keep only the text before the first match */
             size_t gr[2 * (RX_MAX_GROUPS + 1)];
-            if (rx_search(o->re, u->c, u->n, 0, gr))
+            if (search(cx, o->re, u, 0, gr))
                 u->n = gr[0];
         }
     }
@@ -304,11 +313,11 @@ static int is_digit(uint32_t c)
  * to both neighbours ("Auto-generated", "2005-09-26") or between two numbers ("1999 - 2001").
  * The original took them, so "Released on: 2005-09-26" gave band "Released on: 2005", song
  * "09-26" (a defect the spec notes). Group 1 cannot hold a dash, so the dash is at gr[3]. */
-static int desc_a_search(const ustr *desc, size_t *gr)
+static int desc_a_search(bs_ctx *cx, const ustr *desc, size_t *gr)
 {
     const uint32_t *c = desc->c;
     size_t pos = 0;
-    while (pos <= desc->n && rx_search(g.desc_a, c, desc->n, pos, gr)) {
+    while (pos <= desc->n && search(cx, g.desc_a, desc, pos, gr)) {
         size_t e1 = gr[3];
         while (e1 > gr[2] && is_space(c[e1 - 1]))
             e1--;
@@ -396,12 +405,12 @@ int band_song_extract(const band_song_input *in, char **band_out, char **song_ou
 
     /* description lines */
     if (u_empty(&band) || u_empty(&song)) {
-        if (desc_a_search(&desc, gr)) {
+        if (desc_a_search(&cx, &desc, gr)) {
             u_set(&band, u_trimmed(&cx, desc.c + gr[2], gr[3] - gr[2]));
             u_set(&song, u_trimmed(&cx, desc.c + gr[4], gr[5] - gr[4]));
             u_set(&song, rx_remove(&cx, g.paren_end, &song));
             u_set(&song, u_trimmed(&cx, song.c, song.n));
-        } else if (rx_search(g.desc_b, desc.c, desc.n, 0, gr)) {
+        } else if (search(&cx, g.desc_b, &desc, 0, gr)) {
             u_set(&song, u_trimmed(&cx, desc.c + gr[2], gr[3] - gr[2]));
             u_set(&band, u_trimmed(&cx, desc.c + gr[4], gr[5] - gr[4]));
         }
@@ -409,7 +418,7 @@ int band_song_extract(const band_song_input *in, char **band_out, char **song_ou
 
     /* Japanese brackets 「Band」Song */
     if (u_empty(&band) && u_find(&title, "\u300c", 0) >= 0 && u_find(&title, "\u300d", 0) >= 0 &&
-        rx_search(g.jp_group, title.c, title.n, 0, gr)) {
+        search(&cx, g.jp_group, &title, 0, gr)) {
         u_set(&band, u_trimmed(&cx, title.c + gr[2], gr[3] - gr[2]));
         ustr s = rx_remove(&cx, g.jp_all, &title);
         u_set(&song, u_trimmed(&cx, s.c, s.n));

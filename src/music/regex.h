@@ -23,8 +23,10 @@ typedef struct rx rx;
 /* Compile pattern (UTF-8) with flags ("", "I", "M", "IM"). M2P_EFORMAT on bad syntax. */
 int rx_compile(const char *pattern, const char *flags, rx **out);
 void rx_free(rx *r);
-/* Leftmost match at or after start. 1 found, 0 not. g (optional, 2*(RX_MAX_GROUPS+1)) gets
- * start/end of the whole match (g[0], g[1]) and of each group ((size_t)-1 when unset). */
+/* Leftmost match at or after start. 1 found, 0 not, M2P_ENOMEM when the search's memo (one bit
+ * per pattern node and subject position) cannot be allocated. g (optional,
+ * 2*(RX_MAX_GROUPS+1)) gets start/end of the whole match (g[0], g[1]) and of each group
+ * ((size_t)-1 when unset). Time is polynomial: at most nodes x positions node visits. */
 int rx_search(const rx *r, const uint32_t *s, size_t n, size_t start, size_t *g);
 
 #endif
