@@ -138,14 +138,15 @@ void op_upsample2x_bf16(const float *x, int B, int H, int W, int C, uint16_t *y)
  * causal: key j > query i is masked (CLIP). */
 int op_attention(const float *q, int q_stride, const float *k, const float *v, int kv_stride,
                  int B, int Lq, int Lk, int heads, int dh, float scale, int causal, float *out);
-/* The same for bf16 compute: q, k, v rounded to bf16, products on AMX tiles with f32
- * accumulation, softmax and output in f32 (cpu/attention_amx.c). Where the CPU (or the OS) has
- * no AMX, and in the portable kernels, it is op_attention. MUS2PIC_AMX=0 turns AMX off. */
+/* The same for bf16 compute: q, k, v rounded to bf16, products on AMX tiles (or, without AMX,
+ * as AVX512-BF16 dot products) with f32 accumulation, softmax and output in f32
+ * (cpu/attention_amx.c). Where the CPU (or the OS) has neither, and in the portable kernels, it
+ * is op_attention. MUS2PIC_AMX=0 turns AMX off, MUS2PIC_BF16DOT=0 the dot products. */
 int op_attention_bf16(const float *q, int q_stride, const float *k, const float *v, int kv_stride,
                       int B, int Lq, int Lk, int heads, int dh, float scale, int causal, float *out);
 /* op_attention_bf16 on bf16 q, k, v (linears' bf16 outputs, op_linear_forward_bf16; strides in
  * elements): the same numbers as op_attention_bf16 on their widened (exact f32) values. Without
- * AMX: op_attention on widened copies. */
+ * AMX and AVX512-BF16: op_attention on widened copies. */
 int op_attention_bf16in(const uint16_t *q, int q_stride, const uint16_t *k, const uint16_t *v,
                         int kv_stride, int B, int Lq, int Lk, int heads, int dh, float scale,
                         int causal, float *out);

@@ -1,18 +1,21 @@
 /*
- * test_attention_bf16.c — op_attention_bf16 (AMX tiles, bf16 products, f32 softmax and
- * accumulation) against a double-precision softmax(q k^T * scale) v on random inputs in [-1, 1]:
- * the UNet's self and cross attention shapes (dh 40 / 80 / 160), the VAE's one head of 512, CLIP's
- * causal 77 tokens, strided (fused qkv) inputs, sizes off the kernel's 32-query / 128-key / 16-key
- * tiles, big scores, batches. Tolerance: bf16 keeps 8 significant bits (relative rounding
- * 2^-9 = 0.2%) of q, k, v and P: an output that is one key's v (causal row 0) is off by up to
- * 2^-9 |v|, and a score s by about 2^-8 |s|. Budgets on unit-range inputs: max abs 8e-3 (4 x
- * 2^-9) and mean abs 2e-3 (one rounding of a unit v); scores scaled by 10: max 3e-2, mean 5e-3
- * (measured here: max 3.5e-3 / 7e-3, mean <= 1.4e-3 / 1e-3). Key rows scaled up with their index
- * (scores x4 whose maximum grows every key block, so every block rescales the running output)
- * take the scores-scaled budgets: measured max 1.8e-2, mean 1.4e-3. Scores of one key block that
- * jump by +29 or +12 log2 units (the kernel's softmax reference moves past a margin of 16, or
- * not) take the unit budgets. On a CPU with AMX the bf16
- * result must differ from op_attention's (the AMX path ran); without AMX it must equal it.
+ * test_attention_bf16.c — op_attention_bf16 (AMX tiles or AVX512-BF16 dot products: bf16
+ * products, f32 softmax and accumulation) against a double-precision softmax(q k^T * scale) v on
+ * random inputs in [-1, 1]: the UNet's self and cross attention shapes (dh 40 / 80 / 160), the
+ * VAE's one head of 512, CLIP's causal 77 tokens, strided (fused qkv) inputs, sizes off the
+ * kernel's 32-query / 128-key / 16-key tiles, big scores, batches. Tolerance: bf16 keeps 8
+ * significant bits (relative rounding 2^-9 = 0.2%) of q, k, v and P: an output that is one key's v
+ * (causal row 0) is off by up to 2^-9 |v|, and a score s by about 2^-8 |s|. Budgets on unit-range
+ * inputs: max abs 8e-3 (4 x 2^-9) and mean abs 2e-3 (one rounding of a unit v); scores scaled by
+ * 10: max 3e-2, mean 5e-3 (measured here: max 3.5e-3 / 7e-3, mean <= 1.4e-3 / 1e-3). Key rows
+ * scaled up with their index (scores x4 whose maximum grows every key block, so every block
+ * rescales the running output) take the scores-scaled budgets: measured max 1.8e-2, mean 1.4e-3.
+ * Scores of one key block that jump by +29 or +12 log2 units (the kernel's softmax reference moves
+ * past a margin of 16, or not) take the unit budgets. On a CPU with AMX, or without it but with
+ * AVX512-BF16 (the same kernel with its tile products as vdpbf16ps dot products), the bf16 result
+ * must differ from op_attention's (a bf16 path ran); with neither (or both turned off:
+ * MUS2PIC_AMX=0 and MUS2PIC_BF16DOT=0) it must equal it. ctest runs it three ways: as the CPU
+ * allows, with AMX off (the dot products where the CPU has AMX), and with both off.
  * op_attention_bf16in (bf16 q, k, v: the UNet's linears write them so) must give, bit for bit,
  * op_attention_bf16's result on the same values widened to f32, in every case, and so stay within
  * the same budgets against the reference on the unrounded inputs; op_attention_bf16io (its output
@@ -32,7 +35,7 @@ static float frand(void)
     return attn_frand(&rng);
 }
 
-static int amx_expected; /* the CPU has AMX-BF16 and nothing turned the kernels off */
+static int bf16_expected; /* the CPU has AMX-BF16 or AVX512-BF16 and nothing turned them off */
 
 /* round to nearest even (finite inputs) */
 static uint16_t to_bf16(float f)
@@ -92,7 +95,7 @@ static void check_bf16in(const float *buf, size_t n, size_t ko, size_t vo, int q
     free(o1);
     free(o2);
 }
-static int ran_amx, ran_f32;
+static int ran_bf16, ran_f32;
 
 /* rise > 0: key j's row is scaled by 1 + rise * j / Lk, so the scores' maximum grows from key block
  * to key block and every block rescales the running output (alpha < 1 in every lane). jump > 0:
@@ -152,7 +155,7 @@ static void run_case_x(int B, int Lq, int Lk, int heads, int dh, int causal, int
     }
     mean /= (double)on;
     int same = memcmp(out, f32, on * sizeof(float)) == 0;
-    ran_amx += !same;
+    ran_bf16 += !same;
     ran_f32 += same;
     double tmax = qmul > 1 ? 3e-2 : 8e-3, tmean = qmul > 1 ? 5e-3 : 2e-3;
     printf("bf16 attention B%d Lq%d Lk%d heads%d dh%d causal%d fused%d qmul%g rise%g jump%g: max "
@@ -188,22 +191,25 @@ static void run_case(int B, int Lq, int Lk, int heads, int dh, int causal, int f
 
 int main(void)
 {
-    const char *amx = getenv("MUS2PIC_AMX");
+    const char *amx = getenv("MUS2PIC_AMX"), *dot = getenv("MUS2PIC_BF16DOT");
+    int amx_on = !(amx && strcmp(amx, "0") == 0), dot_on = !(dot && strcmp(dot, "0") == 0);
     FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[4096];
+    char line[16384];
     while (f && fgets(line, sizeof line, f))
         if (strncmp(line, "flags", 5) == 0) {
-            amx_expected = strstr(line, " amx_bf16") && strstr(line, " amx_tile") &&
-                           strstr(line, " avx512_bf16");
+            int bf16 = strstr(line, " avx512_bf16") != NULL;
+            int tiles = strstr(line, " amx_bf16") && strstr(line, " amx_tile");
+            bf16_expected = bf16 && ((tiles && amx_on) || dot_on);
+            printf("CPU: avx512_bf16 %d, AMX %d; MUS2PIC_AMX %s, MUS2PIC_BF16DOT %s\n", bf16, tiles,
+                   amx ? amx : "unset", dot ? dot : "unset");
             break;
         }
     if (f)
         fclose(f);
-    /* the AMX kernels are in the AVX-512 build only (MUS2PIC_CPU=generic or avx2 caps the
+    /* the bf16 kernels are in the AVX-512 build only (MUS2PIC_CPU=generic or avx2 caps the
      * choice, and m2p_cpu_kernels says which build runs) */
-    if ((amx && strcmp(amx, "0") == 0) || strcmp(m2p_cpu_kernels(), "generic") == 0 ||
-        strcmp(m2p_cpu_kernels(), "avx2") == 0)
-        amx_expected = 0;
+    if (strcmp(m2p_cpu_kernels(), "generic") == 0 || strcmp(m2p_cpu_kernels(), "avx2") == 0)
+        bf16_expected = 0;
     op_set_threads(2);
     run_case(1, 4096 / 8, 4096 / 8, 8, 40, 0, 1, 1); /* UNet level 0 self, fused qkv */
     run_case(2, 300, 77, 8, 40, 0, 0, 1);            /* UNet cross attention, batch 2 */
@@ -232,12 +238,13 @@ int main(void)
     run_case_x(1, 70, 1400, 2, 40, 0, 0, 1, 0, 52);
     run_case_x(1, 1100, 1100, 1, 40, 1, 0, 1, 0, 128);
     run_case_x(1, 70, 1400, 2, 40, 0, 0, 1, 0, 0);
-    if (amx_expected) {
-        CHECK(ran_amx > 0);
+    if (bf16_expected) {
+        CHECK(ran_bf16 > 0);
         CHECK_INT(ran_f32, 0);
     } else {
-        CHECK_INT(ran_amx, 0);
-        printf("no AMX here (or turned off): op_attention_bf16 ran the f32 kernel\n");
+        CHECK_INT(ran_bf16, 0);
+        printf("no AMX or AVX512-BF16 here (or turned off): op_attention_bf16 ran the f32 "
+               "kernel\n");
     }
     float x[4] = {0};
     CHECK(op_attention_bf16(x, 1, x, x, 1, 1, 1, 1, 2, 1, 1.0f, 0, x) != 0);

@@ -7,13 +7,17 @@
  * softmax, its max/sum and O stay f32 in AVX-512, and the tile products of the neighbouring key
  * blocks run interleaved with it. The reference moves only when a block's scores rise past a
  * margin, so most blocks take one pass over S^T and P V adds into O^T with no rescale. Why AMX and
- * not AVX512-BF16: on this CPU vdpbf16ps zmm issues once per 2 cycles (32 FLOP per cycle) against
- * two FMAs per cycle (64 FLOP), so a dot-product kernel loses to attention.c. Inputs are f32 (the
- * linears' outputs), or bf16 (op_attention_bf16in: the UNet's q/k/v linears write bf16, and the
- * values are those op_attention_bf16 sees when handed them widened); per call K and V^T are
- * rounded to bf16 and packed once per (batch, head) tile by tile, a task's queries (scaled) once
- * per task. Without AMX (or in the portable and AVX2 builds, or MUS2PIC_CPU=generic or avx2) it
- * is op_attention, on widened copies for bf16 inputs.
+ * not AVX512-BF16 where both exist: on the Intel CPU this was written on vdpbf16ps zmm issues
+ * once per 2 cycles (32 FLOP per cycle) against two FMAs per cycle (64 FLOP), so dot products
+ * lose to attention.c. On CPUs with AVX512-BF16 and no AMX (AMD's: there vdpbf16ps issues as
+ * often as an FMA, twice its FLOPs; bench_bf16dot) the same kernel runs each tile product as
+ * dot products (dot_gemm: a C row in a zmm, A's pairs broadcast), skipping the zero pads
+ * the tiles carry. MUS2PIC_AMX=0 turns the tiles off, MUS2PIC_BF16DOT=0 the dot products. Inputs
+ * are f32 (the linears' outputs), or bf16 (op_attention_bf16in: the UNet's q/k/v linears write
+ * bf16, and the values are those op_attention_bf16 sees when handed them widened); per call K and
+ * V^T are rounded to bf16 and packed once per (batch, head) tile by tile, a task's queries (scaled)
+ * once per task. Without AMX and AVX512-BF16 (or in the portable and AVX2 builds, or
+ * MUS2PIC_CPU=generic or avx2) it is op_attention, on widened copies for bf16 inputs.
  */
 #include "core/error.h"
 #include "tensor/cpu/cpu.h"
@@ -86,6 +90,29 @@ static int amx_usable(void)
     return ok;
 }
 
+/* 0 unknown, 1 no, 2 yes: AVX512-BF16 dot products (vdpbf16ps) run here and are not turned off
+ * (MUS2PIC_BF16DOT=0). The AVX-512 kernels run only on CPUs with AVX512F/BW/VL/DQ. */
+static atomic_int dot_state;
+
+static int dot_usable(void)
+{
+    int st = atomic_load_explicit(&dot_state, memory_order_relaxed);
+    if (st)
+        return st == 2;
+    unsigned r[4] = {0};
+    cpuid_count(0, 0, r);
+    int ok = 0;
+    if (r[0] >= 7) {
+        cpuid_count(7, 1, r);
+        ok = r[0] >> 5 & 1; /* leaf 7.1 EAX bit 5: AVX512-BF16 */
+    }
+    const char *env = getenv("MUS2PIC_BF16DOT");
+    if (env && strcmp(env, "0") == 0)
+        ok = 0;
+    atomic_store_explicit(&dot_state, ok ? 2 : 1, memory_order_relaxed);
+    return ok;
+}
+
 static void amx_configure(void)
 {
     amx_tilecfg cfg;
@@ -110,6 +137,7 @@ typedef struct {
     int lk16, lk32;  /* Lk rounded up to 16 / 32 */
     uint16_t *kp;    /* [B*heads][lk16/16][dp/32][16 keys][32 dims]: K's A tiles, bf16 */
     uint16_t *vt;    /* [B*heads][lk32/32][dv][32 keys]: V^T's A tiles, bf16 */
+    int dot;         /* no AMX: the tile products as AVX512-BF16 dot products (dot_gemm) */
 } amx_args;
 
 /* element i of an input: f32, or bf16 when in16 */
@@ -222,6 +250,9 @@ typedef struct {
     const uint16_t *a0, *a1, *b0, *b1;
     int astep, bstep, ksteps, ldc, cn, acc;
     float *c;
+    /* for dot_gemm: the rows of A tile 0 and 1 and the K extent (elements) that are not zero
+     * pads; the tile unit multiplies the pads anyway, the dot products skip them */
+    int rows0, rows1, kn;
 } amx_gemm;
 
 /* The k-steps of a block's products, run a few at a time from inside the softmax loop (see
@@ -230,6 +261,7 @@ typedef struct {
 typedef struct {
     amx_gemm job[AMX_MAXJOBS];
     int n, cur, k; /* jobs queued, the running one, its next k-step */
+    int dot;       /* run each job as AVX512-BF16 dot products (no AMX here) */
 } amx_queue;
 
 /* k-step k of g: tmm0-3 accumulate (zeroed, or loaded from C, at k-step 0, stored after the
@@ -276,12 +308,81 @@ static inline void amx_gemm_step(const amx_gemm *g, int k)
     }
 }
 
+/* C (R rows of 16 f32, row stride ldc) = or += A . B over np pairs of K: what TDPBF16PS computes
+ * on a tile, with vdpbf16ps: row m of C, its 16 columns in the lanes, takes A[m]'s pair p
+ * broadcast times row p of B (16 column pairs). Pair p lies in k-step p / 16: A's at
+ * a + (p / 16) astep, B's at b + (p / 16) bstep; rows 64 bytes apart in both. */
+/* a pair of bf16 as one 32-bit word, read from a bf16 array */
+typedef int32_t bf16_pair __attribute__((may_alias, aligned(4)));
+
+/* acc + the pair at a (broadcast) . b */
+static inline __m512 dot_bcast(__m512 acc, const uint16_t *a, __m512bh b)
+{
+    return _mm512_dpbf16_ps(acc, (__m512bh)_mm512_set1_epi32(*(const bf16_pair *)a), b);
+}
+
+#define DOT_TILE(R)                                                                                \
+    static inline void dot_tile##R(const uint16_t *a, int astep, const uint16_t *b, int bstep,     \
+                                   int np, float *c, int ldc, int load)                            \
+    {                                                                                              \
+        __m512 acc[R];                                                                             \
+        if (load)                                                                                  \
+            for (int m = 0; m < R; m++)                                                            \
+                acc[m] = _mm512_loadu_ps(c + (size_t)m * ldc);                                     \
+        else                                                                                       \
+            for (int m = 0; m < R; m++)                                                            \
+                acc[m] = _mm512_setzero_ps();                                                      \
+        for (int p = 0; p < np; p++) {                                                             \
+            const uint16_t *ak = a + (size_t)(p >> 4) * astep + 2 * (p & 15);                      \
+            const __m512bh bv = (__m512bh)_mm512_loadu_si512(b + (size_t)(p >> 4) * bstep +        \
+                                                             (size_t)(p & 15) * 32);               \
+            for (int m = 0; m < R; m++)                                                            \
+                acc[m] = dot_bcast(acc[m], ak + (size_t)m * 32, bv);                               \
+        }                                                                                          \
+        for (int m = 0; m < R; m++)                                                                \
+            _mm512_storeu_ps(c + (size_t)m * ldc, acc[m]);                                         \
+    }
+DOT_TILE(16)
+DOT_TILE(8)
+#undef DOT_TILE
+
+/* the rows of one A tile that are not pads (8 or 16 at a time) times one B tile */
+static inline void dot_rows(const amx_gemm *g, const uint16_t *a, int rows, const uint16_t *b,
+                            int np, float *c)
+{
+    if (rows > 8)
+        dot_tile16(a, g->astep, b, g->bstep, np, c, g->ldc, g->acc);
+    else if (rows > 0)
+        dot_tile8(a, g->astep, b, g->bstep, np, c, g->ldc, g->acc);
+}
+
+/* the whole of job g as AVX512-BF16 dot products: amx_gemm_step's products over every k-step
+ * (the sums in another order), A rows and K pairs that are pads skipped */
+static void dot_gemm(const amx_gemm *g)
+{
+    const int np = (g->kn + 1) / 2;
+    float *c1 = g->c + (size_t)16 * g->ldc;
+    dot_rows(g, g->a0, g->rows0, g->b0, np, g->c);
+    if (g->a1)
+        dot_rows(g, g->a1, g->rows1, g->b0, np, c1);
+    if (g->b1) {
+        dot_rows(g, g->a0, g->rows0, g->b1, np, g->c + g->cn);
+        if (g->a1)
+            dot_rows(g, g->a1, g->rows1, g->b1, np, c1 + g->cn);
+    }
+}
+
 /* run the queue's next k-step, if any */
 static inline void amx_advance(amx_queue *q)
 {
     if (q->cur >= q->n)
         return;
     const amx_gemm *g = &q->job[q->cur];
+    if (q->dot) { /* no tile unit to overlap with the softmax: the whole job at once */
+        dot_gemm(g);
+        q->cur++;
+        return;
+    }
     amx_gemm_step(g, q->k);
     if (++q->k == g->ksteps) {
         q->k = 0;
@@ -298,9 +399,12 @@ static void amx_drain(amx_queue *q)
 
 static inline void amx_push(amx_queue *q, const uint16_t *a0, const uint16_t *a1, int astep,
                             const uint16_t *b0, const uint16_t *b1, int bstep, int ksteps, float *c,
-                            int ldc, int cn, int acc)
+                            int ldc, int cn, int acc, int rows0, int rows1, int kn)
 {
     amx_gemm *g = &q->job[q->n++];
+    g->rows0 = rows0;
+    g->rows1 = rows1;
+    g->kn = kn;
     g->a0 = a0;
     g->a1 = a1;
     g->astep = astep;
@@ -479,7 +583,8 @@ static void amx_scores(const amx_args *a, const amx_scratch *w, amx_queue *q, co
     for (int t = 0; t < nt; t += 2) {
         const uint16_t *k0 = kp + (size_t)(j0 + t * 16) * dp;
         amx_push(q, k0, t + 1 < nt ? k0 + (size_t)16 * dp : NULL, 512, w->qt,
-                 w->qt + (size_t)dp * 16, 512, dp / 32, s + (size_t)t * 16 * 16, 16, AKB * 16, 0);
+                 w->qt + (size_t)dp * 16, 512, dp / 32, s + (size_t)t * 16 * 16, 16, AKB * 16, 0,
+                 16, 16, a->dh);
     }
 }
 
@@ -493,7 +598,7 @@ static void amx_pv(const amx_args *a, const amx_scratch *w, amx_queue *q, const 
         const uint16_t *v0 = vt + ((size_t)j0 * dv + (size_t)d * 32);
         amx_push(q, v0, d + 16 < dv ? v0 + (size_t)16 * 32 : NULL, dv * 32, w->pt[buf],
                  w->pt[buf] + (size_t)(AKB / 2) * 32, 512, nk32 / 32, w->o + (size_t)d * 16, 16,
-                 dv * 16, 1);
+                 dv * 16, 1, a->dh - d, a->dh - d - 16, nk32);
     }
 }
 
@@ -624,18 +729,21 @@ static void amx_thread(const amx_args *ap, float *base, int nbh, int heads, int 
         pack_kv(&a, bh, w.tmp);
     amx_queue queue;
     w.q = &queue;
-    amx_configure();
+    queue.dot = a.dot;
+    if (!a.dot)
+        amx_configure();
 #pragma omp for schedule(dynamic, 1)
     for (int t = 0; t < ntasks; t++) {
         int qb = t % nqb, bhi = t / nqb;
         amx_block(&a, &w, bhi / heads, bhi % heads, qb * AQB);
     }
-    _tile_release();
+    if (!a.dot)
+        _tile_release();
 }
 
 static int attention_amx(const void *q, int q_stride, const void *k, const void *v, int kv_stride,
                          int B, int Lq, int Lk, int heads, int dh, float scale, int causal,
-                         int in16, float *out, uint16_t *out16)
+                         int in16, float *out, uint16_t *out16, int dot)
 {
     amx_args a = {q,
                   k,
@@ -657,7 +765,8 @@ static int attention_amx(const void *q, int q_stride, const void *k, const void 
                   (Lk + 15) & ~15,
                   (Lk + 31) & ~31,
                   NULL,
-                  NULL};
+                  NULL,
+                  dot};
     const int nbh = B * heads;
     const size_t kpn = (size_t)nbh * a.lk16 * a.dp, vpn = (size_t)nbh * a.dv * a.lk32;
     uint16_t *packed = ops_scratch(OPS_SCRATCH_ATTN_KV, (kpn + vpn) * sizeof(uint16_t));
@@ -695,9 +804,9 @@ int op_attention_bf16(const float *q, int q_stride, const float *k, const float 
 #if M2P_AVX512 && defined(__x86_64__)
     ops_sync_threads();
     if (B > 0 && Lq > 0 && Lk > 0 && heads > 0 && dh > 0 && q_stride >= heads * dh &&
-        kv_stride >= heads * dh && dh <= 1024 && amx_usable()) /* dh: AMX_MAXJOBS */
+        kv_stride >= heads * dh && dh <= 1024 && (amx_usable() || dot_usable())) /* dh: jobs */
         return attention_amx(q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, 0,
-                             out, NULL);
+                             out, NULL, !amx_usable());
 #endif
     return op_attention(q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out);
 }
@@ -724,9 +833,9 @@ static int attention_bf16in(const uint16_t *q, int q_stride, const uint16_t *k, 
                          "%d / %d",
                          B, Lq, Lk, heads, dh, q_stride, kv_stride);
 #if M2P_AVX512 && defined(__x86_64__)
-    if (dh <= 1024 && amx_usable()) /* dh: AMX_MAXJOBS */
+    if (dh <= 1024 && (amx_usable() || dot_usable())) /* dh: AMX_MAXJOBS */
         return attention_amx(q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, 1,
-                             out, out16);
+                             out, out16, !amx_usable());
 #endif
     /* no AMX: op_attention on widened copies (exact), in the slot the AMX packing uses; a bf16
      * output is op_attention's rounded, from the slot of the AMX threads' scratch */
