@@ -386,7 +386,7 @@ int nn_arena_reserve(nn_arena *a, size_t floats)
     a->be->free(a->be, a->base);
     a->base = NULL;
     a->cap = 0;
-    float *p = a->be->alloc(a->be, floats);
+    float *p = a->be->alloc_scratch(a->be, floats);
     if (!p)
         return m2p_error(M2P_ENOMEM, "out of memory: %zu MiB of scratch",
                          floats * sizeof(float) >> 20);

@@ -427,7 +427,7 @@ int vae_decode_tiled(vae *m, const float *z, int B, int h, int w, int max_tile, 
     float *zt = malloc((size_t)B * C * th * tw * sizeof *zt);
     float *wy = malloc(TH * sizeof *wy), *wx = malloc(TW * sizeof *wx);
     /* the image being blended and its weight sums, in backend memory */
-    float *acc = be->alloc(be, nimg), *wsum = be->alloc(be, H * W);
+    float *acc = be->alloc_scratch(be, nimg), *wsum = be->alloc_scratch(be, H * W);
     int rc = 0;
     if (!ys || !xs || !zt || !acc || !wsum || !wy || !wx) {
         rc = m2p_error(M2P_ENOMEM, "VAE: out of memory for %dx%d tiles", (int)TW, (int)TH);

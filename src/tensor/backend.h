@@ -71,7 +71,9 @@ struct m2p_backend {
     /* ---- buffers (floats; 64-byte aligned) ---- */
     /* NULL with the message set when out of memory. */
     float *(*alloc)(const m2p_backend *be, size_t n);
-    void (*free)(const m2p_backend *be, float *p); /* NULL is fine */
+    /* alloc for activations (the networks' arenas): the CPU backs big ones with huge pages */
+    float *(*alloc_scratch)(const m2p_backend *be, size_t n);
+    void (*free)(const m2p_backend *be, float *p); /* NULL is fine (either alloc's) */
     int (*upload)(const m2p_backend *be, float *dst, const float *src, size_t n);
     int (*download)(const m2p_backend *be, float *dst, const float *src, size_t n);
     int (*zero)(const m2p_backend *be, float *dst, size_t n);

@@ -263,6 +263,7 @@ static const m2p_backend guard_backend = {
     F(bf16_supported),
     F(set_threads),
     F(alloc),
+    .alloc_scratch = g_alloc, /* the guard keeps activations in its own pages too */
     F(free),
     F(upload),
     F(download),

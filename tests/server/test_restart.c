@@ -21,6 +21,14 @@ static int wait_step(int port, long long id)
     json_t *s = wsc_wait(w, &at, "step", id, 60);
     int ok = s != NULL;
     json_decref(s);
+    if (!ok) { /* what did come (one CI run under ThreadSanitizer saw no step in 120 s) */
+        json_t *all = wsc_messages(w);
+        char *text = json_dumps(all, JSON_COMPACT);
+        fprintf(stderr, "  no step of job %lld; the WebSocket got: %.4000s\n", id,
+                text ? text : "?");
+        free(text);
+        json_decref(all);
+    }
     wsc_close(w);
     return ok ? 0 : -1;
 }

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "tensor/cpu/backend_ops.h"
+#include "tensor/cpu/cpu.h"
 #include "tensor/ops.h"
 
 #define CONV(c) ((op_conv *)(c))
@@ -41,6 +42,18 @@ static float *cpu_alloc(const m2p_backend *be, size_t n)
         m2p_error(M2P_ENOMEM, "out of memory: %zu MiB of buffers", n * sizeof(float) >> 20);
         return NULL;
     }
+    return p;
+}
+
+/* activations: 2 MiB aligned and on huge pages from 4 MiB on (ops_big_alloc), so a fresh process
+ * faults in its big maps 2 MiB at a time */
+static float *cpu_alloc_scratch(const m2p_backend *be, size_t n)
+{
+    if (n > SIZE_MAX / sizeof(float) || n * sizeof(float) < ((size_t)4 << 20))
+        return cpu_alloc(be, n);
+    float *p = ops_big_alloc(n * sizeof(float), 1);
+    if (!p)
+        m2p_error(M2P_ENOMEM, "out of memory: %zu MiB of buffers", n * sizeof(float) >> 20);
     return p;
 }
 
@@ -351,6 +364,7 @@ static const m2p_backend cpu_backend = {
     .bf16_supported = cpu_bf16_supported,
     .set_threads = cpu_set_threads,
     .alloc = cpu_alloc,
+    .alloc_scratch = cpu_alloc_scratch,
     .free = cpu_free,
     .upload = cpu_copy,
     .download = cpu_copy,

@@ -14,9 +14,10 @@
 /* Make the calling thread's OpenMP thread count match op_set_threads(). */
 void ops_sync_threads(void);
 
-/* 64-byte aligned memory for free(); blocks of 4 MiB and more are 2 MiB aligned (and backed
- * by transparent huge pages only with M2P_THP=1, see dnnl_ops.c). */
-void *ops_big_alloc(size_t n);
+/* 64-byte aligned memory for free(); blocks of 4 MiB and more are 2 MiB aligned and backed by
+ * transparent huge pages where free 2 MiB blocks exist: activations (activations 1) unless
+ * M2P_THP=0, weights only with M2P_THP=1 (see dnnl_ops.c). */
+void *ops_big_alloc(size_t n, int activations);
 
 /* The calling thread's scratch buffer of a slot, at least n bytes, kept (grow-only) until the
  * thread exits, so that ops called every step reuse pages instead of faulting in fresh ones

@@ -187,12 +187,15 @@ static size_t free_huge_bytes(void)
     return pages * 4096;
 }
 
-/* Big buffers are 2 MiB aligned. Huge pages only on request (M2P_THP=1, for a long-running
- * server: about 1 s less per 4-step 512² image from fewer TLB misses) and only while free
- * 2 MiB blocks exist: measured here, advised weights made a cold model load 2.0-6.1 s instead
- * of 1.6-1.9 s (zeroing and, with defrag=madvise, direct compaction in the faults; once 13 s),
- * so by default the load stays robust within its 2 s target. */
-void *ops_big_alloc(size_t n)
+/* Big buffers are 2 MiB aligned. Huge pages only while free 2 MiB blocks exist, and for weights
+ * only on request (M2P_THP=1, for a long-running server: about 1 s less per 4-step 512² image
+ * from fewer TLB misses): measured here, advised weights made a cold model load 2.0-6.1 s
+ * instead of 1.6-1.9 s (zeroing and, with defrag=madvise, direct compaction in the faults; once
+ * 13 s), so by default the load stays robust within its 2 s target. Activations (scratch, the
+ * networks' arenas) get them unless M2P_THP=0: a fresh process faults in every page of them
+ * once, 4 KiB at a time without (the VAE's 512² maps: about 1.2 s of a 512² bf16 decode on an
+ * AVX-512 EPYC, BENCHMARKS.md). */
+void *ops_big_alloc(size_t n, int activations)
 {
     const size_t huge = (size_t)2 << 20, reserve = (size_t)256 << 20;
     if (n < 2 * huge)
@@ -201,7 +204,8 @@ void *ops_big_alloc(size_t n)
     if (posix_memalign(&p, huge, n) != 0)
         return NULL;
     const char *thp = getenv("M2P_THP");
-    if (thp && !strcmp(thp, "1") && free_huge_bytes() >= n + reserve)
+    int advise = thp && *thp ? !strcmp(thp, "1") : activations;
+    if (advise && free_huge_bytes() >= n + reserve)
         madvise(p, n & ~(huge - 1), MADV_HUGEPAGE);
     return p;
 }
@@ -211,7 +215,7 @@ void *ops_scratch(int slot, size_t n)
     if (n > t_scratch_size[slot]) {
         thread_state_used();
         free(t_scratch[slot]);
-        t_scratch[slot] = ops_big_alloc(n);
+        t_scratch[slot] = ops_big_alloc(n, 1);
         t_scratch_size[slot] = t_scratch[slot] ? n : 0;
     }
     return t_scratch[slot];
@@ -355,7 +359,7 @@ static int wbuf_make(wbuf *w, const dnnl_memory_desc_t *md, const dnnl_memory_de
 {
     w->md = *md;
     size_t sz = dnnl_memory_desc_get_size(md);
-    w->data = ops_big_alloc(sz);
+    w->data = ops_big_alloc(sz, 0);
     if (!w->data)
         return m2p_error(M2P_ENOMEM, "out of memory for weights (%zu bytes)", sz);
     int rc = reorder_once(srcmd, src, md, w->data);
@@ -878,7 +882,7 @@ static int conv_winograd_run(op_conv *c, const float *x, int B, int H, int W, fl
     int part = keep || fit >= (size_t)cout ? cout : fit < 16 ? 16 : (int)fit;
     size_t ub = per16 * (size_t)(part / 16), wb = (size_t)cout * cin * 9 * sizeof(float);
     char *tmp = ops_scratch(OPS_SCRATCH_WINOGRAD_W, keep ? wb : ub + wb);
-    float *u = keep ? ops_big_alloc(ub) : (float *)tmp;
+    float *u = keep ? ops_big_alloc(ub, 0) : (float *)tmp;
     float *w = !tmp ? NULL : (float *)(keep ? tmp : tmp + ub);
     int rc = conv_weights_hwio(c, u ? w : NULL);
     for (int o0 = 0; o0 < cout && !rc; o0 += part) {
