@@ -43,10 +43,35 @@
     if (ctl) ctl.setAttribute('aria-invalid', 'true');
     if (err) {
       node.scrollIntoView({ block: 'nearest' });
-      // and again once the frame is laid out: content still rendering (after a reload, on a
-      // busy machine) can move the page between this call and the next paint
-      requestAnimationFrame(() => { if (!node.hidden) node.scrollIntoView({ block: 'nearest' }); });
+      keepInView(node);
     }
+  }
+
+  // Content still rendering (the waveform and tiles after a reload, on a busy machine) can push
+  // a message just scrolled into view off the screen again: for a few seconds, while the page
+  // grows or shrinks, bring it back, until the user scrolls or types themselves.
+  let stopKeeping = null;
+  function keepInView(node, ms = 8000) {
+    if (stopKeeping) stopKeeping();
+    if (typeof ResizeObserver !== 'function') return;
+    const follow = () => {
+      if (node.hidden) return stop();
+      const r = node.getBoundingClientRect();
+      if (r.top < 0 || r.bottom > window.innerHeight) node.scrollIntoView({ block: 'nearest' });
+    };
+    const ro = new ResizeObserver(follow);
+    const timer = setTimeout(() => stop(), ms);
+    const events = ['wheel', 'touchmove', 'keydown', 'mousedown'];
+    function stop() {
+      ro.disconnect();
+      clearTimeout(timer);
+      events.forEach((e) => window.removeEventListener(e, stop, true));
+      if (stopKeeping === stop) stopKeeping = null;
+    }
+    events.forEach((e) => window.addEventListener(e, stop, true));
+    stopKeeping = stop;
+    ro.observe(document.body);
+    requestAnimationFrame(follow);
   }
 
   // ---- the form, kept across reloads ----
