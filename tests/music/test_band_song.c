@@ -164,6 +164,19 @@ static void test_rules_detail(void)
     check_bs("\u3000Band - Song\u3000", "x", NULL, NULL, NULL, "Band", "Song");
 }
 
+/* rx_search of pattern (flags) over text from 0: 1 found (bounds in g), 0 not, < 0 an error */
+static int search_text(const char *pat, const char *flags, const char *text, size_t *g)
+{
+    rx *r = NULL;
+    CHECK_INT(rx_compile(pat, flags, &r), 0);
+    ustr u;
+    CHECK_INT(ustr_from_utf8(&u, text), 0);
+    int found = r ? rx_search(r, u.c, u.n, 0, g) : -1;
+    ustr_free(&u);
+    rx_free(r);
+    return found;
+}
+
 static void test_regex(void)
 {
     struct {
@@ -190,12 +203,8 @@ static void test_regex(void)
         {"[a-c]+", "I", "xABCd", 1, 4},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        rx *r = NULL;
-        CHECK_INT(rx_compile(cases[i].pat, cases[i].flags, &r), 0);
-        ustr u;
-        CHECK_INT(ustr_from_utf8(&u, cases[i].text), 0);
         size_t g[2 * (RX_MAX_GROUPS + 1)];
-        int found = r && rx_search(r, u.c, u.n, 0, g);
+        int found = search_text(cases[i].pat, cases[i].flags, cases[i].text, g) == 1;
         if (cases[i].ms < 0) {
             if (found)
                 fprintf(stderr, "  pattern %s matched \"%s\"\n", cases[i].pat, cases[i].text);
@@ -206,8 +215,6 @@ static void test_regex(void)
                         cases[i].text, found, found ? (long)g[0] : -1, found ? (long)g[1] : -1);
             CHECK(found && (long)g[0] == cases[i].ms && (long)g[1] == cases[i].me);
         }
-        ustr_free(&u);
-        rx_free(r);
     }
     /* groups after backtracking, as Python's re reports them */
     struct {
@@ -233,12 +240,8 @@ static void test_regex(void)
     grp[2].text = spaces;
     grp[3].text = as;
     for (size_t i = 0; i < sizeof grp / sizeof grp[0]; i++) {
-        rx *r = NULL;
-        CHECK_INT(rx_compile(grp[i].pat, grp[i].flags, &r), 0);
-        ustr u;
-        CHECK_INT(ustr_from_utf8(&u, grp[i].text), 0);
         size_t g[2 * (RX_MAX_GROUPS + 1)];
-        int found = r ? rx_search(r, u.c, u.n, 0, g) : -1;
+        int found = search_text(grp[i].pat, grp[i].flags, grp[i].text, g);
         CHECK_INT(found, grp[i].g[0] >= 0);
         for (int k = 0; found == 1 && k < 8; k++) {
             if ((long)g[k] != grp[i].g[k])
@@ -246,8 +249,6 @@ static void test_regex(void)
                         (long)g[k], grp[i].g[k]);
             CHECK((long)g[k] == grp[i].g[k]);
         }
-        ustr_free(&u);
-        rx_free(r);
     }
 
     rx *r = NULL;
