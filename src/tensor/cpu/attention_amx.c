@@ -31,7 +31,7 @@
 #include <string.h>
 
 #if M2P_AVX512 && defined(__x86_64__)
-/* Only this section is built for AMX and AVX512-BF16 (run only where amx_usable() says so);
+/* Only this section is built for AMX and AVX512-BF16 (run only where bf16_mode() says so);
  * GCC and clang spell that differently. */
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512bf16,amx-tile,amx-bf16"))),              \
@@ -55,8 +55,13 @@ typedef struct {
     uint8_t rows[16];
 } amx_tilecfg;
 
-/* 0 unknown, 1 no AMX here, 2 AMX usable (CPU has it and the kernel let this process use it) */
-static atomic_int amx_state;
+enum { MODE_UNKNOWN, MODE_F32, MODE_AMX, MODE_DOT };
+
+/* How op_attention_bf16 runs here, found once: AMX tiles where the CPU has AMX-BF16, AMX-TILE and
+ * AVX512-BF16 (vcvtneps2bf16) and the kernel lets this process use the tiles, unless
+ * MUS2PIC_AMX=0; else AVX512-BF16 dot products (vdpbf16ps), unless MUS2PIC_BF16DOT=0; else the
+ * f32 kernel. The AVX-512 kernels run only on CPUs with AVX512F/BW/VL/DQ. */
+static atomic_int bf16_state;
 
 static void cpuid_count(unsigned leaf, unsigned sub, unsigned r[4])
 {
@@ -65,52 +70,37 @@ static void cpuid_count(unsigned leaf, unsigned sub, unsigned r[4])
                      : "a"(leaf), "c"(sub));
 }
 
-static int amx_usable(void)
+static int env_off(const char *name)
 {
-    int st = atomic_load_explicit(&amx_state, memory_order_relaxed);
-    if (st)
-        return st == 2;
+    const char *env = getenv(name);
+    return env && strcmp(env, "0") == 0;
+}
+
+static int bf16_mode(void)
+{
+    int st = atomic_load_explicit(&bf16_state, memory_order_relaxed);
+    if (st != MODE_UNKNOWN)
+        return st;
     unsigned r[4] = {0}, r1[4] = {0};
     cpuid_count(0, 0, r);
-    int ok = 0;
+    int tiles = 0, bf16 = 0;
     if (r[0] >= 7) {
         cpuid_count(7, 0, r);
         cpuid_count(7, 1, r1);
-        /* leaf 7.0 EDX: 22 AMX-BF16, 24 AMX-TILE; leaf 7.1 EAX 5: AVX512-BF16 (vcvtneps2bf16) */
-        ok = (r[3] >> 22 & 1) && (r[3] >> 24 & 1) && (r1[0] >> 5 & 1);
+        /* leaf 7.0 EDX: 22 AMX-BF16, 24 AMX-TILE; leaf 7.1 EAX 5: AVX512-BF16 */
+        tiles = (r[3] >> 22 & 1) && (r[3] >> 24 & 1);
+        bf16 = r1[0] >> 5 & 1;
     }
-    const char *env = getenv("MUS2PIC_AMX");
-    if (env && strcmp(env, "0") == 0)
-        ok = 0;
     /* Linux hands out the 8 KiB tile state only on request (ARCH_REQ_XCOMP_PERM = 0x1023,
      * XFEATURE_XTILEDATA = 18); oneDNN makes the same request for its own AMX kernels. */
-    if (ok && syscall(SYS_arch_prctl, 0x1023, 18) != 0)
-        ok = 0;
-    atomic_store_explicit(&amx_state, ok ? 2 : 1, memory_order_relaxed);
-    return ok;
-}
-
-/* 0 unknown, 1 no, 2 yes: AVX512-BF16 dot products (vdpbf16ps) run here and are not turned off
- * (MUS2PIC_BF16DOT=0). The AVX-512 kernels run only on CPUs with AVX512F/BW/VL/DQ. */
-static atomic_int dot_state;
-
-static int dot_usable(void)
-{
-    int st = atomic_load_explicit(&dot_state, memory_order_relaxed);
-    if (st)
-        return st == 2;
-    unsigned r[4] = {0};
-    cpuid_count(0, 0, r);
-    int ok = 0;
-    if (r[0] >= 7) {
-        cpuid_count(7, 1, r);
-        ok = r[0] >> 5 & 1; /* leaf 7.1 EAX bit 5: AVX512-BF16 */
-    }
-    const char *env = getenv("MUS2PIC_BF16DOT");
-    if (env && strcmp(env, "0") == 0)
-        ok = 0;
-    atomic_store_explicit(&dot_state, ok ? 2 : 1, memory_order_relaxed);
-    return ok;
+    if (tiles && bf16 && !env_off("MUS2PIC_AMX") && syscall(SYS_arch_prctl, 0x1023, 18) == 0)
+        st = MODE_AMX;
+    else if (bf16 && !env_off("MUS2PIC_BF16DOT"))
+        st = MODE_DOT;
+    else
+        st = MODE_F32;
+    atomic_store_explicit(&bf16_state, st, memory_order_relaxed);
+    return st;
 }
 
 static void amx_configure(void)
@@ -804,9 +794,9 @@ int op_attention_bf16(const float *q, int q_stride, const float *k, const float 
 #if M2P_AVX512 && defined(__x86_64__)
     ops_sync_threads();
     if (B > 0 && Lq > 0 && Lk > 0 && heads > 0 && dh > 0 && q_stride >= heads * dh &&
-        kv_stride >= heads * dh && dh <= 1024 && (amx_usable() || dot_usable())) /* dh: jobs */
+        kv_stride >= heads * dh && dh <= 1024 && bf16_mode() != MODE_F32) /* dh: AMX_MAXJOBS */
         return attention_amx(q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, 0,
-                             out, NULL, !amx_usable());
+                             out, NULL, bf16_mode() == MODE_DOT);
 #endif
     return op_attention(q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, out);
 }
@@ -833,9 +823,9 @@ static int attention_bf16in(const uint16_t *q, int q_stride, const uint16_t *k, 
                          "%d / %d",
                          B, Lq, Lk, heads, dh, q_stride, kv_stride);
 #if M2P_AVX512 && defined(__x86_64__)
-    if (dh <= 1024 && (amx_usable() || dot_usable())) /* dh: AMX_MAXJOBS */
+    if (dh <= 1024 && bf16_mode() != MODE_F32) /* dh: AMX_MAXJOBS */
         return attention_amx(q, q_stride, k, v, kv_stride, B, Lq, Lk, heads, dh, scale, causal, 1,
-                             out, out16, !amx_usable());
+                             out, out16, bf16_mode() == MODE_DOT);
 #endif
     /* no AMX: op_attention on widened copies (exact), in the slot the AMX packing uses; a bf16
      * output is op_attention's rounded, from the slot of the AMX threads' scratch */

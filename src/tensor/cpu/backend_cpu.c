@@ -45,11 +45,11 @@ static float *cpu_alloc(const m2p_backend *be, size_t n)
     return p;
 }
 
-/* activations: 2 MiB aligned and on huge pages from 4 MiB on (ops_big_alloc), so a fresh process
- * faults in its big maps 2 MiB at a time */
+/* activations: ops_big_alloc's huge pages for the big ones, so a fresh process faults in its big
+ * maps 2 MiB at a time */
 static float *cpu_alloc_scratch(const m2p_backend *be, size_t n)
 {
-    if (n > SIZE_MAX / sizeof(float) || n * sizeof(float) < ((size_t)4 << 20))
+    if (n == 0 || n > SIZE_MAX / sizeof(float))
         return cpu_alloc(be, n);
     float *p = ops_big_alloc(n * sizeof(float), 1);
     if (!p)
