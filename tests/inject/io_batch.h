@@ -173,6 +173,11 @@ static server *start(const char *data)
     cfg.genre_offline = 1;
     cfg.analysis_workers = 1;
     cfg.compute_threads = 2;
+    /* a few HTTP workers: the default 1,280 (sized for slowloris, test_security's subject) are
+     * each a thread created at every start, two starts a walked write, and under ASan each
+     * creation maps its stack and shadow: 0.7 s of system time a start */
+    cfg.threads = 8;
+    cfg.max_ws = 2;
     /* a write that fails while a job ends leaves its claim to expire (its outcome is dropped,
      * the job goes back to the queue when its lease runs out): a short lease keeps each such
      * run to seconds instead of the default 30 s; renewed every third of it */
