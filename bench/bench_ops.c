@@ -279,6 +279,10 @@ int main(int argc, char **argv)
         bench_conv(512, 512, 3, 1, 128, 1, dt, "vae up1");
         bench_conv(256, 256, 3, 1, 256, 1, dt, "vae up2");
         bench_conv(128, 128, 3, 1, 512, 1, dt, "vae up3");
+        bench_conv(512, 256, 1, 1, 256, 1, dt, "vae up2 shortcut");
+        bench_conv(256, 128, 1, 1, 512, 1, dt, "vae up3 shortcut");
+        bench_linear(65536, 512, 256, dt, "vae up2 shortcut as matmul");
+        bench_linear(262144, 256, 128, dt, "vae up3 shortcut as matmul");
         bench_linear(4096, 320, 320, dt, "unet q/o");
         bench_linear(4096, 320, 2560, dt, "unet ff in");
         bench_linear(4096, 1280, 320, dt, "unet ff out");
@@ -306,6 +310,12 @@ int main(int argc, char **argv)
         bench_pre(OP_PRE_GEGLU, 1, 64, 64, 1280, 320, 0, "geglu ff out unet L0");
         bench_pre(OP_PRE_GEGLU, 4, 64, 64, 1280, 320, 0, "geglu ff out unet L0");
         bench_pre(OP_PRE_GROUPNORM, 1, 256, 256, 256, 256, 3, "groupnorm+silu conv3x3 vae");
+        bench_pre(OP_PRE_UPSAMPLE2X, 1, 16, 16, 1280, 1280, 3, "upsample2x conv3x3 unet up0");
+        bench_pre(OP_PRE_UPSAMPLE2X, 1, 32, 32, 1280, 1280, 3, "upsample2x conv3x3 unet up1");
+        bench_pre(OP_PRE_UPSAMPLE2X, 1, 64, 64, 640, 640, 3, "upsample2x conv3x3 unet up2");
+        bench_pre(OP_PRE_UPSAMPLE2X, 4, 64, 64, 640, 640, 3, "upsample2x conv3x3 unet up2");
+        bench_pre(OP_PRE_UPSAMPLE2X, 1, 128, 128, 512, 512, 3, "upsample2x conv3x3 vae up0");
+        bench_pre(OP_PRE_UPSAMPLE2X, 1, 256, 256, 512, 512, 3, "upsample2x conv3x3 vae up1");
         bench_pre(OP_PRE_UPSAMPLE2X, 1, 512, 512, 256, 256, 3, "upsample2x conv3x3 vae");
     }
     return 0;

@@ -75,7 +75,7 @@ void nn_norm_free(nn_norm *n)
 
 /* What the loaders here make of a tensor before the ops prepare it (concatenations, names in
  * the keys): bump it when that changes, so that cache files written before are not used. */
-#define NN_PREPARED_VERSION 1
+#define NN_PREPARED_VERSION 2
 
 /* The weight cache of w for ops of this dtype, or NULL. f32 too: an fp16 model's f32 weights
  * take twice its size on disk, but converting and reordering them cost a fresh process 2-4 s
@@ -115,16 +115,18 @@ static int cached_done(wcache *wc, int rc)
 }
 
 int nn_load_conv(const m2p_backend *be, weights *w, const char *prefix, int cin, int cout, int k,
-                 int stride, int pad, int bias, int dtype, bk_conv **out)
+                 int stride, int pad, int flags, int dtype, bk_conv **out)
 {
     char nm[256], key[512];
+    int bias = flags & NN_CONV_BIAS, bk_flags = flags & NN_CONV_UPSAMPLED ? BK_CONV_UPSAMPLED : 0;
     *out = NULL;
     int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
     const float *wp, *bp = NULL;
     float *wo = NULL, *bo = NULL;
     int rc;
     wcache *wc = load_cache(be, w, dtype);
-    snprintf(key, sizeof key, "conv %s %dx%dx%d s%d p%d", prefix, cout, cin, k, stride, pad);
+    snprintf(key, sizeof key, "conv %s %dx%dx%d s%d p%d%s", prefix, cout, cin, k, stride, pad,
+             bk_flags ? " up" : "");
     bk_prepared pw;
     if (wc && (rc = weights_check(w, nn_name(nm, sizeof nm, prefix, "weight"), 4, ws)))
         return rc;
@@ -134,8 +136,8 @@ int nn_load_conv(const m2p_backend *be, weights *w, const char *prefix, int cin,
             cached_done(wc, rc);
             return rc;
         }
-        rc = cached_done(
-            wc, be->conv_create_prepared(be, out, &pw, bp, cin, cout, k, stride, pad, dtype));
+        rc = cached_done(wc, be->conv_create_prepared(be, out, &pw, bp, cin, cout, k, stride, pad,
+                                                      dtype, bk_flags));
         weights_put(w, bo);
         bp = NULL;
         bo = NULL;
@@ -154,14 +156,18 @@ int nn_load_conv(const m2p_backend *be, weights *w, const char *prefix, int cin,
             return rc;
         }
     }
-    rc = be->conv_create(be, out, wp, bp, cin, cout, k, stride, pad, dtype);
+    rc = be->conv_create(be, out, wp, bp, cin, cout, k, stride, pad, dtype, bk_flags);
     weights_put(w, wo); /* reused by the next conversion instead of faulting in fresh pages */
     weights_put(w, bo);
     if (rc)
         return m2p_error_wrap(rc, "%s", prefix);
     if (wc && !wcache_is_reader(wc)) {
+        pw.release = NULL;
         be->conv_prepared(be, *out, &pw);
-        wcache_add(wc, key, pw.layout, pw.layout_size, pw.data, pw.size);
+        if (pw.data) /* else out of memory for the copy: a reader's miss has the file rewritten */
+            wcache_add(wc, key, pw.layout, pw.layout_size, pw.data, pw.size);
+        if (pw.release)
+            pw.release(pw.release_ud);
     }
     return 0;
 }

@@ -28,9 +28,11 @@ int nn_get_backend(const m2p_backend *be, weights *w, const char *name, int ndim
 int nn_load_norm(const m2p_backend *be, weights *w, const char *prefix, int C, nn_norm *out);
 void nn_norm_free(nn_norm *n);
 
-/* "<prefix>.weight" [cout, cin, k, k] (+ "<prefix>.bias" [cout] when bias). */
+/* "<prefix>.weight" [cout, cin, k, k] (+ "<prefix>.bias" [cout] when flags has NN_CONV_BIAS).
+ * NN_CONV_UPSAMPLED: the conv reads a 2x upsample (backend.h BK_CONV_UPSAMPLED). */
+enum { NN_CONV_BIAS = 1, NN_CONV_UPSAMPLED = 2 };
 int nn_load_conv(const m2p_backend *be, weights *w, const char *prefix, int cin, int cout, int k,
-                 int stride, int pad, int bias, int dtype, bk_conv **out);
+                 int stride, int pad, int flags, int dtype, bk_conv **out);
 /* "<prefix>.weight" [out, in] (or [out, in, 1, 1] when conv1x1) (+ bias [out]). */
 int nn_load_linear(const m2p_backend *be, weights *w, const char *prefix, int in, int nout,
                    int bias, int conv1x1, int dtype, bk_linear **out);

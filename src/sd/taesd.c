@@ -150,7 +150,7 @@ int taesd_load(const char *dir, const m2p_model_params *p, const m2p_backend *be
         int co = last ? m->out_ch : nc;
         if ((rc = add_layer(m, L_CONV, nc, co, &l)) ||
             (rc = nn_load_conv(be, w, lprefix(nm, sizeof nm, orig, m->n - 1, NULL), nc, co, 3, 1, 1,
-                               last, dtype, &l->conv)))
+                               last ? NN_CONV_BIAS : NN_CONV_UPSAMPLED, dtype, &l->conv)))
             goto fail;
         cur = co;
     }
@@ -224,10 +224,19 @@ int taesd_decode(taesd *m, const float *z, int B, int h, int w, float *out)
             tmp = x, x = t1, t1 = tmp;
             break;
         case L_UP:
-            if ((rc = be->upsample2x(be, x, B, H, W, C, t1)))
-                return rc;
             H *= 2;
             W *= 2;
+            if (i + 1 < m->n && m->layer[i + 1].kind == L_CONV) {
+                /* the conv after it reads the upsampled map (a bf16 conv never makes it:
+                 * backend.h BK_PRE_UPSAMPLE2X); the Upsample layer itself has no tap */
+                bk_pre up = {BK_PRE_UPSAMPLE2X, 0, 0.0f, NULL, NULL, 0, NULL};
+                l = &m->layer[++i];
+                if ((rc = be->conv_forward_pre(be, l->conv, &up, x, B, H, W, t2, t1, NULL)))
+                    return rc;
+                C = l->cout;
+            } else if ((rc = be->upsample2x(be, x, B, H / 2, W / 2, C, t1))) {
+                return rc;
+            }
             tmp = x, x = t1, t1 = tmp;
             break;
         }

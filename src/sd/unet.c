@@ -283,7 +283,8 @@ static int load_block(unet *m, const ucfg *u, int dtype, int is_up, int i, int c
     if (b->resample) {
         snprintf(pre, sizeof pre, "%s.%d.%s.0.conv", kind, i,
                  is_up ? "upsamplers" : "downsamplers");
-        if ((rc = nn_load_conv(m->be, m->w, pre, b->cout, b->cout, 3, is_up ? 1 : 2, 1, 1, dtype,
+        if ((rc = nn_load_conv(m->be, m->w, pre, b->cout, b->cout, 3, is_up ? 1 : 2, 1,
+                               is_up ? NN_CONV_BIAS | NN_CONV_UPSAMPLED : NN_CONV_BIAS, dtype,
                                &b->sample_conv)))
             return rc;
     }

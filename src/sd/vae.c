@@ -190,8 +190,8 @@ int vae_load(const char *dir, const m2p_model_params *p, const m2p_backend *be, 
         }
         if (u->upsample) {
             snprintf(pre, sizeof pre, "decoder.up_blocks.%d.upsamplers.0.conv", i);
-            if ((rc =
-                     nn_load_conv(be, m->w, pre, u->cout, u->cout, 3, 1, 1, 1, dtype, &u->up_conv)))
+            if ((rc = nn_load_conv(be, m->w, pre, u->cout, u->cout, 3, 1, 1,
+                                   NN_CONV_BIAS | NN_CONV_UPSAMPLED, dtype, &u->up_conv)))
                 goto fail;
         }
         prev = u->cout;

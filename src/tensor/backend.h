@@ -35,6 +35,7 @@ enum {
      * before the statistics (add_channel_bias's values: the resnets' time embedding). */
     BK_PRE_GROUPNORM_BF16,
 };
+enum { BK_CONV_UPSAMPLED = 1 }; /* conv_create's flags */
 typedef struct bk_pre {
     int kind;
     int groups; /* GroupNorm */
@@ -80,13 +81,17 @@ struct m2p_backend {
     int (*copy)(const m2p_backend *be, float *dst, const float *src, size_t n);
 
     /* ---- conv: k x k, stride, zero padding; x [B,H,W,cin] -> y [B,Ho,Wo,cout] (+ residual,
-     * which may equal y). dtype M2P_DTYPE_F32 / _BF16. ---- */
+     * which may equal y). dtype M2P_DTYPE_F32 / _BF16. flags: BK_CONV_UPSAMPLED when the
+     * conv's input is (nearly always) a 2x upsample, conv_forward_pre's BK_PRE_UPSAMPLE2X: the
+     * backend may prepare a faster way for that (the CPU's: ops.h OP_CONV_UPSAMPLED). ---- */
     int (*conv_create)(const m2p_backend *be, bk_conv **out, const float *w, const float *bias,
-                       int cin, int cout, int k, int stride, int pad, int dtype);
+                       int cin, int cout, int k, int stride, int pad, int dtype, int flags);
     /* 1 (not an error) when the prepared layout is not this backend's: convert instead. */
     int (*conv_create_prepared)(const m2p_backend *be, bk_conv **out, const bk_prepared *pw,
                                 const float *bias, int cin, int cout, int k, int stride, int pad,
-                                int dtype);
+                                int dtype, int flags);
+    /* The conv's weights as prepared; when pw->release is set, call it once they are written
+     * (a copy made for the call); pw->data NULL: out of memory. */
     void (*conv_prepared)(const m2p_backend *be, const bk_conv *c, bk_prepared *pw);
     int (*conv_forward)(const m2p_backend *be, bk_conv *c, const float *x, int B, int H, int W,
                         float *y, const float *residual);

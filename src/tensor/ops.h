@@ -32,6 +32,13 @@ typedef struct op_conv op_conv;
 /* k x k conv, stride, zero padding pad. bias may be NULL. dtype: M2P_DTYPE_F32 / _BF16. */
 int op_conv_create(op_conv **out, const float *w, const float *bias, int cin, int cout, int k,
                    int stride, int pad, int dtype);
+/* op_conv_create with flags. OP_CONV_UPSAMPLED: the conv's input is a 2x nearest upsample
+ * (op_conv_forward_pre with OP_PRE_UPSAMPLE2X); a bf16 3x3 conv (stride 1, padding 1, cout <=
+ * cin) then also holds the 2x2 convs of its four output phases, which that call runs instead
+ * of the upsample and the conv (dnnl_ops.c conv_up_phases); its prepared weights hold both. */
+enum { OP_CONV_UPSAMPLED = 1 };
+int op_conv_create_flags(op_conv **out, const float *w, const float *bias, int cin, int cout, int k,
+                         int stride, int pad, int dtype, int flags);
 /* x [B,H,W,cin] -> y [B,Ho,Wo,cout]. If residual != NULL (shape of y), y = conv(x) + residual
  * (residual may equal y). */
 int op_conv_forward(op_conv *c, const float *x, int B, int H, int W, float *y,
@@ -101,10 +108,12 @@ int op_fuse_enabled(void);
  * dispatched ISA, dtype): prepared weights written under another tag are not to be used. */
 typedef bk_prepared op_prepared; /* tensor/backend.h */
 int op_conv_create_prepared(op_conv **out, const op_prepared *pw, const float *bias, int cin,
-                            int cout, int k, int stride, int pad, int dtype);
+                            int cout, int k, int stride, int pad, int dtype, int flags);
 int op_linear_create_prepared(op_linear **out, const op_prepared *pw, const float *bias, int in,
                               int n_out, int dtype);
-/* The op's own weights (valid while the op lives); release fields are left NULL. */
+/* The op's own weights (valid while the op lives); release fields are left NULL, except for a
+ * conv with phases (OP_CONV_UPSAMPLED), whose weights are copied into one block that
+ * release(release_ud) frees: call it once they are written. NULL data: out of memory. */
 void op_conv_prepared(const op_conv *c, op_prepared *pw);
 void op_linear_prepared(const op_linear *l, op_prepared *pw);
 void op_prepared_tag(int dtype, char *buf, size_t n);
@@ -131,6 +140,12 @@ int op_groupnorm_from_bf16(const uint16_t *x, const float *add, int B, int HW, i
 /* GEGLU of bf16 x [rows, 2D] (a linear's bf16 output) to f32 y, or to bf16 yb when y is NULL. */
 void op_geglu_from_bf16(const uint16_t *x, int rows, int D, float *y, uint16_t *yb);
 void op_upsample2x_bf16(const float *x, int B, int H, int W, int C, uint16_t *y);
+/* x (n floats) rounded to bf16 (nearest even, as oneDNN's reorder) into y. */
+void op_to_bf16(const float *x, size_t n, uint16_t *y);
+/* The four output phases of a 2x upsampled map joined: q holds four [B, H, W, C] maps one after
+ * the other, phase 2 py + px at y[b, 2i + py, 2j + px, :] of y [B, 2H, 2W, C], plus residual
+ * [B, 2H, 2W, C] when not NULL (it may be y); q may not overlap y. */
+void op_interleave2x2(const float *q, int B, int H, int W, int C, float *y, const float *residual);
 
 /* Multi-head attention, tiled (flash-style online softmax): never builds Lq x Lk for all heads.
  * q [B, Lq, *] with row stride q_stride floats, head h at columns h*dh..; k, v [B, Lk, *] with

@@ -144,12 +144,12 @@ WRAP(int, copy, (const m2p_backend *be, float *dst, const float *src, size_t n),
      (IN(be), dst, src, n))
 WRAP(int, conv_create,
      (const m2p_backend *be, bk_conv **out, const float *w, const float *bias, int cin, int cout,
-      int k, int stride, int pad, int dtype),
-     (IN(be), out, w, bias, cin, cout, k, stride, pad, dtype))
+      int k, int stride, int pad, int dtype, int flags),
+     (IN(be), out, w, bias, cin, cout, k, stride, pad, dtype, flags))
 WRAP(int, conv_create_prepared,
      (const m2p_backend *be, bk_conv **out, const bk_prepared *pw, const float *bias, int cin,
-      int cout, int k, int stride, int pad, int dtype),
-     (IN(be), out, pw, bias, cin, cout, k, stride, pad, dtype))
+      int cout, int k, int stride, int pad, int dtype, int flags),
+     (IN(be), out, pw, bias, cin, cout, k, stride, pad, dtype, flags))
 WRAP_VOID(conv_prepared, (const m2p_backend *be, const bk_conv *c, bk_prepared *pw),
           (IN(be), c, pw))
 WRAP(int, conv_forward,

@@ -17,6 +17,9 @@
  *    equals widening, op_add_channel_bias and op_groupnorm, in f32 and rounded to bf16, and as
  *    the conv pre-op OP_PRE_GROUPNORM_BF16 (also with tmp on x's own buffer, which the unfused
  *    path widens in place) equals the two calls;
+ *  - a bf16 conv of a 2x upsampled input, which runs as four 2x2 convs of the input (one per
+ *    output phase, summed weights), equals the upsample and the conv bit for bit on values
+ *    whose sums are exact, and stays within bf16's error of them on the others;
  * run with the dispatched kernels, then again in a child with MUS2PIC_CPU=generic (the portable
  * kernels) and in one with MUS2PIC_FUSE=0 (the unfused path behind the same calls).
  */
@@ -329,9 +332,105 @@ done:
     free(y2);
 }
 
+/* A value on a grid of 1/16 steps in [-m, m]: sums and products of a few such values are
+ * exact in f32 and bf16. */
+static float *grid_inputs(size_t n, int m)
+{
+    float *p = inputs(n, 1.0f);
+    for (size_t i = 0; p && i < n; i++)
+        p[i] = (float)((int)(p[i] * 16.0f * (float)m)) / 16.0f;
+    return p;
+}
+
+/* A bf16 3x3 conv of a 2x upsampled input runs as four 2x2 convs of the input, one per output
+ * phase, with summed weights (dnnl_ops.c conv_up_phases). On values whose sums and products
+ * are exact (a grid of 1/16 steps; the weight sums fit bf16's 8 bits), it must equal the
+ * upsample and the conv bit for bit, borders included: batch 2, an odd width, cout < cin and
+ * cout == cin, with and without a residual; and with its y on x's own buffer (the VAE's call). */
+static void check_up_phases(void)
+{
+    const int B = 2, h = 5, w = 3, H = 2 * h, W = 2 * w, cin = 48;
+    const int couts[2] = {40, 48};
+    for (int t = 0; t < 2; t++) {
+        int cout = couts[t];
+        size_t ny = (size_t)B * H * W * cout;
+        float *wt = grid_inputs((size_t)cout * cin * 9, 1), *bias = grid_inputs(cout, 2);
+        float *x = grid_inputs((size_t)B * h * w * cin, 2), *res = grid_inputs(ny, 4);
+        float *up = malloc((size_t)B * H * W * cin * sizeof(float));
+        float *tmp = malloc((size_t)B * H * W * cin * sizeof(float));
+        float *y1 = malloc(ny * sizeof(float)), *y2 = malloc(ny * sizeof(float));
+        float *xy = malloc((size_t)B * H * W * (cin > cout ? cin : cout) * sizeof(float));
+        op_conv *cv = NULL, *cp = NULL, *plain = NULL;
+        CHECK(wt && bias && x && res && up && tmp && y1 && y2 && xy);
+        CHECK_INT(op_conv_create_flags(&cv, wt, bias, cin, cout, 3, 1, 1, M2P_DTYPE_BF16,
+                                       OP_CONV_UPSAMPLED),
+                  0);
+        /* the same conv from its prepared weights (the weight cache's path): the conv's and its
+         * phases' in one block; a block without the phases is refused (1: convert instead) */
+        op_prepared pw = {0}, plain_pw = {0};
+        if (cv)
+            op_conv_prepared(cv, &pw);
+        CHECK(pw.data != NULL && pw.release != NULL);
+        op_prepared borrowed = pw; /* the op would call release at free: this test does */
+        borrowed.release = NULL;
+        if (pw.data)
+            CHECK_INT(op_conv_create_prepared(&cp, &borrowed, bias, cin, cout, 3, 1, 1,
+                                              M2P_DTYPE_BF16, OP_CONV_UPSAMPLED),
+                      0);
+        CHECK_INT(op_conv_create(&plain, wt, bias, cin, cout, 3, 1, 1, M2P_DTYPE_BF16), 0);
+        if (plain) {
+            op_conv_prepared(plain, &plain_pw);
+            CHECK(plain_pw.release == NULL);
+            op_conv *refused = NULL;
+            CHECK_INT(op_conv_create_prepared(&refused, &plain_pw, bias, cin, cout, 3, 1, 1,
+                                              M2P_DTYPE_BF16, OP_CONV_UPSAMPLED),
+                      1);
+            CHECK(refused == NULL);
+        }
+        op_pre pre = {OP_PRE_UPSAMPLE2X, 0, 0.0f, NULL, NULL, 0, NULL};
+        for (int with_res = 0; cv && cp && xy && with_res < 2; with_res++) {
+            const float *r = with_res ? res : NULL;
+            char what[96];
+            op_upsample2x(x, B, h, w, cin, up);
+            CHECK_INT(op_conv_forward(cv, up, B, H, W, y1, r), 0);
+            memset(y2, 0, ny * sizeof(float));
+            CHECK_INT(op_conv_forward_pre(cv, &pre, x, B, H, W, tmp, y2, r), 0);
+            snprintf(what, sizeof what, "upsample conv in phases, %d -> %d, residual %d", cin, cout,
+                     with_res);
+            CHECK(test_max_abs_diff(y2, y1, ny, what) == 0.0);
+            memset(y2, 0, ny * sizeof(float));
+            CHECK_INT(op_conv_forward_pre(cp, &pre, x, B, H, W, tmp, y2, r), 0);
+            snprintf(what, sizeof what, "upsample conv in phases, prepared, residual %d", with_res);
+            CHECK(test_max_abs_diff(y2, y1, ny, what) == 0.0);
+            if (!with_res) {
+                memcpy(xy, x, (size_t)B * h * w * cin * sizeof(float));
+                CHECK_INT(op_conv_forward_pre(cv, &pre, xy, B, H, W, tmp, xy, NULL), 0);
+                snprintf(what, sizeof what, "upsample conv in phases onto x, %d -> %d", cin, cout);
+                CHECK(test_max_abs_diff(xy, y1, ny, what) == 0.0);
+            }
+        }
+        op_conv_free(cv);
+        op_conv_free(cp);
+        op_conv_free(plain);
+        if (pw.release)
+            pw.release(pw.release_ud);
+        free(wt);
+        free(bias);
+        free(x);
+        free(res);
+        free(up);
+        free(tmp);
+        free(y1);
+        free(y2);
+        free(xy);
+    }
+}
+
 static void check_all(void)
 {
     check_kernels();
+    if (op_bf16_supported())
+        check_up_phases();
     check_ops(M2P_DTYPE_F32);
     if (op_bf16_supported())
         check_ops(M2P_DTYPE_BF16);

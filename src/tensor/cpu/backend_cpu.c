@@ -81,19 +81,26 @@ static int cpu_zero(const m2p_backend *be, float *dst, size_t n)
 
 /* ---- conv ---- */
 
+static int conv_flags(int flags)
+{
+    return flags & BK_CONV_UPSAMPLED ? OP_CONV_UPSAMPLED : 0;
+}
+
 static int cpu_conv_create(const m2p_backend *be, bk_conv **out, const float *w, const float *bias,
-                           int cin, int cout, int k, int stride, int pad, int dtype)
+                           int cin, int cout, int k, int stride, int pad, int dtype, int flags)
 {
     (void)be;
-    return op_conv_create((op_conv **)out, w, bias, cin, cout, k, stride, pad, dtype);
+    return op_conv_create_flags((op_conv **)out, w, bias, cin, cout, k, stride, pad, dtype,
+                                conv_flags(flags));
 }
 
 static int cpu_conv_create_prepared(const m2p_backend *be, bk_conv **out, const bk_prepared *pw,
                                     const float *bias, int cin, int cout, int k, int stride,
-                                    int pad, int dtype)
+                                    int pad, int dtype, int flags)
 {
     (void)be;
-    return op_conv_create_prepared((op_conv **)out, pw, bias, cin, cout, k, stride, pad, dtype);
+    return op_conv_create_prepared((op_conv **)out, pw, bias, cin, cout, k, stride, pad, dtype,
+                                   conv_flags(flags));
 }
 
 static void cpu_conv_prepared(const m2p_backend *be, const bk_conv *c, bk_prepared *pw)

@@ -105,6 +105,10 @@ DISPATCH_VOID(op_geglu_from_bf16, (const uint16_t *x, int rows, int D, float *y,
               (x, rows, D, y, yb))
 DISPATCH_VOID(op_upsample2x_bf16, (const float *x, int B, int H, int W, int C, uint16_t *y),
               (x, B, H, W, C, y))
+DISPATCH_VOID(op_to_bf16, (const float *x, size_t n, uint16_t *y), (x, n, y))
+DISPATCH_VOID(op_interleave2x2,
+              (const float *q, int B, int H, int W, int C, float *y, const float *residual),
+              (q, B, H, W, C, y, residual))
 DISPATCH_VOID(op_layernorm,
               (const float *x, int rows, int C, float eps, const float *gamma, const float *beta,
                float *y),

@@ -592,6 +592,54 @@ void op_upsample2x_bf16(const float *x, int B, int H, int W, int C, uint16_t *y)
     }
 }
 
+void op_to_bf16(const float *x, size_t n, uint16_t *y)
+{
+    ops_sync_threads();
+    int nt = n >= PAR_MIN ? omp_get_max_threads() : 1;
+    size_t blocks = (n + 4095) / 4096;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (size_t k = 0; k < blocks; k++) {
+        size_t i = k * 4096, end = i + 4096 < n ? i + 4096 : n;
+#if M2P_AVX512
+        for (; i + 16 <= end; i += 16)
+            v_store_bf16(y + i, _mm512_loadu_ps(x + i));
+#endif
+        for (; i < end; i++)
+            y[i] = ops_bf16(x[i]);
+    }
+}
+
+void op_interleave2x2(const float *q, int B, int H, int W, int C, float *y, const float *residual)
+{
+    ops_sync_threads();
+    size_t plane = (size_t)B * H * W * C;
+    int nt = plane * 4 >= PAR_MIN ? omp_get_max_threads() : 1;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int r = 0; r < B * H * 2;
+         r++) { /* output row r: input row r / 2 of phases 2 (r % 2) + px */
+        int py = r % 2;
+        size_t in = (size_t)(r / 2) * W * C, out = (size_t)r * 2 * W * C;
+        const float *q0 = q + (size_t)(2 * py) * plane + in, *q1 = q0 + plane;
+        float *yr = y + out;
+        const float *res = residual ? residual + out : NULL;
+        for (int j = 0; j < W; j++) {
+            const float *s0 = q0 + (size_t)j * C, *s1 = q1 + (size_t)j * C;
+            float *d0 = yr + (size_t)j * 2 * C, *d1 = d0 + C;
+            if (res) {
+                const float *r0 = res + (size_t)j * 2 * C, *r1 = r0 + C;
+#pragma omp simd
+                for (int c = 0; c < C; c++) {
+                    d0[c] = s0[c] + r0[c];
+                    d1[c] = s1[c] + r1[c];
+                }
+            } else {
+                memcpy(d0, s0, (size_t)C * sizeof(float));
+                memcpy(d1, s1, (size_t)C * sizeof(float));
+            }
+        }
+    }
+}
+
 void op_concat_channels(const float *a, int Ca, const float *b, int Cb, int B, int HW, float *y)
 {
     ops_sync_threads();
