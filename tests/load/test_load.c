@@ -88,6 +88,7 @@ static void *api_main(void *arg)
 int main(void)
 {
     harness_init();
+    srv_http_threads = 0; /* the server's own worker count: what a hostile or busy client meets */
     char *t = test_tmpdir("load");
     char data[600];
     snprintf(data, sizeof data, "%s/data", t);

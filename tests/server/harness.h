@@ -271,6 +271,12 @@ static __attribute__((unused)) int srv_spawn(srv *s, const char *data, const cha
     return -1;
 }
 
+/* srv_start's HTTP workers (--threads) unless extra names them; 0: the server's default
+ * (max WebSockets + 1,024, sized for slowloris), which test_security and test_load keep. The
+ * others need a few: every start creates them all, which under TSan took the server 14 s
+ * before it answered (test_restart's race), and a few hundred ms under ASan. */
+static __attribute__((unused)) int srv_http_threads = 32;
+
 /* Start `mus2pic serve` with the tiny model on data (the server creates the folder); extra:
  * NULL-terminated extra arguments. Waits until /api/health answers; when the process exits
  * first or never answers, prints its log and returns -1. */
@@ -278,11 +284,19 @@ static __attribute__((unused)) int srv_start(srv *s, const char *data, const cha
 {
     memset(s, 0, sizeof s[0]);
     const char *bin = test_env("M2P_BIN", "./mus2pic");
-    char model[700];
+    char model[700], threads[16];
     snprintf(model, sizeof model, "lcm=%s", test_fixture("sd-tiny/model"));
+    snprintf(threads, sizeof threads, "%d", srv_http_threads);
     const char *argv[40] = {bin,  "serve",   "--port", "0",        "--data",
                             data, "--model", model,    "--offline"};
     int n = 9;
+    int named = 0;
+    for (int i = 0; extra && extra[i]; i++)
+        named |= !strcmp(extra[i], "--threads");
+    if (srv_http_threads > 0 && !named) {
+        argv[n++] = "--threads";
+        argv[n++] = threads;
+    }
     for (int i = 0; extra && extra[i] && n < 38; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
