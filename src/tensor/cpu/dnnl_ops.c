@@ -1420,10 +1420,10 @@ void op_conv_free(op_conv *c)
 {
     if (!c)
         return;
+    for (int p = 0; p < 4; p++) /* first: they may borrow c's prepared block */
+        op_conv_free(c->up[p]);
     prim_op_free(&c->op);
     free(c->wino);
-    for (int p = 0; p < 4; p++)
-        op_conv_free(c->up[p]);
     free(c);
 }
 
