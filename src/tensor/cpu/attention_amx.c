@@ -305,36 +305,71 @@ static inline void amx_gemm_step(const amx_gemm *g, int k)
 /* a pair of bf16 as one 32-bit word, read from a bf16 array */
 typedef int32_t bf16_pair __attribute__((may_alias, aligned(4)));
 
-/* acc + the pair at a (broadcast) . b */
-static inline __m512 dot_bcast(__m512 acc, const uint16_t *a, __m512bh b)
+/* acc_i += the pair of A row i at ak (broadcast) . bv: vdpbf16ps with the broadcast as its
+ * memory operand ({1to16}), one instruction a product where the intrinsics (gcc 12) issue a
+ * vpbroadcastd and the vdpbf16ps. The operands' order does not change a bit: the products of
+ * two bf16 are exact in f32. The accumulators are named variables, not an array: an asm
+ * output into an array element kept the array in memory, a store per product. */
+#define DOT_ROW(i)                                                                                 \
+    __asm__("vdpbf16ps %2%{1to16%}, %1, %0"                                                        \
+            : "+v"(acc##i)                                                                         \
+            : "v"(bv), "m"(*(const bf16_pair *)(ak + 32 * (i))))
+#define DOT_LOAD(i) acc##i = load ? _mm512_loadu_ps(c + (size_t)(i)*ldc) : _mm512_setzero_ps()
+#define DOT_STORE(i) _mm512_storeu_ps(c + (size_t)(i)*ldc, acc##i)
+#define DOT_0_7(X)                                                                                 \
+    X(0);                                                                                          \
+    X(1);                                                                                          \
+    X(2);                                                                                          \
+    X(3);                                                                                          \
+    X(4);                                                                                          \
+    X(5);                                                                                          \
+    X(6);                                                                                          \
+    X(7)
+#define DOT_8_15(X)                                                                                \
+    X(8);                                                                                          \
+    X(9);                                                                                          \
+    X(10);                                                                                         \
+    X(11);                                                                                         \
+    X(12);                                                                                         \
+    X(13);                                                                                         \
+    X(14);                                                                                         \
+    X(15)
+
+/* the k-pair loop of a tile: A's pair p at a + (p / 16) astep + 2 (p % 16), B's row p */
+#define DOT_PAIRS(BODY)                                                                            \
+    for (int p = 0; p < np; p++) {                                                                 \
+        const uint16_t *ak = a + (size_t)(p >> 4) * astep + 2 * (p & 15);                          \
+        const __m512bh bv =                                                                        \
+            (__m512bh)_mm512_loadu_si512(b + (size_t)(p >> 4) * bstep + (size_t)(p & 15) * 32);    \
+        BODY;                                                                                      \
+    }
+
+static inline void dot_tile16(const uint16_t *a, int astep, const uint16_t *b, int bstep, int np,
+                              float *c, int ldc, int load)
 {
-    return _mm512_dpbf16_ps(acc, (__m512bh)_mm512_set1_epi32(*(const bf16_pair *)a), b);
+    __m512 acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7;
+    __m512 acc8, acc9, acc10, acc11, acc12, acc13, acc14, acc15;
+    DOT_0_7(DOT_LOAD);
+    DOT_8_15(DOT_LOAD);
+    DOT_PAIRS(DOT_0_7(DOT_ROW); DOT_8_15(DOT_ROW))
+    DOT_0_7(DOT_STORE);
+    DOT_8_15(DOT_STORE);
 }
 
-#define DOT_TILE(R)                                                                                \
-    static inline void dot_tile##R(const uint16_t *a, int astep, const uint16_t *b, int bstep,     \
-                                   int np, float *c, int ldc, int load)                            \
-    {                                                                                              \
-        __m512 acc[R];                                                                             \
-        if (load)                                                                                  \
-            for (int m = 0; m < R; m++)                                                            \
-                acc[m] = _mm512_loadu_ps(c + (size_t)m * ldc);                                     \
-        else                                                                                       \
-            for (int m = 0; m < R; m++)                                                            \
-                acc[m] = _mm512_setzero_ps();                                                      \
-        for (int p = 0; p < np; p++) {                                                             \
-            const uint16_t *ak = a + (size_t)(p >> 4) * astep + 2 * (p & 15);                      \
-            const __m512bh bv = (__m512bh)_mm512_loadu_si512(b + (size_t)(p >> 4) * bstep +        \
-                                                             (size_t)(p & 15) * 32);               \
-            for (int m = 0; m < R; m++)                                                            \
-                acc[m] = dot_bcast(acc[m], ak + (size_t)m * 32, bv);                               \
-        }                                                                                          \
-        for (int m = 0; m < R; m++)                                                                \
-            _mm512_storeu_ps(c + (size_t)m * ldc, acc[m]);                                         \
-    }
-DOT_TILE(16)
-DOT_TILE(8)
-#undef DOT_TILE
+static inline void dot_tile8(const uint16_t *a, int astep, const uint16_t *b, int bstep, int np,
+                             float *c, int ldc, int load)
+{
+    __m512 acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7;
+    DOT_0_7(DOT_LOAD);
+    DOT_PAIRS(DOT_0_7(DOT_ROW))
+    DOT_0_7(DOT_STORE);
+}
+#undef DOT_PAIRS
+#undef DOT_8_15
+#undef DOT_0_7
+#undef DOT_STORE
+#undef DOT_LOAD
+#undef DOT_ROW
 
 /* the rows of one A tile that are not pads (8 or 16 at a time) times one B tile */
 static inline void dot_rows(const amx_gemm *g, const uint16_t *a, int rows, const uint16_t *b,
