@@ -706,6 +706,18 @@ static int conv_env_mode(atomic_int *state, const char *name)
     return st - 1;
 }
 
+/* A switch that is on unless NAME=0, read once (state: 0 unknown, 1 off, 2 on). */
+static int env_switch_on(atomic_int *state, const char *name)
+{
+    int st = atomic_load_explicit(state, memory_order_relaxed);
+    if (!st) {
+        const char *e = getenv(name);
+        st = e && !strcmp(e, "0") ? 1 : 2;
+        atomic_store_explicit(state, st, memory_order_relaxed);
+    }
+    return st == 2;
+}
+
 /* A size in bytes for a conv path, read once: NAME's value when it is 1024 or more (tests),
  * else dflt. */
 static size_t conv_env_bytes(_Atomic size_t *cache, const char *name, size_t dflt)
@@ -917,20 +929,14 @@ static int conv_winograd_run(op_conv *c, const float *x, int B, int H, int W, fl
  * with summed weights (top padding 1 - py, left 1 - px, one output per input pixel): 16 taps
  * per 2x2 output pixels instead of 36, and the upsampled input is never made. In bf16 the
  * summed weights are rounded once, as the conv's own are; f32 convs keep the exact path. On
- * the AVX-512-BF16 EPYC (bench_ops) the VAE's 256-channel upsample conv at 512^2 ran at 321
- * GFLOP/s through the upsampled input, the single most expensive op of the decoder. */
+ * the AVX-512-BF16 EPYC (bench_ops) the VAE's 256-channel upsample conv at 512^2 took 393-402 ms
+ * through the upsampled input, 200-203 ms in phases; 2.0-2.25x on the UNet's too. */
 
 /* MUS2PIC_UPCONV=0 (or MUS2PIC_FUSE=0): bf16 upsample convs run on the upsampled input */
 static int up_phases_enabled(void)
 {
-    static atomic_int state; /* 0 unknown, 1 off, 2 on */
-    int st = atomic_load_explicit(&state, memory_order_relaxed);
-    if (!st) {
-        const char *e = getenv("MUS2PIC_UPCONV");
-        st = e && !strcmp(e, "0") ? 1 : 2;
-        atomic_store_explicit(&state, st, memory_order_relaxed);
-    }
-    return st == 2;
+    static atomic_int state;
+    return env_switch_on(&state, "MUS2PIC_UPCONV");
 }
 
 /* The phase weights: phase p = 2 py + px of w [cout, cin, 3, 3] as [cout, cin, 2, 2] */
@@ -1347,14 +1353,8 @@ int op_pre_run(const op_pre *p, const float *x, int B, int H, int W, int C, floa
 
 int op_fuse_enabled(void)
 {
-    static atomic_int state; /* 0 unknown, 1 off, 2 on */
-    int st = atomic_load_explicit(&state, memory_order_relaxed);
-    if (!st) {
-        const char *e = getenv("MUS2PIC_FUSE");
-        st = e && !strcmp(e, "0") ? 1 : 2;
-        atomic_store_explicit(&state, st, memory_order_relaxed);
-    }
-    return st == 2;
+    static atomic_int state;
+    return env_switch_on(&state, "MUS2PIC_FUSE");
 }
 
 /* Whether the conv of pre(x) runs as conv_up_phases: a conv made with its phases (their output
