@@ -682,7 +682,7 @@ struct op_conv {
     float *wino;   /* the F(4x4)-transformed weights, made at the first such call */
     /* A phase conv (conv_up_phases) is 1 + its phase; 0 for every other conv. */
     int phase;
-    /* bf16 3x3 convs of a 2x upsampled input: the four phase convs, made at the first such call */
+    /* a bf16 3x3 conv made with OP_CONV_UPSAMPLED: its four phase convs (conv_up_phases) */
     op_conv *up[4];
     prim_op op;
 };
@@ -920,7 +920,6 @@ static int conv_winograd_run(op_conv *c, const float *x, int B, int H, int W, fl
     return rc;
 }
 
-/* op_conv_create and op_conv_create_prepared: weights from f32 w, or borrowed from pw. */
 /* ---- a 3x3 conv of a nearest-2x upsampled input, in four phases ----
  * Output pixel (2i + py, 2j + px) of a 3x3 conv (stride 1, padding 1) of up(x), up(x)[Y, X] =
  * x[Y / 2, X / 2], reads with kernel row r (0..2) the upsampled row 2i + py + r - 1, which is
@@ -1011,6 +1010,8 @@ static int conv_make_phases(op_conv *c, const float *w, const op_prepared *pw, c
     return rc;
 }
 
+/* op_conv_create and op_conv_create_prepared: weights from f32 w, or borrowed from pw; phase:
+ * 1 + the phase of a conv_make_phases conv, else 0. */
 static int conv_create(op_conv **out, const float *w, const op_prepared *pw, const float *bias,
                        int cin, int cout, int k, int stride, int pad, int dtype, int flags,
                        int phase)
@@ -1047,26 +1048,19 @@ static int conv_create(op_conv **out, const float *w, const op_prepared *pw, con
     if (rc)
         goto fail;
     int phases = conv_wants_phases(c, flags);
-    if (pw && phases) { /* the conv's weights, then its phases' (op_conv_prepared) */
-        if (pw->layout_size != 5 * sizeof(dnnl_memory_desc_t))
-            rc = 1;
+    if (pw) { /* with phases: the conv's weights, then its phases' (op_conv_prepared) */
+        size_t n_md = phases ? 5 : 1;
         dnnl_memory_desc_t md0;
+        rc = pw->layout_size == n_md * sizeof md0 ? 0 : 1; /* 1: convert instead */
         if (!rc) {
             memcpy(&md0, pw->layout, sizeof md0);
-            op_prepared own = {&md0, sizeof md0, pw->data, dnnl_memory_desc_get_size(&md0),
-                               NULL, NULL};
+            op_prepared own = {&md0,     sizeof md0,
+                               pw->data, phases ? dnnl_memory_desc_get_size(&md0) : pw->size,
+                               NULL,     NULL};
             rc = prim_op_weights_prepared(&c->op, &cd, &own, "conv");
         }
-        if (!rc)
+        if (!rc && phases)
             rc = conv_make_phases(c, NULL, pw, bias);
-        if (rc)
-            goto fail;
-        c->op.keep_release = pw->release;
-        c->op.keep_ud = pw->release_ud;
-    } else if (pw) {
-        rc = pw->layout_size == sizeof(dnnl_memory_desc_t)
-                 ? prim_op_weights_prepared(&c->op, &cd, pw, "conv")
-                 : 1;
         if (rc)
             goto fail;
         c->op.keep_release = pw->release;

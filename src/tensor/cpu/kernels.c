@@ -614,9 +614,9 @@ void op_interleave2x2(const float *q, int B, int H, int W, int C, float *y, cons
     ops_sync_threads();
     size_t plane = (size_t)B * H * W * C;
     int nt = plane * 4 >= PAR_MIN ? omp_get_max_threads() : 1;
+    /* output row r: input row r / 2 of phases 2 (r % 2) and 2 (r % 2) + 1, pixels alternating */
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (int r = 0; r < B * H * 2;
-         r++) { /* output row r: input row r / 2 of phases 2 (r % 2) + px */
+    for (int r = 0; r < B * H * 2; r++) {
         int py = r % 2;
         size_t in = (size_t)(r / 2) * W * C, out = (size_t)r * 2 * W * C;
         const float *q0 = q + (size_t)(2 * py) * plane + in, *q1 = q0 + plane;
